@@ -1,0 +1,174 @@
+"""The command line (CONTRACT §3): headless commands, or the window when none is given."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from pathlib import Path
+
+from .core.errors import ExplorerError, strip_ansi
+
+COMMANDS = ("run", "presets", "export-code", "devices")
+EXIT_USER_ERROR = 2
+
+
+class UsageError(ExplorerError):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one `error:` line (exit 2) instead of the usage text."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _parser() -> _Parser:
+    parser = _Parser(prog="rnn-explorer", description="RNN Shape Explorer: see the shapes, padding and masks "
+                                                      "inside recurrent networks.")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+    run = commands.add_parser("run", help="run a stack headless and report shapes, masks and outputs")
+    run.add_argument("stack", help="a .stack.json file or preset:NAME")
+    run.add_argument("--input", metavar="TEXTFILE", help="sequence text to run instead of the file's sequences")
+    run.add_argument("--device", help="cpu, gpu or a device name such as /GPU:1 (default: a GPU if present)")
+    run.add_argument("--json", metavar="OUT", help="write the report as JSON to OUT (- for stdout)")
+    run.add_argument("--npz", metavar="OUT", help="write every layer's output, the masks and weights to OUT")
+    run.add_argument("--leak-check", action="store_true",
+                     help="run each sequence alone, unpadded, and report how much padding changes each layer")
+    run.add_argument("--trust", action="store_true", help="allow the stack's custom expressions to run")
+    commands.add_parser("presets", help="list the built-in stacks")
+    export = commands.add_parser("export-code", help="print a Keras script that builds the same stack")
+    export.add_argument("stack", help="a .stack.json file or preset:NAME")
+    commands.add_parser("devices", help="list the devices TensorFlow sees")
+    return parser
+
+
+def _window_parser() -> _Parser:
+    parser = _Parser(prog="rnn-explorer", description="Open the explorer window (or use a command: "
+                                                      + ", ".join(COMMANDS) + ").")
+    parser.add_argument("stack", nargs="?", help="a .stack.json file or preset:NAME to open")
+    parser.add_argument("--screenshot", metavar="PNG", help="render the window offscreen after one run, save it, exit")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        if argv and (argv[0] in COMMANDS or argv[0] in ("-h", "--help")):
+            return _command(_parser().parse_args(argv))
+        options = _window_parser().parse_args(argv)
+        from .qt.app import open_window
+        return open_window(options.stack, screenshot=options.screenshot)
+    except ExplorerError as error:
+        print(f"error: {_one_line(error.message)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def _one_line(message: str) -> str:
+    return " ".join(strip_ansi(message).split())
+
+
+def _command(options: argparse.Namespace) -> int:
+    if options.command == "presets":
+        return _presets()
+    if options.command == "devices":
+        from .core import backend
+        for device in backend.list_devices():
+            print(f"{device.name}\t{device.kind}\t{device.description}")
+        return 0
+    if options.command == "export-code":
+        from .core.codegen import export_code
+        from .core.presets import load_stack
+        sys.stdout.write(export_code(load_stack(options.stack)))
+        return 0
+    if options.command == "run":
+        return _run(options)
+    _parser().print_help()
+    return 0
+
+
+def _presets() -> int:
+    from .core.presets import load_preset, names
+    for name in names():
+        preset = load_preset(name)
+        print(f"{name:<22} {preset.title or ''}")
+    return 0
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not a UTF-8 text file") from None
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
+
+
+def _run(options: argparse.Namespace) -> int:
+    from .core.presets import is_preset, load_stack
+    stack = load_stack(options.stack)
+    text = _read_text(options.input) if options.input else None
+    if text is None and not stack.sequences:
+        raise UsageError(f"{options.stack} holds no sequences: pass --input TEXTFILE")
+    from .core.run import Engine
+    engine = Engine()
+    trust = options.trust or is_preset(options.stack)
+    result = engine.run(stack, text, device=options.device, trust=trust)
+    report = result.to_json()
+    if options.leak_check:
+        from .core.leaks import leak_check
+        report["leak_check"] = leak_check(engine, stack, text, device=options.device, trust=trust,
+                                          padded=result).to_json()
+    if options.npz:
+        _write_npz(options.npz, {**result.arrays(), **engine.weights()})
+    if options.json:
+        document = json.dumps(report, indent=2) + "\n"
+        if options.json == "-":
+            sys.stdout.write(document)
+        else:
+            _write_file(options.json, document.encode("utf-8"))
+    if not options.json and not options.npz:
+        sys.stdout.write(_summary(report))
+    return 0
+
+
+def _write_file(path: str, data: bytes) -> None:
+    from .core.spec import write_bytes_atomic
+    try:
+        write_bytes_atomic(Path(path), data)
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def _write_npz(path: str, arrays: dict) -> None:
+    import numpy as np
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    _write_file(path, buffer.getvalue())
+
+
+def _shape(shape) -> str:
+    return "(" + ", ".join("None" if s is None else str(s) for s in shape) + ")"
+
+
+def _summary(report: dict) -> str:
+    rows = [f"device {report['device']}, mode {report['mode']}, batch {_shape(report['batch']['padded_shape'])}, "
+            f"{report['timing_ms']['run']:.1f} ms", ""]
+    rows.append(f"{'layer':<28} {'symbolic':<18} {'this batch':<16} {'mask':<9} params")
+    for layer in report["layers"]:
+        rows.append(f"{layer['name']:<28} {_shape(layer['symbolic_shape']):<18} {_shape(layer['shape']):<16} "
+                    f"{layer['mask_role']:<9} {layer['params']}")
+    fc = report["fc_input"]
+    if fc:
+        rows += ["", f"FC input of {fc['layer']}: {_shape(fc['symbolic_shape'])}, this batch {_shape(fc['shape'])}",
+                 f"  {fc['explanation']}"]
+    for warning in report["warnings"]:
+        rows.append(f"warning: {warning}")
+    leak = report.get("leak_check")
+    if leak:
+        rows += ["", f"leak check: {leak['verdict']}"]
+    return "\n".join(rows) + "\n"

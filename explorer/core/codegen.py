@@ -1,0 +1,139 @@
+"""Stack document → a self-contained, readable Keras script that builds the same stack."""
+
+from __future__ import annotations
+
+import inspect
+import textwrap
+
+from . import sequences as seqs
+from .build import state_names
+from .spec import LayerSpec, StackSpec
+
+_OWN_LAYERS = {"masked_mean_pooling": "MaskedMeanPooling", "time_average": "TimeAverage",
+               "last_timestep": "LastTimestep", "attention_pooling": "AttentionPooling"}
+_KERAS_HEADS = {"global_average_pooling": "GlobalAveragePooling1D()", "global_max_pooling": "GlobalMaxPooling1D()",
+                "flatten": "Flatten()"}
+_RNN_CLASSES = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
+
+
+def _layer_source(class_name: str) -> str:
+    from . import layers
+    source = inspect.getsource(getattr(layers, class_name))
+    return "\n".join(line for line in source.splitlines() if not line.startswith("@keras.saving"))
+
+
+def _kwargs(**values) -> str:
+    return ", ".join(f"{key}={value!r}" for key, value in values.items())
+
+
+def _layer_call(layer: LayerSpec, name: str, spec: StackSpec, custom_class: str | None) -> str:
+    p = layer.params
+    kind = layer.type
+    if kind == "embedding":
+        return f"keras.layers.Embedding({spec.input.vocab_size}, {p['output_dim']}, mask_zero={p['mask_zero']}, name={name!r})"
+    if kind == "masking":
+        return f"keras.layers.Masking(mask_value={p['mask_value']!r}, name={name!r})"
+    if layer.is_recurrent:
+        options = _kwargs(return_sequences=p["return_sequences"], return_state=p["return_state"],
+                          go_backwards=p["go_backwards"], activation=p["activation"])
+        cell = f"keras.layers.{_RNN_CLASSES[kind]}({p['units']}, {options}"
+        if p["bidirectional"]:
+            return f"keras.layers.Bidirectional({cell}), merge_mode={p['merge_mode']!r}, name={name!r})"
+        return f"{cell}, name={name!r})"
+    if kind == "dense":
+        return f"keras.layers.Dense({p['units']}, activation={p['activation']!r}, name={name!r})"
+    if kind == "time_distributed_dense":
+        return (f"keras.layers.TimeDistributed(keras.layers.Dense({p['units']}, activation={p['activation']!r}), "
+                f"name={name!r})")
+    if kind in _KERAS_HEADS:
+        return f"keras.layers.{_KERAS_HEADS[kind][:-1]}name={name!r})"
+    if kind in _OWN_LAYERS:
+        return f"{_OWN_LAYERS[kind]}(name={name!r})"
+    return f"{custom_class}(name={name!r})"
+
+
+def export_code(spec: StackSpec) -> str:
+    """A script that pads the sequences as the explorer does, builds the stack and prints every layer's shapes."""
+    names = spec.layer_names()
+    used = {layer.type for layer in spec.layers}
+    helpers = []
+    if "masked_mean_pooling" in used:
+        from . import layers
+        helpers.append(inspect.getsource(layers._float_mask))
+    helpers += [_layer_source(_OWN_LAYERS[kind]) for kind in _OWN_LAYERS if kind in used]
+    custom_classes = {}
+    for layer, name in zip(spec.layers, names):
+        if layer.type == "custom":
+            class_name = "".join(part.title() for part in name.split("_")) + "Expression"
+            custom_classes[name] = class_name
+            helpers.append(textwrap.dedent(f'''\
+                class {class_name}(keras.layers.Layer):
+                    """custom layer {name}: {layer.params["expression"]}"""
+
+                    def __init__(self, **kwargs):
+                        super().__init__(**kwargs)
+                        self.supports_masking = True
+
+                    def call(self, x, mask=None):
+                        return {layer.params["expression"]}
+
+                    def compute_mask(self, x, mask=None):
+                        return None
+                '''))
+    text = spec.sequences or ""
+    try:
+        parsed = seqs.parse(text, spec.input)
+        data = [item.tolist() for item in parsed.items]
+    except Exception:  # the script still builds the stack; it just has no sample batch
+        data = []
+    b = spec.batching
+    fixed = b.maxlen if spec.needs_fixed_length() else None
+    dtype = "int32" if spec.input.kind == "tokens" else "float32"
+    shape = f"({fixed},)" if spec.input.kind == "tokens" else f"({fixed}, {spec.input.features})"
+    lines = [
+        '"""' + (spec.title or "A stack from RNN Shape Explorer") + ".",
+        "",
+        "Builds the same stack, pads the sequences the same way and prints every layer's shapes.",
+        '"""',
+        "",
+        "import keras",
+        "from keras import ops",
+        "",
+    ]
+    for helper in helpers:
+        lines += ["", helper.rstrip(), "", ""]
+    lines += [
+        f"SEQUENCES = {data!r}",
+        "",
+        f"keras.utils.set_random_seed({spec.seed})",
+        f"batch = keras.utils.pad_sequences(SEQUENCES, maxlen={fixed or b.maxlen!r}, dtype={dtype!r}, "
+        f"padding={b.padding!r}, truncating={b.truncating!r}, value={b.pad_value!r})",
+        "",
+        f"inputs = keras.Input(shape={shape}, dtype={dtype!r})",
+        "outputs = {}",
+        "x = inputs",
+    ]
+    for layer, name in zip(spec.layers, names):
+        call = _layer_call(layer, name, spec, custom_classes.get(name))
+        if layer.is_recurrent and layer.params["return_state"]:
+            states = [f"{name}_{s}" for s in state_names(layer)]
+            lines.append(f"x, {', '.join(states)} = {call}(x)")
+        elif layer.type == "attention_pooling":
+            lines.append(f"x, {name}_weights = {call}(x)")
+        else:
+            lines.append(f"x = {call}(x)")
+        lines.append(f"outputs[{name!r}] = x")
+    lines += [
+        "model = keras.Model(inputs, x)",
+        "probe = keras.Model(inputs, outputs)",
+        "",
+        "if SEQUENCES:",
+        "    results = probe(batch)",
+        "print(f\"{'layer':<28} {'symbolic shape':<20} batch shape\")",
+        "for name, tensor in outputs.items():",
+        "    symbolic = tuple(tensor.shape)",
+        "    concrete = tuple(results[name].shape) if SEQUENCES else ''",
+        "    print(f\"{name:<28} {str(symbolic):<20} {concrete}\")",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,242 @@
+"""Plain-word explanations: stacks that cannot work, stacks that surprise, where sizes come from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import StackError
+from .spec import LayerSpec, StackSpec
+
+if TYPE_CHECKING:
+    from .build import BuiltStack, LayerInfo
+
+TIME_HEADS = ("global_average_pooling", "global_max_pooling", "masked_mean_pooling", "time_average",
+              "last_timestep", "attention_pooling", "flatten")
+NEEDS_SEQUENCE = ("simple_rnn", "lstm", "gru", "masking", "time_distributed_dense", *TIME_HEADS)
+MASK_CREATORS = ("embedding", "masking")
+
+
+@dataclass
+class Diagnostic:
+    """One finding, attached to a layer (or to the batch when `layer` is None)."""
+
+    message: str
+    layer: str | None = None
+    severity: str = "warning"   # "warning" or "info"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _width(layer: LayerSpec) -> int | None:
+    p = layer.params
+    if layer.is_recurrent:
+        double = p["bidirectional"] and p["merge_mode"] == "concat"
+        return p["units"] * (2 if double else 1)
+    if layer.type in ("dense", "time_distributed_dense"):
+        return p["units"]
+    if layer.type == "embedding":
+        return p["output_dim"]
+    return None
+
+
+def check_structure(spec: StackSpec) -> None:
+    """Refuses, with the reason and the fix, the stacks Keras would reject with a cryptic error."""
+    names = spec.layer_names()
+    if not spec.layers:
+        raise StackError("the stack has no layers: add an embedding (or use features input) and a recurrent layer")
+    has_time = True       # does the tensor still have a time axis?
+    is_ids = spec.input.kind == "tokens"
+    last_cut = None       # the layer that removed the time axis
+    for index, (layer, name) in enumerate(zip(spec.layers, names)):
+        kind = layer.type
+        if kind == "embedding":
+            if spec.input.kind == "features":
+                raise StackError(f"{name} maps token ids to vectors, but the input is feature vectors "
+                                 f"({spec.input.features} per step): remove {name} or switch the input to tokens",
+                                 layer=name)
+            if index:
+                raise StackError(f"{name} must be the first layer: it takes token ids, which only the input "
+                                 "holds", layer=name)
+            is_ids = False
+            continue
+        if is_ids:
+            raise StackError(f"{name} receives raw token ids (batch, T); put an embedding first to turn each id "
+                             "into a vector (or switch the input to features)", layer=name)
+        if kind == "custom":
+            return  # the expression decides its own shape: Keras checks the rest
+        if kind in NEEDS_SEQUENCE and not has_time:
+            cause = _cut_reason(spec.layers[last_cut], names[last_cut])
+            fix = (f"turn on return_sequences in {names[last_cut]}" if spec.layers[last_cut].is_recurrent
+                   else f"move {name} before {names[last_cut]}")
+            raise StackError(f"{name} needs a sequence (batch, T, features), but {cause}: {fix}", layer=name)
+        if kind == "flatten" and spec.batching.maxlen is None:
+            raise StackError(f"{name} turns (batch, T, features) into (batch, T × features), so T must be fixed, "
+                             "but the number of timesteps varies with the batch: set batching.maxlen, or use "
+                             "pooling (global_average_pooling, masked_mean_pooling, last_timestep) instead",
+                             layer=name)
+        if layer.is_recurrent and spec.batching.mode == "chunked" and (
+                layer.params["bidirectional"] or layer.params["go_backwards"]):
+            raise StackError(f"{name} reads the sequence backwards, so it needs the whole sequence at once; chunked "
+                             "mode carries state forward from window to window: use pad mode, or make "
+                             f"{name} unidirectional", layer=name)
+        if (layer.is_recurrent and not layer.params["return_sequences"]) or kind in TIME_HEADS:
+            has_time = False
+            last_cut = index
+
+
+def _cut_reason(layer: LayerSpec, name: str) -> str:
+    if layer.is_recurrent:
+        return (f"{name} returns only its last state (batch, {_width(layer)}) because return_sequences "
+                "is off")
+    return f"{name} has already removed the time axis"
+
+
+def translate_build_error(name: str, layer: LayerSpec, message: str) -> str:
+    """Keras's message, shortened, with the layer it concerns."""
+    first = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    if layer.type == "custom":
+        return f'{name}: the expression "{layer.params["expression"]}" failed: {first}'
+    return f"{name} cannot be built: {first}"
+
+
+# --- the FC input ---
+
+@dataclass
+class FcInput:
+    layer: str                 # the dense layer that receives it
+    symbolic_shape: tuple
+    shape: tuple | None
+    explanation: str
+
+
+def fc_input(spec: StackSpec, built: BuiltStack) -> FcInput | None:
+    """The input of the first dense layer after the last recurrent layer, and where its size comes from."""
+    layers = built.layers
+    last_rnn = max((i for i, info in enumerate(layers) if info.spec.is_recurrent), default=-1)
+    target = next((i for i in range(last_rnn + 1, len(layers))
+                   if layers[i].spec.type in ("dense", "time_distributed_dense")), None)
+    if target is None or target == 0:
+        return None
+    source = layers[target - 1]
+    return FcInput(layers[target].name, source.symbolic_shape, None,
+                   explain_size(layers[:target], layers[target]))
+
+
+def explain_size(before: list[LayerInfo], dense: LayerInfo) -> str:
+    shape = before[-1].symbolic_shape
+    origin = _origin(before)
+    size = shape[-1]
+    if len(shape) >= 3:
+        return (f"{dense.name} receives a sequence {_fmt(shape)}: Dense works on the last axis, so it runs at every "
+                f"timestep separately ({size} = {origin}); pool over time or use last_timestep for one vector "
+                "per sequence")
+    head = before[-1]
+    if head.spec.type == "flatten":
+        previous = before[-2].symbolic_shape if len(before) > 1 else shape
+        return (f"{size} = {previous[1]} timesteps × {previous[-1]} ({origin}) flattened by {head.name}: it "
+                "depends on maxlen, so a different maxlen needs a new Dense")
+    how = ""
+    if head.spec.type in TIME_HEADS:
+        how = f", {head.spec.type.replace('_', ' ')} over time by {head.name}"
+    elif head.spec.is_recurrent:
+        how = " (last state, return_sequences off)"
+    return f"{size} = {origin}{how}; independent of the number of timesteps"
+
+
+def _origin(before: list[LayerInfo]) -> str:
+    for info in reversed(before):
+        layer = info.spec
+        width = _width(layer)
+        if width is None:
+            continue
+        if layer.is_recurrent:
+            units = layer.params["units"]
+            if layer.params["bidirectional"]:
+                mode = layer.params["merge_mode"]
+                return (f"2 × {units} units of bidirectional {info.name} (merge_mode concat)" if mode == "concat"
+                        else f"{units} units of bidirectional {info.name} (merge_mode {mode})")
+            return f"{info.name}'s {units} units"
+        if layer.type == "embedding":
+            return f"{info.name}'s output_dim"
+        return f"{info.name}'s {width} units"
+    if before and before[-1].symbolic_shape:
+        return "the input's features"
+    return "the input"
+
+
+def _fmt(shape: tuple) -> str:
+    return "(" + ", ".join("None" if s is None else str(s) for s in shape) + ")"
+
+
+format_shape = _fmt
+
+
+# --- warnings about a run ---
+
+def warnings_for(spec: StackSpec, built: BuiltStack, mask: np.ndarray, lengths: np.ndarray,
+                 sequence_items: list[np.ndarray], lines: list[int], layer_masks: dict[str, np.ndarray | None],
+                 outputs: dict[str, np.ndarray], device_kind: str) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+    infos = built.layers
+    names = [info.name for info in infos]
+    creators = [info for info in infos if info.spec.type in MASK_CREATORS and info.mask_out]
+    recurrent = [info for info in infos if info.spec.is_recurrent]
+    padded = bool((~mask).any()) and spec.batching.mode != "one_by_one"
+    if padded and recurrent and not creators:
+        first = recurrent[0]
+        effect = ("the final state is computed after the padding" if spec.batching.padding == "post"
+                  else "every step is computed after the leading padding")
+        fix = (f"set mask_zero=True on {names[0]}" if spec.layers[0].type == "embedding"
+               else "add a masking layer before " + first.name)
+        found.append(Diagnostic(f"padding without a mask: {int((~mask).sum())} padded steps go through "
+                                f"{first.name} as if they were data, so {effect}; {fix}", first.name))
+    for info in infos:
+        if info.mask_role == "drops":
+            found.append(Diagnostic(f"{info.name} ignores the mask: padded steps count like real ones from here on"
+                                    f"{_drop_fix(info)}", info.name))
+        if info.spec.type in ("dense",) and len(info.symbolic_shape) >= 3:
+            found.append(Diagnostic(f"{info.name} is applied at every timestep separately (its input is a sequence "
+                                    f"{_fmt(infos[names.index(info.name) - 1].symbolic_shape)}); for one vector "
+                                    "per sequence, pool over time or use last_timestep first", info.name))
+    embedding = spec.layers[0] if spec.layers and spec.layers[0].type == "embedding" else None
+    if embedding is not None and embedding.params["mask_zero"]:
+        if padded and spec.batching.pad_value != 0:
+            found.append(Diagnostic(f"{names[0]} masks id 0, but the padding value is {spec.batching.pad_value}: "
+                                    "the padded steps are not masked; set pad_value to 0", names[0]))
+        for item, line in zip(sequence_items, lines):
+            if (item == 0).any():
+                found.append(Diagnostic(f"line {line} contains token id 0, which mask_zero=True treats as "
+                                        "padding: those steps are skipped", names[0]))
+    for info in infos:
+        row_mask = layer_masks.get(info.name)
+        if row_mask is None:
+            continue
+        empty = np.flatnonzero(~row_mask.any(axis=1)) if row_mask.ndim == 2 and row_mask.shape[1] else []
+        for row in empty:
+            found.append(Diagnostic(f"line {lines[row]} is fully masked after {info.name}: averages over its "
+                                    "valid steps divide by zero (NaN)", info.name))
+        if len(empty):
+            break
+    for info in infos:
+        value = outputs.get(info.name)
+        if value is not None and value.dtype.kind == "f" and np.isnan(value).any():
+            rows = sorted({lines[r] for r in np.argwhere(np.isnan(value))[:, 0]})
+            found.append(Diagnostic(f"{info.name} gives NaN for line(s) {', '.join(map(str, rows))}", info.name))
+            break
+    if device_kind == "GPU" and creators and spec.batching.padding == "pre" and recurrent:
+        found.append(Diagnostic("pre-padding with a mask on GPU: cuDNN needs right-padded (post) masks, so the "
+                                "recurrent layers fall back to a slower kernel or fail; use padding post",
+                                recurrent[0].name))
+    return found
+
+
+def _drop_fix(info: LayerInfo) -> str:
+    fixes = {"global_max_pooling": "; use masked_mean_pooling or global_average_pooling to honour it",
+             "time_average": "; use masked_mean_pooling to average over valid steps only",
+             "flatten": "; the padded steps become part of the vector",
+             "custom": "; use mask in the expression to honour it"}
+    return fixes.get(info.spec.type, "")

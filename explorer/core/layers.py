@@ -1,0 +1,132 @@
+"""The explorer's own Keras layers (pooling heads and the custom expression).
+
+Imported lazily by `build`: importing this module imports Keras.
+"""
+
+from __future__ import annotations
+
+import ast
+
+import keras
+from keras import ops
+
+from .errors import StackError
+
+PACKAGE = "rnn_explorer"
+EXPRESSION_NAMES = frozenset({"ops", "x", "mask"})
+
+
+def _float_mask(mask, like):
+    return ops.cast(ops.expand_dims(mask, -1), like.dtype)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MaskedMeanPooling(keras.layers.Layer):
+    """Mean over the valid timesteps only; a row with no valid step gives 0."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, x, mask=None):
+        if mask is None:
+            return ops.mean(x, axis=1)
+        weights = _float_mask(mask, x)
+        total = ops.sum(x * weights, axis=1)
+        count = ops.sum(weights, axis=1)
+        return ops.divide_no_nan(total, count)
+
+    def compute_mask(self, x, mask=None):
+        return None
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class TimeAverage(keras.layers.Layer):
+    """Plain mean over axis 1: padded steps count like any other (the mask is ignored)."""
+
+    def call(self, x):
+        return ops.mean(x, axis=1)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class LastTimestep(keras.layers.Layer):
+    """The output at each sequence's last valid step (the last step when there is no mask)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, x, mask=None):
+        if mask is None:
+            return x[:, -1]
+        steps = ops.shape(x)[1]
+        positions = ops.arange(steps, dtype="int32")[None, :]
+        last = ops.max(ops.where(mask, positions, -1), axis=1)
+        last = ops.maximum(last, 0)
+        return ops.take_along_axis(x, last[:, None, None], axis=1)[:, 0]
+
+    def compute_mask(self, x, mask=None):
+        return None
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class AttentionPooling(keras.layers.Layer):
+    """A learned score per step, softmax over the valid steps, weighted sum; also returns the weights."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+        self.score = keras.layers.Dense(1, name="score")
+
+    def build(self, input_shape):
+        self.score.build(input_shape)
+
+    def call(self, x, mask=None):
+        scores = ops.squeeze(self.score(x), -1)
+        if mask is not None:
+            scores = ops.where(mask, scores, ops.full_like(scores, -1e9))
+        weights = ops.softmax(scores, axis=-1)
+        if mask is not None:
+            weights = weights * ops.cast(mask, weights.dtype)
+        pooled = ops.sum(x * ops.expand_dims(weights, -1), axis=1)
+        return pooled, weights
+
+    def compute_mask(self, x, mask=None):
+        return None if mask is None else [None, None]
+
+
+def check_expression(expression: str) -> ast.Expression:
+    """Parses a custom expression and refuses anything but ops, x, mask, literals and operators."""
+    try:
+        tree = ast.parse(expression.strip(), mode="eval")
+    except SyntaxError as error:
+        raise StackError(f"the expression is not valid Python: {error.msg} (column {error.offset})") from None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id not in EXPRESSION_NAMES:
+            raise StackError(f'the expression may use only ops, x and mask; "{node.id}" is not available')
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+            raise StackError(f'the expression may not use private attributes such as ".{node.attr}"')
+        if isinstance(node, (ast.Lambda, ast.NamedExpr, ast.ListComp, ast.SetComp, ast.DictComp,
+                             ast.GeneratorExp, ast.Await, ast.Yield, ast.YieldFrom)):
+            raise StackError(f"the expression may not contain {type(node).__name__} constructs")
+    return tree
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CustomExpression(keras.layers.Layer):
+    """Evaluates a user expression over `x`, `mask` and `ops`; the mask does not leave it."""
+
+    def __init__(self, expression: str, **kwargs):
+        super().__init__(**kwargs)
+        self.expression = expression
+        self._code = compile(check_expression(expression), "<expression>", "eval")
+        self.supports_masking = True
+
+    def call(self, x, mask=None):
+        return eval(self._code, {"__builtins__": {}}, {"ops": ops, "x": x, "mask": mask})
+
+    def compute_mask(self, x, mask=None):
+        return None
+
+    def get_config(self):
+        return {**super().get_config(), "expression": self.expression}

@@ -1,0 +1,296 @@
+"""One forward pass of a stack over a batch → RunResult (outputs, masks, shapes, FC input, timings)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from . import backend, diagnose, sequences
+from .build import BuiltStack, LayerInfo, build, state_names
+from .diagnose import Diagnostic, FcInput
+from .errors import ExplorerError, StackError, TrustError, strip_ansi
+from .spec import StackSpec
+
+MEMORY_LIMIT_MB = 2048
+
+
+class Cancelled(Exception):
+    """The run was cancelled between two pieces of work."""
+
+
+@dataclass
+class LayerResult:
+    name: str
+    type: str
+    symbolic_shape: tuple
+    shape: tuple
+    output: np.ndarray          # original sequence order; time-major outputs laid out like RunResult.input
+    mask: np.ndarray | None     # (B, T) bool: the mask leaving this layer, or None
+    mask_role: str              # creates, carries, consumes, drops, none
+    params: int
+    extras: dict[str, np.ndarray] = field(default_factory=dict)  # states, attention weights
+
+    @property
+    def time_major(self) -> bool:
+        return len(self.symbolic_shape) >= 3
+
+
+@dataclass
+class RunResult:
+    device: str
+    mode: str
+    input: np.ndarray           # the padded batch as run in pad mode
+    mask: np.ndarray            # (B, T) bool, True = valid
+    lengths: np.ndarray
+    lines: list[int]            # the editor line of each sequence
+    layers: list[LayerResult]
+    fc_input: FcInput | None
+    output_shape: tuple
+    diagnostics: list[Diagnostic]
+    timing_ms: dict[str, float]
+    padded_fraction: float      # share of padded cells in the full batch
+    computed_padding: float     # share of padded cells in what the mode actually ran
+
+    def layer(self, name: str) -> LayerResult:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+    @property
+    def warnings(self) -> list[str]:
+        return [d.message for d in self.diagnostics]
+
+    def to_json(self) -> dict[str, Any]:
+        fc = None
+        if self.fc_input is not None:
+            fc = {"layer": self.fc_input.layer, "symbolic_shape": list(self.fc_input.symbolic_shape),
+                  "shape": list(self.fc_input.shape or ()), "explanation": self.fc_input.explanation}
+        return {
+            "device": self.device,
+            "mode": self.mode,
+            "batch": {"lengths": self.lengths.tolist(), "padded_shape": list(self.input.shape),
+                      "mask": self.mask.astype(int).tolist(), "lines": list(self.lines),
+                      "padded_fraction": round(self.padded_fraction, 6)},
+            "layers": [{"name": layer.name, "type": layer.type, "symbolic_shape": list(layer.symbolic_shape),
+                        "shape": list(layer.shape), "mask": layer.mask is not None, "mask_role": layer.mask_role,
+                        "params": layer.params} for layer in self.layers],
+            "fc_input": fc,
+            "output_shape": list(self.output_shape),
+            "warnings": self.warnings,
+            "timing_ms": {key: round(value, 3) for key, value in self.timing_ms.items()},
+        }
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The `--npz` arrays of CONTRACT §3 (weights are added by the engine that holds the model)."""
+        arrays = {"input": self.input, "mask": self.mask.astype(np.int8), "lengths": self.lengths}
+        for layer in self.layers:
+            arrays[f"out/{layer.name}"] = layer.output
+            if layer.mask is not None:
+                arrays[f"mask/{layer.name}"] = layer.mask.astype(np.int8)
+            for key, value in layer.extras.items():
+                arrays[f"out/{key}"] = value
+        return arrays
+
+
+def estimate_mb(built: BuiltStack, batch: int, steps: int) -> float:
+    """Floats the probe holds for one batch (outputs of every layer), in MB."""
+    total = 0
+    for info in built.layers:
+        cells = 1
+        for dim in info.symbolic_shape[1:]:
+            cells *= steps if dim is None else dim
+        total += cells
+    return batch * total * 4 * 2 / 1e6  # outputs plus the same again for the recurrent workspace
+
+
+class Engine:
+    """Runs stacks; keeps the last built model so that new sequences reuse it (no rebuild, no retrace)."""
+
+    def __init__(self, memory_limit_mb: float = MEMORY_LIMIT_MB):
+        self._built: BuiltStack | None = None
+        self._twins: dict[str, Any] = {}
+        self.memory_limit_mb = memory_limit_mb
+
+    def built_for(self, spec: StackSpec) -> BuiltStack:
+        key = spec.architecture_key()
+        if self._built is None or self._built.key != key:
+            self._built = None
+            self._twins = {}
+            self._built = build(spec)
+        return self._built
+
+    def run(self, spec: StackSpec, text: str | None = None, *, device: str | None = None, trust: bool = False,
+            check_cancel: Callable[[], None] | None = None) -> RunResult:
+        """Runs `text` (or the spec's own sequences) through the stack. User errors raise ExplorerError."""
+        check_cancel = check_cancel or (lambda: None)
+        if spec.has_custom() and not trust:
+            raise TrustError("this stack has a custom expression, which runs as code: run it only if you trust "
+                             "its source (--trust on the command line)")
+        started = time.perf_counter()
+        text = spec.sequences if text is None else text
+        parsed = sequences.parse(text or "", spec.input)
+        chosen = backend.resolve_device(device)
+        built = self.built_for(spec)
+        fixed = built.time_fixed
+        layout = sequences.layout(parsed, spec.batching, fixed_length=fixed is not None)
+        estimate = estimate_mb(built, *layout.batch.shape[:2])
+        if estimate > self.memory_limit_mb:
+            raise StackError(f"this batch needs about {estimate:,.0f} MB ({layout.batch.shape[0]} sequences × "
+                             f"{layout.batch.shape[1]} steps), over the limit of {self.memory_limit_mb:,.0f} MB: "
+                             "shorten the sequences, set maxlen or lower the units")
+        check_cancel()
+        run_started = time.perf_counter()
+        try:
+            with backend.device_scope(chosen):
+                if spec.batching.mode == "chunked":
+                    raw = self._run_chunked(built, layout, spec.batching.chunk, check_cancel)
+                else:
+                    raw = self._run_pieces(built, layout, check_cancel)
+        except (ExplorerError, Cancelled):
+            raise
+        except Exception as error:  # TensorFlow's runtime errors
+            raise StackError(f"the run failed: {strip_ansi(str(error)).strip().splitlines()[0]}") from None
+        run_ms = (time.perf_counter() - run_started) * 1000
+        return self._result(spec, built, parsed, layout, raw, chosen, run_ms, started)
+
+    # --- modes ---
+
+    def _run_pieces(self, built: BuiltStack, layout: sequences.Layout, check_cancel) -> dict[str, np.ndarray]:
+        """pad, bucket, one_by_one: the traced probe over each piece, scattered into the full layout."""
+        batch, steps = layout.batch.shape[:2]
+        time_major = _time_major_keys(built)
+        assembled: dict[str, np.ndarray] = {}
+        for piece in layout.pieces:
+            check_cancel()
+            outputs = built.forward(piece.batch)
+            for key, value in outputs.items():
+                value = backend.to_numpy(value)
+                if len(layout.pieces) == 1:
+                    assembled[key] = value
+                    continue
+                if key not in assembled:
+                    shape = [batch, *value.shape[1:]]
+                    if key in time_major:
+                        shape[1] = steps
+                    assembled[key] = np.zeros(shape, dtype=value.dtype)
+                _place(assembled[key], value, piece.rows, piece.offset if key in time_major else None)
+        return assembled
+
+    def _run_chunked(self, built: BuiltStack, layout: sequences.Layout, chunk: int, check_cancel):
+        """Layer by layer on the full batch; recurrent layers run window by window, carrying their state."""
+        import keras
+        x = keras.ops.convert_to_tensor(layout.batch)
+        mask = None
+        outputs: dict[str, np.ndarray] = {}
+        for info in built.layers:
+            check_cancel()
+            layer = built.keras_layers[info.name]
+            if info.spec.is_recurrent:
+                y, states = self._recurrent_in_windows(info, layer, x, mask, chunk, check_cancel)
+                for state_name, state in zip(state_names(info.spec), states):
+                    if info.spec.params["return_state"]:
+                        outputs[f"{info.name}/state/{state_name}"] = backend.to_numpy(state)
+                if not info.spec.params["return_sequences"]:
+                    y = states[0]
+            else:
+                y = layer(x, mask=mask) if _takes_mask(layer) and mask is not None else layer(x)
+                if isinstance(y, (list, tuple)):
+                    outputs[f"{info.name}/attention"] = backend.to_numpy(y[1])
+                    y = y[0]
+            new_mask = layer.compute_mask(x, mask) if info.mask_out else None
+            if isinstance(new_mask, (list, tuple)):
+                new_mask = new_mask[0]
+            x, mask = y, new_mask
+            outputs[info.name] = backend.to_numpy(x)
+            if mask is not None:
+                outputs[f"{info.name}/mask"] = backend.to_numpy(mask)
+        return outputs
+
+    def _recurrent_in_windows(self, info: LayerInfo, layer, x, mask, chunk: int, check_cancel):
+        import keras
+        twin = self._twins.get(info.name)
+        if twin is None:
+            config = {**layer.get_config(), "return_sequences": True, "return_state": True,
+                      "name": f"{info.name}_windows"}
+            twin = type(layer).from_config(config)
+            twin.build(tuple(x.shape))
+            twin.set_weights(layer.get_weights())
+            self._twins[info.name] = twin
+        steps = x.shape[1]
+        states = None
+        pieces = []
+        for start in range(0, steps, chunk):
+            check_cancel()
+            window = x[:, start:start + chunk]
+            window_mask = None if mask is None else mask[:, start:start + chunk]
+            result = twin(window, mask=window_mask, initial_state=states)
+            pieces.append(result[0])
+            states = list(result[1:])
+        return keras.ops.concatenate(pieces, axis=1), states
+
+    # --- result ---
+
+    def _result(self, spec, built, parsed, layout, raw, device, run_ms, started) -> RunResult:
+        batch = layout.batch.shape[0]
+        layers = []
+        layer_masks: dict[str, np.ndarray | None] = {}
+        for info in built.layers:
+            output = raw[info.name]
+            mask = raw.get(f"{info.name}/mask")
+            mask = None if mask is None else mask.astype(bool)
+            layer_masks[info.name] = mask
+            extras = {key: raw[key] for key in info.extra if key in raw}
+            layers.append(LayerResult(info.name, info.spec.type, info.symbolic_shape, tuple(output.shape), output,
+                                      mask, info.mask_role, info.params, extras))
+        fc = diagnose.fc_input(spec, built)
+        if fc is not None:
+            source = next(i for i, info in enumerate(built.layers) if info.name == fc.layer) - 1
+            fc.shape = layers[source].shape
+        found = diagnose.warnings_for(spec, built, layout.mask, layout.lengths, parsed.items, parsed.lines,
+                                      layer_masks, {layer.name: layer.output for layer in layers}, device.kind)
+        total_ms = (time.perf_counter() - started) * 1000
+        return RunResult(
+            device=device.name, mode=spec.batching.mode, input=layout.batch, mask=layout.mask,
+            lengths=layout.lengths, lines=list(parsed.lines), layers=layers, fc_input=fc,
+            output_shape=(batch, *built.layers[-1].symbolic_shape[1:]) if not layers else layers[-1].shape,
+            diagnostics=found, timing_ms={"build": built.build_ms, "run": run_ms, "total": total_ms},
+            padded_fraction=layout.padded_fraction, computed_padding=layout.computed_fraction)
+
+    def weights(self) -> dict[str, np.ndarray]:
+        arrays = {}
+        if self._built is not None:
+            for name, layer in self._built.keras_layers.items():
+                for i, weight in enumerate(layer.get_weights()):
+                    arrays[f"weights/{name}/{i}"] = weight
+        return arrays
+
+
+def _takes_mask(layer) -> bool:
+    import inspect
+    return "mask" in inspect.signature(layer.call).parameters
+
+
+def _time_major_keys(built: BuiltStack) -> set[str]:
+    keys = set()
+    for info in built.layers:
+        if len(info.symbolic_shape) >= 3:
+            keys.add(info.name)
+        if info.mask_out:
+            keys.add(f"{info.name}/mask")
+        keys.update(key for key in info.extra if key.endswith("/attention"))
+    return keys
+
+
+def _place(target: np.ndarray, value: np.ndarray, rows: np.ndarray, offset: int | None) -> None:
+    """Copies a piece's rows into the full array; time-major values (offset given) go to their timesteps."""
+    if offset is not None:
+        target[rows, offset:offset + value.shape[1]] = value
+    else:
+        if target.shape[1:] != value.shape[1:]:
+            raise StackError("this stack's output shape changes with the number of timesteps, so pieces of "
+                             "different lengths cannot be combined: use pad mode")
+        target[rows] = value

@@ -1,0 +1,193 @@
+"""Sequence text (CONTRACT §2) → arrays, and the batching modes' layouts."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import SequenceError, StackError
+from .spec import Batching, InputSpec
+
+_VALUE = re.compile(r"[^\s,;]+")
+_INTEGER = re.compile(r"^[+-]?\d+$")
+MAX_SEQUENCES = 100_000
+
+
+@dataclass
+class Sequences:
+    """Parsed sequences: token ids (T,) int32 or features (T, F) float32, with editor line numbers."""
+
+    items: list[np.ndarray]
+    lines: list[int]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.array([len(item) for item in self.items], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def _strip_comment(line: str) -> str:
+    return line.split("#", 1)[0]
+
+
+def parse(text: str, input_spec: InputSpec) -> Sequences:
+    """Parses the sequence text; bad values raise SequenceError with line and column."""
+    if not isinstance(text, str):
+        raise SequenceError(1, 1, "the sequence text must be a string")
+    items, lines = [], []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        content = _strip_comment(raw)
+        if not content.strip():
+            continue
+        if input_spec.kind == "tokens":
+            item = _parse_tokens(content, number, input_spec.vocab_size or 0)
+        else:
+            item = _parse_features(content, number, input_spec.features or 0)
+        items.append(item)
+        lines.append(number)
+        if len(items) > MAX_SEQUENCES:
+            raise SequenceError(number, 1, f"more than {MAX_SEQUENCES} sequences; split the text into smaller batches")
+    if not items:
+        raise SequenceError(1, 1, "there are no sequences: type one per line, e.g. `1 2 3`")
+    return Sequences(items, lines)
+
+
+def _parse_tokens(content: str, line: int, vocab_size: int) -> np.ndarray:
+    ids = []
+    for match in _VALUE.finditer(content):
+        word, column = match.group(), match.start() + 1
+        if not _INTEGER.match(word):
+            raise SequenceError(line, column, f'"{word}" is not a token id: expected a whole number '
+                                              f"from 0 to {vocab_size - 1}")
+        value = int(word)
+        if value < 0:
+            raise SequenceError(line, column, f"token id {value} is negative: ids run from 0 to {vocab_size - 1}")
+        if value >= vocab_size:
+            raise SequenceError(line, column, f"token id {value} is outside the vocabulary "
+                                              f"(vocab_size {vocab_size}: ids 0 to {vocab_size - 1})")
+        ids.append(value)
+    if ";" in content:
+        raise SequenceError(line, content.index(";") + 1, '";" separates timesteps of feature vectors; '
+                                                          "token ids are separated by spaces or commas")
+    if not ids:
+        raise SequenceError(line, 1, "this line holds separators but no token ids")
+    return np.array(ids, dtype=np.int32)
+
+
+def _parse_features(content: str, line: int, features: int) -> np.ndarray:
+    steps = []
+    start = 0
+    parts = content.split(";")
+    for index, part in enumerate(parts):
+        column0 = start
+        start += len(part) + 1
+        values = []
+        for match in _VALUE.finditer(part):
+            word, column = match.group(), column0 + match.start() + 1
+            try:
+                value = float(word)
+            except ValueError:
+                raise SequenceError(line, column, f'"{word}" is not a number: expected {features} '
+                                                  f"numbers per timestep") from None
+            if not math.isfinite(value):
+                raise SequenceError(line, column, f'"{word}" is not a finite number')
+            values.append(value)
+        if not values:
+            if index == len(parts) - 1 and steps:
+                continue  # a trailing ";"
+            raise SequenceError(line, column0 + 1, f"timestep {len(steps) + 1} is empty: expected {features} "
+                                                   "numbers between the ;")
+        if len(values) != features:
+            raise SequenceError(line, column0 + 1 + (len(part) - len(part.lstrip())),
+                                f"timestep {len(steps) + 1} has {len(values)} values; input.features "
+                                f"is {features}")
+        steps.append(values)
+    return np.array(steps, dtype=np.float32).reshape(len(steps), features)
+
+
+# --- batching ---
+
+@dataclass
+class Piece:
+    """One batch as the model runs it, and where its cells sit in the full padded layout."""
+
+    rows: np.ndarray    # row indices into the full batch
+    batch: np.ndarray   # (b, t) or (b, t, F)
+    offset: int         # full-layout timestep of this piece's first step
+
+
+@dataclass
+class Layout:
+    """The full padded batch (as `pad` mode runs it) and the pieces the chosen mode runs."""
+
+    batch: np.ndarray
+    mask: np.ndarray     # (B, T) bool, True = valid step
+    lengths: np.ndarray  # after truncation
+    pieces: list[Piece]
+
+    @property
+    def padded_fraction(self) -> float:
+        return 0.0 if self.mask.size == 0 else float(1.0 - self.mask.mean())
+
+    @property
+    def computed_fraction(self) -> float:
+        """Share of the pieces' cells that are padding: what the mode wastes."""
+        cells = sum(piece.batch.shape[0] * piece.batch.shape[1] for piece in self.pieces)
+        return 0.0 if cells == 0 else 1.0 - float(self.lengths.sum()) / cells
+
+
+def truncate(item: np.ndarray, maxlen: int | None, truncating: str) -> np.ndarray:
+    if maxlen is None or len(item) <= maxlen:
+        return item
+    return item[-maxlen:] if truncating == "pre" else item[:maxlen]
+
+
+def pad(items: list[np.ndarray], batching: Batching, length: int, dtype: str) -> np.ndarray:
+    from . import backend
+    backend.tensorflow()
+    from keras.utils import pad_sequences
+    return pad_sequences(items, maxlen=length, dtype=dtype, padding=batching.padding,
+                         truncating=batching.truncating, value=batching.pad_value)
+
+
+def layout(sequences: Sequences, batching: Batching, *, fixed_length: bool = False) -> Layout:
+    """Pads the batch for `pad` mode and splits it into the pieces the chosen mode runs."""
+    items = [truncate(item, batching.maxlen, batching.truncating) for item in sequences.items]
+    lengths = np.array([len(item) for item in items], dtype=np.int64)
+    length = batching.maxlen if (fixed_length and batching.maxlen) else int(lengths.max())
+    dtype = "int32" if items[0].ndim == 1 else "float32"
+    full = pad(items, batching, length, dtype)
+    steps = np.arange(length)[None, :]
+    if batching.padding == "post":
+        mask = steps < lengths[:, None]
+    else:
+        mask = steps >= (length - lengths)[:, None]
+    mode = batching.mode
+    if fixed_length and mode in ("bucket", "one_by_one"):
+        raise StackError(f'batching mode "{mode}" gives each piece its own length, but flatten needs every '
+                         f"batch padded to maxlen ({batching.maxlen}); use pad mode or pooling instead of flatten")
+    if mode in ("pad", "chunked"):
+        pieces = [Piece(np.arange(len(items)), full, 0)]
+    elif mode == "one_by_one":
+        pieces = [Piece(np.array([row]), item[None], _offset(batching, length, len(item)))
+                  for row, item in enumerate(items)]
+    else:
+        buckets: dict[int, list[int]] = {}
+        for row, size in enumerate(lengths):
+            buckets.setdefault((int(size) - 1) // batching.bucket_width, []).append(row)
+        pieces = []
+        for key in sorted(buckets):
+            rows = np.array(buckets[key])
+            longest = int(lengths[rows].max())
+            batch = pad([items[r] for r in rows], batching, longest, dtype)
+            pieces.append(Piece(rows, batch, _offset(batching, length, longest)))
+    return Layout(full, mask, lengths, pieces)
+
+
+def _offset(batching: Batching, full_length: int, piece_length: int) -> int:
+    return 0 if batching.padding == "post" else full_length - piece_length

@@ -1,0 +1,422 @@
+"""The stack document (CONTRACT §1): dataclasses, validation, JSON, versions."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import SpecError
+
+FORMAT = "rnn-shape-explorer/stack"
+VERSION = 1
+
+MAX_UNITS = 4096
+MAX_VOCAB = 10_000_000
+MAX_FEATURES = 4096
+MAX_MAXLEN = 1_000_000
+MAX_LAYERS = 64
+MAX_SEED = 2**31 - 1
+
+RECURRENT_TYPES = ("simple_rnn", "lstm", "gru")
+ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax", "gelu", "elu", "selu",
+               "softplus", "swish", "hard_sigmoid", "exponential", "leaky_relu")
+MERGE_MODES = ("concat", "sum", "mul", "ave")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+
+
+# --- value checkers: each returns the clean value or raises ValueError(problem) ---
+
+def _positive_int(limit: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"must be a positive integer, got {_show(value)}")
+        if value > limit:
+            raise ValueError(f"must be at most {limit}, got {value}")
+        return value
+    return check
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {_show(value)}")
+    return value
+
+
+def _number(value: Any) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"must be a finite number, got {_show(value)}")
+    return value
+
+
+def _choice(options: tuple[str, ...], *, nullable: bool = False) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if value is None and nullable:
+            return None
+        if value not in options:
+            listed = ", ".join(f'"{o}"' for o in options) + (", null" if nullable else "")
+            raise ValueError(f"must be one of {listed}, got {_show(value)}")
+        return value
+    return check
+
+
+def _expression(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"must be a non-empty Python expression, got {_show(value)}")
+    if len(value) > 2000:
+        raise ValueError("must be at most 2000 characters long")
+    return value
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (str, bool, type(None), list, dict)) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+_UNITS = _positive_int(MAX_UNITS)
+_RECURRENT_PARAMS = {
+    "units": (64, _UNITS),
+    "return_sequences": (False, _boolean),
+    "return_state": (False, _boolean),
+    "bidirectional": (False, _boolean),
+    "merge_mode": ("concat", _choice(MERGE_MODES)),
+    "go_backwards": (False, _boolean),
+    "activation": ("tanh", _choice(ACTIVATIONS)),
+}
+_DENSE_PARAMS = {"units": (10, _UNITS), "activation": (None, _choice(ACTIVATIONS, nullable=True))}
+
+# type -> {parameter: (default, checker)}; parameter names and defaults are Keras's own.
+LAYER_PARAMS: dict[str, dict[str, tuple[Any, Callable[[Any], Any]]]] = {
+    "embedding": {"output_dim": (32, _UNITS), "mask_zero": (False, _boolean)},
+    "masking": {"mask_value": (0.0, _number)},
+    "simple_rnn": _RECURRENT_PARAMS,
+    "lstm": _RECURRENT_PARAMS,
+    "gru": _RECURRENT_PARAMS,
+    "global_average_pooling": {},
+    "global_max_pooling": {},
+    "masked_mean_pooling": {},
+    "time_average": {},
+    "last_timestep": {},
+    "attention_pooling": {},
+    "flatten": {},
+    "dense": _DENSE_PARAMS,
+    "time_distributed_dense": _DENSE_PARAMS,
+    "custom": {"expression": ("ops.mean(x, axis=1)", _expression)},
+}
+LAYER_TYPES = tuple(LAYER_PARAMS)
+
+# One sentence per parameter, for tooltips and `--help`-like listings.
+PARAM_HELP = {
+    "output_dim": "Size of each token's embedding vector.",
+    "mask_zero": "Treat token id 0 as padding: a mask leaves this layer and mask-aware layers skip those steps.",
+    "mask_value": "Timesteps whose features all equal this value are masked as padding.",
+    "units": "Number of units: the size of the output vector at each timestep.",
+    "return_sequences": "On: output every timestep (batch, T, units). Off: only the last state (batch, units).",
+    "return_state": "Also return the final states (h, and c for an LSTM) as extra outputs.",
+    "bidirectional": "Run a second copy backwards in time and merge both directions.",
+    "merge_mode": "How the two directions of a bidirectional layer are merged: concat doubles the units.",
+    "go_backwards": "Process the sequence from the last timestep to the first.",
+    "activation": "Activation function applied to the output.",
+    "expression": "A Python expression over x (the input), mask (or None) and ops (keras.ops).",
+}
+
+
+@dataclass
+class InputSpec:
+    kind: str = "tokens"
+    vocab_size: int | None = 1000
+    features: int | None = None
+
+
+@dataclass
+class Batching:
+    mode: str = "pad"
+    padding: str = "post"
+    truncating: str = "post"
+    maxlen: int | None = None
+    pad_value: float | int = 0
+    bucket_width: int = 8
+    chunk: int = 16
+
+
+@dataclass
+class LayerSpec:
+    type: str
+    params: dict[str, Any] = field(default_factory=dict)
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        defaults = {key: default for key, (default, _) in LAYER_PARAMS.get(self.type, {}).items()}
+        self.params = {**defaults, **self.params}
+
+    @property
+    def is_recurrent(self) -> bool:
+        return self.type in RECURRENT_TYPES
+
+
+@dataclass
+class StackSpec:
+    input: InputSpec = field(default_factory=InputSpec)
+    batching: Batching = field(default_factory=Batching)
+    layers: list[LayerSpec] = field(default_factory=list)
+    seed: int = 0
+    sequences: str | None = None
+    title: str | None = None     # extension: a preset's title
+    lesson: str | None = None    # extension: what to look at in this stack
+
+    def layer_names(self) -> list[str]:
+        """Each layer's name: its own `name`, else its type plus a per-type index."""
+        taken = {layer.name for layer in self.layers if layer.name}
+        counters: dict[str, int] = {}
+        names = []
+        for layer in self.layers:
+            if layer.name:
+                names.append(layer.name)
+                continue
+            index = counters.get(layer.type, 0)
+            while True:
+                index += 1
+                candidate = f"{layer.type}_{index}"
+                if candidate not in taken:
+                    break
+            counters[layer.type] = index
+            taken.add(candidate)
+            names.append(candidate)
+        return names
+
+    def needs_fixed_length(self) -> bool:
+        return any(layer.type == "flatten" for layer in self.layers)
+
+    def has_custom(self) -> bool:
+        return any(layer.type == "custom" for layer in self.layers)
+
+    def architecture_key(self) -> str:
+        """Everything that decides the built model; equal keys share one model."""
+        key = {"input": to_dict(self)["input"], "layers": to_dict(self)["layers"], "seed": self.seed,
+               "fixed_length": self.batching.maxlen if self.needs_fixed_length() else None}
+        return json.dumps(key, sort_keys=True)
+
+    def copy(self) -> StackSpec:
+        return copy.deepcopy(self)
+
+
+# --- dict <-> spec ---
+
+def _expect_object(value: Any, path: str) -> dict:
+    if not isinstance(value, dict):
+        raise SpecError(path, f"must be an object, got {_show(value)}")
+    return value
+
+
+def _reject_unknown(data: dict, known: set[str] | tuple[str, ...], path: str) -> None:
+    for key in data:
+        if key not in known:
+            where = f"{path}.{key}" if path else str(key)
+            raise SpecError(where, f"unknown key; known keys: {', '.join(sorted(known))}")
+
+
+def _field(data: dict, key: str, check: Callable[[Any], Any], default: Any, path: str) -> Any:
+    if key not in data:
+        return default
+    try:
+        return check(data[key])
+    except ValueError as error:
+        raise SpecError(f"{path}.{key}" if path else key, str(error)) from None
+
+
+def _optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def inner(value: Any) -> Any:
+        return None if value is None else check(value)
+    return inner
+
+
+def _seed(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise ValueError(f"must be an integer from 0 to {MAX_SEED}, got {_show(value)}")
+    return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, got {_show(value)}")
+    return value
+
+
+def _parse_input(data: Any) -> InputSpec:
+    data = _expect_object(data, "input")
+    _reject_unknown(data, {"kind", "vocab_size", "features"}, "input")
+    kind = _field(data, "kind", _choice(("tokens", "features")), "tokens", "input")
+    vocab = _field(data, "vocab_size", _optional(_positive_int(MAX_VOCAB)), None, "input")
+    features = _field(data, "features", _optional(_positive_int(MAX_FEATURES)), None, "input")
+    if kind == "tokens" and vocab is None:
+        raise SpecError("input.vocab_size", 'is required when input.kind is "tokens"')
+    if kind == "features" and features is None:
+        raise SpecError("input.features", 'is required when input.kind is "features"')
+    return InputSpec(kind, vocab, features)
+
+
+def _parse_batching(data: Any, input_spec: InputSpec) -> Batching:
+    data = _expect_object(data, "batching")
+    known = {"mode", "padding", "truncating", "maxlen", "pad_value", "bucket_width", "chunk"}
+    _reject_unknown(data, known, "batching")
+    side = _choice(("pre", "post"))
+    batching = Batching(
+        mode=_field(data, "mode", _choice(("pad", "bucket", "one_by_one", "chunked")), "pad", "batching"),
+        padding=_field(data, "padding", side, "post", "batching"),
+        truncating=_field(data, "truncating", side, "post", "batching"),
+        maxlen=_field(data, "maxlen", _optional(_positive_int(MAX_MAXLEN)), None, "batching"),
+        pad_value=_field(data, "pad_value", _number, 0, "batching"),
+        bucket_width=_field(data, "bucket_width", _positive_int(MAX_MAXLEN), 8, "batching"),
+        chunk=_field(data, "chunk", _positive_int(MAX_MAXLEN), 16, "batching"),
+    )
+    if input_spec.kind == "tokens":
+        pad = batching.pad_value
+        if isinstance(pad, float) and not pad.is_integer():
+            raise SpecError("batching.pad_value", f"must be a token id (an integer) for token input, got {pad}")
+        if not 0 <= pad < (input_spec.vocab_size or 0):
+            raise SpecError("batching.pad_value",
+                            f"must be a token id from 0 to {input_spec.vocab_size - 1}, got {_show(pad)}")
+        batching.pad_value = int(pad)
+    return batching
+
+
+def _parse_layer(data: Any, index: int) -> LayerSpec:
+    path = f"layers[{index}]"
+    data = _expect_object(data, path)
+    layer_type = data.get("type")
+    if layer_type not in LAYER_PARAMS:
+        if "type" not in data:
+            raise SpecError(f"{path}.type", "is missing")
+        raise SpecError(f"{path}.type", f"unknown layer type {_show(layer_type)}; known types: "
+                                        + ", ".join(LAYER_TYPES))
+    schema = LAYER_PARAMS[layer_type]
+    _reject_unknown(data, {"type", "name", *schema}, path)
+    name = None
+    if "name" in data:
+        name = data["name"]
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise SpecError(f"{path}.name", "must start with a letter and hold only letters, digits and _ "
+                                            f"(at most 64), got {_show(name)}")
+    params = {key: _field(data, key, check, default, path) for key, (default, check) in schema.items()}
+    return LayerSpec(layer_type, params, name)
+
+
+def from_dict(data: Any) -> StackSpec:
+    """Validates a stack document and returns it; raises SpecError naming the place."""
+    data = _expect_object(data, "")
+    data = migrate(data)
+    _reject_unknown(data, {"format", "version", "input", "batching", "layers", "seed", "sequences", "title",
+                          "lesson"}, "")
+    input_spec = _parse_input(data.get("input", {"kind": "tokens", "vocab_size": 1000}))
+    batching = _parse_batching(data.get("batching", {}), input_spec)
+    layers_data = data.get("layers")
+    if not isinstance(layers_data, list):
+        raise SpecError("layers", f"must be a list of layers, got {_show(layers_data)}")
+    if len(layers_data) > MAX_LAYERS:
+        raise SpecError("layers", f"holds {len(layers_data)} layers; at most {MAX_LAYERS} are allowed")
+    layers = [_parse_layer(item, i) for i, item in enumerate(layers_data)]
+    spec = StackSpec(input_spec, batching, layers,
+                     _field(data, "seed", _seed, 0, ""),
+                     _field(data, "sequences", _optional(_text), None, ""),
+                     _field(data, "title", _optional(_text), None, ""),
+                     _field(data, "lesson", _optional(_text), None, ""))
+    names = [layer.name for layer in layers if layer.name]
+    for i, layer in enumerate(layers):
+        if layer.name and names.count(layer.name) > 1:
+            raise SpecError(f"layers[{i}].name", f'"{layer.name}" is used by more than one layer')
+    return spec
+
+
+def migrate(data: dict) -> dict:
+    """Brings an older document up to VERSION; refuses foreign and newer ones."""
+    fmt = data.get("format", FORMAT)
+    if fmt != FORMAT:
+        raise SpecError("format", f'must be "{FORMAT}", got {_show(fmt)}')
+    version = data.get("version", VERSION)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise SpecError("version", f"must be a positive integer, got {_show(version)}")
+    if version > VERSION:
+        raise SpecError("version", f"this file was written by a newer explorer (version {version}); "
+                                   f"this one reads versions up to {VERSION}")
+    return data
+
+
+def to_dict(spec: StackSpec) -> dict:
+    data: dict[str, Any] = {"format": FORMAT, "version": VERSION}
+    data["input"] = ({"kind": "tokens", "vocab_size": spec.input.vocab_size} if spec.input.kind == "tokens"
+                     else {"kind": "features", "features": spec.input.features})
+    b = spec.batching
+    data["batching"] = {"mode": b.mode, "padding": b.padding, "truncating": b.truncating, "maxlen": b.maxlen,
+                        "pad_value": b.pad_value, "bucket_width": b.bucket_width, "chunk": b.chunk}
+    layers = []
+    for layer in spec.layers:
+        item: dict[str, Any] = {"type": layer.type}
+        if layer.name:
+            item["name"] = layer.name
+        item.update(layer.params)
+        layers.append(item)
+    data["layers"] = layers
+    data["seed"] = spec.seed
+    for key in ("sequences", "title", "lesson"):
+        if getattr(spec, key) is not None:
+            data[key] = getattr(spec, key)
+    return data
+
+
+def dumps(spec: StackSpec) -> str:
+    return json.dumps(to_dict(spec), indent=2) + "\n"
+
+
+def loads(text: str, source: str = "stack") -> StackSpec:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SpecError("", f"{source} is not valid JSON: {error.msg} at line {error.lineno}, "
+                            f"column {error.colno}") from None
+    except RecursionError:
+        raise SpecError("", f"{source} is nested too deeply to be a stack document") from None
+    return from_dict(data)
+
+
+def load(path: str | os.PathLike) -> StackSpec:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise SpecError("", f"cannot read {path}: {error.strerror or error}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError("", f"{path} is not a UTF-8 text file") from None
+    return loads(text, str(path))
+
+
+def save(spec: StackSpec, path: str | os.PathLike) -> None:
+    """Writes atomically: a temporary file beside the target, then a rename."""
+    write_text_atomic(Path(path), dumps(spec))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """A temporary file beside the target, flushed to disk, then renamed over it."""
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
