@@ -84,7 +84,9 @@ def _make_layer(layer: LayerSpec, name: str, spec: StackSpec):
     if kind == "dense":
         return keras.layers.Dense(p["units"], activation=p["activation"], name=name)
     if kind == "time_distributed_dense":
-        return keras.layers.TimeDistributed(keras.layers.Dense(p["units"], activation=p["activation"]), name=name)
+        # Dense on (batch, T, features) is TimeDistributed(Dense): the same weights and numbers. Keras 3.15's
+        # TimeDistributed loops over the batch size instead of T when T is unknown in a traced function.
+        return keras.layers.Dense(p["units"], activation=p["activation"], name=name)
     simple = {"global_average_pooling": keras.layers.GlobalAveragePooling1D,
               "global_max_pooling": keras.layers.GlobalMaxPooling1D, "flatten": keras.layers.Flatten,
               "masked_mean_pooling": own.MaskedMeanPooling, "time_average": own.TimeAverage,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import textwrap
 
+from . import backend
 from . import sequences as seqs
 from .build import state_names
 from .spec import LayerSpec, StackSpec
@@ -17,6 +18,7 @@ _RNN_CLASSES = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 
 
 def _layer_source(class_name: str) -> str:
+    backend.tensorflow()
     from . import layers
     source = inspect.getsource(getattr(layers, class_name))
     return "\n".join(line for line in source.splitlines() if not line.startswith("@keras.saving"))
@@ -43,8 +45,7 @@ def _layer_call(layer: LayerSpec, name: str, spec: StackSpec, custom_class: str 
     if kind == "dense":
         return f"keras.layers.Dense({p['units']}, activation={p['activation']!r}, name={name!r})"
     if kind == "time_distributed_dense":
-        return (f"keras.layers.TimeDistributed(keras.layers.Dense({p['units']}, activation={p['activation']!r}), "
-                f"name={name!r})")
+        return f"keras.layers.Dense({p['units']}, activation={p['activation']!r}, name={name!r})"
     if kind in _KERAS_HEADS:
         return f"keras.layers.{_KERAS_HEADS[kind][:-1]}name={name!r})"
     if kind in _OWN_LAYERS:
@@ -58,6 +59,7 @@ def export_code(spec: StackSpec) -> str:
     used = {layer.type for layer in spec.layers}
     helpers = []
     if "masked_mean_pooling" in used:
+        backend.tensorflow()
         from . import layers
         helpers.append(inspect.getsource(layers._float_mask))
     helpers += [_layer_source(_OWN_LAYERS[kind]) for kind in _OWN_LAYERS if kind in used]
@@ -122,6 +124,8 @@ def export_code(spec: StackSpec) -> str:
             lines.append(f"x, {name}_weights = {call}(x)")
         else:
             lines.append(f"x = {call}(x)")
+        if layer.type == "time_distributed_dense":
+            lines[-1] += "  # on (batch, T, features) Dense acts per timestep, like TimeDistributed(Dense)"
         lines.append(f"outputs[{name!r}] = x")
     lines += [
         "model = keras.Model(inputs, x)",

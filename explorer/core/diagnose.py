@@ -103,6 +103,28 @@ def translate_build_error(name: str, layer: LayerSpec, message: str) -> str:
     return f"{name} cannot be built: {first}"
 
 
+def translate_run_error(message: str, spec: StackSpec) -> tuple[str, str | None]:
+    """TensorFlow's runtime message → its one meaningful line and the layer it happened in."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    node = next((line for line in lines if line.startswith("Detected at node")), "")
+    reason = next((line for line in reversed(lines) if not line.startswith(("[[", "File ", "Detected at node"))
+                   and not line.endswith(":")), lines[0] if lines else "unknown error")
+    reason = reason.split("\t [[")[0].strip()
+    names = spec.layer_names()
+    layer = None
+    for part in node.replace("Detected at node", "").split("/"):
+        part = part.strip().split(" ")[0]
+        for name in names:
+            if part == name or (part.startswith(name + "_") and part[len(name) + 1:].isdigit()):
+                layer = name
+    if layer is None:
+        return f"the run failed: {reason}", None
+    index = names.index(layer)
+    if spec.layers[index].type == "custom":
+        return f'{layer}: the expression "{spec.layers[index].params["expression"]}" failed: {reason}', layer
+    return f"{layer} failed while running: {reason}", layer
+
+
 # --- the FC input ---
 
 @dataclass

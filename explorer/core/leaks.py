@@ -72,3 +72,41 @@ def _fix(padded: RunResult, leaking: str) -> str:
     if previous and roles.get(previous) == "drops":
         return f"{previous} drops the mask before it: use a mask-aware layer there"
     return "a layer before it loses the mask"
+
+
+MODES = ("pad", "bucket", "one_by_one", "chunked")
+
+
+@dataclass
+class ModeReport:
+    mode: str
+    max_abs_difference: float | None   # against pad mode, over valid steps of every layer
+    padded_share: float | None         # share of the cells this mode computed that are padding
+    time_ms: float | None
+    refused: str | None = None
+
+    @property
+    def agrees(self) -> bool | None:
+        return None if self.max_abs_difference is None else self.max_abs_difference <= TOLERANCE
+
+
+def compare_modes(engine: Engine, spec: StackSpec, text: str | None = None, *, device: str | None = None,
+                  trust: bool = False, check_cancel=None) -> list[ModeReport]:
+    """The same batch in all four modes: equal on valid steps or not, padding computed, time per mode."""
+    reports = []
+    reference: RunResult | None = None
+    for mode in MODES:
+        variant = spec.copy()
+        variant.batching.mode = mode
+        try:
+            result = engine.run(variant, text, device=device, trust=trust, check_cancel=check_cancel)
+        except StackError as error:
+            reports.append(ModeReport(mode, None, None, None, error.message))
+            continue
+        if reference is None and mode == "pad":
+            reference = result
+        difference = None
+        if reference is not None:
+            difference = max(compare(reference, result).values(), default=0.0)
+        reports.append(ModeReport(mode, difference, result.computed_padding, result.timing_ms["run"]))
+    return reports

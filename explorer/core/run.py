@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -145,7 +146,8 @@ class Engine:
         check_cancel()
         run_started = time.perf_counter()
         try:
-            with backend.device_scope(chosen):
+            with backend.device_scope(chosen), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Keras's mask warnings become diagnostics
                 if spec.batching.mode == "chunked":
                     raw = self._run_chunked(built, layout, spec.batching.chunk, check_cancel)
                 else:
@@ -153,7 +155,8 @@ class Engine:
         except (ExplorerError, Cancelled):
             raise
         except Exception as error:  # TensorFlow's runtime errors
-            raise StackError(f"the run failed: {strip_ansi(str(error)).strip().splitlines()[0]}") from None
+            text, layer = diagnose.translate_run_error(strip_ansi(str(error)), spec)
+            raise StackError(text, layer=layer) from None
         run_ms = (time.perf_counter() - run_started) * 1000
         return self._result(spec, built, parsed, layout, raw, chosen, run_ms, started)
 
