@@ -57,6 +57,7 @@ class BuiltStack:
     input_dtype: str
     build_ms: float
     keras_layers: dict[str, Any]
+    notes: list[str] = field(default_factory=list)   # e.g. trained weights that no longer fit
 
     @property
     def time_fixed(self) -> int | None:
@@ -114,7 +115,7 @@ def build(spec: StackSpec) -> BuiltStack:
     keras.utils.set_random_seed(spec.seed)
     names = spec.layer_names()
     fixed = spec.batching.maxlen if spec.needs_fixed_length() else None
-    if spec.input.kind == "tokens":
+    if spec.input.uses_ids:
         input_shape, dtype = (fixed,), "int32"
     else:
         input_shape, dtype = (fixed, spec.input.features), "float32"
@@ -157,5 +158,10 @@ def build(spec: StackSpec) -> BuiltStack:
     model = keras.Model(inputs, x, name="stack")
     probe = keras.Model(inputs, outputs, name="probe")
     forward = backend.traced(probe, input_shape, dtype)
+    notes = []
+    if spec.weights:
+        from .keras_io import apply_weights
+        notes = apply_weights(objects, spec.weights)
     build_ms = (time.perf_counter() - started) * 1000
-    return BuiltStack(spec.architecture_key(), model, probe, forward, infos, input_shape, dtype, build_ms, objects)
+    return BuiltStack(spec.architecture_key(), model, probe, forward, infos, input_shape, dtype, build_ms, objects,
+                      notes)

@@ -83,15 +83,19 @@ def export_code(spec: StackSpec) -> str:
                         return None
                 '''))
     text = spec.sequences or ""
+    vocabulary = None
     try:
         parsed = seqs.parse(text, spec.input)
         data = [item.tolist() for item in parsed.items]
+        if spec.input.kind == "words":
+            from .vocabulary import encode
+            vocabulary = encode(parsed, spec.input.vocab_size)[1]
     except Exception:  # the script still builds the stack; it just has no sample batch
         data = []
     b = spec.batching
     fixed = b.maxlen if spec.needs_fixed_length() else None
-    dtype = "int32" if spec.input.kind == "tokens" else "float32"
-    shape = f"({fixed},)" if spec.input.kind == "tokens" else f"({fixed}, {spec.input.features})"
+    dtype = "int32" if spec.input.uses_ids else "float32"
+    shape = f"({fixed},)" if spec.input.uses_ids else f"({fixed}, {spec.input.features})"
     lines = [
         '"""' + (spec.title or "A stack from RNN Shape Explorer") + ".",
         "",
@@ -105,7 +109,11 @@ def export_code(spec: StackSpec) -> str:
     for helper in helpers:
         lines += ["", helper.rstrip(), "", ""]
     lines += [
-        f"SEQUENCES = {data!r}",
+        *([f"VOCABULARY = {vocabulary!r}  # the word of each id: 0 is the padding, 1 an unknown word",
+           'lookup = keras.layers.StringLookup(vocabulary=VOCABULARY[2:], mask_token="", oov_token="[UNK]")',
+           f"WORDS = {data!r}",
+           "SEQUENCES = [ops.convert_to_numpy(lookup(words)).tolist() for words in WORDS]"]
+          if vocabulary is not None else [f"SEQUENCES = {data!r}"]),
         "",
         f"keras.utils.set_random_seed({spec.seed})",
         f"batch = keras.utils.pad_sequences(SEQUENCES, maxlen={fixed or b.maxlen!r}, dtype={dtype!r}, "

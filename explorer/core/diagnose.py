@@ -49,7 +49,7 @@ def check_structure(spec: StackSpec) -> None:
     if not spec.layers:
         raise StackError("the stack has no layers: add an embedding (or use features input) and a recurrent layer")
     has_time = True       # does the tensor still have a time axis?
-    is_ids = spec.input.kind == "tokens"
+    is_ids = spec.input.uses_ids
     last_cut = None       # the layer that removed the time axis
     for index, (layer, name) in enumerate(zip(spec.layers, names)):
         kind = layer.type

@@ -54,6 +54,7 @@ class RunResult:
     timing_ms: dict[str, float]
     padded_fraction: float      # share of padded cells in the full batch
     computed_padding: float     # share of padded cells in what the mode actually ran
+    vocabulary: list[str] | None = None   # words input: the word of each id (0 padding, 1 unknown)
 
     def layer(self, name: str) -> LayerResult:
         for layer in self.layers:
@@ -83,6 +84,7 @@ class RunResult:
             "output_shape": list(self.output_shape),
             "warnings": self.warnings,
             "timing_ms": {key: round(value, 3) for key, value in self.timing_ms.items()},
+            **({"vocabulary": self.vocabulary} if self.vocabulary is not None else {}),
         }
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -118,6 +120,7 @@ class Engine:
 
     def built_for(self, spec: StackSpec) -> BuiltStack:
         key = spec.architecture_key()
+        diagnose.check_structure(spec)  # some checks depend on the batching, which is not part of the key
         if self._built is None or self._built.key != key:
             self._built = None
             self._twins = {}
@@ -134,6 +137,10 @@ class Engine:
         started = time.perf_counter()
         text = spec.sequences if text is None else text
         parsed = sequences.parse(text or "", spec.input)
+        vocabulary = None
+        if spec.input.kind == "words":
+            from .vocabulary import encode
+            parsed, vocabulary = encode(parsed, spec.input.vocab_size)
         chosen = backend.resolve_device(device)
         built = self.built_for(spec)
         fixed = built.time_fixed
@@ -158,7 +165,9 @@ class Engine:
             text, layer = diagnose.translate_run_error(strip_ansi(str(error)), spec)
             raise StackError(text, layer=layer) from None
         run_ms = (time.perf_counter() - run_started) * 1000
-        return self._result(spec, built, parsed, layout, raw, chosen, run_ms, started)
+        result = self._result(spec, built, parsed, layout, raw, chosen, run_ms, started)
+        result.vocabulary = vocabulary
+        return result
 
     # --- modes ---
 
@@ -253,7 +262,8 @@ class Engine:
         if fc is not None:
             source = next(i for i, info in enumerate(built.layers) if info.name == fc.layer) - 1
             fc.shape = layers[source].shape
-        found = diagnose.warnings_for(spec, built, layout.mask, layout.lengths, parsed.items, parsed.lines,
+        found = [diagnose.Diagnostic(note, note.split(":")[0], "info") for note in built.notes]
+        found += diagnose.warnings_for(spec, built, layout.mask, layout.lengths, parsed.items, parsed.lines,
                                       layer_masks, {layer.name: layer.output for layer in layers}, device.kind)
         total_ms = (time.perf_counter() - started) * 1000
         return RunResult(

@@ -18,7 +18,7 @@ MAX_SEQUENCES = 100_000
 
 @dataclass
 class Sequences:
-    """Parsed sequences: token ids (T,) int32 or features (T, F) float32, with editor line numbers."""
+    """Parsed sequences: token ids (T,) int32, words (T,) str or features (T, F) float32, with editor lines."""
 
     items: list[np.ndarray]
     lines: list[int]
@@ -46,6 +46,8 @@ def parse(text: str, input_spec: InputSpec) -> Sequences:
             continue
         if input_spec.kind == "tokens":
             item = _parse_tokens(content, number, input_spec.vocab_size or 0)
+        elif input_spec.kind == "words":
+            item = np.array(content.split(), dtype=object)
         else:
             item = _parse_features(content, number, input_spec.features or 0)
         items.append(item)

@@ -8,7 +8,7 @@ import math
 import os
 import re
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -129,9 +129,14 @@ PARAM_HELP = {
 
 @dataclass
 class InputSpec:
-    kind: str = "tokens"
+    kind: str = "tokens"              # "tokens", "features" or "words" (an extension: ids from a vocabulary)
     vocab_size: int | None = 1000
     features: int | None = None
+
+    @property
+    def uses_ids(self) -> bool:
+        """Token ids reach the model (typed as ids, or looked up from words)."""
+        return self.kind in ("tokens", "words")
 
 
 @dataclass
@@ -169,6 +174,9 @@ class StackSpec:
     sequences: str | None = None
     title: str | None = None     # extension: a preset's title
     lesson: str | None = None    # extension: what to look at in this stack
+    # Trained weights from a .keras file (layer name → arrays); never written to a stack file.
+    weights: dict[str, list] | None = field(default=None, repr=False, compare=False)
+    weights_id: str | None = field(default=None, compare=False)
 
     def layer_names(self) -> list[str]:
         """Each layer's name: its own `name`, else its type plus a per-type index."""
@@ -198,12 +206,17 @@ class StackSpec:
 
     def architecture_key(self) -> str:
         """Everything that decides the built model; equal keys share one model."""
-        key = {"input": to_dict(self)["input"], "layers": to_dict(self)["layers"], "seed": self.seed,
-               "fixed_length": self.batching.maxlen if self.needs_fixed_length() else None}
+        document = to_dict(self)
+        key = {"input": document["input"], "layers": document["layers"], "seed": self.seed,
+               "fixed_length": self.batching.maxlen if self.needs_fixed_length() else None,
+               "weights": self.weights_id if self.weights else None}
         return json.dumps(key, sort_keys=True)
 
     def copy(self) -> StackSpec:
-        return copy.deepcopy(self)
+        """A deep copy that shares the (read-only) trained weights."""
+        clone = copy.deepcopy(replace(self, weights=None))
+        clone.weights = self.weights
+        return clone
 
 
 # --- dict <-> spec ---
@@ -251,11 +264,14 @@ def _text(value: Any) -> str:
 def _parse_input(data: Any) -> InputSpec:
     data = _expect_object(data, "input")
     _reject_unknown(data, {"kind", "vocab_size", "features"}, "input")
-    kind = _field(data, "kind", _choice(("tokens", "features")), "tokens", "input")
+    kind = _field(data, "kind", _choice(("tokens", "features", "words")), "tokens", "input")
     vocab = _field(data, "vocab_size", _optional(_positive_int(MAX_VOCAB)), None, "input")
     features = _field(data, "features", _optional(_positive_int(MAX_FEATURES)), None, "input")
-    if kind == "tokens" and vocab is None:
-        raise SpecError("input.vocab_size", 'is required when input.kind is "tokens"')
+    if kind in ("tokens", "words") and vocab is None:
+        raise SpecError("input.vocab_size", f'is required when input.kind is "{kind}"')
+    if kind == "words" and vocab < 3:
+        raise SpecError("input.vocab_size", f"must be at least 3 for words (padding, unknown word and one word), "
+                                            f"got {vocab}")
     if kind == "features" and features is None:
         raise SpecError("input.features", 'is required when input.kind is "features"')
     return InputSpec(kind, vocab, features)
@@ -275,7 +291,9 @@ def _parse_batching(data: Any, input_spec: InputSpec) -> Batching:
         bucket_width=_field(data, "bucket_width", _positive_int(MAX_MAXLEN), 8, "batching"),
         chunk=_field(data, "chunk", _positive_int(MAX_MAXLEN), 16, "batching"),
     )
-    if input_spec.kind == "tokens":
+    if input_spec.kind == "words" and batching.pad_value != 0:
+        raise SpecError("batching.pad_value", f"must be 0 for words (id 0 is the padding), got {_show(batching.pad_value)}")
+    if input_spec.uses_ids:
         pad = batching.pad_value
         if isinstance(pad, float) and not pad.is_integer():
             raise SpecError("batching.pad_value", f"must be a token id (an integer) for token input, got {pad}")
@@ -349,7 +367,7 @@ def migrate(data: dict) -> dict:
 
 def to_dict(spec: StackSpec) -> dict:
     data: dict[str, Any] = {"format": FORMAT, "version": VERSION}
-    data["input"] = ({"kind": "tokens", "vocab_size": spec.input.vocab_size} if spec.input.kind == "tokens"
+    data["input"] = ({"kind": spec.input.kind, "vocab_size": spec.input.vocab_size} if spec.input.uses_ids
                      else {"kind": "features", "features": spec.input.features})
     b = spec.batching
     data["batching"] = {"mode": b.mode, "padding": b.padding, "truncating": b.truncating, "maxlen": b.maxlen,

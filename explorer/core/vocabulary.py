@@ -1,0 +1,24 @@
+"""Words → token ids with Keras's StringLookup: id 0 is the padding, id 1 the unknown word."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import backend
+from .sequences import Sequences
+
+PADDING = ""
+UNKNOWN = "[UNK]"
+
+
+def encode(words: Sequences, vocab_size: int) -> tuple[Sequences, list[str]]:
+    """Builds the vocabulary from the text (most frequent words first, at most vocab_size ids in all)
+    and returns the sequences as ids with the vocabulary (index = id)."""
+    backend.tensorflow()
+    import keras
+    lookup = keras.layers.StringLookup(max_tokens=vocab_size, mask_token=PADDING, oov_token=UNKNOWN,
+                                       num_oov_indices=1)
+    lookup.adapt(np.concatenate(words.items).astype(str))
+    vocabulary = [str(word) for word in lookup.get_vocabulary()]
+    ids = [backend.to_numpy(lookup(item.astype(str))).astype(np.int32) for item in words.items]
+    return Sequences(ids, words.lines), vocabulary
