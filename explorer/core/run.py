@@ -16,6 +16,8 @@ from .errors import ExplorerError, StackError, TrustError, strip_ansi
 from .spec import StackSpec
 
 MEMORY_LIMIT_MB = 2048
+FIRST_SLICE_CELLS = 16_384   # batches bigger than this (rows × steps) run in slices …
+SLICE_SECONDS = 0.25         # … each sized to take about this long
 
 
 class Cancelled(Exception):
@@ -128,9 +130,14 @@ class Engine:
         return self._built
 
     def run(self, spec: StackSpec, text: str | None = None, *, device: str | None = None, trust: bool = False,
-            check_cancel: Callable[[], None] | None = None) -> RunResult:
-        """Runs `text` (or the spec's own sequences) through the stack. User errors raise ExplorerError."""
+            check_cancel: Callable[[], None] | None = None,
+            progress: Callable[[float], None] | None = None) -> RunResult:
+        """Runs `text` (or the spec's own sequences) through the stack. User errors raise ExplorerError.
+
+        `check_cancel` raises Cancelled to stop between slices of work; `progress` receives 0…1.
+        """
         check_cancel = check_cancel or (lambda: None)
+        progress = progress or (lambda fraction: None)
         if spec.has_custom() and not trust:
             raise TrustError("this stack has a custom expression, which runs as code: run it only if you trust "
                              "its source (--trust on the command line)")
@@ -158,7 +165,7 @@ class Engine:
                 if spec.batching.mode == "chunked":
                     raw = self._run_chunked(built, layout, spec.batching.chunk, check_cancel)
                 else:
-                    raw = self._run_pieces(built, layout, check_cancel)
+                    raw = self._run_pieces(built, layout, check_cancel, progress)
         except (ExplorerError, Cancelled):
             raise
         except Exception as error:  # TensorFlow's runtime errors
@@ -171,25 +178,49 @@ class Engine:
 
     # --- modes ---
 
-    def _run_pieces(self, built: BuiltStack, layout: sequences.Layout, check_cancel) -> dict[str, np.ndarray]:
-        """pad, bucket, one_by_one: the traced probe over each piece, scattered into the full layout."""
+    def _run_pieces(self, built: BuiltStack, layout: sequences.Layout, check_cancel, progress) -> dict[str, np.ndarray]:
+        """pad, bucket, one_by_one: the traced probe over each piece, scattered into the full layout.
+
+        Big pieces run a few rows at a time (rows are independent, so the numbers do not change), sized so
+        that each call takes about SLICE_SECONDS: a cancel is honoured between them and progress is reported.
+        """
         batch, steps = layout.batch.shape[:2]
         time_major = _time_major_keys(built)
         assembled: dict[str, np.ndarray] = {}
+        total_cells = sum(piece.batch.shape[0] * piece.batch.shape[1] for piece in layout.pieces)
+        done_cells = 0
+        seconds_per_cell = None
         for piece in layout.pieces:
-            check_cancel()
-            outputs = built.forward(piece.batch)
-            for key, value in outputs.items():
-                value = backend.to_numpy(value)
-                if len(layout.pieces) == 1:
-                    assembled[key] = value
-                    continue
-                if key not in assembled:
-                    shape = [batch, *value.shape[1:]]
-                    if key in time_major:
-                        shape[1] = steps
-                    assembled[key] = np.zeros(shape, dtype=value.dtype)
-                _place(assembled[key], value, piece.rows, piece.offset if key in time_major else None)
+            rows_total, piece_steps = piece.batch.shape[:2]
+            start = 0
+            while start < rows_total:
+                check_cancel()
+                if seconds_per_cell is None and rows_total * piece_steps > FIRST_SLICE_CELLS:
+                    count = max(1, FIRST_SLICE_CELLS // piece_steps)
+                elif seconds_per_cell:
+                    count = max(1, int(SLICE_SECONDS / (seconds_per_cell * piece_steps)))
+                else:
+                    count = rows_total
+                count = min(count, rows_total - start)
+                tick = time.perf_counter()
+                outputs = built.forward(piece.batch[start:start + count])
+                outputs = {key: backend.to_numpy(value) for key, value in outputs.items()}
+                seconds_per_cell = (time.perf_counter() - tick) / (count * piece_steps)
+                rows = piece.rows[start:start + count]
+                whole = len(layout.pieces) == 1 and count == rows_total
+                for key, value in outputs.items():
+                    if whole:
+                        assembled[key] = value
+                        continue
+                    if key not in assembled:
+                        shape = [batch, *value.shape[1:]]
+                        if key in time_major:
+                            shape[1] = steps
+                        assembled[key] = np.zeros(shape, dtype=value.dtype)
+                    _place(assembled[key], value, rows, piece.offset if key in time_major else None)
+                start += count
+                done_cells += count * piece_steps
+                progress(done_cells / total_cells)
         return assembled
 
     def _run_chunked(self, built: BuiltStack, layout: sequences.Layout, chunk: int, check_cancel):
