@@ -30,8 +30,6 @@ def test_slicing_rows_does_not_change_the_numbers(engine, tiny_slices, mode):
     whole = Engine().run(spec, TEXT)  # the same mode, unsliced
     for a, b in zip(sliced.layers, whole.layers):
         np.testing.assert_allclose(a.output, b.output, atol=1e-6, err_msg=a.name)
-    # pad mode embeds the padding ids; bucket mode never computes the padded cells of the full layout
-    assert (sliced.layer("embedding_1").output[~sliced.mask] != 0).any() == (mode == "pad")
     np.testing.assert_allclose(sliced.layer("attention_pooling_1").extras["attention_pooling_1/attention"],
                                whole.layer("attention_pooling_1").extras["attention_pooling_1/attention"], atol=1e-6)
 
