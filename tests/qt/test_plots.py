@@ -1,0 +1,371 @@
+"""The plots panel shows the real numbers of a run: heatmap, padding, mask, FC input, output, attention."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pyqtgraph")
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QPointF, Qt
+
+from explorer.core.presets import load_preset
+from explorer.qt.plots import (
+    LEAKED,
+    MASKED,
+    PADDED,
+    VALID,
+    PlotsPanel,
+    parse_units,
+    runs,
+    top_variance_units,
+)
+
+TEXT = "5 12 7 3 9 41 2\n8 4 19\n23 6 11 2 77\n"
+
+
+@pytest.fixture(scope="module")
+def results(engine):
+    """One run per stack, computed once for the module."""
+    cache = {}
+
+    def get(name: str, text: str | None = None):
+        key = (name, text)
+        if key not in cache:
+            cache[key] = engine.run(load_preset(name), text, trust=True)
+        return cache[key]
+    return get
+
+
+@pytest.fixture
+def panel(qtbot):
+    widget = PlotsPanel()
+    qtbot.addWidget(widget)
+    widget.resize(1100, 900)
+    return widget
+
+
+def bar_heights(item) -> np.ndarray:
+    return np.asarray(item.opts["height"], dtype=np.float32)
+
+
+# --- heatmap and padding ---
+
+def test_heatmap_is_the_selected_layers_output(panel, results):
+    result = results("average_pooling", TEXT)
+    panel.show_result(result)
+    assert panel.selected_layer == "lstm_1"          # the last recurrent layer by default
+    assert panel.selected_row == 0
+    output = result.layer("lstm_1").output
+    image = panel.heatmap_item.image
+    assert image.shape == (32, 7)                     # units × timesteps
+    np.testing.assert_allclose(image, output[0].T, rtol=0, atol=0)
+    # recurrent output: the diverging map with a fixed range centred on 0
+    assert panel.colorbar.colorMap().name == "CET-D1"
+    assert tuple(panel.colorbar.levels()) == (-1.0, 1.0)
+    assert tuple(panel.heatmap_item.levels) == (-1.0, 1.0)
+    assert panel.heatmap_item.isVisible() and not panel.layer_bars.isVisible()
+
+
+def test_padding_overlay_covers_exactly_the_padded_steps(panel, results):
+    result = results("average_pooling", TEXT)
+    panel.show_result(result)
+    for row in range(result.mask.shape[0]):
+        panel.select(row=row)
+        padded = ~result.mask[row]
+        np.testing.assert_array_equal(panel.padding_overlay.padded, padded)
+        np.testing.assert_array_equal(panel.units_overlay.padded, padded)
+        assert not panel.padding_overlay.masked.any()
+        spans = runs(padded)
+        if spans:
+            rect = panel.padding_overlay.boundingRect()
+            assert rect.left() == pytest.approx(spans[0][0] - 0.5)
+            assert rect.right() == pytest.approx(spans[-1][1] - 0.5)
+    # line 2 has 3 tokens: steps 3..6 are padding, and only those
+    panel.select(row=1)
+    assert np.flatnonzero(panel.padding_overlay.padded).tolist() == [3, 4, 5, 6]
+
+
+def test_pre_padding_is_marked_at_the_start(panel, results):
+    result = results("forgotten_mask_pre", TEXT)
+    panel.show_result(result)
+    panel.select(row=1)
+    assert np.flatnonzero(panel.padding_overlay.padded).tolist() == [0, 1, 2, 3]
+    # no mask reaches the LSTM: the padded cells are drawn as leaking in the batch mask
+    assert set(np.unique(panel.mask_codes[~result.mask])) == {LEAKED}
+
+
+def test_token_zero_is_marked_as_masked_by_the_layer(panel, results):
+    result = results("average_pooling", "5 0 7 3\n8 4\n")
+    panel.show_result(result)
+    assert panel.selected_row == 0
+    np.testing.assert_array_equal(panel.padding_overlay.padded, [False] * 4)
+    np.testing.assert_array_equal(panel.padding_overlay.masked, [False, True, False, False])
+    assert panel.mask_codes[0].tolist() == [VALID, MASKED, VALID, VALID]
+    assert panel.mask_codes[1].tolist() == [VALID, VALID, PADDED, PADDED]
+
+
+def test_select_switches_layer_and_row(panel, results):
+    result = results("average_pooling", TEXT)
+    panel.show_result(result)
+    panel.select(layer="embedding_1", row=2)
+    assert (panel.selected_layer, panel.selected_row) == ("embedding_1", 2)
+    output = result.layer("embedding_1").output
+    np.testing.assert_array_equal(panel.heatmap_item.image, output[2].T)
+    # not recurrent: a sequential map whose range, on the colour bar, spans the valid cells
+    valid = output[result.mask]
+    assert panel.colorbar.colorMap().name == "viridis"
+    np.testing.assert_allclose(panel.colorbar.levels(), (valid.min(), valid.max()), rtol=1e-6)
+    np.testing.assert_array_equal(panel.padding_overlay.padded, ~result.mask[2])
+    assert panel.layer_combo.currentData() == "embedding_1"
+    assert panel.row_combo.currentIndex() == 2
+    # unknown names and rows out of range change nothing
+    panel.select(layer="nope", row=99)
+    assert (panel.selected_layer, panel.selected_row) == ("embedding_1", 2)
+
+
+def test_a_layer_without_time_axis_is_a_bar_chart(panel, results):
+    result = results("average_pooling", TEXT)
+    panel.show_result(result)
+    panel.select(layer="global_average_pooling_1", row=1)
+    assert not panel.heatmap_item.isVisible() and panel.layer_bars.isVisible()
+    np.testing.assert_allclose(bar_heights(panel.layer_bars), result.layer("global_average_pooling_1").output[1])
+    assert "vector of 32" in panel.heatmap_plot.titleLabel.text
+    assert panel.unit_curves == []
+    # and back to a time-major layer: the heatmap returns, linked to the other time plots
+    panel.select(layer="lstm_1")
+    assert panel.heatmap_item.isVisible() and not panel.layer_bars.isVisible()
+    assert panel.heatmap_plot.vb.linkedView(0) is panel.mask_plot.vb
+
+
+def test_last_state_stack_defaults_to_the_recurrent_layer(panel, results):
+    result = results("bidirectional_gru", TEXT)
+    panel.show_result(result)
+    assert panel.selected_layer == "gru_1"
+    np.testing.assert_allclose(bar_heights(panel.layer_bars), result.layer("gru_1").output[0])
+
+
+# --- unit lines ---
+
+def test_unit_curves_default_to_the_most_varying_units(panel, results):
+    result = results("average_pooling", TEXT)
+    panel.show_result(result)
+    matrix = result.layer("lstm_1").output[0]
+    expected = top_variance_units(matrix, result.mask[0])
+    assert len(expected) == 3 and panel.units == expected and panel.units_auto
+    for unit, curve in zip(panel.units, panel.unit_curves):
+        x, y = curve.getData()
+        np.testing.assert_array_equal(x, np.arange(7))
+        np.testing.assert_allclose(y, matrix[:, unit])
+
+
+def test_units_typed_by_the_user(panel, results, qtbot):
+    result = results("average_pooling", TEXT)
+    panel.show_result(result)
+    panel.units_edit.setText("0, 5 40")     # 40 does not exist in a 32-unit layer
+    panel.units_edit.editingFinished.emit()
+    assert panel.units == [0, 5] and not panel.units_auto
+    np.testing.assert_allclose(panel.unit_curves[1].getData()[1], result.layer("lstm_1").output[0][:, 5])
+    panel.select(row=2)                     # kept across rows
+    assert panel.units == [0, 5]
+    panel.set_units(None)
+    assert panel.units_auto and len(panel.units) == 3
+    assert parse_units("1-3 7") == [1, 2, 3, 7]
+    with pytest.raises(ValueError):
+        parse_units("a")
+
+
+# --- the batch mask ---
+
+def test_mask_image_is_the_batch_mask(panel, results):
+    result = results("average_pooling", TEXT)
+    panel.show_result(result)
+    np.testing.assert_array_equal(panel.mask_item.image, panel.mask_codes)
+    np.testing.assert_array_equal(np.isin(panel.mask_codes, (VALID, MASKED)), result.mask)
+    assert panel.mask_codes.shape == result.mask.shape == (3, 7)
+    # rows labelled by their editor line
+    ticks = panel.mask_plot.getAxis("left")._tickLevels[0]
+    assert [label for _, label in ticks] == [str(line) for line in result.lines] == ["1", "2", "3"]
+
+
+def test_clicking_a_row_emits_row_picked(panel, results, qtbot):
+    result = results("average_pooling", TEXT)
+    panel.show_result(result)
+    panel.show()
+    qtbot.waitExposed(panel)
+    view = panel.time_view
+    scene_point = panel.mask_plot.vb.mapViewToScene(QPointF(2.0, 2.0))   # timestep 2 of row 2
+    point = view.mapFromScene(scene_point)
+    with qtbot.waitSignal(panel.rowPicked, timeout=2000) as blocker:
+        qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=point)
+    assert blocker.args == [2]
+    assert panel.selected_row == 2
+    np.testing.assert_array_equal(panel.heatmap_item.image, result.layer("lstm_1").output[2].T)
+    # the handler the click goes through, called directly
+    with qtbot.waitSignal(panel.rowPicked, timeout=1000) as blocker:
+        panel.pick_row(0)
+    assert blocker.args == [0] and panel.selected_row == 0
+
+
+# --- vectors ---
+
+def test_fc_input_and_output_bars(panel, results):
+    result = results("average_pooling", TEXT)
+    panel.show_result(result)
+    for row in range(3):
+        panel.select(row=row)
+        np.testing.assert_allclose(bar_heights(panel.fc_bars), result.layer("global_average_pooling_1").output[row])
+        probabilities = result.layer("dense_1").output[row]
+        np.testing.assert_allclose(bar_heights(panel.output_bars), probabilities)
+        assert panel.output_labels == [f"{value:.2f}" for value in probabilities]
+    assert "(3, 32)" in panel.fc_plot.titleLabel.text
+    assert "probabilities" in panel.output_plot.titleLabel.text
+
+
+def test_time_major_final_output_is_a_heatmap(panel, results):
+    result = results("time_distributed", TEXT)
+    panel.show_result(result)
+    panel.select(row=1)
+    last = result.layers[-1]
+    np.testing.assert_allclose(panel.output_image.image, last.output[1].T)
+    assert panel.output_image.isVisible() and not panel.output_bars.isVisible()
+    np.testing.assert_array_equal(panel.output.overlay.padded, ~result.mask[1])
+    # the FC input is itself a sequence here: shown as an image too
+    np.testing.assert_allclose(panel.fc_image.image, result.layer("lstm_1").output[1].T)
+
+
+def test_attention_weights_under_the_heatmap(panel, results):
+    result = results("attention_pooling", TEXT)
+    panel.show_result(result)
+    panel.select(row=1)
+    weights = result.layer("attention_pooling_1").extras["attention_pooling_1/attention"][1]
+    x, y = panel.attention_curve.getData()
+    np.testing.assert_allclose(y, weights, rtol=1e-6)
+    assert len(x) == len(y) + 1                        # step edges: one bar per timestep
+    assert panel.attention_plot.isVisible()
+    np.testing.assert_array_equal(panel.attention_overlay.padded, ~result.mask[1])
+    assert panel.attention_plot.vb.linkedView(0) is panel.mask_plot.vb
+    # a stack without attention has no attention plot
+    panel.show_result(results("average_pooling", TEXT))
+    assert not panel.attention_plot.isVisible()
+
+
+# --- hover, selection memory, messages ---
+
+def test_hover_moves_one_crosshair_through_the_time_plots(panel, results):
+    result = results("average_pooling", TEXT)
+    panel.show_result(result)
+    text = panel.hover("heatmap", 2.2, 4.1)
+    value = result.layer("lstm_1").output[0, 2, 4]
+    assert text.startswith("line 1 · t=2 ·") and f"unit 4 = {value:+.4f}" in text and "token 7" in text
+    assert panel.hover_label.text() == text
+    for name in ("heatmap", "units", "mask"):
+        line = panel.crosshairs[name]
+        assert line.isVisible() and line.value() == 2
+    assert "padded" not in panel.hover("units", 5.0, 0.0)     # line 1 has 7 steps
+    assert panel.hover("mask", 5.0, 1.0) == "line 2 · t=5 · padded"
+    panel.hover(None, 0, 0)
+    assert not any(line.isVisible() for line in panel.crosshairs.values())
+
+
+def test_moving_the_mouse_over_a_plot_describes_the_cell(panel, results, qtbot):
+    result = results("average_pooling", TEXT)
+    panel.show_result(result)
+    panel.show()
+    qtbot.waitExposed(panel)
+    view = panel.time_view
+    point = view.mapFromScene(panel.heatmap_plot.vb.mapViewToScene(QPointF(3.0, 5.0)))
+    qtbot.mouseMove(view.viewport(), point)
+    qtbot.waitUntil(lambda: "t=3" in panel.hover_label.text(), timeout=3000)
+    value = result.layer("lstm_1").output[0, 3, 5]
+    assert f"unit 5 = {value:+.4f}" in panel.hover_label.text()
+    assert all(panel.crosshairs[name].value() == 3 for name in ("heatmap", "units", "mask"))
+
+
+def test_show_result_keeps_a_valid_selection(panel, results):
+    panel.show_result(results("average_pooling", TEXT))
+    panel.select(layer="embedding_1", row=2)
+    panel.show_result(results("average_pooling", "1 2\n3 4 5\n6\n7 8\n"))
+    assert (panel.selected_layer, panel.selected_row) == ("embedding_1", 2)
+    panel.show_result(results("average_pooling", "1 2\n"))        # row 2 is gone
+    assert (panel.selected_layer, panel.selected_row) == ("embedding_1", 0)
+    panel.show_result(results("sensor_features"))                  # embedding_1 is gone
+    assert panel.selected_layer == "gru_1"
+
+
+def test_messages_and_no_result(panel, results):
+    panel.show()
+    panel.show_message("loading TensorFlow…")
+    assert panel.message_label.isVisible() and "TensorFlow" in panel.message_label.text()
+    panel.show_result(results("average_pooling", TEXT))
+    assert not panel.message_label.isVisible()
+    panel.show_message("the run failed: boom")
+    assert panel.message_label.isVisible()
+    panel.show_message("")
+    assert not panel.message_label.isVisible()
+    panel.show_result(None)
+    assert panel.heatmap_item.image is None and panel.mask_codes.size == 0 and panel.unit_curves == []
+
+
+# --- export ---
+
+@pytest.mark.parametrize("name", ["heatmap", "units", "mask", "fc_input", "output", "attention"])
+def test_export_png_and_svg(panel, results, tmp_path, name):
+    panel.show_result(results("attention_pooling", TEXT))      # never shown: export must still work
+    png = panel.export_plot(name, tmp_path / f"{name}.png")
+    data = png.read_bytes()
+    assert data.startswith(b"\x89PNG") and len(data) > 1000
+    svg = panel.export_plot(name, tmp_path / f"{name}.svg")
+    assert "<svg" in svg.read_text(encoding="utf-8")
+    with pytest.raises(ValueError):
+        panel.export_plot(name, tmp_path / f"{name}.txt")
+
+
+def test_export_rejects_unknown_and_missing_plots(panel, results, tmp_path):
+    panel.show_result(results("average_pooling", TEXT))
+    with pytest.raises(ValueError):
+        panel.export_plot("nope", tmp_path / "x.png")
+    with pytest.raises(ValueError):
+        panel.export_plot("attention", tmp_path / "x.png")
+
+
+# --- speed ---
+
+def test_a_sequence_edit_replots_fast(panel, engine, qtbot):
+    """The default stack at 8 sequences × 50 steps × 64 units re-plots in well under 20 ms."""
+    spec = load_preset("average_pooling").copy()
+    spec.layers[1].params["units"] = 64
+    rng = np.random.default_rng(0)
+    texts = ["\n".join(" ".join(map(str, rng.integers(1, 999, size=rng.integers(30, 51))))
+                       for _ in range(8)) for _ in range(6)]
+    runs_ = [engine.run(spec, text) for text in texts]
+    assert runs_[0].layer("lstm_1").output.shape[0] == 8
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.show_result(runs_[0])
+    panel.select(layer="lstm_1", row=3)
+    qtbot.wait(10)
+    timings = []
+    for repeat in range(3):
+        for result in runs_[1:]:
+            started = time.perf_counter()
+            panel.show_result(result)
+            timings.append((time.perf_counter() - started) * 1000)
+    np.testing.assert_array_equal(panel.heatmap_item.image, runs_[-1].layer("lstm_1").output[3].T)
+    print(f"show_result median {statistics.median(timings):.2f} ms, max {max(timings):.2f} ms")
+    assert statistics.median(timings) < 20, timings
+
+
+def test_pure_helpers():
+    assert runs(np.array([0, 1, 1, 0, 1], bool)) == [(1, 3), (4, 5)]
+    assert runs(np.zeros(3, bool)) == []
+    matrix = np.zeros((5, 4), np.float32)
+    matrix[:, 2] = np.arange(5)
+    matrix[:, 0] = [0, 1, 0, 1, 0]
+    assert top_variance_units(matrix, np.ones(5, bool), 2) == [0, 2]
+    assert top_variance_units(matrix, np.array([1, 1, 0, 0, 0], bool), 1) == [0]
