@@ -1,8 +1,114 @@
-"""Starts the window (built in a later step)."""
+"""Starts the window: `python main.py [STACK]`, or `--screenshot PNG [STACK]` to render it offscreen."""
 
+from __future__ import annotations
+
+import ctypes.util
+import os
 import sys
+from typing import Callable, Mapping
+
+WINDOW_SIZE = (1600, 1000)
+SCREENSHOT_TIMEOUT_S = 120
+XCB_LIBRARIES = {"xcb-cursor": "libxcb-cursor0", "xcb-icccm": "libxcb-icccm4", "xcb-keysyms": "libxcb-keysyms1"}
+INSTALL = "sudo apt-get install " + " ".join(XCB_LIBRARIES.values())
+
+
+def display_problem(env: Mapping[str, str] | None = None, platform: str | None = None,
+                    find_library: Callable[[str], str | None] = ctypes.util.find_library) -> str | None:
+    """Why Qt could not open a window here (it would abort the process), or None when it can."""
+    env = os.environ if env is None else env
+    platform = sys.platform if platform is None else platform
+    if not platform.startswith("linux"):
+        return None
+    qpa = env.get("QT_QPA_PLATFORM", "").strip()
+    if qpa and not qpa.startswith("xcb"):
+        return None                      # offscreen, wayland, vnc …: Qt's own business
+    wayland = bool(env.get("WAYLAND_DISPLAY")) and env.get("XDG_SESSION_TYPE", "") == "wayland"
+    if not qpa and wayland:
+        return None                      # Qt picks its Wayland plugin
+    if not env.get("DISPLAY"):
+        return ("there is no display to open the window on (DISPLAY is not set): run it on a desktop, or use "
+                "`--screenshot PNG` (or QT_QPA_PLATFORM=offscreen) to render it without one")
+    missing = [package for library, package in XCB_LIBRARIES.items() if not find_library(library)]
+    if missing:
+        return f"Qt needs system libraries that are missing ({', '.join(missing)}): {INSTALL}"
+    return None
 
 
 def open_window(stack: str | None = None, screenshot: str | None = None) -> int:
-    print("the window is not built yet; use `python main.py run preset:average_pooling`", file=sys.stderr)
-    return 2
+    """Opens the explorer on `stack` (a file or preset:NAME; default the default preset). Returns the exit status."""
+    from ..core import presets
+    reference = stack or presets.PREFIX + presets.DEFAULT
+    spec = presets.load_stack(reference)     # a bad file: ExplorerError → `error: …`, exit 2
+    if screenshot:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    else:
+        problem = display_problem()
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
+    from PySide6.QtCore import qInstallMessageHandler
+    from PySide6.QtWidgets import QApplication
+
+    from .main_window import MainWindow
+    qInstallMessageHandler(_qt_message)
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "rnn-explorer"])
+    app.setApplicationName("RNN Shape Explorer")
+    if screenshot:
+        window = MainWindow(spec, trusted=presets.is_preset(reference), source=reference,
+                            confirm_trust=lambda expressions: False)
+        return take_screenshot(app, window, screenshot)
+    window = MainWindow(spec, trusted=presets.is_preset(reference), source=reference)
+    screen = app.primaryScreen().availableGeometry() if app.primaryScreen() else None
+    if screen is not None and (screen.width() < WINDOW_SIZE[0] or screen.height() < WINDOW_SIZE[1]):
+        window.resize(min(WINDOW_SIZE[0], int(screen.width() * 0.95)), min(WINDOW_SIZE[1], int(screen.height() * 0.92)))
+    else:
+        window.resize(*WINDOW_SIZE)
+    window.show()
+    return app.exec()
+
+
+_QT_NOISE = ("This plugin does not support propagateSizeHints()",)
+
+
+def _qt_message(mode, context, message: str) -> None:
+    """Qt's own warnings, minus the offscreen plugin's noise that means nothing to users."""
+    if message not in _QT_NOISE:
+        print(message, file=sys.stderr)
+
+
+def take_screenshot(app, window, path: str, timeout_s: float = SCREENSHOT_TIMEOUT_S) -> int:
+    """Shows `window`, waits for its first run to be plotted, saves it as a PNG. 0, or 2 with an error line."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    window.resize(*WINDOW_SIZE)
+    window.show()
+    loop = QEventLoop()
+    finished = []
+
+    def done(reply) -> None:
+        finished.append(reply)
+        loop.quit()
+
+    if window.settled and window.last_reply is not None:
+        finished.append(window.last_reply)        # refused before running: nothing to wait for
+    else:
+        window.runFinished.connect(done)
+        QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+        loop.exec()
+    try:
+        if not finished:
+            print(f"error: the first run did not finish within {timeout_s:.0f} s; no screenshot taken",
+                  file=sys.stderr)
+            return 2
+        for _ in range(5):                       # let the plots lay themselves out and paint
+            app.processEvents()
+        QTimer.singleShot(100, loop.quit)
+        loop.exec()
+        app.processEvents()
+        if not window.grab().save(path, "PNG"):
+            print(f"error: cannot write the screenshot to {path}", file=sys.stderr)
+            return 2
+        return 0
+    finally:
+        window.close()

@@ -1,0 +1,762 @@
+"""The stack editor: input settings and a column of layer cards, each with a live shape badge.
+
+`StackEditor(spec)` edits the stack's input, seed and layers; every edit emits `changed` with a new
+StackSpec (a copy: the editor keeps its own). The batching and the sequence text belong to the
+sequence editor; the window merges both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QEvent, QMimeData, QPoint, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QDrag, QMouseEvent
+from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout,
+                               QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QMenu,
+                               QScrollArea, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout, QWidget)
+
+from ..core.diagnose import format_shape
+from ..core.spec import (ACTIVATIONS, LAYER_PARAMS, MAX_FEATURES, MAX_SEED, MAX_UNITS, MAX_VOCAB, MERGE_MODES,
+                         PARAM_HELP, InputSpec, LayerSpec, StackSpec)
+from .style import ERROR_COLOUR, MASK_ROLES, MUTED_COLOUR, SELECTED_BORDER, WARNING_COLOUR, escape, mono_font
+
+FRIENDLY = {
+    "embedding": "Embedding",
+    "masking": "Masking",
+    "simple_rnn": "SimpleRNN",
+    "lstm": "LSTM",
+    "gru": "GRU",
+    "global_average_pooling": "Global average pooling",
+    "global_max_pooling": "Global max pooling",
+    "masked_mean_pooling": "Masked mean pooling",
+    "time_average": "Time average (plain mean)",
+    "last_timestep": "Last valid timestep",
+    "attention_pooling": "Attention pooling",
+    "flatten": "Flatten",
+    "dense": "Dense",
+    "time_distributed_dense": "TimeDistributed(Dense)",
+    "custom": "Custom expression",
+}
+PALETTE = (
+    ("Input", ("embedding", "masking")),
+    ("Recurrent", ("simple_rnn", "lstm", "gru")),
+    ("Over time", ("global_average_pooling", "masked_mean_pooling", "global_max_pooling", "time_average",
+                   "last_timestep", "attention_pooling", "flatten")),
+    ("Head", ("dense", "time_distributed_dense")),
+    ("Code", ("custom",)),
+)
+MIME_TYPE = "application/x-rnn-explorer-layer"
+
+
+def friendly(layer_type: str) -> str:
+    return FRIENDLY.get(layer_type, layer_type.replace("_", " ").capitalize())
+
+
+def palette_groups() -> list[tuple[str, list[str]]]:
+    """The add-layer menu: every type in LAYER_PARAMS, grouped; unknown new types land in "Other"."""
+    groups = [(title, [t for t in types if t in LAYER_PARAMS]) for title, types in PALETTE]
+    listed = {t for _, types in groups for t in types}
+    other = [t for t in LAYER_PARAMS if t not in listed]
+    if other:
+        groups.append(("Other", other))
+    return [(title, types) for title, types in groups if types]
+
+
+def _accepts(layer_type: str, key: str, value: Any) -> bool:
+    _, check = LAYER_PARAMS[layer_type][key]
+    try:
+        check(value)
+    except ValueError:
+        return False
+    return True
+
+
+class ElidedLabel(QLabel):
+    """A label that shortens its text with … instead of widening its parent."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None):
+        super().__init__(parent)
+        self._full = text
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setToolTip(text)
+        self.setText(text)
+
+    def full_text(self) -> str:
+        return self._full
+
+    def minimumSizeHint(self):
+        hint = super().minimumSizeHint()
+        hint.setWidth(self.fontMetrics().horizontalAdvance("…") * 4)
+        return hint
+
+    def sizeHint(self):
+        hint = super().sizeHint()
+        hint.setWidth(self.fontMetrics().horizontalAdvance(self._full) + 4)
+        return hint
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, self.width()))
+
+
+class _NoWheelSpinBox(QSpinBox):
+    """A spin box that ignores the mouse wheel unless focused, so scrolling the card column edits nothing."""
+
+    def wheelEvent(self, event):
+        if self.hasFocus():
+            super().wheelEvent(event)
+        else:
+            event.ignore()
+
+
+class _NoWheelDoubleSpinBox(QDoubleSpinBox):
+    def wheelEvent(self, event):
+        if self.hasFocus():
+            super().wheelEvent(event)
+        else:
+            event.ignore()
+
+
+class _NoWheelComboBox(QComboBox):
+    def wheelEvent(self, event):
+        if self.hasFocus():
+            super().wheelEvent(event)
+        else:
+            event.ignore()
+
+
+def _param_widget(layer_type: str, key: str, value: Any, on_change) -> QWidget:
+    """One editing widget for one parameter; `on_change(value)` is called with the clean new value."""
+    default, _ = LAYER_PARAMS[layer_type][key]
+    if key == "merge_mode" or key == "activation":
+        combo = _NoWheelComboBox()
+        options = MERGE_MODES if key == "merge_mode" else ACTIVATIONS
+        if key == "activation" and _accepts(layer_type, key, None):
+            combo.addItem("none", None)
+        for option in options:
+            combo.addItem(option, option)
+        combo.setCurrentIndex(max(0, combo.findData(value)))
+        combo.currentIndexChanged.connect(lambda _i: on_change(combo.currentData()))
+        return combo
+    if isinstance(default, bool):
+        box = QCheckBox(key)
+        box.setChecked(bool(value))
+        box.toggled.connect(on_change)
+        return box
+    if isinstance(default, int):
+        spin = _NoWheelSpinBox()
+        spin.setRange(1, MAX_UNITS)
+        spin.setValue(int(value))
+        spin.setKeyboardTracking(False)
+        spin.valueChanged.connect(on_change)
+        return spin
+    if isinstance(default, float):
+        spin = _NoWheelDoubleSpinBox()
+        spin.setRange(-1e9, 1e9)
+        spin.setDecimals(3)
+        spin.setValue(float(value))
+        spin.setKeyboardTracking(False)
+        spin.valueChanged.connect(on_change)
+        return spin
+    edit = QLineEdit(str(value))
+    edit.setFont(mono_font())
+    edit.setPlaceholderText("ops.mean(x, axis=1)" if key == "expression" else "")
+    state = {"last": str(value)}
+
+    def finished() -> None:
+        text = edit.text()
+        if text.strip() and text != state["last"]:
+            state["last"] = text
+            on_change(text)
+
+    edit.editingFinished.connect(finished)
+    return edit
+
+
+class LayerCard(QFrame):
+    """One layer: its type, its parameters, and a badge with its shapes, mask role and messages."""
+
+    paramChanged = Signal(object, str, object)   # card, parameter, value
+    typeChanged = Signal(object, str)            # card, new type
+    moveRequested = Signal(object, int)          # card, -1 up / +1 down
+    removeRequested = Signal(object)
+    clicked = Signal(object)
+
+    def __init__(self, layer: LayerSpec, name: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.layer = layer
+        self.name = name
+        self._selected = False
+        self._drag_start: QPoint | None = None
+        self.setObjectName("layerCard")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(8, 6, 8, 6)
+        outer.setSpacing(4)
+
+        header = QHBoxLayout()
+        header.setSpacing(4)
+        self.handle = QLabel("⠿")
+        self.handle.setToolTip("Drag to move this layer")
+        self.handle.setCursor(Qt.CursorShape.OpenHandCursor)
+        self.handle.setStyleSheet(f"color:{MUTED_COLOUR}; font-size:14pt")
+        header.addWidget(self.handle)
+        self.name_label = ElidedLabel(name)
+        self.name_label.setFont(mono_font())
+        self.name_label.setStyleSheet("font-weight:600")
+        self.name_label.setMaximumWidth(150)
+        header.addWidget(self.name_label, 1)
+        self.type_combo = _NoWheelComboBox()
+        for layer_type in LAYER_PARAMS:
+            self.type_combo.addItem(friendly(layer_type), layer_type)
+        self.type_combo.setCurrentIndex(self.type_combo.findData(layer.type))
+        self.type_combo.setToolTip("The layer's type: changing it keeps the parameters both types share")
+        self.type_combo.currentIndexChanged.connect(self._type_picked)
+        self.type_combo.setMinimumContentsLength(12)
+        self.type_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        header.addWidget(self.type_combo, 2)
+        self.up_button = self._tool_button("▲", "Move this layer up", lambda: self.moveRequested.emit(self, -1))
+        self.down_button = self._tool_button("▼", "Move this layer down", lambda: self.moveRequested.emit(self, 1))
+        self.remove_button = self._tool_button("✕", "Remove this layer", lambda: self.removeRequested.emit(self))
+        for button in (self.up_button, self.down_button, self.remove_button):
+            header.addWidget(button)
+        outer.addLayout(header)
+
+        self._widgets: dict[str, QWidget] = {}
+        params = LAYER_PARAMS[layer.type]
+        if params:
+            grid = QGridLayout()
+            grid.setHorizontalSpacing(6)
+            grid.setVerticalSpacing(2)
+            row, column = 0, 0
+            for key in params:
+                widget = _param_widget(layer.type, key, layer.params[key],
+                                       lambda value, key=key: self._edited(key, value))
+                widget.setToolTip(PARAM_HELP.get(key, key))
+                self._widgets[key] = widget
+                if isinstance(widget, QLineEdit):
+                    if column:
+                        row, column = row + 1, 0
+                    label = QLabel(key)
+                    label.setToolTip(widget.toolTip())
+                    grid.addWidget(label, row, 0)
+                    grid.addWidget(widget, row, 1, 1, 3)
+                    row += 1
+                    continue
+                if isinstance(widget, QCheckBox):
+                    grid.addWidget(widget, row, column, 1, 2)
+                else:
+                    label = QLabel(key)
+                    label.setToolTip(widget.toolTip())
+                    grid.addWidget(label, row, column)
+                    grid.addWidget(widget, row, column + 1)
+                column += 2
+                if column >= 4:
+                    row, column = row + 1, 0
+            grid.setColumnStretch(1, 1)
+            grid.setColumnStretch(3, 1)
+            outer.addLayout(grid)
+            self._update_enabled()
+
+        # one word-wrapped label: the three parts go onto two lines when the column is narrow
+        self.symbolic_text = "…"    # what the badge says, for callers and tests
+        self.batch_text = ""
+        self.mask_role = ""
+        self.badge_label = QLabel("")
+        self.badge_label.setWordWrap(True)
+        self.badge_label.setTextFormat(Qt.TextFormat.RichText)
+        self.badge_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        outer.addWidget(self.badge_label)
+        self.show_shapes(None, None, None, unknown="…")
+        self.message_label = QLabel("")
+        self.message_label.setWordWrap(True)
+        self.message_label.setTextFormat(Qt.TextFormat.RichText)
+        self.message_label.hide()
+        outer.addWidget(self.message_label)
+        self._apply_style()
+
+    # --- building ---
+
+    def _tool_button(self, text: str, tip: str, slot) -> QToolButton:
+        button = QToolButton()
+        button.setText(text)
+        button.setToolTip(tip)
+        button.setAutoRaise(True)
+        button.clicked.connect(slot)
+        return button
+
+    def param_widget(self, key: str) -> QWidget:
+        return self._widgets[key]
+
+    def _update_enabled(self) -> None:
+        if "merge_mode" in self._widgets:
+            self._widgets["merge_mode"].setEnabled(bool(self.layer.params.get("bidirectional")))
+
+    def _apply_style(self) -> None:
+        border = f"2px solid {SELECTED_BORDER}" if self._selected else "1px solid palette(mid)"
+        self.setStyleSheet(f"QFrame#layerCard {{ border:{border}; border-radius:6px; background:palette(base); }}")
+
+    # --- events ---
+
+    def _edited(self, key: str, value: Any) -> None:
+        self.layer.params[key] = value
+        self._update_enabled()
+        self.paramChanged.emit(self, key, value)
+
+    def _type_picked(self, _index: int) -> None:
+        new_type = self.type_combo.currentData()
+        if new_type and new_type != self.layer.type:
+            self.typeChanged.emit(self, new_type)
+
+    def set_selected(self, selected: bool) -> None:
+        if selected != self._selected:
+            self._selected = selected
+            self._apply_style()
+
+    @property
+    def selected(self) -> bool:
+        return self._selected
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            self._drag_start = event.position().toPoint()
+            self.clicked.emit(self)
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        start = self._drag_start
+        if start is None or not event.buttons() & Qt.MouseButton.LeftButton:
+            return
+        if (event.position().toPoint() - start).manhattanLength() < QApplication.startDragDistance():
+            return
+        self._drag_start = None
+        column = self.parentWidget()
+        index = column.index_of(self) if isinstance(column, _CardColumn) else -1
+        mime = QMimeData()
+        mime.setData(MIME_TYPE, str(index).encode())
+        drag = QDrag(column if column is not None else self)   # the card itself is rebuilt by the drop
+        drag.setMimeData(mime)
+        pixmap = self.grab()
+        drag.setPixmap(pixmap.scaledToWidth(max(1, int(pixmap.width() * 0.8)),
+                                            Qt.TransformationMode.SmoothTransformation))
+        drag.setHotSpot(QPoint(10, 10))
+        drag.exec(Qt.DropAction.MoveAction)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        self._drag_start = None
+        super().mouseReleaseEvent(event)
+
+    # --- the badge ---
+
+    def show_shapes(self, symbolic: tuple | None, batch: tuple | None, role: str | None, *,
+                    stale: bool = False, unknown: str = "?") -> None:
+        """`stale`: the stack was edited since these shapes were computed; they are greyed until the next run.
+        No `symbolic`: the shape is not known (`unknown` is shown: … before a run, ? after a failed one)."""
+        mono = mono_font().family()
+        if symbolic is None:
+            self.symbolic_text, self.batch_text, self.mask_role = unknown, "", ""
+            self.badge_label.setText(f'<span style="font-family:\'{mono}\'; font-weight:600; '
+                                     f'color:{MUTED_COLOUR}">{unknown}</span>')
+            self.badge_label.setToolTip("The shapes appear after a successful run")
+            return
+        self.symbolic_text = format_shape(symbolic)
+        self.batch_text = format_shape(batch) if batch is not None else ""
+        self.mask_role = role or "none"
+        colour, meaning = MASK_ROLES.get(self.mask_role, MASK_ROLES["none"])
+        muted = f"color:{MUTED_COLOUR};" if stale else ""
+
+        def nbsp(text: str) -> str:
+            return escape(text).replace(" ", "&nbsp;")
+
+        parts = [f'<span style="font-family:\'{mono}\'; font-weight:600; {muted}">{nbsp(self.symbolic_text)}</span>']
+        if self.batch_text:
+            parts.append(f'<span style="font-family:\'{mono}\'; color:{MUTED_COLOUR}">'
+                         f'{nbsp("batch " + self.batch_text)}</span>')
+        parts.append(f'<span style="color:{colour}; font-weight:600">{nbsp("mask " + self.mask_role)}</span>')
+        self.badge_label.setText(" &nbsp;&nbsp; ".join(parts))
+        self.badge_label.setToolTip(f"{self.symbolic_text}: the symbolic shape (None = any batch size / any number "
+                                    f"of timesteps)\n" + (f"{self.batch_text}: the shape for the sequences in the "
+                                                         "editor\n" if self.batch_text else "")
+                                    + f"mask {self.mask_role}: {meaning}"
+                                    + ("\n(greyed: the stack changed since this run)" if stale else ""))
+
+    def show_messages(self, error: str | None, warnings: list[str]) -> None:
+        parts = []
+        if error:
+            parts.append(f'<span style="color:{ERROR_COLOUR}; font-weight:600">✖ {escape(error)}</span>')
+        parts += [f'<span style="color:{WARNING_COLOUR}">⚠ {escape(w)}</span>' for w in warnings]
+        self.message_label.setText("<br>".join(parts))
+        self.message_label.setVisible(bool(parts))
+
+    @property
+    def message_text(self) -> str:
+        return "" if self.message_label.isHidden() else self.message_label.text()
+
+
+class _CardColumn(QWidget):
+    """The cards, one above the other; accepts cards dropped between others."""
+
+    def __init__(self, editor: StackEditor):
+        super().__init__()
+        self._editor = editor
+        self.setAcceptDrops(True)
+        self.layout_ = QVBoxLayout(self)
+        self.layout_.setContentsMargins(0, 0, 0, 0)
+        self.layout_.setSpacing(6)
+        self._indicator = QFrame(self)
+        self._indicator.setStyleSheet(f"background:{SELECTED_BORDER}")
+        self._indicator.setFixedHeight(3)
+        self._indicator.hide()
+
+    def index_of(self, card: LayerCard) -> int:
+        return self._editor.cards.index(card) if card in self._editor.cards else -1
+
+    def gap_at(self, y: float) -> int:
+        """The gap (0 = before the first card … n = after the last) nearest to `y`."""
+        for index, card in enumerate(self._editor.cards):
+            if y < card.geometry().center().y():
+                return index
+        return len(self._editor.cards)
+
+    def _gap_y(self, gap: int) -> int:
+        cards = self._editor.cards
+        if not cards:
+            return 0
+        if gap < len(cards):
+            return max(0, cards[gap].geometry().top() - 4)
+        return cards[-1].geometry().bottom() + 2
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasFormat(MIME_TYPE):
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event) -> None:
+        if not event.mimeData().hasFormat(MIME_TYPE):
+            return
+        event.acceptProposedAction()
+        gap = self.gap_at(event.position().y())
+        self._indicator.setGeometry(0, self._gap_y(gap), self.width(), 3)
+        self._indicator.show()
+        self._indicator.raise_()
+
+    def dragLeaveEvent(self, event) -> None:
+        self._indicator.hide()
+
+    def dropEvent(self, event) -> None:
+        self._indicator.hide()
+        if not event.mimeData().hasFormat(MIME_TYPE):
+            return
+        try:
+            source = int(bytes(event.mimeData().data(MIME_TYPE)).decode())
+        except ValueError:
+            return
+        event.acceptProposedAction()
+        gap = self.gap_at(event.position().y())
+        # after the drag has finished: the move rebuilds the cards, the dragged one included
+        QTimer.singleShot(0, lambda: self._editor.move_to_gap(source, gap))
+
+
+class _CardScroll(QScrollArea):
+    """Never narrower than its cards: the splitter stops here instead of clipping them."""
+
+    def setWidget(self, widget: QWidget) -> None:
+        super().setWidget(widget)
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched, event) -> bool:
+        if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            self.updateGeometry()      # the cards' minimum width changed (rebuilt, restyled, shown)
+        return super().eventFilter(watched, event)
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        inner = self.widget()
+        if inner is not None:
+            hint.setWidth(inner.minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width()
+                          + 2 * self.frameWidth())
+        return hint
+
+
+class StackEditor(QWidget):
+    """Edits a StackSpec's input, seed and layers; emits `changed(StackSpec)` after every edit."""
+
+    changed = Signal(object)        # a new StackSpec
+    layerSelected = Signal(str)     # the user clicked (or edited) a layer
+
+    def __init__(self, spec: StackSpec, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._spec = spec.copy()
+        self._selected: str | None = None
+        self._result = None
+        self._error: tuple[str, str | None] | None = None
+        self._stale = False   # edited since the result shown: its shapes are greyed until the next one
+        self.cards: list[LayerCard] = []
+
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(4, 4, 4, 4)
+        outer.setSpacing(6)
+        outer.addWidget(self._build_input())
+
+        self._column = _CardColumn(self)
+        holder = QWidget()
+        holder_layout = QVBoxLayout(holder)
+        holder_layout.setContentsMargins(2, 2, 6, 2)
+        holder_layout.addWidget(self._column)
+        self.add_button = QToolButton()
+        self.add_button.setText("+ Add layer")
+        self.add_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.add_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.add_button.setToolTip("Add a layer after the selected one (or at the end)")
+        self.add_menu = QMenu(self.add_button)
+        for title, types in palette_groups():
+            self.add_menu.addSection(title)
+            for layer_type in types:
+                action = self.add_menu.addAction(friendly(layer_type))
+                action.setData(layer_type)
+                action.triggered.connect(lambda _checked=False, t=layer_type: self.add_layer(t))
+        self.add_button.setMenu(self.add_menu)
+        holder_layout.addWidget(self.add_button, 0, Qt.AlignmentFlag.AlignLeft)
+        holder_layout.addStretch(1)
+        self.scroll = _CardScroll()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setWidget(holder)
+        self._holder = holder
+        outer.addWidget(self.scroll, 1)
+        self._rebuild_cards()
+
+    # --- input ---
+
+    def _build_input(self) -> QGroupBox:
+        box = QGroupBox("Input")
+        form = QFormLayout(box)
+        form.setContentsMargins(8, 4, 8, 6)
+        form.setVerticalSpacing(3)
+        self.input_kind_combo = _NoWheelComboBox()
+        self.input_kind_combo.addItem("token ids (integers)", "tokens")
+        self.input_kind_combo.addItem("feature vectors (floats)", "features")
+        self.input_kind_combo.addItem("words (vocabulary from the text)", "words")
+        self.input_kind_combo.setToolTip("Token ids go through an Embedding; feature vectors go straight into the "
+                                         "recurrent layer (mask them with a Masking layer); words are looked up in "
+                                         "a vocabulary built from the text (id 0 padding, id 1 unknown word)")
+        self.vocab_spin = _NoWheelSpinBox()
+        self.vocab_spin.setRange(1, MAX_VOCAB)
+        self.vocab_spin.setKeyboardTracking(False)
+        self.vocab_spin.setToolTip("vocab_size: token ids run from 0 to vocab_size − 1")
+        self.features_spin = _NoWheelSpinBox()
+        self.features_spin.setRange(1, MAX_FEATURES)
+        self.features_spin.setKeyboardTracking(False)
+        self.features_spin.setToolTip("features: how many numbers make one timestep")
+        self.seed_spin = _NoWheelSpinBox()
+        self.seed_spin.setRange(0, MAX_SEED)
+        self.seed_spin.setKeyboardTracking(False)
+        self.seed_spin.setToolTip("seed: fixes every initial weight, so the same stack gives the same numbers")
+        kind_row = QHBoxLayout()
+        kind_row.addWidget(self.input_kind_combo, 1)
+        self.input_shape_label = QLabel("")
+        self.input_shape_label.setFont(mono_font())
+        self.input_shape_label.setToolTip("The input's symbolic shape and this batch's padded shape")
+        form.addRow("kind", kind_row)
+        self.vocab_label = QLabel("vocab_size")
+        self.features_label = QLabel("features")
+        form.addRow(self.vocab_label, self.vocab_spin)
+        form.addRow(self.features_label, self.features_spin)
+        form.addRow("seed", self.seed_spin)
+        form.addRow("shape", self.input_shape_label)
+        self._show_input()
+        self.input_kind_combo.currentIndexChanged.connect(self._input_edited)
+        self.vocab_spin.valueChanged.connect(self._input_edited)
+        self.features_spin.valueChanged.connect(self._input_edited)
+        self.seed_spin.valueChanged.connect(self._seed_edited)
+        return box
+
+    def _show_input(self) -> None:
+        spec = self._spec
+        widgets = (self.input_kind_combo, self.vocab_spin, self.features_spin, self.seed_spin)
+        for widget in widgets:
+            widget.blockSignals(True)
+        self.input_kind_combo.setCurrentIndex(self.input_kind_combo.findData(spec.input.kind))
+        self.vocab_spin.setValue(spec.input.vocab_size or 1000)
+        self.features_spin.setValue(spec.input.features or 1)
+        self.seed_spin.setValue(spec.seed)
+        for widget in widgets:
+            widget.blockSignals(False)
+        tokens = spec.input.kind in ("tokens", "words")
+        self.vocab_spin.setVisible(tokens)
+        self.vocab_label.setVisible(tokens)
+        self.features_spin.setVisible(not tokens)
+        self.features_label.setVisible(not tokens)
+        self._show_input_shape()
+
+    def _show_input_shape(self) -> None:
+        symbolic = (None, None) if self._spec.input.kind != "features" else (None, None, self._spec.input.features)
+        text = format_shape(symbolic)
+        result = self._result
+        if result is not None and self._error is None:
+            text += f"   this batch {format_shape(result.input.shape)}"
+        self.input_shape_label.setText(text)
+
+    def _input_edited(self) -> None:
+        kind = self.input_kind_combo.currentData()
+        self._spec.input = InputSpec(kind, self.vocab_spin.value(), self.features_spin.value())
+        tokens = kind in ("tokens", "words")
+        self.vocab_spin.setVisible(tokens)
+        self.vocab_label.setVisible(tokens)
+        self.features_spin.setVisible(not tokens)
+        self.features_label.setVisible(not tokens)
+        self._show_input_shape()
+        self._emit()
+
+    def _seed_edited(self, value: int) -> None:
+        self._spec.seed = value
+        self._emit()
+
+    # --- the document ---
+
+    def spec(self) -> StackSpec:
+        return self._spec.copy()
+
+    def set_spec(self, spec: StackSpec) -> None:
+        """Shows another document (undo, a preset, a file) without emitting `changed`."""
+        self._spec = spec.copy()
+        self._result = None
+        self._error = None
+        self._show_input()
+        self._rebuild_cards()
+
+    def _emit(self) -> None:
+        self._stale = True
+        self._show_badges()
+        self.changed.emit(self._spec.copy())
+
+    # --- layers ---
+
+    def _rebuild_cards(self) -> None:
+        for card in self.cards:
+            card.hide()
+            card.deleteLater()
+        self.cards = []
+        names = self._spec.layer_names()
+        for index, (layer, name) in enumerate(zip(self._spec.layers, names)):
+            card = LayerCard(layer, name)
+            card.paramChanged.connect(self._param_changed)
+            card.typeChanged.connect(self._type_changed)
+            card.moveRequested.connect(lambda c, step: self.move_layer(self.cards.index(c), self.cards.index(c) + step))
+            card.removeRequested.connect(lambda c: self.remove_layer(self.cards.index(c)))
+            card.clicked.connect(lambda c: self._card_clicked(c))
+            card.up_button.setEnabled(index > 0)
+            card.down_button.setEnabled(index < len(names) - 1)
+            self._column.layout_.addWidget(card)
+            self.cards.append(card)
+        if self._selected not in names:
+            self._selected = None
+        for card in self.cards:
+            card.set_selected(card.name == self._selected)
+        self._show_badges()
+        self.scroll.updateGeometry()
+
+    def _structure_changed(self, select: str | None = None) -> None:
+        if select is not None:
+            self._selected = select
+        self._rebuild_cards()
+        self._emit()
+        if select is not None:
+            self.layerSelected.emit(select)
+
+    def add_layer(self, layer_type: str, index: int | None = None) -> None:
+        """Adds a layer of `layer_type` at `index` (default: after the selected layer, else at the end)."""
+        if index is None:
+            names = self._spec.layer_names()
+            index = names.index(self._selected) + 1 if self._selected in names else len(names)
+        self._spec.layers.insert(index, LayerSpec(layer_type))
+        self._structure_changed(select=self._spec.layer_names()[index])
+
+    def remove_layer(self, index: int) -> None:
+        del self._spec.layers[index]
+        self._structure_changed()
+
+    def move_layer(self, source: int, target: int) -> None:
+        """Moves the layer at `source` so that it ends up at index `target`."""
+        layers = self._spec.layers
+        if not (0 <= source < len(layers)) or not (0 <= target < len(layers)) or source == target:
+            return
+        name = self._spec.layer_names()[source]
+        layers.insert(target, layers.pop(source))
+        names = self._spec.layer_names()
+        self._structure_changed(select=name if name in names else names[target])
+
+    def move_to_gap(self, source: int, gap: int) -> None:
+        """Drag and drop: moves the layer at `source` into the gap before card `gap` (len = the end)."""
+        self.move_layer(source, gap if gap <= source else gap - 1)
+
+    def _param_changed(self, card: LayerCard, key: str, value: Any) -> None:
+        index = self.cards.index(card)
+        self._spec.layers[index].params[key] = value
+        self._select(card.name, emit=True)
+        self._emit()
+
+    def _type_changed(self, card: LayerCard, new_type: str) -> None:
+        index = self.cards.index(card)
+        old = self._spec.layers[index]
+        kept = {key: value for key, value in old.params.items()
+                if key in LAYER_PARAMS[new_type] and _accepts(new_type, key, value)}
+        self._spec.layers[index] = LayerSpec(new_type, kept, old.name)
+        self._structure_changed(select=self._spec.layer_names()[index])
+
+    # --- selection ---
+
+    def _card_clicked(self, card: LayerCard) -> None:
+        self._select(card.name, emit=True)
+
+    def _select(self, name: str | None, emit: bool) -> None:
+        changed = name != self._selected
+        self._selected = name
+        for card in self.cards:
+            card.set_selected(card.name == name)
+        if emit and changed and name is not None:
+            self.layerSelected.emit(name)
+
+    def select_layer(self, name: str | None) -> None:
+        """Highlights a layer's card (no signal)."""
+        self._select(name, emit=False)
+        card = self.card(name) if name else None
+        if card is not None:
+            self.scroll.ensureWidgetVisible(card, 0, 20)
+
+    @property
+    def selected_layer(self) -> str | None:
+        return self._selected
+
+    def card(self, name: str) -> LayerCard | None:
+        return next((card for card in self.cards if card.name == name), None)
+
+    # --- results ---
+
+    def show_result(self, result) -> None:
+        """Fills the badges from a RunResult (matched by layer name and type)."""
+        self._result = result
+        self._error = None
+        self._stale = False
+        self._show_badges()
+
+    def show_error(self, message: str, layer: str | None = None) -> None:
+        """A failed run: shapes become unknown, the card concerned shows the message."""
+        self._error = (message, layer)
+        self._stale = False
+        self._show_badges()
+
+    def _show_badges(self) -> None:
+        self._show_input_shape()
+        result = self._result if self._error is None else None
+        layers = {} if result is None else {layer.name: layer for layer in result.layers}
+        for card in self.cards:
+            found = layers.get(card.name)
+            if found is not None and found.type == card.layer.type:
+                card.show_shapes(found.symbolic_shape, found.shape, found.mask_role, stale=self._stale)
+            else:
+                card.show_shapes(None, None, None, unknown="?" if self._error or result is not None else "…")
+            error = self._error[0] if self._error and self._error[1] == card.name else None
+            warnings = [] if result is None else [d.message for d in result.diagnostics if d.layer == card.name]
+            card.show_messages(error, warnings)
