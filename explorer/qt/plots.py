@@ -181,6 +181,18 @@ def _hatch(color: QColor, cross: bool = False) -> QBrush:
 
 # --- graphics items ---
 
+
+def nice_limit(value: float) -> float:
+    """The smallest of 1, 2 or 5 × 10ⁿ that holds `value` (at most 1 for tanh outputs, unless they exceed it)."""
+    if not np.isfinite(value) or value <= 0:
+        return 1.0
+    exponent = np.floor(np.log10(value))
+    for step in (1.0, 2.0, 5.0, 10.0):
+        limit = step * 10.0 ** exponent
+        if limit >= value * (1 - 1e-9):
+            return float(limit)
+    return float(10.0 ** (exponent + 1))
+
 class StepOverlay(pg.GraphicsObject):
     """Marks whole timesteps, over the full height of its view: padded (grey and hatched) and
     valid-but-masked by the layer (orange cross-hatch). Add with ignoreBounds=True."""
@@ -469,8 +481,10 @@ class PlotsPanel(QWidget):
         self.units_edit.setMaximumWidth(190)
         self.units_edit.editingFinished.connect(self._on_units_typed)
         self.fit_colors = QCheckBox("fit colours")
-        self.fit_colors.setToolTip("recurrent outputs: stretch the diverging colour map to ±max |value| of the layer "
-                                   "instead of the fixed [-1, 1] (colours then change from run to run)")
+        self.fit_colors.setChecked(True)
+        self.fit_colors.setToolTip("recurrent outputs: centre the diverging colour map on 0 and stretch it to the "
+                                   "layer's largest |value|, rounded up to 1, 2 or 5 × 10ⁿ so that colours stay put "
+                                   "over small edits; untick for the fixed [-1, 1] of tanh")
         self.fit_colors.toggled.connect(lambda _: self._update() if self.result is not None else None)
         self.hover_label = QLabel(" ")
         self.hover_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -1068,7 +1082,7 @@ class PlotsPanel(QWidget):
         if recurrent:
             biggest = float(np.abs(finite).max()) if finite.size else 1.0
             if self.fit_colors.isChecked():
-                limit = max(biggest, 1e-6)
+                limit = nice_limit(biggest)
             else:
                 limit = 1.0 if biggest <= 1.0 + 1e-6 else biggest
             lo, hi = -limit, limit
@@ -1092,11 +1106,11 @@ class PlotsPanel(QWidget):
         self.padding_overlay.set_steps(padded, masked)
         parts = [f"<b>{layer.name}</b> output, line {line} ({features} units × {steps} steps)"]
         if recurrent:
-            if hi == 1.0:
+            if not self.fit_colors.isChecked():
                 parts.append(f"fixed scale ±1, max |value| {biggest:.2g} (tick fit colours to stretch)"
                              if biggest < 0.2 else "fixed scale ±1")
             else:
-                parts.append(f"scale ±{hi:.2g}")
+                parts.append(f"scale ±{hi:.2g} (max |value| {biggest:.2g}; untick fit colours for ±1)")
         if padded.any():
             parts.append(swatch(PAD_FILL.name(), "hatched = padded"))
         if masked.any():

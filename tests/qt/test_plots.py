@@ -65,11 +65,26 @@ def test_heatmap_is_the_selected_layers_output(panel, results):
     image = panel.heatmap_item.image
     assert image.shape == (32, 7)                     # units × timesteps
     np.testing.assert_allclose(image, output[0].T, rtol=0, atol=0)
-    # recurrent output: the diverging map with a fixed range centred on 0
+    # recurrent output: the diverging map centred on 0, fitted to a 1-2-5 step that holds the layer's values
     assert panel.colorbar.colorMap().name == "CET-D1"
+    biggest = np.abs(result.layer("lstm_1").output).max()
+    lo, hi = panel.heatmap_item.levels
+    assert lo == -hi and biggest <= hi < 2.5 * biggest
+    assert f"{hi:.0e}"[0] in "125"
+    assert tuple(panel.colorbar.levels()) == (lo, hi)
+    # unticking "fit colours" gives the fixed range of tanh
+    panel.fit_colors.setChecked(False)
     assert tuple(panel.colorbar.levels()) == (-1.0, 1.0)
     assert tuple(panel.heatmap_item.levels) == (-1.0, 1.0)
+    panel.fit_colors.setChecked(True)
     assert panel.heatmap_item.isVisible() and not panel.layer_bars.isVisible()
+
+
+@pytest.mark.parametrize("value, limit", [(0.014, 0.02), (0.02, 0.02), (0.3, 0.5), (0.7, 1.0), (1.0, 1.0),
+                                          (3.2, 5.0), (0.0, 1.0)])
+def test_fitted_colour_limits_are_round_numbers(value, limit):
+    from explorer.qt.plots import nice_limit
+    assert nice_limit(value) == pytest.approx(limit)
 
 
 def test_padding_overlay_covers_exactly_the_padded_steps(panel, results):
