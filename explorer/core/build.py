@@ -136,6 +136,9 @@ def build(spec: StackSpec) -> BuiltStack:
         except Exception as error:  # Keras reports shape problems as several exception types
             raise StackError(diagnose.translate_build_error(name, layer, strip_ansi(str(error))),
                              layer=name) from None
+        if layer.type == "custom" and not hasattr(result, "shape"):  # None, or a tuple of anything
+            raise StackError(f'{name}: the expression "{layer.params["expression"]}" must give one tensor, '
+                             f"got {type(result).__name__}", layer=name)
         extra = {}
         if isinstance(result, (list, tuple)):
             x, rest = result[0], list(result[1:])
@@ -155,8 +158,12 @@ def build(spec: StackSpec) -> BuiltStack:
         objects[name] = keras_layer
         infos.append(LayerInfo(name, layer, tuple(x.shape), keras_layer.count_params(),
                                mask_in is not None, mask_out is not None, extra))
-    model = keras.Model(inputs, x, name="stack")
-    probe = keras.Model(inputs, outputs, name="probe")
+    try:
+        model = keras.Model(inputs, x, name="stack")
+        probe = keras.Model(inputs, outputs, name="probe")
+    except Exception as error:  # e.g. a layer named like the input
+        first = strip_ansi(str(error)).strip().splitlines()[0]
+        raise StackError(f"the stack cannot be assembled: {first}") from None
     forward = backend.traced(probe, input_shape, dtype)
     notes = []
     if spec.weights:

@@ -97,6 +97,8 @@ def _cut_reason(layer: LayerSpec, name: str) -> str:
 
 def translate_build_error(name: str, layer: LayerSpec, message: str) -> str:
     """Keras's message, shortened, with the layer it concerns."""
+    if "Error encountered:" in message:  # Keras wraps an error raised inside call(): keep the error itself
+        message = message.split("Error encountered:", 1)[1]
     first = message.strip().splitlines()[0] if message.strip() else "unknown error"
     if layer.type == "custom":
         return f'{name}: the expression "{layer.params["expression"]}" failed: {first}'

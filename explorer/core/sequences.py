@@ -13,7 +13,10 @@ from .spec import Batching, InputSpec
 
 _VALUE = re.compile(r"[^\s,;]+")
 _INTEGER = re.compile(r"^[+-]?\d+$")
+# Lines as editors number them: str.splitlines() also breaks at \f, \v, \x1c-\x1e, \x85, \u2028 and \u2029
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 MAX_SEQUENCES = 100_000
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass
@@ -40,7 +43,7 @@ def parse(text: str, input_spec: InputSpec) -> Sequences:
     if not isinstance(text, str):
         raise SequenceError(1, 1, "the sequence text must be a string")
     items, lines = [], []
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(_LINE_BREAK.split(text), start=1):
         content = _strip_comment(raw)
         if not content.strip():
             continue
@@ -66,7 +69,11 @@ def _parse_tokens(content: str, line: int, vocab_size: int) -> np.ndarray:
         if not _INTEGER.match(word):
             raise SequenceError(line, column, f'"{word}" is not a token id: expected a whole number '
                                               f"from 0 to {vocab_size - 1}")
-        value = int(word)
+        try:
+            value = int(word)
+        except ValueError:  # more digits than Python converts: far outside any vocabulary
+            raise SequenceError(line, column, f"token id {word[:20]}… is outside the vocabulary "
+                                              f"(vocab_size {vocab_size}: ids 0 to {vocab_size - 1})") from None
         if value < 0:
             raise SequenceError(line, column, f"token id {value} is negative: ids run from 0 to {vocab_size - 1}")
         if value >= vocab_size:
@@ -98,6 +105,8 @@ def _parse_features(content: str, line: int, features: int) -> np.ndarray:
                                                   f"numbers per timestep") from None
             if not math.isfinite(value):
                 raise SequenceError(line, column, f'"{word}" is not a finite number')
+            if abs(value) > FLOAT32_MAX:  # the batch is float32: it would become inf
+                raise SequenceError(line, column, f'"{word}" is too large: values are float32, at most ±3.4e38')
             values.append(value)
         if not values:
             if index == len(parts) - 1 and steps:

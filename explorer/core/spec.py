@@ -23,11 +23,13 @@ MAX_FEATURES = 4096
 MAX_MAXLEN = 1_000_000
 MAX_LAYERS = 64
 MAX_SEED = 2**31 - 1
+FLOAT32_MAX = 3.4028234663852886e38
 
 RECURRENT_TYPES = ("simple_rnn", "lstm", "gru")
 ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax", "gelu", "elu", "selu",
                "softplus", "swish", "hard_sigmoid", "exponential", "leaky_relu")
 MERGE_MODES = ("concat", "sum", "mul", "ave")
+INPUT_NAME = "sequences"   # the model's input layer: no layer may take this name
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 
@@ -50,8 +52,14 @@ def _boolean(value: Any) -> bool:
 
 
 def _number(value: Any) -> float | int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"must be a finite number, got {_show(value)}")
+    try:
+        finite = math.isfinite(value) and abs(value) <= FLOAT32_MAX  # values reach the model as float32
+    except OverflowError:  # an integer beyond any float
+        finite = False
+    if not finite:
+        raise ValueError(f"must be a finite number (at most ±3.4e38), got {_show(value)}")
     return value
 
 
@@ -308,7 +316,7 @@ def _parse_layer(data: Any, index: int) -> LayerSpec:
     path = f"layers[{index}]"
     data = _expect_object(data, path)
     layer_type = data.get("type")
-    if layer_type not in LAYER_PARAMS:
+    if not isinstance(layer_type, str) or layer_type not in LAYER_PARAMS:
         if "type" not in data:
             raise SpecError(f"{path}.type", "is missing")
         raise SpecError(f"{path}.type", f"unknown layer type {_show(layer_type)}; known types: "
@@ -321,6 +329,8 @@ def _parse_layer(data: Any, index: int) -> LayerSpec:
         if not isinstance(name, str) or not _NAME.match(name):
             raise SpecError(f"{path}.name", "must start with a letter and hold only letters, digits and _ "
                                             f"(at most 64), got {_show(name)}")
+        if name == INPUT_NAME:
+            raise SpecError(f"{path}.name", f'"{INPUT_NAME}" is the name of the input; choose another')
     params = {key: _field(data, key, check, default, path) for key, (default, check) in schema.items()}
     return LayerSpec(layer_type, params, name)
 
@@ -399,6 +409,8 @@ def loads(text: str, source: str = "stack") -> StackSpec:
                             f"column {error.colno}") from None
     except RecursionError:
         raise SpecError("", f"{source} is nested too deeply to be a stack document") from None
+    except ValueError as error:  # e.g. an integer with more digits than Python converts
+        raise SpecError("", f"{source} is not valid JSON: {error}") from None
     return from_dict(data)
 
 
