@@ -219,6 +219,12 @@ def warnings_for(spec: StackSpec, built: BuiltStack, mask: np.ndarray, lengths: 
         found.append(Diagnostic(f"padding without a mask: {int((~mask).sum())} padded steps go through "
                                 f"{first.name} as if they were data, so {effect}; {fix}", first.name))
     for info in infos:
+        p = info.spec.params
+        if info.spec.is_recurrent and p["go_backwards"] and p["return_sequences"] and not p["bidirectional"]:
+            found.append(Diagnostic(f"{info.name} reads each sequence backwards (go_backwards) and Keras returns its "
+                                    "outputs in that reversed order: output step t belongs to input step T−1−t, "
+                                    "so they do not line up with the timesteps and the mask shown here; use "
+                                    "bidirectional for a backward pass in time order", info.name, "info"))
         if info.mask_role == "drops":
             found.append(Diagnostic(f"{info.name} ignores the mask: padded steps count like real ones from here on"
                                     f"{_drop_fix(info)}", info.name))

@@ -57,17 +57,22 @@ def leak_check(engine: Engine, spec: StackSpec, text: str | None = None, *, devi
         return LeakReport(differences, None, f"no leak: every layer equals the unpadded run on valid steps "
                                              f"(max |Δ| {worst:.1e})")
     return LeakReport(differences, leaking, f"padding leaks into {leaking}: max |Δ| {differences[leaking]:.3g}"
-                                            f" — {_fix(padded, leaking)}")
+                                            f" — {_fix(padded, spec, leaking)}")
 
 
-def _fix(padded: RunResult, leaking: str) -> str:
+def _fix(padded: RunResult, spec: StackSpec, leaking: str) -> str:
     roles = {layer.name: layer.mask_role for layer in padded.layers}
+    names = list(roles)
+    for layer, name in zip(spec.layers, names[: names.index(leaking) + 1]):
+        p = layer.params
+        if layer.is_recurrent and p["go_backwards"] and p["return_sequences"] and not p["bidirectional"]:
+            return (f"{name} returns its outputs in reverse time order (go_backwards), so padded and valid "
+                    "steps trade places: compare them reversed, or use bidirectional")
     if not any(role == "creates" for role in roles.values()):
         first = padded.layers[0]
         return "add mask_zero=True" if first.type == "embedding" else "add a masking layer first"
     if roles.get(leaking) == "drops":
         return f"{leaking} ignores the mask: use masked_mean_pooling or global_average_pooling"
-    names = list(roles)
     previous = names[names.index(leaking) - 1] if names.index(leaking) else None
     if previous and roles.get(previous) == "drops":
         return f"{previous} drops the mask before it: use a mask-aware layer there"

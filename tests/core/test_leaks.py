@@ -85,3 +85,14 @@ def test_a_mode_that_cannot_run_is_reported_with_its_reason(engine):
     by_mode = {r.mode: r for r in compare_modes(engine, spec, TEXT)}
     assert by_mode["bucket"].refused and "flatten needs every batch padded to maxlen" in by_mode["bucket"].refused
     assert by_mode["pad"].refused is None
+
+
+def test_go_backwards_is_explained_not_blamed_on_the_mask(engine):
+    spec = from_dict({"input": {"kind": "tokens", "vocab_size": 20},
+                      "layers": [{"type": "embedding", "output_dim": 4, "mask_zero": True},
+                                 {"type": "gru", "units": 3, "return_sequences": True, "go_backwards": True}]})
+    report = leak_check(engine, spec, TEXT)
+    assert report.leaking_layer == "gru_1"
+    assert "reverse time order (go_backwards)" in report.verdict
+    [note] = [d for d in engine.run(spec, TEXT).diagnostics if d.layer == "gru_1"]
+    assert note.severity == "info" and "output step t belongs to input step T−1−t" in note.message
