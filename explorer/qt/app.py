@@ -39,6 +39,13 @@ def open_window(stack: str | None = None, screenshot: str | None = None) -> int:
     """Opens the explorer on `stack` (a file or preset:NAME; default the default preset). Returns the exit status."""
     from ..core import presets
     reference = stack or presets.PREFIX + presets.DEFAULT
+    model = None
+    if reference.lower().endswith(".keras"):   # a trained model: read in the worker once the window is up
+        if screenshot:
+            from ..core.errors import SpecError
+            raise SpecError("", "--screenshot takes a stack file or preset:NAME, not a .keras model")
+        model = _check_model_file(reference)
+        reference = presets.PREFIX + presets.DEFAULT
     spec = presets.load_stack(reference)     # a bad file: ExplorerError → `error: …`, exit 2
     if screenshot:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
@@ -47,25 +54,60 @@ def open_window(stack: str | None = None, screenshot: str | None = None) -> int:
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
-    from PySide6.QtCore import qInstallMessageHandler
+    from PySide6.QtCore import QTimer, qInstallMessageHandler
     from PySide6.QtWidgets import QApplication
 
+    from .errors import install_hooks, setup_logging, teardown_logging
     from .main_window import MainWindow
+    from .recovery import offer_recovery
+    from .settings import open_settings
     qInstallMessageHandler(_qt_message)
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "rnn-explorer"])
     app.setApplicationName("RNN Shape Explorer")
-    if screenshot:
-        window = MainWindow(spec, trusted=presets.is_preset(reference), source=reference,
-                            confirm_trust=lambda expressions: False)
-        return take_screenshot(app, window, screenshot)
-    window = MainWindow(spec, trusted=presets.is_preset(reference), source=reference)
-    screen = app.primaryScreen().availableGeometry() if app.primaryScreen() else None
-    if screen is not None and (screen.width() < WINDOW_SIZE[0] or screen.height() < WINDOW_SIZE[1]):
-        window.resize(min(WINDOW_SIZE[0], int(screen.width() * 0.95)), min(WINDOW_SIZE[1], int(screen.height() * 0.92)))
-    else:
-        window.resize(*WINDOW_SIZE)
-    window.show()
-    return app.exec()
+    from .theme import DESKTOP_NAME, app_icon, follow_system
+    app.setDesktopFileName(DESKTOP_NAME)       # assets/rnn-explorer.desktop: the icon in docks and task bars
+    app.setWindowIcon(app_icon())
+    follow_system(app)                         # light or dark, as the system says, and when it changes
+    reporter = install_hooks(setup_logging())   # a bug is logged and shown; the window keeps working
+    try:
+        if screenshot:
+            window = MainWindow(spec, trusted=presets.is_preset(reference), source=reference,
+                                confirm_trust=lambda expressions: False)
+            reporter.watch(window)
+            return take_screenshot(app, window, screenshot)
+        window = MainWindow(spec, trusted=presets.is_preset(reference), source=None if model else reference,
+                            settings=open_settings())
+        reporter.watch(window)
+        if not window.preferences.restored_geometry:
+            screen = app.primaryScreen().availableGeometry() if app.primaryScreen() else None
+            if screen is not None and (screen.width() < WINDOW_SIZE[0] or screen.height() < WINDOW_SIZE[1]):
+                window.resize(min(WINDOW_SIZE[0], int(screen.width() * 0.95)),
+                              min(WINDOW_SIZE[1], int(screen.height() * 0.92)))
+            else:
+                window.resize(*WINDOW_SIZE)
+        window.show()
+        if model:
+            window.open_path(model)
+        QTimer.singleShot(0, lambda: offer_recovery(window))   # work autosaved by a session that crashed
+        return app.exec()
+    finally:
+        reporter.uninstall()
+        teardown_logging()
+
+
+def _check_model_file(path: str) -> str:
+    """A .keras file named on the command line must at least be a readable zip archive (else exit 2)."""
+    import zipfile
+
+    from ..core.errors import SpecError
+    try:
+        with zipfile.ZipFile(path) as archive:
+            archive.getinfo("config.json")
+    except FileNotFoundError:
+        raise SpecError("", f"cannot read {path}: no such file") from None
+    except (OSError, zipfile.BadZipFile, KeyError) as error:
+        raise SpecError("", f"{path} is not a .keras model file ({error})") from None
+    return path
 
 
 _QT_NOISE = ("This plugin does not support propagateSizeHints()",)

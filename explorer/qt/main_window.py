@@ -8,26 +8,25 @@ are dropped.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Callable
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication, QKeySequence
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QLabel, QMainWindow, QMessageBox, QSplitter,
                                QToolBar, QVBoxLayout, QWidget)
 
 from ..core import presets
 from ..core.errors import SpecError
-from ..core.spec import StackSpec, from_dict, save, to_dict
+from ..core.spec import StackSpec, from_dict, to_dict
 from ..service import Reply, RunService
 from .plots import PlotsPanel
 from .sequence_editor import SequenceEditor
 from .shapes_panel import ShapesPanel
 from .stack_editor import StackEditor
 from .style import ERROR_COLOUR, escape
+from .undo import DocumentHistory
 
 LOADING = "loading TensorFlow…"
-HISTORY_LIMIT = 200
 _LAYER_PATH = re.compile(r"^layers\[(\d+)\]")
 
 
@@ -60,9 +59,15 @@ class MainWindow(QMainWindow):
     replied = Signal(object)        # Reply, emitted from the worker thread, delivered queued on the GUI thread
     runFinished = Signal(object)    # the Reply of the latest run request (ok or error), or of a refusal to run
     devicesLoaded = Signal(list)    # the devices TensorFlow sees
+    documentLoaded = Signal()       # another document is shown (file, preset, New): nothing edited yet
+    documentEdited = Signal()       # the document changed (an edit, undo, redo): title, autosave
+    runStarted = Signal(object)     # a token for the run just sent to the worker
+    runProgress = Signal(object, float)  # (token, 0…1) from the worker, delivered queued
+    runCancelled = Signal()
 
     def __init__(self, spec: StackSpec, *, trusted: bool = False, source: str | None = None,
-                 confirm_trust: Callable[[list[str]], bool] | None = None, parent: QWidget | None = None):
+                 confirm_trust: Callable[[list[str]], bool] | None = None, settings=None,
+                 parent: QWidget | None = None):
         super().__init__(parent)
         self.document = spec.copy()
         if self.document.sequences is None:
@@ -85,25 +90,42 @@ class MainWindow(QMainWindow):
         self._leak_id = 0
         self._selected_layer: str | None = None
         self._selected_line: int | None = None
-        self._history: list[dict] = []
-        self._history_index = -1
-        self._last_edit_kind: str | None = None
+        self.history = DocumentHistory(self, self._restore)   # undo/redo: a QUndoStack of document snapshots
 
         self.setWindowTitle("RNN Shape Explorer")
         self._build_views()
         self._build_toolbar()
         self._build_status()
+        from .menus import install_menus
+        self.menus = install_menus(self)    # Edit, Run, Export, Help; shortcuts; theme and icon
         self._schedule = QTimer(self)
         self._schedule.setSingleShot(True)
         self._schedule.setInterval(0)
         self._schedule.timeout.connect(lambda: self.run_now(asked=False))
 
         self.replied.connect(self._on_reply, Qt.ConnectionType.QueuedConnection)
-        self.service = RunService(self.replied.emit)
+        # TensorFlow starts loading in the worker only once the window is up (its import holds the GIL)
+        self.service = RunService(self.replied.emit, paused=True)
+        QTimer.singleShot(0, self.service.resume)
         self._set_status(LOADING)
         self.plots.show_message(LOADING)
         self.service.submit("devices", _list_devices)
+        self._attach_session(settings)
         self._document_loaded()
+
+    def _attach_session(self, settings) -> None:
+        """Files, autosave, cancel/progress and remembered settings (`settings`: a QSettings, or None to
+        remember nothing on disk)."""
+        from .files import FileController
+        from .recovery import Autosaver
+        from .runcontrol import RunControl
+        from .settings import MemorySettings, Preferences
+        self.settings = settings if settings is not None else MemorySettings()
+        self.files = FileController(self, self.settings)
+        self.autosaver = Autosaver(self, self.files)
+        self.run_control = RunControl(self)
+        self.preferences = Preferences(self, self.settings)
+        self.preferences.restore()
 
     # --- building ---
 
@@ -172,10 +194,10 @@ class MainWindow(QMainWindow):
         self.save_action = bar.addAction("Save…", self.save_file)
         self.save_action.setShortcut(QKeySequence.StandardKey.Save)
         bar.addSeparator()
-        self.undo_action = bar.addAction("Undo", self.undo)
-        self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
-        self.redo_action = bar.addAction("Redo", self.redo)
-        self.redo_action.setShortcut(QKeySequence.StandardKey.Redo)
+        self.undo_action = self.history.undo_action     # QUndoStack's own actions, also in the Edit menu
+        self.redo_action = self.history.redo_action
+        bar.addAction(self.undo_action)
+        bar.addAction(self.redo_action)
         bar.addSeparator()
         bar.addWidget(QLabel(" Device "))
         self.device_combo = QComboBox()
@@ -197,7 +219,6 @@ class MainWindow(QMainWindow):
         bar.addSeparator()
         self.code_action = bar.addAction("Copy as code", self.copy_code)
         self.code_action.setToolTip("Copy a Keras script that builds this stack")
-        self._update_history_actions()
 
     def _build_status(self) -> None:
         status = self.statusBar()
@@ -234,9 +255,6 @@ class MainWindow(QMainWindow):
 
     def _document_loaded(self) -> None:
         spec = self.document
-        from_file = Path(self.source).name if self.source and not presets.is_preset(self.source) else None
-        name = " · ".join(part for part in (from_file, spec.title) if part)
-        self.setWindowTitle(f"RNN Shape Explorer — {name}" if name else "RNN Shape Explorer")
         if spec.title or spec.lesson:
             self.lesson_label.setText(f"<b>{escape(spec.title or '')}</b>"
                                       + (f" — {escape(spec.lesson)}" if spec.lesson else ""))
@@ -245,15 +263,13 @@ class MainWindow(QMainWindow):
             self.lesson_label.hide()
         preset = self.source[len(presets.PREFIX):] if self.source and presets.is_preset(self.source) else None
         self.preset_combo.setCurrentIndex(max(0, self.preset_combo.findData(preset)) if preset else 0)
-        self._history = [to_dict(spec)]
-        self._history_index = 0
-        self._last_edit_kind = None
-        self._update_history_actions()
+        self.history.reset(to_dict(spec))
         names = spec.layer_names()
         recurrent = [n for n, layer in zip(names, spec.layers) if layer.is_recurrent]
         self.select_layer(recurrent[0] if recurrent else (names[0] if names else None))
         self.result = None
         self.run_now()
+        self.documentLoaded.emit()
 
     def _stack_edited(self, spec: StackSpec) -> None:
         input_changed = spec.input != self.document.input
@@ -271,51 +287,29 @@ class MainWindow(QMainWindow):
         self._edited("batching")
 
     def _edited(self, kind: str) -> None:
-        self._remember(kind)
+        self.history.record(kind, to_dict(self.document))
         if self.live_check.isChecked():
             self._schedule.start()
         else:
             self._set_status("edited: press Run (F5) to see the new shapes")
+        self.documentEdited.emit()
 
-    # --- undo / redo: whole documents, consecutive typing merged into one step ---
-
-    def _remember(self, kind: str) -> None:
-        snapshot = to_dict(self.document)
-        del self._history[self._history_index + 1:]
-        if kind == "text" and self._last_edit_kind == "text" and self._history_index > 0:
-            self._history[self._history_index] = snapshot
-        else:
-            self._history.append(snapshot)
-            if len(self._history) > HISTORY_LIMIT:
-                del self._history[0]
-            self._history_index = len(self._history) - 1
-        self._last_edit_kind = kind
-        self._update_history_actions()
-
-    def _update_history_actions(self) -> None:
-        if hasattr(self, "undo_action"):
-            self.undo_action.setEnabled(self._history_index > 0)
-            self.redo_action.setEnabled(self._history_index < len(self._history) - 1)
+    # --- undo / redo (explorer/qt/undo.py): whole documents, a burst of typing is one step ---
 
     def undo(self) -> None:
-        if self._history_index > 0:
-            self._history_index -= 1
-            self._restore(self._history[self._history_index])
+        self.history.undo()
 
     def redo(self) -> None:
-        if self._history_index < len(self._history) - 1:
-            self._history_index += 1
-            self._restore(self._history[self._history_index])
+        self.history.redo()
 
     def _restore(self, snapshot: dict) -> None:
         weights, weights_id = self.document.weights, self.document.weights_id   # never part of a stack file
         self.document = from_dict(snapshot)
         self.document.weights, self.document.weights_id = weights, weights_id
-        self._last_edit_kind = None
         self.stack_editor.set_spec(self.document)
         self.sequence_editor.set_state(self.document.sequences or "", self.document.batching, self.document.input)
-        self._update_history_actions()
         self._schedule.start()
+        self.documentEdited.emit()
 
     # --- running ---
 
@@ -361,12 +355,30 @@ class MainWindow(QMainWindow):
                          "run; press Run to be asked again", _first_custom(spec))
             return
         device = self.device
+        token = object()
+
+        def progress(fraction: float) -> None:   # worker thread: the signal is delivered queued
+            self.runProgress.emit(token, fraction)
+
         self._last_run_id = self.service.submit(
-            "run", lambda engine, check: engine.run(spec, text, device=device, trust=True, check_cancel=check))
+            "run", lambda engine, check: engine.run(spec, text, device=device, trust=True, check_cancel=check,
+                                                    progress=progress))
         self._min_run_id = self._last_run_id
         self._awaiting = True
+        self.runStarted.emit(token)
         if self._tf_ready:
             self._set_status("running…")
+
+    def cancel_run(self) -> None:
+        """Stops the run in flight: said at once; the worker stops at its next check, its reply is dropped."""
+        if not self._awaiting and not self._schedule.isActive():
+            return
+        self._schedule.stop()
+        self.service.cancel()
+        self._min_run_id = self._last_run_id + 1
+        self._awaiting = False
+        self._set_status("cancelled")
+        self.runCancelled.emit()
 
     def _refuse(self, message: str, layer: str | None, *, keep_views: bool = False) -> None:
         """A run that cannot start: said in the window; replies still in flight become stale."""
@@ -554,47 +566,41 @@ class MainWindow(QMainWindow):
 
     def _preset_picked(self, index: int) -> None:
         name = self.preset_combo.itemData(index)
-        if name:
+        if name and self.files.maybe_discard():
             self.load_preset(name)
+        elif name:
+            self._document_title_to_combo()
+
+    def _document_title_to_combo(self) -> None:
+        preset = self.source[len(presets.PREFIX):] if self.source and presets.is_preset(self.source) else None
+        self.preset_combo.setCurrentIndex(max(0, self.preset_combo.findData(preset)) if preset else 0)
 
     def load_preset(self, name: str) -> None:
         self.set_document(presets.load_preset(name), trusted=True, source=presets.PREFIX + name)
 
     def open_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a stack", "", "Stacks (*.stack.json *.json);;All files (*)")
-        if path:
-            self.open_path(path)
+        """Open… (asks about unsaved changes, then for a .stack.json or .keras file)."""
+        self.files.open_dialog()
 
-    def open_path(self, path: str) -> None:
-        from ..core.spec import load
-        try:
-            spec = load(path)
-        except SpecError as error:
-            self._set_status(f"cannot open {Path(path).name}: {error.message}", error=True)
-            QMessageBox.warning(self, "Cannot open the stack", error.message)
-            return
-        self.set_document(spec, trusted=False, source=path)
+    def open_path(self, path: str) -> bool:
+        """Shows a stack file or a .keras model (read in the worker); a bad file is refused, the work kept."""
+        return self.files.load(path)
 
     def save_file(self) -> None:
-        start = self.source if self.source and not presets.is_preset(self.source) else "stack.stack.json"
-        path, _ = QFileDialog.getSaveFileName(self, "Save the stack", start, "Stacks (*.stack.json)")
-        if path:
-            self.save_path(path)
+        """Save: to the stack file it came from, else asks where."""
+        self.files.save()
 
-    def save_path(self, path: str) -> None:
-        spec = self.document.copy()
-        spec.sequences = self.sequence_editor.text()
-        try:
-            save(spec, path)
-        except OSError as error:
-            self._set_status(f"cannot save {path}: {error.strerror or error}", error=True)
-            return
-        self.source = path
-        self._set_status(f"saved {path}")
+    def save_path(self, path: str) -> bool:
+        return self.files.save_to(path)
 
     # --- closing ---
 
     def closeEvent(self, event) -> None:
+        if not self.files.confirm_close():      # unsaved changes: Save / Discard / Cancel
+            event.ignore()
+            return
+        self.preferences.save()
+        self.autosaver.remove()                  # a clean exit leaves nothing to recover
         self._schedule.stop()
         self.service.shutdown(timeout=2.0)
         super().closeEvent(event)

@@ -103,6 +103,16 @@ def row_vector(layer: LayerResult, row: int) -> np.ndarray:
     return np.asarray(layer.output[row], dtype=np.float32).ravel()
 
 
+def layer_abs_max(layer: LayerResult) -> float:
+    """The largest |value| of the layer's finite outputs (1.0 when there are none). From the engine's
+    value_range when it is finite: no pass over a (256 × 1000 × 256) output on the GUI thread."""
+    known = getattr(layer, "value_range", None)
+    if known is not None and np.isfinite(known).all():
+        return float(max(-known[0], known[1]))
+    finite = layer.output[np.isfinite(layer.output)]
+    return float(np.abs(finite).max()) if finite.size else 1.0
+
+
 def default_layer(result: RunResult) -> str | None:
     """The last recurrent layer (preferring one that keeps the time axis), else the last time-major one."""
     layers = result.layers
@@ -431,13 +441,12 @@ class PlotsPanel(QWidget):
         self._lines_key: tuple | None = None
         self._names_key: tuple | None = None
         self._color_key: tuple | None = None
+        self._range_cache: tuple | None = None   # (layer, its valid-step range) for the result on screen
         self._attention_shown = True
         self._symbol = "o"
         self._linked = {"heatmap": True, "output": False}
 
-        dark = self.palette().color(QPalette.ColorRole.Window).lightness() < 128
-        self._bg = QColor(25, 25, 25) if dark else QColor(255, 255, 255)
-        self._fg = QColor(220, 220, 220) if dark else QColor(30, 30, 30)
+        self._bg, self._fg = self._palette_colours()
         self._build_controls()
         self._build_time_plots()
         self._build_vector_plots()
@@ -663,6 +672,7 @@ class PlotsPanel(QWidget):
         """Shows a run; keeps the selected layer and row while they still exist."""
         self.message_label.hide()
         self.result = result
+        self._range_cache = None
         if result is None or not result.layers:
             self.result = None
             self._clear_plots()
@@ -760,6 +770,50 @@ class PlotsPanel(QWidget):
         painter.end()
         if isinstance(device, QImage) and not device.save(str(path)):
             raise OSError(f"could not write {path}")
+
+    # --- light and dark ---
+
+    def _palette_colours(self) -> tuple[QColor, QColor]:
+        dark = self.palette().color(QPalette.ColorRole.Window).lightness() < 128
+        return (QColor(25, 25, 25), QColor(220, 220, 220)) if dark else (QColor(255, 255, 255), QColor(30, 30, 30))
+
+    def apply_colours(self) -> None:
+        """Re-reads the palette (light or dark) and recolours backgrounds, axes, labels, titles and markers."""
+        bg, fg = self._palette_colours()
+        if bg == self._bg and fg == self._fg:
+            return
+        self._bg, self._fg = bg, fg
+        for view in (self.time_view, self.vector_view):
+            view.setBackground(bg)
+        for plot in self.plots().values():
+            for side in ("left", "bottom"):
+                axis = plot.getAxis(side)
+                axis.setPen(fg)
+                axis.setTextPen(fg)
+                if axis.labelText:
+                    plot.setLabel(side, axis.labelText, color=fg.name())
+            title = self._titles.get(id(plot))
+            if title is not None:
+                plot.setTitle(title, color=fg.name(), size="9pt")
+        self._wrap_titles()
+        for name in ("axis", "axis_l", "axis_r"):
+            axis = getattr(self.colorbar, name, None)
+            if isinstance(axis, pg.AxisItem):
+                axis.setPen(fg)
+                axis.setTextPen(fg)
+        for line in self.crosshairs.values():
+            line.setPen(pg.mkPen(fg, width=1, style=Qt.PenStyle.DashLine))
+        self.row_marker.setPen(pg.mkPen(fg, width=2.5))
+        for bars in (self.fc, self.output):
+            bars.fg = fg
+            for label in bars.labels:
+                label.setColor(fg)
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange) \
+                and hasattr(self, "output"):
+            self.apply_colours()
 
     # --- events ---
 
@@ -1078,21 +1132,15 @@ class PlotsPanel(QWidget):
         image = np.ascontiguousarray(matrix.T)
         padded, masked = self._row_steps(layer, steps)
         recurrent = layer.type in RECURRENT
-        finite = layer.output[np.isfinite(layer.output)]
         if recurrent:
-            biggest = float(np.abs(finite).max()) if finite.size else 1.0
+            biggest = layer_abs_max(layer)
             if self.fit_colors.isChecked():
                 limit = nice_limit(biggest)
             else:
                 limit = 1.0 if biggest <= 1.0 + 1e-6 else biggest
             lo, hi = -limit, limit
         else:
-            cells = layer.output.reshape(layer.output.shape[0], layer.output.shape[1], -1)
-            batch_valid = result.mask.astype(bool)
-            if batch_valid.shape == cells.shape[:2] and batch_valid.any():
-                cells = cells[batch_valid]
-            finite = cells[np.isfinite(cells)]
-            lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+            lo, hi = self._valid_range(layer)
             if hi - lo < 1e-9:
                 lo, hi = lo - 0.5, hi + 0.5
         self.heatmap_item.setImage(image, autoLevels=False)
@@ -1118,6 +1166,25 @@ class PlotsPanel(QWidget):
         if layer.mask is None and padded.any():
             parts.append('<span style="color:#e15759">no mask: padding computed as data</span>')
         self._title(self.heatmap_plot, " · ".join(parts))
+
+    def _valid_range(self, layer: LayerResult) -> tuple[float, float]:
+        """(min, max) of the layer's finite outputs on the batch's valid steps; kept for the result on screen,
+        so that picking another row does not read the whole layer again."""
+        cached = self._range_cache
+        if cached is not None and cached[0] is layer:
+            return cached[1]
+        cells = layer.output.reshape(layer.output.shape[0], layer.output.shape[1], -1)
+        batch_valid = self.result.mask.astype(bool)
+        known = layer.value_range if hasattr(layer, "value_range") else None
+        if batch_valid.all() and known is not None and np.isfinite(known).all():
+            found = (float(known[0]), float(known[1]))     # every cell is valid: the engine's range
+        else:
+            if batch_valid.shape == cells.shape[:2] and batch_valid.any():
+                cells = cells[batch_valid]
+            finite = cells[np.isfinite(cells)]
+            found = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        self._range_cache = (layer, found)
+        return found
 
     def _update_units(self, layer: LayerResult) -> None:
         result, row = self.result, self.selected_row

@@ -10,11 +10,11 @@ from __future__ import annotations
 import copy
 
 import numpy as np
-from PySide6.QtCore import QRect, QSize, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QPainter, QTextCharFormat, QTextCursor, QTextFormat
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QRect, QSize, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QPainter, QPalette, QTextCharFormat, QTextCursor, QTextFormat
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
                                QPlainTextEdit, QSizePolicy, QSpinBox, QStyle, QStyledItemDelegate,
-                               QStyleOptionViewItem, QTableWidget, QTableWidgetItem, QTextEdit, QVBoxLayout, QWidget)
+                               QStyleOptionViewItem, QTableView, QTableWidgetItem, QTextEdit, QVBoxLayout, QWidget)
 
 from ..core import sequences
 from ..core.errors import SequenceError
@@ -100,6 +100,107 @@ class _GridDelegate(QStyledItemDelegate):
             option.backgroundBrush = QBrush(mixed)
 
 
+class _BatchModel(QAbstractTableModel):
+    """The padded batch as a table model: cells are formatted when the view paints them, so showing a
+    200 × 200 corner of a 256 × 1000 batch costs no more than a 3 × 7 one (a QTableWidget item per cell
+    took half a second)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.batch: np.ndarray | None = None
+        self.mask: np.ndarray | None = None
+        self.lines: list[int] = []
+        self.vocabulary: list[str] | None = None
+        self.rows = 0
+        self.steps = 0
+        self._padded_brush = QBrush(QColor(PADDED_BACKGROUND))
+        self._padded_text = QBrush(QColor(PADDED_TEXT))
+
+    def set_batch(self, batch, mask, lines, vocabulary, rows: int, steps: int) -> None:
+        self.beginResetModel()
+        self.batch, self.mask, self.lines, self.vocabulary = batch, mask, list(lines), vocabulary
+        self.rows, self.steps = rows, steps
+        self.endResetModel()
+
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else self.rows
+
+    def columnCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else self.steps
+
+    def text(self, row: int, step: int) -> str:
+        value = self.batch[row, step]
+        tokens = self.batch.ndim == 2
+        text = str(int(value)) if tokens else " ".join(f"{v:.3g}" for v in np.ravel(value))
+        vocabulary = self.vocabulary
+        if vocabulary is not None and tokens and 0 < int(value) < len(vocabulary):
+            text = f"{vocabulary[int(value)]} ({text})"
+        return text
+
+    def padded(self, row: int, step: int) -> bool:
+        return not self.mask[row, step]
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or self.batch is None:
+            return None
+        row, step = index.row(), index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.text(row, step)
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(Qt.AlignmentFlag.AlignCenter)
+        if role == Qt.ItemDataRole.BackgroundRole:
+            return self._padded_brush if self.padded(row, step) else None
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return self._padded_text if self.padded(row, step) else None
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"line {self.lines[row]}, step {step}" + (": padding" if self.padded(row, step) else "")
+        return None
+
+    def headerData(self, section: int, orientation, role: int = Qt.ItemDataRole.DisplayRole):
+        if role != Qt.ItemDataRole.DisplayRole:
+            return None
+        if orientation == Qt.Orientation.Horizontal:
+            return str(section)
+        return f"line {self.lines[section]}" if section < len(self.lines) else None
+
+
+class BatchGrid(QTableView):
+    """The padded batch grid: a view of _BatchModel. Keeps the few QTableWidget calls callers use (rowCount,
+    columnCount, item, verticalHeaderItem, itemSelectionChanged); items are made on request."""
+
+    itemSelectionChanged = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.batch_model = _BatchModel(self)
+        self.setModel(self.batch_model)
+        self.selectionModel().selectionChanged.connect(lambda *_: self.itemSelectionChanged.emit())
+        self.horizontalHeader().setResizeContentsPrecision(40)   # column widths from a sample of rows
+
+    def rowCount(self) -> int:
+        return self.batch_model.rows
+
+    def columnCount(self) -> int:
+        return self.batch_model.steps
+
+    def item(self, row: int, column: int) -> QTableWidgetItem | None:
+        model = self.batch_model
+        if not (0 <= row < model.rows and 0 <= column < model.steps):
+            return None
+        item = QTableWidgetItem(model.text(row, column))
+        item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+        item.setToolTip(model.data(model.index(row, column), Qt.ItemDataRole.ToolTipRole))
+        if model.padded(row, column):
+            item.setBackground(QColor(PADDED_BACKGROUND))
+            item.setForeground(QColor(PADDED_TEXT))
+        return item
+
+    def verticalHeaderItem(self, row: int) -> QTableWidgetItem | None:
+        if not 0 <= row < self.batch_model.rows:
+            return None
+        return QTableWidgetItem(self.batch_model.headerData(row, Qt.Orientation.Vertical))
+
+
 class SequenceEditor(QWidget):
     """Edits the sequence text and the batching; emits `textEdited`, `batchingChanged` and `lineSelected`."""
 
@@ -143,7 +244,7 @@ class SequenceEditor(QWidget):
         right.setSpacing(2)
         self.grid_caption = QLabel("<b>Padded batch</b>")
         right.addWidget(self.grid_caption)
-        self.grid = QTableWidget()
+        self.grid = BatchGrid()
         self.grid.setFont(mono_font())
         self.grid.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.grid.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -302,7 +403,9 @@ class SequenceEditor(QWidget):
     def _highlight(self) -> None:
         selections = []
         current = QTextEdit.ExtraSelection()
-        current.format.setBackground(QColor("#eef4fb"))
+        tint = self.palette().color(QPalette.ColorRole.Highlight)   # light or dark: a faint band either way
+        tint.setAlpha(40)
+        current.format.setBackground(tint)
         current.format.setProperty(QTextFormat.Property.FullWidthSelection, True)
         current.cursor = self.text_edit.textCursor()
         current.cursor.clearSelection()
@@ -380,40 +483,18 @@ class SequenceEditor(QWidget):
         """The padded batch as run: rows = sequences (by editor line), columns = timesteps, padding greyed.
         With a `vocabulary` (words input) each id is shown with its word."""
         self.grid.blockSignals(True)
-        self.grid.clear()
         self._grid_lines = list(lines)
         if batch is None or mask is None:
-            self.grid.setRowCount(0)
-            self.grid.setColumnCount(0)
+            self.grid.batch_model.set_batch(None, None, [], None, 0, 0)
             self.grid_caption.setText("<b>Padded batch</b>")
             self.grid.blockSignals(False)
             return
         rows = min(batch.shape[0], MAX_GRID_ROWS)
         steps = min(batch.shape[1], MAX_GRID_STEPS)
-        self.grid.setRowCount(rows)
-        self.grid.setColumnCount(steps)
-        self.grid.setHorizontalHeaderLabels([str(t) for t in range(steps)])
-        self.grid.setVerticalHeaderLabels([f"line {line}" for line in lines[:rows]])
-        padded_brush = QColor(PADDED_BACKGROUND)
-        padded_text = QColor(PADDED_TEXT)
         tokens = batch.ndim == 2
-        for row in range(rows):
-            for step in range(steps):
-                value = batch[row, step]
-                text = str(int(value)) if tokens else " ".join(f"{v:.3g}" for v in np.ravel(value))
-                if vocabulary is not None and tokens and 0 < int(value) < len(vocabulary):
-                    text = f"{vocabulary[int(value)]} ({text})"
-                item = QTableWidgetItem(text)
-                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-                if not mask[row, step]:
-                    item.setBackground(padded_brush)
-                    item.setForeground(padded_text)
-                    item.setToolTip(f"line {lines[row]}, step {step}: padding")
-                else:
-                    item.setToolTip(f"line {lines[row]}, step {step}")
-                self.grid.setItem(row, step, item)
+        self.grid.batch_model.set_batch(batch, mask, lines, vocabulary, rows, steps)
         if not tokens or vocabulary is not None:
-            self.grid.resizeColumnsToContents()
+            self.grid.resizeColumnsToContents()   # a model reset gives token columns their default width
         cut = []
         if batch.shape[0] > rows:
             cut.append(f"first {rows} of {batch.shape[0]} sequences")
@@ -427,12 +508,13 @@ class SequenceEditor(QWidget):
 
     def padded_cells(self) -> list[tuple[int, int]]:
         """(row, step) of the greyed cells: what a person sees as padding."""
-        cells = []
+        model = self.grid.batch_model
         padded = QColor(PADDED_BACKGROUND)
-        for row in range(self.grid.rowCount()):
-            for step in range(self.grid.columnCount()):
-                item = self.grid.item(row, step)
-                if item is not None and item.background().color() == padded:
+        cells = []
+        for row in range(model.rows):
+            for step in range(model.steps):
+                brush = model.data(model.index(row, step), Qt.ItemDataRole.BackgroundRole)
+                if brush is not None and brush.color() == padded:
                     cells.append((row, step))
         return cells
 

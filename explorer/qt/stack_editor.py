@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDoubleSpinBo
 from ..core.diagnose import format_shape
 from ..core.spec import (ACTIVATIONS, LAYER_PARAMS, MAX_FEATURES, MAX_SEED, MAX_UNITS, MAX_VOCAB, MERGE_MODES,
                          PARAM_HELP, InputSpec, LayerSpec, StackSpec)
+from .expression_editor import ExpressionEdit
 from .style import ERROR_COLOUR, MASK_ROLES, MUTED_COLOUR, SELECTED_BORDER, WARNING_COLOUR, escape, mono_font
 
 FRIENDLY = {
@@ -158,15 +159,21 @@ def _param_widget(layer_type: str, key: str, value: Any, on_change) -> QWidget:
         spin.setKeyboardTracking(False)
         spin.valueChanged.connect(on_change)
         return spin
-    edit = QLineEdit(str(value))
-    edit.setFont(mono_font())
-    edit.setPlaceholderText("ops.mean(x, axis=1)" if key == "expression" else "")
+    if key == "expression":
+        edit = ExpressionEdit(str(value))
+    else:
+        edit = QLineEdit(str(value))
+        edit.setFont(mono_font())
     state = {"last": str(value)}
 
     def finished() -> None:
         text = edit.text()
+        if isinstance(edit, ExpressionEdit) and not edit.valid:
+            return                      # shown under the field; the layer keeps its last valid expression
         if text.strip() and text != state["last"]:
             state["last"] = text
+            if isinstance(edit, ExpressionEdit):
+                edit.mark_applied(text)
             on_change(text)
 
     edit.editingFinished.connect(finished)
@@ -243,6 +250,9 @@ class LayerCard(QFrame):
                     grid.addWidget(label, row, 0)
                     grid.addWidget(widget, row, 1, 1, 3)
                     row += 1
+                    if isinstance(widget, ExpressionEdit):   # validity, output shape and errors under it
+                        grid.addWidget(widget.status_label, row, 1, 1, 3)
+                        row += 1
                     continue
                 if isinstance(widget, QCheckBox):
                     grid.addWidget(widget, row, column, 1, 2)
@@ -353,6 +363,11 @@ class LayerCard(QFrame):
                     stale: bool = False, unknown: str = "?") -> None:
         """`stale`: the stack was edited since these shapes were computed; they are greyed until the next run.
         No `symbolic`: the shape is not known (`unknown` is shown: … before a run, ? after a failed one)."""
+        expression = self._widgets.get("expression")
+        if isinstance(expression, ExpressionEdit):
+            expression.show_shapes(None if symbolic is None else format_shape(symbolic),
+                                   format_shape(batch) if symbolic is not None and batch is not None else None,
+                                   stale=stale)
         mono = mono_font().family()
         if symbolic is None:
             self.symbolic_text, self.batch_text, self.mask_role = unknown, "", ""
@@ -382,8 +397,12 @@ class LayerCard(QFrame):
                                     + ("\n(greyed: the stack changed since this run)" if stale else ""))
 
     def show_messages(self, error: str | None, warnings: list[str]) -> None:
+        """The last run's error on this layer (under the expression of a custom layer) and its warnings."""
         parts = []
-        if error:
+        expression = self._widgets.get("expression")
+        if isinstance(expression, ExpressionEdit):
+            expression.show_run_error(error)
+        elif error:
             parts.append(f'<span style="color:{ERROR_COLOUR}; font-weight:600">✖ {escape(error)}</span>')
         parts += [f'<span style="color:{WARNING_COLOUR}">⚠ {escape(w)}</span>' for w in warnings]
         self.message_label.setText("<br>".join(parts))
@@ -391,7 +410,11 @@ class LayerCard(QFrame):
 
     @property
     def message_text(self) -> str:
-        return "" if self.message_label.isHidden() else self.message_label.text()
+        """Every message on the card: its error (wherever it is shown) and its warnings."""
+        expression = self._widgets.get("expression")
+        error = expression.run_error if isinstance(expression, ExpressionEdit) and expression.run_error else ""
+        shown = "" if self.message_label.isHidden() else self.message_label.text()
+        return "\n".join(part for part in (error, shown) if part)
 
 
 class _CardColumn(QWidget):

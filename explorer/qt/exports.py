@@ -1,0 +1,274 @@
+"""Exports of what the window shows: plots (PNG, SVG), the run (NPZ, CSV) and the shapes table (Markdown).
+
+Formats:
+
+- **NPZ**: the arrays of `run --npz` (CONTRACT §3): `input`, `mask`, `lengths`, `out/<layer>`,
+  `mask/<layer>`, extras (`out/<layer>/state/h`, `out/<layer>/attention`), and `weights/<layer>/<i>`
+  (`layer.get_weights()[i]`, asked of the worker that holds the model).
+- **CSV**: one long table, one row per number, with the header
+  `layer,line,timestep,unit,value,valid`:
+  `layer` the layer's name; `line` the sequence's line in the editor; `timestep` the step (0-based,
+  in the padded layout of `input`) for outputs with a time axis, **empty** for outputs without one
+  (a pooled vector, the final Dense); `unit` the index into the rest of the output, flattened in C
+  order (the unit of an RNN, the class of a Dense); `value` the number; `valid` 1 for a valid step,
+  0 for a padded one (always 1 without a time axis). Layers come in stack order.
+- **Markdown**: the shapes table (layer, type, symbolic shape, this batch, mask, params) and the FC
+  input with its explanation.
+
+Every export takes a path; without one it asks with a file dialog (`Exporter.ask_path`, replaceable
+in tests).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QFileDialog, QWidget
+
+if TYPE_CHECKING:
+    from ..core.run import RunResult
+
+CSV_HEADER = ("layer", "line", "timestep", "unit", "value", "valid")
+PLOT_TITLES = {"heatmap": "Heatmap (selected layer)", "units": "Units over time", "mask": "Batch mask",
+               "fc_input": "FC input", "output": "Output", "attention": "Attention weights"}
+
+
+# --- pure writers (no widgets) ---
+
+def _shape(shape) -> str:
+    from ..core.diagnose import format_shape
+    return format_shape(tuple(shape))
+
+
+def csv_rows(result: RunResult) -> Iterator[tuple]:
+    """The rows of the long table described in this module's docstring (without the header)."""
+    mask = np.asarray(result.mask, dtype=bool)
+    lines = list(result.lines)
+    for layer in result.layers:
+        output = np.asarray(layer.output)
+        if layer.time_major and output.ndim >= 2:
+            flat = output.reshape(output.shape[0], output.shape[1], -1)
+            for row, line in enumerate(lines[:flat.shape[0]]):
+                for step in range(flat.shape[1]):
+                    valid = int(mask[row, step]) if row < mask.shape[0] and step < mask.shape[1] else 1
+                    for unit, value in enumerate(flat[row, step]):
+                        yield layer.name, line, step, unit, _number(value), valid
+        else:
+            flat = output.reshape(output.shape[0], -1) if output.ndim else output.reshape(1, 1)
+            for row, line in enumerate(lines[:flat.shape[0]]):
+                for unit, value in enumerate(flat[row]):
+                    yield layer.name, line, "", unit, _number(value), 1
+
+
+def _number(value) -> str:
+    value = float(value)
+    return repr(value) if np.isfinite(value) else ("nan" if np.isnan(value) else ("inf" if value > 0 else "-inf"))
+
+
+def write_csv(result: RunResult, path: str | Path) -> Path:
+    path = Path(path)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_HEADER)
+        writer.writerows(csv_rows(result))
+    return path
+
+
+def npz_arrays(result: RunResult, weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {**result.arrays(), **weights}
+
+
+def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
+    path = Path(path)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def shapes_markdown(result: RunResult) -> str:
+    """The shapes table as a GitHub-flavoured Markdown table, then the FC input."""
+    rows = ["| layer | type | symbolic | this batch | mask | params |",
+            "| --- | --- | --- | --- | --- | ---: |"]
+    for layer in result.layers:
+        cells = (f"`{layer.name}`", layer.type, f"`{_shape(layer.symbolic_shape)}`", f"`{_shape(layer.shape)}`",
+                 layer.mask_role, f"{layer.params:,}")
+        rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    fc = result.fc_input
+    rows.append("")
+    if fc is not None:
+        batch = f", this batch `{_shape(fc.shape)}`" if fc.shape is not None else ""
+        rows.append(f"**FC input** of `{fc.layer}`: `{_shape(fc.symbolic_shape)}`{batch} — {fc.explanation}")
+    else:
+        rows.append(f"**Output**: `{_shape(result.output_shape)}` (no Dense layer after the recurrent layers)")
+    rows.append("")
+    rows.append(f"Batch `{_shape(result.input.shape)}` in {result.mode} mode, "
+                f"{100 * result.padded_fraction:.0f}% padding, device {result.device}.")
+    return "\n".join(rows) + "\n"
+
+
+# --- the window's exporter ---
+
+class Exporter(QObject):
+    """The Export menu's actions for one MainWindow. Each method takes a path (tests) or asks for one.
+
+    `exported(path)` after a file is written (for the NPZ: after the worker sent the weights);
+    `failed(message)` when an export could not be done."""
+
+    exported = Signal(str)
+    failed = Signal(str)
+
+    def __init__(self, window):
+        super().__init__(window)
+        self.window = window
+        self.ask_path: Callable[[str, str, str], str | None] = self._ask_path
+        self._npz_request: tuple[int, str, RunResult] | None = None
+        self._result_spec = None       # the document the result on screen was run from
+        window.runFinished.connect(self._run_finished)
+        window.replied.connect(self._on_reply, Qt.ConnectionType.QueuedConnection)
+
+    # --- asking ---
+
+    def _ask_path(self, title: str, filter_: str, suggested: str) -> str | None:
+        parent = self.window if isinstance(self.window, QWidget) else None
+        path, _ = QFileDialog.getSaveFileName(parent, title, suggested, filter_)
+        return path or None
+
+    def _path(self, path, title: str, filter_: str, suffix: str, tag: str = "") -> Path | None:
+        if path is None:
+            path = self.ask_path(title, filter_, self._suggested(suffix, tag))
+            if not path:
+                return None
+        path = Path(path)
+        if not path.suffix:
+            path = path.with_suffix(suffix)
+        return path
+
+    def _suggested(self, suffix: str, tag: str = "") -> str:
+        source = self.window.source or "stack"
+        stem = source.split(":", 1)[1] if source.startswith("preset:") else Path(source).name
+        for ending in (".stack.json", ".json", ".keras"):
+            stem = stem.removesuffix(ending)
+        return f"{stem or 'stack'}{'-' + tag if tag else ''}{suffix}"
+
+    def _result(self):
+        result = self.window.result
+        if result is None:
+            self._fail("nothing to export yet: run the stack first")
+        return result
+
+    def _fail(self, message: str) -> None:
+        self.window._set_status(message, error=True)
+        self.failed.emit(message)
+
+    def _done(self, what: str, path: Path) -> None:
+        self.window._set_status(f"exported {what} to {path}")
+        self.exported.emit(str(path))
+
+    # --- plots ---
+
+    def export_plot(self, name: str, fmt: str = "png", path: str | Path | None = None) -> Path | None:
+        """One plot (see PlotsPanel.export_plot) as "png" or "svg"."""
+        if self._result() is None:
+            return None
+        suffix = "." + fmt.lower()
+        filter_ = "SVG images (*.svg)" if suffix == ".svg" else "PNG images (*.png)"
+        target = self._path(path, f"Export the {PLOT_TITLES.get(name, name).lower()} plot", filter_, suffix, name)
+        if target is None:
+            return None
+        try:
+            self.window.plots.export_plot(name, target)
+        except (ValueError, OSError) as error:
+            self._fail(f"cannot export the {name} plot: {error}")
+            return None
+        self._done(f"the {name} plot", target)
+        return target
+
+    # --- the run ---
+
+    def _run_finished(self, reply) -> None:
+        if reply.ok:
+            spec = self.window.document.copy()
+            spec.sequences = self.window.sequence_editor.text()
+            self._result_spec = spec
+
+    def export_npz(self, path: str | Path | None = None) -> None:
+        """Every array of the run plus the weights; written when the worker has sent the weights."""
+        result = self._result()
+        if result is None:
+            return
+        target = self._path(path, "Export the run's arrays", "NumPy archives (*.npz)", ".npz")
+        if target is None:
+            return
+        spec = self._result_spec.copy() if self._result_spec is not None else None
+
+        def task(engine, check):
+            if spec is not None:
+                engine.built_for(spec)        # the model of the run on screen (reused when it is the last one)
+            return engine.weights()
+
+        request = self.window.service.submit("export-weights", task)
+        self._npz_request = (request, str(target), result)
+        self.window._set_status("export: collecting the weights…")
+
+    def _on_reply(self, reply) -> None:
+        if reply.kind != "export-weights" or self._npz_request is None or reply.id != self._npz_request[0]:
+            return
+        _, path, result = self._npz_request
+        self._npz_request = None
+        if not reply.ok:
+            self._fail(f"cannot export the arrays: {reply.error or 'cancelled'}")
+            return
+        try:
+            written = write_npz(path, npz_arrays(result, reply.value))
+        except OSError as error:
+            self._fail(f"cannot write {path}: {error.strerror or error}")
+            return
+        self._done("the arrays and weights", written)
+
+    def export_csv(self, path: str | Path | None = None) -> Path | None:
+        result = self._result()
+        if result is None:
+            return None
+        target = self._path(path, "Export the run as a table", "CSV tables (*.csv)", ".csv")
+        if target is None:
+            return None
+        try:
+            write_csv(result, target)
+        except OSError as error:
+            self._fail(f"cannot write {target}: {error.strerror or error}")
+            return None
+        self._done("every layer's output as a table", target)
+        return target
+
+    # --- the shapes table ---
+
+    def export_markdown(self, path: str | Path | None = None) -> Path | None:
+        result = self._result()
+        if result is None:
+            return None
+        target = self._path(path, "Export the shapes table", "Markdown (*.md)", ".md")
+        if target is None:
+            return None
+        try:
+            target.write_text(shapes_markdown(result), encoding="utf-8")
+        except OSError as error:
+            self._fail(f"cannot write {target}: {error.strerror or error}")
+            return None
+        self._done("the shapes table", target)
+        return target
+
+    def copy_markdown(self) -> str | None:
+        result = self._result()
+        if result is None:
+            return None
+        text = shapes_markdown(result)
+        QGuiApplication.clipboard().setText(text)
+        self.window._set_status("copied the shapes table (Markdown) to the clipboard")
+        return text

@@ -1,0 +1,124 @@
+"""The Help menu (Lessons, Keyboard shortcuts, About), the menu bar's order and the keyboard shortcuts of
+the main actions, pressed as keys."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication, QKeySequence
+from PySide6.QtWidgets import QApplication
+
+from explorer import __version__
+from explorer.core import presets
+from explorer.qt.help import LessonsDialog, lessons
+
+RUN_TIMEOUT_MS = 60_000
+CTRL = Qt.KeyboardModifier.ControlModifier
+SHIFT = Qt.KeyboardModifier.ShiftModifier
+ALT = Qt.KeyboardModifier.AltModifier
+
+
+def settle(qtbot, window) -> None:
+    qtbot.waitUntil(lambda: window.settled, timeout=RUN_TIMEOUT_MS)
+
+
+@pytest.fixture
+def win(make_window, qtbot):
+    window = make_window()
+    settle(qtbot, window)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+    window.plots.setFocus()
+    return window
+
+
+def test_the_menu_bar_reads_file_edit_run_export_help(win):
+    titles = [action.text().replace("&", "") for action in win.menuBar().actions()]
+    assert titles == ["File", "Edit", "Run", "Export", "Help"]
+    help_items = [a.text() for a in win.menus.menu("Help").actions() if not a.isSeparator()]
+    assert help_items == ["Lessons…", "Keyboard shortcuts", "About RNN Shape Explorer"]
+
+
+def test_lessons_list_every_preset_and_open_the_one_chosen(win, qtbot):
+    dialog = win.menus.show_lessons()
+    assert isinstance(dialog, LessonsDialog) and dialog.isVisible()
+    titles = [dialog.list.item(i).text() for i in range(dialog.list.count())]
+    assert titles == [presets.load_preset(name).title for name in presets.names()]
+    assert len(titles) == len(presets.names()) >= 10
+    assert dialog.selected == "average_pooling"                          # the stack on screen
+    dialog.select("forgotten_mask_post")
+    lesson = presets.load_preset("forgotten_mask_post").lesson
+    assert lesson and lesson in dialog.text.toPlainText()
+    assert "preset:forgotten_mask_post" in dialog.text.toPlainText()
+    dialog.open_button.click()
+    assert win.source == "preset:forgotten_mask_post" and not dialog.isVisible()
+    settle(qtbot, win)
+    assert win.lesson_label.text().startswith("<b>" + presets.load_preset("forgotten_mask_post").title)
+    assert [layer.type for layer in win.result.layers] == [layer.type for layer in win.document.layers]
+
+
+def test_every_preset_has_a_title_and_a_lesson():
+    for name, title, lesson in lessons():
+        assert title and title != name and len(lesson) > 20, name
+
+
+def test_the_shortcuts_window_lists_the_main_actions(win):
+    dialog = win.menus.show_shortcuts()
+    rows = dict(dialog.rows)
+    native = lambda text: QKeySequence(text).toString(QKeySequence.SequenceFormat.NativeText)
+    assert native("F5") in rows["▶ Run"] and native("Ctrl+R") in rows["▶ Run"]
+    assert rows["Live"] == native("Ctrl+L")
+    assert rows["Copy as code"] == native("Ctrl+Shift+C")
+    assert rows["Leak check"] == native("Ctrl+K")
+    assert rows["Add layer"] == native("Ctrl+Shift+A")
+    assert rows["Next sequence"] == native("Alt+Down") and rows["Previous sequence"] == native("Alt+Up")
+    assert rows["Undo"] == native("Ctrl+Z") and native("Ctrl+Y") in rows["Redo"]
+    assert dialog.table.rowCount() == len(dialog.rows)
+
+
+def test_about_names_the_version(win):
+    box = win.menus.show_about()
+    assert __version__ in box.text() and "RNN Shape Explorer" in box.text()
+    assert box.isVisible()
+    box.close()
+
+
+def test_the_keys_run_the_main_actions(win, qtbot):
+    # Ctrl+L: live off and on
+    assert win.live_check.isChecked()
+    qtbot.keyClick(win.plots, Qt.Key.Key_L, CTRL)
+    assert not win.live_check.isChecked() and not win.menus.live_action.isChecked()
+    qtbot.keyClick(win.plots, Qt.Key.Key_L, CTRL)
+    assert win.live_check.isChecked()
+    # Ctrl+R and F5: run
+    for key, modifiers in ((Qt.Key.Key_R, CTRL), (Qt.Key.Key_F5, Qt.KeyboardModifier.NoModifier)):
+        before = win._last_run_id
+        qtbot.keyClick(win.plots, key, modifiers)
+        assert win._last_run_id > before
+        settle(qtbot, win)
+    # Alt+Down / Alt+Up: the next and the previous sequence, in the plots and the editor
+    assert win.plots.selected_row == 0
+    qtbot.keyClick(win.plots, Qt.Key.Key_Down, ALT)
+    assert win.plots.selected_row == 1
+    assert win.sequence_editor.current_line == win.result.lines[1]
+    qtbot.keyClick(win.plots, Qt.Key.Key_Down, ALT)
+    qtbot.keyClick(win.plots, Qt.Key.Key_Down, ALT)                      # stays on the last one
+    assert win.plots.selected_row == len(win.result.lines) - 1
+    qtbot.keyClick(win.plots, Qt.Key.Key_Up, ALT)
+    assert win.plots.selected_row == len(win.result.lines) - 2
+    # Ctrl+K: the leak check
+    qtbot.keyClick(win.plots, Qt.Key.Key_K, CTRL)
+    qtbot.waitUntil(lambda: not win.shapes.leak_label.isHidden(), timeout=RUN_TIMEOUT_MS)
+    assert "no leak" in win.shapes.leak_label.text()
+    # Ctrl+Shift+C: the Keras script on the clipboard
+    QGuiApplication.clipboard().setText("")
+    qtbot.keyClick(win.plots, Qt.Key.Key_C, CTRL | SHIFT)
+    qtbot.waitUntil(lambda: "keras" in QGuiApplication.clipboard().text(), timeout=RUN_TIMEOUT_MS)
+    # Ctrl+Shift+A: the add-layer menu opens under its button
+    qtbot.keyClick(win.plots, Qt.Key.Key_A, CTRL | SHIFT)
+    menu = win.stack_editor.add_menu
+    qtbot.waitUntil(menu.isVisible, timeout=2000)
+    assert menu.geometry().left() == win.stack_editor.add_button.mapToGlobal(
+        win.stack_editor.add_button.rect().bottomLeft()).x()
+    menu.close()
+    assert QApplication.activePopupWidget() is None
