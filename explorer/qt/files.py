@@ -1,0 +1,540 @@
+"""The File menu: New, Open… (.stack.json and .keras), Open Recent, Save, Save As…, Export as .keras…, Quit.
+
+`FileController(window, settings)` owns what the window knows about its file: the source, whether the
+document differs from what was last opened or saved (`modified`, the `*` in the title), the
+unsaved-changes question before New, Open and close, the recent files, and files dropped on the window.
+
+- A stack file is read on the GUI thread (plain JSON, `core.spec.load`) and saved atomically
+  (`core.spec.save`: a temporary file, then a rename) with the editor's current text in `sequences`.
+- A `.keras` model is read in the worker (TensorFlow never runs on the GUI thread) with safe_mode on
+  (`core.keras_io.import_model`); a custom expression in it is shown to the user first and only loaded
+  after they agree. The loaded stack keeps its trained weights and runs on the sequences in the editor
+  when they fit its input.
+- A file that cannot be read is refused with its message (status bar and a non-modal message box) and
+  the open work stays as it was.
+
+Every question is a replaceable callable, so tests answer them: `ask_unsaved(name) -> "save" |
+"discard" | "cancel"`, `ask_open_path()`, `ask_save_path(suggested)`, `ask_export_path(suggested)`
+(each a path or None) and `alert(title, message)`.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QWidget
+
+from ..core import presets
+from ..core.errors import SequenceError, SpecError
+from ..core.spec import StackSpec, from_dict, to_dict
+from . import settings as prefs
+
+if TYPE_CHECKING:
+    from ..service import Reply
+    from .main_window import MainWindow
+
+APP_NAME = "RNN Shape Explorer"
+STACK_SUFFIX = ".stack.json"
+KERAS_SUFFIX = ".keras"
+OPEN_FILTER = "Stacks and Keras models (*.stack.json *.json *.keras);;Stacks (*.stack.json *.json);;" \
+              "Keras models (*.keras);;All files (*)"
+SAVE = "save"
+DISCARD = "discard"
+CANCEL = "cancel"
+
+
+def is_keras(path: str | Path) -> bool:
+    return str(path).lower().endswith(KERAS_SUFFIX)
+
+
+def openable(path: str | Path) -> bool:
+    """A file the window can open: a stack (JSON) or a Keras model."""
+    name = str(path).lower()
+    return name.endswith(".json") or name.endswith(KERAS_SUFFIX)
+
+
+def window_title(source: str | None, spec_title: str | None, modified: bool) -> str:
+    """`name.stack.json* · Preset title — RNN Shape Explorer`; `Untitled` before a first save."""
+    file_name = Path(source).name if source and not presets.is_preset(source) else None
+    first = file_name or spec_title or "Untitled"
+    rest = f" · {spec_title}" if file_name and spec_title else ""
+    return f"{first}{'*' if modified else ''}{rest} — {APP_NAME}"
+
+
+def keras_expressions(path: str | Path) -> list[str]:
+    """The custom expressions inside a .keras file's config, read without loading anything."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("class_name") == "CustomExpression":
+                expression = (node.get("config") or {}).get("expression")
+                if isinstance(expression, str) and expression not in found:
+                    found.append(expression)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            walk(json.loads(archive.read("config.json")))
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError):
+        pass
+    return found
+
+
+def new_document() -> StackSpec:
+    """What New starts from: the default preset's stack, without its title and lesson."""
+    spec = presets.load_preset(presets.DEFAULT)
+    spec.title = spec.lesson = None
+    spec.sequences = None
+    return spec
+
+
+# --- the default questions (tests replace them) ---
+
+def ask_unsaved(parent: QWidget, name: str) -> str:
+    box = QMessageBox(QMessageBox.Icon.Warning, "Unsaved changes",
+                      f"Save the changes to {name} first?", parent=parent)
+    box.setInformativeText("Your changes are lost if you don't save them.")
+    box.setStandardButtons(QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                           | QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(QMessageBox.StandardButton.Save)
+    answer = box.exec()
+    if answer == QMessageBox.StandardButton.Save:
+        return SAVE
+    if answer == QMessageBox.StandardButton.Discard:
+        return DISCARD
+    return CANCEL
+
+
+def show_alert(parent: QWidget, title: str, message: str) -> QMessageBox:
+    """A message box that does not block: the window keeps working behind it."""
+    box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, parent)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    box.setWindowModality(Qt.WindowModality.NonModal)
+    box.show()
+    return box
+
+
+class FileController(QObject):
+    """The window's file: menu, title, modified state, open/save/export, recent files and drops."""
+
+    modifiedChanged = Signal(bool)
+    fileOpened = Signal(str)        # a stack or model shown in the window (its path)
+    fileSaved = Signal(str)
+    opened = Signal(object)         # ok (bool) of the latest open, also for .keras files read in the worker
+    exported = Signal(object)       # the Reply of an export
+
+    def __init__(self, window: MainWindow, settings):
+        super().__init__(window)
+        self.window = window
+        self.settings = settings
+        self.ask_unsaved: Callable[[str], str] = lambda name: ask_unsaved(window, name)
+        self.ask_open_path: Callable[[], str | None] = self._ask_open_path
+        self.ask_save_path: Callable[[str], str | None] = self._ask_save_path
+        self.ask_export_path: Callable[[str], str | None] = self._ask_export_path
+        self.alert: Callable[[str, str], None] = lambda title, message: show_alert(window, title, message)
+        self._clean: dict | None = self.snapshot()
+        self._modified = False
+        self._close_confirmed = False
+        self._keras_request = 0         # the id of the .keras load awaited (older ones are dropped)
+        self._keras_trust = False
+        self._keras_path = ""
+        self._keras_keep_text: str | None = None
+        self._export_request = 0
+        self._export_path: str | None = None
+        self._build_menu()
+        window.documentLoaded.connect(self._document_loaded)
+        window.documentEdited.connect(self.refresh)
+        window.replied.connect(self._on_reply, Qt.ConnectionType.QueuedConnection)
+        self._accept_drops(window)
+        self.refresh()
+
+    # --- the menu ---
+
+    def _build_menu(self) -> None:
+        w = self.window
+        bar = w.menuBar()
+        menu = QMenu("&File", bar)
+        actions = bar.actions()
+        if actions:
+            bar.insertMenu(actions[0], menu)      # File comes first, whoever made the other menus
+        else:
+            bar.addMenu(menu)
+        self.menu = menu
+        self.new_action = menu.addAction("&New", self.new)
+        self.new_action.setShortcut(QKeySequence.StandardKey.New)
+        w.open_action.setText("Open…")
+        w.open_action.setToolTip("Open a stack (.stack.json) or a trained Keras model (.keras)")
+        menu.addAction(w.open_action)
+        self.recent_menu = QMenu("Open &Recent", menu)
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        menu.addMenu(self.recent_menu)
+        self._fill_recent()
+        menu.addSeparator()
+        w.save_action.setText("Save")
+        w.save_action.setToolTip("Save the stack and its sequences (Ctrl+S)")
+        menu.addAction(w.save_action)
+        self.save_as_action = menu.addAction("Save &As…", self.save_as)
+        self.save_as_action.setShortcut(QKeySequence.StandardKey.SaveAs)
+        self.export_keras_action = menu.addAction("Export as .&keras…", self.export_keras)
+        self.export_keras_action.setToolTip("Save the stack with its current weights as a Keras model file")
+        menu.addSeparator()
+        self.quit_action = menu.addAction("&Quit", w.close)
+        self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
+        self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        files = prefs.recent_files(self.settings)
+        for number, path in enumerate(files, start=1):
+            name = Path(path).name
+            action = self.recent_menu.addAction(f"&{number} {name}")
+            action.setToolTip(path)
+            action.setStatusTip(path)
+            action.setData(path)
+            action.triggered.connect(lambda _checked=False, p=path: self.open(p))
+        if files:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear the list", self.clear_recent)
+        else:
+            self.recent_menu.addAction("(no recent files)").setEnabled(False)
+        self.recent_menu.setEnabled(True)
+
+    def recent_files(self) -> list[str]:
+        return prefs.recent_files(self.settings)
+
+    def clear_recent(self) -> None:
+        prefs.clear_recent(self.settings)
+        self._fill_recent()
+
+    def _remember(self, path: str) -> None:
+        prefs.add_recent(self.settings, path)
+        self._fill_recent()
+
+    # --- modified ---
+
+    def snapshot(self) -> dict:
+        """The document as it would be saved, with the editor's current text."""
+        data = to_dict(self.window.document)
+        data["sequences"] = self.window.sequence_editor.text()
+        return data
+
+    @property
+    def modified(self) -> bool:
+        return self._modified
+
+    @property
+    def source_file(self) -> str | None:
+        """The stack file the document came from (not a preset, not a .keras model), or None."""
+        source = self.window.source
+        if source and not presets.is_preset(source) and not is_keras(source):
+            return source
+        return None
+
+    def display_name(self) -> str:
+        source = self.window.source
+        if source and not presets.is_preset(source):
+            return Path(source).name
+        return self.window.document.title or "Untitled"
+
+    def mark_clean(self) -> None:
+        self._clean = self.snapshot()
+        self.refresh()
+
+    def mark_modified(self) -> None:
+        """The document is not what any file holds (e.g. a restored session) until it is saved."""
+        self._clean = None
+        self.refresh()
+
+    def refresh(self) -> None:
+        modified = self._clean is None or self.snapshot() != self._clean
+        w = self.window
+        w.setWindowTitle(window_title(w.source, w.document.title, modified))
+        if modified != self._modified:
+            self._modified = modified
+            if modified:
+                self._close_confirmed = False
+            self.modifiedChanged.emit(modified)
+
+    def _document_loaded(self) -> None:
+        self._keras_request = 0       # another document came first (a restored session, New…): drop the model
+        self.mark_clean()
+
+    # --- questions ---
+
+    def maybe_discard(self) -> bool:
+        """True when the current work may be replaced: saved, unmodified, or the user said so."""
+        if not self._modified:
+            return True
+        answer = self.ask_unsaved(self.display_name())
+        if answer == SAVE:
+            return self.save()
+        return answer == DISCARD
+
+    def confirm_close(self) -> bool:
+        if self._close_confirmed:
+            return True
+        self._close_confirmed = self.maybe_discard()
+        return self._close_confirmed
+
+    def _ask_open_path(self) -> str | None:
+        start = str(Path(self.source_file).parent) if self.source_file else ""
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open a stack or a Keras model", start, OPEN_FILTER)
+        return path or None
+
+    def _ask_save_path(self, suggested: str) -> str | None:
+        path, _ = QFileDialog.getSaveFileName(self.window, "Save the stack", suggested, "Stacks (*.stack.json)")
+        return path or None
+
+    def _ask_export_path(self, suggested: str) -> str | None:
+        path, _ = QFileDialog.getSaveFileName(self.window, "Export as a Keras model", suggested,
+                                              "Keras models (*.keras)")
+        return path or None
+
+    def fail(self, title: str, message: str) -> None:
+        self.window._set_status(message, error=True)
+        self.alert(title, message)
+
+    # --- New / Open ---
+
+    def new(self) -> bool:
+        if not self.maybe_discard():
+            return False
+        self.window.set_document(new_document(), trusted=True, source=None)
+        self.window._set_status("a new stack: edit it, then save it")
+        return True
+
+    def open_dialog(self) -> bool:
+        if not self.maybe_discard():
+            return False
+        path = self.ask_open_path()
+        return bool(path) and self.load(path)
+
+    def open(self, path: str) -> bool:
+        """Opens `path` after asking about unsaved changes (recent files, drops)."""
+        if not self.maybe_discard():
+            return False
+        return self.load(path)
+
+    def load(self, path: str) -> bool:
+        """Shows `path` without asking (a .keras file arrives later, from the worker). False when refused."""
+        path = str(path)
+        if is_keras(path):
+            self.load_keras(path)
+            return True
+        from ..core.spec import load
+        try:
+            spec = load(path)
+        except SpecError as error:
+            self._refused(path, error.message)
+            return False
+        self.window.set_document(spec, trusted=False, source=path)
+        self._opened(path, f"opened {Path(path).name}")
+        return True
+
+    def _refused(self, path: str, message: str) -> None:
+        self.fail("Cannot open the file", f"cannot open {Path(path).name}: {message}")
+        if not Path(path).exists():
+            prefs.remove_recent(self.settings, path)
+            self._fill_recent()
+        self.opened.emit(False)
+
+    def _opened(self, path: str, status: str) -> None:
+        self._remember(path)
+        self.window._set_status(status)
+        self.fileOpened.emit(path)
+        self.opened.emit(True)
+
+    def load_keras(self, path: str, trust: bool = False) -> None:
+        """Reads a trained model in the worker; its reply comes back to `_keras_arrived`."""
+        from ..core import keras_io
+
+        def task(engine, check):
+            from ..core.errors import TrustError
+            try:
+                return "ok", keras_io.import_model(path, trust=trust)
+            except TrustError as error:
+                return "trust", error.message
+
+        self._keras_trust = trust
+        self._keras_path = path
+        self._keras_request = self.window.service.submit("open-keras", task)
+        self.window._set_status(f"loading {Path(path).name} (a Keras model)…")
+
+    def _keras_arrived(self, reply: Reply) -> None:
+        if reply.id != self._keras_request:
+            return
+        self._keras_request = 0
+        path = self._keras_path
+        if not reply.ok:
+            if not reply.cancelled:
+                self._refused(path, reply.error or "the model could not be read")
+            else:
+                self.opened.emit(False)
+            return
+        status, value = reply.value
+        if status == "trust":
+            expressions = keras_expressions(path) or ["(a custom expression)"]
+            if self.window._confirm_trust(expressions):
+                self.load_keras(path, trust=True)
+            else:
+                self.window._set_status(f"not opened: {Path(path).name} holds a custom expression (Python code) "
+                                        "that you did not agree to run", error=True)
+                self.opened.emit(False)
+            return
+        spec, _weights, notes = value
+        spec.sequences = self._text_for(spec)
+        self.window.set_document(spec, trusted=self._keras_trust, source=path)
+        count = len(spec.layers)
+        message = f"opened {Path(path).name}: {count} layer{'s' if count != 1 else ''} with their trained weights"
+        if notes:
+            message += " · " + "; ".join(notes)
+        self._opened(path, message)
+
+    def _text_for(self, spec: StackSpec) -> str | None:
+        """The editor's sequences when they fit the model's input, else None (the window's sample text)."""
+        from ..core import sequences
+        text = self.window.sequence_editor.text()
+        if not text.strip():
+            return None
+        try:
+            sequences.parse(text, spec.input)
+        except SequenceError:
+            return None
+        return text
+
+    # --- Save ---
+
+    def save(self) -> bool:
+        """Saves to the stack file the document came from, else asks where. False when not saved."""
+        if self.source_file:
+            return self.save_to(self.source_file)
+        return self.save_as()
+
+    def _suggested(self, suffix: str) -> str:
+        source = self.window.source
+        if source and not presets.is_preset(source):
+            name = Path(source).name
+            for old in (STACK_SUFFIX, KERAS_SUFFIX, ".json"):
+                if name.lower().endswith(old):
+                    name = name[: -len(old)]
+                    break
+            return str(Path(source).with_name(name + suffix))
+        if source and presets.is_preset(source):
+            return source[len(presets.PREFIX):] + suffix
+        return "stack" + suffix
+
+    def save_as(self) -> bool:
+        path = self.ask_save_path(self._suggested(STACK_SUFFIX))
+        if not path:
+            return False
+        if not path.lower().endswith(".json"):
+            path += STACK_SUFFIX
+        return self.save_to(path)
+
+    def save_to(self, path: str) -> bool:
+        from ..core.spec import save
+        spec = self.window.document.copy()
+        spec.sequences = self.window.sequence_editor.text()
+        try:
+            save(spec, path)
+        except OSError as error:
+            self.fail("Cannot save the stack", f"cannot save {path}: {error.strerror or error}")
+            return False
+        w = self.window
+        w.source = str(path)
+        w.document.sequences = spec.sequences
+        w.preset_combo.setCurrentIndex(0)
+        self._remember(str(path))
+        self.mark_clean()
+        w._set_status(f"saved {path}")
+        self.fileSaved.emit(str(path))
+        return True
+
+    # --- Export as .keras ---
+
+    def export_keras(self, path: str | None = None) -> bool:
+        """Saves the stack with its current weights (trained or seeded) as a .keras file, in the worker."""
+        w = self.window
+        spec = w.document.copy()
+        spec.sequences = w.sequence_editor.text()
+        try:
+            from_dict(to_dict(spec))
+        except SpecError as error:
+            self.fail("Cannot export", f"cannot export: {error.message}")
+            return False
+        if not w._trust(spec, ask_again=True):
+            w._set_status("not exported: the stack has a custom expression that you have not agreed to run",
+                          error=True)
+            return False
+        path = path or self.ask_export_path(self._suggested(KERAS_SUFFIX))
+        if not path:
+            return False
+        if not path.lower().endswith(KERAS_SUFFIX):
+            path += KERAS_SUFFIX
+
+        def task(engine, check):
+            from ..core import keras_io
+            keras_io.export_model(engine.built_for(spec), path)
+            return path
+
+        self._export_path = path
+        self._export_request = w.service.submit("export-keras", task)
+        w._set_status(f"exporting {Path(path).name}…")
+        return True
+
+    def _export_arrived(self, reply: Reply) -> None:
+        if reply.id != self._export_request:
+            return
+        self._export_request = 0
+        if reply.ok:
+            self.window._set_status(f"exported {reply.value} (a Keras model with the stack's current weights)")
+        elif not reply.cancelled:
+            self.fail("Cannot export", f"cannot export {Path(self._export_path or '').name}: {reply.error}")
+        self.exported.emit(reply)
+
+    def _on_reply(self, reply: Reply) -> None:
+        if reply.kind == "open-keras":
+            self._keras_arrived(reply)
+        elif reply.kind == "export-keras":
+            self._export_arrived(reply)
+
+    # --- files dropped on the window ---
+
+    def _accept_drops(self, window: QWidget) -> None:
+        window.setAcceptDrops(True)
+        window.installEventFilter(self)
+        for child in window.findChildren(QWidget):   # text editors and plots take drops first: look there too
+            if child.acceptDrops():
+                child.installEventFilter(self)
+
+    @staticmethod
+    def dropped_files(mime) -> list[str]:
+        if mime is None or not mime.hasUrls():
+            return []
+        return [url.toLocalFile() for url in mime.urls() if url.isLocalFile() and openable(url.toLocalFile())]
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        kind = event.type()
+        if kind in (QEvent.Type.DragEnter, QEvent.Type.DragMove):
+            if self.dropped_files(event.mimeData()):
+                event.acceptProposedAction()
+                return True
+        elif kind == QEvent.Type.Drop:
+            files = self.dropped_files(event.mimeData())
+            if files:
+                event.acceptProposedAction()
+                path = files[0]
+                QTimer.singleShot(0, lambda: self.open(path))   # after the drag has finished
+                return True
+        return super().eventFilter(watched, event)
+

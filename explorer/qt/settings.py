@@ -1,0 +1,190 @@
+"""What the window remembers between sessions (QSettings) and where it keeps its state files.
+
+Settings (organisation "RNN Shape Explorer", application "explorer", INI format in the user's scope):
+window geometry and state, the splitters, the recent files (at most `RECENT_LIMIT`), the last device
+and the Live toggle. The window gets a QSettings injected (`MainWindow(settings=...)`); without one it
+remembers in memory only, so tests and `--screenshot` never touch the user's settings.
+
+State files (the autosaved session, `explorer.log`) live under
+`platformdirs.user_state_dir("rnn-shape-explorer")`, or under `$RNN_EXPLORER_STATE_DIR` when set.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QTimer
+from PySide6.QtWidgets import QToolBar
+
+if TYPE_CHECKING:
+    from .main_window import MainWindow
+
+ORGANISATION = "RNN Shape Explorer"
+APPLICATION = "explorer"
+STATE_DIR_ENV = "RNN_EXPLORER_STATE_DIR"
+STATE_DIR_NAME = "rnn-shape-explorer"
+RECENT_LIMIT = 8
+SETTINGS_VERSION = 1
+
+KEY_VERSION = "version"
+KEY_GEOMETRY = "window/geometry"
+KEY_STATE = "window/state"
+KEY_TOP_SPLITTER = "window/top_splitter"
+KEY_MAIN_SPLITTER = "window/main_splitter"
+KEY_RECENT = "files/recent"
+KEY_DEVICE = "run/device"
+KEY_LIVE = "run/live"
+
+
+def open_settings() -> QSettings:
+    """The user's settings (INI, user scope); `QSettings.setPath` moves them, e.g. in tests."""
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANISATION, APPLICATION)
+
+
+def state_dir() -> Path:
+    """Where the autosaved session and the log live (not created here)."""
+    override = os.environ.get(STATE_DIR_ENV, "").strip()
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+    return Path(platformdirs.user_state_dir(STATE_DIR_NAME, appauthor=False))
+
+
+class MemorySettings:
+    """The few QSettings calls the window makes, kept in a dict: a window without settings forgets on exit."""
+
+    def __init__(self):
+        self._values: dict[str, Any] = {}
+
+    def value(self, key: str, default: Any = None, type: Any = None) -> Any:  # noqa: A002 (QSettings's name)
+        return self._values.get(key, default)
+
+    def setValue(self, key: str, value: Any) -> None:  # noqa: N802
+        self._values[key] = value
+
+    def remove(self, key: str) -> None:
+        self._values.pop(key, None)
+
+    def contains(self, key: str) -> bool:
+        return key in self._values
+
+    def sync(self) -> None:
+        pass
+
+
+# --- recent files ---
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):          # an INI list of one comes back as a plain string
+        return [value] if value else []
+    return [str(item) for item in value if item]
+
+
+def recent_files(settings) -> list[str]:
+    return _as_list(settings.value(KEY_RECENT, [], type=list))[:RECENT_LIMIT]
+
+
+def add_recent(settings, path: str | os.PathLike) -> list[str]:
+    """Puts `path` (made absolute) first; at most RECENT_LIMIT entries, no duplicates."""
+    entry = str(Path(path).expanduser().resolve())
+    files = [entry] + [item for item in recent_files(settings) if item != entry]
+    settings.setValue(KEY_RECENT, files[:RECENT_LIMIT])
+    settings.sync()
+    return files[:RECENT_LIMIT]
+
+
+def remove_recent(settings, path: str | os.PathLike) -> None:
+    entry = str(Path(path).expanduser().resolve())
+    settings.setValue(KEY_RECENT, [item for item in recent_files(settings) if item != entry])
+    settings.sync()
+
+
+def clear_recent(settings) -> None:
+    settings.setValue(KEY_RECENT, [])
+    settings.sync()
+
+
+# --- the window's layout, device and Live toggle ---
+
+def _bytes(value: Any) -> QByteArray | None:
+    if isinstance(value, QByteArray) and not value.isEmpty():
+        return value
+    if isinstance(value, (bytes, bytearray)) and value:
+        return QByteArray(bytes(value))
+    return None
+
+
+class Preferences(QObject):
+    """Restores the window's layout, device and Live toggle from `settings`, and saves them on close."""
+
+    def __init__(self, window: MainWindow, settings):
+        super().__init__(window)
+        self.window = window
+        self.settings = settings
+        self.restored_geometry = False
+        self.preferred_device: str | None = None
+        self._splitters: list = []
+        for bar in window.findChildren(QToolBar):     # QMainWindow.saveState needs them named
+            if not bar.objectName():
+                bar.setObjectName(f"toolbar-{bar.windowTitle() or 'main'}")
+        window.devicesLoaded.connect(self._devices_loaded)
+
+    def restore(self) -> None:
+        s, window = self.settings, self.window
+        geometry = _bytes(s.value(KEY_GEOMETRY))
+        self.restored_geometry = bool(geometry is not None and window.restoreGeometry(geometry))
+        state = _bytes(s.value(KEY_STATE))
+        if state is not None:
+            window.restoreState(state)
+        self._splitters = [(splitter, saved) for key, splitter in ((KEY_TOP_SPLITTER, window.top_splitter),
+                                                                   (KEY_MAIN_SPLITTER, window.main_splitter))
+                           if (saved := _bytes(s.value(key))) is not None]
+        if window.isVisible():
+            self._restore_splitters()
+        elif self._splitters:
+            window.installEventFilter(self)   # sizes fit only once the window has its final size: on show
+        if s.contains(KEY_LIVE):
+            window.live_check.setChecked(_truthy(s.value(KEY_LIVE, True, type=bool)))
+        device = s.value(KEY_DEVICE, "", type=str)
+        self.preferred_device = device or None
+        if self.preferred_device and window.devices:
+            self._devices_loaded(window.devices)
+
+    def _restore_splitters(self) -> None:
+        for splitter, saved in self._splitters:
+            splitter.restoreState(saved)
+        self._splitters = []
+
+    def eventFilter(self, watched, event) -> bool:
+        if watched is self.window and event.type() == QEvent.Type.Show and self._splitters:
+            self.window.removeEventFilter(self)
+            QTimer.singleShot(0, self._restore_splitters)
+        return False
+
+    def _devices_loaded(self, devices) -> None:
+        combo = self.window.device_combo
+        index = combo.findData(self.preferred_device) if self.preferred_device else -1
+        if index >= 0 and index != combo.currentIndex():
+            combo.setCurrentIndex(index)        # the window re-runs on the device picked last time
+
+    def save(self) -> None:
+        s, window = self.settings, self.window
+        s.setValue(KEY_VERSION, SETTINGS_VERSION)
+        s.setValue(KEY_GEOMETRY, window.saveGeometry())
+        s.setValue(KEY_STATE, window.saveState())
+        s.setValue(KEY_TOP_SPLITTER, window.top_splitter.saveState())
+        s.setValue(KEY_MAIN_SPLITTER, window.main_splitter.saveState())
+        s.setValue(KEY_LIVE, window.live_check.isChecked())
+        if window.devices and window.device:
+            s.setValue(KEY_DEVICE, window.device)
+        s.sync()
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value)

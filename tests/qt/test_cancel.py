@@ -1,0 +1,100 @@
+"""Cancel and progress: a big batch shows a progress bar after half a second, the window stays responsive while
+it runs, Cancel (Esc) says "cancelled" at once and the worker stops within a second; short runs show no bar."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QKeySequence
+from PySide6.QtTest import QTest
+
+from explorer.core.spec import from_dict
+from explorer.qt.runcontrol import PROGRESS_DELAY_MS
+
+RUN_TIMEOUT_MS = 60_000
+
+
+def settle(qtbot, window) -> None:
+    qtbot.waitUntil(lambda: window.settled, timeout=RUN_TIMEOUT_MS)
+
+
+def big_stack():
+    """400 sequences × 1000 steps through an LSTM of 256 units: many seconds of work, run in slices."""
+    spec = from_dict({"input": {"kind": "tokens", "vocab_size": 1000},
+                      "layers": [{"type": "embedding", "output_dim": 32, "mask_zero": True},
+                                 {"type": "lstm", "units": 256, "return_sequences": True},
+                                 {"type": "global_average_pooling"},
+                                 {"type": "dense", "units": 10, "activation": "softmax"}]})
+    rng = np.random.default_rng(0)
+    spec.sequences = "\n".join(" ".join(map(str, rng.integers(1, 1000, 1000))) for _ in range(400)) + "\n"
+    return spec
+
+
+def test_cancel_stops_a_big_run_quickly_and_the_window_stays_responsive(make_window, qtbot):
+    win = make_window(big_stack(), source=None)
+    control = win.run_control
+    assert control.cancel_action.shortcut() == QKeySequence(Qt.Key.Key_Escape)
+    ticks = []
+    clock = QTimer()
+    clock.setInterval(20)
+    clock.timeout.connect(lambda: ticks.append(time.monotonic()))
+    clock.start()
+    try:
+        assert control.cancel_action.isEnabled() and not win.settled       # the first run is in flight
+        with qtbot.waitSignal(control.progressShown, timeout=RUN_TIMEOUT_MS):
+            pass
+        assert control.progress_bar.isVisible()
+        qtbot.waitUntil(lambda: control.progress_bar.value() > 0, timeout=RUN_TIMEOUT_MS)  # slices report progress
+        assert control.progress_bar.value() < control.progress_bar.maximum()
+        window_start = time.monotonic()
+        qtbot.wait(500)
+        recent = [t for t in ticks if t >= window_start]
+        assert len(recent) >= 10, f"the event loop ran only {len(recent)} timer ticks in 0.5 s"   # responsive
+        assert win.service.busy
+        win.activateWindow()
+        pressed = time.monotonic()
+        QTest.keyClick(win, Qt.Key.Key_Escape)
+        assert win.status_text == "cancelled"
+        assert time.monotonic() - pressed < 0.1
+        assert not control.cancel_action.isEnabled() and not control.progress_bar.isVisible() and win.settled
+        qtbot.waitUntil(lambda: not win.service.busy, timeout=5000)
+        assert time.monotonic() - pressed < 1.5, "the worker did not stop within 1.5 s"
+    finally:
+        clock.stop()
+    assert win.result is None and win.status_text == "cancelled"      # the cancelled run never shows
+    win.sequence_editor.text_edit.setPlainText("1 2 3\n4 5\n")          # and the next run works
+    settle(qtbot, win)
+    assert win.last_reply.ok and win.result.lengths.tolist() == [3, 2]
+
+
+def test_a_short_run_shows_no_progress_bar_and_cancel_is_off_afterwards(make_window, qtbot):
+    win = make_window()
+    settle(qtbot, win)                   # the first run builds and traces the model: it may take longer
+    shown = []
+    win.run_control.progressShown.connect(lambda: shown.append(True))
+    win.sequence_editor.text_edit.appendPlainText("4 5 6")       # same model: a run of a few milliseconds
+    settle(qtbot, win)
+    assert win.last_reply.ok and len(win.result.lines) == 4
+    qtbot.wait(PROGRESS_DELAY_MS + 100)
+    assert shown == [] and not win.run_control.progress_bar.isVisible()
+    assert not win.run_control.cancel_action.isEnabled()
+
+
+def test_cancel_with_nothing_running_changes_nothing(make_window, qtbot):
+    win = make_window()
+    settle(qtbot, win)
+    status = win.status_text
+    win.cancel_run()
+    assert win.status_text == status and win.last_reply.ok
+
+
+def test_the_cancel_action_is_in_the_toolbar_next_to_run_and_in_the_run_menu(make_window):
+    win = make_window()
+    from PySide6.QtWidgets import QToolBar
+    [bar] = [b for b in win.findChildren(QToolBar) if win.run_action in b.actions()]
+    actions = bar.actions()
+    assert actions[actions.index(win.run_action) + 1] is win.run_control.cancel_action
+    menus = [a.menu() for a in win.menuBar().actions() if a.menu() is not None]
+    assert any(win.run_control.cancel_action in menu.actions() for menu in menus)

@@ -1,0 +1,139 @@
+"""What the window remembers between sessions: geometry and state, splitters, recent files, the last device and
+the Live toggle — in an injected QSettings (here a temporary INI file), restored on the next start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QSettings
+
+from explorer.core.backend import Device
+from explorer.qt import settings as prefs
+from explorer.qt.settings import APPLICATION, ORGANISATION, STATE_DIR_ENV, open_settings, state_dir
+from explorer.service import Reply
+
+RUN_TIMEOUT_MS = 60_000
+
+
+def settle(qtbot, window) -> None:
+    qtbot.waitUntil(lambda: window.settled, timeout=RUN_TIMEOUT_MS)
+
+
+@pytest.fixture
+def ini(tmp_path) -> str:
+    return str(tmp_path / "explorer.ini")
+
+
+def reopen(path: str) -> QSettings:
+    return QSettings(path, QSettings.Format.IniFormat)
+
+
+def test_the_users_settings_have_the_explorers_names(tmp_path):
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path))
+    try:
+        settings = open_settings()
+        assert (settings.organizationName(), settings.applicationName()) == (ORGANISATION, APPLICATION)
+        assert Path(settings.fileName()) == tmp_path / "RNN Shape Explorer" / "explorer.ini"
+    finally:
+        QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "unused"))
+
+
+def test_the_state_folder_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path / "state"))
+    assert state_dir() == tmp_path / "state"
+    monkeypatch.delenv(STATE_DIR_ENV)
+    assert state_dir().name == "rnn-shape-explorer"
+
+
+def test_geometry_live_toggle_and_recent_files_are_restored_on_the_next_start(make_window, qtbot, ini, tmp_path,
+                                                                              monkeypatch):
+    from explorer.core.presets import load_preset
+    from explorer.core.spec import save
+    from explorer.qt.main_window import MainWindow
+    stack = tmp_path / "kept.stack.json"
+    save(load_preset("stacked_lstm"), stack)
+    first = make_window(settings=reopen(ini))
+    first.resize(1500, 930)
+    qtbot.waitUntil(lambda: first.width() == 1500, timeout=5000)
+    geometry = bytes(first.saveGeometry())
+    first.live_check.setChecked(False)
+    first.open_path(str(stack))
+    settle(qtbot, first)
+    assert first.close()
+
+    stored = reopen(ini)
+    assert stored.value(prefs.KEY_LIVE, type=bool) is False
+    assert prefs.recent_files(stored) == [str(stack.resolve())]
+    assert bytes(stored.value(prefs.KEY_GEOMETRY)) == geometry
+
+    restored = []               # the offscreen screen is 800 × 800, so Qt clamps what it restores: watch the call
+    real = MainWindow.restoreGeometry
+    monkeypatch.setattr(MainWindow, "restoreGeometry",
+                        lambda self, data: (restored.append(bytes(data)), real(self, data))[1])
+    second = make_window(settings=reopen(ini), show=False)
+    assert second.preferences.restored_geometry and restored == [geometry]
+    assert not second.live_check.isChecked()
+    assert second.files.recent_files() == [str(stack.resolve())]
+
+
+def test_splitter_sizes_are_restored(make_window, qtbot, ini):
+    first = make_window(settings=reopen(ini))
+    first.resize(1500, 930)
+    settle(qtbot, first)
+    first.top_splitter.setSizes([450, 530, 500])
+    first.main_splitter.setSizes([500, 250])
+    top, main = first.top_splitter.sizes(), first.main_splitter.sizes()
+    assert first.close()
+    stored = reopen(ini)
+    stored.remove(prefs.KEY_GEOMETRY)          # same size as the first window, whatever the screen
+    stored.sync()
+    second = make_window(settings=reopen(ini))
+    second.resize(1500, 930)
+    settle(qtbot, second)
+    qtbot.wait(20)
+    assert second.top_splitter.sizes() == top and second.main_splitter.sizes() == main
+    fresh = make_window()
+    fresh.resize(1500, 930)
+    settle(qtbot, fresh)
+    assert top != fresh.top_splitter.sizes()
+
+
+def test_without_settings_nothing_is_remembered(make_window, qtbot):
+    first = make_window()
+    first.live_check.setChecked(False)
+    first.close()
+    assert make_window().live_check.isChecked()
+
+
+def test_the_last_device_is_picked_again_when_the_devices_arrive(make_window, qtbot, ini):
+    stored = reopen(ini)
+    stored.setValue(prefs.KEY_DEVICE, "/CPU:0")
+    stored.sync()
+    win = make_window(settings=reopen(ini))
+    settle(qtbot, win)
+    qtbot.waitUntil(lambda: bool(win.devices), timeout=RUN_TIMEOUT_MS)
+    win.live_check.setChecked(False)
+    devices = [Device("/CPU:0", "CPU", "CPU"), Device("/GPU:0", "GPU", "a GPU")]
+    win._devices_arrived(Reply(0, "devices", value=devices))      # with a GPU, the window would pick it …
+    assert win.device == "/CPU:0"                                   # … but the CPU was the user's last choice
+    other = make_window(settings=reopen(str(Path(ini).with_name("other.ini"))))
+    other.live_check.setChecked(False)
+    other._devices_arrived(Reply(0, "devices", value=devices))
+    assert other.device == "/GPU:0"
+
+
+def test_closing_saves_the_device_in_use(make_window, qtbot, ini):
+    win = make_window(settings=reopen(ini))
+    qtbot.waitUntil(lambda: bool(win.devices), timeout=RUN_TIMEOUT_MS)
+    settle(qtbot, win)
+    win.close()
+    assert reopen(ini).value(prefs.KEY_DEVICE) == win.device
+
+
+def test_a_list_of_one_recent_file_reads_back_as_a_list(ini):
+    stored = reopen(ini)
+    prefs.add_recent(stored, "/tmp/one.stack.json")
+    assert prefs.recent_files(reopen(ini)) == [str(Path("/tmp/one.stack.json").resolve())]
+    prefs.clear_recent(stored)
+    assert prefs.recent_files(reopen(ini)) == []
