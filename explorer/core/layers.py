@@ -5,15 +5,12 @@ Imported lazily by `build`: importing this module imports Keras.
 
 from __future__ import annotations
 
-import ast
-
 import keras
 from keras import ops
 
-from .errors import StackError
+from .expression import check_expression
 
 PACKAGE = "rnn_explorer"
-EXPRESSION_NAMES = frozenset({"ops", "x", "mask"})
 
 
 def _float_mask(mask, like):
@@ -93,23 +90,6 @@ class AttentionPooling(keras.layers.Layer):
 
     def compute_mask(self, x, mask=None):
         return None if mask is None else [None, None]
-
-
-def check_expression(expression: str) -> ast.Expression:
-    """Parses a custom expression and refuses anything but ops, x, mask, literals and operators."""
-    try:
-        tree = ast.parse(expression.strip(), mode="eval")
-    except SyntaxError as error:
-        raise StackError(f"the expression is not valid Python: {error.msg} (column {error.offset})") from None
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and node.id not in EXPRESSION_NAMES:
-            raise StackError(f'the expression may use only ops, x and mask; "{node.id}" is not available')
-        if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
-            raise StackError(f'the expression may not use private attributes such as ".{node.attr}"')
-        if isinstance(node, (ast.Lambda, ast.NamedExpr, ast.ListComp, ast.SetComp, ast.DictComp,
-                             ast.GeneratorExp, ast.Await, ast.Yield, ast.YieldFrom)):
-            raise StackError(f"the expression may not contain {type(node).__name__} constructs")
-    return tree
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

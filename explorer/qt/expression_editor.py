@@ -1,9 +1,8 @@
 """The custom layer's expression: checked while typing, with its output shape and errors below it.
 
-`check_expression(text)` applies the rules of `explorer.core.layers.check_expression` (only `ops`,
-`x` and `mask`; no private attributes; no lambdas, comprehensions, walrus or generators) with `ast`
-alone, on the GUI thread: `core.layers` imports Keras, which never loads on this thread. A test keeps
-the two in agreement.
+`check_expression(text)` is the core's rule (`explorer.core.expression`: only `ops`, `x` and `mask`;
+no private attributes; no lambdas, comprehensions, walrus or generators), which needs no Keras and so
+runs on the GUI thread while typing.
 
 `ExpressionEdit` is the line edit (a QLineEdit, so callers set text and listen to editingFinished as
 before); its `status_label` goes under it in the layer card and says, in this order of priority: the
@@ -13,35 +12,13 @@ its last valid expression), or the layer's output shape after the last run.
 
 from __future__ import annotations
 
-import ast
-
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QLineEdit, QWidget
 
+from ..core.expression import expression_problem as check_expression
 from .style import ERROR_COLOUR, MUTED_COLOUR, escape, mono_font
 
-EXPRESSION_NAMES = frozenset({"ops", "x", "mask"})
-FORBIDDEN = (ast.Lambda, ast.NamedExpr, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.Await,
-             ast.Yield, ast.YieldFrom)
 OK_COLOUR = "#1b7f3b"
-
-
-def check_expression(expression: str) -> str | None:
-    """None when the expression may run; else the same message `core.layers.check_expression` gives."""
-    if not expression.strip():
-        return "the expression is empty: write one over x (and mask), e.g. ops.mean(x, axis=1)"
-    try:
-        tree = ast.parse(expression.strip(), mode="eval")
-    except SyntaxError as error:
-        return f"the expression is not valid Python: {error.msg} (column {error.offset})"
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and node.id not in EXPRESSION_NAMES:
-            return f'the expression may use only ops, x and mask; "{node.id}" is not available'
-        if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
-            return f'the expression may not use private attributes such as ".{node.attr}"'
-        if isinstance(node, FORBIDDEN):
-            return f"the expression may not contain {type(node).__name__} constructs"
-    return None
 
 
 class ExpressionEdit(QLineEdit):

@@ -96,8 +96,7 @@ class LessonsDialog(QDialog):
 
     def open_selected(self) -> None:
         name = self.selected
-        if name:
-            self._open_preset(name)
+        if name and self._open_preset(name) is not False:
             self.presetOpened.emit(name)
             self.accept()
 

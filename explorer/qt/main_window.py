@@ -578,6 +578,13 @@ class MainWindow(QMainWindow):
     def load_preset(self, name: str) -> None:
         self.set_document(presets.load_preset(name), trusted=True, source=presets.PREFIX + name)
 
+    def open_preset(self, name: str) -> bool:
+        """Loads a preset after asking about unsaved changes; False when the user keeps the current work."""
+        if not self.files.maybe_discard():
+            return False
+        self.load_preset(name)
+        return True
+
     def open_file(self) -> None:
         """Open… (asks about unsaved changes, then for a .stack.json or .keras file)."""
         self.files.open_dialog()

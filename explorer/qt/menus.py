@@ -206,7 +206,7 @@ class WindowMenus(QObject):
 
     def show_lessons(self) -> LessonsDialog:
         if self.lessons_dialog is None:
-            self.lessons_dialog = LessonsDialog(self.window.load_preset, self.window)
+            self.lessons_dialog = LessonsDialog(self.window.open_preset, self.window)
         source = self.window.source or ""
         if source.startswith("preset:"):
             self.lessons_dialog.select(source[len("preset:"):])

@@ -57,6 +57,20 @@ def test_lessons_list_every_preset_and_open_the_one_chosen(win, qtbot):
     assert [layer.type for layer in win.result.layers] == [layer.type for layer in win.document.layers]
 
 
+def test_a_lesson_asks_before_replacing_unsaved_work(win, qtbot, monkeypatch):
+    from explorer.qt.files import CANCEL
+    win.sequence_editor.text_edit.setPlainText("1 2 3\n4 5\n")
+    qtbot.waitUntil(lambda: win.files.modified, timeout=5000)
+    asked = []
+    monkeypatch.setattr(win.files, "ask_unsaved", lambda name: asked.append(name) or CANCEL)
+    dialog = win.menus.show_lessons()
+    dialog.select("stacked_lstm")
+    dialog.open_button.click()
+    assert asked and dialog.isVisible() and win.source != "preset:stacked_lstm"
+    assert win.sequence_editor.text_edit.toPlainText() == "1 2 3\n4 5\n"
+    dialog.reject()
+
+
 def test_every_preset_has_a_title_and_a_lesson():
     for name, title, lesson in lessons():
         assert title and title != name and len(lesson) > 20, name
