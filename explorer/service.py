@@ -48,8 +48,11 @@ class _Pending:
 class RunService:
     """Runs tasks in one worker thread; of several pending tasks of one kind only the newest runs."""
 
-    def __init__(self, on_reply: Callable[[Reply], None], engine: Engine | None = None):
+    def __init__(self, on_reply: Callable[[Reply], None], engine: Engine | None = None, *, paused: bool = False):
+        """`paused`: tasks queue up but none starts before resume(): a window starts TensorFlow (seconds of
+        importing, holding the GIL most of the time) only once it is on screen."""
         self._on_reply = on_reply
+        self._paused = paused
         self._engine = engine or Engine()
         self._ids = itertools.count(1)
         self._pending: dict[str, _Pending] = {}
@@ -71,6 +74,12 @@ class RunService:
             self._pending[kind] = _Pending(request_id, kind, task)
             self._condition.notify()
         return request_id
+
+    def resume(self) -> None:
+        """Lets a service created with paused=True start its queued tasks."""
+        with self._condition:
+            self._paused = False
+            self._condition.notify()
 
     def cancel(self) -> None:
         """Stops the running task at its next check (between windows of time or pieces) and drops pending ones."""
@@ -97,7 +106,7 @@ class RunService:
 
     def _next(self) -> _Pending | None:
         with self._condition:
-            while not self._pending and not self._stopping:
+            while (self._paused or not self._pending) and not self._stopping:
                 self._condition.wait()
             if self._stopping:
                 return None

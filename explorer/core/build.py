@@ -77,7 +77,8 @@ def _make_layer(layer: LayerSpec, name: str, spec: StackSpec):
     if layer.is_recurrent:
         cls = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[kind]
         options = dict(units=p["units"], return_sequences=p["return_sequences"], return_state=p["return_state"],
-                       go_backwards=p["go_backwards"], activation=p["activation"])
+                       go_backwards=p["go_backwards"], activation=p["activation"],
+                       **backend.recurrent_options(kind, p["go_backwards"]))
         if p["bidirectional"]:
             return keras.layers.Bidirectional(cls(**options, name=f"{name}_cell"), merge_mode=p["merge_mode"],
                                               name=name)
@@ -109,10 +110,10 @@ def state_names(layer: LayerSpec) -> list[str]:
 def build(spec: StackSpec) -> BuiltStack:
     """Builds the model for `spec`; problems raise StackError with a plain explanation."""
     diagnose.check_structure(spec)
-    backend.tensorflow()
+    backend.load()
     import keras
     started = time.perf_counter()
-    keras.utils.set_random_seed(spec.seed)
+    backend.set_random_seed(spec.seed, framework=spec.has_custom())
     names = spec.layer_names()
     fixed = spec.batching.maxlen if spec.needs_fixed_length() else None
     if spec.input.uses_ids:

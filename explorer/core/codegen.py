@@ -18,7 +18,7 @@ _RNN_CLASSES = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 
 
 def _layer_source(class_name: str) -> str:
-    backend.tensorflow()
+    backend.load()
     from . import layers
     source = inspect.getsource(getattr(layers, class_name))
     return "\n".join(line for line in source.splitlines() if not line.startswith("@keras.saving"))
@@ -59,7 +59,7 @@ def export_code(spec: StackSpec) -> str:
     used = {layer.type for layer in spec.layers}
     helpers = []
     if "masked_mean_pooling" in used:
-        backend.tensorflow()
+        backend.load()
         from . import layers
         helpers.append(inspect.getsource(layers._float_mask))
     helpers += [_layer_source(_OWN_LAYERS[kind]) for kind in _OWN_LAYERS if kind in used]

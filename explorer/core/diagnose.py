@@ -203,7 +203,10 @@ format_shape = _fmt
 
 def warnings_for(spec: StackSpec, built: BuiltStack, mask: np.ndarray, lengths: np.ndarray,
                  sequence_items: list[np.ndarray], lines: list[int], layer_masks: dict[str, np.ndarray | None],
-                 outputs: dict[str, np.ndarray], device_kind: str) -> list[Diagnostic]:
+                 outputs: dict[str, np.ndarray], device_kind: str, *,
+                 value_ranges: dict[str, tuple[float, float] | None] | None = None) -> list[Diagnostic]:
+    """`value_ranges`: each output's (min, max) (run.value_range), NaN when it holds a NaN: spares a pass
+    over every output to look for NaN."""
     found: list[Diagnostic] = []
     infos = built.layers
     names = [info.name for info in infos]
@@ -253,7 +256,14 @@ def warnings_for(spec: StackSpec, built: BuiltStack, mask: np.ndarray, lengths: 
             break
     for info in infos:
         value = outputs.get(info.name)
-        if value is not None and value.dtype.kind == "f" and np.isnan(value).any():
+        if value is None or value.dtype.kind != "f":
+            continue
+        known = (value_ranges or {}).get(info.name)
+        if known is not None:
+            has_nan = bool(np.isnan(known[0]))
+        else:
+            has_nan = bool(np.isnan(np.min(value))) if value.size else False  # np.min propagates NaN
+        if has_nan:
             rows = sorted({lines[r] for r in np.argwhere(np.isnan(value))[:, 0]})
             found.append(Diagnostic(f"{info.name} gives NaN for line(s) {', '.join(map(str, rows))}", info.name))
             break

@@ -55,7 +55,7 @@ def import_model(path: str | Path, *, trust: bool = False) -> tuple[StackSpec, d
     if "CustomExpression" in classes and not trust:
         raise TrustError(f"{path.name} holds a custom expression, which runs as code: open it only if you trust "
                          "its source")
-    backend.tensorflow()
+    backend.load()
     import keras
 
     from . import layers  # noqa: F401  (registers the explorer's own layers for loading)

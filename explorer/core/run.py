@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -16,8 +19,21 @@ from .errors import ExplorerError, StackError, TrustError, strip_ansi
 from .spec import StackSpec
 
 MEMORY_LIMIT_MB = 2048
-FIRST_SLICE_CELLS = 16_384   # batches bigger than this (rows × steps) run in slices …
-SLICE_SECONDS = 0.25         # … each sized to take about this long
+# Batches bigger than FIRST_SLICE_CELLS (rows × steps) run in slices of rows: a first one of that many cells
+# measures the speed, the others are sized to take about SLICE_SECONDS; progress is reported between them.
+# Rows are independent, so the numbers do not change, but every slice pays the recurrent loop's per-step
+# overhead again and small matrix products are slower per row (LSTM 256, T 1000, 2 cores: 10 ms a row in
+# slices of 16 rows, 3.9 ms in one call of 256), so slices are few and big. A cancel stops a call in flight
+# within milliseconds where the backend can (TensorFlow); elsewhere only between slices, which then stay
+# short enough (UNCANCELLABLE_*) to honour a cancel within a second.
+FIRST_SLICE_CELLS = 262_144
+SLICE_SECONDS = 1.0
+UNCANCELLABLE_FIRST_SLICE_CELLS = 16_384
+UNCANCELLABLE_SLICE_SECONDS = 0.25
+WATCH_CELLS = 16_384         # runs at least this big are watched for a cancel while a call is in flight
+PIECE_THREADS = max(1, min(4, os.cpu_count() or 1))  # small pieces (bucket, one_by_one) run this many at a time
+BUILT_CACHE = 4              # built models kept: undo, or toggling an option back, reuses one (no rebuild)
+VALUE_RANGE_CHUNK = 1 << 18  # value_range reads big arrays in chunks that stay in the cache for min and max
 
 
 class Cancelled(Exception):
@@ -35,6 +51,7 @@ class LayerResult:
     mask_role: str              # creates, carries, consumes, drops, none
     params: int
     extras: dict[str, np.ndarray] = field(default_factory=dict)  # states, attention weights
+    value_range: tuple[float, float] | None = None  # (min, max) of a float output over all cells; NaN if any NaN
 
     @property
     def time_major(self) -> bool:
@@ -113,20 +130,29 @@ def estimate_mb(built: BuiltStack, batch: int, steps: int) -> float:
 
 
 class Engine:
-    """Runs stacks; keeps the last built model so that new sequences reuse it (no rebuild, no retrace)."""
+    """Runs stacks; keeps the last few built models so that new sequences (and an architecture edited back)
+    reuse them: no rebuild, no retrace."""
 
     def __init__(self, memory_limit_mb: float = MEMORY_LIMIT_MB):
         self._built: BuiltStack | None = None
         self._twins: dict[str, Any] = {}
+        self._cache: OrderedDict[str, tuple[BuiltStack, dict[str, Any]]] = OrderedDict()
+        self._pool = None     # threads for pieces run side by side, made on first use
         self.memory_limit_mb = memory_limit_mb
 
     def built_for(self, spec: StackSpec) -> BuiltStack:
         key = spec.architecture_key()
         diagnose.check_structure(spec)  # some checks depend on the batching, which is not part of the key
         if self._built is None or self._built.key != key:
-            self._built = None
-            self._twins = {}
-            self._built = build(spec)
+            cached = self._cache.get(key)
+            if cached is None:
+                self._built = None
+                cached = (build(spec), {})
+                self._cache[key] = cached
+                while len(self._cache) > BUILT_CACHE:
+                    self._cache.popitem(last=False)
+            self._cache.move_to_end(key)
+            self._built, self._twins = cached
         return self._built
 
     def run(self, spec: StackSpec, text: str | None = None, *, device: str | None = None, trust: bool = False,
@@ -165,7 +191,7 @@ class Engine:
                 if spec.batching.mode == "chunked":
                     raw = self._run_chunked(built, layout, spec.batching.chunk, check_cancel)
                 else:
-                    raw = self._run_pieces(built, layout, check_cancel, progress)
+                    raw = self._run_pieces(built, layout, check_cancel, progress, chosen)
         except (ExplorerError, Cancelled):
             raise
         except Exception as error:  # TensorFlow's runtime errors
@@ -178,50 +204,113 @@ class Engine:
 
     # --- modes ---
 
-    def _run_pieces(self, built: BuiltStack, layout: sequences.Layout, check_cancel, progress) -> dict[str, np.ndarray]:
+    def _run_pieces(self, built: BuiltStack, layout: sequences.Layout, check_cancel, progress,
+                    device: backend.Device | None = None) -> dict[str, np.ndarray]:
         """pad, bucket, one_by_one: the traced probe over each piece, scattered into the full layout.
 
         Big pieces run a few rows at a time (rows are independent, so the numbers do not change), sized so
-        that each call takes about SLICE_SECONDS: a cancel is honoured between them and progress is reported.
+        that each call takes about SLICE_SECONDS: progress is reported and a cancel honoured between them,
+        and within a call where the backend can stop one. Many small pieces (bucket, one_by_one) run
+        PIECE_THREADS at a time: each is too small to keep the cores busy (the recurrent loop's per-step
+        overhead dominates), the same calls side by side give the same numbers.
         """
         batch, steps = layout.batch.shape[:2]
         time_major = _time_major_keys(built)
         assembled: dict[str, np.ndarray] = {}
         total_cells = sum(piece.batch.shape[0] * piece.batch.shape[1] for piece in layout.pieces)
-        done_cells = 0
-        seconds_per_cell = None
-        for piece in layout.pieces:
-            rows_total, piece_steps = piece.batch.shape[:2]
-            start = 0
-            while start < rows_total:
+        cancellable = backend.can_cancel()
+        first_cells = FIRST_SLICE_CELLS if cancellable else min(FIRST_SLICE_CELLS, UNCANCELLABLE_FIRST_SLICE_CELLS)
+        slice_seconds = SLICE_SECONDS if cancellable else min(SLICE_SECONDS, UNCANCELLABLE_SLICE_SECONDS)
+        # pad mode's one piece covers every cell: the assembled arrays need no zeros underneath
+        covered = len(layout.pieces) == 1 and layout.pieces[0].batch.shape[:2] == (batch, steps)
+        done = [0]
+
+        def stop() -> bool:   # asked from cancel_scope's helper thread while a call runs
+            try:
                 check_cancel()
-                if seconds_per_cell is None and rows_total * piece_steps > FIRST_SLICE_CELLS:
-                    count = max(1, FIRST_SLICE_CELLS // piece_steps)
-                elif seconds_per_cell:
-                    count = max(1, int(SLICE_SECONDS / (seconds_per_cell * piece_steps)))
-                else:
-                    count = rows_total
-                count = min(count, rows_total - start)
-                tick = time.perf_counter()
-                outputs = built.forward(piece.batch[start:start + count])
-                outputs = {key: backend.to_numpy(value) for key, value in outputs.items()}
-                seconds_per_cell = (time.perf_counter() - tick) / (count * piece_steps)
-                rows = piece.rows[start:start + count]
-                whole = len(layout.pieces) == 1 and count == rows_total
-                for key, value in outputs.items():
-                    if whole:
-                        assembled[key] = value
-                        continue
-                    if key not in assembled:
-                        shape = [batch, *value.shape[1:]]
-                        if key in time_major:
-                            shape[1] = steps
-                        assembled[key] = np.zeros(shape, dtype=value.dtype)
-                    _place(assembled[key], value, rows, piece.offset if key in time_major else None)
-                start += count
-                done_cells += count * piece_steps
-                progress(done_cells / total_cells)
+            except Cancelled:
+                return True
+            except Exception:  # noqa: BLE001  (anything else surfaces at the next check in this thread)
+                return False
+            return False
+
+        def keep(piece, rows, outputs, whole: bool) -> None:
+            for key, value in outputs.items():
+                if whole:
+                    assembled[key] = value
+                    continue
+                if key not in assembled:
+                    shape = [batch, *value.shape[1:]]
+                    if key in time_major:
+                        shape[1] = steps
+                    assembled[key] = (np.empty if covered else np.zeros)(shape, dtype=value.dtype)
+                _place(assembled[key], value, rows, piece.offset if key in time_major else None)
+            done[0] += len(rows) * piece.batch.shape[1]
+            progress(done[0] / total_cells)
+
+        def call(part):
+            return {key: backend.to_numpy_view(value) for key, value in built.forward(part).items()}
+
+        scope = backend.cancel_scope(stop) if cancellable and total_cells >= WATCH_CELLS else contextlib.nullcontext()
+        try:
+            with scope:
+                pieces = layout.pieces
+                threads = min(PIECE_THREADS, len(pieces))
+                if threads > 1 and all(p.batch.shape[0] * p.batch.shape[1] <= first_cells for p in pieces):
+                    self._run_side_by_side(pieces, call, keep, check_cancel, threads, device)
+                    return assembled
+                seconds_per_cell = None
+                for piece in pieces:
+                    rows_total, piece_steps = piece.batch.shape[:2]
+                    start = 0
+                    while start < rows_total:
+                        check_cancel()
+                        if seconds_per_cell is None and rows_total * piece_steps > first_cells:
+                            count = max(1, first_cells // piece_steps)
+                        elif seconds_per_cell:
+                            count = max(1, int(slice_seconds / (seconds_per_cell * piece_steps)))
+                        else:
+                            count = rows_total
+                        count = min(count, rows_total - start)
+                        tick = time.perf_counter()
+                        outputs = call(piece.batch if count == rows_total else piece.batch[start:start + count])
+                        seconds_per_cell = (time.perf_counter() - tick) / (count * piece_steps)
+                        keep(piece, piece.rows[start:start + count], outputs,
+                             whole=len(pieces) == 1 and count == rows_total)
+                        start += count
+        except backend.CallCancelled:
+            raise Cancelled() from None
         return assembled
+
+    def _run_side_by_side(self, pieces, call, keep, check_cancel, threads: int, device) -> None:
+        """Runs whole pieces `threads` at a time (biggest first); results are kept here, in this thread."""
+        from concurrent.futures import FIRST_COMPLETED, wait
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+            self._pool = ThreadPoolExecutor(PIECE_THREADS, thread_name_prefix="piece")
+
+        def run_piece(piece):
+            if device is None:
+                return call(piece.batch)
+            with backend.device_scope(device):   # device scopes are per thread
+                return call(piece.batch)
+
+        queue = sorted(pieces, key=lambda p: -p.batch.shape[0] * p.batch.shape[1])
+        running = {}
+        try:
+            while queue or running:
+                while queue and len(running) < threads:
+                    check_cancel()
+                    piece = queue.pop(0)
+                    running[self._pool.submit(run_piece, piece)] = piece
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    piece = running.pop(future)
+                    keep(piece, piece.rows, future.result(), whole=False)
+        finally:
+            for future in running:
+                future.cancel()
+            wait(running)
 
     def _run_chunked(self, built: BuiltStack, layout: sequences.Layout, chunk: int, check_cancel):
         """Layer by layer on the full batch; recurrent layers run window by window, carrying their state."""
@@ -288,14 +377,15 @@ class Engine:
             layer_masks[info.name] = mask
             extras = {key: raw[key] for key in info.extra if key in raw}
             layers.append(LayerResult(info.name, info.spec.type, info.symbolic_shape, tuple(output.shape), output,
-                                      mask, info.mask_role, info.params, extras))
+                                      mask, info.mask_role, info.params, extras, value_range(output)))
         fc = diagnose.fc_input(spec, built)
         if fc is not None:
             source = next(i for i, info in enumerate(built.layers) if info.name == fc.layer) - 1
             fc.shape = layers[source].shape
         found = [diagnose.Diagnostic(note, note.split(":")[0], "info") for note in built.notes]
         found += diagnose.warnings_for(spec, built, layout.mask, layout.lengths, parsed.items, parsed.lines,
-                                      layer_masks, {layer.name: layer.output for layer in layers}, device.kind)
+                                      layer_masks, {layer.name: layer.output for layer in layers}, device.kind,
+                                      value_ranges={layer.name: layer.value_range for layer in layers})
         total_ms = (time.perf_counter() - started) * 1000
         return RunResult(
             device=device.name, mode=spec.batching.mode, input=layout.batch, mask=layout.mask,
@@ -329,8 +419,26 @@ def _time_major_keys(built: BuiltStack) -> set[str]:
     return keys
 
 
+def value_range(values: np.ndarray) -> tuple[float, float] | None:
+    """(min, max) of a float array, NaN when it holds a NaN (np.min and np.max propagate it); None for other
+    dtypes and empty arrays. Big arrays are read in chunks, so that max reads what min left in the cache: one
+    pass over memory, ~10 ms for 256 × 1000 × 256 floats, instead of a temporary of np.isnan per check."""
+    if values.dtype.kind != "f" or values.size == 0:
+        return None
+    flat = values.reshape(-1)
+    if flat.size <= VALUE_RANGE_CHUNK:
+        return float(flat.min()), float(flat.max())
+    lo, hi = np.inf, -np.inf
+    for start in range(0, flat.size, VALUE_RANGE_CHUNK):
+        part = flat[start:start + VALUE_RANGE_CHUNK]
+        lo, hi = np.minimum(lo, part.min()), np.maximum(hi, part.max())
+    return float(lo), float(hi)
+
+
 def _place(target: np.ndarray, value: np.ndarray, rows: np.ndarray, offset: int | None) -> None:
     """Copies a piece's rows into the full array; time-major values (offset given) go to their timesteps."""
+    if len(rows) and rows[-1] - rows[0] == len(rows) - 1 and (len(rows) < 2 or (np.diff(rows) == 1).all()):
+        rows = slice(int(rows[0]), int(rows[-1]) + 1)   # consecutive rows (pad mode): a view, not a gather
     if offset is not None:
         target[rows, offset:offset + value.shape[1]] = value
     else:

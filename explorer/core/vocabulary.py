@@ -14,7 +14,7 @@ UNKNOWN = "[UNK]"
 def encode(words: Sequences, vocab_size: int) -> tuple[Sequences, list[str]]:
     """Builds the vocabulary from the text (most frequent words first, at most vocab_size ids in all)
     and returns the sequences as ids with the vocabulary (index = id)."""
-    backend.tensorflow()
+    backend.require_tensorflow("words input (StringLookup)")
     import keras
     lookup = keras.layers.StringLookup(max_tokens=vocab_size, mask_token=PADDING, oov_token=UNKNOWN,
                                        num_oov_indices=1)

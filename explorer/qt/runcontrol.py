@@ -3,8 +3,8 @@
 The window emits `runStarted(token)` when it sends a run to the worker, `runProgress(token, fraction)`
 from the worker (queued to the GUI thread; the engine reports after each slice of rows), and
 `runFinished` / `runCancelled` when it ends. Cancel asks the window to drop the run (`cancel_run`: the
-status says "cancelled" at once) and the service to stop it at its next check (the engine runs big
-batches in slices of about 0.25 s). The progress bar appears only for runs that last longer than
+status says "cancelled" at once) and the service to stop it (on TensorFlow the running call is
+cancelled in flight; elsewhere the engine checks between slices of rows). The progress bar appears only for runs that last longer than
 `PROGRESS_DELAY_MS`.
 """
 
