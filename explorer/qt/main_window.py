@@ -173,6 +173,7 @@ class MainWindow(QMainWindow):
         self.sequence_editor.batchingChanged.connect(self._batching_edited)
         self.sequence_editor.lineSelected.connect(self._line_selected)
         self.plots.rowPicked.connect(self._row_picked)
+        self.plots.layerPicked.connect(self.select_layer)
 
     def _build_toolbar(self) -> None:
         bar = QToolBar("Main")

@@ -423,6 +423,7 @@ class PlotsPanel(QWidget):
     """
 
     rowPicked = Signal(int)   # the user picked a sequence row (a click in the mask plot, or the row box)
+    layerPicked = Signal(str)  # the user picked a layer in the plots' layer box
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -832,6 +833,7 @@ class PlotsPanel(QWidget):
         name = self.layer_combo.itemData(index)
         if name:
             self.select(layer=name)
+            self.layerPicked.emit(name)
 
     def _on_row_chosen(self, index: int) -> None:
         if index >= 0:

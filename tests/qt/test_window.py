@@ -261,6 +261,16 @@ def test_clicking_a_card_and_moving_the_cursor_select_what_the_plots_show(win, q
     assert win.sequence_editor.current_line == 3
 
 
+def test_picking_a_layer_in_the_plots_selects_its_card_and_row(win, qtbot):
+    combo = win.plots.layer_combo
+    index = combo.findData("embedding_1")
+    combo.setCurrentIndex(index)
+    combo.activated.emit(index)                                          # as a user's pick does
+    assert win.plots.selected_layer == "embedding_1"
+    assert win.stack_editor.selected_layer == "embedding_1"
+    assert [i.row() for i in win.shapes.table.selectionModel().selectedRows()] == [0]
+
+
 # --- custom code ---
 
 def test_a_typed_custom_expression_asks_once_before_running(win, qtbot):
