@@ -103,7 +103,7 @@ class CompareDialog(QDialog):
         if window.sequence_editor.error is not None:
             self._show_error(f"fix the sequences first: {window.sequence_editor.error.message}")
             return
-        if not window._trust(spec, ask_again=True):
+        if not window.ensure_trusted(spec, ask_again=True):
             self._show_error("not run: this stack has a custom expression that you have not agreed to run")
             return
         device = window.device
@@ -117,7 +117,7 @@ class CompareDialog(QDialog):
         self.table.setRowCount(0)
         self.summary_label.setText(f"<span style='color:{MUTED_COLOUR}'>running the four modes…</span>")
         self.again_button.setEnabled(False)
-        window._set_status("comparing batching modes…")
+        window.set_status("comparing batching modes…")
 
     def _on_reply(self, reply) -> None:
         if reply.kind != "compare" or reply.id != self._request:
@@ -126,7 +126,7 @@ class CompareDialog(QDialog):
         self.again_button.setEnabled(True)
         if reply.ok:
             self.show_reports(reply.value)
-            self.window._set_status("batching modes compared")
+            self.window.set_status("batching modes compared")
         else:
             self._show_error(reply.error or "the comparison was cancelled")
 

@@ -117,7 +117,7 @@ class ErrorReporter(QObject):
             self.messages.append(message)
             windows = main_windows()
             for window in windows:
-                window._set_status(message, error=True)
+                window.set_status(message, error=True)
             parent = next((w for w in windows if w.isVisible()), windows[0] if windows else None)
             if parent is None:
                 return

@@ -164,11 +164,11 @@ class Exporter(QObject):
         return result
 
     def _fail(self, message: str) -> None:
-        self.window._set_status(message, error=True)
+        self.window.set_status(message, error=True)
         self.failed.emit(message)
 
     def _done(self, what: str, path: Path) -> None:
-        self.window._set_status(f"exported {what} to {path}")
+        self.window.set_status(f"exported {what} to {path}")
         self.exported.emit(str(path))
 
     # --- plots ---
@@ -215,7 +215,7 @@ class Exporter(QObject):
 
         request = self.window.service.submit("export-weights", task)
         self._npz_request = (request, str(target), result)
-        self.window._set_status("export: collecting the weights…")
+        self.window.set_status("export: collecting the weights…")
 
     def _on_reply(self, reply) -> None:
         if reply.kind != "export-weights" or self._npz_request is None or reply.id != self._npz_request[0]:
@@ -270,5 +270,5 @@ class Exporter(QObject):
             return None
         text = shapes_markdown(result)
         QGuiApplication.clipboard().setText(text)
-        self.window._set_status("copied the shapes table (Markdown) to the clipboard")
+        self.window.set_status("copied the shapes table (Markdown) to the clipboard")
         return text

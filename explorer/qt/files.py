@@ -301,7 +301,7 @@ class FileController(QObject):
         return path or None
 
     def fail(self, title: str, message: str) -> None:
-        self.window._set_status(message, error=True)
+        self.window.set_status(message, error=True)
         self.alert(title, message)
 
     # --- New / Open ---
@@ -310,7 +310,7 @@ class FileController(QObject):
         if not self.maybe_discard():
             return False
         self.window.set_document(new_document(), trusted=True, source=None)
-        self.window._set_status("a new stack: edit it, then save it")
+        self.window.set_status("a new stack: edit it, then save it")
         return True
 
     def open_dialog(self) -> bool:
@@ -350,7 +350,7 @@ class FileController(QObject):
 
     def _opened(self, path: str, status: str) -> None:
         self._remember(path)
-        self.window._set_status(status)
+        self.window.set_status(status)
         self.fileOpened.emit(path)
         self.opened.emit(True)
 
@@ -368,7 +368,7 @@ class FileController(QObject):
         self._keras_trust = trust
         self._keras_path = path
         self._keras_request = self.window.service.submit("open-keras", task)
-        self.window._set_status(f"loading {Path(path).name} (a Keras model)…")
+        self.window.set_status(f"loading {Path(path).name} (a Keras model)…")
 
     def _keras_arrived(self, reply: Reply) -> None:
         if reply.id != self._keras_request:
@@ -384,10 +384,10 @@ class FileController(QObject):
         status, value = reply.value
         if status == "trust":
             expressions = keras_expressions(path) or ["(a custom expression)"]
-            if self.window._confirm_trust(expressions):
+            if self.window.confirm_trust(expressions):
                 self.load_keras(path, trust=True)
             else:
-                self.window._set_status(f"not opened: {Path(path).name} holds a custom expression (Python code) "
+                self.window.set_status(f"not opened: {Path(path).name} holds a custom expression (Python code) "
                                         "that you did not agree to run", error=True)
                 self.opened.emit(False)
             return
@@ -456,7 +456,7 @@ class FileController(QObject):
         w.preset_combo.setCurrentIndex(0)
         self._remember(str(path))
         self.mark_clean()
-        w._set_status(f"saved {path}")
+        w.set_status(f"saved {path}")
         self.fileSaved.emit(str(path))
         return True
 
@@ -472,8 +472,8 @@ class FileController(QObject):
         except SpecError as error:
             self.fail("Cannot export", f"cannot export: {error.message}")
             return False
-        if not w._trust(spec, ask_again=True):
-            w._set_status("not exported: the stack has a custom expression that you have not agreed to run",
+        if not w.ensure_trusted(spec, ask_again=True):
+            w.set_status("not exported: the stack has a custom expression that you have not agreed to run",
                           error=True)
             return False
         path = path or self.ask_export_path(self._suggested(KERAS_SUFFIX))
@@ -489,7 +489,7 @@ class FileController(QObject):
 
         self._export_path = path
         self._export_request = w.service.submit("export-keras", task)
-        w._set_status(f"exporting {Path(path).name}…")
+        w.set_status(f"exporting {Path(path).name}…")
         return True
 
     def _export_arrived(self, reply: Reply) -> None:
@@ -497,7 +497,7 @@ class FileController(QObject):
             return
         self._export_request = 0
         if reply.ok:
-            self.window._set_status(f"exported {reply.value} (a Keras model with the stack's current weights)")
+            self.window.set_status(f"exported {reply.value} (a Keras model with the stack's current weights)")
         elif not reply.cancelled:
             self.fail("Cannot export", f"cannot export {Path(self._export_path or '').name}: {reply.error}")
         self.exported.emit(reply)

@@ -77,7 +77,7 @@ class MainWindow(QMainWindow):
         self.last_reply: Reply | None = None
         self.dropped_replies = 0        # stale replies dropped (older than the latest request)
         self.devices: list = []
-        self._confirm_trust = confirm_trust or self._ask_trust
+        self.confirm_trust = confirm_trust or self._ask_trust
         self._trusted_expressions: set[str] = _custom_expressions(spec) if trusted else set()
         self._file_expressions: set[str] = set() if trusted else _custom_expressions(spec)
         self._typed_trusted = False
@@ -107,7 +107,7 @@ class MainWindow(QMainWindow):
         # TensorFlow starts loading in the worker only once the window is up (its import holds the GIL)
         self.service = RunService(self.replied.emit, paused=True)
         QTimer.singleShot(0, self.service.resume)
-        self._set_status(LOADING)
+        self.set_status(LOADING)
         self.plots.show_message(LOADING)
         self.service.submit("devices", _list_devices)
         self._attach_session(settings)
@@ -231,7 +231,7 @@ class MainWindow(QMainWindow):
         status.addPermanentWidget(self.device_label)
         status.addPermanentWidget(self.timing_label)
 
-    def _set_status(self, text: str, error: bool = False) -> None:
+    def set_status(self, text: str, error: bool = False) -> None:
         colour = ERROR_COLOUR if error else "palette(text)"
         self.status_message.setText(f'<span style="color:{colour}">{"✖ " if error else ""}{escape(text)}</span>')
         self.status_message.setToolTip(text)
@@ -292,7 +292,7 @@ class MainWindow(QMainWindow):
         if self.live_check.isChecked():
             self._schedule.start()
         else:
-            self._set_status("edited: press Run (F5) to see the new shapes")
+            self.set_status("edited: press Run (F5) to see the new shapes")
         self.documentEdited.emit()
 
     # --- undo / redo (explorer/qt/undo.py): whole documents, a burst of typing is one step ---
@@ -351,7 +351,7 @@ class MainWindow(QMainWindow):
         if self.sequence_editor.error is not None:
             self._refuse(self.sequence_editor.error.message, None, keep_views=True)
             return
-        if not self._trust(spec, ask_again=asked):
+        if not self.ensure_trusted(spec, ask_again=asked):
             self._refuse("not run: this stack has a custom expression (Python code) that you have not agreed to "
                          "run; press Run to be asked again", _first_custom(spec))
             return
@@ -368,7 +368,7 @@ class MainWindow(QMainWindow):
         self._awaiting = True
         self.runStarted.emit(token)
         if self._tf_ready:
-            self._set_status("running…")
+            self.set_status("running…")
 
     def cancel_run(self) -> None:
         """Stops the run in flight: said at once; the worker stops at its next check, its reply is dropped."""
@@ -378,21 +378,21 @@ class MainWindow(QMainWindow):
         self.service.cancel()
         self._min_run_id = self._last_run_id + 1
         self._awaiting = False
-        self._set_status("cancelled")
+        self.set_status("cancelled")
         self.runCancelled.emit()
 
     def _refuse(self, message: str, layer: str | None, *, keep_views: bool = False) -> None:
         """A run that cannot start: said in the window; replies still in flight become stale."""
         self._min_run_id = self._last_run_id + 1
         self._awaiting = False
-        self._set_status(message, error=True)
+        self.set_status(message, error=True)
         if not keep_views:
             self._show_error(message, layer)
         reply = Reply(0, "run", error=message, error_layer=layer)
         self.last_reply = reply
         self.runFinished.emit(reply)
 
-    def _trust(self, spec: StackSpec, ask_again: bool = True) -> bool:
+    def ensure_trusted(self, spec: StackSpec, ask_again: bool = True) -> bool:
         """May the stack's custom expressions run? Asks the user once for expressions from a file or typed here."""
         missing = _custom_expressions(spec) - self._trusted_expressions
         if not missing:
@@ -404,7 +404,7 @@ class MainWindow(QMainWindow):
             return False          # refused already: the Run button asks again, live edits do not
         self._asking = True
         try:
-            agreed = bool(self._confirm_trust(sorted(missing)))
+            agreed = bool(self.confirm_trust(sorted(missing)))
         finally:
             self._asking = False
         if agreed:
@@ -428,7 +428,7 @@ class MainWindow(QMainWindow):
     def leak_check(self) -> None:
         spec = self.document.copy()
         text = self.sequence_editor.text()
-        if self.sequence_editor.error is not None or not self._trust(spec, ask_again=True):
+        if self.sequence_editor.error is not None or not self.ensure_trusted(spec, ask_again=True):
             self.shapes.show_leak("fix the stack and the sequences first", True)
             return
         device = self.device
@@ -438,7 +438,7 @@ class MainWindow(QMainWindow):
             return leak_check(engine, spec, text, device=device, trust=True)
 
         self._leak_id = self.service.submit("leaks", task)
-        self._set_status("leak check: running each sequence alone…")
+        self.set_status("leak check: running each sequence alone…")
 
     def copy_code(self) -> None:
         spec = self.document.copy()
@@ -456,7 +456,7 @@ class MainWindow(QMainWindow):
         if not self._tf_ready:
             self._tf_ready = True
             if self.status_text == LOADING:
-                self._set_status("TensorFlow loaded")
+                self.set_status("TensorFlow loaded")
         if reply.kind == "devices":
             self._devices_arrived(reply)
         elif reply.kind == "run":
@@ -465,20 +465,20 @@ class MainWindow(QMainWindow):
             if reply.id == self._leak_id:
                 if reply.ok:
                     self.shapes.show_leak(reply.value.verdict, reply.value.leaking_layer is not None)
-                    self._set_status("leak check done")
+                    self.set_status("leak check done")
                 elif not reply.cancelled:
                     self.shapes.show_leak(reply.error or "failed", True)
         elif reply.kind == "code":
             if reply.ok:
                 QGuiApplication.clipboard().setText(reply.value)
-                self._set_status("copied a Keras script that builds this stack to the clipboard")
+                self.set_status("copied a Keras script that builds this stack to the clipboard")
             elif not reply.cancelled:
-                self._set_status(reply.error or "could not write the code", error=True)
+                self.set_status(reply.error or "could not write the code", error=True)
 
     def _devices_arrived(self, reply: Reply) -> None:
         if not reply.ok:
             self.device_combo.setItemText(0, "unavailable")
-            self._set_status(reply.error or "TensorFlow could not list its devices", error=True)
+            self.set_status(reply.error or "TensorFlow could not list its devices", error=True)
             return
         self.devices = list(reply.value)
         self.device_combo.blockSignals(True)
@@ -503,7 +503,7 @@ class MainWindow(QMainWindow):
         if reply.ok:
             self._show_result(reply.value, reply.elapsed_ms)
         else:
-            self._set_status(reply.error or "the run failed", error=True)
+            self.set_status(reply.error or "the run failed", error=True)
             self._show_error(reply.error or "the run failed", reply.error_layer)
         self.runFinished.emit(reply)
 
@@ -530,7 +530,7 @@ class MainWindow(QMainWindow):
         count = len(result.diagnostics)
         fc = f"FC input {_shape(result.fc_input.symbolic_shape)}" if result.fc_input else \
             f"output {_shape(result.output_shape)}"
-        self._set_status(f"ran {len(result.lines)} sequences in {result.mode} mode · {fc}"
+        self.set_status(f"ran {len(result.lines)} sequences in {result.mode} mode · {fc}"
                          + (f" · {count} warning{'s' if count != 1 else ''}" if count else ""))
 
     def _show_error(self, message: str, layer: str | None) -> None:

@@ -184,7 +184,7 @@ class Autosaver(QObject):
         except OSError as error:
             if not self._failed:      # say it once, not after every keystroke
                 log.warning("autosave to %s failed: %s", self.path, error)
-                self.window._set_status(f"autosave failed: {error.strerror or error} ({self.directory})",
+                self.window.set_status(f"autosave failed: {error.strerror or error} ({self.directory})",
                                         error=True)
             self._failed = True
             return False
@@ -266,5 +266,5 @@ def restore(window: MainWindow, session: Recovered) -> bool:
     window.files.mark_modified()
     window.autosaver.write_now()          # this session's own autosave first, then the old one goes
     session.discard()
-    window._set_status(f"restored the unsaved work autosaved at {session.when()}: save it to keep it{note}")
+    window.set_status(f"restored the unsaved work autosaved at {session.when()}: save it to keep it{note}")
     return True
