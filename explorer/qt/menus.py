@@ -34,6 +34,7 @@ class WindowMenus(QObject):
         super().__init__(window)
         self.window = window
         self.exporter = Exporter(window)
+        window.plots.exportRequested.connect(lambda name, fmt: self.exporter.export_plot(name, fmt))
         self.compare_dialog: CompareDialog | None = None
         self.lessons_dialog: LessonsDialog | None = None
         self.shortcuts_dialog: ShortcutsDialog | None = None

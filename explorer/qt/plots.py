@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMenu,
     QSizePolicy,
     QSplitter,
     QVBoxLayout,
@@ -424,6 +425,7 @@ class PlotsPanel(QWidget):
 
     rowPicked = Signal(int)   # the user picked a sequence row (a click in the mask plot, or the row box)
     layerPicked = Signal(str)  # the user picked a layer in the plots' layer box
+    exportRequested = Signal(str, str)  # (plot name, "png" or "svg") from a plot's right-click menu
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -621,9 +623,11 @@ class PlotsPanel(QWidget):
         self._move_proxy = pg.SignalProxy(view.scene().sigMouseMoved, rateLimit=60,
                                           slot=partial(self._on_mouse_moved, view))
         view.scene().sigMouseClicked.connect(self._on_scene_clicked)
+        view.scene().sigMouseClicked.connect(partial(self._on_right_click, view))
 
     def _build_vector_plots(self) -> None:
         view = pg.GraphicsLayoutWidget()
+        view.scene().sigMouseClicked.connect(partial(self._on_right_click, view))
         view.setBackground(self._bg)
         view.ci.setSpacing(4)
         self.vector_view = view
@@ -874,6 +878,34 @@ class PlotsPanel(QWidget):
             return
         row = int(np.floor(view.mapSceneToView(position).y() + 0.5))
         self.pick_row(row)
+
+    def plot_at(self, scene, position: QPointF) -> str | None:
+        """The name of the visible plot under a scene position."""
+        for name, plot in self.plots().items():
+            if plot.scene() is scene and plot.isVisible() and plot.sceneBoundingRect().contains(position):
+                return name
+        return None
+
+    @staticmethod
+    def show_menu(menu: QMenu, position) -> None:
+        """Pops a context menu up (tests replace this: a real one waits for a click)."""
+        menu.exec(position)
+
+    def export_menu(self, name: str) -> QMenu:
+        """The right-click menu of one plot: save it as PNG or SVG."""
+        menu = QMenu(self)
+        for fmt in ("png", "svg"):
+            action = menu.addAction(f"Save this plot as {fmt.upper()}…")
+            action.triggered.connect(partial(self.exportRequested.emit, name, fmt))
+        return menu
+
+    def _on_right_click(self, view: pg.GraphicsLayoutWidget, event) -> None:
+        if event.button() != Qt.MouseButton.RightButton or self.result is None:
+            return
+        name = self.plot_at(view.scene(), event.scenePos())
+        if name is not None:
+            event.accept()
+            self.show_menu(self.export_menu(name), event.screenPos().toPoint())
 
     def _on_mouse_moved(self, view: pg.GraphicsLayoutWidget, args) -> None:
         position = args[0]

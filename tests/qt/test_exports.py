@@ -7,6 +7,7 @@ import csv
 
 import numpy as np
 import pytest
+from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QGuiApplication
 
 from explorer.qt.exports import CSV_HEADER, csv_rows, shapes_markdown
@@ -49,6 +50,40 @@ def test_every_plot_exports_as_png_and_svg_from_the_menu(win, qtbot, tmp_path):
             assert data.startswith(b"\x89PNG") if fmt == "png" else b"<svg" in data
     assert "average_pooling-heatmap.png" in asked
     assert "exported the output plot" in win.status_text
+
+
+def test_a_right_click_on_a_plot_offers_to_save_that_plot(win, qtbot, tmp_path, monkeypatch):
+    win.menus.exporter.ask_path = lambda title, filter_, suggested: str(tmp_path / suggested)
+    plots = win.plots
+    qtbot.waitUntil(lambda: plots.output_plot.sceneBoundingRect().width() > 0, timeout=5000)
+    centre = plots.output_plot.sceneBoundingRect().center()
+    assert plots.plot_at(plots.output_plot.scene(), centre) == "output"
+    assert plots.plot_at(plots.heatmap_plot.scene(), plots.heatmap_plot.sceneBoundingRect().center()) == "heatmap"
+    shown = []
+
+    class RightClick:                       # what pyqtgraph's scene hands to sigMouseClicked
+        def button(self):
+            return Qt.MouseButton.RightButton
+
+        def scenePos(self):
+            return centre
+
+        def screenPos(self):
+            return QPointF(10, 10)
+
+        def accept(self):
+            pass
+
+    monkeypatch.setattr(plots, "show_menu", lambda menu, position: shown.append([a.text() for a in menu.actions()]))
+    plots.output_plot.scene().sigMouseClicked.emit(RightClick())
+    assert shown == [["Save this plot as PNG…", "Save this plot as SVG…"]]
+    menu = plots.export_menu("output")
+    [png, svg] = menu.actions()
+    svg.trigger()
+    data = (tmp_path / "average_pooling-output.svg").read_bytes()
+    assert b"<svg" in data
+    png.trigger()
+    assert (tmp_path / "average_pooling-output.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_a_plot_that_is_not_there_is_refused_in_words(win, tmp_path):
