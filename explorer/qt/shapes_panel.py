@@ -8,7 +8,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHBoxLayout, QHeaderVi
                                QListWidgetItem, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from ..core.diagnose import format_shape
-from .style import ERROR_COLOUR, MASK_ROLES, MUTED_COLOUR, WARNING_COLOUR, escape, mono_font
+from .style import ERROR_COLOUR, MASK_ROLES, MUTED_COLOUR, WARNING_COLOUR, escape, mask_role_colour, mono_font
 
 COLUMNS = ("layer", "symbolic", "this batch", "mask", "params")
 
@@ -142,7 +142,8 @@ class ShapesPanel(QWidget):
             index = names.index(result.fc_input.layer) if result.fc_input.layer in names else 0
             fc_source = names[index - 1] if index else None
         for row, layer in enumerate(result.layers):
-            colour, meaning = MASK_ROLES.get(layer.mask_role, MASK_ROLES["none"])
+            _, meaning = MASK_ROLES.get(layer.mask_role, MASK_ROLES["none"])
+            colour = mask_role_colour(layer.mask_role)
             cells = (layer.name, format_shape(layer.symbolic_shape), format_shape(layer.shape), layer.mask_role,
                      f"{layer.params:,}")
             for column, text in enumerate(cells):

@@ -19,7 +19,8 @@ from ..core.diagnose import format_shape
 from ..core.spec import (ACTIVATIONS, LAYER_PARAMS, MAX_FEATURES, MAX_SEED, MAX_UNITS, MAX_VOCAB, MERGE_MODES,
                          PARAM_HELP, InputSpec, LayerSpec, StackSpec)
 from .expression_editor import ExpressionEdit
-from .style import ERROR_COLOUR, MASK_ROLES, MUTED_COLOUR, SELECTED_BORDER, WARNING_COLOUR, escape, mono_font
+from .style import (ERROR_COLOUR, MASK_ROLES, MUTED_COLOUR, SELECTED_BORDER, WARNING_COLOUR, escape, mask_role_colour,
+                    mono_font)
 
 FRIENDLY = {
     "embedding": "Embedding",
@@ -378,7 +379,8 @@ class LayerCard(QFrame):
         self.symbolic_text = format_shape(symbolic)
         self.batch_text = format_shape(batch) if batch is not None else ""
         self.mask_role = role or "none"
-        colour, meaning = MASK_ROLES.get(self.mask_role, MASK_ROLES["none"])
+        _, meaning = MASK_ROLES.get(self.mask_role, MASK_ROLES["none"])
+        colour = mask_role_colour(self.mask_role)
         muted = f"color:{MUTED_COLOUR};" if stale else ""
 
         def nbsp(text: str) -> str:

@@ -12,6 +12,20 @@ MASK_ROLES = {
     "drops": ("#c0392b", "ignores the mask: padded steps count like real ones from here on"),
     "none": ("#7a7a7a", "no mask arrives or leaves"),
 }
+# Lighter twins of the role colours, readable on the dark palette.
+_DARK_ROLE_COLOURS = {"creates": "#5ccf7e", "carries": "#6aa9f0", "consumes": "#b89ae6", "drops": "#f0776a",
+                      "none": "#a8a8a8"}
+
+
+def mask_role_colour(role: str) -> str:
+    """The role's colour for the palette in use (a lighter one on dark backgrounds)."""
+    from PySide6.QtGui import QGuiApplication, QPalette
+    role = role if role in MASK_ROLES else "none"
+    app = QGuiApplication.instance()
+    dark = app is not None and app.palette().color(QPalette.ColorRole.Window).lightness() < 128
+    return _DARK_ROLE_COLOURS[role] if dark else MASK_ROLES[role][0]
+
+
 ERROR_COLOUR = "#c0392b"
 WARNING_COLOUR = "#b35900"
 MUTED_COLOUR = "#7a7a7a"
@@ -28,8 +42,7 @@ def mono_font(point_size: float | None = None) -> QFont:
 
 
 def mask_role_html(role: str) -> str:
-    colour, _ = MASK_ROLES.get(role, MASK_ROLES["none"])
-    return f'<span style="color:{colour}; font-weight:600">mask {role}</span>'
+    return f'<span style="color:{mask_role_colour(role)}; font-weight:600">mask {role}</span>'
 
 
 def escape(text: str) -> str:

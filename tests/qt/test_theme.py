@@ -100,3 +100,19 @@ def test_the_desktop_entry():
     assert "application/x-rnn-explorer-stack+json" in section["MimeType"]
     mime = (ROOT / "assets" / "rnn-explorer-mime.xml").read_text(encoding="utf-8")
     assert 'type="application/x-rnn-explorer-stack+json"' in mime and '*.stack.json' in mime
+
+
+def test_mask_roles_use_lighter_colours_on_the_dark_palette(qtbot, restore_palette):
+    from explorer.core.spec import LayerSpec
+    from explorer.qt.stack_editor import LayerCard
+    from explorer.qt.style import MASK_ROLES, mask_role_colour
+    card = LayerCard(LayerSpec("lstm", {}), "lstm_1")
+    qtbot.addWidget(card)
+    QApplication.instance().setPalette(light_palette())
+    card.show_shapes((None, None, 64), (3, 7, 64), "carries")
+    assert mask_role_colour("carries") == MASK_ROLES["carries"][0] and MASK_ROLES["carries"][0] in card.badge_label.text()
+    QApplication.instance().setPalette(dark_palette())
+    card.show_shapes((None, None, 64), (3, 7, 64), "carries")
+    dark = mask_role_colour("carries")
+    assert dark != MASK_ROLES["carries"][0] and dark in card.badge_label.text()
+    assert QColor(dark).lightness() > QColor(MASK_ROLES["carries"][0]).lightness()
