@@ -97,13 +97,18 @@ class Recovered:
         return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.saved_at))
 
     def discard(self) -> None:
-        for path in (self.path, self.meta_path):
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
-            except OSError as error:
-                log.warning("cannot remove %s: %s", path, error)
+        _remove(self.path, self.meta_path)
+
+
+def _remove(*paths: Path) -> None:
+    """Deletes an autosave and its metadata; a file already gone is fine, another failure is logged."""
+    for path in paths:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            log.warning("cannot remove %s: %s", path, error)
 
 
 def crashed_sessions(directory: Path | None = None) -> list[Recovered]:
@@ -199,13 +204,7 @@ class Autosaver(QObject):
         self._remove_files()
 
     def _remove_files(self) -> None:
-        for path in (self.path, self.meta_path):
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
-            except OSError as error:
-                log.warning("cannot remove %s: %s", path, error)
+        _remove(self.path, self.meta_path)
 
 
 def ask_restore(window: MainWindow, session: Recovered) -> bool:
