@@ -17,6 +17,23 @@ import numpy as np
 from .errors import DeviceError, ExplorerError
 
 
+BACKENDS = ("tensorflow", "jax", "torch")   # Keras's backends the explorer runs on; TensorFlow the default
+
+
+def installed_backends() -> list[str]:
+    """The backends whose package is installed here (found, not imported: the window calls this)."""
+    from importlib.util import find_spec
+    return [backend for backend in BACKENDS if find_spec(backend) is not None]
+
+
+def check_backend(backend: str) -> None:
+    """A backend named on the command line or in the toolbar must be installed (ExplorerError if not)."""
+    if backend not in BACKENDS:
+        raise ExplorerError(f'unknown backend "{backend}": use one of {", ".join(BACKENDS)}')
+    if backend not in installed_backends():
+        raise ExplorerError(f"the {backend} backend is not installed: pip install 'rnn-shape-explorer[{backend}]'")
+
+
 @lru_cache(maxsize=1)
 def load():
     """Imports Keras once, quietly, and returns it; TensorFlow too when it is Keras's backend. Their C++

@@ -12,13 +12,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import backend, diagnose, sequences
+from . import backend, diagnose, memory, sequences
 from .build import BuiltStack, LayerInfo, build, state_names
 from .diagnose import Diagnostic, FcInput
 from .errors import ExplorerError, StackError, TrustError, strip_ansi
 from .spec import StackSpec
 
-MEMORY_LIMIT_MB = 2048
 # Batches bigger than FIRST_SLICE_CELLS (rows × steps) run in slices of rows: a first one of that many cells
 # measures the speed, the others are sized to take about SLICE_SECONDS; progress is reported between them.
 # Rows are independent, so the numbers do not change, but every slice pays the recurrent loop's per-step
@@ -118,22 +117,11 @@ class RunResult:
         return arrays
 
 
-def estimate_mb(built: BuiltStack, batch: int, steps: int) -> float:
-    """Floats the probe holds for one batch (outputs of every layer), in MB."""
-    total = 0
-    for info in built.layers:
-        cells = 1
-        for dim in info.symbolic_shape[1:]:
-            cells *= steps if dim is None else dim
-        total += cells
-    return batch * total * 4 * 2 / 1e6  # outputs plus the same again for the recurrent workspace
-
-
 class Engine:
     """Runs stacks; keeps the last few built models so that new sequences (and an architecture edited back)
     reuse them: no rebuild, no retrace."""
 
-    def __init__(self, memory_limit_mb: float = MEMORY_LIMIT_MB):
+    def __init__(self, memory_limit_mb: float = memory.MEMORY_LIMIT_MB):
         self._built: BuiltStack | None = None
         self._twins: dict[str, Any] = {}
         self._cache: OrderedDict[str, tuple[BuiltStack, dict[str, Any]]] = OrderedDict()
@@ -174,15 +162,11 @@ class Engine:
         if spec.input.kind == "words":
             from .vocabulary import encode
             parsed, vocabulary = encode(parsed, spec.input.vocab_size)
+        memory.check(spec, *memory.batch_size(spec, parsed.lengths), self.memory_limit_mb)  # before building
         chosen = backend.resolve_device(device)
         built = self.built_for(spec)
         fixed = built.time_fixed
         layout = sequences.layout(parsed, spec.batching, fixed_length=fixed is not None)
-        estimate = estimate_mb(built, *layout.batch.shape[:2])
-        if estimate > self.memory_limit_mb:
-            raise StackError(f"this batch needs about {estimate:,.0f} MB ({layout.batch.shape[0]} sequences × "
-                             f"{layout.batch.shape[1]} steps), over the limit of {self.memory_limit_mb:,.0f} MB: "
-                             "shorten the sequences, set maxlen or lower the units")
         check_cancel()
         run_started = time.perf_counter()
         try:

@@ -1,6 +1,6 @@
 """Compare batching modes: the same sequences in pad, bucket, one-by-one and chunked mode.
 
-`CompareDialog(window)` runs `core.leaks.compare_modes` in the window's worker (request kind
+`CompareDialog(window)` runs `core.leaks.compare_modes` in the window's engine (request kind
 "compare") and shows one row per mode: equal to pad mode on the valid timesteps (✓ or ✗ with the
 largest |Δ| over every layer), the share of the cells it computed that are padding, its run time,
 or the reason the mode is refused for this stack.
@@ -95,7 +95,7 @@ class CompareDialog(QDialog):
         return self._request != 0
 
     def start(self) -> None:
-        """Sends the comparison of the window's current stack and sequences to the worker."""
+        """Sends the comparison of the window's current stack and sequences to the engine."""
         window = self.window
         spec = window.document.copy()
         text = window.sequence_editor.text()
@@ -106,13 +106,7 @@ class CompareDialog(QDialog):
         if not window.ensure_trusted(spec, ask_again=True):
             self._show_error("not run: this stack has a custom expression that you have not agreed to run")
             return
-        device = window.device
-
-        def task(engine, check):
-            from ..core.leaks import compare_modes
-            return compare_modes(engine, spec, text, device=device, trust=True, check_cancel=check)
-
-        self._request = window.service.submit("compare", task)
+        self._request = window.service.submit("compare", spec=spec, text=text, device=window.device, trust=True)
         self.reports, self.error = None, None
         self.table.setRowCount(0)
         self.summary_label.setText(f"<span style='color:{MUTED_COLOUR}'>running the four modes…</span>")

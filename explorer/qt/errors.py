@@ -5,7 +5,7 @@ stderr. `install_hooks()` replaces `sys.excepthook` (Python exceptions in Qt slo
 land there) and `threading.excepthook` (other threads): each exception is logged and reported to the
 open windows — a line in the status bar and a non-modal message box — through a queued signal, so a
 report from any thread is shown on the GUI thread. `ErrorReporter.watch(window)` also shows the
-worker's internal errors (`Reply.internal`), whose tracebacks the service has logged already.
+engine's internal errors (`Reply.internal`), whose tracebacks the engine client has logged already.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ..core.errors import strip_ansi
 from .settings import state_dir
 
 if TYPE_CHECKING:
-    from ..service import Reply
+    from ..engine.requests import Reply
     from .main_window import MainWindow
 
 LOG_FILE = "explorer.log"
@@ -104,7 +104,7 @@ class ErrorReporter(QObject):
         self.reported.emit(self.summary(exc_type, exc), details)
 
     def watch(self, window: MainWindow) -> None:
-        """Shows the worker's internal errors (bugs caught by the service) of `window` too."""
+        """Shows the engine's internal errors (bugs caught there) of `window` too."""
         window.replied.connect(self._reply, Qt.ConnectionType.QueuedConnection)
 
     def _reply(self, reply: Reply) -> None:

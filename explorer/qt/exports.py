@@ -4,7 +4,7 @@ Formats:
 
 - **NPZ**: the arrays of `run --npz` (CONTRACT §3): `input`, `mask`, `lengths`, `out/<layer>`,
   `mask/<layer>`, extras (`out/<layer>/state/h`, `out/<layer>/attention`), and `weights/<layer>/<i>`
-  (`layer.get_weights()[i]`, asked of the worker that holds the model).
+  (`layer.get_weights()[i]`, asked of the engine that holds the model).
 - **CSV**: one long table, one row per number, with the header
   `layer,line,timestep,unit,value,valid`:
   `layer` the layer's name; `line` the sequence's line in the editor; `timestep` the step (0-based,
@@ -118,7 +118,7 @@ def shapes_markdown(result: RunResult) -> str:
 class Exporter(QObject):
     """The Export menu's actions for one MainWindow. Each method takes a path (tests) or asks for one.
 
-    `exported(path)` after a file is written (for the NPZ: after the worker sent the weights);
+    `exported(path)` after a file is written (for the NPZ: after the engine sent the weights);
     `failed(message)` when an export could not be done."""
 
     exported = Signal(str)
@@ -199,7 +199,7 @@ class Exporter(QObject):
             self._result_spec = spec
 
     def export_npz(self, path: str | Path | None = None) -> None:
-        """Every array of the run plus the weights; written when the worker has sent the weights."""
+        """Every array of the run plus the weights; written when the engine has sent the weights."""
         result = self._result()
         if result is None:
             return
@@ -207,13 +207,7 @@ class Exporter(QObject):
         if target is None:
             return
         spec = self._result_spec.copy() if self._result_spec is not None else None
-
-        def task(engine, check):
-            if spec is not None:
-                engine.built_for(spec)        # the model of the run on screen (reused when it is the last one)
-            return engine.weights()
-
-        request = self.window.service.submit("export-weights", task)
+        request = self.window.service.submit("export-weights", spec=spec)   # the model of the run on screen
         self._npz_request = (request, str(target), result)
         self.window.set_status("export: collecting the weights…")
 

@@ -6,7 +6,7 @@ unsaved-changes question before New, Open and close, the recent files, and files
 
 - A stack file is read on the GUI thread (plain JSON, `core.spec.load`) and saved atomically
   (`core.spec.save`: a temporary file, then a rename) with the editor's current text in `sequences`.
-- A `.keras` model is read in the worker (TensorFlow never runs on the GUI thread) with safe_mode on
+- A `.keras` model is read in the engine (Keras runs in its own process) with safe_mode on
   (`core.keras_io.import_model`); a custom expression in it is shown to the user first and only loaded
   after they agree. The loaded stack keeps its trained weights and runs on the sequences in the editor
   when they fit its input.
@@ -35,7 +35,7 @@ from ..core.spec import StackSpec, from_dict, to_dict
 from . import settings as prefs
 
 if TYPE_CHECKING:
-    from ..service import Reply
+    from ..engine.requests import Reply
     from .main_window import MainWindow
 
 APP_NAME = "RNN Shape Explorer"
@@ -130,7 +130,7 @@ class FileController(QObject):
     modifiedChanged = Signal(bool)
     fileOpened = Signal(str)        # a stack or model shown in the window (its path)
     fileSaved = Signal(str)
-    opened = Signal(object)         # ok (bool) of the latest open, also for .keras files read in the worker
+    opened = Signal(object)         # ok (bool) of the latest open, also for .keras files read in the engine
     exported = Signal(object)       # the Reply of an export
 
     def __init__(self, window: MainWindow, settings):
@@ -326,7 +326,7 @@ class FileController(QObject):
         return self.load(path)
 
     def load(self, path: str) -> bool:
-        """Shows `path` without asking (a .keras file arrives later, from the worker). False when refused."""
+        """Shows `path` without asking (a .keras file arrives later, from the engine). False when refused."""
         path = str(path)
         if is_keras(path):
             self.load_keras(path)
@@ -355,19 +355,10 @@ class FileController(QObject):
         self.opened.emit(True)
 
     def load_keras(self, path: str, trust: bool = False) -> None:
-        """Reads a trained model in the worker; its reply comes back to `_keras_arrived`."""
-        from ..core import keras_io
-
-        def task(engine, check):
-            from ..core.errors import TrustError
-            try:
-                return "ok", keras_io.import_model(path, trust=trust)
-            except TrustError as error:
-                return "trust", error.message
-
+        """Reads a trained model in the engine; its reply comes back to `_keras_arrived`."""
         self._keras_trust = trust
         self._keras_path = path
-        self._keras_request = self.window.service.submit("open-keras", task)
+        self._keras_request = self.window.service.submit("open-keras", path=path, trust=trust)
         self.window.set_status(f"loading {Path(path).name} (a Keras model)…")
 
     def _keras_arrived(self, reply: Reply) -> None:
@@ -463,7 +454,7 @@ class FileController(QObject):
     # --- Export as .keras ---
 
     def export_keras(self, path: str | None = None) -> bool:
-        """Saves the stack with its current weights (trained or seeded) as a .keras file, in the worker."""
+        """Saves the stack with its current weights (trained or seeded) as a .keras file, in the engine."""
         w = self.window
         spec = w.document.copy()
         spec.sequences = w.sequence_editor.text()
@@ -481,14 +472,8 @@ class FileController(QObject):
             return False
         if not path.lower().endswith(KERAS_SUFFIX):
             path += KERAS_SUFFIX
-
-        def task(engine, check):
-            from ..core import keras_io
-            keras_io.export_model(engine.built_for(spec), path)
-            return path
-
         self._export_path = path
-        self._export_request = w.service.submit("export-keras", task)
+        self._export_request = w.service.submit("export-keras", spec=spec, path=path)
         w.set_status(f"exporting {Path(path).name}…")
         return True
 

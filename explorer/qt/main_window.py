@@ -1,8 +1,8 @@
-"""The main window: stack editor | plots | shapes, the sequences below, live runs through RunService.
+"""The main window: stack editor | plots | shapes, the sequences below, live runs in the engine process.
 
-TensorFlow never runs (nor is imported) on the GUI thread: every run goes to the service's worker,
-whose reply comes back through the queued `replied` signal; replies older than the latest request
-are dropped.
+Keras and TensorFlow are never imported in this process: every run is a named request to the engine
+(explorer/engine), whose reply comes back through the queued `replied` signal; replies older than the
+latest request are dropped. If the engine dies, the window says so in one line and a new engine starts.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from PySide6.QtGui import QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QLabel, QMainWindow, QMessageBox, QSplitter,
                                QToolBar, QVBoxLayout, QWidget)
 
-from ..core import presets
-from ..core.errors import SpecError
+from ..core import memory, presets
+from ..core.backend import installed_backends
+from ..core.errors import SpecError, StackError
 from ..core.spec import StackSpec, from_dict, to_dict
-from ..service import Reply, RunService
+from ..engine.client import EngineClient, shared_client
+from ..engine.requests import Reply
 from .plots import PlotsPanel
 from .sequence_editor import SequenceEditor
 from .shapes_panel import ShapesPanel
@@ -26,7 +28,7 @@ from .stack_editor import StackEditor
 from .style import ERROR_COLOUR, escape
 from .undo import DocumentHistory
 
-LOADING = "loading TensorFlow…"
+LOADING = "starting the engine (loading Keras)…"
 _LAYER_PATH = re.compile(r"^layers\[(\d+)\]")
 
 
@@ -56,18 +58,18 @@ class MainWindow(QMainWindow):
     """The explorer. `spec`: the stack to show; `trusted`: its custom expressions may run without asking
     (presets); `confirm_trust(expressions) -> bool` asks the user (default: a QMessageBox)."""
 
-    replied = Signal(object)        # Reply, emitted from the worker thread, delivered queued on the GUI thread
+    replied = Signal(object)        # Reply, emitted from the engine's reader thread, delivered queued
     runFinished = Signal(object)    # the Reply of the latest run request (ok or error), or of a refusal to run
-    devicesLoaded = Signal(list)    # the devices TensorFlow sees
+    devicesLoaded = Signal(list)    # the devices the engine's backend sees
     documentLoaded = Signal()       # another document is shown (file, preset, New): nothing edited yet
     documentEdited = Signal()       # the document changed (an edit, undo, redo): title, autosave
-    runStarted = Signal(object)     # a token for the run just sent to the worker
-    runProgress = Signal(object, float)  # (token, 0…1) from the worker, delivered queued
+    runStarted = Signal(object)     # the request id of the run just sent to the engine
+    runProgress = Signal(object, float)  # (request id, 0…1) from the engine, delivered queued
     runCancelled = Signal()
 
     def __init__(self, spec: StackSpec, *, trusted: bool = False, source: str | None = None,
                  confirm_trust: Callable[[list[str]], bool] | None = None, settings=None,
-                 parent: QWidget | None = None):
+                 engine: EngineClient | None = None, parent: QWidget | None = None):
         super().__init__(parent)
         self.document = spec.copy()
         if self.document.sequences is None:
@@ -92,6 +94,8 @@ class MainWindow(QMainWindow):
         self._selected_line: int | None = None
         self.history = DocumentHistory(self, self._restore)   # undo/redo: a QUndoStack of document snapshots
 
+        # the application's engine process (started at start-up, shared by its windows)
+        self.service = (engine or shared_client()).channel(self.replied.emit, self.runProgress.emit)
         self.setWindowTitle("RNN Shape Explorer")
         self._build_views()
         self._build_toolbar()
@@ -102,14 +106,11 @@ class MainWindow(QMainWindow):
         self._schedule.setSingleShot(True)
         self._schedule.setInterval(0)
         self._schedule.timeout.connect(lambda: self.run_now(asked=False))
-
         self.replied.connect(self._on_reply, Qt.ConnectionType.QueuedConnection)
-        # TensorFlow starts loading in the worker only once the window is up (its import holds the GIL)
-        self.service = RunService(self.replied.emit, paused=True)
-        QTimer.singleShot(0, self.service.resume)
+
         self.set_status(LOADING)
         self.plots.show_message(LOADING)
-        self.service.submit("devices", _list_devices)
+        self.service.submit("devices")
         self._attach_session(settings)
         self._document_loaded()
 
@@ -205,9 +206,20 @@ class MainWindow(QMainWindow):
         self.device_combo.addItem("loading…", None)
         self.device_combo.setEnabled(False)
         self.device_combo.setMinimumContentsLength(14)
-        self.device_combo.setToolTip("Where TensorFlow runs the stack")
+        self.device_combo.setToolTip("Where the engine runs the stack")
         self.device_combo.currentIndexChanged.connect(self._device_picked)
         bar.addWidget(self.device_combo)
+        bar.addWidget(QLabel(" Backend "))
+        self.backend_combo = QComboBox()
+        for name in installed_backends():
+            self.backend_combo.addItem(name, name)
+        current = self.service.client.backend or installed_backends()[0]
+        self.backend_combo.setCurrentIndex(max(0, self.backend_combo.findData(current)))
+        self.backend_combo.setEnabled(self.backend_combo.count() > 1)
+        self.backend_combo.setToolTip("Keras's backend: picking another restarts the engine with it "
+                                      "(JAX and PyTorch when installed: pip install 'rnn-shape-explorer[jax]')")
+        self.backend_combo.activated.connect(self._backend_picked)
+        bar.addWidget(self.backend_combo)
         bar.addSeparator()
         self.live_check = QCheckBox("Live")
         self.live_check.setChecked(True)
@@ -322,6 +334,24 @@ class MainWindow(QMainWindow):
         if self.devices:
             self._schedule.start()
 
+    def _backend_picked(self, _index: int) -> None:
+        """Restarts the engine with another Keras backend, then lists its devices and runs again."""
+        backend = self.backend_combo.currentData()
+        client = self.service.client
+        if backend == (client.backend_name or client.backend):
+            return
+        self._tf_ready = False
+        self.devices = []
+        self.device_combo.blockSignals(True)
+        self.device_combo.clear()
+        self.device_combo.addItem("loading…", None)
+        self.device_combo.setEnabled(False)
+        self.device_combo.blockSignals(False)
+        client.restart(backend)
+        self.set_status(f"starting the engine on {backend}…")
+        self.service.submit("devices")
+        self.run_now(asked=False)
+
     @property
     def device(self) -> str | None:
         return self.device_combo.currentData()
@@ -351,27 +381,25 @@ class MainWindow(QMainWindow):
         if self.sequence_editor.error is not None:
             self._refuse(self.sequence_editor.error.message, None, keep_views=True)
             return
+        parsed = self.sequence_editor.parsed
+        try:
+            memory.check(spec, *memory.batch_size(spec, parsed.lengths if parsed is not None else []))
+        except StackError as error:   # refused at once, before the engine builds anything
+            self._refuse(error.message, None)
+            return
         if not self.ensure_trusted(spec, ask_again=asked):
             self._refuse("not run: this stack has a custom expression (Python code) that you have not agreed to "
                          "run; press Run to be asked again", _first_custom(spec))
             return
-        device = self.device
-        token = object()
-
-        def progress(fraction: float) -> None:   # worker thread: the signal is delivered queued
-            self.runProgress.emit(token, fraction)
-
-        self._last_run_id = self.service.submit(
-            "run", lambda engine, check: engine.run(spec, text, device=device, trust=True, check_cancel=check,
-                                                    progress=progress))
+        self._last_run_id = self.service.submit("run", spec=spec, text=text, device=self.device, trust=True)
         self._min_run_id = self._last_run_id
         self._awaiting = True
-        self.runStarted.emit(token)
+        self.runStarted.emit(self._last_run_id)
         if self._tf_ready:
             self.set_status("running…")
 
     def cancel_run(self) -> None:
-        """Stops the run in flight: said at once; the worker stops at its next check, its reply is dropped."""
+        """Stops the run in flight: said at once; the engine stops it (or is restarted), its reply is dropped."""
         if not self._awaiting and not self._schedule.isActive():
             return
         self._schedule.stop()
@@ -431,33 +459,25 @@ class MainWindow(QMainWindow):
         if self.sequence_editor.error is not None or not self.ensure_trusted(spec, ask_again=True):
             self.shapes.show_leak("fix the stack and the sequences first", True)
             return
-        device = self.device
-
-        def task(engine, check):
-            from ..core.leaks import leak_check
-            return leak_check(engine, spec, text, device=device, trust=True)
-
-        self._leak_id = self.service.submit("leaks", task)
+        self._leak_id = self.service.submit("leaks", spec=spec, text=text, device=self.device, trust=True)
         self.set_status("leak check: running each sequence alone…")
 
     def copy_code(self) -> None:
         spec = self.document.copy()
         spec.sequences = self.sequence_editor.text()
-
-        def task(engine, check):
-            from ..core.codegen import export_code
-            return export_code(spec)
-
-        self.service.submit("code", task)
+        self.service.submit("code", spec=spec)
 
     # --- replies (GUI thread) ---
 
     def _on_reply(self, reply: Reply) -> None:
         if not self._tf_ready:
             self._tf_ready = True
-            if self.status_text == LOADING:
-                self.set_status("TensorFlow loaded")
-        if reply.kind == "devices":
+            if self.status_text == LOADING or self.status_text.startswith("starting the engine"):
+                self.set_status(f"{self.service.client.backend_name or 'Keras'} loaded")
+        if reply.kind == "engine":          # the engine died (a new one starts) or cannot start
+            self._tf_ready = False
+            self.set_status(reply.error or "the engine stopped", error=True)
+        elif reply.kind == "devices":
             self._devices_arrived(reply)
         elif reply.kind == "run":
             self._run_arrived(reply)
@@ -478,7 +498,7 @@ class MainWindow(QMainWindow):
     def _devices_arrived(self, reply: Reply) -> None:
         if not reply.ok:
             self.device_combo.setItemText(0, "unavailable")
-            self.set_status(reply.error or "TensorFlow could not list its devices", error=True)
+            self.set_status(reply.error or "the engine could not list its devices", error=True)
             return
         self.devices = list(reply.value)
         self.device_combo.blockSignals(True)
@@ -610,13 +630,8 @@ class MainWindow(QMainWindow):
         self.preferences.save()
         self.autosaver.remove()                  # a clean exit leaves nothing to recover
         self._schedule.stop()
-        self.service.shutdown(timeout=2.0)
+        self.service.close()
         super().closeEvent(event)
-
-
-def _list_devices(engine, check_cancel):
-    from ..core.backend import list_devices
-    return list(list_devices())
 
 
 def _first_custom(spec: StackSpec) -> str | None:

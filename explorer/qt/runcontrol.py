@@ -1,10 +1,11 @@
 """Cancel and progress of a run: a Cancel action (Esc) while a run is in flight, a progress bar for long runs.
 
-The window emits `runStarted(token)` when it sends a run to the worker, `runProgress(token, fraction)`
-from the worker (queued to the GUI thread; the engine reports after each slice of rows), and
-`runFinished` / `runCancelled` when it ends. Cancel asks the window to drop the run (`cancel_run`: the
-status says "cancelled" at once) and the service to stop it (on TensorFlow the running call is
-cancelled in flight; elsewhere the engine checks between slices of rows). The progress bar appears only for runs that last longer than
+The window emits `runStarted(request_id)` when it sends a run to the engine, `runProgress(request_id,
+fraction)` as the engine reports after each slice of rows (queued to the GUI thread), and `runFinished` /
+`runCancelled` when it ends. Cancel asks the window to drop the run (`cancel_run`: the status says
+"cancelled" at once) and the engine to stop it: on TensorFlow the running call is cancelled in flight,
+elsewhere between slices of rows, and an engine that has not stopped within half a second is replaced by a
+new one. The progress bar appears only for runs that last longer than
 `PROGRESS_DELAY_MS`.
 """
 
@@ -91,7 +92,7 @@ class RunControl(QObject):
             self._delay.start()
 
     def _progress(self, token: object, fraction: float) -> None:
-        if token is self._token:
+        if token == self._token:
             if self.progress_bar.maximum() != STEPS:
                 self.progress_bar.setRange(0, STEPS)
             self.progress_bar.setValue(int(max(0.0, min(1.0, fraction)) * STEPS))

@@ -1,4 +1,4 @@
-"""The core, the service and the command line import and run with PySide6 and pyqtgraph absent."""
+"""The core, the engine package and the command line import and run with PySide6 and pyqtgraph absent."""
 
 from __future__ import annotations
 
@@ -31,7 +31,9 @@ SCRIPT = textwrap.dedent('''
 
     import explorer.core
     modules = [info.name for info in pkgutil.walk_packages(explorer.core.__path__, "explorer.core.")]
-    for name in [*modules, "explorer.service", "explorer.cli"]:
+    import explorer.engine
+    engine_modules = [info.name for info in pkgutil.walk_packages(explorer.engine.__path__, "explorer.engine.")]
+    for name in [*modules, *engine_modules, "explorer.cli"]:
         importlib.import_module(name)
 
     from explorer.core import spec
@@ -51,7 +53,7 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-def test_core_service_and_cli_work_without_qt():
+def test_core_engine_and_cli_work_without_qt():
     done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, cwd=ROOT, timeout=300,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert done.returncode == 0, done.stderr[-3000:]

@@ -111,7 +111,7 @@ def test_the_log_goes_to_the_state_folder(tmp_path, monkeypatch):
         path = setup_logging()
         assert path == tmp_path / "state" / "explorer.log"
         assert setup_logging() == path                       # once only
-        logging.getLogger("explorer.service").error("something to keep")
+        logging.getLogger("explorer.engine").error("something to keep")
         for handler in logging.getLogger("explorer").handlers:
             handler.flush()
         assert "something to keep" in path.read_text()

@@ -11,7 +11,7 @@ from PySide6.QtCore import QSettings
 from explorer.core.backend import Device
 from explorer.qt import settings as prefs
 from explorer.qt.settings import APPLICATION, ORGANISATION, STATE_DIR_ENV, open_settings, state_dir
-from explorer.service import Reply
+from explorer.engine.requests import Reply
 
 RUN_TIMEOUT_MS = 60_000
 

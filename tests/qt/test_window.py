@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCursor
 
 from explorer.core.presets import load_preset
-from explorer.service import Reply
+from explorer.engine.requests import Reply
 from explorer.qt.main_window import LOADING, MainWindow
 
 RUN_TIMEOUT_MS = 60_000

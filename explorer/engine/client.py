@@ -1,0 +1,349 @@
+"""The window's side of the engine: starts the engine process, sends it named requests, gets replies back.
+
+One EngineClient per application owns the process; each window talks through its own Channel
+(submit / cancel / busy, replies to its callback). Requests wait in the client and go to the engine one at a
+time, so a burst coalesces: of several pending requests of one kind from one channel only the newest runs.
+A reply to a request the channel has cancelled is dropped here. If the engine dies (a crash, the memory
+limit, a kill), the request in flight is answered with what happened, every channel is told in one line, and
+a new engine starts; nothing in the window is touched. A cancel that the engine does not honour within
+CANCEL_GRACE_S (a call that cannot be stopped) kills it and starts a new one.
+
+No Qt and no Keras here: callbacks run on the client's reader thread (the window forwards them through
+queued signals).
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import logging
+import multiprocessing
+import signal
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+from ..core.memory import MEMORY_LIMIT_MB
+from . import shared
+from .process import serve
+from .requests import Reply, Request
+
+log = logging.getLogger(__name__)
+
+CANCEL_GRACE_S = 0.5
+STOP_TIMEOUT_S = 2.0
+MAX_RESTARTS = 3            # engines that died in a row without answering anything: then give up
+# The engine's data-segment limit: the largest run the estimate allows (MEMORY_LIMIT_MB), what the framework
+# holds besides (TensorFlow ~0.3 GB) and its temporaries during a recurrent loop, with room to spare.
+ENGINE_MEMORY_LIMIT_MB = 3 * MEMORY_LIMIT_MB
+
+ReplyCallback = Callable[[Reply], None]
+ProgressCallback = Callable[[int, float], None]
+
+
+@dataclass
+class _Pending:
+    id: int
+    request: Request
+    channel: Channel
+    cancelled: bool = False
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """What an engine's exit status means, in a few words."""
+    if exitcode is None:
+        return "the engine stopped answering"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        reason = {"SIGKILL": "it was killed (out of memory, or from outside)", "SIGSEGV": "it crashed",
+                  "SIGABRT": "it aborted (often: out of memory)", "SIGTERM": "it was stopped from outside"}
+        return f"the engine stopped: {reason.get(name, 'it received a signal')} ({name})"
+    return f"the engine stopped with exit status {exitcode}"
+
+
+class EngineClient:
+    """Owns one engine process and restarts it when it dies; `backend` is Keras's (None: KERAS_BACKEND or
+    TensorFlow)."""
+
+    def __init__(self, backend: str | None = None, *, memory_limit_mb: float | None = ENGINE_MEMORY_LIMIT_MB,
+                 cancel_grace_s: float = CANCEL_GRACE_S):
+        self.backend = backend
+        self.backend_name: str | None = None   # as the engine reports it once loaded
+        self.pid: int | None = None
+        self.failure: str | None = None        # the engine cannot start (a backend that does not load)
+        self.memory_limit_mb = memory_limit_mb
+        self.cancel_grace_s = cancel_grace_s
+        self.restarts = 0
+        self._lock = threading.RLock()
+        self._ids = itertools.count(1)
+        self._channels: list[Channel] = []
+        self._queue: dict[tuple[int, str], _Pending] = {}
+        self._flight: _Pending | None = None
+        self._ready = False
+        self._deaths = 0
+        self._generation = 0
+        self._process = None
+        self._connection = None
+        self._closed = False
+        self._start()
+
+    # --- the process ---
+
+    def _start(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe()
+        process = context.Process(target=serve, args=(theirs, self.backend, self.memory_limit_mb),
+                                  name="explorer-engine", daemon=True)
+        process.start()
+        theirs.close()
+        self._generation += 1
+        self._process, self._connection, self._ready = process, ours, False
+        self.pid = process.pid
+        threading.Thread(target=self._read, args=(process, ours, self._generation), name="engine-replies",
+                         daemon=True).start()
+
+    def _stop_process(self, *, wait: bool) -> None:
+        process, connection = self._process, self._connection
+        self._generation += 1           # its reader now ignores what it sees
+        self._process = self._connection = None
+        if process is None:
+            return
+        if wait:
+            try:
+                connection.send(("stop",))
+            except OSError:
+                pass
+            process.join(STOP_TIMEOUT_S)
+        if process.is_alive():
+            process.kill()
+            process.join(STOP_TIMEOUT_S)
+        connection.close()
+
+    def restart(self, backend: str | None = None) -> None:
+        """A new engine (with another Keras backend); the request in flight is answered as cancelled."""
+        with self._lock:
+            self.backend = backend
+            self.backend_name, self.failure, self._deaths = None, None, 0
+            lost, self._flight = self._flight, None
+            self._stop_process(wait=False)
+            self._start()
+        if lost is not None:
+            lost.channel._deliver(Reply(lost.id, lost.request.kind, cancelled=True))
+
+    def kill(self) -> None:
+        """Kills the engine as a crash would (for tests and the benchmark): it is restarted like one."""
+        if self._process is not None:
+            self._process.kill()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._queue.clear()
+            self._flight = None
+            self._stop_process(wait=True)
+
+    # --- requests ---
+
+    def channel(self, on_reply: ReplyCallback, on_progress: ProgressCallback | None = None) -> Channel:
+        made = Channel(self, on_reply, on_progress)
+        with self._lock:
+            self._channels.append(made)
+        return made
+
+    def _submit(self, channel: Channel, request: Request) -> int:
+        with self._lock:
+            request_id = next(self._ids)
+            if self.failure is not None:
+                failed = Reply(request_id, request.kind, error=self.failure)
+            else:
+                failed = None
+                self._queue[(id(channel), request.kind)] = _Pending(request_id, request, channel)
+                self._pump()
+        if failed is not None:
+            channel._deliver(failed)
+        return request_id
+
+    def _pump(self) -> None:
+        """Sends the oldest pending request when the engine is ready and idle (lock held)."""
+        if self._flight is not None or not self._ready or not self._queue or self._closed:
+            return
+        key = min(self._queue, key=lambda k: self._queue[k].id)
+        pending = self._queue.pop(key)
+        self._flight = pending
+        try:
+            self._connection.send(("run", pending.id, pending.request))
+        except OSError:
+            pass        # the engine is dying: its reader answers the request
+
+    def _cancel(self, channel: Channel) -> None:
+        with self._lock:
+            for key in [k for k, p in self._queue.items() if p.channel is channel]:
+                del self._queue[key]
+            flight = self._flight
+            if flight is None or flight.channel is not channel or flight.cancelled:
+                return
+            flight.cancelled = True
+            try:
+                self._connection.send(("cancel", flight.id))
+            except OSError:
+                return
+            timer = threading.Timer(self.cancel_grace_s, self._cancel_overdue, (self._generation, flight.id))
+            timer.daemon = True
+            timer.start()
+
+    def _cancel_overdue(self, generation: int, request_id: int) -> None:
+        """The engine did not stop within the grace time (a call it cannot interrupt): a new engine."""
+        with self._lock:
+            flight = self._flight
+            if generation != self._generation or flight is None or flight.id != request_id:
+                return
+            log.info("a cancelled %s request kept running: restarting the engine", flight.request.kind)
+            self.restarts += 1
+            self._flight = None
+            self._stop_process(wait=False)
+            self._start()
+        flight.channel._deliver(Reply(flight.id, flight.request.kind, cancelled=True))
+
+    def _busy(self, channel: Channel) -> bool:
+        flight = self._flight
+        return flight is not None and flight.channel is channel and not flight.cancelled
+
+    # --- the reader thread ---
+
+    def _read(self, process, connection, generation: int) -> None:
+        while True:
+            try:
+                message = connection.recv()
+            except (EOFError, OSError):
+                break
+            if generation != self._generation:
+                if message[0] == "reply":
+                    shared.discard(message[2])
+                continue
+            self._received(message)
+        if generation == self._generation and not self._closed:
+            process.join(STOP_TIMEOUT_S)
+            self._died(describe_exit(process.exitcode))
+
+    def _received(self, message) -> None:
+        kind = message[0]
+        if kind == "ready":
+            with self._lock:
+                self.backend_name, self.pid = message[1], message[2]
+                self._ready = True
+                self._pump()
+        elif kind == "failed":
+            self._fail(f"the {self.backend or 'default'} backend of Keras cannot start: {message[1]}")
+        elif kind == "progress":
+            flight = self._flight
+            if flight is not None and flight.id == message[1] and not flight.cancelled:
+                flight.channel._progress(message[1], message[2])
+        elif kind == "reply":
+            reply = shared.loads(message[1], message[2])
+            if reply.internal and reply.details:
+                log.error("engine task %s failed:\n%s", reply.kind, reply.details)
+            with self._lock:
+                flight = self._flight
+                if flight is None or flight.id != reply.id:
+                    return
+                self._flight = None
+                self._deaths = 0
+                self._pump()
+            if flight.cancelled:
+                reply = Reply(reply.id, reply.kind, cancelled=True, elapsed_ms=reply.elapsed_ms)
+            flight.channel._deliver(reply)
+
+    def _died(self, reason: str) -> None:
+        with self._lock:
+            lost, self._flight = self._flight, None
+            self._deaths += 1
+            self.restarts += 1
+            giving_up = self._deaths >= MAX_RESTARTS
+            if not giving_up:
+                self._stop_process(wait=False)
+                self._start()
+            channels = list(self._channels)
+        log.warning("%s", reason)
+        if giving_up:
+            self._fail(f"{reason}, {MAX_RESTARTS} times in a row: the engine is not restarted")
+            return
+        line = f"{reason}; a new engine is starting — your stack and sequences are unchanged"
+        if lost is not None:
+            if lost.cancelled:
+                lost.channel._deliver(Reply(lost.id, lost.request.kind, cancelled=True))
+            else:
+                lost.channel._deliver(Reply(lost.id, lost.request.kind, error=f"{reason} while running this "
+                                            "(a new engine is starting; press Run to try again)"))
+        for channel in channels:
+            channel._deliver(Reply(0, "engine", error=line))
+
+    def _fail(self, message: str) -> None:
+        with self._lock:
+            self.failure = message
+            waiting = list(self._queue.values()) + ([self._flight] if self._flight else [])
+            self._queue.clear()
+            self._flight = None
+            channels = list(self._channels)
+        for pending in waiting:
+            pending.channel._deliver(Reply(pending.id, pending.request.kind, error=message))
+        for channel in channels:
+            channel._deliver(Reply(0, "engine", error=message))
+
+
+class Channel:
+    """One window's way to the engine: submit(kind, **payload) → request id; replies go to `on_reply`."""
+
+    def __init__(self, client: EngineClient, on_reply: ReplyCallback, on_progress: ProgressCallback | None):
+        self.client = client
+        self._on_reply = on_reply
+        self._on_progress = on_progress
+        self._open = True
+
+    def submit(self, kind: str, **payload) -> int:
+        """Queues a request; replaces this channel's pending request of the same kind. Returns its id."""
+        return self.client._submit(self, Request(kind, payload))
+
+    def cancel(self) -> None:
+        """Drops this channel's pending requests and stops the one running (see CANCEL_GRACE_S)."""
+        self.client._cancel(self)
+
+    @property
+    def busy(self) -> bool:
+        """A request of this channel runs in the engine (a cancelled one no longer counts)."""
+        return self.client._busy(self)
+
+    def close(self) -> None:
+        """Stops the channel's work; later replies are dropped. The engine stays for the other windows."""
+        self.cancel()
+        self._open = False
+        with self.client._lock:
+            if self in self.client._channels:
+                self.client._channels.remove(self)
+
+    def _deliver(self, reply: Reply) -> None:
+        if self._open:
+            try:
+                self._on_reply(reply)
+            except Exception:  # noqa: BLE001  (a handler's bug must not stop the reader thread)
+                log.exception("a reply handler failed")
+
+    def _progress(self, request_id: int, fraction: float) -> None:
+        if self._open and self._on_progress is not None:
+            self._on_progress(request_id, fraction)
+
+
+_shared: EngineClient | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_client(backend: str | None = None) -> EngineClient:
+    """The application's engine, started on first use (`backend` only matters then); stopped at exit."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = EngineClient(backend)
+            atexit.register(_shared.shutdown)
+        return _shared

@@ -1,0 +1,114 @@
+"""The engine process: Keras (TensorFlow, JAX or PyTorch) lives here, never in the window's process.
+
+`serve` reads ("run", id, request), ("cancel", id) and ("stop",) from its end of a pipe, runs one request at a
+time in its main thread, and writes ("ready", backend, pid), ("progress", id, fraction) and ("reply", pickle,
+shared block) back. A reader thread takes messages while a task runs, so a cancel reaches the task at once
+(on TensorFlow it stops the call in flight). The process runs under an operating-system memory limit: an
+estimate that was wrong ends in a MemoryError or the death of this process, never of the window.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+import time
+
+PROGRESS_INTERVAL_S = 0.05
+
+
+def limit_memory(limit_mb: float | None) -> None:
+    """Caps this process's data segment (heap and private writable mappings: what TensorFlow's and NumPy's
+    allocations count against, unlike the address space that TensorFlow reserves but never touches)."""
+    if not limit_mb:
+        return
+    try:
+        import resource
+        limit = int(limit_mb * 2**20)
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    except (ImportError, ValueError, OSError, AttributeError):   # not on this system: the estimate alone
+        pass
+
+
+def serve(connection, backend: str | None, memory_limit_mb: float | None) -> None:
+    if backend:
+        os.environ["KERAS_BACKEND"] = backend
+    limit_memory(memory_limit_mb)
+    from ..core import backend as keras_backend
+    from ..core.run import Cancelled, Engine
+    from . import shared
+    from .requests import Job, Reply, execute
+
+    sending = threading.Lock()
+
+    def send(message) -> None:
+        with sending:
+            connection.send(message)
+
+    inbox: queue.Queue = queue.Queue()
+    cancelled: set[int] = set()
+    current = [0]
+    stop_current = threading.Event()
+    guard = threading.Lock()
+
+    def read() -> None:
+        while True:
+            try:
+                message = connection.recv()
+            except (EOFError, OSError):       # the window is gone
+                message = ("stop",)
+            if message[0] == "run":
+                inbox.put(message[1:])
+            elif message[0] == "cancel":
+                with guard:
+                    if message[1] == current[0]:
+                        stop_current.set()
+                    else:
+                        cancelled.add(message[1])
+            else:
+                stop_current.set()
+                inbox.put(None)
+                return
+
+    threading.Thread(target=read, name="engine-inbox", daemon=True).start()
+    try:
+        keras_backend.load()
+        send(("ready", keras_backend.name(), os.getpid()))
+    except Exception as error:  # noqa: BLE001  (a backend that cannot load: said once, then stop)
+        send(("failed", f"{type(error).__name__}: {error}"))
+        return
+    engine = Engine()
+    while (item := inbox.get()) is not None:
+        request_id, request = item
+        with guard:
+            current[0] = request_id
+            stop_current.clear()
+            skip = request_id in cancelled
+            cancelled.discard(request_id)
+        if skip:
+            reply = Reply(request_id, request.kind, cancelled=True)
+        else:
+            last = [0.0]
+
+            def check_cancel() -> None:
+                if stop_current.is_set():
+                    raise Cancelled()
+
+            def progress(fraction: float, request_id=request_id) -> None:
+                now = time.monotonic()
+                if now - last[0] >= PROGRESS_INTERVAL_S or fraction >= 1.0:
+                    last[0] = now
+                    send(("progress", request_id, float(fraction)))
+
+            reply = execute(request_id, request, engine, Job(check_cancel, progress))
+        with guard:
+            current[0] = 0
+        try:
+            data, block = shared.dumps(reply)
+        except Exception as error:  # noqa: BLE001  (a value that cannot be pickled is a bug of its task)
+            data, block = shared.dumps(Reply(request_id, request.kind, internal=True,
+                                             error=f"internal error (the reply cannot be sent: {error})"))
+        send(("reply", data, block))
+        del reply
+    sys.exit(0)

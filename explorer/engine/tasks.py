@@ -1,0 +1,69 @@
+"""The engine's tasks, one per request kind (see requests.py). They run in the engine process, or in-process
+through requests.execute; each imports the core it needs."""
+
+from __future__ import annotations
+
+from .requests import task
+
+
+@task("devices")
+def devices(request, engine, job):
+    from ..core.backend import list_devices
+    return list(list_devices())
+
+
+@task("run")
+def run(request, engine, job):
+    p = request.payload
+    return engine.run(p["spec"], p.get("text"), device=p.get("device"), trust=p.get("trust", False),
+                      check_cancel=job.check_cancel, progress=job.progress)
+
+
+@task("leaks")
+def leaks(request, engine, job):
+    from ..core.leaks import leak_check
+    p = request.payload
+    return leak_check(engine, p["spec"], p.get("text"), device=p.get("device"), trust=p.get("trust", False))
+
+
+@task("compare")
+def compare(request, engine, job):
+    from ..core.leaks import compare_modes
+    p = request.payload
+    return compare_modes(engine, p["spec"], p.get("text"), device=p.get("device"), trust=p.get("trust", False),
+                         check_cancel=job.check_cancel)
+
+
+@task("code")
+def code(request, engine, job):
+    from ..core.codegen import export_code
+    return export_code(request.payload["spec"])
+
+
+@task("open-keras")
+def open_keras(request, engine, job):
+    """("ok", (spec, weights, notes)), or ("trust", message) when the model holds a custom expression."""
+    from ..core import keras_io
+    from ..core.errors import TrustError
+    p = request.payload
+    try:
+        return "ok", keras_io.import_model(p["path"], trust=p.get("trust", False))
+    except TrustError as error:
+        return "trust", error.message
+
+
+@task("export-keras")
+def export_keras(request, engine, job):
+    from ..core import keras_io
+    p = request.payload
+    keras_io.export_model(engine.built_for(p["spec"]), p["path"])
+    return p["path"]
+
+
+@task("export-weights")
+def export_weights(request, engine, job):
+    """The weights of the model of `spec` (reused when it is the last one built), or of the last model."""
+    spec = request.payload.get("spec")
+    if spec is not None:
+        engine.built_for(spec)
+    return engine.weights()
