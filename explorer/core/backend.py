@@ -303,6 +303,15 @@ class cancel_scope:
         return False
 
 
+def is_out_of_memory(error: BaseException) -> bool:
+    """An allocation that failed: MemoryError, TensorFlow's ResourceExhaustedError, JAX's RESOURCE_EXHAUSTED,
+    PyTorch's OutOfMemoryError (the engine process runs under a memory limit)."""
+    if isinstance(error, MemoryError) or type(error).__name__ in ("ResourceExhaustedError", "OutOfMemoryError"):
+        return True
+    text = str(error)
+    return "RESOURCE_EXHAUSTED" in text or "bad_alloc" in text or "OOM when allocating" in text
+
+
 def to_numpy(value):
     if hasattr(value, "numpy"):
         return value.numpy()

@@ -50,3 +50,7 @@ class DeviceError(ExplorerError):
 
 class TrustError(ExplorerError):
     """Code from a file (a custom expression) that the user has not agreed to run."""
+
+
+class OutOfMemoryError(StackError):
+    """A run needed more memory than the process may use (its estimate was wrong)."""

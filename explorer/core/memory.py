@@ -25,7 +25,8 @@ def _width(shape: tuple) -> int:
 def estimate_mb(spec: StackSpec, rows: int, steps: int) -> float:
     """MB for `rows` sequences of `steps` timesteps: every layer's output (held by the engine, then copied
     once into shared memory for the window), each recurrent layer's loop workspace (its input turned
-    time-major, the per-step outputs and gate pre-activations) and the weights."""
+    time-major, its per-step outputs, then turned back) and the weights. Measured on TensorFlow's CPU loop:
+    within a few percent for LSTM 256 over 256 and 400 sequences of 1000 steps."""
     features = spec.input.features or 1
     shape: tuple = (steps,) if spec.input.uses_ids else (steps, features)   # per sequence, no batch axis
     outputs = workspace = weights = 0
@@ -39,7 +40,7 @@ def estimate_mb(spec: StackSpec, rows: int, steps: int) -> float:
             directions = 2 if p["bidirectional"] else 1
             units = p["units"] * (2 if directions == 2 and p["merge_mode"] == "concat" else 1)
             per_step = p["units"] * directions
-            workspace += steps * (width + (1 + GATES[layer.type]) * per_step)
+            workspace += steps * (width + 2 * per_step)
             weights += directions * GATES[layer.type] * (width + p["units"] + 2) * p["units"]
             shape = (steps, units) if p["return_sequences"] else (units,)
             if p["return_state"]:

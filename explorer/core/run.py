@@ -15,7 +15,7 @@ import numpy as np
 from . import backend, diagnose, memory, sequences
 from .build import BuiltStack, LayerInfo, build, state_names
 from .diagnose import Diagnostic, FcInput
-from .errors import ExplorerError, StackError, TrustError, strip_ansi
+from .errors import ExplorerError, OutOfMemoryError, StackError, TrustError, strip_ansi
 from .spec import StackSpec
 
 # Batches bigger than FIRST_SLICE_CELLS (rows × steps) run in slices of rows: a first one of that many cells
@@ -179,6 +179,9 @@ class Engine:
         except (ExplorerError, Cancelled):
             raise
         except Exception as error:  # TensorFlow's runtime errors
+            if backend.is_out_of_memory(error):
+                raise OutOfMemoryError("out of memory while running this batch (more than the engine may use): shorten "
+                                 "the sequences, set maxlen or lower the units") from None
             text, layer = diagnose.translate_run_error(strip_ansi(str(error)), spec)
             raise StackError(text, layer=layer) from None
         run_ms = (time.perf_counter() - run_started) * 1000

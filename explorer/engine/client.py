@@ -25,7 +25,7 @@ from typing import Callable
 
 from ..core.memory import MEMORY_LIMIT_MB
 from . import shared
-from .process import serve
+from .process import EXIT_OUT_OF_MEMORY, serve
 from .requests import Reply, Request
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,8 @@ def describe_exit(exitcode: int | None) -> str:
     """What an engine's exit status means, in a few words."""
     if exitcode is None:
         return "the engine stopped answering"
+    if exitcode == EXIT_OUT_OF_MEMORY:
+        return "the engine ran out of memory"
     if exitcode < 0:
         try:
             name = signal.Signals(-exitcode).name
@@ -251,6 +253,8 @@ class EngineClient:
                     return
                 self._flight = None
                 self._deaths = 0
+                if reply.fatal:          # the engine exits after this one: the next request waits for a new one
+                    self._ready = False
                 self._pump()
             if flight.cancelled:
                 reply = Reply(reply.id, reply.kind, cancelled=True, elapsed_ms=reply.elapsed_ms)

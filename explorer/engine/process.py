@@ -16,6 +16,7 @@ import threading
 import time
 
 PROGRESS_INTERVAL_S = 0.05
+EXIT_OUT_OF_MEMORY = 3      # after an allocation failed: the heap may stay too full to go on, so a new engine
 
 
 def limit_memory(limit_mb: float | None) -> None:
@@ -110,5 +111,8 @@ def serve(connection, backend: str | None, memory_limit_mb: float | None) -> Non
             data, block = shared.dumps(Reply(request_id, request.kind, internal=True,
                                              error=f"internal error (the reply cannot be sent: {error})"))
         send(("reply", data, block))
+        if reply.fatal:
+            connection.close()
+            os._exit(EXIT_OUT_OF_MEMORY)
         del reply
     sys.exit(0)

@@ -48,6 +48,7 @@ class Reply:
     error_layer: str | None = None
     cancelled: bool = False
     internal: bool = False       # a bug, not a user error: `details` holds the traceback
+    fatal: bool = False          # out of memory: the engine process is replaced after this reply
     details: str | None = None
     elapsed_ms: float = 0.0
 
@@ -65,7 +66,8 @@ class Job:
 
 def execute(request_id: int, request: Request, engine, job: Job) -> Reply:
     """Runs one request's task and turns its outcome into a Reply: user errors, cancels and bugs alike."""
-    from ..core.errors import ExplorerError, strip_ansi
+    from ..core.backend import is_out_of_memory
+    from ..core.errors import ExplorerError, OutOfMemoryError, strip_ansi
     from ..core.run import Cancelled
     from . import tasks  # noqa: F401  (registers the kinds)
     started = time.perf_counter()
@@ -79,9 +81,13 @@ def execute(request_id: int, request: Request, engine, job: Job) -> Reply:
         reply.cancelled = True
     except ExplorerError as error:
         reply.error, reply.error_layer = error.message, error.layer
+        reply.fatal = isinstance(error, OutOfMemoryError)
     except Exception as error:  # a bug: the engine lives on, the traceback travels with the reply
-        reply.details = traceback.format_exc()
-        reply.error = f"internal error ({type(error).__name__}): {strip_ansi(str(error))[:300]}"
-        reply.internal = True
+        if is_out_of_memory(error):
+            reply.error, reply.fatal = "out of memory (more than the engine may use)", True
+        else:
+            reply.details = traceback.format_exc()
+            reply.error = f"internal error ({type(error).__name__}): {strip_ansi(str(error))[:300]}"
+            reply.internal = True
     reply.elapsed_ms = (time.perf_counter() - started) * 1000
     return reply

@@ -1,4 +1,4 @@
-"""Compare batching modes: the four modes run in the worker and come back as one table."""
+"""Compare batching modes: the four modes run in the engine and come back as one table."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def test_a_refused_mode_shows_its_reason(make_window, qtbot):
     assert rows[0][1] == "✓ reference" and rows[3][1].startswith("✓")
 
 
-def test_bad_sequences_are_refused_before_the_worker(make_window, qtbot):
+def test_bad_sequences_are_refused_before_the_engine(make_window, qtbot):
     win = make_window()
     settle(qtbot, win)
     win.sequence_editor.text_edit.setPlainText("1 2 x\n")

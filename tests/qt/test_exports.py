@@ -1,4 +1,4 @@
-"""Exports: every plot as PNG and SVG, the run as .npz (with the weights from the worker) and as a long
+"""Exports: every plot as PNG and SVG, the run as .npz (with the weights from the engine) and as a long
 CSV table, the shapes table as Markdown (a file and the clipboard). Paths are given, never asked."""
 
 from __future__ import annotations

@@ -349,30 +349,31 @@ def trained(tmp_path_factory):
     return model, path
 
 
-def _watch_import_threads(monkeypatch) -> list[str]:
+def _watch_calls_here(monkeypatch, name: str) -> list[str]:
+    """The threads of this process that call keras_io.`name` (none: the engine process reads models)."""
     from explorer.core import keras_io
     threads: list[str] = []
-    real = keras_io.import_model
+    real = getattr(keras_io, name)
 
     def spy(*args, **kwargs):
         threads.append(threading.current_thread().name)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(keras_io, "import_model", spy)
+    monkeypatch.setattr(keras_io, name, spy)
     return threads
 
 
-def test_a_keras_model_opens_in_the_worker_with_its_weights_on_my_sequences(make_window, qtbot, trained,
+def test_a_keras_model_opens_in_the_engine_with_its_weights_on_my_sequences(make_window, qtbot, trained,
                                                                             monkeypatch):
     model, path = trained
-    threads = _watch_import_threads(monkeypatch)
+    threads = _watch_calls_here(monkeypatch, "import_model")
     win = make_window()
     settle(qtbot, win)
     win.sequence_editor.text_edit.setPlainText("3 9 27\n5 25\n")   # the user's own sequences
     with qtbot.waitSignal(win.files.opened, timeout=RUN_TIMEOUT_MS) as opened:
         win.files.open(str(path))
     assert opened.args == [True]
-    assert threads == ["tensorflow-worker"]                        # never on the GUI thread
+    assert threads == []                                           # read in the engine process, not here
     assert win.document.weights is not None and set(win.document.weights) == {"emb", "lstm", "pool", "out"}
     assert win.document.layer_names() == ["emb", "lstm", "pool", "out"]
     assert win.windowTitle() == "trained.keras — RNN Shape Explorer"
@@ -443,19 +444,15 @@ def test_a_model_with_a_custom_expression_asks_first(make_window, qtbot, tmp_pat
     assert win.last_reply.ok and len(win.questions.trust_asked) == 2   # agreed once: it runs without asking again
 
 
-def test_export_as_keras_writes_a_model_in_the_worker(make_window, qtbot, tmp_path, monkeypatch):
-    from explorer.core import keras_io
-    threads = []
-    real = keras_io.export_model
-    monkeypatch.setattr(keras_io, "export_model",
-                        lambda built, path: (threads.append(threading.current_thread().name), real(built, path))[1])
+def test_export_as_keras_writes_a_model_in_the_engine(make_window, qtbot, tmp_path, monkeypatch):
+    threads = _watch_calls_here(monkeypatch, "export_model")
     win = make_window()
     settle(qtbot, win)
     win.files.ask_export_path = lambda suggested: str(tmp_path / "exported")
     with qtbot.waitSignal(win.files.exported, timeout=RUN_TIMEOUT_MS) as exported:
         assert win.files.export_keras_action.trigger() is None
     assert exported.args[0].ok, exported.args[0].error
-    assert threads == ["tensorflow-worker"]
+    assert threads == []                                           # written by the engine process
     path = tmp_path / "exported.keras"
     assert path.exists() and "exported" in win.status_text
     spec, weights, _ = keras_io.import_model(path)

@@ -1,4 +1,4 @@
-"""The whole window, live: a widget changes, the worker runs TensorFlow, every view shows the new shapes.
+"""The whole window, live: a widget changes, the engine runs Keras, every view shows the new shapes.
 
 One window for the module (TensorFlow loads once); each test starts from the default preset.
 """

@@ -1,0 +1,106 @@
+"""The engine process seen from its client: cancels that stop a call in flight, calls that cannot be stopped,
+the memory limit. No Qt: the window's side is tested in tests/qt/test_engine.py."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from explorer.core.spec import from_dict
+from explorer.engine.client import EngineClient
+
+TIMEOUT_S = 120
+
+
+class Replies:
+    def __init__(self):
+        self.items = []
+        self.progress = []
+        self._changed = threading.Condition()
+
+    def add(self, reply) -> None:
+        with self._changed:
+            self.items.append(reply)
+            self._changed.notify_all()
+
+    def tick(self, request_id, fraction) -> None:
+        self.progress.append((request_id, fraction))
+
+    def wait_for(self, request_id: int, timeout_s: float = TIMEOUT_S):
+        with self._changed:
+            found = self._changed.wait_for(lambda: any(r.id == request_id for r in self.items), timeout_s)
+        assert found, f"no reply to request {request_id} within {timeout_s} s"
+        return next(r for r in self.items if r.id == request_id)
+
+
+def lstm_stack(rows: int, steps: int, units: int = 256, **batching):
+    spec = from_dict({"input": {"kind": "tokens", "vocab_size": 1000}, "batching": batching,
+                      "layers": [{"type": "embedding", "output_dim": 32, "mask_zero": True},
+                                 {"type": "lstm", "units": units, "return_sequences": True},
+                                 {"type": "global_average_pooling"}]})
+    rng = np.random.default_rng(0)
+    spec.sequences = "\n".join(" ".join(map(str, rng.integers(1, 1000, steps))) for _ in range(rows)) + "\n"
+    return spec
+
+
+@pytest.fixture(scope="module")
+def client():
+    made = EngineClient()
+    yield made
+    made.shutdown()
+
+
+def test_a_cancel_stops_a_run_inside_one_call_and_the_engine_answers_at_once(client):
+    replies = Replies()
+    channel = client.channel(replies.add, replies.tick)
+    replies.wait_for(channel.submit("devices"))              # the engine is up
+    pid, restarts = client.pid, client.restarts
+    run = channel.submit("run", spec=lstm_stack(400, 1000), trust=True)   # its first slice: one call of seconds
+    time.sleep(1.0)
+    assert channel.busy and not replies.progress                         # inside that first call
+    cancelled = time.monotonic()
+    channel.cancel()
+    assert not channel.busy
+    after = channel.submit("devices")
+    assert replies.wait_for(after).ok
+    assert time.monotonic() - cancelled < 1.5, "the engine did not stop its call within a second"
+    assert replies.wait_for(run).cancelled
+    assert (client.pid, client.restarts) == (pid, restarts)             # stopped, not replaced
+
+
+def test_a_call_that_cannot_be_stopped_costs_the_engine_and_nothing_else(client, monkeypatch):
+    """Chunked mode with one window of all the steps is one eager call that nothing interrupts: after the
+    grace time the client kills the engine and starts a new one."""
+    monkeypatch.setattr(client, "cancel_grace_s", 0.2)
+    replies = Replies()
+    channel = client.channel(replies.add)
+    replies.wait_for(channel.submit("devices"))
+    pid, restarts = client.pid, client.restarts
+    run = channel.submit("run", spec=lstm_stack(400, 1000, mode="chunked", chunk=1000), trust=True)
+    time.sleep(1.0)
+    cancelled = time.monotonic()
+    channel.cancel()
+    assert replies.wait_for(run, 5).cancelled
+    assert time.monotonic() - cancelled < 1.0
+    assert client.restarts == restarts + 1
+    answer = replies.wait_for(channel.submit("run", spec=lstm_stack(2, 5), trust=True))
+    assert answer.ok and answer.value.layers[-1].shape == (2, 256) and client.pid != pid
+    assert not [r for r in replies.items if r.kind == "engine"]      # a cancel is no failure to report
+
+
+def test_the_memory_limit_stops_the_engine_not_the_client():
+    """The estimate lets this run through (under 2 GB); the operating system's limit on the engine does not."""
+    small = EngineClient(memory_limit_mb=520)
+    try:
+        replies = Replies()
+        channel = small.channel(replies.add)
+        assert replies.wait_for(channel.submit("devices")).ok
+        failed = replies.wait_for(channel.submit("run", spec=lstm_stack(128, 1000), trust=True))
+        assert failed.error is not None
+        assert "memory" in failed.error.lower() or "engine stopped" in failed.error, failed.error
+        assert replies.wait_for(channel.submit("run", spec=lstm_stack(2, 5, units=4), trust=True)).ok
+    finally:
+        small.shutdown()

@@ -1,0 +1,81 @@
+"""The window and its engine process: a killed engine costs nothing of the user's work, an oversized run is
+refused before the engine sees it, and Keras never enters the window's process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from explorer.core.spec import to_dict
+from tests.qt.test_cancel import big_stack
+
+RUN_TIMEOUT_MS = 120_000
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_killing_the_engine_during_a_run_keeps_the_window_and_the_work(make_window, qtbot):
+    win = make_window(big_stack(), source=None)
+    qtbot.waitUntil(lambda: win.service.busy, timeout=RUN_TIMEOUT_MS)        # the big run is in the engine
+    document, text = to_dict(win.document), win.sequence_editor.text()
+    undo_steps = win.history.stack.count()
+    client = win.service.client
+    old_pid, restarts = client.pid, client.restarts
+    with qtbot.waitSignal(win.runFinished, timeout=RUN_TIMEOUT_MS) as finished:
+        os.kill(old_pid, 9)
+    assert not finished.args[0].ok and "killed" in finished.args[0].error
+    qtbot.waitUntil(lambda: "a new engine is starting" in win.status_text, timeout=5000)
+    assert "\n" not in win.status_text and "unchanged" in win.status_text                # one line
+    assert win.isVisible() and client.restarts == restarts + 1
+    assert to_dict(win.document) == document and win.sequence_editor.text() == text     # the session as it was
+    assert win.history.stack.count() == undo_steps
+    win.sequence_editor.text_edit.setPlainText("1 2 3\n4 5\n")                        # the next run …
+    qtbot.waitUntil(lambda: win.settled, timeout=RUN_TIMEOUT_MS)
+    assert win.last_reply.ok and win.result.lengths.tolist() == [3, 2]                 # … the new engine answers
+    assert client.pid != old_pid
+
+
+def test_an_oversized_run_is_refused_at_once_without_the_engine(make_window, qtbot):
+    win = make_window()
+    qtbot.waitUntil(lambda: win.settled, timeout=RUN_TIMEOUT_MS)
+    sent = win._last_run_id
+    win.live_check.setChecked(False)
+    lstm = next(card for card in win.stack_editor.cards if card.layer.is_recurrent)
+    lstm.param_widget("units").setValue(4096)
+    win.sequence_editor.text_edit.setPlainText("\n".join(["5 " * 300] * 500))
+    win.run_now(asked=True)
+    assert win.settled and not win.last_reply.ok                      # refused on the spot, no reply awaited
+    assert "500 sequences × 300 steps" in win.status_text and "over the limit of 2,048 MB" in win.last_reply.error
+    assert win._last_run_id == sent                                  # never sent to the engine
+
+
+SCRIPT = textwrap.dedent('''
+    import sys
+    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtWidgets import QApplication
+    from explorer.core.presets import load_preset
+    from explorer.qt.main_window import MainWindow
+
+    app = QApplication([])
+    window = MainWindow(load_preset("average_pooling"), trusted=True)
+    window.files.ask_unsaved = lambda name: "discard"
+    window.show()
+    loop = QEventLoop()
+    window.runFinished.connect(lambda reply: loop.quit())
+    QTimer.singleShot(120_000, loop.quit)
+    loop.exec()
+    assert window.last_reply is not None and window.last_reply.ok, window.status_text
+    assert window.result.layers[1].output.shape[:2] == (3, 7)
+    leaked = sorted(name for name in sys.modules if name.split(".")[0] in ("tensorflow", "keras", "jax", "torch"))
+    print("LEAKED", leaked)
+    window.close()
+''')
+
+
+def test_the_window_process_never_imports_keras_or_tensorflow():
+    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "LEAKED []"
