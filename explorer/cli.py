@@ -38,11 +38,27 @@ def _parser() -> _Parser:
     run.add_argument("--leak-check", action="store_true",
                      help="run each sequence alone, unpadded, and report how much padding changes each layer")
     run.add_argument("--trust", action="store_true", help="allow the stack's custom expressions to run")
+    _backend_option(run)
     commands.add_parser("presets", help="list the built-in stacks")
     export = commands.add_parser("export-code", help="print a Keras script that builds the same stack")
     export.add_argument("stack", help="a .stack.json file or preset:NAME")
-    commands.add_parser("devices", help="list the devices TensorFlow sees")
+    _backend_option(commands.add_parser("devices", help="list the devices Keras's backend sees"))
     return parser
+
+
+def _backend_option(parser: argparse.ArgumentParser) -> None:
+    from .core.backend import BACKENDS
+    parser.add_argument("--backend", choices=BACKENDS,
+                        help="Keras's backend (default: $KERAS_BACKEND, else tensorflow); jax and torch when installed")
+
+
+def _use_backend(backend: str | None) -> None:
+    """Sets Keras's backend for this process, before anything imports Keras."""
+    if backend:
+        from .core.backend import check_backend
+        check_backend(backend)
+        import os
+        os.environ["KERAS_BACKEND"] = backend
 
 
 def _window_parser() -> _Parser:
@@ -50,6 +66,7 @@ def _window_parser() -> _Parser:
                                                       + ", ".join(COMMANDS) + ").")
     parser.add_argument("stack", nargs="?", help="a .stack.json file or preset:NAME to open")
     parser.add_argument("--screenshot", metavar="PNG", help="render the window offscreen after one run, save it, exit")
+    _backend_option(parser)
     return parser
 
 
@@ -59,8 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         if argv and (argv[0] in COMMANDS or argv[0] in ("-h", "--help")):
             return _command(_parser().parse_args(argv))
         options = _window_parser().parse_args(argv)
+        _use_backend(options.backend)
         from .qt.app import open_window
-        return open_window(options.stack, screenshot=options.screenshot)
+        return open_window(options.stack, screenshot=options.screenshot, backend=options.backend)
     except ExplorerError as error:
         print(f"error: {_one_line(error.message)}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -73,6 +91,7 @@ def _one_line(message: str) -> str:
 
 
 def _command(options: argparse.Namespace) -> int:
+    _use_backend(getattr(options, "backend", None))
     if options.command == "presets":
         return _presets()
     if options.command == "devices":

@@ -1,7 +1,8 @@
-"""The only module that calls TensorFlow or JAX directly: import, devices, traced functions.
+"""The only module that calls TensorFlow, JAX or PyTorch directly: import, devices, traced functions.
 
 Everything else uses Keras's backend-neutral API. TensorFlow is the default backend and the only one
-required; set KERAS_BACKEND=jax to run the core on JAX (TensorFlow then is never imported).
+required; KERAS_BACKEND=jax or torch (`--backend`, the toolbar's Backend choice) runs the core on JAX or
+PyTorch, and TensorFlow then is never imported.
 """
 
 from __future__ import annotations
@@ -90,6 +91,10 @@ def list_devices() -> tuple[Device, ...]:
     if name() == "jax":
         return tuple(Device(device_name, kind, description)
                      for device_name, (kind, description, _) in _jax_devices().items())
+    if name() == "torch":
+        import torch
+        gpus = [Device(f"/GPU:{i}", "GPU", torch.cuda.get_device_name(i)) for i in range(torch.cuda.device_count())]
+        return (Device("/CPU:0", "CPU", "CPU"), *gpus)
     if name() != "tensorflow":
         return (Device("/CPU:0", "CPU", "CPU"),)
     import tensorflow as tf
@@ -151,6 +156,8 @@ def resolve_device(text: str | None) -> Device:
 def device_scope(device: Device):
     if name() == "jax":  # keras.device wants "gpu:0" and matches JAX's device ids, not positions
         return load().device(_jax_devices()[device.name][2])
+    if name() == "torch":   # "cpu:0" or "gpu:0" (Keras makes that "cuda:0")
+        return load().device(device.name.lstrip("/").lower())
     return load().device(device.name)
 
 

@@ -35,8 +35,9 @@ def display_problem(env: Mapping[str, str] | None = None, platform: str | None =
     return None
 
 
-def open_window(stack: str | None = None, screenshot: str | None = None) -> int:
-    """Opens the explorer on `stack` (a file or preset:NAME; default the default preset). Returns the exit status."""
+def open_window(stack: str | None = None, screenshot: str | None = None, backend: str | None = None) -> int:
+    """Opens the explorer on `stack` (a file or preset:NAME; default the default preset) with Keras's `backend`
+    in the engine process. Returns the exit status."""
     from ..core import presets
     reference = stack or presets.PREFIX + presets.DEFAULT
     model = None
@@ -54,6 +55,8 @@ def open_window(stack: str | None = None, screenshot: str | None = None) -> int:
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
+    from ..engine.client import shared_client
+    shared_client(backend)           # the engine loads Keras in its own process while the window is built
     from PySide6.QtCore import QTimer, qInstallMessageHandler
     from PySide6.QtWidgets import QApplication
 
