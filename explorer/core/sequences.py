@@ -187,8 +187,42 @@ def pad(items: list[np.ndarray], batching: Batching, length: int, dtype: str) ->
                          truncating=batching.truncating, value=batching.pad_value)
 
 
-def layout(sequences: Sequences, batching: Batching, *, fixed_length: bool = False) -> Layout:
-    """Pads the batch for `pad` mode and splits it into the pieces the chosen mode runs."""
+def plan_buckets(lengths: np.ndarray, width: int, cost: tuple[float, float] | None = None) -> list[np.ndarray]:
+    """The rows of each bucket. Lengths fall into bins of `width` steps (1–width, width+1–2·width, …); without
+    a cost, each bin is a bucket. With `cost` = (per step, per cell), neighbouring bins merge wherever that is
+    cheaper: a bucket of n rows padded to L steps costs L × (per step + n × per cell), and the recurrent loop's
+    fixed cost per step is paid again by every bucket, so many narrow buckets can be slower than one padded
+    batch. The plan minimises the total (dynamic programming over the bins, exact)."""
+    bins: dict[int, list[int]] = {}
+    for row, size in enumerate(lengths):
+        bins.setdefault((int(size) - 1) // width, []).append(row)
+    keys = sorted(bins)
+    groups = [np.array(bins[key]) for key in keys]
+    if cost is None or len(groups) < 2:
+        return groups
+    per_step, per_cell = cost
+    counts = np.cumsum([0] + [len(g) for g in groups])
+    longest = np.array([int(lengths[g].max()) for g in groups], dtype=float)
+    best = np.zeros(len(groups) + 1)
+    start = np.zeros(len(groups), dtype=int)
+    for j in range(len(groups)):                 # best[j + 1]: bins 0…j; the last bucket is bins i…j
+        rows = counts[j + 1] - counts[: j + 1]
+        total = best[: j + 1] + longest[j] * (per_step + per_cell * rows)
+        start[j] = int(np.argmin(total))
+        best[j + 1] = total[start[j]]
+    buckets = []
+    j = len(groups) - 1
+    while j >= 0:
+        i = start[j]
+        buckets.append(np.concatenate(groups[i:j + 1]))
+        j = i - 1
+    return buckets[::-1]
+
+
+def layout(sequences: Sequences, batching: Batching, *, fixed_length: bool = False,
+           bucket_cost: tuple[float, float] | None = None) -> Layout:
+    """Pads the batch for `pad` mode and splits it into the pieces the chosen mode runs (bucket mode: see
+    plan_buckets, with the engine's `bucket_cost`)."""
     items = [truncate(item, batching.maxlen, batching.truncating) for item in sequences.items]
     lengths = np.array([len(item) for item in items], dtype=np.int64)
     length = batching.maxlen if (fixed_length and batching.maxlen) else int(lengths.max())
@@ -209,12 +243,9 @@ def layout(sequences: Sequences, batching: Batching, *, fixed_length: bool = Fal
         pieces = [Piece(np.array([row]), item[None], _offset(batching, length, len(item)))
                   for row, item in enumerate(items)]
     else:
-        buckets: dict[int, list[int]] = {}
-        for row, size in enumerate(lengths):
-            buckets.setdefault((int(size) - 1) // batching.bucket_width, []).append(row)
         pieces = []
-        for key in sorted(buckets):
-            rows = np.array(buckets[key])
+        for rows in plan_buckets(lengths, batching.bucket_width, bucket_cost):
+            rows = np.sort(rows)
             longest = int(lengths[rows].max())
             batch = pad([items[r] for r in rows], batching, longest, dtype)
             pieces.append(Piece(rows, batch, _offset(batching, length, longest)))
