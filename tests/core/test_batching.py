@@ -121,13 +121,23 @@ def test_unmasked_one_by_one_differs_from_pad(engine, kind):
     assert np.abs(padded[1:] - alone[1:]).max() > 1e-6
 
 
-def test_modes_never_computed_steps_hold_zero(engine):
-    spec = stack("gru", padding="post")
+@pytest.mark.parametrize("padding", ["post", "pre"])
+def test_modes_never_computed_steps_hold_zero(engine, padding):
+    """Steps outside every piece a mode ran hold 0 (bucket mode: the pieces of the engine's plan)."""
+    from explorer.core.run import bucket_cost
+    spec = stack("gru", padding=padding)
     for mode in ("one_by_one", "bucket"):
         result = run_mode(engine, spec, mode, bucket_width=1)
+        spec.batching.mode, spec.batching.bucket_width = mode, 1
+        layout = seqs.layout(seqs.parse(TEXT, spec.input), spec.batching,
+                             bucket_cost=bucket_cost(engine.built_for(spec)))
+        computed = np.zeros_like(result.mask)
+        for piece in layout.pieces:
+            computed[piece.rows, piece.offset:piece.offset + piece.batch.shape[1]] = True
+        assert computed[result.mask].all() and (mode == "bucket" or not computed[~result.mask].any())
         for layer in result.layers:
             if layer.time_major:
-                assert np.all(layer.output[~result.mask] == 0.0), (mode, layer.name)
+                assert np.all(layer.output[~computed] == 0.0), (mode, layer.name)
 
 
 @pytest.mark.parametrize("padding", ["post", "pre"])
