@@ -9,7 +9,8 @@ a new engine starts; nothing in the window is touched. A cancel that the engine 
 CANCEL_GRACE_S (a call that cannot be stopped) kills it and starts a new one.
 
 No Qt and no Keras here: callbacks run on the client's reader thread (the window forwards them through
-queued signals).
+queued signals). The engine is a `multiprocessing` spawn child, so a script that opens the window must
+guard its top level with `if __name__ == "__main__":` (main.py and the installed command do).
 """
 
 from __future__ import annotations

@@ -79,3 +79,27 @@ def test_the_window_process_never_imports_keras_or_tensorflow():
                           env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "LEAKED []"
+
+
+def test_the_backend_choice_restarts_the_engine_on_that_backend(make_window, qtbot):
+    """Only where a second backend is installed: the toolbar restarts the engine with it and runs the stack
+    there (each backend draws its own initial weights, so only the shapes compare; the numbers of every
+    backend are checked against NumPy by the core's reference tests)."""
+    from explorer.core.backend import installed_backends
+    others = [name for name in installed_backends() if name != "tensorflow"]
+    if not others:
+        import pytest
+        pytest.skip("no other Keras backend installed")
+    win = make_window()
+    qtbot.waitUntil(lambda: win.settled and bool(win.devices), timeout=RUN_TIMEOUT_MS)
+    before = win.result.layers[-1].output.copy()
+    client = win.service.client
+    try:
+        win.backend_combo.setCurrentIndex(win.backend_combo.findData(others[0]))
+        win.backend_combo.activated.emit(win.backend_combo.currentIndex())
+        qtbot.waitUntil(lambda: client.backend_name == others[0] and win.settled and bool(win.devices),
+                        timeout=RUN_TIMEOUT_MS)
+        assert win.last_reply.ok, win.status_text
+        assert win.result.layers[-1].output.shape == before.shape and client.pid is not None
+    finally:
+        client.restart(None)
