@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_killing_the_engine_during_a_run_keeps_the_window_and_the_work(make_window, qtbot):
     win = make_window(big_stack(), source=None)
-    qtbot.waitUntil(lambda: win.service.busy, timeout=RUN_TIMEOUT_MS)        # the big run is in the engine
+    qtbot.waitUntil(lambda: bool(win.devices) and win.service.busy, timeout=RUN_TIMEOUT_MS)   # the run is next
     document, text = to_dict(win.document), win.sequence_editor.text()
     undo_steps = win.history.stack.count()
     client = win.service.client
