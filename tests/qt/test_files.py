@@ -445,6 +445,7 @@ def test_a_model_with_a_custom_expression_asks_first(make_window, qtbot, tmp_pat
 
 
 def test_export_as_keras_writes_a_model_in_the_engine(make_window, qtbot, tmp_path, monkeypatch):
+    from explorer.core import keras_io
     threads = _watch_calls_here(monkeypatch, "export_model")
     win = make_window()
     settle(qtbot, win)
