@@ -1,4 +1,4 @@
-"""The only module that calls TensorFlow or JAX directly: import, devices, traced functions.
+"""The only module that calls TensorFlow or JAX directly: import, devices, traced functions, gradients.
 
 Everything else uses Keras's backend-neutral API. TensorFlow is the default backend and the only one
 required; set KERAS_BACKEND=jax to run the core on JAX (TensorFlow then is never imported).
@@ -191,6 +191,30 @@ def _tune_tensorflow() -> None:
     import tensorflow as tf
     if not tf.config.list_physical_devices("GPU"):
         tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+
+
+def gradient(function, tensors: list) -> list[np.ndarray]:
+    """∂ function(*tensors) / ∂ each of `tensors`, as NumPy arrays (`function` gives a scalar; a tensor it does
+    not use gets zeros). The explorer's only gradient code: TensorFlow's GradientTape, jax.grad or torch's
+    autograd."""
+    keras = load()
+    if name() == "jax":
+        import jax
+        found = jax.grad(lambda values: function(*values))([keras.ops.convert_to_tensor(t) for t in tensors])
+        return [np.asarray(value) for value in found]
+    if name() == "torch":
+        import torch
+        leaves = [keras.ops.convert_to_tensor(t).detach().requires_grad_(True) for t in tensors]
+        found = torch.autograd.grad(function(*leaves), leaves, allow_unused=True)
+        return [np.zeros(tuple(leaf.shape), np.float32) if value is None else value.detach().cpu().numpy()
+                for leaf, value in zip(leaves, found)]
+    import tensorflow as tf
+    watched = [tf.convert_to_tensor(t) for t in tensors]
+    with tf.GradientTape() as tape:
+        tape.watch(watched)
+        value = function(*watched)
+    found = tape.gradient(value, watched, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return [to_numpy(value) for value in found]
 
 
 def set_random_seed(seed: int, *, framework: bool = False) -> None:
