@@ -12,6 +12,7 @@ import numpy as np
 from . import backend
 from .batches import pieces_for
 from .errors import ExplorerError
+from .run import MEMORY_LIMIT_MB
 
 GATES = {"lstm": ("input", "forget", "candidate", "output", "cell"), "gru": ("update", "reset", "candidate")}
 DIRECTIONS = ("forward", "backward")
@@ -122,6 +123,13 @@ def gated_layers(built) -> list[str]:
     return [info.name for info in built.layers if gate_kind(built.keras_layers[info.name]) is not None]
 
 
+def _gate_floats(layer) -> int:
+    """Floats per step that a layer's gates take (both directions of a bidirectional layer)."""
+    keras = backend.load()
+    halves = [layer.forward_layer, layer.backward_layer] if isinstance(layer, keras.layers.Bidirectional) else [layer]
+    return sum(half.cell.units * len(GATES[gate_kind(half)]) for half in halves)
+
+
 def gates(built, layout, rows=None, layers=None) -> dict[str, np.ndarray]:
     """The gates of every LSTM/GRU layer (or of `layers`) for the batch `layout` as its mode runs it.
 
@@ -138,6 +146,10 @@ def gates(built, layout, rows=None, layers=None) -> dict[str, np.ndarray]:
         return {}
     rows = np.arange(layout.batch.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
     steps = layout.batch.shape[1]
+    megabytes = len(rows) * steps * sum(_gate_floats(built.keras_layers[name]) for name in names) * 4 / 1e6
+    if megabytes > MEMORY_LIMIT_MB:
+        raise ExplorerError(f"the gates of {len(rows)} sequences × {steps} steps need about {megabytes:,.0f} MB, over "
+                            f"the limit of {MEMORY_LIMIT_MB:,.0f} MB: run fewer or shorter sequences")
     previous = {info.name: (built.layers[i - 1].name if i else None) for i, info in enumerate(built.layers)}
     found: dict[str, np.ndarray] = {}
     for piece, chosen, places in pieces_for(layout, rows):
