@@ -148,7 +148,7 @@ def gates(built, layout, rows=None, layers=None) -> dict[str, np.ndarray]:
     steps = layout.batch.shape[1]
     megabytes = len(rows) * steps * sum(_gate_floats(built.keras_layers[name]) for name in names) * 4 / 1e6
     if megabytes > MEMORY_LIMIT_MB:
-        raise ExplorerError(f"the gates of {len(rows)} sequences × {steps} steps need about {megabytes:,.0f} MB, over "
+        raise ExplorerError(f"the gates of {len(rows)} sequence{'s' if len(rows) != 1 else ''} × {steps} steps need about {megabytes:,.0f} MB, over "
                             f"the limit of {MEMORY_LIMIT_MB:,.0f} MB: run fewer or shorter sequences")
     previous = {info.name: (built.layers[i - 1].name if i else None) for i, info in enumerate(built.layers)}
     found: dict[str, np.ndarray] = {}

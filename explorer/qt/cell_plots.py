@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt
+from PySide6.QtCore import QEvent, QRectF, Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSpinBox, QVBoxLayout,
                                QWidget)
@@ -80,6 +80,7 @@ class CellPanel(QWidget):
         self._ran = None                 # (spec, text, device) of the run on screen
         self._started = None
         self._request_id = 0
+        self._wanted_layer: str | None = None   # the layer last selected in the window
         self._fg = self.palette().color(QPalette.ColorRole.WindowText)
         self._build()
 
@@ -257,6 +258,7 @@ class CellPanel(QWidget):
                 self._invalidate(request=True)
 
     def _follow_layer(self, name: str | None) -> None:
+        self._wanted_layer = name
         for index in range(self.layer_combo.count()):
             if str(self.layer_combo.itemData(index)).split("/")[0] == name:
                 self.layer_combo.setCurrentIndex(index)
@@ -351,8 +353,11 @@ class CellPanel(QWidget):
         for prefix in groups:
             name, _, direction = prefix.partition("/")
             self.layer_combo.addItem(f"{name} ({direction})" if direction else name, prefix)
+        wanted = [prefix for prefix in groups if prefix.split("/")[0] == self._wanted_layer]
         if current in groups:
             self.layer_combo.setCurrentIndex(list(groups).index(current))
+        elif wanted:
+            self.layer_combo.setCurrentIndex(list(groups).index(wanted[0]))
         self.layer_combo.setEnabled(bool(groups))
         self._on_layer_chosen(draw=False)
         if self.host is not None and self.host.result is not None:
@@ -485,6 +490,14 @@ class CellPanel(QWidget):
         for plot in (self.gate_plot, self.gradient_plot):
             plot.wrap_title(width)
         self.saturation_plot.wrap_title(SATURATION_WIDTH - 20)
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange) \
+                and hasattr(self, "view"):
+            self._recolour()
+            self._draw_gates()
+            self._draw_gradients()
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from explorer.core import gates as gates_module
 from explorer.core.batches import batch_of
+from explorer.core.errors import ExplorerError
 from explorer.core.gates import cell_gates, gates
 from explorer.core.run import Engine
 from explorer.core.spec import from_dict
@@ -116,3 +119,12 @@ def test_stack_gates_per_piece_match_the_run():
     assert np.all(found["lstm_1/forget"][~result.mask] == 0.0)
     rows = gates(built, layout, rows=[2, 0])
     np.testing.assert_array_equal(rows["lstm_1/cell"], found["lstm_1/cell"][[2, 0]])
+
+
+def test_gates_over_the_memory_limit_are_refused_with_the_estimate(monkeypatch):
+    spec = from_dict({"format": "rnn-shape-explorer/stack", "version": 1, "input": {"kind": "features", "features": 2},
+                      "layers": [{"type": "gru", "units": 8, "bidirectional": True}], "sequences": "1 2; 3 4\n"})
+    built, layout = batch_of(Engine(), spec)
+    monkeypatch.setattr(gates_module, "MEMORY_LIMIT_MB", 1e-4)
+    with pytest.raises(ExplorerError, match=r"the gates of 1 sequence × 2 steps need about 0 MB, over the limit"):
+        gates(built, layout)

@@ -62,6 +62,10 @@ def test_the_tab_shows_the_gates_and_gradients_of_the_selected_sequence(cell_win
     for name, curve in panel.gradient_curves.items():
         np.testing.assert_allclose(curve.getData()[1], expected[name][row], rtol=1e-5, atol=1e-9)
     np.testing.assert_array_equal(panel.gradient_overlay.padded, ~valid)
+    unit = int(np.argmax(forget[0]))
+    assert panel.describe(panel.gate_plot, 0, unit) == f"step 0, unit {unit}: forget {forget[0, unit]:.4g}"
+    padded_step = int(np.flatnonzero(~valid)[0])
+    assert panel.describe(panel.gradient_plot, padded_step, 0).startswith(f"step {padded_step} (padded): input 0,")
     panel.log_check.setChecked(True)
     assert panel.gradient_plot.getAxis("left").logMode
     assert np.isnan(panel.gradient_curves["input"].yData[~valid]).all(), "masked zeros are gaps on a log scale"
