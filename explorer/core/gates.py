@@ -7,6 +7,8 @@ skips hold 0 (the state carries over them, as in Keras).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from . import backend
@@ -148,8 +150,16 @@ def gates(built, layout, rows=None, layers=None) -> dict[str, np.ndarray]:
     steps = layout.batch.shape[1]
     megabytes = len(rows) * steps * sum(_gate_floats(built.keras_layers[name]) for name in names) * 4 / 1e6
     if megabytes > MEMORY_LIMIT_MB:
-        raise ExplorerError(f"the gates of {len(rows)} sequence{'s' if len(rows) != 1 else ''} × {steps} steps need about {megabytes:,.0f} MB, over "
-                            f"the limit of {MEMORY_LIMIT_MB:,.0f} MB: run fewer or shorter sequences")
+        count = f"{len(rows)} sequence{'s' if len(rows) != 1 else ''}"
+        raise ExplorerError(f"the gates of {count} × {steps} steps need about {megabytes:,.0f} MB, over the limit "
+                            f"of {MEMORY_LIMIT_MB:,.0f} MB: run fewer or shorter sequences")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")     # Keras's mask warnings: the run has reported them already
+        return _gates(built, layout, rows, names)
+
+
+def _gates(built, layout, rows: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    steps = layout.batch.shape[1]
     previous = {info.name: (built.layers[i - 1].name if i else None) for i, info in enumerate(built.layers)}
     found: dict[str, np.ndarray] = {}
     for piece, chosen, places in pieces_for(layout, rows):

@@ -9,6 +9,7 @@ get exactly 0; padding that no mask hides shows a gradient: the leak.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +48,12 @@ def gradients(built, layout, rows=None, target: int | None = None) -> GradientRe
     """Gradient norms per step for `rows` (default all) of the batch `layout`, run piece by piece as its mode
     runs it. `target`: the output unit for every sequence (default: each one's largest). A request kind: a
     plain function of (built, batch, selection)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")     # Keras's mask warnings: the run has reported them already
+        return _gradients(built, layout, rows, target)
+
+
+def _gradients(built, layout, rows, target) -> GradientResult:
     layers = time_layers(built)
     tokens = built.input_dtype.startswith("int")
     if tokens and (not built.layers or built.layers[0].spec.type != "embedding"):

@@ -375,7 +375,8 @@ class CellPanel(QWidget):
         self.gate_combo.clear()
         for name in gates:
             self.gate_combo.addItem(name)
-            self.gate_combo.setItemData(self.gate_combo.count() - 1, GATE_HELP.get(name, ""), Qt.ItemDataRole.ToolTipRole)
+            self.gate_combo.setItemData(self.gate_combo.count() - 1, GATE_HELP.get(name, ""),
+                                        Qt.ItemDataRole.ToolTipRole)
         if gate in gates:
             self.gate_combo.setCurrentIndex(gates.index(gate))
         elif "forget" in gates:

@@ -31,7 +31,8 @@ def test_gates_and_gradients_of_a_stacked_lstm(capsys, tmp_path):
         assert np.all(arrays[f"gates/{layer}/forget"][arrays["mask"] == 0] == 0)
     time_layers = [name[len("out/"):] for name in arrays if name.startswith("out/") and arrays[name].ndim == 3
                    and "/" not in name[len("out/"):]]
-    assert sorted(n for n in arrays if n.startswith("grad/")) == sorted(["grad/input", *(f"grad/{n}" for n in time_layers)])
+    expected = ["grad/input", *(f"grad/{name}" for name in time_layers)]
+    assert sorted(name for name in arrays if name.startswith("grad/")) == sorted(expected)
     for name in arrays:
         if name.startswith("grad/"):
             assert arrays[name].shape == (batch, steps)
