@@ -69,7 +69,8 @@ class CellPanel(QWidget):
 
     Items for tests and callers: gate_plot, gate_image, gate_overlay, saturation_plot, saturation_bars,
     gradient_plot, gradient_curves (name → curve), gradient_overlay, layer_combo, gate_combo, target_spin,
-    log_check, state_label, message_label, data (the last reply's value), row, stale."""
+    log_check, state_label, message_label, data (the numbers shown, with the run "result" and the "row" they
+    belong to), row (the sequence followed), stale."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -80,6 +81,7 @@ class CellPanel(QWidget):
         self._ran = None                 # (spec, text, device) of the run on screen
         self._started = None
         self._request_id = 0
+        self._asked = (None, None)           # (run result, row) of the request in flight
         self._wanted_layer: str | None = None   # the layer last selected in the window
         self._fg = self.palette().color(QPalette.ColorRole.WindowText)
         self._build()
@@ -247,6 +249,10 @@ class CellPanel(QWidget):
             self._show_message(f"no gates or gradients: {reply.error}" if reply.error else "")
             return
         self._ran = self._started
+        shape = self.host.result.output_shape          # the output units one may follow back
+        self.target_spin.blockSignals(True)
+        self.target_spin.setMaximum(max(int(np.prod(shape[2:] if len(shape) >= 3 else shape[1:])) - 1, 0))
+        self.target_spin.blockSignals(False)
         self._follow_row(request=False)
         self._invalidate(request=True)
 
@@ -287,6 +293,7 @@ class CellPanel(QWidget):
         target = self.target_spin.value() if self.target_spin.value() >= 0 else None
         self._request_id = self.host.service.submit(
             "cell", lambda engine, check: inside(engine, spec, text, rows, target, device))
+        self._asked = (self.host.result, self.row)     # the run and the sequence these numbers will belong to
         self.stale = False
         self._say("computing gates and gradients…")
 
@@ -303,8 +310,10 @@ class CellPanel(QWidget):
             self._say("")
             return
         self.message_label.hide()
-        self.data = reply.value
-        self._say(f"line {self._line()} · {reply.elapsed_ms:.0f} ms")
+        result, row = self._asked
+        self.data = {**reply.value, "result": result, "row": row}
+        later = "" if self.host.settled else " · updating: a new run is on its way"
+        self._say(f"line {self._line()} · {reply.elapsed_ms:.0f} ms{later}")
         self._fill_choices()
         self._draw_gates()
         self._draw_gradients()
@@ -321,10 +330,10 @@ class CellPanel(QWidget):
 
     def describe(self, plot: pg.PlotItem, x: float, y: float) -> str:
         """The value under the mouse: "step 3, unit 5: forget 0.93" or "step 3: input 2.1e-05, lstm_1 …"."""
-        if self.data is None or self.host is None or self.host.result is None:
+        if self.data is None:
             return ""
         step = int(round(x))
-        valid = self.host.result.mask[self.row]
+        valid = self.data["result"].mask[self.data["row"]]
         if not 0 <= step < len(valid):
             return ""
         state = "" if valid[step] else " (padded)"
@@ -341,10 +350,7 @@ class CellPanel(QWidget):
     # --- drawing ---
 
     def _line(self) -> str:
-        result = self.host.result if self.host is not None else None
-        if result is None or self.row is None or self.row >= len(result.lines):
-            return "?"
-        return str(result.lines[self.row])
+        return str(self.data["result"].lines[self.data["row"]])
 
     def _fill_choices(self) -> None:
         groups = gate_groups(self.data["gates"])
@@ -360,11 +366,6 @@ class CellPanel(QWidget):
             self.layer_combo.setCurrentIndex(list(groups).index(wanted[0]))
         self.layer_combo.setEnabled(bool(groups))
         self._on_layer_chosen(draw=False)
-        if self.host is not None and self.host.result is not None:
-            shape = self.host.result.output_shape
-            self.target_spin.blockSignals(True)
-            self.target_spin.setMaximum(max(int(np.prod(shape[2:] if len(shape) >= 3 else shape[1:])) - 1, 0))
-            self.target_spin.blockSignals(False)
 
     def _on_layer_chosen(self, draw: bool = True) -> None:
         if self.data is None:
@@ -387,18 +388,18 @@ class CellPanel(QWidget):
 
     def _steps(self, layer_name: str | None) -> tuple[np.ndarray, np.ndarray | None]:
         """The padded steps of the selected sequence, and the valid steps that `layer_name`'s input mask hides."""
-        result = self.host.result
-        valid = result.mask[self.row]
+        result, row = self.data["result"], self.data["row"]
+        valid = result.mask[row]
         masked = None
         names = [layer.name for layer in result.layers]
         if layer_name in names and names.index(layer_name) > 0:
             incoming = result.layers[names.index(layer_name) - 1].mask
             if incoming is not None:
-                masked = valid & ~incoming[self.row]
+                masked = valid & ~incoming[row]
         return ~valid, masked
 
     def _draw_gates(self) -> None:
-        if self.data is None or self.host is None or self.host.result is None:
+        if self.data is None:
             return
         prefix, gate = self.layer_combo.currentData(), self.gate_combo.currentText()
         key = f"{prefix}/{gate}"
@@ -447,7 +448,7 @@ class CellPanel(QWidget):
         return bool(spec.layers[spec.layer_names().index(layer)].params.get("go_backwards"))
 
     def _draw_gradients(self) -> None:
-        if self.data is None or self.host is None or self.host.result is None:
+        if self.data is None:
             return
         found = self.data["gradients"]
         log = self.log_check.isChecked()
