@@ -193,28 +193,51 @@ def _tune_tensorflow() -> None:
         tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 
 
-def gradient(function, tensors: list) -> list[np.ndarray]:
-    """∂ function(*tensors) / ∂ each of `tensors`, as NumPy arrays (`function` gives a scalar; a tensor it does
-    not use gets zeros). The explorer's only gradient code: TensorFlow's GradientTape, jax.grad or torch's
-    autograd."""
+def compiled(function):
+    """`function` (tensors in, tensors out; it reads Keras variables live) made fast to call again: on TensorFlow
+    a tf.function that relaxes to unknown batch and time sizes after a second shape (recurrent loops run as one
+    graph instead of op by op); elsewhere the function itself (jax.jit would bake the weights in)."""
+    if name() != "tensorflow":
+        return function
+    import tensorflow as tf
+    _tune_tensorflow()
+    return tf.function(function, reduce_retracing=True, autograph=False)
+
+
+def compiled_gradient(function):
+    """For `function(inputs, selector, offsets) -> scalar`, a callable (inputs, selector, offsets) → the
+    gradients at each of `offsets` as NumPy arrays (zeros where the scalar does not depend on one). The explorer's
+    only gradient code: TensorFlow's GradientTape (compiled), jax.grad or torch's autograd."""
     keras = load()
     if name() == "jax":
         import jax
-        found = jax.grad(lambda values: function(*values))([keras.ops.convert_to_tensor(t) for t in tensors])
-        return [np.asarray(value) for value in found]
+        grad = jax.grad(lambda offsets, inputs, selector: function(inputs, selector, offsets))
+
+        def jax_gradient(inputs, selector, offsets):
+            tensors = [keras.ops.convert_to_tensor(t) for t in offsets]
+            return [np.asarray(value) for value in grad(tensors, inputs, selector)]
+
+        return jax_gradient
     if name() == "torch":
         import torch
-        leaves = [keras.ops.convert_to_tensor(t).detach().requires_grad_(True) for t in tensors]
-        found = torch.autograd.grad(function(*leaves), leaves, allow_unused=True)
-        return [np.zeros(tuple(leaf.shape), np.float32) if value is None else value.detach().cpu().numpy()
-                for leaf, value in zip(leaves, found)]
+
+        def torch_gradient(inputs, selector, offsets):
+            leaves = [keras.ops.convert_to_tensor(t).detach().requires_grad_(True) for t in offsets]
+            found = torch.autograd.grad(function(inputs, selector, leaves), leaves, allow_unused=True)
+            return [np.zeros(tuple(leaf.shape), np.float32) if value is None else value.detach().cpu().numpy()
+                    for leaf, value in zip(leaves, found)]
+
+        return torch_gradient
     import tensorflow as tf
-    watched = [tf.convert_to_tensor(t) for t in tensors]
-    with tf.GradientTape() as tape:
-        tape.watch(watched)
-        value = function(*watched)
-    found = tape.gradient(value, watched, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-    return [to_numpy(value) for value in found]
+
+    def tape(inputs, selector, offsets):
+        with tf.GradientTape() as recorded:
+            recorded.watch(offsets)
+            value = function(inputs, selector, offsets)
+        return recorded.gradient(value, offsets, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+    traced = compiled(tape)
+    return lambda inputs, selector, offsets: [to_numpy(value) for value in traced(inputs, selector, list(offsets))]
 
 
 def set_random_seed(seed: int, *, framework: bool = False) -> None:

@@ -8,6 +8,7 @@ skips hold 0 (the state carries over them, as in Keras).
 from __future__ import annotations
 
 import warnings
+import weakref
 
 import numpy as np
 
@@ -45,30 +46,48 @@ def cell_gates(layer, inputs, mask=None) -> dict[str, np.ndarray]:
     kind = gate_kind(layer)
     if kind is None:
         raise ExplorerError(f"{layer.name} is not an LSTM or GRU layer: only those have gates")
-    from keras import ops
-    x = ops.convert_to_tensor(inputs, "float32")
-    steps = x.shape[1]
-    valid = np.ones(tuple(x.shape[:2]), bool) if mask is None else backend.to_numpy(mask).astype(bool)
+    x = np.asarray(backend.to_numpy(inputs), np.float32)
+    valid = np.ones(x.shape[:2], bool) if mask is None else backend.to_numpy(mask).astype(bool)
     if layer.go_backwards:
-        x, valid = ops.flip(x, 1), valid[:, ::-1]
+        x, valid = x[:, ::-1], valid[:, ::-1]
+    if x.shape[1] == 0:
+        return {gate: np.zeros((x.shape[0], 0, layer.cell.units), np.float32) for gate in GATES[kind]}
+    stacked = _compiled_scan(layer, kind)(np.ascontiguousarray(x), np.ascontiguousarray(valid[:, :, None]))
+    gates = {}
+    for gate, values in zip(GATES[kind], stacked):
+        values = np.transpose(backend.to_numpy(values), (1, 0, 2))
+        gates[gate] = np.ascontiguousarray(values[:, ::-1] if layer.go_backwards else values)
+    return gates
+
+
+_SCANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # a Keras layer → its compiled gate scan
+
+
+def _compiled_scan(layer, kind: str):
+    found = _SCANS.get(layer)
+    if found is None:
+        owner = weakref.ref(layer)     # a strong reference would keep the layer, the dictionary's key, alive
+        found = _SCANS[layer] = backend.compiled(lambda x, valid: _scan(owner(), kind, x, valid))
+    return found
+
+
+def _scan(layer, kind: str, x, valid):
+    """(B, T, features) in processing order, (B, T, 1) valid → each gate, time first (T, B, units)."""
+    from keras import ops
     cell = layer.cell
     projected = ops.matmul(x, cell.kernel)            # the input's share of every gate, all steps at once
     bias = cell.bias if cell.use_bias else None
     if bias is not None:
         projected = projected + (bias[0] if kind == "gru" and cell.reset_after else bias)
-    xs = (ops.transpose(projected, (1, 0, 2)), ops.convert_to_tensor(valid.T[:, :, None]))
-    if steps == 0:
-        return {gate: np.zeros((x.shape[0], 0, cell.units), np.float32) for gate in GATES[kind]}
+    # one tensor scanned over (Keras's TensorFlow scan fails on several when the length is unknown): each step's
+    # input share of the gates, then 1 for a valid step
+    xs = ops.transpose(ops.concatenate([projected, ops.cast(valid, projected.dtype)], axis=-1), (1, 0, 2))
     step, states = (_lstm_step(cell), 2) if kind == "lstm" else (_gru_step(cell, bias), 1)
     # the carry holds the states and the step's gates: Keras's TensorFlow scan stacks only what has the
     # carry's structure
-    zeros = ops.zeros((x.shape[0], cell.units), "float32")
+    zeros = ops.zeros_like(projected[:, 0, :cell.units])
     _, stacked = ops.scan(step, tuple(zeros for _ in range(states + len(GATES[kind]))), xs)
-    gates = {}
-    for gate, values in zip(GATES[kind], stacked[states:]):
-        values = np.transpose(backend.to_numpy(values), (1, 0, 2))
-        gates[gate] = np.ascontiguousarray(values[:, ::-1] if layer.go_backwards else values)
-    return gates
+    return stacked[states:]
 
 
 def _lstm_step(cell):
@@ -77,7 +96,7 @@ def _lstm_step(cell):
 
     def step(carry, inputs):
         h, c = carry[:2]
-        projected, valid = inputs
+        projected, valid = inputs[:, :-1], inputs[:, -1:] > 0.5
         z = projected + ops.matmul(h, cell.recurrent_kernel)
         i = cell.recurrent_activation(z[:, :units])
         f = cell.recurrent_activation(z[:, units:2 * units])
@@ -99,7 +118,7 @@ def _gru_step(cell, bias):
 
     def step(carry, inputs):
         h = carry[0]
-        projected, valid = inputs
+        projected, valid = inputs[:, :-1], inputs[:, -1:] > 0.5
         if cell.reset_after:
             inner = ops.matmul(h, cell.recurrent_kernel)
             if recurrent_bias is not None:

@@ -10,6 +10,7 @@ get exactly 0; padding that no mask hides shows a gradient: the leak.
 from __future__ import annotations
 
 import warnings
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,16 +79,10 @@ def _gradients(built, layout, rows, target) -> GradientResult:
         outputs = {key: backend.to_numpy(value) for key, value in built.forward(batch).items()}
         final = outputs[built.layers[-1].name]
         weights, units_used, steps_used = _selector(final, valid, per_step, target)
-        perturbed = ([] if tokens else [INPUT]) + layers
         shapes = {INPUT: batch.shape, **{name: outputs[name].shape for name in layers}}
+        perturbed = _perturbed(built)
         zeros = [np.zeros(shapes[name], np.float32) for name in perturbed]
-
-        def selected_output(*offsets):
-            from keras import ops
-            added = dict(zip(perturbed, offsets))
-            return ops.sum(_forward(built, batch, added) * ops.convert_to_tensor(weights))
-
-        found = dict(zip(perturbed, backend.gradient(selected_output, zeros)))
+        found = dict(zip(perturbed, _gradient_of(built)(batch, weights, zeros)))
         if tokens:
             found[INPUT] = found[built.layers[0].name]
         for name, values in found.items():
@@ -97,6 +92,29 @@ def _gradients(built, layout, rows, target) -> GradientResult:
         if per_step:
             chosen_steps[places] = steps_used + piece.offset
     return GradientResult(norms, chosen_units, chosen_steps)
+
+
+def _perturbed(built) -> list[str]:
+    """Where zeros are added (and gradients taken): the features input, and every layer with a time axis."""
+    return ([] if built.input_dtype.startswith("int") else [INPUT]) + time_layers(built)
+
+
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # a stack's model → its gradient function
+
+
+def _gradient_of(built):
+    """(batch, selector, zeros) → the gradients of Σ selector × output at each zero, compiled once per stack."""
+    found = _COMPILED.get(built.model)
+    if found is None:
+        perturbed = _perturbed(built)
+        stack = weakref.ref(built)     # a strong reference would keep the model, the dictionary's key, alive
+
+        def selected_output(batch, selector, offsets):
+            from keras import ops
+            return ops.sum(_forward(stack(), batch, dict(zip(perturbed, offsets))) * selector)
+
+        found = _COMPILED[built.model] = backend.compiled_gradient(selected_output)
+    return found
 
 
 def _selector(final: np.ndarray, valid: np.ndarray, per_step: bool, target: int | None):
