@@ -3,7 +3,12 @@ built here and loaded with the explorer's weights, and finite differences; plus 
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -174,3 +179,34 @@ def test_lesson_forget_gate_saturation(engine):
     scaled = re.sub(r"\d+(\.\d+)?", lambda m: f"{float(m.group()) / 100:.4f}", spec.sequences.split("\n", 1)[1])
     assert saturated(spec.sequences) > 0.8
     assert saturated(scaled) < 0.1
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed here")
+def test_jax_gives_the_same_gates_and_gradients(engine, tmp_path):
+    spec = load_preset("mask_stops_gradient")
+    built, layout = batch_of(engine, spec)
+    expected = {**{f"gates/{k}": v for k, v in gates(built, layout).items()}, **gradients(built, layout).arrays()}
+    out, weights = tmp_path / "jax.npz", tmp_path / "weights.npz"
+    np.savez(weights, **{f"{name}/{i}": value for name, layer in built.keras_layers.items()
+                         for i, value in enumerate(layer.get_weights())})
+    code = f"""if True:
+        import numpy as np
+        from explorer.core.batches import batch_of
+        from explorer.core.gates import gates
+        from explorer.core.gradients import gradients
+        from explorer.core.presets import load_preset
+        from explorer.core.run import Engine
+        built, layout = batch_of(Engine(), load_preset("mask_stops_gradient"))
+        saved = np.load({str(weights)!r})    # initial weights differ between backends: the same ones here
+        for name, layer in built.keras_layers.items():
+            layer.set_weights([saved[f"{{name}}/{{i}}"] for i in range(len(layer.get_weights()))])
+        found = {{**{{f"gates/{{k}}": v for k, v in gates(built, layout).items()}}, **gradients(built, layout).arrays()}}
+        np.savez({str(out)!r}, **found)
+    """
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "KERAS_BACKEND": "jax"})
+    assert done.returncode == 0, done.stderr
+    found = np.load(out)
+    assert set(found.files) == set(expected)
+    for name, values in expected.items():
+        np.testing.assert_allclose(found[name], values, rtol=1e-4, atol=1e-6, err_msg=name)
