@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import backend
-from .errors import ExplorerError
 from .batches import pieces_for
+from .errors import ExplorerError
 from .run import _takes_mask
 
 INPUT = "input"
@@ -81,7 +81,7 @@ def _gradients(built, layout, rows, target) -> GradientResult:
         weights, units_used, steps_used = _selector(final, valid, per_step, target)
         shapes = {INPUT: batch.shape, **{name: outputs[name].shape for name in layers}}
         perturbed = _perturbed(built)
-        zeros = [np.zeros(shapes[name], np.float32) for name in perturbed]
+        zeros = [np.zeros(shapes[name], np.float32) for name in perturbed]     # added to each, d/d(zero) taken
         found = dict(zip(perturbed, _gradient_of(built)(batch, weights, zeros)))
         if tokens:
             found[INPUT] = found[built.layers[0].name]
@@ -120,20 +120,20 @@ def _gradient_of(built):
 def _selector(final: np.ndarray, valid: np.ndarray, per_step: bool, target: int | None):
     """A 0/1 array shaped like `final` that picks each row's output unit (at its last valid step for a
     per-timestep head), the units and the steps."""
-    rows = final.shape[0]
+    rows = np.arange(final.shape[0])
     if per_step:
         length = final.shape[1]
         last = np.where(valid.any(axis=1), length - 1 - np.argmax(valid[:, ::-1], axis=1), length - 1)
-        flat = final.reshape(rows, length, -1)[np.arange(rows), last]
+        flat = final.reshape(len(rows), length, -1)
+        units = np.full(len(rows), target) if target is not None else np.argmax(flat[rows, last], axis=1)
+        index = (rows, last, units)
     else:
         last = None
-        flat = final.reshape(rows, -1)
-    units = np.full(rows, target) if target is not None else np.argmax(flat, axis=1)
-    weights = np.zeros(flat.shape if not per_step else final.reshape(rows, final.shape[1], -1).shape, np.float32)
-    if per_step:
-        weights[np.arange(rows), last, units] = 1.0
-    else:
-        weights[np.arange(rows), units] = 1.0
+        flat = final.reshape(len(rows), -1)
+        units = np.full(len(rows), target) if target is not None else np.argmax(flat, axis=1)
+        index = (rows, units)
+    weights = np.zeros(flat.shape, np.float32)
+    weights[index] = 1.0
     return weights.reshape(final.shape), units, last
 
 
