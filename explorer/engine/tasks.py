@@ -34,6 +34,14 @@ def compare(request, engine, job):
                          check_cancel=job.check_cancel)
 
 
+@task("cell")
+def cell(request, engine, job):
+    """The gates and gradients of some rows of a run, for the window's Inside-the-cell view."""
+    from ..core.batches import inside
+    p = request.payload
+    return inside(engine, p["spec"], p.get("text"), p["rows"], p.get("target"), p.get("device"))
+
+
 @task("code")
 def code(request, engine, job):
     from ..core.codegen import export_code
