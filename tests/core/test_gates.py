@@ -116,9 +116,13 @@ def test_stack_gates_per_piece_match_the_run():
     own = {key.split("/")[1]: value for key, value in found.items()}
     h = recompose("lstm", own, result.mask, "tanh")
     np.testing.assert_allclose(h[result.mask], result.layer("lstm_1").output[result.mask], atol=1e-5)
-    assert np.all(found["lstm_1/forget"][~result.mask] == 0.0)
+    computed = np.zeros_like(result.mask)       # the steps of the pieces the bucket plan ran
+    for piece in layout.pieces:
+        computed[piece.rows, piece.offset:piece.offset + piece.batch.shape[1]] = True
+    assert np.all(found["lstm_1/forget"][~computed] == 0.0)
     rows = gates(built, layout, rows=[2, 0])
-    np.testing.assert_array_equal(rows["lstm_1/cell"], found["lstm_1/cell"][[2, 0]])
+    # the same numbers up to float rounding (a bucket of fewer rows multiplies in another order)
+    np.testing.assert_allclose(rows["lstm_1/cell"], found["lstm_1/cell"][[2, 0]], atol=1e-6, rtol=0)
 
 
 def test_gates_over_the_memory_limit_are_refused_with_the_estimate(monkeypatch):
