@@ -280,8 +280,7 @@ class EngineClient:
             if lost.cancelled:
                 lost.channel._deliver(Reply(lost.id, lost.request.kind, cancelled=True))
             else:
-                lost.channel._deliver(Reply(lost.id, lost.request.kind, error=f"{reason} while running this "
-                                            "(a new engine is starting; press Run to try again)"))
+                lost.channel._deliver(Reply(lost.id, lost.request.kind, error=line))
         for channel in channels:
             channel._deliver(Reply(0, "engine", error=line))
 

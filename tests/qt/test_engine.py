@@ -26,8 +26,9 @@ def test_killing_the_engine_during_a_run_keeps_the_window_and_the_work(make_wind
     with qtbot.waitSignal(win.runFinished, timeout=RUN_TIMEOUT_MS) as finished:
         os.kill(old_pid, 9)
     assert not finished.args[0].ok and "killed" in finished.args[0].error
-    qtbot.waitUntil(lambda: "a new engine is starting" in win.status_text, timeout=5000)
-    assert "\n" not in win.status_text and "unchanged" in win.status_text                # one line
+    qtbot.waitUntil(lambda: "a new engine is starting" in win.status_text and "unchanged" in win.status_text,
+                    timeout=5000)
+    assert "\n" not in win.status_text                                                 # one line
     assert win.isVisible() and client.restarts == restarts + 1
     assert to_dict(win.document) == document and win.sequence_editor.text() == text     # the session as it was
     assert win.history.stack.count() == undo_steps
