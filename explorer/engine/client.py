@@ -91,6 +91,7 @@ class EngineClient:
         self._process = None
         self._connection = None
         self._closed = False
+        self._blocks: set[str] = set()   # shared blocks of the current engine: unlinked here if it dies
         self._start()
 
     # --- the process ---
@@ -124,6 +125,10 @@ class EngineClient:
             process.kill()
             process.join(STOP_TIMEOUT_S)
         connection.close()
+        if process.exitcode != 0:       # an engine that did not stop cleanly left its blocks behind
+            for name in self._blocks:
+                shared.unlink(name)
+        self._blocks = set()
 
     def restart(self, backend: str | None = None) -> None:
         """A new engine (with another Keras backend); the request in flight is answered as cancelled."""
@@ -176,8 +181,11 @@ class EngineClient:
         key = min(self._queue, key=lambda k: self._queue[k].id)
         pending = self._queue.pop(key)
         self._flight = pending
+        released = []
+        while shared.RELEASED:
+            released.append(shared.RELEASED.popleft())
         try:
-            self._connection.send(("run", pending.id, pending.request))
+            self._connection.send(("run", pending.id, pending.request, released))
         except OSError:
             pass        # the engine is dying: its reader answers the request
 
@@ -224,7 +232,7 @@ class EngineClient:
                 break
             if generation != self._generation:
                 if message[0] == "reply":
-                    shared.discard(message[2])
+                    shared.unlink(message[2])
                 continue
             self._received(message)
         if generation == self._generation and not self._closed:
@@ -245,6 +253,8 @@ class EngineClient:
             if flight is not None and flight.id == message[1] and not flight.cancelled:
                 flight.channel._progress(message[1], message[2])
         elif kind == "reply":
+            if message[2]:
+                self._blocks.add(message[2])
             reply = shared.loads(message[1], message[2])
             if reply.internal and reply.details:
                 log.error("engine task %s failed:\n%s", reply.kind, reply.details)

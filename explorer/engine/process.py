@@ -1,6 +1,6 @@
 """The engine process: Keras (TensorFlow, JAX or PyTorch) lives here, never in the window's process.
 
-`serve` reads ("run", id, request), ("cancel", id) and ("stop",) from its end of a pipe, runs one request at a
+`serve` reads ("run", id, request, released blocks), ("cancel", id) and ("stop",) from its end of a pipe, runs one request at a
 time in its main thread, and writes ("ready", backend, pid), ("progress", id, fraction) and ("reply", pickle,
 shared block) back. A reader thread takes messages while a task runs, so a cancel reaches the task at once
 (on TensorFlow it stops the call in flight). The process runs under an operating-system memory limit: an
@@ -48,6 +48,8 @@ def serve(connection, backend: str | None, memory_limit_mb: float | None) -> Non
             connection.send(message)
 
     inbox: queue.Queue = queue.Queue()
+    pool = shared.BlockPool()
+    released: list[str] = []        # blocks the window no longer maps, for the pool (taken under `guard`)
     cancelled: set[int] = set()
     current = [0]
     stop_current = threading.Event()
@@ -60,7 +62,9 @@ def serve(connection, backend: str | None, memory_limit_mb: float | None) -> Non
             except (EOFError, OSError):       # the window is gone
                 message = ("stop",)
             if message[0] == "run":
-                inbox.put(message[1:])
+                with guard:
+                    released.extend(message[3])
+                inbox.put(message[1:3])
             elif message[0] == "cancel":
                 with guard:
                     if message[1] == current[0]:
@@ -105,14 +109,18 @@ def serve(connection, backend: str | None, memory_limit_mb: float | None) -> Non
             reply = execute(request_id, request, engine, Job(check_cancel, progress))
         with guard:
             current[0] = 0
+        with guard:
+            pool.release(released)
+            released.clear()
         try:
-            data, block = shared.dumps(reply)
+            data, block = shared.dumps(reply, pool)
         except Exception as error:  # noqa: BLE001  (a value that cannot be pickled is a bug of its task)
             data, block = shared.dumps(Reply(request_id, request.kind, internal=True,
                                              error=f"internal error (the reply cannot be sent: {error})"))
         send(("reply", data, block))
         if reply.fatal:
             connection.close()
-            os._exit(EXIT_OUT_OF_MEMORY)
+            os._exit(EXIT_OUT_OF_MEMORY)     # its blocks: the client unlinks the ones it has seen
         del reply
+    pool.close()
     sys.exit(0)

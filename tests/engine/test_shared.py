@@ -28,7 +28,7 @@ def test_arrays_come_back_equal_whatever_their_size_dtype_and_layout(arrays, big
     every = [*arrays, big, value["strided"], big.T]
     inline = sum(a.nbytes for a in every if a.nbytes < shared.MIN_SHARED_BYTES)
     assert len(data) < inline + 4096            # … not into the pickle
-    back = shared.loads(data, name)
+    back = shared.loads(data, name, owned=True)
     for original, copy in zip(arrays, back["small"]):
         np.testing.assert_array_equal(copy, original)
         assert copy.dtype == original.dtype and copy.shape == original.shape
@@ -43,7 +43,7 @@ def test_arrays_come_back_equal_whatever_their_size_dtype_and_layout(arrays, big
 
 def test_arrays_outlive_the_reply_that_brought_them():
     original = np.random.default_rng(0).standard_normal((300, 200)).astype(np.float32)
-    back = shared.loads(*shared.dumps({"x": original}))
+    back = shared.loads(*shared.dumps({"x": original}), owned=True)
     kept = back["x"][10:20]
     del back
     np.testing.assert_array_equal(kept, original[10:20])
@@ -56,6 +56,29 @@ def test_a_value_without_big_arrays_needs_no_block():
 
 def test_a_reply_never_read_is_freed():
     _, name = shared.dumps(np.zeros((200, 200)))
-    shared.discard(name)
+    shared.unlink(name)
     with pytest.raises(FileNotFoundError):
+        shared_memory.SharedMemory(name=name)
+
+
+def test_a_pooled_block_is_reused_only_after_the_window_lets_go_of_it():
+    pool = shared.BlockPool()
+    try:
+        first = np.arange(20_000, dtype=np.float64)
+        data, name = shared.dumps({"x": first}, pool)
+        held = shared.loads(data, name)["x"]
+        data, other = shared.dumps({"x": first * 2}, pool)
+        assert other != name                              # in use by the reader: a new block
+        np.testing.assert_array_equal(held, first)        # … and the first one untouched
+        shared.RELEASED.clear()
+        del held
+        assert list(shared.RELEASED) == [name]            # freed here: its name goes back to the engine
+        pool.release(shared.RELEASED)
+        data, again = shared.dumps({"x": first * 3}, pool)
+        assert again == name
+        np.testing.assert_array_equal(shared.loads(data, again)["x"], first * 3)
+    finally:
+        pool.close()
+        shared.RELEASED.clear()
+    with pytest.raises(FileNotFoundError):             # the pool's blocks go with it
         shared_memory.SharedMemory(name=name)
