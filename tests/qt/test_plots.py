@@ -347,7 +347,7 @@ def test_export_rejects_unknown_and_missing_plots(panel, results, tmp_path):
         panel.export_plot("attention", tmp_path / "x.png")
 
 
-# --- updates in place (their speed is measured by `python -m explorer.bench`, not here) ---
+# --- updates in place (their speed is measured by `python -m tests.benchmarks.bench`, not here) ---
 
 def test_new_results_update_the_same_plot_items(panel, engine):
     """A new result re-uses the existing plot items (setData / setImage), never recreates them."""
