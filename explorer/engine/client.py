@@ -126,7 +126,7 @@ class EngineClient:
             process.join(STOP_TIMEOUT_S)
         connection.close()
         if process.exitcode != 0:       # an engine that did not stop cleanly left its blocks behind
-            for name in self._blocks:
+            for name in list(self._blocks):
                 shared.unlink(name)
         self._blocks = set()
 
