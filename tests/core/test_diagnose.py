@@ -39,7 +39,7 @@ def test_flatten_with_a_variable_number_of_timesteps_suggests_maxlen_or_pooling(
     with pytest.raises(StackError) as caught:
         engine.run(spec, TEXT)
     assert caught.value.layer == "flatten_1"
-    assert "set batching.maxlen" in caught.value.message and "pooling" in caught.value.message
+    assert "set maxlen" in caught.value.message and "pooling" in caught.value.message
 
 
 def test_flatten_with_a_fixed_maxlen_runs_and_explains_its_size(engine):
@@ -56,7 +56,8 @@ def test_dense_on_a_sequence_says_it_works_per_timestep(engine):
     result = engine.run(spec, TEXT)
     assert result.layer("dense_1").shape == (2, 5, 2)
     [message] = messages(result, "dense_1")
-    assert "every timestep separately" in message and "last_timestep" in message
+    assert "every timestep separately" in message and "Last valid timestep" in message   # the label on screen
+    assert "last_timestep" not in message
     assert "runs at every timestep" in result.fc_input.explanation
 
 
@@ -65,7 +66,7 @@ def test_padding_without_a_mask_names_the_effect_and_the_fix(engine, padding, ef
     spec = stack([EMB_NO_MASK, {"type": "lstm", "units": 3}], batching={"padding": padding})
     [message] = messages(engine.run(spec, TEXT), "lstm_1")
     assert message.startswith("padding without a mask: 3 padded steps")
-    assert effect in message and "mask_zero=True on embedding_1" in message
+    assert effect in message and "tick mask_zero on embedding_1" in message
 
 
 def test_no_padding_no_mask_warning_when_nothing_is_padded(engine):
@@ -74,8 +75,8 @@ def test_no_padding_no_mask_warning_when_nothing_is_padded(engine):
 
 
 @pytest.mark.parametrize("head, fix", [
-    ({"type": "global_max_pooling"}, "masked_mean_pooling"),
-    ({"type": "time_average"}, "masked_mean_pooling"),
+    ({"type": "global_max_pooling"}, "Masked mean pooling"),
+    ({"type": "time_average"}, "Masked mean pooling"),
     ({"type": "custom", "expression": "ops.max(x, axis=1)"}, "use mask in the expression"),
 ])
 def test_a_layer_that_drops_the_mask_is_named(engine, head, fix):
@@ -124,7 +125,7 @@ def test_a_fully_padded_sequence_warns_about_nan_in_averages(engine):
 
 def test_mask_zero_with_a_nonzero_pad_value_warns(engine):
     spec = stack([EMB, {"type": "lstm", "units": 3}], batching={"pad_value": 9})
-    assert any("padding value is 9" in m for m in messages(engine.run(spec, TEXT), "embedding_1"))
+    assert any("pad value is 9" in m for m in messages(engine.run(spec, TEXT), "embedding_1"))
 
 
 def test_pre_padding_with_a_mask_on_gpu_warns_about_cudnn(engine):
