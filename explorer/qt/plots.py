@@ -23,6 +23,7 @@ from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QBrush,
     QColor,
+    QFont,
     QImage,
     QPainter,
     QPalette,
@@ -55,6 +56,7 @@ DEFAULT_UNITS = 3            # shown by default: the units that vary most over t
 SYMBOLS_UP_TO = 40           # unit curves get a dot per step up to this many steps
 MAX_VALUE_LABELS = 24        # value labels on output bars up to this many classes
 LEFT_AXIS_WIDTH = 58         # equal left axes keep the linked time axes aligned pixel for pixel
+TITLE_POINTS = 9.0           # plot titles, axis labels and ticks, times the presentation scale
 
 # Batch-mask cell codes (PlotsPanel.mask_codes).
 VALID, PADDED, MASKED, LEAKED = 0, 1, 2, 3
@@ -448,6 +450,7 @@ class PlotsPanel(QWidget):
         self._attention_shown = True
         self._symbol = "o"
         self._linked = {"heatmap": True, "output": False}
+        self.text_scale = 1.0                      # presentation mode (set_text_scale)
 
         self._bg, self._fg = self._palette_colours()
         self._build_controls()
@@ -799,7 +802,7 @@ class PlotsPanel(QWidget):
                     plot.setLabel(side, axis.labelText, color=fg.name())
             title = self._titles.get(id(plot))
             if title is not None:
-                plot.setTitle(title, color=fg.name(), size="9pt")
+                plot.setTitle(title, color=fg.name(), size=self._title_size())
         self._wrap_titles()
         for name in ("axis", "axis_l", "axis_r"):
             axis = getattr(self.colorbar, name, None)
@@ -1005,7 +1008,7 @@ class PlotsPanel(QWidget):
         value = batch[row, step]
         vocabulary = getattr(self.result, "vocabulary", None)
         if vocabulary and isinstance(value, (int, np.integer)) and 0 <= value < len(vocabulary):
-            return f' · "{vocabulary[value]}"'
+            return f' · "{vocabulary[value]}" (token id {value})'
         return f" · token {value}"
 
     # --- updates ---
@@ -1013,12 +1016,38 @@ class PlotsPanel(QWidget):
     def _title(self, plot: pg.PlotItem, text: str) -> None:
         if self._titles.get(id(plot)) != text:
             self._titles[id(plot)] = text
-            plot.setTitle(text, color=self._fg.name(), size="9pt")
+            plot.setTitle(text, color=self._fg.name(), size=self._title_size())
             self._wrap_titles(plot)
+
+    def _title_size(self) -> str:
+        return f"{TITLE_POINTS * self.text_scale:.1f}pt"
+
+    def set_text_scale(self, scale: float) -> None:
+        """Presentation mode: titles, axis labels, ticks and value labels `scale` times their size."""
+        self.text_scale = scale
+        font = QFont(self.font())
+        font.setPointSizeF(TITLE_POINTS * scale)
+        axes = [plot.getAxis(side) for plot in self.plots().values() for side in ("left", "bottom")]
+        axes += [axis for name in ("axis", "axis_l", "axis_r")
+                 if isinstance(axis := getattr(self.colorbar, name, None), pg.AxisItem)]
+        for axis in axes:
+            axis.setStyle(tickFont=font)
+            axis.label.setFont(font)
+            axis.picture = None
+            axis.update()
+        for plot in self.plots().values():
+            plot.getAxis("left").setWidth(int(LEFT_AXIS_WIDTH * scale))
+            title = self._titles.get(id(plot))
+            if title is not None:
+                plot.setTitle(title, color=self._fg.name(), size=self._title_size())
+        for bars in (self.fc, self.output):
+            for label in bars.labels:
+                label.setFont(font)
+        self._wrap_titles()
 
     def _wrap_titles(self, *only: pg.PlotItem) -> None:
         """Titles wrap to the width their plot gets from the view (never the other way round)."""
-        margin = LEFT_AXIS_WIDTH + 40   # the title spans the view box only, not the left axis
+        margin = int(LEFT_AXIS_WIDTH * self.text_scale) + 40   # the title spans the view box only, not the left axis
         time_width = self.time_view.width() - (self.colorbar.width() if self.colorbar.isVisible() else 0) - margin
         vector_width = self.vector_view.width() / 2 - margin
         for plot in only or self.plots().values():
@@ -1068,11 +1097,34 @@ class PlotsPanel(QWidget):
             self._steps = steps
             self.mask_plot.setXRange(-0.5, max(steps, 1) - 0.5, padding=0)
         self._update_mask(layer)
+        self._update_time_ticks(layer)
         self._update_heatmap(layer)
         self._update_units(layer)
         self._update_attention()
         self._update_fc()
         self._update_output()
+
+    def time_words(self) -> list[str] | None:
+        """The selected sequence's words, one per timestep ("" for padding), when the input is words."""
+        result, row = self.result, self.selected_row
+        vocabulary = getattr(result, "vocabulary", None) if result is not None else None
+        if not vocabulary or row is None or result.input.ndim != 2:
+            return None
+        ids = result.input[row]
+        return [vocabulary[int(i)] if result.mask[row, t] and 0 <= int(i) < len(vocabulary) else ""
+                for t, i in enumerate(ids)]
+
+    def _update_time_ticks(self, layer: LayerResult) -> None:
+        """Words input: the time axes show the selected sequence's words instead of step numbers."""
+        words = self.time_words()
+        on_heatmap = is_time_major(layer)
+        key = (None if words is None else tuple(words), on_heatmap)
+        if key == self._titles.get("time_words"):
+            return
+        self._titles["time_words"] = key
+        ticks = None if words is None else [[(t, word) for t, word in enumerate(words) if word]]
+        for plot in (self.heatmap_plot, self.attention_plot, self.units_plot, self.mask_plot):
+            plot.getAxis("bottom").setTicks(ticks if plot is not self.heatmap_plot or on_heatmap else None)
 
     def _row_steps(self, layer: LayerResult | None, steps: int) -> tuple[np.ndarray, np.ndarray]:
         """(padded, masked) columns of the selected row, `steps` long; masked = valid steps the layer hides."""

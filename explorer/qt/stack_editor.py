@@ -16,29 +16,13 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDoubleSpinBo
                                QScrollArea, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from ..core.diagnose import format_shape
+from ..core.spec import layer_label as friendly
 from ..core.spec import (ACTIVATIONS, LAYER_PARAMS, MAX_FEATURES, MAX_SEED, MAX_UNITS, MAX_VOCAB, MERGE_MODES,
                          PARAM_HELP, InputSpec, LayerSpec, StackSpec)
 from .expression_editor import ExpressionEdit
 from .style import (ERROR_COLOUR, MASK_ROLES, MUTED_COLOUR, SELECTED_BORDER, WARNING_COLOUR, escape, mask_role_colour,
                     mono_font)
 
-FRIENDLY = {
-    "embedding": "Embedding",
-    "masking": "Masking",
-    "simple_rnn": "SimpleRNN",
-    "lstm": "LSTM",
-    "gru": "GRU",
-    "global_average_pooling": "Global average pooling",
-    "global_max_pooling": "Global max pooling",
-    "masked_mean_pooling": "Masked mean pooling",
-    "time_average": "Time average (plain mean)",
-    "last_timestep": "Last valid timestep",
-    "attention_pooling": "Attention pooling",
-    "flatten": "Flatten",
-    "dense": "Dense",
-    "time_distributed_dense": "TimeDistributed(Dense)",
-    "custom": "Custom expression",
-}
 PALETTE = (
     ("Input", ("embedding", "masking")),
     ("Recurrent", ("simple_rnn", "lstm", "gru")),
@@ -48,10 +32,6 @@ PALETTE = (
     ("Code", ("custom",)),
 )
 MIME_TYPE = "application/x-rnn-explorer-layer"
-
-
-def friendly(layer_type: str) -> str:
-    return FRIENDLY.get(layer_type, layer_type.replace("_", " ").capitalize())
 
 
 def palette_groups() -> list[tuple[str, list[str]]]:
@@ -213,7 +193,6 @@ class LayerCard(QFrame):
         self.name_label = ElidedLabel(name)
         self.name_label.setFont(mono_font())
         self.name_label.setStyleSheet("font-weight:600")
-        self.name_label.setMaximumWidth(150)
         header.addWidget(self.name_label, 1)
         self.type_combo = _NoWheelComboBox()
         for layer_type in LAYER_PARAMS:
@@ -223,13 +202,19 @@ class LayerCard(QFrame):
         self.type_combo.currentIndexChanged.connect(self._type_picked)
         self.type_combo.setMinimumContentsLength(12)
         self.type_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        header.addWidget(self.type_combo, 2)
         self.up_button = self._tool_button("▲", "Move this layer up", lambda: self.moveRequested.emit(self, -1))
         self.down_button = self._tool_button("▼", "Move this layer down", lambda: self.moveRequested.emit(self, 1))
         self.remove_button = self._tool_button("✕", "Remove this layer", lambda: self.removeRequested.emit(self))
         for button in (self.up_button, self.down_button, self.remove_button):
             header.addWidget(button)
         outer.addLayout(header)
+        type_row = QHBoxLayout()       # under the name, so that long names are never cut short
+        type_row.setSpacing(6)
+        type_label = QLabel("type")
+        type_label.setToolTip(self.type_combo.toolTip())
+        type_row.addWidget(type_label)
+        type_row.addWidget(self.type_combo, 1)
+        outer.addLayout(type_row)
 
         self._widgets: dict[str, QWidget] = {}
         params = LAYER_PARAMS[layer.type]
@@ -733,8 +718,7 @@ class StackEditor(QWidget):
     def _param_changed(self, card: LayerCard, key: str, value: Any) -> None:
         index = self.cards.index(card)
         self._spec.layers[index].params[key] = value
-        self._select(card.name, emit=True)
-        self._emit()
+        self._emit()          # the selection stays: the plots keep showing the layer the user was looking at
 
     def _type_changed(self, card: LayerCard, new_type: str) -> None:
         index = self.cards.index(card)
