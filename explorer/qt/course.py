@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolButton, QVBoxLayout, QWidget
 
 from ..core import course, presets
 from ..core.spec import StackSpec
@@ -36,6 +36,7 @@ class LessonBanner(QFrame):
         top = QHBoxLayout()
         top.setSpacing(6)
         self.place_label = QLabel("")
+        self.place_label.setWordWrap(True)
         top.addWidget(self.place_label, 1)
         self.previous_button = QPushButton("◀ Previous")
         self.previous_button.setToolTip("The lesson before this one in the course")
@@ -45,6 +46,11 @@ class LessonBanner(QFrame):
         self.next_button.clicked.connect(lambda: self.stepRequested.emit(1))
         top.addWidget(self.previous_button)
         top.addWidget(self.next_button)
+        self.fold_button = QToolButton()
+        self.fold_button.setCheckable(True)
+        self.fold_button.setAutoRaise(True)
+        self.fold_button.toggled.connect(self.fold)
+        top.addWidget(self.fold_button)
         layout.addLayout(top)
         self.text_label = QLabel("")
         self.text_label.setWordWrap(True)
@@ -61,7 +67,29 @@ class LessonBanner(QFrame):
         edited.addWidget(self.restore_button, 0, Qt.AlignmentFlag.AlignTop)
         layout.addLayout(edited)
         self.edited: list[str] = []
+        self._title = ""
         self.show_stack(None)
+        self.fold(False)
+
+    def fold(self, folded: bool) -> None:
+        """Folded: one line (the place in the course and the title), for the plots' sake on a small screen."""
+        self.fold_button.setChecked(folded)
+        self.fold_button.setText("▾" if folded else "▴")
+        self.fold_button.setToolTip("Show the lesson's text" if folded else "Fold the lesson to one line")
+        self.text_label.setVisible(not folded)
+        self._show_place()
+        self.show_edits(self.edited)
+
+    @property
+    def folded(self) -> bool:
+        return self.fold_button.isChecked()
+
+    def _show_place(self) -> None:
+        place = self.place_label.property("place") or ""
+        title = f" — <b>{escape(self._title)}</b>" if self.folded and self._title else ""
+        edited = " · ✎ edited" if self.folded and self.edited else ""
+        self.place_label.setText(place + title + edited)
+        self.place_label.setVisible(bool(place or title))
 
     def text(self) -> str:
         """The title and lesson as shown (rich text)."""
@@ -77,26 +105,29 @@ class LessonBanner(QFrame):
         if look:
             text += f"<br><b>Where to look:</b> {escape(look)}"
         self.text_label.setText(text)
-        self.place_label.setVisible(place is not None)
+        self._title = spec.title or ""
         for button in (self.previous_button, self.next_button):
             button.setVisible(place is not None)
+        self.place_label.setProperty("place", None)
         if place is not None:
             index, count, section = place
-            self.place_label.setText(f"<b>Lesson {index + 1} of {count}</b> · {escape(section)}")
+            self.place_label.setProperty("place", f"<b>Lesson {index + 1} of {count}</b> · {escape(section)}")
             self.previous_button.setEnabled(index > 0)
             self.next_button.setEnabled(index + 1 < count)
+        self._show_place()
         self.show_edits([])
         self.show()
 
     def show_edits(self, changed: list[str]) -> None:
         """Says that the stack on screen is no longer the lesson's (empty: it still is)."""
         self.edited = list(changed)
-        self.edited_label.setVisible(bool(changed))
+        self.edited_label.setVisible(bool(changed) and not self.folded)
         self.restore_button.setVisible(bool(changed))
         if changed:
             shown = ", ".join(changed[:4]) + (f" and {len(changed) - 4} more" if len(changed) > 4 else "")
             self.edited_label.setText(f"<b>✎ You changed {escape(shown)}</b>: the lesson above describes the "
                                       "stack as it opened.")
+        self._show_place()
 
 
 class CourseController(QObject):

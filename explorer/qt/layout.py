@@ -13,8 +13,9 @@
   plots' labels (`Zoom`, remembered under `KEY_SCALE`); F11 is full screen; Focus puts the plots first
   and the editors out of the way.
 
-Another plot view joins by `WindowLayout.add_plot_view(view)`: a pyqtgraph GraphicsLayoutWidget whose
-plots then get the same minimum view box.
+Room for more: `WindowLayout.add_plot_view(view)` gives the plots of another pyqtgraph
+GraphicsLayoutWidget the same minimum view box; `add_panel(title, widget)` adds a dock, tabbed with
+the shapes panel and listed in the View menu.
 """
 
 from __future__ import annotations
@@ -240,10 +241,13 @@ class WindowLayout(QObject):
         self.shapes_dock = self._dock("Shapes", window.shapes)
         self.sequences_dock = self._dock("Sequences", window.sequence_editor)
         self.docks = (self.stack_dock, self.shapes_dock, self.sequences_dock)
+        self.arrangement: str | None = None     # "wide-tall", "narrow-short" …
+        self._sized = False
         window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.stack_dock)
-        window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.shapes_dock)
-        window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.sequences_dock)
-        self.arrangement: str | None = None     # "wide-tall", "narrow-short" …, once the window has a size
+        window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.shapes_dock)
+        window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.sequences_dock)
+        self._place_docks(wide=False, tall=False)   # the most compact first: the window is never shown larger
+        #                                             than it was asked to be; it spreads out if it has the room
         self.focused = False
         self._before_focus: list[QDockWidget] = []
 
@@ -266,6 +270,21 @@ class WindowLayout(QObject):
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetClosable
                          | QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        return dock
+
+    # --- room for more ---
+
+    def add_plot_view(self, view) -> None:
+        """Another pyqtgraph GraphicsLayoutWidget of plots: each of its plots keeps a MIN_VIEW view box."""
+        self.plot_fit.add_view(view)
+
+    def add_panel(self, title: str, widget: QWidget) -> QDockWidget:
+        """Another panel (e.g. training): a dock, tabbed with the shapes panel, listed in the View menu."""
+        dock = self._dock(title, widget)
+        self.window.tabifyDockWidget(self.shapes_dock, dock)
+        self.docks = (*self.docks, dock)
+        if getattr(self, "view_menu", None) is not None:
+            self._add_toggle(dock)
         return dock
 
     # --- actions and the View menu ---
@@ -305,11 +324,14 @@ class WindowLayout(QObject):
         menu.addAction(self.full_screen_action)
         menu.addAction(self.focus_action)
         menu.addSeparator()
-        for dock in self.docks:
-            toggle = dock.toggleViewAction()
-            toggle.setText(f"{dock.windowTitle()} panel")
-            menu.addAction(toggle)
         self.view_menu = menu
+        for dock in self.docks:
+            self._add_toggle(dock)
+
+    def _add_toggle(self, dock: QDockWidget) -> None:
+        toggle = dock.toggleViewAction()
+        toggle.setText(f"{dock.windowTitle()} panel")
+        self.view_menu.addAction(toggle)
 
     # --- presentation ---
 
@@ -322,6 +344,7 @@ class WindowLayout(QObject):
         self.window.settings.setValue(KEY_SCALE, self.zoom.scale)
         if announce:
             self.window.set_status(f"text at {self.zoom.scale:.0%} (Ctrl+0: normal size)")
+        self._sized = False           # the side docks are sized again for the new text
         self.schedule()
         self.plot_fit.schedule()
 
@@ -361,7 +384,8 @@ class WindowLayout(QObject):
         if scale != self.zoom.scale:
             self.zoom.set_scale(scale)
         arrangement = settings.value(KEY_ARRANGEMENT, "")
-        self.arrangement = arrangement or None
+        if arrangement:
+            self.arrangement = arrangement     # the docks as restored: rearranged only when the size class changes
 
     def save(self, settings) -> None:
         settings.setValue(KEY_SCALE, self.zoom.scale)
@@ -384,27 +408,37 @@ class WindowLayout(QObject):
         scale = self.zoom.scale
         wide, tall = window.width() / scale >= WIDE, window.height() / scale >= TALL
         wanted = f"{'wide' if wide else 'narrow'}-{'tall' if tall else 'short'}"
-        if wanted != self.arrangement and not self.focused:
-            self.arrangement = wanted
-            left, right, bottom = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea,
-                                   Qt.DockWidgetArea.BottomDockWidgetArea)
-            for dock, area in ((self.shapes_dock, right if wide else left), (self.sequences_dock,
-                                                                             bottom if tall else left)):
-                window.addDockWidget(area, dock)        # taken out of any tab group first
-            if not wide:
-                window.tabifyDockWidget(self.stack_dock, self.shapes_dock)
-            if not tall:
-                window.tabifyDockWidget(self.shapes_dock if not wide else self.stack_dock, self.sequences_dock)
-            # a tab in the side column: text, batching and grid one above the other
-            window.sequence_editor.layout().setDirection(QBoxLayout.Direction.LeftToRight if tall
-                                                         else QBoxLayout.Direction.TopToBottom)
-            self.stack_dock.raise_()
+        if (wanted != self.arrangement or not self._sized) and not self.focused and window.isVisible():
+            if wanted != self.arrangement:
+                self._place_docks(wide, tall)
+            self._sized = True
             side = min(int(window.width() * (0.26 if wide else 0.38)), int(560 * scale))
             docks = [self.stack_dock] + ([self.shapes_dock] if wide else [])
             window.resizeDocks(docks, [side] * len(docks), Qt.Orientation.Horizontal)
             if tall:
                 window.resizeDocks([self.sequences_dock], [int(window.height() * 0.28)], Qt.Orientation.Vertical)
         self._wrap_toolbars()
+
+    def _place_docks(self, wide: bool, tall: bool) -> None:
+        """Tabs are made first and separate docks after, so that the window's minimum size never passes through a
+        larger one on the way (Qt would grow the window to it)."""
+        window = self.window
+        self.arrangement = f"{'wide' if wide else 'narrow'}-{'tall' if tall else 'short'}"
+        left, right, bottom = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea,
+                               Qt.DockWidgetArea.BottomDockWidgetArea)
+        if not wide:
+            window.tabifyDockWidget(self.stack_dock, self.shapes_dock)
+        if not tall:
+            window.tabifyDockWidget(self.stack_dock, self.sequences_dock)
+        if wide and (window.dockWidgetArea(self.shapes_dock) != right or window.tabifiedDockWidgets(self.shapes_dock)):
+            window.addDockWidget(right, self.shapes_dock)
+        if tall and (window.dockWidgetArea(self.sequences_dock) != bottom
+                     or window.tabifiedDockWidgets(self.sequences_dock)):
+            window.addDockWidget(bottom, self.sequences_dock)
+        # a tab in the side column: text, batching and grid one above the other
+        window.sequence_editor.layout().setDirection(QBoxLayout.Direction.LeftToRight if tall
+                                                     else QBoxLayout.Direction.TopToBottom)
+        self.stack_dock.raise_()
 
     def _wrap_toolbars(self) -> None:
         window = self.window

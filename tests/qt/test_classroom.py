@@ -313,3 +313,18 @@ def test_the_screenshot_takes_the_size_and_scale_asked_for(win, tmp_path):
     image = QImage(str(path))
     assert (image.width(), image.height()) == (1024, 768)
     win.window_layout.set_scale(1.0)          # the presentation scale is the application's font: put it back
+
+
+def test_another_panel_and_plot_view_join_the_layout(win, qtbot):
+    import pyqtgraph as pg
+    view = pg.GraphicsLayoutWidget()
+    plot = view.addPlot(title="a gate plot with a title long enough to take two lines when the panel is narrow")
+    panel = win.window_layout.add_panel("Training", view)
+    win.window_layout.add_plot_view(view)
+    assert panel in win.window_layout.docks
+    assert any(action.text() == "Training panel" for action in win.window_layout.view_menu.actions())
+    panel.show()
+    panel.raise_()
+    laid_out(qtbot, win)
+    assert view.minimumHeight() >= MIN_VIEW[1] and plot.minimumHeight() >= MIN_VIEW[1]
+    panel.close()
