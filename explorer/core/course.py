@@ -45,8 +45,8 @@ COURSE = (
            "On line 3 the heatmap's hatched padded steps repeat the last output; the FC input plot shows the "
            "average over the three valid steps only."),
     Lesson("max_pooling", "Pooling", 3, "lstm_1",
-           "On line 3 the padded steps repeat the last output, so the maximum in the FC input plot can come "
-           "from padding; compare with masked mean."),
+           "On line 3 the hatched padded steps repeat the last output, so here the maximum in the FC input "
+           "plot is unchanged; set padding to pre and the padding's outputs compete with the real ones."),
     Lesson("masked_mean", "Pooling", 3, "lstm_1",
            "The FC input plot is the mean of line 3's three valid steps: change padding to pre and it stays "
            "the same."),
