@@ -298,12 +298,18 @@ class WrappedPlot(pg.PlotItem):
         self.titleLabel.item.document().setDefaultTextOption(option)
 
     def wrap_title(self, width: float) -> None:
-        """Wraps the title to `width` pixels (long titles wrap instead of widening the plot)."""
+        """Wraps the title to `width` pixels (long titles wrap instead of widening the plot), and makes its row as
+        tall as the lines it takes (pyqtgraph fixes it at 30 px, so a third line ran into the plot)."""
         label = self.titleLabel
         width = max(float(width), 80.0)
         if abs(label.item.textWidth() - width) > 0.5:
             label.item.setTextWidth(width)
             label.updateMin()
+        if label.isVisible():
+            height = float(np.ceil(label.item.boundingRect().height()))
+            if abs(label.maximumHeight() - height) > 0.5:
+                label.setMaximumHeight(height)
+                self.layout.setRowFixedHeight(0, height)
 
 
 class BarPlot:

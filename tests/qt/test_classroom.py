@@ -86,6 +86,9 @@ def test_every_plot_is_readable_and_nothing_is_cut_at_classroom_sizes(win, qtbot
                 if plot.isVisible():
                     box = plot.vb.size()
                     assert box.width() >= MIN_VIEW[0] - 0.5 and box.height() >= MIN_VIEW[1] - 0.5, (where, name)
+                    title = plot.titleLabel                      # every line of the title above the plot
+                    assert title.item.boundingRect().height() <= title.size().height() + 1, (where, name)
+                    assert title.mapRectToScene(title.rect()).bottom() <= plot.vb.sceneBoundingRect().top() + 1
             cut = [label.text() for label in win.findChildren(QLabel) if label.isVisible() and label_cut(label)]
             assert not cut, (where, cut)
             table = win.shapes.table
