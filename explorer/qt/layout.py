@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 MIN_VIEW = (280, 110)              # the smallest readable plot area, in pixels
 WIDE = 1500                        # narrower (in unscaled pixels): the shapes panel is a tab beside the stack
+COMPACT_SCALE = 1.25               # from this text scale up, a narrow window's layer cards take one parameter a row
 TALL = 900                         # shorter: the sequences are a tab there too, and the plots get the height
 SCALES = (0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0)
 KEY_SCALE = "view/scale"
@@ -151,9 +152,9 @@ class PlotFit(QObject):
                 if not _is_plot(plot) or not plot.isVisible():
                     continue
                 box = plot.vb
-                width = plot.size().width() - box.size().width() + MIN_VIEW[0]
-                height = plot.size().height() - box.size().height() + MIN_VIEW[1]
-                if abs(plot.minimumHeight() - height) > 1 or abs(plot.minimumWidth() - width) > 1:
+                width = math.ceil(plot.size().width() - box.size().width()) + MIN_VIEW[0] + 1
+                height = math.ceil(plot.size().height() - box.size().height()) + MIN_VIEW[1] + 1
+                if abs(plot.minimumHeight() - height) > 0.5 or abs(plot.minimumWidth() - width) > 0.5:
                     plot.setMinimumSize(width, height)
                     changed = True
         if self.window.plots.vector_view in self.views:
@@ -408,6 +409,12 @@ class WindowLayout(QObject):
         scale = self.zoom.scale
         wide, tall = window.width() / scale >= WIDE, window.height() / scale >= TALL
         wanted = f"{'wide' if wide else 'narrow'}-{'tall' if tall else 'short'}"
+        # a narrow column at a large text scale: one parameter per row on the layer cards (then the docks are
+        # sized once the new cards have told the layouts how narrow they can be)
+        if window.stack_editor.set_param_pairs(1 if not wide and scale >= COMPACT_SCALE else 2):
+            self._sized = False
+            self.schedule()
+            return
         if (wanted != self.arrangement or not self._sized) and not self.focused and window.isVisible():
             if wanted != self.arrangement:
                 self._place_docks(wide, tall)

@@ -56,6 +56,7 @@ DEFAULT_UNITS = 3            # shown by default: the units that vary most over t
 SYMBOLS_UP_TO = 40           # unit curves get a dot per step up to this many steps
 MAX_VALUE_LABELS = 24        # value labels on output bars up to this many classes
 LEFT_AXIS_WIDTH = 58         # equal left axes keep the linked time axes aligned pixel for pixel
+COLORBAR_AXIS_WIDTH = 45     # pyqtgraph's own, for its tick labels at the normal text size
 TITLE_POINTS = 9.0           # plot titles, axis labels and ticks, times the presentation scale
 
 # Batch-mask cell codes (PlotsPanel.mask_codes).
@@ -509,7 +510,6 @@ class PlotsPanel(QWidget):
         self.fit_colors.toggled.connect(lambda _: self._update() if self.result is not None else None)
         self.hover_label = QLabel(" ")
         self.hover_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.hover_label.setMinimumWidth(120)
         # a long description must never widen the panel
         self.hover_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         controls = QHBoxLayout()
@@ -1041,6 +1041,7 @@ class PlotsPanel(QWidget):
             axis.label.setFont(font)
             axis.picture = None
             axis.update()
+        self.colorbar.axis.setWidth(int(COLORBAR_AXIS_WIDTH * scale))
         for plot in self.plots().values():
             plot.getAxis("left").setWidth(int(LEFT_AXIS_WIDTH * scale))
             title = self._titles.get(id(plot))

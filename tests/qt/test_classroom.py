@@ -8,12 +8,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication, QComboBox, QLabel, QToolBar
+from PySide6.QtWidgets import QApplication, QLabel, QToolBar
 
 from explorer import cli
 from explorer.core import course, presets
 from explorer.qt.layout import MIN_VIEW
-from explorer.qt.stack_editor import ElidedLabel
 from explorer.qt.theme import dark_palette, light_palette
 
 RUN_TIMEOUT_MS = 60_000
@@ -60,9 +59,8 @@ def win(room, qtbot):
 
 
 def label_cut(label: QLabel) -> bool:
-    """Does the label show less than its text? (Elided, or narrower than its text on one line.)"""
-    if isinstance(label, ElidedLabel):
-        return label.text() != label.full_text()
+    """Does the label show less than its text? (Narrower than its text on one line; a wrapping label takes more
+    lines instead.)"""
     if label.wordWrap() or not label.text().strip():
         return False
     return label.width() + 1 < label.minimumSizeHint().width()
