@@ -292,7 +292,7 @@ class WindowLayout(QObject):
 
     def _action(self, text: str, slot, shortcuts=(), tip: str = "", checkable: bool = False) -> QAction:
         action = QAction(text, self.window)
-        action.setShortcuts([QKeySequence(s) if isinstance(s, str) else QKeySequence(s) for s in shortcuts])
+        action.setShortcuts([QKeySequence(s) for s in shortcuts])
         action.setCheckable(checkable)
         if tip:
             action.setToolTip(tip)
@@ -309,7 +309,7 @@ class WindowLayout(QObject):
         self.zoom_reset_action = self._action("Actual size", lambda: self.set_scale(1.0), ["Ctrl+0"],
                                               "Text at its normal size")
         self.full_screen_action = self._action("Full screen", self.set_full_screen,
-                                               [QKeySequence.StandardKey.FullScreen, "F11"],
+                                               ["F11"],      # not StandardKey.FullScreen: KDE's is Ctrl+Shift+F
                                                "Fill the screen (F11 again to leave)", checkable=True)
         self.focus_action = self._action("Focus on the plots", self.set_focus, ["Ctrl+Shift+F"],
                                          "Plots first: the editors and tables out of the way (again to bring "

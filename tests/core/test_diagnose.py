@@ -185,3 +185,46 @@ def test_fc_input_explanations(engine):
     assert fc.layer == "dense_1" and fc.symbolic_shape == (None, 6) and fc.shape == (2, 6)
     assert fc.explanation.startswith("6 = 2 × 3 units of bidirectional gru_1 (merge_mode concat)")
     assert "independent of the number of timesteps" in fc.explanation
+
+
+# --- one-setting fixes ---
+
+@pytest.mark.parametrize("cut", [0, 1])
+def test_the_fix_for_a_lost_time_axis_turns_on_return_sequences_and_keras_then_builds_it(engine, cut):
+    import keras
+    layers = [EMB, {"type": "lstm", "units": 3, "return_sequences": True}, {"type": "gru", "units": 3,
+                                                                             "return_sequences": True},
+              {"type": "lstm", "units": 2}]
+    layers[1 + cut] = {**layers[1 + cut], "return_sequences": False}
+    spec = stack(layers)
+    fix = diagnose.structure_fix(spec)
+    assert fix is not None and (fix.setting, fix.value, fix.layer) == ("return_sequences", True, 1 + cut)
+    assert fix.label == f"Turn on return_sequences in {spec.layer_names()[1 + cut]}"
+    fixed = fix.apply(spec)
+    assert diagnose.structure_fix(fixed) is None and spec.layers[1 + cut].params["return_sequences"] is False
+    inputs = keras.Input((None,), dtype="int32")                     # the same stack in plain Keras builds
+    x = keras.layers.Embedding(50, 4, mask_zero=True)(inputs)
+    x = keras.layers.LSTM(3, return_sequences=fixed.layers[1].params["return_sequences"])(x)
+    x = keras.layers.GRU(3, return_sequences=fixed.layers[2].params["return_sequences"])(x)
+    assert keras.layers.LSTM(2)(x).shape == (None, 2)
+    assert engine.run(fixed, TEXT).layers[-1].shape == (2, 2)
+
+
+def test_the_fix_for_flatten_sets_maxlen_to_the_longest_sequence(engine):
+    spec = stack([EMB, {"type": "lstm", "units": 3, "return_sequences": True}, {"type": "flatten"},
+                  {"type": "dense", "units": 2}])
+    fix = diagnose.structure_fix(spec)
+    assert (fix.setting, fix.value, fix.layer) == ("maxlen", None, None)
+    longest = max(len(line.split()) for line in TEXT.splitlines())
+    fixed = fix.apply(spec, longest)
+    assert fixed.batching.maxlen == longest and spec.batching.maxlen is None
+    assert engine.run(fixed, TEXT).layer("flatten_1").shape == (2, longest * 3)
+
+
+def test_padding_without_a_mask_offers_to_tick_mask_zero(engine):
+    spec = stack([EMB_NO_MASK, {"type": "lstm", "units": 3}, {"type": "dense", "units": 2}])
+    [warning] = [d for d in engine.run(spec, TEXT).diagnostics if "padding without a mask" in d.message]
+    assert (warning.fix.setting, warning.fix.value, warning.fix.layer) == ("mask_zero", True, 0)
+    assert "tick mask_zero on embedding_1" in warning.message
+    fixed = warning.fix.apply(spec)
+    assert not [d for d in engine.run(fixed, TEXT).diagnostics if "padding without a mask" in d.message]
