@@ -334,6 +334,7 @@ class BarPlot:
         self._length: int | tuple = -1
         self._fixed_y: tuple[float, float] | None = None
         self._diverging = False
+        self.font: QFont | None = None        # the value labels' font in presentation mode
 
     def show_bars(self, values: np.ndarray, *, labels: bool = False, highlight: int | None = None,
                   fixed_y: tuple[float, float] | None = None) -> None:
@@ -400,6 +401,8 @@ class BarPlot:
         count = 0 if values is None else len(values)
         while len(self.labels) < count:
             label = pg.TextItem(color=self.fg, anchor=(0.5, 1.0))
+            if self.font is not None:
+                label.setFont(self.font)
             self.plot.addItem(label, ignoreBounds=True)
             self.labels.append(label)
         for i, label in enumerate(self.labels):
@@ -1048,6 +1051,7 @@ class PlotsPanel(QWidget):
             if title is not None:
                 plot.setTitle(title, color=self._fg.name(), size=self._title_size())
         for bars in (self.fc, self.output):
+            bars.font = font
             for label in bars.labels:
                 label.setFont(font)
         self._wrap_titles()
