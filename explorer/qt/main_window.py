@@ -19,6 +19,8 @@ from ..core.errors import SpecError
 from ..core.spec import StackSpec, from_dict, to_dict
 from ..service import Reply, RunService
 from .course import CourseController, LessonBanner
+from .fixes import FixButton
+from .layout import WindowLayout
 from .plots import PlotsPanel
 from .sequence_editor import SequenceEditor
 from .shapes_panel import ShapesPanel
@@ -139,7 +141,6 @@ class MainWindow(QMainWindow):
         self.lesson_banner = LessonBanner()
         self.lesson_label = self.lesson_banner        # title, lesson and the place in the course
         self.course = CourseController(self)
-        from .layout import WindowLayout
         self.window_layout = WindowLayout(self)     # docks, tabs when space is short, plots that stay readable
 
         self.stack_editor.changed.connect(self._stack_edited)
@@ -216,7 +217,6 @@ class MainWindow(QMainWindow):
         self.device_label = QLabel("")
         self.timing_label = QLabel("")
         status.addWidget(self.status_message, 1)
-        from .fixes import FixButton
         self.fix_button = FixButton(self)       # "Fix: tick mask_zero on embedding_1" when one setting answers
         status.addPermanentWidget(self.device_label)
         status.addPermanentWidget(self.timing_label)

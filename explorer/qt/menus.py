@@ -201,7 +201,7 @@ class WindowMenus(QObject):
     def _build_help(self) -> None:
         menu = self.menu("&Help")
         self.lessons_action = self._action(menu, "Lessons…", self.show_lessons,
-                                           tip="Every built-in stack with what it teaches")
+                                           tip="The course: every built-in lesson, in order, with where to look")
         self.shortcuts_action = self._action(menu, "Keyboard shortcuts", self.show_shortcuts,
                                              [QKeySequence.StandardKey.HelpContents])
         menu.addSeparator()
