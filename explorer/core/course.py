@@ -1,8 +1,9 @@
 """The lessons as a course: the built-in presets in teaching order, each with where to look.
 
-The path goes padding → masks → pooling → stacking → bidirectional → batching modes. Each lesson
-names the editor line (1-based, as in the sequence editor) and the layer that show its point, and
-one sentence that says where to look once they are on screen.
+The path goes padding → masks → pooling → stacking → bidirectional → batching modes, then inside
+the cell (gates and gradients). Each lesson names the editor line (1-based, as in the sequence
+editor) and the layer that show its point, the plot tab to open when it is not the first, and one
+sentence that says where to look once they are on screen.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from dataclasses import dataclass
 from . import presets
 from .spec import StackSpec
 
-SECTIONS = ("Padding", "Masks", "Pooling", "Stacking", "Bidirectional", "Batching modes")
+SECTIONS = ("Padding", "Masks", "Pooling", "Stacking", "Bidirectional", "Batching modes", "Inside the cell")
+CELL_TAB = "Inside the cell"
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,7 @@ class Lesson:
     line: int          # the editor line opened first
     layer: str         # the layer the plots open on
     look: str          # where to look, in one sentence
+    tab: str | None = None   # the plot tab that shows it, when not the first ("Outputs")
 
 
 COURSE = (
@@ -68,6 +71,16 @@ COURSE = (
     Lesson("chunked_stateful", "Batching modes", 1, "lstm_1",
            "Line 1 runs in windows of 4 steps, the state carried across: switch the mode to pad and the "
            "heatmap's valid steps stay the same."),
+    Lesson("forgetting_simple_rnn", "Inside the cell", 2, "simple_rnn_1",
+           "The Inside the cell tab, log scale on: the gradient curve of line 2 falls by orders of magnitude "
+           "from the last step back to the first; switch the layer to LSTM and it falls far more slowly.",
+           CELL_TAB),
+    Lesson("mask_stops_gradient", "Inside the cell", 3, "lstm_1",
+           "Line 3 (8 4 19 23) is padded with eight zeros: in the Inside the cell tab its gradient is exactly 0 on "
+           "the hatched steps; untick mask_zero and the padding gets a gradient.", CELL_TAB),
+    Lesson("forget_gate_saturation", "Inside the cell", 2, "lstm_1",
+           "The Inside the cell tab, forget gate: the saturation bars beside the heatmap are near 100 %; divide "
+           "the readings by 100 and run again to see the gates leave saturation.", CELL_TAB),
 )
 
 

@@ -166,6 +166,10 @@ class CourseController(QObject):
         if self.lesson.layer in window.document.layer_names():
             window.select_layer(self.lesson.layer)
         window.select_line(self.lesson.line)
+        tabs = getattr(window, "plot_tabs", None)
+        if tabs is not None:
+            titles = [tabs.tabText(index) for index in range(tabs.count())]
+            tabs.setCurrentIndex(titles.index(self.lesson.tab) if self.lesson.tab in titles else 0)
 
     def _edited(self) -> None:
         if self._original is not None:

@@ -27,8 +27,8 @@ import math
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QRect, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QFont, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import (QAbstractItemView, QApplication, QBoxLayout, QDockWidget, QFrame, QScrollArea, QToolBar,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QApplication, QBoxLayout, QDockWidget, QFrame, QScrollArea,
+                               QTabWidget, QToolBar, QVBoxLayout, QWidget)
 
 from . import style
 
@@ -149,10 +149,17 @@ class PlotFit(QObject):
             grid = view.ci.layout
             for index in range(grid.count()):
                 plot = grid.itemAt(index).graphicsItem()
-                if not _is_plot(plot) or not plot.isVisible():
+                if not _is_plot(plot):
+                    continue
+                if not plot.isVisible():         # a hidden plot gives its room back
+                    if plot.minimumHeight() or plot.minimumWidth():
+                        plot.setMinimumSize(0, 0)
+                        changed = True
                     continue
                 box = plot.vb
-                width = math.ceil(plot.size().width() - box.size().width()) + MIN_VIEW[0] + 1
+                # a companion plot narrower by design (bars beside a heatmap) keeps its own width
+                width = min(math.ceil(plot.size().width() - box.size().width()) + MIN_VIEW[0] + 1,
+                            plot.maximumWidth())
                 height = math.ceil(plot.size().height() - box.size().height()) + MIN_VIEW[1] + 1
                 if abs(plot.minimumHeight() - height) > 0.5 or abs(plot.minimumWidth() - width) > 0.5:
                     plot.setMinimumSize(width, height)
@@ -175,6 +182,7 @@ class Zoom(QObject):
         super().__init__(window)
         self.window = window
         self.scale = 1.0
+        self.panels = [window.plots]        # plot panels whose titles and axes follow the scale
         app = QApplication.instance()
         if app.property("explorer_base_font") is None:
             app.setProperty("explorer_base_font", QFont(app.font()))
@@ -211,8 +219,25 @@ class Zoom(QObject):
                     base = header.defaultSectionSize() / previous
                     table.setProperty("explorer_base_column", base)
                 header.setDefaultSectionSize(int(base * scale))
-        self.window.plots.set_text_scale(scale)
+        for panel in self.panels:
+            panel.set_text_scale(scale)
 
+
+
+class PlotTabs(QTabWidget):
+    """The plot tabs. A panel is shown in a scroll area; `setCurrentWidget(panel)` finds it there too."""
+
+    def page_index(self, widget: QWidget) -> int:
+        for index in range(self.count()):
+            page = self.widget(index)
+            if page is widget or (isinstance(page, QScrollArea) and page.widget() is widget):
+                return index
+        return -1
+
+    def setCurrentWidget(self, widget: QWidget) -> None:  # noqa: N802 (Qt's name)
+        index = self.page_index(widget)
+        if index >= 0:
+            self.setCurrentIndex(index)
 
 
 class WindowLayout(QObject):
@@ -230,12 +255,15 @@ class WindowLayout(QObject):
         self.plots_scroll.setWidgetResizable(True)
         self.plots_scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.plots_scroll.setWidget(window.plots)
+        self.plot_tabs = PlotTabs()            # "Outputs", and the tabs other plot panels add
+        self.plot_tabs.setDocumentMode(True)
+        self.plot_tabs.addTab(self.plots_scroll, "Outputs")
         central = QWidget()
         column = QVBoxLayout(central)
         column.setContentsMargins(2, 4, 2, 0)
         column.setSpacing(4)
         column.addWidget(window.lesson_banner)
-        column.addWidget(self.plots_scroll, 1)
+        column.addWidget(self.plot_tabs, 1)
         window.setCentralWidget(central)
 
         self.stack_dock = self._dock("Stack", window.stack_editor)
@@ -278,6 +306,21 @@ class WindowLayout(QObject):
     def add_plot_view(self, view) -> None:
         """Another pyqtgraph GraphicsLayoutWidget of plots: each of its plots keeps a MIN_VIEW view box."""
         self.plot_fit.add_view(view)
+
+    def add_plot_tab(self, title: str, panel: QWidget, view=None) -> QScrollArea:
+        """Another panel of plots, as a tab beside "Outputs", scrolling when the window is short; the plots of
+        its pyqtgraph `view` keep a MIN_VIEW view box."""
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(panel)
+        self.plot_tabs.addTab(scroll, title)
+        if view is not None:
+            self.add_plot_view(view)
+        if hasattr(panel, "set_text_scale"):
+            self.zoom.panels.append(panel)
+            panel.set_text_scale(self.zoom.scale)
+        return scroll
 
     def add_panel(self, title: str, widget: QWidget) -> QDockWidget:
         """Another panel (e.g. training): a dock, tabbed with the shapes panel, listed in the View menu."""

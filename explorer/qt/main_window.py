@@ -18,6 +18,7 @@ from ..core import course, presets
 from ..core.errors import SpecError
 from ..core.spec import StackSpec, from_dict, to_dict
 from ..service import Reply, RunService
+from .cell_plots import CellPanel
 from .course import CourseController, LessonBanner
 from .fixes import FixButton
 from .layout import WindowLayout
@@ -113,6 +114,7 @@ class MainWindow(QMainWindow):
         self.set_status(LOADING)
         self.plots.show_message(LOADING)
         self.service.submit("devices", _list_devices)
+        self.cell_panel.attach(self)
         self._attach_session(settings)
         self._document_loaded()
 
@@ -138,10 +140,13 @@ class MainWindow(QMainWindow):
         self.plots = PlotsPanel()
         self.sequence_editor = SequenceEditor(self.document.sequences or "", self.document.batching,
                                               self.document.input)
+        self.cell_panel = CellPanel()          # Inside the cell: gates and gradients, a tab beside the plots
         self.lesson_banner = LessonBanner()
         self.lesson_label = self.lesson_banner        # title, lesson and the place in the course
         self.course = CourseController(self)
         self.window_layout = WindowLayout(self)     # docks, tabs when space is short, plots that stay readable
+        self.plot_tabs = self.window_layout.plot_tabs
+        self.window_layout.add_plot_tab("Inside the cell", self.cell_panel, self.cell_panel.view)
 
         self.stack_editor.changed.connect(self._stack_edited)
         self.stack_editor.layerSelected.connect(self.select_layer)

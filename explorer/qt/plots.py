@@ -24,6 +24,7 @@ from PySide6.QtGui import (
     QBrush,
     QColor,
     QFont,
+    QGuiApplication,
     QImage,
     QPainter,
     QPalette,
@@ -206,6 +207,29 @@ def nice_limit(value: float) -> float:
         if limit >= value * (1 - 1e-9):
             return float(limit)
     return float(10.0 ** (exponent + 1))
+
+def scale_axes(plots, colorbar: pg.ColorBarItem | None, scale: float) -> QFont:
+    """Presentation mode for some plots: tick labels and axis labels at `scale` × TITLE_POINTS, the left axes
+    (and the colour bar's) widened to match. Returns the font used."""
+    font = QFont(QGuiApplication.font())
+    font.setPointSizeF(TITLE_POINTS * scale)
+    plots = list(plots)
+    axes = [plot.getAxis(side) for plot in plots for side in ("left", "bottom")]
+    if colorbar is not None:
+        axes += [axis for name in ("axis", "axis_l", "axis_r")
+                 if isinstance(axis := getattr(colorbar, name, None), pg.AxisItem)]
+        colorbar.axis.setWidth(int(COLORBAR_AXIS_WIDTH * scale))
+    for axis in axes:
+        axis.setStyle(tickFont=font)
+        axis.label.setFont(font)
+        axis.picture = None
+        axis.update()
+    for plot in plots:
+        left = plot.getAxis("left")
+        if left.style.get("showValues", True):
+            left.setWidth(int(LEFT_AXIS_WIDTH * scale))
+    return font
+
 
 class StepOverlay(pg.GraphicsObject):
     """Marks whole timesteps, over the full height of its view: padded (grey and hatched) and
@@ -1034,19 +1058,8 @@ class PlotsPanel(QWidget):
     def set_text_scale(self, scale: float) -> None:
         """Presentation mode: titles, axis labels, ticks and value labels `scale` times their size."""
         self.text_scale = scale
-        font = QFont(self.font())
-        font.setPointSizeF(TITLE_POINTS * scale)
-        axes = [plot.getAxis(side) for plot in self.plots().values() for side in ("left", "bottom")]
-        axes += [axis for name in ("axis", "axis_l", "axis_r")
-                 if isinstance(axis := getattr(self.colorbar, name, None), pg.AxisItem)]
-        for axis in axes:
-            axis.setStyle(tickFont=font)
-            axis.label.setFont(font)
-            axis.picture = None
-            axis.update()
-        self.colorbar.axis.setWidth(int(COLORBAR_AXIS_WIDTH * scale))
+        font = scale_axes(self.plots().values(), self.colorbar, scale)
         for plot in self.plots().values():
-            plot.getAxis("left").setWidth(int(LEFT_AXIS_WIDTH * scale))
             title = self._titles.get(id(plot))
             if title is not None:
                 plot.setTitle(title, color=self._fg.name(), size=self._title_size())

@@ -166,6 +166,21 @@ def test_a_lesson_opens_where_it_shows_its_point_and_next_goes_on_without_asking
     settle(qtbot, win)
 
 
+def test_a_lesson_about_the_cell_opens_its_tab(win, qtbot):
+    win.load_preset("mask_stops_gradient")
+    settle(qtbot, win)
+    assert win.plot_tabs.tabText(win.plot_tabs.currentIndex()) == course.CELL_TAB
+    assert win.plot_tabs.currentWidget().widget() is win.cell_panel
+    qtbot.waitUntil(lambda: win.cell_panel.data is not None, timeout=RUN_TIMEOUT_MS)
+    win.load_preset("forgotten_mask_post")
+    settle(qtbot, win)
+    assert win.plot_tabs.currentIndex() == 0
+    win.plot_tabs.setCurrentWidget(win.cell_panel)
+    assert win.plot_tabs.currentWidget().widget() is win.cell_panel
+    win.plot_tabs.setCurrentWidget(win.plots)
+    assert win.plot_tabs.currentIndex() == 0
+
+
 def test_back_to_the_lesson_restores_it(win, qtbot):
     win.sequence_editor.text_edit.setPlainText("1 2 3\n")
     qtbot.waitUntil(lambda: bool(win.lesson_banner.edited), timeout=5000)
