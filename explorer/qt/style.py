@@ -10,10 +10,10 @@ MASK_ROLES = {
     "carries": ("#1f5fa8", "carries the mask on to the next layer"),
     "consumes": ("#6a3d9a", "uses the mask and removes it (no time axis after this layer)"),
     "drops": ("#c0392b", "ignores the mask: padded steps count like real ones from here on"),
-    "none": ("#7a7a7a", "no mask arrives or leaves"),
+    "none": ("#6b6b6b", "no mask arrives or leaves"),
 }
 # Lighter twins of the role colours, readable on the dark palette.
-_DARK_ROLE_COLOURS = {"creates": "#5ccf7e", "carries": "#6aa9f0", "consumes": "#b89ae6", "drops": "#f0776a",
+_DARK_ROLE_COLOURS = {"creates": "#5ccf7e", "carries": "#6aa9f0", "consumes": "#b89ae6", "drops": "#f48a7f",
                       "none": "#a8a8a8"}
 
 

@@ -295,6 +295,20 @@ def test_every_grid_cell_is_readable_in_both_palettes(win, qtbot, palette):
         app.setPalette(before)
 
 
+@pytest.mark.parametrize("palette", [light_palette, dark_palette], ids=["light", "dark"])
+def test_the_mask_roles_read_on_the_tables_background_in_both_palettes(palette):
+    from explorer.qt.style import MASK_ROLES, mask_role_colour
+    app = QApplication.instance()
+    before = app.palette()
+    app.setPalette(palette())
+    try:
+        base = app.palette().color(QPalette.ColorRole.Base)
+        for role in MASK_ROLES:
+            assert wcag_ratio(QColor(mask_role_colour(role)), base) >= 4.5, (palette.__name__, role)
+    finally:
+        app.setPalette(before)
+
+
 # --- words ---
 
 def test_words_are_on_the_time_axis_and_their_token_id_on_hover(win, qtbot):
