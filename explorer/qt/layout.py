@@ -52,6 +52,8 @@ def fit_to_screen(window: QWidget, screen_rect: QRect | None = None) -> bool:
         if screen is None:
             return False
         screen_rect = screen.availableGeometry()
+    if window.layout() is not None:
+        window.layout().activate()          # the minimum size of the docks as they are now, not as they were
     frame = window.frameGeometry()
     extra_w, extra_h = frame.width() - window.width(), frame.height() - window.height()
     width = min(window.width(), int(screen_rect.width() * SCREEN_MARGIN) - extra_w)
@@ -71,6 +73,10 @@ def fit_to_screen(window: QWidget, screen_rect: QRect | None = None) -> bool:
 def _is_plot(item) -> bool:
     """A plot with a view box (a colour bar is a PlotItem too, but keeps its own width)."""
     return isinstance(item, pg.PlotItem) and not isinstance(item, pg.ColorBarItem)
+
+
+def _arrangement_name(wide: bool, tall: bool) -> str:
+    return f"{'wide' if wide else 'narrow'}-{'tall' if tall else 'short'}"
 
 
 def nearest_scale(value: float) -> float:
@@ -430,6 +436,9 @@ class WindowLayout(QObject):
         arrangement = settings.value(KEY_ARRANGEMENT, "")
         if arrangement:
             self.arrangement = arrangement     # the docks as restored: rearranged only when the size class changes
+            wide, tall = self._size_class()
+            if arrangement != _arrangement_name(wide, tall):
+                self._place_docks(wide, tall)  # restored for a bigger screen: compact before the window shows
 
     def save(self, settings) -> None:
         settings.setValue(KEY_SCALE, self.zoom.scale)
@@ -450,8 +459,8 @@ class WindowLayout(QObject):
         """Docks side by side or as tabs, and toolbars on one row or two, for the window's size."""
         window = self.window
         scale = self.zoom.scale
-        wide, tall = window.width() / scale >= WIDE, window.height() / scale >= TALL
-        wanted = f"{'wide' if wide else 'narrow'}-{'tall' if tall else 'short'}"
+        wide, tall = self._size_class()
+        wanted = _arrangement_name(wide, tall)
         # a narrow column at a large text scale: one parameter per row on the layer cards (then the docks are
         # sized once the new cards have told the layouts how narrow they can be)
         if window.stack_editor.set_param_pairs(1 if not wide and scale >= COMPACT_SCALE else 2):
@@ -469,11 +478,16 @@ class WindowLayout(QObject):
                 window.resizeDocks([self.sequences_dock], [int(window.height() * 0.28)], Qt.Orientation.Vertical)
         self._wrap_toolbars()
 
+    def _size_class(self) -> tuple[bool, bool]:
+        """(wide, tall) for the window's size at the presentation scale."""
+        scale = self.zoom.scale
+        return self.window.width() / scale >= WIDE, self.window.height() / scale >= TALL
+
     def _place_docks(self, wide: bool, tall: bool) -> None:
         """Tabs are made first and separate docks after, so that the window's minimum size never passes through a
         larger one on the way (Qt would grow the window to it)."""
         window = self.window
-        self.arrangement = f"{'wide' if wide else 'narrow'}-{'tall' if tall else 'short'}"
+        self.arrangement = _arrangement_name(wide, tall)
         left, right, bottom = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea,
                                Qt.DockWidgetArea.BottomDockWidgetArea)
         if not wide:

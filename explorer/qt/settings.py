@@ -134,13 +134,13 @@ class Preferences(QObject):
         s, window = self.settings, self.window
         geometry = _bytes(s.value(KEY_GEOMETRY))
         self.restored_geometry = bool(geometry is not None and window.restoreGeometry(geometry))
-        if self.restored_geometry:
-            from .layout import fit_to_screen
-            fit_to_screen(window)             # saved on a bigger screen: never open larger than this one
         state = _bytes(s.value(KEY_STATE))
         if state is not None:
             window.restoreState(state)
-        window.window_layout.restore(s)
+        window.window_layout.restore(s)       # the docks made compact first when the screen is smaller …
+        if self.restored_geometry:
+            from .layout import fit_to_screen
+            fit_to_screen(window)             # … then never larger than this screen
         if s.contains(KEY_LIVE):
             window.live_check.setChecked(_truthy(s.value(KEY_LIVE, True, type=bool)))
         device = s.value(KEY_DEVICE, "", type=str)

@@ -145,3 +145,21 @@ def test_a_list_of_one_recent_file_reads_back_as_a_list(ini):
     assert prefs.recent_files(reopen(ini)) == [str(Path("/tmp/one.stack.json").resolve())]
     prefs.clear_recent(stored)
     assert prefs.recent_files(reopen(ini)) == []
+
+
+def test_docks_laid_out_for_a_big_screen_open_compact_on_a_small_one(make_window, qtbot, ini):
+    from explorer.qt.layout import KEY_ARRANGEMENT
+    first = make_window(settings=reopen(ini))
+    first.resize(1920, 1080)
+    settle(qtbot, first)
+    qtbot.waitUntil(lambda: first.window_layout.arrangement == "wide-tall", timeout=5000)
+    assert first.close()
+    assert reopen(ini).value(KEY_ARRANGEMENT) == "wide-tall"
+    second = make_window(settings=reopen(ini), show=False)     # restored onto the 800 × 800 offscreen screen
+    size = (second.width(), second.height())
+    assert size[0] <= 800 and size[1] <= 800
+    layout = second.window_layout
+    assert layout.shapes_dock in second.tabifiedDockWidgets(layout.stack_dock)
+    second.show()
+    settle(qtbot, second)
+    assert (second.width(), second.height()) == size                  # not grown past the screen by the docks
