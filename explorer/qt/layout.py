@@ -1,9 +1,9 @@
 """How the window fits its screen, from 1024 × 768 to 4K, and its presentation mode.
 
-- The plots are the central widget, under the lesson banner, in a scroll area: every plot keeps a view
-  box of at least `MIN_VIEW` pixels (its title and axes come on top), and when the window is short
-  the plots scroll instead of shrinking to strips. The FC-input and output plots sit side by side
-  when there is room, one above the other when there is not.
+- The plots are the central widget, under the lesson banner, in tabs ("Outputs", "Inside the cell"),
+  each in a scroll area: every plot keeps a view box of at least `MIN_VIEW` pixels (its title and
+  axes come on top), and when the window is short the plots scroll instead of shrinking to strips.
+  The FC-input and output plots sit side by side when there is room, one above the other when not.
 - The stack editor, the shapes panel and the sequences are docks (View menu: show, hide, float,
   move). On a window narrower than `WIDE` (after the presentation scale) the shapes panel becomes a
   tab beside the stack editor; on one shorter than `TALL` the sequences do too, so that the plots
@@ -13,16 +13,16 @@
   plots' labels (`Zoom`, remembered under `KEY_SCALE`); F11 is full screen; Focus puts the plots first
   and the editors out of the way.
 
-Room for more: `WindowLayout.add_plot_view(view)` gives the plots of another pyqtgraph
-GraphicsLayoutWidget the same minimum view box; `add_panel(title, widget)` adds a dock, tabbed with
-the shapes panel and listed in the View menu.
+Room for more: `WindowLayout.add_plot_tab(title, panel, view)` adds a tab of plots (the panel's
+`set_text_scale`, if it has one, follows the presentation scale); `add_plot_view(view)` gives the
+plots of another pyqtgraph GraphicsLayoutWidget the same minimum view box; `add_panel(title, widget)`
+adds a dock, tabbed with the shapes panel and listed in the View menu.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import math
+from typing import TYPE_CHECKING
 
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QRect, QSize, Qt, QTimer
@@ -227,7 +227,6 @@ class Zoom(QObject):
                 header.setDefaultSectionSize(int(base * scale))
         for panel in self.panels:
             panel.set_text_scale(scale)
-
 
 
 class PlotTabs(QTabWidget):
