@@ -470,9 +470,12 @@ class WindowLayout(QObject):
             if wanted != self.arrangement:
                 self._place_docks(wide, tall)
             self._sized = True
-            side = min(int(window.width() * (0.26 if wide else 0.38)), int(560 * scale))
-            docks = [self.stack_dock] + ([self.shapes_dock] if wide else [])
-            window.resizeDocks(docks, [side] * len(docks), Qt.Orientation.Horizontal)
+            side = min(int(window.width() * (0.24 if wide else 0.38)), int(560 * scale))
+            docks, widths = [self.stack_dock], [side]
+            if wide:                         # the shapes table's five columns want a little more
+                docks.append(self.shapes_dock)
+                widths.append(min(int(window.width() * 0.28), int(640 * scale)))
+            window.resizeDocks(docks, widths, Qt.Orientation.Horizontal)
             if tall:
                 window.resizeDocks([self.sequences_dock], [int(window.height() * 0.28)], Qt.Orientation.Vertical)
         self._wrap_toolbars()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, QPoint, Qt
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QApplication, QMenu, QToolBar
+from PySide6.QtWidgets import QApplication, QComboBox, QMenu, QToolBar
 
 from .compare_dialog import CompareDialog
 from .exports import PLOT_TITLES, Exporter
@@ -141,7 +141,7 @@ class WindowMenus(QObject):
         self.previous_sequence_action = self._action(menu, "Previous sequence", lambda: self.step_sequence(-1),
                                                      ["Alt+Up"], "Show the previous sequence in the plots")
         self._sequence_keys = SequenceKeys(self)     # also while a box that opens its list on Alt+Down has focus
-        for combo in (window.preset_combo, window.device_combo, window.plots.layer_combo, window.plots.row_combo):
+        for combo in (window.preset_combo, window.device_combo, *window.plot_tabs.findChildren(QComboBox)):
             combo.installEventFilter(self._sequence_keys)
 
     def step_sequence(self, step: int) -> None:
