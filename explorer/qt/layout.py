@@ -376,6 +376,10 @@ class WindowLayout(QObject):
         self.view_menu = menu
         for dock in self.docks:
             self._add_toggle(dock)
+        bars = [bar for bar in self.window.findChildren(QToolBar) if bar.parent() is self.window]
+        if bars:                                  # Focus on the toolbar too: the one key a class needs to find
+            bars[-1].addSeparator()
+            bars[-1].addAction(self.focus_action)
 
     def _add_toggle(self, dock: QDockWidget) -> None:
         toggle = dock.toggleViewAction()

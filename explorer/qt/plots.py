@@ -58,6 +58,7 @@ SYMBOLS_UP_TO = 40           # unit curves get a dot per step up to this many st
 MAX_VALUE_LABELS = 24        # value labels on output bars up to this many classes
 LEFT_AXIS_WIDTH = 58         # equal left axes keep the linked time axes aligned pixel for pixel
 COLORBAR_AXIS_WIDTH = 45     # pyqtgraph's own, for its tick labels at the normal text size
+WORD_TICKS = 16              # words labelled on a time axis before they thin out
 TITLE_POINTS = 9.0           # plot titles, axis labels and ticks, times the presentation scale
 
 # Batch-mask cell codes (PlotsPanel.mask_codes).
@@ -1146,7 +1147,11 @@ class PlotsPanel(QWidget):
         if key == self._titles.get("time_words"):
             return
         self._titles["time_words"] = key
-        ticks = None if words is None else [[(t, word) for t, word in enumerate(words) if word]]
+        ticks = None
+        if words is not None:          # every word when there is room, else every stride-th (pyqtgraph's levels)
+            labelled = [(t, word) for t, word in enumerate(words) if word]
+            stride = max(1, int(np.ceil(len(labelled) / WORD_TICKS)))
+            ticks = [labelled[::stride], labelled] if stride > 1 else [labelled]
         for plot in (self.heatmap_plot, self.attention_plot, self.units_plot, self.mask_plot):
             plot.getAxis("bottom").setTicks(ticks if plot is not self.heatmap_plot or on_heatmap else None)
 

@@ -324,6 +324,13 @@ def test_words_are_on_the_time_axis_and_their_token_id_on_hover(win, qtbot):
     vocabulary = win.result.vocabulary
     text = win.plots.hover("units", 1, 0)
     assert f'"dog" (token id {vocabulary.index("dog")})' in text
+    long = [f"w{i % 23}" for i in range(40)]
+    win.sequence_editor.text_edit.setPlainText(" ".join(long) + "\n")
+    settle(qtbot, win)
+    win.plots.pick_row(0)
+    major, every = win.plots.mask_plot.getAxis("bottom")._tickLevels
+    assert [text for _step, text in every] == long and len(major) <= 16      # thinned where they would collide
+    assert set(major) <= set(every)
 
 
 # --- the command line ---
