@@ -42,6 +42,7 @@ TALL = 900                         # shorter: the sequences are a tab there too,
 SCALES = (0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0)
 KEY_SCALE = "view/scale"
 KEY_ARRANGEMENT = "view/arrangement"
+MAX_FIT_PASSES = 6                 # a scroll bar that comes and goes could otherwise re-fit the plots for ever
 SCREEN_MARGIN = 0.96               # a window opens on at most this much of the screen
 
 
@@ -96,6 +97,7 @@ class PlotFit(QObject):
         self._pending.setSingleShot(True)
         self._pending.setInterval(0)
         self._pending.timeout.connect(self.fit)
+        self._passes = 0                  # passes since the last outside change (a guard against see-sawing)
         self.side_by_side = True
         scroll.viewport().installEventFilter(self)
 
@@ -105,11 +107,12 @@ class PlotFit(QObject):
         self.schedule()
 
     def schedule(self) -> None:
+        self._passes = 0
         self._pending.start()
 
     def eventFilter(self, watched, event) -> bool:
         if event.type() == QEvent.Type.Resize:
-            self.schedule()
+            self._pending.start()         # often our own doing: the passes go on counting
         return False
 
     def _arrange_vectors(self) -> bool:
@@ -177,8 +180,9 @@ class PlotFit(QObject):
             if view.minimumSize() != minimum:
                 view.setMinimumSize(minimum)
                 changed = True
-        if changed:
-            self.schedule()        # the new minimums move titles and axes: measure once more
+        self._passes += 1
+        if changed and self._passes < MAX_FIT_PASSES:
+            self._pending.start()  # the new minimums move titles and axes: measure once more
 
 
 class Zoom(QObject):
@@ -456,6 +460,7 @@ class WindowLayout(QObject):
     def eventFilter(self, watched, event) -> bool:
         if watched is self.window and event.type() in (QEvent.Type.Resize, QEvent.Type.Show):
             self.schedule()
+            self.plot_fit.schedule()
         return False
 
     def arrange(self) -> None:
