@@ -59,19 +59,24 @@ SCRIPT = textwrap.dedent('''
     from explorer.core.presets import load_preset
     from explorer.qt.main_window import MainWindow
 
-    app = QApplication([])
-    window = MainWindow(load_preset("average_pooling"), trusted=True)
-    window.files.ask_unsaved = lambda name: "discard"
-    window.show()
-    loop = QEventLoop()
-    window.runFinished.connect(lambda reply: loop.quit())
-    QTimer.singleShot(120_000, loop.quit)
-    loop.exec()
-    assert window.last_reply is not None and window.last_reply.ok, window.status_text
-    assert window.result.layers[1].output.shape[:2] == (3, 7)
-    leaked = sorted(name for name in sys.modules if name.split(".")[0] in ("tensorflow", "keras", "jax", "torch"))
-    print("LEAKED", leaked)
-    window.close()
+    def main():
+        app = QApplication([])
+        window = MainWindow(load_preset("average_pooling"), trusted=True)
+        window.files.ask_unsaved = lambda name: "discard"
+        window.show()
+        loop = QEventLoop()
+        window.runFinished.connect(lambda reply: loop.quit())
+        QTimer.singleShot(120_000, loop.quit)
+        loop.exec()
+        assert window.last_reply is not None and window.last_reply.ok, window.status_text
+        assert window.result.layers[1].output.shape[:2] == (3, 7)
+        leaked = sorted(name for name in sys.modules if name.split(".")[0] in ("tensorflow", "keras", "jax", "torch"))
+        print("LEAKED", leaked, flush=True)
+        window.close()
+        window.deleteLater()
+        app.processEvents()
+
+    main()
 ''')
 
 
