@@ -106,6 +106,9 @@ def _close(window) -> None:
     if files is not None and hasattr(files, "ask_unsaved"):
         files.ask_unsaved = lambda *_args: "discard"
     window.close()
+    window.deleteLater()            # gone before the application is: Qt tears down in order at exit
+    from PySide6.QtCore import QCoreApplication, QEvent
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 def _qt_app():
