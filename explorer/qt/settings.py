@@ -13,22 +13,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QTimer
-from PySide6.QtWidgets import QToolBar
+from PySide6.QtWidgets import QMainWindow, QSplitter, QToolBar
 
-if TYPE_CHECKING:
-    from .main_window import MainWindow
+from ..session import Session
 
 ORGANISATION = "RNN Shape Explorer"
 APPLICATION = "explorer"
 STATE_DIR_ENV = "RNN_EXPLORER_STATE_DIR"
 STATE_DIR_NAME = "rnn-shape-explorer"
 RECENT_LIMIT = 8
-SETTINGS_VERSION = 1
 
-KEY_VERSION = "version"
 KEY_GEOMETRY = "window/geometry"
 KEY_STATE = "window/state"
 KEY_TOP_SPLITTER = "window/top_splitter"
@@ -119,19 +116,22 @@ def _bytes(value: Any) -> QByteArray | None:
 
 
 class Preferences(QObject):
-    """Restores the window's layout, device and Live toggle from `settings`, and saves them on close."""
+    """Restores the window's layout and the session's device and Live toggle from `settings`, and saves
+    them on close. `splitters`: settings key → the splitter whose sizes it keeps."""
 
-    def __init__(self, window: MainWindow, settings):
+    def __init__(self, session: Session, settings, window: QMainWindow, splitters: dict[str, QSplitter]):
         super().__init__(window)
+        self.session = session
         self.window = window
         self.settings = settings
+        self.splitters = splitters
         self.restored_geometry = False
         self.preferred_device: str | None = None
-        self._splitters: list = []
+        self._pending: list = []
         for bar in window.findChildren(QToolBar):     # QMainWindow.saveState needs them named
             if not bar.objectName():
                 bar.setObjectName(f"toolbar-{bar.windowTitle() or 'main'}")
-        window.devicesLoaded.connect(self._devices_loaded)
+        session.events.devices.connect(self._devices_loaded)
 
     def restore(self) -> None:
         s, window = self.settings, self.window
@@ -140,47 +140,44 @@ class Preferences(QObject):
         state = _bytes(s.value(KEY_STATE))
         if state is not None:
             window.restoreState(state)
-        self._splitters = [(splitter, saved) for key, splitter in ((KEY_TOP_SPLITTER, window.top_splitter),
-                                                                   (KEY_MAIN_SPLITTER, window.main_splitter))
-                           if (saved := _bytes(s.value(key))) is not None]
+        self._pending = [(splitter, saved) for key, splitter in self.splitters.items()
+                         if (saved := _bytes(s.value(key))) is not None]
         if window.isVisible():
             self._restore_splitters()
-        elif self._splitters:
+        elif self._pending:
             window.installEventFilter(self)   # sizes fit only once the window has its final size: on show
         if s.contains(KEY_LIVE):
-            window.live_check.setChecked(_truthy(s.value(KEY_LIVE, True, type=bool)))
+            self.session.set_live(_truthy(s.value(KEY_LIVE, True, type=bool)))
         device = s.value(KEY_DEVICE, "", type=str)
         self.preferred_device = device or None
-        if self.preferred_device and window.devices:
-            self._devices_loaded(window.devices)
+        if self.preferred_device and self.session.devices:
+            self._devices_loaded()
 
     def _restore_splitters(self) -> None:
-        for splitter, saved in self._splitters:
+        for splitter, saved in self._pending:
             splitter.restoreState(saved)
-        self._splitters = []
+        self._pending = []
 
     def eventFilter(self, watched, event) -> bool:
-        if watched is self.window and event.type() == QEvent.Type.Show and self._splitters:
+        if watched is self.window and event.type() == QEvent.Type.Show and self._pending:
             self.window.removeEventFilter(self)
             QTimer.singleShot(0, self._restore_splitters)
         return False
 
-    def _devices_loaded(self, devices) -> None:
-        combo = self.window.device_combo
-        index = combo.findData(self.preferred_device) if self.preferred_device else -1
-        if index >= 0 and index != combo.currentIndex():
-            combo.setCurrentIndex(index)        # the window re-runs on the device picked last time
+    def _devices_loaded(self) -> None:
+        names = [device.name for device in self.session.devices]
+        if self.preferred_device in names:
+            self.session.set_device(self.preferred_device)   # re-runs on the device picked last time
 
     def save(self) -> None:
         s, window = self.settings, self.window
-        s.setValue(KEY_VERSION, SETTINGS_VERSION)
         s.setValue(KEY_GEOMETRY, window.saveGeometry())
         s.setValue(KEY_STATE, window.saveState())
-        s.setValue(KEY_TOP_SPLITTER, window.top_splitter.saveState())
-        s.setValue(KEY_MAIN_SPLITTER, window.main_splitter.saveState())
-        s.setValue(KEY_LIVE, window.live_check.isChecked())
-        if window.devices and window.device:
-            s.setValue(KEY_DEVICE, window.device)
+        for key, splitter in self.splitters.items():
+            s.setValue(key, splitter.saveState())
+        s.setValue(KEY_LIVE, self.session.live)
+        if self.session.devices and self.session.device:
+            s.setValue(KEY_DEVICE, self.session.device)
         s.sync()
 
 

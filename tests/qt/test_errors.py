@@ -44,7 +44,7 @@ def test_a_slot_that_raises_is_logged_and_shown_and_the_next_run_works(make_wind
     def broken(asked=True):
         raise RuntimeError("a bug in a slot, on purpose")
 
-    monkeypatch.setattr(win, "run_now", broken)       # the live-run timer's slot calls it
+    monkeypatch.setattr(win.runs, "run_now", broken)  # the live-run timer's slot calls it
     win.stack_editor.card("lstm_1").param_widget("units").setValue(20)
     qtbot.waitUntil(lambda: "a bug in a slot" in win.status_text, timeout=5000)
     assert win.status_text.startswith("internal error (RuntimeError): a bug in a slot, on purpose")
@@ -79,7 +79,7 @@ def test_an_internal_error_in_the_worker_is_shown_and_the_worker_goes_on(make_wi
     def broken_task(engine, check):
         raise KeyError("a bug in a worker task")
 
-    win.service.submit("probe", broken_task)
+    win.runs.submit("probe", broken_task)
     qtbot.waitUntil(lambda: any("a bug in a worker task" in m for m in reporter.messages), timeout=RUN_TIMEOUT_MS)
     assert "internal error (KeyError)" in win.status_text and str(reporter.log_path) in win.status_text
     assert "KeyError: 'a bug in a worker task'" in log_text(reporter)   # the service logged the traceback

@@ -52,7 +52,7 @@ def test_the_file_menu_comes_first_with_its_actions(make_window, qtbot):
     win = make_window()
     menus = [action.text().replace("&", "") for action in win.menuBar().actions()]
     assert menus[0] == "File"
-    texts = [action.text().replace("&", "") for action in win.files.menu.actions() if not action.isSeparator()]
+    texts = [action.text().replace("&", "") for action in win.menus.menu("File").actions() if not action.isSeparator()]
     assert texts == ["New", "Open…", "Open Recent", "Save", "Save As…", "Export as .keras…", "Quit"]
     assert win.files.quit_action.shortcut().toString() == "Ctrl+Q"
     assert win.open_action.shortcut().toString() == "Ctrl+O" and win.save_action.shortcut().toString() == "Ctrl+S"

@@ -106,9 +106,9 @@ def test_the_keys_run_the_main_actions(win, qtbot):
     assert win.live_check.isChecked()
     # Ctrl+R and F5: run
     for key, modifiers in ((Qt.Key.Key_R, CTRL), (Qt.Key.Key_F5, Qt.KeyboardModifier.NoModifier)):
-        before = win._last_run_id
+        before = win.runs.last_run_id
         qtbot.keyClick(win.plots, key, modifiers)
-        assert win._last_run_id > before
+        assert win.runs.last_run_id > before
         settle(qtbot, win)
     # Alt+Down / Alt+Up: the next and the previous sequence, in the plots and the editor
     assert win.plots.selected_row == 0

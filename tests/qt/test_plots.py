@@ -13,6 +13,7 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import QPointF, Qt
 
 from explorer.core.presets import load_preset
+from explorer.session import Session
 from explorer.qt.plots import (
     LEAKED,
     MASKED,
@@ -42,7 +43,9 @@ def results(engine):
 
 @pytest.fixture
 def panel(qtbot):
-    widget = PlotsPanel()
+    spec = load_preset("average_pooling")
+    spec.sequences = TEXT
+    widget = PlotsPanel(Session(spec, trusted=True))
     qtbot.addWidget(widget)
     widget.resize(1100, 900)
     return widget
@@ -206,7 +209,7 @@ def test_mask_image_is_the_batch_mask(panel, results):
     assert [label for _, label in ticks] == [str(line) for line in result.lines] == ["1", "2", "3"]
 
 
-def test_clicking_a_row_emits_row_picked(panel, results, qtbot):
+def test_clicking_a_row_selects_its_line_in_the_session(panel, results, qtbot):
     result = results("average_pooling", TEXT)
     panel.show_result(result)
     panel.show()
@@ -214,15 +217,13 @@ def test_clicking_a_row_emits_row_picked(panel, results, qtbot):
     view = panel.time_view
     scene_point = panel.mask_plot.vb.mapViewToScene(QPointF(2.0, 2.0))   # timestep 2 of row 2
     point = view.mapFromScene(scene_point)
-    with qtbot.waitSignal(panel.rowPicked, timeout=2000) as blocker:
-        qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=point)
-    assert blocker.args == [2]
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=point)
+    assert panel.session.selected_line == result.lines[2]
     assert panel.selected_row == 2
     np.testing.assert_array_equal(panel.heatmap_item.image, result.layer("lstm_1").output[2].T)
     # the handler the click goes through, called directly
-    with qtbot.waitSignal(panel.rowPicked, timeout=1000) as blocker:
-        panel.pick_row(0)
-    assert blocker.args == [0] and panel.selected_row == 0
+    panel.pick_row(0)
+    assert panel.session.selected_line == result.lines[0] and panel.selected_row == 0
 
 
 # --- vectors ---
@@ -247,7 +248,7 @@ def test_time_major_final_output_is_a_heatmap(panel, results):
     last = result.layers[-1]
     np.testing.assert_allclose(panel.output_image.image, last.output[1].T)
     assert panel.output_image.isVisible() and not panel.output_bars.isVisible()
-    np.testing.assert_array_equal(panel.output.overlay.padded, ~result.mask[1])
+    np.testing.assert_array_equal(panel.output.bars.overlay.padded, ~result.mask[1])
     # the FC input is itself a sequence here: shown as an image too
     np.testing.assert_allclose(panel.fc_image.image, result.layer("lstm_1").output[1].T)
 

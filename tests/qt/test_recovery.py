@@ -17,7 +17,7 @@ import pytest
 from explorer.core.presets import load_preset
 from explorer.core.spec import from_dict, load, save
 from explorer.qt import recovery
-from explorer.qt.recovery import AUTOSAVE_DELAY_MS, Autosaver, crashed_sessions, offer_recovery, session_files
+from explorer.qt.recovery import Autosaver, crashed_sessions, offer_recovery, session_files
 from explorer.qt.settings import STATE_DIR_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,19 +39,21 @@ def own_files(state: Path) -> tuple[Path, Path]:
     return session_files(state / "recovery", os.getpid())
 
 
-def test_edits_are_autosaved_after_a_pause_with_the_text(make_window, qtbot, state):
+def test_a_burst_of_edits_is_autosaved_once_after_the_delay_with_the_text(make_window, qtbot, state):
     win = make_window()
     settle(qtbot, win)
     stack, meta = own_files(state)
     assert win.autosaver.path == stack
+    win.autosaver.remove()                          # the window's own autosaver (2 s) stands down …
+    autosaver = Autosaver(win.session, win, delay_ms=0)   # … for one whose delay the test injects
+    assert autosaver.path == stack
+    written = []
+    autosaver.saved.connect(written.append)
     win.sequence_editor.text_edit.appendPlainText("11 12")
-    started = time.monotonic()
-    qtbot.wait(AUTOSAVE_DELAY_MS // 2)
     win.sequence_editor.text_edit.appendPlainText("13 14")         # a burst of edits: one write, after the last
-    assert not stack.exists()
-    with qtbot.waitSignal(win.autosaver.saved, timeout=AUTOSAVE_DELAY_MS * 3):
-        pass
-    assert time.monotonic() - started >= AUTOSAVE_DELAY_MS * 1.4 / 1000
+    assert autosaver.pending and not stack.exists()
+    qtbot.waitUntil(lambda: not autosaver.pending)
+    assert written == [str(stack)]
     saved = load(stack)                                             # a plain stack file
     assert saved.sequences == win.sequence_editor.text() and "11 12\n13 14" in saved.sequences
     notes = json.loads(meta.read_text())
@@ -125,12 +127,12 @@ def test_restore_and_discard(make_window, qtbot, state, tmp_path):
     meta.write_text(json.dumps({"pid": dead.pid, "saved_at": time.time(), "source": str(source)}))
     win = make_window()
     asked = []
-    assert not offer_recovery(win, decide=lambda session: (asked.append(session), False)[1])
+    assert not offer_recovery(win.session, win.autosaver, win.files, decide=lambda session: (asked.append(session), False)[1])
     assert [session.pid for session in asked] == [dead.pid] and asked[0].source == str(source)
     assert not stack.exists() and not meta.exists()                  # discarded
     save(spec, stack)
     meta.write_text(json.dumps({"pid": dead.pid, "saved_at": time.time(), "source": str(source)}))
-    assert offer_recovery(win, decide=lambda session: True)
+    assert offer_recovery(win.session, win.autosaver, win.files, decide=lambda session: True)
     assert win.sequence_editor.text() == "1 2 3\n# typed before the crash\n"
     assert win.source == str(source) and win.files.modified
     assert win.windowTitle().startswith("work.stack.json*")
@@ -222,7 +224,7 @@ def test_a_killed_session_is_offered_back_at_the_next_start(make_window, qtbot, 
     assert session.pid == process.pid and session.source == str(stack) and session.name == "crash.stack.json"
     win = make_window()
     offered = []
-    assert offer_recovery(win, decide=lambda s: (offered.append(s.name), True)[1])
+    assert offer_recovery(win.session, win.autosaver, win.files, decide=lambda s: (offered.append(s.name), True)[1])
     assert offered == ["crash.stack.json"]
     assert win.sequence_editor.text() == "1 2 3\n\n41 42 43"
     assert win.source == str(stack) and win.windowTitle().startswith("crash.stack.json*")
@@ -259,7 +261,7 @@ def test_a_broken_autosave_is_kept_aside_and_not_offered_again(make_window, qtbo
     stack = session_files(folder, dead.pid)[0]
     stack.write_text('{"layers": [{"type": "lstm", "units": 0}]}')
     win = make_window()
-    assert not offer_recovery(win, decide=lambda session: True)
+    assert not offer_recovery(win.session, win.autosaver, win.files, decide=lambda session: True)
     assert "cannot restore" in win.status_text and "layers[0].units" in win.status_text
     assert crashed_sessions(folder) == [] and (folder / (stack.name + ".broken")).exists()
 

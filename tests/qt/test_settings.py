@@ -11,7 +11,6 @@ from PySide6.QtCore import QSettings
 from explorer.core.backend import Device
 from explorer.qt import settings as prefs
 from explorer.qt.settings import APPLICATION, ORGANISATION, STATE_DIR_ENV, open_settings, state_dir
-from explorer.service import Reply
 
 RUN_TIMEOUT_MS = 60_000
 
@@ -115,11 +114,11 @@ def test_the_last_device_is_picked_again_when_the_devices_arrive(make_window, qt
     qtbot.waitUntil(lambda: bool(win.devices), timeout=RUN_TIMEOUT_MS)
     win.live_check.setChecked(False)
     devices = [Device("/CPU:0", "CPU", "CPU"), Device("/GPU:0", "GPU", "a GPU")]
-    win._devices_arrived(Reply(0, "devices", value=devices))      # with a GPU, the window would pick it …
+    win.session.set_devices(devices)                                # with a GPU, the window would pick it …
     assert win.device == "/CPU:0"                                   # … but the CPU was the user's last choice
     other = make_window(settings=reopen(str(Path(ini).with_name("other.ini"))))
     other.live_check.setChecked(False)
-    other._devices_arrived(Reply(0, "devices", value=devices))
+    other.session.set_devices(devices)
     assert other.device == "/GPU:0"
 
 

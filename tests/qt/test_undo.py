@@ -129,7 +129,7 @@ def test_every_kind_of_edit_is_one_step_and_undoes_exactly(win, qtbot):
 
 def test_typing_bursts_apart_are_separate_steps(win, qtbot, monkeypatch):
     clock = [1000.0]
-    monkeypatch.setattr(undo_module.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(win.history, "clock", lambda: clock[0])   # the merge clock, injected
     type_at_end(qtbot, win, "1 2")
     clock[0] += undo_module.MERGE_SECONDS + 1
     type_at_end(qtbot, win, " 3")

@@ -180,7 +180,8 @@ def test_a_bad_token_shows_its_message_and_runs_nothing(win, qtbot):
     assert not win.sequence_editor.error_label.isHidden()
     assert win.sequence_editor.error_range == (2, 5, 8)
     assert message in win.status_text
-    assert win.result is before                              # nothing ran
+    assert win.session.result is before and win.result is None     # nothing ran, nothing current
+    assert win.session.state.kind == "stale" and message in win.session.state.reason
     win.sequence_editor.text_edit.setPlainText("5 12 7\n8 4 19\n")
     settle(qtbot, win)
     assert win.result is not before and win.sequence_editor.error_label.isHidden()
@@ -200,23 +201,12 @@ def test_a_smaller_vocabulary_flags_the_ids_outside_it(win, qtbot):
 
 def test_stale_replies_are_dropped(win, qtbot):
     shown = win.result
-    dropped = win.dropped_replies
+    dropped = win.runs.dropped_replies
     old = Reply(win.last_reply.id - 1, "run", value=shown)          # an answer to an older request
     old.value = type(shown)(**{**shown.__dict__, "layers": shown.layers[:1]})
     win.replied.emit(old)
-    qtbot.waitUntil(lambda: win.dropped_replies == dropped + 1)
+    qtbot.waitUntil(lambda: win.runs.dropped_replies == dropped + 1)
     assert win.result is shown and win.shapes.table.rowCount() == 4
-
-
-def test_a_burst_of_requests_shows_only_the_last(win, qtbot):
-    lstm = win.document.layers[1]
-    for units in (8, 16, 24):
-        lstm.params["units"] = units
-        win.run_now()
-    settle(qtbot, win)
-    assert table(win)["lstm_1"][0] == "(None, None, 24)"
-    assert win.plots.result.layer("lstm_1").shape == (3, 7, 24)
-    assert win.last_reply.id == win._last_run_id
 
 
 # --- live, run, undo ---
@@ -257,7 +247,7 @@ def test_clicking_a_card_and_moving_the_cursor_select_what_the_plots_show(win, q
     cursor.setPosition(edit.document().findBlockByNumber(3).position())     # line 4: the third sequence
     edit.setTextCursor(cursor)
     assert win.plots.selected_row == 2
-    win.plots.rowPicked.emit(1)
+    win.plots.pick_row(1)
     assert win.sequence_editor.current_line == 3
 
 
