@@ -31,6 +31,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog, QWidget
 
+from ..core.diagnose import format_shape
 from ..session import Session
 
 if TYPE_CHECKING:
@@ -44,11 +45,6 @@ PLOT_TITLES = {"heatmap": "Heatmap (selected layer)", "units": "Units over time"
 
 
 # --- pure writers (no widgets) ---
-
-def _shape(shape) -> str:
-    from ..core.diagnose import format_shape
-    return format_shape(tuple(shape))
-
 
 def csv_rows(result: RunResult) -> Iterator[tuple]:
     """The rows of the long table described in this module's docstring (without the header)."""
@@ -101,18 +97,18 @@ def shapes_markdown(result: RunResult) -> str:
     rows = ["| layer | type | symbolic | this batch | mask | params |",
             "| --- | --- | --- | --- | --- | ---: |"]
     for layer in result.layers:
-        cells = (f"`{layer.name}`", layer.type, f"`{_shape(layer.symbolic_shape)}`", f"`{_shape(layer.shape)}`",
+        cells = (f"`{layer.name}`", layer.type, f"`{format_shape(layer.symbolic_shape)}`", f"`{format_shape(layer.shape)}`",
                  layer.mask_role, f"{layer.params:,}")
         rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     fc = result.fc_input
     rows.append("")
     if fc is not None:
-        batch = f", this batch `{_shape(fc.shape)}`" if fc.shape is not None else ""
-        rows.append(f"**FC input** of `{fc.layer}`: `{_shape(fc.symbolic_shape)}`{batch} — {fc.explanation}")
+        batch = f", this batch `{format_shape(fc.shape)}`" if fc.shape is not None else ""
+        rows.append(f"**FC input** of `{fc.layer}`: `{format_shape(fc.symbolic_shape)}`{batch} — {fc.explanation}")
     else:
-        rows.append(f"**Output**: `{_shape(result.output_shape)}` (no Dense layer after the recurrent layers)")
+        rows.append(f"**Output**: `{format_shape(result.output_shape)}` (no Dense layer after the recurrent layers)")
     rows.append("")
-    rows.append(f"Batch `{_shape(result.input.shape)}` in {result.mode} mode, "
+    rows.append(f"Batch `{format_shape(result.input.shape)}` in {result.mode} mode, "
                 f"{100 * result.padded_fraction:.0f}% padding, device {result.device}.")
     return "\n".join(rows) + "\n"
 

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QLabel, QMainWindow, QMessa
 from ..core import presets
 from ..core.spec import StackSpec
 from ..service import RunService
-from ..session import Session, sample_text  # noqa: F401 (sample_text: part of the window's API)
+from ..session import Session
 from .files import FileController, window_title
 from .plots import PlotsPanel
 from .recovery import Autosaver
@@ -136,14 +136,8 @@ class MainWindow(QMainWindow):
     def run_now(self, asked: bool = True) -> None:
         self.runs.run_now(asked)
 
-    def cancel_run(self) -> None:
-        self.runs.cancel()
 
-    def undo(self) -> None:
-        self.history.undo()
 
-    def redo(self) -> None:
-        self.history.redo()
 
     # --- building ---
 
@@ -277,8 +271,6 @@ class MainWindow(QMainWindow):
             elapsed = self.runs.last_reply.elapsed_ms if self.runs.last_reply is not None else 0.0
             self.timing_label.setText(f"run {timing['run']:.1f} ms · total {elapsed:.0f} ms")
 
-    def ensure_trusted(self, spec: StackSpec, ask_again: bool = True) -> bool:
-        return self.session.trust.ensure(spec, ask_again)
 
     def _ask_trust(self, expressions: list[str]) -> bool:
         shown = "\n".join(f"    {e}" for e in expressions)
@@ -361,19 +353,12 @@ class MainWindow(QMainWindow):
         self.load_preset(name)
         return True
 
-    def open_file(self) -> None:
-        """Open… (asks about unsaved changes, then for a .stack.json or .keras file)."""
-        self.files.open_dialog()
 
     def open_path(self, path: str) -> bool:
         """Shows a stack file or a .keras model (read in the worker); a bad file is refused, the work kept."""
         return self.files.load(path)
 
-    def save_file(self) -> None:
-        self.files.save()
 
-    def save_path(self, path: str) -> bool:
-        return self.files.save_to(path)
 
     @property
     def open_action(self):

@@ -15,7 +15,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QRect, QSize, Qt, S
 from PySide6.QtGui import QBrush, QColor, QPainter, QPalette, QTextCharFormat, QTextCursor, QTextFormat
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
                                QPlainTextEdit, QSizePolicy, QSpinBox, QStyle, QStyledItemDelegate,
-                               QStyleOptionViewItem, QTableView, QTableWidgetItem, QTextEdit, QVBoxLayout, QWidget)
+                               QStyleOptionViewItem, QTableView, QTextEdit, QVBoxLayout, QWidget)
 
 from ..core.errors import SequenceError
 from ..core.spec import MAX_MAXLEN, Batching
@@ -168,8 +168,7 @@ class _BatchModel(QAbstractTableModel):
 
 
 class BatchGrid(QTableView):
-    """The padded batch grid: a view of _BatchModel. Keeps the few QTableWidget calls callers use (rowCount,
-    columnCount, item, verticalHeaderItem, itemSelectionChanged); items are made on request."""
+    """The padded batch grid: a view of _BatchModel; `itemSelectionChanged` when the user picks a row."""
 
     itemSelectionChanged = Signal()
 
@@ -179,29 +178,6 @@ class BatchGrid(QTableView):
         self.setModel(self.batch_model)
         self.selectionModel().selectionChanged.connect(lambda *_: self.itemSelectionChanged.emit())
         self.horizontalHeader().setResizeContentsPrecision(40)   # column widths from a sample of rows
-
-    def rowCount(self) -> int:
-        return self.batch_model.rows
-
-    def columnCount(self) -> int:
-        return self.batch_model.steps
-
-    def item(self, row: int, column: int) -> QTableWidgetItem | None:
-        model = self.batch_model
-        if not (0 <= row < model.rows and 0 <= column < model.steps):
-            return None
-        item = QTableWidgetItem(model.text(row, column))
-        item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-        item.setToolTip(model.data(model.index(row, column), Qt.ItemDataRole.ToolTipRole))
-        if model.padded(row, column):
-            item.setBackground(QColor(PADDED_BACKGROUND))
-            item.setForeground(QColor(PADDED_TEXT))
-        return item
-
-    def verticalHeaderItem(self, row: int) -> QTableWidgetItem | None:
-        if not 0 <= row < self.batch_model.rows:
-            return None
-        return QTableWidgetItem(self.batch_model.headerData(row, Qt.Orientation.Vertical))
 
 
 class SequenceEditor(QWidget):
@@ -435,23 +411,7 @@ class SequenceEditor(QWidget):
         selection.format = fmt
         return selection
 
-    @property
-    def error_ranges(self) -> list[tuple[int, int, int]]:
-        """(line, first column, last column + 1) of every underlined value, 1-based."""
-        ranges = []
-        for selection in self.text_edit.extraSelections():
-            if selection.format.underlineStyle() == QTextCharFormat.UnderlineStyle.WaveUnderline:
-                cursor = selection.cursor
-                block = cursor.block()
-                ranges.append((block.blockNumber() + 1, cursor.selectionStart() - block.position() + 1,
-                               cursor.selectionEnd() - block.position() + 1))
-        return ranges
 
-    @property
-    def error_range(self) -> tuple[int, int, int] | None:
-        """The first underlined value, or None when the text is fine."""
-        ranges = self.error_ranges
-        return ranges[0] if ranges else None
 
     # --- the current line ---
 
@@ -530,28 +490,14 @@ class SequenceEditor(QWidget):
             return None
         return result.input
 
-    def padded_cells(self) -> list[tuple[int, int]]:
-        """(row, step) of the greyed cells: what a person sees as padding."""
-        model = self.grid.batch_model
-        padded = QColor(PADDED_BACKGROUND)
-        cells = []
-        for row in range(model.rows):
-            for step in range(model.steps):
-                brush = model.data(model.index(row, step), Qt.ItemDataRole.BackgroundRole)
-                if brush is not None and brush.color() == padded:
-                    cells.append((row, step))
-        return cells
 
     def _select_grid_row(self, line: int) -> None:
         """Highlights the grid row of `line`; a line that is no sequence (a comment) leaves the highlight."""
-        if line in self._grid_lines and self._grid_lines.index(line) < self.grid.rowCount():
+        if line in self._grid_lines and self._grid_lines.index(line) < self.grid.batch_model.rows:
             self.grid.blockSignals(True)
             self.grid.selectRow(self._grid_lines.index(line))
             self.grid.blockSignals(False)
 
-    def mark_line(self, line: int) -> None:
-        """Highlights the sequence on `line` in the grid (what the plots show) without moving the cursor."""
-        self._select_grid_row(line)
 
     def _grid_row_picked(self) -> None:
         rows = self.grid.selectionModel().selectedRows()

@@ -84,7 +84,7 @@ def test_cancel_with_nothing_running_changes_nothing(make_window, qtbot):
     win = make_window()
     settle(qtbot, win)
     status = win.status_text
-    win.cancel_run()
+    win.runs.cancel()
     assert win.status_text == status and win.last_reply.ok
 
 

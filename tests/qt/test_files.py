@@ -67,7 +67,7 @@ def test_the_title_names_the_file_and_stars_unsaved_changes(make_window, qtbot, 
     assert win.windowTitle() == "mine.stack.json — RNN Shape Explorer" and not win.files.modified
     type_text(win, "6 7 8")
     assert win.windowTitle() == "mine.stack.json* — RNN Shape Explorer" and win.files.modified
-    win.undo()
+    win.history.undo()
     assert win.windowTitle() == "mine.stack.json — RNN Shape Explorer" and not win.files.modified
     win.stack_editor.card("lstm_1").param_widget("units").setValue(20)
     assert win.windowTitle().startswith("mine.stack.json*")
@@ -87,7 +87,7 @@ def test_save_keeps_the_sequence_text_and_writes_through_a_temporary_file(make_w
     replaced = []
     real_replace = os.replace
     monkeypatch.setattr(os, "replace", lambda src, dst: (replaced.append((src, dst)), real_replace(src, dst)))
-    assert win.save_path(str(path))
+    assert win.files.save_to(str(path))
     assert [Path(dst) for _, dst in replaced] == [path] and Path(replaced[0][0]).parent == path.parent
     saved = load(path)
     assert saved.sequences == win.sequence_editor.text() and "9 9 9" in saved.sequences
@@ -105,7 +105,7 @@ def test_a_failed_save_leaves_the_old_file_whole_and_says_so(make_window, qtbot,
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", disk_full)
-    assert not win.save_path(str(path))
+    assert not win.files.save_to(str(path))
     assert path.read_bytes() == before                             # never half-written
     assert "No space left on device" in win.status_text
     assert win.questions.alerts and "cannot save" in win.questions.alerts[-1][1]
@@ -242,9 +242,9 @@ def test_a_bad_file_is_refused_with_its_message_and_the_work_stays(make_window, 
     assert len(win.questions.alerts) == 1 and EXPECTED[kind] in win.questions.alerts[0][1]
     assert (to_dict(win.document), win.sequence_editor.text(), win.source, win.windowTitle()) == before
     assert win.files.modified
-    win.undo()                                                      # the history is the one from before
+    win.history.undo()                                                      # the history is the one from before
     assert "1 2 3 4" not in win.sequence_editor.text()
-    win.undo()
+    win.history.undo()
     assert win.document.layers[1].params["units"] == 32
 
 

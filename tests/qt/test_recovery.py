@@ -77,7 +77,7 @@ def test_a_clean_exit_and_a_saved_document_leave_no_autosave(make_window, qtbot,
     assert win.autosaver.write_now()
     stack, meta = own_files(state)
     assert stack.exists() and meta.exists()
-    assert win.save_path(str(tmp_path / "saved.stack.json"))
+    assert win.files.save_to(str(tmp_path / "saved.stack.json"))
     assert not win.autosaver.write_now() and not stack.exists()    # nothing unsaved: nothing to recover
     win.sequence_editor.text_edit.appendPlainText("8 8")
     assert win.autosaver.write_now() and stack.exists()

@@ -119,7 +119,7 @@ def test_every_kind_of_edit_is_one_step_and_undoes_exactly(win, qtbot):
     assert win.history.stack.count() == len(edits)
     assert all(a != b for a, b in zip(snapshots, snapshots[1:]))
     for expected in reversed(snapshots[:-1]):
-        win.undo()
+        win.history.undo()
         assert to_dict(win.document) == expected
         assert to_dict(win.stack_editor.spec())["layers"] == expected["layers"]
         assert win.sequence_editor.batching().padding == expected["batching"]["padding"]
@@ -135,9 +135,9 @@ def test_typing_bursts_apart_are_separate_steps(win, qtbot, monkeypatch):
     type_at_end(qtbot, win, " 3")
     assert win.history.stack.count() == 2
     settle(qtbot, win)
-    win.undo()
+    win.history.undo()
     assert win.sequence_editor.text().endswith("1 2")
-    win.undo()
+    win.history.undo()
     assert not win.sequence_editor.text().endswith("1 2")
 
 
@@ -152,9 +152,9 @@ def test_undo_keeps_trained_weights(win, qtbot):
     weights = {"lstm_1": ["trained"]}
     win.document.weights, win.document.weights_id = weights, "abc"
     win.sequence_editor.maxlen_spin.setValue(4)
-    win.undo()
+    win.history.undo()
     assert win.document.weights is weights and win.document.weights_id == "abc"
-    win.redo()
+    win.history.redo()
     assert win.document.weights is weights and win.document.batching.maxlen == 4
     win.document.weights, win.document.weights_id = None, None
     settle(qtbot, win)
@@ -184,7 +184,7 @@ def test_the_shortcuts_undo_and_redo_from_the_window_and_from_the_text(win, qtbo
     assert win.stack_editor.card("lstm_1").param_widget("units").value() == 32
     qtbot.keyClick(win.plots, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     assert win.stack_editor.card("lstm_1").param_widget("units").value() == 40
-    win.undo()
+    win.history.undo()
     qtbot.keyClick(win.plots, Qt.Key.Key_Y, Qt.KeyboardModifier.ControlModifier)
     assert win.stack_editor.card("lstm_1").param_widget("units").value() == 40
     settle(qtbot, win)

@@ -20,6 +20,7 @@ from explorer.core.run import LayerResult, RunResult
 from explorer.core.spec import LAYER_PARAMS, PARAM_HELP, Batching, InputSpec, LayerSpec, StackSpec
 from explorer.qt.sequence_editor import SequenceEditor
 from explorer.qt.shapes_panel import ShapesPanel
+from seen import grid_row_header, grid_size, grid_text, padded_cells, underlined
 from explorer.qt.stack_editor import MIME_TYPE, FRIENDLY, StackEditor
 from explorer.session import Session
 
@@ -231,13 +232,13 @@ def test_a_bad_token_is_underlined_and_explained(qtbot):
     assert session.text == "1 2 3\n4 x7 5\n"
     assert not editor.error_label.isHidden()
     assert 'line 2, column 3: "x7" is not a token id' in editor.error_label.text()
-    assert editor.error_range == (2, 3, 5)
+    assert underlined(editor)[:1] == [(2, 3, 5)]
     editor.text_edit.setPlainText("1 2 3\n4 500\n")
     assert "outside the vocabulary" in editor.error_label.text()
-    assert editor.error_range == (2, 3, 6)
+    assert underlined(editor)[:1] == [(2, 3, 6)]
     session.set_text("1 2 3\n4 5\n")                       # the session changes: the editor follows
     assert editor.text() == "1 2 3\n4 5\n"
-    assert editor.error is None and editor.error_range is None and editor.error_label.isHidden()
+    assert editor.error is None and underlined(editor) == [] and editor.error_label.isHidden()
 
 
 def test_batching_controls_edit_the_session(qtbot):
@@ -262,10 +263,10 @@ def test_batching_controls_edit_the_session(qtbot):
 def test_the_grid_greys_the_padded_cells_and_follows_the_cursor(qtbot):
     editor = editor_for(qtbot, "# comment\n5 6 7\n8\n", padding="pre")
     session = editor.session
-    assert editor.grid.rowCount() == 2 and editor.grid.columnCount() == 3
-    assert editor.padded_cells() == [(1, 0), (1, 1)]
-    assert editor.grid.item(1, 2).text() == "8"
-    assert editor.grid.verticalHeaderItem(1).text() == "line 3"
+    assert grid_size(editor) == (2, 3)
+    assert padded_cells(editor) == [(1, 0), (1, 1)]
+    assert grid_text(editor, 1, 2) == "8"
+    assert grid_row_header(editor, 1) == "line 3"
     cursor = editor.text_edit.textCursor()
     cursor.setPosition(editor.text_edit.document().findBlockByNumber(2).position())
     editor.text_edit.setTextCursor(cursor)

@@ -11,6 +11,7 @@ from PySide6.QtGui import QTextCursor
 
 from explorer.core.presets import load_preset
 from explorer.service import Reply
+from seen import grid_size, grid_text, padded_cells, underlined
 from explorer.qt.main_window import LOADING, MainWindow
 
 RUN_TIMEOUT_MS = 60_000
@@ -81,7 +82,7 @@ def test_the_window_shows_before_tensorflow_and_then_the_first_run(window, qtbot
     assert "mask&nbsp;carries" in card.badge_label.text()
     assert window.plots.result is window.result
     assert window.plots.selected_layer == "lstm_1"
-    assert window.sequence_editor.grid.rowCount() == 3
+    assert grid_size(window.sequence_editor)[0] == 3
     selected = window.sequence_editor.grid.selectionModel().selectedRows()
     assert [index.row() for index in selected] == [window.plots.selected_row] == [0]   # line 2, in both
     assert "device /CPU:0" in window.device_label.text() or "device /GPU:" in window.device_label.text()
@@ -133,14 +134,14 @@ def test_return_sequences_off_puts_the_error_on_the_card_concerned(win, qtbot):
 
 
 def test_pre_padding_moves_the_padding_to_the_front(win, qtbot):
-    assert (1, 6) in win.sequence_editor.padded_cells()
+    assert (1, 6) in padded_cells(win.sequence_editor)
     editor = win.sequence_editor
     editor.padding_combo.setCurrentIndex(editor.padding_combo.findData("pre"))
     settle(qtbot, win)
     assert win.document.batching.padding == "pre"
-    cells = editor.padded_cells()
+    cells = padded_cells(editor)
     assert (1, 0) in cells and (1, 6) not in cells            # "8 4 19" is padded at its start now
-    assert editor.grid.item(1, 6).text() == "19"
+    assert grid_text(editor, 1, 6) == "19"
     assert not win.result.mask[1, 0] and win.result.mask[1, 6]
     assert win.plots.result.mask.tolist() == win.result.mask.tolist()
 
@@ -166,7 +167,7 @@ def test_typing_a_longer_sequence_changes_this_batch(win, qtbot):
     settle(qtbot, win)
     assert table(win)["lstm_1"][:2] == ["(None, None, 32)", "(4, 10, 32)"]
     assert win.stack_editor.card("embedding_1").batch_text == "(4, 10, 16)"
-    assert win.sequence_editor.grid.rowCount() == 4 and win.sequence_editor.grid.columnCount() == 10
+    assert grid_size(win.sequence_editor) == (4, 10)
     assert win.plots.result.layer("lstm_1").output.shape == (4, 10, 32)
     assert win.plots.selected_row == 3                       # the cursor is on the new line
 
@@ -178,7 +179,7 @@ def test_a_bad_token_shows_its_message_and_runs_nothing(win, qtbot):
     message = 'line 2, column 5: "x19" is not a token id: expected a whole number from 0 to 999'
     assert message in win.sequence_editor.error_label.text()
     assert not win.sequence_editor.error_label.isHidden()
-    assert win.sequence_editor.error_range == (2, 5, 8)
+    assert underlined(win.sequence_editor)[:1] == [(2, 5, 8)]
     assert message in win.status_text
     assert win.session.result is before and win.result is None     # nothing ran, nothing current
     assert win.session.state.kind == "stale" and message in win.session.state.reason
@@ -309,7 +310,7 @@ def test_a_stack_opened_from_a_file_asks_before_running_its_code(win, qtbot, tmp
     settle(qtbot, win)
     assert win.last_reply.ok and table(win)["custom_1"][:2] == ["(None, 32)", "(3, 32)"]
     saved = tmp_path / "again.stack.json"
-    win.save_path(str(saved))
+    win.files.save_to(str(saved))
     from explorer.core.spec import load
     again = load(saved)
     assert again.layers[2].params["expression"] == "ops.sum(x, axis=1)"
@@ -349,5 +350,5 @@ def test_words_input_builds_its_vocabulary_from_the_text(win, qtbot):
     settle(qtbot, win)
     assert win.last_reply.ok, win.status_text
     assert table(win)["lstm_1"][1] == "(2, 3, 32)"
-    assert win.sequence_editor.grid.item(0, 0).text() == f"the ({win.result.vocabulary.index('the')})"
-    assert win.sequence_editor.padded_cells() == [(1, 2)]
+    assert grid_text(win.sequence_editor, 0, 0) == f"the ({win.result.vocabulary.index('the')})"
+    assert padded_cells(win.sequence_editor) == [(1, 2)]

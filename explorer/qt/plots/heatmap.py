@@ -7,9 +7,10 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 
+from ...core.diagnose import format_shape
 from .base import Plot
 from .items import StepOverlay, bar_range
-from .state import (MASK_LINES, NEGATIVE, PAD_FILL, POSITIVE, RECURRENT, DIVERGING, format_shape, is_time_major,
+from .state import (MASK_LINES, NEGATIVE, PAD_FILL, POSITIVE, RECURRENT, DIVERGING, is_time_major,
                     row_matrix, row_vector, swatch)
 
 

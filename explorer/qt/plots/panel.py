@@ -28,13 +28,14 @@ from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QMenu, QSizePolicy, QSplitter,
                                QVBoxLayout, QWidget)
 
+from ...core.diagnose import format_shape
 from ...session import CURRENT, FAILED, NONE, Session
 from ..stale import StateGate
 from .attention import AttentionPlot
 from .heatmap import HeatmapPlot
 from .mask import MaskPlot
 from .state import (DEFAULT_UNITS, LEFT_AXIS_WIDTH, MAX_UNIT_CURVES, PLOT_NAMES, PlotState, default_layer,
-                    format_shape, palette_colours, parse_units)
+                    palette_colours, parse_units)
 from .units import UnitsPlot
 from .vectors import FcInputPlot, OutputPlot
 

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PySide6.QtGui import QColor, QPalette
 
-from ...core.diagnose import format_shape  # noqa: F401 (the one shape formatter, re-exported for the plots)
 from ..theme import is_dark
 
 if TYPE_CHECKING:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...core.diagnose import format_shape
 from .base import Plot
 from .items import BarPlot, bar_range
-from .state import format_shape, is_probability, is_time_major, row_matrix, row_vector
+from .state import is_probability, is_time_major, row_matrix, row_vector
 
 PROBABILITY_RANGE = (0.0, 1.15)
 

@@ -1,0 +1,47 @@
+"""What a person sees in the sequence editor, read from its widgets (for the tests)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QTextCharFormat
+
+from explorer.qt.style import PADDED_BACKGROUND
+
+
+def grid_size(editor) -> tuple[int, int]:
+    model = editor.grid.model()
+    return model.rowCount(), model.columnCount()
+
+
+def grid_text(editor, row: int, column: int) -> str:
+    model = editor.grid.model()
+    return model.index(row, column).data()
+
+
+def grid_row_header(editor, row: int) -> str:
+    return editor.grid.model().headerData(row, Qt.Orientation.Vertical)
+
+
+def padded_cells(editor) -> list[tuple[int, int]]:
+    """(row, step) of the greyed cells: what a person sees as padding."""
+    model = editor.grid.model()
+    padded = QColor(PADDED_BACKGROUND)
+    cells = []
+    for row in range(model.rowCount()):
+        for step in range(model.columnCount()):
+            brush = model.index(row, step).data(Qt.ItemDataRole.BackgroundRole)
+            if brush is not None and brush.color() == padded:
+                cells.append((row, step))
+    return cells
+
+
+def underlined(editor) -> list[tuple[int, int, int]]:
+    """(line, first column, last column + 1) of every value underlined in the text, 1-based."""
+    ranges = []
+    for selection in editor.text_edit.extraSelections():
+        if selection.format.underlineStyle() == QTextCharFormat.UnderlineStyle.WaveUnderline:
+            cursor = selection.cursor
+            block = cursor.block()
+            ranges.append((block.blockNumber() + 1, cursor.selectionStart() - block.position() + 1,
+                           cursor.selectionEnd() - block.position() + 1))
+    return ranges
