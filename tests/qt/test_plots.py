@@ -377,3 +377,47 @@ def test_pure_helpers():
     matrix[:, 0] = [0, 1, 0, 1, 0]
     assert top_variance_units(matrix, np.ones(5, bool), 2) == [0, 2]
     assert top_variance_units(matrix, np.array([1, 1, 0, 0, 0], bool), 1) == [0]
+
+
+# --- the panel and its session ---
+
+def test_the_panel_follows_its_session_and_picks_into_it(panel, results, qtbot):
+    session = panel.session
+    result = results("average_pooling", TEXT)
+    session.run_finished(result)                              # the session changes: the panel draws its result
+    assert panel.result is result and not panel.greyed
+    session.select_layer("embedding_1")
+    assert panel.selected_layer == "embedding_1"
+    np.testing.assert_array_equal(panel.heatmap_item.image, result.layer("embedding_1").output[0].T)
+    session.select_line(3)
+    assert panel.selected_row == 2
+    session.set_units([1, 2])
+    assert panel.units == [1, 2] and panel.units_edit.text() == "1 2"
+    index = panel.layer_combo.findData("lstm_1")              # the panel picks: the session follows
+    panel.layer_combo.setCurrentIndex(index)
+    panel.layer_combo.activated.emit(index)
+    assert session.selected_layer == "lstm_1"
+    panel.units_edit.setText("4")
+    panel.units_edit.editingFinished.emit()
+    assert session.units == [4]
+    session.set_text("1 x\n")                                 # not current any more: greyed with the reason
+    assert panel.greyed and "x" in panel.message_label.text() and panel.result is result
+
+
+def test_one_scale_per_layer_for_every_row_and_every_plot(panel, results):
+    result = results("last_state", TEXT)                      # lstm_1 → dense: bars of a layer without time
+    panel.show_result(result)
+    last = result.layers[-1]
+    panel.select(layer=last.name, row=0)
+    ranges = []
+    for row in range(len(result.lines)):
+        panel.select(row=row)
+        ranges.append((tuple(panel.heatmap_plot.vb.viewRange()[1]), tuple(panel.output_plot.vb.viewRange()[1])))
+    assert len(set(ranges)) == 1                              # the bar scale does not jump with the row
+    values = np.asarray(last.output)
+    (lo, hi), _ = ranges[0]
+    assert lo <= min(values.min(), 0) and hi >= max(values.max(), 0)   # and it holds every row's values
+    sequence = results("time_distributed", TEXT)               # the output is a sequence: heatmap and image agree
+    panel.show_result(sequence)
+    panel.select(layer=sequence.layers[-1].name, row=1)
+    assert tuple(panel.heatmap_item.levels) == tuple(panel.output_image.levels)
