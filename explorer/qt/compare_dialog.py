@@ -92,9 +92,6 @@ class CompareDialog(QDialog):
         layout.addWidget(buttons)
         runs.replied.connect(self._on_reply, Qt.ConnectionType.QueuedConnection)
 
-    @property
-    def running(self) -> bool:
-        return self._request != 0
 
     def start(self) -> None:
         """Sends the comparison of the session's current stack and sequences to the worker."""

@@ -211,8 +211,6 @@ class FileController(QObject):
             self.recent_menu.addAction("(no recent files)").setEnabled(False)
         self.recent_menu.setEnabled(True)
 
-    def recent_files(self) -> list[str]:
-        return prefs.recent_files(self.settings)
 
     def clear_recent(self) -> None:
         prefs.clear_recent(self.settings)
@@ -224,9 +222,6 @@ class FileController(QObject):
 
     # --- modified ---
 
-    def snapshot(self) -> dict:
-        """The document as it would be saved."""
-        return self.session.snapshot()
 
     @property
     def modified(self) -> bool:

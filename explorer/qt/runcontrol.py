@@ -54,9 +54,6 @@ class RunControl(QObject):
         runs.runFinished.connect(self._ended)
         runs.runCancelled.connect(self._ended)
 
-    @property
-    def running(self) -> bool:
-        return self._token is not None
 
     def _started(self, token: object) -> None:
         first = self._token is None

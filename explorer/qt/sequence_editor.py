@@ -341,8 +341,6 @@ class SequenceEditor(QWidget):
     def text(self) -> str:
         return self.text_edit.toPlainText()
 
-    def batching(self) -> Batching:
-        return copy.deepcopy(self._batching)
 
     @property
     def error(self) -> SequenceError | None:

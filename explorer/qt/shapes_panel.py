@@ -226,8 +226,6 @@ class ShapesPanel(QWidget):
             item.setToolTip(f"Click to select {layer}")
         self.warnings_list.addItem(item)
 
-    def warnings(self) -> list[str]:
-        return [self.warnings_list.item(i).text() for i in range(self.warnings_list.count())]
 
     def show_leak(self, verdict: str, leaking: bool) -> None:
         self.leak_label.setText(f'<span style="color:{ERROR_COLOUR if leaking else "#1b7f3b"}">'

@@ -417,13 +417,6 @@ class LayerCard(QFrame):
         self.message_label.setText("<br>".join(parts))
         self.message_label.setVisible(bool(parts))
 
-    @property
-    def message_text(self) -> str:
-        """Every message on the card: its error (wherever it is shown) and its warnings."""
-        expression = self._widgets.get("expression")
-        error = expression.run_error if isinstance(expression, ExpressionEdit) and expression.run_error else ""
-        shown = "" if self.message_label.isHidden() else self.message_label.text()
-        return "\n".join(part for part in (error, shown) if part)
 
 
 class _CardColumn(QWidget):

@@ -1,4 +1,4 @@
-"""What a person sees in the sequence editor, read from its widgets (for the tests)."""
+"""What a person sees in the window, read from its widgets (for the tests)."""
 
 from __future__ import annotations
 
@@ -45,3 +45,18 @@ def underlined(editor) -> list[tuple[int, int, int]]:
             ranges.append((block.blockNumber() + 1, cursor.selectionStart() - block.position() + 1,
                            cursor.selectionEnd() - block.position() + 1))
     return ranges
+
+
+def shapes_warnings(panel) -> list[str]:
+    """The lines of the shapes panel's warnings list."""
+    items = panel.warnings_list
+    return [items.item(i).text() for i in range(items.count())]
+
+
+def card_messages(card) -> str:
+    """Every message on a layer card: its error (under the expression of a custom layer) and its warnings."""
+    from explorer.qt.expression_editor import ExpressionEdit
+    expression = card._widgets.get("expression")
+    error = expression.run_error if isinstance(expression, ExpressionEdit) and expression.run_error else ""
+    shown = "" if card.message_label.isHidden() else card.message_label.text()
+    return "\n".join(part for part in (error, shown) if part)

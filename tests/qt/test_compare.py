@@ -19,7 +19,7 @@ def compare(qtbot, window) -> CompareDialog:
     with qtbot.waitSignal(window.menus.compare_action.triggered, timeout=1000):
         window.menus.compare_action.trigger()
     dialog = window.menus.compare_dialog
-    qtbot.waitUntil(lambda: not dialog.running, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not dialog._request, timeout=RUN_TIMEOUT_MS)
     return dialog
 
 
@@ -67,7 +67,7 @@ def test_bad_sequences_are_refused_before_the_worker(make_window, qtbot):
     win.sequence_editor.text_edit.setPlainText("1 2 x\n")
     settle(qtbot, win)
     dialog = win.menus.compare_modes()
-    assert not dialog.running and "fix the sequences first" in dialog.error
+    assert not dialog._request and "fix the sequences first" in dialog.error
 
 
 @pytest.mark.parametrize("report, text", [

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QApplication
 from explorer.core.presets import load_preset
 from explorer.core.spec import LayerSpec, from_dict, load, save, to_dict
 from explorer.qt import files as files_module
-from explorer.qt.settings import RECENT_LIMIT
+from explorer.qt.settings import RECENT_LIMIT, recent_files
 
 RUN_TIMEOUT_MS = 60_000
 
@@ -267,15 +267,15 @@ def test_open_recent_keeps_eight_newest_first_and_survives_a_restart(make_window
     for path in paths:
         assert win.open_path(str(path))
     expected = [str(path.resolve()) for path in reversed(paths)][:RECENT_LIMIT]
-    assert win.files.recent_files() == expected
+    assert recent_files(win.settings) == expected
     win.files.recent_menu.aboutToShow.emit()
     entries = [a for a in win.files.recent_menu.actions() if a.data()]
     assert [a.data() for a in entries] == expected and entries[0].text() == f"&1 s{RECENT_LIMIT + 1}.stack.json"
     entries[-1].trigger()                                           # the oldest one opens and moves first
-    assert win.source == expected[-1] and win.files.recent_files()[0] == expected[-1]
+    assert win.source == expected[-1] and recent_files(win.settings)[0] == expected[-1]
     win.close()
     again = make_window(settings=QSettings(settings.fileName(), QSettings.Format.IniFormat))
-    assert again.files.recent_files()[0] == expected[-1] and len(again.files.recent_files()) == RECENT_LIMIT
+    assert recent_files(again.settings)[0] == expected[-1] and len(recent_files(again.settings)) == RECENT_LIMIT
 
 
 def test_a_recent_file_that_vanished_is_refused_and_dropped_from_the_list(make_window, qtbot, tmp_path, settings):
@@ -287,7 +287,7 @@ def test_a_recent_file_that_vanished_is_refused_and_dropped_from_the_list(make_w
     [entry] = [a for a in win.files.recent_menu.actions() if a.data()]
     entry.trigger()
     assert "cannot open brief.stack.json" in win.status_text
-    assert win.files.recent_files() == []
+    assert recent_files(win.settings) == []
 
 
 # --- drops ---
@@ -382,7 +382,7 @@ def test_a_keras_model_opens_in_the_worker_with_its_weights_on_my_sequences(make
     assert win.sequence_editor.text() == "3 9 27\n5 25\n"          # kept: they fit the model's input
     expected = model.predict(np.array([[3, 9, 27], [5, 25, 0]]), verbose=0)
     np.testing.assert_allclose(win.result.layers[-1].output, expected, atol=1e-6)
-    assert win.files.recent_files()[0] == str(path.resolve())
+    assert recent_files(win.settings)[0] == str(path.resolve())
     asked = []                                                     # Save goes to a stack file, not the model
     win.files.ask_save_path = lambda suggested: asked.append(suggested)
     win.files.save()

@@ -11,7 +11,7 @@ import threading
 import pytest
 from PySide6.QtGui import QColor
 
-from seen import grid_size, grid_text, underlined
+from seen import card_messages, grid_size, grid_text, shapes_warnings, underlined
 from explorer.core.presets import load_preset
 from explorer.core.run import Engine
 from explorer.qt.style import MUTED_COLOUR
@@ -37,7 +37,7 @@ def greyed_rows(window) -> list[str]:
 
 
 def warnings(window) -> str:
-    return "\n".join(window.shapes.warnings())
+    return "\n".join(shapes_warnings(window.shapes))
 
 
 @pytest.fixture
@@ -112,8 +112,8 @@ def test_return_sequences_off_before_a_second_lstm_keeps_the_shapes_before_it(ma
     assert "not built: lstm_2 fails" in t.item(3, 1).toolTip()
     cards = {card.name: card for card in win.stack_editor.cards}
     assert cards["lstm_1"].symbolic_text == "(None, 32)" and cards["embedding_1"].symbolic_text != "?"
-    assert cards["lstm_2"].symbolic_text == "?" and "return_sequences" in cards["lstm_2"].message_text
-    assert "not built: lstm_2 fails" in cards["dense_1"].message_text
+    assert cards["lstm_2"].symbolic_text == "?" and "return_sequences" in card_messages(cards["lstm_2"])
+    assert "not built: lstm_2 fails" in card_messages(cards["dense_1"])
     assert LOOK_RIGHT not in warnings(win)
 
 

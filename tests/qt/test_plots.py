@@ -189,7 +189,7 @@ def test_units_typed_by_the_user(panel, results, qtbot):
     np.testing.assert_allclose(panel.unit_curves[1].getData()[1], result.layer("lstm_1").output[0][:, 5])
     panel.select(row=2)                     # kept across rows
     assert panel.units == [0, 5]
-    panel.set_units(None)
+    panel.session.set_units(None)
     assert panel.units_auto and len(panel.units) == 3
     assert parse_units("1-3 7") == [1, 2, 3, 7]
     with pytest.raises(ValueError):

@@ -73,7 +73,7 @@ def test_geometry_live_toggle_and_recent_files_are_restored_on_the_next_start(ma
     second = make_window(settings=reopen(ini), show=False)
     assert second.preferences.restored_geometry and restored == [geometry]
     assert not second.live_check.isChecked()
-    assert second.files.recent_files() == [str(stack.resolve())]
+    assert prefs.recent_files(second.settings) == [str(stack.resolve())]
 
 
 def test_splitter_sizes_are_restored(make_window, qtbot, ini):

@@ -122,7 +122,7 @@ def test_every_kind_of_edit_is_one_step_and_undoes_exactly(win, qtbot):
         win.history.undo()
         assert to_dict(win.document) == expected
         assert to_dict(win.stack_editor.spec())["layers"] == expected["layers"]
-        assert win.sequence_editor.batching().padding == expected["batching"]["padding"]
+        assert win.session.document.batching.padding == expected["batching"]["padding"]
     settle(qtbot, win)
     assert win.last_reply.ok
 

@@ -20,7 +20,7 @@ from explorer.core.run import LayerResult, RunResult
 from explorer.core.spec import LAYER_PARAMS, PARAM_HELP, Batching, InputSpec, LayerSpec, StackSpec
 from explorer.qt.sequence_editor import SequenceEditor
 from explorer.qt.shapes_panel import ShapesPanel
-from seen import grid_row_header, grid_size, grid_text, padded_cells, underlined
+from seen import card_messages, grid_row_header, grid_size, grid_text, padded_cells, shapes_warnings, underlined
 from explorer.qt.stack_editor import MIME_TYPE, FRIENDLY, StackEditor
 from explorer.session import Session
 
@@ -192,13 +192,13 @@ def test_badges_show_shapes_mask_role_and_messages_of_their_layer(qtbot):
     assert lstm.symbolic_text == "(None, None, 32)"
     assert lstm.batch_text == "(3, 7, 32)"
     assert lstm.mask_role == "carries"
-    assert "doing something odd" in lstm.message_text
-    assert editor.card("dense_1").message_text == ""
+    assert "doing something odd" in card_messages(lstm)
+    assert card_messages(editor.card("dense_1")) == ""
     session.run_failed("global_average_pooling_1 needs a sequence", "global_average_pooling_1")
-    assert "needs a sequence" in editor.card("global_average_pooling_1").message_text
-    assert "needs a sequence" not in lstm.message_text
+    assert "needs a sequence" in card_messages(editor.card("global_average_pooling_1"))
+    assert "needs a sequence" not in card_messages(lstm)
     assert lstm.symbolic_text == "?"                       # no run of the layers before it: unknown
-    assert "not built: global_average_pooling_1 fails" in editor.card("dense_1").message_text
+    assert "not built: global_average_pooling_1 fails" in card_messages(editor.card("dense_1"))
 
 
 def test_clicking_a_card_selects_its_layer(qtbot):
@@ -299,7 +299,7 @@ def test_the_shapes_panel_lists_every_layer_and_the_fc_input(qtbot):
     assert [row[0] for row in rows] == ["embedding_1", "lstm_1", "global_average_pooling_1", "dense_1"]
     assert panel.fc_shape_label.text() == "(None, 48)"
     assert "48 = lstm_1's 48 units" in panel.fc_explanation_label.text()
-    assert panel.warnings() == ["⚠ lstm_1 is doing something odd"]
+    assert shapes_warnings(panel) == ["⚠ lstm_1 is doing something odd"]
     panel.table.selectRow(3)                                    # the view selects: the session follows
     assert session.selected_layer == "dense_1"
     session.select_layer("embedding_1")                         # and the other way round

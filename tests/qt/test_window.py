@@ -11,7 +11,7 @@ from PySide6.QtGui import QTextCursor
 
 from explorer.core.presets import load_preset
 from explorer.service import Reply
-from seen import grid_size, grid_text, padded_cells, underlined
+from seen import card_messages, grid_size, grid_text, padded_cells, shapes_warnings, underlined
 from explorer.qt.main_window import LOADING, MainWindow
 
 RUN_TIMEOUT_MS = 60_000
@@ -117,8 +117,8 @@ def test_return_sequences_off_puts_the_error_on_the_card_concerned(win, qtbot):
     reply = win.last_reply
     assert not reply.ok and reply.error_layer == "global_average_pooling_1"
     pooling = win.stack_editor.card("global_average_pooling_1")
-    assert "needs a sequence" in pooling.message_text and "return_sequences" in pooling.message_text
-    assert win.stack_editor.card("lstm_1").message_text == ""
+    assert "needs a sequence" in card_messages(pooling) and "return_sequences" in card_messages(pooling)
+    assert card_messages(win.stack_editor.card("lstm_1")) == ""
     assert "needs a sequence" in win.status_text
     assert "needs a sequence" in win.plots.message_label.text()
     assert "Traceback" not in win.status_text
@@ -270,7 +270,7 @@ def test_a_typed_custom_expression_asks_once_before_running(win, qtbot):
     win.stack_editor.add_layer("custom", index=2)
     settle(qtbot, win)
     assert win.trust.asked == [["ops.mean(x, axis=1)"]]
-    assert "not run" in win.stack_editor.card("custom_1").message_text
+    assert "not run" in card_messages(win.stack_editor.card("custom_1"))
     assert "not run" in win.status_text
     win.stack_editor.card("lstm_1").param_widget("units").setValue(30)     # a live edit: no second question
     settle(qtbot, win)
@@ -303,7 +303,7 @@ def test_a_stack_opened_from_a_file_asks_before_running_its_code(win, qtbot, tmp
     win.open_path(str(path))
     settle(qtbot, win)
     assert win.trust.asked == [["ops.sum(x, axis=1)"]]
-    assert "not run" in win.stack_editor.card("custom_1").message_text
+    assert "not run" in card_messages(win.stack_editor.card("custom_1"))
     assert "summed.stack.json" in win.windowTitle()
     win.trust.answer = True
     win.run_action.trigger()
@@ -323,8 +323,8 @@ def test_the_leak_check_reports_in_the_shapes_panel(win, qtbot):
     assert "no leak" in win.shapes.leak_label.text()
     win.stack_editor.card("embedding_1").param_widget("mask_zero").setChecked(False)
     settle(qtbot, win)
-    assert any("padding without a mask" in text for text in win.shapes.warnings())
-    assert "padding without a mask" in win.stack_editor.card("lstm_1").message_text
+    assert any("padding without a mask" in text for text in shapes_warnings(win.shapes))
+    assert "padding without a mask" in card_messages(win.stack_editor.card("lstm_1"))
     win.shapes.leak_button.click()
     qtbot.waitUntil(lambda: not win.shapes.leak_label.isHidden(), timeout=RUN_TIMEOUT_MS)
     assert "padding leaks into global_average_pooling_1" in win.shapes.leak_label.text()

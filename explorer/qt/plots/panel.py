@@ -242,12 +242,6 @@ class PlotsPanel(QWidget):
             self._sync_controls()
             self._update()
 
-    def set_units(self, units: list[int] | None) -> None:
-        """Units to draw as curves (at most MAX_UNIT_CURVES); None: the most varying ones. Drawn at once."""
-        self.state.typed_units = None if units is None else list(units)[:MAX_UNIT_CURVES]
-        self._show_units_text()
-        if self.result is not None:
-            self._update()
 
     def show_message(self, text: str) -> None:
         """A message over the plots (loading, errors, why they are greyed); empty text hides it."""
