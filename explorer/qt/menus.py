@@ -20,7 +20,8 @@ from .compare_dialog import CompareDialog
 from .exports import PLOT_TITLES, Exporter
 from .help import LessonsDialog, ShortcutsDialog, about_box
 from .plots import PLOT_NAMES
-from .theme import app_icon, follow_system, is_dark, lesson_style, repolish
+from .style import is_dark
+from .theme import app_icon, follow_system, lesson_style, repolish
 from .undo import UndoKeys
 
 MENU_ORDER = ("File", "Edit", "Run", "Export", "View", "Help")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtGui import QFont, QFontDatabase
+from PySide6.QtGui import QFont, QFontDatabase, QGuiApplication, QPalette
 
 # How a layer treats the mask, in words and in one colour each (used by the badges and the table).
 MASK_ROLES = {
@@ -17,12 +17,16 @@ _DARK_ROLE_COLOURS = {"creates": "#5ccf7e", "carries": "#6aa9f0", "consumes": "#
                       "none": "#a8a8a8"}
 
 
+def is_dark(palette: QPalette) -> bool:
+    """The one test for a dark palette, for every widget and plot."""
+    return palette.color(QPalette.ColorRole.Window).lightness() < 128
+
+
 def mask_role_colour(role: str) -> str:
     """The role's colour for the palette in use (a lighter one on dark backgrounds)."""
-    from PySide6.QtGui import QGuiApplication, QPalette
     role = role if role in MASK_ROLES else "none"
     app = QGuiApplication.instance()
-    dark = app is not None and app.palette().color(QPalette.ColorRole.Window).lightness() < 128
+    dark = app is not None and is_dark(app.palette())
     return _DARK_ROLE_COLOURS[role] if dark else MASK_ROLES[role][0]
 
 

@@ -14,7 +14,8 @@ from PySide6.QtWidgets import QApplication
 from explorer.core.presets import load_preset
 from explorer.qt.plots import PlotsPanel
 from explorer.session import Session
-from explorer.qt.theme import ThemeController, app_icon, dark_palette, icon_path, is_dark, light_palette
+from explorer.qt.style import is_dark
+from explorer.qt.theme import ThemeController, app_icon, dark_palette, icon_path, light_palette
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PySide6.QtGui import QColor, QPalette
 
-from ..theme import is_dark
+from ..style import is_dark
 
 if TYPE_CHECKING:
     from ...core.run import LayerResult, RunResult
