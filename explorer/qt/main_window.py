@@ -343,6 +343,10 @@ class MainWindow(QMainWindow):
         elif name:
             self._show_preset()
 
+    def set_document(self, spec: StackSpec, *, trusted: bool, source: str | None) -> None:
+        """Shows another stack (a preset, a file): the session's `load`."""
+        self.session.load(spec, trusted=trusted, source=source)
+
     def load_preset(self, name: str) -> None:
         self.session.load(presets.load_preset(name), trusted=True, source=presets.PREFIX + name)
 
