@@ -338,8 +338,8 @@ class Session:
         self.state = state
         self.events.result.emit()
 
-    def run_started(self) -> None:
-        self._set_state(ResultState(RUNNING, "running…"))
+    def run_started(self, reason: str = "running…") -> None:
+        self._set_state(ResultState(RUNNING, reason))
 
     def run_finished(self, result, spec: StackSpec | None = None) -> None:
         self.result = result

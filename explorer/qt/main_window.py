@@ -25,7 +25,7 @@ from .files import FileController, window_title
 from .plots import PlotsPanel
 from .recovery import Autosaver
 from .runcontrol import RunControl
-from .runs import LOADING, RunScheduler
+from .runs import RunScheduler
 from .sequence_editor import SequenceEditor
 from .settings import KEY_MAIN_SPLITTER, KEY_TOP_SPLITTER, MemorySettings, Preferences
 from .shapes_panel import ShapesPanel
@@ -81,7 +81,6 @@ class MainWindow(QMainWindow):
         self.runs.replied.connect(self._on_reply, Qt.ConnectionType.QueuedConnection)
         self._leak_id = 0
         self.runs.start()
-        self.plots.show_message(LOADING)
         self._document_loaded()
         self._show_title(session.modified)
         self.runs.run_now()

@@ -137,7 +137,7 @@ class RunScheduler(QObject):
         self._partial = {self.last_run_id: partial}
         self.min_run_id = self.last_run_id
         self.awaiting = True
-        session.run_started()
+        session.run_started("running…" if self.tf_ready else LOADING)
         self.runStarted.emit(token)
         if self.tf_ready:
             session.say("running…")

@@ -239,7 +239,7 @@ class SequenceEditor(QWidget):
         session.events.batching.connect(self._show_session_batching)
         session.events.stack.connect(self._show_session_batching)
         session.events.selection.connect(self._selection_changed)
-        session.events.result.connect(self._show_grid)
+        session.events.result.connect(self._result_changed)
         self._show_text()
 
     # --- controls ---
@@ -479,6 +479,10 @@ class SequenceEditor(QWidget):
         self.grid.blockSignals(False)
         if self.session.selected_line is not None:
             self._select_grid_row(self.session.selected_line)
+
+    def _result_changed(self) -> None:
+        if self.session.document.input.kind == "words":      # the ids beside the words come from a current run
+            self._show_grid()
 
     def _word_ids(self, batch: np.ndarray) -> np.ndarray | None:
         """The ids of the words when the session's result is current (it ran this very text)."""

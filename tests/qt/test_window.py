@@ -12,7 +12,8 @@ from PySide6.QtGui import QTextCursor
 from explorer.core.presets import load_preset
 from explorer.service import Reply
 from seen import card_messages, grid_size, grid_text, padded_cells, shapes_warnings, underlined
-from explorer.qt.main_window import LOADING, MainWindow
+from explorer.qt.main_window import MainWindow
+from explorer.qt.runs import LOADING
 
 RUN_TIMEOUT_MS = 60_000
 
