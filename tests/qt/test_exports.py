@@ -55,10 +55,10 @@ def test_every_plot_exports_as_png_and_svg_from_the_menu(win, qtbot, tmp_path):
 def test_a_right_click_on_a_plot_offers_to_save_that_plot(win, qtbot, tmp_path, monkeypatch):
     win.menus.exporter.ask_path = lambda title, filter_, suggested: str(tmp_path / suggested)
     plots = win.plots
-    qtbot.waitUntil(lambda: plots.output_plot.sceneBoundingRect().width() > 0, timeout=5000)
-    centre = plots.output_plot.sceneBoundingRect().center()
-    assert plots.plot_at(plots.output_plot.scene(), centre) == "output"
-    assert plots.plot_at(plots.heatmap_plot.scene(), plots.heatmap_plot.sceneBoundingRect().center()) == "heatmap"
+    qtbot.waitUntil(lambda: plots.output.plot.sceneBoundingRect().width() > 0, timeout=5000)
+    centre = plots.output.plot.sceneBoundingRect().center()
+    assert plots.plot_at(plots.output.plot.scene(), centre) == "output"
+    assert plots.plot_at(plots.heatmap.plot.scene(), plots.heatmap.plot.sceneBoundingRect().center()) == "heatmap"
     shown = []
 
     class RightClick:                       # what pyqtgraph's scene hands to sigMouseClicked
@@ -75,7 +75,7 @@ def test_a_right_click_on_a_plot_offers_to_save_that_plot(win, qtbot, tmp_path, 
             pass
 
     monkeypatch.setattr(plots, "show_menu", lambda menu, position: shown.append([a.text() for a in menu.actions()]))
-    plots.output_plot.scene().sigMouseClicked.emit(RightClick())
+    plots.output.plot.scene().sigMouseClicked.emit(RightClick())
     assert shown == [["Save this plot as PNG…", "Save this plot as SVG…"]]
     menu = plots.export_menu("output")
     [png, svg] = menu.actions()

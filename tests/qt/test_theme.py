@@ -28,7 +28,7 @@ def restore_palette(qapp):
 
 
 def _axis_colour(panel: PlotsPanel) -> QColor:
-    return panel.heatmap_plot.getAxis("bottom").pen().color()
+    return panel.heatmap.plot.getAxis("bottom").pen().color()
 
 
 def test_the_plots_follow_a_palette_change(qtbot, restore_palette):
@@ -41,7 +41,7 @@ def test_the_plots_follow_a_palette_change(qtbot, restore_palette):
     assert panel.vector_view.backgroundBrush().color() == QColor(25, 25, 25)
     assert _axis_colour(panel) == QColor(220, 220, 220)
     assert panel.crosshairs["heatmap"].pen.color() == QColor(220, 220, 220)
-    assert panel.heatmap_plot.titleLabel.opts["color"] == "#dcdcdc"
+    assert panel.heatmap.plot.titleLabel.opts["color"] == "#dcdcdc"
     QApplication.instance().setPalette(light_palette())
     qtbot.waitUntil(lambda: panel.state.bg == QColor(255, 255, 255))
     assert _axis_colour(panel) == QColor(30, 30, 30)

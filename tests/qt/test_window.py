@@ -66,7 +66,7 @@ def table(window) -> dict[str, list[str]]:
 
 
 def heatmap_shape(window) -> set[int]:
-    return set(window.plots.heatmap_item.image.shape[:2])
+    return set(window.plots.heatmap.item.image.shape[:2])
 
 
 # --- start-up ---

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 class PlotsPanel(QWidget):
     """Heatmap, unit lines, attention and batch mask of the selected layer and sequence, plus the FC input
     and the final output. The parts: `heatmap`, `units_part`, `mask`, `attention`, `fc`, `output` (each a
-    Plot with its PlotItem in `.plot`), and the shared `state`."""
+    Plot with its PlotItem in `.plot` and its items), and the shared `state`."""
 
     exportRequested = Signal(str, str)  # (plot name, "png" or "svg") from a plot's right-click menu
 
@@ -534,30 +534,3 @@ class PlotsPanel(QWidget):
         if event.type() == QEvent.Type.Resize and watched in (self.time_view, self.vector_view):
             self._wrap_titles()
         return super().eventFilter(watched, event)
-
-    # --- items, for tests and callers ---
-
-    heatmap_plot = property(lambda self: self.heatmap.plot)
-    units_plot = property(lambda self: self.units_part.plot)
-    mask_plot = property(lambda self: self.mask.plot)
-    attention_plot = property(lambda self: self.attention.plot)
-    fc_plot = property(lambda self: self.fc.plot)
-    output_plot = property(lambda self: self.output.plot)
-    heatmap_item = property(lambda self: self.heatmap.item)
-    colorbar = property(lambda self: self.heatmap.colorbar)
-    layer_bars = property(lambda self: self.heatmap.bars)
-    padding_overlay = property(lambda self: self.heatmap.overlay)
-    units = property(lambda self: self.units_part.units)
-    units_auto = property(lambda self: self.units_part.auto)
-    unit_curves = property(lambda self: self.units_part.curves)
-    units_overlay = property(lambda self: self.units_part.overlay)
-    attention_curve = property(lambda self: self.attention.curve)
-    attention_overlay = property(lambda self: self.attention.overlay)
-    mask_item = property(lambda self: self.mask.item)
-    mask_codes = property(lambda self: self.mask.codes)
-    row_marker = property(lambda self: self.mask.row_marker)
-    fc_bars = property(lambda self: self.fc.bars.bars)
-    fc_image = property(lambda self: self.fc.bars.image)
-    output_bars = property(lambda self: self.output.bars.bars)
-    output_image = property(lambda self: self.output.bars.image)
-    output_labels = property(lambda self: self.output.bars.text_labels)
