@@ -14,13 +14,14 @@ from typing import Callable
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication, QKeySequence
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QLabel, QMainWindow, QMessageBox, QSplitter,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget,
                                QToolBar, QVBoxLayout, QWidget)
 
 from ..core import presets
 from ..core.spec import StackSpec
 from ..service import RunService
 from ..session import Session
+from .cell_plots import CellPanel
 from .files import FileController, window_title
 from .plots import PlotsPanel
 from .recovery import Autosaver
@@ -156,7 +157,12 @@ class MainWindow(QMainWindow):
         middle_layout.setContentsMargins(0, 4, 0, 0)
         middle_layout.setSpacing(4)
         middle_layout.addWidget(self.lesson_label)
-        middle_layout.addWidget(self.plots, 1)
+        self.cell_panel = CellPanel(self.session, self.runs, self.plots.mask.plot)
+        self.plot_tabs = QTabWidget()
+        self.plot_tabs.setDocumentMode(True)
+        self.plot_tabs.addTab(self.plots, "Outputs")
+        self.plot_tabs.addTab(self.cell_panel, "Inside the cell")
+        middle_layout.addWidget(self.plot_tabs, 1)
 
         self.top_splitter = QSplitter(Qt.Orientation.Horizontal)
         self.top_splitter.addWidget(self.stack_editor)
