@@ -90,3 +90,11 @@ def test_a_chosen_output_unit_and_a_new_run_recompute(cell_window, qtbot):
     qtbot.waitUntil(lambda: panel.data is not None and panel.data["gates"]["lstm_1/forget"].shape[2] == 6,
                     timeout=RUN_TIMEOUT_MS)
     assert panel.gate_image.image.shape[0] == 6
+
+
+def test_numbers_that_are_not_current_say_why(cell_window, qtbot):
+    window, panel = cell_window, cell_window.cell_panel
+    assert panel.message_label.isHidden()
+    window.sequence_editor.text_edit.setPlainText("1 2 oops\n")
+    assert not panel.message_label.isHidden() and "oops" in panel.message_label.text()
+    assert "not current" in panel.message_label.text()
