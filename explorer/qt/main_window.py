@@ -89,31 +89,6 @@ class MainWindow(QMainWindow):
     # --- what the rest of the program reads from the window ---
 
     @property
-    def document(self) -> StackSpec:
-        return self.session.document
-
-    @property
-    def source(self) -> str | None:
-        return self.session.source
-
-    @property
-    def result(self):
-        """The result on screen when it is current, else None."""
-        return self.session.result if self.session.state.current else None
-
-    @property
-    def status_text(self) -> str:
-        return self.session.status_text
-
-    @property
-    def device(self) -> str | None:
-        return self.session.device
-
-    @property
-    def devices(self) -> list:
-        return self.session.devices
-
-    @property
     def settled(self) -> bool:
         """No run scheduled and no reply awaited: what is on screen belongs to the current document."""
         return self.runs.settled
@@ -135,9 +110,6 @@ class MainWindow(QMainWindow):
 
     def run_now(self, asked: bool = True) -> None:
         self.runs.run_now(asked)
-
-
-
 
     # --- building ---
 
@@ -276,7 +248,6 @@ class MainWindow(QMainWindow):
             elapsed = self.runs.last_reply.elapsed_ms if self.runs.last_reply is not None else 0.0
             self.timing_label.setText(f"run {timing['run']:.1f} ms · total {elapsed:.0f} ms")
 
-
     def _ask_trust(self, expressions: list[str]) -> bool:
         shown = "\n".join(f"    {e}" for e in expressions)
         answer = QMessageBox.question(
@@ -362,20 +333,9 @@ class MainWindow(QMainWindow):
         self.load_preset(name)
         return True
 
-
     def open_path(self, path: str) -> bool:
         """Shows a stack file or a .keras model (read in the worker); a bad file is refused, the work kept."""
         return self.files.load(path)
-
-
-
-    @property
-    def open_action(self):
-        return self.files.open_action
-
-    @property
-    def save_action(self):
-        return self.files.save_action
 
     # --- closing ---
 

@@ -33,7 +33,7 @@ def test_saturation_counts_valid_steps_below_or_above_the_thresholds(values, dat
 @pytest.fixture
 def cell_window(make_window, qtbot):
     window = make_window(load_preset("forget_gate_saturation"), source="preset:forget_gate_saturation")
-    qtbot.waitUntil(lambda: window.result is not None, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.session.result is not None, timeout=RUN_TIMEOUT_MS)
     panel = window.cell_panel
     assert panel.data is None, "nothing is computed while the tab is hidden"
     window.plot_tabs.setCurrentWidget(panel)
@@ -44,7 +44,7 @@ def cell_window(make_window, qtbot):
 def test_the_tab_shows_the_gates_and_gradients_of_the_selected_sequence(cell_window, qtbot, engine):
     window, panel = cell_window, cell_window.cell_panel
     window.session.select_line(4)                        # the shortest sequence: padded at the end
-    row = window.result.lines.index(4)
+    row = window.session.result.lines.index(4)
     qtbot.waitUntil(lambda: panel.row == row and panel.data is not None and not panel.stale
                     and panel.state_label.text().startswith("line 4"), timeout=RUN_TIMEOUT_MS)
     spec = load_preset("forget_gate_saturation")

@@ -36,7 +36,7 @@ def test_a_masked_stack_agrees_in_every_mode(make_window, qtbot):
     assert rows[0][2] == f"{100 * shares['pad']:.0f}%" and rows[2][2] == "0%"   # one by one pads nothing
     assert all(row[3].endswith(" ms") for row in rows)
     assert "Every mode agrees" in dialog.summary_label.text()
-    assert "compared" in win.status_text
+    assert "compared" in win.session.status_text
 
 
 def test_a_forgotten_mask_differs_with_its_largest_difference(make_window, qtbot):

@@ -99,11 +99,11 @@ def settle(qtbot, window) -> None:
 def test_in_the_window_a_run_fills_the_shape_and_a_failing_expression_its_error(make_window, qtbot):
     win = make_window(load_preset("time_average_custom"), source="preset:time_average_custom")
     settle(qtbot, win)
-    assert win.last_reply.ok, win.status_text
-    name = next(layer.name for layer in win.result.layers if layer.type == "custom")
+    assert win.last_reply.ok, win.session.status_text
+    name = next(layer.name for layer in win.session.result.layers if layer.type == "custom")
     card = win.stack_editor.card(name)
     edit = card.param_widget("expression")
-    layer = win.result.layer(name)
+    layer = win.session.result.layer(name)
     from explorer.core.diagnose import format_shape
     assert edit.status_text.startswith(f"✓ output {format_shape(layer.symbolic_shape)} · this batch "
                                        f"{format_shape(layer.shape)}")

@@ -51,10 +51,10 @@ def test_lessons_list_every_preset_and_open_the_one_chosen(win, qtbot):
     assert lesson and lesson in dialog.text.toPlainText()
     assert "preset:forgotten_mask_post" in dialog.text.toPlainText()
     dialog.open_button.click()
-    assert win.source == "preset:forgotten_mask_post" and not dialog.isVisible()
+    assert win.session.source == "preset:forgotten_mask_post" and not dialog.isVisible()
     settle(qtbot, win)
     assert win.lesson_label.text().startswith("<b>" + presets.load_preset("forgotten_mask_post").title)
-    assert [layer.type for layer in win.result.layers] == [layer.type for layer in win.document.layers]
+    assert [layer.type for layer in win.session.result.layers] == [layer.type for layer in win.session.document.layers]
 
 
 def test_a_lesson_asks_before_replacing_unsaved_work(win, qtbot, monkeypatch):
@@ -66,7 +66,7 @@ def test_a_lesson_asks_before_replacing_unsaved_work(win, qtbot, monkeypatch):
     dialog = win.menus.show_lessons()
     dialog.select("stacked_lstm")
     dialog.open_button.click()
-    assert asked and dialog.isVisible() and win.source != "preset:stacked_lstm"
+    assert asked and dialog.isVisible() and win.session.source != "preset:stacked_lstm"
     assert win.sequence_editor.text_edit.toPlainText() == "1 2 3\n4 5\n"
     dialog.reject()
 
@@ -114,12 +114,12 @@ def test_the_keys_run_the_main_actions(win, qtbot):
     assert win.plots.selected_row == 0
     qtbot.keyClick(win.plots, Qt.Key.Key_Down, ALT)
     assert win.plots.selected_row == 1
-    assert win.sequence_editor.current_line == win.result.lines[1]
+    assert win.sequence_editor.current_line == win.session.result.lines[1]
     qtbot.keyClick(win.plots, Qt.Key.Key_Down, ALT)
     qtbot.keyClick(win.plots, Qt.Key.Key_Down, ALT)                      # stays on the last one
-    assert win.plots.selected_row == len(win.result.lines) - 1
+    assert win.plots.selected_row == len(win.session.result.lines) - 1
     qtbot.keyClick(win.plots, Qt.Key.Key_Up, ALT)
-    assert win.plots.selected_row == len(win.result.lines) - 2
+    assert win.plots.selected_row == len(win.session.result.lines) - 2
     # Ctrl+K: the leak check
     qtbot.keyClick(win.plots, Qt.Key.Key_K, CTRL)
     qtbot.waitUntil(lambda: not win.shapes.leak_label.isHidden(), timeout=RUN_TIMEOUT_MS)

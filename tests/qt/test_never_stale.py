@@ -55,7 +55,7 @@ def test_a_bad_token_greys_every_result_view_and_nothing_looks_right(win, qtbot)
     assert win.session.state.kind == "stale" and "abc" in reason
     assert win.plots.greyed and reason in win.plots.message_label.text()
     assert LOOK_RIGHT not in warnings(win) and reason in warnings(win)
-    assert set(greyed_rows(win)) == set(win.document.layer_names())        # the old shapes, greyed
+    assert set(greyed_rows(win)) == set(win.session.document.layer_names())        # the old shapes, greyed
     assert win.shapes.fc_shape_label.styleSheet()                           # the FC box too
     assert all("greyed" in card.badge_label.toolTip() for card in win.stack_editor.cards)
     assert grid_size(win.sequence_editor) == (0, 0)                         # no old batch in the grid

@@ -95,7 +95,7 @@ def test_an_autosave_that_cannot_be_written_is_said_once(make_window, qtbot, tmp
     win = make_window()
     win.sequence_editor.text_edit.appendPlainText("1 1")
     assert not win.autosaver.write_now()
-    assert "autosave failed" in win.status_text
+    assert "autosave failed" in win.session.status_text
 
 
 def test_sessions_of_running_explorers_are_not_offered(state):
@@ -134,7 +134,7 @@ def test_restore_and_discard(make_window, qtbot, state, tmp_path):
     meta.write_text(json.dumps({"pid": dead.pid, "saved_at": time.time(), "source": str(source)}))
     assert offer_recovery(win.session, win.autosaver, win.files, decide=lambda session: True)
     assert win.sequence_editor.text() == "1 2 3\n# typed before the crash\n"
-    assert win.source == str(source) and win.files.modified
+    assert win.session.source == str(source) and win.files.modified
     assert win.windowTitle().startswith("work.stack.json*")
     assert not stack.exists() and own_files(state)[0].exists()       # now this session's autosave holds it
     assert crashed_sessions(folder) == []
@@ -227,10 +227,10 @@ def test_a_killed_session_is_offered_back_at_the_next_start(make_window, qtbot, 
     assert offer_recovery(win.session, win.autosaver, win.files, decide=lambda s: (offered.append(s.name), True)[1])
     assert offered == ["crash.stack.json"]
     assert win.sequence_editor.text() == "1 2 3\n\n41 42 43"
-    assert win.source == str(stack) and win.windowTitle().startswith("crash.stack.json*")
+    assert win.session.source == str(stack) and win.windowTitle().startswith("crash.stack.json*")
     assert not autosave.exists()
     settle(qtbot, win)
-    assert win.last_reply.ok and win.result.lengths.tolist() == [3, 3]
+    assert win.last_reply.ok and win.session.result.lengths.tolist() == [3, 3]
 
 
 def test_the_app_offers_the_crashed_session_at_start_and_a_clean_exit_clears_it(state, tmp_path):
@@ -262,7 +262,7 @@ def test_a_broken_autosave_is_kept_aside_and_not_offered_again(make_window, qtbo
     stack.write_text('{"layers": [{"type": "lstm", "units": 0}]}')
     win = make_window()
     assert not offer_recovery(win.session, win.autosaver, win.files, decide=lambda session: True)
-    assert "cannot restore" in win.status_text and "layers[0].units" in win.status_text
+    assert "cannot restore" in win.session.status_text and "layers[0].units" in win.session.status_text
     assert crashed_sessions(folder) == [] and (folder / (stack.name + ".broken")).exists()
 
 

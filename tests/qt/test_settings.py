@@ -111,23 +111,23 @@ def test_the_last_device_is_picked_again_when_the_devices_arrive(make_window, qt
     stored.sync()
     win = make_window(settings=reopen(ini))
     settle(qtbot, win)
-    qtbot.waitUntil(lambda: bool(win.devices), timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: bool(win.session.devices), timeout=RUN_TIMEOUT_MS)
     win.live_check.setChecked(False)
     devices = [Device("/CPU:0", "CPU", "CPU"), Device("/GPU:0", "GPU", "a GPU")]
     win.session.set_devices(devices)                                # with a GPU, the window would pick it …
-    assert win.device == "/CPU:0"                                   # … but the CPU was the user's last choice
+    assert win.session.device == "/CPU:0"                                   # … but the CPU was the user's last choice
     other = make_window(settings=reopen(str(Path(ini).with_name("other.ini"))))
     other.live_check.setChecked(False)
     other.session.set_devices(devices)
-    assert other.device == "/GPU:0"
+    assert other.session.device == "/GPU:0"
 
 
 def test_closing_saves_the_device_in_use(make_window, qtbot, ini):
     win = make_window(settings=reopen(ini))
-    qtbot.waitUntil(lambda: bool(win.devices), timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: bool(win.session.devices), timeout=RUN_TIMEOUT_MS)
     settle(qtbot, win)
     win.close()
-    assert reopen(ini).value(prefs.KEY_DEVICE) == win.device
+    assert reopen(ini).value(prefs.KEY_DEVICE) == win.session.device
 
 
 def test_a_list_of_one_recent_file_reads_back_as_a_list(ini):
