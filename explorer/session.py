@@ -6,14 +6,14 @@ and the latest result with its state: *current*, *running*, *stale (why)* or *fa
 take the session, edit it through its methods and redraw from its events; undo, autosave, the window
 title, run scheduling, recent files and exports are subscribers like any view.
 
-Events are plain callbacks (`session.events.result.connect(callback)`); a callback that edits the
-session again is fine, the event that is being emitted finishes first for everyone.
+Events are plain callbacks (`session.events.result.connect(callback)`), called in the order they were
+connected; a callback that raises is reported and the others still run.
 """
 
 from __future__ import annotations
 
-import logging
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -22,8 +22,6 @@ import numpy as np
 from .core import sequences
 from .core.errors import SequenceError, SpecError
 from .core.spec import Batching, InputSpec, StackSpec, from_dict, to_dict
-
-log = logging.getLogger(__name__)
 
 _LAYER_PATH = re.compile(r"^layers\[(\d+)\]")
 RECURRENT = ("simple_rnn", "lstm", "gru")
@@ -44,8 +42,13 @@ class Event:
         self._callbacks = [known for known in self._callbacks if known != callback]
 
     def emit(self, *args: Any) -> None:
+        """Calls every callback; one that raises is reported (sys.excepthook: the window's error reporter) and
+        the others still run, as with a Qt signal's slots."""
         for callback in list(self._callbacks):
-            callback(*args)
+            try:
+                callback(*args)
+            except Exception:
+                sys.excepthook(*sys.exc_info())
 
 
 class Events:

@@ -170,3 +170,17 @@ def test_the_state_says_why_whenever_the_text_cannot_run(lines):
     else:
         assert s.text_check.batch.shape[0] == len(s.text_check.lines) > 0
         assert s.state.kind in (STALE, CURRENT) and (s.state.kind == CURRENT or s.state.pending)
+
+
+def test_a_subscriber_that_raises_is_reported_and_the_others_still_run(monkeypatch):
+    s = session()
+    reported, later = [], []
+    monkeypatch.setattr("sys.excepthook", lambda kind, error, trace: reported.append(error))
+
+    def broken():
+        raise RuntimeError("a broken view")
+
+    s.events.selection.connect(broken)
+    s.events.selection.connect(lambda: later.append(s.selected_layer))
+    s.select_layer("dense_1")
+    assert [str(error) for error in reported] == ["a broken view"] and later == ["dense_1"]
