@@ -18,8 +18,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSizeP
                                QWidget)
 
 from ..session import Session
-from .plots.items import IntAxis, StepOverlay, WrappedPlot
-from .plots.state import LEFT_AXIS_WIDTH, UNIT_COLORS, nice_limit, palette_colours, swatch
+from .plots.items import IntAxis, StepOverlay, WrappedPlot, scale_axes
+from .plots.state import LEFT_AXIS_WIDTH, TITLE_POINTS, UNIT_COLORS, nice_limit, palette_colours, swatch
 from .stale import StateGate
 from .style import escape
 
@@ -82,6 +82,7 @@ class CellPanel(QWidget):
         self.session = session
         self.runs = runs
         self.time_plot = time_plot
+        self.text_scale = 1.0          # presentation mode (set_text_scale)
         self.data: dict | None = None
         self.row: int | None = None
         self.stale = True
@@ -294,7 +295,7 @@ class CellPanel(QWidget):
         """Asks the worker for the gates and gradients of the selected sequence of the run on screen."""
         if self._ran is None or self.row is None or not self.session.state.current:
             return
-        from ..core.batches import inside
+        from ..core.cell import inside
         spec, text, device = self._ran
         rows = [self.row]
         target = self.target_spin.value() if self.target_spin.value() >= 0 else None
@@ -488,8 +489,16 @@ class CellPanel(QWidget):
                                         f"{self._line()}{zeros}<br>" + " ".join(legend))
 
     def _title(self, plot: pg.PlotItem, text: str) -> None:
-        plot.setTitle(text, color=self._fg.name(), size="9pt")
+        plot.setTitle(text, color=self._fg.name(), size=f"{TITLE_POINTS * self.text_scale:.1f}pt")
         self._wrap_titles()
+
+    def set_text_scale(self, scale: float) -> None:
+        """Presentation mode: titles, axis labels and ticks `scale` times their size."""
+        self.text_scale = scale
+        scale_axes((self.gate_plot, self.saturation_plot, self.gradient_plot), self.colorbar, scale)
+        for plot in (self.gate_plot, self.saturation_plot, self.gradient_plot):
+            if plot.titleLabel.text:
+                self._title(plot, plot.titleLabel.text)
 
     def _wrap_titles(self) -> None:
         """Titles wrap to the width the view gives their plot (a long title never widens its plot)."""

@@ -14,21 +14,23 @@ from typing import Callable
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication, QKeySequence
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget,
-                               QToolBar, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QMainWindow, QMessageBox, QToolBar, QWidget
 
-from ..core import presets
+from ..core import course, presets
 from ..core.spec import StackSpec
 from ..service import RunService
 from ..session import Session
 from .cell_plots import CellPanel
+from .course import CourseController, LessonBanner
 from .files import FileController, window_title
+from .fixes import FixButton
+from .layout import WindowLayout
 from .plots import PlotsPanel
 from .recovery import Autosaver
 from .runcontrol import RunControl
 from .runs import RunScheduler
 from .sequence_editor import SequenceEditor
-from .settings import KEY_MAIN_SPLITTER, KEY_TOP_SPLITTER, MemorySettings, Preferences
+from .settings import MemorySettings, Preferences
 from .shapes_panel import ShapesPanel
 from .stack_editor import StackEditor
 from .style import ERROR_COLOUR, escape
@@ -59,16 +61,16 @@ class MainWindow(QMainWindow):
         self._build_status()
         self.settings = settings if settings is not None else MemorySettings()
         self.files = FileController(self.session, self.runs, self.settings, self)
-        self.toolbar.insertActions(self._file_separator, [self.files.open_action, self.files.save_action])
+        self.document_bar.insertActions(self._file_separator, [self.files.open_action, self.files.save_action])
         self.autosaver = Autosaver(self.session, self)
         self.run_control = RunControl(self.runs, self)
         self.addAction(self.run_control.cancel_action)
-        self.toolbar.insertAction(self._run_separator, self.run_control.cancel_action)
+        self.run_bar.insertAction(self._run_separator, self.run_control.cancel_action)
         self.statusBar().addPermanentWidget(self.run_control.progress_bar)
         from .menus import install_menus
         self.menus = install_menus(self.session, self)   # File, Edit, Run, Export, Help; shortcuts; theme and icon
-        self.preferences = Preferences(self.session, self.settings, self,
-                                       {KEY_TOP_SPLITTER: self.top_splitter, KEY_MAIN_SPLITTER: self.main_splitter})
+        self.window_layout.install_menu(self.menus)
+        self.preferences = Preferences(self.session, self.settings, self)
         self.preferences.restore()
 
         session = self.session
@@ -83,6 +85,7 @@ class MainWindow(QMainWindow):
         self._leak_id = 0
         self.runs.start()
         self._document_loaded()
+        self.course.document_loaded()             # the first document came before the window's parts
         self._show_title(session.modified)
         self.runs.run_now()
 
@@ -116,56 +119,32 @@ class MainWindow(QMainWindow):
     def _build_views(self) -> None:
         self.stack_editor = StackEditor(self.session)
         self.shapes = ShapesPanel(self.session)
-        self.shapes.setMinimumWidth(300)
         self.plots = PlotsPanel(self.session)
         self.sequence_editor = SequenceEditor(self.session)
-        self.lesson_label = QLabel("")
-        self.lesson_label.setWordWrap(True)
-        self.lesson_label.setTextFormat(Qt.TextFormat.RichText)
-        self.lesson_label.setStyleSheet("QLabel { background:#fff8e1; border:1px solid #f0d890; border-radius:4px; "
-                                        "padding:4px 8px; }")
-        middle = QWidget()
-        middle_layout = QVBoxLayout(middle)
-        middle_layout.setContentsMargins(0, 4, 0, 0)
-        middle_layout.setSpacing(4)
-        middle_layout.addWidget(self.lesson_label)
+        # Inside the cell: gates and gradients, a tab beside the plots, linked in time with them
         self.cell_panel = CellPanel(self.session, self.runs, self.plots.mask.plot)
-        self.plot_tabs = QTabWidget()
-        self.plot_tabs.setDocumentMode(True)
-        self.plot_tabs.addTab(self.plots, "Outputs")
-        self.plot_tabs.addTab(self.cell_panel, "Inside the cell")
-        middle_layout.addWidget(self.plot_tabs, 1)
-
-        self.top_splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.top_splitter.addWidget(self.stack_editor)
-        self.top_splitter.addWidget(middle)
-        self.top_splitter.addWidget(self.shapes)
-        self.top_splitter.setStretchFactor(0, 0)
-        self.top_splitter.setStretchFactor(1, 1)
-        self.top_splitter.setStretchFactor(2, 0)
-        self.top_splitter.setSizes([400, 720, 460])
-        self.main_splitter = QSplitter(Qt.Orientation.Vertical)
-        self.main_splitter.addWidget(self.top_splitter)
-        self.main_splitter.addWidget(self.sequence_editor)
-        self.main_splitter.setStretchFactor(0, 1)
-        self.main_splitter.setStretchFactor(1, 0)
-        self.main_splitter.setSizes([700, 240])
-        self.main_splitter.setChildrenCollapsible(False)
-        self.setCentralWidget(self.main_splitter)
+        self.lesson_banner = LessonBanner()
+        self.lesson_label = self.lesson_banner        # title, lesson and the place in the course
+        self.course = CourseController(self.session, self.lesson_banner, self.open_preset,
+                                       lambda: getattr(self, "plot_tabs", None), self)
+        self.window_layout = WindowLayout(self)     # docks, tabs when space is short, plots that stay readable
+        self.plot_tabs = self.window_layout.plot_tabs
+        self.window_layout.add_plot_tab("Inside the cell", self.cell_panel, self.cell_panel.view)
 
         self.shapes.leakCheckRequested.connect(self.leak_check)
 
     def _build_toolbar(self) -> None:
-        bar = QToolBar("Main")
-        self.toolbar = bar
-        bar.setMovable(False)
-        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        self.addToolBar(bar)
+        """Two toolbars (the document, then running it): on a narrow screen the second one goes on a row of its
+        own instead of hiding actions."""
+        bar = self._toolbar("Document")
+        self.document_bar = bar
         bar.addWidget(QLabel(" Preset "))
         self.preset_combo = QComboBox()
         self.preset_combo.setToolTip("Built-in stacks, each with a lesson")
+        self.preset_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.preset_combo.setMinimumContentsLength(22)
         self.preset_combo.addItem("(your stack)", None)
-        for name in presets.names():
+        for name in course.names() + course.uncovered():      # in the order of the course
             title = presets.load_preset(name).title or name
             self.preset_combo.addItem(title, name)
         self.preset_combo.activated.connect(self._preset_picked)
@@ -176,12 +155,14 @@ class MainWindow(QMainWindow):
         self.redo_action = self.history.redo_action
         bar.addAction(self.undo_action)
         bar.addAction(self.redo_action)
-        bar.addSeparator()
+        bar = self._toolbar("Run")
+        self.run_bar = bar
         bar.addWidget(QLabel(" Device "))
         self.device_combo = QComboBox()
         self.device_combo.addItem("loading…", None)
         self.device_combo.setEnabled(False)
-        self.device_combo.setMinimumContentsLength(14)
+        self.device_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.device_combo.setMinimumContentsLength(10)
         self.device_combo.setToolTip("Where TensorFlow runs the stack")
         self.device_combo.currentIndexChanged.connect(
             lambda _index: self.session.set_device(self.device_combo.currentData()) if self.session.devices else None)
@@ -199,13 +180,24 @@ class MainWindow(QMainWindow):
         self.code_action = bar.addAction("Copy as code", self.copy_code)
         self.code_action.setToolTip("Copy a Keras script that builds this stack")
 
+    def _toolbar(self, title: str) -> QToolBar:
+        bar = QToolBar(title)
+        bar.setObjectName(f"toolbar-{title.lower()}")
+        bar.setMovable(False)
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.addToolBar(bar)
+        return bar
+
     def _build_status(self) -> None:
         status = self.statusBar()
         self.status_message = QLabel("")
         self.status_message.setTextFormat(Qt.TextFormat.RichText)
+        self.status_message.setWordWrap(True)       # a long message takes two lines, never the window's width
         self.device_label = QLabel("")
         self.timing_label = QLabel("")
         status.addWidget(self.status_message, 1)
+        self.fix_button = FixButton(self.session, self.runs, self)   # "Fix: tick mask_zero on embedding_1"
+        status.addPermanentWidget(self.fix_button.button)
         status.addPermanentWidget(self.device_label)
         status.addPermanentWidget(self.timing_label)
 
@@ -225,13 +217,6 @@ class MainWindow(QMainWindow):
         self.preset_combo.setCurrentIndex(max(0, self.preset_combo.findData(preset)) if preset else 0)
 
     def _document_loaded(self) -> None:
-        spec = self.session.document
-        if spec.title or spec.lesson:
-            self.lesson_label.setText(f"<b>{escape(spec.title or '')}</b>"
-                                      + (f" — {escape(spec.lesson)}" if spec.lesson else ""))
-            self.lesson_label.show()
-        else:
-            self.lesson_label.hide()
         self._show_preset()
 
     def _show_run_settings(self) -> None:

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFo
 from ..core.errors import SequenceError
 from ..core.spec import MAX_MAXLEN, Batching
 from ..session import Session
-from .style import ERROR_COLOUR, MUTED_COLOUR, PADDED_BACKGROUND, PADDED_TEXT, SELECTED_BORDER, escape, mono_font
+from .style import ERROR_COLOUR, MUTED_COLOUR, escape, mono_font, padded_colours, selected_tint
 
 MODES = (("pad", "pad: one padded batch"), ("bucket", "bucket: group by length"),
          ("one_by_one", "one by one: no padding"), ("chunked", "chunked: windows, state carried"))
@@ -97,9 +97,7 @@ class _GridDelegate(QStyledItemDelegate):
             option.state &= ~QStyle.StateFlag.State_Selected
             brush = option.backgroundBrush
             base = brush.color() if brush.style() != Qt.BrushStyle.NoBrush else option.palette.base().color()
-            tint = QColor(SELECTED_BORDER)
-            mixed = QColor(*(int(0.75 * b + 0.25 * t) for b, t in zip(base.getRgb()[:3], tint.getRgb()[:3])))
-            option.backgroundBrush = QBrush(mixed)
+            option.backgroundBrush = QBrush(selected_tint(base))
 
 
 class _BatchModel(QAbstractTableModel):
@@ -115,8 +113,6 @@ class _BatchModel(QAbstractTableModel):
         self.ids: np.ndarray | None = None    # words input: the ids of a current run, shown beside each word
         self.rows = 0
         self.steps = 0
-        self._padded_brush = QBrush(QColor(PADDED_BACKGROUND))
-        self._padded_text = QBrush(QColor(PADDED_TEXT))
 
     def set_batch(self, batch, mask, lines, rows: int, steps: int, ids: np.ndarray | None = None) -> None:
         self.beginResetModel()
@@ -151,10 +147,11 @@ class _BatchModel(QAbstractTableModel):
             return self.text(row, step)
         if role == Qt.ItemDataRole.TextAlignmentRole:
             return int(Qt.AlignmentFlag.AlignCenter)
-        if role == Qt.ItemDataRole.BackgroundRole:
-            return self._padded_brush if self.padded(row, step) else None
-        if role == Qt.ItemDataRole.ForegroundRole:
-            return self._padded_text if self.padded(row, step) else None
+        if role in (Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ForegroundRole):
+            if not self.padded(row, step):
+                return None             # the palette's base and text
+            background, text = padded_colours()
+            return QBrush(QColor(background if role == Qt.ItemDataRole.BackgroundRole else text))
         if role == Qt.ItemDataRole.ToolTipRole:
             return f"line {self.lines[row]}, step {step}" + (": padding" if self.padded(row, step) else "")
         return None
@@ -199,6 +196,7 @@ class SequenceEditor(QWidget):
         left = QVBoxLayout()
         left.setSpacing(2)
         caption = QLabel("<b>Sequences</b> — one per line; # starts a comment")
+        caption.setWordWrap(True)
         left.addWidget(caption)
         self.text_edit = SequenceTextEdit()
         self.text_edit.setPlainText(session.text)
@@ -218,6 +216,7 @@ class SequenceEditor(QWidget):
         right = QVBoxLayout()
         right.setSpacing(2)
         self.grid_caption = QLabel("<b>Padded batch</b>")
+        self.grid_caption.setWordWrap(True)
         right.addWidget(self.grid_caption)
         self.grid = BatchGrid()
         self.grid.setFont(mono_font())

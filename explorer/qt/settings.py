@@ -1,7 +1,7 @@
 """What the window remembers between sessions (QSettings) and where it keeps its state files.
 
 Settings (organisation "RNN Shape Explorer", application "explorer", INI format in the user's scope):
-window geometry and state, the splitters, the recent files (at most `RECENT_LIMIT`), the last device
+window geometry (never larger than the screen) and state (the docks), the presentation scale, the recent files (at most `RECENT_LIMIT`), the last device
 and the Live toggle. The window gets a QSettings injected (`MainWindow(settings=...)`); without one it
 remembers in memory only, so tests and `--screenshot` never touch the user's settings.
 
@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QTimer
-from PySide6.QtWidgets import QMainWindow, QSplitter, QToolBar
+from PySide6.QtCore import QByteArray, QObject, QSettings
+from PySide6.QtWidgets import QMainWindow, QToolBar
 
 from ..session import Session
 
@@ -28,8 +28,6 @@ RECENT_LIMIT = 8
 
 KEY_GEOMETRY = "window/geometry"
 KEY_STATE = "window/state"
-KEY_TOP_SPLITTER = "window/top_splitter"
-KEY_MAIN_SPLITTER = "window/main_splitter"
 KEY_RECENT = "files/recent"
 KEY_DEVICE = "run/device"
 KEY_LIVE = "run/live"
@@ -116,18 +114,16 @@ def _bytes(value: Any) -> QByteArray | None:
 
 
 class Preferences(QObject):
-    """Restores the window's layout and the session's device and Live toggle from `settings`, and saves
-    them on close. `splitters`: settings key → the splitter whose sizes it keeps."""
+    """Restores the window's layout (its `window_layout`: docks, splitters) and the session's device and Live
+    toggle from `settings`, and saves them on close."""
 
-    def __init__(self, session: Session, settings, window: QMainWindow, splitters: dict[str, QSplitter]):
+    def __init__(self, session: Session, settings, window: QMainWindow):
         super().__init__(window)
         self.session = session
         self.window = window
         self.settings = settings
-        self.splitters = splitters
         self.restored_geometry = False
         self.preferred_device: str | None = None
-        self._pending: list = []
         for bar in window.findChildren(QToolBar):     # QMainWindow.saveState needs them named
             if not bar.objectName():
                 bar.setObjectName(f"toolbar-{bar.windowTitle() or 'main'}")
@@ -140,29 +136,15 @@ class Preferences(QObject):
         state = _bytes(s.value(KEY_STATE))
         if state is not None:
             window.restoreState(state)
-        self._pending = [(splitter, saved) for key, splitter in self.splitters.items()
-                         if (saved := _bytes(s.value(key))) is not None]
-        if window.isVisible():
-            self._restore_splitters()
-        elif self._pending:
-            window.installEventFilter(self)   # sizes fit only once the window has its final size: on show
+        window.window_layout.restore(s)       # the docks made compact first when the screen is smaller …
+        if self.restored_geometry:
+            window.window_layout.fit_to_screen()   # … then never larger than this screen
         if s.contains(KEY_LIVE):
             self.session.set_live(_truthy(s.value(KEY_LIVE, True, type=bool)))
         device = s.value(KEY_DEVICE, "", type=str)
         self.preferred_device = device or None
         if self.preferred_device and self.session.devices:
             self._devices_loaded()
-
-    def _restore_splitters(self) -> None:
-        for splitter, saved in self._pending:
-            splitter.restoreState(saved)
-        self._pending = []
-
-    def eventFilter(self, watched, event) -> bool:
-        if watched is self.window and event.type() == QEvent.Type.Show and self._pending:
-            self.window.removeEventFilter(self)
-            QTimer.singleShot(0, self._restore_splitters)
-        return False
 
     def _devices_loaded(self) -> None:
         names = [device.name for device in self.session.devices]
@@ -173,8 +155,7 @@ class Preferences(QObject):
         s, window = self.settings, self.window
         s.setValue(KEY_GEOMETRY, window.saveGeometry())
         s.setValue(KEY_STATE, window.saveState())
-        for key, splitter in self.splitters.items():
-            s.setValue(key, splitter.saveState())
+        window.window_layout.save(s)
         s.setValue(KEY_LIVE, self.session.live)
         if self.session.devices and self.session.device:
             s.setValue(KEY_DEVICE, self.session.device)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QTextCharFormat
 
-from explorer.qt.style import PADDED_BACKGROUND
+from explorer.qt.style import padded_colours
 
 
 def grid_size(editor) -> tuple[int, int]:
@@ -25,7 +25,7 @@ def grid_row_header(editor, row: int) -> str:
 def padded_cells(editor) -> list[tuple[int, int]]:
     """(row, step) of the greyed cells: what a person sees as padding."""
     model = editor.grid.model()
-    padded = QColor(PADDED_BACKGROUND)
+    padded = QColor(padded_colours()[0])
     cells = []
     for row in range(model.rowCount()):
         for step in range(model.columnCount()):

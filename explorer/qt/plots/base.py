@@ -39,7 +39,7 @@ class Plot:
     def title(self, text: str) -> None:
         if self._title != text:
             self._title = text
-            self.plot.setTitle(text, color=self.state.fg.name(), size="9pt")
+            self.plot.setTitle(text, color=self.state.fg.name(), size=self.state.title_size)
 
     def labels(self, bottom: str, left: str) -> None:
         if self._labels != (bottom, left):
@@ -56,7 +56,7 @@ class Plot:
         self.plot.setLabel("bottom", bottom, color=fg.name())
         self.plot.setLabel("left", left, color=fg.name())
         if self._title is not None:
-            self.plot.setTitle(self._title, color=fg.name(), size="9pt")
+            self.plot.setTitle(self._title, color=fg.name(), size=self.state.title_size)
 
     def crosshair(self) -> pg.InfiniteLine:
         line = pg.InfiniteLine(angle=90, movable=False,
@@ -89,7 +89,7 @@ class Plot:
         value = batch[row, step]
         vocabulary = getattr(result, "vocabulary", None)
         if vocabulary and isinstance(value, (int, np.integer)) and 0 <= value < len(vocabulary):
-            return f' · "{vocabulary[value]}"'
+            return f' · "{vocabulary[value]}" (token id {value})'
         return f" · token {value}"
 
     def step_state(self, step: int) -> str:

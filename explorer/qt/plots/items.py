@@ -5,10 +5,33 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QPainter, QPen, QPixmap, QTextOption
+from PySide6.QtGui import QBrush, QColor, QFont, QGuiApplication, QPainter, QPen, QPixmap, QTextOption
 
-from .state import (HIGHLIGHT, MASK_LINES, MAX_VALUE_LABELS, NEGATIVE, PAD_FILL, PAD_LINES, POSITIVE, SEQUENTIAL,
-                    Scale, runs)
+from .state import (COLORBAR_AXIS_WIDTH, HIGHLIGHT, LEFT_AXIS_WIDTH, MASK_LINES, MAX_VALUE_LABELS, NEGATIVE, PAD_FILL,
+                    PAD_LINES, POSITIVE, SEQUENTIAL, TITLE_POINTS, Scale, runs)
+
+
+def scale_axes(plots, colorbar: pg.ColorBarItem | None, scale: float) -> QFont:
+    """Presentation mode for some plots: tick labels and axis labels at `scale` × TITLE_POINTS, the left axes
+    (and the colour bar's) widened to match. Returns the font used."""
+    font = QFont(QGuiApplication.font())
+    font.setPointSizeF(TITLE_POINTS * scale)
+    plots = list(plots)
+    axes = [plot.getAxis(side) for plot in plots for side in ("left", "bottom")]
+    if colorbar is not None:
+        axes += [axis for name in ("axis", "axis_l", "axis_r")
+                 if isinstance(axis := getattr(colorbar, name, None), pg.AxisItem)]
+        colorbar.axis.setWidth(int(COLORBAR_AXIS_WIDTH * scale))
+    for axis in axes:
+        axis.setStyle(tickFont=font)
+        axis.label.setFont(font)
+        axis.picture = None
+        axis.update()
+    for plot in plots:
+        left = plot.getAxis("left")
+        if left.style.get("showValues", True):
+            left.setWidth(int(LEFT_AXIS_WIDTH * scale))
+    return font
 
 
 def hatch(color: QColor, cross: bool = False) -> QBrush:
@@ -119,12 +142,18 @@ class WrappedPlot(pg.PlotItem):
         self.titleLabel.item.document().setDefaultTextOption(option)
 
     def wrap_title(self, width: float) -> None:
-        """Wraps the title to `width` pixels (long titles wrap instead of widening the plot)."""
+        """Wraps the title to `width` pixels (long titles wrap instead of widening the plot), and makes its row as
+        tall as the lines it takes (pyqtgraph fixes it at 30 px, so a third line ran into the plot)."""
         label = self.titleLabel
         width = max(float(width), 80.0)
         if abs(label.item.textWidth() - width) > 0.5:
             label.item.setTextWidth(width)
             label.updateMin()
+        if label.isVisible():
+            height = float(np.ceil(label.item.boundingRect().height()))
+            if abs(label.maximumHeight() - height) > 0.5:
+                label.setMaximumHeight(height)
+                self.layout.setRowFixedHeight(0, height)
 
 
 def bar_range(scale: Scale) -> tuple[float, float]:
@@ -155,6 +184,7 @@ class BarPlot:
         self._length: int | tuple = -1
         self._y_range: tuple[float, float] | None = None
         self._colour_map = SEQUENTIAL
+        self.font: QFont | None = None        # the value labels' font in presentation mode
 
     def show_bars(self, values: np.ndarray, y_range: tuple[float, float], *, labels: bool = False,
                   highlight: int | None = None) -> None:
@@ -215,6 +245,8 @@ class BarPlot:
         count = 0 if values is None else len(values)
         while len(self.labels) < count:
             label = pg.TextItem(color=self.fg, anchor=(0.5, 1.0))
+            if self.font is not None:
+                label.setFont(self.font)
             self.plot.addItem(label, ignoreBounds=True)
             self.labels.append(label)
         for i, label in enumerate(self.labels):

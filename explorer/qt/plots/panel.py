@@ -34,8 +34,9 @@ from ..stale import StateGate
 from .attention import AttentionPlot
 from .heatmap import HeatmapPlot
 from .mask import MaskPlot
-from .state import (DEFAULT_UNITS, LEFT_AXIS_WIDTH, MAX_UNIT_CURVES, PLOT_NAMES, PlotState, default_layer,
-                    palette_colours, parse_units)
+from .items import scale_axes
+from .state import (DEFAULT_UNITS, LEFT_AXIS_WIDTH, MAX_UNIT_CURVES, PLOT_NAMES, WORD_TICKS, PlotState, default_layer,
+                    is_time_major, palette_colours, parse_units)
 from .units import UnitsPlot
 from .vectors import FcInputPlot, OutputPlot
 
@@ -83,6 +84,7 @@ class PlotsPanel(QWidget):
         self._steps = -1
         self._names_key: tuple | None = None
         self._lines_key: tuple | None = None
+        self._words_key: tuple | None = None
 
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.time_view)
@@ -143,7 +145,6 @@ class PlotsPanel(QWidget):
         self.fit_colors.toggled.connect(self._fit_toggled)
         self.hover_label = QLabel(" ")
         self.hover_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.hover_label.setMinimumWidth(120)
         # a long description must never widen the panel
         self.hover_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         controls = QHBoxLayout()
@@ -290,11 +291,28 @@ class PlotsPanel(QWidget):
         if steps != self._steps:
             self._steps = steps
             self.mask.plot.setXRange(-0.5, max(steps, 1) - 0.5, padding=0)
+        self._update_time_ticks()
         for part in (self.mask, self.heatmap, self.units_part, self.attention, self.fc, self.output):
             part.update()
         if not self.attention.shown:
             self.crosshairs["attention"].hide()
         self._wrap_titles()
+
+    def _update_time_ticks(self) -> None:
+        """Words input: the time axes show the selected sequence's words instead of step numbers."""
+        words = self.state.time_words()
+        on_heatmap = is_time_major(self.state.layer)
+        key = (None if words is None else tuple(words), on_heatmap)
+        if key == self._words_key:
+            return
+        self._words_key = key
+        ticks = None
+        if words is not None:          # every word when there is room, else every stride-th (pyqtgraph's levels)
+            labelled = [(t, word) for t, word in enumerate(words) if word]
+            stride = max(1, int(np.ceil(len(labelled) / WORD_TICKS)))
+            ticks = [labelled[::stride], labelled] if stride > 1 else [labelled]
+        for part in (self.heatmap, self.attention, self.units_part, self.mask):
+            part.plot.getAxis("bottom").setTicks(ticks if part is not self.heatmap or on_heatmap else None)
 
     def _clear_plots(self) -> None:
         for part in self.parts.values():
@@ -487,6 +505,22 @@ class PlotsPanel(QWidget):
 
     # --- light and dark ---
 
+    def set_text_scale(self, scale: float) -> None:
+        """Presentation mode: titles, axis labels, ticks and value labels `scale` times their size."""
+        self.state.text_scale = scale
+        font = scale_axes(self.plots().values(), self.heatmap.colorbar, scale)
+        for part in self.parts.values():
+            part.recolour(self.state.fg)             # titles again, at the new size
+        for part in (self.fc, self.output):
+            part.bars.font = font
+            for label in part.bars.labels:
+                label.setFont(font)
+        self._wrap_titles()
+
+    @property
+    def text_scale(self) -> float:
+        return self.state.text_scale
+
     def apply_colours(self) -> None:
         """Re-reads the palette (light or dark) and recolours backgrounds, axes, labels, titles and markers."""
         bg, fg = palette_colours(self.palette())
@@ -523,7 +557,7 @@ class PlotsPanel(QWidget):
 
     def _wrap_titles(self) -> None:
         """Titles wrap to the width their plot gets from the view (never the other way round)."""
-        margin = LEFT_AXIS_WIDTH + 40   # the title spans the view box only, not the left axis
+        margin = int(LEFT_AXIS_WIDTH * self.state.text_scale) + 40   # the title spans the view box only
         colorbar = self.heatmap.colorbar
         time_width = self.time_view.width() - (colorbar.width() if colorbar.isVisible() else 0) - margin
         vector_width = self.vector_view.width() / 2 - margin

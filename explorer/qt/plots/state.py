@@ -32,6 +32,9 @@ DEFAULT_UNITS = 3            # shown by default: the units that vary most over t
 SYMBOLS_UP_TO = 40           # unit curves get a dot per step up to this many steps
 MAX_VALUE_LABELS = 24        # value labels on output bars up to this many classes
 LEFT_AXIS_WIDTH = 58         # equal left axes keep the linked time axes aligned pixel for pixel
+COLORBAR_AXIS_WIDTH = 45     # pyqtgraph's own, for its tick labels at the normal text size
+WORD_TICKS = 16              # words labelled on a time axis before they thin out
+TITLE_POINTS = 9.0           # plot titles, axis labels and ticks, times the presentation scale
 
 # Batch-mask cell codes (MaskPlot.codes).
 VALID, PADDED, MASKED, LEAKED = 0, 1, 2, 3
@@ -190,6 +193,7 @@ class PlotState:
         self.selected_row: int | None = None
         self.typed_units: list[int] | None = None
         self.fit_colours = True
+        self.text_scale = 1.0                      # presentation mode (PlotsPanel.set_text_scale)
         self.bg, self.fg = palette_colours(palette)
         self._scales: dict[tuple, Scale] = {}
 
@@ -202,6 +206,20 @@ class PlotState:
         if self.result is None or self.selected_layer is None:
             return None
         return self.result.layer(self.selected_layer)
+
+    @property
+    def title_size(self) -> str:
+        return f"{TITLE_POINTS * self.text_scale:.1f}pt"
+
+    def time_words(self) -> list[str] | None:
+        """The selected sequence's words, one per timestep ("" for padding), when the input is words."""
+        result, row = self.result, self.selected_row
+        vocabulary = getattr(result, "vocabulary", None) if result is not None else None
+        if not vocabulary or row is None or result.input.ndim != 2:
+            return None
+        ids = result.input[row]
+        return [vocabulary[int(i)] if result.mask[row, t] and 0 <= int(i) < len(vocabulary) else ""
+                for t, i in enumerate(ids)]
 
     @property
     def line(self) -> int:
