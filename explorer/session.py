@@ -200,7 +200,6 @@ class Session:
         self.text_check = TextCheck()
         self.spec_error: SpecError | None = None
         self.status_text = ""
-        self.status_error = False
         self._clean: dict | None = None
         self._modified = False
         self._load(spec, trusted=trusted, source=source)
@@ -415,7 +414,7 @@ class Session:
     # --- the status line ---
 
     def say(self, text: str, error: bool = False) -> None:
-        self.status_text, self.status_error = text, error
+        self.status_text = text
         self.events.status.emit(text, error)
 
     # --- saved or not ---
