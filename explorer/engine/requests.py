@@ -81,6 +81,7 @@ def execute(request_id: int, request: Request, engine, job: Job) -> Reply:
         reply.cancelled = True
     except ExplorerError as error:
         reply.error, reply.error_layer = error.message, error.layer
+        reply.value = getattr(error, "partial", None)     # what could be computed before the error
         reply.fatal = isinstance(error, OutOfMemoryError)
     except Exception as error:  # a bug: the engine lives on, the traceback travels with the reply
         if is_out_of_memory(error):

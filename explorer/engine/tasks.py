@@ -14,9 +14,27 @@ def devices(request, engine, job):
 
 @task("run")
 def run(request, engine, job):
+    """A RunResult. With `partial`, a StackError at layer k carries (as `partial`, the error reply's value) a
+    run of the layers before it, so that the window shows the shapes up to the failing layer."""
+    from ..core.errors import StackError
+    from ..core.spec import LayerSpec
     p = request.payload
-    return engine.run(p["spec"], p.get("text"), device=p.get("device"), trust=p.get("trust", False),
-                      check_cancel=job.check_cancel, progress=job.progress)
+    spec, options = p["spec"], dict(device=p.get("device"), trust=p.get("trust", False),
+                                    check_cancel=job.check_cancel)
+    try:
+        return engine.run(spec, p.get("text"), progress=job.progress, **options)
+    except StackError as error:
+        names = spec.layer_names()
+        index = names.index(error.layer) if error.layer in names else 0
+        if p.get("partial") and index:
+            prefix = spec.copy()
+            prefix.layers = [LayerSpec(layer.type, dict(layer.params), name)
+                             for layer, name in zip(prefix.layers[:index], names)]
+            try:
+                error.partial = engine.run(prefix, p.get("text"), **options)
+            except StackError:
+                pass
+        raise
 
 
 @task("leaks")
@@ -37,7 +55,7 @@ def compare(request, engine, job):
 @task("cell")
 def cell(request, engine, job):
     """The gates and gradients of some rows of a run, for the window's Inside-the-cell view."""
-    from ..core.batches import inside
+    from ..core.cell import inside
     p = request.payload
     return inside(engine, p["spec"], p.get("text"), p["rows"], p.get("target"), p.get("device"))
 

@@ -18,38 +18,38 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_killing_the_engine_during_a_run_keeps_the_window_and_the_work(make_window, qtbot):
     win = make_window(big_stack(), source=None)
-    qtbot.waitUntil(lambda: bool(win.devices) and win.service.busy, timeout=RUN_TIMEOUT_MS)   # the run is next
-    document, text = to_dict(win.document), win.sequence_editor.text()
+    qtbot.waitUntil(lambda: bool(win.session.devices) and win.runs.service.busy, timeout=RUN_TIMEOUT_MS)   # the run is next
+    document, text = to_dict(win.session.document), win.session.text
     undo_steps = win.history.stack.count()
-    client = win.service.client
+    client = win.runs.service.client
     old_pid, restarts = client.pid, client.restarts
     with qtbot.waitSignal(win.runFinished, timeout=RUN_TIMEOUT_MS) as finished:
         os.kill(old_pid, 9)
     assert not finished.args[0].ok and "killed" in finished.args[0].error
-    qtbot.waitUntil(lambda: "a new engine is starting" in win.status_text and "unchanged" in win.status_text,
+    qtbot.waitUntil(lambda: "a new engine is starting" in win.session.status_text and "unchanged" in win.session.status_text,
                     timeout=5000)
-    assert "\n" not in win.status_text                                                 # one line
+    assert "\n" not in win.session.status_text                                                 # one line
     assert win.isVisible() and client.restarts == restarts + 1
-    assert to_dict(win.document) == document and win.sequence_editor.text() == text     # the session as it was
+    assert to_dict(win.session.document) == document and win.session.text == text     # the session as it was
     assert win.history.stack.count() == undo_steps
     win.sequence_editor.text_edit.setPlainText("1 2 3\n4 5\n")                        # the next run …
     qtbot.waitUntil(lambda: win.settled, timeout=RUN_TIMEOUT_MS)
-    assert win.last_reply.ok and win.result.lengths.tolist() == [3, 2]                 # … the new engine answers
+    assert win.last_reply.ok and win.session.result.lengths.tolist() == [3, 2]                 # … the new engine answers
     assert client.pid != old_pid
 
 
 def test_an_oversized_run_is_refused_at_once_without_the_engine(make_window, qtbot):
     win = make_window()
     qtbot.waitUntil(lambda: win.settled, timeout=RUN_TIMEOUT_MS)
-    sent = win._last_run_id
+    sent = win.runs.last_run_id
     win.live_check.setChecked(False)
     lstm = next(card for card in win.stack_editor.cards if card.layer.is_recurrent)
     lstm.param_widget("units").setValue(4096)
     win.sequence_editor.text_edit.setPlainText("\n".join(["5 " * 300] * 500))
     win.run_now(asked=True)
     assert win.settled and not win.last_reply.ok                      # refused on the spot, no reply awaited
-    assert "500 sequences × 300 steps" in win.status_text and "over the limit of 2,048 MB" in win.last_reply.error
-    assert win._last_run_id == sent                                  # never sent to the engine
+    assert "500 sequences × 300 steps" in win.session.status_text and "over the limit of 2,048 MB" in win.last_reply.error
+    assert win.runs.last_run_id == sent                                  # never sent to the engine
 
 
 SCRIPT = textwrap.dedent('''
@@ -68,8 +68,8 @@ SCRIPT = textwrap.dedent('''
         window.runFinished.connect(lambda reply: loop.quit())
         QTimer.singleShot(120_000, loop.quit)
         loop.exec()
-        assert window.last_reply is not None and window.last_reply.ok, window.status_text
-        assert window.result.layers[1].output.shape[:2] == (3, 7)
+        assert window.last_reply is not None and window.last_reply.ok, window.session.status_text
+        assert window.session.result.layers[1].output.shape[:2] == (3, 7)
         leaked = sorted(name for name in sys.modules if name.split(".")[0] in ("tensorflow", "keras", "jax", "torch"))
         print("LEAKED", leaked, flush=True)
         window.close()
@@ -97,15 +97,15 @@ def test_the_backend_choice_restarts_the_engine_on_that_backend(make_window, qtb
         import pytest
         pytest.skip("no other Keras backend installed")
     win = make_window()
-    qtbot.waitUntil(lambda: win.settled and bool(win.devices), timeout=RUN_TIMEOUT_MS)
-    before = win.result.layers[-1].output.copy()
-    client = win.service.client
+    qtbot.waitUntil(lambda: win.settled and bool(win.session.devices), timeout=RUN_TIMEOUT_MS)
+    before = win.session.result.layers[-1].output.copy()
+    client = win.runs.service.client
     try:
         win.backend_combo.setCurrentIndex(win.backend_combo.findData(others[0]))
         win.backend_combo.activated.emit(win.backend_combo.currentIndex())
-        qtbot.waitUntil(lambda: client.backend_name == others[0] and win.settled and bool(win.devices),
+        qtbot.waitUntil(lambda: client.backend_name == others[0] and win.settled and bool(win.session.devices),
                         timeout=RUN_TIMEOUT_MS)
-        assert win.last_reply.ok, win.status_text
-        assert win.result.layers[-1].output.shape == before.shape and client.pid is not None
+        assert win.last_reply.ok, win.session.status_text
+        assert win.session.result.layers[-1].output.shape == before.shape and client.pid is not None
     finally:
         client.restart(None)
