@@ -1,5 +1,5 @@
 """The engine in this process, on one worker thread: the same named requests and replies as the engine
-process (requests.execute), for tests that hold the engine in their hands (a gated engine, an injected
+process (tasks.execute), for tests that hold the engine in their hands (a gated engine, an injected
 fault). The window uses the engine process (client.py); this imports Keras into the caller's process."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import itertools
 import threading
 from typing import Callable
 
-from .requests import Job, Reply, Request, execute
+from .requests import Job, Reply, Request
+from .tasks import execute
 
 
 class LocalChannel:

@@ -39,7 +39,8 @@ def serve(connection, backend: str | None, memory_limit_mb: float | None) -> Non
     from ..core import backend as keras_backend
     from ..core.run import Cancelled, Engine
     from . import shared
-    from .requests import Job, Reply, execute
+    from .requests import Job, Reply
+    from .tasks import execute
 
     sending = threading.Lock()
 

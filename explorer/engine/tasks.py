@@ -1,9 +1,12 @@
 """The engine's tasks, one per request kind (see requests.py). They run in the engine process, or in-process
-through requests.execute; each imports the core it needs."""
+through LocalChannel; execute() runs one and turns its outcome into a Reply. Each imports the core it needs."""
 
 from __future__ import annotations
 
-from .requests import task
+import time
+import traceback
+
+from .requests import TASKS, Job, Reply, Request, task
 
 
 @task("devices")
@@ -93,3 +96,32 @@ def export_weights(request, engine, job):
     if spec is not None:
         engine.built_for(spec)
     return engine.weights()
+
+
+def execute(request_id: int, request: Request, engine, job: Job) -> Reply:
+    """Runs one request's task and turns its outcome into a Reply: user errors, cancels and bugs alike."""
+    from ..core.backend import is_out_of_memory
+    from ..core.errors import ExplorerError, OutOfMemoryError, strip_ansi
+    from ..core.run import Cancelled
+    started = time.perf_counter()
+    reply = Reply(request_id, request.kind)
+    try:
+        function = TASKS.get(request.kind)
+        if function is None:
+            raise KeyError(f"no task for requests of kind {request.kind!r}")
+        reply.value = function(request, engine, job)
+    except Cancelled:
+        reply.cancelled = True
+    except ExplorerError as error:
+        reply.error, reply.error_layer = error.message, error.layer
+        reply.value = getattr(error, "partial", None)     # what could be computed before the error
+        reply.fatal = isinstance(error, OutOfMemoryError)
+    except Exception as error:  # a bug: the engine lives on, the traceback travels with the reply
+        if is_out_of_memory(error):
+            reply.error, reply.fatal = "out of memory (more than the engine may use)", True
+        else:
+            reply.details = traceback.format_exc()
+            reply.error = f"internal error ({type(error).__name__}): {strip_ansi(str(error))[:300]}"
+            reply.internal = True
+    reply.elapsed_ms = (time.perf_counter() - started) * 1000
+    return reply

@@ -80,7 +80,7 @@ def test_an_internal_error_in_the_engine_is_shown_and_the_engine_goes_on(make_wi
     qtbot.waitUntil(lambda: any("no task for requests of kind 'probe'" in m for m in reporter.messages),
                     timeout=RUN_TIMEOUT_MS)
     assert "internal error (KeyError)" in win.session.status_text and str(reporter.log_path) in win.session.status_text
-    assert "Traceback" in log_text(reporter) and "explorer/engine/requests.py" in log_text(reporter)
+    assert "Traceback" in log_text(reporter) and "explorer/engine/tasks.py" in log_text(reporter)
     win.run_action.trigger()
     settle(qtbot, win)
     assert win.last_reply.ok
