@@ -8,14 +8,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import StackError
+from .registry import TYPES, state_names
 from .spec import LayerSpec, StackSpec
 
 if TYPE_CHECKING:
     from .build import BuiltStack, LayerInfo
 
-TIME_HEADS = ("global_average_pooling", "global_max_pooling", "masked_mean_pooling", "time_average",
-              "last_timestep", "attention_pooling", "flatten")
-NEEDS_SEQUENCE = ("simple_rnn", "lstm", "gru", "masking", "time_distributed_dense", *TIME_HEADS)
+TIME_HEADS = tuple(key for key, kind in TYPES.items() if kind.group == "Over time")
 MASK_CREATORS = ("embedding", "masking")
 
 
@@ -68,27 +67,52 @@ def check_structure(spec: StackSpec) -> None:
                              "into a vector (or switch the input to features)", layer=name)
         if kind == "custom":
             return  # the expression decides its own shape: Keras checks the rest
-        if kind in NEEDS_SEQUENCE and not has_time:
+        if TYPES[kind].needs_sequence and not has_time:
             cause = _cut_reason(spec.layers[last_cut], names[last_cut])
-            fix = (f"turn on return_sequences in {names[last_cut]}" if spec.layers[last_cut].is_recurrent
+            cut = spec.layers[last_cut]
+            fix = (f"turn on return_sequences in {names[last_cut]}" if _takes_output(cut)
+                   else f"set feeds to output and turn on return_sequences in {names[last_cut]}" if cut.is_recurrent
                    else f"move {name} before {names[last_cut]}")
             raise StackError(f"{name} needs a sequence (batch, T, features), but {cause}: {fix}", layer=name)
-        if kind == "flatten" and spec.batching.maxlen is None:
+        if kind == "flatten" and has_time and spec.batching.maxlen is None:
             raise StackError(f"{name} turns (batch, T, features) into (batch, T × features), so T must be fixed, "
                              "but the number of timesteps varies with the batch: set batching.maxlen, or use "
                              "pooling (global_average_pooling, masked_mean_pooling, last_timestep) instead",
                              layer=name)
-        if layer.is_recurrent and spec.batching.mode == "chunked" and (
-                layer.params["bidirectional"] or layer.params["go_backwards"]):
-            raise StackError(f"{name} reads the sequence backwards, so it needs the whole sequence at once; chunked "
-                             "mode carries state forward from window to window: use pad mode, or make "
-                             f"{name} unidirectional", layer=name)
-        if (layer.is_recurrent and not layer.params["return_sequences"]) or kind in TIME_HEADS:
+        if layer.is_recurrent:
+            _check_recurrent(layer, name, spec)
+        if has_time and TYPES[kind].cuts_time(layer.params):
             has_time = False
             last_cut = index
 
 
+def _takes_output(layer: LayerSpec) -> bool:
+    return layer.is_recurrent and layer.params["feeds"] == "output"
+
+
+def _check_recurrent(layer: LayerSpec, name: str, spec: StackSpec) -> None:
+    p = layer.params
+    if p["bidirectional"] and p["go_backwards"]:
+        raise StackError(f"{name}: Keras refuses go_backwards inside bidirectional (the backward copy must read "
+                         "the other way than the forward one, and bidirectional already adds the backward pass): "
+                         "turn off go_backwards or bidirectional", layer=name)
+    feeds = p["feeds"]
+    if feeds != "output":
+        states = state_names(layer)
+        if not p["return_state"]:
+            raise StackError(f'{name} feeds its state "{feeds}" to the next layer, but return_state is off, so it '
+                             "returns no states: turn on return_state, or set feeds to output", layer=name)
+        if feeds not in states:
+            raise StackError(f'{name} has no state "{feeds}": its states are {", ".join(states)}', layer=name)
+    if spec.batching.mode == "chunked" and (p["bidirectional"] or p["go_backwards"]):
+        raise StackError(f"{name} reads the sequence backwards, so it needs the whole sequence at once; chunked "
+                         "mode carries state forward from window to window: use pad mode, or make "
+                         f"{name} unidirectional", layer=name)
+
+
 def _cut_reason(layer: LayerSpec, name: str) -> str:
+    if layer.is_recurrent and layer.params["feeds"] != "output":
+        return f'{name} passes on its state "{layer.params["feeds"]}", which has no time axis'
     if layer.is_recurrent:
         return (f"{name} returns only its last state (batch, {_width(layer)}) because return_sequences "
                 "is off")
@@ -159,6 +183,11 @@ def explain_size(before: list[LayerInfo], dense: LayerInfo) -> str:
                 f"timestep separately ({size} = {origin}); pool over time or use last_timestep for one vector "
                 "per sequence")
     head = before[-1]
+    if head.spec.is_recurrent and head.spec.params["feeds"] != "output":
+        state = head.spec.params["feeds"]
+        return (f"{size} = {head.name}'s {head.spec.params['units']} units: its final state {state}, which "
+                f"return_state adds to its outputs (x, {', '.join(state_names(head.spec))}), feeds {dense.name} "
+                "instead of its output; independent of the number of timesteps")
     if head.spec.type == "flatten":
         previous = before[-2].symbolic_shape if len(before) > 1 else shape
         return (f"{size} = {previous[1]} timesteps × {previous[-1]} ({origin}) flattened by {head.name}: it "
@@ -235,6 +264,21 @@ def warnings_for(spec: StackSpec, built: BuiltStack, mask: np.ndarray, lengths: 
             found.append(Diagnostic(f"{info.name} is applied at every timestep separately (its input is a sequence "
                                     f"{_fmt(infos[names.index(info.name) - 1].symbolic_shape)}); for one vector "
                                     "per sequence, pool over time or use last_timestep first", info.name))
+    for position, info in enumerate(infos):
+        previous = infos[position - 1].symbolic_shape if position else None
+        flat = previous is not None and len(previous) == 2
+        if info.spec.type == "masking" and flat:
+            found.append(Diagnostic(f"{info.name} receives {_fmt(previous)}, which has no time axis any more: Keras "
+                                    "runs it, but there are no timesteps left to mask; put it before the layer "
+                                    "that removes the time axis", info.name))
+        if info.spec.type == "flatten" and flat:
+            found.append(Diagnostic(f"{info.name} receives {_fmt(previous)}, which is already flat: Keras runs it, "
+                                    "but it changes nothing; remove it", info.name))
+        if (info.spec.type == "last_timestep" and not info.mask_in and padded
+                and spec.batching.padding == "post"):
+            found.append(Diagnostic(f"{info.name} gets no mask, so it takes the last step of the padded batch: for "
+                                    "the shorter sequences that is a padded step, not their last token; create a "
+                                    f"mask (mask_zero or a masking layer) or pad pre", info.name))
     embedding = spec.layers[0] if spec.layers and spec.layers[0].type == "embedding" else None
     if embedding is not None and embedding.params["mask_zero"]:
         if padded and spec.batching.pad_value != 0:

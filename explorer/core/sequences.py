@@ -188,10 +188,12 @@ def pad(items: list[np.ndarray], batching: Batching, length: int, dtype: str) ->
 
 
 def layout(sequences: Sequences, batching: Batching, *, fixed_length: bool = False) -> Layout:
-    """Pads the batch for `pad` mode and splits it into the pieces the chosen mode runs."""
+    """Pads the batch as keras.utils.pad_sequences(maxlen=…) does (exactly maxlen steps when it is set, else
+    the longest sequence's) and splits it into the pieces the chosen mode runs: pad and chunked run that batch;
+    bucket and one_by_one run the sequences, truncated to maxlen, padded to each piece's own longest."""
     items = [truncate(item, batching.maxlen, batching.truncating) for item in sequences.items]
     lengths = np.array([len(item) for item in items], dtype=np.int64)
-    length = batching.maxlen if (fixed_length and batching.maxlen) else int(lengths.max())
+    length = batching.maxlen or int(lengths.max())
     dtype = "int32" if items[0].ndim == 1 else "float32"
     full = pad(items, batching, length, dtype)
     steps = np.arange(length)[None, :]
