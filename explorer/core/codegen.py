@@ -17,8 +17,9 @@ def _layer_source(class_name: str) -> str:
     return "\n".join(line for line in source.splitlines() if not line.startswith("@keras.saving"))
 
 
-def export_code(spec: StackSpec) -> str:
-    """A script that pads the sequences as the explorer does, builds the stack and prints every layer's shapes."""
+def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
+    """A script that pads the sequences as the explorer does, builds the stack and prints every layer's shapes;
+    `weights_from`: the .keras file whose trained weights the script loads into the same layers."""
     names = spec.layer_names()
     used = {layer.type for layer in spec.layers}
     helpers = []
@@ -106,6 +107,9 @@ def export_code(spec: StackSpec) -> str:
     lines += [
         "model = keras.Model(inputs, x)",
         "probe = keras.Model(inputs, outputs)",
+        *([f"trained = keras.saving.load_model({weights_from!r}, compile=False)  # the trained weights",
+           "for layer in model.layers[1:]:",
+           "    layer.set_weights(trained.get_layer(layer.name).get_weights())"] if weights_from else []),
         "",
         "if SEQUENCES:",
         "    results = probe(batch)",

@@ -291,7 +291,7 @@ class Engine:
                         outputs = call(piece.batch if count == rows_total else piece.batch[start:start + count])
                         seconds_per_cell = (time.perf_counter() - tick) / (count * piece_steps)
                         keep(piece, piece.rows[start:start + count], outputs,
-                             whole=len(pieces) == 1 and count == rows_total)
+                             whole=covered and count == rows_total)
                         start += count
         except backend.CallCancelled:
             raise Cancelled() from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import os
 import tempfile
 from dataclasses import dataclass, field, replace
@@ -27,14 +28,13 @@ MAX_NAME = 128
 
 RECURRENT_TYPES = tuple(key for key, kind in TYPES.items() if kind.recurrent)
 INPUT_NAME = "sequences"   # the model input's name when no layer takes it
+_NAME = re.compile(rf"[A-Za-z0-9_.>-]{{1,{MAX_NAME}}}")
 
 
 def _layer_name(value: Any) -> str:
-    """Keras's own rule (any name without "/"), without control characters and at most MAX_NAME long."""
-    if (not isinstance(value, str) or not value.strip() or "/" in value or len(value) > MAX_NAME
-            or any(ord(c) < 32 or ord(c) == 127 for c in value)):
-        raise ValueError(f'must be a name of 1 to {MAX_NAME} characters without "/" or control characters, '
-                         f"got {_show(value)}")
+    """The names Keras layers can take on TensorFlow (a name scope without "/"): "word-embedding", "2nd_head"."""
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise ValueError(f"must be 1 to {MAX_NAME} letters, digits and _ . - > (no spaces), got {_show(value)}")
     return value
 
 

@@ -145,9 +145,9 @@ def test_duplicate_and_bad_names():
     # Keras's rule: any name without "/" (names such as "word-embedding" or "2nd_head" come from .keras files)
     assert specs.from_dict(with_layer({"type": "lstm", "name": "2nd-head"})).layers[1].name == "2nd-head"
     assert error_of(with_layer({"type": "lstm", "name": "a/b"})) == (
-        'layers[1].name: must be a name of 1 to 128 characters without "/" or control characters, got "a/b"')
+        'layers[1].name: must be 1 to 128 letters, digits and _ . - > (no spaces), got "a/b"')
     assert error_of(with_layer({"type": "lstm", "name": 3})).endswith("got 3")
-    assert error_of(with_layer({"type": "lstm", "name": " "})).startswith("layers[1].name: must be a name")
+    assert error_of(with_layer({"type": "lstm", "name": "a b"})).startswith("layers[1].name: must be 1 to 128")
 
 
 # --- errors name the place ---
