@@ -65,6 +65,7 @@ class LayerResult:
     extras: dict[str, np.ndarray] = field(default_factory=dict)  # states, attention weights
     value_range: tuple[float, float] | None = None  # (min, max) of a float output over all cells; NaN if any NaN
     states: list[StateResult] = field(default_factory=list)       # return_state's states, in Keras's order
+    feeds: str = "output"       # what it passes to the next layer: its output, or one of its states
 
     @property
     def time_major(self) -> bool:
@@ -398,7 +399,8 @@ class Engine:
             states = [StateResult(state, symbolic, tuple(raw[key].shape))
                       for state, key, symbolic in info.states if key in raw]
             layers.append(LayerResult(info.name, info.spec.type, info.symbolic_shape, tuple(output.shape), output,
-                                      mask, info.mask_role, info.params, extras, value_range(output), states))
+                                      mask, info.mask_role, info.params, extras, value_range(output), states,
+                                      info.spec.params.get("feeds", "output")))
         fc = diagnose.fc_input(spec, built)
         if fc is not None:
             source = next(i for i, info in enumerate(built.layers) if info.name == fc.layer) - 1

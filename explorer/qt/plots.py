@@ -1031,13 +1031,16 @@ class PlotsPanel(QWidget):
 
     def _sync_controls(self) -> None:
         result = self.result
-        names = tuple((layer.name, layer.type, tuple(layer.shape)) for layer in result.layers)
+        names = tuple((layer.name, layer.type, tuple(layer.shape),
+                       tuple((state.name, tuple(state.shape)) for state in layer.states)) for layer in result.layers)
         if names != self._names_key:
             self._names_key = names
             self.layer_combo.blockSignals(True)
             self.layer_combo.clear()
-            for name, kind, shape in names:
-                self.layer_combo.addItem(f"{name}  {fmt_shape(shape)}", name)
+            for name, kind, shape, states in names:
+                listed = "".join(f"  {state} {fmt_shape(state_shape)}" for state, state_shape in states)
+                self.layer_combo.addItem(f"{name}  {fmt_shape(shape)}" + (f"  · states{listed}" if listed else ""),
+                                         name)
             self.layer_combo.blockSignals(False)
         index = self.layer_combo.findData(self.selected_layer)
         if index != self.layer_combo.currentIndex():
@@ -1142,8 +1145,9 @@ class PlotsPanel(QWidget):
                 self._features = len(vector)
                 self.heatmap_plot.setXRange(-0.6, max(len(vector), 1) - 0.4, padding=0)
             self.heatmap_plot.enableAutoRange(axis="y")
-            why = ("return_sequences off: only the last state" if layer.type in RECURRENT
-                   else "no time axis after this layer")
+            why = (f"its final state {layer.feeds} (return_state), passed on instead of its output"
+                   if layer.feeds != "output" else "return_sequences off: only the last state"
+                   if layer.type in RECURRENT else "no time axis after this layer")
             nan = " · NaN shown as 0" if np.isnan(vector).any() else ""
             self._title(self.heatmap_plot, f"<b>{layer.name}</b> output for line {line}: a vector of "
                                            f"{len(vector)} {fmt_shape(layer.shape)} · {why}{nan}")

@@ -135,13 +135,15 @@ class ShapesPanel(QWidget):
 
     def _fill_table(self, result) -> None:
         self.table.blockSignals(True)
-        self.table.setRowCount(len(result.layers))
+        self.table.setRowCount(sum(1 + len(layer.states) for layer in result.layers))
         fc_source = None
         if result.fc_input is not None:
             names = [layer.name for layer in result.layers]
             index = names.index(result.fc_input.layer) if result.fc_input.layer in names else 0
             fc_source = names[index - 1] if index else None
-        for row, layer in enumerate(result.layers):
+        row = -1
+        for layer in result.layers:
+            row += 1
             _, meaning = MASK_ROLES.get(layer.mask_role, MASK_ROLES["none"])
             colour = mask_role_colour(layer.mask_role)
             cells = (layer.name, format_shape(layer.symbolic_shape), format_shape(layer.shape), layer.mask_role,
@@ -162,6 +164,17 @@ class ShapesPanel(QWidget):
                     item.setFont(font)
                     item.setToolTip(f"{layer.name} ({layer.type}): its output is the FC input")
                 self.table.setItem(row, column, item)
+            for state in layer.states:   # return_state's states: rows of their own, under the layer
+                row += 1
+                cells = (f"  └ {state.name}", format_shape(state.symbolic_shape), format_shape(state.shape))
+                for column, text in enumerate(cells):
+                    item = QTableWidgetItem(text)
+                    item.setToolTip(f"{layer.name}'s state {state.name}, returned by return_state")
+                    item.setData(Qt.ItemDataRole.UserRole, layer.name)
+                    item.setForeground(QColor(MUTED_COLOUR))
+                    if column:
+                        item.setFont(mono_font())
+                    self.table.setItem(row, column, item)
         self.table.blockSignals(False)
         self._fit_table()
 
@@ -199,6 +212,7 @@ class ShapesPanel(QWidget):
             item = self.table.item(row, 0)
             if item is not None and item.text() == name:
                 self.table.selectRow(row)
+                break
         self.table.blockSignals(False)
 
     def _row_picked(self) -> None:
@@ -206,7 +220,7 @@ class ShapesPanel(QWidget):
         if rows:
             item = self.table.item(rows[0].row(), 0)
             if item is not None:
-                self.layerSelected.emit(item.text())
+                self.layerSelected.emit(item.data(Qt.ItemDataRole.UserRole) or item.text())
 
     def _warning_clicked(self, item: QListWidgetItem) -> None:
         layer = item.data(Qt.ItemDataRole.UserRole)

@@ -16,37 +16,13 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDoubleSpinBo
                                QScrollArea, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from ..core.diagnose import format_shape
-from ..core.spec import (ACTIVATIONS, LAYER_PARAMS, MAX_FEATURES, MAX_SEED, MAX_UNITS, MAX_VOCAB, MERGE_MODES,
-                         PARAM_HELP, InputSpec, LayerSpec, StackSpec)
+from ..core.registry import GROUPS, TYPES
+from ..core.spec import LAYER_PARAMS, MAX_FEATURES, MAX_SEED, MAX_VOCAB, InputSpec, LayerSpec, StackSpec
 from .expression_editor import ExpressionEdit
 from .style import (ERROR_COLOUR, MASK_ROLES, MUTED_COLOUR, SELECTED_BORDER, WARNING_COLOUR, escape, mask_role_colour,
                     mono_font)
 
-FRIENDLY = {
-    "embedding": "Embedding",
-    "masking": "Masking",
-    "simple_rnn": "SimpleRNN",
-    "lstm": "LSTM",
-    "gru": "GRU",
-    "global_average_pooling": "Global average pooling",
-    "global_max_pooling": "Global max pooling",
-    "masked_mean_pooling": "Masked mean pooling",
-    "time_average": "Time average (plain mean)",
-    "last_timestep": "Last valid timestep",
-    "attention_pooling": "Attention pooling",
-    "flatten": "Flatten",
-    "dense": "Dense",
-    "time_distributed_dense": "TimeDistributed(Dense)",
-    "custom": "Custom expression",
-}
-PALETTE = (
-    ("Input", ("embedding", "masking")),
-    ("Recurrent", ("simple_rnn", "lstm", "gru")),
-    ("Over time", ("global_average_pooling", "masked_mean_pooling", "global_max_pooling", "time_average",
-                   "last_timestep", "attention_pooling", "flatten")),
-    ("Head", ("dense", "time_distributed_dense")),
-    ("Code", ("custom",)),
-)
+FRIENDLY = {key: kind.display for key, kind in TYPES.items()}
 MIME_TYPE = "application/x-rnn-explorer-layer"
 
 
@@ -55,12 +31,8 @@ def friendly(layer_type: str) -> str:
 
 
 def palette_groups() -> list[tuple[str, list[str]]]:
-    """The add-layer menu: every type in LAYER_PARAMS, grouped; unknown new types land in "Other"."""
-    groups = [(title, [t for t in types if t in LAYER_PARAMS]) for title, types in PALETTE]
-    listed = {t for _, types in groups for t in types}
-    other = [t for t in LAYER_PARAMS if t not in listed]
-    if other:
-        groups.append(("Other", other))
+    """The add-layer menu: every registered type, in its registry group."""
+    groups = [(title, [key for key, kind in TYPES.items() if kind.group == title]) for title in GROUPS]
     return [(title, types) for title, types in groups if types]
 
 
@@ -129,14 +101,12 @@ class _NoWheelComboBox(QComboBox):
 
 def _param_widget(layer_type: str, key: str, value: Any, on_change) -> QWidget:
     """One editing widget for one parameter; `on_change(value)` is called with the clean new value."""
-    default, _ = LAYER_PARAMS[layer_type][key]
-    if key == "merge_mode" or key == "activation":
+    param = TYPES[layer_type].params[key]
+    default = param.default
+    if param.options:
         combo = _NoWheelComboBox()
-        options = MERGE_MODES if key == "merge_mode" else ACTIVATIONS
-        if key == "activation" and _accepts(layer_type, key, None):
-            combo.addItem("none", None)
-        for option in options:
-            combo.addItem(option, option)
+        for option in param.options:
+            combo.addItem("none" if option is None else option, option)
         combo.setCurrentIndex(max(0, combo.findData(value)))
         combo.currentIndexChanged.connect(lambda _i: on_change(combo.currentData()))
         return combo
@@ -147,7 +117,7 @@ def _param_widget(layer_type: str, key: str, value: Any, on_change) -> QWidget:
         return box
     if isinstance(default, int):
         spin = _NoWheelSpinBox()
-        spin.setRange(1, MAX_UNITS)
+        spin.setRange(1, param.limit or 2**31 - 1)
         spin.setValue(int(value))
         spin.setKeyboardTracking(False)
         spin.valueChanged.connect(on_change)
@@ -241,7 +211,7 @@ class LayerCard(QFrame):
             for key in params:
                 widget = _param_widget(layer.type, key, layer.params[key],
                                        lambda value, key=key: self._edited(key, value))
-                widget.setToolTip(PARAM_HELP.get(key, key))
+                widget.setToolTip(TYPES[layer.type].params[key].help)
                 self._widgets[key] = widget
                 if isinstance(widget, QLineEdit):
                     if column:
@@ -273,6 +243,7 @@ class LayerCard(QFrame):
         # one word-wrapped label: the three parts go onto two lines when the column is narrow
         self.symbolic_text = "…"    # what the badge says, for callers and tests
         self.batch_text = ""
+        self.states_text = ""
         self.mask_role = ""
         self.badge_label = QLabel("")
         self.badge_label.setWordWrap(True)
@@ -303,6 +274,9 @@ class LayerCard(QFrame):
     def _update_enabled(self) -> None:
         if "merge_mode" in self._widgets:
             self._widgets["merge_mode"].setEnabled(bool(self.layer.params.get("bidirectional")))
+        if "feeds" in self._widgets:
+            self._widgets["feeds"].setEnabled(bool(self.layer.params.get("return_state"))
+                                              or self.layer.params.get("feeds") != "output")
 
     def _apply_style(self) -> None:
         border = f"2px solid {SELECTED_BORDER}" if self._selected else "1px solid palette(mid)"
@@ -361,9 +335,10 @@ class LayerCard(QFrame):
     # --- the badge ---
 
     def show_shapes(self, symbolic: tuple | None, batch: tuple | None, role: str | None, *,
-                    stale: bool = False, unknown: str = "?") -> None:
+                    stale: bool = False, unknown: str = "?", states: list | None = None) -> None:
         """`stale`: the stack was edited since these shapes were computed; they are greyed until the next run.
-        No `symbolic`: the shape is not known (`unknown` is shown: … before a run, ? after a failed one)."""
+        No `symbolic`: the shape is not known (`unknown` is shown: … before a run, ? after a failed one).
+        `states`: return_state's states (run.StateResult), shown on a line of their own."""
         expression = self._widgets.get("expression")
         if isinstance(expression, ExpressionEdit):
             expression.show_shapes(None if symbolic is None else format_shape(symbolic),
@@ -371,7 +346,7 @@ class LayerCard(QFrame):
                                    stale=stale)
         mono = mono_font().family()
         if symbolic is None:
-            self.symbolic_text, self.batch_text, self.mask_role = unknown, "", ""
+            self.symbolic_text, self.batch_text, self.mask_role, self.states_text = unknown, "", "", ""
             self.badge_label.setText(f'<span style="font-family:\'{mono}\'; font-weight:600; '
                                      f'color:{MUTED_COLOUR}">{unknown}</span>')
             self.badge_label.setToolTip("The shapes appear after a successful run")
@@ -391,7 +366,14 @@ class LayerCard(QFrame):
             parts.append(f'<span style="font-family:\'{mono}\'; color:{MUTED_COLOUR}">'
                          f'{nbsp("batch " + self.batch_text)}</span>')
         parts.append(f'<span style="color:{colour}; font-weight:600">{nbsp("mask " + self.mask_role)}</span>')
-        self.badge_label.setText(" &nbsp;&nbsp; ".join(parts))
+        self.states_text = " · ".join(f"{state.name} {format_shape(state.symbolic_shape)}" for state in states or [])
+        text = " &nbsp;&nbsp; ".join(parts)
+        if self.states_text:
+            feeds = self.layer.params.get("feeds", "output")
+            passed = f" &nbsp; → next layer: {escape(feeds)}" if feeds != "output" else ""
+            text += (f'<br><span style="font-family:\'{mono}\'; {muted}">{nbsp("states " + self.states_text)}'
+                     f"</span>{passed}")
+        self.badge_label.setText(text)
         self.badge_label.setToolTip(f"{self.symbolic_text}: the symbolic shape (None = any batch size / any number "
                                     f"of timesteps)\n" + (f"{self.batch_text}: the shape for the sequences in the "
                                                          "editor\n" if self.batch_text else "")
@@ -793,7 +775,8 @@ class StackEditor(QWidget):
         for card in self.cards:
             found = layers.get(card.name)
             if found is not None and found.type == card.layer.type:
-                card.show_shapes(found.symbolic_shape, found.shape, found.mask_role, stale=self._stale)
+                card.show_shapes(found.symbolic_shape, found.shape, found.mask_role, stale=self._stale,
+                                 states=found.states)
             else:
                 card.show_shapes(None, None, None, unknown="?" if self._error or result is not None else "…")
             error = self._error[0] if self._error and self._error[1] == card.name else None
