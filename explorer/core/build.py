@@ -126,8 +126,9 @@ def build(spec: StackSpec) -> BuiltStack:
             x = result
         mask_out = getattr(x, "_keras_mask", None)
         outputs[name] = x
-        if mask_out is not None:
-            outputs[f"{name}/mask"] = mask_out
+        if mask_out is not None and len(x.shape) >= 3:   # a mask on a 2-D tensor (masking after a last state)
+            outputs[f"{name}/mask"] = mask_out           # has no timesteps to show
+
         objects[name] = keras_layer
         infos.append(LayerInfo(name, layer, tuple(x.shape), keras_layer.count_params(),
                                mask_in is not None, mask_out is not None, extra))

@@ -358,7 +358,7 @@ class Engine:
                 new_mask = new_mask[0]
             x, mask = y, new_mask
             outputs[info.name] = backend.to_numpy(x)
-            if mask is not None:
+            if mask is not None and len(x.shape) >= 3:
                 outputs[f"{info.name}/mask"] = backend.to_numpy(mask)
         return outputs
 
@@ -436,9 +436,7 @@ def _time_major_keys(built: BuiltStack) -> set[str]:
     steps = built.input_shape[0]
     for info in built.layers:
         if len(info.symbolic_shape) >= 3 and info.symbolic_shape[1] == steps:   # not keepdims' axis of 1
-            keys.add(info.name)
-        if info.mask_out:
-            keys.add(f"{info.name}/mask")
+            keys.update((info.name, f"{info.name}/mask"))
         keys.update(key for key in info.extra if key.endswith("/attention"))
     return keys
 
