@@ -237,7 +237,7 @@ def predict(model, batch) -> list[dict]:
     return [{key: ops.convert_to_numpy(value) for key, value in item.items()} for item in found]
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(documents())
 def test_every_layer_equals_plain_keras(case):
     document, rows = case
@@ -284,3 +284,9 @@ def test_every_layer_equals_plain_keras(case):
             if "mask" in plain and layer.mask is not None:
                 np.testing.assert_array_equal(layer.mask[group][:, offset:offset + batch.shape[1]], plain["mask"],
                                               err_msg=layer.name)
+
+
+def test_the_documents_cover_every_registered_layer_type():
+    from explorer.core.registry import TYPES
+    generated = {"embedding", "masking", "dense", *RNN, *(head for head in HEADS if head)}
+    assert generated == set(TYPES)

@@ -350,3 +350,33 @@ def test_layer_spec_fills_defaults_and_keeps_given_values():
     assert layer.is_recurrent and not LayerSpec("dense").is_recurrent
     assert StackSpec().layers == [] and not StackSpec().has_custom()
     assert StackSpec(layers=[LayerSpec("custom")]).has_custom()
+
+
+def test_the_newer_layer_parameters_have_keras_s_defaults_and_are_written_only_when_set():
+    """use_bias, recurrent_activation, reset_after, keepdims and feeds: Keras's names and defaults; a file that
+    does not set them reads and writes exactly as before (explorers that predate them read it)."""
+    import inspect
+
+    import keras
+    from explorer.core.registry import TYPES
+    keras_classes = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "simple_rnn": keras.layers.SimpleRNN,
+                     "dense": keras.layers.Dense, "time_distributed_dense": keras.layers.Dense,
+                     "global_average_pooling": keras.layers.GlobalAveragePooling1D,
+                     "global_max_pooling": keras.layers.GlobalMaxPooling1D}
+    newer = set()
+    for key, kind in TYPES.items():
+        for name, param in kind.params.items():
+            if param.omit_default and name != "feeds":   # feeds is the explorer's: which output goes on
+                newer.add(name)
+                default = inspect.signature(keras_classes[key].__init__).parameters[name].default
+                assert param.default == default, (key, name)
+    assert newer == {"use_bias", "recurrent_activation", "reset_after", "keepdims"}
+    for name in presets.names():
+        text = (presets.resources.files("explorer") / "presets" / f"{name}.stack.json").read_text()
+        for layer in specs.to_dict(specs.loads(text))["layers"]:
+            assert not (newer | {"feeds"}) & set(layer), (name, layer)
+    changed = specs.from_dict(document(layers=[{"type": "embedding"},
+                                               {"type": "gru", "reset_after": False, "use_bias": False}]))
+    assert specs.to_dict(changed)["layers"][1] == {
+        "type": "gru", "units": 64, "return_sequences": False, "return_state": False, "bidirectional": False,
+        "merge_mode": "concat", "go_backwards": False, "activation": "tanh", "use_bias": False, "reset_after": False}
