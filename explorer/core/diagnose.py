@@ -319,8 +319,5 @@ def warnings_for(spec: StackSpec, built: BuiltStack, mask: np.ndarray, lengths: 
 
 
 def _drop_fix(info: LayerInfo) -> str:
-    fixes = {"global_max_pooling": "; use masked_mean_pooling or global_average_pooling to honour it",
-             "time_average": "; use masked_mean_pooling to average over valid steps only",
-             "flatten": "; the padded steps become part of the vector",
-             "custom": "; use mask in the expression to honour it"}
-    return fixes.get(info.spec.type, "")
+    advice = TYPES[info.spec.type].mask_advice
+    return f"; {advice}" if advice else ""

@@ -160,6 +160,7 @@ class LayerType:
     cuts_time: Callable[[dict], bool] = lambda params: False   # removes the time axis
     needs_sequence: bool = True    # needs (batch, T, features): Keras (or the lesson) refuses a 2-D tensor
     own_class: str | None = None   # the explorer's own Keras layer class (explorer.core.layers)
+    mask_advice: str = ""          # when it drops a mask: what to do instead
 
     @property
     def recurrent(self) -> bool:
@@ -294,10 +295,10 @@ def _recurrent_type(key: str, display: str) -> LayerType:
                      (_RNN_CLASSES[key],), _recurrent, _recurrent_code, _recurrent_cut)
 
 
-def _own_type(key: str, display: str, class_name: str, role: str) -> LayerType:
+def _own_type(key: str, display: str, class_name: str, role: str, advice: str = "") -> LayerType:
     make, code = _own(class_name)
     return LayerType(key, display, "Over time", {}, role, (class_name,), make, code, lambda params: True,
-                     own_class=class_name)
+                     own_class=class_name, mask_advice=advice)
 
 
 TYPES: dict[str, LayerType] = {t.key: t for t in (
@@ -317,12 +318,14 @@ TYPES: dict[str, LayerType] = {t.key: t for t in (
               ("GlobalAveragePooling1D",), _GAP_MAKE, _GAP_CODE, _pool_cut),
     _own_type("masked_mean_pooling", "Masked mean pooling", "MaskedMeanPooling", "consumes"),
     LayerType("global_max_pooling", "Global max pooling", "Over time", _KEEPDIMS, "drops",
-              ("GlobalMaxPooling1D",), _GMP_MAKE, _GMP_CODE, _pool_cut),
-    _own_type("time_average", "Time average (plain mean)", "TimeAverage", "drops"),
+              ("GlobalMaxPooling1D",), _GMP_MAKE, _GMP_CODE, _pool_cut,
+              mask_advice="use masked_mean_pooling or global_average_pooling to honour it"),
+    _own_type("time_average", "Time average (plain mean)", "TimeAverage", "drops",
+              "use masked_mean_pooling to average over valid steps only"),
     _own_type("last_timestep", "Last valid timestep", "LastTimestep", "consumes"),
     _own_type("attention_pooling", "Attention pooling", "AttentionPooling", "consumes"),
     LayerType("flatten", "Flatten", "Over time", {}, "drops", ("Flatten",), _FLATTEN_MAKE, _FLATTEN_CODE,
-              lambda params: True, needs_sequence=False),
+              lambda params: True, needs_sequence=False, mask_advice="the padded steps become part of the vector"),
     LayerType("dense", "Dense", "Head", _dense_params(), "carries", ("Dense",), _dense, _dense_code,
               needs_sequence=False),
     LayerType("time_distributed_dense", "TimeDistributed(Dense)", "Head", _dense_params(), "carries",
@@ -331,7 +334,7 @@ TYPES: dict[str, LayerType] = {t.key: t for t in (
               {"expression": Param("ops.mean(x, axis=1)", expression,
                                    "A Python expression over x (the input), mask (or None) and ops (keras.ops).")},
               "drops", ("CustomExpression",), _custom, _custom_code, needs_sequence=False,
-              own_class="CustomExpression"),
+              own_class="CustomExpression", mask_advice="use mask in the expression to honour it"),
 )}
 GROUPS = ("Input", "Recurrent", "Over time", "Head", "Code")
 
