@@ -80,7 +80,8 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
           if vocabulary is not None else [f"SEQUENCES = {data!r}"]),
         "",
         f"keras.utils.set_random_seed({spec.seed})",
-        f"batch = keras.utils.pad_sequences(SEQUENCES, maxlen={fixed or b.maxlen!r}, dtype={dtype!r}, "
+        "if SEQUENCES:",
+        f"    batch = keras.utils.pad_sequences(SEQUENCES, maxlen={fixed or b.maxlen!r}, dtype={dtype!r}, "
         f"padding={b.padding!r}, truncating={b.truncating!r}, value={b.pad_value!r})",
         "",
         f"inputs = keras.Input(shape={shape}, dtype={dtype!r})",
@@ -93,10 +94,12 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
         if layer.is_recurrent and layer.params["return_state"]:
             states = [f"{variable}_{s}" for s in state_names(layer)]
             lines.append(f"x, {', '.join(states)} = {call}(x)")
-            for state, state_variable in zip(state_names(layer), states):
-                lines.append(f"outputs[{name + '/state/' + state!r}] = {state_variable}")
             if layer.params["feeds"] != "output":
                 lines.append(f"x = {variable}_{layer.params['feeds']}  # the next layer takes this state")
+            lines.append(f"outputs[{name!r}] = x")
+            lines += [f"outputs[{name + '/state/' + state!r}] = {state_variable}"
+                      for state, state_variable in zip(state_names(layer), states)]
+            continue
         elif layer.type == "attention_pooling":
             lines.append(f"x, {variable}_weights = {call}(x)")
         else:

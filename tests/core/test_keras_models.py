@@ -288,3 +288,7 @@ def test_run_a_model_file_on_the_command_line_reports_its_states(tmp_path):
                           timeout=300)
     assert code.returncode == 0, code.stderr
     assert "x, encoder_h, encoder_c = keras.layers.LSTM(" in code.stdout and "x = encoder_c" in code.stdout
+    script = tmp_path / "model.py"
+    script.write_text(code.stdout)
+    ran = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert ran.returncode == 0, ran.stderr   # it builds the same layers and loads the file's weights into them
