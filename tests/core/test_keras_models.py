@@ -84,6 +84,12 @@ def gru_state_h():
     return functional(i, layers.Dense(2)(h))
 
 
+def the_output_is_a_state():
+    i = keras.Input((None, 2))
+    _, _h, c = layers.LSTM(3, return_state=True, name="encoder")(i)
+    return functional(i, c)
+
+
 def output_of_a_layer_with_state():
     i = tokens()
     x = layers.Embedding(VOCAB, 3, mask_zero=True)(i)
@@ -184,6 +190,7 @@ CASES = {
     "dense on backward h": (dense_on_backward_state, FEATURES, None),
     "dense on GRU h": (gru_state_h, TOKENS, None),
     "output beside states": (output_of_a_layer_with_state, TOKENS, None),
+    "the output is c": (the_output_is_a_state, FEATURES, None),
     "average keepdims": (average_keepdims, TOKENS, None),
     "max keepdims": (max_keepdims_then_lstm, FEATURES, None),
     "masking, TimeDistributed": (features_masking_time_distributed, FEATURES, None),
