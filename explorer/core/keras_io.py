@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 import zipfile
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 from . import backend
 from .errors import SpecError, StackError, TrustError, strip_ansi
 from .registry import ACTIVATIONS, TYPES, state_names
-from .spec import Batching, InputSpec, LayerSpec, StackSpec
+from .spec import Batching, InputSpec, LayerSpec, StackSpec, _layer_name
 
 # Layers that do nothing at inference: dropped with a note.
 INFERENCE_NO_OPS = ("Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "ActivityRegularization",
@@ -100,6 +101,7 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
         if spec is None:
             unknown.append(f"{layer.name} ({kind})")
             continue
+        spec.name = _usable_name(layer.name, [known.name for known in layers], notes)
         layers.append(spec)
         weights[spec.name] = layer.get_weights()
         previous = spec
@@ -131,11 +133,27 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
     return stack, weights, notes
 
 
+def _usable_name(name: str, taken: list[str], notes: list[str]) -> str:
+    """The layer's own name when a stack can hold it; else the closest one it can, with a note."""
+    try:
+        return _layer_name(name)
+    except ValueError:
+        pass
+    usable = re.sub(r"[^A-Za-z0-9_.>-]", "_", name)[:100] or "layer"
+    while usable in taken:
+        usable += "_"
+    notes.append(f"{usable}: the layer {name!r} is called {usable} here (its weights stay with it)")
+    return usable
+
+
 def _chain(model) -> list[tuple[object, int]]:
     """The model's layers from its input to its output, each with the index of the output it takes from the
     layer before (0: the output; 1…: a return_state state). Refuses what is not one chain."""
     import keras
     names = lambda tensors: ", ".join(t._keras_history.operation.name for t in tensors)  # noqa: E731
+    if not model.built or not getattr(model, "inputs", None):
+        raise StackError("the model was saved before it was built, so it holds no weights yet: give it an Input, "
+                         "or call it on data, before saving")
     if len(model.inputs) != 1:
         raise StackError(f"this model has {len(model.inputs)} inputs ({names(model.inputs)}); the explorer shows "
                          "one chain of layers from one input")

@@ -299,3 +299,24 @@ def test_run_a_model_file_on_the_command_line_reports_its_states(tmp_path):
     script.write_text(code.stdout)
     ran = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert ran.returncode == 0, ran.stderr   # it builds the same layers and loads the file's weights into them
+
+
+def test_a_name_a_stack_cannot_hold_is_mapped_with_its_weights(tmp_path):
+    """Keras accepts any name without "/"; TensorFlow's scopes refuse spaces (so this model is saved untrained)."""
+    i = tokens()
+    x = layers.LSTM(3, name="my encoder")(layers.Embedding(VOCAB, 4, name="emb")(i))
+    model = functional(i, layers.Dense(2, name="head")(x))
+    model.save(tmp_path / "spaces.keras")
+    spec, _, notes = keras_io.import_model(tmp_path / "spaces.keras")
+    assert spec.layer_names() == ["emb", "my_encoder", "head"]
+    assert notes == ["my_encoder: the layer 'my encoder' is called my_encoder here (its weights stay with it)"]
+    ENGINE.run(spec, text_of(TOKENS))
+    for mine, theirs in zip((ENGINE.weights()[f"weights/my_encoder/{i}"] for i in range(3)),
+                            model.get_layer("my encoder").get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_a_model_saved_before_it_was_built_is_refused_with_the_reason(tmp_path):
+    keras.Sequential([layers.Embedding(VOCAB, 4), layers.LSTM(3)]).save(tmp_path / "unbuilt.keras")
+    with pytest.raises(StackError, match="saved before it was built"):
+        keras_io.import_model(tmp_path / "unbuilt.keras")
