@@ -17,6 +17,14 @@ def _layer_source(class_name: str) -> str:
     return "\n".join(line for line in source.splitlines() if not line.startswith("@keras.saving"))
 
 
+def own_objects(used: set[str]) -> str:
+    """The explorer's own layer classes that a saved model names, mapped to the script's copies."""
+    from .layers import PACKAGE
+    pairs = [f"{f'{PACKAGE}>{kind.own_class}'!r}: {kind.own_class}" for kind in TYPES.values()
+             if kind.own_class and kind.key != "custom" and kind.key in used]
+    return "{" + ", ".join(pairs) + "}"
+
+
 def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
     """A script that pads the sequences as the explorer does, builds the stack and prints every layer's shapes;
     `weights_from`: the .keras file whose trained weights the script loads into the same layers."""
@@ -110,7 +118,8 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
     lines += [
         "model = keras.Model(inputs, x)",
         "probe = keras.Model(inputs, outputs)",
-        *([f"trained = keras.saving.load_model({weights_from!r}, compile=False)  # the trained weights",
+        *([f"trained = keras.saving.load_model({weights_from!r}, compile=False,  # the trained weights",
+           f"                                   custom_objects={own_objects(used)})",
            "for layer in model.layers[1:]:",
            "    layer.set_weights(trained.get_layer(layer.name).get_weights())"] if weights_from else []),
         "",
