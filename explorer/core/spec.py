@@ -123,11 +123,10 @@ class StackSpec:
 
     def needs_fixed_length(self) -> bool:
         """A flatten while the time axis is still there: T × features must be fixed."""
-        for layer in self.layers:
-            kind = TYPES.get(layer.type)
+        for layer in self.layers:   # a custom expression decides its own shape: it may keep the time axis
             if layer.type == "flatten":
                 return True
-            if kind is None or layer.type == "custom" or kind.cuts_time(layer.params):
+            if layer.type != "custom" and TYPES[layer.type].cuts_time(layer.params):
                 return False
         return False
 
