@@ -12,6 +12,7 @@ from .errors import ExplorerError, StackError, strip_ansi
 from .registry import TYPES, state_names  # noqa: F401  (state_names: also imported from here)
 from .spec import INPUT_NAME, LayerSpec, StackSpec
 
+
 @dataclass
 class LayerInfo:
     name: str
