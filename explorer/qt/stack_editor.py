@@ -107,6 +107,8 @@ def _param_widget(layer_type: str, key: str, value: Any, on_change) -> QWidget:
         combo = _NoWheelComboBox()
         for option in param.options:
             combo.addItem("none" if option is None else option, option)
+        combo.setMinimumContentsLength(7)    # long names (sparse_sigmoid) must not widen the card column
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         combo.setCurrentIndex(max(0, combo.findData(value)))
         combo.currentIndexChanged.connect(lambda _i: on_change(combo.currentData()))
         return combo
