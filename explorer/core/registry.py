@@ -166,9 +166,6 @@ class LayerType:
     def recurrent(self) -> bool:
         return self.group == "Recurrent"
 
-    def defaults(self) -> dict[str, Any]:
-        return {key: param.default for key, param in self.params.items()}
-
 
 # --- building and code, per kind ---
 
@@ -216,9 +213,16 @@ def _recurrent(layer, name, spec):
     return cls(p["units"], **options, name=name)
 
 
+def _written(layer, options: dict[str, Any]) -> str:
+    """Keyword arguments for exported code; the newer parameters only where they differ from Keras's default."""
+    params = TYPES[layer.type].params
+    return "".join(f"{key}={value!r}, " for key, value in options.items()
+                   if not (params[key].omit_default and value == params[key].default))
+
+
 def _recurrent_code(layer, name, spec):
     p = layer.params
-    options = ", ".join(f"{key}={value!r}" for key, value in _rnn_options(layer).items())
+    options = _written(layer, _rnn_options(layer)).rstrip(", ")
     cell = f"keras.layers.{_RNN_CLASSES[layer.type]}({p['units']}, {options}"
     if p["bidirectional"]:
         return f"keras.layers.Bidirectional({cell}), merge_mode={p['merge_mode']!r}, name={name!r})"
@@ -234,7 +238,8 @@ def _dense(layer, name, spec):
 
 def _dense_code(layer, name, spec):
     p = layer.params
-    return f"keras.layers.Dense({p['units']}, activation={p['activation']!r}, use_bias={p['use_bias']}, name={name!r})"
+    options = _written(layer, {"activation": p["activation"], "use_bias": p["use_bias"]})
+    return f"keras.layers.Dense({p['units']}, {options}name={name!r})"
 
 
 def _keras_head(class_name: str):
@@ -242,8 +247,7 @@ def _keras_head(class_name: str):
         return getattr(_keras().layers, class_name)(**layer.params, name=name)
 
     def code(layer, name, spec):
-        options = "".join(f"{key}={value!r}, " for key, value in layer.params.items())
-        return f"keras.layers.{class_name}({options}name={name!r})"
+        return f"keras.layers.{class_name}({_written(layer, layer.params)}name={name!r})"
     return make, code
 
 
