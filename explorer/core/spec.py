@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import SpecError
-from .registry import (ACTIVATIONS, FEEDS, MAX_UNITS, MERGE_MODES, TYPES, boolean as _boolean,  # noqa: F401
-                       choice as _choice, number as _number, positive_int as _positive_int,
-                       show as _show)
+from .registry import ACTIVATIONS, MAX_UNITS, MERGE_MODES  # noqa: F401  (re-exported: callers read them here)
+from .registry import TYPES, choice as _choice, number as _number, positive_int as _positive_int, show as _show
 
 FORMAT = "rnn-shape-explorer/stack"
 VERSION = 1
