@@ -150,7 +150,13 @@ def _chain(model) -> list[tuple[object, int]]:
     """The model's layers from its input to its output, each with the index of the output it takes from the
     layer before (0: the output; 1…: a return_state state). Refuses what is not one chain."""
     import keras
-    names = lambda tensors: ", ".join(t._keras_history.operation.name for t in tensors)  # noqa: E731
+
+    def names(tensors) -> str:
+        histories = [t._keras_history for t in tensors]
+        operations = [history.operation for history in histories]
+        return ", ".join(history.operation.name if operations.count(history.operation) == 1
+                         else f"{history.operation.name} output {history.tensor_index}" for history in histories)
+
     if not model.built or not getattr(model, "inputs", None):
         raise StackError("the model was saved before it was built, so it holds no weights yet: give it an Input, "
                          "or call it on data, before saving")
@@ -158,6 +164,12 @@ def _chain(model) -> list[tuple[object, int]]:
         raise StackError(f"this model has {len(model.inputs)} inputs ({names(model.inputs)}); the explorer shows "
                          "one chain of layers from one input")
     if len(model.outputs) != 1:
+        producers = {t._keras_history.operation for t in model.outputs}
+        if len(producers) == 1:   # one layer returns them all: Bidirectional(merge_mode=None), return_state
+            try:
+                _layer_spec(*producers, type(*producers).__name__)
+            except Refused as reason:
+                raise StackError(str(reason)) from None
         raise StackError(f"this model has {len(model.outputs)} outputs ({names(model.outputs)}); the explorer "
                          "shows one chain of layers with one output")
     chain = []

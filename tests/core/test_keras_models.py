@@ -161,6 +161,11 @@ def bidirectional_without_merge():
     return functional(i, layers.Dense(1)(forward))
 
 
+def sequential_ending_without_merge():
+    return keras.Sequential([keras.Input((None, 2)), layers.Bidirectional(layers.GRU(2), merge_mode=None,
+                                                                          name="both_ways")])
+
+
 def two_inputs():
     a, b = tokens(), keras.Input((None, 2), name="extra")
     x = layers.LSTM(2)(layers.Embedding(VOCAB, 3)(a))
@@ -201,6 +206,8 @@ CASES = {
     "two outputs": (two_outputs, TOKENS, "this model has 2 outputs (head_a, head_b)"),
     "two branches": (two_branches, TOKENS, "join (Concatenate) joins 2 branches"),
     "merge_mode None": (bidirectional_without_merge, TOKENS, "bi (Bidirectional) has merge_mode None"),
+    "merge_mode None, last": (sequential_ending_without_merge, FEATURES,
+                               "both_ways (Bidirectional) has merge_mode None"),
     "two inputs": (two_inputs, TOKENS, "this model has 2 inputs (ids, extra)"),
     "initial_state": (initial_state_from_a_branch, TOKENS, "decoder (GRU) joins 2 branches"),
     "unknown layer": (an_unknown_layer, FEATURES, "conv (Conv1D)"),
