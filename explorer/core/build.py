@@ -85,7 +85,7 @@ def build(spec: StackSpec) -> BuiltStack:
     started = time.perf_counter()
     backend.set_random_seed(spec.seed, framework=spec.has_custom())
     names = spec.layer_names()
-    fixed = spec.batching.maxlen if spec.needs_fixed_length() else None
+    fixed = spec.fixed_length()
     if spec.input.uses_ids:
         input_shape, dtype = (fixed,), "int32"
     else:

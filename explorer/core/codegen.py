@@ -65,7 +65,7 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
     except Exception:  # the script still builds the stack; it just has no sample batch
         data = []
     b = spec.batching
-    fixed = b.maxlen if spec.needs_fixed_length() else None
+    fixed = spec.fixed_length()
     dtype = "int32" if spec.input.uses_ids else "float32"
     shape = f"({fixed},)" if spec.input.uses_ids else f"({fixed}, {spec.input.features})"
     lines = [

@@ -47,6 +47,13 @@ def check_structure(spec: StackSpec) -> None:
     names = spec.layer_names()
     if not spec.layers:
         raise StackError("the stack has no layers: add an embedding (or use features input) and a recurrent layer")
+    length = spec.input.length
+    if length is not None and spec.batching.maxlen != length:
+        raise StackError(f"the model's input takes exactly {length} timesteps (input.length), as Keras's Input "
+                         f"does, but maxlen is {spec.batching.maxlen}: set maxlen to {length}")
+    if length is not None and spec.batching.mode in ("bucket", "one_by_one"):
+        raise StackError(f"the model's input takes exactly {length} timesteps (input.length), but batching mode "
+                         f'"{spec.batching.mode}" gives each piece its own length: use pad or chunked mode')
     has_time = True       # does the tensor still have a time axis?
     is_ids = spec.input.uses_ids
     last_cut = None       # the layer that removed the time axis

@@ -126,7 +126,7 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
     # Keras's Sequential runs at any length (it falls back to calling its layers one by one); a functional
     # model takes only the length of its Input, and a flatten needs it fixed anyway.
     if steps is not None and (not isinstance(model, keras.Sequential) or stack.needs_fixed_length()):
-        stack.batching.maxlen = int(steps)
+        stack.input.length = stack.batching.maxlen = int(steps)
         notes.append(f"the model takes exactly {steps} timesteps: maxlen is set to {steps}")
     stack.weights = weights
     stack.weights_id = uuid.uuid4().hex

@@ -54,6 +54,7 @@ class InputSpec:
     kind: str = "tokens"              # "tokens", "features" or "words" (an extension: ids from a vocabulary)
     vocab_size: int | None = 1000
     features: int | None = None
+    length: int | None = None         # a fixed number of timesteps, as keras.Input(shape=(length, …)); None: any
 
     @property
     def uses_ids(self) -> bool:
@@ -120,6 +121,10 @@ class StackSpec:
             names.append(candidate)
         return names
 
+    def fixed_length(self) -> int | None:
+        """The model input's number of timesteps when it is fixed: input.length, else maxlen for a flatten."""
+        return self.input.length or (self.batching.maxlen if self.needs_fixed_length() else None)
+
     def needs_fixed_length(self) -> bool:
         """A flatten while the time axis is still there: T × features must be fixed."""
         for layer in self.layers:   # a custom expression decides its own shape: it may keep the time axis
@@ -136,7 +141,7 @@ class StackSpec:
         """Everything that decides the built model; equal keys share one model."""
         document = to_dict(self)
         key = {"input": document["input"], "layers": document["layers"], "seed": self.seed,
-               "fixed_length": self.batching.maxlen if self.needs_fixed_length() else None,
+               "fixed_length": self.fixed_length(),
                "weights": self.weights_id if self.weights else None}
         return json.dumps(key, sort_keys=True)
 
@@ -191,7 +196,7 @@ def _text(value: Any) -> str:
 
 def _parse_input(data: Any) -> InputSpec:
     data = _expect_object(data, "input")
-    _reject_unknown(data, {"kind", "vocab_size", "features"}, "input")
+    _reject_unknown(data, {"kind", "vocab_size", "features", "length"}, "input")
     kind = _field(data, "kind", _choice(("tokens", "features", "words")), "tokens", "input")
     vocab = _field(data, "vocab_size", _optional(_positive_int(MAX_VOCAB)), None, "input")
     features = _field(data, "features", _optional(_positive_int(MAX_FEATURES)), None, "input")
@@ -202,7 +207,8 @@ def _parse_input(data: Any) -> InputSpec:
                                             f"got {vocab}")
     if kind == "features" and features is None:
         raise SpecError("input.features", 'is required when input.kind is "features"')
-    return InputSpec(kind, vocab, features)
+    length = _field(data, "length", _optional(_positive_int(MAX_MAXLEN)), None, "input")
+    return InputSpec(kind, vocab, features, length)
 
 
 def _parse_batching(data: Any, input_spec: InputSpec) -> Batching:
@@ -294,6 +300,8 @@ def to_dict(spec: StackSpec) -> dict:
     data: dict[str, Any] = {"format": FORMAT, "version": VERSION}
     data["input"] = ({"kind": spec.input.kind, "vocab_size": spec.input.vocab_size} if spec.input.uses_ids
                      else {"kind": "features", "features": spec.input.features})
+    if spec.input.length is not None:
+        data["input"]["length"] = spec.input.length
     b = spec.batching
     data["batching"] = {"mode": b.mode, "padding": b.padding, "truncating": b.truncating, "maxlen": b.maxlen,
                         "pad_value": b.pad_value, "bucket_width": b.bucket_width, "chunk": b.chunk}

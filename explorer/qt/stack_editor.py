@@ -600,7 +600,8 @@ class StackEditor(QWidget):
         self._show_input_shape()
 
     def _show_input_shape(self) -> None:
-        symbolic = (None, None) if self._spec.input.kind != "features" else (None, None, self._spec.input.features)
+        steps = self._spec.input.length
+        symbolic = (None, steps) if self._spec.input.kind != "features" else (None, steps, self._spec.input.features)
         text = format_shape(symbolic)
         result = self._result
         if result is not None and self._error is None:
@@ -609,7 +610,8 @@ class StackEditor(QWidget):
 
     def _input_edited(self) -> None:
         kind = self.input_kind_combo.currentData()
-        self._spec.input = InputSpec(kind, self.vocab_spin.value(), self.features_spin.value())
+        self._spec.input = InputSpec(kind, self.vocab_spin.value(), self.features_spin.value(),
+                                     self._spec.input.length)
         tokens = kind in ("tokens", "words")
         self.vocab_spin.setVisible(tokens)
         self.vocab_label.setVisible(tokens)

@@ -280,9 +280,15 @@ def test_a_sequential_built_by_fit_runs_at_any_length(tmp_path):
     _, path = saved("sequential built by fit", tmp_path)
     spec, _, notes = keras_io.import_model(path)
     assert spec.batching.maxlen is None and not notes
-    _, path = saved("functional, fixed length", tmp_path)
+    model, path = saved("functional, fixed length", tmp_path)
     spec, _, notes = keras_io.import_model(path)
-    assert spec.batching.maxlen == 9 and notes == ["the model takes exactly 9 timesteps: maxlen is set to 9"]
+    assert spec.batching.maxlen == spec.input.length == 9
+    assert notes == ["the model takes exactly 9 timesteps: maxlen is set to 9"]
+    result = ENGINE.run(spec, text_of(TOKENS))
+    assert [layer.symbolic_shape for layer in result.layers] == [tuple(layer.output.shape) for layer in model.layers[1:]]
+    spec.batching.maxlen = 5
+    with pytest.raises(StackError, match="takes exactly 9 timesteps"):   # as Keras refuses other lengths
+        ENGINE.run(spec, text_of(TOKENS))
 
 
 def test_run_a_model_file_on_the_command_line_reports_its_states(tmp_path):

@@ -185,6 +185,7 @@ def documents(draw):
             has_time = False
             break
     maxlen = draw(st.one_of(st.none(), st.integers(1, 7)))
+    length = maxlen if maxlen is not None and mode in ("pad", "chunked") and draw(st.booleans()) else None
     if has_time:
         head = draw(st.sampled_from(HEADS))
         if head == "flatten" and (maxlen is None or mode in ("bucket", "one_by_one")):
@@ -211,8 +212,8 @@ def documents(draw):
     batching = {"mode": mode, "padding": draw(st.sampled_from(("pre", "post"))),
                 "truncating": draw(st.sampled_from(("pre", "post"))), "maxlen": maxlen,
                 "bucket_width": draw(st.integers(1, 3)), "chunk": draw(st.integers(1, 4))}
-    document = {"input": {"kind": "tokens", "vocab_size": VOCAB} if tokens else {"kind": "features",
-                                                                                "features": FEATURES},
+    document = {"input": {"kind": "tokens", "vocab_size": VOCAB, "length": length} if tokens
+                else {"kind": "features", "features": FEATURES, "length": length},
                 "batching": batching, "layers": layers, "seed": draw(st.integers(0, 100)), "sequences": text}
     return document, rows
 
@@ -254,7 +255,8 @@ def test_every_layer_equals_plain_keras(case):
     np.testing.assert_array_equal(result.mask, at < kept[:, None] if b["padding"] == "post"
                                   else at >= steps - kept[:, None])
 
-    fixed = b["maxlen"] if any(layer["type"] == "flatten" for layer in document["layers"]) else None
+    fixed = document["input"]["length"] or (
+        b["maxlen"] if any(layer["type"] == "flatten" for layer in document["layers"]) else None)
     model, symbolic_outputs, objects = plain_model(document, fixed)
     weights = ENGINE.weights()
     for name, keras_layer in zip(spec.layer_names(), objects):

@@ -380,3 +380,15 @@ def test_the_newer_layer_parameters_have_keras_s_defaults_and_are_written_only_w
     assert specs.to_dict(changed)["layers"][1] == {
         "type": "gru", "units": 64, "return_sequences": False, "return_state": False, "bidirectional": False,
         "merge_mode": "concat", "go_backwards": False, "activation": "tanh", "use_bias": False, "reset_after": False}
+
+
+def test_a_fixed_input_length_is_read_and_written_only_when_set():
+    data = document()
+    data["input"]["length"] = 12
+    data["batching"]["maxlen"] = 12
+    spec = specs.from_dict(data)
+    assert spec.input.length == 12 and spec.fixed_length() == 12
+    assert specs.to_dict(spec)["input"]["length"] == 12
+    assert "length" not in specs.to_dict(specs.from_dict(document()))["input"]
+    data["input"]["length"] = 0
+    assert error_of(data) == "input.length: must be a positive integer, got 0"
