@@ -216,7 +216,7 @@ def test_dense_activation_may_be_null_but_recurrent_may_not():
     ({"input": {"kind": "tokens", "vocab_size": 0}}, "input.vocab_size: must be a positive integer, got 0"),
     ({"input": {"kind": "tokens", "vocab_size": 10 ** 9}}, "input.vocab_size: must be at most 10000000, got"),
     ({"input": {"kind": "tokens", "vocab_size": 10, "extra": 1}}, "input.extra: unknown key; known keys: "
-                                                                   "features, kind, vocab_size"),
+                                                                   "features, kind, length, vocab_size"),
     ({"input": [1]}, "input: must be an object, got [1]"),
     ({"batching": {"mode": "stream"}}, 'batching.mode: must be one of "pad", "bucket", "one_by_one", "chunked", '
                                        'got "stream"'),
