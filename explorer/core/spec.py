@@ -42,6 +42,14 @@ LAYER_PARAMS: dict[str, dict[str, tuple[Any, Callable[[Any], Any]]]] = {
     key: {name: (param.default, param.check) for name, param in kind.params.items()} for key, kind in TYPES.items()}
 LAYER_TYPES = tuple(LAYER_PARAMS)
 
+# The name of each layer type on screen (the add-layer menu, the cards, the messages).
+LAYER_LABELS = {key: kind.display for key, kind in TYPES.items()}
+
+
+def layer_label(layer_type: str) -> str:
+    return LAYER_LABELS.get(layer_type, layer_type.replace("_", " ").capitalize())
+
+
 # One sentence per parameter, for tooltips and `--help`-like listings.
 PARAM_HELP: dict[str, str] = {}
 for _kind in TYPES.values():

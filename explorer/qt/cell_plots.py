@@ -15,7 +15,8 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSpinBox, QVBoxLayout,
                                QWidget)
 
-from .plots import LEFT_AXIS_WIDTH, UNIT_COLORS, IntAxis, StepOverlay, WrappedPlot, nice_limit, swatch
+from .plots import (LEFT_AXIS_WIDTH, TITLE_POINTS, UNIT_COLORS, IntAxis, StepOverlay, WrappedPlot, nice_limit,
+                    scale_axes, swatch)
 from .style import escape
 
 LOW, HIGH = 0.1, 0.9            # a gate below LOW or above HIGH is saturated
@@ -75,6 +76,7 @@ class CellPanel(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.host = None
+        self.text_scale = 1.0          # presentation mode (set_text_scale)
         self.data: dict | None = None
         self.row: int | None = None
         self.stale = True
@@ -481,8 +483,16 @@ class CellPanel(QWidget):
                                         f"{self._line()}{zeros}<br>" + " ".join(legend))
 
     def _title(self, plot: pg.PlotItem, text: str) -> None:
-        plot.setTitle(text, color=self._fg.name(), size="9pt")
+        plot.setTitle(text, color=self._fg.name(), size=f"{TITLE_POINTS * self.text_scale:.1f}pt")
         self._wrap_titles()
+
+    def set_text_scale(self, scale: float) -> None:
+        """Presentation mode: titles, axis labels and ticks `scale` times their size."""
+        self.text_scale = scale
+        scale_axes((self.gate_plot, self.saturation_plot, self.gradient_plot), self.colorbar, scale)
+        for plot in (self.gate_plot, self.saturation_plot, self.gradient_plot):
+            if plot.titleLabel.text:
+                self._title(plot, plot.titleLabel.text)
 
     def _wrap_titles(self) -> None:
         """Titles wrap to the width the view gives their plot (a long title never widens its plot)."""

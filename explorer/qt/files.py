@@ -272,8 +272,10 @@ class FileController(QObject):
     # --- questions ---
 
     def maybe_discard(self) -> bool:
-        """True when the current work may be replaced: saved, unmodified, or the user said so."""
-        if not self._modified:
+        """True when the current work may be replaced: saved, unmodified, a built-in preset or lesson (never the
+        user's own: nothing to save), or the user said so."""
+        source = self.window.source
+        if not self._modified or (source and presets.is_preset(source)):
             return True
         answer = self.ask_unsaved(self.display_name())
         if answer == SAVE:

@@ -12,14 +12,16 @@ from typing import Callable
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication, QKeySequence
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget,
-                               QToolBar, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QMainWindow, QMessageBox, QToolBar, QWidget
 
-from ..core import presets
+from ..core import course, presets
 from ..core.errors import SpecError
 from ..core.spec import StackSpec, from_dict, to_dict
 from ..service import Reply, RunService
 from .cell_plots import CellPanel
+from .course import CourseController, LessonBanner
+from .fixes import FixButton
+from .layout import WindowLayout
 from .plots import PlotsPanel
 from .sequence_editor import SequenceEditor
 from .shapes_panel import ShapesPanel
@@ -99,6 +101,7 @@ class MainWindow(QMainWindow):
         self._build_status()
         from .menus import install_menus
         self.menus = install_menus(self)    # Edit, Run, Export, Help; shortcuts; theme and icon
+        self.window_layout.install_menu(self.menus)
         self._schedule = QTimer(self)
         self._schedule.setSingleShot(True)
         self._schedule.setInterval(0)
@@ -134,43 +137,16 @@ class MainWindow(QMainWindow):
     def _build_views(self) -> None:
         self.stack_editor = StackEditor(self.document)
         self.shapes = ShapesPanel()
-        self.shapes.setMinimumWidth(300)
         self.plots = PlotsPanel()
         self.sequence_editor = SequenceEditor(self.document.sequences or "", self.document.batching,
                                               self.document.input)
-        self.lesson_label = QLabel("")
-        self.lesson_label.setWordWrap(True)
-        self.lesson_label.setTextFormat(Qt.TextFormat.RichText)
-        self.lesson_label.setStyleSheet("QLabel { background:#fff8e1; border:1px solid #f0d890; border-radius:4px; "
-                                        "padding:4px 8px; }")
-        middle = QWidget()
-        middle_layout = QVBoxLayout(middle)
-        middle_layout.setContentsMargins(0, 4, 0, 0)
-        middle_layout.setSpacing(4)
-        middle_layout.addWidget(self.lesson_label)
-        self.cell_panel = CellPanel()
-        self.plot_tabs = QTabWidget()
-        self.plot_tabs.setDocumentMode(True)
-        self.plot_tabs.addTab(self.plots, "Outputs")
-        self.plot_tabs.addTab(self.cell_panel, "Inside the cell")
-        middle_layout.addWidget(self.plot_tabs, 1)
-
-        self.top_splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.top_splitter.addWidget(self.stack_editor)
-        self.top_splitter.addWidget(middle)
-        self.top_splitter.addWidget(self.shapes)
-        self.top_splitter.setStretchFactor(0, 0)
-        self.top_splitter.setStretchFactor(1, 1)
-        self.top_splitter.setStretchFactor(2, 0)
-        self.top_splitter.setSizes([400, 720, 460])
-        self.main_splitter = QSplitter(Qt.Orientation.Vertical)
-        self.main_splitter.addWidget(self.top_splitter)
-        self.main_splitter.addWidget(self.sequence_editor)
-        self.main_splitter.setStretchFactor(0, 1)
-        self.main_splitter.setStretchFactor(1, 0)
-        self.main_splitter.setSizes([700, 240])
-        self.main_splitter.setChildrenCollapsible(False)
-        self.setCentralWidget(self.main_splitter)
+        self.cell_panel = CellPanel()          # Inside the cell: gates and gradients, a tab beside the plots
+        self.lesson_banner = LessonBanner()
+        self.lesson_label = self.lesson_banner        # title, lesson and the place in the course
+        self.course = CourseController(self)
+        self.window_layout = WindowLayout(self)     # docks, tabs when space is short, plots that stay readable
+        self.plot_tabs = self.window_layout.plot_tabs
+        self.window_layout.add_plot_tab("Inside the cell", self.cell_panel, self.cell_panel.view)
 
         self.stack_editor.changed.connect(self._stack_edited)
         self.stack_editor.layerSelected.connect(self.select_layer)
@@ -183,15 +159,16 @@ class MainWindow(QMainWindow):
         self.plots.layerPicked.connect(self.select_layer)
 
     def _build_toolbar(self) -> None:
-        bar = QToolBar("Main")
-        bar.setMovable(False)
-        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        self.addToolBar(bar)
+        """Two toolbars (the document, then running it): on a narrow screen the second one goes on a row of its
+        own instead of hiding actions."""
+        bar = self._toolbar("Document")
         bar.addWidget(QLabel(" Preset "))
         self.preset_combo = QComboBox()
         self.preset_combo.setToolTip("Built-in stacks, each with a lesson")
+        self.preset_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.preset_combo.setMinimumContentsLength(22)
         self.preset_combo.addItem("(your stack)", None)
-        for name in presets.names():
+        for name in course.names() + course.uncovered():      # in the order of the course
             title = presets.load_preset(name).title or name
             self.preset_combo.addItem(title, name)
         self.preset_combo.activated.connect(self._preset_picked)
@@ -206,12 +183,13 @@ class MainWindow(QMainWindow):
         self.redo_action = self.history.redo_action
         bar.addAction(self.undo_action)
         bar.addAction(self.redo_action)
-        bar.addSeparator()
+        bar = self._toolbar("Run")
         bar.addWidget(QLabel(" Device "))
         self.device_combo = QComboBox()
         self.device_combo.addItem("loading…", None)
         self.device_combo.setEnabled(False)
-        self.device_combo.setMinimumContentsLength(14)
+        self.device_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.device_combo.setMinimumContentsLength(10)
         self.device_combo.setToolTip("Where TensorFlow runs the stack")
         self.device_combo.currentIndexChanged.connect(self._device_picked)
         bar.addWidget(self.device_combo)
@@ -228,13 +206,23 @@ class MainWindow(QMainWindow):
         self.code_action = bar.addAction("Copy as code", self.copy_code)
         self.code_action.setToolTip("Copy a Keras script that builds this stack")
 
+    def _toolbar(self, title: str) -> QToolBar:
+        bar = QToolBar(title)
+        bar.setObjectName(f"toolbar-{title.lower()}")
+        bar.setMovable(False)
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.addToolBar(bar)
+        return bar
+
     def _build_status(self) -> None:
         status = self.statusBar()
         self.status_message = QLabel("")
         self.status_message.setTextFormat(Qt.TextFormat.RichText)
+        self.status_message.setWordWrap(True)       # a long message takes two lines, never the window's width
         self.device_label = QLabel("")
         self.timing_label = QLabel("")
         status.addWidget(self.status_message, 1)
+        self.fix_button = FixButton(self)       # "Fix: tick mask_zero on embedding_1" when one setting answers
         status.addPermanentWidget(self.device_label)
         status.addPermanentWidget(self.timing_label)
 
@@ -263,12 +251,6 @@ class MainWindow(QMainWindow):
 
     def _document_loaded(self) -> None:
         spec = self.document
-        if spec.title or spec.lesson:
-            self.lesson_label.setText(f"<b>{escape(spec.title or '')}</b>"
-                                      + (f" — {escape(spec.lesson)}" if spec.lesson else ""))
-            self.lesson_label.show()
-        else:
-            self.lesson_label.hide()
         preset = self.source[len(presets.PREFIX):] if self.source and presets.is_preset(self.source) else None
         self.preset_combo.setCurrentIndex(max(0, self.preset_combo.findData(preset)) if preset else 0)
         self.history.reset(to_dict(spec))
@@ -558,6 +540,11 @@ class MainWindow(QMainWindow):
         if self.result is None or line is None or line not in self.result.lines:
             return None
         return self.result.lines.index(line)
+
+    def select_line(self, line: int) -> None:
+        """Shows the sequence on editor line `line` (1-based) in the plots and the grid."""
+        self.sequence_editor.select_line(line)
+        self._line_selected(line)
 
     def _line_selected(self, line: int) -> None:
         self._selected_line = line

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, QPoint, Qt
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QApplication, QMenu, QToolBar
+from PySide6.QtWidgets import QApplication, QComboBox, QMenu, QToolBar
 
 from .compare_dialog import CompareDialog
 from .exports import PLOT_TITLES, Exporter
@@ -140,6 +140,9 @@ class WindowMenus(QObject):
                                                  ["Alt+Down"], "Show the next sequence in the plots")
         self.previous_sequence_action = self._action(menu, "Previous sequence", lambda: self.step_sequence(-1),
                                                      ["Alt+Up"], "Show the previous sequence in the plots")
+        self._sequence_keys = SequenceKeys(self)     # also while a box that opens its list on Alt+Down has focus
+        for combo in (window.preset_combo, window.device_combo, *window.plot_tabs.findChildren(QComboBox)):
+            combo.installEventFilter(self._sequence_keys)
 
     def step_sequence(self, step: int) -> None:
         window = self.window
@@ -198,7 +201,7 @@ class WindowMenus(QObject):
     def _build_help(self) -> None:
         menu = self.menu("&Help")
         self.lessons_action = self._action(menu, "Lessons…", self.show_lessons,
-                                           tip="Every built-in stack with what it teaches")
+                                           tip="The course: every built-in lesson, in order, with where to look")
         self.shortcuts_action = self._action(menu, "Keyboard shortcuts", self.show_shortcuts,
                                              [QKeySequence.StandardKey.HelpContents])
         menu.addSeparator()
@@ -265,6 +268,24 @@ class WindowMenus(QObject):
         if watched is self.window and event.type() in (QEvent.Type.PaletteChange,
                                                        QEvent.Type.ApplicationPaletteChange):
             self._palette_changed()
+        return False
+
+
+class SequenceKeys(QObject):
+    """Alt+Down / Alt+Up step through the sequences even in a combo box, which would open its list instead."""
+
+    def __init__(self, menus: WindowMenus):
+        super().__init__(menus)
+        self.menus = menus
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress) \
+                and event.modifiers() == Qt.KeyboardModifier.AltModifier \
+                and event.key() in (Qt.Key.Key_Down, Qt.Key.Key_Up):
+            if event.type() == QEvent.Type.KeyPress:
+                self.menus.step_sequence(1 if event.key() == Qt.Key.Key_Down else -1)
+            event.accept()
+            return True
         return False
 
 

@@ -23,6 +23,8 @@ from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QBrush,
     QColor,
+    QFont,
+    QGuiApplication,
     QImage,
     QPainter,
     QPalette,
@@ -55,6 +57,9 @@ DEFAULT_UNITS = 3            # shown by default: the units that vary most over t
 SYMBOLS_UP_TO = 40           # unit curves get a dot per step up to this many steps
 MAX_VALUE_LABELS = 24        # value labels on output bars up to this many classes
 LEFT_AXIS_WIDTH = 58         # equal left axes keep the linked time axes aligned pixel for pixel
+COLORBAR_AXIS_WIDTH = 45     # pyqtgraph's own, for its tick labels at the normal text size
+WORD_TICKS = 16              # words labelled on a time axis before they thin out
+TITLE_POINTS = 9.0           # plot titles, axis labels and ticks, times the presentation scale
 
 # Batch-mask cell codes (PlotsPanel.mask_codes).
 VALID, PADDED, MASKED, LEAKED = 0, 1, 2, 3
@@ -204,6 +209,29 @@ def nice_limit(value: float) -> float:
             return float(limit)
     return float(10.0 ** (exponent + 1))
 
+def scale_axes(plots, colorbar: pg.ColorBarItem | None, scale: float) -> QFont:
+    """Presentation mode for some plots: tick labels and axis labels at `scale` × TITLE_POINTS, the left axes
+    (and the colour bar's) widened to match. Returns the font used."""
+    font = QFont(QGuiApplication.font())
+    font.setPointSizeF(TITLE_POINTS * scale)
+    plots = list(plots)
+    axes = [plot.getAxis(side) for plot in plots for side in ("left", "bottom")]
+    if colorbar is not None:
+        axes += [axis for name in ("axis", "axis_l", "axis_r")
+                 if isinstance(axis := getattr(colorbar, name, None), pg.AxisItem)]
+        colorbar.axis.setWidth(int(COLORBAR_AXIS_WIDTH * scale))
+    for axis in axes:
+        axis.setStyle(tickFont=font)
+        axis.label.setFont(font)
+        axis.picture = None
+        axis.update()
+    for plot in plots:
+        left = plot.getAxis("left")
+        if left.style.get("showValues", True):
+            left.setWidth(int(LEFT_AXIS_WIDTH * scale))
+    return font
+
+
 class StepOverlay(pg.GraphicsObject):
     """Marks whole timesteps, over the full height of its view: padded (grey and hatched) and
     valid-but-masked by the layer (orange cross-hatch). Add with ignoreBounds=True."""
@@ -296,12 +324,18 @@ class WrappedPlot(pg.PlotItem):
         self.titleLabel.item.document().setDefaultTextOption(option)
 
     def wrap_title(self, width: float) -> None:
-        """Wraps the title to `width` pixels (long titles wrap instead of widening the plot)."""
+        """Wraps the title to `width` pixels (long titles wrap instead of widening the plot), and makes its row as
+        tall as the lines it takes (pyqtgraph fixes it at 30 px, so a third line ran into the plot)."""
         label = self.titleLabel
         width = max(float(width), 80.0)
         if abs(label.item.textWidth() - width) > 0.5:
             label.item.setTextWidth(width)
             label.updateMin()
+        if label.isVisible():
+            height = float(np.ceil(label.item.boundingRect().height()))
+            if abs(label.maximumHeight() - height) > 0.5:
+                label.setMaximumHeight(height)
+                self.layout.setRowFixedHeight(0, height)
 
 
 class BarPlot:
@@ -325,6 +359,7 @@ class BarPlot:
         self._length: int | tuple = -1
         self._fixed_y: tuple[float, float] | None = None
         self._diverging = False
+        self.font: QFont | None = None        # the value labels' font in presentation mode
 
     def show_bars(self, values: np.ndarray, *, labels: bool = False, highlight: int | None = None,
                   fixed_y: tuple[float, float] | None = None) -> None:
@@ -391,6 +426,8 @@ class BarPlot:
         count = 0 if values is None else len(values)
         while len(self.labels) < count:
             label = pg.TextItem(color=self.fg, anchor=(0.5, 1.0))
+            if self.font is not None:
+                label.setFont(self.font)
             self.plot.addItem(label, ignoreBounds=True)
             self.labels.append(label)
         for i, label in enumerate(self.labels):
@@ -448,6 +485,7 @@ class PlotsPanel(QWidget):
         self._attention_shown = True
         self._symbol = "o"
         self._linked = {"heatmap": True, "output": False}
+        self.text_scale = 1.0                      # presentation mode (set_text_scale)
 
         self._bg, self._fg = self._palette_colours()
         self._build_controls()
@@ -500,7 +538,6 @@ class PlotsPanel(QWidget):
         self.fit_colors.toggled.connect(lambda _: self._update() if self.result is not None else None)
         self.hover_label = QLabel(" ")
         self.hover_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.hover_label.setMinimumWidth(120)
         # a long description must never widen the panel
         self.hover_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         controls = QHBoxLayout()
@@ -799,7 +836,7 @@ class PlotsPanel(QWidget):
                     plot.setLabel(side, axis.labelText, color=fg.name())
             title = self._titles.get(id(plot))
             if title is not None:
-                plot.setTitle(title, color=fg.name(), size="9pt")
+                plot.setTitle(title, color=fg.name(), size=self._title_size())
         self._wrap_titles()
         for name in ("axis", "axis_l", "axis_r"):
             axis = getattr(self.colorbar, name, None)
@@ -1005,7 +1042,7 @@ class PlotsPanel(QWidget):
         value = batch[row, step]
         vocabulary = getattr(self.result, "vocabulary", None)
         if vocabulary and isinstance(value, (int, np.integer)) and 0 <= value < len(vocabulary):
-            return f' · "{vocabulary[value]}"'
+            return f' · "{vocabulary[value]}" (token id {value})'
         return f" · token {value}"
 
     # --- updates ---
@@ -1013,12 +1050,29 @@ class PlotsPanel(QWidget):
     def _title(self, plot: pg.PlotItem, text: str) -> None:
         if self._titles.get(id(plot)) != text:
             self._titles[id(plot)] = text
-            plot.setTitle(text, color=self._fg.name(), size="9pt")
+            plot.setTitle(text, color=self._fg.name(), size=self._title_size())
             self._wrap_titles(plot)
+
+    def _title_size(self) -> str:
+        return f"{TITLE_POINTS * self.text_scale:.1f}pt"
+
+    def set_text_scale(self, scale: float) -> None:
+        """Presentation mode: titles, axis labels, ticks and value labels `scale` times their size."""
+        self.text_scale = scale
+        font = scale_axes(self.plots().values(), self.colorbar, scale)
+        for plot in self.plots().values():
+            title = self._titles.get(id(plot))
+            if title is not None:
+                plot.setTitle(title, color=self._fg.name(), size=self._title_size())
+        for bars in (self.fc, self.output):
+            bars.font = font
+            for label in bars.labels:
+                label.setFont(font)
+        self._wrap_titles()
 
     def _wrap_titles(self, *only: pg.PlotItem) -> None:
         """Titles wrap to the width their plot gets from the view (never the other way round)."""
-        margin = LEFT_AXIS_WIDTH + 40   # the title spans the view box only, not the left axis
+        margin = int(LEFT_AXIS_WIDTH * self.text_scale) + 40   # the title spans the view box only, not the left axis
         time_width = self.time_view.width() - (self.colorbar.width() if self.colorbar.isVisible() else 0) - margin
         vector_width = self.vector_view.width() / 2 - margin
         for plot in only or self.plots().values():
@@ -1071,11 +1125,38 @@ class PlotsPanel(QWidget):
             self._steps = steps
             self.mask_plot.setXRange(-0.5, max(steps, 1) - 0.5, padding=0)
         self._update_mask(layer)
+        self._update_time_ticks(layer)
         self._update_heatmap(layer)
         self._update_units(layer)
         self._update_attention()
         self._update_fc()
         self._update_output()
+
+    def time_words(self) -> list[str] | None:
+        """The selected sequence's words, one per timestep ("" for padding), when the input is words."""
+        result, row = self.result, self.selected_row
+        vocabulary = getattr(result, "vocabulary", None) if result is not None else None
+        if not vocabulary or row is None or result.input.ndim != 2:
+            return None
+        ids = result.input[row]
+        return [vocabulary[int(i)] if result.mask[row, t] and 0 <= int(i) < len(vocabulary) else ""
+                for t, i in enumerate(ids)]
+
+    def _update_time_ticks(self, layer: LayerResult) -> None:
+        """Words input: the time axes show the selected sequence's words instead of step numbers."""
+        words = self.time_words()
+        on_heatmap = is_time_major(layer)
+        key = (None if words is None else tuple(words), on_heatmap)
+        if key == self._titles.get("time_words"):
+            return
+        self._titles["time_words"] = key
+        ticks = None
+        if words is not None:          # every word when there is room, else every stride-th (pyqtgraph's levels)
+            labelled = [(t, word) for t, word in enumerate(words) if word]
+            stride = max(1, int(np.ceil(len(labelled) / WORD_TICKS)))
+            ticks = [labelled[::stride], labelled] if stride > 1 else [labelled]
+        for plot in (self.heatmap_plot, self.attention_plot, self.units_plot, self.mask_plot):
+            plot.getAxis("bottom").setTicks(ticks if plot is not self.heatmap_plot or on_heatmap else None)
 
     def _row_steps(self, layer: LayerResult | None, steps: int) -> tuple[np.ndarray, np.ndarray]:
         """(padded, masked) columns of the selected row, `steps` long; masked = valid steps the layer hides."""

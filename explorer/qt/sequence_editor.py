@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFo
 from ..core import sequences
 from ..core.errors import SequenceError
 from ..core.spec import MAX_MAXLEN, Batching, InputSpec
-from .style import ERROR_COLOUR, MUTED_COLOUR, PADDED_BACKGROUND, PADDED_TEXT, SELECTED_BORDER, escape, mono_font
+from .style import ERROR_COLOUR, MUTED_COLOUR, escape, mono_font, padded_colours, selected_tint
 
 MODES = (("pad", "pad: one padded batch"), ("bucket", "bucket: group by length"),
          ("one_by_one", "one by one: no padding"), ("chunked", "chunked: windows, state carried"))
@@ -95,9 +95,7 @@ class _GridDelegate(QStyledItemDelegate):
             option.state &= ~QStyle.StateFlag.State_Selected
             brush = option.backgroundBrush
             base = brush.color() if brush.style() != Qt.BrushStyle.NoBrush else option.palette.base().color()
-            tint = QColor(SELECTED_BORDER)
-            mixed = QColor(*(int(0.75 * b + 0.25 * t) for b, t in zip(base.getRgb()[:3], tint.getRgb()[:3])))
-            option.backgroundBrush = QBrush(mixed)
+            option.backgroundBrush = QBrush(selected_tint(base))
 
 
 class _BatchModel(QAbstractTableModel):
@@ -113,8 +111,6 @@ class _BatchModel(QAbstractTableModel):
         self.vocabulary: list[str] | None = None
         self.rows = 0
         self.steps = 0
-        self._padded_brush = QBrush(QColor(PADDED_BACKGROUND))
-        self._padded_text = QBrush(QColor(PADDED_TEXT))
 
     def set_batch(self, batch, mask, lines, vocabulary, rows: int, steps: int) -> None:
         self.beginResetModel()
@@ -148,10 +144,11 @@ class _BatchModel(QAbstractTableModel):
             return self.text(row, step)
         if role == Qt.ItemDataRole.TextAlignmentRole:
             return int(Qt.AlignmentFlag.AlignCenter)
-        if role == Qt.ItemDataRole.BackgroundRole:
-            return self._padded_brush if self.padded(row, step) else None
-        if role == Qt.ItemDataRole.ForegroundRole:
-            return self._padded_text if self.padded(row, step) else None
+        if role in (Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ForegroundRole):
+            if not self.padded(row, step):
+                return None             # the palette's base and text
+            background, text = padded_colours()
+            return QBrush(QColor(background if role == Qt.ItemDataRole.BackgroundRole else text))
         if role == Qt.ItemDataRole.ToolTipRole:
             return f"line {self.lines[row]}, step {step}" + (": padding" if self.padded(row, step) else "")
         return None
@@ -191,8 +188,9 @@ class BatchGrid(QTableView):
         item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
         item.setToolTip(model.data(model.index(row, column), Qt.ItemDataRole.ToolTipRole))
         if model.padded(row, column):
-            item.setBackground(QColor(PADDED_BACKGROUND))
-            item.setForeground(QColor(PADDED_TEXT))
+            background, text = padded_colours()
+            item.setBackground(QColor(background))
+            item.setForeground(QColor(text))
         return item
 
     def verticalHeaderItem(self, row: int) -> QTableWidgetItem | None:
@@ -224,6 +222,7 @@ class SequenceEditor(QWidget):
         left = QVBoxLayout()
         left.setSpacing(2)
         caption = QLabel("<b>Sequences</b> — one per line; # starts a comment")
+        caption.setWordWrap(True)
         left.addWidget(caption)
         self.text_edit = SequenceTextEdit()
         self.text_edit.setPlainText(text)
@@ -243,6 +242,7 @@ class SequenceEditor(QWidget):
         right = QVBoxLayout()
         right.setSpacing(2)
         self.grid_caption = QLabel("<b>Padded batch</b>")
+        self.grid_caption.setWordWrap(True)
         right.addWidget(self.grid_caption)
         self.grid = BatchGrid()
         self.grid.setFont(mono_font())
@@ -511,7 +511,7 @@ class SequenceEditor(QWidget):
     def padded_cells(self) -> list[tuple[int, int]]:
         """(row, step) of the greyed cells: what a person sees as padding."""
         model = self.grid.batch_model
-        padded = QColor(PADDED_BACKGROUND)
+        padded = QColor(padded_colours()[0])
         cells = []
         for row in range(model.rows):
             for step in range(model.steps):

@@ -1,7 +1,7 @@
 """What the window remembers between sessions (QSettings) and where it keeps its state files.
 
 Settings (organisation "RNN Shape Explorer", application "explorer", INI format in the user's scope):
-window geometry and state, the splitters, the recent files (at most `RECENT_LIMIT`), the last device
+window geometry (never larger than the screen) and state (the docks), the presentation scale, the recent files (at most `RECENT_LIMIT`), the last device
 and the Live toggle. The window gets a QSettings injected (`MainWindow(settings=...)`); without one it
 remembers in memory only, so tests and `--screenshot` never touch the user's settings.
 
@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QTimer
+from PySide6.QtCore import QByteArray, QObject, QSettings
 from PySide6.QtWidgets import QToolBar
 
 if TYPE_CHECKING:
@@ -31,8 +31,6 @@ SETTINGS_VERSION = 1
 KEY_VERSION = "version"
 KEY_GEOMETRY = "window/geometry"
 KEY_STATE = "window/state"
-KEY_TOP_SPLITTER = "window/top_splitter"
-KEY_MAIN_SPLITTER = "window/main_splitter"
 KEY_RECENT = "files/recent"
 KEY_DEVICE = "run/device"
 KEY_LIVE = "run/live"
@@ -127,7 +125,6 @@ class Preferences(QObject):
         self.settings = settings
         self.restored_geometry = False
         self.preferred_device: str | None = None
-        self._splitters: list = []
         for bar in window.findChildren(QToolBar):     # QMainWindow.saveState needs them named
             if not bar.objectName():
                 bar.setObjectName(f"toolbar-{bar.windowTitle() or 'main'}")
@@ -140,30 +137,16 @@ class Preferences(QObject):
         state = _bytes(s.value(KEY_STATE))
         if state is not None:
             window.restoreState(state)
-        self._splitters = [(splitter, saved) for key, splitter in ((KEY_TOP_SPLITTER, window.top_splitter),
-                                                                   (KEY_MAIN_SPLITTER, window.main_splitter))
-                           if (saved := _bytes(s.value(key))) is not None]
-        if window.isVisible():
-            self._restore_splitters()
-        elif self._splitters:
-            window.installEventFilter(self)   # sizes fit only once the window has its final size: on show
+        window.window_layout.restore(s)       # the docks made compact first when the screen is smaller …
+        if self.restored_geometry:
+            from .layout import fit_to_screen
+            fit_to_screen(window)             # … then never larger than this screen
         if s.contains(KEY_LIVE):
             window.live_check.setChecked(_truthy(s.value(KEY_LIVE, True, type=bool)))
         device = s.value(KEY_DEVICE, "", type=str)
         self.preferred_device = device or None
         if self.preferred_device and window.devices:
             self._devices_loaded(window.devices)
-
-    def _restore_splitters(self) -> None:
-        for splitter, saved in self._splitters:
-            splitter.restoreState(saved)
-        self._splitters = []
-
-    def eventFilter(self, watched, event) -> bool:
-        if watched is self.window and event.type() == QEvent.Type.Show and self._splitters:
-            self.window.removeEventFilter(self)
-            QTimer.singleShot(0, self._restore_splitters)
-        return False
 
     def _devices_loaded(self, devices) -> None:
         combo = self.window.device_combo
@@ -176,8 +159,7 @@ class Preferences(QObject):
         s.setValue(KEY_VERSION, SETTINGS_VERSION)
         s.setValue(KEY_GEOMETRY, window.saveGeometry())
         s.setValue(KEY_STATE, window.saveState())
-        s.setValue(KEY_TOP_SPLITTER, window.top_splitter.saveState())
-        s.setValue(KEY_MAIN_SPLITTER, window.main_splitter.saveState())
+        window.window_layout.save(s)
         s.setValue(KEY_LIVE, window.live_check.isChecked())
         if window.devices and window.device:
             s.setValue(KEY_DEVICE, window.device)

@@ -60,9 +60,8 @@ class ShapesPanel(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)   # long names are elided, not scrolled
-        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)   # whole names: scrolled, not cut
+        header.setStretchLastSection(True)
         self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.table.itemSelectionChanged.connect(self._row_picked)
         layout.addWidget(self.table, 0)

@@ -18,16 +18,12 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDoubleSpinBo
 from ..core.diagnose import format_shape
 from ..core.registry import GROUPS, TYPES
 from ..core.spec import LAYER_PARAMS, MAX_FEATURES, MAX_SEED, MAX_VOCAB, InputSpec, LayerSpec, StackSpec
+from ..core.spec import layer_label as friendly
 from .expression_editor import ExpressionEdit
 from .style import (ERROR_COLOUR, MASK_ROLES, MUTED_COLOUR, SELECTED_BORDER, WARNING_COLOUR, escape, mask_role_colour,
                     mono_font)
 
-FRIENDLY = {key: kind.display for key, kind in TYPES.items()}
 MIME_TYPE = "application/x-rnn-explorer-layer"
-
-
-def friendly(layer_type: str) -> str:
-    return FRIENDLY.get(layer_type, layer_type.replace("_", " ").capitalize())
 
 
 def palette_groups() -> list[tuple[str, list[str]]]:
@@ -43,34 +39,6 @@ def _accepts(layer_type: str, key: str, value: Any) -> bool:
     except ValueError:
         return False
     return True
-
-
-class ElidedLabel(QLabel):
-    """A label that shortens its text with … instead of widening its parent."""
-
-    def __init__(self, text: str = "", parent: QWidget | None = None):
-        super().__init__(parent)
-        self._full = text
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.setToolTip(text)
-        self.setText(text)
-
-    def full_text(self) -> str:
-        return self._full
-
-    def minimumSizeHint(self):
-        hint = super().minimumSizeHint()
-        hint.setWidth(self.fontMetrics().horizontalAdvance("…") * 4)
-        return hint
-
-    def sizeHint(self):
-        hint = super().sizeHint()
-        hint.setWidth(self.fontMetrics().horizontalAdvance(self._full) + 4)
-        return hint
-
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        self.setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, self.width()))
 
 
 class _NoWheelSpinBox(QSpinBox):
@@ -162,7 +130,8 @@ class LayerCard(QFrame):
     removeRequested = Signal(object)
     clicked = Signal(object)
 
-    def __init__(self, layer: LayerSpec, name: str, parent: QWidget | None = None):
+    def __init__(self, layer: LayerSpec, name: str, parent: QWidget | None = None, pairs: int = 2):
+        """`pairs`: parameters side by side in a row (1 in a narrow column at a large text scale)."""
         super().__init__(parent)
         self.layer = layer
         self.name = name
@@ -182,10 +151,11 @@ class LayerCard(QFrame):
         self.handle.setCursor(Qt.CursorShape.OpenHandCursor)
         self.handle.setStyleSheet(f"color:{MUTED_COLOUR}; font-size:14pt")
         header.addWidget(self.handle)
-        self.name_label = ElidedLabel(name)
+        self.name_label = QLabel(name.replace("_", "_\u200b"))   # may break after an underscore, never cut short
+        self.name_label.setWordWrap(True)
+        self.name_label.setToolTip(name)
         self.name_label.setFont(mono_font())
         self.name_label.setStyleSheet("font-weight:600")
-        self.name_label.setMaximumWidth(150)
         header.addWidget(self.name_label, 1)
         self.type_combo = _NoWheelComboBox()
         for layer_type in LAYER_PARAMS:
@@ -195,13 +165,19 @@ class LayerCard(QFrame):
         self.type_combo.currentIndexChanged.connect(self._type_picked)
         self.type_combo.setMinimumContentsLength(12)
         self.type_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        header.addWidget(self.type_combo, 2)
         self.up_button = self._tool_button("▲", "Move this layer up", lambda: self.moveRequested.emit(self, -1))
         self.down_button = self._tool_button("▼", "Move this layer down", lambda: self.moveRequested.emit(self, 1))
         self.remove_button = self._tool_button("✕", "Remove this layer", lambda: self.removeRequested.emit(self))
         for button in (self.up_button, self.down_button, self.remove_button):
             header.addWidget(button)
         outer.addLayout(header)
+        type_row = QHBoxLayout()       # under the name, so that long names are never cut short
+        type_row.setSpacing(6)
+        type_label = QLabel("type")
+        type_label.setToolTip(self.type_combo.toolTip())
+        type_row.addWidget(type_label)
+        type_row.addWidget(self.type_combo, 1)
+        outer.addLayout(type_row)
 
         self._widgets: dict[str, QWidget] = {}
         params = LAYER_PARAMS[layer.type]
@@ -221,10 +197,10 @@ class LayerCard(QFrame):
                     label = QLabel(key)
                     label.setToolTip(widget.toolTip())
                     grid.addWidget(label, row, 0)
-                    grid.addWidget(widget, row, 1, 1, 3)
+                    grid.addWidget(widget, row, 1, 1, 2 * pairs - 1)
                     row += 1
                     if isinstance(widget, ExpressionEdit):   # validity, output shape and errors under it
-                        grid.addWidget(widget.status_label, row, 1, 1, 3)
+                        grid.addWidget(widget.status_label, row, 1, 1, 2 * pairs - 1)
                         row += 1
                     continue
                 if isinstance(widget, QCheckBox):
@@ -235,7 +211,7 @@ class LayerCard(QFrame):
                     grid.addWidget(label, row, column)
                     grid.addWidget(widget, row, column + 1)
                 column += 2
-                if column >= 4:
+                if column >= 2 * pairs:
                     row, column = row + 1, 0
             grid.setColumnStretch(1, 1)
             grid.setColumnStretch(3, 1)
@@ -501,6 +477,7 @@ class StackEditor(QWidget):
         self._error: tuple[str, str | None] | None = None
         self._stale = False   # edited since the result shown: its shapes are greyed until the next one
         self.cards: list[LayerCard] = []
+        self.param_pairs = 2
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(4, 4, 4, 4)
@@ -565,6 +542,7 @@ class StackEditor(QWidget):
         kind_row = QHBoxLayout()
         kind_row.addWidget(self.input_kind_combo, 1)
         self.input_shape_label = QLabel("")
+        self.input_shape_label.setWordWrap(True)        # two lines rather than a wider column
         self.input_shape_label.setFont(mono_font())
         self.input_shape_label.setToolTip("The input's symbolic shape and this batch's padded shape")
         form.addRow("kind", kind_row)
@@ -644,7 +622,16 @@ class StackEditor(QWidget):
 
     # --- layers ---
 
-    def _rebuild_cards(self) -> None:
+    def set_param_pairs(self, pairs: int) -> bool:
+        """Parameters side by side (2) or one per row (1, for a narrow column at a large text scale); True when
+        the cards were rebuilt."""
+        if pairs == self.param_pairs:
+            return False
+        self.param_pairs = pairs
+        self._rebuild_cards(fresh=True)
+        return True
+
+    def _rebuild_cards(self, fresh: bool = False) -> None:
         """One card per layer. A card whose layer (the same LayerSpec object, edited in place by the card) and
         name are unchanged is kept: a type change, a move or a removal rebuilds only the cards concerned
         (a card costs ~3 ms to build and paint; rebuilding all of them delayed every structural edit)."""
@@ -652,11 +639,11 @@ class StackEditor(QWidget):
         old = {id(card.layer): card for card in self.cards}
         cards = []
         for layer, name in zip(self._spec.layers, names):
-            card = old.get(id(layer))
+            card = None if fresh else old.get(id(layer))
             if card is not None and card.layer is layer and card.name == name:
                 del old[id(layer)]
             else:
-                card = LayerCard(layer, name)
+                card = LayerCard(layer, name, pairs=self.param_pairs)
                 card.paramChanged.connect(self._param_changed)
                 card.typeChanged.connect(self._type_changed)
                 card.moveRequested.connect(
@@ -719,8 +706,7 @@ class StackEditor(QWidget):
     def _param_changed(self, card: LayerCard, key: str, value: Any) -> None:
         index = self.cards.index(card)
         self._spec.layers[index].params[key] = value
-        self._select(card.name, emit=True)
-        self._emit()
+        self._emit()          # the selection stays: the plots keep showing the layer the user was looking at
 
     def _type_changed(self, card: LayerCard, new_type: str) -> None:
         index = self.cards.index(card)

@@ -32,7 +32,8 @@ def test_saturation_counts_valid_steps_below_or_above_the_thresholds(values, dat
 
 @pytest.fixture
 def cell_window(make_window, qtbot):
-    window = make_window(load_preset("forget_gate_saturation"), source="preset:forget_gate_saturation")
+    # opened as the user's own stack: the lesson itself would open on this tab at once
+    window = make_window(load_preset("forget_gate_saturation"), source=None)
     qtbot.waitUntil(lambda: window.result is not None, timeout=RUN_TIMEOUT_MS)
     panel = window.cell_panel
     assert panel.data is None, "nothing is computed while the tab is hidden"

@@ -171,7 +171,7 @@ def test_open_asks_first_and_keeps_the_work_when_cancelled(make_window, qtbot, t
 
 
 def test_closing_with_unsaved_changes_asks_and_cancel_keeps_the_window(make_window, qtbot, tmp_path):
-    win = make_window()
+    win = make_window(source=None)      # the user's own work: an edited preset is never asked about
     type_text(win, "2 7 1 8")
     win.questions.unsaved_answer = "cancel"
     assert not win.close()
@@ -183,7 +183,7 @@ def test_closing_with_unsaved_changes_asks_and_cancel_keeps_the_window(make_wind
 
 
 def test_quit_closes_the_window_after_the_question(make_window, qtbot):
-    win = make_window()
+    win = make_window(source=None)      # the user's own work: an edited preset is never asked about
     type_text(win, "1 1")
     win.questions.unsaved_answer = "cancel"
     win.files.quit_action.trigger()
@@ -194,15 +194,15 @@ def test_quit_closes_the_window_after_the_question(make_window, qtbot):
 
 
 def test_picking_a_preset_asks_before_dropping_the_work(make_window, qtbot):
-    win = make_window()
+    win = make_window(source=None)      # the user's own work: an edited preset is never asked about
     type_text(win, "8 6 7")
     combo = win.preset_combo
     index = combo.findData("stacked_lstm")
     win.questions.unsaved_answer = "cancel"
     combo.setCurrentIndex(index)
     combo.activated.emit(index)
-    assert win.source == "preset:average_pooling" and "8 6 7" in win.sequence_editor.text()
-    assert combo.currentData() == "average_pooling"
+    assert win.source is None and "8 6 7" in win.sequence_editor.text()
+    assert combo.currentData() is None
     win.questions.unsaved_answer = "discard"
     combo.setCurrentIndex(index)
     combo.activated.emit(index)
@@ -227,7 +227,7 @@ EXPECTED = {"truncated": "is not valid JSON", "not JSON": "is not valid JSON", "
 
 @pytest.mark.parametrize("kind", sorted(BAD_FILES))
 def test_a_bad_file_is_refused_with_its_message_and_the_work_stays(make_window, qtbot, tmp_path, kind):
-    win = make_window()
+    win = make_window(source=None)      # the user's own work: an edited preset is never asked about
     settle(qtbot, win)
     win.stack_editor.card("lstm_1").param_widget("units").setValue(24)
     type_text(win, "1 2 3 4")

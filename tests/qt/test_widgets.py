@@ -16,11 +16,11 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit, QSpinBox
 from explorer.core.diagnose import Diagnostic, FcInput
 from explorer.core.presets import load_preset
 from explorer.core.run import LayerResult, RunResult
-from explorer.core.spec import LAYER_PARAMS, Batching, InputSpec, LayerSpec, StackSpec
+from explorer.core.registry import TYPES
+from explorer.core.spec import LAYER_LABELS, LAYER_PARAMS, Batching, InputSpec, LayerSpec, StackSpec
 from explorer.qt.sequence_editor import SequenceEditor
 from explorer.qt.shapes_panel import ShapesPanel
-from explorer.core.registry import TYPES
-from explorer.qt.stack_editor import MIME_TYPE, FRIENDLY, StackEditor
+from explorer.qt.stack_editor import MIME_TYPE, StackEditor
 
 
 def stack() -> StackSpec:
@@ -54,7 +54,7 @@ def test_the_add_menu_offers_every_layer_type_by_a_friendly_name(qtbot):
     qtbot.addWidget(editor)
     offered = {action.data(): action.text() for action in editor.add_menu.actions() if action.data()}
     assert set(offered) == set(LAYER_PARAMS)
-    assert offered["time_distributed_dense"] == FRIENDLY["time_distributed_dense"]
+    assert offered["time_distributed_dense"] == LAYER_LABELS["time_distributed_dense"]
     assert all("_" not in text for text in offered.values())
 
 

@@ -83,7 +83,7 @@ def test_the_window_shows_before_tensorflow_and_then_the_first_run(window, qtbot
     assert window.plots.selected_layer == "lstm_1"
     assert window.sequence_editor.grid.rowCount() == 3
     selected = window.sequence_editor.grid.selectionModel().selectedRows()
-    assert [index.row() for index in selected] == [window.plots.selected_row] == [0]   # line 2, in both
+    assert [index.row() for index in selected] == [window.plots.selected_row] == [1]   # line 3: the lesson's
     assert "device /CPU:0" in window.device_label.text() or "device /GPU:" in window.device_label.text()
     assert "ms" in window.timing_label.text()
 
