@@ -215,24 +215,21 @@ def _write_npz(path: str, arrays: dict) -> None:
     _write_file(path, buffer.getvalue())
 
 
-def _shape(shape) -> str:
-    return "(" + ", ".join("None" if s is None else str(s) for s in shape) + ")"
-
-
 def _summary(report: dict) -> str:
-    rows = [f"device {report['device']}, mode {report['mode']}, batch {_shape(report['batch']['padded_shape'])}, "
-            f"{report['timing_ms']['run']:.1f} ms", ""]
+    from .core.diagnose import format_shape
+    batch = format_shape(report["batch"]["padded_shape"])
+    rows = [f"device {report['device']}, mode {report['mode']}, batch {batch}, {report['timing_ms']['run']:.1f} ms", ""]
     rows.append(f"{'layer':<28} {'symbolic':<18} {'this batch':<16} {'mask':<9} params")
     for layer in report["layers"]:
-        rows.append(f"{layer['name']:<28} {_shape(layer['symbolic_shape']):<18} {_shape(layer['shape']):<16} "
-                    f"{layer['mask_role']:<9} {layer['params']}")
+        symbolic, shape = format_shape(layer["symbolic_shape"]), format_shape(layer["shape"])
+        rows.append(f"{layer['name']:<28} {symbolic:<18} {shape:<16} {layer['mask_role']:<9} {layer['params']}")
         for state in layer.get("states", []):
-            rows.append(f"{'  state ' + state['name']:<28} {_shape(state['symbolic_shape']):<18} "
-                        f"{_shape(state['shape']):<16}")
+            rows.append(f"{'  state ' + state['name']:<28} {format_shape(state['symbolic_shape']):<18} "
+                        f"{format_shape(state['shape']):<16}")
     fc = report["fc_input"]
     if fc:
-        rows += ["", f"FC input of {fc['layer']}: {_shape(fc['symbolic_shape'])}, this batch {_shape(fc['shape'])}",
-                 f"  {fc['explanation']}"]
+        rows += ["", f"FC input of {fc['layer']}: {format_shape(fc['symbolic_shape'])}, this batch "
+                     f"{format_shape(fc['shape'])}", f"  {fc['explanation']}"]
     for warning in report["warnings"]:
         rows.append(f"warning: {warning}")
     leak = report.get("leak_check")

@@ -41,27 +41,38 @@ def _strip_comment(line: str) -> str:
 
 
 def parse(text: str, input_spec: InputSpec) -> Sequences:
-    """Parses the sequence text; bad values raise SequenceError with line and column."""
+    """Parses the sequence text; the first bad value raises SequenceError with line and column."""
+    parsed, errors = parse_all(text, input_spec)
+    if errors:
+        raise errors[0]
+    return parsed
+
+
+def parse_all(text: str, input_spec: InputSpec) -> tuple[Sequences | None, list[SequenceError]]:
+    """Parses the sequence text and collects every bad value (line and column), in text order; the
+    sequences are None when there is any error."""
     if not isinstance(text, str):
-        raise SequenceError(1, 1, "the sequence text must be a string")
-    items, lines = [], []
+        return None, [SequenceError(1, 1, "the sequence text must be a string")]
+    items, lines, errors = [], [], []
     for number, raw in enumerate(_LINE_BREAK.split(text), start=1):
         content = _strip_comment(raw)
         if not content.strip():
             continue
         if input_spec.kind == "tokens":
-            item = _parse_tokens(content, number, input_spec.vocab_size or 0)
+            item = _parse_tokens(content, number, input_spec.vocab_size or 0, errors)
         elif input_spec.kind == "words":
             item = np.array(content.split(), dtype=object)
         else:
-            item = _parse_features(content, number, input_spec.features or 0)
+            item = _parse_features(content, number, input_spec.features or 0, errors)
         items.append(item)
         lines.append(number)
         if len(items) > MAX_SEQUENCES:
-            raise SequenceError(number, 1, f"more than {MAX_SEQUENCES} sequences; split the text into smaller batches")
-    if not items:
-        raise SequenceError(1, 1, "there are no sequences: type one per line, e.g. `1 2 3`")
-    return Sequences(items, lines)
+            errors.append(SequenceError(number, 1, f"more than {MAX_SEQUENCES} sequences; split the text into "
+                                                   "smaller batches"))
+            break
+    if not items and not errors:
+        errors.append(SequenceError(1, 1, "there are no sequences: type one per line, e.g. `1 2 3`"))
+    return (None, errors) if errors else (Sequences(items, lines), [])
 
 
 def _plain_ids(content: str, vocab_size: int) -> np.ndarray | None:
@@ -80,36 +91,41 @@ def _plain_ids(content: str, vocab_size: int) -> np.ndarray | None:
     return ids.astype(np.int32)
 
 
-def _parse_tokens(content: str, line: int, vocab_size: int) -> np.ndarray:
+def _parse_tokens(content: str, line: int, vocab_size: int, errors: list[SequenceError]) -> np.ndarray:
     fast = _plain_ids(content, vocab_size)
     if fast is not None:
         return fast
     ids = []
+    found = len(errors)
     for match in _VALUE.finditer(content):
         word, column = match.group(), match.start() + 1
         if not _INTEGER.match(word):
-            raise SequenceError(line, column, f'"{word}" is not a token id: expected a whole number '
-                                              f"from 0 to {vocab_size - 1}")
+            errors.append(SequenceError(line, column, f'"{word}" is not a token id: expected a whole number '
+                                                      f"from 0 to {vocab_size - 1}"))
+            continue
         try:
             value = int(word)
         except ValueError:  # more digits than Python converts: far outside any vocabulary
-            raise SequenceError(line, column, f"token id {word[:20]}… is outside the vocabulary "
-                                              f"(vocab_size {vocab_size}: ids 0 to {vocab_size - 1})") from None
+            errors.append(SequenceError(line, column, f"token id {word[:20]}… is outside the vocabulary "
+                                                      f"(vocab_size {vocab_size}: ids 0 to {vocab_size - 1})"))
+            continue
         if value < 0:
-            raise SequenceError(line, column, f"token id {value} is negative: ids run from 0 to {vocab_size - 1}")
-        if value >= vocab_size:
-            raise SequenceError(line, column, f"token id {value} is outside the vocabulary "
-                                              f"(vocab_size {vocab_size}: ids 0 to {vocab_size - 1})")
-        ids.append(value)
+            errors.append(SequenceError(line, column, f"token id {value} is negative: ids run from 0 to "
+                                                      f"{vocab_size - 1}"))
+        elif value >= vocab_size:
+            errors.append(SequenceError(line, column, f"token id {value} is outside the vocabulary "
+                                                      f"(vocab_size {vocab_size}: ids 0 to {vocab_size - 1})"))
+        else:
+            ids.append(value)
     if ";" in content:
-        raise SequenceError(line, content.index(";") + 1, '";" separates timesteps of feature vectors; '
-                                                          "token ids are separated by spaces or commas")
-    if not ids:
-        raise SequenceError(line, 1, "this line holds separators but no token ids")
+        errors.append(SequenceError(line, content.index(";") + 1, '";" separates timesteps of feature vectors; '
+                                                                  "token ids are separated by spaces or commas"))
+    elif not ids and len(errors) == found:
+        errors.append(SequenceError(line, 1, "this line holds separators but no token ids"))
     return np.array(ids, dtype=np.int32)
 
 
-def _parse_features(content: str, line: int, features: int) -> np.ndarray:
+def _parse_features(content: str, line: int, features: int, errors: list[SequenceError]) -> np.ndarray:
     steps = []
     start = 0
     parts = content.split(";")
@@ -117,27 +133,37 @@ def _parse_features(content: str, line: int, features: int) -> np.ndarray:
         column0 = start
         start += len(part) + 1
         values = []
+        bad = False
         for match in _VALUE.finditer(part):
             word, column = match.group(), column0 + match.start() + 1
             try:
                 value = float(word)
             except ValueError:
-                raise SequenceError(line, column, f'"{word}" is not a number: expected {features} '
-                                                  f"numbers per timestep") from None
+                errors.append(SequenceError(line, column, f'"{word}" is not a number: expected {features} '
+                                                          "numbers per timestep"))
+                bad = True
+                continue
             if not math.isfinite(value):
-                raise SequenceError(line, column, f'"{word}" is not a finite number')
-            if abs(value) > FLOAT32_MAX:  # the batch is float32: it would become inf
-                raise SequenceError(line, column, f'"{word}" is too large: values are float32, at most ±3.4e38')
+                errors.append(SequenceError(line, column, f'"{word}" is not a finite number'))
+                bad = True
+            elif abs(value) > FLOAT32_MAX:  # the batch is float32: it would become inf
+                errors.append(SequenceError(line, column, f'"{word}" is too large: values are float32, at most '
+                                                          "±3.4e38"))
+                bad = True
             values.append(value)
+        if bad:
+            continue
         if not values:
             if index == len(parts) - 1 and steps:
                 continue  # a trailing ";"
-            raise SequenceError(line, column0 + 1, f"timestep {len(steps) + 1} is empty: expected {features} "
-                                                   "numbers between the ;")
+            errors.append(SequenceError(line, column0 + 1, f"timestep {len(steps) + 1} is empty: expected "
+                                                           f"{features} numbers between the ;"))
+            continue
         if len(values) != features:
-            raise SequenceError(line, column0 + 1 + (len(part) - len(part.lstrip())),
-                                f"timestep {len(steps) + 1} has {len(values)} values; input.features "
-                                f"is {features}")
+            errors.append(SequenceError(line, column0 + 1 + (len(part) - len(part.lstrip())),
+                                        f"timestep {len(steps) + 1} has {len(values)} values; input.features "
+                                        f"is {features}"))
+            continue
         steps.append(values)
     return np.array(steps, dtype=np.float32).reshape(len(steps), features)
 
@@ -185,6 +211,28 @@ def pad(items: list[np.ndarray], batching: Batching, length: int, dtype: str) ->
     from keras.utils import pad_sequences
     return pad_sequences(items, maxlen=length, dtype=dtype, padding=batching.padding,
                          truncating=batching.truncating, value=batching.pad_value)
+
+
+def pad_preview(sequences: Sequences, batching: Batching, *,
+                fixed_length: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The padded batch and its mask as `pad` mode lays them out, in NumPy alone (no Keras import): what the
+    window shows while the text is typed. Words stay words ("" pads them)."""
+    items = [truncate(item, batching.maxlen, batching.truncating) for item in sequences.items]
+    lengths = np.array([len(item) for item in items], dtype=np.int64)
+    length = batching.maxlen if (fixed_length and batching.maxlen) else int(lengths.max(initial=0))
+    first = items[0] if items else np.zeros(0, dtype=np.int32)
+    if first.dtype == object:
+        batch = np.full((len(items), length), "", dtype=object)
+    elif first.ndim == 2:
+        batch = np.full((len(items), length, first.shape[1]), batching.pad_value, dtype=np.float32)
+    else:
+        batch = np.full((len(items), length), batching.pad_value, dtype=np.int32)
+    mask = np.zeros((len(items), length), dtype=bool)
+    for row, item in enumerate(items):
+        start = 0 if batching.padding == "post" else length - len(item)
+        batch[row, start:start + len(item)] = item
+        mask[row, start:start + len(item)] = True
+    return batch, mask
 
 
 def layout(sequences: Sequences, batching: Batching, *, fixed_length: bool = False) -> Layout:

@@ -98,7 +98,7 @@ def open_window(stack: str | None = None, screenshot: str | None = None, size: t
         window.show()
         if model:
             window.open_path(model)
-        QTimer.singleShot(0, lambda: offer_recovery(window))   # work autosaved by a session that crashed
+        QTimer.singleShot(0, lambda: offer_recovery(window.session, window.autosaver, window.files, parent=window))   # work autosaved by a session that crashed
         return app.exec()
     finally:
         reporter.uninstall()

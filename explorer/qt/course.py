@@ -8,17 +8,15 @@ away from the lesson the banner says what changed and offers the lesson back.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Callable
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QTabWidget, QToolButton, QVBoxLayout, QWidget
 
 from ..core import course, presets
 from ..core.spec import StackSpec
+from ..session import Session
 from .style import escape
-
-if TYPE_CHECKING:
-    from .main_window import MainWindow
 
 
 class LessonBanner(QFrame):
@@ -131,55 +129,56 @@ class LessonBanner(QFrame):
 
 
 class CourseController(QObject):
-    """Connects the window's documents to the banner: which lesson, where to look, edited or not."""
+    """Connects the session's documents to the banner: which lesson, where to look, edited or not.
+    `open_preset(name) -> bool` opens a neighbouring lesson (asking about unsaved work); `tabs()` gives the plot
+    tabs a lesson opens on."""
 
-    def __init__(self, window: MainWindow):
-        super().__init__(window)
-        self.window = window
-        self.banner: LessonBanner = window.lesson_banner
+    def __init__(self, session: Session, banner: LessonBanner, open_preset: Callable[[str], bool],
+                 tabs: Callable[[], QTabWidget | None], parent: QObject | None = None):
+        super().__init__(parent)
+        self.session = session
+        self.open_preset = open_preset
+        self.tabs = tabs
+        self.banner = banner
         self.lesson: course.Lesson | None = None
         self._original: StackSpec | None = None
-        window.documentLoaded.connect(self._loaded)
-        window.documentEdited.connect(self._edited)
+        session.events.document.connect(self.document_loaded)
+        session.events.edited.connect(lambda _kind: self._edited())
         self.banner.stepRequested.connect(self.step)
         self.banner.restoreRequested.connect(self.restore)
 
     @property
     def preset(self) -> str | None:
-        source = self.window.source
+        source = self.session.source
         return source[len(presets.PREFIX):] if source and presets.is_preset(source) else None
 
-    def _current(self) -> StackSpec:
-        spec = self.window.document.copy()
-        spec.sequences = self.window.sequence_editor.text()
-        return spec
-
-    def _loaded(self) -> None:
-        window = self.window
+    def document_loaded(self) -> None:
+        """Shows the session's document: its lesson, its place in the course, its layer, line and tab."""
+        session = self.session
         self.lesson = course.lesson(self.preset) if self.preset else None
-        self._original = self._current() if self.preset else None
+        self._original = session.spec() if self.preset else None
         if self.lesson is None:
-            self.banner.show_stack(window.document)
+            self.banner.show_stack(session.document)
             return
         index = course.position(self.lesson.preset)
-        self.banner.show_stack(window.document, (index, len(course.COURSE), self.lesson.section), self.lesson.look)
-        if self.lesson.layer in window.document.layer_names():
-            window.select_layer(self.lesson.layer)
-        window.select_line(self.lesson.line)
-        tabs = getattr(window, "plot_tabs", None)
+        self.banner.show_stack(session.document, (index, len(course.COURSE), self.lesson.section), self.lesson.look)
+        if self.lesson.layer in session.document.layer_names():
+            session.select_layer(self.lesson.layer)
+        session.select_line(self.lesson.line)
+        tabs = self.tabs()
         if tabs is not None:
             titles = [tabs.tabText(index) for index in range(tabs.count())]
             tabs.setCurrentIndex(titles.index(self.lesson.tab) if self.lesson.tab in titles else 0)
 
     def _edited(self) -> None:
         if self._original is not None:
-            self.banner.show_edits(course.changes(self._original, self._current()))
+            self.banner.show_edits(course.changes(self._original, self.session.spec()))
 
     def step(self, step: int) -> bool:
         """Opens the lesson `step` places away in the course; False at either end (or when the user keeps
         their work)."""
         target = course.neighbour(self.preset, step) if self.preset else None
-        return target is not None and self.window.open_preset(target)
+        return target is not None and self.open_preset(target)
 
     def restore(self) -> bool:
-        return self.preset is not None and self.window.open_preset(self.preset)
+        return self.preset is not None and self.open_preset(self.preset)

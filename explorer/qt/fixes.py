@@ -4,40 +4,41 @@ undoable edit."""
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QPushButton
 
 from ..core.diagnose import Fix, structure_fix
+from ..session import Session
 
 if TYPE_CHECKING:
     from ..service import Reply
-    from .main_window import MainWindow
+    from .runs import RunScheduler
 
 
-def fix_for(window: MainWindow, reply: Reply) -> Fix | None:
+def fix_for(session: Session, reply: Reply) -> Fix | None:
     """The fix of the first message of a run that has one (its warnings, or its structural error)."""
     if reply.ok:
         return next((item.fix for item in reply.value.diagnostics if item.fix is not None), None)
-    return structure_fix(window.document)
+    return structure_fix(session.document)
 
 
 class FixButton(QObject):
-    def __init__(self, window: MainWindow):
-        super().__init__(window)
-        self.window = window
+    """`button` (the window places it in its status bar) appears after a run whose message has a fix."""
+
+    def __init__(self, session: Session, runs: RunScheduler, parent: QObject | None = None):
+        super().__init__(parent)
+        self.session = session
         self.fix: Fix | None = None
         self.button = QPushButton("")
         self.button.setToolTip("Apply the one setting that answers the message (Ctrl+Z undoes it)")
         self.button.hide()
         self.button.clicked.connect(self.apply)
-        window.statusBar().addPermanentWidget(self.button)
-        window.runFinished.connect(self._run_finished)
+        runs.runFinished.connect(self._run_finished)
 
     def _run_finished(self, reply: Reply) -> None:
-        self.show(fix_for(self.window, reply))
+        self.show(fix_for(self.session, reply))
 
     def show(self, fix: Fix | None) -> None:
         self.fix = fix
@@ -46,19 +47,16 @@ class FixButton(QObject):
             self.button.setText(f"Fix: {fix.label}")
 
     def apply(self) -> None:
-        """Edits the document as the user would, through the editors (one undo step)."""
-        fix, window = self.fix, self.window
+        """Edits the session as the user would (one undo step); the editors follow it."""
+        fix, session = self.fix, self.session
         if fix is None:
             return
-        parsed = window.sequence_editor.parsed
+        parsed = session.text_check.parsed
         longest = int(parsed.lengths.max()) if parsed is not None and len(parsed) else None
-        fixed = fix.apply(window.document, longest)
+        fixed = fix.apply(session.document, longest)
         self.show(None)
         if fix.layer is None:
-            editor = window.sequence_editor
-            editor.set_state(editor.text(), fixed.batching, fixed.input)
-            editor.batchingChanged.emit(copy.deepcopy(fixed.batching))
+            session.set_batching(fixed.batching)
         else:
-            window.stack_editor.set_spec(fixed)
-            window.stack_editor.changed.emit(window.stack_editor.spec())
-        window.set_status(f"{fix.label}: done (Ctrl+Z undoes it)")
+            session.set_stack(fixed)
+        session.say(f"{fix.label}: done (Ctrl+Z undoes it)")

@@ -22,18 +22,13 @@ adds a dock, tabbed with the shapes panel and listed in the View menu.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
-
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QRect, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QFont, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import (QAbstractItemView, QApplication, QBoxLayout, QDockWidget, QFrame, QScrollArea,
-                               QTabWidget, QToolBar, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QApplication, QBoxLayout, QDockWidget, QFrame, QMainWindow,
+                               QScrollArea, QTabWidget, QToolBar, QVBoxLayout, QWidget)
 
 from . import style
-
-if TYPE_CHECKING:
-    from .main_window import MainWindow
 
 MIN_VIEW = (280, 110)              # the smallest readable plot area, in pixels
 WIDE = 1500                        # narrower (in unscaled pixels): the shapes panel is a tab beside the stack
@@ -88,7 +83,7 @@ class PlotFit(QObject):
     """Keeps every plot of some pyqtgraph views at least MIN_VIEW large: each plot's minimum size is its
     title and axes plus MIN_VIEW, each view's minimum height the sum of its rows."""
 
-    def __init__(self, window: MainWindow, scroll: QScrollArea):
+    def __init__(self, window: QMainWindow, scroll: QScrollArea):
         super().__init__(window)
         self.window = window
         self.scroll = scroll
@@ -118,7 +113,7 @@ class PlotFit(QObject):
     def _arrange_vectors(self) -> bool:
         """FC input and output side by side when both fit at MIN_VIEW width, else one above the other."""
         plots = self.window.plots
-        fc, output = plots.fc_plot, plots.output_plot
+        fc, output = plots.fc.plot, plots.output.plot
         layout = plots.vector_view.ci
         needed = sum(plot.minimumWidth() for plot in (fc, output)) + 24
         side_by_side = self.scroll.viewport().width() >= needed
@@ -188,7 +183,7 @@ class PlotFit(QObject):
 class Zoom(QObject):
     """The presentation scale: fonts of every widget, table rows, and the plots' labels."""
 
-    def __init__(self, window: MainWindow):
+    def __init__(self, window: QMainWindow):
         super().__init__(window)
         self.window = window
         self.scale = 1.0
@@ -252,7 +247,7 @@ class PlotTabs(QTabWidget):
 class WindowLayout(QObject):
     """The window's docks, central plots, toolbars and presentation mode (see the module's docstring)."""
 
-    def __init__(self, window: MainWindow):
+    def __init__(self, window: QMainWindow):
         super().__init__(window)
         self.window = window
         window.setDockNestingEnabled(True)
@@ -300,6 +295,10 @@ class WindowLayout(QObject):
         self._arrange_timer.timeout.connect(self.arrange)
         window.installEventFilter(self)
         self._build_actions()
+
+    def fit_to_screen(self) -> bool:
+        """Shrinks and moves the window onto its screen (after a restored geometry); True when it had to."""
+        return fit_to_screen(self.window)
 
     def _dock(self, title: str, widget: QWidget) -> QDockWidget:
         dock = QDockWidget(title, self.window)

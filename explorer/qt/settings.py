@@ -13,22 +13,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PySide6.QtCore import QByteArray, QObject, QSettings
-from PySide6.QtWidgets import QToolBar
+from PySide6.QtWidgets import QMainWindow, QToolBar
 
-if TYPE_CHECKING:
-    from .main_window import MainWindow
+from ..session import Session
 
 ORGANISATION = "RNN Shape Explorer"
 APPLICATION = "explorer"
 STATE_DIR_ENV = "RNN_EXPLORER_STATE_DIR"
 STATE_DIR_NAME = "rnn-shape-explorer"
 RECENT_LIMIT = 8
-SETTINGS_VERSION = 1
 
-KEY_VERSION = "version"
 KEY_GEOMETRY = "window/geometry"
 KEY_STATE = "window/state"
 KEY_RECENT = "files/recent"
@@ -117,10 +114,12 @@ def _bytes(value: Any) -> QByteArray | None:
 
 
 class Preferences(QObject):
-    """Restores the window's layout, device and Live toggle from `settings`, and saves them on close."""
+    """Restores the window's layout (its `window_layout`: docks, splitters) and the session's device and Live
+    toggle from `settings`, and saves them on close."""
 
-    def __init__(self, window: MainWindow, settings):
+    def __init__(self, session: Session, settings, window: QMainWindow):
         super().__init__(window)
+        self.session = session
         self.window = window
         self.settings = settings
         self.restored_geometry = False
@@ -128,7 +127,7 @@ class Preferences(QObject):
         for bar in window.findChildren(QToolBar):     # QMainWindow.saveState needs them named
             if not bar.objectName():
                 bar.setObjectName(f"toolbar-{bar.windowTitle() or 'main'}")
-        window.devicesLoaded.connect(self._devices_loaded)
+        session.events.devices.connect(self._devices_loaded)
 
     def restore(self) -> None:
         s, window = self.settings, self.window
@@ -139,30 +138,27 @@ class Preferences(QObject):
             window.restoreState(state)
         window.window_layout.restore(s)       # the docks made compact first when the screen is smaller …
         if self.restored_geometry:
-            from .layout import fit_to_screen
-            fit_to_screen(window)             # … then never larger than this screen
+            window.window_layout.fit_to_screen()   # … then never larger than this screen
         if s.contains(KEY_LIVE):
-            window.live_check.setChecked(_truthy(s.value(KEY_LIVE, True, type=bool)))
+            self.session.set_live(_truthy(s.value(KEY_LIVE, True, type=bool)))
         device = s.value(KEY_DEVICE, "", type=str)
         self.preferred_device = device or None
-        if self.preferred_device and window.devices:
-            self._devices_loaded(window.devices)
+        if self.preferred_device and self.session.devices:
+            self._devices_loaded()
 
-    def _devices_loaded(self, devices) -> None:
-        combo = self.window.device_combo
-        index = combo.findData(self.preferred_device) if self.preferred_device else -1
-        if index >= 0 and index != combo.currentIndex():
-            combo.setCurrentIndex(index)        # the window re-runs on the device picked last time
+    def _devices_loaded(self) -> None:
+        names = [device.name for device in self.session.devices]
+        if self.preferred_device in names:
+            self.session.set_device(self.preferred_device)   # re-runs on the device picked last time
 
     def save(self) -> None:
         s, window = self.settings, self.window
-        s.setValue(KEY_VERSION, SETTINGS_VERSION)
         s.setValue(KEY_GEOMETRY, window.saveGeometry())
         s.setValue(KEY_STATE, window.saveState())
         window.window_layout.save(s)
-        s.setValue(KEY_LIVE, window.live_check.isChecked())
-        if window.devices and window.device:
-            s.setValue(KEY_DEVICE, window.device)
+        s.setValue(KEY_LIVE, self.session.live)
+        if self.session.devices and self.session.device:
+            s.setValue(KEY_DEVICE, self.session.device)
         s.sync()
 
 

@@ -1,8 +1,10 @@
 """The stack editor: input settings and a column of layer cards, each with a live shape badge.
 
-`StackEditor(spec)` edits the stack's input, seed and layers; every edit emits `changed` with a new
-StackSpec (a copy: the editor keeps its own). The batching and the sequence text belong to the
-sequence editor; the window merges both.
+`StackEditor(session)` edits the session's input, seed and layers (`Session.set_stack` after every edit)
+and redraws from the session's events: another document or an undo rebuilds the cards, the selection
+moves the highlight, and the result's state fills the badges. While the result is not current the
+badges are greyed with the reason; after a failure the layers before the failing one show their shapes
+(a run of those layers alone), the failing layer its error, and every later layer says it was not built.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDoubleSpinBo
 
 from ..core.diagnose import format_shape
 from ..core.registry import GROUPS, TYPES
-from ..core.spec import LAYER_PARAMS, MAX_FEATURES, MAX_SEED, MAX_VOCAB, InputSpec, LayerSpec, StackSpec
+from ..core.spec import LAYER_PARAMS, MAX_FEATURES, MAX_SEED, MAX_VOCAB, InputSpec, LayerSpec, StackSpec, to_dict
 from ..core.spec import layer_label as friendly
+from ..session import FAILED, Session
+from .stale import StateGate
 from .expression_editor import ExpressionEdit
 from .style import (ERROR_COLOUR, MASK_ROLES, MUTED_COLOUR, SELECTED_BORDER, WARNING_COLOUR, escape, mask_role_colour,
                     mono_font)
@@ -313,8 +317,8 @@ class LayerCard(QFrame):
     # --- the badge ---
 
     def show_shapes(self, symbolic: tuple | None, batch: tuple | None, role: str | None, *,
-                    stale: bool = False, unknown: str = "?", states: list | None = None) -> None:
-        """`stale`: the stack was edited since these shapes were computed; they are greyed until the next run.
+                    stale: bool = False, unknown: str = "?", reason: str = "", states: list | None = None) -> None:
+        """`stale`: these shapes are not current (`reason` says why); they are greyed until the next run.
         No `symbolic`: the shape is not known (`unknown` is shown: … before a run, ? after a failed one).
         `states`: return_state's states (run.StateResult), shown on a line of their own."""
         expression = self._widgets.get("expression")
@@ -327,7 +331,7 @@ class LayerCard(QFrame):
             self.symbolic_text, self.batch_text, self.mask_role, self.states_text = unknown, "", "", ""
             self.badge_label.setText(f'<span style="font-family:\'{mono}\'; font-weight:600; '
                                      f'color:{MUTED_COLOUR}">{unknown}</span>')
-            self.badge_label.setToolTip("The shapes appear after a successful run")
+            self.badge_label.setToolTip(reason or "The shapes appear after a successful run")
             return
         self.symbolic_text = format_shape(symbolic)
         self.batch_text = format_shape(batch) if batch is not None else ""
@@ -356,27 +360,23 @@ class LayerCard(QFrame):
                                     f"of timesteps)\n" + (f"{self.batch_text}: the shape for the sequences in the "
                                                          "editor\n" if self.batch_text else "")
                                     + f"mask {self.mask_role}: {meaning}"
-                                    + ("\n(greyed: the stack changed since this run)" if stale else ""))
+                                    + (f"\n(greyed: {reason or 'not current'})" if stale else ""))
 
-    def show_messages(self, error: str | None, warnings: list[str]) -> None:
-        """The last run's error on this layer (under the expression of a custom layer) and its warnings."""
+    def show_messages(self, error: str | None, warnings: list[str], note: str = "") -> None:
+        """The last run's error on this layer (under the expression of a custom layer), its warnings, and a
+        `note` (why a later layer has no shapes)."""
         parts = []
         expression = self._widgets.get("expression")
         if isinstance(expression, ExpressionEdit):
             expression.show_run_error(error)
         elif error:
             parts.append(f'<span style="color:{ERROR_COLOUR}; font-weight:600">✖ {escape(error)}</span>')
+        if note:
+            parts.append(f'<span style="color:{MUTED_COLOUR}">{escape(note)}</span>')
         parts += [f'<span style="color:{WARNING_COLOUR}">⚠ {escape(w)}</span>' for w in warnings]
         self.message_label.setText("<br>".join(parts))
         self.message_label.setVisible(bool(parts))
 
-    @property
-    def message_text(self) -> str:
-        """Every message on the card: its error (wherever it is shown) and its warnings."""
-        expression = self._widgets.get("expression")
-        error = expression.run_error if isinstance(expression, ExpressionEdit) and expression.run_error else ""
-        shown = "" if self.message_label.isHidden() else self.message_label.text()
-        return "\n".join(part for part in (error, shown) if part)
 
 
 class _CardColumn(QWidget):
@@ -464,18 +464,13 @@ class _CardScroll(QScrollArea):
 
 
 class StackEditor(QWidget):
-    """Edits a StackSpec's input, seed and layers; emits `changed(StackSpec)` after every edit."""
+    """Edits the session's input, seed and layers; shows each layer's shapes from the session's result."""
 
-    changed = Signal(object)        # a new StackSpec
-    layerSelected = Signal(str)     # the user clicked (or edited) a layer
-
-    def __init__(self, spec: StackSpec, parent: QWidget | None = None):
+    def __init__(self, session: Session, parent: QWidget | None = None):
         super().__init__(parent)
-        self._spec = spec.copy()
-        self._selected: str | None = None
-        self._result = None
-        self._error: tuple[str, str | None] | None = None
-        self._stale = False   # edited since the result shown: its shapes are greyed until the next one
+        self.session = session
+        self._spec = session.document.copy()
+        self._selected: str | None = session.selected_layer
         self.cards: list[LayerCard] = []
         self.param_pairs = 2
 
@@ -512,6 +507,10 @@ class StackEditor(QWidget):
         self._holder = holder
         outer.addWidget(self.scroll, 1)
         self._rebuild_cards()
+        session.events.stack.connect(self._stack_changed)
+        session.events.selection.connect(lambda: self.select_layer(session.selected_layer))
+        self._gate = StateGate(session, self, self._show_badges)
+        self._show_badges()
 
     # --- input ---
 
@@ -581,8 +580,9 @@ class StackEditor(QWidget):
         steps = self._spec.input.length
         symbolic = (None, steps) if self._spec.input.kind != "features" else (None, steps, self._spec.input.features)
         text = format_shape(symbolic)
-        result = self._result
-        if result is not None and self._error is None:
+        result = self.session.result
+        gate = getattr(self, "_gate", None)
+        if result is not None and gate is not None and gate.shown.current:
             text += f"   this batch {format_shape(result.input.shape)}"
         self.input_shape_label.setText(text)
 
@@ -607,18 +607,16 @@ class StackEditor(QWidget):
     def spec(self) -> StackSpec:
         return self._spec.copy()
 
-    def set_spec(self, spec: StackSpec) -> None:
-        """Shows another document (undo, a preset, a file) without emitting `changed`."""
-        self._spec = spec.copy()
-        self._result = None
-        self._error = None
-        self._show_input()
-        self._rebuild_cards()
+    def _stack_changed(self) -> None:
+        """Another document, an undo, or an edit the session adjusted: show the session's stack."""
+        mine, theirs = to_dict(self._spec), self.session.snapshot()
+        if (mine["input"], mine["layers"], mine["seed"]) != (theirs["input"], theirs["layers"], theirs["seed"]):
+            self._spec = self.session.document.copy()
+            self._show_input()
+            self._rebuild_cards()
 
     def _emit(self) -> None:
-        self._stale = True
-        self._show_badges()
-        self.changed.emit(self._spec.copy())
+        self.session.set_stack(self._spec)
 
     # --- layers ---
 
@@ -675,7 +673,7 @@ class StackEditor(QWidget):
         self._rebuild_cards()
         self._emit()
         if select is not None:
-            self.layerSelected.emit(select)
+            self.session.select_layer(select)
 
     def add_layer(self, layer_type: str, index: int | None = None) -> None:
         """Adds a layer of `layer_type` at `index` (default: after the selected layer, else at the end)."""
@@ -727,7 +725,7 @@ class StackEditor(QWidget):
         for card in self.cards:
             card.set_selected(card.name == name)
         if emit and changed and name is not None:
-            self.layerSelected.emit(name)
+            self.session.select_layer(name)
 
     def select_layer(self, name: str | None) -> None:
         """Highlights a layer's card (no signal)."""
@@ -745,30 +743,31 @@ class StackEditor(QWidget):
 
     # --- results ---
 
-    def show_result(self, result) -> None:
-        """Fills the badges from a RunResult (matched by layer name and type)."""
-        self._result = result
-        self._error = None
-        self._stale = False
-        self._show_badges()
-
-    def show_error(self, message: str, layer: str | None = None) -> None:
-        """A failed run: shapes become unknown, the card concerned shows the message."""
-        self._error = (message, layer)
-        self._stale = False
-        self._show_badges()
-
     def _show_badges(self) -> None:
+        if not hasattr(self, "_gate"):
+            return                     # cards built before the session is watched
         self._show_input_shape()
-        result = self._result if self._error is None else None
-        layers = {} if result is None else {layer.name: layer for layer in result.layers}
-        for card in self.cards:
+        state = self._gate.shown
+        session = self.session
+        failed = state.kind == FAILED
+        shown = session.partial if failed else session.result
+        layers = {} if shown is None else {layer.name: layer for layer in shown.layers}
+        names = [card.name for card in self.cards]
+        failing = state.layer if state.layer in names else None
+        first_missing = names.index(failing) if failing else (0 if failed else len(names))
+        for index, card in enumerate(self.cards):
             found = layers.get(card.name)
-            if found is not None and found.type == card.layer.type:
-                card.show_shapes(found.symbolic_shape, found.shape, found.mask_role, stale=self._stale,
-                                 states=found.states)
+            reached = index < first_missing or not failed
+            if found is not None and found.type == card.layer.type and reached:
+                card.show_shapes(found.symbolic_shape, found.shape, found.mask_role, stale=not failed and
+                                 not state.current, reason=state.reason, states=found.states)
             else:
-                card.show_shapes(None, None, None, unknown="?" if self._error or result is not None else "…")
-            error = self._error[0] if self._error and self._error[1] == card.name else None
-            warnings = [] if result is None else [d.message for d in result.diagnostics if d.layer == card.name]
-            card.show_messages(error, warnings)
+                unknown = "?" if failed or session.result is not None else "…"
+                card.show_shapes(None, None, None, unknown=unknown, reason=state.reason)
+            error = state.reason if failing == card.name else None
+            note = ""
+            if failed and index > first_missing:
+                note = f"not built: {failing} fails" if failing else "not built: the run failed"
+            warnings = [d.message for d in session.result.diagnostics if d.layer == card.name] \
+                if state.current and session.result is not None else []
+            card.show_messages(error, warnings, note)

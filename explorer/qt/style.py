@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtGui import QColor, QFont, QFontDatabase
+from PySide6.QtGui import QColor, QFont, QFontDatabase, QGuiApplication, QPalette
 
 # How a layer treats the mask, in words and in one colour each (used by the badges and the table).
 MASK_ROLES = {
@@ -17,10 +17,15 @@ _DARK_ROLE_COLOURS = {"creates": "#5ccf7e", "carries": "#6aa9f0", "consumes": "#
                       "none": "#a8a8a8"}
 
 
+def is_dark(palette: QPalette) -> bool:
+    """The one test for a dark palette, for every widget and plot."""
+    return palette.color(QPalette.ColorRole.Window).lightness() < 128
+
+
 def palette_is_dark() -> bool:
-    from PySide6.QtGui import QGuiApplication, QPalette
+    """Is the application's palette dark?"""
     app = QGuiApplication.instance()
-    return app is not None and app.palette().color(QPalette.ColorRole.Window).lightness() < 128
+    return app is not None and is_dark(app.palette())
 
 
 def padded_colours(dark: bool | None = None) -> tuple[str, str]:

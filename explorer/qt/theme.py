@@ -17,6 +17,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette, QPixmap
 
+from .style import is_dark
+
 ICON_NAME = "icon.svg"
 DESKTOP_NAME = "rnn-explorer"   # assets/rnn-explorer.desktop
 
@@ -47,10 +49,6 @@ def app_icon() -> QIcon:
 
 
 # --- palettes ---
-
-def is_dark(palette: QPalette) -> bool:
-    return palette.color(QPalette.ColorRole.Window).lightness() < 128
-
 
 def light_palette() -> QPalette:
     from PySide6.QtWidgets import QStyleFactory

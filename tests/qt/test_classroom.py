@@ -3,6 +3,8 @@ mode, the lessons as a course, readable grid colours in both palettes, Fix butto
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -51,7 +53,7 @@ def room(qapp):
 
 @pytest.fixture
 def win(room, qtbot):
-    if room.source != "preset:forgotten_mask_post" or room.files.modified:
+    if room.session.source != "preset:forgotten_mask_post" or room.files.modified:
         room.load_preset("forgotten_mask_post")
     room.unsaved_asked.clear()
     settle(qtbot, room)
@@ -71,7 +73,7 @@ def label_cut(label: QLabel) -> bool:
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_every_plot_is_readable_and_nothing_is_cut_at_classroom_sizes(win, qtbot, size):
     for preset in ("forgotten_mask_post", "time_distributed"):
-        if win.source != f"preset:{preset}":
+        if win.session.source != f"preset:{preset}":
             win.load_preset(preset)
             settle(qtbot, win)
         for scale in SCALES:
@@ -108,13 +110,13 @@ def test_presentation_keys_scale_the_text_and_focus_puts_the_plots_first(win, qt
     win.resize(1280, 800)
     laid_out(qtbot, win)
     before = win.shapes.fc_shape_label.font().pointSizeF(), win.sequence_editor.grid.font().pointSizeF()
-    title = win.plots.heatmap_plot.titleLabel.item.font()
+    title = win.plots.heatmap.plot.titleLabel.item.font()
     win.activateWindow()
     qtbot.keyClick(win.plots, Qt.Key.Key_Equal, Qt.KeyboardModifier.ControlModifier)
     assert layout.scale > 1.0 and win.plots.text_scale == layout.scale
     after = win.shapes.fc_shape_label.font().pointSizeF(), win.sequence_editor.grid.font().pointSizeF()
     assert all(a == pytest.approx(b * layout.scale, rel=0.02) for a, b in zip(after, before))
-    assert win.plots.heatmap_plot.getAxis("left").style["tickFont"].pointSizeF() == pytest.approx(
+    assert win.plots.heatmap.plot.getAxis("left").style["tickFont"].pointSizeF() == pytest.approx(
         9 * layout.scale, rel=0.02)
     qtbot.keyClick(win.plots, Qt.Key.Key_0, Qt.KeyboardModifier.ControlModifier)
     assert layout.scale == 1.0
@@ -144,7 +146,7 @@ def test_a_lesson_opens_where_it_shows_its_point_and_next_goes_on_without_asking
     assert "Where to look" in banner.text() and not banner.previous_button.isEnabled()
     assert win.plots.selected_layer == lesson.layer
     row = win.plots.selected_row
-    assert win.result.lines[row] == lesson.line and not win.result.mask[row].all()    # a padded line
+    assert win.session.result.lines[row] == lesson.line and not win.session.result.mask[row].all()    # a padded line
     # an edit elsewhere: the plots stay on the layer, the banner says the stack is no longer the lesson's
     card = win.stack_editor.card("embedding_1")
     card.param_widget("mask_zero").setChecked(True)
@@ -152,17 +154,17 @@ def test_a_lesson_opens_where_it_shows_its_point_and_next_goes_on_without_asking
     assert win.plots.selected_layer == lesson.layer and win.stack_editor.selected_layer == lesson.layer
     assert banner.edited == ["mask_zero on embedding_1"] and banner.edited_label.isVisible()
     assert "mask_zero on embedding_1" in banner.edited_label.text()
-    win.undo()
+    win.history.undo()
     qtbot.waitUntil(lambda: not banner.edited, timeout=5000)        # back to the lesson: the note goes
     card = win.stack_editor.card("embedding_1")
     card.param_widget("mask_zero").setChecked(True)
     banner.next_button.click()                                       # edited built-in lesson: no question
-    assert not win.unsaved_asked and win.source == "preset:" + course.COURSE[1].preset
+    assert not win.unsaved_asked and win.session.source == "preset:" + course.COURSE[1].preset
     settle(qtbot, win)
     assert "Lesson 2 of" in win.lesson_banner.place_label.text() and not banner.edited
     assert win.plots.selected_layer == course.COURSE[1].layer
     banner.previous_button.click()
-    assert win.source == "preset:forgotten_mask_post"
+    assert win.session.source == "preset:forgotten_mask_post"
     settle(qtbot, win)
 
 
@@ -208,7 +210,7 @@ def test_alt_down_moves_to_the_next_sequence_even_in_the_preset_box(win, qtbot):
         assert win.plots.selected_row == row + 1 and QApplication.activePopupWidget() is None
         qtbot.keyClick(combo, Qt.Key.Key_Up, ALT)
         assert win.plots.selected_row == row
-    assert win.source == "preset:forgotten_mask_post"
+    assert win.session.source == "preset:forgotten_mask_post"
 
 
 # --- Fix buttons ---
@@ -218,33 +220,31 @@ def test_the_fix_button_ticks_mask_zero_and_undo_takes_it_back(win, qtbot):
     assert fix.button.isVisible() and "mask_zero on embedding_1" in fix.button.text()
     fix.button.click()
     settle(qtbot, win)
-    assert win.document.layers[0].params["mask_zero"] is True
+    assert win.session.document.layers[0].params["mask_zero"] is True
     assert win.stack_editor.card("embedding_1").param_widget("mask_zero").isChecked()
     assert not fix.button.isVisible()
-    win.undo()
+    win.history.undo()
     settle(qtbot, win)
-    assert win.document.layers[0].params["mask_zero"] is False and fix.button.isVisible()
+    assert win.session.document.layers[0].params["mask_zero"] is False and fix.button.isVisible()
 
 
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lengths=st.lists(st.integers(1, 9), min_size=1, max_size=4))
 def test_the_fix_button_sets_maxlen_to_the_longest_sequence(win, qtbot, lengths):
-    if win.source != "preset:flatten_fixed_maxlen":
+    if win.session.source != "preset:flatten_fixed_maxlen":
         win.load_preset("flatten_fixed_maxlen")
         settle(qtbot, win)
     text = "\n".join(" ".join(str(1 + (i + j) % 50) for j in range(n)) for i, n in enumerate(lengths)) + "\n"
     win.sequence_editor.text_edit.setPlainText(text)
-    editor = win.sequence_editor
-    batching = editor.batching()
+    batching = copy.deepcopy(win.session.document.batching)
     batching.maxlen = None
-    editor.set_state(text, batching, win.document.input)
-    editor.batchingChanged.emit(batching)
+    win.session.set_batching(batching)
     settle(qtbot, win)
     assert not win.last_reply.ok and "set maxlen" in win.last_reply.error
     assert "batching.maxlen" not in win.last_reply.error and "last_timestep" not in win.last_reply.error
     win.fix_button.button.click()
     settle(qtbot, win)
-    assert win.document.batching.maxlen == max(len(line.split()) for line in text.splitlines())
+    assert win.session.document.batching.maxlen == max(len(line.split()) for line in text.splitlines())
     assert win.last_reply.ok
 
 
@@ -319,16 +319,16 @@ def test_words_are_on_the_time_axis_and_their_token_id_on_hover(win, qtbot):
     settle(qtbot, win)
     win.plots.pick_row(1)
     words = "the dog barked".split()
-    ticks = win.plots.mask_plot.getAxis("bottom")._tickLevels
+    ticks = win.plots.mask.plot.getAxis("bottom")._tickLevels
     assert [text for _step, text in ticks[0]] == words
-    vocabulary = win.result.vocabulary
+    vocabulary = win.session.result.vocabulary
     text = win.plots.hover("units", 1, 0)
     assert f'"dog" (token id {vocabulary.index("dog")})' in text
     long = [f"w{i % 23}" for i in range(40)]
     win.sequence_editor.text_edit.setPlainText(" ".join(long) + "\n")
     settle(qtbot, win)
     win.plots.pick_row(0)
-    major, every = win.plots.mask_plot.getAxis("bottom")._tickLevels
+    major, every = win.plots.mask.plot.getAxis("bottom")._tickLevels
     assert [text for _step, text in every] == long and len(major) <= 16      # thinned where they would collide
     assert set(major) <= set(every)
 

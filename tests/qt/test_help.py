@@ -57,11 +57,11 @@ def test_lessons_list_every_preset_and_open_the_one_chosen(win, qtbot):
     assert lesson and lesson in dialog.text.toPlainText()
     assert "preset:forgotten_mask_post" in dialog.text.toPlainText()
     dialog.open_button.click()
-    assert win.source == "preset:forgotten_mask_post" and not dialog.isVisible()
+    assert win.session.source == "preset:forgotten_mask_post" and not dialog.isVisible()
     settle(qtbot, win)
     assert win.lesson_label.text().startswith("<b>" + presets.load_preset("forgotten_mask_post").title)
     assert "Where to look" in win.lesson_label.text()
-    assert [layer.type for layer in win.result.layers] == [layer.type for layer in win.document.layers]
+    assert [layer.type for layer in win.session.result.layers] == [layer.type for layer in win.session.document.layers]
 
 
 def test_a_lesson_asks_before_replacing_the_users_own_file_only(win, qtbot, monkeypatch, tmp_path):
@@ -73,16 +73,16 @@ def test_a_lesson_asks_before_replacing_the_users_own_file_only(win, qtbot, monk
     dialog = win.menus.show_lessons()
     dialog.select("stacked_lstm")
     dialog.open_button.click()
-    assert not asked and win.source == "preset:stacked_lstm"
+    assert not asked and win.session.source == "preset:stacked_lstm"
     settle(qtbot, win)
     path = tmp_path / "mine.stack.json"
-    assert win.save_path(str(path))
+    assert win.files.save_to(str(path))
     win.sequence_editor.text_edit.setPlainText("1 2 3\n4 5\n")           # their own file, edited
     qtbot.waitUntil(lambda: win.files.modified, timeout=5000)
     dialog = win.menus.show_lessons()
     dialog.select("last_state")
     dialog.open_button.click()
-    assert asked == ["mine.stack.json"] and dialog.isVisible() and win.source == str(path)
+    assert asked == ["mine.stack.json"] and dialog.isVisible() and win.session.source == str(path)
     assert win.sequence_editor.text_edit.toPlainText() == "1 2 3\n4 5\n"
     dialog.reject()
 
@@ -122,21 +122,21 @@ def test_the_keys_run_the_main_actions(win, qtbot):
     assert win.live_check.isChecked()
     # Ctrl+R and F5: run
     for key, modifiers in ((Qt.Key.Key_R, CTRL), (Qt.Key.Key_F5, Qt.KeyboardModifier.NoModifier)):
-        before = win._last_run_id
+        before = win.runs.last_run_id
         qtbot.keyClick(win.plots, key, modifiers)
-        assert win._last_run_id > before
+        assert win.runs.last_run_id > before
         settle(qtbot, win)
     # Alt+Down / Alt+Up: the next and the previous sequence, in the plots and the editor
     win.plots.pick_row(0)
     assert win.plots.selected_row == 0
     qtbot.keyClick(win.plots, Qt.Key.Key_Down, ALT)
     assert win.plots.selected_row == 1
-    assert win.sequence_editor.current_line == win.result.lines[1]
+    assert win.sequence_editor.current_line == win.session.result.lines[1]
     qtbot.keyClick(win.plots, Qt.Key.Key_Down, ALT)
     qtbot.keyClick(win.plots, Qt.Key.Key_Down, ALT)                      # stays on the last one
-    assert win.plots.selected_row == len(win.result.lines) - 1
+    assert win.plots.selected_row == len(win.session.result.lines) - 1
     qtbot.keyClick(win.plots, Qt.Key.Key_Up, ALT)
-    assert win.plots.selected_row == len(win.result.lines) - 2
+    assert win.plots.selected_row == len(win.session.result.lines) - 2
     # Ctrl+K: the leak check
     qtbot.keyClick(win.plots, Qt.Key.Key_K, CTRL)
     qtbot.waitUntil(lambda: not win.shapes.leak_label.isHidden(), timeout=RUN_TIMEOUT_MS)

@@ -11,7 +11,6 @@ from PySide6.QtCore import QSettings
 from explorer.core.backend import Device
 from explorer.qt import settings as prefs
 from explorer.qt.settings import APPLICATION, ORGANISATION, STATE_DIR_ENV, open_settings, state_dir
-from explorer.service import Reply
 
 RUN_TIMEOUT_MS = 60_000
 
@@ -74,7 +73,7 @@ def test_geometry_live_toggle_and_recent_files_are_restored_on_the_next_start(ma
     second = make_window(settings=reopen(ini), show=False)
     assert second.preferences.restored_geometry and restored == [geometry]
     assert not second.live_check.isChecked()
-    assert second.files.recent_files() == [str(stack.resolve())]
+    assert prefs.recent_files(second.settings) == [str(stack.resolve())]
 
 
 def test_the_docks_and_the_presentation_scale_are_restored(make_window, qtbot, ini):
@@ -120,23 +119,23 @@ def test_the_last_device_is_picked_again_when_the_devices_arrive(make_window, qt
     stored.sync()
     win = make_window(settings=reopen(ini))
     settle(qtbot, win)
-    qtbot.waitUntil(lambda: bool(win.devices), timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: bool(win.session.devices), timeout=RUN_TIMEOUT_MS)
     win.live_check.setChecked(False)
     devices = [Device("/CPU:0", "CPU", "CPU"), Device("/GPU:0", "GPU", "a GPU")]
-    win._devices_arrived(Reply(0, "devices", value=devices))      # with a GPU, the window would pick it …
-    assert win.device == "/CPU:0"                                   # … but the CPU was the user's last choice
+    win.session.set_devices(devices)                                # with a GPU, the window would pick it …
+    assert win.session.device == "/CPU:0"                                   # … but the CPU was the user's last choice
     other = make_window(settings=reopen(str(Path(ini).with_name("other.ini"))))
     other.live_check.setChecked(False)
-    other._devices_arrived(Reply(0, "devices", value=devices))
-    assert other.device == "/GPU:0"
+    other.session.set_devices(devices)
+    assert other.session.device == "/GPU:0"
 
 
 def test_closing_saves_the_device_in_use(make_window, qtbot, ini):
     win = make_window(settings=reopen(ini))
-    qtbot.waitUntil(lambda: bool(win.devices), timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: bool(win.session.devices), timeout=RUN_TIMEOUT_MS)
     settle(qtbot, win)
     win.close()
-    assert reopen(ini).value(prefs.KEY_DEVICE) == win.device
+    assert reopen(ini).value(prefs.KEY_DEVICE) == win.session.device
 
 
 def test_a_list_of_one_recent_file_reads_back_as_a_list(ini):
