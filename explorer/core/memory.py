@@ -71,11 +71,7 @@ def check(spec: StackSpec, rows: int, steps: int, limit_mb: float = MEMORY_LIMIT
 
 
 def batch_size(spec: StackSpec, lengths) -> tuple[int, int]:
-    """(rows, steps) of the padded batch for sequences of these lengths under the stack's batching."""
-    maxlen = spec.batching.maxlen
+    """(rows, steps) of the padded batch for sequences of these lengths: exactly maxlen steps when the stack
+    sets it (as keras.utils.pad_sequences and sequences.layout pad), else the longest sequence's."""
     longest = max((int(n) for n in lengths), default=0)
-    if maxlen is not None:
-        steps = maxlen if spec.needs_fixed_length() else min(longest, maxlen)
-    else:
-        steps = longest
-    return len(lengths), steps
+    return len(lengths), spec.batching.maxlen or longest
