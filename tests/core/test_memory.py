@@ -1,0 +1,27 @@
+"""The memory estimate, made from the stack and the batch size before anything is built, against what a run
+really holds: every output the engine returns, and the padded batch's size."""
+
+from __future__ import annotations
+
+import pytest
+
+from explorer.core import memory, presets, sequences
+
+
+@pytest.mark.parametrize("name", presets.names())
+def test_the_estimate_counts_every_output_of_a_run_twice(engine, name):
+    spec = presets.load_preset(name)
+    result = engine.run(spec, trust=True)
+    rows, steps = memory.batch_size(spec, sequences.parse(spec.sequences, spec.input).lengths)
+    assert (rows, steps) == result.input.shape[:2]
+    held = sum(layer.output.nbytes + sum(extra.nbytes for extra in layer.extras.values())
+               for layer in result.layers)
+    assert memory.estimate_mb(spec, rows, steps) >= 2 * held / 1e6
+
+
+def test_an_oversized_batch_is_refused_with_the_estimate_and_the_limit():
+    spec = presets.load_preset("average_pooling")
+    spec.layers[1].params["units"] = 4096
+    with pytest.raises(memory.StackError, match=r"500 sequences × 300 steps\), over the limit of 2,048 MB"):
+        memory.check(spec, 500, 300)
+    memory.check(spec, 3, 7)
