@@ -1,10 +1,10 @@
-"""Sequence text (CONTRACT §2) → arrays, and the batching modes' layouts."""
+"""Sequence text (CONTRACT §2) → arrays (and labels after `|`), and the batching modes' layouts."""
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -21,12 +21,29 @@ MAX_SEQUENCES = 100_000
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
+LABEL_SEPARATOR = "|"
+
+
+@dataclass
+class Labels:
+    """The numbers after `|` on one line, with the 1-based column of each (for errors about them)."""
+
+    values: np.ndarray   # float64
+    columns: list[int]
+
+
 @dataclass
 class Sequences:
-    """Parsed sequences: token ids (T,) int32, words (T,) str or features (T, F) float32, with editor lines."""
+    """Parsed sequences: token ids (T,) int32, words (T,) str or features (T, F) float32, with editor lines
+    and each line's labels (None where the line has no `|`)."""
 
     items: list[np.ndarray]
     lines: list[int]
+    labels: list[Labels | None] = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.labels is None:
+            self.labels = [None] * len(self.items)
 
     @property
     def lengths(self) -> np.ndarray:
@@ -44,11 +61,15 @@ def parse(text: str, input_spec: InputSpec) -> Sequences:
     """Parses the sequence text; bad values raise SequenceError with line and column."""
     if not isinstance(text, str):
         raise SequenceError(1, 1, "the sequence text must be a string")
-    items, lines = [], []
+    items, lines, labels = [], [], []
     for number, raw in enumerate(_LINE_BREAK.split(text), start=1):
         content = _strip_comment(raw)
         if not content.strip():
             continue
+        content, label = _split_labels(content, number)
+        if not content.strip():
+            raise SequenceError(number, 1, f'there is no sequence before "{LABEL_SEPARATOR}": type the sequence '
+                                           f"first, then {LABEL_SEPARATOR} and its labels")
         if input_spec.kind == "tokens":
             item = _parse_tokens(content, number, input_spec.vocab_size or 0)
         elif input_spec.kind == "words":
@@ -57,11 +78,39 @@ def parse(text: str, input_spec: InputSpec) -> Sequences:
             item = _parse_features(content, number, input_spec.features or 0)
         items.append(item)
         lines.append(number)
+        labels.append(label)
         if len(items) > MAX_SEQUENCES:
             raise SequenceError(number, 1, f"more than {MAX_SEQUENCES} sequences; split the text into smaller batches")
     if not items:
         raise SequenceError(1, 1, "there are no sequences: type one per line, e.g. `1 2 3`")
-    return Sequences(items, lines)
+    return Sequences(items, lines, labels)
+
+
+def _split_labels(content: str, line: int) -> tuple[str, Labels | None]:
+    """`3 14 15 | 0 1 1` → ("3 14 15 ", the labels); a line without `|` has none."""
+    at = content.find(LABEL_SEPARATOR)
+    if at < 0:
+        return content, None
+    second = content.find(LABEL_SEPARATOR, at + 1)
+    if second >= 0:
+        raise SequenceError(line, second + 1, f'a second "{LABEL_SEPARATOR}": a line holds one sequence, then '
+                                              f"{LABEL_SEPARATOR} and its labels")
+    values, columns = [], []
+    for match in _VALUE.finditer(content, at + 1):
+        word, column = match.group(), match.start() + 1
+        try:
+            value = float(word)
+        except ValueError:
+            raise SequenceError(line, column, f'label "{word}" is not a number: expected a class id, numbers for '
+                                              "a regression head, or one label per step") from None
+        if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
+            raise SequenceError(line, column, f'label "{word}" is not a finite float32 number')
+        values.append(value)
+        columns.append(column)
+    if not values:
+        raise SequenceError(line, at + 1, f'nothing after "{LABEL_SEPARATOR}": expected a class id, numbers for a '
+                                          "regression head, or one label per step")
+    return content[:at], Labels(np.array(values, dtype=np.float64), columns)
 
 
 def _plain_ids(content: str, vocab_size: int) -> np.ndarray | None:
