@@ -219,7 +219,7 @@ class Trainer:
         done = 0
         model = self.built.model
         try:
-            with backend.device_scope(self.device), warnings.catch_warnings():
+            with backend.device_scope(self.device), backend.graph_rewrites(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 while done < steps:
                     check_cancel()
