@@ -309,3 +309,30 @@ def report(progress: TrainProgress, result) -> dict:
         document["accuracy"] = progress.accuracy
     document["run"] = result.to_json()
     return document
+
+
+def run_accuracy(result, parsed: sequences.Sequences, objective: Objective, batching) -> float | None:
+    """The share of right answers of a run's final output on the text's labels, on the sequences' own (valid)
+    steps for a per-step head; None where it does not apply (regression, missing or unfitting labels)."""
+    if objective.metric is None or len(parsed) != len(result.lengths) or result.layers[-1].name != objective.head:
+        return None
+    try:
+        labels = targets(parsed, objective)
+    except SequenceError:
+        return None
+    output = result.layers[-1].output
+    right = total = 0
+    for row, label in enumerate(labels):
+        predicted = output[row]
+        if objective.per_step:
+            label = sequences.truncate(label, batching.maxlen, batching.truncating)
+            predicted = predicted[result.mask[row]]
+            if len(predicted) != len(label):
+                return None
+        if objective.kind == "class":
+            hits = predicted.argmax(-1) == label
+        else:
+            hits = (predicted.reshape(np.shape(label)) > 0.5) == (label > 0.5)
+        right += int(np.count_nonzero(hits))
+        total += int(np.size(hits))
+    return right / total if total else None

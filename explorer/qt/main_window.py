@@ -126,6 +126,8 @@ class MainWindow(QMainWindow):
         self.run_control = RunControl(self)
         self.preferences = Preferences(self, self.settings)
         self.preferences.restore()
+        from .training_panel import install_training
+        install_training(self)                  # the Training dock: train live, pin and compare
 
     # --- building ---
 

@@ -213,6 +213,7 @@ class SequenceEditor(QWidget):
         self._batching = copy.deepcopy(batching)
         self._input = copy.deepcopy(input_spec)
         self.error: SequenceError | None = None
+        self.label_error: SequenceError | None = None   # labels that do not fit the head (training): runs go on
         self.parsed: sequences.Sequences | None = None
         self._current_line = 0
         self._grid_lines: list[int] = []
@@ -229,7 +230,9 @@ class SequenceEditor(QWidget):
         self.text_edit.setPlainText(text)
         self.text_edit.setToolTip("Tokens: integer ids separated by spaces or commas (3 14 15, 9).\n"
                                   "Features: timesteps separated by ; and values by spaces (0.1 0.2; 0.3 0.4).\n"
-                                  "Words: words separated by spaces (the cat sat).")
+                                  "Words: words separated by spaces (the cat sat).\n"
+                                  "Labels for training after |: a class id (3 14 15 | 1), numbers for regression "
+                                  "(| 0.5 -1), or one per step (| 0 1 1).")
         left.addWidget(self.text_edit, 1)
         self.error_label = QLabel("")
         self.error_label.setWordWrap(True)
@@ -389,15 +392,25 @@ class SequenceEditor(QWidget):
         self._reparse()
         self.textEdited.emit(self.text())
 
+    def show_label_error(self, error: SequenceError | None) -> None:
+        """Underlines a label that does not fit the head (found when training starts); the next edit clears it."""
+        self.label_error = error
+        self._show_error()
+
     def _reparse(self) -> None:
+        self.label_error = None
         try:
             self.parsed = sequences.parse(self.text(), self._input)
             self.error = None
         except SequenceError as error:
             self.parsed = None
             self.error = error
-        self.error_label.setText(f"✖ {escape(self.error.message)}" if self.error else "")
-        self.error_label.setVisible(self.error is not None)
+        self._show_error()
+
+    def _show_error(self) -> None:
+        shown = self.error or self.label_error
+        self.error_label.setText(f"✖ {escape(shown.message)}" if shown else "")
+        self.error_label.setVisible(shown is not None)
         self._highlight()
 
     def _highlight(self) -> None:
@@ -410,8 +423,8 @@ class SequenceEditor(QWidget):
         current.cursor = self.text_edit.textCursor()
         current.cursor.clearSelection()
         selections.append(current)
-        if self.error is not None:
-            selections.append(self._error_selection(self.error))
+        if self.error is not None or self.label_error is not None:
+            selections.append(self._error_selection(self.error or self.label_error))
         self.text_edit.setExtraSelections(selections)
 
     def _error_selection(self, error: SequenceError) -> QTextEdit.ExtraSelection:
