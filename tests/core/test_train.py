@@ -191,3 +191,25 @@ def test_a_changed_batch_or_shape_is_not_compared(engine):
     spec.layers[1].params["units"] = 8
     wider = {d.name: d for d in compare.compare(pinned, engine.run(spec, "1 2 3\n4 5\n"))}
     assert wider["lstm_1"].max_abs is None and "(2, 16) to (2, 8)" in wider["lstm_1"].reason
+
+
+def test_the_forgotten_mask_lesson_holds():
+    """Its claim: without mask_zero the trained LSTM counts padding, so each sequence alone is often wrong; with
+    the mask the answers do not depend on the batching. Accuracy computed here from count_mod_3's rule."""
+    import dataclasses
+
+    from explorer.core.presets import load_preset
+    lesson = load_preset("train_forgotten_mask")
+    rows = [line.split("|")[0].split() for line in lesson.sequences.splitlines() if not line.startswith("#")]
+    truth = np.array([len(row) % 3 for row in rows])
+    accuracy = {}
+    for mask in (False, True):
+        lesson.layers[0].params["mask_zero"] = mask
+        engine = Engine()
+        progress, padded = train.train(engine, lesson, None, steps=100)
+        alone = progress.spec.copy()
+        alone.batching = dataclasses.replace(alone.batching, mode="one_by_one")
+        single = engine.run(alone, None)
+        accuracy[mask] = [float((run.layers[-1].output.argmax(-1) == truth).mean()) for run in (padded, single)]
+    assert accuracy[False][0] >= 0.9 and accuracy[False][1] <= 0.7
+    assert accuracy[True] == [1.0, 1.0]

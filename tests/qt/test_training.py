@@ -1,0 +1,102 @@
+"""The Training dock: training runs in the worker in chunks while the window stays live, the trained weights stay
+with the stack (runs, undo, reset), labels that do not fit the head are underlined, and a pinned run shows Δ
+where padding leaked after mask_zero is ticked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from explorer.core.presets import load_preset
+from explorer.core.run import Engine
+
+TIMEOUT_MS = 90_000
+
+
+@pytest.fixture
+def win(make_window, qtbot):
+    window = make_window(load_preset("train_attention_on_7"), source="preset:train_attention_on_7")
+    qtbot.waitUntil(lambda: window.settled and window.result is not None, timeout=TIMEOUT_MS)
+    return window
+
+
+def train(qtbot, window, steps: int) -> None:
+    window.training.steps_spin.setValue(steps)
+    window.training.train()
+    assert window.training.running
+    qtbot.waitUntil(lambda: not window.training.running and window.settled, timeout=TIMEOUT_MS)
+
+
+def test_training_in_the_window_keeps_the_weights_with_the_stack_and_undoes(win, qtbot):
+    panel = win.training
+    assert not win.training_dock.isHidden()          # a document with labels opens the dock
+    untrained = win.result.layers[-1].output.copy()
+    ticks = []
+    win.runFinished.connect(lambda reply: ticks.append(reply))
+    train(qtbot, win, 40)
+    assert len(panel.curve_loss) == 40 and len(panel.curve_accuracy) == 40
+    assert panel.curve_loss[-1] < panel.curve_loss[0]
+    assert "sparse categorical cross-entropy" in panel.loss_label.text()
+    assert len(ticks) >= 2                            # the plots were refreshed during training, not only after
+    trained = win.document.weights
+    assert trained is not None
+    # what the window shows is the stack with those weights, as a fresh engine computes it
+    expected = Engine().run(win.document.copy(), win.sequence_editor.text()).layers[-1].output
+    np.testing.assert_allclose(win.result.layers[-1].output, expected, atol=1e-5)
+    assert np.abs(win.result.layers[-1].output - untrained).max() > 0.05
+
+    assert win.history.stack.undoText() == "Train 40 steps"
+    win.undo()
+    assert win.document.weights is None
+    qtbot.waitUntil(lambda: win.settled, timeout=TIMEOUT_MS)
+    np.testing.assert_allclose(win.result.layers[-1].output, untrained, atol=1e-6)
+    win.redo()
+    assert win.document.weights is trained
+
+    panel.reset_weights()
+    assert win.document.weights is None and panel.archived and not panel.curve_loss
+    assert win.history.stack.undoText() == "Reset weights"
+    win.undo()
+    assert win.document.weights is trained
+
+
+def test_pause_stops_after_the_chunk_in_flight(win, qtbot):
+    panel = win.training
+    panel.steps_spin.setValue(100_000)
+    panel.train()
+    qtbot.waitUntil(lambda: len(panel.curve_loss) > 0, timeout=TIMEOUT_MS)
+    panel.pause()
+    qtbot.waitUntil(lambda: not panel._request and win.settled, timeout=TIMEOUT_MS)
+    done = len(panel.curve_loss)
+    assert 0 < done < 100_000 and not panel.running
+    assert win.history.stack.undoText() == f"Train {done} steps"
+
+
+def test_a_label_that_does_not_fit_the_head_is_underlined(win, qtbot):
+    win.sequence_editor.text_edit.setPlainText("5 12 7 | 1\n8 4 19 | 2\n")   # the head has 2 classes
+    panel = win.training
+    panel.train()
+    qtbot.waitUntil(lambda: not panel.running, timeout=TIMEOUT_MS)
+    assert win.sequence_editor.error_range == (2, 10, 11)
+    assert "label 2 is not a class id" in win.sequence_editor.error_label.text()
+
+
+def test_pinning_then_ticking_mask_zero_shows_delta_only_on_padded_rows(make_window, qtbot):
+    spec = load_preset("forgotten_mask_pre")
+    window = make_window(spec, source="preset:forgotten_mask_pre")
+    qtbot.waitUntil(lambda: window.settled and window.result is not None, timeout=TIMEOUT_MS)
+    panel = window.training
+    panel.pin()
+    lengths = window.result.lengths
+    window.stack_editor.card("embedding_1").param_widget("mask_zero").setChecked(True)
+    qtbot.waitUntil(lambda: window.settled and window.result is not panel.pinned, timeout=TIMEOUT_MS)
+    rows = {panel.delta_table.item(i, 0).text(): panel.delta_table.item(i, 1).text()
+            for i in range(panel.delta_table.rowCount())}
+    assert float(rows["embedding_1"]) == 0 and float(rows["lstm_1"]) > 0
+    window.select_layer("lstm_1")
+    padded = int(np.flatnonzero(lengths < lengths.max())[0])
+    window.plots.select(row=padded)
+    panel._show_delta()
+    assert "Δ of" in panel.delta_title.text() and panel.delta_image.image is not None
+    panel.unpin()
+    assert panel.delta_table.rowCount() == 0
