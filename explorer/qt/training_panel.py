@@ -355,6 +355,7 @@ class TrainingPanel(QWidget):
             after = (document.weights, document.weights_id)
             self.window.history.stack.push(WeightsEdit(self, f"Train {self._session_steps} steps",
                                                        self._session_before, after))
+            self.window.files.mark_modified()     # the trained weights are in no file yet
         self._session_before, self._session_steps = None, 0
         self._controls()
         self._draw_curves()
@@ -375,6 +376,7 @@ class TrainingPanel(QWidget):
     def set_weights(self, weights: tuple) -> None:
         """Puts weights back (undo, redo, reset) and re-runs."""
         self.window.document.weights, self.window.document.weights_id = weights
+        self.window.files.mark_modified()
         self.window.run_now(asked=False)
 
     def _archive_curve(self) -> None:
