@@ -32,6 +32,7 @@ DEFAULT_STEPS = 100
 DEFAULT_COUNT = 64
 DOCK_HEIGHT = 190
 CURVE_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+HINT = "Pin a run, then change something: train, mask_zero, padding, units."
 _POSITION = re.compile(r"^line (\d+), column (\d+): (.*)$", re.S)
 
 
@@ -203,7 +204,8 @@ class TrainingPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         buttons = QHBoxLayout()
         self.pin_button = QPushButton("Pin this run")
-        self.pin_button.setToolTip("Keep the run on screen; later runs show how far each layer moved from it")
+        self.pin_button.setToolTip("Keep this run; after any change (training, mask_zero, pre/post padding, units "
+                                   "with the same shapes) each layer shows its largest |Δ| on the valid steps")
         self.pin_button.clicked.connect(self.pin)
         self.unpin_button = QPushButton("Unpin")
         self.unpin_button.setEnabled(False)
@@ -211,8 +213,7 @@ class TrainingPanel(QWidget):
         buttons.addWidget(self.pin_button)
         buttons.addWidget(self.unpin_button)
         layout.addLayout(buttons)
-        self.compare_label = QLabel("Pin a run, change something (train, mask_zero, padding, units), and see "
-                                    "which layers moved.")
+        self.compare_label = QLabel(HINT)
         self.compare_label.setWordWrap(True)
         layout.addWidget(self.compare_label)
         self.delta_table = QTableWidget(0, 2)
@@ -220,6 +221,7 @@ class TrainingPanel(QWidget):
         self.delta_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.delta_table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         self.delta_table.verticalHeader().hide()
+        self.delta_table.verticalHeader().setDefaultSectionSize(20)
         self.delta_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.delta_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.delta_table.cellClicked.connect(self._delta_row_clicked)
@@ -477,8 +479,7 @@ class TrainingPanel(QWidget):
             return
         self.pinned = self.window.result
         self.unpin_button.setEnabled(True)
-        self.compare_label.setText(f"pinned: {len(self.pinned.lines)} sequences in {self.pinned.mode} mode. "
-                                   "Change something: each layer shows how far it moved on valid steps.")
+        self.compare_label.setText(f"pinned: {len(self.pinned.lines)} sequences, {self.pinned.mode} mode")
         self._compare()
 
     def unpin(self) -> None:
@@ -488,8 +489,7 @@ class TrainingPanel(QWidget):
         self.delta_table.setRowCount(0)
         self.delta_image.clear()
         self.delta_title.setText("")
-        self.compare_label.setText("Pin a run, change something (train, mask_zero, padding, units), and see "
-                                   "which layers moved.")
+        self.compare_label.setText(HINT)
 
     def _run_finished(self, reply) -> None:
         if reply.ok:
