@@ -28,7 +28,7 @@ import numpy as np
 
 from . import backend, sequences
 from .errors import ExplorerError, SequenceError, StackError, TrustError, strip_ansi
-from .run import Cancelled, Engine
+from .run import Cancelled, Engine, estimate_mb
 from .spec import StackSpec
 
 OPTIMIZERS = {"adam": "Adam", "sgd": "SGD", "rmsprop": "RMSprop"}
@@ -193,6 +193,11 @@ class Trainer:
         self.objective = objective_for(built)
         labels = targets(parsed, self.objective)
         layout = sequences.layout(parsed, spec.batching, fixed_length=built.time_fixed is not None)
+        needed = estimate_mb(built, *layout.batch.shape[:2]) * 2   # the backward pass keeps the activations
+        if needed > engine.memory_limit_mb:
+            raise StackError(f"training on this batch needs about {needed:,.0f} MB ({layout.batch.shape[0]} sequences "
+                             f"× {layout.batch.shape[1]} steps), over the limit of {engine.memory_limit_mb:,.0f} MB: "
+                             "use fewer or shorter sequences, or lower the units")
         self.batches = [(piece.batch, _piece_targets(labels, piece.rows, piece.batch.shape[1], spec.batching,
                                                      self.objective)) for piece in layout.pieces]
         import keras

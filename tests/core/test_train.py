@@ -157,6 +157,9 @@ def test_bad_labels_for_the_head_are_reported_at_their_column():
     assert (caught.value.line, caught.value.column) == (2, 9)
     with pytest.raises(train.TrainingError, match="learning rate"):
         train.train_steps(Engine(), spec, "1 2 | 0\n", train.TrainSettings("adam", -1.0), steps=1)
+    from explorer.core.errors import StackError
+    with pytest.raises(StackError, match=r"training on this batch needs about .* MB \(1 sequences × 2 steps\)"):
+        train.train_steps(Engine(memory_limit_mb=1e-6), spec, "1 2 | 0\n", steps=1)
 
 
 @pytest.mark.parametrize("padding", ["pre", "post"])
@@ -213,3 +216,26 @@ def test_the_forgotten_mask_lesson_holds():
         accuracy[mask] = [float((run.layers[-1].output.argmax(-1) == truth).mean()) for run in (padded, single)]
     assert accuracy[False][0] >= 0.9 and accuracy[False][1] <= 0.7
     assert accuracy[True] == [1.0, 1.0]
+
+
+def test_bucket_mode_steps_through_the_buckets_in_turn():
+    """Step i trains on bucket i mod n: the first loss of each bucket, before any update touched it, equals the
+    Keras loss of that bucket (grouped and padded here) under the weights it met."""
+    import keras
+    from keras.utils import pad_sequences
+    rng = np.random.default_rng(3)
+    spec = stack(LayerSpec("dense", {"units": 3, "activation": "softmax"}), mode="bucket")
+    spec.batching.bucket_width = 4
+    sequences, labels, text = data(rng, count=10)
+    buckets = sorted({(len(s) - 1) // 4 for s in sequences})
+    engine = Engine()
+    model = keras_twin(spec)
+    loss_of = keras.losses.SparseCategoricalCrossentropy()
+    for step, key in enumerate(buckets):
+        rows = [i for i, s in enumerate(sequences) if (len(s) - 1) // 4 == key]
+        x = pad_sequences([sequences[i] for i in rows], padding="post")
+        expected = float(loss_of(np.array([labels[i][0] for i in rows]), model(x)))
+        progress = train.train_steps(engine, spec if step == 0 else progress.spec, text, steps=1)
+        assert progress.loss[-1] == pytest.approx(expected, abs=1e-5)
+        for ours, theirs in zip(spec.layer_names(), ("e", "r", "h")):     # the weights after this step
+            model.get_layer(theirs).set_weights(progress.spec.weights[ours])
