@@ -81,6 +81,9 @@ def _window_parser() -> _Parser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        for argument in argv:
+            if "\0" in argument:  # no file name, device or number holds one; the OS refuses them anyway
+                raise UsageError(f"the argument {argument!r} holds a NUL character")
         if argv and (argv[0] in COMMANDS or argv[0] in ("-h", "--help")):
             return _command(_parser().parse_args(argv))
         options = _window_parser().parse_args(argv)

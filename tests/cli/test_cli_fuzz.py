@@ -2,7 +2,7 @@
 
 import json
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from explorer import cli
@@ -17,6 +17,8 @@ ARGV = st.lists(st.one_of(WORDS, st.text(max_size=12)), max_size=6)
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(argv=ARGV)
+@example(argv=["run", "\x00"])
+@example(argv=["run", "preset:average_pooling", "--json", "out\x00.json"])
 def test_any_command_line_exits_0_or_2_with_one_error_line(argv, capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # outputs land in a scratch folder
     monkeypatch.setattr("explorer.qt.app.open_window", lambda stack=None, screenshot=None: 0)
