@@ -20,8 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-STEPS = 50
-REPEATS = 5
+STEPS = 30
+REPEATS = 10
 WARM_UP = 5
 SEQUENCES = 64
 
