@@ -30,7 +30,8 @@ from .style import ERROR_COLOUR, MUTED_COLOUR, escape
 CHUNK_SECONDS = 0.25        # a chunk of steps, then the plots refresh: about four times a second
 DEFAULT_STEPS = 100
 DEFAULT_COUNT = 64
-DOCK_HEIGHT = 190
+DOCK_HEIGHT = 180
+SEQUENCES_HEIGHT = 130      # the sequence editor's height while the dock is shown
 CURVE_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 HINT = "Pin a run, then change something: train, mask_zero, padding, units."
 _POSITION = re.compile(r"^line (\d+), column (\d+): (.*)$", re.S)
@@ -569,9 +570,20 @@ def install_training(window) -> QDockWidget:
         if labelled(window.sequence_editor.parsed):
             dock.show()
 
-    def compact(visible: bool) -> None:      # short: the window's own plots keep their room
+    saved_sizes: list[int] = []
+
+    def compact(visible: bool) -> None:
+        """Short, and the sequences give up some height, so that the window's own plots keep their room."""
+        splitter = window.main_splitter
         if visible and not dock.isFloating():
             window.resizeDocks([dock], [DOCK_HEIGHT], Qt.Orientation.Vertical)
+            top, bottom = splitter.sizes()
+            if bottom > SEQUENCES_HEIGHT and not saved_sizes:
+                saved_sizes[:] = [top, bottom]
+                splitter.setSizes([top + bottom - SEQUENCES_HEIGHT, SEQUENCES_HEIGHT])
+        elif not visible and saved_sizes:
+            splitter.setSizes(saved_sizes)
+            saved_sizes.clear()
 
     dock.visibilityChanged.connect(compact)
     window.documentLoaded.connect(show_when_labelled)
