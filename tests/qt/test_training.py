@@ -27,7 +27,9 @@ def train(qtbot, window, steps: int) -> None:
     qtbot.waitUntil(lambda: not window.training.running and window.settled, timeout=TIMEOUT_MS)
 
 
-def test_training_in_the_window_keeps_the_weights_with_the_stack_and_undoes(win, qtbot):
+def test_training_in_the_window_keeps_the_weights_with_the_stack_and_undoes(win, qtbot, monkeypatch):
+    from explorer.qt import training_panel
+    monkeypatch.setattr(training_panel, "CHUNK_SECONDS", 0.0)     # one step per chunk: a run after each
     panel = win.training
     assert not win.training_dock.isHidden()          # a document with labels opens the dock
     untrained = win.result.layers[-1].output.copy()
@@ -37,7 +39,7 @@ def test_training_in_the_window_keeps_the_weights_with_the_stack_and_undoes(win,
     assert len(panel.curve_loss) == 40 and len(panel.curve_accuracy) == 40
     assert panel.curve_loss[-1] < panel.curve_loss[0]
     assert "sparse categorical cross-entropy" in panel.loss_label.text()
-    assert len(ticks) >= 2                            # the plots were refreshed during training, not only after
+    assert len(ticks) >= 20                           # the plots were refreshed during training, not only after
     trained = win.document.weights
     assert trained is not None
     # what the window shows is the stack with those weights, as a fresh engine computes it
