@@ -37,6 +37,13 @@ def _parser() -> _Parser:
     run.add_argument("--npz", metavar="OUT", help="write every layer's output, the masks and weights to OUT")
     run.add_argument("--leak-check", action="store_true",
                      help="run each sequence alone, unpadded, and report how much padding changes each layer")
+    run.add_argument("--gates", action="store_true",
+                     help="add the gates of every LSTM and GRU layer at every timestep to the npz")
+    run.add_argument("--gradients", action="store_true",
+                     help="add the norm of the output's gradient at every step, for the input and each layer, "
+                          "to the npz")
+    run.add_argument("--target", metavar="UNIT", type=int,
+                     help="with --gradients: the output unit (default: each sequence's largest)")
     run.add_argument("--trust", action="store_true", help="allow the stack's custom expressions to run")
     _train_parser(commands)
     commands.add_parser("tasks", help="list the built-in training tasks and their rules")
@@ -144,6 +151,10 @@ def _read_text(path: str) -> str:
 
 
 def _run(options: argparse.Namespace) -> int:
+    if (options.gates or options.gradients) and not options.npz:
+        raise UsageError("--gates and --gradients add arrays to the npz file: pass --npz OUT as well")
+    if options.target is not None and not options.gradients:
+        raise UsageError("--target picks the output unit of --gradients: pass --gradients as well")
     from .core.presets import is_preset, load_stack
     stack = load_stack(options.stack)
     text = _read_text(options.input) if options.input else None
@@ -159,7 +170,17 @@ def _run(options: argparse.Namespace) -> int:
         report["leak_check"] = leak_check(engine, stack, text, device=options.device, trust=trust,
                                           padded=result).to_json()
     if options.npz:
-        _write_npz(options.npz, {**result.arrays(), **engine.weights()})
+        arrays = {**result.arrays(), **engine.weights()}
+        if options.gates or options.gradients:
+            from .core.batches import batch_of
+            built, layout = batch_of(engine, stack, text)
+            if options.gates:
+                from .core.gates import gates
+                arrays.update({f"gates/{key}": value for key, value in gates(built, layout).items()})
+            if options.gradients:
+                from .core.gradients import gradients
+                arrays.update(gradients(built, layout, target=options.target).arrays())
+        _write_npz(options.npz, arrays)
     if options.json:
         document = json.dumps(report, indent=2) + "\n"
         if options.json == "-":

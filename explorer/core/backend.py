@@ -1,4 +1,4 @@
-"""The only module that calls TensorFlow or JAX directly: import, devices, traced functions.
+"""The only module that calls TensorFlow or JAX directly: import, devices, traced functions, gradients.
 
 Everything else uses Keras's backend-neutral API. TensorFlow is the default backend and the only one
 required; set KERAS_BACKEND=jax to run the core on JAX (TensorFlow then is never imported).
@@ -213,6 +213,53 @@ class graph_rewrites:
             import tensorflow as tf
             tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
         return False
+
+
+def compiled(function):
+    """`function` (tensors in, tensors out; it reads Keras variables live) made fast to call again: on TensorFlow
+    a tf.function that relaxes to unknown batch and time sizes after a second shape (recurrent loops run as one
+    graph instead of op by op); elsewhere the function itself (jax.jit would bake the weights in)."""
+    if name() != "tensorflow":
+        return function
+    import tensorflow as tf
+    _tune_tensorflow()
+    return tf.function(function, reduce_retracing=True, autograph=False)
+
+
+def compiled_gradient(function):
+    """For `function(inputs, selector, offsets) -> scalar`, a callable (inputs, selector, offsets) → the
+    gradients at each of `offsets` as NumPy arrays (zeros where the scalar does not depend on one). The explorer's
+    only gradient code: TensorFlow's GradientTape (compiled), jax.grad or torch's autograd."""
+    keras = load()
+    if name() == "jax":
+        import jax
+        grad = jax.grad(lambda offsets, inputs, selector: function(inputs, selector, offsets))
+
+        def jax_gradient(inputs, selector, offsets):
+            tensors = [keras.ops.convert_to_tensor(t) for t in offsets]
+            return [np.asarray(value) for value in grad(tensors, inputs, selector)]
+
+        return jax_gradient
+    if name() == "torch":
+        import torch
+
+        def torch_gradient(inputs, selector, offsets):
+            leaves = [keras.ops.convert_to_tensor(t).detach().requires_grad_(True) for t in offsets]
+            found = torch.autograd.grad(function(inputs, selector, leaves), leaves, allow_unused=True)
+            return [np.zeros(tuple(leaf.shape), np.float32) if value is None else value.detach().cpu().numpy()
+                    for leaf, value in zip(leaves, found)]
+
+        return torch_gradient
+    import tensorflow as tf
+
+    def tape(inputs, selector, offsets):
+        with tf.GradientTape() as recorded:
+            recorded.watch(offsets)
+            value = function(inputs, selector, offsets)
+        return recorded.gradient(value, offsets, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+    traced = compiled(tape)
+    return lambda inputs, selector, offsets: [to_numpy(value) for value in traced(inputs, selector, list(offsets))]
 
 
 def set_random_seed(seed: int, *, framework: bool = False) -> None:

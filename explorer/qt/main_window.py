@@ -12,13 +12,14 @@ from typing import Callable
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication, QKeySequence
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QLabel, QMainWindow, QMessageBox, QSplitter,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget,
                                QToolBar, QVBoxLayout, QWidget)
 
 from ..core import presets
 from ..core.errors import SpecError
 from ..core.spec import StackSpec, from_dict, to_dict
 from ..service import Reply, RunService
+from .cell_plots import CellPanel
 from .plots import PlotsPanel
 from .sequence_editor import SequenceEditor
 from .shapes_panel import ShapesPanel
@@ -110,6 +111,7 @@ class MainWindow(QMainWindow):
         self.set_status(LOADING)
         self.plots.show_message(LOADING)
         self.service.submit("devices", _list_devices)
+        self.cell_panel.attach(self)
         self._attach_session(settings)
         self._document_loaded()
 
@@ -148,7 +150,12 @@ class MainWindow(QMainWindow):
         middle_layout.setContentsMargins(0, 4, 0, 0)
         middle_layout.setSpacing(4)
         middle_layout.addWidget(self.lesson_label)
-        middle_layout.addWidget(self.plots, 1)
+        self.cell_panel = CellPanel()
+        self.plot_tabs = QTabWidget()
+        self.plot_tabs.setDocumentMode(True)
+        self.plot_tabs.addTab(self.plots, "Outputs")
+        self.plot_tabs.addTab(self.cell_panel, "Inside the cell")
+        middle_layout.addWidget(self.plot_tabs, 1)
 
         self.top_splitter = QSplitter(Qt.Orientation.Horizontal)
         self.top_splitter.addWidget(self.stack_editor)

@@ -1,0 +1,38 @@
+"""The batch of a run, again, for the requests that look into it after the run (gates, gradients)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import sequences
+
+
+def batch_of(engine, spec, text: str | None = None):
+    """(built model, layout) for `text` (default: the spec's own sequences), padded and split as
+    Engine.run does it."""
+    parsed = sequences.parse((spec.sequences if text is None else text) or "", spec.input)
+    if spec.input.kind == "words":
+        from .vocabulary import encode
+        parsed, _ = encode(parsed, spec.input.vocab_size)
+    built = engine.built_for(spec)
+    return built, sequences.layout(parsed, spec.batching, fixed_length=built.time_fixed is not None)
+
+
+def pieces_for(layout, rows: np.ndarray):
+    """(piece, its rows to run, their places in `rows`) for every piece of `layout` holding a wanted row."""
+    for piece in layout.pieces:
+        position = {int(row): i for i, row in enumerate(piece.rows)}
+        places = [i for i, row in enumerate(rows) if int(row) in position]
+        if places:
+            yield piece, np.array([position[int(rows[i])] for i in places]), np.array(places)
+
+
+def inside(engine, spec, text: str | None, rows, target: int | None = None, device: str | None = None) -> dict:
+    """What the window's Inside-the-cell view shows for `rows` of a run of (spec, text): {"gates": "<layer>/<gate>"
+    → (rows, T, units), "gradients": GradientResult}. A request kind for the engine's worker."""
+    from . import backend
+    from .gates import gates
+    from .gradients import gradients
+    built, layout = batch_of(engine, spec, text)
+    with backend.device_scope(backend.resolve_device(device)):
+        return {"gates": gates(built, layout, rows), "gradients": gradients(built, layout, rows, target)}

@@ -1,0 +1,92 @@
+"""The Inside-the-cell tab: gate heatmap, saturation bars and gradient curves of the selected sequence, computed in
+the worker, hatched on padded steps and linked in time with the other plots."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from explorer.core.batches import batch_of
+from explorer.core.gates import gates
+from explorer.core.gradients import gradients
+from explorer.core.presets import load_preset
+from explorer.qt.cell_plots import saturation
+
+RUN_TIMEOUT_MS = 60_000
+
+
+@settings(max_examples=30, deadline=None)
+@given(values=st.lists(st.lists(st.floats(0, 1), min_size=3, max_size=3), min_size=1, max_size=8),
+       data=st.data())
+def test_saturation_counts_valid_steps_below_or_above_the_thresholds(values, data):
+    values = np.array(values)
+    valid = np.array(data.draw(st.lists(st.booleans(), min_size=len(values), max_size=len(values))))
+    share = saturation(values, valid)
+    for unit in range(values.shape[1]):
+        chosen = [v for v, ok in zip(values[:, unit], valid) if ok]
+        expected = sum(1 for v in chosen if v < 0.1 or v > 0.9) / len(chosen) if chosen else 0.0
+        assert share[unit] == pytest.approx(expected)
+
+
+@pytest.fixture
+def cell_window(make_window, qtbot):
+    window = make_window(load_preset("forget_gate_saturation"), source="preset:forget_gate_saturation")
+    qtbot.waitUntil(lambda: window.result is not None, timeout=RUN_TIMEOUT_MS)
+    panel = window.cell_panel
+    assert panel.data is None, "nothing is computed while the tab is hidden"
+    window.plot_tabs.setCurrentWidget(panel)
+    qtbot.waitUntil(lambda: panel.data is not None, timeout=RUN_TIMEOUT_MS)
+    return window
+
+
+def test_the_tab_shows_the_gates_and_gradients_of_the_selected_sequence(cell_window, qtbot, engine):
+    window, panel = cell_window, cell_window.cell_panel
+    window.sequence_editor.lineSelected.emit(4)          # the shortest sequence: padded at the end
+    row = window.result.lines.index(4)
+    qtbot.waitUntil(lambda: panel.row == row and panel.data is not None and not panel.stale
+                    and panel.state_label.text().startswith("line 4"), timeout=RUN_TIMEOUT_MS)
+    spec = load_preset("forget_gate_saturation")
+    built, layout = batch_of(engine, spec)
+    forget = gates(built, layout)["lstm_1/forget"][row]                   # (T, units), the whole batch at once
+    assert panel.layer_combo.currentData() == "lstm_1" and panel.gate_combo.currentText() == "forget"
+    np.testing.assert_allclose(panel.gate_image.image, forget.T, atol=1e-6)
+    valid = layout.mask[row]
+    np.testing.assert_array_equal(panel.gate_overlay.padded, ~valid)
+    widths = panel.saturation_bars.opts["width"]
+    np.testing.assert_allclose(widths, np.mean((forget[valid] < 0.1) | (forget[valid] > 0.9), axis=0))
+    expected = gradients(built, layout).norms
+    assert set(panel.gradient_curves) == set(expected)
+    panel.log_check.setChecked(False)
+    for name, curve in panel.gradient_curves.items():
+        np.testing.assert_allclose(curve.getData()[1], expected[name][row], rtol=1e-5, atol=1e-9)
+    np.testing.assert_array_equal(panel.gradient_overlay.padded, ~valid)
+    unit = int(np.argmax(forget[0]))
+    assert panel.describe(panel.gate_plot, 0, unit) == f"step 0, unit {unit}: forget {forget[0, unit]:.4g}"
+    padded_step = int(np.flatnonzero(~valid)[0])
+    assert panel.describe(panel.gradient_plot, padded_step, 0).startswith(f"step {padded_step} (padded): input 0,")
+    panel.log_check.setChecked(True)
+    assert panel.gradient_plot.getAxis("left").logMode
+    assert np.isnan(panel.gradient_curves["input"].yData[~valid]).all(), "masked zeros are gaps on a log scale"
+
+
+def test_the_time_axis_follows_the_other_plots_both_ways(cell_window):
+    window, panel = cell_window, cell_window.cell_panel
+    window.plots.mask_plot.setXRange(2, 6, padding=0)
+    assert panel.gate_plot.vb.viewRange()[0] == pytest.approx([2, 6])
+    assert panel.gradient_plot.vb.viewRange()[0] == pytest.approx([2, 6], abs=0.05)
+    panel.gate_plot.setXRange(1, 4, padding=0)
+    assert window.plots.mask_plot.vb.viewRange()[0] == pytest.approx([1, 4])
+
+
+def test_a_chosen_output_unit_and_a_new_run_recompute(cell_window, qtbot):
+    window, panel = cell_window, cell_window.cell_panel
+    panel.target_spin.setValue(1)
+    qtbot.waitUntil(lambda: panel.data is not None and int(panel.data["gradients"].target[0]) == 1,
+                    timeout=RUN_TIMEOUT_MS)
+    assert "output unit 1" in panel.gradient_plot.titleLabel.text
+    window.stack_editor.card("lstm_1").param_widget("units").setValue(6)
+    qtbot.waitUntil(lambda: panel.data is not None and panel.data["gates"]["lstm_1/forget"].shape[2] == 6,
+                    timeout=RUN_TIMEOUT_MS)
+    assert panel.gate_image.image.shape[0] == 6
