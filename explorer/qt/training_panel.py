@@ -377,7 +377,13 @@ class TrainingPanel(QWidget):
         self._draw_curves()
 
     def set_weights(self, weights: tuple) -> None:
-        """Puts weights back (undo, redo, reset) and re-runs."""
+        """Puts weights back (undo, redo, reset) and re-runs; training in progress stops, and the chunk in flight
+        is dropped so that its weights cannot come back."""
+        if self.running or self._request:
+            self._request = 0
+            self.running = False
+            self._session_before, self._session_steps = None, 0
+            self._controls()
         self.window.document.weights, self.window.document.weights_id = weights
         self.window.files.mark_modified()
         self.window.run_now(asked=False)

@@ -102,3 +102,17 @@ def test_pinning_then_ticking_mask_zero_shows_delta_only_on_padded_rows(make_win
     assert "Δ of" in panel.delta_title.text() and panel.delta_image.image is not None
     panel.unpin()
     assert panel.delta_table.rowCount() == 0
+
+
+def test_undo_during_training_stops_it_and_keeps_the_undone_weights(win, qtbot):
+    panel = win.training
+    train(qtbot, win, 3)
+    first = win.document.weights
+    panel.steps_spin.setValue(100_000)
+    panel.train()
+    qtbot.waitUntil(lambda: len(panel.curve_loss) > 3, timeout=TIMEOUT_MS)
+    win.undo()                                  # back before the first session, while the second one runs
+    assert not panel.running and win.document.weights is None
+    qtbot.waitUntil(lambda: not win.service.busy and win.settled, timeout=TIMEOUT_MS)
+    qtbot.wait(50)                               # the in-flight chunk's reply has been delivered (and dropped)
+    assert win.document.weights is None and first is not None
