@@ -276,6 +276,7 @@ class TrainingPanel(QWidget):
             self._say("the sequences have no labels: add | and a label after each line (3 14 15 | 1), or "
                       "generate them from a task", error=True)
             return
+        self._say("")
         self.running = True
         self.remaining = self.steps_spin.value()
         self._session_before = (self.window.document.weights, self.window.document.weights_id)
