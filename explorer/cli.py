@@ -82,7 +82,36 @@ def _window_parser() -> _Parser:
                                                       + ", ".join(COMMANDS) + ").")
     parser.add_argument("stack", nargs="?", help="a .stack.json file or preset:NAME to open")
     parser.add_argument("--screenshot", metavar="PNG", help="render the window offscreen after one run, save it, exit")
+    parser.add_argument("--size", metavar="WxH", type=_window_size,
+                        help="the window's size in pixels, e.g. 1280x800 (--screenshot: default 1600x1000)")
+    parser.add_argument("--scale", metavar="S", type=_scale,
+                        help="presentation scale of the text, tables and plot labels, e.g. 1.5 (Ctrl+= in the window)")
     return parser
+
+
+MIN_WINDOW, MAX_WINDOW = (320, 240), (7680, 4320)
+
+
+def _window_size(text: str) -> tuple[int, int]:
+    parts = text.lower().replace("×", "x").split("x")
+    if len(parts) != 2 or not all(part.strip().isdigit() for part in parts):
+        raise argparse.ArgumentTypeError(f'"{text}" is not a size: write WIDTHxHEIGHT in pixels, e.g. 1280x800')
+    width, height = (int(part) for part in parts)
+    if not (MIN_WINDOW[0] <= width <= MAX_WINDOW[0] and MIN_WINDOW[1] <= height <= MAX_WINDOW[1]):
+        raise argparse.ArgumentTypeError(f"{width}x{height} is out of range: from {MIN_WINDOW[0]}x{MIN_WINDOW[1]} to "
+                                         f"{MAX_WINDOW[0]}x{MAX_WINDOW[1]}")
+    return width, height
+
+
+def _scale(text: str) -> float:
+    from .qt.layout import SCALES
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not SCALES[0] <= value <= SCALES[-1]:
+        raise argparse.ArgumentTypeError(f'"{text}" is not a scale from {SCALES[0]} to {SCALES[-1]}, e.g. 1.5')
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             return _command(_parser().parse_args(argv))
         options = _window_parser().parse_args(argv)
         from .qt.app import open_window
-        return open_window(options.stack, screenshot=options.screenshot)
+        return open_window(options.stack, screenshot=options.screenshot, size=options.size, scale=options.scale)
     except ExplorerError as error:
         print(f"error: {_one_line(error.message)}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -260,21 +289,18 @@ def _write_npz(path: str, arrays: dict) -> None:
     _write_file(path, buffer.getvalue())
 
 
-def _shape(shape) -> str:
-    return "(" + ", ".join("None" if s is None else str(s) for s in shape) + ")"
-
-
 def _summary(report: dict) -> str:
-    rows = [f"device {report['device']}, mode {report['mode']}, batch {_shape(report['batch']['padded_shape'])}, "
-            f"{report['timing_ms']['run']:.1f} ms", ""]
+    from .core.diagnose import format_shape
+    batch = format_shape(report["batch"]["padded_shape"])
+    rows = [f"device {report['device']}, mode {report['mode']}, batch {batch}, {report['timing_ms']['run']:.1f} ms", ""]
     rows.append(f"{'layer':<28} {'symbolic':<18} {'this batch':<16} {'mask':<9} params")
     for layer in report["layers"]:
-        rows.append(f"{layer['name']:<28} {_shape(layer['symbolic_shape']):<18} {_shape(layer['shape']):<16} "
-                    f"{layer['mask_role']:<9} {layer['params']}")
+        symbolic, shape = format_shape(layer["symbolic_shape"]), format_shape(layer["shape"])
+        rows.append(f"{layer['name']:<28} {symbolic:<18} {shape:<16} {layer['mask_role']:<9} {layer['params']}")
     fc = report["fc_input"]
     if fc:
-        rows += ["", f"FC input of {fc['layer']}: {_shape(fc['symbolic_shape'])}, this batch {_shape(fc['shape'])}",
-                 f"  {fc['explanation']}"]
+        rows += ["", f"FC input of {fc['layer']}: {format_shape(fc['symbolic_shape'])}, this batch "
+                     f"{format_shape(fc['shape'])}", f"  {fc['explanation']}"]
     for warning in report["warnings"]:
         rows.append(f"warning: {warning}")
     leak = report.get("leak_check")

@@ -25,14 +25,3 @@ def pieces_for(layout, rows: np.ndarray):
         places = [i for i, row in enumerate(rows) if int(row) in position]
         if places:
             yield piece, np.array([position[int(rows[i])] for i in places]), np.array(places)
-
-
-def inside(engine, spec, text: str | None, rows, target: int | None = None, device: str | None = None) -> dict:
-    """What the window's Inside-the-cell view shows for `rows` of a run of (spec, text): {"gates": "<layer>/<gate>"
-    → (rows, T, units), "gradients": GradientResult}. A request kind for the engine's worker."""
-    from . import backend
-    from .gates import gates
-    from .gradients import gradients
-    built, layout = batch_of(engine, spec, text)
-    with backend.device_scope(backend.resolve_device(device)):
-        return {"gates": gates(built, layout, rows), "gradients": gradients(built, layout, rows, target)}

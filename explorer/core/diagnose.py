@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import StackError
-from .spec import LayerSpec, StackSpec
+from .spec import LayerSpec, StackSpec, layer_label
 
 if TYPE_CHECKING:
     from .build import BuiltStack, LayerInfo
@@ -17,15 +17,43 @@ TIME_HEADS = ("global_average_pooling", "global_max_pooling", "masked_mean_pooli
               "last_timestep", "attention_pooling", "flatten")
 NEEDS_SEQUENCE = ("simple_rnn", "lstm", "gru", "masking", "time_distributed_dense", *TIME_HEADS)
 MASK_CREATORS = ("embedding", "masking")
+POOLING_CHOICES = ("global_average_pooling", "masked_mean_pooling", "last_timestep")
+
+
+def _labels(layer_types) -> str:
+    """Layer types as the add-layer menu names them."""
+    return ", ".join(layer_label(kind) for kind in layer_types)
+
+
+@dataclass(frozen=True)
+class Fix:
+    """The one setting that answers a message, as a button offers it: `label` says what it does; `setting` is a
+    parameter of layer number `layer`, or a batching field when `layer` is None. For maxlen, `value` None means
+    the longest sequence."""
+
+    label: str
+    setting: str
+    value: Any
+    layer: int | None = None
+
+    def apply(self, spec: StackSpec, longest: int | None = None) -> StackSpec:
+        fixed = spec.copy()
+        if self.layer is None:
+            value = longest if self.setting == "maxlen" and self.value is None else self.value
+            setattr(fixed.batching, self.setting, value)
+        else:
+            fixed.layers[self.layer].params[self.setting] = self.value
+        return fixed
 
 
 @dataclass
 class Diagnostic:
-    """One finding, attached to a layer (or to the batch when `layer` is None)."""
+    """One finding, attached to a layer (or to the batch when `layer` is None), with its fix when it has one."""
 
     message: str
     layer: str | None = None
     severity: str = "warning"   # "warning" or "info"
+    fix: Fix | None = None
 
     def __str__(self) -> str:
         return self.message
@@ -70,14 +98,17 @@ def check_structure(spec: StackSpec) -> None:
             return  # the expression decides its own shape: Keras checks the rest
         if kind in NEEDS_SEQUENCE and not has_time:
             cause = _cut_reason(spec.layers[last_cut], names[last_cut])
-            fix = (f"turn on return_sequences in {names[last_cut]}" if spec.layers[last_cut].is_recurrent
+            recurrent = spec.layers[last_cut].is_recurrent
+            fix = (f"turn on return_sequences in {names[last_cut]}" if recurrent
                    else f"move {name} before {names[last_cut]}")
-            raise StackError(f"{name} needs a sequence (batch, T, features), but {cause}: {fix}", layer=name)
+            raise StackError(f"{name} needs a sequence (batch, T, features), but {cause}: {fix}", layer=name,
+                             fix=Fix(f"Turn on return_sequences in {names[last_cut]}", "return_sequences", True,
+                                     last_cut) if recurrent else None)
         if kind == "flatten" and spec.batching.maxlen is None:
             raise StackError(f"{name} turns (batch, T, features) into (batch, T × features), so T must be fixed, "
-                             "but the number of timesteps varies with the batch: set batching.maxlen, or use "
-                             "pooling (global_average_pooling, masked_mean_pooling, last_timestep) instead",
-                             layer=name)
+                             "but the number of timesteps varies with the batch: set maxlen (beside the sequences) "
+                             f"to a number, or pool over time instead ({_labels(POOLING_CHOICES)})",
+                             layer=name, fix=Fix("Set maxlen to the longest sequence", "maxlen", None))
         if layer.is_recurrent and spec.batching.mode == "chunked" and (
                 layer.params["bidirectional"] or layer.params["go_backwards"]):
             raise StackError(f"{name} reads the sequence backwards, so it needs the whole sequence at once; chunked "
@@ -86,6 +117,15 @@ def check_structure(spec: StackSpec) -> None:
         if (layer.is_recurrent and not layer.params["return_sequences"]) or kind in TIME_HEADS:
             has_time = False
             last_cut = index
+
+
+def structure_fix(spec: StackSpec) -> Fix | None:
+    """The one-setting fix of the stack's structural error, if it has one."""
+    try:
+        check_structure(spec)
+    except StackError as error:
+        return error.fix
+    return None
 
 
 def _cut_reason(layer: LayerSpec, name: str) -> str:
@@ -156,8 +196,8 @@ def explain_size(before: list[LayerInfo], dense: LayerInfo) -> str:
     size = shape[-1]
     if len(shape) >= 3:
         return (f"{dense.name} receives a sequence {_fmt(shape)}: Dense works on the last axis, so it runs at every "
-                f"timestep separately ({size} = {origin}); pool over time or use last_timestep for one vector "
-                "per sequence")
+                f"timestep separately ({size} = {origin}); for one vector per sequence, pool over time "
+                f"({_labels(POOLING_CHOICES)}) first")
     head = before[-1]
     if head.spec.type == "flatten":
         previous = before[-2].symbolic_shape if len(before) > 1 else shape
@@ -217,10 +257,12 @@ def warnings_for(spec: StackSpec, built: BuiltStack, mask: np.ndarray, lengths: 
         first = recurrent[0]
         effect = ("the final state is computed after the padding" if spec.batching.padding == "post"
                   else "every step is computed after the leading padding")
-        fix = (f"set mask_zero=True on {names[0]}" if spec.layers[0].type == "embedding"
-               else "add a masking layer before " + first.name)
+        embedded = spec.layers[0].type == "embedding"
+        advice = f"tick mask_zero on {names[0]}" if embedded else f"add a {layer_label('masking')} layer before " \
+                                                                    f"{first.name}"
         found.append(Diagnostic(f"padding without a mask: {int((~mask).sum())} padded steps go through "
-                                f"{first.name} as if they were data, so {effect}; {fix}", first.name))
+                                f"{first.name} as if they were data, so {effect}; {advice}", first.name,
+                                fix=Fix(f"Tick mask_zero on {names[0]}", "mask_zero", True, 0) if embedded else None))
     for info in infos:
         p = info.spec.params
         if info.spec.is_recurrent and p["go_backwards"] and p["return_sequences"] and not p["bidirectional"]:
@@ -234,12 +276,13 @@ def warnings_for(spec: StackSpec, built: BuiltStack, mask: np.ndarray, lengths: 
         if info.spec.type in ("dense",) and len(info.symbolic_shape) >= 3:
             found.append(Diagnostic(f"{info.name} is applied at every timestep separately (its input is a sequence "
                                     f"{_fmt(infos[names.index(info.name) - 1].symbolic_shape)}); for one vector "
-                                    "per sequence, pool over time or use last_timestep first", info.name))
+                                    f"per sequence, pool over time ({_labels(POOLING_CHOICES)}) first", info.name))
     embedding = spec.layers[0] if spec.layers and spec.layers[0].type == "embedding" else None
     if embedding is not None and embedding.params["mask_zero"]:
         if padded and spec.batching.pad_value != 0:
-            found.append(Diagnostic(f"{names[0]} masks id 0, but the padding value is {spec.batching.pad_value}: "
-                                    "the padded steps are not masked; set pad_value to 0", names[0]))
+            found.append(Diagnostic(f"{names[0]} masks id 0, but the pad value is {spec.batching.pad_value}: "
+                                    "the padded steps are not masked; set pad value to 0", names[0],
+                                    fix=Fix("Set pad value to 0", "pad_value", 0)))
         for item, line in zip(sequence_items, lines):
             if (item == 0).any():
                 found.append(Diagnostic(f"line {line} contains token id 0, which mask_zero=True treats as "
@@ -269,14 +312,15 @@ def warnings_for(spec: StackSpec, built: BuiltStack, mask: np.ndarray, lengths: 
             break
     if device_kind == "GPU" and creators and spec.batching.padding == "pre" and recurrent:
         found.append(Diagnostic("pre-padding with a mask on GPU: cuDNN needs right-padded (post) masks, so the "
-                                "recurrent layers fall back to a slower kernel or fail; use padding post",
-                                recurrent[0].name))
+                                "recurrent layers fall back to a slower kernel or fail; set padding to post",
+                                recurrent[0].name, fix=Fix("Set padding to post", "padding", "post")))
     return found
 
 
 def _drop_fix(info: LayerInfo) -> str:
-    fixes = {"global_max_pooling": "; use masked_mean_pooling or global_average_pooling to honour it",
-             "time_average": "; use masked_mean_pooling to average over valid steps only",
+    fixes = {"global_max_pooling": f"; use {layer_label('masked_mean_pooling')} or "
+                                   f"{layer_label('global_average_pooling')} to honour it",
+             "time_average": f"; use {_labels(('masked_mean_pooling',))} to average over valid steps only",
              "flatten": "; the padded steps become part of the vector",
              "custom": "; use mask in the expression to honour it"}
     return fixes.get(info.spec.type, "")

@@ -41,7 +41,12 @@ class SequenceError(ExplorerError):
 
 
 class StackError(ExplorerError):
-    """A stack that is valid as a document but cannot be built or run."""
+    """A stack that is valid as a document but cannot be built or run; `fix`: the one setting that mends it
+    (a diagnose.Fix), when there is one."""
+
+    def __init__(self, message: str, *, layer: str | None = None, fix=None):
+        super().__init__(message, layer=layer)
+        self.fix = fix
 
 
 class DeviceError(ExplorerError):

@@ -8,7 +8,7 @@ import numpy as np
 
 from .errors import StackError
 from .run import Engine, RunResult
-from .spec import StackSpec
+from .spec import StackSpec, layer_label
 
 TOLERANCE = 1e-5
 
@@ -70,9 +70,11 @@ def _fix(padded: RunResult, spec: StackSpec, leaking: str) -> str:
                     "steps trade places: compare them reversed, or use bidirectional")
     if not any(role == "creates" for role in roles.values()):
         first = padded.layers[0]
-        return "add mask_zero=True" if first.type == "embedding" else "add a masking layer first"
+        return (f"tick mask_zero on {first.name}" if first.type == "embedding"
+                else f"add a {layer_label('masking')} layer first")
     if roles.get(leaking) == "drops":
-        return f"{leaking} ignores the mask: use masked_mean_pooling or global_average_pooling"
+        return (f"{leaking} ignores the mask: use {layer_label('masked_mean_pooling')} or "
+                f"{layer_label('global_average_pooling')}")
     previous = names[names.index(leaking) - 1] if names.index(leaking) else None
     if previous and roles.get(previous) == "drops":
         return f"{previous} drops the mask before it: use a mask-aware layer there"

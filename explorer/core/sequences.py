@@ -58,59 +58,80 @@ def _strip_comment(line: str) -> str:
 
 
 def parse(text: str, input_spec: InputSpec) -> Sequences:
-    """Parses the sequence text; bad values raise SequenceError with line and column."""
+    """Parses the sequence text; the first bad value raises SequenceError with line and column."""
+    parsed, errors = parse_all(text, input_spec)
+    if errors:
+        raise errors[0]
+    return parsed
+
+
+def parse_all(text: str, input_spec: InputSpec) -> tuple[Sequences | None, list[SequenceError]]:
+    """Parses the sequence text and collects every bad value (line and column), in text order; the
+    sequences are None when there is any error."""
     if not isinstance(text, str):
-        raise SequenceError(1, 1, "the sequence text must be a string")
-    items, lines, labels = [], [], []
+        return None, [SequenceError(1, 1, "the sequence text must be a string")]
+    items, lines, labels, errors = [], [], [], []
     for number, raw in enumerate(_LINE_BREAK.split(text), start=1):
         content = _strip_comment(raw)
         if not content.strip():
             continue
-        content, label = _split_labels(content, number)
+        content, label_text = _split_labels(content)
         if not content.strip():
-            raise SequenceError(number, 1, f'there is no sequence before "{LABEL_SEPARATOR}": type the sequence '
-                                           f"first, then {LABEL_SEPARATOR} and its labels")
+            errors.append(SequenceError(number, 1, f'there is no sequence before "{LABEL_SEPARATOR}": type the '
+                                                   f"sequence first, then {LABEL_SEPARATOR} and its labels"))
+            continue
         if input_spec.kind == "tokens":
-            item = _parse_tokens(content, number, input_spec.vocab_size or 0)
+            item = _parse_tokens(content, number, input_spec.vocab_size or 0, errors)
         elif input_spec.kind == "words":
             item = np.array(content.split(), dtype=object)
         else:
-            item = _parse_features(content, number, input_spec.features or 0)
+            item = _parse_features(content, number, input_spec.features or 0, errors)
         items.append(item)
         lines.append(number)
-        labels.append(label)
+        labels.append(None if label_text is None else _parse_labels(label_text, len(content), number, errors))
         if len(items) > MAX_SEQUENCES:
-            raise SequenceError(number, 1, f"more than {MAX_SEQUENCES} sequences; split the text into smaller batches")
-    if not items:
-        raise SequenceError(1, 1, "there are no sequences: type one per line, e.g. `1 2 3`")
-    return Sequences(items, lines, labels)
+            errors.append(SequenceError(number, 1, f"more than {MAX_SEQUENCES} sequences; split the text into "
+                                                   "smaller batches"))
+            break
+    if not items and not errors:
+        errors.append(SequenceError(1, 1, "there are no sequences: type one per line, e.g. `1 2 3`"))
+    return (None, errors) if errors else (Sequences(items, lines, labels), [])
 
 
-def _split_labels(content: str, line: int) -> tuple[str, Labels | None]:
-    """`3 14 15 | 0 1 1` → ("3 14 15 ", the labels); a line without `|` has none."""
+def _split_labels(content: str) -> tuple[str, str | None]:
+    """`3 14 15 | 0 1 1` → ("3 14 15 ", " 0 1 1"); a line without `|` has no label text."""
     at = content.find(LABEL_SEPARATOR)
     if at < 0:
         return content, None
-    second = content.find(LABEL_SEPARATOR, at + 1)
+    return content[:at], content[at + 1:]
+
+
+def _parse_labels(text: str, offset: int, line: int, errors: list[SequenceError]) -> Labels | None:
+    """The numbers after `|` (which sits at column offset + 1); problems go to `errors`."""
+    second = text.find(LABEL_SEPARATOR)
     if second >= 0:
-        raise SequenceError(line, second + 1, f'a second "{LABEL_SEPARATOR}": a line holds one sequence, then '
-                                              f"{LABEL_SEPARATOR} and its labels")
+        errors.append(SequenceError(line, offset + second + 2, f'a second "{LABEL_SEPARATOR}": a line holds one '
+                                                               f"sequence, then {LABEL_SEPARATOR} and its labels"))
+        return None
     values, columns = [], []
-    for match in _VALUE.finditer(content, at + 1):
-        word, column = match.group(), match.start() + 1
+    found = len(errors)
+    for match in _VALUE.finditer(text):
+        word, column = match.group(), offset + match.start() + 2
         try:
             value = float(word)
         except ValueError:
-            raise SequenceError(line, column, f'label "{word}" is not a number: expected a class id, numbers for '
-                                              "a regression head, or one label per step") from None
+            errors.append(SequenceError(line, column, f'label "{word}" is not a number: expected a class id, '
+                                                      "numbers for a regression head, or one label per step"))
+            continue
         if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
-            raise SequenceError(line, column, f'label "{word}" is not a finite float32 number')
+            errors.append(SequenceError(line, column, f'label "{word}" is not a finite float32 number'))
+            continue
         values.append(value)
         columns.append(column)
-    if not values:
-        raise SequenceError(line, at + 1, f'nothing after "{LABEL_SEPARATOR}": expected a class id, numbers for a '
-                                          "regression head, or one label per step")
-    return content[:at], Labels(np.array(values, dtype=np.float64), columns)
+    if not values and len(errors) == found:
+        errors.append(SequenceError(line, offset + 1, f'nothing after "{LABEL_SEPARATOR}": expected a class id, '
+                                                      "numbers for a regression head, or one label per step"))
+    return Labels(np.array(values, dtype=np.float64), columns)
 
 
 def _plain_ids(content: str, vocab_size: int) -> np.ndarray | None:
@@ -129,36 +150,41 @@ def _plain_ids(content: str, vocab_size: int) -> np.ndarray | None:
     return ids.astype(np.int32)
 
 
-def _parse_tokens(content: str, line: int, vocab_size: int) -> np.ndarray:
+def _parse_tokens(content: str, line: int, vocab_size: int, errors: list[SequenceError]) -> np.ndarray:
     fast = _plain_ids(content, vocab_size)
     if fast is not None:
         return fast
     ids = []
+    found = len(errors)
     for match in _VALUE.finditer(content):
         word, column = match.group(), match.start() + 1
         if not _INTEGER.match(word):
-            raise SequenceError(line, column, f'"{word}" is not a token id: expected a whole number '
-                                              f"from 0 to {vocab_size - 1}")
+            errors.append(SequenceError(line, column, f'"{word}" is not a token id: expected a whole number '
+                                                      f"from 0 to {vocab_size - 1}"))
+            continue
         try:
             value = int(word)
         except ValueError:  # more digits than Python converts: far outside any vocabulary
-            raise SequenceError(line, column, f"token id {word[:20]}… is outside the vocabulary "
-                                              f"(vocab_size {vocab_size}: ids 0 to {vocab_size - 1})") from None
+            errors.append(SequenceError(line, column, f"token id {word[:20]}… is outside the vocabulary "
+                                                      f"(vocab_size {vocab_size}: ids 0 to {vocab_size - 1})"))
+            continue
         if value < 0:
-            raise SequenceError(line, column, f"token id {value} is negative: ids run from 0 to {vocab_size - 1}")
-        if value >= vocab_size:
-            raise SequenceError(line, column, f"token id {value} is outside the vocabulary "
-                                              f"(vocab_size {vocab_size}: ids 0 to {vocab_size - 1})")
-        ids.append(value)
+            errors.append(SequenceError(line, column, f"token id {value} is negative: ids run from 0 to "
+                                                      f"{vocab_size - 1}"))
+        elif value >= vocab_size:
+            errors.append(SequenceError(line, column, f"token id {value} is outside the vocabulary "
+                                                      f"(vocab_size {vocab_size}: ids 0 to {vocab_size - 1})"))
+        else:
+            ids.append(value)
     if ";" in content:
-        raise SequenceError(line, content.index(";") + 1, '";" separates timesteps of feature vectors; '
-                                                          "token ids are separated by spaces or commas")
-    if not ids:
-        raise SequenceError(line, 1, "this line holds separators but no token ids")
+        errors.append(SequenceError(line, content.index(";") + 1, '";" separates timesteps of feature vectors; '
+                                                                  "token ids are separated by spaces or commas"))
+    elif not ids and len(errors) == found:
+        errors.append(SequenceError(line, 1, "this line holds separators but no token ids"))
     return np.array(ids, dtype=np.int32)
 
 
-def _parse_features(content: str, line: int, features: int) -> np.ndarray:
+def _parse_features(content: str, line: int, features: int, errors: list[SequenceError]) -> np.ndarray:
     steps = []
     start = 0
     parts = content.split(";")
@@ -166,27 +192,37 @@ def _parse_features(content: str, line: int, features: int) -> np.ndarray:
         column0 = start
         start += len(part) + 1
         values = []
+        bad = False
         for match in _VALUE.finditer(part):
             word, column = match.group(), column0 + match.start() + 1
             try:
                 value = float(word)
             except ValueError:
-                raise SequenceError(line, column, f'"{word}" is not a number: expected {features} '
-                                                  f"numbers per timestep") from None
+                errors.append(SequenceError(line, column, f'"{word}" is not a number: expected {features} '
+                                                          "numbers per timestep"))
+                bad = True
+                continue
             if not math.isfinite(value):
-                raise SequenceError(line, column, f'"{word}" is not a finite number')
-            if abs(value) > FLOAT32_MAX:  # the batch is float32: it would become inf
-                raise SequenceError(line, column, f'"{word}" is too large: values are float32, at most ±3.4e38')
+                errors.append(SequenceError(line, column, f'"{word}" is not a finite number'))
+                bad = True
+            elif abs(value) > FLOAT32_MAX:  # the batch is float32: it would become inf
+                errors.append(SequenceError(line, column, f'"{word}" is too large: values are float32, at most '
+                                                          "±3.4e38"))
+                bad = True
             values.append(value)
+        if bad:
+            continue
         if not values:
             if index == len(parts) - 1 and steps:
                 continue  # a trailing ";"
-            raise SequenceError(line, column0 + 1, f"timestep {len(steps) + 1} is empty: expected {features} "
-                                                   "numbers between the ;")
+            errors.append(SequenceError(line, column0 + 1, f"timestep {len(steps) + 1} is empty: expected "
+                                                           f"{features} numbers between the ;"))
+            continue
         if len(values) != features:
-            raise SequenceError(line, column0 + 1 + (len(part) - len(part.lstrip())),
-                                f"timestep {len(steps) + 1} has {len(values)} values; input.features "
-                                f"is {features}")
+            errors.append(SequenceError(line, column0 + 1 + (len(part) - len(part.lstrip())),
+                                        f"timestep {len(steps) + 1} has {len(values)} values; input.features "
+                                        f"is {features}"))
+            continue
         steps.append(values)
     return np.array(steps, dtype=np.float32).reshape(len(steps), features)
 
@@ -234,6 +270,28 @@ def pad(items: list[np.ndarray], batching: Batching, length: int, dtype: str) ->
     from keras.utils import pad_sequences
     return pad_sequences(items, maxlen=length, dtype=dtype, padding=batching.padding,
                          truncating=batching.truncating, value=batching.pad_value)
+
+
+def pad_preview(sequences: Sequences, batching: Batching, *,
+                fixed_length: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The padded batch and its mask as `pad` mode lays them out, in NumPy alone (no Keras import): what the
+    window shows while the text is typed. Words stay words ("" pads them)."""
+    items = [truncate(item, batching.maxlen, batching.truncating) for item in sequences.items]
+    lengths = np.array([len(item) for item in items], dtype=np.int64)
+    length = batching.maxlen if (fixed_length and batching.maxlen) else int(lengths.max(initial=0))
+    first = items[0] if items else np.zeros(0, dtype=np.int32)
+    if first.dtype == object:
+        batch = np.full((len(items), length), "", dtype=object)
+    elif first.ndim == 2:
+        batch = np.full((len(items), length, first.shape[1]), batching.pad_value, dtype=np.float32)
+    else:
+        batch = np.full((len(items), length), batching.pad_value, dtype=np.int32)
+    mask = np.zeros((len(items), length), dtype=bool)
+    for row, item in enumerate(items):
+        start = 0 if batching.padding == "post" else length - len(item)
+        batch[row, start:start + len(item)] = item
+        mask[row, start:start + len(item)] = True
+    return batch, mask
 
 
 def layout(sequences: Sequences, batching: Batching, *, fixed_length: bool = False) -> Layout:

@@ -122,6 +122,29 @@ LAYER_PARAMS: dict[str, dict[str, tuple[Any, Callable[[Any], Any]]]] = {
 }
 LAYER_TYPES = tuple(LAYER_PARAMS)
 
+# The name of each layer type on screen (the add-layer menu, the cards, the messages).
+LAYER_LABELS = {
+    "embedding": "Embedding",
+    "masking": "Masking",
+    "simple_rnn": "SimpleRNN",
+    "lstm": "LSTM",
+    "gru": "GRU",
+    "global_average_pooling": "Global average pooling",
+    "global_max_pooling": "Global max pooling",
+    "masked_mean_pooling": "Masked mean pooling",
+    "time_average": "Time average (plain mean)",
+    "last_timestep": "Last valid timestep",
+    "attention_pooling": "Attention pooling",
+    "flatten": "Flatten",
+    "dense": "Dense",
+    "time_distributed_dense": "TimeDistributed(Dense)",
+    "custom": "Custom expression",
+}
+
+
+def layer_label(layer_type: str) -> str:
+    return LAYER_LABELS.get(layer_type, layer_type.replace("_", " ").capitalize())
+
 # One sentence per parameter, for tooltips and `--help`-like listings.
 PARAM_HELP = {
     "output_dim": "Size of each token's embedding vector.",

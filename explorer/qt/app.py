@@ -35,8 +35,10 @@ def display_problem(env: Mapping[str, str] | None = None, platform: str | None =
     return None
 
 
-def open_window(stack: str | None = None, screenshot: str | None = None) -> int:
-    """Opens the explorer on `stack` (a file or preset:NAME; default the default preset). Returns the exit status."""
+def open_window(stack: str | None = None, screenshot: str | None = None, size: tuple[int, int] | None = None,
+                scale: float | None = None) -> int:
+    """Opens the explorer on `stack` (a file or preset:NAME; default the default preset), at `size` (pixels) and
+    presentation `scale` when given. Returns the exit status."""
     from ..core import presets
     reference = stack or presets.PREFIX + presets.DEFAULT
     model = None
@@ -58,6 +60,7 @@ def open_window(stack: str | None = None, screenshot: str | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from .errors import install_hooks, setup_logging, teardown_logging
+    from .layout import fit_to_screen
     from .main_window import MainWindow
     from .recovery import offer_recovery
     from .settings import open_settings
@@ -74,11 +77,18 @@ def open_window(stack: str | None = None, screenshot: str | None = None) -> int:
             window = MainWindow(spec, trusted=presets.is_preset(reference), source=reference,
                                 confirm_trust=lambda expressions: False)
             reporter.watch(window)
-            return take_screenshot(app, window, screenshot)
+            if scale:
+                window.window_layout.set_scale(scale, announce=False)
+            return take_screenshot(app, window, screenshot, size=size or WINDOW_SIZE)
         window = MainWindow(spec, trusted=presets.is_preset(reference), source=None if model else reference,
                             settings=open_settings())
         reporter.watch(window)
-        if not window.preferences.restored_geometry:
+        if scale:
+            window.window_layout.set_scale(scale)
+        if size:
+            window.resize(*size)
+            fit_to_screen(window)
+        elif not window.preferences.restored_geometry:
             screen = app.primaryScreen().availableGeometry() if app.primaryScreen() else None
             if screen is not None and (screen.width() < WINDOW_SIZE[0] or screen.height() < WINDOW_SIZE[1]):
                 window.resize(min(WINDOW_SIZE[0], int(screen.width() * 0.95)),
@@ -88,7 +98,7 @@ def open_window(stack: str | None = None, screenshot: str | None = None) -> int:
         window.show()
         if model:
             window.open_path(model)
-        QTimer.singleShot(0, lambda: offer_recovery(window))   # work autosaved by a session that crashed
+        QTimer.singleShot(0, lambda: offer_recovery(window.session, window.autosaver, window.files, parent=window))   # work autosaved by a session that crashed
         return app.exec()
     finally:
         reporter.uninstall()
@@ -119,11 +129,13 @@ def _qt_message(mode, context, message: str) -> None:
         print(message, file=sys.stderr)
 
 
-def take_screenshot(app, window, path: str, timeout_s: float = SCREENSHOT_TIMEOUT_S) -> int:
-    """Shows `window`, waits for its first run to be plotted, saves it as a PNG. 0, or 2 with an error line."""
+def take_screenshot(app, window, path: str, timeout_s: float = SCREENSHOT_TIMEOUT_S,
+                    size: tuple[int, int] = WINDOW_SIZE) -> int:
+    """Shows `window` at `size`, waits for its first run to be plotted, saves it as a PNG. 0, or 2 with an error
+    line (also when the window cannot be made that small)."""
     from PySide6.QtCore import QEventLoop, QTimer
 
-    window.resize(*WINDOW_SIZE)
+    window.resize(*size)
     window.show()
     loop = QEventLoop()
     finished = []
@@ -143,11 +155,17 @@ def take_screenshot(app, window, path: str, timeout_s: float = SCREENSHOT_TIMEOU
             print(f"error: the first run did not finish within {timeout_s:.0f} s; no screenshot taken",
                   file=sys.stderr)
             return 2
+        window.resize(*size)                     # again: the docks are arranged for the screen once shown
         for _ in range(5):                       # let the plots lay themselves out and paint
             app.processEvents()
         QTimer.singleShot(100, loop.quit)
         loop.exec()
         app.processEvents()
+        if (window.width(), window.height()) != tuple(size):
+            print(f"error: the window cannot be {size[0]}x{size[1]} (it needs at least "
+                  f"{window.minimumSizeHint().width()}x{window.minimumSizeHint().height()} at this scale)",
+                  file=sys.stderr)
+            return 2
         if not window.grab().save(path, "PNG"):
             print(f"error: cannot write the screenshot to {path}", file=sys.stderr)
             return 2

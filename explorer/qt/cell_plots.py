@@ -1,9 +1,11 @@
 """Inside the cell: the gates of an LSTM or GRU layer (units × time), how often each unit's gate is saturated, and
 how far back the output can "see" (gradient norms through time), for the selected sequence.
 
-The time axis is linked with the other plots and padded steps are hatched the same way. The numbers are computed
-in the engine's worker after each run (gates and gradients of the selected sequence only), and only while this
-tab is shown; until they arrive the panel says that it is updating.
+`CellPanel(session, runs, time_plot)` follows the session: its current run, its selected layer and line; the
+time axis is linked with `time_plot` (the other plots') and padded steps are hatched the same way. The numbers
+are computed in the engine's worker after each run (gates and gradients of the selected sequence only), and only
+while this tab is shown; until they arrive the panel says that it is updating, and while the session's result
+is not current the panel says why over its plots.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSpinBox, QVBoxLayout,
                                QWidget)
 
-from .plots import LEFT_AXIS_WIDTH, UNIT_COLORS, IntAxis, StepOverlay, WrappedPlot, nice_limit, swatch
+from ..session import Session
+from .plots.items import IntAxis, StepOverlay, WrappedPlot, scale_axes
+from .plots.state import LEFT_AXIS_WIDTH, TITLE_POINTS, UNIT_COLORS, nice_limit, palette_colours, swatch
+from .stale import StateGate
 from .style import escape
 
 LOW, HIGH = 0.1, 0.9            # a gate below LOW or above HIGH is saturated
@@ -72,19 +77,22 @@ class CellPanel(QWidget):
     log_check, state_label, message_label, data (the numbers shown, with the run "result" and the "row" they
     belong to), row (the sequence followed), stale."""
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, session: Session, runs, time_plot: pg.PlotItem, parent: QWidget | None = None):
         super().__init__(parent)
-        self.host = None
+        self.session = session
+        self.runs = runs
+        self.time_plot = time_plot
+        self.text_scale = 1.0          # presentation mode (set_text_scale)
         self.data: dict | None = None
         self.row: int | None = None
         self.stale = True
         self._ran = None                 # (spec, text, device) of the run on screen
-        self._started = None
         self._request_id = 0
         self._asked = (None, None)           # (run result, row) of the request in flight
-        self._wanted_layer: str | None = None   # the layer last selected in the window
+        self._wanted_layer: str | None = session.selected_layer
         self._fg = self.palette().color(QPalette.ColorRole.WindowText)
         self._build()
+        self._attach()
 
     # --- construction ---
 
@@ -194,8 +202,7 @@ class CellPanel(QWidget):
         plot.setMenuEnabled(False)
 
     def _recolour(self) -> None:
-        dark = self.palette().color(QPalette.ColorRole.Window).lightness() < 128
-        bg, fg = (QColor(25, 25, 25), QColor(220, 220, 220)) if dark else (QColor(255, 255, 255), QColor(30, 30, 30))
+        bg, fg = palette_colours(self.palette())
         self._fg = fg
         self.view.setBackground(bg)
         for plot in (self.gate_plot, self.saturation_plot, self.gradient_plot):
@@ -206,24 +213,32 @@ class CellPanel(QWidget):
                 if axis.labelText:
                     plot.setLabel(side, axis.labelText, color=fg.name())
 
-    # --- the window ---
+    # --- the session ---
 
-    def attach(self, window) -> None:
-        """Follows `window`'s runs and selection, links the time axis with its plots, and asks its worker for the
-        gates and gradients of the selected sequence."""
-        self.host = window
+    def _attach(self) -> None:
+        """Follows the session's runs and selection, links the time axis with the other plots, and asks the
+        worker for the gates and gradients of the selected sequence."""
         # the same timesteps as the other plots (by value: the two tabs are never on screen together)
-        window.plots.mask_plot.vb.sigXRangeChanged.connect(lambda _, span: self._link_x(self.gate_plot, span))
-        self.gate_plot.vb.sigXRangeChanged.connect(lambda _, span: self._link_x(window.plots.mask_plot, span))
-        window.runStarted.connect(self._run_started)
-        window.runFinished.connect(self._run_finished)
-        window.runCancelled.connect(lambda: self._say("the run was cancelled: showing the previous run"
-                                                      if self.data else "the run was cancelled"))
-        window.replied.connect(self._on_reply, Qt.ConnectionType.QueuedConnection)
-        window.plots.rowPicked.connect(lambda _: self._follow_row())
-        window.sequence_editor.lineSelected.connect(lambda _: self._follow_row())
-        window.plots.layerPicked.connect(self._follow_layer)
-        window.stack_editor.layerSelected.connect(self._follow_layer)
+        self.time_plot.vb.sigXRangeChanged.connect(lambda _, span: self._link_x(self.gate_plot, span))
+        self.gate_plot.vb.sigXRangeChanged.connect(lambda _, span: self._link_x(self.time_plot, span))
+        self.runs.runFinished.connect(self._run_finished)
+        self.runs.replied.connect(self._on_reply, Qt.ConnectionType.QueuedConnection)
+        self.session.events.selection.connect(self._selection_changed)
+        self._gate = StateGate(self.session, self, self._state_changed)
+
+    def _state_changed(self) -> None:
+        """A result that is not current is said over the plots, with the reason."""
+        state = self._gate.shown
+        if state.current or self.data is None:
+            if self.data is not None:
+                self._show_message("")
+            return
+        self._show_message(f"not current: {state.reason}" if state.kind != "failed" else state.reason)
+
+    def _selection_changed(self) -> None:
+        self._follow_row()
+        if self.session.selected_layer != self._wanted_layer:
+            self._follow_layer(self.session.selected_layer)
 
     def _link_x(self, plot: pg.PlotItem, span) -> None:
         if self._linking:
@@ -234,13 +249,6 @@ class CellPanel(QWidget):
         finally:
             self._linking = False
 
-    def _run_started(self, _token) -> None:
-        window = self.host
-        spec = window.document.copy()
-        spec.sequences = window.sequence_editor.text()
-        self._started = (spec, spec.sequences, window.device)   # exactly what this run was sent with
-        self._say("updating: a new run is on its way")
-
     def _run_finished(self, reply) -> None:
         if not reply.ok:
             self._ran = None
@@ -248,8 +256,9 @@ class CellPanel(QWidget):
             self._clear()
             self._show_message(f"no gates or gradients: {reply.error}" if reply.error else "")
             return
-        self._ran = self._started
-        shape = self.host.result.output_shape          # the output units one may follow back
+        spec = self.session.result_spec                 # exactly what this run was sent with
+        self._ran = (spec, spec.sequences, self.session.device)
+        shape = self.session.result.output_shape        # the output units one may follow back
         self.target_spin.blockSignals(True)
         self.target_spin.setMaximum(max(int(np.prod(shape[2:] if len(shape) >= 3 else shape[1:])) - 1, 0))
         self.target_spin.blockSignals(False)
@@ -257,7 +266,7 @@ class CellPanel(QWidget):
         self._invalidate(request=True)
 
     def _follow_row(self, request: bool = True) -> None:
-        row = self.host.plots.selected_row if self.host is not None else None
+        row = self.session.selected_row(self.session.result) if self.session.state.current else self.row
         if row != self.row:
             self.row = row
             if request:
@@ -280,20 +289,19 @@ class CellPanel(QWidget):
         super().showEvent(event)
         if self.stale:
             self.request()
-        if self.host is not None:
-            self._link_x(self.gate_plot, self.host.plots.mask_plot.vb.viewRange()[0])
+        self._link_x(self.gate_plot, self.time_plot.vb.viewRange()[0])
 
     def request(self) -> None:
         """Asks the worker for the gates and gradients of the selected sequence of the run on screen."""
-        if self.host is None or self._ran is None or self.row is None:
+        if self._ran is None or self.row is None or not self.session.state.current:
             return
-        from ..core.batches import inside
+        from ..core.cell import inside
         spec, text, device = self._ran
         rows = [self.row]
         target = self.target_spin.value() if self.target_spin.value() >= 0 else None
-        self._request_id = self.host.service.submit(
+        self._request_id = self.runs.submit(
             "cell", lambda engine, check: inside(engine, spec, text, rows, target, device))
-        self._asked = (self.host.result, self.row)     # the run and the sequence these numbers will belong to
+        self._asked = (self.session.result, self.row)     # the run and the sequence these numbers will belong to
         self.stale = False
         self._say("computing gates and gradients…")
 
@@ -312,7 +320,7 @@ class CellPanel(QWidget):
         self.message_label.hide()
         result, row = self._asked
         self.data = {**reply.value, "result": result, "row": row}
-        later = "" if self.host.settled else " · updating: a new run is on its way"
+        later = "" if self.runs.settled else " · updating: a new run is on its way"
         self._say(f"line {self._line()} · {reply.elapsed_ms:.0f} ms{later}")
         self._fill_choices()
         self._draw_gates()
@@ -481,8 +489,16 @@ class CellPanel(QWidget):
                                         f"{self._line()}{zeros}<br>" + " ".join(legend))
 
     def _title(self, plot: pg.PlotItem, text: str) -> None:
-        plot.setTitle(text, color=self._fg.name(), size="9pt")
+        plot.setTitle(text, color=self._fg.name(), size=f"{TITLE_POINTS * self.text_scale:.1f}pt")
         self._wrap_titles()
+
+    def set_text_scale(self, scale: float) -> None:
+        """Presentation mode: titles, axis labels and ticks `scale` times their size."""
+        self.text_scale = scale
+        scale_axes((self.gate_plot, self.saturation_plot, self.gradient_plot), self.colorbar, scale)
+        for plot in (self.gate_plot, self.saturation_plot, self.gradient_plot):
+            if plot.titleLabel.text:
+                self._title(plot, plot.titleLabel.text)
 
     def _wrap_titles(self) -> None:
         """Titles wrap to the width the view gives their plot (a long title never widens its plot)."""

@@ -1,6 +1,7 @@
 """Compare batching modes: the same sequences in pad, bucket, one-by-one and chunked mode.
 
-`CompareDialog(window)` runs `core.leaks.compare_modes` in the window's worker (request kind
+`CompareDialog(session, runs, parent)` runs `core.leaks.compare_modes` for the session's document in the
+worker (request kind
 "compare") and shows one row per mode: equal to pad mode on the valid timesteps (✓ or ✗ with the
 largest |Δ| over every layer), the share of the cells it computed that are padding, its run time,
 or the reason the mode is refused for this stack.
@@ -50,13 +51,14 @@ def summary(reports) -> str:
 
 
 class CompareDialog(QDialog):
-    """One table of the four batching modes for the window's current document."""
+    """One table of the four batching modes for the session's current document."""
 
     finished_comparing = Signal(object)     # the list of ModeReport, or an error message (str)
 
-    def __init__(self, window, parent: QWidget | None = None):
-        super().__init__(parent or window)
-        self.window = window
+    def __init__(self, session, runs, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.session = session
+        self.runs = runs
         self.reports = None
         self.error: str | None = None
         self._request = 0
@@ -88,36 +90,32 @@ class CompareDialog(QDialog):
         buttons.rejected.connect(self.reject)
         self.again_button.clicked.connect(self.start)
         layout.addWidget(buttons)
-        window.replied.connect(self._on_reply, Qt.ConnectionType.QueuedConnection)
+        runs.replied.connect(self._on_reply, Qt.ConnectionType.QueuedConnection)
 
-    @property
-    def running(self) -> bool:
-        return self._request != 0
 
     def start(self) -> None:
-        """Sends the comparison of the window's current stack and sequences to the worker."""
-        window = self.window
-        spec = window.document.copy()
-        text = window.sequence_editor.text()
-        spec.sequences = text
-        if window.sequence_editor.error is not None:
-            self._show_error(f"fix the sequences first: {window.sequence_editor.error.message}")
+        """Sends the comparison of the session's current stack and sequences to the worker."""
+        session = self.session
+        spec = session.spec()
+        text = session.text
+        if session.text_check.errors:
+            self._show_error(f"fix the sequences first: {session.text_check.errors[0].message}")
             return
-        if not window.ensure_trusted(spec, ask_again=True):
+        if not session.trust.ensure(spec, ask_again=True):
             self._show_error("not run: this stack has a custom expression that you have not agreed to run")
             return
-        device = window.device
+        device = session.device
 
         def task(engine, check):
             from ..core.leaks import compare_modes
             return compare_modes(engine, spec, text, device=device, trust=True, check_cancel=check)
 
-        self._request = window.service.submit("compare", task)
+        self._request = self.runs.submit("compare", task)
         self.reports, self.error = None, None
         self.table.setRowCount(0)
         self.summary_label.setText(f"<span style='color:{MUTED_COLOUR}'>running the four modes…</span>")
         self.again_button.setEnabled(False)
-        window.set_status("comparing batching modes…")
+        session.say("comparing batching modes…")
 
     def _on_reply(self, reply) -> None:
         if reply.kind != "compare" or reply.id != self._request:
@@ -126,7 +124,7 @@ class CompareDialog(QDialog):
         self.again_button.setEnabled(True)
         if reply.ok:
             self.show_reports(reply.value)
-            self.window.set_status("batching modes compared")
+            self.session.say("batching modes compared")
         else:
             self._show_error(reply.error or "the comparison was cancelled")
 

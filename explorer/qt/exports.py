@@ -31,8 +31,13 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog, QWidget
 
+from ..core.diagnose import format_shape
+from ..session import Session
+
 if TYPE_CHECKING:
     from ..core.run import RunResult
+    from .plots import PlotsPanel
+    from .runs import RunScheduler
 
 CSV_HEADER = ("layer", "line", "timestep", "unit", "value", "valid")
 PLOT_TITLES = {"heatmap": "Heatmap (selected layer)", "units": "Units over time", "mask": "Batch mask",
@@ -40,11 +45,6 @@ PLOT_TITLES = {"heatmap": "Heatmap (selected layer)", "units": "Units over time"
 
 
 # --- pure writers (no widgets) ---
-
-def _shape(shape) -> str:
-    from ..core.diagnose import format_shape
-    return format_shape(tuple(shape))
-
 
 def csv_rows(result: RunResult) -> Iterator[tuple]:
     """The rows of the long table described in this module's docstring (without the header)."""
@@ -97,18 +97,18 @@ def shapes_markdown(result: RunResult) -> str:
     rows = ["| layer | type | symbolic | this batch | mask | params |",
             "| --- | --- | --- | --- | --- | ---: |"]
     for layer in result.layers:
-        cells = (f"`{layer.name}`", layer.type, f"`{_shape(layer.symbolic_shape)}`", f"`{_shape(layer.shape)}`",
+        cells = (f"`{layer.name}`", layer.type, f"`{format_shape(layer.symbolic_shape)}`", f"`{format_shape(layer.shape)}`",
                  layer.mask_role, f"{layer.params:,}")
         rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     fc = result.fc_input
     rows.append("")
     if fc is not None:
-        batch = f", this batch `{_shape(fc.shape)}`" if fc.shape is not None else ""
-        rows.append(f"**FC input** of `{fc.layer}`: `{_shape(fc.symbolic_shape)}`{batch} — {fc.explanation}")
+        batch = f", this batch `{format_shape(fc.shape)}`" if fc.shape is not None else ""
+        rows.append(f"**FC input** of `{fc.layer}`: `{format_shape(fc.symbolic_shape)}`{batch} — {fc.explanation}")
     else:
-        rows.append(f"**Output**: `{_shape(result.output_shape)}` (no Dense layer after the recurrent layers)")
+        rows.append(f"**Output**: `{format_shape(result.output_shape)}` (no Dense layer after the recurrent layers)")
     rows.append("")
-    rows.append(f"Batch `{_shape(result.input.shape)}` in {result.mode} mode, "
+    rows.append(f"Batch `{format_shape(result.input.shape)}` in {result.mode} mode, "
                 f"{100 * result.padded_fraction:.0f}% padding, device {result.device}.")
     return "\n".join(rows) + "\n"
 
@@ -116,7 +116,8 @@ def shapes_markdown(result: RunResult) -> str:
 # --- the window's exporter ---
 
 class Exporter(QObject):
-    """The Export menu's actions for one MainWindow. Each method takes a path (tests) or asks for one.
+    """The Export menu's actions for a session. Each method takes a path (tests) or asks for one.
+    Only a current result is exported: a stale one is refused with the reason.
 
     `exported(path)` after a file is written (for the NPZ: after the worker sent the weights);
     `failed(message)` when an export could not be done."""
@@ -124,20 +125,20 @@ class Exporter(QObject):
     exported = Signal(str)
     failed = Signal(str)
 
-    def __init__(self, window):
-        super().__init__(window)
-        self.window = window
+    def __init__(self, session: Session, runs: RunScheduler, plots: PlotsPanel, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.session = session
+        self.runs = runs
+        self.plots = plots
+        self.parent_widget = parent
         self.ask_path: Callable[[str, str, str], str | None] = self._ask_path
         self._npz_request: tuple[int, str, RunResult] | None = None
-        self._result_spec = None       # the document the result on screen was run from
-        window.runFinished.connect(self._run_finished)
-        window.replied.connect(self._on_reply, Qt.ConnectionType.QueuedConnection)
+        runs.replied.connect(self._on_reply, Qt.ConnectionType.QueuedConnection)
 
     # --- asking ---
 
     def _ask_path(self, title: str, filter_: str, suggested: str) -> str | None:
-        parent = self.window if isinstance(self.window, QWidget) else None
-        path, _ = QFileDialog.getSaveFileName(parent, title, suggested, filter_)
+        path, _ = QFileDialog.getSaveFileName(self.parent_widget, title, suggested, filter_)
         return path or None
 
     def _path(self, path, title: str, filter_: str, suffix: str, tag: str = "") -> Path | None:
@@ -151,24 +152,28 @@ class Exporter(QObject):
         return path
 
     def _suggested(self, suffix: str, tag: str = "") -> str:
-        source = self.window.source or "stack"
+        source = self.session.source or "stack"
         stem = source.split(":", 1)[1] if source.startswith("preset:") else Path(source).name
         for ending in (".stack.json", ".json", ".keras"):
             stem = stem.removesuffix(ending)
         return f"{stem or 'stack'}{'-' + tag if tag else ''}{suffix}"
 
     def _result(self):
-        result = self.window.result
+        result, state = self.session.result, self.session.state
         if result is None:
             self._fail("nothing to export yet: run the stack first")
+            return None
+        if not state.current:
+            self._fail(f"nothing to export: the results on screen are not current ({state.reason})")
+            return None
         return result
 
     def _fail(self, message: str) -> None:
-        self.window.set_status(message, error=True)
+        self.session.say(message, error=True)
         self.failed.emit(message)
 
     def _done(self, what: str, path: Path) -> None:
-        self.window.set_status(f"exported {what} to {path}")
+        self.session.say(f"exported {what} to {path}")
         self.exported.emit(str(path))
 
     # --- plots ---
@@ -183,7 +188,7 @@ class Exporter(QObject):
         if target is None:
             return None
         try:
-            self.window.plots.export_plot(name, target)
+            self.plots.export_plot(name, target)
         except (ValueError, OSError) as error:
             self._fail(f"cannot export the {name} plot: {error}")
             return None
@@ -191,12 +196,6 @@ class Exporter(QObject):
         return target
 
     # --- the run ---
-
-    def _run_finished(self, reply) -> None:
-        if reply.ok:
-            spec = self.window.document.copy()
-            spec.sequences = self.window.sequence_editor.text()
-            self._result_spec = spec
 
     def export_npz(self, path: str | Path | None = None) -> None:
         """Every array of the run plus the weights; written when the worker has sent the weights."""
@@ -206,16 +205,16 @@ class Exporter(QObject):
         target = self._path(path, "Export the run's arrays", "NumPy archives (*.npz)", ".npz")
         if target is None:
             return
-        spec = self._result_spec.copy() if self._result_spec is not None else None
+        spec = self.session.result_spec.copy() if self.session.result_spec is not None else None
 
         def task(engine, check):
             if spec is not None:
                 engine.built_for(spec)        # the model of the run on screen (reused when it is the last one)
             return engine.weights()
 
-        request = self.window.service.submit("export-weights", task)
+        request = self.runs.submit("export-weights", task)
         self._npz_request = (request, str(target), result)
-        self.window.set_status("export: collecting the weights…")
+        self.session.say("export: collecting the weights…")
 
     def _on_reply(self, reply) -> None:
         if reply.kind != "export-weights" or self._npz_request is None or reply.id != self._npz_request[0]:
@@ -270,5 +269,5 @@ class Exporter(QObject):
             return None
         text = shapes_markdown(result)
         QGuiApplication.clipboard().setText(text)
-        self.window.set_status("copied the shapes table (Markdown) to the clipboard")
+        self.session.say("copied the shapes table (Markdown) to the clipboard")
         return text

@@ -1,8 +1,9 @@
 """The File menu: New, Open… (.stack.json and .keras), Open Recent, Save, Save As…, Export as .keras…, Quit.
 
-`FileController(window, settings)` owns what the window knows about its file: the source, whether the
-document differs from what was last opened or saved (`modified`, the `*` in the title), the
-unsaved-changes question before New, Open and close, the recent files, and files dropped on the window.
+`FileController(session, runs, settings, parent)` opens and saves the session's document: the
+unsaved-changes question before New, Open and close, the recent files, and files dropped on `parent`
+(the widget whose dialogs and drops it uses). Whether the document differs from its file is the
+session's (`Session.modified`); the window's title follows it.
 
 - A stack file is read on the GUI thread (plain JSON, `core.spec.load`) and saved atomically
   (`core.spec.save`: a temporary file, then a rename) with the editor's current text in `sequences`.
@@ -32,11 +33,12 @@ from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QWidget
 from ..core import presets
 from ..core.errors import SequenceError, SpecError
 from ..core.spec import StackSpec, from_dict, to_dict
+from ..session import Session
 from . import settings as prefs
 
 if TYPE_CHECKING:
     from ..service import Reply
-    from .main_window import MainWindow
+    from .runs import RunScheduler
 
 APP_NAME = "RNN Shape Explorer"
 STACK_SUFFIX = ".stack.json"
@@ -125,72 +127,72 @@ def show_alert(parent: QWidget, title: str, message: str) -> QMessageBox:
 
 
 class FileController(QObject):
-    """The window's file: menu, title, modified state, open/save/export, recent files and drops."""
+    """The session's file: open/save/export, the unsaved-changes question, recent files and drops."""
 
-    modifiedChanged = Signal(bool)
     fileOpened = Signal(str)        # a stack or model shown in the window (its path)
     fileSaved = Signal(str)
     opened = Signal(object)         # ok (bool) of the latest open, also for .keras files read in the worker
     exported = Signal(object)       # the Reply of an export
 
-    def __init__(self, window: MainWindow, settings):
-        super().__init__(window)
-        self.window = window
+    def __init__(self, session: Session, runs: RunScheduler, settings, parent: QWidget):
+        super().__init__(parent)
+        self.session = session
+        self.runs = runs
         self.settings = settings
-        self.ask_unsaved: Callable[[str], str] = lambda name: ask_unsaved(window, name)
+        self.parent_widget = parent
+        self.ask_unsaved: Callable[[str], str] = lambda name: ask_unsaved(parent, name)
         self.ask_open_path: Callable[[], str | None] = self._ask_open_path
         self.ask_save_path: Callable[[str], str | None] = self._ask_save_path
         self.ask_export_path: Callable[[str], str | None] = self._ask_export_path
-        self.alert: Callable[[str, str], None] = lambda title, message: show_alert(window, title, message)
-        self._clean: dict | None = self.snapshot()
-        self._modified = False
+        self.alert: Callable[[str, str], None] = lambda title, message: show_alert(parent, title, message)
         self._close_confirmed = False
         self._keras_request = 0         # the id of the .keras load awaited (older ones are dropped)
         self._keras_trust = False
         self._keras_path = ""
-        self._keras_keep_text: str | None = None
         self._export_request = 0
         self._export_path: str | None = None
-        self._build_menu()
-        window.documentLoaded.connect(self._document_loaded)
-        window.documentEdited.connect(self.refresh)
-        window.replied.connect(self._on_reply, Qt.ConnectionType.QueuedConnection)
-        self._accept_drops(window)
-        self.refresh()
+        self._build_actions()
+        session.events.document.connect(self._document_loaded)
+        session.events.modified.connect(self._modified_changed)
+        runs.replied.connect(self._on_reply, Qt.ConnectionType.QueuedConnection)
+        self._accept_drops(parent)
 
-    # --- the menu ---
+    # --- the actions (the window's menus and toolbar place them) ---
 
-    def _build_menu(self) -> None:
-        w = self.window
-        bar = w.menuBar()
-        menu = QMenu("&File", bar)
-        actions = bar.actions()
-        if actions:
-            bar.insertMenu(actions[0], menu)      # File comes first, whoever made the other menus
-        else:
-            bar.addMenu(menu)
-        self.menu = menu
-        self.new_action = menu.addAction("&New", self.new)
-        self.new_action.setShortcut(QKeySequence.StandardKey.New)
-        w.open_action.setText("Open…")
-        w.open_action.setToolTip("Open a stack (.stack.json) or a trained Keras model (.keras)")
-        menu.addAction(w.open_action)
-        self.recent_menu = QMenu("Open &Recent", menu)
-        self.recent_menu.aboutToShow.connect(self._fill_recent)
-        menu.addMenu(self.recent_menu)
-        self._fill_recent()
-        menu.addSeparator()
-        w.save_action.setText("Save")
-        w.save_action.setToolTip("Save the stack and its sequences (Ctrl+S)")
-        menu.addAction(w.save_action)
-        self.save_as_action = menu.addAction("Save &As…", self.save_as)
-        self.save_as_action.setShortcut(QKeySequence.StandardKey.SaveAs)
-        self.export_keras_action = menu.addAction("Export as .&keras…", self.export_keras)
-        self.export_keras_action.setToolTip("Save the stack with its current weights as a Keras model file")
-        menu.addSeparator()
-        self.quit_action = menu.addAction("&Quit", w.close)
-        self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
+    def _build_actions(self) -> None:
+        def action(text: str, slot, shortcut=None, tip: str = "") -> QAction:
+            made = QAction(text, self)
+            made.triggered.connect(lambda _checked=False: slot())
+            if shortcut is not None:
+                made.setShortcut(shortcut)
+            if tip:
+                made.setToolTip(tip)
+            return made
+
+        self.new_action = action("&New", self.new, QKeySequence.StandardKey.New)
+        self.open_action = action("Open…", self.open_dialog, QKeySequence.StandardKey.Open,
+                                  "Open a stack (.stack.json) or a trained Keras model (.keras)")
+        self.save_action = action("Save", self.save, QKeySequence.StandardKey.Save,
+                                  "Save the stack and its sequences (Ctrl+S)")
+        self.save_as_action = action("Save &As…", self.save_as, QKeySequence.StandardKey.SaveAs)
+        self.export_keras_action = action("Export as .&keras…", self.export_keras, None,
+                                          "Save the stack with its current weights as a Keras model file")
+        self.quit_action = action("&Quit", self.parent_widget.close, QKeySequence("Ctrl+Q"))
         self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+        self.recent_menu = QMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        self._fill_recent()
+
+    def fill_menu(self, menu: QMenu) -> None:
+        """The File menu's entries, in order."""
+        for item in (self.new_action, self.open_action, self.recent_menu, None, self.save_action,
+                     self.save_as_action, self.export_keras_action, None, self.quit_action):
+            if item is None:
+                menu.addSeparator()
+            elif isinstance(item, QMenu):
+                menu.addMenu(item)
+            else:
+                menu.addAction(item)
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
@@ -209,8 +211,6 @@ class FileController(QObject):
             self.recent_menu.addAction("(no recent files)").setEnabled(False)
         self.recent_menu.setEnabled(True)
 
-    def recent_files(self) -> list[str]:
-        return prefs.recent_files(self.settings)
 
     def clear_recent(self) -> None:
         prefs.clear_recent(self.settings)
@@ -222,58 +222,39 @@ class FileController(QObject):
 
     # --- modified ---
 
-    def snapshot(self) -> dict:
-        """The document as it would be saved, with the editor's current text."""
-        data = to_dict(self.window.document)
-        data["sequences"] = self.window.sequence_editor.text()
-        return data
 
     @property
     def modified(self) -> bool:
-        return self._modified
+        return self.session.modified
 
     @property
     def source_file(self) -> str | None:
         """The stack file the document came from (not a preset, not a .keras model), or None."""
-        source = self.window.source
+        source = self.session.source
         if source and not presets.is_preset(source) and not is_keras(source):
             return source
         return None
 
     def display_name(self) -> str:
-        source = self.window.source
+        source = self.session.source
         if source and not presets.is_preset(source):
             return Path(source).name
-        return self.window.document.title or "Untitled"
+        return self.session.document.title or "Untitled"
 
-    def mark_clean(self) -> None:
-        self._clean = self.snapshot()
-        self.refresh()
-
-    def mark_modified(self) -> None:
-        """The document is not what any file holds (e.g. a restored session) until it is saved."""
-        self._clean = None
-        self.refresh()
-
-    def refresh(self) -> None:
-        modified = self._clean is None or self.snapshot() != self._clean
-        w = self.window
-        w.setWindowTitle(window_title(w.source, w.document.title, modified))
-        if modified != self._modified:
-            self._modified = modified
-            if modified:
-                self._close_confirmed = False
-            self.modifiedChanged.emit(modified)
+    def _modified_changed(self, modified: bool) -> None:
+        if modified:
+            self._close_confirmed = False
 
     def _document_loaded(self) -> None:
         self._keras_request = 0       # another document came first (a restored session, New…): drop the model
-        self.mark_clean()
 
     # --- questions ---
 
     def maybe_discard(self) -> bool:
-        """True when the current work may be replaced: saved, unmodified, or the user said so."""
-        if not self._modified:
+        """True when the current work may be replaced: saved, unmodified, a built-in preset or lesson (never the
+        user's own: nothing to save), or the user said so."""
+        source = self.session.source
+        if not self.session.modified or (source and presets.is_preset(source)):
             return True
         answer = self.ask_unsaved(self.display_name())
         if answer == SAVE:
@@ -288,20 +269,20 @@ class FileController(QObject):
 
     def _ask_open_path(self) -> str | None:
         start = str(Path(self.source_file).parent) if self.source_file else ""
-        path, _ = QFileDialog.getOpenFileName(self.window, "Open a stack or a Keras model", start, OPEN_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self.parent_widget, "Open a stack or a Keras model", start, OPEN_FILTER)
         return path or None
 
     def _ask_save_path(self, suggested: str) -> str | None:
-        path, _ = QFileDialog.getSaveFileName(self.window, "Save the stack", suggested, "Stacks (*.stack.json)")
+        path, _ = QFileDialog.getSaveFileName(self.parent_widget, "Save the stack", suggested, "Stacks (*.stack.json)")
         return path or None
 
     def _ask_export_path(self, suggested: str) -> str | None:
-        path, _ = QFileDialog.getSaveFileName(self.window, "Export as a Keras model", suggested,
+        path, _ = QFileDialog.getSaveFileName(self.parent_widget, "Export as a Keras model", suggested,
                                               "Keras models (*.keras)")
         return path or None
 
     def fail(self, title: str, message: str) -> None:
-        self.window.set_status(message, error=True)
+        self.session.say(message, error=True)
         self.alert(title, message)
 
     # --- New / Open ---
@@ -309,8 +290,8 @@ class FileController(QObject):
     def new(self) -> bool:
         if not self.maybe_discard():
             return False
-        self.window.set_document(new_document(), trusted=True, source=None)
-        self.window.set_status("a new stack: edit it, then save it")
+        self.session.load(new_document(), trusted=True, source=None)
+        self.session.say("a new stack: edit it, then save it")
         return True
 
     def open_dialog(self) -> bool:
@@ -337,7 +318,7 @@ class FileController(QObject):
         except SpecError as error:
             self._refused(path, error.message)
             return False
-        self.window.set_document(spec, trusted=False, source=path)
+        self.session.load(spec, trusted=False, source=path)
         self._opened(path, f"opened {Path(path).name}")
         return True
 
@@ -350,7 +331,7 @@ class FileController(QObject):
 
     def _opened(self, path: str, status: str) -> None:
         self._remember(path)
-        self.window.set_status(status)
+        self.session.say(status)
         self.fileOpened.emit(path)
         self.opened.emit(True)
 
@@ -367,8 +348,8 @@ class FileController(QObject):
 
         self._keras_trust = trust
         self._keras_path = path
-        self._keras_request = self.window.service.submit("open-keras", task)
-        self.window.set_status(f"loading {Path(path).name} (a Keras model)…")
+        self._keras_request = self.runs.submit("open-keras", task)
+        self.session.say(f"loading {Path(path).name} (a Keras model)…")
 
     def _keras_arrived(self, reply: Reply) -> None:
         if reply.id != self._keras_request:
@@ -384,16 +365,16 @@ class FileController(QObject):
         status, value = reply.value
         if status == "trust":
             expressions = keras_expressions(path) or ["(a custom expression)"]
-            if self.window.confirm_trust(expressions):
+            if self.session.trust.confirm(expressions):
                 self.load_keras(path, trust=True)
             else:
-                self.window.set_status(f"not opened: {Path(path).name} holds a custom expression (Python code) "
+                self.session.say(f"not opened: {Path(path).name} holds a custom expression (Python code) "
                                         "that you did not agree to run", error=True)
                 self.opened.emit(False)
             return
         spec, _weights, notes = value
         spec.sequences = self._text_for(spec)
-        self.window.set_document(spec, trusted=self._keras_trust, source=path)
+        self.session.load(spec, trusted=self._keras_trust, source=path)
         count = len(spec.layers)
         message = f"opened {Path(path).name}: {count} layer{'s' if count != 1 else ''} with their trained weights"
         if notes:
@@ -403,7 +384,7 @@ class FileController(QObject):
     def _text_for(self, spec: StackSpec) -> str | None:
         """The editor's sequences when they fit the model's input, else None (the window's sample text)."""
         from ..core import sequences
-        text = self.window.sequence_editor.text()
+        text = self.session.text
         if not text.strip():
             return None
         try:
@@ -421,7 +402,7 @@ class FileController(QObject):
         return self.save_as()
 
     def _suggested(self, suffix: str) -> str:
-        source = self.window.source
+        source = self.session.source
         if source and not presets.is_preset(source):
             name = Path(source).name
             for old in (STACK_SUFFIX, KERAS_SUFFIX, ".json"):
@@ -443,20 +424,14 @@ class FileController(QObject):
 
     def save_to(self, path: str) -> bool:
         from ..core.spec import save
-        spec = self.window.document.copy()
-        spec.sequences = self.window.sequence_editor.text()
         try:
-            save(spec, path)
+            save(self.session.spec(), path)
         except OSError as error:
             self.fail("Cannot save the stack", f"cannot save {path}: {error.strerror or error}")
             return False
-        w = self.window
-        w.source = str(path)
-        w.document.sequences = spec.sequences
-        w.preset_combo.setCurrentIndex(0)
+        self.session.saved_as(str(path))
         self._remember(str(path))
-        self.mark_clean()
-        w.set_status(f"saved {path}")
+        self.session.say(f"saved {path}")
         self.fileSaved.emit(str(path))
         return True
 
@@ -464,16 +439,14 @@ class FileController(QObject):
 
     def export_keras(self, path: str | None = None) -> bool:
         """Saves the stack with its current weights (trained or seeded) as a .keras file, in the worker."""
-        w = self.window
-        spec = w.document.copy()
-        spec.sequences = w.sequence_editor.text()
+        spec = self.session.spec()
         try:
             from_dict(to_dict(spec))
         except SpecError as error:
             self.fail("Cannot export", f"cannot export: {error.message}")
             return False
-        if not w.ensure_trusted(spec, ask_again=True):
-            w.set_status("not exported: the stack has a custom expression that you have not agreed to run",
+        if not self.session.trust.ensure(spec, ask_again=True):
+            self.session.say("not exported: the stack has a custom expression that you have not agreed to run",
                           error=True)
             return False
         path = path or self.ask_export_path(self._suggested(KERAS_SUFFIX))
@@ -488,8 +461,8 @@ class FileController(QObject):
             return path
 
         self._export_path = path
-        self._export_request = w.service.submit("export-keras", task)
-        w.set_status(f"exporting {Path(path).name}…")
+        self._export_request = self.runs.submit("export-keras", task)
+        self.session.say(f"exporting {Path(path).name}…")
         return True
 
     def _export_arrived(self, reply: Reply) -> None:
@@ -497,7 +470,7 @@ class FileController(QObject):
             return
         self._export_request = 0
         if reply.ok:
-            self.window.set_status(f"exported {reply.value} (a Keras model with the stack's current weights)")
+            self.session.say(f"exported {reply.value} (a Keras model with the stack's current weights)")
         elif not reply.cancelled:
             self.fail("Cannot export", f"cannot export {Path(self._export_path or '').name}: {reply.error}")
         self.exported.emit(reply)

@@ -1,5 +1,6 @@
-"""The Help menu's windows: the lessons (every preset with its title and lesson), the keyboard
-shortcuts (read from the window's own actions, so the list is never out of date) and About."""
+"""The Help menu's windows: the lessons (every preset with its title and lesson, as a course: padding →
+masks → pooling → stacking → bidirectional → batching modes), the keyboard shortcuts (read from the
+window's own actions, so the list is never out of date) and About."""
 
 from __future__ import annotations
 
@@ -12,16 +13,16 @@ from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QHe
                                QTextBrowser, QVBoxLayout, QWidget)
 
 from .. import __version__
-from ..core import presets
+from ..core import course, presets
 from .style import escape
 
 HOMEPAGE_NOTE = "Shapes, padding and masks inside recurrent networks, live, on your own input."
 
 
 def lessons() -> list[tuple[str, str, str]]:
-    """(preset name, title, lesson) for every built-in stack."""
+    """(preset name, title, lesson) for every built-in stack, in course order."""
     found = []
-    for name in presets.names():
+    for name in course.names() + course.uncovered():
         spec = presets.load_preset(name)
         found.append((name, spec.title or name, spec.lesson or ""))
     return found
@@ -39,16 +40,27 @@ class LessonsDialog(QDialog):
         self.resize(820, 480)
         self._open_preset = open_preset
         layout = QVBoxLayout(self)
-        intro = QLabel("Each built-in stack shows one thing about shapes, padding or masks. Pick one to read what to "
-                       "look at, then open it.")
+        intro = QLabel("A course in six parts: padding, masks, pooling, stacking, bidirectional, batching modes. "
+                       "Each lesson shows one thing; open it, then go on with Next on the lesson banner.")
         intro.setWordWrap(True)
         layout.addWidget(intro)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         self.list = QListWidget()
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.list.setSpacing(2)
-        for name, title, lesson in lessons():
-            item = QListWidgetItem(title)
+        section = None
+        for number, (name, title, lesson) in enumerate(lessons(), start=1):
+            found = course.lesson(name)
+            heading = found.section if found else "More"
+            if heading != section:
+                section = heading
+                header = QListWidgetItem(heading)
+                header.setFlags(Qt.ItemFlag.NoItemFlags)          # a heading: not a lesson to open
+                font = header.font()
+                font.setBold(True)
+                header.setFont(font)
+                self.list.addItem(header)
+            item = QListWidgetItem(f"{number}. {title}")
             item.setData(Qt.ItemDataRole.UserRole, name)
             item.setToolTip(f"preset:{name}")
             self.list.addItem(item)
@@ -68,7 +80,7 @@ class LessonsDialog(QDialog):
         self.list.currentItemChanged.connect(self._show_lesson)
         self.list.itemDoubleClicked.connect(lambda _item: self.open_selected())
         if self.list.count():
-            self.list.setCurrentRow(0)
+            self.list.setCurrentRow(1)      # the first lesson, under its heading
 
     def select(self, name: str) -> None:
         for row in range(self.list.count()):
@@ -86,10 +98,16 @@ class LessonsDialog(QDialog):
             self.text.clear()
             return
         name = item.data(Qt.ItemDataRole.UserRole)
+        if not name:
+            self.open_button.setEnabled(False)
+            self.text.clear()
+            return
         spec = presets.load_preset(name)
+        found = course.lesson(name)
         layers = " → ".join(escape(layer.type) for layer in spec.layers)
         self.text.setHtml(f"<h3>{escape(spec.title or name)}</h3>"
                           f"<p>{escape(spec.lesson or 'No lesson for this stack.')}</p>"
+                          + (f"<p><b>Where to look:</b> {escape(found.look)}</p>" if found else "") +
                           f"<p style='color:gray'>Stack: {escape(spec.input.kind)} → {layers}<br>"
                           f"Batching: {escape(spec.batching.mode)}, padding {escape(spec.batching.padding)}<br>"
                           f"Also on the command line: <code>preset:{escape(name)}</code></p>")

@@ -1,7 +1,8 @@
 """The window's menus and keyboard shortcuts: Edit, Run, Export and Help, the theme and the icon.
 
-`install_menus(window)` is called once by MainWindow and returns a `WindowMenus` holding every action
-(tests trigger them), the exporter, and the dialogs it opened. Menus are placed in the order
+`install_menus(session, window)` is called once by MainWindow and returns a `WindowMenus` holding every
+action (tests trigger them), the exporter, and the dialogs it opened. What the menus act on comes from the
+session (the result and its state, the source, Live); the window gives its menu bar and its parts. Menus are placed in the order
 File, Edit, Run, Export, Help whatever order they are created in (`WindowMenus.menu(title)` finds or
 creates one in its place).
 
@@ -13,13 +14,14 @@ from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, QPoint, Qt
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QApplication, QMenu, QToolBar
+from PySide6.QtWidgets import QApplication, QComboBox, QMenu, QToolBar
 
 from .compare_dialog import CompareDialog
 from .exports import PLOT_TITLES, Exporter
 from .help import LessonsDialog, ShortcutsDialog, about_box
 from .plots import PLOT_NAMES
-from .theme import app_icon, follow_system, is_dark, lesson_style, repolish
+from .style import is_dark
+from .theme import app_icon, follow_system, lesson_style, repolish
 from .undo import UndoKeys
 
 MENU_ORDER = ("File", "Edit", "Run", "Export", "View", "Help")
@@ -30,15 +32,17 @@ def _plain(title: str) -> str:
 
 
 class WindowMenus(QObject):
-    def __init__(self, window):
+    def __init__(self, session, window):
         super().__init__(window)
+        self.session = session
         self.window = window
-        self.exporter = Exporter(window)
+        self.exporter = Exporter(session, window.runs, window.plots, window)
         window.plots.exportRequested.connect(lambda name, fmt: self.exporter.export_plot(name, fmt))
         self.compare_dialog: CompareDialog | None = None
         self.lessons_dialog: LessonsDialog | None = None
         self.shortcuts_dialog: ShortcutsDialog | None = None
         self.about_dialog = None
+        self._build_file()
         self._build_edit()
         self._build_run()
         self._build_export()
@@ -87,6 +91,11 @@ class WindowMenus(QObject):
         menu.addAction(action)
         return action
 
+    # --- File ---
+
+    def _build_file(self) -> None:
+        self.window.files.fill_menu(self.menu("&File"))
+
     # --- Edit ---
 
     def _build_edit(self) -> None:
@@ -120,13 +129,14 @@ class WindowMenus(QObject):
         window = self.window
         menu = self.menu("&Run")
         menu.addAction(window.run_action)
+        menu.addAction(window.run_control.cancel_action)
         self.live_action = QAction("Live: re-run after every edit", window)
         self.live_action.setIconText("Live")
         self.live_action.setCheckable(True)
-        self.live_action.setChecked(window.live_check.isChecked())
+        self.live_action.setChecked(self.session.live)
         self.live_action.setShortcut(QKeySequence("Ctrl+L"))
-        self.live_action.toggled.connect(window.live_check.setChecked)
-        window.live_check.toggled.connect(self.live_action.setChecked)
+        self.live_action.toggled.connect(self.session.set_live)
+        self.session.events.run_settings.connect(lambda: self.live_action.setChecked(self.session.live))
         window.live_check.setToolTip("Re-run after every edit (Ctrl+L)")
         menu.addAction(self.live_action)
         menu.addSeparator()
@@ -140,18 +150,22 @@ class WindowMenus(QObject):
                                                  ["Alt+Down"], "Show the next sequence in the plots")
         self.previous_sequence_action = self._action(menu, "Previous sequence", lambda: self.step_sequence(-1),
                                                      ["Alt+Up"], "Show the previous sequence in the plots")
+        self._sequence_keys = SequenceKeys(self)     # also while a box that opens its list on Alt+Down has focus
+        for combo in (window.preset_combo, window.device_combo, *window.plot_tabs.findChildren(QComboBox)):
+            combo.installEventFilter(self._sequence_keys)
 
     def step_sequence(self, step: int) -> None:
-        window = self.window
-        result = window.result
-        if result is None or not len(result.lines):
+        """Selects the next (+1) or previous (-1) sequence of the text."""
+        lines = self.session.text_check.lines
+        if not lines:
             return
-        row = window.plots.selected_row if window.plots.selected_row is not None else 0
-        window.plots.pick_row(max(0, min(len(result.lines) - 1, row + step)))
+        current = self.session.selected_line
+        row = lines.index(current) if current in lines else 0
+        self.session.select_line(lines[max(0, min(len(lines) - 1, row + step))])
 
     def compare_modes(self) -> CompareDialog:
         if self.compare_dialog is None:
-            self.compare_dialog = CompareDialog(self.window)
+            self.compare_dialog = CompareDialog(self.session, self.window.runs, self.window)
         self.compare_dialog.show()
         self.compare_dialog.raise_()
         self.compare_dialog.start()
@@ -182,14 +196,14 @@ class WindowMenus(QObject):
         menu.aboutToShow.connect(self._update_export_actions)
 
     def _update_export_actions(self) -> None:
-        has_result = self.window.result is not None
+        has_result = self.session.result is not None and self.session.state.current
         for action in (self.export_npz_action, self.export_csv_action, self.export_markdown_action,
                        self.copy_markdown_action):
             action.setEnabled(has_result)
 
     def _update_plot_actions(self) -> None:
-        has_result = self.window.result is not None
-        attention = bool(getattr(self.window.plots, "_attention_shown", True))
+        has_result = self.session.result is not None and self.session.state.current
+        attention = self.window.plots.attention.shown
         for (name, _fmt), action in self.plot_actions.items():
             action.setEnabled(has_result and (name != "attention" or attention))
 
@@ -198,7 +212,7 @@ class WindowMenus(QObject):
     def _build_help(self) -> None:
         menu = self.menu("&Help")
         self.lessons_action = self._action(menu, "Lessons…", self.show_lessons,
-                                           tip="Every built-in stack with what it teaches")
+                                           tip="The course: every built-in lesson, in order, with where to look")
         self.shortcuts_action = self._action(menu, "Keyboard shortcuts", self.show_shortcuts,
                                              [QKeySequence.StandardKey.HelpContents])
         menu.addSeparator()
@@ -208,7 +222,7 @@ class WindowMenus(QObject):
     def show_lessons(self) -> LessonsDialog:
         if self.lessons_dialog is None:
             self.lessons_dialog = LessonsDialog(self.window.open_preset, self.window)
-        source = self.window.source or ""
+        source = self.session.source or ""
         if source.startswith("preset:"):
             self.lessons_dialog.select(source[len("preset:"):])
         self.lessons_dialog.show()
@@ -268,5 +282,23 @@ class WindowMenus(QObject):
         return False
 
 
-def install_menus(window) -> WindowMenus:
-    return WindowMenus(window)
+class SequenceKeys(QObject):
+    """Alt+Down / Alt+Up step through the sequences even in a combo box, which would open its list instead."""
+
+    def __init__(self, menus: WindowMenus):
+        super().__init__(menus)
+        self.menus = menus
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress) \
+                and event.modifiers() == Qt.KeyboardModifier.AltModifier \
+                and event.key() in (Qt.Key.Key_Down, Qt.Key.Key_Up):
+            if event.type() == QEvent.Type.KeyPress:
+                self.menus.step_sequence(1 if event.key() == Qt.Key.Key_Down else -1)
+            event.accept()
+            return True
+        return False
+
+
+def install_menus(session, window) -> WindowMenus:
+    return WindowMenus(session, window)

@@ -5,7 +5,8 @@ session — the stack document with the editor's text in `sequences` — atomica
 `<state dir>/recovery/session-<pid>.stack.json` (a plain stack file: `python main.py` opens it too), and
 beside it `session-<pid>.json` (where it came from, when). A clean exit removes both; so does undoing
 back to the saved document. A session whose process is gone left its files behind: at the next start
-`offer_recovery(window)` offers each back, newest first (Restore / Discard; `decide` answers in tests).
+`offer_recovery(session, autosaver, files)` offers each back, newest first (Restore / Discard; `decide`
+answers in tests).
 Sessions of explorers still running are left alone.
 """
 
@@ -21,16 +22,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QMessageBox, QWidget
 
 from ..core import presets
 from ..core.errors import SpecError
 from ..core.spec import write_text_atomic
+from ..session import Session
 from .settings import state_dir
 
 if TYPE_CHECKING:
     from .files import FileController
-    from .main_window import MainWindow
 
 log = logging.getLogger(__name__)
 
@@ -144,15 +145,15 @@ def crashed_sessions(directory: Path | None = None) -> list[Recovered]:
 
 
 class Autosaver(QObject):
-    """Writes the window's session to its recovery file after each burst of edits; `remove()` on a clean exit."""
+    """Writes the session to its recovery file after each burst of edits; `remove()` on a clean exit.
+    `delay_ms`: how long after the last edit (tests inject 0 and step the timer themselves)."""
 
     saved = Signal(str)     # the path written
 
-    def __init__(self, window: MainWindow, files: FileController, directory: Path | None = None,
+    def __init__(self, session: Session, parent: QObject | None = None, directory: Path | None = None,
                  delay_ms: int = AUTOSAVE_DELAY_MS):
-        super().__init__(window)
-        self.window = window
-        self.files = files
+        super().__init__(parent)
+        self.session = session
         self.directory = directory or recovery_dir()
         self.path, self.meta_path = session_files(self.directory, os.getpid())
         self._timer = QTimer(self)
@@ -161,7 +162,7 @@ class Autosaver(QObject):
         self._timer.timeout.connect(self.write_now)
         self._closed = False
         self._failed = False
-        window.documentEdited.connect(self.schedule)
+        session.events.edited.connect(lambda _kind: self.schedule())
 
     @property
     def pending(self) -> bool:
@@ -176,20 +177,20 @@ class Autosaver(QObject):
         self._timer.stop()
         if self._closed:
             return False
-        if not self.files.modified:
+        if not self.session.modified:
             self._remove_files()
             return False
-        source = self.window.source
+        source = self.session.source
         meta = {"format": META_FORMAT, "version": 1, "pid": os.getpid(), "saved_at": time.time(),
                 "source": source}
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(self.path, json.dumps(self.files.snapshot(), indent=2) + "\n")
+            write_text_atomic(self.path, json.dumps(self.session.snapshot(), indent=2) + "\n")
             write_text_atomic(self.meta_path, json.dumps(meta, indent=2) + "\n")
         except OSError as error:
             if not self._failed:      # say it once, not after every keystroke
                 log.warning("autosave to %s failed: %s", self.path, error)
-                self.window.set_status(f"autosave failed: {error.strerror or error} ({self.directory})",
+                self.session.say(f"autosave failed: {error.strerror or error} ({self.directory})",
                                         error=True)
             self._failed = True
             return False
@@ -207,10 +208,10 @@ class Autosaver(QObject):
         _remove(self.path, self.meta_path)
 
 
-def ask_restore(window: MainWindow, session: Recovered) -> bool:
+def ask_restore(parent: QWidget | None, session: Recovered) -> bool:
     box = QMessageBox(QMessageBox.Icon.Question, "Restore unsaved work?",
                       f"The explorer did not close properly last time. Restore the unsaved work on "
-                      f"{session.name}, autosaved at {session.when()}?", parent=window)
+                      f"{session.name}, autosaved at {session.when()}?", parent=parent)
     box.setInformativeText("Discard deletes the autosave.")
     restore = box.addButton("Restore", QMessageBox.ButtonRole.AcceptRole)
     box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
@@ -223,47 +224,48 @@ def ask_restore(window: MainWindow, session: Recovered) -> bool:
     return box.clickedButton() is restore
 
 
-def offer_recovery(window: MainWindow, decide: Callable[[Recovered], bool] | None = None,
-                   directory: Path | None = None) -> bool:
+def offer_recovery(session: Session, autosaver: Autosaver, files: FileController,
+                   decide: Callable[[Recovered], bool] | None = None, directory: Path | None = None,
+                   parent: QWidget | None = None) -> bool:
     """Offers the autosaves of crashed sessions back, newest first; True when one was restored.
 
-    `decide(session) -> bool` answers Restore (True) or Discard (False); by default the user is asked.
+    `decide(crashed) -> bool` answers Restore (True) or Discard (False); by default the user is asked.
     Discarded autosaves are deleted; once one is restored, older ones stay for the next start.
     """
-    decide = decide or (lambda session: ask_restore(window, session))
-    for session in crashed_sessions(directory or window.autosaver.directory):
-        if decide(session):
-            if restore(window, session):
+    decide = decide or (lambda crashed: ask_restore(parent, crashed))
+    for crashed in crashed_sessions(directory or autosaver.directory):
+        if decide(crashed):
+            if restore(session, autosaver, files, crashed):
                 return True
         else:
-            session.discard()
+            crashed.discard()
     return False
 
 
-def restore(window: MainWindow, session: Recovered) -> bool:
+def restore(session: Session, autosaver: Autosaver, files: FileController, crashed: Recovered) -> bool:
     from ..core.spec import load
     from .files import is_keras
     try:
-        spec = load(session.path)
+        spec = load(crashed.path)
     except SpecError as error:
-        broken = session.path.with_name(session.path.name + ".broken")
+        broken = crashed.path.with_name(crashed.path.name + ".broken")
         try:
-            session.path.replace(broken)
+            crashed.path.replace(broken)
         except OSError:
-            broken = session.path
-        window.files.fail("Cannot restore", f"cannot restore the autosave of {session.when()}: {error.message} "
-                                            f"(kept as {broken})")
+            broken = crashed.path
+        files.fail("Cannot restore", f"cannot restore the autosave of {crashed.when()}: {error.message} "
+                                     f"(kept as {broken})")
         return False
-    source = session.source
+    source = crashed.source
     note = ""
     if source and is_keras(source):
         note = f"; the trained weights of {Path(source).name} were not autosaved: open the model again for them"
         source = None
     elif source and not presets.is_preset(source) and not Path(source).exists():
         source = None
-    window.set_document(spec, trusted=False, source=source)
-    window.files.mark_modified()
-    window.autosaver.write_now()          # this session's own autosave first, then the old one goes
-    session.discard()
-    window.set_status(f"restored the unsaved work autosaved at {session.when()}: save it to keep it{note}")
+    session.load(spec, trusted=False, source=source)
+    session.mark_modified()
+    autosaver.write_now()          # this session's own autosave first, then the old one goes
+    crashed.discard()
+    session.say(f"restored the unsaved work autosaved at {crashed.when()}: save it to keep it{note}")
     return True

@@ -1,8 +1,9 @@
 """The sequence editor: one sequence per line, the batching controls, and the padded batch as a grid.
 
-`SequenceEditor(text, batching, input_spec)` edits the sequence text and the batching. The text is
-parsed on the GUI thread (`sequences.parse` is pure NumPy) so a bad value is underlined at once; the
-grid shows the padded batch of the last run (`show_batch`).
+`SequenceEditor(session)` edits the session's sequence text and batching and follows its events. The
+session checks the text at every keystroke (pure NumPy, no TensorFlow): every bad value is underlined
+and listed at once, and the grid shows the padded batch of the text as it is now, whatever the engine
+is doing. The cursor's line is the session's selected sequence.
 """
 
 from __future__ import annotations
@@ -14,17 +15,18 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QRect, QSize, Qt, S
 from PySide6.QtGui import QBrush, QColor, QPainter, QPalette, QTextCharFormat, QTextCursor, QTextFormat
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
                                QPlainTextEdit, QSizePolicy, QSpinBox, QStyle, QStyledItemDelegate,
-                               QStyleOptionViewItem, QTableView, QTableWidgetItem, QTextEdit, QVBoxLayout, QWidget)
+                               QStyleOptionViewItem, QTableView, QTextEdit, QVBoxLayout, QWidget)
 
-from ..core import sequences
 from ..core.errors import SequenceError
-from ..core.spec import MAX_MAXLEN, Batching, InputSpec
-from .style import ERROR_COLOUR, MUTED_COLOUR, PADDED_BACKGROUND, PADDED_TEXT, SELECTED_BORDER, escape, mono_font
+from ..core.spec import MAX_MAXLEN, Batching
+from ..session import Session
+from .style import ERROR_COLOUR, MUTED_COLOUR, escape, mono_font, padded_colours, selected_tint
 
 MODES = (("pad", "pad: one padded batch"), ("bucket", "bucket: group by length"),
          ("one_by_one", "one by one: no padding"), ("chunked", "chunked: windows, state carried"))
 MAX_GRID_ROWS = 200
 MAX_GRID_STEPS = 200
+MAX_LISTED_ERRORS = 12     # errors listed under the text (all are underlined)
 _SEPARATORS = " \t,;"
 
 
@@ -95,9 +97,7 @@ class _GridDelegate(QStyledItemDelegate):
             option.state &= ~QStyle.StateFlag.State_Selected
             brush = option.backgroundBrush
             base = brush.color() if brush.style() != Qt.BrushStyle.NoBrush else option.palette.base().color()
-            tint = QColor(SELECTED_BORDER)
-            mixed = QColor(*(int(0.75 * b + 0.25 * t) for b, t in zip(base.getRgb()[:3], tint.getRgb()[:3])))
-            option.backgroundBrush = QBrush(mixed)
+            option.backgroundBrush = QBrush(selected_tint(base))
 
 
 class _BatchModel(QAbstractTableModel):
@@ -110,15 +110,13 @@ class _BatchModel(QAbstractTableModel):
         self.batch: np.ndarray | None = None
         self.mask: np.ndarray | None = None
         self.lines: list[int] = []
-        self.vocabulary: list[str] | None = None
+        self.ids: np.ndarray | None = None    # words input: the ids of a current run, shown beside each word
         self.rows = 0
         self.steps = 0
-        self._padded_brush = QBrush(QColor(PADDED_BACKGROUND))
-        self._padded_text = QBrush(QColor(PADDED_TEXT))
 
-    def set_batch(self, batch, mask, lines, vocabulary, rows: int, steps: int) -> None:
+    def set_batch(self, batch, mask, lines, rows: int, steps: int, ids: np.ndarray | None = None) -> None:
         self.beginResetModel()
-        self.batch, self.mask, self.lines, self.vocabulary = batch, mask, list(lines), vocabulary
+        self.batch, self.mask, self.lines, self.ids = batch, mask, list(lines), ids
         self.rows, self.steps = rows, steps
         self.endResetModel()
 
@@ -130,12 +128,13 @@ class _BatchModel(QAbstractTableModel):
 
     def text(self, row: int, step: int) -> str:
         value = self.batch[row, step]
-        tokens = self.batch.ndim == 2
-        text = str(int(value)) if tokens else " ".join(f"{v:.3g}" for v in np.ravel(value))
-        vocabulary = self.vocabulary
-        if vocabulary is not None and tokens and 0 < int(value) < len(vocabulary):
-            text = f"{vocabulary[int(value)]} ({text})"
-        return text
+        if self.batch.dtype == object:       # words: the text as typed ("" pads), with its id after a run
+            if self.ids is not None and self.mask[row, step]:
+                return f"{value} ({int(self.ids[row, step])})"
+            return str(value)
+        if self.batch.ndim == 2:
+            return str(int(value))
+        return " ".join(f"{v:.3g}" for v in np.ravel(value))
 
     def padded(self, row: int, step: int) -> bool:
         return not self.mask[row, step]
@@ -148,10 +147,11 @@ class _BatchModel(QAbstractTableModel):
             return self.text(row, step)
         if role == Qt.ItemDataRole.TextAlignmentRole:
             return int(Qt.AlignmentFlag.AlignCenter)
-        if role == Qt.ItemDataRole.BackgroundRole:
-            return self._padded_brush if self.padded(row, step) else None
-        if role == Qt.ItemDataRole.ForegroundRole:
-            return self._padded_text if self.padded(row, step) else None
+        if role in (Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ForegroundRole):
+            if not self.padded(row, step):
+                return None             # the palette's base and text
+            background, text = padded_colours()
+            return QBrush(QColor(background if role == Qt.ItemDataRole.BackgroundRole else text))
         if role == Qt.ItemDataRole.ToolTipRole:
             return f"line {self.lines[row]}, step {step}" + (": padding" if self.padded(row, step) else "")
         return None
@@ -165,8 +165,7 @@ class _BatchModel(QAbstractTableModel):
 
 
 class BatchGrid(QTableView):
-    """The padded batch grid: a view of _BatchModel. Keeps the few QTableWidget calls callers use (rowCount,
-    columnCount, item, verticalHeaderItem, itemSelectionChanged); items are made on request."""
+    """The padded batch grid: a view of _BatchModel; `itemSelectionChanged` when the user picks a row."""
 
     itemSelectionChanged = Signal()
 
@@ -177,44 +176,17 @@ class BatchGrid(QTableView):
         self.selectionModel().selectionChanged.connect(lambda *_: self.itemSelectionChanged.emit())
         self.horizontalHeader().setResizeContentsPrecision(40)   # column widths from a sample of rows
 
-    def rowCount(self) -> int:
-        return self.batch_model.rows
-
-    def columnCount(self) -> int:
-        return self.batch_model.steps
-
-    def item(self, row: int, column: int) -> QTableWidgetItem | None:
-        model = self.batch_model
-        if not (0 <= row < model.rows and 0 <= column < model.steps):
-            return None
-        item = QTableWidgetItem(model.text(row, column))
-        item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-        item.setToolTip(model.data(model.index(row, column), Qt.ItemDataRole.ToolTipRole))
-        if model.padded(row, column):
-            item.setBackground(QColor(PADDED_BACKGROUND))
-            item.setForeground(QColor(PADDED_TEXT))
-        return item
-
-    def verticalHeaderItem(self, row: int) -> QTableWidgetItem | None:
-        if not 0 <= row < self.batch_model.rows:
-            return None
-        return QTableWidgetItem(self.batch_model.headerData(row, Qt.Orientation.Vertical))
-
 
 class SequenceEditor(QWidget):
-    """Edits the sequence text and the batching; emits `textEdited`, `batchingChanged` and `lineSelected`."""
+    """Edits the session's sequence text and batching; shows every error and the padded batch."""
 
-    textEdited = Signal(str)
-    batchingChanged = Signal(object)   # a new Batching
-    lineSelected = Signal(int)         # the editor line (1-based) the cursor moved to
-
-    def __init__(self, text: str, batching: Batching, input_spec: InputSpec, parent: QWidget | None = None):
+    def __init__(self, session: Session, parent: QWidget | None = None):
         super().__init__(parent)
-        self._batching = copy.deepcopy(batching)
-        self._input = copy.deepcopy(input_spec)
-        self.error: SequenceError | None = None
-        self.label_error: SequenceError | None = None   # labels that do not fit the head (training): runs go on
-        self.parsed: sequences.Sequences | None = None
+        self.session = session
+        self._batching = copy.deepcopy(session.document.batching)
+        self._input = copy.deepcopy(session.document.input)
+        self.errors: list[SequenceError] = []
+        self.label_error: SequenceError | None = None   # a label that does not fit the head (training): runs go on
         self._current_line = 0
         self._grid_lines: list[int] = []
 
@@ -225,9 +197,10 @@ class SequenceEditor(QWidget):
         left = QVBoxLayout()
         left.setSpacing(2)
         caption = QLabel("<b>Sequences</b> — one per line; # starts a comment")
+        caption.setWordWrap(True)
         left.addWidget(caption)
         self.text_edit = SequenceTextEdit()
-        self.text_edit.setPlainText(text)
+        self.text_edit.setPlainText(session.text)
         self.text_edit.setToolTip("Tokens: integer ids separated by spaces or commas (3 14 15, 9).\n"
                                   "Features: timesteps separated by ; and values by spaces (0.1 0.2; 0.3 0.4).\n"
                                   "Words: words separated by spaces (the cat sat).\n"
@@ -246,6 +219,7 @@ class SequenceEditor(QWidget):
         right = QVBoxLayout()
         right.setSpacing(2)
         self.grid_caption = QLabel("<b>Padded batch</b>")
+        self.grid_caption.setWordWrap(True)
         right.addWidget(self.grid_caption)
         self.grid = BatchGrid()
         self.grid.setFont(mono_font())
@@ -263,7 +237,12 @@ class SequenceEditor(QWidget):
 
         self.text_edit.textChanged.connect(self._text_changed)
         self.text_edit.cursorPositionChanged.connect(self._cursor_moved)
-        self._reparse()
+        session.events.text.connect(self._show_text)
+        session.events.batching.connect(self._show_session_batching)
+        session.events.stack.connect(self._show_session_batching)
+        session.events.selection.connect(self._selection_changed)
+        session.events.result.connect(self._result_changed)
+        self._show_text()
 
     # --- controls ---
 
@@ -357,60 +336,52 @@ class SequenceEditor(QWidget):
             bucket_width=self.bucket_spin.value(), chunk=self.chunk_spin.value())
         self.bucket_spin.setEnabled(self._batching.mode == "bucket")
         self.chunk_spin.setEnabled(self._batching.mode == "chunked")
-        self.batchingChanged.emit(copy.deepcopy(self._batching))
+        self.session.set_batching(copy.deepcopy(self._batching))
 
     # --- state ---
 
     def text(self) -> str:
         return self.text_edit.toPlainText()
 
-    def batching(self) -> Batching:
-        return copy.deepcopy(self._batching)
 
-    def set_state(self, text: str, batching: Batching, input_spec: InputSpec) -> None:
-        """Shows another document (undo, a preset, a file) without emitting signals."""
-        self._batching = copy.deepcopy(batching)
-        self._input = copy.deepcopy(input_spec)
-        self._show_batching()
+    @property
+    def error(self) -> SequenceError | None:
+        """The first error of the text, or None."""
+        return self.errors[0] if self.errors else None
+
+    def _show_session_batching(self) -> None:
+        document = self.session.document
+        if document.batching != self._batching or document.input != self._input:
+            self._batching = copy.deepcopy(document.batching)
+            self._input = copy.deepcopy(document.input)
+            self._show_batching()
+
+    def _text_changed(self) -> None:
+        self.session.set_text(self.text())
+
+    def _show_text(self) -> None:
+        """The session's text, its errors (all underlined, listed under it) and its padded batch."""
+        text = self.session.text
         if text != self.text():
             self.text_edit.blockSignals(True)
             self.text_edit.setPlainText(text)
             self.text_edit.blockSignals(False)
-        self._reparse()
+        check = self.session.text_check
+        self.errors = list(check.errors)
+        self.label_error = None
+        listed = [f"✖ {escape(error.message)}" for error in self.errors[:MAX_LISTED_ERRORS]]
+        if len(self.errors) > MAX_LISTED_ERRORS:
+            listed.append(f"… and {len(self.errors) - MAX_LISTED_ERRORS} more, underlined in the text")
+        self.error_label.setText("<br>".join(listed))
+        self.error_label.setVisible(bool(self.errors))
+        self._highlight()
+        self._show_grid()
 
-    def set_input(self, input_spec: InputSpec) -> None:
-        """The stack's input changed (tokens ↔ features, vocabulary): re-checks the text and the pad value."""
-        self._input = copy.deepcopy(input_spec)
-        self._show_batching()
-        if self.pad_value_spin.value() != self._batching.pad_value:
-            self._batching_edited()      # the pad value no longer fits (words pad with 0, a smaller vocabulary)
-        self._reparse()
-
-    # --- parsing ---
-
-    def _text_changed(self) -> None:
-        self._reparse()
-        self.textEdited.emit(self.text())
-
-    def show_label_error(self, error: SequenceError | None) -> None:
+    def show_label_error(self, error: SequenceError) -> None:
         """Underlines a label that does not fit the head (found when training starts); the next edit clears it."""
         self.label_error = error
-        self._show_error()
-
-    def _reparse(self) -> None:
-        self.label_error = None
-        try:
-            self.parsed = sequences.parse(self.text(), self._input)
-            self.error = None
-        except SequenceError as error:
-            self.parsed = None
-            self.error = error
-        self._show_error()
-
-    def _show_error(self) -> None:
-        shown = self.error or self.label_error
-        self.error_label.setText(f"✖ {escape(shown.message)}" if shown else "")
-        self.error_label.setVisible(shown is not None)
+        self.error_label.setText(f"✖ {escape(error.message)}")
+        self.error_label.setVisible(True)
         self._highlight()
 
     def _highlight(self) -> None:
@@ -423,8 +394,9 @@ class SequenceEditor(QWidget):
         current.cursor = self.text_edit.textCursor()
         current.cursor.clearSelection()
         selections.append(current)
-        if self.error is not None or self.label_error is not None:
-            selections.append(self._error_selection(self.error or self.label_error))
+        selections += [self._error_selection(error) for error in self.errors]
+        if self.label_error is not None and not self.errors:
+            selections.append(self._error_selection(self.label_error))
         self.text_edit.setExtraSelections(selections)
 
     def _error_selection(self, error: SequenceError) -> QTextEdit.ExtraSelection:
@@ -449,16 +421,7 @@ class SequenceEditor(QWidget):
         selection.format = fmt
         return selection
 
-    @property
-    def error_range(self) -> tuple[int, int, int] | None:
-        """(line, first column, last column + 1) of the underlined value, 1-based; None when the text is fine."""
-        for selection in self.text_edit.extraSelections():
-            if selection.format.underlineStyle() == QTextCharFormat.UnderlineStyle.WaveUnderline:
-                cursor = selection.cursor
-                block = cursor.block()
-                return (block.blockNumber() + 1, cursor.selectionStart() - block.position() + 1,
-                        cursor.selectionEnd() - block.position() + 1)
-        return None
+
 
     # --- the current line ---
 
@@ -468,14 +431,21 @@ class SequenceEditor(QWidget):
         if line != self._current_line:
             self._current_line = line
             self._select_grid_row(line)
-            self.lineSelected.emit(line)
+            self.session.select_line(line)
 
     @property
     def current_line(self) -> int:
         return self.text_edit.textCursor().blockNumber() + 1
 
+    def _selection_changed(self) -> None:
+        line = self.session.selected_line
+        if line is not None and line != self._current_line:
+            self.select_line(line)
+        elif line is not None:
+            self._select_grid_row(line)
+
     def select_line(self, line: int) -> None:
-        """Moves the cursor to the start of `line` (1-based) without emitting `lineSelected`."""
+        """Moves the cursor to the start of `line` (1-based) without selecting it in the session."""
         block = self.text_edit.document().findBlockByNumber(line - 1)
         if not block.isValid():
             return
@@ -491,23 +461,25 @@ class SequenceEditor(QWidget):
 
     # --- the grid ---
 
-    def show_batch(self, batch: np.ndarray | None, mask: np.ndarray | None, lines: list[int],
-                   vocabulary: list[str] | None = None) -> None:
-        """The padded batch as run: rows = sequences (by editor line), columns = timesteps, padding greyed.
-        With a `vocabulary` (words input) each id is shown with its word."""
+    def _show_grid(self) -> None:
+        """The padded batch of the text as it is: rows = sequences (by editor line), columns = timesteps,
+        padding greyed; empty, with the reason, while the text has errors."""
+        check = self.session.text_check
+        batch, mask = check.batch, check.mask
         self.grid.blockSignals(True)
-        self._grid_lines = list(lines)
+        self._grid_lines = list(check.lines)
         if batch is None or mask is None:
-            self.grid.batch_model.set_batch(None, None, [], None, 0, 0)
-            self.grid_caption.setText("<b>Padded batch</b>")
+            self.grid.batch_model.set_batch(None, None, [], 0, 0)
+            why = "fix the errors in the text to see it" if check.errors else ""
+            self.grid_caption.setText("<b>Padded batch</b>" + (f" — {why}" if why else ""))
             self.grid.blockSignals(False)
             return
         rows = min(batch.shape[0], MAX_GRID_ROWS)
         steps = min(batch.shape[1], MAX_GRID_STEPS)
-        tokens = batch.ndim == 2
-        self.grid.batch_model.set_batch(batch, mask, lines, vocabulary, rows, steps)
-        if not tokens or vocabulary is not None:
-            self.grid.resizeColumnsToContents()   # a model reset gives token columns their default width
+        tokens = batch.ndim == 2 and batch.dtype != object
+        self.grid.batch_model.set_batch(batch, mask, check.lines, rows, steps, self._word_ids(batch))
+        if not tokens:
+            self.grid.resizeColumnsToContents()   # a model reset gives the columns their default width
         cut = []
         if batch.shape[0] > rows:
             cut.append(f"first {rows} of {batch.shape[0]} sequences")
@@ -517,34 +489,33 @@ class SequenceEditor(QWidget):
         self.grid_caption.setText(f"<b>Padded batch</b> {batch.shape[0]} × {batch.shape[1]}"
                                   f" — {padded:.0f}% padding (grey)" + (f" — showing {', '.join(cut)}" if cut else ""))
         self.grid.blockSignals(False)
-        self._select_grid_row(self.current_line)
+        if self.session.selected_line is not None:
+            self._select_grid_row(self.session.selected_line)
 
-    def padded_cells(self) -> list[tuple[int, int]]:
-        """(row, step) of the greyed cells: what a person sees as padding."""
-        model = self.grid.batch_model
-        padded = QColor(PADDED_BACKGROUND)
-        cells = []
-        for row in range(model.rows):
-            for step in range(model.steps):
-                brush = model.data(model.index(row, step), Qt.ItemDataRole.BackgroundRole)
-                if brush is not None and brush.color() == padded:
-                    cells.append((row, step))
-        return cells
+    def _result_changed(self) -> None:
+        if self.session.document.input.kind == "words":      # the ids beside the words come from a current run
+            self._show_grid()
+
+    def _word_ids(self, batch: np.ndarray) -> np.ndarray | None:
+        """The ids of the words when the session's result is current (it ran this very text)."""
+        result = self.session.result
+        if batch.dtype != object or result is None or not self.session.state.current \
+                or result.vocabulary is None or result.input.shape != batch.shape:
+            return None
+        return result.input
+
 
     def _select_grid_row(self, line: int) -> None:
         """Highlights the grid row of `line`; a line that is no sequence (a comment) leaves the highlight."""
-        if line in self._grid_lines and self._grid_lines.index(line) < self.grid.rowCount():
+        if line in self._grid_lines and self._grid_lines.index(line) < self.grid.batch_model.rows:
             self.grid.blockSignals(True)
             self.grid.selectRow(self._grid_lines.index(line))
             self.grid.blockSignals(False)
 
-    def mark_line(self, line: int) -> None:
-        """Highlights the sequence on `line` in the grid (what the plots show) without moving the cursor."""
-        self._select_grid_row(line)
 
     def _grid_row_picked(self) -> None:
         rows = self.grid.selectionModel().selectedRows()
         if rows and rows[0].row() < len(self._grid_lines):
             line = self._grid_lines[rows[0].row()]
             self.select_line(line)
-            self.lineSelected.emit(line)
+            self.session.select_line(line)

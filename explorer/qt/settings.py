@@ -1,7 +1,7 @@
 """What the window remembers between sessions (QSettings) and where it keeps its state files.
 
 Settings (organisation "RNN Shape Explorer", application "explorer", INI format in the user's scope):
-window geometry and state, the splitters, the recent files (at most `RECENT_LIMIT`), the last device
+window geometry (never larger than the screen) and state (the docks), the presentation scale, the recent files (at most `RECENT_LIMIT`), the last device
 and the Live toggle. The window gets a QSettings injected (`MainWindow(settings=...)`); without one it
 remembers in memory only, so tests and `--screenshot` never touch the user's settings.
 
@@ -13,26 +13,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QTimer
-from PySide6.QtWidgets import QToolBar
+from PySide6.QtCore import QByteArray, QObject, QSettings
+from PySide6.QtWidgets import QMainWindow, QToolBar
 
-if TYPE_CHECKING:
-    from .main_window import MainWindow
+from ..session import Session
 
 ORGANISATION = "RNN Shape Explorer"
 APPLICATION = "explorer"
 STATE_DIR_ENV = "RNN_EXPLORER_STATE_DIR"
 STATE_DIR_NAME = "rnn-shape-explorer"
 RECENT_LIMIT = 8
-SETTINGS_VERSION = 1
 
-KEY_VERSION = "version"
 KEY_GEOMETRY = "window/geometry"
 KEY_STATE = "window/state"
-KEY_TOP_SPLITTER = "window/top_splitter"
-KEY_MAIN_SPLITTER = "window/main_splitter"
 KEY_RECENT = "files/recent"
 KEY_DEVICE = "run/device"
 KEY_LIVE = "run/live"
@@ -119,19 +114,20 @@ def _bytes(value: Any) -> QByteArray | None:
 
 
 class Preferences(QObject):
-    """Restores the window's layout, device and Live toggle from `settings`, and saves them on close."""
+    """Restores the window's layout (its `window_layout`: docks, splitters) and the session's device and Live
+    toggle from `settings`, and saves them on close."""
 
-    def __init__(self, window: MainWindow, settings):
+    def __init__(self, session: Session, settings, window: QMainWindow):
         super().__init__(window)
+        self.session = session
         self.window = window
         self.settings = settings
         self.restored_geometry = False
         self.preferred_device: str | None = None
-        self._splitters: list = []
         for bar in window.findChildren(QToolBar):     # QMainWindow.saveState needs them named
             if not bar.objectName():
                 bar.setObjectName(f"toolbar-{bar.windowTitle() or 'main'}")
-        window.devicesLoaded.connect(self._devices_loaded)
+        session.events.devices.connect(self._devices_loaded)
 
     def restore(self) -> None:
         s, window = self.settings, self.window
@@ -140,47 +136,29 @@ class Preferences(QObject):
         state = _bytes(s.value(KEY_STATE))
         if state is not None:
             window.restoreState(state)
-        self._splitters = [(splitter, saved) for key, splitter in ((KEY_TOP_SPLITTER, window.top_splitter),
-                                                                   (KEY_MAIN_SPLITTER, window.main_splitter))
-                           if (saved := _bytes(s.value(key))) is not None]
-        if window.isVisible():
-            self._restore_splitters()
-        elif self._splitters:
-            window.installEventFilter(self)   # sizes fit only once the window has its final size: on show
+        window.window_layout.restore(s)       # the docks made compact first when the screen is smaller …
+        if self.restored_geometry:
+            window.window_layout.fit_to_screen()   # … then never larger than this screen
         if s.contains(KEY_LIVE):
-            window.live_check.setChecked(_truthy(s.value(KEY_LIVE, True, type=bool)))
+            self.session.set_live(_truthy(s.value(KEY_LIVE, True, type=bool)))
         device = s.value(KEY_DEVICE, "", type=str)
         self.preferred_device = device or None
-        if self.preferred_device and window.devices:
-            self._devices_loaded(window.devices)
+        if self.preferred_device and self.session.devices:
+            self._devices_loaded()
 
-    def _restore_splitters(self) -> None:
-        for splitter, saved in self._splitters:
-            splitter.restoreState(saved)
-        self._splitters = []
-
-    def eventFilter(self, watched, event) -> bool:
-        if watched is self.window and event.type() == QEvent.Type.Show and self._splitters:
-            self.window.removeEventFilter(self)
-            QTimer.singleShot(0, self._restore_splitters)
-        return False
-
-    def _devices_loaded(self, devices) -> None:
-        combo = self.window.device_combo
-        index = combo.findData(self.preferred_device) if self.preferred_device else -1
-        if index >= 0 and index != combo.currentIndex():
-            combo.setCurrentIndex(index)        # the window re-runs on the device picked last time
+    def _devices_loaded(self) -> None:
+        names = [device.name for device in self.session.devices]
+        if self.preferred_device in names:
+            self.session.set_device(self.preferred_device)   # re-runs on the device picked last time
 
     def save(self) -> None:
         s, window = self.settings, self.window
-        s.setValue(KEY_VERSION, SETTINGS_VERSION)
         s.setValue(KEY_GEOMETRY, window.saveGeometry())
         s.setValue(KEY_STATE, window.saveState())
-        s.setValue(KEY_TOP_SPLITTER, window.top_splitter.saveState())
-        s.setValue(KEY_MAIN_SPLITTER, window.main_splitter.saveState())
-        s.setValue(KEY_LIVE, window.live_check.isChecked())
-        if window.devices and window.device:
-            s.setValue(KEY_DEVICE, window.device)
+        window.window_layout.save(s)
+        s.setValue(KEY_LIVE, self.session.live)
+        if self.session.devices and self.session.device:
+            s.setValue(KEY_DEVICE, self.session.device)
         s.sync()
 
 

@@ -1,4 +1,10 @@
-"""The shapes panel: the FC input shape and where it comes from, every layer's shapes, the warnings."""
+"""The shapes panel: the FC input shape and where it comes from, every layer's shapes, the warnings.
+
+`ShapesPanel(session)` has one row per layer of the session's stack, filled from its result. While the
+result is not current the rows and the FC box are greyed and the warnings say why instead of judging an
+old run; after a failure the layers before the failing one show their shapes, the failing one its
+error, and every later one that it was not built.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +14,21 @@ from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHBoxLayout, QHeaderVi
                                QListWidgetItem, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from ..core.diagnose import format_shape
+from ..session import CURRENT, FAILED, Session
+from .stale import StateGate
 from .style import ERROR_COLOUR, MASK_ROLES, MUTED_COLOUR, WARNING_COLOUR, escape, mask_role_colour, mono_font
 
 COLUMNS = ("layer", "symbolic", "this batch", "mask", "params")
 
 
 class ShapesPanel(QWidget):
-    """Shows a RunResult's shapes; emits `layerSelected` when a row is clicked."""
+    """Shows the session's shapes; a click on a row or a warning selects that layer in the session."""
 
-    layerSelected = Signal(str)
     leakCheckRequested = Signal()
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, session: Session, parent: QWidget | None = None):
         super().__init__(parent)
-        self.result = None
+        self.session = session
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.setSpacing(6)
@@ -60,9 +67,8 @@ class ShapesPanel(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)   # long names are elided, not scrolled
-        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)   # whole names: scrolled, not cut
+        header.setStretchLastSection(True)
         self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.table.itemSelectionChanged.connect(self._row_picked)
         layout.addWidget(self.table, 0)
@@ -87,39 +93,58 @@ class ShapesPanel(QWidget):
         self.warnings_list.setSpacing(2)
         self.warnings_list.itemClicked.connect(self._warning_clicked)
         layout.addWidget(self.warnings_list, 1)
+        session.events.selection.connect(lambda: self.select_layer(session.selected_layer))
+        session.events.stack.connect(self._redraw)
+        self._gate = StateGate(session, self, self._redraw)
+        self._redraw()
 
     # --- results ---
 
-    def show_result(self, result) -> None:
-        self.result = result
-        self._show_fc(result)
-        self._fill_table(result)
+    def _redraw(self) -> None:
+        if not hasattr(self, "_gate"):
+            return
+        state = self._gate.shown
+        session = self.session
+        result = session.result if state.kind != FAILED else session.partial
+        self._show_fc(state, session.result)
+        self._fill_table(state, result)
         self.warnings_list.clear()
-        for diagnostic in result.diagnostics:
-            self._add_warning(diagnostic.message, diagnostic.layer, diagnostic.severity)
-        if not result.diagnostics:
-            item = QListWidgetItem("No warnings: the mask and the shapes look right.")
-            item.setForeground(QColor(MUTED_COLOUR))
-            self.warnings_list.addItem(item)
-        self.warnings_title.setText(f"<b>Warnings</b> ({len(result.diagnostics)})")
+        if state.kind == CURRENT:
+            for diagnostic in result.diagnostics:
+                self._add_warning(diagnostic.message, diagnostic.layer, diagnostic.severity)
+            if not result.diagnostics:
+                item = QListWidgetItem("No warnings: the mask and the shapes look right.")
+                item.setForeground(QColor(MUTED_COLOUR))
+                self.warnings_list.addItem(item)
+            self.warnings_title.setText(f"<b>Warnings</b> ({len(result.diagnostics)})")
+        else:
+            severity = "error" if state.kind == FAILED or state.layer else "info"
+            if state.reason:
+                self._add_warning(self._not_current(state), state.layer, severity)
+            self.warnings_title.setText("<b>Warnings</b>")
         self.leak_label.hide()
+        self.select_layer(session.selected_layer)
 
-    def show_error(self, message: str, layer: str | None = None) -> None:
-        """A failed run: the FC box says why, the table keeps the last shapes greyed."""
-        self.fc_shape_label.setText("?")
-        self.fc_batch_label.setText("")
-        where = f" ({layer})" if layer else ""
-        self.fc_explanation_label.setText(f'<span style="color:{ERROR_COLOUR}">✖ {escape(message)}{where}</span>')
-        for row in range(self.table.rowCount()):
-            for column in range(self.table.columnCount()):
-                item = self.table.item(row, column)
-                if item is not None:
-                    item.setForeground(QColor(MUTED_COLOUR))
-        self.warnings_list.clear()
-        self._add_warning(message, layer, "error")
-        self.warnings_title.setText("<b>Warnings</b>")
+    @staticmethod
+    def _not_current(state) -> str:
+        if state.kind == FAILED:
+            return state.reason
+        return f"not current: {state.reason}" if state.reason else "not current"
 
-    def _show_fc(self, result) -> None:
+    def _show_fc(self, state, result) -> None:
+        if state.kind != CURRENT:
+            self.fc_title_label.setText("FC input")
+            if state.kind == FAILED or result is None:
+                self.fc_shape_label.setText("?")
+            self.fc_shape_label.setStyleSheet(f"color:{MUTED_COLOUR}")
+            self.fc_batch_label.setText("")
+            colour = ERROR_COLOUR if state.kind == FAILED else MUTED_COLOUR
+            mark = "✖ " if state.kind == FAILED else ""
+            where = f" ({state.layer})" if state.layer and state.kind == FAILED else ""
+            self.fc_explanation_label.setText(f'<span style="color:{colour}">{mark}'
+                                              f'{escape(self._not_current(state))}{where}</span>')
+            return
+        self.fc_shape_label.setStyleSheet("")
         fc = result.fc_input
         if fc is None:
             self.fc_title_label.setText("Output (no Dense after the recurrent layers)")
@@ -133,34 +158,52 @@ class ShapesPanel(QWidget):
         self.fc_batch_label.setText(f"this batch {format_shape(fc.shape)}" if fc.shape is not None else "")
         self.fc_explanation_label.setText(escape(fc.explanation))
 
-    def _fill_table(self, result) -> None:
+    def _fill_table(self, state, result) -> None:
+        """One row per layer of the stack: its shapes from `result` where it has them."""
         self.table.blockSignals(True)
-        self.table.setRowCount(len(result.layers))
+        names = self.session.document.layer_names()
+        types = [layer.type for layer in self.session.document.layers]
+        self.table.setRowCount(len(names))
+        found = {} if result is None else {layer.name: layer for layer in result.layers}
         fc_source = None
-        if result.fc_input is not None:
-            names = [layer.name for layer in result.layers]
-            index = names.index(result.fc_input.layer) if result.fc_input.layer in names else 0
-            fc_source = names[index - 1] if index else None
-        for row, layer in enumerate(result.layers):
-            _, meaning = MASK_ROLES.get(layer.mask_role, MASK_ROLES["none"])
-            colour = mask_role_colour(layer.mask_role)
-            cells = (layer.name, format_shape(layer.symbolic_shape), format_shape(layer.shape), layer.mask_role,
-                     f"{layer.params:,}")
+        if state.kind == CURRENT and result.fc_input is not None:
+            order = [layer.name for layer in result.layers]
+            index = order.index(result.fc_input.layer) if result.fc_input.layer in order else 0
+            fc_source = order[index - 1] if index else None
+        failed = state.kind == FAILED
+        first_missing = names.index(state.layer) if failed and state.layer in names else (0 if failed else len(names))
+        muted = state.kind != CURRENT and not failed
+        for row, (name, kind) in enumerate(zip(names, types)):
+            layer = found.get(name)
+            if layer is not None and layer.type == kind and row < first_missing:
+                cells = (name, format_shape(layer.symbolic_shape), format_shape(layer.shape), layer.mask_role,
+                         f"{layer.params:,}")
+                role = layer.mask_role
+                tip = f"{name} ({kind})" + (f"\n(greyed: {state.reason})" if muted else "")
+            else:
+                why = state.reason if row == first_missing or not failed else (
+                    f"not built: {state.layer} fails" if state.layer else "not built: the run failed")
+                cells = (name, "?", "?", "", "")
+                role = None
+                tip = f"{name} ({kind}): {why}" if why else f"{name} ({kind})"
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                item.setToolTip(f"{layer.name} ({layer.type})")
+                item.setToolTip(tip)
                 if column in (1, 2):
                     item.setFont(mono_font())
-                if column == 3:
-                    item.setForeground(QColor(colour))
+                if column == 3 and role is not None:
+                    _, meaning = MASK_ROLES.get(role, MASK_ROLES["none"])
+                    item.setForeground(QColor(mask_role_colour(role)))
                     item.setToolTip(meaning)
                 if column == 4:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                if layer.name == fc_source:
+                if muted or role is None:
+                    item.setForeground(QColor(MUTED_COLOUR))
+                if name == fc_source:
                     font = item.font()
                     font.setBold(True)
                     item.setFont(font)
-                    item.setToolTip(f"{layer.name} ({layer.type}): its output is the FC input")
+                    item.setToolTip(f"{name} ({kind}): its output is the FC input")
                 self.table.setItem(row, column, item)
         self.table.blockSignals(False)
         self._fit_table()
@@ -182,8 +225,6 @@ class ShapesPanel(QWidget):
             item.setToolTip(f"Click to select {layer}")
         self.warnings_list.addItem(item)
 
-    def warnings(self) -> list[str]:
-        return [self.warnings_list.item(i).text() for i in range(self.warnings_list.count())]
 
     def show_leak(self, verdict: str, leaking: bool) -> None:
         self.leak_label.setText(f'<span style="color:{ERROR_COLOUR if leaking else "#1b7f3b"}">'
@@ -206,9 +247,9 @@ class ShapesPanel(QWidget):
         if rows:
             item = self.table.item(rows[0].row(), 0)
             if item is not None:
-                self.layerSelected.emit(item.text())
+                self.session.select_layer(item.text())
 
     def _warning_clicked(self, item: QListWidgetItem) -> None:
         layer = item.data(Qt.ItemDataRole.UserRole)
         if layer:
-            self.layerSelected.emit(layer)
+            self.session.select_layer(layer)

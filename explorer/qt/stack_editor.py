@@ -1,8 +1,10 @@
 """The stack editor: input settings and a column of layer cards, each with a live shape badge.
 
-`StackEditor(spec)` edits the stack's input, seed and layers; every edit emits `changed` with a new
-StackSpec (a copy: the editor keeps its own). The batching and the sequence text belong to the
-sequence editor; the window merges both.
+`StackEditor(session)` edits the session's input, seed and layers (`Session.set_stack` after every edit)
+and redraws from the session's events: another document or an undo rebuilds the cards, the selection
+moves the highlight, and the result's state fills the badges. While the result is not current the
+badges are greyed with the reason; after a failure the layers before the failing one show their shapes
+(a run of those layers alone), the failing layer its error, and every later layer says it was not built.
 """
 
 from __future__ import annotations
@@ -16,29 +18,15 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDoubleSpinBo
                                QScrollArea, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from ..core.diagnose import format_shape
+from ..core.spec import layer_label as friendly
 from ..core.spec import (ACTIVATIONS, LAYER_PARAMS, MAX_FEATURES, MAX_SEED, MAX_UNITS, MAX_VOCAB, MERGE_MODES,
-                         PARAM_HELP, InputSpec, LayerSpec, StackSpec)
+                         PARAM_HELP, InputSpec, LayerSpec, to_dict)
+from ..session import FAILED, Session
+from .stale import StateGate
 from .expression_editor import ExpressionEdit
 from .style import (ERROR_COLOUR, MASK_ROLES, MUTED_COLOUR, SELECTED_BORDER, WARNING_COLOUR, escape, mask_role_colour,
                     mono_font)
 
-FRIENDLY = {
-    "embedding": "Embedding",
-    "masking": "Masking",
-    "simple_rnn": "SimpleRNN",
-    "lstm": "LSTM",
-    "gru": "GRU",
-    "global_average_pooling": "Global average pooling",
-    "global_max_pooling": "Global max pooling",
-    "masked_mean_pooling": "Masked mean pooling",
-    "time_average": "Time average (plain mean)",
-    "last_timestep": "Last valid timestep",
-    "attention_pooling": "Attention pooling",
-    "flatten": "Flatten",
-    "dense": "Dense",
-    "time_distributed_dense": "TimeDistributed(Dense)",
-    "custom": "Custom expression",
-}
 PALETTE = (
     ("Input", ("embedding", "masking")),
     ("Recurrent", ("simple_rnn", "lstm", "gru")),
@@ -48,10 +36,6 @@ PALETTE = (
     ("Code", ("custom",)),
 )
 MIME_TYPE = "application/x-rnn-explorer-layer"
-
-
-def friendly(layer_type: str) -> str:
-    return FRIENDLY.get(layer_type, layer_type.replace("_", " ").capitalize())
 
 
 def palette_groups() -> list[tuple[str, list[str]]]:
@@ -71,34 +55,6 @@ def _accepts(layer_type: str, key: str, value: Any) -> bool:
     except ValueError:
         return False
     return True
-
-
-class ElidedLabel(QLabel):
-    """A label that shortens its text with … instead of widening its parent."""
-
-    def __init__(self, text: str = "", parent: QWidget | None = None):
-        super().__init__(parent)
-        self._full = text
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.setToolTip(text)
-        self.setText(text)
-
-    def full_text(self) -> str:
-        return self._full
-
-    def minimumSizeHint(self):
-        hint = super().minimumSizeHint()
-        hint.setWidth(self.fontMetrics().horizontalAdvance("…") * 4)
-        return hint
-
-    def sizeHint(self):
-        hint = super().sizeHint()
-        hint.setWidth(self.fontMetrics().horizontalAdvance(self._full) + 4)
-        return hint
-
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        self.setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, self.width()))
 
 
 class _NoWheelSpinBox(QSpinBox):
@@ -190,7 +146,8 @@ class LayerCard(QFrame):
     removeRequested = Signal(object)
     clicked = Signal(object)
 
-    def __init__(self, layer: LayerSpec, name: str, parent: QWidget | None = None):
+    def __init__(self, layer: LayerSpec, name: str, parent: QWidget | None = None, pairs: int = 2):
+        """`pairs`: parameters side by side in a row (1 in a narrow column at a large text scale)."""
         super().__init__(parent)
         self.layer = layer
         self.name = name
@@ -210,10 +167,11 @@ class LayerCard(QFrame):
         self.handle.setCursor(Qt.CursorShape.OpenHandCursor)
         self.handle.setStyleSheet(f"color:{MUTED_COLOUR}; font-size:14pt")
         header.addWidget(self.handle)
-        self.name_label = ElidedLabel(name)
+        self.name_label = QLabel(name.replace("_", "_\u200b"))   # may break after an underscore, never cut short
+        self.name_label.setWordWrap(True)
+        self.name_label.setToolTip(name)
         self.name_label.setFont(mono_font())
         self.name_label.setStyleSheet("font-weight:600")
-        self.name_label.setMaximumWidth(150)
         header.addWidget(self.name_label, 1)
         self.type_combo = _NoWheelComboBox()
         for layer_type in LAYER_PARAMS:
@@ -223,13 +181,19 @@ class LayerCard(QFrame):
         self.type_combo.currentIndexChanged.connect(self._type_picked)
         self.type_combo.setMinimumContentsLength(12)
         self.type_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        header.addWidget(self.type_combo, 2)
         self.up_button = self._tool_button("▲", "Move this layer up", lambda: self.moveRequested.emit(self, -1))
         self.down_button = self._tool_button("▼", "Move this layer down", lambda: self.moveRequested.emit(self, 1))
         self.remove_button = self._tool_button("✕", "Remove this layer", lambda: self.removeRequested.emit(self))
         for button in (self.up_button, self.down_button, self.remove_button):
             header.addWidget(button)
         outer.addLayout(header)
+        type_row = QHBoxLayout()       # under the name, so that long names are never cut short
+        type_row.setSpacing(6)
+        type_label = QLabel("type")
+        type_label.setToolTip(self.type_combo.toolTip())
+        type_row.addWidget(type_label)
+        type_row.addWidget(self.type_combo, 1)
+        outer.addLayout(type_row)
 
         self._widgets: dict[str, QWidget] = {}
         params = LAYER_PARAMS[layer.type]
@@ -249,10 +213,10 @@ class LayerCard(QFrame):
                     label = QLabel(key)
                     label.setToolTip(widget.toolTip())
                     grid.addWidget(label, row, 0)
-                    grid.addWidget(widget, row, 1, 1, 3)
+                    grid.addWidget(widget, row, 1, 1, 2 * pairs - 1)
                     row += 1
                     if isinstance(widget, ExpressionEdit):   # validity, output shape and errors under it
-                        grid.addWidget(widget.status_label, row, 1, 1, 3)
+                        grid.addWidget(widget.status_label, row, 1, 1, 2 * pairs - 1)
                         row += 1
                     continue
                 if isinstance(widget, QCheckBox):
@@ -263,7 +227,7 @@ class LayerCard(QFrame):
                     grid.addWidget(label, row, column)
                     grid.addWidget(widget, row, column + 1)
                 column += 2
-                if column >= 4:
+                if column >= 2 * pairs:
                     row, column = row + 1, 0
             grid.setColumnStretch(1, 1)
             grid.setColumnStretch(3, 1)
@@ -361,8 +325,8 @@ class LayerCard(QFrame):
     # --- the badge ---
 
     def show_shapes(self, symbolic: tuple | None, batch: tuple | None, role: str | None, *,
-                    stale: bool = False, unknown: str = "?") -> None:
-        """`stale`: the stack was edited since these shapes were computed; they are greyed until the next run.
+                    stale: bool = False, unknown: str = "?", reason: str = "") -> None:
+        """`stale`: these shapes are not current (`reason` says why); they are greyed until the next run.
         No `symbolic`: the shape is not known (`unknown` is shown: … before a run, ? after a failed one)."""
         expression = self._widgets.get("expression")
         if isinstance(expression, ExpressionEdit):
@@ -374,7 +338,7 @@ class LayerCard(QFrame):
             self.symbolic_text, self.batch_text, self.mask_role = unknown, "", ""
             self.badge_label.setText(f'<span style="font-family:\'{mono}\'; font-weight:600; '
                                      f'color:{MUTED_COLOUR}">{unknown}</span>')
-            self.badge_label.setToolTip("The shapes appear after a successful run")
+            self.badge_label.setToolTip(reason or "The shapes appear after a successful run")
             return
         self.symbolic_text = format_shape(symbolic)
         self.batch_text = format_shape(batch) if batch is not None else ""
@@ -396,27 +360,23 @@ class LayerCard(QFrame):
                                     f"of timesteps)\n" + (f"{self.batch_text}: the shape for the sequences in the "
                                                          "editor\n" if self.batch_text else "")
                                     + f"mask {self.mask_role}: {meaning}"
-                                    + ("\n(greyed: the stack changed since this run)" if stale else ""))
+                                    + (f"\n(greyed: {reason or 'not current'})" if stale else ""))
 
-    def show_messages(self, error: str | None, warnings: list[str]) -> None:
-        """The last run's error on this layer (under the expression of a custom layer) and its warnings."""
+    def show_messages(self, error: str | None, warnings: list[str], note: str = "") -> None:
+        """The last run's error on this layer (under the expression of a custom layer), its warnings, and a
+        `note` (why a later layer has no shapes)."""
         parts = []
         expression = self._widgets.get("expression")
         if isinstance(expression, ExpressionEdit):
             expression.show_run_error(error)
         elif error:
             parts.append(f'<span style="color:{ERROR_COLOUR}; font-weight:600">✖ {escape(error)}</span>')
+        if note:
+            parts.append(f'<span style="color:{MUTED_COLOUR}">{escape(note)}</span>')
         parts += [f'<span style="color:{WARNING_COLOUR}">⚠ {escape(w)}</span>' for w in warnings]
         self.message_label.setText("<br>".join(parts))
         self.message_label.setVisible(bool(parts))
 
-    @property
-    def message_text(self) -> str:
-        """Every message on the card: its error (wherever it is shown) and its warnings."""
-        expression = self._widgets.get("expression")
-        error = expression.run_error if isinstance(expression, ExpressionEdit) and expression.run_error else ""
-        shown = "" if self.message_label.isHidden() else self.message_label.text()
-        return "\n".join(part for part in (error, shown) if part)
 
 
 class _CardColumn(QWidget):
@@ -504,19 +464,15 @@ class _CardScroll(QScrollArea):
 
 
 class StackEditor(QWidget):
-    """Edits a StackSpec's input, seed and layers; emits `changed(StackSpec)` after every edit."""
+    """Edits the session's input, seed and layers; shows each layer's shapes from the session's result."""
 
-    changed = Signal(object)        # a new StackSpec
-    layerSelected = Signal(str)     # the user clicked (or edited) a layer
-
-    def __init__(self, spec: StackSpec, parent: QWidget | None = None):
+    def __init__(self, session: Session, parent: QWidget | None = None):
         super().__init__(parent)
-        self._spec = spec.copy()
-        self._selected: str | None = None
-        self._result = None
-        self._error: tuple[str, str | None] | None = None
-        self._stale = False   # edited since the result shown: its shapes are greyed until the next one
+        self.session = session
+        self._spec = session.document.copy()
+        self._selected: str | None = session.selected_layer
         self.cards: list[LayerCard] = []
+        self.param_pairs = 2
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(4, 4, 4, 4)
@@ -551,6 +507,10 @@ class StackEditor(QWidget):
         self._holder = holder
         outer.addWidget(self.scroll, 1)
         self._rebuild_cards()
+        session.events.stack.connect(self._stack_changed)
+        session.events.selection.connect(lambda: self.select_layer(session.selected_layer))
+        self._gate = StateGate(session, self, self._show_badges)
+        self._show_badges()
 
     # --- input ---
 
@@ -581,6 +541,7 @@ class StackEditor(QWidget):
         kind_row = QHBoxLayout()
         kind_row.addWidget(self.input_kind_combo, 1)
         self.input_shape_label = QLabel("")
+        self.input_shape_label.setWordWrap(True)        # two lines rather than a wider column
         self.input_shape_label.setFont(mono_font())
         self.input_shape_label.setToolTip("The input's symbolic shape and this batch's padded shape")
         form.addRow("kind", kind_row)
@@ -618,8 +579,9 @@ class StackEditor(QWidget):
     def _show_input_shape(self) -> None:
         symbolic = (None, None) if self._spec.input.kind != "features" else (None, None, self._spec.input.features)
         text = format_shape(symbolic)
-        result = self._result
-        if result is not None and self._error is None:
+        result = self.session.result
+        gate = getattr(self, "_gate", None)
+        if result is not None and gate is not None and gate.shown.current:
             text += f"   this batch {format_shape(result.input.shape)}"
         self.input_shape_label.setText(text)
 
@@ -643,22 +605,29 @@ class StackEditor(QWidget):
     def spec(self) -> StackSpec:
         return self._spec.copy()
 
-    def set_spec(self, spec: StackSpec) -> None:
-        """Shows another document (undo, a preset, a file) without emitting `changed`."""
-        self._spec = spec.copy()
-        self._result = None
-        self._error = None
-        self._show_input()
-        self._rebuild_cards()
+    def _stack_changed(self) -> None:
+        """Another document, an undo, or an edit the session adjusted: show the session's stack."""
+        mine, theirs = to_dict(self._spec), self.session.snapshot()
+        if (mine["input"], mine["layers"], mine["seed"]) != (theirs["input"], theirs["layers"], theirs["seed"]):
+            self._spec = self.session.document.copy()
+            self._show_input()
+            self._rebuild_cards()
 
     def _emit(self) -> None:
-        self._stale = True
-        self._show_badges()
-        self.changed.emit(self._spec.copy())
+        self.session.set_stack(self._spec)
 
     # --- layers ---
 
-    def _rebuild_cards(self) -> None:
+    def set_param_pairs(self, pairs: int) -> bool:
+        """Parameters side by side (2) or one per row (1, for a narrow column at a large text scale); True when
+        the cards were rebuilt."""
+        if pairs == self.param_pairs:
+            return False
+        self.param_pairs = pairs
+        self._rebuild_cards(fresh=True)
+        return True
+
+    def _rebuild_cards(self, fresh: bool = False) -> None:
         """One card per layer. A card whose layer (the same LayerSpec object, edited in place by the card) and
         name are unchanged is kept: a type change, a move or a removal rebuilds only the cards concerned
         (a card costs ~3 ms to build and paint; rebuilding all of them delayed every structural edit)."""
@@ -666,11 +635,11 @@ class StackEditor(QWidget):
         old = {id(card.layer): card for card in self.cards}
         cards = []
         for layer, name in zip(self._spec.layers, names):
-            card = old.get(id(layer))
+            card = None if fresh else old.get(id(layer))
             if card is not None and card.layer is layer and card.name == name:
                 del old[id(layer)]
             else:
-                card = LayerCard(layer, name)
+                card = LayerCard(layer, name, pairs=self.param_pairs)
                 card.paramChanged.connect(self._param_changed)
                 card.typeChanged.connect(self._type_changed)
                 card.moveRequested.connect(
@@ -702,7 +671,7 @@ class StackEditor(QWidget):
         self._rebuild_cards()
         self._emit()
         if select is not None:
-            self.layerSelected.emit(select)
+            self.session.select_layer(select)
 
     def add_layer(self, layer_type: str, index: int | None = None) -> None:
         """Adds a layer of `layer_type` at `index` (default: after the selected layer, else at the end)."""
@@ -733,8 +702,7 @@ class StackEditor(QWidget):
     def _param_changed(self, card: LayerCard, key: str, value: Any) -> None:
         index = self.cards.index(card)
         self._spec.layers[index].params[key] = value
-        self._select(card.name, emit=True)
-        self._emit()
+        self._emit()          # the selection stays: the plots keep showing the layer the user was looking at
 
     def _type_changed(self, card: LayerCard, new_type: str) -> None:
         index = self.cards.index(card)
@@ -755,7 +723,7 @@ class StackEditor(QWidget):
         for card in self.cards:
             card.set_selected(card.name == name)
         if emit and changed and name is not None:
-            self.layerSelected.emit(name)
+            self.session.select_layer(name)
 
     def select_layer(self, name: str | None) -> None:
         """Highlights a layer's card (no signal)."""
@@ -773,29 +741,31 @@ class StackEditor(QWidget):
 
     # --- results ---
 
-    def show_result(self, result) -> None:
-        """Fills the badges from a RunResult (matched by layer name and type)."""
-        self._result = result
-        self._error = None
-        self._stale = False
-        self._show_badges()
-
-    def show_error(self, message: str, layer: str | None = None) -> None:
-        """A failed run: shapes become unknown, the card concerned shows the message."""
-        self._error = (message, layer)
-        self._stale = False
-        self._show_badges()
-
     def _show_badges(self) -> None:
+        if not hasattr(self, "_gate"):
+            return                     # cards built before the session is watched
         self._show_input_shape()
-        result = self._result if self._error is None else None
-        layers = {} if result is None else {layer.name: layer for layer in result.layers}
-        for card in self.cards:
+        state = self._gate.shown
+        session = self.session
+        failed = state.kind == FAILED
+        shown = session.partial if failed else session.result
+        layers = {} if shown is None else {layer.name: layer for layer in shown.layers}
+        names = [card.name for card in self.cards]
+        failing = state.layer if state.layer in names else None
+        first_missing = names.index(failing) if failing else (0 if failed else len(names))
+        for index, card in enumerate(self.cards):
             found = layers.get(card.name)
-            if found is not None and found.type == card.layer.type:
-                card.show_shapes(found.symbolic_shape, found.shape, found.mask_role, stale=self._stale)
+            reached = index < first_missing or not failed
+            if found is not None and found.type == card.layer.type and reached:
+                card.show_shapes(found.symbolic_shape, found.shape, found.mask_role, stale=not failed and
+                                 not state.current, reason=state.reason)
             else:
-                card.show_shapes(None, None, None, unknown="?" if self._error or result is not None else "…")
-            error = self._error[0] if self._error and self._error[1] == card.name else None
-            warnings = [] if result is None else [d.message for d in result.diagnostics if d.layer == card.name]
-            card.show_messages(error, warnings)
+                unknown = "?" if failed or session.result is not None else "…"
+                card.show_shapes(None, None, None, unknown=unknown, reason=state.reason)
+            error = state.reason if failing == card.name else None
+            note = ""
+            if failed and index > first_missing:
+                note = f"not built: {failing} fails" if failing else "not built: the run failed"
+            warnings = [d.message for d in session.result.diagnostics if d.layer == card.name] \
+                if state.current and session.result is not None else []
+            card.show_messages(error, warnings, note)

@@ -17,6 +17,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette, QPixmap
 
+from .style import is_dark
+
 ICON_NAME = "icon.svg"
 DESKTOP_NAME = "rnn-explorer"   # assets/rnn-explorer.desktop
 
@@ -47,10 +49,6 @@ def app_icon() -> QIcon:
 
 
 # --- palettes ---
-
-def is_dark(palette: QPalette) -> bool:
-    return palette.color(QPalette.ColorRole.Window).lightness() < 128
-
 
 def light_palette() -> QPalette:
     from PySide6.QtWidgets import QStyleFactory
@@ -89,11 +87,9 @@ def dark_palette() -> QPalette:
 
 def lesson_style(dark: bool) -> str:
     """The lesson banner over the plots: a sticky note, light or dark."""
-    if dark:
-        return ("QLabel { background:#3a3420; color:#f1e6c0; border:1px solid #6b5d2e; border-radius:4px; "
-                "padding:4px 8px; }")
-    return ("QLabel { background:#fff8e1; color:#3b3210; border:1px solid #f0d890; border-radius:4px; "
-            "padding:4px 8px; }")
+    background, text, border = ("#3a3420", "#f1e6c0", "#6b5d2e") if dark else ("#fff8e1", "#3b3210", "#f0d890")
+    return (f"QFrame#lessonBanner {{ background:{background}; border:1px solid {border}; border-radius:4px; }}"
+            f"QFrame#lessonBanner QLabel {{ color:{text}; background:transparent; border:none; }}")
 
 
 def repolish(root) -> None:

@@ -1,4 +1,4 @@
-"""The Training dock: train the stack live on the labelled sequences, and pin a run to compare later ones.
+"""The Training panel: train the stack live on the labelled sequences, and pin a run to compare later ones.
 
 Train sends chunks of steps (`core.train.train_steps`, about CHUNK_SECONDS each) to the window's worker; after
 each chunk the stack takes the trained weights and the window runs it as usual, so every plot refreshes
@@ -20,7 +20,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette, QUndoCommand
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDockWidget, QDoubleSpinBox, QGridLayout, QHBoxLayout,
                                QHeaderView, QLabel, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem,
-                               QTabWidget, QToolBar, QVBoxLayout, QWidget)
+                               QTabWidget, QVBoxLayout, QWidget)
 
 from ..core import compare, sequences, tasks
 from ..core.errors import SequenceError
@@ -30,8 +30,6 @@ from .style import ERROR_COLOUR, MUTED_COLOUR, escape
 CHUNK_SECONDS = 0.25        # a chunk of steps, then the plots refresh: about four times a second
 DEFAULT_STEPS = 100
 DEFAULT_COUNT = 64
-DOCK_HEIGHT = 180
-SEQUENCES_HEIGHT = 130      # the sequence editor's height while the dock is shown
 CURVE_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 HINT = "Pin a run, then change something: train, mask_zero, padding, units."
 _POSITION = re.compile(r"^line (\d+), column (\d+): (.*)$", re.S)
@@ -76,12 +74,11 @@ class TrainingPanel(QWidget):
         self._session_before: tuple | None = None
         self._session_steps = 0
         self._build()
-        window.replied.connect(self._on_reply, Qt.ConnectionType.QueuedConnection)
-        window.runFinished.connect(self._run_finished)
-        window.documentLoaded.connect(self._document_loaded)
-        for signal in (window.plots.rowPicked, window.plots.layerPicked, window.stack_editor.layerSelected,
-                       window.shapes.layerSelected, window.sequence_editor.lineSelected):
-            signal.connect(lambda *_: self._show_delta())
+        self.session = window.session
+        window.runs.replied.connect(self._on_reply, Qt.ConnectionType.QueuedConnection)
+        window.runs.runFinished.connect(self._run_finished)
+        self.session.events.document.connect(self._document_loaded)
+        self.session.events.selection.connect(self._show_delta)
 
     # --- building ---
 
@@ -111,7 +108,7 @@ class TrainingPanel(QWidget):
 
     def _build_train_tab(self) -> QWidget:
         page = QWidget()
-        row = QHBoxLayout(page)
+        row = QVBoxLayout(page)      # a dock beside the shapes panel: controls above the curves
         row.setContentsMargins(2, 2, 2, 2)
         controls = QWidget()
         controls.setMaximumWidth(400)
@@ -182,7 +179,6 @@ class TrainingPanel(QWidget):
         self.status_label.setTextFormat(Qt.TextFormat.RichText)
         layout.addWidget(self.loss_label)
         layout.addWidget(self.status_label)     # messages; the numbers go above the plots
-        layout.addStretch(1)
         row.addWidget(controls)
         self.loss_plot = self._plot("loss")
         self.loss_plot.getPlotItem().setLabel("bottom", "step")
@@ -197,7 +193,7 @@ class TrainingPanel(QWidget):
 
     def _build_compare_tab(self) -> QWidget:
         page = QWidget()
-        row = QHBoxLayout(page)
+        row = QVBoxLayout(page)
         row.setContentsMargins(2, 2, 2, 2)
         left = QWidget()
         left.setMaximumWidth(420)
@@ -251,7 +247,7 @@ class TrainingPanel(QWidget):
 
     def generate(self) -> None:
         """The task's labelled sequences replace the text (one undo step, like typing)."""
-        document = self.window.document
+        document = self.session.document
         head = document.layers[-1] if document.layers else None
         classes = head.params.get("units") if head is not None and head.params.get("activation") == "softmax" else None
         try:
@@ -260,7 +256,7 @@ class TrainingPanel(QWidget):
         except tasks.TaskError as error:
             self._say(error.message, error=True)
             return
-        self.window.sequence_editor.text_edit.setPlainText(text)
+        self.session.set_text(text)
         self._say(f"generated {self.count_spin.value()} sequences of {self.task_combo.currentData()}")
 
     # --- training ---
@@ -268,18 +264,18 @@ class TrainingPanel(QWidget):
     def train(self) -> None:
         if self.running:
             return
-        editor = self.window.sequence_editor
-        if editor.error is not None:
-            self._say(f"fix the sequences first: {editor.error.message}", error=True)
+        check = self.session.text_check
+        if check.errors:
+            self._say(f"fix the sequences first: {check.errors[0].message}", error=True)
             return
-        if not labelled(editor.parsed):
+        if not labelled(check.parsed):
             self._say("the sequences have no labels: add | and a label after each line (3 14 15 | 1), or "
                       "generate them from a task", error=True)
             return
         self._say("")
         self.running = True
         self.remaining = self.steps_spin.value()
-        self._session_before = (self.window.document.weights, self.window.document.weights_id)
+        self._session_before = (self.session.document.weights, self.session.document.weights_id)
         self._session_steps = 0
         if not self.curve_loss:
             self.curve_label = self._describe_run()
@@ -291,20 +287,19 @@ class TrainingPanel(QWidget):
 
     def _send_chunk(self) -> None:
         window = self.window
-        spec = window.document.copy()
-        text = window.sequence_editor.text()
-        spec.sequences = text
-        if not window.ensure_trusted(spec, ask_again=True):
+        spec = self.session.spec()
+        text = self.session.text
+        if not self.session.trust.ensure(spec, ask_again=True):
             self._stop("not trained: the stack has a custom expression that you have not agreed to run", error=True)
             return
-        settings, device, steps = self._settings(), window.device, self.remaining
+        settings, device, steps = self._settings(), self.session.device, self.remaining
 
         def task(engine, check):
             from ..core.train import train_steps
             return train_steps(engine, spec, text, settings, steps=steps, seconds=CHUNK_SECONDS, device=device,
                                trust=True, check_cancel=check)
 
-        self._request = window.service.submit("train", task)
+        self._request = window.runs.submit("train", task)
 
     def _on_reply(self, reply) -> None:
         if reply.kind != "train" or reply.id != self._request:
@@ -320,7 +315,8 @@ class TrainingPanel(QWidget):
             return
         progress = reply.value
         window = self.window
-        window.document.weights, window.document.weights_id = progress.spec.weights, progress.spec.weights_id
+        document = self.session.document
+        document.weights, document.weights_id = progress.spec.weights, progress.spec.weights_id
         if progress.total_steps == progress.steps and self.curve_loss:   # a new trainer: the stack changed
             self.restarts.append(len(self.curve_loss))
         self.curve_loss += progress.loss[-progress.steps:]
@@ -355,11 +351,11 @@ class TrainingPanel(QWidget):
     def _finish_session(self) -> None:
         self.running = False
         if self._session_steps and self._session_before is not None:
-            document = self.window.document
+            document = self.session.document
             after = (document.weights, document.weights_id)
             self.window.history.stack.push(WeightsEdit(self, f"Train {self._session_steps} steps",
                                                        self._session_before, after))
-            self.window.files.mark_modified()     # the trained weights are in no file yet
+            self.session.mark_modified()          # the trained weights are in no file yet
         self._session_before, self._session_steps = None, 0
         self._controls()
         self._draw_curves()
@@ -368,7 +364,7 @@ class TrainingPanel(QWidget):
         """The seed's initial weights again (undoable); the curve so far stays in the plot, greyed."""
         self._request = 0              # a chunk in flight is dropped: its weights must not come back
         self._finish_session()
-        document = self.window.document
+        document = self.session.document
         before = (document.weights, document.weights_id)
         self._archive_curve()
         if before != (None, None):
@@ -385,8 +381,8 @@ class TrainingPanel(QWidget):
             self.running = False
             self._session_before, self._session_steps = None, 0
             self._controls()
-        self.window.document.weights, self.window.document.weights_id = weights
-        self.window.files.mark_modified()
+        self.session.document.weights, self.session.document.weights_id = weights
+        self.session.mark_modified()
         self.window.run_now(asked=False)
 
     def _archive_curve(self) -> None:
@@ -397,7 +393,7 @@ class TrainingPanel(QWidget):
         self.curve_label = ""
 
     def _describe_run(self) -> str:
-        document = self.window.document
+        document = self.session.document
         masked = any((layer.type == "embedding" and layer.params.get("mask_zero")) or layer.type == "masking"
                      for layer in document.layers)
         settings = self._settings()
@@ -462,16 +458,16 @@ class TrainingPanel(QWidget):
                 accuracy = f"training batch {self.curve_accuracy[-1]:.3f}"
         now = self._accuracy_now()
         if now is not None:
-            accuracy += (" · " if accuracy else "") + f"<b>this run ({self.window.document.batching.mode}): {now:.3f}</b>"
+            accuracy += (" · " if accuracy else "") + f"<b>this run ({self.session.document.batching.mode}): {now:.3f}</b>"
         size = "8pt"
         self.loss_plot.getPlotItem().setTitle(loss, size=size)
         self.accuracy_plot.getPlotItem().setTitle(accuracy or "accuracy (classification heads)", size=size)
 
     def _accuracy_now(self) -> float | None:
-        result, parsed = self.window.result, self.window.sequence_editor.parsed
-        if self.objective is None or result is None or parsed is None or not self.window.settled:
+        result, parsed = self.session.result, self.session.text_check.parsed
+        if self.objective is None or result is None or parsed is None or not self.session.state.current:
             return None
-        return run_accuracy(result, parsed, self.objective, self.window.document.batching)
+        return run_accuracy(result, parsed, self.objective, self.session.document.batching)
 
     def _say(self, message: str, error: bool = False) -> None:
         if message:
@@ -482,10 +478,10 @@ class TrainingPanel(QWidget):
     # --- pin and compare ---
 
     def pin(self) -> None:
-        if self.window.result is None or not self.window.settled:
+        if self.session.result is None or not self.session.state.current:
             self.compare_label.setText("nothing to pin yet: wait for the run to finish")
             return
-        self.pinned = self.window.result
+        self.pinned = self.session.result
         self.unpin_button.setEnabled(True)
         self.compare_label.setText(f"pinned: {len(self.pinned.lines)} sequences, {self.pinned.mode} mode")
         self._compare()
@@ -505,9 +501,9 @@ class TrainingPanel(QWidget):
         self._show_status()
 
     def _compare(self) -> None:
-        if self.pinned is None or self.window.result is None:
+        if self.pinned is None or self.session.result is None or not self.session.state.current:
             return
-        found = compare.compare(self.pinned, self.window.result)
+        found = compare.compare(self.pinned, self.session.result)
         self.deltas = {delta.name: delta for delta in found}
         self.delta_table.setRowCount(len(found))
         for row, delta in enumerate(found):
@@ -523,21 +519,21 @@ class TrainingPanel(QWidget):
     def _delta_row_clicked(self, row: int, _column: int) -> None:
         item = self.delta_table.item(row, 0)
         if item is not None:
-            self.window.select_layer(item.text())
-            self._show_delta()
+            self.session.select_layer(item.text())
 
     def _show_delta(self) -> None:
-        if self.pinned is None or self.window.result is None:
+        result = self.session.result
+        if self.pinned is None or result is None:
             return
-        name = self.window.plots.selected_layer
+        name = self.session.selected_layer
         delta = self.deltas.get(name)
-        row = self.window.plots.selected_row or 0
+        row = self.session.selected_row(result) or 0
         if delta is None or delta.delta is None or row >= delta.delta.shape[0]:
             self.delta_image.clear()
             self.delta_title.setText(escape(f"{name}: {delta.reason}") if delta is not None else "")
             return
         values = delta.delta[row]
-        line = self.window.result.lines[row]
+        line = result.lines[row]
         if values.ndim == 2:       # (T, units) → units × timesteps, like the heatmap
             image, what = values.T, f"{name}, line {line}: current − pinned, units × timesteps"
         else:
@@ -552,48 +548,24 @@ class TrainingPanel(QWidget):
 
 
 def install_training(window) -> QDockWidget:
-    """The Training dock below `window`'s panels (wide, short plots of curves), its toggle in the toolbar
-    (Ctrl+T); hidden until asked for or until a document with labelled sequences arrives."""
+    """The Training panel: a dock beside the shapes panel (View menu), its toggle in the toolbar (Ctrl+T);
+    brought forward when a document with labelled sequences arrives."""
     panel = TrainingPanel(window)
-    dock = QDockWidget("Training", window)
-    dock.setObjectName("training_dock")
-    dock.setWidget(panel)
-    dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetClosable | QDockWidget.DockWidgetFeature.DockWidgetMovable
-                     | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
-    window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
+    dock = window.window_layout.add_panel("Training", panel)
     toggle = dock.toggleViewAction()
-    toggle.setText("Training")
     toggle.setToolTip("Train the stack on labelled sequences, pin a run and compare (Ctrl+T)")
     toggle.setShortcut("Ctrl+T")
-    toolbars = window.findChildren(QToolBar)
-    if toolbars:
-        toolbars[0].addSeparator()
-        toolbars[0].addAction(toggle)
-    dock.hide()
+    window.run_bar.addSeparator()
+    window.run_bar.addAction(toggle)
     window.training = panel
     window.training_dock = dock
 
     def show_when_labelled() -> None:
-        if labelled(window.sequence_editor.parsed):
+        if labelled(window.session.text_check.parsed):
             dock.show()
+            dock.raise_()
 
-    saved_sizes: list[int] = []
-
-    def compact(visible: bool) -> None:
-        """Short, and the sequences give up some height, so that the window's own plots keep their room."""
-        splitter = window.main_splitter
-        if visible and not dock.isFloating():
-            window.resizeDocks([dock], [DOCK_HEIGHT], Qt.Orientation.Vertical)
-            top, bottom = splitter.sizes()
-            if bottom > SEQUENCES_HEIGHT and not saved_sizes:
-                saved_sizes[:] = [top, bottom]
-                splitter.setSizes([top + bottom - SEQUENCES_HEIGHT, SEQUENCES_HEIGHT])
-        elif not visible and saved_sizes:
-            splitter.setSizes(saved_sizes)
-            saved_sizes.clear()
-
-    dock.visibilityChanged.connect(compact)
-    window.documentLoaded.connect(show_when_labelled)
+    window.session.events.document.connect(show_when_labelled)
     show_when_labelled()
     return dock
 

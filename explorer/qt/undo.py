@@ -6,20 +6,23 @@ dicts (`spec.to_dict`): undoing puts the whole document back, which rebuilds the
 re-runs. Typing is merged: consecutive text edits less than `MERGE_SECONDS` apart are one step.
 The trained weights of a `.keras` stack are not part of a snapshot; the window keeps them across undo.
 
-`DocumentHistory(window_like, apply)`: `apply(snapshot)` shows a snapshot (no edit recorded);
-`record(kind, snapshot)` after each edit; `reset(snapshot)` for a new document. Its `stack`
-(a QUndoStack) gives the Edit menu's actions (`undo_action`, `redo_action`), its `cleanChanged`
-and `indexChanged` signals.
+`DocumentHistory(session)` subscribes to the session: each edit is recorded, another document empties
+the history, and undo / redo put a snapshot back with `Session.restore`. `clock` (seconds; injected in
+tests) decides which keystrokes merge. Its `stack` (a QUndoStack) gives the Edit menu's actions
+(`undo_action`, `redo_action`), its `cleanChanged` and `indexChanged` signals.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import shiboken6
 from PySide6.QtCore import QEvent, QObject
 from PySide6.QtGui import QKeySequence, QUndoCommand, QUndoStack
+
+if TYPE_CHECKING:
+    from ..session import Session
 
 MERGE_SECONDS = 1.5          # keystrokes closer than this are one undo step
 UNDO_LIMIT = 200
@@ -108,7 +111,7 @@ class DocumentEdit(QUndoCommand):
         self.before = before
         self.after = after
         self._pushed = False
-        self._stamp = time.monotonic()
+        self._stamp = history.clock()
 
     def id(self) -> int:
         return TEXT_EDIT_ID if self.kind == "text" else -1
@@ -135,11 +138,13 @@ class DocumentEdit(QUndoCommand):
 
 
 class DocumentHistory(QObject):
-    """The window's QUndoStack of document snapshots, with its Undo/Redo actions."""
+    """The session's QUndoStack of document snapshots, with its Undo/Redo actions."""
 
-    def __init__(self, parent: QObject, apply: Callable[[dict], None]):
+    def __init__(self, session: Session, parent: QObject | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         super().__init__(parent)
-        self._apply_snapshot = apply
+        self.session = session
+        self.clock = clock
         self.stack = QUndoStack(self)
         self.stack.setUndoLimit(UNDO_LIMIT)
         self.current: dict | None = None     # the document on screen, as a dict
@@ -154,6 +159,15 @@ class DocumentHistory(QObject):
         self.stack.redoTextChanged.connect(self._redo_text)
         self._undo_text("")
         self._redo_text("")
+        self.current = session.snapshot()
+        session.events.document.connect(lambda: self.reset(session.snapshot()))
+        session.events.edited.connect(self._edited)
+
+    def _edited(self, kind: str) -> None:
+        if kind == "restore":
+            self.current = self.session.snapshot()
+        else:
+            self.record(kind, self.session.snapshot())
 
     def _undo_text(self, text: str) -> None:
         if shiboken6.isValid(self.undo_action):          # not while the window is being destroyed
@@ -179,7 +193,7 @@ class DocumentHistory(QObject):
 
     def _apply(self, snapshot: dict) -> None:
         self.current = snapshot
-        self._apply_snapshot(snapshot)
+        self.session.restore(snapshot)
 
     def undo(self) -> None:
         self.stack.undo()

@@ -21,7 +21,7 @@ ARGV = st.lists(st.one_of(WORDS, st.text(max_size=12)), max_size=6)
 @example(argv=["run", "preset:average_pooling", "--json", "out\x00.json"])
 def test_any_command_line_exits_0_or_2_with_one_error_line(argv, capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # outputs land in a scratch folder
-    monkeypatch.setattr("explorer.qt.app.open_window", lambda stack=None, screenshot=None: 0)
+    monkeypatch.setattr("explorer.qt.app.open_window", lambda stack=None, screenshot=None, **options: 0)
     try:
         status = cli.main(argv)
     except SystemExit as exit_:  # --help exits 0 through argparse

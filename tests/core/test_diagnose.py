@@ -39,7 +39,7 @@ def test_flatten_with_a_variable_number_of_timesteps_suggests_maxlen_or_pooling(
     with pytest.raises(StackError) as caught:
         engine.run(spec, TEXT)
     assert caught.value.layer == "flatten_1"
-    assert "set batching.maxlen" in caught.value.message and "pooling" in caught.value.message
+    assert "set maxlen" in caught.value.message and "pooling" in caught.value.message
 
 
 def test_flatten_with_a_fixed_maxlen_runs_and_explains_its_size(engine):
@@ -56,7 +56,8 @@ def test_dense_on_a_sequence_says_it_works_per_timestep(engine):
     result = engine.run(spec, TEXT)
     assert result.layer("dense_1").shape == (2, 5, 2)
     [message] = messages(result, "dense_1")
-    assert "every timestep separately" in message and "last_timestep" in message
+    assert "every timestep separately" in message and "Last valid timestep" in message   # the label on screen
+    assert "last_timestep" not in message
     assert "runs at every timestep" in result.fc_input.explanation
 
 
@@ -65,7 +66,7 @@ def test_padding_without_a_mask_names_the_effect_and_the_fix(engine, padding, ef
     spec = stack([EMB_NO_MASK, {"type": "lstm", "units": 3}], batching={"padding": padding})
     [message] = messages(engine.run(spec, TEXT), "lstm_1")
     assert message.startswith("padding without a mask: 3 padded steps")
-    assert effect in message and "mask_zero=True on embedding_1" in message
+    assert effect in message and "tick mask_zero on embedding_1" in message
 
 
 def test_no_padding_no_mask_warning_when_nothing_is_padded(engine):
@@ -74,8 +75,8 @@ def test_no_padding_no_mask_warning_when_nothing_is_padded(engine):
 
 
 @pytest.mark.parametrize("head, fix", [
-    ({"type": "global_max_pooling"}, "masked_mean_pooling"),
-    ({"type": "time_average"}, "masked_mean_pooling"),
+    ({"type": "global_max_pooling"}, "Masked mean pooling"),
+    ({"type": "time_average"}, "Masked mean pooling"),
     ({"type": "custom", "expression": "ops.max(x, axis=1)"}, "use mask in the expression"),
 ])
 def test_a_layer_that_drops_the_mask_is_named(engine, head, fix):
@@ -124,7 +125,7 @@ def test_a_fully_padded_sequence_warns_about_nan_in_averages(engine):
 
 def test_mask_zero_with_a_nonzero_pad_value_warns(engine):
     spec = stack([EMB, {"type": "lstm", "units": 3}], batching={"pad_value": 9})
-    assert any("padding value is 9" in m for m in messages(engine.run(spec, TEXT), "embedding_1"))
+    assert any("pad value is 9" in m for m in messages(engine.run(spec, TEXT), "embedding_1"))
 
 
 def test_pre_padding_with_a_mask_on_gpu_warns_about_cudnn(engine):
@@ -184,3 +185,46 @@ def test_fc_input_explanations(engine):
     assert fc.layer == "dense_1" and fc.symbolic_shape == (None, 6) and fc.shape == (2, 6)
     assert fc.explanation.startswith("6 = 2 × 3 units of bidirectional gru_1 (merge_mode concat)")
     assert "independent of the number of timesteps" in fc.explanation
+
+
+# --- one-setting fixes ---
+
+@pytest.mark.parametrize("cut", [0, 1])
+def test_the_fix_for_a_lost_time_axis_turns_on_return_sequences_and_keras_then_builds_it(engine, cut):
+    import keras
+    layers = [EMB, {"type": "lstm", "units": 3, "return_sequences": True}, {"type": "gru", "units": 3,
+                                                                             "return_sequences": True},
+              {"type": "lstm", "units": 2}]
+    layers[1 + cut] = {**layers[1 + cut], "return_sequences": False}
+    spec = stack(layers)
+    fix = diagnose.structure_fix(spec)
+    assert fix is not None and (fix.setting, fix.value, fix.layer) == ("return_sequences", True, 1 + cut)
+    assert fix.label == f"Turn on return_sequences in {spec.layer_names()[1 + cut]}"
+    fixed = fix.apply(spec)
+    assert diagnose.structure_fix(fixed) is None and spec.layers[1 + cut].params["return_sequences"] is False
+    inputs = keras.Input((None,), dtype="int32")                     # the same stack in plain Keras builds
+    x = keras.layers.Embedding(50, 4, mask_zero=True)(inputs)
+    x = keras.layers.LSTM(3, return_sequences=fixed.layers[1].params["return_sequences"])(x)
+    x = keras.layers.GRU(3, return_sequences=fixed.layers[2].params["return_sequences"])(x)
+    assert keras.layers.LSTM(2)(x).shape == (None, 2)
+    assert engine.run(fixed, TEXT).layers[-1].shape == (2, 2)
+
+
+def test_the_fix_for_flatten_sets_maxlen_to_the_longest_sequence(engine):
+    spec = stack([EMB, {"type": "lstm", "units": 3, "return_sequences": True}, {"type": "flatten"},
+                  {"type": "dense", "units": 2}])
+    fix = diagnose.structure_fix(spec)
+    assert (fix.setting, fix.value, fix.layer) == ("maxlen", None, None)
+    longest = max(len(line.split()) for line in TEXT.splitlines())
+    fixed = fix.apply(spec, longest)
+    assert fixed.batching.maxlen == longest and spec.batching.maxlen is None
+    assert engine.run(fixed, TEXT).layer("flatten_1").shape == (2, longest * 3)
+
+
+def test_padding_without_a_mask_offers_to_tick_mask_zero(engine):
+    spec = stack([EMB_NO_MASK, {"type": "lstm", "units": 3}, {"type": "dense", "units": 2}])
+    [warning] = [d for d in engine.run(spec, TEXT).diagnostics if "padding without a mask" in d.message]
+    assert (warning.fix.setting, warning.fix.value, warning.fix.layer) == ("mask_zero", True, 0)
+    assert "tick mask_zero on embedding_1" in warning.message
+    fixed = warning.fix.apply(spec)
+    assert not [d for d in engine.run(fixed, TEXT).diagnostics if "padding without a mask" in d.message]

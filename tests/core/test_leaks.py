@@ -32,7 +32,7 @@ def test_pre_padding_without_a_mask_leaks_into_the_recurrent_layer(engine):
     assert report.differences["embedding_1"] <= TOLERANCE      # embeddings of valid tokens are untouched
     assert report.differences["lstm_1"] > 1e-3
     assert report.verdict.startswith("padding leaks into lstm_1: max |Δ|")
-    assert report.verdict.endswith("add mask_zero=True")
+    assert report.verdict.endswith("tick mask_zero on embedding_1")            # the words on screen
 
 
 def test_post_padding_without_a_mask_leaves_valid_steps_but_not_the_average(engine):

@@ -1,4 +1,5 @@
-"""The core, the service and the command line import and run with PySide6 and pyqtgraph absent."""
+"""The core, the session, the service and the command line import and run with PySide6 and pyqtgraph absent;
+the modules of explorer/ import each other without circles."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ SCRIPT = textwrap.dedent('''
 
     import explorer.core
     modules = [info.name for info in pkgutil.walk_packages(explorer.core.__path__, "explorer.core.")]
-    for name in [*modules, "explorer.service", "explorer.cli"]:
+    for name in [*modules, "explorer.session", "explorer.service", "explorer.cli"]:
         importlib.import_module(name)
 
     from explorer.core import spec
@@ -41,6 +42,11 @@ SCRIPT = textwrap.dedent('''
                                        {"type": "lstm", "units": 2}, {"type": "dense", "units": 2}]})
     result = Engine().run(stack, "1 2 3\\n4\\n")
     assert result.output_shape == (2, 2), result.output_shape
+
+    from explorer.session import Session
+    session = Session(stack, trusted=True)
+    session.set_text("1 2 x\\n")
+    assert session.state.kind == "stale" and session.text_check.errors
 
     from explorer import cli
     assert cli.main(["run", "preset:last_state", "--json", "-"]) == 0
@@ -64,3 +70,59 @@ def test_core_sources_never_import_qt():
         text = path.read_text(encoding="utf-8")
         for name in ("PySide6", "pyqtgraph", "PyQt"):
             assert name not in text, f"{path.name} mentions {name}"
+
+
+def _imports(path: Path, package: str, typing: bool) -> set[str]:
+    """Every explorer module `path` imports, wherever the statement is (functions too); the imports for type
+    checkers only when `typing`."""
+    import ast
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if not typing and isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            node.body = []
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.startswith("explorer")}
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")
+            if node.level:
+                base = base[:len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target.startswith("explorer"):
+                found.add(target)
+                found |= {f"{target}.{alias.name}" for alias in node.names}
+    return found
+
+
+def test_no_import_circles_in_explorer():
+    """Outside the core even an import for type checkers counts: a module that needs the window's type is a
+    sign that state belongs in the Session."""
+    modules = {}
+    for path in (ROOT / "explorer").rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        package = name if parts[-1] == "__init__" else ".".join(parts[:-1])
+        modules[name] = (path, package)
+    graph = {name: {target for target in _imports(path, package, typing=not name.startswith("explorer.core"))
+                    if target in modules and target != name}
+             for name, (path, package) in modules.items()}
+    for name in graph:                       # a package's own __init__ is not a circle with its modules
+        graph[name] = {t for t in graph[name] if not (name.startswith(t + ".") or t.startswith(name + "."))}
+    state: dict[str, int] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = 1
+        for target in sorted(graph[name]):
+            if state.get(target) == 1:
+                raise AssertionError("import circle: " + " -> ".join(trail[trail.index(target):] + [name, target])
+                                     if target in trail else f"import circle: {name} -> {target}")
+            if target not in state:
+                visit(target, trail + [name])
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [])

@@ -149,7 +149,7 @@ def test_flatten_shape_depends_on_maxlen(engine, maxlen):
 
 def test_flatten_without_maxlen_is_refused(engine):
     spec = tokens_stack([{"type": "lstm", "units": 3, "return_sequences": True}, {"type": "flatten"}])
-    with pytest.raises(StackError, match="flatten_1 .*set batching.maxlen"):
+    with pytest.raises(StackError, match="flatten_1 .*set maxlen"):
         engine.run(spec, TEXT)
 
 

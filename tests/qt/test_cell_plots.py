@@ -32,8 +32,9 @@ def test_saturation_counts_valid_steps_below_or_above_the_thresholds(values, dat
 
 @pytest.fixture
 def cell_window(make_window, qtbot):
-    window = make_window(load_preset("forget_gate_saturation"), source="preset:forget_gate_saturation")
-    qtbot.waitUntil(lambda: window.result is not None, timeout=RUN_TIMEOUT_MS)
+    # opened as the user's own stack: the lesson itself would open on this tab at once
+    window = make_window(load_preset("forget_gate_saturation"), source=None)
+    qtbot.waitUntil(lambda: window.session.result is not None, timeout=RUN_TIMEOUT_MS)
     panel = window.cell_panel
     assert panel.data is None, "nothing is computed while the tab is hidden"
     window.plot_tabs.setCurrentWidget(panel)
@@ -43,8 +44,8 @@ def cell_window(make_window, qtbot):
 
 def test_the_tab_shows_the_gates_and_gradients_of_the_selected_sequence(cell_window, qtbot, engine):
     window, panel = cell_window, cell_window.cell_panel
-    window.sequence_editor.lineSelected.emit(4)          # the shortest sequence: padded at the end
-    row = window.result.lines.index(4)
+    window.session.select_line(4)                        # the shortest sequence: padded at the end
+    row = window.session.result.lines.index(4)
     qtbot.waitUntil(lambda: panel.row == row and panel.data is not None and not panel.stale
                     and panel.state_label.text().startswith("line 4"), timeout=RUN_TIMEOUT_MS)
     spec = load_preset("forget_gate_saturation")
@@ -73,11 +74,11 @@ def test_the_tab_shows_the_gates_and_gradients_of_the_selected_sequence(cell_win
 
 def test_the_time_axis_follows_the_other_plots_both_ways(cell_window):
     window, panel = cell_window, cell_window.cell_panel
-    window.plots.mask_plot.setXRange(2, 6, padding=0)
+    window.plots.mask.plot.setXRange(2, 6, padding=0)
     assert panel.gate_plot.vb.viewRange()[0] == pytest.approx([2, 6])
     assert panel.gradient_plot.vb.viewRange()[0] == pytest.approx([2, 6], abs=0.05)
     panel.gate_plot.setXRange(1, 4, padding=0)
-    assert window.plots.mask_plot.vb.viewRange()[0] == pytest.approx([1, 4])
+    assert window.plots.mask.plot.vb.viewRange()[0] == pytest.approx([1, 4])
 
 
 def test_a_chosen_output_unit_and_a_new_run_recompute(cell_window, qtbot):
@@ -90,3 +91,11 @@ def test_a_chosen_output_unit_and_a_new_run_recompute(cell_window, qtbot):
     qtbot.waitUntil(lambda: panel.data is not None and panel.data["gates"]["lstm_1/forget"].shape[2] == 6,
                     timeout=RUN_TIMEOUT_MS)
     assert panel.gate_image.image.shape[0] == 6
+
+
+def test_numbers_that_are_not_current_say_why(cell_window, qtbot):
+    window, panel = cell_window, cell_window.cell_panel
+    assert panel.message_label.isHidden()
+    window.sequence_editor.text_edit.setPlainText("1 2 oops\n")
+    assert not panel.message_label.isHidden() and "oops" in panel.message_label.text()
+    assert "not current" in panel.message_label.text()

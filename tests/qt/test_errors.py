@@ -44,11 +44,11 @@ def test_a_slot_that_raises_is_logged_and_shown_and_the_next_run_works(make_wind
     def broken(asked=True):
         raise RuntimeError("a bug in a slot, on purpose")
 
-    monkeypatch.setattr(win, "run_now", broken)       # the live-run timer's slot calls it
+    monkeypatch.setattr(win.runs, "run_now", broken)  # the live-run timer's slot calls it
     win.stack_editor.card("lstm_1").param_widget("units").setValue(20)
-    qtbot.waitUntil(lambda: "a bug in a slot" in win.status_text, timeout=5000)
-    assert win.status_text.startswith("internal error (RuntimeError): a bug in a slot, on purpose")
-    assert str(reporter.log_path) in win.status_text
+    qtbot.waitUntil(lambda: "a bug in a slot" in win.session.status_text, timeout=5000)
+    assert win.session.status_text.startswith("internal error (RuntimeError): a bug in a slot, on purpose")
+    assert str(reporter.log_path) in win.session.status_text
     assert reporter.box is not None and reporter.box.isVisible() and not reporter.box.isModal()
     assert "a bug in a slot" in reporter.box.text()
     logged = log_text(reporter)
@@ -56,7 +56,7 @@ def test_a_slot_that_raises_is_logged_and_shown_and_the_next_run_works(make_wind
     monkeypatch.undo()
     win.run_action.trigger()                            # the window still works
     settle(qtbot, win)
-    assert win.last_reply.ok and win.result.layer("lstm_1").output.shape[-1] == 20
+    assert win.last_reply.ok and win.session.result.layer("lstm_1").output.shape[-1] == 20
     reporter.box.close()
 
 
@@ -66,7 +66,7 @@ def test_an_exception_in_another_thread_is_shown_on_the_gui_thread(make_window, 
     thread = threading.Thread(target=lambda: 1 / 0, name="helper")
     thread.start()
     thread.join()
-    qtbot.waitUntil(lambda: "ZeroDivisionError" in win.status_text, timeout=5000)
+    qtbot.waitUntil(lambda: "ZeroDivisionError" in win.session.status_text, timeout=5000)
     assert "in thread helper" in log_text(reporter)
     assert reporter.messages[-1].startswith("internal error (ZeroDivisionError): division by zero")
 
@@ -79,9 +79,9 @@ def test_an_internal_error_in_the_worker_is_shown_and_the_worker_goes_on(make_wi
     def broken_task(engine, check):
         raise KeyError("a bug in a worker task")
 
-    win.service.submit("probe", broken_task)
+    win.runs.submit("probe", broken_task)
     qtbot.waitUntil(lambda: any("a bug in a worker task" in m for m in reporter.messages), timeout=RUN_TIMEOUT_MS)
-    assert "internal error (KeyError)" in win.status_text and str(reporter.log_path) in win.status_text
+    assert "internal error (KeyError)" in win.session.status_text and str(reporter.log_path) in win.session.status_text
     assert "KeyError: 'a bug in a worker task'" in log_text(reporter)   # the service logged the traceback
     win.run_action.trigger()
     settle(qtbot, win)

@@ -24,7 +24,7 @@ def settle(qtbot, window) -> None:
 def win(make_window, qtbot):
     window = make_window()
     settle(qtbot, window)
-    assert window.last_reply.ok, window.status_text
+    assert window.last_reply.ok, window.session.status_text
     return window
 
 
@@ -45,20 +45,20 @@ def test_every_plot_exports_as_png_and_svg_from_the_menu(win, qtbot, tmp_path):
                 continue
             action.trigger()
             path = tmp_path / f"average_pooling-{name}.{fmt}"
-            assert path.exists(), (name, fmt, win.status_text)
+            assert path.exists(), (name, fmt, win.session.status_text)
             data = path.read_bytes()
             assert data.startswith(b"\x89PNG") if fmt == "png" else b"<svg" in data
     assert "average_pooling-heatmap.png" in asked
-    assert "exported the output plot" in win.status_text
+    assert "exported the output plot" in win.session.status_text
 
 
 def test_a_right_click_on_a_plot_offers_to_save_that_plot(win, qtbot, tmp_path, monkeypatch):
     win.menus.exporter.ask_path = lambda title, filter_, suggested: str(tmp_path / suggested)
     plots = win.plots
-    qtbot.waitUntil(lambda: plots.output_plot.sceneBoundingRect().width() > 0, timeout=5000)
-    centre = plots.output_plot.sceneBoundingRect().center()
-    assert plots.plot_at(plots.output_plot.scene(), centre) == "output"
-    assert plots.plot_at(plots.heatmap_plot.scene(), plots.heatmap_plot.sceneBoundingRect().center()) == "heatmap"
+    qtbot.waitUntil(lambda: plots.output.plot.sceneBoundingRect().width() > 0, timeout=5000)
+    centre = plots.output.plot.sceneBoundingRect().center()
+    assert plots.plot_at(plots.output.plot.scene(), centre) == "output"
+    assert plots.plot_at(plots.heatmap.plot.scene(), plots.heatmap.plot.sceneBoundingRect().center()) == "heatmap"
     shown = []
 
     class RightClick:                       # what pyqtgraph's scene hands to sigMouseClicked
@@ -75,7 +75,7 @@ def test_a_right_click_on_a_plot_offers_to_save_that_plot(win, qtbot, tmp_path, 
             pass
 
     monkeypatch.setattr(plots, "show_menu", lambda menu, position: shown.append([a.text() for a in menu.actions()]))
-    plots.output_plot.scene().sigMouseClicked.emit(RightClick())
+    plots.output.plot.scene().sigMouseClicked.emit(RightClick())
     assert shown == [["Save this plot as PNG…", "Save this plot as SVG…"]]
     menu = plots.export_menu("output")
     [png, svg] = menu.actions()
@@ -91,7 +91,7 @@ def test_a_plot_that_is_not_there_is_refused_in_words(win, tmp_path):
     win.menus.exporter.failed.connect(failures.append)
     assert win.menus.exporter.export_plot("attention", "png", tmp_path / "a.png") is None
     assert failures and "no attention pooling" in failures[0]
-    assert "no attention pooling" in win.status_text
+    assert "no attention pooling" in win.session.status_text
 
 
 def test_the_run_as_npz_holds_every_array_and_the_weights(win, qtbot, tmp_path):
@@ -99,7 +99,7 @@ def test_the_run_as_npz_holds_every_array_and_the_weights(win, qtbot, tmp_path):
     with qtbot.waitSignal(win.menus.exporter.exported, timeout=RUN_TIMEOUT_MS) as signal:
         win.menus.exporter.export_npz(path)
     assert signal.args == [str(tmp_path / "run.npz")]
-    result = win.result
+    result = win.session.result
     with np.load(tmp_path / "run.npz") as archive:
         keys = set(archive.files)
         assert {"input", "mask", "lengths", "out/lstm_1", "out/dense_1", "mask/embedding_1"} <= keys
@@ -109,12 +109,12 @@ def test_the_run_as_npz_holds_every_array_and_the_weights(win, qtbot, tmp_path):
         assert archive["weights/lstm_1/0"].shape == (16, 4 * 32)
         classes = result.layer("dense_1").shape[-1]
         assert archive["weights/dense_1/0"].shape == (32, classes) and archive["weights/dense_1/1"].shape == (classes,)
-    assert "exported the arrays and weights" in win.status_text
+    assert "exported the arrays and weights" in win.session.status_text
 
 
 def test_the_run_as_csv_is_one_row_per_number(win, tmp_path):
     path = win.menus.exporter.export_csv(tmp_path / "run.csv")
-    result = win.result
+    result = win.session.result
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.reader(handle))
     assert tuple(rows[0]) == CSV_HEADER
@@ -145,8 +145,8 @@ def test_the_shapes_table_as_markdown_file_and_clipboard(win, tmp_path):
     assert "| `lstm_1` | lstm | `(None, None, 32)` | `(3, 7, 32)` | carries | 6,272 |" in lines
     assert "**FC input** of `dense_1`: `(None, 32)`" in text
     win.menus.copy_markdown_action.trigger()
-    assert QGuiApplication.clipboard().text() == text == shapes_markdown(win.result)
-    assert "clipboard" in win.status_text
+    assert QGuiApplication.clipboard().text() == text == shapes_markdown(win.session.result)
+    assert "clipboard" in win.session.status_text
     assert win.menus.copy_markdown_action in win.shapes.table.actions()      # right-click on the table
 
 
@@ -154,7 +154,7 @@ def test_nothing_is_exported_before_a_run(make_window, tmp_path):
     window = make_window(show=False)
     failures = []
     window.menus.exporter.failed.connect(failures.append)
-    assert window.result is None
+    assert window.session.result is None
     assert window.menus.exporter.export_csv(tmp_path / "x.csv") is None
     assert not (tmp_path / "x.csv").exists()
     assert failures == ["nothing to export yet: run the stack first"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
+from seen import card_messages
 from explorer.core.presets import load_preset
 from explorer.core.spec import LayerSpec
 from explorer.qt.expression_editor import ExpressionEdit, check_expression
@@ -85,10 +86,10 @@ def test_the_output_shape_and_the_error_of_the_layer_show_under_the_expression(q
     assert edit.status_text == "✓ output (None, 32) · this batch (3, 32)"
     card.show_messages("the expression failed: boom", [])
     assert edit.status_text == "✖ the expression failed: boom"
-    assert "boom" in card.message_text and card.message_label.isHidden()   # said once, under the field
+    assert "boom" in card_messages(card) and card.message_label.isHidden()   # said once, under the field
     card.show_messages(None, ["a warning"])
     assert edit.status_text.startswith("✓ output (None, 32)")
-    assert "a warning" in card.message_text
+    assert "a warning" in card_messages(card)
 
 
 def settle(qtbot, window) -> None:
@@ -98,11 +99,11 @@ def settle(qtbot, window) -> None:
 def test_in_the_window_a_run_fills_the_shape_and_a_failing_expression_its_error(make_window, qtbot):
     win = make_window(load_preset("time_average_custom"), source="preset:time_average_custom")
     settle(qtbot, win)
-    assert win.last_reply.ok, win.status_text
-    name = next(layer.name for layer in win.result.layers if layer.type == "custom")
+    assert win.last_reply.ok, win.session.status_text
+    name = next(layer.name for layer in win.session.result.layers if layer.type == "custom")
     card = win.stack_editor.card(name)
     edit = card.param_widget("expression")
-    layer = win.result.layer(name)
+    layer = win.session.result.layer(name)
     from explorer.core.diagnose import format_shape
     assert edit.status_text.startswith(f"✓ output {format_shape(layer.symbolic_shape)} · this batch "
                                        f"{format_shape(layer.shape)}")

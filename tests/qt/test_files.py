@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QApplication
 from explorer.core.presets import load_preset
 from explorer.core.spec import LayerSpec, from_dict, load, save, to_dict
 from explorer.qt import files as files_module
-from explorer.qt.settings import RECENT_LIMIT
+from explorer.qt.settings import RECENT_LIMIT, recent_files
 
 RUN_TIMEOUT_MS = 60_000
 
@@ -52,10 +52,10 @@ def test_the_file_menu_comes_first_with_its_actions(make_window, qtbot):
     win = make_window()
     menus = [action.text().replace("&", "") for action in win.menuBar().actions()]
     assert menus[0] == "File"
-    texts = [action.text().replace("&", "") for action in win.files.menu.actions() if not action.isSeparator()]
+    texts = [action.text().replace("&", "") for action in win.menus.menu("File").actions() if not action.isSeparator()]
     assert texts == ["New", "Open…", "Open Recent", "Save", "Save As…", "Export as .keras…", "Quit"]
     assert win.files.quit_action.shortcut().toString() == "Ctrl+Q"
-    assert win.open_action.shortcut().toString() == "Ctrl+O" and win.save_action.shortcut().toString() == "Ctrl+S"
+    assert win.files.open_action.shortcut().toString() == "Ctrl+O" and win.files.save_action.shortcut().toString() == "Ctrl+S"
 
 
 def test_the_title_names_the_file_and_stars_unsaved_changes(make_window, qtbot, tmp_path):
@@ -67,7 +67,7 @@ def test_the_title_names_the_file_and_stars_unsaved_changes(make_window, qtbot, 
     assert win.windowTitle() == "mine.stack.json — RNN Shape Explorer" and not win.files.modified
     type_text(win, "6 7 8")
     assert win.windowTitle() == "mine.stack.json* — RNN Shape Explorer" and win.files.modified
-    win.undo()
+    win.history.undo()
     assert win.windowTitle() == "mine.stack.json — RNN Shape Explorer" and not win.files.modified
     win.stack_editor.card("lstm_1").param_widget("units").setValue(20)
     assert win.windowTitle().startswith("mine.stack.json*")
@@ -87,7 +87,7 @@ def test_save_keeps_the_sequence_text_and_writes_through_a_temporary_file(make_w
     replaced = []
     real_replace = os.replace
     monkeypatch.setattr(os, "replace", lambda src, dst: (replaced.append((src, dst)), real_replace(src, dst)))
-    assert win.save_path(str(path))
+    assert win.files.save_to(str(path))
     assert [Path(dst) for _, dst in replaced] == [path] and Path(replaced[0][0]).parent == path.parent
     saved = load(path)
     assert saved.sequences == win.sequence_editor.text() and "9 9 9" in saved.sequences
@@ -105,9 +105,9 @@ def test_a_failed_save_leaves_the_old_file_whole_and_says_so(make_window, qtbot,
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", disk_full)
-    assert not win.save_path(str(path))
+    assert not win.files.save_to(str(path))
     assert path.read_bytes() == before                             # never half-written
-    assert "No space left on device" in win.status_text
+    assert "No space left on device" in win.session.status_text
     assert win.questions.alerts and "cannot save" in win.questions.alerts[-1][1]
     assert win.files.modified and win.windowTitle().startswith("mine.stack.json*")
     assert [p.name for p in tmp_path.iterdir()] == ["mine.stack.json"]
@@ -118,15 +118,15 @@ def test_save_without_a_file_asks_where_and_adds_the_suffix(make_window, qtbot, 
     asked = []
     target = tmp_path / "fresh"
     win.files.ask_save_path = lambda suggested: (asked.append(suggested), str(target))[1]
-    win.save_action.trigger()
+    win.files.save_action.trigger()
     assert asked == ["average_pooling.stack.json"]
     saved = tmp_path / "fresh.stack.json"
-    assert saved.exists() and win.source == str(saved)
+    assert saved.exists() and win.session.source == str(saved)
     assert win.windowTitle() == "fresh.stack.json · Global average pooling — RNN Shape Explorer"
     assert from_dict(json.loads(saved.read_text()))
     win.files.ask_save_path = lambda suggested: None              # Save As, then cancel the dialog
     assert not win.files.save_as()
-    assert win.source == str(saved)
+    assert win.session.source == str(saved)
 
 
 # --- the unsaved-changes question ---
@@ -137,18 +137,18 @@ def test_new_asks_about_unsaved_changes_save_discard_cancel(make_window, qtbot, 
     win.open_path(str(path))
     settle(qtbot, win)
     assert win.files.new() and win.questions.unsaved == []          # nothing to lose: no question
-    assert win.windowTitle() == "Untitled — RNN Shape Explorer" and win.source is None
+    assert win.windowTitle() == "Untitled — RNN Shape Explorer" and win.session.source is None
     win.open_path(str(path))
     type_text(win, "5 5 5")
     text = win.sequence_editor.text()
     win.questions.unsaved_answer = "cancel"
     assert not win.files.new()
     assert win.questions.unsaved == ["mine.stack.json"]
-    assert win.source == str(path) and win.sequence_editor.text() == text and win.files.modified
+    assert win.session.source == str(path) and win.sequence_editor.text() == text and win.files.modified
     win.questions.unsaved_answer = "save"
     assert win.files.new()
     assert "5 5 5" in load(path).sequences                          # saved first, then the new stack
-    assert win.source is None and not win.files.modified
+    assert win.session.source is None and not win.files.modified
     type_text(win, "6 6")
     win.questions.unsaved_answer = "discard"
     assert win.files.new()
@@ -162,16 +162,16 @@ def test_open_asks_first_and_keeps_the_work_when_cancelled(make_window, qtbot, t
     type_text(win, "3 1 4")
     win.files.ask_open_path = lambda: str(second)
     win.questions.unsaved_answer = "cancel"
-    win.open_action.trigger()
-    assert win.source == str(first) and "3 1 4" in win.sequence_editor.text()
+    win.files.open_action.trigger()
+    assert win.session.source == str(first) and "3 1 4" in win.sequence_editor.text()
     win.questions.unsaved_answer = "discard"
-    win.open_action.trigger()
-    assert win.source == str(second) and win.sequence_editor.text() == "7 7\n"
+    win.files.open_action.trigger()
+    assert win.session.source == str(second) and win.sequence_editor.text() == "7 7\n"
     assert win.questions.unsaved == ["a.stack.json", "a.stack.json"]
 
 
 def test_closing_with_unsaved_changes_asks_and_cancel_keeps_the_window(make_window, qtbot, tmp_path):
-    win = make_window()
+    win = make_window(source=None)      # the user's own work: an edited preset is never asked about
     type_text(win, "2 7 1 8")
     win.questions.unsaved_answer = "cancel"
     assert not win.close()
@@ -183,7 +183,7 @@ def test_closing_with_unsaved_changes_asks_and_cancel_keeps_the_window(make_wind
 
 
 def test_quit_closes_the_window_after_the_question(make_window, qtbot):
-    win = make_window()
+    win = make_window(source=None)      # the user's own work: an edited preset is never asked about
     type_text(win, "1 1")
     win.questions.unsaved_answer = "cancel"
     win.files.quit_action.trigger()
@@ -194,19 +194,19 @@ def test_quit_closes_the_window_after_the_question(make_window, qtbot):
 
 
 def test_picking_a_preset_asks_before_dropping_the_work(make_window, qtbot):
-    win = make_window()
+    win = make_window(source=None)      # the user's own work: an edited preset is never asked about
     type_text(win, "8 6 7")
     combo = win.preset_combo
     index = combo.findData("stacked_lstm")
     win.questions.unsaved_answer = "cancel"
     combo.setCurrentIndex(index)
     combo.activated.emit(index)
-    assert win.source == "preset:average_pooling" and "8 6 7" in win.sequence_editor.text()
-    assert combo.currentData() == "average_pooling"
+    assert win.session.source is None and "8 6 7" in win.sequence_editor.text()
+    assert combo.currentData() is None
     win.questions.unsaved_answer = "discard"
     combo.setCurrentIndex(index)
     combo.activated.emit(index)
-    assert win.source == "preset:stacked_lstm"
+    assert win.session.source == "preset:stacked_lstm"
 
 
 # --- refused files ---
@@ -227,25 +227,25 @@ EXPECTED = {"truncated": "is not valid JSON", "not JSON": "is not valid JSON", "
 
 @pytest.mark.parametrize("kind", sorted(BAD_FILES))
 def test_a_bad_file_is_refused_with_its_message_and_the_work_stays(make_window, qtbot, tmp_path, kind):
-    win = make_window()
+    win = make_window(source=None)      # the user's own work: an edited preset is never asked about
     settle(qtbot, win)
     win.stack_editor.card("lstm_1").param_widget("units").setValue(24)
     type_text(win, "1 2 3 4")
     settle(qtbot, win)
-    before = (to_dict(win.document), win.sequence_editor.text(), win.source, win.windowTitle())
+    before = (to_dict(win.session.document), win.sequence_editor.text(), win.session.source, win.windowTitle())
     path = tmp_path / "bad.stack.json"
     path.write_bytes(BAD_FILES[kind])
     win.files.ask_open_path = lambda: str(path)
-    win.open_action.trigger()                                       # Open…, as a user would
+    win.files.open_action.trigger()                                       # Open…, as a user would
     assert win.questions.unsaved == ["Global average pooling"]      # asked first, then refused
-    assert EXPECTED[kind] in win.status_text and "cannot open bad.stack.json" in win.status_text
+    assert EXPECTED[kind] in win.session.status_text and "cannot open bad.stack.json" in win.session.status_text
     assert len(win.questions.alerts) == 1 and EXPECTED[kind] in win.questions.alerts[0][1]
-    assert (to_dict(win.document), win.sequence_editor.text(), win.source, win.windowTitle()) == before
+    assert (to_dict(win.session.document), win.sequence_editor.text(), win.session.source, win.windowTitle()) == before
     assert win.files.modified
-    win.undo()                                                      # the history is the one from before
+    win.history.undo()                                                      # the history is the one from before
     assert "1 2 3 4" not in win.sequence_editor.text()
-    win.undo()
-    assert win.document.layers[1].params["units"] == 32
+    win.history.undo()
+    assert win.session.document.layers[1].params["units"] == 32
 
 
 def test_the_default_alert_does_not_block_the_window(make_window, qtbot, tmp_path):
@@ -267,15 +267,15 @@ def test_open_recent_keeps_eight_newest_first_and_survives_a_restart(make_window
     for path in paths:
         assert win.open_path(str(path))
     expected = [str(path.resolve()) for path in reversed(paths)][:RECENT_LIMIT]
-    assert win.files.recent_files() == expected
+    assert recent_files(win.settings) == expected
     win.files.recent_menu.aboutToShow.emit()
     entries = [a for a in win.files.recent_menu.actions() if a.data()]
     assert [a.data() for a in entries] == expected and entries[0].text() == f"&1 s{RECENT_LIMIT + 1}.stack.json"
     entries[-1].trigger()                                           # the oldest one opens and moves first
-    assert win.source == expected[-1] and win.files.recent_files()[0] == expected[-1]
+    assert win.session.source == expected[-1] and recent_files(win.settings)[0] == expected[-1]
     win.close()
     again = make_window(settings=QSettings(settings.fileName(), QSettings.Format.IniFormat))
-    assert again.files.recent_files()[0] == expected[-1] and len(again.files.recent_files()) == RECENT_LIMIT
+    assert recent_files(again.settings)[0] == expected[-1] and len(recent_files(again.settings)) == RECENT_LIMIT
 
 
 def test_a_recent_file_that_vanished_is_refused_and_dropped_from_the_list(make_window, qtbot, tmp_path, settings):
@@ -286,8 +286,8 @@ def test_a_recent_file_that_vanished_is_refused_and_dropped_from_the_list(make_w
     win.files.recent_menu.aboutToShow.emit()
     [entry] = [a for a in win.files.recent_menu.actions() if a.data()]
     entry.trigger()
-    assert "cannot open brief.stack.json" in win.status_text
-    assert win.files.recent_files() == []
+    assert "cannot open brief.stack.json" in win.session.status_text
+    assert recent_files(win.settings) == []
 
 
 # --- drops ---
@@ -309,7 +309,7 @@ def test_a_stack_file_dropped_on_the_window_opens(make_window, qtbot, tmp_path):
     win = make_window()
     enter, drop = _drop(win, path)
     assert enter.isAccepted() and drop.isAccepted()
-    qtbot.waitUntil(lambda: win.source == str(path), timeout=5000)
+    qtbot.waitUntil(lambda: win.session.source == str(path), timeout=5000)
     assert win.sequence_editor.text() == "4 8 15 16\n"
     text_file = tmp_path / "notes.txt"
     text_file.write_text("hello")
@@ -323,7 +323,7 @@ def test_a_file_dropped_on_the_sequence_editor_opens_too(make_window, qtbot, tmp
     viewport = win.sequence_editor.text_edit.viewport()
     enter, drop = _drop(viewport, path)
     assert enter.isAccepted() and drop.isAccepted()
-    qtbot.waitUntil(lambda: win.source == str(path), timeout=5000)
+    qtbot.waitUntil(lambda: win.session.source == str(path), timeout=5000)
     assert win.sequence_editor.text() == "3 3 3\n"                 # opened, not pasted as text
 
 
@@ -373,16 +373,16 @@ def test_a_keras_model_opens_in_the_worker_with_its_weights_on_my_sequences(make
         win.files.open(str(path))
     assert opened.args == [True]
     assert threads == ["tensorflow-worker"]                        # never on the GUI thread
-    assert win.document.weights is not None and set(win.document.weights) == {"emb", "lstm", "pool", "out"}
-    assert win.document.layer_names() == ["emb", "lstm", "pool", "out"]
+    assert win.session.document.weights is not None and set(win.session.document.weights) == {"emb", "lstm", "pool", "out"}
+    assert win.session.document.layer_names() == ["emb", "lstm", "pool", "out"]
     assert win.windowTitle() == "trained.keras — RNN Shape Explorer"
-    assert "drop (Dropout)" in win.status_text and "trained weights" in win.status_text
+    assert "drop (Dropout)" in win.session.status_text and "trained weights" in win.session.status_text
     settle(qtbot, win)
-    assert win.last_reply.ok, win.status_text
+    assert win.last_reply.ok, win.session.status_text
     assert win.sequence_editor.text() == "3 9 27\n5 25\n"          # kept: they fit the model's input
     expected = model.predict(np.array([[3, 9, 27], [5, 25, 0]]), verbose=0)
-    np.testing.assert_allclose(win.result.layers[-1].output, expected, atol=1e-6)
-    assert win.files.recent_files()[0] == str(path.resolve())
+    np.testing.assert_allclose(win.session.result.layers[-1].output, expected, atol=1e-6)
+    assert recent_files(win.settings)[0] == str(path.resolve())
     asked = []                                                     # Save goes to a stack file, not the model
     win.files.ask_save_path = lambda suggested: asked.append(suggested)
     win.files.save()
@@ -397,13 +397,13 @@ def test_a_model_with_layers_it_cannot_show_names_them_and_keeps_the_work(make_w
     model.save(path)
     win = make_window()
     settle(qtbot, win)
-    before = to_dict(win.document)
+    before = to_dict(win.session.document)
     with qtbot.waitSignal(win.files.opened, timeout=RUN_TIMEOUT_MS) as opened:
         win.files.open(str(path))
     assert opened.args == [False]
-    assert "conv (Conv1D)" in win.status_text and "cannot show" in win.status_text
+    assert "conv (Conv1D)" in win.session.status_text and "cannot show" in win.session.status_text
     assert "conv (Conv1D)" in win.questions.alerts[-1][1]
-    assert to_dict(win.document) == before and win.source == "preset:average_pooling"
+    assert to_dict(win.session.document) == before and win.session.source == "preset:average_pooling"
 
 
 def test_a_broken_model_file_is_refused(make_window, qtbot, tmp_path):
@@ -413,7 +413,7 @@ def test_a_broken_model_file_is_refused(make_window, qtbot, tmp_path):
     with qtbot.waitSignal(win.files.opened, timeout=RUN_TIMEOUT_MS) as opened:
         win.files.open(str(path))
     assert opened.args == [False]
-    assert "broken.keras" in win.status_text and "not a .keras model file" in win.status_text
+    assert "broken.keras" in win.session.status_text and "not a .keras model file" in win.session.status_text
 
 
 def test_a_model_with_a_custom_expression_asks_first(make_window, qtbot, tmp_path, engine):
@@ -428,17 +428,17 @@ def test_a_model_with_a_custom_expression_asks_first(make_window, qtbot, tmp_pat
     assert files_module.keras_expressions(path) == ["ops.mean(x, axis=1)"]
     win = make_window()
     settle(qtbot, win)
-    before = to_dict(win.document)
+    before = to_dict(win.session.document)
     with qtbot.waitSignal(win.files.opened, timeout=RUN_TIMEOUT_MS) as opened:
         win.files.open(str(path))
     assert opened.args == [False]
     assert win.questions.trust_asked == [["ops.mean(x, axis=1)"]]
-    assert to_dict(win.document) == before and "not opened" in win.status_text
+    assert to_dict(win.session.document) == before and "not opened" in win.session.status_text
     win.questions.trust_answer = True
     with qtbot.waitSignal(win.files.opened, timeout=RUN_TIMEOUT_MS) as opened:
         win.files.open(str(path))
     assert opened.args == [True]
-    assert win.document.layers[-1].params["expression"] == "ops.mean(x, axis=1)"
+    assert win.session.document.layers[-1].params["expression"] == "ops.mean(x, axis=1)"
     settle(qtbot, win)
     assert win.last_reply.ok and len(win.questions.trust_asked) == 2   # agreed once: it runs without asking again
 
@@ -457,17 +457,17 @@ def test_export_as_keras_writes_a_model_in_the_worker(make_window, qtbot, tmp_pa
     assert exported.args[0].ok, exported.args[0].error
     assert threads == ["tensorflow-worker"]
     path = tmp_path / "exported.keras"
-    assert path.exists() and "exported" in win.status_text
+    assert path.exists() and "exported" in win.session.status_text
     spec, weights, _ = keras_io.import_model(path)
-    assert spec.layer_names() == win.document.layer_names() and set(weights) == set(spec.layer_names())
+    assert spec.layer_names() == win.session.document.layer_names() and set(weights) == set(spec.layer_names())
 
 
 def test_export_of_an_invalid_stack_is_refused_in_the_window(make_window, qtbot, tmp_path):
     win = make_window()
     settle(qtbot, win)
-    win.document.layers.append(LayerSpec("dense", {"units": 0}))
+    win.session.document.layers.append(LayerSpec("dense", {"units": 0}))
     assert not win.files.export_keras(str(tmp_path / "never.keras"))
-    assert "cannot export" in win.status_text and not (tmp_path / "never.keras").exists()
+    assert "cannot export" in win.session.status_text and not (tmp_path / "never.keras").exists()
 
 
 # --- the command line ---
@@ -481,11 +481,11 @@ app = QApplication(["explorer"])
 
 def report():
     windows = [w for w in app.topLevelWidgets() if type(w).__name__ == "MainWindow" and w.isVisible()]
-    if windows and windows[0].source == sys.argv[1] and windows[0].settled and windows[0].result is not None:
+    if windows and windows[0].session.source == sys.argv[1] and windows[0].settled and windows[0].session.result is not None:
         window = windows[0]
         print("title:", window.windowTitle(), flush=True)
-        print("layers:", window.document.layer_names(), "weights:", sorted(window.document.weights), flush=True)
-        print("status:", window.status_text, flush=True)
+        print("layers:", window.session.document.layer_names(), "weights:", sorted(window.session.document.weights), flush=True)
+        print("status:", window.session.status_text, flush=True)
         window.close()
         return
     QTimer.singleShot(50, report)

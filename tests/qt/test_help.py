@@ -9,7 +9,7 @@ from PySide6.QtGui import QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QApplication
 
 from explorer import __version__
-from explorer.core import presets
+from explorer.core import course, presets
 from explorer.qt.help import LessonsDialog, lessons
 
 RUN_TIMEOUT_MS = 60_000
@@ -34,7 +34,7 @@ def win(make_window, qtbot):
 
 def test_the_menu_bar_reads_file_edit_run_export_help(win):
     titles = [action.text().replace("&", "") for action in win.menuBar().actions()]
-    assert titles == ["File", "Edit", "Run", "Export", "Help"]
+    assert titles == ["File", "Edit", "Run", "Export", "View", "Help"]
     help_items = [a.text() for a in win.menus.menu("Help").actions() if not a.isSeparator()]
     assert help_items == ["Lessons…", "Keyboard shortcuts", "About RNN Shape Explorer"]
 
@@ -42,31 +42,47 @@ def test_the_menu_bar_reads_file_edit_run_export_help(win):
 def test_lessons_list_every_preset_and_open_the_one_chosen(win, qtbot):
     dialog = win.menus.show_lessons()
     assert isinstance(dialog, LessonsDialog) and dialog.isVisible()
-    titles = [dialog.list.item(i).text() for i in range(dialog.list.count())]
-    assert titles == [presets.load_preset(name).title for name in presets.names()]
-    assert len(titles) == len(presets.names()) >= 10
+    rows = [dialog.list.item(i) for i in range(dialog.list.count())]
+    opened = [row.data(Qt.ItemDataRole.UserRole) for row in rows if row.data(Qt.ItemDataRole.UserRole)]
+    headings = [row.text() for row in rows if not row.data(Qt.ItemDataRole.UserRole)]
+    assert sorted(opened) == sorted(presets.names()) and len(opened) >= 10          # every preset, once
+    assert headings == list(course.SECTIONS)
+    assert opened[0].startswith("forgotten_mask") and opened.index("chunked_stateful") < opened.index(
+        "mask_stops_gradient")
+    titles = [row.text() for row in rows if row.data(Qt.ItemDataRole.UserRole)]
+    assert titles == [f"{n}. {presets.load_preset(name).title}" for n, name in enumerate(opened, start=1)]
     assert dialog.selected == "average_pooling"                          # the stack on screen
     dialog.select("forgotten_mask_post")
     lesson = presets.load_preset("forgotten_mask_post").lesson
     assert lesson and lesson in dialog.text.toPlainText()
     assert "preset:forgotten_mask_post" in dialog.text.toPlainText()
     dialog.open_button.click()
-    assert win.source == "preset:forgotten_mask_post" and not dialog.isVisible()
+    assert win.session.source == "preset:forgotten_mask_post" and not dialog.isVisible()
     settle(qtbot, win)
     assert win.lesson_label.text().startswith("<b>" + presets.load_preset("forgotten_mask_post").title)
-    assert [layer.type for layer in win.result.layers] == [layer.type for layer in win.document.layers]
+    assert "Where to look" in win.lesson_label.text()
+    assert [layer.type for layer in win.session.result.layers] == [layer.type for layer in win.session.document.layers]
 
 
-def test_a_lesson_asks_before_replacing_unsaved_work(win, qtbot, monkeypatch):
+def test_a_lesson_asks_before_replacing_the_users_own_file_only(win, qtbot, monkeypatch, tmp_path):
     from explorer.qt.files import CANCEL
-    win.sequence_editor.text_edit.setPlainText("1 2 3\n4 5\n")
-    qtbot.waitUntil(lambda: win.files.modified, timeout=5000)
     asked = []
     monkeypatch.setattr(win.files, "ask_unsaved", lambda name: asked.append(name) or CANCEL)
+    win.sequence_editor.text_edit.setPlainText("1 2 3\n4 5\n")           # an edited preset: nothing of theirs
+    qtbot.waitUntil(lambda: win.files.modified, timeout=5000)
     dialog = win.menus.show_lessons()
     dialog.select("stacked_lstm")
     dialog.open_button.click()
-    assert asked and dialog.isVisible() and win.source != "preset:stacked_lstm"
+    assert not asked and win.session.source == "preset:stacked_lstm"
+    settle(qtbot, win)
+    path = tmp_path / "mine.stack.json"
+    assert win.files.save_to(str(path))
+    win.sequence_editor.text_edit.setPlainText("1 2 3\n4 5\n")           # their own file, edited
+    qtbot.waitUntil(lambda: win.files.modified, timeout=5000)
+    dialog = win.menus.show_lessons()
+    dialog.select("last_state")
+    dialog.open_button.click()
+    assert asked == ["mine.stack.json"] and dialog.isVisible() and win.session.source == str(path)
     assert win.sequence_editor.text_edit.toPlainText() == "1 2 3\n4 5\n"
     dialog.reject()
 
@@ -106,20 +122,21 @@ def test_the_keys_run_the_main_actions(win, qtbot):
     assert win.live_check.isChecked()
     # Ctrl+R and F5: run
     for key, modifiers in ((Qt.Key.Key_R, CTRL), (Qt.Key.Key_F5, Qt.KeyboardModifier.NoModifier)):
-        before = win._last_run_id
+        before = win.runs.last_run_id
         qtbot.keyClick(win.plots, key, modifiers)
-        assert win._last_run_id > before
+        assert win.runs.last_run_id > before
         settle(qtbot, win)
     # Alt+Down / Alt+Up: the next and the previous sequence, in the plots and the editor
+    win.plots.pick_row(0)
     assert win.plots.selected_row == 0
     qtbot.keyClick(win.plots, Qt.Key.Key_Down, ALT)
     assert win.plots.selected_row == 1
-    assert win.sequence_editor.current_line == win.result.lines[1]
+    assert win.sequence_editor.current_line == win.session.result.lines[1]
     qtbot.keyClick(win.plots, Qt.Key.Key_Down, ALT)
     qtbot.keyClick(win.plots, Qt.Key.Key_Down, ALT)                      # stays on the last one
-    assert win.plots.selected_row == len(win.result.lines) - 1
+    assert win.plots.selected_row == len(win.session.result.lines) - 1
     qtbot.keyClick(win.plots, Qt.Key.Key_Up, ALT)
-    assert win.plots.selected_row == len(win.result.lines) - 2
+    assert win.plots.selected_row == len(win.session.result.lines) - 2
     # Ctrl+K: the leak check
     qtbot.keyClick(win.plots, Qt.Key.Key_K, CTRL)
     qtbot.waitUntil(lambda: not win.shapes.leak_label.isHidden(), timeout=RUN_TIMEOUT_MS)

@@ -13,6 +13,7 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import QPointF, Qt
 
 from explorer.core.presets import load_preset
+from explorer.session import Session
 from explorer.qt.plots import (
     LEAKED,
     MASKED,
@@ -42,7 +43,9 @@ def results(engine):
 
 @pytest.fixture
 def panel(qtbot):
-    widget = PlotsPanel()
+    spec = load_preset("average_pooling")
+    spec.sequences = TEXT
+    widget = PlotsPanel(Session(spec, trusted=True))
     qtbot.addWidget(widget)
     widget.resize(1100, 900)
     return widget
@@ -60,22 +63,22 @@ def test_heatmap_is_the_selected_layers_output(panel, results):
     assert panel.selected_layer == "lstm_1"          # the last recurrent layer by default
     assert panel.selected_row == 0
     output = result.layer("lstm_1").output
-    image = panel.heatmap_item.image
+    image = panel.heatmap.item.image
     assert image.shape == (32, 7)                     # units × timesteps
     np.testing.assert_allclose(image, output[0].T, rtol=0, atol=0)
     # recurrent output: the diverging map centred on 0, fitted to a 1-2-5 step that holds the layer's values
-    assert panel.colorbar.colorMap().name == "CET-D1"
+    assert panel.heatmap.colorbar.colorMap().name == "CET-D1"
     biggest = np.abs(result.layer("lstm_1").output).max()
-    lo, hi = panel.heatmap_item.levels
+    lo, hi = panel.heatmap.item.levels
     assert lo == -hi and biggest <= hi < 2.5 * biggest
     assert f"{hi:.0e}"[0] in "125"
-    assert tuple(panel.colorbar.levels()) == (lo, hi)
+    assert tuple(panel.heatmap.colorbar.levels()) == (lo, hi)
     # unticking "fit colours" gives the fixed range of tanh
     panel.fit_colors.setChecked(False)
-    assert tuple(panel.colorbar.levels()) == (-1.0, 1.0)
-    assert tuple(panel.heatmap_item.levels) == (-1.0, 1.0)
+    assert tuple(panel.heatmap.colorbar.levels()) == (-1.0, 1.0)
+    assert tuple(panel.heatmap.item.levels) == (-1.0, 1.0)
     panel.fit_colors.setChecked(True)
-    assert panel.heatmap_item.isVisible() and not panel.layer_bars.isVisible()
+    assert panel.heatmap.item.isVisible() and not panel.heatmap.bars.isVisible()
 
 
 @pytest.mark.parametrize("value, limit", [(0.014, 0.02), (0.02, 0.02), (0.3, 0.5), (0.7, 1.0), (1.0, 1.0),
@@ -91,36 +94,36 @@ def test_padding_overlay_covers_exactly_the_padded_steps(panel, results):
     for row in range(result.mask.shape[0]):
         panel.select(row=row)
         padded = ~result.mask[row]
-        np.testing.assert_array_equal(panel.padding_overlay.padded, padded)
-        np.testing.assert_array_equal(panel.units_overlay.padded, padded)
-        assert not panel.padding_overlay.masked.any()
+        np.testing.assert_array_equal(panel.heatmap.overlay.padded, padded)
+        np.testing.assert_array_equal(panel.units_part.overlay.padded, padded)
+        assert not panel.heatmap.overlay.masked.any()
         spans = runs(padded)
         if spans:
-            rect = panel.padding_overlay.boundingRect()
+            rect = panel.heatmap.overlay.boundingRect()
             assert rect.left() == pytest.approx(spans[0][0] - 0.5)
             assert rect.right() == pytest.approx(spans[-1][1] - 0.5)
     # line 2 has 3 tokens: steps 3..6 are padding, and only those
     panel.select(row=1)
-    assert np.flatnonzero(panel.padding_overlay.padded).tolist() == [3, 4, 5, 6]
+    assert np.flatnonzero(panel.heatmap.overlay.padded).tolist() == [3, 4, 5, 6]
 
 
 def test_pre_padding_is_marked_at_the_start(panel, results):
     result = results("forgotten_mask_pre", TEXT)
     panel.show_result(result)
     panel.select(row=1)
-    assert np.flatnonzero(panel.padding_overlay.padded).tolist() == [0, 1, 2, 3]
+    assert np.flatnonzero(panel.heatmap.overlay.padded).tolist() == [0, 1, 2, 3]
     # no mask reaches the LSTM: the padded cells are drawn as leaking in the batch mask
-    assert set(np.unique(panel.mask_codes[~result.mask])) == {LEAKED}
+    assert set(np.unique(panel.mask.codes[~result.mask])) == {LEAKED}
 
 
 def test_token_zero_is_marked_as_masked_by_the_layer(panel, results):
     result = results("average_pooling", "5 0 7 3\n8 4\n")
     panel.show_result(result)
     assert panel.selected_row == 0
-    np.testing.assert_array_equal(panel.padding_overlay.padded, [False] * 4)
-    np.testing.assert_array_equal(panel.padding_overlay.masked, [False, True, False, False])
-    assert panel.mask_codes[0].tolist() == [VALID, MASKED, VALID, VALID]
-    assert panel.mask_codes[1].tolist() == [VALID, VALID, PADDED, PADDED]
+    np.testing.assert_array_equal(panel.heatmap.overlay.padded, [False] * 4)
+    np.testing.assert_array_equal(panel.heatmap.overlay.masked, [False, True, False, False])
+    assert panel.mask.codes[0].tolist() == [VALID, MASKED, VALID, VALID]
+    assert panel.mask.codes[1].tolist() == [VALID, VALID, PADDED, PADDED]
 
 
 def test_select_switches_layer_and_row(panel, results):
@@ -129,12 +132,12 @@ def test_select_switches_layer_and_row(panel, results):
     panel.select(layer="embedding_1", row=2)
     assert (panel.selected_layer, panel.selected_row) == ("embedding_1", 2)
     output = result.layer("embedding_1").output
-    np.testing.assert_array_equal(panel.heatmap_item.image, output[2].T)
+    np.testing.assert_array_equal(panel.heatmap.item.image, output[2].T)
     # not recurrent: a sequential map whose range, on the colour bar, spans the valid cells
     valid = output[result.mask]
-    assert panel.colorbar.colorMap().name == "viridis"
-    np.testing.assert_allclose(panel.colorbar.levels(), (valid.min(), valid.max()), rtol=1e-6)
-    np.testing.assert_array_equal(panel.padding_overlay.padded, ~result.mask[2])
+    assert panel.heatmap.colorbar.colorMap().name == "viridis"
+    np.testing.assert_allclose(panel.heatmap.colorbar.levels(), (valid.min(), valid.max()), rtol=1e-6)
+    np.testing.assert_array_equal(panel.heatmap.overlay.padded, ~result.mask[2])
     assert panel.layer_combo.currentData() == "embedding_1"
     assert panel.row_combo.currentIndex() == 2
     # unknown names and rows out of range change nothing
@@ -146,21 +149,21 @@ def test_a_layer_without_time_axis_is_a_bar_chart(panel, results):
     result = results("average_pooling", TEXT)
     panel.show_result(result)
     panel.select(layer="global_average_pooling_1", row=1)
-    assert not panel.heatmap_item.isVisible() and panel.layer_bars.isVisible()
-    np.testing.assert_allclose(bar_heights(panel.layer_bars), result.layer("global_average_pooling_1").output[1])
-    assert "vector of 32" in panel.heatmap_plot.titleLabel.text
-    assert panel.unit_curves == []
+    assert not panel.heatmap.item.isVisible() and panel.heatmap.bars.isVisible()
+    np.testing.assert_allclose(bar_heights(panel.heatmap.bars), result.layer("global_average_pooling_1").output[1])
+    assert "vector of 32" in panel.heatmap.plot.titleLabel.text
+    assert panel.units_part.curves == []
     # and back to a time-major layer: the heatmap returns, linked to the other time plots
     panel.select(layer="lstm_1")
-    assert panel.heatmap_item.isVisible() and not panel.layer_bars.isVisible()
-    assert panel.heatmap_plot.vb.linkedView(0) is panel.mask_plot.vb
+    assert panel.heatmap.item.isVisible() and not panel.heatmap.bars.isVisible()
+    assert panel.heatmap.plot.vb.linkedView(0) is panel.mask.plot.vb
 
 
 def test_last_state_stack_defaults_to_the_recurrent_layer(panel, results):
     result = results("bidirectional_gru", TEXT)
     panel.show_result(result)
     assert panel.selected_layer == "gru_1"
-    np.testing.assert_allclose(bar_heights(panel.layer_bars), result.layer("gru_1").output[0])
+    np.testing.assert_allclose(bar_heights(panel.heatmap.bars), result.layer("gru_1").output[0])
 
 
 # --- unit lines ---
@@ -170,8 +173,8 @@ def test_unit_curves_default_to_the_most_varying_units(panel, results):
     panel.show_result(result)
     matrix = result.layer("lstm_1").output[0]
     expected = top_variance_units(matrix, result.mask[0])
-    assert len(expected) == 3 and panel.units == expected and panel.units_auto
-    for unit, curve in zip(panel.units, panel.unit_curves):
+    assert len(expected) == 3 and panel.units_part.units == expected and panel.units_part.auto
+    for unit, curve in zip(panel.units_part.units, panel.units_part.curves):
         x, y = curve.getData()
         np.testing.assert_array_equal(x, np.arange(7))
         np.testing.assert_allclose(y, matrix[:, unit])
@@ -182,12 +185,12 @@ def test_units_typed_by_the_user(panel, results, qtbot):
     panel.show_result(result)
     panel.units_edit.setText("0, 5 40")     # 40 does not exist in a 32-unit layer
     panel.units_edit.editingFinished.emit()
-    assert panel.units == [0, 5] and not panel.units_auto
-    np.testing.assert_allclose(panel.unit_curves[1].getData()[1], result.layer("lstm_1").output[0][:, 5])
+    assert panel.units_part.units == [0, 5] and not panel.units_part.auto
+    np.testing.assert_allclose(panel.units_part.curves[1].getData()[1], result.layer("lstm_1").output[0][:, 5])
     panel.select(row=2)                     # kept across rows
-    assert panel.units == [0, 5]
-    panel.set_units(None)
-    assert panel.units_auto and len(panel.units) == 3
+    assert panel.units_part.units == [0, 5]
+    panel.session.set_units(None)
+    assert panel.units_part.auto and len(panel.units_part.units) == 3
     assert parse_units("1-3 7") == [1, 2, 3, 7]
     with pytest.raises(ValueError):
         parse_units("a")
@@ -198,31 +201,29 @@ def test_units_typed_by_the_user(panel, results, qtbot):
 def test_mask_image_is_the_batch_mask(panel, results):
     result = results("average_pooling", TEXT)
     panel.show_result(result)
-    np.testing.assert_array_equal(panel.mask_item.image, panel.mask_codes)
-    np.testing.assert_array_equal(np.isin(panel.mask_codes, (VALID, MASKED)), result.mask)
-    assert panel.mask_codes.shape == result.mask.shape == (3, 7)
+    np.testing.assert_array_equal(panel.mask.item.image, panel.mask.codes)
+    np.testing.assert_array_equal(np.isin(panel.mask.codes, (VALID, MASKED)), result.mask)
+    assert panel.mask.codes.shape == result.mask.shape == (3, 7)
     # rows labelled by their editor line
-    ticks = panel.mask_plot.getAxis("left")._tickLevels[0]
+    ticks = panel.mask.plot.getAxis("left")._tickLevels[0]
     assert [label for _, label in ticks] == [str(line) for line in result.lines] == ["1", "2", "3"]
 
 
-def test_clicking_a_row_emits_row_picked(panel, results, qtbot):
+def test_clicking_a_row_selects_its_line_in_the_session(panel, results, qtbot):
     result = results("average_pooling", TEXT)
     panel.show_result(result)
     panel.show()
     qtbot.waitExposed(panel)
     view = panel.time_view
-    scene_point = panel.mask_plot.vb.mapViewToScene(QPointF(2.0, 2.0))   # timestep 2 of row 2
+    scene_point = panel.mask.plot.vb.mapViewToScene(QPointF(2.0, 2.0))   # timestep 2 of row 2
     point = view.mapFromScene(scene_point)
-    with qtbot.waitSignal(panel.rowPicked, timeout=2000) as blocker:
-        qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=point)
-    assert blocker.args == [2]
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=point)
+    assert panel.session.selected_line == result.lines[2]
     assert panel.selected_row == 2
-    np.testing.assert_array_equal(panel.heatmap_item.image, result.layer("lstm_1").output[2].T)
+    np.testing.assert_array_equal(panel.heatmap.item.image, result.layer("lstm_1").output[2].T)
     # the handler the click goes through, called directly
-    with qtbot.waitSignal(panel.rowPicked, timeout=1000) as blocker:
-        panel.pick_row(0)
-    assert blocker.args == [0] and panel.selected_row == 0
+    panel.pick_row(0)
+    assert panel.session.selected_line == result.lines[0] and panel.selected_row == 0
 
 
 # --- vectors ---
@@ -232,12 +233,12 @@ def test_fc_input_and_output_bars(panel, results):
     panel.show_result(result)
     for row in range(3):
         panel.select(row=row)
-        np.testing.assert_allclose(bar_heights(panel.fc_bars), result.layer("global_average_pooling_1").output[row])
+        np.testing.assert_allclose(bar_heights(panel.fc.bars.bars), result.layer("global_average_pooling_1").output[row])
         probabilities = result.layer("dense_1").output[row]
-        np.testing.assert_allclose(bar_heights(panel.output_bars), probabilities)
-        assert panel.output_labels == [f"{value:.2f}" for value in probabilities]
-    assert "(3, 32)" in panel.fc_plot.titleLabel.text
-    assert "probabilities" in panel.output_plot.titleLabel.text
+        np.testing.assert_allclose(bar_heights(panel.output.bars.bars), probabilities)
+        assert panel.output.bars.text_labels == [f"{value:.2f}" for value in probabilities]
+    assert "(3, 32)" in panel.fc.plot.titleLabel.text
+    assert "probabilities" in panel.output.plot.titleLabel.text
 
 
 def test_time_major_final_output_is_a_heatmap(panel, results):
@@ -245,11 +246,11 @@ def test_time_major_final_output_is_a_heatmap(panel, results):
     panel.show_result(result)
     panel.select(row=1)
     last = result.layers[-1]
-    np.testing.assert_allclose(panel.output_image.image, last.output[1].T)
-    assert panel.output_image.isVisible() and not panel.output_bars.isVisible()
-    np.testing.assert_array_equal(panel.output.overlay.padded, ~result.mask[1])
+    np.testing.assert_allclose(panel.output.bars.image.image, last.output[1].T)
+    assert panel.output.bars.image.isVisible() and not panel.output.bars.bars.isVisible()
+    np.testing.assert_array_equal(panel.output.bars.overlay.padded, ~result.mask[1])
     # the FC input is itself a sequence here: shown as an image too
-    np.testing.assert_allclose(panel.fc_image.image, result.layer("lstm_1").output[1].T)
+    np.testing.assert_allclose(panel.fc.bars.image.image, result.layer("lstm_1").output[1].T)
 
 
 def test_attention_weights_under_the_heatmap(panel, results):
@@ -257,15 +258,15 @@ def test_attention_weights_under_the_heatmap(panel, results):
     panel.show_result(result)
     panel.select(row=1)
     weights = result.layer("attention_pooling_1").extras["attention_pooling_1/attention"][1]
-    x, y = panel.attention_curve.getData()
+    x, y = panel.attention.curve.getData()
     np.testing.assert_allclose(y, weights, rtol=1e-6)
     assert len(x) == len(y) + 1                        # step edges: one bar per timestep
-    assert panel.attention_plot.isVisible()
-    np.testing.assert_array_equal(panel.attention_overlay.padded, ~result.mask[1])
-    assert panel.attention_plot.vb.linkedView(0) is panel.mask_plot.vb
+    assert panel.attention.plot.isVisible()
+    np.testing.assert_array_equal(panel.attention.overlay.padded, ~result.mask[1])
+    assert panel.attention.plot.vb.linkedView(0) is panel.mask.plot.vb
     # a stack without attention has no attention plot
     panel.show_result(results("average_pooling", TEXT))
-    assert not panel.attention_plot.isVisible()
+    assert not panel.attention.plot.isVisible()
 
 
 # --- hover, selection memory, messages ---
@@ -292,7 +293,7 @@ def test_moving_the_mouse_over_a_plot_describes_the_cell(panel, results, qtbot):
     panel.show()
     qtbot.waitExposed(panel)
     view = panel.time_view
-    point = view.mapFromScene(panel.heatmap_plot.vb.mapViewToScene(QPointF(3.0, 5.0)))
+    point = view.mapFromScene(panel.heatmap.plot.vb.mapViewToScene(QPointF(3.0, 5.0)))
     qtbot.mouseMove(view.viewport(), point)
     qtbot.waitUntil(lambda: "t=3" in panel.hover_label.text(), timeout=3000)
     value = result.layer("lstm_1").output[0, 3, 5]
@@ -322,7 +323,7 @@ def test_messages_and_no_result(panel, results):
     panel.show_message("")
     assert not panel.message_label.isVisible()
     panel.show_result(None)
-    assert panel.heatmap_item.image is None and panel.mask_codes.size == 0 and panel.unit_curves == []
+    assert panel.heatmap.item.image is None and panel.mask.codes.size == 0 and panel.units_part.curves == []
 
 
 # --- export ---
@@ -358,14 +359,14 @@ def test_new_results_update_the_same_plot_items(panel, engine):
     results_ = [engine.run(spec, text) for text in texts]
     panel.show_result(results_[0])
     panel.select(layer="lstm_1", row=2)
-    items = (panel.heatmap_item, panel.mask_item, panel.fc_bars, panel.output_bars, panel.padding_overlay)
-    curves = list(panel.unit_curves)
+    items = (panel.heatmap.item, panel.mask.item, panel.fc.bars.bars, panel.output.bars.bars, panel.heatmap.overlay)
+    curves = list(panel.units_part.curves)
     for result in results_[1:]:
         panel.show_result(result)
-        assert (panel.heatmap_item, panel.mask_item, panel.fc_bars, panel.output_bars,
-                panel.padding_overlay) == items
-        assert all(a is b for a, b in zip(panel.unit_curves, curves))
-    np.testing.assert_array_equal(panel.heatmap_item.image, results_[-1].layer("lstm_1").output[2].T)
+        assert (panel.heatmap.item, panel.mask.item, panel.fc.bars.bars, panel.output.bars.bars,
+                panel.heatmap.overlay) == items
+        assert all(a is b for a, b in zip(panel.units_part.curves, curves))
+    np.testing.assert_array_equal(panel.heatmap.item.image, results_[-1].layer("lstm_1").output[2].T)
 
 
 def test_pure_helpers():
@@ -376,3 +377,47 @@ def test_pure_helpers():
     matrix[:, 0] = [0, 1, 0, 1, 0]
     assert top_variance_units(matrix, np.ones(5, bool), 2) == [0, 2]
     assert top_variance_units(matrix, np.array([1, 1, 0, 0, 0], bool), 1) == [0]
+
+
+# --- the panel and its session ---
+
+def test_the_panel_follows_its_session_and_picks_into_it(panel, results, qtbot):
+    session = panel.session
+    result = results("average_pooling", TEXT)
+    session.run_finished(result)                              # the session changes: the panel draws its result
+    assert panel.result is result and not panel.greyed
+    session.select_layer("embedding_1")
+    assert panel.selected_layer == "embedding_1"
+    np.testing.assert_array_equal(panel.heatmap.item.image, result.layer("embedding_1").output[0].T)
+    session.select_line(3)
+    assert panel.selected_row == 2
+    session.set_units([1, 2])
+    assert panel.units_part.units == [1, 2] and panel.units_edit.text() == "1 2"
+    index = panel.layer_combo.findData("lstm_1")              # the panel picks: the session follows
+    panel.layer_combo.setCurrentIndex(index)
+    panel.layer_combo.activated.emit(index)
+    assert session.selected_layer == "lstm_1"
+    panel.units_edit.setText("4")
+    panel.units_edit.editingFinished.emit()
+    assert session.units == [4]
+    session.set_text("1 x\n")                                 # not current any more: greyed with the reason
+    assert panel.greyed and "x" in panel.message_label.text() and panel.result is result
+
+
+def test_one_scale_per_layer_for_every_row_and_every_plot(panel, results):
+    result = results("last_state", TEXT)                      # lstm_1 → dense: bars of a layer without time
+    panel.show_result(result)
+    last = result.layers[-1]
+    panel.select(layer=last.name, row=0)
+    ranges = []
+    for row in range(len(result.lines)):
+        panel.select(row=row)
+        ranges.append((tuple(panel.heatmap.plot.vb.viewRange()[1]), tuple(panel.output.plot.vb.viewRange()[1])))
+    assert len(set(ranges)) == 1                              # the bar scale does not jump with the row
+    values = np.asarray(last.output)
+    (lo, hi), _ = ranges[0]
+    assert lo <= min(values.min(), 0) and hi >= max(values.max(), 0)   # and it holds every row's values
+    sequence = results("time_distributed", TEXT)               # the output is a sequence: heatmap and image agree
+    panel.show_result(sequence)
+    panel.select(layer=sequence.layers[-1].name, row=1)
+    assert tuple(panel.heatmap.item.levels) == tuple(panel.output.bars.image.levels)

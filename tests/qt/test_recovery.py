@@ -17,7 +17,7 @@ import pytest
 from explorer.core.presets import load_preset
 from explorer.core.spec import from_dict, load, save
 from explorer.qt import recovery
-from explorer.qt.recovery import AUTOSAVE_DELAY_MS, Autosaver, crashed_sessions, offer_recovery, session_files
+from explorer.qt.recovery import Autosaver, crashed_sessions, offer_recovery, session_files
 from explorer.qt.settings import STATE_DIR_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,19 +39,21 @@ def own_files(state: Path) -> tuple[Path, Path]:
     return session_files(state / "recovery", os.getpid())
 
 
-def test_edits_are_autosaved_after_a_pause_with_the_text(make_window, qtbot, state):
+def test_a_burst_of_edits_is_autosaved_once_after_the_delay_with_the_text(make_window, qtbot, state):
     win = make_window()
     settle(qtbot, win)
     stack, meta = own_files(state)
     assert win.autosaver.path == stack
+    win.autosaver.remove()                          # the window's own autosaver (2 s) stands down …
+    autosaver = Autosaver(win.session, win, delay_ms=0)   # … for one whose delay the test injects
+    assert autosaver.path == stack
+    written = []
+    autosaver.saved.connect(written.append)
     win.sequence_editor.text_edit.appendPlainText("11 12")
-    started = time.monotonic()
-    qtbot.wait(AUTOSAVE_DELAY_MS // 2)
     win.sequence_editor.text_edit.appendPlainText("13 14")         # a burst of edits: one write, after the last
-    assert not stack.exists()
-    with qtbot.waitSignal(win.autosaver.saved, timeout=AUTOSAVE_DELAY_MS * 3):
-        pass
-    assert time.monotonic() - started >= AUTOSAVE_DELAY_MS * 1.4 / 1000
+    assert autosaver.pending and not stack.exists()
+    qtbot.waitUntil(lambda: not autosaver.pending)
+    assert written == [str(stack)]
     saved = load(stack)                                             # a plain stack file
     assert saved.sequences == win.sequence_editor.text() and "11 12\n13 14" in saved.sequences
     notes = json.loads(meta.read_text())
@@ -75,7 +77,7 @@ def test_a_clean_exit_and_a_saved_document_leave_no_autosave(make_window, qtbot,
     assert win.autosaver.write_now()
     stack, meta = own_files(state)
     assert stack.exists() and meta.exists()
-    assert win.save_path(str(tmp_path / "saved.stack.json"))
+    assert win.files.save_to(str(tmp_path / "saved.stack.json"))
     assert not win.autosaver.write_now() and not stack.exists()    # nothing unsaved: nothing to recover
     win.sequence_editor.text_edit.appendPlainText("8 8")
     assert win.autosaver.write_now() and stack.exists()
@@ -93,7 +95,7 @@ def test_an_autosave_that_cannot_be_written_is_said_once(make_window, qtbot, tmp
     win = make_window()
     win.sequence_editor.text_edit.appendPlainText("1 1")
     assert not win.autosaver.write_now()
-    assert "autosave failed" in win.status_text
+    assert "autosave failed" in win.session.status_text
 
 
 def test_sessions_of_running_explorers_are_not_offered(state):
@@ -125,14 +127,14 @@ def test_restore_and_discard(make_window, qtbot, state, tmp_path):
     meta.write_text(json.dumps({"pid": dead.pid, "saved_at": time.time(), "source": str(source)}))
     win = make_window()
     asked = []
-    assert not offer_recovery(win, decide=lambda session: (asked.append(session), False)[1])
+    assert not offer_recovery(win.session, win.autosaver, win.files, decide=lambda session: (asked.append(session), False)[1])
     assert [session.pid for session in asked] == [dead.pid] and asked[0].source == str(source)
     assert not stack.exists() and not meta.exists()                  # discarded
     save(spec, stack)
     meta.write_text(json.dumps({"pid": dead.pid, "saved_at": time.time(), "source": str(source)}))
-    assert offer_recovery(win, decide=lambda session: True)
+    assert offer_recovery(win.session, win.autosaver, win.files, decide=lambda session: True)
     assert win.sequence_editor.text() == "1 2 3\n# typed before the crash\n"
-    assert win.source == str(source) and win.files.modified
+    assert win.session.source == str(source) and win.files.modified
     assert win.windowTitle().startswith("work.stack.json*")
     assert not stack.exists() and own_files(state)[0].exists()       # now this session's autosave holds it
     assert crashed_sessions(folder) == []
@@ -222,13 +224,13 @@ def test_a_killed_session_is_offered_back_at_the_next_start(make_window, qtbot, 
     assert session.pid == process.pid and session.source == str(stack) and session.name == "crash.stack.json"
     win = make_window()
     offered = []
-    assert offer_recovery(win, decide=lambda s: (offered.append(s.name), True)[1])
+    assert offer_recovery(win.session, win.autosaver, win.files, decide=lambda s: (offered.append(s.name), True)[1])
     assert offered == ["crash.stack.json"]
     assert win.sequence_editor.text() == "1 2 3\n\n41 42 43"
-    assert win.source == str(stack) and win.windowTitle().startswith("crash.stack.json*")
+    assert win.session.source == str(stack) and win.windowTitle().startswith("crash.stack.json*")
     assert not autosave.exists()
     settle(qtbot, win)
-    assert win.last_reply.ok and win.result.lengths.tolist() == [3, 3]
+    assert win.last_reply.ok and win.session.result.lengths.tolist() == [3, 3]
 
 
 def test_the_app_offers_the_crashed_session_at_start_and_a_clean_exit_clears_it(state, tmp_path):
@@ -259,8 +261,8 @@ def test_a_broken_autosave_is_kept_aside_and_not_offered_again(make_window, qtbo
     stack = session_files(folder, dead.pid)[0]
     stack.write_text('{"layers": [{"type": "lstm", "units": 0}]}')
     win = make_window()
-    assert not offer_recovery(win, decide=lambda session: True)
-    assert "cannot restore" in win.status_text and "layers[0].units" in win.status_text
+    assert not offer_recovery(win.session, win.autosaver, win.files, decide=lambda session: True)
+    assert "cannot restore" in win.session.status_text and "layers[0].units" in win.session.status_text
     assert crashed_sessions(folder) == [] and (folder / (stack.name + ".broken")).exists()
 
 

@@ -1,5 +1,5 @@
-"""What the window remembers between sessions: geometry and state, splitters, recent files, the last device and
-the Live toggle — in an injected QSettings (here a temporary INI file), restored on the next start."""
+"""What the window remembers between sessions: geometry (never larger than the screen) and state (the docks),
+the presentation scale, recent files, the last device and the Live toggle — in an injected QSettings (here a temporary INI file), restored on the next start."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from PySide6.QtCore import QSettings
 from explorer.core.backend import Device
 from explorer.qt import settings as prefs
 from explorer.qt.settings import APPLICATION, ORGANISATION, STATE_DIR_ENV, open_settings, state_dir
-from explorer.service import Reply
 
 RUN_TIMEOUT_MS = 60_000
 
@@ -74,29 +73,37 @@ def test_geometry_live_toggle_and_recent_files_are_restored_on_the_next_start(ma
     second = make_window(settings=reopen(ini), show=False)
     assert second.preferences.restored_geometry and restored == [geometry]
     assert not second.live_check.isChecked()
-    assert second.files.recent_files() == [str(stack.resolve())]
+    assert prefs.recent_files(second.settings) == [str(stack.resolve())]
 
 
-def test_splitter_sizes_are_restored(make_window, qtbot, ini):
+def test_the_docks_and_the_presentation_scale_are_restored(make_window, qtbot, ini):
+    from explorer.qt.layout import KEY_SCALE
     first = make_window(settings=reopen(ini))
-    first.resize(1500, 930)
     settle(qtbot, first)
-    first.top_splitter.setSizes([450, 530, 500])
-    first.main_splitter.setSizes([500, 250])
-    top, main = first.top_splitter.sizes(), first.main_splitter.sizes()
+    first.window_layout.set_scale(1.5)
+    first.window_layout.shapes_dock.close()
     assert first.close()
-    stored = reopen(ini)
-    stored.remove(prefs.KEY_GEOMETRY)          # same size as the first window, whatever the screen
-    stored.sync()
+    assert float(reopen(ini).value(KEY_SCALE)) == 1.5
     second = make_window(settings=reopen(ini))
-    second.resize(1500, 930)
     settle(qtbot, second)
-    qtbot.wait(20)
-    assert second.top_splitter.sizes() == top and second.main_splitter.sizes() == main
+    assert second.window_layout.scale == 1.5 and second.plots.text_scale == 1.5
+    assert not second.window_layout.shapes_dock.isVisible() and second.window_layout.stack_dock.isVisible()
+    second.window_layout.set_scale(1.0)
     fresh = make_window()
-    fresh.resize(1500, 930)
-    settle(qtbot, fresh)
-    assert top != fresh.top_splitter.sizes()
+    assert fresh.window_layout.scale == 1.0 and fresh.window_layout.shapes_dock.isVisible()
+
+
+def test_a_window_saved_on_a_bigger_screen_opens_inside_this_one(make_window):
+    from PySide6.QtCore import QRect
+    from explorer.qt.layout import fit_to_screen
+    win = make_window(show=False)
+    win.resize(1900, 1150)
+    win.move(700, 400)
+    screen = QRect(0, 0, 1024, 768)
+    assert fit_to_screen(win, screen)
+    assert win.width() <= 1024 and win.height() <= 768
+    assert screen.contains(win.frameGeometry())
+    assert not fit_to_screen(win, screen)          # already inside: left alone
 
 
 def test_without_settings_nothing_is_remembered(make_window, qtbot):
@@ -112,23 +119,23 @@ def test_the_last_device_is_picked_again_when_the_devices_arrive(make_window, qt
     stored.sync()
     win = make_window(settings=reopen(ini))
     settle(qtbot, win)
-    qtbot.waitUntil(lambda: bool(win.devices), timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: bool(win.session.devices), timeout=RUN_TIMEOUT_MS)
     win.live_check.setChecked(False)
     devices = [Device("/CPU:0", "CPU", "CPU"), Device("/GPU:0", "GPU", "a GPU")]
-    win._devices_arrived(Reply(0, "devices", value=devices))      # with a GPU, the window would pick it …
-    assert win.device == "/CPU:0"                                   # … but the CPU was the user's last choice
+    win.session.set_devices(devices)                                # with a GPU, the window would pick it …
+    assert win.session.device == "/CPU:0"                                   # … but the CPU was the user's last choice
     other = make_window(settings=reopen(str(Path(ini).with_name("other.ini"))))
     other.live_check.setChecked(False)
-    other._devices_arrived(Reply(0, "devices", value=devices))
-    assert other.device == "/GPU:0"
+    other.session.set_devices(devices)
+    assert other.session.device == "/GPU:0"
 
 
 def test_closing_saves_the_device_in_use(make_window, qtbot, ini):
     win = make_window(settings=reopen(ini))
-    qtbot.waitUntil(lambda: bool(win.devices), timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: bool(win.session.devices), timeout=RUN_TIMEOUT_MS)
     settle(qtbot, win)
     win.close()
-    assert reopen(ini).value(prefs.KEY_DEVICE) == win.device
+    assert reopen(ini).value(prefs.KEY_DEVICE) == win.session.device
 
 
 def test_a_list_of_one_recent_file_reads_back_as_a_list(ini):
@@ -137,3 +144,21 @@ def test_a_list_of_one_recent_file_reads_back_as_a_list(ini):
     assert prefs.recent_files(reopen(ini)) == [str(Path("/tmp/one.stack.json").resolve())]
     prefs.clear_recent(stored)
     assert prefs.recent_files(reopen(ini)) == []
+
+
+def test_docks_laid_out_for_a_big_screen_open_compact_on_a_small_one(make_window, qtbot, ini):
+    from explorer.qt.layout import KEY_ARRANGEMENT
+    first = make_window(settings=reopen(ini))
+    first.resize(1920, 1080)
+    settle(qtbot, first)
+    qtbot.waitUntil(lambda: first.window_layout.arrangement == "wide-tall", timeout=5000)
+    assert first.close()
+    assert reopen(ini).value(KEY_ARRANGEMENT) == "wide-tall"
+    second = make_window(settings=reopen(ini), show=False)     # restored onto the 800 × 800 offscreen screen
+    size = (second.width(), second.height())
+    assert size[0] <= 800 and size[1] <= 800
+    layout = second.window_layout
+    assert layout.shapes_dock in second.tabifiedDockWidgets(layout.stack_dock)
+    second.show()
+    settle(qtbot, second)
+    assert (second.width(), second.height()) == size                  # not grown past the screen by the docks

@@ -11,8 +11,11 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication
 
+from explorer.core.presets import load_preset
 from explorer.qt.plots import PlotsPanel
-from explorer.qt.theme import ThemeController, app_icon, dark_palette, icon_path, is_dark, light_palette
+from explorer.session import Session
+from explorer.qt.style import is_dark
+from explorer.qt.theme import ThemeController, app_icon, dark_palette, icon_path, light_palette
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,40 +28,40 @@ def restore_palette(qapp):
 
 
 def _axis_colour(panel: PlotsPanel) -> QColor:
-    return panel.heatmap_plot.getAxis("bottom").pen().color()
+    return panel.heatmap.plot.getAxis("bottom").pen().color()
 
 
 def test_the_plots_follow_a_palette_change(qtbot, restore_palette):
-    panel = PlotsPanel()
+    panel = PlotsPanel(Session(load_preset("average_pooling"), trusted=True))
     qtbot.addWidget(panel)
-    assert panel._bg == QColor(255, 255, 255)
+    assert panel.state.bg == QColor(255, 255, 255)
     QApplication.instance().setPalette(dark_palette())
-    qtbot.waitUntil(lambda: panel._bg == QColor(25, 25, 25))
+    qtbot.waitUntil(lambda: panel.state.bg == QColor(25, 25, 25))
     assert panel.time_view.backgroundBrush().color() == QColor(25, 25, 25)
     assert panel.vector_view.backgroundBrush().color() == QColor(25, 25, 25)
     assert _axis_colour(panel) == QColor(220, 220, 220)
     assert panel.crosshairs["heatmap"].pen.color() == QColor(220, 220, 220)
-    assert panel.heatmap_plot.titleLabel.opts["color"] == "#dcdcdc"
+    assert panel.heatmap.plot.titleLabel.opts["color"] == "#dcdcdc"
     QApplication.instance().setPalette(light_palette())
-    qtbot.waitUntil(lambda: panel._bg == QColor(255, 255, 255))
+    qtbot.waitUntil(lambda: panel.state.bg == QColor(255, 255, 255))
     assert _axis_colour(panel) == QColor(30, 30, 30)
 
 
 def test_the_controller_follows_the_systems_colour_scheme(qapp, qtbot, restore_palette):
     controller = ThemeController(qapp, set_palette=True)
     try:
-        panel = PlotsPanel()
+        panel = PlotsPanel(Session(load_preset("average_pooling"), trusted=True))
         qtbot.addWidget(panel)
         hints = QGuiApplication.styleHints()
         with qtbot.waitSignal(controller.changed) as signal:
             hints.colorSchemeChanged.emit(Qt.ColorScheme.Dark)
         assert signal.args == ["dark"] and controller.name == "dark"
         assert is_dark(qapp.palette())
-        qtbot.waitUntil(lambda: panel._bg == QColor(25, 25, 25))
+        qtbot.waitUntil(lambda: panel.state.bg == QColor(25, 25, 25))
         with qtbot.waitSignal(controller.changed) as signal:
             hints.colorSchemeChanged.emit(Qt.ColorScheme.Light)
         assert signal.args == ["light"] and not is_dark(qapp.palette())
-        qtbot.waitUntil(lambda: panel._bg == QColor(255, 255, 255))
+        qtbot.waitUntil(lambda: panel.state.bg == QColor(255, 255, 255))
         hints.colorSchemeChanged.emit(Qt.ColorScheme.Unknown)                  # the system says nothing
         assert controller.name == "light" and not is_dark(qapp.palette())
     finally:
@@ -72,7 +75,7 @@ def test_the_windows_lesson_banner_and_icon(make_window, qtbot, restore_palette)
     assert "#fff8e1" in light_style
     QApplication.instance().setPalette(dark_palette())
     qtbot.waitUntil(lambda: "#3a3420" in win.lesson_label.styleSheet())
-    assert win.plots._bg == QColor(25, 25, 25)
+    assert win.plots.state.bg == QColor(25, 25, 25)
     assert not win.windowIcon().isNull()
     assert not QGuiApplication.windowIcon().isNull()
 

@@ -38,13 +38,13 @@ def type_at_end(qtbot, window, text: str) -> None:
 def win(make_window, qtbot):
     window = make_window()
     settle(qtbot, window)
-    assert window.last_reply.ok, window.status_text
+    assert window.last_reply.ok, window.session.status_text
     return window
 
 
 def test_three_edits_undo_three_times_then_redo(win, qtbot):
     assert isinstance(win.history.stack, QUndoStack)
-    start = to_dict(win.document)
+    start = to_dict(win.session.document)
     start_text = win.sequence_editor.text()
     assert not win.undo_action.isEnabled()
 
@@ -54,7 +54,7 @@ def test_three_edits_undo_three_times_then_redo(win, qtbot):
     settle(qtbot, win)
     type_at_end(qtbot, win, "4 5 6 7")
     settle(qtbot, win)
-    end = to_dict(win.document)
+    end = to_dict(win.session.document)
     end_text = win.sequence_editor.text()
     assert end_text.endswith("4 5 6 7") and not win.last_reply.ok       # pooling needs a sequence now
     assert win.history.stack.count() == 3                              # the typing is one step
@@ -71,7 +71,7 @@ def test_three_edits_undo_three_times_then_redo(win, qtbot):
     assert win.history.stack.undoText() == "Set units of lstm_1 to 48"
     win.undo_action.trigger()
     settle(qtbot, win)
-    assert to_dict(win.document) == start
+    assert to_dict(win.session.document) == start
     assert win.stack_editor.card("lstm_1").param_widget("units").value() == 32
     assert shapes(win)["lstm_1"] == "(None, None, 32)" and win.last_reply.ok
     assert not win.undo_action.isEnabled() and win.redo_action.isEnabled()
@@ -79,7 +79,7 @@ def test_three_edits_undo_three_times_then_redo(win, qtbot):
     for _ in range(3):
         win.redo_action.trigger()
         settle(qtbot, win)
-    assert to_dict(win.document) == end
+    assert to_dict(win.session.document) == end
     assert win.sequence_editor.text() == end_text
     card = win.stack_editor.card("lstm_1")
     assert card.param_widget("units").value() == 48 and not card.param_widget("return_sequences").isChecked()
@@ -100,7 +100,7 @@ def test_the_toolbar_and_the_edit_menu_share_the_undo_stacks_actions(win):
 
 def test_every_kind_of_edit_is_one_step_and_undoes_exactly(win, qtbot):
     editor = win.stack_editor
-    snapshots = [to_dict(win.document)]
+    snapshots = [to_dict(win.session.document)]
     edits = [
         lambda: editor.add_layer("dense", index=3),
         lambda: editor.move_layer(3, 2),
@@ -115,29 +115,29 @@ def test_every_kind_of_edit_is_one_step_and_undoes_exactly(win, qtbot):
     for edit in edits:
         edit()
         settle(qtbot, win)
-        snapshots.append(to_dict(win.document))
+        snapshots.append(to_dict(win.session.document))
     assert win.history.stack.count() == len(edits)
     assert all(a != b for a, b in zip(snapshots, snapshots[1:]))
     for expected in reversed(snapshots[:-1]):
-        win.undo()
-        assert to_dict(win.document) == expected
+        win.history.undo()
+        assert to_dict(win.session.document) == expected
         assert to_dict(win.stack_editor.spec())["layers"] == expected["layers"]
-        assert win.sequence_editor.batching().padding == expected["batching"]["padding"]
+        assert win.session.document.batching.padding == expected["batching"]["padding"]
     settle(qtbot, win)
     assert win.last_reply.ok
 
 
 def test_typing_bursts_apart_are_separate_steps(win, qtbot, monkeypatch):
     clock = [1000.0]
-    monkeypatch.setattr(undo_module.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(win.history, "clock", lambda: clock[0])   # the merge clock, injected
     type_at_end(qtbot, win, "1 2")
     clock[0] += undo_module.MERGE_SECONDS + 1
     type_at_end(qtbot, win, " 3")
     assert win.history.stack.count() == 2
     settle(qtbot, win)
-    win.undo()
+    win.history.undo()
     assert win.sequence_editor.text().endswith("1 2")
-    win.undo()
+    win.history.undo()
     assert not win.sequence_editor.text().endswith("1 2")
 
 
@@ -150,13 +150,13 @@ def test_typing_and_deleting_again_leaves_no_step(win, qtbot):
 
 def test_undo_keeps_trained_weights(win, qtbot):
     weights = {"lstm_1": ["trained"]}
-    win.document.weights, win.document.weights_id = weights, "abc"
+    win.session.document.weights, win.session.document.weights_id = weights, "abc"
     win.sequence_editor.maxlen_spin.setValue(4)
-    win.undo()
-    assert win.document.weights is weights and win.document.weights_id == "abc"
-    win.redo()
-    assert win.document.weights is weights and win.document.batching.maxlen == 4
-    win.document.weights, win.document.weights_id = None, None
+    win.history.undo()
+    assert win.session.document.weights is weights and win.session.document.weights_id == "abc"
+    win.history.redo()
+    assert win.session.document.weights is weights and win.session.document.batching.maxlen == 4
+    win.session.document.weights, win.session.document.weights_id = None, None
     settle(qtbot, win)
 
 
@@ -184,7 +184,7 @@ def test_the_shortcuts_undo_and_redo_from_the_window_and_from_the_text(win, qtbo
     assert win.stack_editor.card("lstm_1").param_widget("units").value() == 32
     qtbot.keyClick(win.plots, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     assert win.stack_editor.card("lstm_1").param_widget("units").value() == 40
-    win.undo()
+    win.history.undo()
     qtbot.keyClick(win.plots, Qt.Key.Key_Y, Qt.KeyboardModifier.ControlModifier)
     assert win.stack_editor.card("lstm_1").param_widget("units").value() == 40
     settle(qtbot, win)

@@ -11,7 +11,9 @@ from PySide6.QtGui import QTextCursor
 
 from explorer.core.presets import load_preset
 from explorer.service import Reply
-from explorer.qt.main_window import LOADING, MainWindow
+from seen import card_messages, grid_size, grid_text, padded_cells, shapes_warnings, underlined
+from explorer.qt.main_window import MainWindow
+from explorer.qt.runs import LOADING
 
 RUN_TIMEOUT_MS = 60_000
 
@@ -34,7 +36,7 @@ def window(qapp):
     window = MainWindow(load_preset("average_pooling"), trusted=True, source="preset:average_pooling",
                         confirm_trust=trust)
     window.trust = trust
-    window.status_at_start = window.status_text
+    window.status_at_start = window.session.status_text
     window.resize(1600, 1000)
     window.show()
     yield window
@@ -53,7 +55,7 @@ def win(window, qtbot):
     window.trust.asked.clear()
     window.load_preset("average_pooling")
     settle(qtbot, window)
-    assert window.result is not None and window.last_reply.ok, window.status_text
+    assert window.session.result is not None and window.last_reply.ok, window.session.status_text
     return window
 
 
@@ -64,7 +66,7 @@ def table(window) -> dict[str, list[str]]:
 
 
 def heatmap_shape(window) -> set[int]:
-    return set(window.plots.heatmap_item.image.shape[:2])
+    return set(window.plots.heatmap.item.image.shape[:2])
 
 
 # --- start-up ---
@@ -72,28 +74,28 @@ def heatmap_shape(window) -> set[int]:
 def test_the_window_shows_before_tensorflow_and_then_the_first_run(window, qtbot):
     assert window.status_at_start == LOADING
     settle(qtbot, window)
-    assert window.result is not None
+    assert window.session.result is not None
     assert table(window)["lstm_1"] == ["(None, None, 32)", "(3, 7, 32)", "carries", "6,272"]
     assert window.shapes.fc_shape_label.text() == "(None, 32)"
     assert "independent of the number of timesteps" in window.shapes.fc_explanation_label.text()
     card = window.stack_editor.card("lstm_1")
     assert (card.symbolic_text, card.batch_text, card.mask_role) == ("(None, None, 32)", "(3, 7, 32)", "carries")
     assert "mask&nbsp;carries" in card.badge_label.text()
-    assert window.plots.result is window.result
+    assert window.plots.result is window.session.result
     assert window.plots.selected_layer == "lstm_1"
-    assert window.sequence_editor.grid.rowCount() == 3
+    assert grid_size(window.sequence_editor)[0] == 3
     selected = window.sequence_editor.grid.selectionModel().selectedRows()
-    assert [index.row() for index in selected] == [window.plots.selected_row] == [0]   # line 2, in both
+    assert [index.row() for index in selected] == [window.plots.selected_row] == [1]   # line 3: the lesson's
     assert "device /CPU:0" in window.device_label.text() or "device /GPU:" in window.device_label.text()
     assert "ms" in window.timing_label.text()
 
 
 def test_the_device_selector_lists_what_tensorflow_sees(win, qtbot):
-    qtbot.waitUntil(lambda: bool(win.devices), timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: bool(win.session.devices), timeout=RUN_TIMEOUT_MS)
     names = [win.device_combo.itemData(i) for i in range(win.device_combo.count())]
-    assert names == [device.name for device in win.devices]
+    assert names == [device.name for device in win.session.devices]
     assert "/CPU:0" in names
-    assert win.device in names
+    assert win.session.device in names
 
 
 # --- a widget changes, every view follows ---
@@ -116,11 +118,11 @@ def test_return_sequences_off_puts_the_error_on_the_card_concerned(win, qtbot):
     reply = win.last_reply
     assert not reply.ok and reply.error_layer == "global_average_pooling_1"
     pooling = win.stack_editor.card("global_average_pooling_1")
-    assert "needs a sequence" in pooling.message_text and "return_sequences" in pooling.message_text
-    assert win.stack_editor.card("lstm_1").message_text == ""
-    assert "needs a sequence" in win.status_text
+    assert "needs a sequence" in card_messages(pooling) and "return_sequences" in card_messages(pooling)
+    assert card_messages(win.stack_editor.card("lstm_1")) == ""
+    assert "needs a sequence" in win.session.status_text
     assert "needs a sequence" in win.plots.message_label.text()
-    assert "Traceback" not in win.status_text
+    assert "Traceback" not in win.session.status_text
     # without the pooling layer, the last state goes straight to the Dense layer
     win.stack_editor.card("global_average_pooling_1").remove_button.click()
     settle(qtbot, win)
@@ -133,16 +135,16 @@ def test_return_sequences_off_puts_the_error_on_the_card_concerned(win, qtbot):
 
 
 def test_pre_padding_moves_the_padding_to_the_front(win, qtbot):
-    assert (1, 6) in win.sequence_editor.padded_cells()
+    assert (1, 6) in padded_cells(win.sequence_editor)
     editor = win.sequence_editor
     editor.padding_combo.setCurrentIndex(editor.padding_combo.findData("pre"))
     settle(qtbot, win)
-    assert win.document.batching.padding == "pre"
-    cells = editor.padded_cells()
+    assert win.session.document.batching.padding == "pre"
+    cells = padded_cells(editor)
     assert (1, 0) in cells and (1, 6) not in cells            # "8 4 19" is padded at its start now
-    assert editor.grid.item(1, 6).text() == "19"
-    assert not win.result.mask[1, 0] and win.result.mask[1, 6]
-    assert win.plots.result.mask.tolist() == win.result.mask.tolist()
+    assert grid_text(editor, 1, 6) == "19"
+    assert not win.session.result.mask[1, 0] and win.session.result.mask[1, 6]
+    assert win.plots.result.mask.tolist() == win.session.result.mask.tolist()
 
 
 def test_changing_a_layers_type_renames_and_reshapes(win, qtbot):
@@ -166,24 +168,25 @@ def test_typing_a_longer_sequence_changes_this_batch(win, qtbot):
     settle(qtbot, win)
     assert table(win)["lstm_1"][:2] == ["(None, None, 32)", "(4, 10, 32)"]
     assert win.stack_editor.card("embedding_1").batch_text == "(4, 10, 16)"
-    assert win.sequence_editor.grid.rowCount() == 4 and win.sequence_editor.grid.columnCount() == 10
+    assert grid_size(win.sequence_editor) == (4, 10)
     assert win.plots.result.layer("lstm_1").output.shape == (4, 10, 32)
     assert win.plots.selected_row == 3                       # the cursor is on the new line
 
 
 def test_a_bad_token_shows_its_message_and_runs_nothing(win, qtbot):
-    before = win.result
+    before = win.session.result
     win.sequence_editor.text_edit.setPlainText("5 12 7\n8 4 x19\n")
     settle(qtbot, win)
     message = 'line 2, column 5: "x19" is not a token id: expected a whole number from 0 to 999'
     assert message in win.sequence_editor.error_label.text()
     assert not win.sequence_editor.error_label.isHidden()
-    assert win.sequence_editor.error_range == (2, 5, 8)
-    assert message in win.status_text
-    assert win.result is before                              # nothing ran
+    assert underlined(win.sequence_editor)[:1] == [(2, 5, 8)]
+    assert message in win.session.status_text
+    assert win.session.result is before and not win.session.state.current   # nothing ran, nothing current
+    assert win.session.state.kind == "stale" and message in win.session.state.reason
     win.sequence_editor.text_edit.setPlainText("5 12 7\n8 4 19\n")
     settle(qtbot, win)
-    assert win.result is not before and win.sequence_editor.error_label.isHidden()
+    assert win.session.result is not before and win.sequence_editor.error_label.isHidden()
     assert table(win)["lstm_1"][1] == "(2, 3, 32)"
 
 
@@ -199,24 +202,13 @@ def test_a_smaller_vocabulary_flags_the_ids_outside_it(win, qtbot):
 # --- the worker ---
 
 def test_stale_replies_are_dropped(win, qtbot):
-    shown = win.result
-    dropped = win.dropped_replies
+    shown = win.session.result
+    dropped = win.runs.dropped_replies
     old = Reply(win.last_reply.id - 1, "run", value=shown)          # an answer to an older request
     old.value = type(shown)(**{**shown.__dict__, "layers": shown.layers[:1]})
     win.replied.emit(old)
-    qtbot.waitUntil(lambda: win.dropped_replies == dropped + 1)
-    assert win.result is shown and win.shapes.table.rowCount() == 4
-
-
-def test_a_burst_of_requests_shows_only_the_last(win, qtbot):
-    lstm = win.document.layers[1]
-    for units in (8, 16, 24):
-        lstm.params["units"] = units
-        win.run_now()
-    settle(qtbot, win)
-    assert table(win)["lstm_1"][0] == "(None, None, 24)"
-    assert win.plots.result.layer("lstm_1").shape == (3, 7, 24)
-    assert win.last_reply.id == win._last_run_id
+    qtbot.waitUntil(lambda: win.runs.dropped_replies == dropped + 1)
+    assert win.session.result is shown and win.shapes.table.rowCount() == 4
 
 
 # --- live, run, undo ---
@@ -226,7 +218,7 @@ def test_live_off_waits_for_the_run_button(win, qtbot):
     win.stack_editor.card("lstm_1").param_widget("units").setValue(12)
     qtbot.wait(50)
     assert win.settled and table(win)["lstm_1"][0] == "(None, None, 32)"
-    assert "press Run" in win.status_text
+    assert "press Run" in win.session.status_text
     win.run_action.trigger()
     settle(qtbot, win)
     assert table(win)["lstm_1"][0] == "(None, None, 12)"
@@ -257,7 +249,7 @@ def test_clicking_a_card_and_moving_the_cursor_select_what_the_plots_show(win, q
     cursor.setPosition(edit.document().findBlockByNumber(3).position())     # line 4: the third sequence
     edit.setTextCursor(cursor)
     assert win.plots.selected_row == 2
-    win.plots.rowPicked.emit(1)
+    win.plots.pick_row(1)
     assert win.sequence_editor.current_line == 3
 
 
@@ -279,8 +271,8 @@ def test_a_typed_custom_expression_asks_once_before_running(win, qtbot):
     win.stack_editor.add_layer("custom", index=2)
     settle(qtbot, win)
     assert win.trust.asked == [["ops.mean(x, axis=1)"]]
-    assert "not run" in win.stack_editor.card("custom_1").message_text
-    assert "not run" in win.status_text
+    assert "not run" in card_messages(win.stack_editor.card("custom_1"))
+    assert "not run" in win.session.status_text
     win.stack_editor.card("lstm_1").param_widget("units").setValue(30)     # a live edit: no second question
     settle(qtbot, win)
     assert len(win.trust.asked) == 1
@@ -294,7 +286,7 @@ def test_a_typed_custom_expression_asks_once_before_running(win, qtbot):
     edit.editingFinished.emit()
     settle(qtbot, win)
     assert len(win.trust.asked) == 2 and win.last_reply.ok               # typed after agreeing: no question
-    assert win.document.layers[2].params["expression"] == "ops.max(x, axis=1)"
+    assert win.session.document.layers[2].params["expression"] == "ops.max(x, axis=1)"
 
 
 def test_presets_run_their_custom_layers_without_asking(win, qtbot):
@@ -312,14 +304,14 @@ def test_a_stack_opened_from_a_file_asks_before_running_its_code(win, qtbot, tmp
     win.open_path(str(path))
     settle(qtbot, win)
     assert win.trust.asked == [["ops.sum(x, axis=1)"]]
-    assert "not run" in win.stack_editor.card("custom_1").message_text
+    assert "not run" in card_messages(win.stack_editor.card("custom_1"))
     assert "summed.stack.json" in win.windowTitle()
     win.trust.answer = True
     win.run_action.trigger()
     settle(qtbot, win)
     assert win.last_reply.ok and table(win)["custom_1"][:2] == ["(None, 32)", "(3, 32)"]
     saved = tmp_path / "again.stack.json"
-    win.save_path(str(saved))
+    win.files.save_to(str(saved))
     from explorer.core.spec import load
     again = load(saved)
     assert again.layers[2].params["expression"] == "ops.sum(x, axis=1)"
@@ -332,8 +324,8 @@ def test_the_leak_check_reports_in_the_shapes_panel(win, qtbot):
     assert "no leak" in win.shapes.leak_label.text()
     win.stack_editor.card("embedding_1").param_widget("mask_zero").setChecked(False)
     settle(qtbot, win)
-    assert any("padding without a mask" in text for text in win.shapes.warnings())
-    assert "padding without a mask" in win.stack_editor.card("lstm_1").message_text
+    assert any("padding without a mask" in text for text in shapes_warnings(win.shapes))
+    assert "padding without a mask" in card_messages(win.stack_editor.card("lstm_1"))
     win.shapes.leak_button.click()
     qtbot.waitUntil(lambda: not win.shapes.leak_label.isHidden(), timeout=RUN_TIMEOUT_MS)
     assert "padding leaks into global_average_pooling_1" in win.shapes.leak_label.text()
@@ -345,7 +337,7 @@ def test_copy_as_code_puts_a_keras_script_on_the_clipboard(win, qtbot):
     win.code_action.trigger()
     qtbot.waitUntil(lambda: "keras" in QGuiApplication.clipboard().text(), timeout=RUN_TIMEOUT_MS)
     assert "LSTM" in QGuiApplication.clipboard().text()
-    assert "clipboard" in win.status_text
+    assert "clipboard" in win.session.status_text
 
 
 def test_words_input_builds_its_vocabulary_from_the_text(win, qtbot):
@@ -354,10 +346,10 @@ def test_words_input_builds_its_vocabulary_from_the_text(win, qtbot):
     combo = win.stack_editor.input_kind_combo
     combo.setCurrentIndex(combo.findData("words"))
     settle(qtbot, win)
-    assert win.document.batching.pad_value == 0 and not win.sequence_editor.pad_value_spin.isEnabled()
+    assert win.session.document.batching.pad_value == 0 and not win.sequence_editor.pad_value_spin.isEnabled()
     win.sequence_editor.text_edit.setPlainText("the cat sat\nthe dog\n")
     settle(qtbot, win)
-    assert win.last_reply.ok, win.status_text
+    assert win.last_reply.ok, win.session.status_text
     assert table(win)["lstm_1"][1] == "(2, 3, 32)"
-    assert win.sequence_editor.grid.item(0, 0).text() == f"the ({win.result.vocabulary.index('the')})"
-    assert win.sequence_editor.padded_cells() == [(1, 2)]
+    assert grid_text(win.sequence_editor, 0, 0) == f"the ({win.session.result.vocabulary.index('the')})"
+    assert padded_cells(win.sequence_editor) == [(1, 2)]

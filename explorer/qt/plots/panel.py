@@ -1,0 +1,570 @@
+"""The plots panel: what the selected layer does at every timestep of the selected sequence.
+
+Time runs left to right in every time plot and their x axes are linked, so the heatmap, the attention
+weights, the unit lines and the batch mask line up step for step; hovering any of them moves one
+crosshair through all of them. Padded steps are greyed and hatched by an overlay (never left to the
+colour map); steps that the layer's own mask hides although they hold data (e.g. token 0 with
+mask_zero) are cross-hatched in orange.
+
+`PlotsPanel(session)` follows the session: the current result is drawn, a result that is not current is
+greyed with the reason, the selection (layer, line, units) is the session's, and a pick in the plots
+selects in the session. Each plot is its own class (heatmap, units, mask, attention, FC input, output)
+drawing from one shared `PlotState`; plot items are created once and updated in place, so a new run
+re-plots in a few milliseconds.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyqtgraph as pg
+import pyqtgraph.exporters
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QImage, QPainter
+from PySide6.QtSvg import QSvgGenerator
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QMenu, QSizePolicy, QSplitter,
+                               QVBoxLayout, QWidget)
+
+from ...core.diagnose import format_shape
+from ...session import CURRENT, FAILED, NONE, Session
+from ..stale import StateGate
+from .attention import AttentionPlot
+from .heatmap import HeatmapPlot
+from .mask import MaskPlot
+from .items import scale_axes
+from .state import (DEFAULT_UNITS, LEFT_AXIS_WIDTH, MAX_UNIT_CURVES, PLOT_NAMES, WORD_TICKS, PlotState, default_layer,
+                    is_time_major, palette_colours, parse_units)
+from .units import UnitsPlot
+from .vectors import FcInputPlot, OutputPlot
+
+if TYPE_CHECKING:
+    from ...core.run import RunResult
+
+
+class PlotsPanel(QWidget):
+    """Heatmap, unit lines, attention and batch mask of the selected layer and sequence, plus the FC input
+    and the final output. The parts: `heatmap`, `units_part`, `mask`, `attention`, `fc`, `output` (each a
+    Plot with its PlotItem in `.plot` and its items), and the shared `state`."""
+
+    exportRequested = Signal(str, str)  # (plot name, "png" or "svg") from a plot's right-click menu
+
+    def __init__(self, session: Session, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.session = session
+        self.state = PlotState(self.palette())
+        self._build_controls()
+        self.time_view = self._new_view()
+        self.vector_view = self._new_view()
+        self.mask = MaskPlot(self.state, self.time_view, 3, 0)
+        self.heatmap = HeatmapPlot(self.state, self.time_view, 0, 0, self.mask.plot)
+        self.attention = AttentionPlot(self.state, self.time_view, 1, 0)
+        self.units_part = UnitsPlot(self.state, self.time_view, 2, 0)
+        self.fc = FcInputPlot(self.state, self.vector_view, 0, 0)
+        self.output = OutputPlot(self.state, self.vector_view, 0, 1)
+        self.parts = {part.name: part for part in (self.heatmap, self.units_part, self.mask, self.fc, self.output,
+                                                   self.attention)}
+        for part in (self.heatmap, self.attention, self.units_part):
+            part.plot.setXLink(self.mask.plot)
+        for part in (self.heatmap, self.attention, self.units_part, self.mask):
+            part.plot.enableAutoRange(axis="x", enable=False)
+        layout = self.time_view.ci.layout
+        for row, stretch in enumerate((5, 2, 3, 2)):
+            layout.setRowStretchFactor(row, stretch)
+        self.crosshairs = {name: self.parts[name].crosshair() for name in ("heatmap", "attention", "units", "mask",
+                                                                           "output")}
+        for view in (self.time_view, self.vector_view):
+            view.scene().sigMouseClicked.connect(partial(self._on_right_click, view))
+        self.time_view.scene().sigMouseClicked.connect(self._on_scene_clicked)
+        self._proxies = [pg.SignalProxy(view.scene().sigMouseMoved, rateLimit=60, slot=partial(self._on_mouse_moved,
+                                                                                                 view))
+                         for view in (self.time_view, self.vector_view)]
+        self._steps = -1
+        self._names_key: tuple | None = None
+        self._lines_key: tuple | None = None
+        self._words_key: tuple | None = None
+
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.time_view)
+        splitter.addWidget(self.vector_view)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([600, 220])
+        self.splitter = splitter
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(2)
+        outer.addLayout(self._controls)
+        outer.addWidget(splitter, 1)
+        self.veil = QLabel(self)         # greys the plots while they do not show the current state
+        self.veil.setStyleSheet("QLabel { background: rgba(128, 128, 128, 150); }")
+        self.veil.hide()
+        self.message_label = QLabel(self)
+        self.message_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.message_label.setWordWrap(True)
+        self.message_label.setStyleSheet(
+            "QLabel { background: rgba(255, 255, 255, 225); color: #222; border: 1px solid #999;"
+            " border-radius: 6px; padding: 12px; font-size: 13px; }")
+        self.message_label.hide()
+        self.time_view.installEventFilter(self)
+        self.vector_view.installEventFilter(self)
+        self._clear_plots()
+        session.events.selection.connect(self._selection_changed)
+        self._gate = StateGate(session, self, self._state_changed)
+        self._state_changed()
+
+    # --- construction ---
+
+    def _new_view(self) -> pg.GraphicsLayoutWidget:
+        view = pg.GraphicsLayoutWidget()
+        view.setBackground(self.state.bg)
+        view.ci.setSpacing(4)
+        return view
+
+    def _build_controls(self) -> None:
+        self.layer_combo = QComboBox()
+        self.layer_combo.setToolTip("the layer whose output the plots show")
+        self.layer_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.layer_combo.activated.connect(self._on_layer_chosen)
+        self.row_combo = QComboBox()
+        self.row_combo.setToolTip("the sequence (by its line in the editor)")
+        self.row_combo.activated.connect(self._on_row_chosen)
+        self.units_edit = QLineEdit()
+        self.units_edit.setPlaceholderText(f"auto: top {DEFAULT_UNITS} by variance")
+        self.units_edit.setToolTip(f"units to draw over time, e.g. 0 5 12 or 0-3 (at most {MAX_UNIT_CURVES}); "
+                                   "empty: the units that vary most")
+        self.units_edit.setMaximumWidth(190)
+        self.units_edit.editingFinished.connect(self._on_units_typed)
+        self.fit_colors = QCheckBox("fit colours")
+        self.fit_colors.setChecked(True)
+        self.fit_colors.setToolTip("recurrent outputs: centre the diverging colour map on 0 and stretch it to the "
+                                   "layer's largest |value|, rounded up to 1, 2 or 5 × 10ⁿ so that colours stay put "
+                                   "over small edits; untick for the fixed [-1, 1] of tanh")
+        self.fit_colors.toggled.connect(self._fit_toggled)
+        self.hover_label = QLabel(" ")
+        self.hover_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # a long description must never widen the panel
+        self.hover_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        controls = QHBoxLayout()
+        controls.setContentsMargins(4, 2, 4, 0)
+        for text, widget in (("layer", self.layer_combo), ("sequence", self.row_combo), ("units", self.units_edit)):
+            controls.addWidget(QLabel(text))
+            controls.addWidget(widget)
+        controls.addWidget(self.fit_colors)
+        controls.addSpacing(12)
+        controls.addWidget(self.hover_label, 1)
+        self._controls = controls
+
+    # --- the session ---
+
+    def _state_changed(self) -> None:
+        state, result = self._gate.shown, self.session.result
+        if state.kind == CURRENT:
+            self._set_greyed("")
+            if result is not self.result:
+                self.show_result(result)
+            self._selection_changed()
+            return
+        if result is None and state.kind != FAILED:
+            self._set_greyed("")
+            self.show_message(state.reason if state.kind != NONE else "")
+            return
+        self._set_greyed(state.reason or "not current")
+
+    def _set_greyed(self, reason: str) -> None:
+        """A reason greys every plot and says why; an empty one shows them as current."""
+        if not reason:
+            self.veil.hide()
+            self.show_message("")
+            return
+        self.veil.show()
+        self.veil.raise_()
+        self.show_message(reason)
+
+    @property
+    def greyed(self) -> bool:
+        return not self.veil.isHidden()
+
+    def _selection_changed(self) -> None:
+        session = self.session
+        if self.result is None:
+            return
+        typed = None if session.units is None else list(session.units)[:MAX_UNIT_CURVES]
+        units_changed = typed != self.state.typed_units
+        self.state.typed_units = typed
+        self._show_units_text()
+        layer, row = session.selected_layer, session.selected_row(self.result)
+        if units_changed or (layer is not None and layer != self.selected_layer) or \
+                (row is not None and row != self.selected_row):
+            self.select(layer=layer, row=row)
+
+    # --- what the panel shows (drawn from the state) ---
+
+    @property
+    def result(self) -> RunResult | None:
+        return self.state.result
+
+    @property
+    def selected_layer(self) -> str | None:
+        return self.state.selected_layer
+
+    @property
+    def selected_row(self) -> int | None:
+        return self.state.selected_row
+
+    def show_result(self, result: RunResult | None) -> None:
+        """Draws a run; keeps the selected layer and row while they still exist."""
+        self.message_label.hide()
+        state = self.state
+        if result is None or not result.layers:
+            state.show(None)
+            self._clear_plots()
+            return
+        state.show(result)
+        names = [layer.name for layer in result.layers]
+        if state.selected_layer not in names:
+            state.selected_layer = default_layer(result)
+        batch = result.mask.shape[0]
+        if state.selected_row is None or not 0 <= state.selected_row < batch:
+            state.selected_row = 0 if batch else None
+        self._sync_controls()
+        self._update()
+
+    def select(self, layer: str | None = None, row: int | None = None) -> None:
+        """Selects a layer (by name) and/or a sequence row; unknown names and rows out of range are ignored."""
+        state, result = self.state, self.state.result
+        if layer is not None and (result is None or any(item.name == layer for item in result.layers)):
+            state.selected_layer = layer
+        if row is not None and (result is None or 0 <= row < result.mask.shape[0]):
+            state.selected_row = int(row)
+        if result is not None:
+            self._sync_controls()
+            self._update()
+
+
+    def show_message(self, text: str) -> None:
+        """A message over the plots (loading, errors, why they are greyed); empty text hides it."""
+        if not text:
+            self.message_label.hide()
+            return
+        self.message_label.setText(text)
+        self._place_message()
+        self.message_label.show()
+        self.message_label.raise_()
+
+    def plots(self) -> dict[str, pg.PlotItem]:
+        return {name: self.parts[name].plot for name in PLOT_NAMES}
+
+    def _sync_controls(self) -> None:
+        result = self.result
+        names = tuple((layer.name, tuple(layer.shape)) for layer in result.layers)
+        if names != self._names_key:
+            self._names_key = names
+            self.layer_combo.blockSignals(True)
+            self.layer_combo.clear()
+            for name, shape in names:
+                self.layer_combo.addItem(f"{name}  {format_shape(shape)}", name)
+            self.layer_combo.blockSignals(False)
+        index = self.layer_combo.findData(self.selected_layer)
+        if index != self.layer_combo.currentIndex():
+            self.layer_combo.setCurrentIndex(index)
+        lines = tuple(result.lines)
+        if lines != self._lines_key:
+            self._lines_key = lines
+            self.row_combo.blockSignals(True)
+            self.row_combo.clear()
+            for row, line in enumerate(lines):
+                self.row_combo.addItem(f"line {line}  ({int(result.lengths[row])} steps)"
+                                       if row < len(result.lengths) else f"line {line}")
+            self.row_combo.blockSignals(False)
+        if self.selected_row is not None and self.row_combo.currentIndex() != self.selected_row:
+            self.row_combo.setCurrentIndex(self.selected_row)
+
+    def _update(self) -> None:
+        state = self.state
+        if state.result is None or state.selected_row is None or state.selected_layer is None:
+            self._clear_plots()
+            return
+        steps = state.result.mask.shape[1]
+        if steps != self._steps:
+            self._steps = steps
+            self.mask.plot.setXRange(-0.5, max(steps, 1) - 0.5, padding=0)
+        self._update_time_ticks()
+        for part in (self.mask, self.heatmap, self.units_part, self.attention, self.fc, self.output):
+            part.update()
+        if not self.attention.shown:
+            self.crosshairs["attention"].hide()
+        self._wrap_titles()
+
+    def _update_time_ticks(self) -> None:
+        """Words input: the time axes show the selected sequence's words instead of step numbers."""
+        words = self.state.time_words()
+        on_heatmap = is_time_major(self.state.layer)
+        key = (None if words is None else tuple(words), on_heatmap)
+        if key == self._words_key:
+            return
+        self._words_key = key
+        ticks = None
+        if words is not None:          # every word when there is room, else every stride-th (pyqtgraph's levels)
+            labelled = [(t, word) for t, word in enumerate(words) if word]
+            stride = max(1, int(np.ceil(len(labelled) / WORD_TICKS)))
+            ticks = [labelled[::stride], labelled] if stride > 1 else [labelled]
+        for part in (self.heatmap, self.attention, self.units_part, self.mask):
+            part.plot.getAxis("bottom").setTicks(ticks if part is not self.heatmap or on_heatmap else None)
+
+    def _clear_plots(self) -> None:
+        for part in self.parts.values():
+            part.clear()
+        for line in self.crosshairs.values():
+            line.hide()
+        self._steps = -1
+
+    # --- user picks: into the session ---
+
+    def _on_layer_chosen(self, index: int) -> None:
+        name = self.layer_combo.itemData(index)
+        if name:
+            self.select(layer=name)
+            self.session.select_layer(name)
+
+    def _on_row_chosen(self, index: int) -> None:
+        if index >= 0:
+            self.pick_row(index)
+
+    def _on_units_typed(self) -> None:
+        try:
+            units = parse_units(self.units_edit.text())
+        except ValueError:
+            self.units_edit.setStyleSheet("QLineEdit { background: #fdd; }")
+            self.units_edit.setToolTip("type unit indices, e.g. 0 5 12 or 0-3")
+            return
+        self.units_edit.setStyleSheet("")
+        self.session.set_units(units)
+
+    def _show_units_text(self) -> None:
+        typed = self.state.typed_units
+        text = "" if typed is None else " ".join(map(str, typed))
+        if self.units_edit.text() != text:
+            self.units_edit.setText(text)
+
+    def _fit_toggled(self, fit: bool) -> None:
+        self.state.fit_colours = fit
+        if self.result is not None:
+            self._update()
+
+    def pick_row(self, row: int) -> None:
+        """The user picked a row: select it here and its line in the session."""
+        if self.result is None or not 0 <= row < self.result.mask.shape[0]:
+            return
+        self.select(row=row)
+        self.session.select_line(self.result.lines[row])
+
+    def _on_scene_clicked(self, event) -> None:
+        if event.button() != Qt.MouseButton.LeftButton or self.result is None:
+            return
+        row = self.mask.row_at(event.scenePos())
+        if row is not None:
+            self.pick_row(row)
+
+    # --- hover ---
+
+    def _on_mouse_moved(self, view: pg.GraphicsLayoutWidget, args) -> None:
+        position = args[0]
+        for name, plot in self.plots().items():
+            if plot.scene() is not view.scene() or not plot.isVisible():
+                continue
+            if plot.vb.sceneBoundingRect().contains(position):
+                point = plot.vb.mapSceneToView(position)
+                self.hover(name, point.x(), point.y())
+                return
+        self.hover(None, 0, 0)
+
+    def hover(self, plot: str | None, x: float, y: float) -> str:
+        """Moves the crosshair to the timestep under (x, y) of `plot` and describes the cell; returns the text."""
+        ready = self.result is not None and self.selected_row is not None and plot is not None
+        text = self.parts[plot].describe(x, y) if ready else ""
+        on_time = plot in self.crosshairs and self.parts[plot].linked_in_time
+        step = int(np.floor(x + 0.5))
+        for name, line in self.crosshairs.items():
+            part = self.parts[name]
+            show = on_time and text != "" and part.linked_in_time and (name != "attention" or part.shown)
+            if show:
+                line.setValue(step)
+            line.setVisible(show)
+        self.hover_label.setText(text or " ")
+        return text
+
+    # --- right click: export ---
+
+    def plot_at(self, scene, position: QPointF) -> str | None:
+        """The name of the visible plot under a scene position."""
+        for name, plot in self.plots().items():
+            if plot.scene() is scene and plot.isVisible() and plot.sceneBoundingRect().contains(position):
+                return name
+        return None
+
+    @staticmethod
+    def show_menu(menu: QMenu, position) -> None:
+        """Pops a context menu up (tests replace this: a real one waits for a click)."""
+        menu.exec(position)
+
+    def export_menu(self, name: str) -> QMenu:
+        """The right-click menu of one plot: save it as PNG or SVG."""
+        menu = QMenu(self)
+        for fmt in ("png", "svg"):
+            action = menu.addAction(f"Save this plot as {fmt.upper()}…")
+            action.triggered.connect(partial(self.exportRequested.emit, name, fmt))
+        return menu
+
+    def _on_right_click(self, view: pg.GraphicsLayoutWidget, event) -> None:
+        if event.button() != Qt.MouseButton.RightButton or self.result is None:
+            return
+        name = self.plot_at(view.scene(), event.scenePos())
+        if name is not None:
+            event.accept()
+            self.show_menu(self.export_menu(name), event.screenPos().toPoint())
+
+    def export_plot(self, name: str, path: str | Path) -> Path:
+        """Writes one plot ("heatmap", "units", "mask", "fc_input", "output", "attention") as PNG or SVG."""
+        plots = self.plots()
+        if name not in plots:
+            raise ValueError(f'unknown plot "{name}"; plots: {", ".join(PLOT_NAMES)}')
+        plot = plots[name]
+        if name == "attention" and not self.attention.shown:
+            raise ValueError("this stack has no attention pooling layer, so there is no attention plot")
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix not in (".svg", ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
+            raise ValueError(f"export {path.name}: use a .png or .svg file name")
+        self._ensure_laid_out(plot)
+        shown = [line for line in self.crosshairs.values() if line.isVisible()]
+        for line in shown:            # the hover crosshair is not part of the figure
+            line.hide()
+        try:
+            colorbar = self.heatmap.colorbar
+            if name == "heatmap" and colorbar.isVisible():
+                # the colour bar belongs to the heatmap: export both
+                region = plot.sceneBoundingRect().united(colorbar.sceneBoundingRect())
+                self._render_region(name, plot.scene(), region, path)
+            elif suffix == ".svg":
+                self._export_svg(name, plot, path)
+            else:
+                exporter = pg.exporters.ImageExporter(plot)
+                exporter.parameters()["width"] = max(int(plot.boundingRect().width()), 600)
+                exporter.parameters()["background"] = self.state.bg
+                exporter.export(str(path))
+        finally:
+            for line in shown:
+                line.show()
+        return path
+
+    def _export_svg(self, name: str, plot: pg.PlotItem, path: Path) -> None:
+        exporter = pg.exporters.SVGExporter(plot)
+        exporter.parameters()["background"] = self.state.bg
+        try:
+            exporter.export(str(path))
+        except ValueError:
+            # pyqtgraph 0.14 cannot parse the closed paths ("… Z") that Qt 6.10+ writes
+            # (pyqtgraph issue 3495): draw the plot's part of the scene with Qt's own generator.
+            self._render_region(name, plot.scene(), plot.sceneBoundingRect(), path)
+
+    def _render_region(self, name: str, scene, region: QRectF, path: Path) -> None:
+        """Draws a region of a scene to SVG (QSvgGenerator) or to an image at twice the screen size."""
+        target = QRectF(0, 0, region.width(), region.height())
+        if path.suffix.lower() == ".svg":
+            device = QSvgGenerator()
+            device.setFileName(str(path))
+            device.setSize(target.size().toSize())
+            device.setViewBox(target)
+            device.setTitle(f"RNN Shape Explorer: {name}")
+        else:
+            device = QImage((target.size() * 2).toSize(), QImage.Format.Format_ARGB32)
+            device.fill(self.state.bg)
+            target = QRectF(0, 0, device.width(), device.height())
+        painter = QPainter(device)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.fillRect(target, self.state.bg)
+        scene.render(painter, target, region)
+        painter.end()
+        if isinstance(device, QImage) and not device.save(str(path)):
+            raise OSError(f"could not write {path}")
+
+    def _ensure_laid_out(self, plot: pg.PlotItem) -> None:
+        """An offscreen panel that was never shown has zero-sized plots: give it a size first."""
+        if plot.boundingRect().width() >= 10 and plot.boundingRect().height() >= 10:
+            return
+        if self.width() < 200 or self.height() < 200:
+            self.resize(max(self.width(), 1000), max(self.height(), 800))
+        for view in (self.time_view, self.vector_view):
+            view.resize(max(view.width(), 900), max(view.height(), 300))
+            view.ci.layout.activate()
+            view.ci.setGeometry(QRectF(0, 0, view.width(), view.height()))
+            view.ci.layout.activate()
+
+    # --- light and dark ---
+
+    def set_text_scale(self, scale: float) -> None:
+        """Presentation mode: titles, axis labels, ticks and value labels `scale` times their size."""
+        self.state.text_scale = scale
+        font = scale_axes(self.plots().values(), self.heatmap.colorbar, scale)
+        for part in self.parts.values():
+            part.recolour(self.state.fg)             # titles again, at the new size
+        for part in (self.fc, self.output):
+            part.bars.font = font
+            for label in part.bars.labels:
+                label.setFont(font)
+        self._wrap_titles()
+
+    @property
+    def text_scale(self) -> float:
+        return self.state.text_scale
+
+    def apply_colours(self) -> None:
+        """Re-reads the palette (light or dark) and recolours backgrounds, axes, labels, titles and markers."""
+        bg, fg = palette_colours(self.palette())
+        if (bg, fg) == (self.state.bg, self.state.fg):
+            return
+        self.state.bg, self.state.fg = bg, fg
+        for view in (self.time_view, self.vector_view):
+            view.setBackground(bg)
+        for part in self.parts.values():
+            part.recolour(fg)
+        self._wrap_titles()
+        for line in self.crosshairs.values():
+            line.setPen(pg.mkPen(fg, width=1, style=Qt.PenStyle.DashLine))
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange) \
+                and hasattr(self, "parts"):
+            self.apply_colours()
+
+    # --- layout ---
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._place_message()
+
+    def _place_message(self) -> None:
+        self.veil.setGeometry(self.splitter.geometry())
+        width = min(max(self.width() - 40, 100), 560)
+        self.message_label.setFixedWidth(width)
+        self.message_label.adjustSize()
+        self.message_label.move((self.width() - width) // 2, max((self.height() - self.message_label.height()) // 3,
+                                                                 0))
+
+    def _wrap_titles(self) -> None:
+        """Titles wrap to the width their plot gets from the view (never the other way round)."""
+        margin = int(LEFT_AXIS_WIDTH * self.state.text_scale) + 40   # the title spans the view box only
+        colorbar = self.heatmap.colorbar
+        time_width = self.time_view.width() - (colorbar.width() if colorbar.isVisible() else 0) - margin
+        vector_width = self.vector_view.width() / 2 - margin
+        for part in self.parts.values():
+            part.plot.wrap_title(vector_width if part.view is self.vector_view else time_width)
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() == QEvent.Type.Resize and watched in (self.time_view, self.vector_view):
+            self._wrap_titles()
+        return super().eventFilter(watched, event)

@@ -1,0 +1,118 @@
+"""The FC input (what the first Dense after the recurrent layers receives) and the final output, for the
+selected sequence: bars for a vector, an image for a sequence, on the scale of the layer they come from."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...core.diagnose import format_shape
+from .base import Plot
+from .items import BarPlot, bar_range
+from .state import is_probability, is_time_major, row_matrix, row_vector
+
+PROBABILITY_RANGE = (0.0, 1.15)
+
+
+class _VectorPlot(Plot):
+    def __init__(self, state, view, row: int, col: int, bottom: str, left: str):
+        super().__init__(state, view, row, col, bottom, left)
+        self.bars = BarPlot(self.plot, state.fg)
+
+    def recolour(self, fg) -> None:
+        super().recolour(fg)
+        if hasattr(self, "bars"):
+            self.bars.set_foreground(fg)
+
+    def show_sequence(self, layer) -> None:
+        state = self.state
+        matrix = row_matrix(layer, state.selected_row)
+        padded, masked = state.row_steps(layer, matrix.shape[0])
+        self.bars.show_image(matrix, padded, masked, state.scale(layer))
+        self.labels("timestep", "feature" if self.name == "fc_input" else "output")
+        self.plot.invertY(True)
+
+    def clear(self) -> None:
+        super().clear()
+        self.bars.clear()
+
+    def describe(self, x: float, y: float) -> str:
+        values, line = self.bars.values, self.state.line
+        step, index = int(np.floor(x + 0.5)), int(np.floor(y + 0.5))
+        what = "FC input feature" if self.name == "fc_input" else "output"
+        if self.bars.mode == "image":
+            if 0 <= index < values.shape[0] and 0 <= step < values.shape[1]:
+                return f"line {line} · t={step} · {what} {index} = {values[index, step]:+.4f}{self.step_state(step)}"
+            return ""
+        if 0 <= step < len(values):
+            return f"line {line} · {what} {step} = {values[step]:+.4f}"
+        return ""
+
+
+class FcInputPlot(_VectorPlot):
+    name = "fc_input"
+    blank_title = "FC input"
+
+    def __init__(self, state, view, row: int, col: int):
+        super().__init__(state, view, row, col, "feature", "value")
+
+    @property
+    def linked_in_time(self) -> bool:
+        return False
+
+    def update(self) -> None:
+        state = self.state
+        result, row = state.result, state.selected_row
+        fc = result.fc_input
+        names = [layer.name for layer in result.layers]
+        if fc is None or fc.layer not in names or names.index(fc.layer) == 0:
+            self.bars.clear()
+            self.title("FC input: no Dense layer after the recurrent layers")
+            return
+        source = result.layers[names.index(fc.layer) - 1]
+        head = (f"FC input of <b>{fc.layer}</b> from {source.name}: {format_shape(fc.shape)} "
+                f"(symbolic {format_shape(fc.symbolic_shape)}) · line {state.line}")
+        if is_time_major(source):
+            self.show_sequence(source)
+            self.title(head + " · a sequence: Dense runs at every step")
+            return
+        self.bars.show_bars(row_vector(source, row), bar_range(state.scale(source)))
+        self.labels("feature", "value")
+        self.plot.invertY(False)
+        self.title(head)
+
+
+class OutputPlot(_VectorPlot):
+    name = "output"
+    blank_title = "output"
+
+    def __init__(self, state, view, row: int, col: int):
+        super().__init__(state, view, row, col, "class", "value")
+
+    @property
+    def linked_in_time(self) -> bool:
+        """A time-major output runs over the batch's timesteps (no cross-widget link: pyqtgraph would align
+        the two views by pixel position)."""
+        return self.bars.mode == "image"
+
+    def update(self) -> None:
+        state = self.state
+        result, row = state.result, state.selected_row
+        last = result.layers[-1]
+        if is_time_major(last):
+            self.show_sequence(last)
+            steps, outputs = row_matrix(last, row).shape
+            note = ""
+            if steps != result.mask.shape[1]:
+                note = f' · <span style="color:#e15759">{steps} steps, the batch has {result.mask.shape[1]}</span>'
+            self.title(f"output of <b>{last.name}</b> {format_shape(last.shape)} for line {state.line}: "
+                       f"{outputs} outputs at every step{note}")
+            return
+        vector = row_vector(last, row)
+        probability = is_probability(vector)
+        best = int(np.nanargmax(vector)) if vector.size and np.isfinite(vector).any() else None
+        y_range = PROBABILITY_RANGE if probability else bar_range(state.scale(last))
+        self.bars.show_bars(vector, y_range, labels=True, highlight=best if probability else None)
+        self.labels("class" if probability else "output", "probability" if probability else "value")
+        self.plot.invertY(False)
+        what = f"class probabilities, most likely {best}" if probability else "values"
+        self.title(f"output of <b>{last.name}</b> {format_shape(last.shape)} for line {state.line}: {what}")
