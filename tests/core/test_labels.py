@@ -85,7 +85,7 @@ def test_fuzzed_label_text_parses_or_names_the_bad_label(rows):
     if expected is None:
         parsed = seqs.parse(text, TOKENS)
         for (ids, words, separator), labels in zip(rows, parsed.labels):
-            values = [float(w) for w in separator.join(words).replace(",", " ").split()]
+            values = [float(w) for w in re.findall(r"[^\s,;]+", separator.join(words))]
             assert labels.values.tolist() == values
         return
     error = error_of(lambda: seqs.parse(text, TOKENS))
