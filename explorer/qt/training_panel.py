@@ -566,6 +566,7 @@ def install_training(window) -> QDockWidget:
             dock.raise_()
 
     window.session.events.document.connect(show_when_labelled)
+    window.window_layout.stack_dock.raise_()     # a new tab does not cover the stack editor
     show_when_labelled()
     return dock
 
