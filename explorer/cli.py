@@ -30,7 +30,7 @@ def _parser() -> _Parser:
                                                       "inside recurrent networks.")
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
     run = commands.add_parser("run", help="run a stack headless and report shapes, masks and outputs")
-    run.add_argument("stack", help="a .stack.json file or preset:NAME")
+    run.add_argument("stack", help="a .stack.json file, preset:NAME or a trained MODEL.keras")
     run.add_argument("--input", metavar="TEXTFILE", help="sequence text to run instead of the file's sequences")
     run.add_argument("--device", help="cpu, gpu or a device name such as /GPU:1 (default: a GPU if present)")
     run.add_argument("--json", metavar="OUT", help="write the report as JSON to OUT (- for stdout)")
@@ -49,7 +49,8 @@ def _parser() -> _Parser:
     commands.add_parser("tasks", help="list the built-in training tasks and their rules")
     commands.add_parser("presets", help="list the built-in stacks")
     export = commands.add_parser("export-code", help="print a Keras script that builds the same stack")
-    export.add_argument("stack", help="a .stack.json file or preset:NAME")
+    export.add_argument("stack", help="a .stack.json file, preset:NAME or a trained MODEL.keras")
+    export.add_argument("--trust", action="store_true", help="allow a model file's custom expressions to load")
     commands.add_parser("devices", help="list the devices TensorFlow sees")
     return parser
 
@@ -146,8 +147,9 @@ def _command(options: argparse.Namespace) -> int:
         return 0
     if options.command == "export-code":
         from .core.codegen import export_code
-        from .core.presets import load_stack
-        sys.stdout.write(export_code(load_stack(options.stack)))
+        from .core.presets import is_keras_model
+        stack = _load(options.stack, options.trust)
+        sys.stdout.write(export_code(stack, weights_from=options.stack if is_keras_model(options.stack) else None))
         return 0
     if options.command == "run":
         return _run(options)
@@ -179,13 +181,22 @@ def _read_text(path: str) -> str:
         raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
 
 
+def _load(reference: str, trust: bool):
+    """The stack of a file, a preset or a .keras model; the import's notes go to stderr."""
+    from .core.presets import load_any
+    stack, notes = load_any(reference, trust=trust)
+    for note in notes:
+        print(f"note: {_one_line(note)}", file=sys.stderr)
+    return stack
+
+
 def _run(options: argparse.Namespace) -> int:
     if (options.gates or options.gradients) and not options.npz:
         raise UsageError("--gates and --gradients add arrays to the npz file: pass --npz OUT as well")
     if options.target is not None and not options.gradients:
         raise UsageError("--target picks the output unit of --gradients: pass --gradients as well")
-    from .core.presets import is_preset, load_stack
-    stack = load_stack(options.stack)
+    from .core.presets import is_preset
+    stack = _load(options.stack, options.trust)
     text = _read_text(options.input) if options.input else None
     if text is None and not stack.sequences:
         raise UsageError(f"{options.stack} holds no sequences: pass --input TEXTFILE")
@@ -297,6 +308,9 @@ def _summary(report: dict) -> str:
     for layer in report["layers"]:
         symbolic, shape = format_shape(layer["symbolic_shape"]), format_shape(layer["shape"])
         rows.append(f"{layer['name']:<28} {symbolic:<18} {shape:<16} {layer['mask_role']:<9} {layer['params']}")
+        for state in layer.get("states", []):
+            rows.append(f"{'  state ' + state['name']:<28} {format_shape(state['symbolic_shape']):<18} "
+                        f"{format_shape(state['shape']):<16}")
     fc = report["fc_input"]
     if fc:
         rows += ["", f"FC input of {fc['layer']}: {format_shape(fc['symbolic_shape'])}, this batch "

@@ -96,11 +96,11 @@ class TextCheck:
         return not self.errors and self.parsed is not None
 
 
-def check_text(text: str, input_spec: InputSpec, batching: Batching, fixed_length: bool = False) -> TextCheck:
+def check_text(text: str, input_spec: InputSpec, batching: Batching) -> TextCheck:
     parsed, errors = sequences.parse_all(text, input_spec)
     if errors or parsed is None or not len(parsed):
         return TextCheck(errors=errors)
-    batch, mask = sequences.pad_preview(parsed, batching, fixed_length=fixed_length)
+    batch, mask = sequences.pad_preview(parsed, batching)
     return TextCheck(errors=[], parsed=parsed, batch=batch, mask=mask, lines=list(parsed.lines))
 
 
@@ -306,8 +306,7 @@ class Session:
             self.spec_error = None
         except SpecError as error:
             self.spec_error = error
-        self.text_check = check_text(self.text, self.document.input, self.document.batching,
-                                     fixed_length=self.document.needs_fixed_length())
+        self.text_check = check_text(self.text, self.document.input, self.document.batching)
 
     # --- what stops a run ---
 

@@ -9,15 +9,8 @@ from typing import Any
 
 from . import backend, diagnose
 from .errors import ExplorerError, StackError, strip_ansi
-from .spec import LayerSpec, StackSpec
-
-# How each layer type treats an incoming mask (the mask trace).
-MASK_ROLE = {
-    "global_average_pooling": "consumes", "masked_mean_pooling": "consumes", "last_timestep": "consumes",
-    "attention_pooling": "consumes", "global_max_pooling": "drops", "time_average": "drops",
-    "flatten": "drops", "dense": "carries", "time_distributed_dense": "carries", "masking": "carries",
-    "embedding": "carries",
-}
+from .registry import TYPES, state_names  # noqa: F401  (state_names: also imported from here)
+from .spec import INPUT_NAME, LayerSpec, StackSpec
 
 
 @dataclass
@@ -43,7 +36,12 @@ class LayerInfo:
             return "consumes"
         if self.spec.type == "custom":
             return "consumes" if "mask" in self.spec.params["expression"] else "drops"
-        return MASK_ROLE.get(self.spec.type, "drops")
+        return TYPES[self.spec.type].mask_role
+
+    @property
+    def states(self) -> list[tuple[str, str, tuple]]:
+        """return_state's states: (state name, probe key, symbolic shape)."""
+        return [(key.rsplit("/", 1)[1], key, shape) for key, shape in self.extra.items() if "/state/" in key]
 
 
 @dataclass
@@ -65,46 +63,18 @@ class BuiltStack:
 
 
 def _make_layer(layer: LayerSpec, name: str, spec: StackSpec):
-    import keras
-
-    from . import layers as own
-    p = layer.params
-    kind = layer.type
-    if kind == "embedding":
-        return keras.layers.Embedding(spec.input.vocab_size, p["output_dim"], mask_zero=p["mask_zero"], name=name)
-    if kind == "masking":
-        return keras.layers.Masking(mask_value=p["mask_value"], name=name)
-    if layer.is_recurrent:
-        cls = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[kind]
-        options = dict(units=p["units"], return_sequences=p["return_sequences"], return_state=p["return_state"],
-                       go_backwards=p["go_backwards"], activation=p["activation"],
-                       **backend.recurrent_options(kind, p["go_backwards"]))
-        if p["bidirectional"]:
-            return keras.layers.Bidirectional(cls(**options, name=f"{name}_cell"), merge_mode=p["merge_mode"],
-                                              name=name)
-        return cls(**options, name=name)
-    if kind == "dense":
-        return keras.layers.Dense(p["units"], activation=p["activation"], name=name)
-    if kind == "time_distributed_dense":
-        # Dense on (batch, T, features) is TimeDistributed(Dense): the same weights and numbers. Keras 3.15's
-        # TimeDistributed loops over the batch size instead of T when T is unknown in a traced function.
-        return keras.layers.Dense(p["units"], activation=p["activation"], name=name)
-    simple = {"global_average_pooling": keras.layers.GlobalAveragePooling1D,
-              "global_max_pooling": keras.layers.GlobalMaxPooling1D, "flatten": keras.layers.Flatten,
-              "masked_mean_pooling": own.MaskedMeanPooling, "time_average": own.TimeAverage,
-              "last_timestep": own.LastTimestep, "attention_pooling": own.AttentionPooling}
-    if kind in simple:
-        return simple[kind](name=name)
-    if kind == "custom":
-        return own.CustomExpression(p["expression"], name=name)
-    raise StackError(f"unknown layer type {kind}")
+    if layer.type not in TYPES:
+        raise StackError(f"unknown layer type {layer.type}")
+    return TYPES[layer.type].make(layer, name, spec)
 
 
-def state_names(layer: LayerSpec) -> list[str]:
-    own = ["h", "c"] if layer.type == "lstm" else ["h"]
-    if layer.params.get("bidirectional"):
-        return [f"forward_{s}" for s in own] + [f"backward_{s}" for s in own]
-    return own
+def input_name(names: list[str]) -> str:
+    """The model input's name: INPUT_NAME, unless a layer (from a .keras file) already has it."""
+    candidate, index = INPUT_NAME, 0
+    while candidate in names:
+        index += 1
+        candidate = f"{INPUT_NAME}_{index}"
+    return candidate
 
 
 def build(spec: StackSpec) -> BuiltStack:
@@ -115,12 +85,12 @@ def build(spec: StackSpec) -> BuiltStack:
     started = time.perf_counter()
     backend.set_random_seed(spec.seed, framework=spec.has_custom())
     names = spec.layer_names()
-    fixed = spec.batching.maxlen if spec.needs_fixed_length() else None
+    fixed = spec.fixed_length()
     if spec.input.uses_ids:
         input_shape, dtype = (fixed,), "int32"
     else:
         input_shape, dtype = (fixed, spec.input.features), "float32"
-    inputs = keras.Input(input_shape, dtype=dtype, name="sequences")
+    inputs = keras.Input(input_shape, dtype=dtype, name=input_name(names))
     x = inputs
     outputs: dict[str, Any] = {}
     infos: list[LayerInfo] = []
@@ -150,12 +120,16 @@ def build(spec: StackSpec) -> BuiltStack:
                 for state_name, state in zip(state_names(layer), rest):
                     outputs[f"{name}/state/{state_name}"] = state
                     extra[f"{name}/state/{state_name}"] = tuple(state.shape)
+                feeds = layer.params.get("feeds", "output")
+                if feeds != "output":   # x, h, c = LSTM(…, return_state=True)(x); the next layer takes c
+                    x = rest[state_names(layer).index(feeds)]
         else:
             x = result
         mask_out = getattr(x, "_keras_mask", None)
         outputs[name] = x
-        if mask_out is not None:
-            outputs[f"{name}/mask"] = mask_out
+        if mask_out is not None and len(x.shape) >= 3:   # a mask on a 2-D tensor (masking after a last state)
+            outputs[f"{name}/mask"] = mask_out           # has no timesteps to show
+
         objects[name] = keras_layer
         infos.append(LayerInfo(name, layer, tuple(x.shape), keras_layer.count_params(),
                                mask_in is not None, mask_out is not None, extra))

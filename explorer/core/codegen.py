@@ -7,15 +7,8 @@ import textwrap
 
 from . import backend
 from . import sequences as seqs
-from .build import state_names
-from .spec import LayerSpec, StackSpec
-
-_OWN_LAYERS = {"masked_mean_pooling": "MaskedMeanPooling", "time_average": "TimeAverage",
-               "last_timestep": "LastTimestep", "attention_pooling": "AttentionPooling"}
-_KERAS_HEADS = {"global_average_pooling": "GlobalAveragePooling1D()", "global_max_pooling": "GlobalMaxPooling1D()",
-                "flatten": "Flatten()"}
-_RNN_CLASSES = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
-
+from .registry import TYPES, custom_class_name, python_name, state_names
+from .spec import StackSpec
 
 def _layer_source(class_name: str) -> str:
     backend.load()
@@ -24,37 +17,17 @@ def _layer_source(class_name: str) -> str:
     return "\n".join(line for line in source.splitlines() if not line.startswith("@keras.saving"))
 
 
-def _kwargs(**values) -> str:
-    return ", ".join(f"{key}={value!r}" for key, value in values.items())
+def own_objects(used: set[str]) -> str:
+    """The explorer's own layer classes that a saved model names, mapped to the script's copies."""
+    from .layers import PACKAGE
+    pairs = [f"{f'{PACKAGE}>{kind.own_class}'!r}: {kind.own_class}" for kind in TYPES.values()
+             if kind.own_class and kind.key != "custom" and kind.key in used]
+    return "{" + ", ".join(pairs) + "}"
 
 
-def _layer_call(layer: LayerSpec, name: str, spec: StackSpec, custom_class: str | None) -> str:
-    p = layer.params
-    kind = layer.type
-    if kind == "embedding":
-        return f"keras.layers.Embedding({spec.input.vocab_size}, {p['output_dim']}, mask_zero={p['mask_zero']}, name={name!r})"
-    if kind == "masking":
-        return f"keras.layers.Masking(mask_value={p['mask_value']!r}, name={name!r})"
-    if layer.is_recurrent:
-        options = _kwargs(return_sequences=p["return_sequences"], return_state=p["return_state"],
-                          go_backwards=p["go_backwards"], activation=p["activation"])
-        cell = f"keras.layers.{_RNN_CLASSES[kind]}({p['units']}, {options}"
-        if p["bidirectional"]:
-            return f"keras.layers.Bidirectional({cell}), merge_mode={p['merge_mode']!r}, name={name!r})"
-        return f"{cell}, name={name!r})"
-    if kind == "dense":
-        return f"keras.layers.Dense({p['units']}, activation={p['activation']!r}, name={name!r})"
-    if kind == "time_distributed_dense":
-        return f"keras.layers.Dense({p['units']}, activation={p['activation']!r}, name={name!r})"
-    if kind in _KERAS_HEADS:
-        return f"keras.layers.{_KERAS_HEADS[kind][:-1]}name={name!r})"
-    if kind in _OWN_LAYERS:
-        return f"{_OWN_LAYERS[kind]}(name={name!r})"
-    return f"{custom_class}(name={name!r})"
-
-
-def export_code(spec: StackSpec) -> str:
-    """A script that pads the sequences as the explorer does, builds the stack and prints every layer's shapes."""
+def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
+    """A script that pads the sequences as the explorer does, builds the stack and prints every layer's shapes;
+    `weights_from`: the .keras file whose trained weights the script loads into the same layers."""
     names = spec.layer_names()
     used = {layer.type for layer in spec.layers}
     helpers = []
@@ -62,12 +35,11 @@ def export_code(spec: StackSpec) -> str:
         backend.load()
         from . import layers
         helpers.append(inspect.getsource(layers._float_mask))
-    helpers += [_layer_source(_OWN_LAYERS[kind]) for kind in _OWN_LAYERS if kind in used]
-    custom_classes = {}
+    helpers += [_layer_source(kind.own_class) for kind in TYPES.values()
+                if kind.own_class and kind.key != "custom" and kind.key in used]
     for layer, name in zip(spec.layers, names):
         if layer.type == "custom":
-            class_name = "".join(part.title() for part in name.split("_")) + "Expression"
-            custom_classes[name] = class_name
+            class_name = custom_class_name(name)
             helpers.append(textwrap.dedent(f'''\
                 class {class_name}(keras.layers.Layer):
                     """custom layer {name}: {layer.params["expression"]}"""
@@ -93,7 +65,7 @@ def export_code(spec: StackSpec) -> str:
     except Exception:  # the script still builds the stack; it just has no sample batch
         data = []
     b = spec.batching
-    fixed = b.maxlen if spec.needs_fixed_length() else None
+    fixed = spec.fixed_length()
     dtype = "int32" if spec.input.uses_ids else "float32"
     shape = f"({fixed},)" if spec.input.uses_ids else f"({fixed}, {spec.input.features})"
     lines = [
@@ -116,7 +88,8 @@ def export_code(spec: StackSpec) -> str:
           if vocabulary is not None else [f"SEQUENCES = {data!r}"]),
         "",
         f"keras.utils.set_random_seed({spec.seed})",
-        f"batch = keras.utils.pad_sequences(SEQUENCES, maxlen={fixed or b.maxlen!r}, dtype={dtype!r}, "
+        "if SEQUENCES:",
+        f"    batch = keras.utils.pad_sequences(SEQUENCES, maxlen={fixed or b.maxlen!r}, dtype={dtype!r}, "
         f"padding={b.padding!r}, truncating={b.truncating!r}, value={b.pad_value!r})",
         "",
         f"inputs = keras.Input(shape={shape}, dtype={dtype!r})",
@@ -124,12 +97,19 @@ def export_code(spec: StackSpec) -> str:
         "x = inputs",
     ]
     for layer, name in zip(spec.layers, names):
-        call = _layer_call(layer, name, spec, custom_classes.get(name))
+        call = TYPES[layer.type].code(layer, name, spec)
+        variable = python_name(name)
         if layer.is_recurrent and layer.params["return_state"]:
-            states = [f"{name}_{s}" for s in state_names(layer)]
+            states = [f"{variable}_{s}" for s in state_names(layer)]
             lines.append(f"x, {', '.join(states)} = {call}(x)")
+            if layer.params["feeds"] != "output":
+                lines.append(f"x = {variable}_{layer.params['feeds']}  # the next layer takes this state")
+            lines.append(f"outputs[{name!r}] = x")
+            lines += [f"outputs[{name + '/state/' + state!r}] = {state_variable}"
+                      for state, state_variable in zip(state_names(layer), states)]
+            continue
         elif layer.type == "attention_pooling":
-            lines.append(f"x, {name}_weights = {call}(x)")
+            lines.append(f"x, {variable}_weights = {call}(x)")
         else:
             lines.append(f"x = {call}(x)")
         if layer.type == "time_distributed_dense":
@@ -138,6 +118,10 @@ def export_code(spec: StackSpec) -> str:
     lines += [
         "model = keras.Model(inputs, x)",
         "probe = keras.Model(inputs, outputs)",
+        *([f"trained = keras.saving.load_model({weights_from!r}, compile=False,  # the trained weights",
+           f"                                   custom_objects={own_objects(used)})",
+           "for layer in model.layers[1:]:",
+           "    layer.set_weights(trained.get_layer(layer.name).get_weights())"] if weights_from else []),
         "",
         "if SEQUENCES:",
         "    results = probe(batch)",

@@ -8,14 +8,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import StackError
+from .registry import TYPES, state_names
 from .spec import LayerSpec, StackSpec, layer_label
 
 if TYPE_CHECKING:
     from .build import BuiltStack, LayerInfo
 
-TIME_HEADS = ("global_average_pooling", "global_max_pooling", "masked_mean_pooling", "time_average",
-              "last_timestep", "attention_pooling", "flatten")
-NEEDS_SEQUENCE = ("simple_rnn", "lstm", "gru", "masking", "time_distributed_dense", *TIME_HEADS)
+TIME_HEADS = tuple(key for key, kind in TYPES.items() if kind.group == "Over time")
 MASK_CREATORS = ("embedding", "masking")
 POOLING_CHOICES = ("global_average_pooling", "masked_mean_pooling", "last_timestep")
 
@@ -76,6 +75,13 @@ def check_structure(spec: StackSpec) -> None:
     names = spec.layer_names()
     if not spec.layers:
         raise StackError("the stack has no layers: add an embedding (or use features input) and a recurrent layer")
+    length = spec.input.length
+    if length is not None and spec.batching.maxlen != length:
+        raise StackError(f"the model's input takes exactly {length} timesteps (input.length), as Keras's Input "
+                         f"does, but maxlen is {spec.batching.maxlen}: set maxlen to {length}")
+    if length is not None and spec.batching.mode in ("bucket", "one_by_one"):
+        raise StackError(f"the model's input takes exactly {length} timesteps (input.length), but batching mode "
+                         f'"{spec.batching.mode}" gives each piece its own length: use pad or chunked mode')
     has_time = True       # does the tensor still have a time axis?
     is_ids = spec.input.uses_ids
     last_cut = None       # the layer that removed the time axis
@@ -96,27 +102,52 @@ def check_structure(spec: StackSpec) -> None:
                              "into a vector (or switch the input to features)", layer=name)
         if kind == "custom":
             return  # the expression decides its own shape: Keras checks the rest
-        if kind in NEEDS_SEQUENCE and not has_time:
+        if TYPES[kind].needs_sequence and not has_time:
             cause = _cut_reason(spec.layers[last_cut], names[last_cut])
-            recurrent = spec.layers[last_cut].is_recurrent
-            fix = (f"turn on return_sequences in {names[last_cut]}" if recurrent
+            cut = spec.layers[last_cut]
+            fix = (f"turn on return_sequences in {names[last_cut]}" if _takes_output(cut)
+                   else f"set feeds to output and turn on return_sequences in {names[last_cut]}" if cut.is_recurrent
                    else f"move {name} before {names[last_cut]}")
             raise StackError(f"{name} needs a sequence (batch, T, features), but {cause}: {fix}", layer=name,
                              fix=Fix(f"Turn on return_sequences in {names[last_cut]}", "return_sequences", True,
-                                     last_cut) if recurrent else None)
-        if kind == "flatten" and spec.batching.maxlen is None:
+                                     last_cut) if _takes_output(cut) else None)
+        if kind == "flatten" and has_time and spec.batching.maxlen is None:
             raise StackError(f"{name} turns (batch, T, features) into (batch, T × features), so T must be fixed, "
                              "but the number of timesteps varies with the batch: set maxlen (beside the sequences) "
                              f"to a number, or pool over time instead ({_labels(POOLING_CHOICES)})",
                              layer=name, fix=Fix("Set maxlen to the longest sequence", "maxlen", None))
-        if layer.is_recurrent and spec.batching.mode == "chunked" and (
-                layer.params["bidirectional"] or layer.params["go_backwards"]):
-            raise StackError(f"{name} reads the sequence backwards, so it needs the whole sequence at once; chunked "
-                             "mode carries state forward from window to window: use pad mode, or make "
-                             f"{name} unidirectional", layer=name)
-        if (layer.is_recurrent and not layer.params["return_sequences"]) or kind in TIME_HEADS:
+        if layer.is_recurrent:
+            _check_recurrent(layer, name, index, spec)
+        if has_time and TYPES[kind].cuts_time(layer.params):
             has_time = False
             last_cut = index
+
+
+def _takes_output(layer: LayerSpec) -> bool:
+    return layer.is_recurrent and layer.params["feeds"] == "output"
+
+
+def _check_recurrent(layer: LayerSpec, name: str, index: int, spec: StackSpec) -> None:
+    p = layer.params
+    if p["bidirectional"] and p["go_backwards"]:
+        raise StackError(f"{name}: Keras refuses go_backwards inside bidirectional (the backward copy must read "
+                         "the other way than the forward one, and bidirectional already adds the backward pass): "
+                         "turn off go_backwards or bidirectional", layer=name,
+                         fix=Fix(f"Turn off go_backwards in {name}", "go_backwards", False, index))
+    feeds = p["feeds"]
+    if feeds != "output":
+        states = state_names(layer)
+        if not p["return_state"]:
+            raise StackError(f'{name} feeds its state "{feeds}" to the next layer, but return_state is off, so it '
+                             "returns no states: turn on return_state, or set feeds to output", layer=name,
+                             fix=Fix(f"Turn on return_state in {name}", "return_state", True, index))
+        if feeds not in states:
+            raise StackError(f'{name} has no state "{feeds}": its states are {", ".join(states)}', layer=name,
+                             fix=Fix(f"Pass {name}'s output on", "feeds", "output", index))
+    if spec.batching.mode == "chunked" and (p["bidirectional"] or p["go_backwards"]):
+        raise StackError(f"{name} reads the sequence backwards, so it needs the whole sequence at once; chunked "
+                         "mode carries state forward from window to window: use pad mode, or make "
+                         f"{name} unidirectional", layer=name)
 
 
 def structure_fix(spec: StackSpec) -> Fix | None:
@@ -129,6 +160,8 @@ def structure_fix(spec: StackSpec) -> Fix | None:
 
 
 def _cut_reason(layer: LayerSpec, name: str) -> str:
+    if layer.is_recurrent and layer.params["feeds"] != "output":
+        return f'{name} passes on its state "{layer.params["feeds"]}", which has no time axis'
     if layer.is_recurrent:
         return (f"{name} returns only its last state (batch, {_width(layer)}) because return_sequences "
                 "is off")
@@ -199,6 +232,11 @@ def explain_size(before: list[LayerInfo], dense: LayerInfo) -> str:
                 f"timestep separately ({size} = {origin}); for one vector per sequence, pool over time "
                 f"({_labels(POOLING_CHOICES)}) first")
     head = before[-1]
+    if head.spec.is_recurrent and head.spec.params["feeds"] != "output":
+        state = head.spec.params["feeds"]
+        return (f"{size} = {head.name}'s {head.spec.params['units']} units: its final state {state}, which "
+                f"return_state adds to its outputs (x, {', '.join(state_names(head.spec))}), feeds {dense.name} "
+                "instead of its output; independent of the number of timesteps")
     if head.spec.type == "flatten":
         previous = before[-2].symbolic_shape if len(before) > 1 else shape
         return (f"{size} = {previous[1]} timesteps × {previous[-1]} ({origin}) flattened by {head.name}: it "
@@ -277,6 +315,22 @@ def warnings_for(spec: StackSpec, built: BuiltStack, mask: np.ndarray, lengths: 
             found.append(Diagnostic(f"{info.name} is applied at every timestep separately (its input is a sequence "
                                     f"{_fmt(infos[names.index(info.name) - 1].symbolic_shape)}); for one vector "
                                     f"per sequence, pool over time ({_labels(POOLING_CHOICES)}) first", info.name))
+    for position, info in enumerate(infos):
+        previous = infos[position - 1].symbolic_shape if position else None
+        flat = previous is not None and len(previous) == 2
+        if info.spec.type == "masking" and flat:
+            found.append(Diagnostic(f"{info.name} receives {_fmt(previous)}, which has no time axis any more: Keras "
+                                    "runs it, but there are no timesteps left to mask; put it before the layer "
+                                    "that removes the time axis", info.name))
+        if info.spec.type == "flatten" and flat:
+            found.append(Diagnostic(f"{info.name} receives {_fmt(previous)}, which is already flat: Keras runs it, "
+                                    "but it changes nothing; remove it", info.name))
+        if (info.spec.type == "last_timestep" and not info.mask_in and padded
+                and spec.batching.padding == "post"):
+            found.append(Diagnostic(f"{info.name} gets no mask, so it takes the last step of the padded batch: for "
+                                    "the shorter sequences that is a padded step, not their last token; tick "
+                                    f"mask_zero (or add a {layer_label('masking')} layer), or set padding to pre",
+                                    info.name))
     embedding = spec.layers[0] if spec.layers and spec.layers[0].type == "embedding" else None
     if embedding is not None and embedding.params["mask_zero"]:
         if padded and spec.batching.pad_value != 0:
@@ -318,9 +372,5 @@ def warnings_for(spec: StackSpec, built: BuiltStack, mask: np.ndarray, lengths: 
 
 
 def _drop_fix(info: LayerInfo) -> str:
-    fixes = {"global_max_pooling": f"; use {layer_label('masked_mean_pooling')} or "
-                                   f"{layer_label('global_average_pooling')} to honour it",
-             "time_average": f"; use {_labels(('masked_mean_pooling',))} to average over valid steps only",
-             "flatten": "; the padded steps become part of the vector",
-             "custom": "; use mask in the expression to honour it"}
-    return fixes.get(info.spec.type, "")
+    advice = TYPES[info.spec.type].mask_advice
+    return f"; {advice}" if advice else ""

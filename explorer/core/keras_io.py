@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 import zipfile
 from pathlib import Path
@@ -11,15 +12,22 @@ import numpy as np
 
 from . import backend
 from .errors import SpecError, StackError, TrustError, strip_ansi
-from .spec import _NAME, Batching, InputSpec, LayerSpec, StackSpec
+from .registry import ACTIVATIONS, TYPES, state_names
+from .spec import Batching, InputSpec, LayerSpec, StackSpec, _layer_name
 
 # Layers that do nothing at inference: dropped with a note.
-INFERENCE_NO_OPS = ("Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "ActivityRegularization")
-_RNN_TYPES = {"SimpleRNN": "simple_rnn", "LSTM": "lstm", "GRU": "gru"}
-_OWN = {"MaskedMeanPooling": "masked_mean_pooling", "TimeAverage": "time_average", "LastTimestep": "last_timestep",
-        "AttentionPooling": "attention_pooling", "CustomExpression": "custom"}
-_SIMPLE = {"GlobalAveragePooling1D": "global_average_pooling", "GlobalMaxPooling1D": "global_max_pooling",
-           "Flatten": "flatten", **_OWN}
+INFERENCE_NO_OPS = ("Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "ActivityRegularization",
+                    "AlphaDropout")
+_KNOWN = "embedding, masking, SimpleRNN/LSTM/GRU (also bidirectional), pooling, Flatten, Dense and TimeDistributed(Dense)"
+
+
+# Keras class → layer type, from the registry (TimeDistributed and Bidirectional are unwrapped below)
+_TYPE_OF = {cls: key for key, kind in TYPES.items() for cls in kind.keras_classes}
+_RNN_TYPES = {cls: key for cls, key in _TYPE_OF.items() if TYPES[key].recurrent}
+
+
+class Refused(Exception):
+    """One layer (or the model's shape) that a stack cannot show faithfully: the reason, in one sentence."""
 
 
 def _class_names(config) -> set[str]:
@@ -70,86 +78,207 @@ def import_model(path: str | Path, *, trust: bool = False) -> tuple[StackSpec, d
 def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]:
     import keras
     notes: list[str] = []
-    unsupported: list[str] = []
+    chain = _chain(model)
     layers: list[LayerSpec] = []
     weights: dict[str, list[np.ndarray]] = {}
-    shape = tuple(model.inputs[0].shape)
-    dtype = str(model.inputs[0].dtype)
-    input_spec = None
-    for layer in model.layers:
+    refused: list[str] = []
+    unknown: list[str] = []
+    previous: LayerSpec | None = None
+    for layer, taken in chain:
+        if taken and previous is not None and not _feed(previous, taken):
+            refused.append(f"{previous.name} passes on its output {taken}, which a stack cannot show")
+        if layer is None:   # the model's output
+            break
         kind = type(layer).__name__
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
         if kind in INFERENCE_NO_OPS:
             notes.append(f"{layer.name} ({kind}) does nothing at inference and was left out")
             continue
-        spec = _layer_spec(layer, kind)
-        if spec is None:
-            unsupported.append(f"{layer.name} ({kind})")
+        try:
+            spec = _layer_spec(layer, kind)
+        except Refused as reason:
+            refused.append(str(reason))
             continue
-        if spec.type == "embedding":
-            input_spec = InputSpec("tokens", layer.input_dim, None)
+        if spec is None:
+            unknown.append(f"{layer.name} ({kind})")
+            continue
+        spec.name = _usable_name(layer.name, [known.name for known in layers], notes)
         layers.append(spec)
         weights[spec.name] = layer.get_weights()
-    if unsupported:
-        raise StackError("the explorer cannot show these layers: " + ", ".join(unsupported)
-                         + "; it knows embedding, masking, SimpleRNN/LSTM/GRU (also bidirectional), pooling, "
-                           "Flatten, Dense and TimeDistributed(Dense)")
+        previous = spec
+    if unknown:
+        raise StackError("the explorer cannot show these layers: " + ", ".join(unknown) + f"; it knows {_KNOWN}")
+    if refused:
+        raise StackError("; ".join(refused))
     if not layers:
         raise StackError("the model has no layers the explorer can show")
-    if input_spec is None:
+    shape = tuple(model.inputs[0].shape)
+    dtype = str(model.inputs[0].dtype)
+    if layers[0].type == "embedding":
+        input_spec = InputSpec("tokens", next(layer.input_dim for layer, _ in chain
+                                              if type(layer).__name__ == "Embedding"), None)
+    else:
         if "int" in dtype or len(shape) != 3 or shape[-1] is None:
             raise StackError(f"the model's input {shape} ({dtype}) is neither token ids with an Embedding first "
                              "nor (batch, T, features) vectors")
         input_spec = InputSpec("features", None, int(shape[-1]))
-    maxlen = shape[1] if len(shape) > 1 and shape[1] is not None else None
-    if maxlen:
-        notes.append(f"the model takes exactly {maxlen} timesteps: maxlen is set to {maxlen}")
-    stack = StackSpec(input_spec, Batching(maxlen=maxlen), layers)
+    stack = StackSpec(input_spec, Batching(), layers)
+    steps = shape[1] if len(shape) > 1 else None
+    # Keras's Sequential runs at any length (it falls back to calling its layers one by one); a functional
+    # model takes only the length of its Input, and a flatten needs it fixed anyway.
+    if steps is not None and (not isinstance(model, keras.Sequential) or stack.needs_fixed_length()):
+        stack.input.length = stack.batching.maxlen = int(steps)
+        notes.append(f"the model takes exactly {steps} timesteps: maxlen is set to {steps}")
     stack.weights = weights
     stack.weights_id = uuid.uuid4().hex
     return stack, weights, notes
 
 
+def _usable_name(name: str, taken: list[str], notes: list[str]) -> str:
+    """The layer's own name when a stack can hold it; else the closest one it can, with a note."""
+    try:
+        return _layer_name(name)
+    except ValueError:
+        pass
+    usable = re.sub(r"[^A-Za-z0-9_.>-]", "_", name)[:100] or "layer"
+    while usable in taken:
+        usable += "_"
+    notes.append(f"{usable}: the layer {name!r} is called {usable} here (its weights stay with it)")
+    return usable
+
+
+def _chain(model) -> list[tuple[object, int]]:
+    """The model's layers from its input to its output, each with the index of the output it takes from the
+    layer before (0: the output; 1…: a return_state state). Refuses what is not one chain."""
+    import keras
+
+    def names(tensors) -> str:
+        histories = [t._keras_history for t in tensors]
+        operations = [history.operation for history in histories]
+        return ", ".join(history.operation.name if operations.count(history.operation) == 1
+                         else f"{history.operation.name} output {history.tensor_index}" for history in histories)
+
+    if not model.built or not getattr(model, "inputs", None):
+        raise StackError("the model was saved before it was built, so it holds no weights yet: give it an Input, "
+                         "or call it on data, before saving")
+    if len(model.inputs) != 1:
+        raise StackError(f"this model has {len(model.inputs)} inputs ({names(model.inputs)}); the explorer shows "
+                         "one chain of layers from one input")
+    if len(model.outputs) != 1:
+        producers = {t._keras_history.operation for t in model.outputs}
+        if len(producers) == 1:   # one layer returns them all: Bidirectional(merge_mode=None), return_state
+            try:
+                _layer_spec(*producers, type(*producers).__name__)
+            except Refused as reason:
+                raise StackError(str(reason)) from None
+        raise StackError(f"this model has {len(model.outputs)} outputs ({names(model.outputs)}); the explorer "
+                         "shows one chain of layers with one output")
+    chain = []
+    tensor = model.outputs[0]
+    while True:
+        operation, node_index, tensor_index = tensor._keras_history
+        if isinstance(operation, keras.layers.InputLayer):
+            break
+        node = operation._inbound_nodes[node_index]
+        # the tensors it is called on, and any other tensor argument (initial_state …); masks travel by themselves
+        inputs = keras.tree.flatten(node.arguments.args)
+        inputs += [t for key, value in node.arguments.kwargs.items() if key != "mask"
+                   for t in keras.tree.flatten(value) if isinstance(t, keras.KerasTensor)]
+        if len(inputs) != 1:
+            raise StackError(f"{operation.name} ({type(operation).__name__}) joins {len(inputs)} branches "
+                             f"({names(inputs)}); the explorer shows one chain of layers")
+        chain.append((operation, tensor_index))
+        tensor = inputs[0]
+    chain.reverse()
+    # the index of the output each layer takes from the one before; the model's output takes the last index
+    takes = [0] + [index for _, index in chain]
+    return [(layer, takes[i]) for i, (layer, _) in enumerate(chain)] + [(None, takes[-1])]
+
+
+def _feed(previous: LayerSpec, taken: int) -> bool:
+    """Sets `previous` to pass on output `taken` (a return_state state); False when it cannot."""
+    if not previous.is_recurrent or not previous.params["return_state"]:
+        return False
+    states = state_names(previous)
+    if taken > len(states):
+        return False
+    previous.params["feeds"] = states[taken - 1]
+    return True
+
+
+def _activation(layer, function, what: str = "activation") -> str:
+    name = keras_activation_name(function)
+    if name not in ACTIVATIONS:
+        raise Refused(f"{layer.name} uses the {what} {name}, which is not one of Keras's named activations")
+    return name
+
+
 def _layer_spec(layer, kind: str) -> LayerSpec | None:
-    name = layer.name if _NAME.match(layer.name) else None
+    name = layer.name
     if kind == "Embedding":
         return LayerSpec("embedding", {"output_dim": layer.output_dim, "mask_zero": bool(layer.mask_zero)}, name)
     if kind == "Masking":
         return LayerSpec("masking", {"mask_value": float(layer.mask_value)}, name)
     if kind == "Bidirectional":
-        inner = _layer_spec(layer.forward_layer, type(layer.forward_layer).__name__)
+        if layer.merge_mode is None:
+            raise Refused(f"{name} (Bidirectional) has merge_mode None: it returns the forward and the backward "
+                          "outputs as two tensors; the explorer shows one chain of layers (concat, sum, mul or ave "
+                          "merge them into one)")
+        forward, backward = layer.forward_layer, layer.backward_layer
+        inner = _layer_spec(forward, type(forward).__name__)
         if inner is None or not inner.is_recurrent:
             return None
-        inner.params.update(bidirectional=True, merge_mode=layer.merge_mode or "concat",
+        mirror = _layer_spec(backward, type(backward).__name__)
+        mirror.params["go_backwards"] = not mirror.params["go_backwards"]
+        if type(backward) is not type(forward) or mirror.params != inner.params:
+            raise Refused(f"{name} (Bidirectional) has a backward layer with its own settings; the explorer's "
+                          "bidirectional layers run the same settings both ways")
+        inner.params.update(bidirectional=True, merge_mode=layer.merge_mode,
                             return_sequences=bool(layer.return_sequences), return_state=bool(layer.return_state))
         inner.name = name
         return inner
     if kind in _RNN_TYPES:
-        if kind == "GRU" and not layer.reset_after:
-            return None
-        activation = keras_activation_name(layer.activation)
-        return LayerSpec(_RNN_TYPES[kind], {"units": layer.units, "return_sequences": bool(layer.return_sequences),
-                                            "return_state": bool(layer.return_state),
-                                            "go_backwards": bool(layer.go_backwards), "activation": activation},
-                         name)
+        if layer.stateful:
+            raise Refused(f"{name} ({kind}) is stateful: it carries its state from one batch to the next, while "
+                          "the explorer runs every batch from zero states")
+        params = {"units": layer.units, "return_sequences": bool(layer.return_sequences),
+                  "return_state": bool(layer.return_state), "go_backwards": bool(layer.go_backwards),
+                  "activation": _activation(layer, layer.cell.activation), "use_bias": bool(layer.cell.use_bias)}
+        if kind != "SimpleRNN":
+            params["recurrent_activation"] = _activation(layer, layer.cell.recurrent_activation,
+                                                         "recurrent_activation")
+        if kind == "GRU":
+            params["reset_after"] = bool(layer.cell.reset_after)
+        return LayerSpec(_RNN_TYPES[kind], params, name)
     if kind == "Dense":
-        return LayerSpec("dense", {"units": layer.units, "activation": _dense_activation(layer.activation)}, name)
-    if kind == "TimeDistributed" and type(layer.layer).__name__ == "Dense":
-        return LayerSpec("time_distributed_dense", {"units": layer.layer.units,
-                                                    "activation": _dense_activation(layer.layer.activation)}, name)
-    if kind in _SIMPLE:
+        return LayerSpec("dense", _dense_params(layer), name)
+    if kind == "TimeDistributed":
+        if type(layer.layer).__name__ != "Dense":
+            return None
+        return LayerSpec("time_distributed_dense", _dense_params(layer.layer), name)
+    if kind in ("GlobalAveragePooling1D", "GlobalMaxPooling1D", "Flatten"):
+        if getattr(layer, "data_format", "channels_last") == "channels_first":
+            raise Refused(f"{name} ({kind}) has data_format channels_first: it reads the tensor as (batch, "
+                          "features, T), while the explorer's tensors are (batch, T, features)")
+    if kind in _TYPE_OF:
         params = {"expression": layer.expression} if kind == "CustomExpression" else {}
-        return LayerSpec(_SIMPLE[kind], params, name)
+        if kind in ("GlobalAveragePooling1D", "GlobalMaxPooling1D"):
+            params["keepdims"] = bool(layer.keepdims)
+        return LayerSpec(_TYPE_OF[kind], params, name)
     return None
+
+
+def _dense_params(layer) -> dict:
+    if getattr(layer, "lora_enabled", False):
+        raise Refused(f"{layer.name} (Dense) has LoRA weights, which a stack's Dense does not hold")
+    return {"units": layer.units, "activation": _dense_activation(layer), "use_bias": bool(layer.use_bias)}
 
 
 def keras_activation_name(function) -> str:
     return getattr(function, "__name__", str(function))
 
 
-def _dense_activation(function) -> str | None:
-    name = keras_activation_name(function)
+def _dense_activation(layer) -> str | None:
+    name = _activation(layer, layer.activation)
     return None if name == "linear" else name
 
 

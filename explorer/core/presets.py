@@ -33,3 +33,17 @@ def load_stack(reference: str) -> StackSpec:
     if is_preset(reference):
         return load_preset(reference[len(PREFIX):])
     return load(reference)
+
+
+def is_keras_model(reference: str) -> bool:
+    return reference.lower().endswith(".keras")
+
+
+def load_any(reference: str, *, trust: bool = False) -> tuple[StackSpec, list[str]]:
+    """A stack file, `preset:NAME` or a trained MODEL.keras (the window's import: weights kept), and the
+    import's notes."""
+    if is_keras_model(reference):
+        from .keras_io import import_model
+        spec, _weights, notes = import_model(reference, trust=trust)
+        return spec, notes
+    return load_stack(reference), []

@@ -41,6 +41,18 @@ class Cancelled(Exception):
 
 
 @dataclass
+class StateResult:
+    """One state that return_state adds to a recurrent layer's outputs (h, c, forward_h …)."""
+
+    name: str
+    symbolic_shape: tuple
+    shape: tuple
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "symbolic_shape": list(self.symbolic_shape), "shape": list(self.shape)}
+
+
+@dataclass
 class LayerResult:
     name: str
     type: str
@@ -52,6 +64,8 @@ class LayerResult:
     params: int
     extras: dict[str, np.ndarray] = field(default_factory=dict)  # states, attention weights
     value_range: tuple[float, float] | None = None  # (min, max) of a float output over all cells; NaN if any NaN
+    states: list[StateResult] = field(default_factory=list)       # return_state's states, in Keras's order
+    feeds: str = "output"       # what it passes to the next layer: its output, or one of its states
 
     @property
     def time_major(self) -> bool:
@@ -98,7 +112,9 @@ class RunResult:
                       "padded_fraction": round(self.padded_fraction, 6)},
             "layers": [{"name": layer.name, "type": layer.type, "symbolic_shape": list(layer.symbolic_shape),
                         "shape": list(layer.shape), "mask": layer.mask is not None, "mask_role": layer.mask_role,
-                        "params": layer.params} for layer in self.layers],
+                        "params": layer.params,
+                        **({"states": [state.to_json() for state in layer.states]} if layer.states else {})}
+                       for layer in self.layers],
             "fc_input": fc,
             "output_shape": list(self.output_shape),
             "warnings": self.warnings,
@@ -287,7 +303,7 @@ class Engine:
                         outputs = call(piece.batch if count == rows_total else piece.batch[start:start + count])
                         seconds_per_cell = (time.perf_counter() - tick) / (count * piece_steps)
                         keep(piece, piece.rows[start:start + count], outputs,
-                             whole=len(pieces) == 1 and count == rows_total)
+                             whole=covered and count == rows_total)
                         start += count
         except backend.CallCancelled:
             raise Cancelled() from None
@@ -334,10 +350,14 @@ class Engine:
             layer = built.keras_layers[info.name]
             if info.spec.is_recurrent:
                 y, states = self._recurrent_in_windows(info, layer, x, mask, chunk, check_cancel)
-                for state_name, state in zip(state_names(info.spec), states):
+                names = state_names(info.spec)
+                for state_name, state in zip(names, states):
                     if info.spec.params["return_state"]:
                         outputs[f"{info.name}/state/{state_name}"] = backend.to_numpy(state)
-                if not info.spec.params["return_sequences"]:
+                feeds = info.spec.params["feeds"]
+                if feeds != "output":
+                    y = states[names.index(feeds)]
+                elif not info.spec.params["return_sequences"]:
                     y = states[0]
             else:
                 y = layer(x, mask=mask) if _takes_mask(layer) and mask is not None else layer(x)
@@ -349,7 +369,7 @@ class Engine:
                 new_mask = new_mask[0]
             x, mask = y, new_mask
             outputs[info.name] = backend.to_numpy(x)
-            if mask is not None:
+            if mask is not None and len(x.shape) >= 3:
                 outputs[f"{info.name}/mask"] = backend.to_numpy(mask)
         return outputs
 
@@ -387,8 +407,11 @@ class Engine:
             mask = None if mask is None else mask.astype(bool)
             layer_masks[info.name] = mask
             extras = {key: raw[key] for key in info.extra if key in raw}
+            states = [StateResult(state, symbolic, tuple(raw[key].shape))
+                      for state, key, symbolic in info.states if key in raw]
             layers.append(LayerResult(info.name, info.spec.type, info.symbolic_shape, tuple(output.shape), output,
-                                      mask, info.mask_role, info.params, extras, value_range(output)))
+                                      mask, info.mask_role, info.params, extras, value_range(output), states,
+                                      info.spec.params.get("feeds", "output")))
         fc = diagnose.fc_input(spec, built)
         if fc is not None:
             source = next(i for i, info in enumerate(built.layers) if info.name == fc.layer) - 1
@@ -421,11 +444,10 @@ def _takes_mask(layer) -> bool:
 
 def _time_major_keys(built: BuiltStack) -> set[str]:
     keys = set()
+    steps = built.input_shape[0]
     for info in built.layers:
-        if len(info.symbolic_shape) >= 3:
-            keys.add(info.name)
-        if info.mask_out:
-            keys.add(f"{info.name}/mask")
+        if len(info.symbolic_shape) >= 3 and info.symbolic_shape[1] == steps:   # not keepdims' axis of 1
+            keys.update((info.name, f"{info.name}/mask"))
         keys.update(key for key in info.extra if key.endswith("/attention"))
     return keys
 

@@ -272,13 +272,13 @@ def pad(items: list[np.ndarray], batching: Batching, length: int, dtype: str) ->
                          truncating=batching.truncating, value=batching.pad_value)
 
 
-def pad_preview(sequences: Sequences, batching: Batching, *,
-                fixed_length: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """The padded batch and its mask as `pad` mode lays them out, in NumPy alone (no Keras import): what the
-    window shows while the text is typed. Words stay words ("" pads them)."""
+def pad_preview(sequences: Sequences, batching: Batching) -> tuple[np.ndarray, np.ndarray]:
+    """The padded batch and its mask as `pad` mode lays them out (exactly maxlen steps when it is set, as
+    keras.utils.pad_sequences), in NumPy alone (no Keras import): what the window shows while the text is
+    typed. Words stay words ("" pads them)."""
     items = [truncate(item, batching.maxlen, batching.truncating) for item in sequences.items]
     lengths = np.array([len(item) for item in items], dtype=np.int64)
-    length = batching.maxlen if (fixed_length and batching.maxlen) else int(lengths.max(initial=0))
+    length = batching.maxlen or int(lengths.max(initial=0))
     first = items[0] if items else np.zeros(0, dtype=np.int32)
     if first.dtype == object:
         batch = np.full((len(items), length), "", dtype=object)
@@ -295,10 +295,12 @@ def pad_preview(sequences: Sequences, batching: Batching, *,
 
 
 def layout(sequences: Sequences, batching: Batching, *, fixed_length: bool = False) -> Layout:
-    """Pads the batch for `pad` mode and splits it into the pieces the chosen mode runs."""
+    """Pads the batch as keras.utils.pad_sequences(maxlen=…) does (exactly maxlen steps when it is set, else
+    the longest sequence's) and splits it into the pieces the chosen mode runs: pad and chunked run that batch;
+    bucket and one_by_one run the sequences, truncated to maxlen, padded to each piece's own longest."""
     items = [truncate(item, batching.maxlen, batching.truncating) for item in sequences.items]
     lengths = np.array([len(item) for item in items], dtype=np.int64)
-    length = batching.maxlen if (fixed_length and batching.maxlen) else int(lengths.max())
+    length = batching.maxlen or int(lengths.max())
     dtype = "int32" if items[0].ndim == 1 else "float32"
     full = pad(items, batching, length, dtype)
     steps = np.arange(length)[None, :]

@@ -7,158 +7,57 @@ import binascii
 import copy
 import hashlib
 import json
-import math
-import os
 import re
+import os
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from .errors import SpecError
+from .registry import ACTIVATIONS, MAX_UNITS, MERGE_MODES  # noqa: F401  (re-exported: callers read them here)
+from .registry import TYPES, choice as _choice, number as _number, positive_int as _positive_int, show as _show
 
 FORMAT = "rnn-shape-explorer/stack"
 VERSION = 1
 
-MAX_UNITS = 4096
 MAX_VOCAB = 10_000_000
 MAX_FEATURES = 4096
 MAX_MAXLEN = 1_000_000
 MAX_LAYERS = 64
 MAX_SEED = 2**31 - 1
-FLOAT32_MAX = 3.4028234663852886e38
+MAX_NAME = 128
 
-RECURRENT_TYPES = ("simple_rnn", "lstm", "gru")
-ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax", "gelu", "elu", "selu",
-               "softplus", "swish", "hard_sigmoid", "exponential", "leaky_relu")
-MERGE_MODES = ("concat", "sum", "mul", "ave")
-INPUT_NAME = "sequences"   # the model's input layer: no layer may take this name
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+RECURRENT_TYPES = tuple(key for key, kind in TYPES.items() if kind.recurrent)
+INPUT_NAME = "sequences"   # the model input's name when no layer takes it
+_NAME = re.compile(rf"[A-Za-z0-9_.>-]{{1,{MAX_NAME}}}")
 
 
-# --- value checkers: each returns the clean value or raises ValueError(problem) ---
-
-def _positive_int(limit: int) -> Callable[[Any], int]:
-    def check(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"must be a positive integer, got {_show(value)}")
-        if value > limit:
-            raise ValueError(f"must be at most {limit}, got {value}")
-        return value
-    return check
-
-
-def _boolean(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, got {_show(value)}")
+def _layer_name(value: Any) -> str:
+    """The names Keras layers can take on TensorFlow (a name scope without "/"): "word-embedding", "2nd_head"."""
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise ValueError(f"must be 1 to {MAX_NAME} letters, digits and _ . - > (no spaces), got {_show(value)}")
     return value
 
 
-def _number(value: Any) -> float | int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"must be a finite number, got {_show(value)}")
-    try:
-        finite = math.isfinite(value) and abs(value) <= FLOAT32_MAX  # values reach the model as float32
-    except OverflowError:  # an integer beyond any float
-        finite = False
-    if not finite:
-        raise ValueError(f"must be a finite number (at most ±3.4e38), got {_show(value)}")
-    return value
-
-
-def _choice(options: tuple[str, ...], *, nullable: bool = False) -> Callable[[Any], str | None]:
-    def check(value: Any) -> str | None:
-        if value is None and nullable:
-            return None
-        if value not in options:
-            listed = ", ".join(f'"{o}"' for o in options) + (", null" if nullable else "")
-            raise ValueError(f"must be one of {listed}, got {_show(value)}")
-        return value
-    return check
-
-
-def _expression(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"must be a non-empty Python expression, got {_show(value)}")
-    if len(value) > 2000:
-        raise ValueError("must be at most 2000 characters long")
-    return value
-
-
-def _show(value: Any) -> str:
-    text = json.dumps(value) if isinstance(value, (str, bool, type(None), list, dict)) else repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-_UNITS = _positive_int(MAX_UNITS)
-_RECURRENT_PARAMS = {
-    "units": (64, _UNITS),
-    "return_sequences": (False, _boolean),
-    "return_state": (False, _boolean),
-    "bidirectional": (False, _boolean),
-    "merge_mode": ("concat", _choice(MERGE_MODES)),
-    "go_backwards": (False, _boolean),
-    "activation": ("tanh", _choice(ACTIVATIONS)),
-}
-_DENSE_PARAMS = {"units": (10, _UNITS), "activation": (None, _choice(ACTIVATIONS, nullable=True))}
-
-# type -> {parameter: (default, checker)}; parameter names and defaults are Keras's own.
+# type -> {parameter: (default, checker)}; parameter names and defaults are Keras's own (core.registry).
 LAYER_PARAMS: dict[str, dict[str, tuple[Any, Callable[[Any], Any]]]] = {
-    "embedding": {"output_dim": (32, _UNITS), "mask_zero": (False, _boolean)},
-    "masking": {"mask_value": (0.0, _number)},
-    "simple_rnn": _RECURRENT_PARAMS,
-    "lstm": _RECURRENT_PARAMS,
-    "gru": _RECURRENT_PARAMS,
-    "global_average_pooling": {},
-    "global_max_pooling": {},
-    "masked_mean_pooling": {},
-    "time_average": {},
-    "last_timestep": {},
-    "attention_pooling": {},
-    "flatten": {},
-    "dense": _DENSE_PARAMS,
-    "time_distributed_dense": _DENSE_PARAMS,
-    "custom": {"expression": ("ops.mean(x, axis=1)", _expression)},
-}
+    key: {name: (param.default, param.check) for name, param in kind.params.items()} for key, kind in TYPES.items()}
 LAYER_TYPES = tuple(LAYER_PARAMS)
 
 # The name of each layer type on screen (the add-layer menu, the cards, the messages).
-LAYER_LABELS = {
-    "embedding": "Embedding",
-    "masking": "Masking",
-    "simple_rnn": "SimpleRNN",
-    "lstm": "LSTM",
-    "gru": "GRU",
-    "global_average_pooling": "Global average pooling",
-    "global_max_pooling": "Global max pooling",
-    "masked_mean_pooling": "Masked mean pooling",
-    "time_average": "Time average (plain mean)",
-    "last_timestep": "Last valid timestep",
-    "attention_pooling": "Attention pooling",
-    "flatten": "Flatten",
-    "dense": "Dense",
-    "time_distributed_dense": "TimeDistributed(Dense)",
-    "custom": "Custom expression",
-}
+LAYER_LABELS = {key: kind.display for key, kind in TYPES.items()}
 
 
 def layer_label(layer_type: str) -> str:
     return LAYER_LABELS.get(layer_type, layer_type.replace("_", " ").capitalize())
 
+
 # One sentence per parameter, for tooltips and `--help`-like listings.
-PARAM_HELP = {
-    "output_dim": "Size of each token's embedding vector.",
-    "mask_zero": "Treat token id 0 as padding: a mask leaves this layer and mask-aware layers skip those steps.",
-    "mask_value": "Timesteps whose features all equal this value are masked as padding.",
-    "units": "Number of units: the size of the output vector at each timestep.",
-    "return_sequences": "On: output every timestep (batch, T, units). Off: only the last state (batch, units).",
-    "return_state": "Also return the final states (h, and c for an LSTM) as extra outputs.",
-    "bidirectional": "Run a second copy backwards in time and merge both directions.",
-    "merge_mode": "How the two directions of a bidirectional layer are merged: concat doubles the units.",
-    "go_backwards": "Process the sequence from the last timestep to the first.",
-    "activation": "Activation function applied to the output.",
-    "expression": "A Python expression over x (the input), mask (or None) and ops (keras.ops).",
-}
+PARAM_HELP: dict[str, str] = {}
+for _kind in TYPES.values():
+    for _key, _param in _kind.params.items():
+        PARAM_HELP.setdefault(_key, _param.help)
 
 
 @dataclass
@@ -166,6 +65,7 @@ class InputSpec:
     kind: str = "tokens"              # "tokens", "features" or "words" (an extension: ids from a vocabulary)
     vocab_size: int | None = 1000
     features: int | None = None
+    length: int | None = None         # a fixed number of timesteps, as keras.Input(shape=(length, …)); None: any
 
     @property
     def uses_ids(self) -> bool:
@@ -232,8 +132,18 @@ class StackSpec:
             names.append(candidate)
         return names
 
+    def fixed_length(self) -> int | None:
+        """The model input's number of timesteps when it is fixed: input.length, else maxlen for a flatten."""
+        return self.input.length or (self.batching.maxlen if self.needs_fixed_length() else None)
+
     def needs_fixed_length(self) -> bool:
-        return any(layer.type == "flatten" for layer in self.layers)
+        """A flatten while the time axis is still there: T × features must be fixed."""
+        for layer in self.layers:   # a custom expression decides its own shape: it may keep the time axis
+            if layer.type == "flatten":
+                return True
+            if layer.type != "custom" and TYPES[layer.type].cuts_time(layer.params):
+                return False
+        return False
 
     def has_custom(self) -> bool:
         return any(layer.type == "custom" for layer in self.layers)
@@ -242,7 +152,7 @@ class StackSpec:
         """Everything that decides the built model; equal keys share one model."""
         document = to_dict(self)
         key = {"input": document["input"], "layers": document["layers"], "seed": self.seed,
-               "fixed_length": self.batching.maxlen if self.needs_fixed_length() else None,
+               "fixed_length": self.fixed_length(),
                "weights": self.weights_id if self.weights else None}
         return json.dumps(key, sort_keys=True)
 
@@ -297,7 +207,7 @@ def _text(value: Any) -> str:
 
 def _parse_input(data: Any) -> InputSpec:
     data = _expect_object(data, "input")
-    _reject_unknown(data, {"kind", "vocab_size", "features"}, "input")
+    _reject_unknown(data, {"kind", "vocab_size", "features", "length"}, "input")
     kind = _field(data, "kind", _choice(("tokens", "features", "words")), "tokens", "input")
     vocab = _field(data, "vocab_size", _optional(_positive_int(MAX_VOCAB)), None, "input")
     features = _field(data, "features", _optional(_positive_int(MAX_FEATURES)), None, "input")
@@ -308,7 +218,8 @@ def _parse_input(data: Any) -> InputSpec:
                                             f"got {vocab}")
     if kind == "features" and features is None:
         raise SpecError("input.features", 'is required when input.kind is "features"')
-    return InputSpec(kind, vocab, features)
+    length = _field(data, "length", _optional(_positive_int(MAX_MAXLEN)), None, "input")
+    return InputSpec(kind, vocab, features, length)
 
 
 def _parse_batching(data: Any, input_spec: InputSpec) -> Batching:
@@ -351,12 +262,7 @@ def _parse_layer(data: Any, index: int) -> LayerSpec:
     _reject_unknown(data, {"type", "name", *schema}, path)
     name = None
     if "name" in data:
-        name = data["name"]
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise SpecError(f"{path}.name", "must start with a letter and hold only letters, digits and _ "
-                                            f"(at most 64), got {_show(name)}")
-        if name == INPUT_NAME:
-            raise SpecError(f"{path}.name", f'"{INPUT_NAME}" is the name of the input; choose another')
+        name = _field(data, "name", _layer_name, None, path)
     params = {key: _field(data, key, check, default, path) for key, (default, check) in schema.items()}
     return LayerSpec(layer_type, params, name)
 
@@ -455,6 +361,8 @@ def to_dict(spec: StackSpec, *, weights: bool = False) -> dict:
     data: dict[str, Any] = {"format": FORMAT, "version": VERSION}
     data["input"] = ({"kind": spec.input.kind, "vocab_size": spec.input.vocab_size} if spec.input.uses_ids
                      else {"kind": "features", "features": spec.input.features})
+    if spec.input.length is not None:
+        data["input"]["length"] = spec.input.length
     b = spec.batching
     data["batching"] = {"mode": b.mode, "padding": b.padding, "truncating": b.truncating, "maxlen": b.maxlen,
                         "pad_value": b.pad_value, "bucket_width": b.bucket_width, "chunk": b.chunk}
@@ -463,7 +371,9 @@ def to_dict(spec: StackSpec, *, weights: bool = False) -> dict:
         item: dict[str, Any] = {"type": layer.type}
         if layer.name:
             item["name"] = layer.name
-        item.update(layer.params)
+        kind = TYPES[layer.type]
+        item.update((key, value) for key, value in layer.params.items()
+                    if not (kind.params[key].omit_default and value == kind.params[key].default))
         layers.append(item)
     data["layers"] = layers
     data["seed"] = spec.seed

@@ -268,7 +268,9 @@ class SequenceEditor(QWidget):
         self.maxlen_spin.setRange(0, MAX_MAXLEN)
         self.maxlen_spin.setSpecialValueText("none")
         self.maxlen_spin.setKeyboardTracking(False)
-        self.maxlen_spin.setToolTip("maxlen: longer sequences are truncated; none = the longest in the batch")
+        self.maxlen_spin.setToolTip("maxlen: exactly this many steps, as keras.utils.pad_sequences: shorter "
+                                    "sequences are padded up to it, longer ones truncated; none = the longest in "
+                                    "the batch")
         self.pad_value_spin = QDoubleSpinBox()
         self.pad_value_spin.setKeyboardTracking(False)
         self.pad_value_spin.setToolTip("pad_value: the value written into padded steps (token id 0 is what "

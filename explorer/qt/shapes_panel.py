@@ -163,8 +163,8 @@ class ShapesPanel(QWidget):
         self.table.blockSignals(True)
         names = self.session.document.layer_names()
         types = [layer.type for layer in self.session.document.layers]
-        self.table.setRowCount(len(names))
         found = {} if result is None else {layer.name: layer for layer in result.layers}
+        self.table.setRowCount(len(names) + sum(len(layer.states) for layer in found.values()))
         fc_source = None
         if state.kind == CURRENT and result.fc_input is not None:
             order = [layer.name for layer in result.layers]
@@ -173,15 +173,18 @@ class ShapesPanel(QWidget):
         failed = state.kind == FAILED
         first_missing = names.index(state.layer) if failed and state.layer in names else (0 if failed else len(names))
         muted = state.kind != CURRENT and not failed
-        for row, (name, kind) in enumerate(zip(names, types)):
+        row = -1
+        for position, (name, kind) in enumerate(zip(names, types)):
+            row += 1
             layer = found.get(name)
-            if layer is not None and layer.type == kind and row < first_missing:
+            shown = layer is not None and layer.type == kind and position < first_missing
+            if shown:
                 cells = (name, format_shape(layer.symbolic_shape), format_shape(layer.shape), layer.mask_role,
                          f"{layer.params:,}")
                 role = layer.mask_role
                 tip = f"{name} ({kind})" + (f"\n(greyed: {state.reason})" if muted else "")
             else:
-                why = state.reason if row == first_missing or not failed else (
+                why = state.reason if position == first_missing or not failed else (
                     f"not built: {state.layer} fails" if state.layer else "not built: the run failed")
                 cells = (name, "?", "?", "", "")
                 role = None
@@ -205,6 +208,19 @@ class ShapesPanel(QWidget):
                     item.setFont(font)
                     item.setToolTip(f"{name} ({kind}): its output is the FC input")
                 self.table.setItem(row, column, item)
+            for state_result in layer.states if shown else ():   # return_state's states, under their layer
+                row += 1
+                cells = (f"  └ {state_result.name}", format_shape(state_result.symbolic_shape),
+                         format_shape(state_result.shape))
+                for column, text in enumerate(cells):
+                    item = QTableWidgetItem(text)
+                    item.setToolTip(f"{name}'s state {state_result.name}, returned by return_state")
+                    item.setData(Qt.ItemDataRole.UserRole, name)
+                    item.setForeground(QColor(MUTED_COLOUR))
+                    if column:
+                        item.setFont(mono_font())
+                    self.table.setItem(row, column, item)
+        self.table.setRowCount(row + 1)
         self.table.blockSignals(False)
         self._fit_table()
 
@@ -247,7 +263,7 @@ class ShapesPanel(QWidget):
         if rows:
             item = self.table.item(rows[0].row(), 0)
             if item is not None:
-                self.session.select_layer(item.text())
+                self.session.select_layer(item.data(Qt.ItemDataRole.UserRole) or item.text())
 
     def _warning_clicked(self, item: QListWidgetItem) -> None:
         layer = item.data(Qt.ItemDataRole.UserRole)

@@ -18,33 +18,21 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDoubleSpinBo
                                QScrollArea, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from ..core.diagnose import format_shape
+from ..core.registry import GROUPS, TYPES
+from ..core.spec import LAYER_PARAMS, MAX_FEATURES, MAX_SEED, MAX_VOCAB, InputSpec, LayerSpec, StackSpec, to_dict
 from ..core.spec import layer_label as friendly
-from ..core.spec import (ACTIVATIONS, LAYER_PARAMS, MAX_FEATURES, MAX_SEED, MAX_UNITS, MAX_VOCAB, MERGE_MODES,
-                         PARAM_HELP, InputSpec, LayerSpec, to_dict)
 from ..session import FAILED, Session
 from .stale import StateGate
 from .expression_editor import ExpressionEdit
 from .style import (ERROR_COLOUR, MASK_ROLES, MUTED_COLOUR, SELECTED_BORDER, WARNING_COLOUR, escape, mask_role_colour,
                     mono_font)
 
-PALETTE = (
-    ("Input", ("embedding", "masking")),
-    ("Recurrent", ("simple_rnn", "lstm", "gru")),
-    ("Over time", ("global_average_pooling", "masked_mean_pooling", "global_max_pooling", "time_average",
-                   "last_timestep", "attention_pooling", "flatten")),
-    ("Head", ("dense", "time_distributed_dense")),
-    ("Code", ("custom",)),
-)
 MIME_TYPE = "application/x-rnn-explorer-layer"
 
 
 def palette_groups() -> list[tuple[str, list[str]]]:
-    """The add-layer menu: every type in LAYER_PARAMS, grouped; unknown new types land in "Other"."""
-    groups = [(title, [t for t in types if t in LAYER_PARAMS]) for title, types in PALETTE]
-    listed = {t for _, types in groups for t in types}
-    other = [t for t in LAYER_PARAMS if t not in listed]
-    if other:
-        groups.append(("Other", other))
+    """The add-layer menu: every registered type, in its registry group."""
+    groups = [(title, [key for key, kind in TYPES.items() if kind.group == title]) for title in GROUPS]
     return [(title, types) for title, types in groups if types]
 
 
@@ -85,14 +73,14 @@ class _NoWheelComboBox(QComboBox):
 
 def _param_widget(layer_type: str, key: str, value: Any, on_change) -> QWidget:
     """One editing widget for one parameter; `on_change(value)` is called with the clean new value."""
-    default, _ = LAYER_PARAMS[layer_type][key]
-    if key == "merge_mode" or key == "activation":
+    param = TYPES[layer_type].params[key]
+    default = param.default
+    if param.options:
         combo = _NoWheelComboBox()
-        options = MERGE_MODES if key == "merge_mode" else ACTIVATIONS
-        if key == "activation" and _accepts(layer_type, key, None):
-            combo.addItem("none", None)
-        for option in options:
-            combo.addItem(option, option)
+        for option in param.options:
+            combo.addItem("none" if option is None else option, option)
+        combo.setMinimumContentsLength(7)    # long names (sparse_sigmoid) must not widen the card column
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         combo.setCurrentIndex(max(0, combo.findData(value)))
         combo.currentIndexChanged.connect(lambda _i: on_change(combo.currentData()))
         return combo
@@ -103,7 +91,7 @@ def _param_widget(layer_type: str, key: str, value: Any, on_change) -> QWidget:
         return box
     if isinstance(default, int):
         spin = _NoWheelSpinBox()
-        spin.setRange(1, MAX_UNITS)
+        spin.setRange(1, param.limit or 2**31 - 1)
         spin.setValue(int(value))
         spin.setKeyboardTracking(False)
         spin.valueChanged.connect(on_change)
@@ -205,7 +193,7 @@ class LayerCard(QFrame):
             for key in params:
                 widget = _param_widget(layer.type, key, layer.params[key],
                                        lambda value, key=key: self._edited(key, value))
-                widget.setToolTip(PARAM_HELP.get(key, key))
+                widget.setToolTip(TYPES[layer.type].params[key].help)
                 self._widgets[key] = widget
                 if isinstance(widget, QLineEdit):
                     if column:
@@ -237,6 +225,7 @@ class LayerCard(QFrame):
         # one word-wrapped label: the three parts go onto two lines when the column is narrow
         self.symbolic_text = "…"    # what the badge says, for callers and tests
         self.batch_text = ""
+        self.states_text = ""
         self.mask_role = ""
         self.badge_label = QLabel("")
         self.badge_label.setWordWrap(True)
@@ -267,6 +256,9 @@ class LayerCard(QFrame):
     def _update_enabled(self) -> None:
         if "merge_mode" in self._widgets:
             self._widgets["merge_mode"].setEnabled(bool(self.layer.params.get("bidirectional")))
+        if "feeds" in self._widgets:
+            self._widgets["feeds"].setEnabled(bool(self.layer.params.get("return_state"))
+                                              or self.layer.params.get("feeds") != "output")
 
     def _apply_style(self) -> None:
         border = f"2px solid {SELECTED_BORDER}" if self._selected else "1px solid palette(mid)"
@@ -325,9 +317,10 @@ class LayerCard(QFrame):
     # --- the badge ---
 
     def show_shapes(self, symbolic: tuple | None, batch: tuple | None, role: str | None, *,
-                    stale: bool = False, unknown: str = "?", reason: str = "") -> None:
+                    stale: bool = False, unknown: str = "?", reason: str = "", states: list | None = None) -> None:
         """`stale`: these shapes are not current (`reason` says why); they are greyed until the next run.
-        No `symbolic`: the shape is not known (`unknown` is shown: … before a run, ? after a failed one)."""
+        No `symbolic`: the shape is not known (`unknown` is shown: … before a run, ? after a failed one).
+        `states`: return_state's states (run.StateResult), shown on a line of their own."""
         expression = self._widgets.get("expression")
         if isinstance(expression, ExpressionEdit):
             expression.show_shapes(None if symbolic is None else format_shape(symbolic),
@@ -335,7 +328,7 @@ class LayerCard(QFrame):
                                    stale=stale)
         mono = mono_font().family()
         if symbolic is None:
-            self.symbolic_text, self.batch_text, self.mask_role = unknown, "", ""
+            self.symbolic_text, self.batch_text, self.mask_role, self.states_text = unknown, "", "", ""
             self.badge_label.setText(f'<span style="font-family:\'{mono}\'; font-weight:600; '
                                      f'color:{MUTED_COLOUR}">{unknown}</span>')
             self.badge_label.setToolTip(reason or "The shapes appear after a successful run")
@@ -355,7 +348,14 @@ class LayerCard(QFrame):
             parts.append(f'<span style="font-family:\'{mono}\'; color:{MUTED_COLOUR}">'
                          f'{nbsp("batch " + self.batch_text)}</span>')
         parts.append(f'<span style="color:{colour}; font-weight:600">{nbsp("mask " + self.mask_role)}</span>')
-        self.badge_label.setText(" &nbsp;&nbsp; ".join(parts))
+        self.states_text = " · ".join(f"{state.name} {format_shape(state.symbolic_shape)}" for state in states or [])
+        text = " &nbsp;&nbsp; ".join(parts)
+        if self.states_text:
+            feeds = self.layer.params.get("feeds", "output")
+            passed = f" &nbsp; → next layer: {escape(feeds)}" if feeds != "output" else ""
+            text += (f'<br><span style="font-family:\'{mono}\'; {muted}">{nbsp("states " + self.states_text)}'
+                     f"</span>{passed}")
+        self.badge_label.setText(text)
         self.badge_label.setToolTip(f"{self.symbolic_text}: the symbolic shape (None = any batch size / any number "
                                     f"of timesteps)\n" + (f"{self.batch_text}: the shape for the sequences in the "
                                                          "editor\n" if self.batch_text else "")
@@ -577,7 +577,8 @@ class StackEditor(QWidget):
         self._show_input_shape()
 
     def _show_input_shape(self) -> None:
-        symbolic = (None, None) if self._spec.input.kind != "features" else (None, None, self._spec.input.features)
+        steps = self._spec.input.length
+        symbolic = (None, steps) if self._spec.input.kind != "features" else (None, steps, self._spec.input.features)
         text = format_shape(symbolic)
         result = self.session.result
         gate = getattr(self, "_gate", None)
@@ -587,7 +588,8 @@ class StackEditor(QWidget):
 
     def _input_edited(self) -> None:
         kind = self.input_kind_combo.currentData()
-        self._spec.input = InputSpec(kind, self.vocab_spin.value(), self.features_spin.value())
+        self._spec.input = InputSpec(kind, self.vocab_spin.value(), self.features_spin.value(),
+                                     self._spec.input.length)
         tokens = kind in ("tokens", "words")
         self.vocab_spin.setVisible(tokens)
         self.vocab_label.setVisible(tokens)
@@ -758,7 +760,7 @@ class StackEditor(QWidget):
             reached = index < first_missing or not failed
             if found is not None and found.type == card.layer.type and reached:
                 card.show_shapes(found.symbolic_shape, found.shape, found.mask_role, stale=not failed and
-                                 not state.current, reason=state.reason)
+                                 not state.current, reason=state.reason, states=found.states)
             else:
                 unknown = "?" if failed or session.result is not None else "…"
                 card.show_shapes(None, None, None, unknown=unknown, reason=state.reason)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from explorer.core import sequences as seqs
 from explorer.core import spec as specs
@@ -196,9 +198,35 @@ def test_layout_truncation_with_pre_padding():
     np.testing.assert_array_equal(result.mask, [[1, 1, 1], [0, 0, 1]])
 
 
-def test_maxlen_longer_than_batch_pads_only_to_the_longest_unless_fixed():
-    result = layout("1 2\n3\n", maxlen=5)
-    assert result.batch.shape == (2, 2)
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.integers(1, 49), min_size=1, max_size=9), min_size=1, max_size=6),
+       st.one_of(st.none(), st.integers(1, 12)), st.sampled_from(("pre", "post")), st.sampled_from(("pre", "post")),
+       st.sampled_from(MODES))
+def test_maxlen_pads_and_truncates_like_pad_sequences_in_every_mode(rows, maxlen, padding, truncating, mode):
+    """maxlen is exactly that many steps (keras.utils.pad_sequences): the padded grid, the mask and the padding
+    share agree with it in every mode; bucket and one_by_one run the sequences truncated to maxlen."""
+    from keras.utils import pad_sequences
+    text = "\n".join(" ".join(map(str, row)) for row in rows) + "\n"
+    result = layout(text, maxlen=maxlen, padding=padding, truncating=truncating, mode=mode)
+    expected = pad_sequences(rows, maxlen=maxlen, padding=padding, truncating=truncating, value=0)
+    np.testing.assert_array_equal(result.batch, expected)
+    kept = np.array([min(len(row), maxlen or len(row)) for row in rows])
+    steps = expected.shape[1]
+    positions = np.arange(steps)[None, :]
+    mask = positions < kept[:, None] if padding == "post" else positions >= steps - kept[:, None]
+    np.testing.assert_array_equal(result.mask, mask)
+    assert result.padded_fraction == pytest.approx(1 - kept.sum() / expected.size)
+    for piece in result.pieces:
+        for row, values in zip(piece.rows, piece.batch):
+            cut = row_values = rows[row]
+            if maxlen is not None and len(cut) > maxlen:
+                cut = row_values[-maxlen:] if truncating == "pre" else row_values[:maxlen]
+            valid = values[:len(cut)] if padding == "post" else values[len(values) - len(cut):]
+            np.testing.assert_array_equal(valid, cut)
+            assert piece.offset + len(values) <= steps
+
+
+def test_flatten_pads_every_batch_to_maxlen():
     fixed = layout("1 2\n3\n", maxlen=5, fixed_length=True, padding="pre")
     np.testing.assert_array_equal(fixed.batch, [[0, 0, 0, 1, 2], [0, 0, 0, 0, 3]])
     np.testing.assert_array_equal(fixed.mask, [[0, 0, 0, 1, 1], [0, 0, 0, 0, 1]])

@@ -187,6 +187,74 @@ def test_fc_input_explanations(engine):
     assert "independent of the number of timesteps" in fc.explanation
 
 
+# --- what Keras runs runs; what it refuses is said with the layer's name ---
+
+def _plain_keras_runs(build):
+    """The same stack in plain Keras: it runs (the explorer must not refuse it)."""
+    import keras
+    inputs = keras.Input((None,), dtype="int32")
+    return build(keras, keras.layers.Embedding(50, 4)(inputs))
+
+
+def test_masking_after_a_last_state_runs_with_a_warning_like_keras(engine):
+    assert _plain_keras_runs(lambda keras, x: keras.layers.Masking()(keras.layers.LSTM(3)(x))).shape == (None, 3)
+    spec = stack([EMB_NO_MASK, {"type": "lstm", "units": 3}, {"type": "masking"}, {"type": "dense", "units": 2}])
+    result = engine.run(spec, TEXT)
+    assert result.layer("masking_1").shape == (2, 3)
+    [message] = messages(result, "masking_1")
+    assert "no time axis" in message and "(None, 3)" in message
+
+
+def test_flatten_on_a_flat_tensor_runs_with_a_warning_like_keras(engine):
+    assert _plain_keras_runs(lambda keras, x: keras.layers.Flatten()(keras.layers.GRU(3)(x))).shape == (None, 3)
+    spec = stack([EMB, {"type": "gru", "units": 3}, {"type": "flatten"}, {"type": "dense", "units": 2}])
+    result = engine.run(spec, TEXT)    # no maxlen needed: there is no time axis left to fix
+    assert result.layer("flatten_1").symbolic_shape == (None, 3)
+    assert any("already flat" in message for message in messages(result, "flatten_1"))
+
+
+@pytest.mark.parametrize("padding, warned", [("post", True), ("pre", False)])
+def test_last_timestep_without_a_mask_says_it_takes_a_padded_step(engine, padding, warned):
+    spec = stack([EMB_NO_MASK, {"type": "lstm", "units": 3, "return_sequences": True}, {"type": "last_timestep"}],
+                 batching={"padding": padding})
+    result = engine.run(spec, TEXT)
+    np.testing.assert_array_equal(result.layer("last_timestep_1").output, result.layer("lstm_1").output[:, -1])
+    assert any("last step of the padded batch" in m for m in messages(result, "last_timestep_1")) == warned
+
+
+def test_bidirectional_with_go_backwards_is_keras_s_refusal_in_a_sentence(engine):
+    import keras
+    with pytest.raises(ValueError, match="go_backwards"):
+        keras.layers.Bidirectional(keras.layers.LSTM(2, go_backwards=True))
+    spec = stack([EMB, {"type": "lstm", "units": 3, "bidirectional": True, "go_backwards": True}])
+    with pytest.raises(StackError) as caught:
+        engine.run(spec, TEXT)
+    assert caught.value.layer == "lstm_1"
+    assert caught.value.message.startswith("lstm_1: Keras refuses go_backwards inside bidirectional")
+
+
+@pytest.mark.parametrize("layer, problem", [
+    ({"type": "lstm", "units": 3, "feeds": "c"}, 'lstm_1 feeds its state "c" to the next layer, but return_state is off'),
+    ({"type": "gru", "units": 3, "return_state": True, "feeds": "c"}, 'gru_1 has no state "c": its states are h'),
+    ({"type": "lstm", "units": 3, "return_state": True, "feeds": "forward_h"},
+     'lstm_1 has no state "forward_h": its states are h, c'),
+])
+def test_a_state_that_does_not_exist_cannot_feed_the_next_layer(engine, layer, problem):
+    with pytest.raises(StackError) as caught:
+        engine.run(stack([EMB, layer, {"type": "dense", "units": 2}]), TEXT)
+    assert caught.value.message.startswith(problem)
+
+
+def test_a_dense_on_the_cell_state_explains_its_size(engine):
+    spec = stack([EMB, {"type": "lstm", "units": 3, "return_state": True, "feeds": "c"}, {"type": "dense", "units": 2}])
+    result = engine.run(spec, TEXT)
+    lstm = result.layer("lstm_1")
+    np.testing.assert_array_equal(lstm.output, lstm.extras["lstm_1/state/c"])
+    assert [(s.name, s.symbolic_shape, s.shape) for s in lstm.states] == [("h", (None, 3), (2, 3)),
+                                                                           ("c", (None, 3), (2, 3))]
+    assert result.fc_input.explanation.startswith("3 = lstm_1's 3 units: its final state c")
+
+
 # --- one-setting fixes ---
 
 @pytest.mark.parametrize("cut", [0, 1])

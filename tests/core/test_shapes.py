@@ -286,9 +286,11 @@ def test_a_custom_expression_must_give_one_tensor(engine, expression):
                     r"must be tensors)", caught.value.message)
 
 
-def test_a_layer_named_like_the_input_is_refused(engine):
+def test_a_layer_may_take_the_input_s_name(engine):
+    """A .keras model's layer may be called "sequences": the model input then takes another name."""
     spec = specs.from_dict({"input": {"kind": "tokens", "vocab_size": 50},
-                            "layers": [{"type": "embedding", "output_dim": 4}, {"type": "gru", "units": 2}]})
-    spec.layers[1].name = "sequences"      # past the document check, as a program could do
-    with pytest.raises(StackError, match='^the stack cannot be assembled: The name "sequences" is used 2 times'):
-        engine.run(spec, TEXT)
+                            "layers": [{"type": "embedding", "output_dim": 4},
+                                       {"type": "gru", "units": 2, "name": "sequences"}]})
+    result = engine.run(spec, TEXT)
+    assert [layer.name for layer in result.layers] == ["embedding_1", "sequences"]
+    assert result.layers[1].shape == (result.input.shape[0], 2)

@@ -142,12 +142,12 @@ def test_layer_names_are_type_and_index_and_stable():
 def test_duplicate_and_bad_names():
     layers = [{"type": "embedding", "name": "a"}, {"type": "lstm", "name": "a"}]
     assert error_of(document(layers=layers)) == 'layers[0].name: "a" is used by more than one layer'
-    assert error_of(with_layer({"type": "lstm", "name": "1abc"})) == (
-        'layers[1].name: must start with a letter and hold only letters, digits and _ (at most 64), got "1abc"')
-    assert error_of(with_layer({"type": "lstm", "name": "a/b"})).startswith("layers[1].name: must start")
+    # Keras's rule: any name without "/" (names such as "word-embedding" or "2nd_head" come from .keras files)
+    assert specs.from_dict(with_layer({"type": "lstm", "name": "2nd-head"})).layers[1].name == "2nd-head"
+    assert error_of(with_layer({"type": "lstm", "name": "a/b"})) == (
+        'layers[1].name: must be 1 to 128 letters, digits and _ . - > (no spaces), got "a/b"')
     assert error_of(with_layer({"type": "lstm", "name": 3})).endswith("got 3")
-    assert error_of(with_layer({"type": "lstm", "name": "sequences"}, 0)) == (
-        'layers[0].name: "sequences" is the name of the input; choose another')
+    assert error_of(with_layer({"type": "lstm", "name": "a b"})).startswith("layers[1].name: must be 1 to 128")
 
 
 # --- errors name the place ---
@@ -196,7 +196,7 @@ def test_the_contract_example_message():
                                               "got 1e+39"),
     ({"type": "custom", "expression": ""}, 'layers[1].expression: must be a non-empty Python expression, got ""'),
     ({"type": "custom", "expression": "x" * 2001}, "layers[1].expression: must be at most 2000 characters long"),
-    ({"type": "global_average_pooling", "units": 3}, "layers[1].units: unknown key; known keys: name, type"),
+    ({"type": "global_average_pooling", "units": 3}, "layers[1].units: unknown key; known keys: keepdims, name, type"),
     ("lstm", 'layers[1]: must be an object, got "lstm"'),
 ])
 def test_layer_errors(layer, message):
@@ -216,7 +216,7 @@ def test_dense_activation_may_be_null_but_recurrent_may_not():
     ({"input": {"kind": "tokens", "vocab_size": 0}}, "input.vocab_size: must be a positive integer, got 0"),
     ({"input": {"kind": "tokens", "vocab_size": 10 ** 9}}, "input.vocab_size: must be at most 10000000, got"),
     ({"input": {"kind": "tokens", "vocab_size": 10, "extra": 1}}, "input.extra: unknown key; known keys: "
-                                                                   "features, kind, vocab_size"),
+                                                                   "features, kind, length, vocab_size"),
     ({"input": [1]}, "input: must be an object, got [1]"),
     ({"batching": {"mode": "stream"}}, 'batching.mode: must be one of "pad", "bucket", "one_by_one", "chunked", '
                                        'got "stream"'),
@@ -350,3 +350,45 @@ def test_layer_spec_fills_defaults_and_keeps_given_values():
     assert layer.is_recurrent and not LayerSpec("dense").is_recurrent
     assert StackSpec().layers == [] and not StackSpec().has_custom()
     assert StackSpec(layers=[LayerSpec("custom")]).has_custom()
+
+
+def test_the_newer_layer_parameters_have_keras_s_defaults_and_are_written_only_when_set():
+    """use_bias, recurrent_activation, reset_after, keepdims and feeds: Keras's names and defaults; a file that
+    does not set them reads and writes exactly as before (explorers that predate them read it)."""
+    import inspect
+
+    import keras
+    from explorer.core.registry import TYPES
+    keras_classes = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "simple_rnn": keras.layers.SimpleRNN,
+                     "dense": keras.layers.Dense, "time_distributed_dense": keras.layers.Dense,
+                     "global_average_pooling": keras.layers.GlobalAveragePooling1D,
+                     "global_max_pooling": keras.layers.GlobalMaxPooling1D}
+    newer = set()
+    for key, kind in TYPES.items():
+        for name, param in kind.params.items():
+            if param.omit_default and name != "feeds":   # feeds is the explorer's: which output goes on
+                newer.add(name)
+                default = inspect.signature(keras_classes[key].__init__).parameters[name].default
+                assert param.default == default, (key, name)
+    assert newer == {"use_bias", "recurrent_activation", "reset_after", "keepdims"}
+    for name in presets.names():
+        text = (presets.resources.files("explorer") / "presets" / f"{name}.stack.json").read_text()
+        for layer in specs.to_dict(specs.loads(text))["layers"]:
+            assert not (newer | {"feeds"}) & set(layer), (name, layer)
+    changed = specs.from_dict(document(layers=[{"type": "embedding"},
+                                               {"type": "gru", "reset_after": False, "use_bias": False}]))
+    assert specs.to_dict(changed)["layers"][1] == {
+        "type": "gru", "units": 64, "return_sequences": False, "return_state": False, "bidirectional": False,
+        "merge_mode": "concat", "go_backwards": False, "activation": "tanh", "use_bias": False, "reset_after": False}
+
+
+def test_a_fixed_input_length_is_read_and_written_only_when_set():
+    data = document()
+    data["input"]["length"] = 12
+    data["batching"]["maxlen"] = 12
+    spec = specs.from_dict(data)
+    assert spec.input.length == 12 and spec.fixed_length() == 12
+    assert specs.to_dict(spec)["input"]["length"] == 12
+    assert "length" not in specs.to_dict(specs.from_dict(document()))["input"]
+    data["input"]["length"] = 0
+    assert error_of(data) == "input.length: must be a positive integer, got 0"

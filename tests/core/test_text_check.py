@@ -56,15 +56,14 @@ batchings = st.builds(Batching, padding=st.sampled_from(["pre", "post"]), trunca
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.lists(st.integers(1, VOCAB - 1), min_size=1, max_size=12), min_size=1, max_size=6), batchings,
-       st.booleans())
-def test_the_numpy_preview_equals_keras_pad_sequences(rows, batching, fixed):
+@given(st.lists(st.lists(st.integers(1, VOCAB - 1), min_size=1, max_size=12), min_size=1, max_size=6), batchings)
+def test_the_numpy_preview_equals_keras_pad_sequences(rows, batching):
     from keras.utils import pad_sequences
     parsed = seqs.parse("\n".join(" ".join(map(str, row)) for row in rows), TOKENS)
-    batch, mask = seqs.pad_preview(parsed, batching, fixed_length=fixed)
+    batch, mask = seqs.pad_preview(parsed, batching)
     kept = [len(row) if batching.maxlen is None else min(len(row), batching.maxlen) for row in rows]
-    length = batching.maxlen if fixed and batching.maxlen else max(kept)
-    expected = pad_sequences(rows, maxlen=length, padding=batching.padding, truncating=batching.truncating,
+    length = batching.maxlen or max(kept)
+    expected = pad_sequences(rows, maxlen=batching.maxlen, padding=batching.padding, truncating=batching.truncating,
                              value=batching.pad_value)
     np.testing.assert_array_equal(batch, expected)
     marker = pad_sequences([[1] * n for n in kept], maxlen=length, padding=batching.padding, value=0)

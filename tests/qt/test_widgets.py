@@ -17,7 +17,8 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit, QSpinBox
 from explorer.core.diagnose import Diagnostic, FcInput
 from explorer.core.presets import load_preset
 from explorer.core.run import LayerResult, RunResult
-from explorer.core.spec import LAYER_LABELS, LAYER_PARAMS, PARAM_HELP, Batching, InputSpec, LayerSpec, StackSpec
+from explorer.core.registry import TYPES
+from explorer.core.spec import LAYER_LABELS, LAYER_PARAMS, Batching, InputSpec, LayerSpec, StackSpec
 from explorer.qt.sequence_editor import SequenceEditor
 from explorer.qt.shapes_panel import ShapesPanel
 from seen import card_messages, grid_row_header, grid_size, grid_text, padded_cells, shapes_warnings, underlined
@@ -80,10 +81,11 @@ def test_every_parameter_has_a_widget_with_its_help(qtbot):
     spec = StackSpec(layers=[LayerSpec(kind) for kind in LAYER_PARAMS])
     editor = stack_editor(qtbot, spec)
     for card in editor.cards:
-        for key, (default, _) in LAYER_PARAMS[card.layer.type].items():
+        for key, param in TYPES[card.layer.type].params.items():
+            default = param.default
             widget = card.param_widget(key)
-            assert widget.toolTip() == PARAM_HELP[key]
-            expected = (QComboBox if key in ("activation", "merge_mode") else QCheckBox if isinstance(default, bool)
+            assert widget.toolTip() == param.help
+            expected = (QComboBox if param.options else QCheckBox if isinstance(default, bool)
                         else QLineEdit if isinstance(default, str) else QSpinBox if isinstance(default, int) else None)
             if expected is not None:
                 assert isinstance(widget, expected), (card.layer.type, key)

@@ -83,8 +83,9 @@ class HeatmapPlot(Plot):
                 self._shape = key
                 self.plot.setXRange(-0.6, max(len(vector), 1) - 0.4, padding=0)
                 self.plot.setYRange(*key[1], padding=0)
-            why = ("return_sequences off: only the last state" if layer.type in RECURRENT
-                   else "no time axis after this layer")
+            why = (f"its final state {layer.feeds} (return_state), passed on instead of its output"
+                   if layer.feeds != "output" else "return_sequences off: only the last state"
+                   if layer.type in RECURRENT else "no time axis after this layer")
             nan = " · NaN shown as 0" if np.isnan(vector).any() else ""
             self.title(f"<b>{layer.name}</b> output for line {line}: a vector of {len(vector)} "
                        f"{format_shape(layer.shape)} · {why}{nan} · scale {scale.lo:.2g} to {scale.hi:.2g}")

@@ -259,13 +259,16 @@ class PlotsPanel(QWidget):
 
     def _sync_controls(self) -> None:
         result = self.result
-        names = tuple((layer.name, tuple(layer.shape)) for layer in result.layers)
+        names = tuple((layer.name, tuple(layer.shape),
+                       tuple((state.name, tuple(state.shape)) for state in layer.states)) for layer in result.layers)
         if names != self._names_key:
             self._names_key = names
             self.layer_combo.blockSignals(True)
             self.layer_combo.clear()
-            for name, shape in names:
-                self.layer_combo.addItem(f"{name}  {format_shape(shape)}", name)
+            for name, shape, states in names:   # return_state's states beside their layer
+                listed = "".join(f"  {state} {format_shape(state_shape)}" for state, state_shape in states)
+                self.layer_combo.addItem(f"{name}  {format_shape(shape)}" + (f"  · states{listed}" if listed else ""),
+                                         name)
             self.layer_combo.blockSignals(False)
         index = self.layer_combo.findData(self.selected_layer)
         if index != self.layer_combo.currentIndex():

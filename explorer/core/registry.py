@@ -1,0 +1,355 @@
+"""Every layer type, declared once: its parameters (Keras's names, defaults, limits, tooltips), how it is
+built, its mask role, its display name and palette group, its code export and the Keras classes it comes from.
+
+Adding a layer type means one `LayerType` in `TYPES` (and its tests). Keras is imported only inside the
+build functions, so this module stays importable without it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from .spec import LayerSpec, StackSpec
+
+MAX_UNITS = 4096
+FLOAT32_MAX = 3.4028234663852886e38
+# Keras's activations that take only the tensor (keras.activations.get(name) works with its defaults)
+ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax", "gelu", "elu", "selu", "softplus", "swish",
+               "hard_sigmoid", "exponential", "leaky_relu", "silu", "softsign", "relu6", "mish", "celu",
+               "hard_silu", "hard_swish", "hard_tanh", "log_sigmoid", "log_softmax", "tanh_shrink",
+               "soft_shrink", "hard_shrink", "sparse_plus", "sparse_sigmoid", "squareplus", "sparsemax", "glu")
+MERGE_MODES = ("concat", "sum", "mul", "ave")
+# What a recurrent layer passes to the next one: its output, or one of its return_state states
+FEEDS = ("output", "h", "c", "forward_h", "forward_c", "backward_h", "backward_c")
+
+
+# --- value checkers: each returns the clean value or raises ValueError(problem) ---
+
+def show(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (str, bool, type(None), list, dict)) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def positive_int(limit: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"must be a positive integer, got {show(value)}")
+        if value > limit:
+            raise ValueError(f"must be at most {limit}, got {value}")
+        return value
+    return check
+
+
+def boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {show(value)}")
+    return value
+
+
+def number(value: Any) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"must be a finite number, got {show(value)}")
+    try:
+        finite = math.isfinite(value) and abs(value) <= FLOAT32_MAX  # values reach the model as float32
+    except OverflowError:  # an integer beyond any float
+        finite = False
+    if not finite:
+        raise ValueError(f"must be a finite number (at most ±3.4e38), got {show(value)}")
+    return value
+
+
+def choice(options: tuple[str, ...], *, nullable: bool = False) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if value is None and nullable:
+            return None
+        if value not in options:
+            listed = ", ".join(f'"{o}"' for o in options) + (", null" if nullable else "")
+            raise ValueError(f"must be one of {listed}, got {show(value)}")
+        return value
+    return check
+
+
+def expression(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"must be a non-empty Python expression, got {show(value)}")
+    if len(value) > 2000:
+        raise ValueError("must be at most 2000 characters long")
+    return value
+
+
+# --- declarations ---
+
+@dataclass(frozen=True)
+class Param:
+    default: Any
+    check: Callable[[Any], Any]
+    help: str
+    options: tuple | None = None       # a closed list of values (a combo box); None first when nullable
+    limit: int | None = None           # the largest value of a positive integer
+    # added after the first files: written only when set, so files that do not use it stay readable by
+    # explorers that predate it
+    omit_default: bool = False
+
+
+def _units(default: int, help_text: str) -> Param:
+    return Param(default, positive_int(MAX_UNITS), help_text, limit=MAX_UNITS)
+
+
+def _flag(default: bool, help_text: str, *, newer: bool = False) -> Param:
+    return Param(default, boolean, help_text, omit_default=newer)
+
+
+def _pick(default: Any, options: tuple, help_text: str, *, nullable: bool = False, newer: bool = False) -> Param:
+    return Param(default, choice(options, nullable=nullable), help_text, (None, *options) if nullable else options,
+                 omit_default=newer)
+
+
+UNITS_HELP = "Number of units: the size of the output vector at each timestep."
+_USE_BIAS = _flag(True, "Add a learned bias vector (Keras's use_bias); off: no bias weights.", newer=True)
+
+
+def _recurrent_params(kind: str) -> dict[str, Param]:
+    params = {
+        "units": _units(64, UNITS_HELP),
+        "return_sequences": _flag(False, "On: output every timestep (batch, T, units). Off: only the last state "
+                                         "(batch, units)."),
+        "return_state": _flag(False, "Also return the final states (h, and c for an LSTM) as extra outputs."),
+        "bidirectional": _flag(False, "Run a second copy backwards in time and merge both directions."),
+        "merge_mode": _pick("concat", MERGE_MODES, "How the two directions of a bidirectional layer are merged: "
+                                                   "concat doubles the units."),
+        "go_backwards": _flag(False, "Process the sequence from the last timestep to the first."),
+        "activation": _pick("tanh", ACTIVATIONS, "Activation function applied to the output."),
+    }
+    if kind != "simple_rnn":
+        params["recurrent_activation"] = _pick("sigmoid", ACTIVATIONS, "Activation of the gates.", newer=True)
+    params["use_bias"] = _USE_BIAS
+    if kind == "gru":
+        params["reset_after"] = _flag(True, "Apply the reset gate after the recurrent matrix product (Keras's "
+                                            "default, and cuDNN's); off: before it, the original GRU.", newer=True)
+    params["feeds"] = _pick("output", FEEDS, "What the next layer receives: the output, or one of the states "
+                                             "that return_state adds (h, c for an LSTM; forward_/backward_ when "
+                                             "bidirectional), as in `x, h, c = LSTM(…, return_state=True)(x)`.",
+                             newer=True)
+    return params
+
+
+def _dense_params() -> dict[str, Param]:
+    return {"units": _units(10, UNITS_HELP),
+            "activation": _pick(None, ACTIVATIONS, "Activation function applied to the output.", nullable=True),
+            "use_bias": _USE_BIAS}
+
+
+_KEEPDIMS = {"keepdims": _flag(False, "Keep the time axis with length 1: (batch, 1, features) instead of "
+                                      "(batch, features).", newer=True)}
+
+
+@dataclass(frozen=True)
+class LayerType:
+    key: str
+    display: str                   # the name the window shows
+    group: str                     # the add-layer menu's group
+    params: dict[str, Param]
+    mask_role: str                 # what it does to a mask that arrives: carries, consumes or drops
+    keras_classes: tuple[str, ...]  # the Keras classes (type(layer).__name__) a .keras model brings it as
+    make: Callable[[LayerSpec, str, StackSpec], Any]   # → the Keras layer
+    code: Callable[[LayerSpec, str, StackSpec], str]   # → the Python source that makes the same layer
+    cuts_time: Callable[[dict], bool] = lambda params: False   # removes the time axis
+    needs_sequence: bool = True    # needs (batch, T, features): Keras (or the lesson) refuses a 2-D tensor
+    own_class: str | None = None   # the explorer's own Keras layer class (explorer.core.layers)
+    mask_advice: str = ""          # when it drops a mask: what to do instead
+
+    @property
+    def recurrent(self) -> bool:
+        return self.group == "Recurrent"
+
+
+# --- building and code, per kind ---
+
+def _keras():
+    from . import backend
+    return backend.load()
+
+
+def _embedding(layer, name, spec):
+    p = layer.params
+    return _keras().layers.Embedding(spec.input.vocab_size, p["output_dim"], mask_zero=p["mask_zero"], name=name)
+
+
+def _embedding_code(layer, name, spec):
+    p = layer.params
+    return f"keras.layers.Embedding({spec.input.vocab_size}, {p['output_dim']}, mask_zero={p['mask_zero']}, name={name!r})"
+
+
+def _masking(layer, name, spec):
+    return _keras().layers.Masking(mask_value=layer.params["mask_value"], name=name)
+
+
+def _masking_code(layer, name, spec):
+    return f"keras.layers.Masking(mask_value={layer.params['mask_value']!r}, name={name!r})"
+
+
+_RNN_CLASSES = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
+_RNN_OPTIONS = ("return_sequences", "return_state", "go_backwards", "activation", "recurrent_activation",
+                "use_bias", "reset_after")
+
+
+def _rnn_options(layer) -> dict[str, Any]:
+    return {key: layer.params[key] for key in _RNN_OPTIONS if key in layer.params}
+
+
+def _recurrent(layer, name, spec):
+    from . import backend
+    keras = _keras()
+    p = layer.params
+    cls = getattr(keras.layers, _RNN_CLASSES[layer.type])
+    options = {**_rnn_options(layer), **backend.recurrent_options(layer.type, p["go_backwards"])}
+    if p["bidirectional"]:
+        return keras.layers.Bidirectional(cls(p["units"], **options, name=f"{name}_cell"),
+                                          merge_mode=p["merge_mode"], name=name)
+    return cls(p["units"], **options, name=name)
+
+
+def _written(layer, options: dict[str, Any]) -> str:
+    """Keyword arguments for exported code; the newer parameters only where they differ from Keras's default."""
+    params = TYPES[layer.type].params
+    return "".join(f"{key}={value!r}, " for key, value in options.items()
+                   if not (params[key].omit_default and value == params[key].default))
+
+
+def _recurrent_code(layer, name, spec):
+    p = layer.params
+    options = _written(layer, _rnn_options(layer)).rstrip(", ")
+    cell = f"keras.layers.{_RNN_CLASSES[layer.type]}({p['units']}, {options}"
+    if p["bidirectional"]:
+        return f"keras.layers.Bidirectional({cell}), merge_mode={p['merge_mode']!r}, name={name!r})"
+    return f"{cell}, name={name!r})"
+
+
+def _dense(layer, name, spec):
+    # time_distributed_dense too: Dense on (batch, T, features) is TimeDistributed(Dense), the same weights and
+    # numbers; Keras 3.15's TimeDistributed loops over the batch size instead of T when T is unknown when traced.
+    p = layer.params
+    return _keras().layers.Dense(p["units"], activation=p["activation"], use_bias=p["use_bias"], name=name)
+
+
+def _dense_code(layer, name, spec):
+    p = layer.params
+    options = _written(layer, {"activation": p["activation"], "use_bias": p["use_bias"]})
+    return f"keras.layers.Dense({p['units']}, {options}name={name!r})"
+
+
+def _keras_head(class_name: str):
+    def make(layer, name, spec):
+        return getattr(_keras().layers, class_name)(**layer.params, name=name)
+
+    def code(layer, name, spec):
+        return f"keras.layers.{class_name}({_written(layer, layer.params)}name={name!r})"
+    return make, code
+
+
+def _own(class_name: str):
+    def make(layer, name, spec):
+        from . import layers as own
+        return getattr(own, class_name)(name=name)
+
+    def code(layer, name, spec):
+        return f"{class_name}(name={name!r})"
+    return make, code
+
+
+def _custom(layer, name, spec):
+    from . import layers as own
+    return own.CustomExpression(layer.params["expression"], name=name)
+
+
+def _custom_code(layer, name, spec):
+    return f"{custom_class_name(name)}(name={name!r})"
+
+
+def custom_class_name(name: str) -> str:
+    """The class a custom layer gets in exported code."""
+    return "".join(part.title() for part in python_name(name).split("_")) + "Expression"
+
+
+def python_name(name: str) -> str:
+    """A layer name made into a Python identifier (Keras allows any name without "/")."""
+    cleaned = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+    return cleaned if cleaned[:1].isalpha() or cleaned[:1] == "_" else f"layer_{cleaned}"
+
+
+def _recurrent_cut(params: dict) -> bool:
+    return not params["return_sequences"] or params["feeds"] != "output"
+
+
+def _pool_cut(params: dict) -> bool:
+    return not params["keepdims"]
+
+
+_GAP_MAKE, _GAP_CODE = _keras_head("GlobalAveragePooling1D")
+_GMP_MAKE, _GMP_CODE = _keras_head("GlobalMaxPooling1D")
+_FLATTEN_MAKE, _FLATTEN_CODE = _keras_head("Flatten")
+
+
+def _recurrent_type(key: str, display: str) -> LayerType:
+    return LayerType(key, display, "Recurrent", _recurrent_params(key), "consumes",
+                     (_RNN_CLASSES[key],), _recurrent, _recurrent_code, _recurrent_cut)
+
+
+def _own_type(key: str, display: str, class_name: str, role: str, advice: str = "") -> LayerType:
+    make, code = _own(class_name)
+    return LayerType(key, display, "Over time", {}, role, (class_name,), make, code, lambda params: True,
+                     own_class=class_name, mask_advice=advice)
+
+
+TYPES: dict[str, LayerType] = {t.key: t for t in (
+    LayerType("embedding", "Embedding", "Input",
+              {"output_dim": _units(32, "Size of each token's embedding vector."),
+               "mask_zero": _flag(False, "Treat token id 0 as padding: a mask leaves this layer and mask-aware "
+                                         "layers skip those steps.")},
+              "carries", ("Embedding",), _embedding, _embedding_code),
+    LayerType("masking", "Masking", "Input",
+              {"mask_value": Param(0.0, number, "Timesteps whose features all equal this value are masked as "
+                                                "padding.")},
+              "carries", ("Masking",), _masking, _masking_code, needs_sequence=False),
+    _recurrent_type("simple_rnn", "SimpleRNN"),
+    _recurrent_type("lstm", "LSTM"),
+    _recurrent_type("gru", "GRU"),
+    LayerType("global_average_pooling", "Global average pooling", "Over time", _KEEPDIMS, "consumes",
+              ("GlobalAveragePooling1D",), _GAP_MAKE, _GAP_CODE, _pool_cut),
+    _own_type("masked_mean_pooling", "Masked mean pooling", "MaskedMeanPooling", "consumes"),
+    LayerType("global_max_pooling", "Global max pooling", "Over time", _KEEPDIMS, "drops",
+              ("GlobalMaxPooling1D",), _GMP_MAKE, _GMP_CODE, _pool_cut,
+              mask_advice="use Masked mean pooling or Global average pooling to honour it"),
+    _own_type("time_average", "Time average (plain mean)", "TimeAverage", "drops",
+              "use Masked mean pooling to average over valid steps only"),
+    _own_type("last_timestep", "Last valid timestep", "LastTimestep", "consumes"),
+    _own_type("attention_pooling", "Attention pooling", "AttentionPooling", "consumes"),
+    LayerType("flatten", "Flatten", "Over time", {}, "drops", ("Flatten",), _FLATTEN_MAKE, _FLATTEN_CODE,
+              lambda params: True, needs_sequence=False, mask_advice="the padded steps become part of the vector"),
+    LayerType("dense", "Dense", "Head", _dense_params(), "carries", ("Dense",), _dense, _dense_code,
+              needs_sequence=False),
+    LayerType("time_distributed_dense", "TimeDistributed(Dense)", "Head", _dense_params(), "carries",
+              ("TimeDistributed",), _dense, _dense_code),
+    LayerType("custom", "Custom expression", "Code",
+              {"expression": Param("ops.mean(x, axis=1)", expression,
+                                   "A Python expression over x (the input), mask (or None) and ops (keras.ops).")},
+              "drops", ("CustomExpression",), _custom, _custom_code, needs_sequence=False,
+              own_class="CustomExpression", mask_advice="use mask in the expression to honour it"),
+)}
+GROUPS = ("Input", "Recurrent", "Over time", "Head", "Code")
+
+
+def layer_type(key: str) -> LayerType:
+    return TYPES[key]
+
+
+def state_names(layer: LayerSpec) -> list[str]:
+    """The states return_state adds, in Keras's order: [output, *states]."""
+    own = ["h", "c"] if layer.type == "lstm" else ["h"]
+    if layer.params.get("bidirectional"):
+        return [f"forward_{s}" for s in own] + [f"backward_{s}" for s in own]
+    return own
