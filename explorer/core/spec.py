@@ -7,6 +7,7 @@ import binascii
 import copy
 import hashlib
 import json
+import math
 import re
 import os
 import tempfile
