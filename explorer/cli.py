@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .core.errors import ExplorerError, strip_ansi
 
-COMMANDS = ("run", "presets", "export-code", "devices")
+COMMANDS = ("run", "train", "tasks", "presets", "export-code", "devices")
 EXIT_USER_ERROR = 2
 
 
@@ -46,6 +46,8 @@ def _parser() -> _Parser:
                      help="with --gradients: the output unit (default: each sequence's largest)")
     run.add_argument("--trust", action="store_true", help="allow the stack's custom expressions to run")
     _backend_option(run)
+    _train_parser(commands)
+    commands.add_parser("tasks", help="list the built-in training tasks and their rules")
     commands.add_parser("presets", help="list the built-in stacks")
     export = commands.add_parser("export-code", help="print a Keras script that builds the same stack")
     export.add_argument("stack", help="a .stack.json file, preset:NAME or a trained MODEL.keras")
@@ -67,6 +69,30 @@ def _use_backend(backend: str | None) -> None:
         check_backend(backend)
         import os
         os.environ["KERAS_BACKEND"] = backend
+
+
+def _train_parser(commands) -> None:
+    from .core.train import DEFAULT_LEARNING_RATE, DEFAULT_OPTIMIZER, OPTIMIZERS
+    train = commands.add_parser("train", help="train a stack on labelled sequences and report the loss per step")
+    train.add_argument("stack", help="a .stack.json file or preset:NAME")
+    source = train.add_mutually_exclusive_group()
+    source.add_argument("--input", metavar="TEXT", help="labelled sequence text (`3 14 15 | 1`) instead of the "
+                                                        "file's sequences")
+    source.add_argument("--task", metavar="NAME", help="generate the sequences and labels from a built-in task "
+                                                       "(see `tasks`)")
+    train.add_argument("--count", type=int, default=64, metavar="N", help="sequences a task generates (default 64)")
+    train.add_argument("--steps", type=int, required=True, metavar="N", help="optimizer steps")
+    train.add_argument("--lr", type=float, default=DEFAULT_LEARNING_RATE, metavar="X",
+                       help=f"learning rate (default {DEFAULT_LEARNING_RATE})")
+    train.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default=DEFAULT_OPTIMIZER,
+                       help=f"default {DEFAULT_OPTIMIZER}")
+    train.add_argument("--device", help="cpu, gpu or a device name such as /GPU:1 (default: a GPU if present)")
+    train.add_argument("--json", metavar="OUT", help="write the report as JSON to OUT (- for stdout)")
+    train.add_argument("--save", metavar="OUT.stack.json", help="save the stack with its trained weights and the "
+                                                                "training sequences")
+    train.add_argument("--save-keras", metavar="OUT.keras", help="save the trained model as a Keras file")
+    train.add_argument("--trust", action="store_true", help="allow the stack's custom expressions to run")
+    _backend_option(train)
 
 
 def _window_parser() -> _Parser:
@@ -148,6 +174,13 @@ def _command(options: argparse.Namespace) -> int:
         return 0
     if options.command == "run":
         return _run(options)
+    if options.command == "train":
+        return _train(options)
+    if options.command == "tasks":
+        from .core.tasks import TASKS
+        for task in TASKS.values():
+            print(f"{task.name:<14} {task.input_kind:<9} {task.rule.format(k='k')}")
+        return 0
     _parser().print_help()
     return 0
 
@@ -218,6 +251,59 @@ def _run(options: argparse.Namespace) -> int:
     if not options.json and not options.npz:
         sys.stdout.write(_summary(report))
     return 0
+
+
+def _train(options: argparse.Namespace) -> int:
+    from .core.presets import is_preset, load_stack
+    from .core.train import TrainSettings, report, train
+    stack = load_stack(options.stack)
+    if options.save_keras and not options.save_keras.endswith(".keras"):
+        raise UsageError(f"--save-keras needs a file name ending in .keras, got {options.save_keras}")
+    from .core.run import Engine
+    engine = Engine()
+    if options.task:
+        from .core import tasks
+        classes = _head_classes(stack)
+        text = tasks.generate(options.task, options.count, stack.input, seed=stack.seed, classes=classes)
+    else:
+        text = _read_text(options.input) if options.input else stack.sequences
+        if not text:
+            raise UsageError(f"{options.stack} holds no sequences: pass --input TEXT or --task NAME")
+    trust = options.trust or is_preset(options.stack)
+    progress, result = train(engine, stack, text, TrainSettings(options.optimizer, options.lr), steps=options.steps,
+                             device=options.device, trust=trust)
+    document = report(progress, result)
+    trained = progress.spec
+    trained.sequences = text
+    if options.save:
+        from .core.spec import dumps
+        _write_file(options.save, dumps(trained).encode("utf-8"))
+    if options.save_keras:
+        from .core import keras_io
+        try:
+            keras_io.export_model(engine.built_for(trained), options.save_keras)
+        except OSError as error:
+            raise UsageError(f"cannot write {options.save_keras}: {error.strerror or error}") from None
+    if options.json:
+        text_out = json.dumps(document, indent=2) + "\n"
+        if options.json == "-":
+            sys.stdout.write(text_out)
+        else:
+            _write_file(options.json, text_out.encode("utf-8"))
+    else:
+        accuracy = document.get("accuracy")
+        print(f"{progress.objective.description}\n{options.optimizer}, learning rate {options.lr:g}: "
+              f"{document['steps']} steps in {document['seconds']:.2f} s, loss {progress.loss[0]:.4f} → "
+              f"{progress.loss[-1]:.4f}" + (f", accuracy {accuracy[0]:.3f} → {accuracy[-1]:.3f}" if accuracy else ""))
+    return 0
+
+
+def _head_classes(stack) -> int | None:
+    """The softmax head's classes (for a task's k), read from the document: None if the head is no softmax."""
+    head = stack.layers[-1] if stack.layers else None
+    if head is not None and head.type in ("dense", "time_distributed_dense") and head.params.get("activation") == "softmax":
+        return head.params["units"]
+    return None
 
 
 def _write_file(path: str, data: bytes) -> None:

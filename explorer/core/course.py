@@ -1,7 +1,7 @@
 """The lessons as a course: the built-in presets in teaching order, each with where to look.
 
 The path goes padding → masks → pooling → stacking → bidirectional → batching modes, then inside
-the cell (gates and gradients). Each lesson names the editor line (1-based, as in the sequence
+the cell (gates and gradients), then training. Each lesson names the editor line (1-based, as in the sequence
 editor) and the layer that show its point, the plot tab to open when it is not the first, and one
 sentence that says where to look once they are on screen.
 """
@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from . import presets
 from .spec import StackSpec
 
-SECTIONS = ("Padding", "Masks", "Pooling", "Stacking", "Bidirectional", "Batching modes", "Inside the cell")
+SECTIONS = ("Padding", "Masks", "Pooling", "Stacking", "Bidirectional", "Batching modes", "Inside the cell",
+            "Training")
 CELL_TAB = "Inside the cell"
 
 
@@ -81,6 +82,12 @@ COURSE = (
     Lesson("forget_gate_saturation", "Inside the cell", 2, "lstm_1",
            "The Inside the cell tab, forget gate: the saturation bars beside the heatmap are near 100 %; divide "
            "the readings by 100 and run again to see the gates leave saturation.", CELL_TAB),
+    Lesson("train_attention_on_7", "Training", 7, "lstm_1",
+           "Line 7 holds a 7 at step 2: press Train in the Training panel and its attention weights (under the "
+           "heatmap) leave the uniform spread for the 7 and the steps after it within about 30 steps."),
+    Lesson("train_forgotten_mask", "Training", 2, "lstm_1",
+           "Train 100 steps, then set the batching mode to one by one: the accuracy of this run, above the "
+           "accuracy curve, falls to about half; reset the weights, tick mask_zero and train again."),
 )
 
 

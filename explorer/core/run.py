@@ -184,6 +184,17 @@ class Engine:
             self._built, self._twins = cached
         return self._built
 
+    def adopt(self, built: BuiltStack, spec: StackSpec) -> None:
+        """`built` (whose weights training changed in place) now belongs to `spec`, which holds those weights:
+        it leaves the key of its old weights and runs `spec` without a rebuild."""
+        for key in [key for key, (cached, _) in self._cache.items() if cached is built]:
+            del self._cache[key]
+        built.key = spec.architecture_key()
+        self._cache[built.key] = (built, {})     # the chunked mode's twins copy the weights: made afresh
+        while len(self._cache) > BUILT_CACHE:
+            self._cache.popitem(last=False)
+        self._built, self._twins = self._cache[built.key]
+
     def run(self, spec: StackSpec, text: str | None = None, *, device: str | None = None, trust: bool = False,
             check_cancel: Callable[[], None] | None = None,
             progress: Callable[[float], None] | None = None) -> RunResult:

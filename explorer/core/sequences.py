@@ -1,10 +1,10 @@
-"""Sequence text (CONTRACT §2) → arrays, and the batching modes' layouts."""
+"""Sequence text (CONTRACT §2) → arrays (and labels after `|`), and the batching modes' layouts."""
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -21,12 +21,29 @@ MAX_SEQUENCES = 100_000
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
+LABEL_SEPARATOR = "|"
+
+
+@dataclass
+class Labels:
+    """The numbers after `|` on one line, with the 1-based column of each (for errors about them)."""
+
+    values: np.ndarray   # float64
+    columns: list[int]
+
+
 @dataclass
 class Sequences:
-    """Parsed sequences: token ids (T,) int32, words (T,) str or features (T, F) float32, with editor lines."""
+    """Parsed sequences: token ids (T,) int32, words (T,) str or features (T, F) float32, with editor lines
+    and each line's labels (None where the line has no `|`)."""
 
     items: list[np.ndarray]
     lines: list[int]
+    labels: list[Labels | None] = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.labels is None:
+            self.labels = [None] * len(self.items)
 
     @property
     def lengths(self) -> np.ndarray:
@@ -53,10 +70,15 @@ def parse_all(text: str, input_spec: InputSpec) -> tuple[Sequences | None, list[
     sequences are None when there is any error."""
     if not isinstance(text, str):
         return None, [SequenceError(1, 1, "the sequence text must be a string")]
-    items, lines, errors = [], [], []
+    items, lines, labels, errors = [], [], [], []
     for number, raw in enumerate(_LINE_BREAK.split(text), start=1):
         content = _strip_comment(raw)
         if not content.strip():
+            continue
+        content, label_text = _split_labels(content)
+        if not content.strip():
+            errors.append(SequenceError(number, 1, f'there is no sequence before "{LABEL_SEPARATOR}": type the '
+                                                   f"sequence first, then {LABEL_SEPARATOR} and its labels"))
             continue
         if input_spec.kind == "tokens":
             item = _parse_tokens(content, number, input_spec.vocab_size or 0, errors)
@@ -66,13 +88,50 @@ def parse_all(text: str, input_spec: InputSpec) -> tuple[Sequences | None, list[
             item = _parse_features(content, number, input_spec.features or 0, errors)
         items.append(item)
         lines.append(number)
+        labels.append(None if label_text is None else _parse_labels(label_text, len(content), number, errors))
         if len(items) > MAX_SEQUENCES:
             errors.append(SequenceError(number, 1, f"more than {MAX_SEQUENCES} sequences; split the text into "
                                                    "smaller batches"))
             break
     if not items and not errors:
         errors.append(SequenceError(1, 1, "there are no sequences: type one per line, e.g. `1 2 3`"))
-    return (None, errors) if errors else (Sequences(items, lines), [])
+    return (None, errors) if errors else (Sequences(items, lines, labels), [])
+
+
+def _split_labels(content: str) -> tuple[str, str | None]:
+    """`3 14 15 | 0 1 1` → ("3 14 15 ", " 0 1 1"); a line without `|` has no label text."""
+    at = content.find(LABEL_SEPARATOR)
+    if at < 0:
+        return content, None
+    return content[:at], content[at + 1:]
+
+
+def _parse_labels(text: str, offset: int, line: int, errors: list[SequenceError]) -> Labels | None:
+    """The numbers after `|` (which sits at column offset + 1); problems go to `errors`."""
+    second = text.find(LABEL_SEPARATOR)
+    if second >= 0:
+        errors.append(SequenceError(line, offset + second + 2, f'a second "{LABEL_SEPARATOR}": a line holds one '
+                                                               f"sequence, then {LABEL_SEPARATOR} and its labels"))
+        return None
+    values, columns = [], []
+    found = len(errors)
+    for match in _VALUE.finditer(text):
+        word, column = match.group(), offset + match.start() + 2
+        try:
+            value = float(word)
+        except ValueError:
+            errors.append(SequenceError(line, column, f'label "{word}" is not a number: expected a class id, '
+                                                      "numbers for a regression head, or one label per step"))
+            continue
+        if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
+            errors.append(SequenceError(line, column, f'label "{word}" is not a finite float32 number'))
+            continue
+        values.append(value)
+        columns.append(column)
+    if not values and len(errors) == found:
+        errors.append(SequenceError(line, offset + 1, f'nothing after "{LABEL_SEPARATOR}": expected a class id, '
+                                                      "numbers for a regression head, or one label per step"))
+    return Labels(np.array(values, dtype=np.float64), columns)
 
 
 def _plain_ids(content: str, vocab_size: int) -> np.ndarray | None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
+import hashlib
 import json
+import math
 import re
 import os
 import tempfile
@@ -105,7 +109,7 @@ class StackSpec:
     sequences: str | None = None
     title: str | None = None     # extension: a preset's title
     lesson: str | None = None    # extension: what to look at in this stack
-    # Trained weights from a .keras file (layer name → arrays); never written to a stack file.
+    # Trained weights (layer name → arrays), from a .keras file, training or a stack file's "weights"
     weights: dict[str, list] | None = field(default=None, repr=False, compare=False)
     weights_id: str | None = field(default=None, compare=False)
 
@@ -269,7 +273,7 @@ def from_dict(data: Any) -> StackSpec:
     data = _expect_object(data, "")
     data = migrate(data)
     _reject_unknown(data, {"format", "version", "input", "batching", "layers", "seed", "sequences", "title",
-                          "lesson"}, "")
+                          "lesson", "weights"}, "")
     input_spec = _parse_input(data.get("input", {"kind": "tokens", "vocab_size": 1000}))
     batching = _parse_batching(data.get("batching", {}), input_spec)
     layers_data = data.get("layers")
@@ -287,7 +291,56 @@ def from_dict(data: Any) -> StackSpec:
     for i, layer in enumerate(layers):
         if layer.name and names.count(layer.name) > 1:
             raise SpecError(f"layers[{i}].name", f'"{layer.name}" is used by more than one layer')
+    if data.get("weights") is not None:
+        spec.weights = _parse_weights(data["weights"], spec.layer_names())
+        spec.weights_id = "file-" + hashlib.sha256(json.dumps(data["weights"], sort_keys=True).encode()).hexdigest()
     return spec
+
+
+# --- trained weights in a stack file: {"layer": [{"shape": [...], "dtype": "float32", "data": base64}, ...]} ---
+
+WEIGHTS_DTYPE = "float32"
+
+
+def _parse_weights(data: Any, names: list[str]) -> dict[str, list]:
+    import numpy as np
+    data = _expect_object(data, "weights")
+    weights = {}
+    for name, arrays in data.items():
+        path = f"weights.{name}"
+        if name not in names:
+            raise SpecError(path, f"there is no layer {_show(name)}; layers: {', '.join(names)}")
+        if not isinstance(arrays, list):
+            raise SpecError(path, f"must be a list of arrays, got {_show(arrays)}")
+        values = []
+        for i, item in enumerate(arrays):
+            where = f"{path}[{i}]"
+            item = _expect_object(item, where)
+            _reject_unknown(item, {"shape", "dtype", "data"}, where)
+            if item.get("dtype", WEIGHTS_DTYPE) != WEIGHTS_DTYPE:
+                raise SpecError(f"{where}.dtype", f'must be "{WEIGHTS_DTYPE}", got {_show(item.get("dtype"))}')
+            shape = item.get("shape")
+            if (not isinstance(shape, list) or len(shape) > 8
+                    or any(isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_VOCAB for n in shape)):
+                raise SpecError(f"{where}.shape", f"must be a list of sizes, got {_show(shape)}")
+            try:
+                raw = base64.b64decode(_text(item.get("data")), validate=True)
+            except (ValueError, binascii.Error):
+                raise SpecError(f"{where}.data", "must be base64 text of little-endian float32 numbers") from None
+            count = math.prod(shape)
+            if len(raw) != 4 * count:
+                raise SpecError(f"{where}.data", f"holds {len(raw) // 4} numbers; shape {shape} needs {count}")
+            values.append(np.frombuffer(raw, dtype="<f4").reshape(shape).astype(np.float32))
+        weights[name] = values
+    return weights
+
+
+def _weights_to_dict(weights: dict[str, list]) -> dict:
+    import numpy as np
+    return {name: [{"shape": list(np.shape(array)), "dtype": WEIGHTS_DTYPE,
+                    "data": base64.b64encode(np.ascontiguousarray(array, dtype="<f4").tobytes()).decode("ascii")}
+                   for array in arrays]
+            for name, arrays in weights.items()}
 
 
 def migrate(data: dict) -> dict:
@@ -304,7 +357,8 @@ def migrate(data: dict) -> dict:
     return data
 
 
-def to_dict(spec: StackSpec) -> dict:
+def to_dict(spec: StackSpec, *, weights: bool = False) -> dict:
+    """The stack document; `weights`: with the trained weights when the stack has them (stack files)."""
     data: dict[str, Any] = {"format": FORMAT, "version": VERSION}
     data["input"] = ({"kind": spec.input.kind, "vocab_size": spec.input.vocab_size} if spec.input.uses_ids
                      else {"kind": "features", "features": spec.input.features})
@@ -327,11 +381,14 @@ def to_dict(spec: StackSpec) -> dict:
     for key in ("sequences", "title", "lesson"):
         if getattr(spec, key) is not None:
             data[key] = getattr(spec, key)
+    if weights and spec.weights:
+        data["weights"] = _weights_to_dict(spec.weights)
     return data
 
 
 def dumps(spec: StackSpec) -> str:
-    return json.dumps(to_dict(spec), indent=2) + "\n"
+    """A stack file's text, trained weights included."""
+    return json.dumps(to_dict(spec, weights=True), indent=2) + "\n"
 
 
 def loads(text: str, source: str = "stack") -> StackSpec:

@@ -21,4 +21,4 @@ def encode(words: Sequences, vocab_size: int) -> tuple[Sequences, list[str]]:
     lookup.adapt(np.concatenate(words.items).astype(str))
     vocabulary = [str(word) for word in lookup.get_vocabulary()]
     ids = [backend.to_numpy(lookup(item.astype(str))).astype(np.int32) for item in words.items]
-    return Sequences(ids, words.lines), vocabulary
+    return Sequences(ids, words.lines, words.labels), vocabulary

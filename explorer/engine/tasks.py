@@ -63,6 +63,16 @@ def cell(request, engine, job):
     return inside(engine, p["spec"], p.get("text"), p["rows"], p.get("target"), p.get("device"))
 
 
+@task("train")
+def train(request, engine, job):
+    """Some optimizer steps (at most `steps`, for about `seconds`) on the stack's labelled sequences; the
+    trainer stays in the engine between requests."""
+    from ..core.train import train_steps
+    p = request.payload
+    return train_steps(engine, p["spec"], p.get("text"), p["settings"], steps=p["steps"], seconds=p["seconds"],
+                       device=p.get("device"), trust=p.get("trust", False), check_cancel=job.check_cancel)
+
+
 @task("code")
 def code(request, engine, job):
     from ..core.codegen import export_code

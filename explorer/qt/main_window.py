@@ -75,6 +75,8 @@ class MainWindow(QMainWindow):
         self.window_layout.install_menu(self.menus)
         self.preferences = Preferences(self.session, self.settings, self)
         self.preferences.restore()
+        from .training_panel import install_training
+        install_training(self)                  # the Training dock: train live, pin and compare
 
         session = self.session
         session.events.status.connect(self._show_status)

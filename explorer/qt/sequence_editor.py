@@ -186,6 +186,7 @@ class SequenceEditor(QWidget):
         self._batching = copy.deepcopy(session.document.batching)
         self._input = copy.deepcopy(session.document.input)
         self.errors: list[SequenceError] = []
+        self.label_error: SequenceError | None = None   # a label that does not fit the head (training): runs go on
         self._current_line = 0
         self._grid_lines: list[int] = []
 
@@ -202,7 +203,9 @@ class SequenceEditor(QWidget):
         self.text_edit.setPlainText(session.text)
         self.text_edit.setToolTip("Tokens: integer ids separated by spaces or commas (3 14 15, 9).\n"
                                   "Features: timesteps separated by ; and values by spaces (0.1 0.2; 0.3 0.4).\n"
-                                  "Words: words separated by spaces (the cat sat).")
+                                  "Words: words separated by spaces (the cat sat).\n"
+                                  "Labels for training after |: a class id (3 14 15 | 1), numbers for regression "
+                                  "(| 0.5 -1), or one per step (| 0 1 1).")
         left.addWidget(self.text_edit, 1)
         self.error_label = QLabel("")
         self.error_label.setWordWrap(True)
@@ -367,6 +370,7 @@ class SequenceEditor(QWidget):
             self.text_edit.blockSignals(False)
         check = self.session.text_check
         self.errors = list(check.errors)
+        self.label_error = None
         listed = [f"✖ {escape(error.message)}" for error in self.errors[:MAX_LISTED_ERRORS]]
         if len(self.errors) > MAX_LISTED_ERRORS:
             listed.append(f"… and {len(self.errors) - MAX_LISTED_ERRORS} more, underlined in the text")
@@ -374,6 +378,13 @@ class SequenceEditor(QWidget):
         self.error_label.setVisible(bool(self.errors))
         self._highlight()
         self._show_grid()
+
+    def show_label_error(self, error: SequenceError) -> None:
+        """Underlines a label that does not fit the head (found when training starts); the next edit clears it."""
+        self.label_error = error
+        self.error_label.setText(f"✖ {escape(error.message)}")
+        self.error_label.setVisible(True)
+        self._highlight()
 
     def _highlight(self) -> None:
         selections = []
@@ -386,6 +397,8 @@ class SequenceEditor(QWidget):
         current.cursor.clearSelection()
         selections.append(current)
         selections += [self._error_selection(error) for error in self.errors]
+        if self.label_error is not None and not self.errors:
+            selections.append(self._error_selection(self.label_error))
         self.text_edit.setExtraSelections(selections)
 
     def _error_selection(self, error: SequenceError) -> QTextEdit.ExtraSelection:

@@ -28,7 +28,7 @@ def hand_parse(spec: specs.StackSpec, text: str) -> list[list]:
     """The sequences of a text by the contract's rules, without the explorer's parser."""
     rows = []
     for line in text.splitlines():
-        line = line.split("#")[0]
+        line = line.split("#")[0].split("|")[0]       # labels after | are not part of the run
         if not line.strip():
             continue
         if spec.input.kind == "features":
