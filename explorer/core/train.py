@@ -28,7 +28,8 @@ import numpy as np
 
 from . import backend, sequences
 from .errors import ExplorerError, SequenceError, StackError, TrustError, strip_ansi
-from .run import Cancelled, Engine, estimate_mb
+from .memory import estimate_mb
+from .run import Cancelled, Engine
 from .spec import StackSpec
 
 OPTIMIZERS = {"adam": "Adam", "sgd": "SGD", "rmsprop": "RMSprop"}
@@ -193,7 +194,7 @@ class Trainer:
         self.objective = objective_for(built)
         labels = targets(parsed, self.objective)
         layout = sequences.layout(parsed, spec.batching, fixed_length=built.time_fixed is not None)
-        needed = estimate_mb(built, *layout.batch.shape[:2]) * 2   # the backward pass keeps the activations
+        needed = estimate_mb(spec, *layout.batch.shape[:2]) * 2   # the backward pass keeps the activations
         if needed > engine.memory_limit_mb:
             raise StackError(f"training on this batch needs about {needed:,.0f} MB ({layout.batch.shape[0]} sequences "
                              f"× {layout.batch.shape[1]} steps), over the limit of {engine.memory_limit_mb:,.0f} MB: "
