@@ -172,7 +172,7 @@ class MainWindow(QMainWindow):
         self.device_combo.currentIndexChanged.connect(
             lambda _index: self.session.set_device(self.device_combo.currentData()) if self.session.devices else None)
         bar.addWidget(self.device_combo)
-        bar.addWidget(QLabel(" Backend "))
+        backend_label = bar.addWidget(QLabel(" Backend "))
         self.backend_combo = QComboBox()
         for name in installed_backends():
             self.backend_combo.addItem(name, name)
@@ -183,7 +183,9 @@ class MainWindow(QMainWindow):
         self.backend_combo.setToolTip("Keras's backend: picking another restarts the engine with it "
                                       "(JAX and PyTorch when installed: pip install 'rnn-shape-explorer[jax]')")
         self.backend_combo.activated.connect(self._backend_picked)
-        bar.addWidget(self.backend_combo)
+        choice = bar.addWidget(self.backend_combo)
+        for action in (backend_label, choice):     # shown only when there is a choice to make
+            action.setVisible(self.backend_combo.count() > 1)
         bar.addSeparator()
         self.live_check = QCheckBox("Live")
         self.live_check.setChecked(self.session.live)
