@@ -115,10 +115,30 @@ class _BatchModel(QAbstractTableModel):
         self.steps = 0
 
     def set_batch(self, batch, mask, lines, rows: int, steps: int, ids: np.ndarray | None = None) -> None:
-        self.beginResetModel()
+        """Shows another batch: an edit that keeps the rows, the steps and the lines (a token typed over)
+        repaints only the rows that changed; any other is a model reset."""
+        changed = self._changed_rows(batch, mask, list(lines), rows, steps, ids)
+        if changed is None:
+            self.beginResetModel()
         self.batch, self.mask, self.lines, self.ids = batch, mask, list(lines), ids
         self.rows, self.steps = rows, steps
-        self.endResetModel()
+        if changed is None:
+            self.endResetModel()
+            return
+        for row in changed:
+            self.dataChanged.emit(self.index(row, 0), self.index(row, steps - 1))
+
+    def _changed_rows(self, batch, mask, lines, rows: int, steps: int, ids) -> list[int] | None:
+        """The rows shown that differ from the batch shown now, or None when the layout differs too."""
+        old = self.batch
+        if old is None or batch is None or (rows, steps, lines) != (self.rows, self.steps, self.lines) \
+                or batch.shape != old.shape or batch.dtype != old.dtype or (ids is None) != (self.ids is None):
+            return None
+        pairs = [(old, batch), (self.mask, mask)] + ([(self.ids, ids)] if ids is not None else [])
+        differs = np.zeros(rows, dtype=bool)
+        for before, after in pairs:
+            differs |= (before[:rows, :steps] != after[:rows, :steps]).reshape(rows, -1).any(axis=1)
+        return [int(row) for row in np.flatnonzero(differs)]
 
     def rowCount(self, parent=QModelIndex()) -> int:
         return 0 if parent.isValid() else self.rows

@@ -10,6 +10,8 @@ import textwrap
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PySide6.QtCore import QMimeData, QPointF, Qt
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit, QSpinBox
@@ -277,6 +279,27 @@ def test_the_grid_greys_the_padded_cells_and_follows_the_cursor(qtbot):
     session.select_line(2)                                      # the session selects: cursor and grid follow
     assert editor.current_line == 2
     assert [index.row() for index in editor.grid.selectionModel().selectedRows()] == [0]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.lists(st.integers(1, 99), min_size=1, max_size=6), min_size=1, max_size=4), data=st.data())
+def test_a_token_typed_over_repaints_only_its_row_and_the_grid_shows_the_new_batch(qtbot, rows, data):
+    editor = editor_for(qtbot, "\n".join(" ".join(map(str, row)) for row in rows) + "\n")
+    line = data.draw(st.integers(0, len(rows) - 1))
+    step = data.draw(st.integers(0, len(rows[line]) - 1))
+    token = data.draw(st.integers(1, 99).filter(lambda value: value != rows[line][step]))
+    model = editor.grid.model()
+    resets, changed = [], []
+    model.modelReset.connect(lambda: resets.append(True))
+    model.dataChanged.connect(lambda first, last, *_: changed.append((first.row(), last.row())))
+    rows[line][step] = token
+    editor.text_edit.setPlainText("\n".join(" ".join(map(str, row)) for row in rows) + "\n")
+    width = max(map(len, rows))
+    expected = np.array([row + [0] * (width - len(row)) for row in rows])     # post padding with 0, by hand
+    assert grid_size(editor) == expected.shape
+    assert [[int(grid_text(editor, r, t)) for t in range(width)] for r in range(len(rows))] == expected.tolist()
+    assert padded_cells(editor) == [(r, t) for r, row in enumerate(rows) for t in range(len(row), width)]
+    assert not resets and changed == [(line, line)]
 
 
 def test_features_are_checked_against_the_feature_count(qtbot):
