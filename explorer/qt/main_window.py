@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QMainWindow, QMessageBox, QToolBar, QWidget
 
@@ -36,6 +36,37 @@ from .shapes_panel import ShapesPanel
 from .stack_editor import StackEditor
 from .style import ERROR_COLOUR, escape
 from .undo import DocumentHistory
+
+
+class StatusMessage(QLabel):
+    """The status line's message: it wraps (a long one never widens the window) and is as high as the
+    wrapped text at its width, at least two lines, so that the status bar, and with it the whole window,
+    keeps its height while the messages of a run come and go. (A word-wrapped label's own size hint lays rich
+    text out in a narrow column: a short message asked for three lines, "running…" for one, and every
+    edit re-laid out and repainted the window twice.)"""
+
+    def __init__(self):
+        super().__init__("")
+        self.setTextFormat(Qt.TextFormat.RichText)
+        self.setWordWrap(True)
+
+    def hasHeightForWidth(self) -> bool:
+        return False      # the layouts take the height below, not one for a width they are still trying out
+
+    def sizeHint(self) -> QSize:
+        return QSize(super().sizeHint().width(), self._height())
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(super().minimumSizeHint().width(), self._height())
+
+    def _height(self) -> int:
+        two_lines = 2 * self.fontMetrics().lineSpacing()
+        return max(two_lines, self.heightForWidth(self.width())) if self.width() > 0 else two_lines
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width() and self.heightForWidth(self.width()) > self.height():
+            self.updateGeometry()
 
 
 def default_service(on_reply, on_progress) -> Channel:
@@ -209,9 +240,7 @@ class MainWindow(QMainWindow):
 
     def _build_status(self) -> None:
         status = self.statusBar()
-        self.status_message = QLabel("")
-        self.status_message.setTextFormat(Qt.TextFormat.RichText)
-        self.status_message.setWordWrap(True)       # a long message takes two lines, never the window's width
+        self.status_message = StatusMessage()
         self.device_label = QLabel("")
         self.timing_label = QLabel("")
         status.addWidget(self.status_message, 1)

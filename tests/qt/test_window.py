@@ -90,6 +90,20 @@ def test_the_window_shows_before_tensorflow_and_then_the_first_run(window, qtbot
     assert "ms" in window.timing_label.text()
 
 
+def test_the_status_line_keeps_its_height_and_wraps_a_long_message(win, qtbot):
+    bar, label = win.statusBar(), win.status_message
+    heights = set()
+    for text in ("running…", win.session.status_text, "ok"):
+        win.session.say(text)
+        qtbot.wait(1)                       # the status bar lays out again
+        heights.add(bar.height())
+    assert len(heights) == 1
+    win.session.say("a long message " * 40, error=True)
+    qtbot.wait(1)
+    assert label.height() >= label.heightForWidth(label.width()) > 2 * label.fontMetrics().lineSpacing()
+    assert bar.width() <= win.width()
+
+
 def test_the_device_selector_lists_what_tensorflow_sees(win, qtbot):
     qtbot.waitUntil(lambda: bool(win.session.devices), timeout=RUN_TIMEOUT_MS)
     names = [win.device_combo.itemData(i) for i in range(win.device_combo.count())]
