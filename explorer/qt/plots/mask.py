@@ -68,7 +68,9 @@ class MaskPlot(Plot):
             every = max(1, int(np.ceil(len(ticks) / 24)))
             self.plot.getAxis("left").setTicks([ticks[::every]])
         self.row_marker.setRect(QRectF(-0.5, state.selected_row - 0.5, steps, 1))
-        present = sorted(set(np.unique(codes).tolist()) | {VALID, PADDED} - ({PADDED} if LEAKED in codes else set()))
+        seen = np.flatnonzero(np.bincount(codes.ravel(), minlength=len(MASK_COLORS))).tolist()   # not np.unique:
+        # NumPy 2's loads numpy.ma on its first call, a stall of 20-60 ms when the first result is shown
+        present = sorted(set(seen) | {VALID, PADDED} - ({PADDED} if LEAKED in codes else set()))
         legend = " ".join(swatch(MASK_COLORS[code][0], MASK_COLORS[code][1]) for code in present)
         self.title(f"batch mask at {layer.name} ({batch} × {steps}): {legend}{note}")
 
