@@ -19,6 +19,8 @@ from .stale import StateGate
 from .style import ERROR_COLOUR, MASK_ROLES, MUTED_COLOUR, WARNING_COLOUR, escape, mask_role_colour, mono_font
 
 COLUMNS = ("layer", "symbolic", "this batch", "mask", "params")
+_CELL_ROLES = (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.FontRole,
+               Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.TextAlignmentRole, Qt.ItemDataRole.UserRole)
 
 
 class ShapesPanel(QWidget):
@@ -207,7 +209,7 @@ class ShapesPanel(QWidget):
                     font.setBold(True)
                     item.setFont(font)
                     item.setToolTip(f"{name} ({kind}): its output is the FC input")
-                self.table.setItem(row, column, item)
+                self._put(row, column, item)
             for state_result in layer.states if shown else ():   # return_state's states, under their layer
                 row += 1
                 cells = (f"  └ {state_result.name}", format_shape(state_result.symbolic_shape),
@@ -219,10 +221,16 @@ class ShapesPanel(QWidget):
                     item.setForeground(QColor(MUTED_COLOUR))
                     if column:
                         item.setFont(mono_font())
-                    self.table.setItem(row, column, item)
+                    self._put(row, column, item)
         self.table.setRowCount(row + 1)
         self.table.blockSignals(False)
         self._fit_table()
+
+    def _put(self, row: int, column: int, item: QTableWidgetItem) -> None:
+        """Sets a cell, unless it shows that already (a run that changes no shape repaints no cell)."""
+        shown = self.table.item(row, column)
+        if shown is None or any(shown.data(role) != item.data(role) for role in _CELL_ROLES):
+            self.table.setItem(row, column, item)
 
     def _fit_table(self) -> None:
         """As tall as its rows (the warnings get the rest), scrolling only past about a dozen layers."""

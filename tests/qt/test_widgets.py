@@ -331,6 +331,22 @@ def test_the_shapes_panel_lists_every_layer_and_the_fc_input(qtbot):
     assert [i.row() for i in panel.table.selectionModel().selectedRows()] == [0]
 
 
+def test_the_shapes_panel_rewrites_only_the_cells_a_run_changed(qtbot):
+    session = session_for()
+    panel = ShapesPanel(session)
+    qtbot.addWidget(panel)
+    session.run_finished(fake_result(48))
+    table = panel.table
+    changed = []
+    table.model().dataChanged.connect(lambda first, *_: changed.append((first.row(), first.column())))
+    session.run_finished(fake_result(48))                         # the same shapes again: no cell rewritten
+    assert changed == []
+    session.run_finished(fake_result(40))
+    assert table.item(1, 1).text() == "(None, None, 40)" and table.item(1, 2).text() == "(3, 7, 40)"
+    assert {row for row, _ in changed} <= {1, 2}                  # lstm_1's row and the FC input's source
+    assert table.item(0, 1).text() == "(None, None, 16)"
+
+
 def test_the_widgets_never_import_tensorflow():
     code = textwrap.dedent("""
         import os, sys
