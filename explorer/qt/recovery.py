@@ -1,6 +1,6 @@
 """Autosave and crash recovery.
 
-While the document differs from its file, every edit (debounced by `AUTOSAVE_DELAY_MS`) writes the
+While the document differs from its file, every edit or training step (debounced by `AUTOSAVE_DELAY_MS`) writes the
 session — the stack document with the editor's text in `sequences` and its trained weights in `weights` —
 atomically to `<state dir>/recovery/session-<pid>.stack.json` (a plain stack file: `python main.py` opens it
 too), and
@@ -163,7 +163,7 @@ class Autosaver(QObject):
         self._timer.timeout.connect(self.write_now)
         self._closed = False
         self._failed = False
-        session.events.edited.connect(lambda _kind: self.schedule())
+        session.events.modified.connect(lambda _modified: self.schedule())    # edits and trained weights
 
     @property
     def pending(self) -> bool:

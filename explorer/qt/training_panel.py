@@ -310,8 +310,7 @@ class TrainingPanel(QWidget):
             return
         progress = reply.value
         window = self.window
-        document = self.session.document
-        document.weights, document.weights_id = progress.spec.weights, progress.spec.weights_id
+        self.session.set_weights(progress.spec.weights, progress.spec.weights_id)
         if progress.total_steps == progress.steps and self.curve_loss:   # a new trainer: the stack changed
             self.restarts.append(len(self.curve_loss))
         self.curve_loss += progress.loss[-progress.steps:]
@@ -350,7 +349,6 @@ class TrainingPanel(QWidget):
             after = (document.weights, document.weights_id)
             self.window.history.stack.push(WeightsEdit(self, f"Train {self._session_steps} steps",
                                                        self._session_before, after))
-            self.session.mark_modified()          # the trained weights are in no file yet
         self._session_before, self._session_steps = None, 0
         self._controls()
         self._draw_curves()
@@ -376,8 +374,7 @@ class TrainingPanel(QWidget):
             self.running = False
             self._session_before, self._session_steps = None, 0
             self._controls()
-        self.session.document.weights, self.session.document.weights_id = weights
-        self.session.mark_modified()
+        self.session.set_weights(*weights)
         self.window.run_now(asked=False)
 
     def _archive_curve(self) -> None:

@@ -289,7 +289,8 @@ def test_a_restored_session_keeps_the_trained_weights(make_window, qtbot, state)
     qtbot.waitUntil(lambda: not trained_win.training.running and trained_win.settled, timeout=RUN_TIMEOUT_MS)
     trained = trained_win.session.spec()
     assert trained.weights is not None
-    assert trained_win.autosaver.write_now()
+    qtbot.waitUntil(lambda: not trained_win.autosaver.pending and own_files(state)[0].exists(),   # training autosaves
+                    timeout=RUN_TIMEOUT_MS)
     folder = state / "recovery"
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
