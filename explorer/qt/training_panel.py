@@ -16,7 +16,7 @@ import re
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QColor, QPalette, QUndoCommand
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDockWidget, QDoubleSpinBox, QGridLayout, QHBoxLayout,
                                QHeaderView, QLabel, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem,
@@ -73,6 +73,7 @@ class TrainingPanel(QWidget):
         self._request = 0
         self._session_before: tuple | None = None
         self._session_steps = 0
+        self._plots: list[pg.PlotWidget] = []     # recoloured when the palette changes
         self._build()
         self.session = window.session
         window.runs.replied.connect(self._on_reply, Qt.ConnectionType.QueuedConnection)
@@ -91,20 +92,35 @@ class TrainingPanel(QWidget):
         self.tabs.addTab(self._build_compare_tab(), "Compare")
 
     def _plot(self, left: str) -> pg.PlotWidget:
-        palette = self.palette()
-        widget = pg.PlotWidget(background=palette.color(QPalette.ColorRole.Base))
-        foreground = palette.color(QPalette.ColorRole.Text)
+        widget = pg.PlotWidget()
+        self._plots.append(widget)
+        self._recolour_plot(widget)
         item = widget.getPlotItem()
-        for name in ("left", "bottom"):
-            axis = item.getAxis(name)
-            axis.setPen(foreground)
-            axis.setTextPen(foreground)
         item.setLabel("left", left)
         item.showGrid(x=True, y=True, alpha=0.2)
         item.setMenuEnabled(False)
         item.getAxis("left").enableAutoSIPrefix(False)
         widget.setMinimumHeight(100)
         return widget
+
+    def _recolour_plot(self, widget: pg.PlotWidget) -> None:
+        """The palette's background and text colours on a plot, its axes and its legend."""
+        palette = self.palette()
+        foreground = palette.color(QPalette.ColorRole.Text)
+        widget.setBackground(palette.color(QPalette.ColorRole.Base))
+        item = widget.getPlotItem()
+        for name in ("left", "bottom"):
+            axis = item.getAxis(name)
+            axis.setPen(foreground)
+            axis.setTextPen(foreground)
+        if item.legend is not None:
+            item.legend.setLabelTextColor(foreground)
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            for widget in self._plots:
+                self._recolour_plot(widget)
 
     def _build_train_tab(self) -> QWidget:
         page = QWidget()
@@ -189,6 +205,7 @@ class TrainingPanel(QWidget):
         row.addWidget(self.loss_plot, 3)
         row.addWidget(self.accuracy_plot, 2)
         self.loss_legend = self.loss_plot.getPlotItem().addLegend(offset=(-4, 4), labelTextSize="8pt")
+        self._recolour_plot(self.loss_plot)
         return page
 
     def _build_compare_tab(self) -> QWidget:
