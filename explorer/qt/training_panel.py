@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDockWidget, QDoubl
 from ..core import compare, sequences, tasks
 from ..core.errors import SequenceError
 from ..core.train import DEFAULT_LEARNING_RATE, OPTIMIZERS, TrainSettings, run_accuracy
-from .style import ERROR_COLOUR, MUTED_COLOUR, escape
+from .style import ERROR_COLOUR, escape, muted_colour
 
 CHUNK_SECONDS = 0.25        # a chunk of steps, then the plots refresh: about four times a second
 DEFAULT_STEPS = 100
@@ -189,7 +189,7 @@ class TrainingPanel(QWidget):
         layout.addLayout(buttons)
         self.loss_label = QLabel("loss: chosen from the head when you train")
         self.loss_label.setWordWrap(True)
-        self.loss_label.setStyleSheet(f"color:{MUTED_COLOUR}")
+        self.loss_label.setStyleSheet("color:palette(placeholder-text)")
         self.status_label = QLabel("")
         self.status_label.setWordWrap(True)
         self.status_label.setTextFormat(Qt.TextFormat.RichText)
@@ -244,7 +244,7 @@ class TrainingPanel(QWidget):
         right = QVBoxLayout()
         self.delta_plot = self._plot("unit")
         self.delta_plot.getPlotItem().setLabel("bottom", "timestep")
-        grey = QColor(MUTED_COLOUR)
+        grey = QColor(muted_colour())
         grey.setAlpha(90)
         self.delta_plot.getPlotItem().getViewBox().setBackgroundColor(grey)   # steps left out show grey
         self.delta_image = pg.ImageItem(axisOrder="row-major")
@@ -434,7 +434,7 @@ class TrainingPanel(QWidget):
         for plot in (self.loss_plot, self.accuracy_plot):
             plot.getPlotItem().clear()
         self.loss_legend.clear()
-        muted = QColor(MUTED_COLOUR)
+        muted = QColor(muted_colour())
         for index, (label, loss, accuracy) in enumerate(self.archived):
             colour = QColor(CURVE_COLOURS[(index + 1) % len(CURVE_COLOURS)])
             colour.setAlpha(150)
