@@ -200,7 +200,7 @@ class Session:
         self.text_check = TextCheck()
         self.spec_error: SpecError | None = None
         self.status_text = ""
-        self._clean: dict | None = None
+        self._clean: tuple[dict, str | None] | None = None     # the saved document and its weights' id
         self._modified = False
         self._load(spec, trusted=trusted, source=source)
 
@@ -236,7 +236,7 @@ class Session:
         self.selected_layer = recurrent[0] if recurrent else (names[0] if names else None)
         self._validate()
         self.selected_line = self.text_check.lines[0] if self.text_check.lines else None
-        self._clean = self.snapshot()
+        self._clean = self._saved_form()
         problem = self.problem()
         self.state = ResultState(STALE, problem[0], problem[1]) if problem else ResultState(NONE, "not run yet")
         self.events.document.emit()
@@ -423,7 +423,12 @@ class Session:
         return self._modified
 
     def mark_clean(self) -> None:
-        self._clean = self.snapshot()
+        self._clean = self._saved_form()
+        self._refresh_modified()
+
+    def set_weights(self, weights: dict | None, weights_id: str | None) -> None:
+        """Trained weights (training, its undo and redo, a reset); modified unless they are the saved ones."""
+        self.document.weights, self.document.weights_id = weights, weights_id
         self._refresh_modified()
 
     def mark_modified(self) -> None:
@@ -435,7 +440,10 @@ class Session:
         self.source = source
         self.mark_clean()
 
+    def _saved_form(self) -> tuple[dict, str | None]:
+        return self.snapshot(), self.document.weights_id
+
     def _refresh_modified(self) -> None:
-        modified = self._clean is None or self.snapshot() != self._clean
+        modified = self._clean is None or self._saved_form() != self._clean
         self._modified = modified
         self.events.modified.emit(modified)     # also when unchanged: the title shows the source too

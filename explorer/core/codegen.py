@@ -17,12 +17,28 @@ def _layer_source(class_name: str) -> str:
     return "\n".join(line for line in source.splitlines() if not line.startswith("@keras.saving"))
 
 
+SAVED_CUSTOM = "SavedCustomExpression"    # the script's loader of a saved model's custom expression layers
+
+
 def own_objects(used: set[str]) -> str:
     """The explorer's own layer classes that a saved model names, mapped to the script's copies."""
     from .layers import PACKAGE
-    pairs = [f"{f'{PACKAGE}>{kind.own_class}'!r}: {kind.own_class}" for kind in TYPES.values()
-             if kind.own_class and kind.key != "custom" and kind.key in used]
+    pairs = [f"{f'{PACKAGE}>{kind.own_class}'!r}: {SAVED_CUSTOM if kind.key == 'custom' else kind.own_class}"
+             for kind in TYPES.values() if kind.own_class and kind.key in used]
     return "{" + ", ".join(pairs) + "}"
+
+
+def _saved_custom_source(classes: dict[str, str]) -> str:
+    """A loader that builds each custom expression layer of the saved model as the script's class of that name."""
+    return textwrap.dedent(f'''\
+        class {SAVED_CUSTOM}:
+            """The saved model's custom expression layers, built as this script's classes (by layer name)."""
+
+            @classmethod
+            def from_config(cls, config):
+                classes = {{{", ".join(f"{name!r}: {class_name}" for name, class_name in classes.items())}}}
+                return classes[config["name"]](name=config["name"])
+        ''')
 
 
 def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
@@ -54,6 +70,9 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
                     def compute_mask(self, x, mask=None):
                         return None
                 '''))
+    custom = {name: custom_class_name(name) for layer, name in zip(spec.layers, names) if layer.type == "custom"}
+    if weights_from and custom:
+        helpers.append(_saved_custom_source(custom))
     text = spec.sequences or ""
     vocabulary = None
     try:

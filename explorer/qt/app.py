@@ -133,7 +133,8 @@ def _qt_message(mode, context, message: str) -> None:
 
 def take_screenshot(app, window, path: str, timeout_s: float = SCREENSHOT_TIMEOUT_S,
                     size: tuple[int, int] = WINDOW_SIZE) -> int:
-    """Shows `window` at `size`, waits for its first run to be plotted, saves it as a PNG. 0, or 2 with an error
+    """Shows `window` at `size`, waits for its first run to be plotted (and the gates and gradients when the
+    Inside the cell tab is open), saves it as a PNG. 0, or 2 with an error
     line (also when the window cannot be made that small)."""
     from PySide6.QtCore import QEventLoop, QTimer
 
@@ -160,6 +161,10 @@ def take_screenshot(app, window, path: str, timeout_s: float = SCREENSHOT_TIMEOU
         window.resize(*size)                     # again: the docks are arranged for the screen once shown
         for _ in range(5):                       # let the plots lay themselves out and paint
             app.processEvents()
+        if window.cell_panel.waiting:            # a lesson that opens Inside the cell: wait for its numbers too
+            window.cell_panel.answered.connect(loop.quit)
+            QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+            loop.exec()
         QTimer.singleShot(100, loop.quit)
         loop.exec()
         app.processEvents()

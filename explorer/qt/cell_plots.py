@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QRectF, Qt
+from PySide6.QtCore import QEvent, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSpinBox, QVBoxLayout,
                                QWidget)
@@ -77,6 +77,8 @@ class CellPanel(QWidget):
     log_check, state_label, message_label, data (the numbers shown, with the run "result" and the "row" they
     belong to), row (the sequence followed), stale."""
 
+    answered = Signal()   # the engine's reply to the last request is on screen (numbers or its error)
+
     def __init__(self, session: Session, runs, time_plot: pg.PlotItem, parent: QWidget | None = None):
         super().__init__(parent)
         self.session = session
@@ -88,6 +90,7 @@ class CellPanel(QWidget):
         self.stale = True
         self._ran = None                 # (spec, text, device) of the run on screen
         self._request_id = 0
+        self.waiting = False     # a request is out and its reply not yet shown
         self._asked = (None, None)           # (run result, row) of the request in flight
         self._wanted_layer: str | None = session.selected_layer
         self._fg = self.palette().color(QPalette.ColorRole.WindowText)
@@ -300,11 +303,13 @@ class CellPanel(QWidget):
         self._request_id = self.runs.submit("cell", spec=spec, text=text, rows=[self.row], target=target, device=device)
         self._asked = (self.session.result, self.row)     # the run and the sequence these numbers will belong to
         self.stale = False
+        self.waiting = True
         self._say("computing gates and gradients…")
 
     def _on_reply(self, reply) -> None:
         if reply.kind != "cell" or reply.id != self._request_id:
             return
+        self.waiting = False
         if reply.cancelled:
             self.stale = True
             return
@@ -313,6 +318,7 @@ class CellPanel(QWidget):
             self._clear()
             self._show_message(reply.error or "the gates and gradients could not be computed")
             self._say("")
+            self.answered.emit()
             return
         self.message_label.hide()
         result, row = self._asked
@@ -322,6 +328,7 @@ class CellPanel(QWidget):
         self._fill_choices()
         self._draw_gates()
         self._draw_gradients()
+        self.answered.emit()
 
     # --- hover ---
 

@@ -14,7 +14,7 @@ from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QHeaderView, QLabel, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from .style import ERROR_COLOUR, MUTED_COLOUR, escape
+from .style import ERROR_COLOUR, escape, muted_colour
 
 COLUMNS = ("mode", "equal on valid steps", "padded cells", "time")
 MODE_LABELS = {"pad": "pad — one padded batch", "bucket": "bucket — grouped by length",
@@ -107,7 +107,7 @@ class CompareDialog(QDialog):
         self._request = self.runs.submit("compare", spec=spec, text=text, device=session.device, trust=True)
         self.reports, self.error = None, None
         self.table.setRowCount(0)
-        self.summary_label.setText(f"<span style='color:{MUTED_COLOUR}'>running the four modes…</span>")
+        self.summary_label.setText(f"<span style='color:{muted_colour()}'>running the four modes…</span>")
         self.again_button.setEnabled(False)
         session.say("comparing batching modes…")
 
@@ -141,7 +141,7 @@ class CompareDialog(QDialog):
             if report.refused:
                 self.table.setSpan(row, 1, 1, len(COLUMNS) - 1)
                 reason = QTableWidgetItem(f"refused: {report.refused}")
-                reason.setForeground(QColor(MUTED_COLOUR))
+                reason.setForeground(QColor(muted_colour()))
                 reason.setToolTip(report.refused)
                 self.table.setItem(row, 1, reason)
                 continue

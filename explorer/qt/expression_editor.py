@@ -16,7 +16,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QLineEdit, QWidget
 
 from ..core.expression import expression_problem as check_expression
-from .style import ERROR_COLOUR, MUTED_COLOUR, escape, mono_font
+from .style import ERROR_COLOUR, escape, mono_font, muted_colour
 
 OK_COLOUR = "#1b7f3b"
 
@@ -93,7 +93,7 @@ class ExpressionEdit(QLineEdit):
         elif self._shapes is not None and not (self._stale and self.text() != self.applied):
             symbolic, batch = self._shapes
             plain = f"✓ output {symbolic}" + (f" · this batch {batch}" if batch else "")
-            colour = MUTED_COLOUR if self._stale else OK_COLOUR
+            colour = muted_colour() if self._stale else OK_COLOUR
             html = (f'<span style="color:{colour}">✓ output <b>{escape(symbolic)}</b>'
                     + (f" · this batch {escape(batch)}" if batch else "") + "</span>")
         else:

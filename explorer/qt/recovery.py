@@ -1,8 +1,9 @@
 """Autosave and crash recovery.
 
-While the document differs from its file, every edit (debounced by `AUTOSAVE_DELAY_MS`) writes the
-session — the stack document with the editor's text in `sequences` — atomically to
-`<state dir>/recovery/session-<pid>.stack.json` (a plain stack file: `python main.py` opens it too), and
+While the document differs from its file, every edit or training step (debounced by `AUTOSAVE_DELAY_MS`) writes the
+session — the stack document with the editor's text in `sequences` and its trained weights in `weights` —
+atomically to `<state dir>/recovery/session-<pid>.stack.json` (a plain stack file: `python main.py` opens it
+too), and
 beside it `session-<pid>.json` (where it came from, when). A clean exit removes both; so does undoing
 back to the saved document. A session whose process is gone left its files behind: at the next start
 `offer_recovery(session, autosaver, files)` offers each back, newest first (Restore / Discard; `decide`
@@ -26,7 +27,7 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 
 from ..core import presets
 from ..core.errors import SpecError
-from ..core.spec import write_text_atomic
+from ..core.spec import dumps, write_text_atomic
 from ..session import Session
 from .settings import state_dir
 
@@ -162,7 +163,7 @@ class Autosaver(QObject):
         self._timer.timeout.connect(self.write_now)
         self._closed = False
         self._failed = False
-        session.events.edited.connect(lambda _kind: self.schedule())
+        session.events.modified.connect(lambda _modified: self.schedule())    # edits and trained weights
 
     @property
     def pending(self) -> bool:
@@ -185,7 +186,7 @@ class Autosaver(QObject):
                 "source": source}
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(self.path, json.dumps(self.session.snapshot(), indent=2) + "\n")
+            write_text_atomic(self.path, dumps(self.session.document))
             write_text_atomic(self.meta_path, json.dumps(meta, indent=2) + "\n")
         except OSError as error:
             if not self._failed:      # say it once, not after every keystroke
@@ -244,7 +245,6 @@ def offer_recovery(session: Session, autosaver: Autosaver, files: FileController
 
 def restore(session: Session, autosaver: Autosaver, files: FileController, crashed: Recovered) -> bool:
     from ..core.spec import load
-    from .files import is_keras
     try:
         spec = load(crashed.path)
     except SpecError as error:
@@ -257,15 +257,11 @@ def restore(session: Session, autosaver: Autosaver, files: FileController, crash
                                      f"(kept as {broken})")
         return False
     source = crashed.source
-    note = ""
-    if source and is_keras(source):
-        note = f"; the trained weights of {Path(source).name} were not autosaved: open the model again for them"
-        source = None
-    elif source and not presets.is_preset(source) and not Path(source).exists():
+    if source and not presets.is_preset(source) and not Path(source).exists():
         source = None
     session.load(spec, trusted=False, source=source)
     session.mark_modified()
     autosaver.write_now()          # this session's own autosave first, then the old one goes
     crashed.discard()
-    session.say(f"restored the unsaved work autosaved at {crashed.when()}: save it to keep it{note}")
+    session.say(f"restored the unsaved work autosaved at {crashed.when()}: save it to keep it")
     return True

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFo
 from ..core.errors import SequenceError
 from ..core.spec import MAX_MAXLEN, Batching
 from ..session import Session
-from .style import ERROR_COLOUR, MUTED_COLOUR, escape, mono_font, padded_colours, selected_tint
+from .style import ERROR_COLOUR, escape, mono_font, muted_colour, padded_colours, selected_tint
 
 MODES = (("pad", "pad: one padded batch"), ("bucket", "bucket: group by length"),
          ("one_by_one", "one by one: no padding"), ("chunked", "chunked: windows, state carried"))
@@ -75,7 +75,7 @@ class SequenceTextEdit(QPlainTextEdit):
     def paint_line_numbers(self, widget: QWidget, event) -> None:
         painter = QPainter(widget)
         painter.fillRect(event.rect(), self.palette().window())
-        painter.setPen(QColor(MUTED_COLOUR))
+        painter.setPen(QColor(muted_colour()))
         block = self.firstVisibleBlock()
         top = round(self.blockBoundingGeometry(block).translated(self.contentOffset()).top())
         height = self.fontMetrics().height()

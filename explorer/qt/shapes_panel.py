@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHBoxLayout, QHeaderVi
 from ..core.diagnose import format_shape
 from ..session import CURRENT, FAILED, Session
 from .stale import StateGate
-from .style import ERROR_COLOUR, MASK_ROLES, MUTED_COLOUR, WARNING_COLOUR, escape, mask_role_colour, mono_font
+from .style import ERROR_COLOUR, MASK_ROLES, WARNING_COLOUR, escape, mask_role_colour, mono_font, muted_colour
 
 COLUMNS = ("layer", "symbolic", "this batch", "mask", "params")
 _CELL_ROLES = (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.FontRole,
@@ -43,7 +43,7 @@ class ShapesPanel(QWidget):
         fc_layout.setContentsMargins(10, 8, 10, 8)
         fc_layout.setSpacing(2)
         self.fc_title_label = QLabel("FC input")
-        self.fc_title_label.setStyleSheet(f"color:{MUTED_COLOUR}; font-weight:600")
+        self.fc_title_label.setStyleSheet("color:palette(placeholder-text); font-weight:600")
         fc_layout.addWidget(self.fc_title_label)
         self.fc_shape_label = QLabel("…")
         font = mono_font()
@@ -116,7 +116,7 @@ class ShapesPanel(QWidget):
                 self._add_warning(diagnostic.message, diagnostic.layer, diagnostic.severity)
             if not result.diagnostics:
                 item = QListWidgetItem("No warnings: the mask and the shapes look right.")
-                item.setForeground(QColor(MUTED_COLOUR))
+                item.setForeground(QColor(muted_colour()))
                 self.warnings_list.addItem(item)
             self.warnings_title.setText(f"<b>Warnings</b> ({len(result.diagnostics)})")
         else:
@@ -138,9 +138,9 @@ class ShapesPanel(QWidget):
             self.fc_title_label.setText("FC input")
             if state.kind == FAILED or result is None:
                 self.fc_shape_label.setText("?")
-            self.fc_shape_label.setStyleSheet(f"color:{MUTED_COLOUR}")
+            self.fc_shape_label.setStyleSheet(f"color:{muted_colour()}")
             self.fc_batch_label.setText("")
-            colour = ERROR_COLOUR if state.kind == FAILED else MUTED_COLOUR
+            colour = ERROR_COLOUR if state.kind == FAILED else muted_colour()
             mark = "✖ " if state.kind == FAILED else ""
             where = f" ({state.layer})" if state.layer and state.kind == FAILED else ""
             self.fc_explanation_label.setText(f'<span style="color:{colour}">{mark}'
@@ -203,7 +203,7 @@ class ShapesPanel(QWidget):
                 if column == 4:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 if muted or role is None:
-                    item.setForeground(QColor(MUTED_COLOUR))
+                    item.setForeground(QColor(muted_colour()))
                 if name == fc_source:
                     font = item.font()
                     font.setBold(True)
@@ -218,7 +218,7 @@ class ShapesPanel(QWidget):
                     item = QTableWidgetItem(text)
                     item.setToolTip(f"{name}'s state {state_result.name}, returned by return_state")
                     item.setData(Qt.ItemDataRole.UserRole, name)
-                    item.setForeground(QColor(MUTED_COLOUR))
+                    item.setForeground(QColor(muted_colour()))
                     if column:
                         item.setFont(mono_font())
                     self._put(row, column, item)
@@ -243,7 +243,7 @@ class ShapesPanel(QWidget):
         mark = {"error": "✖", "info": "ℹ"}.get(severity, "⚠")
         item = QListWidgetItem(f"{mark} {message}")
         item.setForeground(QColor(ERROR_COLOUR if severity == "error" else
-                                  MUTED_COLOUR if severity == "info" else WARNING_COLOUR))
+                                  muted_colour() if severity == "info" else WARNING_COLOUR))
         item.setData(Qt.ItemDataRole.UserRole, layer)
         if layer:
             item.setToolTip(f"Click to select {layer}")

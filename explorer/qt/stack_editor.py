@@ -24,8 +24,8 @@ from ..core.spec import layer_label as friendly
 from ..session import FAILED, Session
 from .stale import StateGate
 from .expression_editor import ExpressionEdit
-from .style import (ERROR_COLOUR, MASK_ROLES, MUTED_COLOUR, SELECTED_BORDER, WARNING_COLOUR, escape, mask_role_colour,
-                    mono_font)
+from .style import (ERROR_COLOUR, MASK_ROLES, SELECTED_BORDER, WARNING_COLOUR, escape, mask_role_colour, mono_font,
+                    muted_colour)
 
 MIME_TYPE = "application/x-rnn-explorer-layer"
 
@@ -153,7 +153,7 @@ class LayerCard(QFrame):
         self.handle = QLabel("⠿")
         self.handle.setToolTip("Drag to move this layer")
         self.handle.setCursor(Qt.CursorShape.OpenHandCursor)
-        self.handle.setStyleSheet(f"color:{MUTED_COLOUR}; font-size:14pt")
+        self.handle.setStyleSheet("color:palette(placeholder-text); font-size:14pt")
         header.addWidget(self.handle)
         self.name_label = QLabel(name.replace("_", "_\u200b"))   # may break after an underscore, never cut short
         self.name_label.setWordWrap(True)
@@ -330,7 +330,7 @@ class LayerCard(QFrame):
         if symbolic is None:
             self.symbolic_text, self.batch_text, self.mask_role, self.states_text = unknown, "", "", ""
             self.badge_label.setText(f'<span style="font-family:\'{mono}\'; font-weight:600; '
-                                     f'color:{MUTED_COLOUR}">{unknown}</span>')
+                                     f'color:{muted_colour()}">{unknown}</span>')
             self.badge_label.setToolTip(reason or "The shapes appear after a successful run")
             return
         self.symbolic_text = format_shape(symbolic)
@@ -338,14 +338,14 @@ class LayerCard(QFrame):
         self.mask_role = role or "none"
         _, meaning = MASK_ROLES.get(self.mask_role, MASK_ROLES["none"])
         colour = mask_role_colour(self.mask_role)
-        muted = f"color:{MUTED_COLOUR};" if stale else ""
+        muted = f"color:{muted_colour()};" if stale else ""
 
         def nbsp(text: str) -> str:
             return escape(text).replace(" ", "&nbsp;")
 
         parts = [f'<span style="font-family:\'{mono}\'; font-weight:600; {muted}">{nbsp(self.symbolic_text)}</span>']
         if self.batch_text:
-            parts.append(f'<span style="font-family:\'{mono}\'; color:{MUTED_COLOUR}">'
+            parts.append(f'<span style="font-family:\'{mono}\'; color:{muted_colour()}">'
                          f'{nbsp("batch " + self.batch_text)}</span>')
         parts.append(f'<span style="color:{colour}; font-weight:600">{nbsp("mask " + self.mask_role)}</span>')
         self.states_text = " · ".join(f"{state.name} {format_shape(state.symbolic_shape)}" for state in states or [])
@@ -372,7 +372,7 @@ class LayerCard(QFrame):
         elif error:
             parts.append(f'<span style="color:{ERROR_COLOUR}; font-weight:600">✖ {escape(error)}</span>')
         if note:
-            parts.append(f'<span style="color:{MUTED_COLOUR}">{escape(note)}</span>')
+            parts.append(f'<span style="color:{muted_colour()}">{escape(note)}</span>')
         parts += [f'<span style="color:{WARNING_COLOUR}">⚠ {escape(w)}</span>' for w in warnings]
         self.message_label.setText("<br>".join(parts))
         self.message_label.setVisible(bool(parts))

@@ -49,6 +49,11 @@ def contrast_ratio(first: QColor, second: QColor) -> float:
     return (high + 0.05) / (low + 0.05)
 
 
+def muted_colour(dark: bool | None = None) -> str:
+    """Secondary text's grey on the palette in use (or the one named by `dark`)."""
+    return MUTED_COLOURS["dark" if (palette_is_dark() if dark is None else dark) else "light"]
+
+
 def mask_role_colour(role: str) -> str:
     """The role's colour for the palette in use (a lighter one on dark backgrounds)."""
     role = role if role in MASK_ROLES else "none"
@@ -57,7 +62,12 @@ def mask_role_colour(role: str) -> str:
 
 ERROR_COLOUR = "#c0392b"
 WARNING_COLOUR = "#b35900"
-MUTED_COLOUR = "#7a7a7a"
+# Secondary text (hints, batch shapes, greyed rows) on the light and the dark palette: WCAG AA (4.5:1) on the
+# window, the fields and the alternate rows; the palettes give it as PlaceholderText, so `palette(placeholder-text)`
+# in a style sheet is the same grey.
+MUTED_COLOURS = {"light": "#666666", "dark": "#b0b0b0"}
+# The selection behind white text (HighlightedText), AA on both palettes.
+HIGHLIGHT_COLOUR = "#1f66b8"
 # Padded cells of the batch grid, (background, text) on the light and the dark palette: greyed, yet their text
 # keeps WCAG AA contrast (4.5:1), also under the selected row's tint.
 PADDED_COLOURS = {"light": ("#e4e4e4", "#474747"), "dark": ("#4b4c52", "#d8d8dc")}

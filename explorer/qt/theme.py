@@ -17,7 +17,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette, QPixmap
 
-from .style import is_dark
+from .style import HIGHLIGHT_COLOUR, is_dark, muted_colour
 
 ICON_NAME = "icon.svg"
 DESKTOP_NAME = "rnn-explorer"   # assets/rnn-explorer.desktop
@@ -55,6 +55,8 @@ def light_palette() -> QPalette:
     style = QStyleFactory.create("Fusion")
     palette = style.standardPalette() if style is not None else QPalette()
     palette.setColor(QPalette.ColorRole.Link, QColor("#1f5fa8"))
+    palette.setColor(QPalette.ColorRole.PlaceholderText, QColor(muted_colour(dark=False)))
+    palette.setColor(QPalette.ColorRole.Highlight, QColor(HIGHLIGHT_COLOUR))
     return palette
 
 
@@ -64,12 +66,12 @@ def dark_palette() -> QPalette:
     # window) stay visible around spin boxes and check boxes
     window, base, alternate = QColor(38, 39, 43), QColor(52, 53, 58), QColor(60, 61, 66)
     text, muted, button = QColor(230, 230, 232), QColor(140, 142, 148), QColor(60, 61, 67)
-    highlight = QColor(61, 126, 205)
+    highlight = QColor(HIGHLIGHT_COLOUR)
     roles = {
         QPalette.ColorRole.Window: window, QPalette.ColorRole.WindowText: text,
         QPalette.ColorRole.Base: base, QPalette.ColorRole.AlternateBase: alternate,
         QPalette.ColorRole.ToolTipBase: QColor(60, 61, 66), QPalette.ColorRole.ToolTipText: text,
-        QPalette.ColorRole.PlaceholderText: muted, QPalette.ColorRole.Text: text,
+        QPalette.ColorRole.PlaceholderText: QColor(muted_colour(dark=True)), QPalette.ColorRole.Text: text,
         QPalette.ColorRole.Button: button, QPalette.ColorRole.ButtonText: text,
         QPalette.ColorRole.BrightText: QColor(255, 90, 90), QPalette.ColorRole.Light: QColor(75, 76, 82),
         QPalette.ColorRole.Midlight: QColor(62, 63, 68), QPalette.ColorRole.Mid: QColor(85, 86, 92),

@@ -16,7 +16,7 @@ import re
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QColor, QPalette, QUndoCommand
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDockWidget, QDoubleSpinBox, QGridLayout, QHBoxLayout,
                                QHeaderView, QLabel, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem,
@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDockWidget, QDoubl
 from ..core import compare, sequences, tasks
 from ..core.errors import SequenceError
 from ..core.train import DEFAULT_LEARNING_RATE, OPTIMIZERS, TrainSettings, run_accuracy
-from .style import ERROR_COLOUR, MUTED_COLOUR, escape
+from .style import ERROR_COLOUR, escape, muted_colour
 
 CHUNK_SECONDS = 0.25        # a chunk of steps, then the plots refresh: about four times a second
 DEFAULT_STEPS = 100
@@ -73,6 +73,7 @@ class TrainingPanel(QWidget):
         self._request = 0
         self._session_before: tuple | None = None
         self._session_steps = 0
+        self._plots: list[pg.PlotWidget] = []     # recoloured when the palette changes
         self._build()
         self.session = window.session
         window.runs.replied.connect(self._on_reply, Qt.ConnectionType.QueuedConnection)
@@ -91,20 +92,35 @@ class TrainingPanel(QWidget):
         self.tabs.addTab(self._build_compare_tab(), "Compare")
 
     def _plot(self, left: str) -> pg.PlotWidget:
-        palette = self.palette()
-        widget = pg.PlotWidget(background=palette.color(QPalette.ColorRole.Base))
-        foreground = palette.color(QPalette.ColorRole.Text)
+        widget = pg.PlotWidget()
+        self._plots.append(widget)
+        self._recolour_plot(widget)
         item = widget.getPlotItem()
-        for name in ("left", "bottom"):
-            axis = item.getAxis(name)
-            axis.setPen(foreground)
-            axis.setTextPen(foreground)
         item.setLabel("left", left)
         item.showGrid(x=True, y=True, alpha=0.2)
         item.setMenuEnabled(False)
         item.getAxis("left").enableAutoSIPrefix(False)
         widget.setMinimumHeight(100)
         return widget
+
+    def _recolour_plot(self, widget: pg.PlotWidget) -> None:
+        """The palette's background and text colours on a plot, its axes and its legend."""
+        palette = self.palette()
+        foreground = palette.color(QPalette.ColorRole.Text)
+        widget.setBackground(palette.color(QPalette.ColorRole.Base))
+        item = widget.getPlotItem()
+        for name in ("left", "bottom"):
+            axis = item.getAxis(name)
+            axis.setPen(foreground)
+            axis.setTextPen(foreground)
+        if item.legend is not None:
+            item.legend.setLabelTextColor(foreground)
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            for widget in self._plots:
+                self._recolour_plot(widget)
 
     def _build_train_tab(self) -> QWidget:
         page = QWidget()
@@ -173,7 +189,7 @@ class TrainingPanel(QWidget):
         layout.addLayout(buttons)
         self.loss_label = QLabel("loss: chosen from the head when you train")
         self.loss_label.setWordWrap(True)
-        self.loss_label.setStyleSheet(f"color:{MUTED_COLOUR}")
+        self.loss_label.setStyleSheet("color:palette(placeholder-text)")
         self.status_label = QLabel("")
         self.status_label.setWordWrap(True)
         self.status_label.setTextFormat(Qt.TextFormat.RichText)
@@ -189,6 +205,7 @@ class TrainingPanel(QWidget):
         row.addWidget(self.loss_plot, 3)
         row.addWidget(self.accuracy_plot, 2)
         self.loss_legend = self.loss_plot.getPlotItem().addLegend(offset=(-4, 4), labelTextSize="8pt")
+        self._recolour_plot(self.loss_plot)
         return page
 
     def _build_compare_tab(self) -> QWidget:
@@ -227,7 +244,7 @@ class TrainingPanel(QWidget):
         right = QVBoxLayout()
         self.delta_plot = self._plot("unit")
         self.delta_plot.getPlotItem().setLabel("bottom", "timestep")
-        grey = QColor(MUTED_COLOUR)
+        grey = QColor(muted_colour())
         grey.setAlpha(90)
         self.delta_plot.getPlotItem().getViewBox().setBackgroundColor(grey)   # steps left out show grey
         self.delta_image = pg.ImageItem(axisOrder="row-major")
@@ -310,8 +327,7 @@ class TrainingPanel(QWidget):
             return
         progress = reply.value
         window = self.window
-        document = self.session.document
-        document.weights, document.weights_id = progress.spec.weights, progress.spec.weights_id
+        self.session.set_weights(progress.spec.weights, progress.spec.weights_id)
         if progress.total_steps == progress.steps and self.curve_loss:   # a new trainer: the stack changed
             self.restarts.append(len(self.curve_loss))
         self.curve_loss += progress.loss[-progress.steps:]
@@ -350,7 +366,6 @@ class TrainingPanel(QWidget):
             after = (document.weights, document.weights_id)
             self.window.history.stack.push(WeightsEdit(self, f"Train {self._session_steps} steps",
                                                        self._session_before, after))
-            self.session.mark_modified()          # the trained weights are in no file yet
         self._session_before, self._session_steps = None, 0
         self._controls()
         self._draw_curves()
@@ -376,8 +391,7 @@ class TrainingPanel(QWidget):
             self.running = False
             self._session_before, self._session_steps = None, 0
             self._controls()
-        self.session.document.weights, self.session.document.weights_id = weights
-        self.session.mark_modified()
+        self.session.set_weights(*weights)
         self.window.run_now(asked=False)
 
     def _archive_curve(self) -> None:
@@ -420,7 +434,7 @@ class TrainingPanel(QWidget):
         for plot in (self.loss_plot, self.accuracy_plot):
             plot.getPlotItem().clear()
         self.loss_legend.clear()
-        muted = QColor(MUTED_COLOUR)
+        muted = QColor(muted_colour())
         for index, (label, loss, accuracy) in enumerate(self.archived):
             colour = QColor(CURVE_COLOURS[(index + 1) % len(CURVE_COLOURS)])
             colour.setAlpha(150)

@@ -109,7 +109,9 @@ def test_switching_the_input_to_features_rechecks_the_text_and_fits_the_pad_valu
 
 def test_undo_restores_a_snapshot_and_keeps_the_trained_weights():
     s = session()
-    s.document.weights, s.document.weights_id = {"lstm_1": []}, "trained"
+    s.set_weights({"lstm_1": []}, "trained")
+    assert s.modified                                         # weights that no file holds yet
+    s.mark_clean()                                            # saved with them
     before = s.snapshot()
     seen = recorder(s)
     s.set_text("9 9\n")

@@ -76,3 +76,12 @@ def test_a_bad_stack_is_one_error_line(argument, capsys):
     assert cli.main(["--screenshot", "/tmp/never.png", argument]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_a_screenshot_of_a_lesson_inside_the_cell_waits_for_its_gates(qapp, tmp_path):
+    from explorer.core.presets import load_preset
+    from explorer.qt.main_window import MainWindow
+    window = MainWindow(load_preset("forget_gate_saturation"), trusted=True, source="preset:forget_gate_saturation")
+    assert take_screenshot(qapp, window, str(tmp_path / "shot.png"), size=(1024, 768)) == 0
+    assert window.cell_panel.data is not None, "the screenshot was taken before the gates arrived"
+    assert "forget" in {key.split("/")[-1] for key in window.cell_panel.data["gates"]}

@@ -296,6 +296,67 @@ def test_every_grid_cell_is_readable_in_both_palettes(win, qtbot, palette):
 
 
 @pytest.mark.parametrize("palette", [light_palette, dark_palette], ids=["light", "dark"])
+def test_secondary_grey_text_is_readable_in_both_palettes(win, qtbot, palette):
+    """Hints, the shapes on the cards (current and greyed) and the shapes table's rows, selected or not: AA."""
+    import re
+    app = QApplication.instance()
+    before = app.palette()
+    app.setPalette(palette())
+    try:
+        colours = app.palette()
+        backgrounds = [colours.color(role) for role in (QPalette.ColorRole.Base, QPalette.ColorRole.Window,
+                                                        QPalette.ColorRole.AlternateBase)]
+        win.run_now()
+        settle(qtbot, win)
+        seen = []
+
+        def check(text: QColor, background: QColor, what: str) -> None:
+            seen.append(what)
+            assert wcag_ratio(text, background) >= 4.5, (palette.__name__, what, text.name(), background.name(),
+                                                         round(wcag_ratio(text, background), 2))
+
+        def check_badges(state: str) -> None:
+            for name in win.session.document.layer_names():
+                html = win.stack_editor.card(name).badge_label.text()
+                for colour in re.findall(r"color:\s*(#[0-9a-fA-F]{6})", html):
+                    check(QColor(colour), colours.color(QPalette.ColorRole.Base), f"{state} card {name}")
+
+        def check_table(state: str) -> None:
+            table = win.shapes.table
+            table.selectRow(1)
+            for row in range(table.rowCount()):
+                selected = table.item(row, 0).isSelected()
+                for column in range(table.columnCount()):
+                    item = table.item(row, column)
+                    if selected:
+                        check(colours.color(QPalette.ColorRole.HighlightedText),
+                              colours.color(QPalette.ColorRole.Highlight), f"{state} selected row {row}")
+                    else:
+                        text = item.foreground().color() if item.foreground().style() != Qt.BrushStyle.NoBrush \
+                            else colours.color(QPalette.ColorRole.Text)
+                        for background in backgrounds:
+                            check(text, background, f"{state} row {row}")
+
+        check_badges("current")
+        check_table("current")
+        win.session.set_live(False)
+        win.sequence_editor.text_edit.appendPlainText("4 5")               # greyed until the next run
+        qtbot.waitUntil(lambda: win.session.state.kind == "stale")
+        check_badges("greyed")
+        check_table("greyed")
+        assert any("greyed card" in what for what in seen) and any("greyed row" in what for what in seen)
+        for background in backgrounds:
+            check(colours.color(QPalette.ColorRole.PlaceholderText), background, "hint")
+        title = win.shapes.fc_title_label                                    # a style sheet's grey follows the palette
+        qtbot.waitUntil(lambda: title.palette().color(QPalette.ColorRole.WindowText)
+                        == colours.color(QPalette.ColorRole.PlaceholderText))
+        check(title.palette().color(QPalette.ColorRole.WindowText), colours.color(QPalette.ColorRole.Base), "FC title")
+    finally:
+        win.session.set_live(True)
+        app.setPalette(before)
+
+
+@pytest.mark.parametrize("palette", [light_palette, dark_palette], ids=["light", "dark"])
 def test_the_mask_roles_read_on_the_tables_background_in_both_palettes(palette):
     from explorer.qt.style import MASK_ROLES, mask_role_colour
     app = QApplication.instance()

@@ -14,7 +14,7 @@ from PySide6.QtGui import QColor
 from seen import card_messages, grid_size, grid_text, shapes_warnings, underlined
 from explorer.core.presets import load_preset
 from explorer.core.run import Engine
-from explorer.qt.style import MUTED_COLOUR
+from explorer.qt.style import muted_colour
 from explorer.engine.local import LocalChannel
 
 RUN_TIMEOUT_MS = 60_000
@@ -32,7 +32,7 @@ def table(window) -> dict[str, list[str]]:
 
 def greyed_rows(window) -> list[str]:
     t = window.shapes.table
-    muted = QColor(MUTED_COLOUR)
+    muted = QColor(muted_colour())
     return [t.item(r, 0).text() for r in range(t.rowCount()) if t.item(r, 1).foreground().color() == muted]
 
 

@@ -277,3 +277,34 @@ def test_the_recovery_file_is_a_stack_document_that_opens_anywhere(make_window, 
 def test_autosaver_uses_the_state_folder(make_window, state):
     win = make_window()
     assert isinstance(win.autosaver, Autosaver) and win.autosaver.directory == state / recovery.FOLDER
+
+
+def test_a_restored_session_keeps_the_trained_weights(make_window, qtbot, state):
+    import numpy as np
+    from explorer.core.run import Engine
+    trained_win = make_window(load_preset("train_attention_on_7"), source="preset:train_attention_on_7")
+    settle(qtbot, trained_win)
+    trained_win.training.steps_spin.setValue(5)
+    trained_win.training.train()
+    qtbot.waitUntil(lambda: not trained_win.training.running and trained_win.settled, timeout=RUN_TIMEOUT_MS)
+    trained = trained_win.session.spec()
+    assert trained.weights is not None
+    qtbot.waitUntil(lambda: not trained_win.autosaver.pending and own_files(state)[0].exists(),   # training autosaves
+                    timeout=RUN_TIMEOUT_MS)
+    folder = state / "recovery"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for own, crashed in zip(own_files(state), session_files(folder, dead.pid)):   # as if that process had died
+        own.replace(crashed)
+    trained_win.autosaver.remove()
+
+    win = make_window()
+    assert offer_recovery(win.session, win.autosaver, win.files, decide=lambda session: True)
+    qtbot.waitUntil(lambda: win.settled and win.session.result is not None, timeout=RUN_TIMEOUT_MS)
+    untrained = trained.copy()
+    untrained.weights, untrained.weights_id = None, None
+    expected = Engine().run(trained, trained.sequences).layers[-1].output      # a fresh engine, trained weights
+    assert np.abs(expected - Engine().run(untrained, trained.sequences).layers[-1].output).max() > 1e-4
+    np.testing.assert_allclose(win.session.result.layers[-1].output, expected, atol=1e-5)
+    np.testing.assert_allclose(win.session.result.layers[-1].output, trained_win.session.result.layers[-1].output,
+                               atol=1e-5)

@@ -119,3 +119,22 @@ def test_mask_roles_use_lighter_colours_on_the_dark_palette(qtbot, restore_palet
     dark = mask_role_colour("carries")
     assert dark != MASK_ROLES["carries"][0] and dark in card.badge_label.text()
     assert QColor(dark).lightness() > QColor(MASK_ROLES["carries"][0]).lightness()
+
+
+def test_the_training_panels_plots_follow_a_palette_change(make_window, qtbot, restore_palette):
+    win = make_window(load_preset("train_attention_on_7"), show=True)
+    panel = win.training
+    plots = (panel.loss_plot, panel.accuracy_plot, panel.delta_plot)
+
+    def shown(palette: QPalette) -> bool:
+        base, text = palette.color(QPalette.ColorRole.Base), palette.color(QPalette.ColorRole.Text)
+        return all(plot.backgroundBrush().color() == base
+                   and plot.getPlotItem().getAxis("left").pen().color() == text
+                   and plot.getPlotItem().getAxis("bottom").textPen().color() == text for plot in plots) \
+            and QColor(panel.loss_legend.opts["labelTextColor"]) == text
+
+    assert shown(light_palette()) and not shown(dark_palette())
+    QApplication.instance().setPalette(dark_palette())
+    qtbot.waitUntil(lambda: shown(dark_palette()))
+    QApplication.instance().setPalette(light_palette())
+    qtbot.waitUntil(lambda: shown(light_palette()))

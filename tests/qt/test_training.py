@@ -74,6 +74,19 @@ def test_pause_stops_after_the_chunk_in_flight(win, qtbot):
     assert win.history.stack.undoText() == f"Train {done} steps"
 
 
+def test_undoing_training_back_to_the_saved_weights_leaves_the_document_clean(win, qtbot):
+    assert not win.session.modified and "*" not in win.windowTitle()
+    train(qtbot, win, 3)
+    assert win.session.modified and "*" in win.windowTitle()
+    win.history.undo()
+    assert win.history.stack.isClean()
+    assert not win.session.modified and "*" not in win.windowTitle()
+    win.history.redo()
+    assert win.session.modified and "*" in win.windowTitle()
+    win.training.reset_weights()                     # the seed's weights again: what the preset holds
+    assert not win.session.modified and "*" not in win.windowTitle()
+
+
 def test_a_label_that_does_not_fit_the_head_is_underlined(win, qtbot):
     win.session.set_text("5 12 7 | 1\n8 4 19 | 2\n")   # the head has 2 classes
     panel = win.training
