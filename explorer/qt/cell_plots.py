@@ -14,11 +14,11 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSpinBox, QVBoxLayout,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QLabel, QSpinBox, QVBoxLayout,
                                QWidget)
 
 from ..session import Session
-from .plots.items import IntAxis, StepOverlay, WrappedPlot, scale_axes
+from .plots.items import IntAxis, StepOverlay, WrappedPlot, controls_row, scale_axes
 from .plots.state import LEFT_AXIS_WIDTH, TITLE_POINTS, UNIT_COLORS, nice_limit, palette_colours, swatch
 from .stale import StateGate
 from .style import escape
@@ -119,15 +119,8 @@ class CellPanel(QWidget):
         self.log_check.setToolTip("gradient norms on a logarithmic axis: vanishing gradients span many decades")
         self.log_check.toggled.connect(lambda _: self._draw_gradients())
         self.state_label = QLabel(" ")
-        self.state_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        controls = QHBoxLayout()
-        controls.setContentsMargins(4, 2, 4, 0)
-        for text, widget in (("layer", self.layer_combo), ("gate", self.gate_combo), ("output unit", self.target_spin)):
-            controls.addWidget(QLabel(text))
-            controls.addWidget(widget)
-        controls.addWidget(self.log_check)
-        controls.addSpacing(8)
-        controls.addWidget(self.state_label, 1)
+        controls = controls_row((("layer", self.layer_combo), ("gate", self.gate_combo),
+                                 ("output unit", self.target_spin)), self.log_check, self.state_label, spacing=8)
 
         view = pg.GraphicsLayoutWidget()
         view.ci.setSpacing(4)

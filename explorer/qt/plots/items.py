@@ -6,6 +6,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QGuiApplication, QPainter, QPen, QPixmap, QTextOption
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QWidget
 
 from .state import (COLORBAR_AXIS_WIDTH, HIGHLIGHT, LEFT_AXIS_WIDTH, MASK_LINES, MAX_VALUE_LABELS, NEGATIVE, PAD_FILL,
                     PAD_LINES, POSITIVE, SEQUENTIAL, TITLE_POINTS, Scale, runs)
@@ -33,6 +34,22 @@ def scale_axes(plots, colorbar: pg.ColorBarItem | None, scale: float) -> QFont:
             left.setWidth(int(LEFT_AXIS_WIDTH * scale))
     return font
 
+
+
+def controls_row(labelled: tuple[tuple[str, QWidget], ...], toggle: QWidget, status: QLabel,
+                 spacing: int) -> QHBoxLayout:
+    """The row above a plot view: labelled pickers, a check box, then a status label that takes the rest of the
+    width and never widens the panel with a long text."""
+    status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    row = QHBoxLayout()
+    row.setContentsMargins(4, 2, 4, 0)
+    for text, widget in labelled:
+        row.addWidget(QLabel(text))
+        row.addWidget(widget)
+    row.addWidget(toggle)
+    row.addSpacing(spacing)
+    row.addWidget(status, 1)
+    return row
 
 def hatch(color: QColor, cross: bool = False) -> QBrush:
     """A diagonal hatch in device pixels (wide enough to read at any zoom)."""

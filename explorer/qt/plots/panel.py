@@ -25,7 +25,7 @@ import pyqtgraph.exporters
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtSvg import QSvgGenerator
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QMenu, QSizePolicy, QSplitter,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QLabel, QLineEdit, QMenu, QSplitter,
                                QVBoxLayout, QWidget)
 
 from ...core.diagnose import format_shape
@@ -34,7 +34,7 @@ from ..stale import StateGate
 from .attention import AttentionPlot
 from .heatmap import HeatmapPlot
 from .mask import MaskPlot
-from .items import scale_axes
+from .items import controls_row, scale_axes
 from .state import (DEFAULT_UNITS, LEFT_AXIS_WIDTH, MAX_UNIT_CURVES, PLOT_NAMES, WORD_TICKS, PlotState, default_layer,
                     is_time_major, palette_colours, parse_units)
 from .units import UnitsPlot
@@ -145,17 +145,8 @@ class PlotsPanel(QWidget):
         self.fit_colors.toggled.connect(self._fit_toggled)
         self.hover_label = QLabel(" ")
         self.hover_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        # a long description must never widen the panel
-        self.hover_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        controls = QHBoxLayout()
-        controls.setContentsMargins(4, 2, 4, 0)
-        for text, widget in (("layer", self.layer_combo), ("sequence", self.row_combo), ("units", self.units_edit)):
-            controls.addWidget(QLabel(text))
-            controls.addWidget(widget)
-        controls.addWidget(self.fit_colors)
-        controls.addSpacing(12)
-        controls.addWidget(self.hover_label, 1)
-        self._controls = controls
+        self._controls = controls_row((("layer", self.layer_combo), ("sequence", self.row_combo),
+                                       ("units", self.units_edit)), self.fit_colors, self.hover_label, spacing=12)
 
     # --- the session ---
 
