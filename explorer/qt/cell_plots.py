@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QLabel, QSpinBox, QVBoxLayo
                                QWidget)
 
 from ..session import Session
-from .plots.items import IntAxis, StepOverlay, WrappedPlot, controls_row, scale_axes
+from .plots.items import IntAxis, StepOverlay, WrappedPlot, controls_row, message_overlay, scale_axes
 from .plots.state import LEFT_AXIS_WIDTH, TITLE_POINTS, UNIT_COLORS, nice_limit, palette_colours, swatch
 from .stale import StateGate
 from .style import escape
@@ -167,13 +167,7 @@ class CellPanel(QWidget):
 
         self._hover_proxy = pg.SignalProxy(view.scene().sigMouseMoved, rateLimit=60, slot=self._on_mouse_moved)
 
-        self.message_label = QLabel(self)
-        self.message_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.message_label.setWordWrap(True)
-        self.message_label.setStyleSheet(
-            "QLabel { background: rgba(255, 255, 255, 225); color: #222; border: 1px solid #999;"
-            " border-radius: 6px; padding: 12px; font-size: 13px; }")
-        self.message_label.hide()
+        self.message_label = message_overlay(self)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)

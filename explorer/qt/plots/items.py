@@ -51,6 +51,17 @@ def controls_row(labelled: tuple[tuple[str, QWidget], ...], toggle: QWidget, sta
     row.addWidget(status, 1)
     return row
 
+
+def message_overlay(parent: QWidget) -> QLabel:
+    """A hidden, centred card over a plot panel that says why there is nothing to plot."""
+    label = QLabel(parent)
+    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    label.setWordWrap(True)
+    label.setStyleSheet("QLabel { background: rgba(255, 255, 255, 225); color: #222; border: 1px solid #999;"
+                        " border-radius: 6px; padding: 12px; font-size: 13px; }")
+    label.hide()
+    return label
+
 def hatch(color: QColor, cross: bool = False) -> QBrush:
     """A diagonal hatch in device pixels (wide enough to read at any zoom)."""
     size = 10

@@ -34,7 +34,7 @@ from ..stale import StateGate
 from .attention import AttentionPlot
 from .heatmap import HeatmapPlot
 from .mask import MaskPlot
-from .items import controls_row, scale_axes
+from .items import controls_row, message_overlay, scale_axes
 from .state import (DEFAULT_UNITS, LEFT_AXIS_WIDTH, MAX_UNIT_CURVES, PLOT_NAMES, WORD_TICKS, PlotState, default_layer,
                     is_time_major, palette_colours, parse_units)
 from .units import UnitsPlot
@@ -101,13 +101,7 @@ class PlotsPanel(QWidget):
         self.veil = QLabel(self)         # greys the plots while they do not show the current state
         self.veil.setStyleSheet("QLabel { background: rgba(128, 128, 128, 150); }")
         self.veil.hide()
-        self.message_label = QLabel(self)
-        self.message_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.message_label.setWordWrap(True)
-        self.message_label.setStyleSheet(
-            "QLabel { background: rgba(255, 255, 255, 225); color: #222; border: 1px solid #999;"
-            " border-radius: 6px; padding: 12px; font-size: 13px; }")
-        self.message_label.hide()
+        self.message_label = message_overlay(self)
         self.time_view.installEventFilter(self)
         self.vector_view.installEventFilter(self)
         self._clear_plots()
