@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .core.errors import ExplorerError, strip_ansi
 
-COMMANDS = ("run", "train", "tasks", "presets", "export-code", "devices")
+COMMANDS = ("run", "train", "tasks", "presets", "export-code", "devices", "doctor")
 EXIT_USER_ERROR = 2
 
 
@@ -53,7 +53,60 @@ def _parser() -> _Parser:
     export.add_argument("stack", help="a .stack.json file, preset:NAME or a trained MODEL.keras")
     export.add_argument("--trust", action="store_true", help="allow a model file's custom expressions to load")
     _backend_option(commands.add_parser("devices", help="list the devices Keras's backend sees"))
+    _doctor_parser(commands)
     return parser
+
+
+def _batching_options(parser: argparse.ArgumentParser) -> None:
+    """The batching overrides (CONTRACT §5): they replace the stack's or the model's own settings."""
+    from .core.leaks import MODES
+    parser.add_argument("--padding", choices=("pre", "post"), help="pad each sequence at its start or its end")
+    parser.add_argument("--truncating", choices=("pre", "post"), help="cut a sequence longer than maxlen at its "
+                                                                      "start or its end")
+    parser.add_argument("--maxlen", type=_positive_int, metavar="N", help="exactly N steps: pad up to it, cut "
+                                                                        "longer sequences")
+    parser.add_argument("--pad-value", type=float, metavar="V", help="the value padded steps hold")
+    parser.add_argument("--mode", choices=MODES, help="batching mode")
+
+
+def _positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f'"{text}" is not a number of steps (a whole number from 1)')
+    return int(text)
+
+
+def _apply_batching(stack, options: argparse.Namespace):
+    """`stack` with the batching overrides given on the command line."""
+    chosen = {key: getattr(options, key) for key in ("padding", "truncating", "maxlen", "pad_value", "mode")
+              if getattr(options, key, None) is not None}
+    if "pad_value" in chosen and stack.input.uses_ids:
+        if not float(chosen["pad_value"]).is_integer():
+            raise UsageError(f"--pad-value {chosen['pad_value']:g}: token ids are whole numbers")
+        chosen["pad_value"] = int(chosen["pad_value"])
+    if chosen.get("maxlen") is not None and stack.input.length not in (None, chosen["maxlen"]):
+        raise UsageError(f"--maxlen {chosen['maxlen']}: the model's input takes exactly {stack.input.length} steps")
+    stack = stack.copy()
+    for key, value in chosen.items():
+        setattr(stack.batching, key, value)
+    return stack
+
+
+def _doctor_parser(commands) -> None:
+    from .core.doctor import SEVERITIES
+    doctor = commands.add_parser("doctor", help="check a stack or a trained model on its sequences: padding "
+                                                "leaks, ignored masks, truncation, vanishing gradients, …")
+    doctor.add_argument("stack", help="a .stack.json file, preset:NAME or a trained MODEL.keras")
+    doctor.add_argument("--input", metavar="TEXT", help="sequence text to check instead of the file's sequences")
+    doctor.add_argument("--json", metavar="OUT", help="write the findings as JSON to OUT (- for stdout)")
+    doctor.add_argument("--report", metavar="OUT.html|OUT.md", help="write a report with a plot per finding: a "
+                                                                    "self-contained HTML page, or Markdown with "
+                                                                    "the images beside it")
+    doctor.add_argument("--fail-on", choices=SEVERITIES[1:], help="exit 1 when a finding at or above this "
+                                                                  "severity is present")
+    doctor.add_argument("--device", help="cpu, gpu or a device name such as /GPU:1 (default: a GPU if present)")
+    doctor.add_argument("--trust", action="store_true", help="allow the stack's custom expressions to run")
+    _batching_options(doctor)
+    _backend_option(doctor)
 
 
 def _backend_option(parser: argparse.ArgumentParser) -> None:
@@ -176,6 +229,8 @@ def _command(options: argparse.Namespace) -> int:
         return _run(options)
     if options.command == "train":
         return _train(options)
+    if options.command == "doctor":
+        return _doctor(options)
     if options.command == "tasks":
         from .core.tasks import TASKS
         for task in TASKS.values():
@@ -251,6 +306,44 @@ def _run(options: argparse.Namespace) -> int:
     if not options.json and not options.npz:
         sys.stdout.write(_summary(report))
     return 0
+
+
+def _doctor(options: argparse.Namespace) -> int:
+    report_path = Path(options.report) if options.report else None
+    if report_path is not None and report_path.suffix.lower() not in (".html", ".htm", ".md"):
+        raise UsageError(f"--report {options.report}: the name must end in .html or .md")
+    from .core.presets import is_preset
+    stack = _apply_batching(_load(options.stack, options.trust), options)
+    text = _read_text(options.input) if options.input else None
+    if text is None and not stack.sequences:
+        raise UsageError(f"{options.stack} holds no sequences: pass --input TEXTFILE")
+    from .core.doctor import examine
+    from .core.run import Engine
+    report = examine(Engine(), stack, text, device=options.device, trust=options.trust or is_preset(options.stack))
+    report.title = Path(options.stack).name if not is_preset(options.stack) else options.stack
+    if options.json:
+        document = json.dumps(report.to_json(), indent=2) + "\n"
+        if options.json == "-":
+            sys.stdout.write(document)
+        else:
+            _write_file(options.json, document.encode("utf-8"))
+    if report_path is not None:
+        if report_path.suffix.lower() == ".md":
+            try:
+                document = report.to_markdown(report_path.parent, prefix=report_path.stem + "-")
+            except OSError as error:
+                raise UsageError(f"cannot write the images beside {report_path}: {error.strerror or error}") from None
+        else:
+            document = report.to_html()
+        _write_file(str(report_path), document.encode("utf-8"))
+    if options.json != "-":
+        for finding in report.findings:
+            where = finding.layer or "input"
+            print(f"{finding.severity}: {finding.kind} ({where}): {finding.message}"
+                  + (f" — fix: {finding.fix}" if finding.fix else ""))
+        print(f"checked: {', '.join(report.checked)}"
+              + "".join(f"; not checked: {kind} ({why})" for kind, why in report.skipped.items()))
+    return 1 if options.fail_on and report.at_least(options.fail_on) else 0
 
 
 def _train(options: argparse.Namespace) -> int:
