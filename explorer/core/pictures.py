@@ -126,8 +126,9 @@ def _heatmap(canvas, box, plot) -> None:
     unit = (np.nan_to_num(values, nan=low) - low) / (high - low if high > low else 1.0)
     stops = np.linspace(0, 1, len(VIRIDIS))
     colours = np.stack([np.interp(unit, stops, VIRIDIS[:, c]) for c in range(3)], axis=-1)
-    if plot.highlight is not None:
-        colours[np.asarray(plot.highlight, bool)] = RED
+    if plot.highlight is not None:       # red, with a trace of the value beneath
+        marked = np.asarray(plot.highlight, bool)
+        colours[marked] = 0.3 * colours[marked] + 0.7 * np.array(RED, float)
     height, width = bottom - top - 1, right - left - 1
     row_of = np.minimum(rows - 1, (np.arange(height) * rows) // height)
     column_of = np.minimum(columns - 1, (np.arange(width) * columns) // width)

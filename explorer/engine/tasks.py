@@ -63,6 +63,15 @@ def cell(request, engine, job):
     return inside(engine, p["spec"], p.get("text"), p["rows"], p.get("target"), p.get("device"))
 
 
+@task("doctor")
+def doctor(request, engine, job):
+    """The model doctor's report (explorer/core/doctor.py) on the stack and the sequences."""
+    from ..core.doctor import examine
+    p = request.payload
+    return examine(engine, p["spec"], p.get("text"), device=p.get("device"), trust=p.get("trust", False),
+                   check_cancel=job.check_cancel)
+
+
 @task("train")
 def train(request, engine, job):
     """Some optimizer steps (at most `steps`, for about `seconds`) on the stack's labelled sequences; the

@@ -47,16 +47,20 @@ class FixButton(QObject):
             self.button.setText(f"Fix: {fix.label}")
 
     def apply(self) -> None:
-        """Edits the session as the user would (one undo step); the editors follow it."""
-        fix, session = self.fix, self.session
-        if fix is None:
+        if self.fix is None:
             return
-        parsed = session.text_check.parsed
-        longest = int(parsed.lengths.max()) if parsed is not None and len(parsed) else None
-        fixed = fix.apply(session.document, longest)
+        fix = self.fix
         self.show(None)
-        if fix.layer is None:
-            session.set_batching(fixed.batching)
-        else:
-            session.set_stack(fixed)
-        session.say(f"{fix.label}: done (Ctrl+Z undoes it)")
+        apply_fix(self.session, fix)
+
+
+def apply_fix(session: Session, fix: Fix) -> None:
+    """Edits the session as the user would (one undo step); the editors follow it."""
+    parsed = session.text_check.parsed
+    longest = int(parsed.lengths.max()) if parsed is not None and len(parsed) else None
+    fixed = fix.apply(session.document, longest)
+    if fix.layer is None:
+        session.set_batching(fixed.batching)
+    else:
+        session.set_stack(fixed)
+    session.say(f"{fix.label}: done (Ctrl+Z undoes it)")

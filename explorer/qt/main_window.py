@@ -108,6 +108,8 @@ class MainWindow(QMainWindow):
         self.preferences.restore()
         from .training_panel import install_training
         install_training(self)                  # the Training dock: train live, pin and compare
+        from .checkup import install_checkup
+        install_checkup(self)                   # the Check-up dock: the model doctor's findings
 
         session = self.session
         session.events.status.connect(self._show_status)
