@@ -1,9 +1,9 @@
 """The lessons as a course: the built-in presets in teaching order, each with where to look.
 
 The path goes padding → masks → pooling → stacking → bidirectional → batching modes, then inside
-the cell (gates and gradients), then training. Each lesson names the editor line (1-based, as in the sequence
-editor) and the layer that show its point, the plot tab to open when it is not the first, and one
-sentence that says where to look once they are on screen.
+the cell (gates and gradients), then the check-up (the model doctor), then training. Each lesson names the
+editor line (1-based, as in the sequence editor) and the layer that show its point, the plot tab to open when
+it is not the first, and one sentence that says where to look once they are on screen.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from . import presets
 from .spec import StackSpec
 
 SECTIONS = ("Padding", "Masks", "Pooling", "Stacking", "Bidirectional", "Batching modes", "Inside the cell",
-            "Training")
+            "Check-up", "Training")
 CELL_TAB = "Inside the cell"
 
 
@@ -82,6 +82,10 @@ COURSE = (
     Lesson("forget_gate_saturation", "Inside the cell", 2, "lstm_1",
            "The Inside the cell tab, forget gate: the saturation bars beside the heatmap are near 100 %; divide "
            "the readings by 100 and run again to see the gates leave saturation.", CELL_TAB),
+    Lesson("checkup_truncation", "Check-up", 3, "lstm_1",
+           "Press Check-up on the toolbar: the Check-up panel lists truncation for lines 3, 4 and 6 (14, 18 and 24 "
+           "tokens cut to 10); click it to see the batch mask, then press Fix: Set maxlen to 24 and Check-up "
+           "again."),
     Lesson("train_attention_on_7", "Training", 7, "lstm_1",
            "Line 7 holds a 7 at step 2: press Train in the Training panel and its attention weights (under the "
            "heatmap) leave the uniform spread for the 7 and the steps after it within about 30 steps."),

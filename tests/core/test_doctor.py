@@ -237,3 +237,20 @@ def test_clean_models_give_nothing_above_info(engine, tmp_path, seed):
     for report in (tokens, scaled):
         assert set(report.checked) == set(KINDS)
         assert report.at_least("warning") == [], report.to_json()
+
+
+def test_the_check_up_lesson_ends_with_the_doctor_finding_its_planted_truncation(engine):
+    from explorer.core import course
+    from explorer.core.presets import load_preset
+    from explorer.core.sequences import parse
+    assert course.lesson("checkup_truncation").section == "Check-up"
+    spec = load_preset("checkup_truncation")
+    report = examine(engine, spec)
+    found = only(report, "truncation")
+    assert report.at_least("warning") == [found]
+    lines = [line.split() for line in spec.sequences.splitlines() if line.strip() and not line.startswith("#")]
+    assert found.evidence["tokens_lost"] == sum(max(0, len(line) - 10) for line in lines) == 26
+    assert found.lines == [3, 4, 6] and found.layer is None
+    fixed = found.action.apply(spec, longest=int(parse(spec.sequences, spec.input).lengths.max()))
+    assert fixed.batching.maxlen == 24
+    assert examine(engine, fixed).at_least("warning") == []
