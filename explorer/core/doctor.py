@@ -124,8 +124,8 @@ class DoctorReport:
     def _summary(self) -> str:
         if not self.findings:
             return f"No findings: {len(self.checked)} kinds checked."
-        counts = [f"{sum(f.severity == s for f in self.findings)} {s}" for s in reversed(SEVERITIES)
-                  if any(f.severity == s for f in self.findings)]
+        counts = [sum(f.severity == s for f in self.findings) for s in SEVERITIES]
+        counts = [f"{n} {s}{'s' if n != 1 and s != 'info' else ''}" for n, s in zip(counts, SEVERITIES) if n][::-1]
         return f"{len(self.findings)} finding{'s' if len(self.findings) != 1 else ''} ({', '.join(counts)})."
 
 
@@ -239,7 +239,8 @@ def _truncation(spec: StackSpec, text: str, result) -> list[Finding]:
     return [Finding("truncation", "warning", None, lines,
                     {"limit": int(limit), "lines_cut": len(cut), "lines": len(raw), "tokens_lost": lost,
                      "share_lost": round(share, 6), "longest": longest},
-                    f"{source}, so {len(cut)} of {len(raw)} lines lose their {side} tokens: {lost} tokens, "
+                    f"{source}, so {len(cut)} of {len(raw)} lines {'loses its' if len(cut) == 1 else 'lose their'} {side} "
+                    f"tokens: {lost} tokens, "
                     f"{share:.0%} of the data, never reach the model", fix, action, "mask",
                     Plot("bars", raw.astype(float), f"length of each line (bars, lines in order); the line is the "
                                                     f"limit of {limit} steps, lines cut in red",
