@@ -9,8 +9,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from explorer.core.doctor import KINDS, LOW, HIGH, VANISHING_RATIO, examine
+from explorer.core.doctor import HIGH, KINDS, LOW, VANISHING_RATIO, examine
 from explorer.core.presets import load_any
 
 RNG = np.random.default_rng(0)
@@ -254,3 +256,45 @@ def test_the_check_up_lesson_ends_with_the_doctor_finding_its_planted_truncation
     fixed = found.action.apply(spec, longest=int(parse(spec.sequences, spec.input).lengths.max()))
     assert fixed.batching.maxlen == 24
     assert examine(engine, fixed).at_least("warning") == []
+
+
+@pytest.fixture(scope="module")
+def forgotten_mask(tmp_path_factory):
+    """Embedding (no mask) → LSTM → Dense, saved as .keras, and the Keras model itself."""
+    keras.utils.set_random_seed(12)
+    model = keras.Sequential([keras.Input((None,), dtype="int32"), keras.layers.Embedding(20, 4, name="emb"),
+                              keras.layers.LSTM(4, name="lstm"), keras.layers.Dense(2, name="head")])
+    path = tmp_path_factory.mktemp("leak") / "model.keras"
+    model.save(path)
+    return model, load_any(str(path))[0]
+
+
+@settings(max_examples=5, deadline=None)
+@given(lengths=st.lists(st.integers(1, 8), min_size=2, max_size=4), padding=st.sampled_from(["pre", "post"]))
+def test_the_leak_evidence_is_each_line_run_alone_in_keras(engine, forgotten_mask, lengths, padding):
+    model, imported = forgotten_mask
+    lines = [np.random.default_rng(n).integers(1, 20, n).tolist() for n in lengths]
+    spec = imported.copy()
+    spec.batching.padding = padding
+    report = examine(engine, spec, "\n".join(" ".join(map(str, line)) for line in lines))
+    padded = keras.utils.pad_sequences(lines, padding=padding)
+    expected = {}
+    for name in ("emb", "lstm", "head"):
+        layer = submodel(model, name)
+        whole = layer(padded).numpy()
+        deltas = []
+        for row, line in enumerate(lines):
+            alone = layer(np.array([line])).numpy()[0]
+            mine = whole[row, -len(line):] if padding == "pre" and whole.ndim == 3 else \
+                whole[row, :len(line)] if whole.ndim == 3 else whole[row]
+            deltas.append(float(np.abs(mine - alone).max()))
+        expected[name] = deltas
+    leaking = next((name for name, deltas in expected.items() if max(deltas) > 1e-5), None)
+    found = [finding for finding in report.findings if finding.kind == "padding_leak"]
+    assert [finding.layer for finding in found] == ([leaking] if leaking else [])
+    if found:
+        evidence = found[0].evidence
+        for name, deltas in expected.items():
+            assert evidence["max_abs_difference"][name] == pytest.approx(max(deltas), abs=1e-5)
+        got = [entry["max_abs_difference"] for entry in evidence["per_line"]]
+        assert got == pytest.approx(expected[leaking], abs=1e-5)
