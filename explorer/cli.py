@@ -76,18 +76,22 @@ def _positive_int(text: str) -> int:
 
 
 def _apply_batching(stack, options: argparse.Namespace):
-    """`stack` with the batching overrides given on the command line."""
+    """`stack` with the batching overrides given on the command line, checked by the stack file's own rules."""
     chosen = {key: getattr(options, key) for key in ("padding", "truncating", "maxlen", "pad_value", "mode")
               if getattr(options, key, None) is not None}
-    if "pad_value" in chosen and stack.input.uses_ids:
-        if not float(chosen["pad_value"]).is_integer():
-            raise UsageError(f"--pad-value {chosen['pad_value']:g}: token ids are whole numbers")
-        chosen["pad_value"] = int(chosen["pad_value"])
-    if chosen.get("maxlen") is not None and stack.input.length not in (None, chosen["maxlen"]):
-        raise UsageError(f"--maxlen {chosen['maxlen']}: the model's input takes exactly {stack.input.length} steps")
+    if not chosen:
+        return stack
+    from .core.errors import SpecError
+    from .core.spec import from_dict, to_dict
+    document = to_dict(stack)
+    document["batching"].update(chosen)
+    try:
+        checked = from_dict(document).batching
+    except SpecError as error:
+        flag = "--" + error.path.rsplit(".", 1)[-1].replace("_", "-") if error.path else "the batching"
+        raise UsageError(f"{flag}: {error.problem}") from None
     stack = stack.copy()
-    for key, value in chosen.items():
-        setattr(stack.batching, key, value)
+    stack.batching = checked
     return stack
 
 

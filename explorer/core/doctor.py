@@ -277,9 +277,7 @@ def _padding_leak(engine, spec, text, result, options, skipped) -> list[Finding]
     deltas = per_line[leaking]
     rows = np.flatnonzero(deltas > LEAK_TOLERANCE)
     lines = _rows_lines(result, rows)
-    from .leaks import _fix
-    fix = _fix(result, spec, leaking)
-    action = next((d.fix for d in result.diagnostics if d.fix is not None and d.fix.setting == "mask_zero"), None)
+    fix, action = _leak_fix(spec, result, leaking)
     return [Finding("padding_leak", "error", leaking, lines,
                     {"max_abs_difference": {name: float(v.max(initial=0.0)) for name, v in per_line.items()},
                      "per_line": [{"line": int(result.lines[r]), "max_abs_difference": float(deltas[r])}
@@ -290,6 +288,20 @@ def _padding_leak(engine, spec, text, result, options, skipped) -> list[Finding]
                                          f"line run alone; the line is the tolerance {LEAK_TOLERANCE:g}, "
                                          "leaking lines in red", highlight=deltas > LEAK_TOLERANCE,
                          threshold=LEAK_TOLERANCE))]
+
+
+def _leak_fix(spec: StackSpec, result, leaking: str) -> tuple[str, Fix | None]:
+    """The fix of a leak in words, and the one setting that makes it where there is one."""
+    masking = next((layer for layer in spec.layers if layer.type == "masking"), None)
+    if masking is not None and spec.batching.pad_value != masking.params["mask_value"]:
+        value = masking.params["mask_value"]
+        return f"pad value {value:g}", Fix(f"Set pad value to {value:g}", "pad_value", value)
+    action = next((d.fix for d in result.diagnostics
+                   if d.fix is not None and d.fix.setting in ("mask_zero", "pad_value")), None)
+    if action is not None:
+        return action.label[0].lower() + action.label[1:], action
+    from .leaks import _fix
+    return _fix(result, spec, leaking), None
 
 
 def _mask_ignored(result, arriving) -> list[Finding]:

@@ -98,3 +98,11 @@ def test_user_errors_exit_2_with_one_line(tmp_path, capsys, arguments, message):
     assert cli.main(["doctor", model, "--input", lines, *arguments]) == 2
     error = capsys.readouterr().err
     assert error.startswith("error: ") and message in error and error.count("\n") == 1
+
+
+def test_a_pad_value_the_masking_layer_does_not_mask_is_fixed_by_the_pad_value(capsys):
+    assert cli.main(["doctor", "preset:sensor_features", "--pad-value", "1.5", "--json", "-"]) == 0
+    leak = next(f for f in json.loads(capsys.readouterr().out)["findings"] if f["kind"] == "padding_leak")
+    assert leak["fix"] == "pad value 0" and leak["layer"] == "gru_1"
+    assert cli.main(["doctor", "preset:forgotten_mask_post", "--pad-value", "1.5"]) == 2
+    assert "--pad-value: must be a token id" in capsys.readouterr().err
