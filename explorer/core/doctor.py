@@ -431,8 +431,8 @@ def _saturated_gates(built, layout, result, arriving, spec, skipped) -> list[Fin
         return []
     try:
         values = gates(built, layout)
-    except ExplorerError as error:
-        skipped["saturated_gates"] = error.message
+    except Exception as error:      # one measurement that cannot be made leaves the rest of the check-up
+        skipped["saturated_gates"] = _why(error)
         return []
     found = []
     for name in names:
@@ -474,8 +474,8 @@ def _vanishing_gradient(built, layout, result, skipped) -> list[Finding]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             found_norms = gradients(built, layout)
-    except ExplorerError as error:
-        skipped["vanishing_gradient"] = error.message
+    except Exception as error:      # one measurement that cannot be made leaves the rest of the check-up
+        skipped["vanishing_gradient"] = _why(error)
         return []
     found = []
     infos = built.layers
@@ -511,6 +511,13 @@ def _vanishing_gradient(built, layout, result, skipped) -> list[Finding]:
                                   highlight=curve < VANISHING_RATIO * peak, threshold=VANISHING_RATIO * peak,
                                   log=True)))
     return found
+
+
+def _why(error: Exception) -> str:
+    if isinstance(error, ExplorerError):
+        return error.message
+    from .errors import strip_ansi
+    return f"it could not be computed ({type(error).__name__}: {strip_ansi(str(error))[:200]})"
 
 
 def reach(norms: np.ndarray) -> int | None:
