@@ -1,7 +1,8 @@
 """The check-up's plots as PNG images, drawn with NumPy and written with zlib (no Qt, no imaging library).
 
-Bars, a curve or a heatmap on a white canvas with a frame; red marks what the finding is about. The axes
-carry no text: each plot's caption says what they are (the report prints it under the image).
+Bars, a curve or a heatmap on a white canvas with a frame; red marks what the finding is about. Bars and
+curves carry their value range on the left (digits in a 3 × 5 pixel font); each plot's caption says what the
+axes are (the report prints it under the image).
 """
 
 from __future__ import annotations
@@ -13,6 +14,13 @@ import zlib
 import numpy as np
 
 WIDTH, HEIGHT, MARGIN = 560, 220, 12
+LABELS = 64                    # room on the left for the value range of bars and curves
+# digits and the characters of a number, 3 × 5 pixels, one row of bits per line (4 = left, 1 = right)
+FONT = {"0": (7, 5, 5, 5, 7), "1": (2, 6, 2, 2, 7), "2": (7, 1, 7, 4, 7), "3": (7, 1, 7, 1, 7),
+        "4": (5, 5, 7, 1, 1), "5": (7, 4, 7, 1, 7), "6": (7, 4, 7, 5, 7), "7": (7, 1, 1, 1, 1),
+        "8": (7, 5, 7, 5, 7), "9": (7, 5, 7, 1, 7), ".": (0, 0, 0, 0, 2), "-": (0, 0, 7, 0, 0),
+        "+": (0, 2, 7, 2, 0), "e": (0, 7, 7, 4, 7)}
+FONT_SCALE = 2
 WHITE, FRAME, GRID = (255, 255, 255), (90, 90, 90), (225, 225, 225)
 BLUE, RED, DARK = (46, 134, 193), (214, 48, 49), (40, 40, 40)
 # viridis at five stops, interpolated: 0 dark purple → 1 yellow
@@ -35,13 +43,38 @@ def png(plot) -> bytes:
     """The PNG of a doctor.Plot."""
     canvas = np.empty((HEIGHT, WIDTH, 3), np.uint8)
     canvas[:] = WHITE
-    box = (MARGIN, MARGIN, HEIGHT - MARGIN, WIDTH - MARGIN)    # top, left, bottom, right
+    left = MARGIN + (LABELS if plot.kind in ("bars", "curve") else 0)
+    box = (MARGIN, left, HEIGHT - MARGIN, WIDTH - MARGIN)    # top, left, bottom, right
     draw = {"bars": _bars, "curve": _curve, "heatmap": _heatmap}[plot.kind]
     draw(canvas, box, plot)
     top, left, bottom, right = box
     canvas[top, left:right + 1] = canvas[bottom, left:right + 1] = FRAME
     canvas[top:bottom + 1, left] = canvas[top:bottom + 1, right] = FRAME
     return encode(canvas)
+
+
+def _text(canvas: np.ndarray, text: str, right: int, middle: int) -> None:
+    """`text` (digits, . - + e) ending at column `right`, centred on row `middle`."""
+    step = 4 * FONT_SCALE
+    x = right - step * len(text)
+    y = middle - 5 * FONT_SCALE // 2
+    for character in text:
+        for row, bits in enumerate(FONT.get(character, (0,) * 5)):
+            for column in range(3):
+                if bits & (4 >> column):
+                    canvas[y + row * FONT_SCALE:y + (row + 1) * FONT_SCALE,
+                           x + column * FONT_SCALE:x + (column + 1) * FONT_SCALE] = DARK
+        x += step
+
+
+def _number(value: float, log: bool) -> str:
+    return f"{10 ** value:.0e}".replace("e-0", "e-").replace("e+0", "e") if log else f"{value:.3g}"
+
+
+def _value_range(canvas, box, low: float, high: float, log: bool) -> None:
+    top, left, bottom, _ = box
+    _text(canvas, _number(high, log), left - 4, top + 6)
+    _text(canvas, _number(low, log), left - 4, bottom - 6)
 
 
 def data_uri(plot) -> str:
@@ -93,6 +126,7 @@ def _bars(canvas, box, plot) -> None:
         red = plot.highlight is not None and bool(plot.highlight[i])
         canvas[y0:max(y1, y0 + 2), x0:x1] = RED if red else BLUE
     _threshold(canvas, box, plot, low, high)
+    _value_range(canvas, box, low, high, plot.log)
 
 
 def _curve(canvas, box, plot) -> None:
@@ -113,6 +147,7 @@ def _curve(canvas, box, plot) -> None:
         x, y = int(round(xs[i])), int(ys[i])
         canvas[max(top, y - 2):y + 3, max(left, x - 2):x + 3] = RED if red else BLUE
     _threshold(canvas, box, plot, low, high)
+    _value_range(canvas, box, low, high, plot.log)
 
 
 def _heatmap(canvas, box, plot) -> None:
