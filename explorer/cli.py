@@ -51,7 +51,7 @@ def _parser() -> _Parser:
     commands.add_parser("presets", help="list the built-in stacks")
     export = commands.add_parser("export-code", help="print a Keras script that builds the same stack")
     export.add_argument("stack", help="a .stack.json file, preset:NAME or a trained MODEL.keras")
-    export.add_argument("--trust", action="store_true", help="allow a model file's custom expressions to load")
+    export.add_argument("--trust", action="store_true", help="allow custom expressions into the script")
     _backend_option(commands.add_parser("devices", help="list the devices Keras's backend sees"))
     return parser
 
@@ -168,8 +168,12 @@ def _command(options: argparse.Namespace) -> int:
         return 0
     if options.command == "export-code":
         from .core.codegen import export_code
-        from .core.presets import is_keras_model
+        from .core.presets import is_keras_model, is_preset
         stack = _load(options.stack, options.trust)
+        if stack.has_custom() and not (options.trust or is_preset(options.stack)):
+            from .core.errors import TrustError
+            raise TrustError("this stack has a custom expression, which the exported script runs as code: export "
+                             "it only if you trust its source (--trust)")
         sys.stdout.write(export_code(stack, weights_from=options.stack if is_keras_model(options.stack) else None))
         return 0
     if options.command == "run":
