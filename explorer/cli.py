@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 import sys
+import warnings
 from pathlib import Path
 
 from .core.errors import ExplorerError, strip_ansi
@@ -140,7 +142,13 @@ def main(argv: list[str] | None = None) -> int:
             if "\0" in argument:  # no file name, device or number holds one; the OS refuses them anyway
                 raise UsageError(f"the argument {argument!r} holds a NUL character")
         if argv and (argv[0] in COMMANDS or argv[0] in ("-h", "--help")):
-            return _command(_parser().parse_args(argv))
+            with warnings.catch_warnings(record=True) as caught:   # the libraries' warnings: one note at the end
+                warnings.simplefilter("default")
+                status = _command(_parser().parse_args(argv))
+            if caught:
+                more = f" (and {len(caught) - 1} more)" if len(caught) > 1 else ""
+                print(f"note: a library warned: {_one_line(str(caught[0].message))}{more}", file=sys.stderr)
+            return status
         options = _window_parser().parse_args(argv)
         _use_backend(options.backend)
         from .qt.app import open_window
@@ -149,16 +157,31 @@ def main(argv: list[str] | None = None) -> int:
     except ExplorerError as error:
         print(f"error: {_one_line(error.message)}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except MemoryError:
+        print("error: out of memory (more than the command line may use): shorten the sequences, set maxlen or "
+              "lower the units", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         return 130
 
 
 def _one_line(message: str) -> str:
-    return " ".join(strip_ansi(message).split())
+    """One line of text: runs of whitespace become one space, other control characters are escaped (\\x00),
+    and numbers longer than a screen line are cut (12345…(4000 digits))."""
+    text = " ".join(strip_ansi(message).split())
+    text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+    return _LONG_NUMBER.sub(lambda m: f"{m.group()[:12]}…({len(m.group())} digits)", text)
+
+
+_LONG_NUMBER = re.compile(r"\d{40,}")
 
 
 def _command(options: argparse.Namespace) -> int:
     _use_backend(getattr(options, "backend", None))
+    if options.command in ("run", "train"):   # the same memory limit as the window's engine
+        from .engine.client import ENGINE_MEMORY_LIMIT_MB
+        from .engine.process import limit_memory
+        limit_memory(ENGINE_MEMORY_LIMIT_MB)
     if options.command == "presets":
         return _presets()
     if options.command == "devices":
@@ -199,7 +222,7 @@ def _presets() -> int:
 
 def _read_text(path: str) -> str:
     try:
-        return Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8-sig")   # a byte-order mark, as some editors write, is dropped
     except UnicodeDecodeError:
         raise UsageError(f"{path} is not a UTF-8 text file") from None
     except OSError as error:

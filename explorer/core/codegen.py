@@ -7,7 +7,8 @@ import textwrap
 
 from . import backend
 from . import sequences as seqs
-from .expression import check_expression, check_source
+from .errors import StackError
+from .expression import check_source, expression_problem
 from .registry import TYPES, custom_class_name, python_name, state_names
 from .spec import StackSpec
 
@@ -55,9 +56,10 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
     helpers += [_layer_source(kind.own_class) for kind in TYPES.values()
                 if kind.own_class and kind.key != "custom" and kind.key in used]
     if "custom" in used:
-        for layer in spec.layers:
-            if layer.type == "custom":
-                check_expression(layer.params["expression"])
+        for layer, name in zip(spec.layers, names):
+            problem = expression_problem(layer.params["expression"]) if layer.type == "custom" else None
+            if problem:
+                raise StackError(f"{name}: {problem}", layer=name)
         helpers.append(check_source())
     for layer, name in zip(spec.layers, names):
         if layer.type == "custom":

@@ -430,7 +430,7 @@ def load(path: str | os.PathLike) -> StackSpec:
     except OSError as error:
         raise SpecError("", f"cannot read {path}: {error.strerror or error}") from None
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")   # a byte-order mark, as some editors write, is dropped
     except UnicodeDecodeError:
         raise SpecError("", f"{path} is not a UTF-8 text file") from None
     return loads(text, str(path))
