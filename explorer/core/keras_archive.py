@@ -59,7 +59,7 @@ def read_config(path: str | Path) -> dict:
     except RecursionError:
         config = None
     if config is None or not check_depth(config):
-        raise SpecError("", f"{path.name}: {CONFIG} nests deeper than {MAX_JSON_DEPTH} levels, more than any model "
+        raise SpecError("", f"{path.name}: {CONFIG} is nested deeper than {MAX_JSON_DEPTH} levels, more than any model "
                             "needs: the file is damaged or hostile")
     if not isinstance(config, dict):
         raise SpecError("", f"{path.name} is not a .keras model file ({CONFIG} holds no model)")

@@ -408,7 +408,7 @@ def check_depth(data, limit: int = MAX_JSON_DEPTH) -> bool:
 
 
 def loads(text: str, source: str = "stack") -> StackSpec:
-    too_deep = SpecError("", f"{source} nests deeper than {MAX_JSON_DEPTH} levels, which no stack document does")
+    too_deep = SpecError("", f"{source} is nested deeper than {MAX_JSON_DEPTH} levels, which no stack document is")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:

@@ -80,7 +80,7 @@ def test_export_code_needs_trust_and_the_script_checks_its_expression(tmp_path):
 def test_a_deeply_nested_stack_file_is_one_error_line(tmp_path, depth):
     path = tmp_path / "deep.stack.json"
     path.write_text('{"title": ' + "[" * depth + "]" * depth + "}")
-    assert "nests deeper" in refused(main("run", path))
+    assert "nested deeper" in refused(main("run", path))
 
 
 def test_a_byte_order_mark_in_the_input_is_accepted(tmp_path):

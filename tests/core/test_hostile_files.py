@@ -145,11 +145,11 @@ def test_deeply_nested_json_is_refused_with_a_sentence(tmp_path):
     path = tmp_path / "deep.keras"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("config.json", '{"class_name": "Sequential", "config": ' + nested(990) + "}")
-    with pytest.raises(SpecError, match="nests deeper"):
+    with pytest.raises(SpecError, match="nested deeper"):
         keras_io.import_model(path)
-    with pytest.raises(SpecError, match="nests deeper"):
+    with pytest.raises(SpecError, match="nested deeper"):
         loads('{"title": ' + nested(985) + "}")
-    with pytest.raises(SpecError, match="nests deeper"):
+    with pytest.raises(SpecError, match="nested deeper"):
         loads('{"title": ' + nested(100_000) + "}")     # past json's own recursion limit
 
 
