@@ -104,7 +104,8 @@ def classes(config) -> Classes:
                 label = _label(node)
                 if layer not in found.unknown.setdefault(label, []):
                     found.unknown[label].append(layer)
-        pending += [(value, layer) for value in node.values()]
+        # compile_config (optimizer, loss, metrics) is never built: models load with compile=False
+        pending += [(value, layer) for key, value in node.items() if key != "compile_config"]
     return found
 
 
@@ -134,15 +135,17 @@ def _built_class(node: dict) -> str | None:
 
 def _label(node: dict) -> str:
     """The class as the file names it: `registered_name` when it says more than `class_name`."""
+    if node["class_name"] == "__lambda__":
+        return "__lambda__ (Python code saved with a Lambda layer)"
     names = [node.get("registered_name"), node["class_name"]]
     name = next(n for n in names if isinstance(n, str))
     return repr(node["config"])[:80] if name == "function" else name[:200]
 
 
-def check_classes(path: Path, found: Classes, *, trust: bool, known: frozenset[str] = frozenset()) -> None:
-    """Refuses, before Keras builds anything, a class it does not know (unless `known`: custom objects the user
-    loads) and a custom expression the user has not trusted (or that the expression check refuses)."""
-    unknown = {label: layers for label, layers in found.unknown.items() if label not in known}
+def check_classes(path: Path, found: Classes, *, trust: bool) -> None:
+    """Refuses, before Keras builds anything, a class it does not know and a custom expression the user has not
+    trusted (or that the expression check refuses)."""
+    unknown = found.unknown
     if unknown:
         named = "; ".join(f"{label} (used by {', '.join(layers[:5])}{' …' if len(layers) > 5 else ''})"
                           for label, layers in list(unknown.items())[:5])

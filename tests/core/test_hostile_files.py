@@ -106,6 +106,14 @@ def test_every_name_keras_looks_up_counts(node):
                                   "config": {"name": "m", "layers": [node]}}).expressions
 
 
+def test_a_custom_loss_in_compile_config_is_not_refused():
+    """Models load with compile=False: Keras never builds what compile_config names."""
+    config = {"class_name": "Sequential", "module": "keras", "registered_name": None, "config": {"name": "m"},
+              "compile_config": {"loss": {"class_name": "Focal", "module": "losses", "registered_name": "Book>Focal",
+                                          "config": {}}}}
+    assert keras_archive.classes(config).unknown == {}
+
+
 def test_an_unknown_class_is_named_with_its_layers_before_keras_loads_it(tmp_path):
     @keras.saving.register_keras_serializable(package="Book")
     class OneHotEncoding(keras.layers.Layer):
@@ -216,6 +224,7 @@ def _grow(inner):
     )
 
 
+@pytest.mark.filterwarnings("ignore::SyntaxWarning")   # `'a'[b'x']` and the like: compiled, never admitted
 @settings(max_examples=400, deadline=None)
 @given(st.recursive(RISKY, _grow, max_leaves=6))
 def test_whatever_the_syntax_an_admitted_expression_reaches_no_private_attribute_or_module(expression):

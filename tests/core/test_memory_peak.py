@@ -56,7 +56,8 @@ def features(*layers):
 
 # each layer type at three sizes, each size about twice the one before: (stack, rows, steps)
 CASES = {
-    "embedding": [({"input": {"kind": "tokens", "vocab_size": v}, "layers": [{"type": "embedding", "output_dim": 48}]},
+    "embedding": [({"input": {"kind": "tokens", "vocab_size": v},
+                    "layers": [{"type": "embedding", "output_dim": 48}]},
                    4, 10) for v in (500_000, 1_000_000, 2_000_000)],
     "simple_rnn": [(tokens(100, {"type": "simple_rnn", "units": u}), 3, 5) for u in (1024, 1536, 2048)],
     "lstm": [(tokens(100, {"type": "lstm", "units": u}), 3, 5) for u in (512, 768, 1024)],
