@@ -136,6 +136,7 @@ def _scale(text: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    own_process = argv is None    # the program itself, not a caller in its own process (a notebook, a test)
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         for argument in argv:
@@ -144,7 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         if argv and (argv[0] in COMMANDS or argv[0] in ("-h", "--help")):
             with warnings.catch_warnings(record=True) as caught:   # the libraries' warnings: one note at the end
                 warnings.simplefilter("default")
-                status = _command(_parser().parse_args(argv))
+                options = _parser().parse_args(argv)
+                if own_process and options.command in ("run", "train"):   # the window's engine's memory limit
+                    from .engine.client import ENGINE_MEMORY_LIMIT_MB
+                    from .engine.process import limit_memory
+                    limit_memory(ENGINE_MEMORY_LIMIT_MB)
+                status = _command(options)
             if caught:
                 more = f" (and {len(caught) - 1} more)" if len(caught) > 1 else ""
                 print(f"note: a library warned: {_one_line(str(caught[0].message))}{more}", file=sys.stderr)
@@ -178,10 +184,6 @@ _LONG_NUMBER = re.compile(r"\d{40,}")
 
 def _command(options: argparse.Namespace) -> int:
     _use_backend(getattr(options, "backend", None))
-    if options.command in ("run", "train"):   # the same memory limit as the window's engine
-        from .engine.client import ENGINE_MEMORY_LIMIT_MB
-        from .engine.process import limit_memory
-        limit_memory(ENGINE_MEMORY_LIMIT_MB)
     if options.command == "presets":
         return _presets()
     if options.command == "devices":

@@ -120,3 +120,15 @@ def test_library_warnings_become_one_note_line(tmp_path):
     notes = [line for line in ran.stderr.splitlines() if "outside.txt" in line]
     assert len(notes) == 1 and notes[0].startswith("note: ") and "(and 1 more)" in notes[0]
     assert not (tmp_path.parent / "outside.txt").exists()
+
+
+def test_run_has_the_engines_memory_limit(tmp_path):
+    code = ("import resource, sys; from explorer import cli\n"
+            f"sys.argv = ['rnn-explorer', 'run', 'preset:average_pooling', '--json', {str(tmp_path / 'out.json')!r}]\n"
+            "assert cli.main() == 0\n"
+            "print(resource.getrlimit(resource.RLIMIT_DATA)[0])")
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    from explorer.engine.client import ENGINE_MEMORY_LIMIT_MB
+    assert ran.returncode == 0, ran.stderr
+    assert int(ran.stdout.split()[-1]) == ENGINE_MEMORY_LIMIT_MB * 2**20
