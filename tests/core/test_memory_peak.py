@@ -24,7 +24,8 @@ def peak():
 def text(document, rows, steps):
     rng = np.random.default_rng(0)
     if document["input"]["kind"] == "tokens":
-        return "\\n".join(" ".join(map(str, rng.integers(1, document["input"]["vocab_size"], steps))) for _ in range(rows))
+        vocab = document["input"]["vocab_size"]
+        return "\\n".join(" ".join(map(str, rng.integers(1, vocab, steps))) for _ in range(rows))
     features = document["input"]["features"]
     return "\\n".join(";".join(" ".join("0.5" for _ in range(features)) for _ in range(steps)) for _ in range(rows))
 folder = sys.argv[1]

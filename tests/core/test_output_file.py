@@ -54,11 +54,15 @@ def test_a_name_of_255_characters_works(tmp_path):
     assert path.read_bytes() == b"{}"
 
 
-def test_dev_stdout_is_written_to_the_output(tmp_path):
-    code = "from explorer.core.output_file import write_bytes; write_bytes('/dev/stdout', b'printed')"
+def test_a_link_to_stdout_is_written_to_the_output(tmp_path):
+    """/dev/stdout's own shape (a link to /proc/self/fd/1, here a pipe), made by the test: a writer that
+    renamed over it would replace the test's link, never the system's."""
+    stdout = tmp_path / "stdout"
+    stdout.symlink_to("/proc/self/fd/1")
+    code = f"from explorer.core.output_file import write_bytes; write_bytes({str(stdout)!r}, b'printed')"
     ran = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=ROOT, timeout=60)
     assert ran.returncode == 0, ran.stderr
-    assert ran.stdout == b"printed"
+    assert ran.stdout == b"printed" and stdout.is_symlink()
 
 
 def test_a_failed_write_leaves_the_old_file_whole(tmp_path):
