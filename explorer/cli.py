@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 import sys
+import warnings
 from pathlib import Path
 
 from .core.errors import ExplorerError, strip_ansi
@@ -51,7 +53,7 @@ def _parser() -> _Parser:
     commands.add_parser("presets", help="list the built-in stacks")
     export = commands.add_parser("export-code", help="print a Keras script that builds the same stack")
     export.add_argument("stack", help="a .stack.json file, preset:NAME or a trained MODEL.keras")
-    export.add_argument("--trust", action="store_true", help="allow a model file's custom expressions to load")
+    export.add_argument("--trust", action="store_true", help="allow custom expressions into the script")
     _backend_option(commands.add_parser("devices", help="list the devices Keras's backend sees"))
     _doctor_parser(commands)
     return parser
@@ -191,13 +193,25 @@ def _scale(text: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    own_process = argv is None    # the program itself, not a caller in its own process (a notebook, a test)
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         for argument in argv:
             if "\0" in argument:  # no file name, device or number holds one; the OS refuses them anyway
                 raise UsageError(f"the argument {argument!r} holds a NUL character")
         if argv and (argv[0] in COMMANDS or argv[0] in ("-h", "--help")):
-            return _command(_parser().parse_args(argv))
+            with warnings.catch_warnings(record=True) as caught:   # the libraries' warnings: one note at the end
+                warnings.simplefilter("default")
+                options = _parser().parse_args(argv)
+                if own_process and options.command in ("run", "train"):   # the window's engine's memory limit
+                    from .engine.client import ENGINE_MEMORY_LIMIT_MB
+                    from .engine.process import limit_memory
+                    limit_memory(ENGINE_MEMORY_LIMIT_MB)
+                status = _command(options)
+            if caught:
+                more = f" (and {len(caught) - 1} more)" if len(caught) > 1 else ""
+                print(f"note: a library warned: {_one_line(str(caught[0].message))}{more}", file=sys.stderr)
+            return status
         options = _window_parser().parse_args(argv)
         _use_backend(options.backend)
         from .qt.app import open_window
@@ -206,12 +220,23 @@ def main(argv: list[str] | None = None) -> int:
     except ExplorerError as error:
         print(f"error: {_one_line(error.message)}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except MemoryError:
+        print("error: out of memory (more than the command line may use): shorten the sequences, set maxlen or "
+              "lower the units", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         return 130
 
 
 def _one_line(message: str) -> str:
-    return " ".join(strip_ansi(message).split())
+    """One line of text: runs of whitespace become one space, other control characters are escaped (\\x00),
+    and numbers longer than a screen line are cut (12345…(4000 digits))."""
+    text = " ".join(strip_ansi(message).split())
+    text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+    return _LONG_NUMBER.sub(lambda m: f"{m.group()[:12]}…({len(m.group())} digits)", text)
+
+
+_LONG_NUMBER = re.compile(r"\d{40,}")
 
 
 def _command(options: argparse.Namespace) -> int:
@@ -225,8 +250,12 @@ def _command(options: argparse.Namespace) -> int:
         return 0
     if options.command == "export-code":
         from .core.codegen import export_code
-        from .core.presets import is_keras_model
+        from .core.presets import is_keras_model, is_preset
         stack = _load(options.stack, options.trust)
+        if stack.has_custom() and not (options.trust or is_preset(options.stack)):
+            from .core.errors import TrustError
+            raise TrustError("this stack has a custom expression, which the exported script runs as code: export "
+                             "it only if you trust its source (--trust)")
         sys.stdout.write(export_code(stack, weights_from=options.stack if is_keras_model(options.stack) else None))
         return 0
     if options.command == "run":
@@ -254,7 +283,7 @@ def _presets() -> int:
 
 def _read_text(path: str) -> str:
     try:
-        return Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8-sig")   # a byte-order mark, as some editors write, is dropped
     except UnicodeDecodeError:
         raise UsageError(f"{path} is not a UTF-8 text file") from None
     except OSError as error:

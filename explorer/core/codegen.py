@@ -7,6 +7,8 @@ import textwrap
 
 from . import backend
 from . import sequences as seqs
+from .errors import StackError
+from .expression import check_source, expression_problem
 from .registry import TYPES, custom_class_name, python_name, state_names
 from .spec import StackSpec
 
@@ -53,19 +55,27 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
         helpers.append(inspect.getsource(layers._float_mask))
     helpers += [_layer_source(kind.own_class) for kind in TYPES.values()
                 if kind.own_class and kind.key != "custom" and kind.key in used]
+    if "custom" in used:
+        for layer, name in zip(spec.layers, names):
+            problem = expression_problem(layer.params["expression"]) if layer.type == "custom" else None
+            if problem:
+                raise StackError(f"{name}: {problem}", layer=name)
+        helpers.append(check_source())
     for layer, name in zip(spec.layers, names):
         if layer.type == "custom":
             class_name = custom_class_name(name)
             helpers.append(textwrap.dedent(f'''\
                 class {class_name}(keras.layers.Layer):
-                    """custom layer {name}: {layer.params["expression"]}"""
+                    """custom layer {name}: its expression, checked before it is compiled"""
+
+                    CODE = compile(expression_tree({layer.params["expression"]!r}), "<expression>", "eval")
 
                     def __init__(self, **kwargs):
                         super().__init__(**kwargs)
                         self.supports_masking = True
 
                     def call(self, x, mask=None):
-                        return {layer.params["expression"]}
+                        return eval(self.CODE, {{"__builtins__": {{}}}}, {{"ops": ops, "x": x, "mask": mask}})
 
                     def compute_mask(self, x, mask=None):
                         return None
@@ -88,11 +98,10 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
     dtype = "int32" if spec.input.uses_ids else "float32"
     shape = f"({fixed},)" if spec.input.uses_ids else f"({fixed}, {spec.input.features})"
     lines = [
-        '"""' + (spec.title or "A stack from RNN Shape Explorer") + ".",
+        repr(f"{spec.title or 'A stack from RNN Shape Explorer'}.\n\n"
+             "Builds the same stack, pads the sequences the same way and prints every layer's shapes."),
         "",
-        "Builds the same stack, pads the sequences the same way and prints every layer's shapes.",
-        '"""',
-        "",
+        *(["import ast", "import math", ""] if "custom" in used else []),
         "import keras",
         "from keras import ops",
         "",

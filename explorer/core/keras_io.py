@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from . import backend
-from .errors import SpecError, StackError, TrustError, strip_ansi
+from . import backend, keras_archive, output_file
+from .errors import SpecError, StackError, strip_ansi
 from .registry import ACTIVATIONS, TYPES, state_names
 from .spec import Batching, InputSpec, LayerSpec, StackSpec, _layer_name
 
@@ -30,39 +28,13 @@ class Refused(Exception):
     """One layer (or the model's shape) that a stack cannot show faithfully: the reason, in one sentence."""
 
 
-def _class_names(config) -> set[str]:
-    found = set()
-    if isinstance(config, dict):
-        if isinstance(config.get("class_name"), str):
-            found.add(config["class_name"])
-        for value in config.values():
-            found |= _class_names(value)
-    elif isinstance(config, list):
-        for value in config:
-            found |= _class_names(value)
-    return found
-
-
-def _read_config(path: Path) -> dict:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return json.loads(archive.read("config.json"))
-    except FileNotFoundError:
-        raise SpecError("", f"cannot read {path}: no such file") from None
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, OSError) as error:
-        raise SpecError("", f"{path} is not a .keras model file ({error})") from None
-
-
 def import_model(path: str | Path, *, trust: bool = False) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]:
     """Loads a `.keras` model with safe_mode=True and turns it into a stack, its weights and notes.
 
     Refused: layers the explorer cannot show (named), and custom expressions unless `trust`.
     """
     path = Path(path)
-    classes = _class_names(_read_config(path))
-    if "CustomExpression" in classes and not trust:
-        raise TrustError(f"{path.name} holds a custom expression, which runs as code: open it only if you trust "
-                         "its source")
+    keras_archive.check_classes(path, keras_archive.classes(keras_archive.read_config(path)), trust=trust)
     backend.load()
     import keras
 
@@ -298,17 +270,8 @@ def apply_weights(keras_layers: dict, weights: dict[str, list[np.ndarray]]) -> l
 
 
 def export_model(built, path: str | Path) -> None:
-    """Saves the stack, with its current weights, as a `.keras` file (written beside, then renamed)."""
-    import os
-    import tempfile
+    """Saves the stack, with its current weights, as a `.keras` file (atomically, see output_file)."""
     path = Path(path)
     if path.suffix != ".keras":
         raise SpecError("", f"a Keras model file must end in .keras, got {path.name}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent if str(path.parent) else ".")
-    os.close(fd)
-    try:
-        built.model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    output_file.write_file(path, built.model.save)

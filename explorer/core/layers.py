@@ -110,3 +110,13 @@ class CustomExpression(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "expression": self.expression}
+
+
+def custom_output_shape(layer, shape: tuple) -> tuple | None:
+    """A custom layer's output shape for one sequence of `shape` (no batch axis), by a dry run of its expression
+    on a symbolic batch of one: nothing is computed or allocated. None when it returns no single tensor."""
+    try:
+        output = CustomExpression(layer.params["expression"]).compute_output_spec(keras.KerasTensor((1, *shape)))
+    except Exception:   # the run itself reports what is wrong with the expression
+        return None
+    return tuple(output.shape[1:]) if isinstance(output, keras.KerasTensor) else None

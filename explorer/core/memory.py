@@ -7,12 +7,20 @@ also runs under an operating-system memory limit, so a wrong estimate costs the 
 
 from __future__ import annotations
 
+from typing import Callable
+
 from .errors import StackError
-from .spec import StackSpec
+from .spec import LayerSpec, StackSpec
 
 MEMORY_LIMIT_MB = 2048
 FLOAT_BYTES = 4
 GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
+# Peak copies of a weight while a model is built and run: the initializer's tensor, the variable, the copy handed
+# out with the result (get_weights) and the one written out. A recurrent kernel's orthogonal initializer works
+# on several more (a QR decomposition): 7 copies measured for SimpleRNN, GRU and LSTM of 1024 to 4096 units.
+WEIGHT_COPIES = 4
+ORTHOGONAL_COPIES = 7
+TRAINING_COPIES = 3     # a gradient and Adam's two slots per weight
 
 
 def _width(shape: tuple) -> int:
@@ -22,17 +30,22 @@ def _width(shape: tuple) -> int:
     return cells
 
 
-def estimate_mb(spec: StackSpec, rows: int, steps: int) -> float:
+def estimate_mb(spec: StackSpec, rows: int, steps: int, *, training: bool = False,
+                custom_shape: Callable[[LayerSpec, tuple], tuple | None] | None = None) -> float:
     """MB for `rows` sequences of `steps` timesteps: every layer's output (held by the engine, then copied
-    once into shared memory for the window), each recurrent layer's loop workspace (its input turned
-    time-major, its per-step outputs, then turned back) and the weights. Measured on TensorFlow's CPU loop:
-    within a few percent for LSTM 256 over 256 and 400 sequences of 1000 steps."""
+    once into shared memory for the window or into the npz file), each recurrent layer's loop workspace (its
+    input turned time-major, its per-step outputs, then turned back) and the weights with their copies
+    (embeddings and recurrent kernels dominate them; Adam's slots when `training`). A custom layer's shape
+    comes from `custom_shape(layer, input shape per sequence)` (a dry run of its expression), when given;
+    else it is assumed to keep its input's. Measured against the peak memory of `run --npz` (tests)."""
     features = spec.input.features or 1
     shape: tuple = (steps,) if spec.input.uses_ids else (steps, features)   # per sequence, no batch axis
-    outputs = workspace = weights = 0
+    outputs = workspace = weights = kernels = 0
+    raw_ids = spec.input.uses_ids      # (steps,) holds one id per step; after a layer, (n,) holds n features
     for layer in spec.layers:
         p = layer.params
-        width = shape[-1] if len(shape) > 1 else 1
+        width = 1 if raw_ids else shape[-1]
+        raw_ids = raw_ids and layer.type == "masking"
         if layer.type == "embedding":
             shape = (steps, p["output_dim"])
             weights += (spec.input.vocab_size or 1) * p["output_dim"]
@@ -41,7 +54,8 @@ def estimate_mb(spec: StackSpec, rows: int, steps: int) -> float:
             units = p["units"] * (2 if directions == 2 and p["merge_mode"] == "concat" else 1)
             per_step = p["units"] * directions
             workspace += steps * (width + 2 * per_step)
-            weights += directions * GATES[layer.type] * (width + p["units"] + 2) * p["units"]
+            weights += directions * GATES[layer.type] * (width + 2) * p["units"]
+            kernels += directions * GATES[layer.type] * p["units"] * p["units"]
             shape = (steps, units) if p["return_sequences"] else (units,)
             if p["return_state"]:
                 outputs += per_step * (2 if layer.type == "lstm" else 1)
@@ -55,16 +69,22 @@ def estimate_mb(spec: StackSpec, rows: int, steps: int) -> float:
             if layer.type == "attention_pooling":
                 outputs += steps
                 weights += width + 1
+                workspace += 2 * steps * width     # the input weighted step by step, then summed
             shape = shape[1:] if len(shape) > 1 else shape
-        # masking and custom layers: assumed to keep the shape (a custom expression that grows it is rare)
+        elif layer.type == "custom" and custom_shape is not None:
+            shape = tuple(steps if dim is None else dim for dim in (custom_shape(layer, shape) or shape))
+        # masking keeps the shape
         outputs += _width(shape)
     cells = 2 * outputs + workspace
-    return (rows * cells + weights) * FLOAT_BYTES / 1e6
+    copies = WEIGHT_COPIES + (TRAINING_COPIES if training else 0)
+    weight_cells = weights * copies + kernels * (ORTHOGONAL_COPIES + (TRAINING_COPIES if training else 0))
+    return (rows * cells * (2 if training else 1) + weight_cells) * FLOAT_BYTES / 1e6
 
 
-def check(spec: StackSpec, rows: int, steps: int, limit_mb: float = MEMORY_LIMIT_MB) -> None:
+def check(spec: StackSpec, rows: int, steps: int, limit_mb: float = MEMORY_LIMIT_MB, *,
+          custom_shape: Callable[[LayerSpec, tuple], tuple | None] | None = None) -> None:
     """Raises StackError when the run would need more than `limit_mb`."""
-    estimate = estimate_mb(spec, rows, steps)
+    estimate = estimate_mb(spec, rows, steps, custom_shape=custom_shape)
     if estimate > limit_mb:
         raise StackError(f"this batch needs about {estimate:,.0f} MB ({rows} sequences × {steps} steps), over "
                          f"the limit of {limit_mb:,.0f} MB: shorten the sequences, set maxlen or lower the units")

@@ -214,7 +214,8 @@ class Engine:
         if spec.input.kind == "words":
             from .vocabulary import encode
             parsed, vocabulary = encode(parsed, spec.input.vocab_size)
-        memory.check(spec, *memory.batch_size(spec, parsed.lengths), self.memory_limit_mb)  # before building
+        memory.check(spec, *memory.batch_size(spec, parsed.lengths), self.memory_limit_mb,  # before building
+                     custom_shape=_custom_shape if spec.has_custom() else None)
         chosen = backend.resolve_device(device)
         built = self.built_for(spec)
         fixed = built.time_fixed
@@ -492,3 +493,9 @@ def _place(target: np.ndarray, value: np.ndarray, rows: np.ndarray, offset: int 
             raise StackError("this stack's output shape changes with the number of timesteps, so pieces of "
                              "different lengths cannot be combined: use pad mode")
         target[rows] = value
+
+
+def _custom_shape(layer, shape: tuple) -> tuple | None:
+    backend.load()
+    from .layers import custom_output_shape
+    return custom_output_shape(layer, shape)

@@ -10,11 +10,11 @@ import json
 import math
 import re
 import os
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from . import output_file
 from .errors import SpecError
 from .registry import ACTIVATIONS, MAX_UNITS, MERGE_MODES  # noqa: F401  (re-exported: callers read them here)
 from .registry import TYPES, choice as _choice, number as _number, positive_int as _positive_int, show as _show
@@ -391,16 +391,35 @@ def dumps(spec: StackSpec) -> str:
     return json.dumps(to_dict(spec, weights=True), indent=2) + "\n"
 
 
+MAX_JSON_DEPTH = 100    # a stack nests 5 levels, a Keras model's config about 30
+
+
+def check_depth(data, limit: int = MAX_JSON_DEPTH) -> bool:
+    """False when parsed JSON nests deeper than `limit` (checked without recursion, so nothing later recurses
+    deeper than Python allows)."""
+    pending = [(data, 0)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > limit:
+            return False
+        if isinstance(node, (dict, list)):
+            pending += [(value, depth + 1) for value in (node.values() if isinstance(node, dict) else node)]
+    return True
+
+
 def loads(text: str, source: str = "stack") -> StackSpec:
+    too_deep = SpecError("", f"{source} is nested deeper than {MAX_JSON_DEPTH} levels, which no stack document is")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
         raise SpecError("", f"{source} is not valid JSON: {error.msg} at line {error.lineno}, "
                             f"column {error.colno}") from None
     except RecursionError:
-        raise SpecError("", f"{source} is nested too deeply to be a stack document") from None
+        raise too_deep from None
     except ValueError as error:  # e.g. an integer with more digits than Python converts
         raise SpecError("", f"{source} is not valid JSON: {error}") from None
+    if not check_depth(data):
+        raise too_deep
     return from_dict(data)
 
 
@@ -411,32 +430,19 @@ def load(path: str | os.PathLike) -> StackSpec:
     except OSError as error:
         raise SpecError("", f"cannot read {path}: {error.strerror or error}") from None
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")   # a byte-order mark, as some editors write, is dropped
     except UnicodeDecodeError:
         raise SpecError("", f"{path} is not a UTF-8 text file") from None
     return loads(text, str(path))
 
 
 def save(spec: StackSpec, path: str | os.PathLike) -> None:
-    """Writes atomically: a temporary file beside the target, then a rename."""
+    """Writes atomically (see output_file)."""
     write_text_atomic(Path(path), dumps(spec))
+
+
+write_bytes_atomic = output_file.write_bytes
 
 
 def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """A temporary file beside the target, flushed to disk, then renamed over it."""
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -194,7 +194,7 @@ class Trainer:
         self.objective = objective_for(built)
         labels = targets(parsed, self.objective)
         layout = sequences.layout(parsed, spec.batching, fixed_length=built.time_fixed is not None)
-        needed = estimate_mb(spec, *layout.batch.shape[:2]) * 2   # the backward pass keeps the activations
+        needed = estimate_mb(spec, *layout.batch.shape[:2], training=True)
         if needed > engine.memory_limit_mb:
             raise StackError(f"training on this batch needs about {needed:,.0f} MB ({layout.batch.shape[0]} sequences "
                              f"× {layout.batch.shape[1]} steps), over the limit of {engine.memory_limit_mb:,.0f} MB: "

@@ -31,6 +31,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog, QWidget
 
+from ..core import output_file
 from ..core.diagnose import format_shape
 from ..session import Session
 
@@ -73,10 +74,11 @@ def _number(value) -> str:
 
 def write_csv(result: RunResult, path: str | Path) -> Path:
     path = Path(path)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(CSV_HEADER)
-        writer.writerows(csv_rows(result))
+    table = io.StringIO(newline="")
+    writer = csv.writer(table)
+    writer.writerow(CSV_HEADER)
+    writer.writerows(csv_rows(result))
+    output_file.write_bytes(path, table.getvalue().encode("utf-8"))
     return path
 
 
@@ -88,7 +90,7 @@ def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
     path = Path(path)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    path.write_bytes(buffer.getvalue())
+    output_file.write_bytes(path, buffer.getvalue())
     return path
 
 
@@ -188,7 +190,7 @@ class Exporter(QObject):
         if target is None:
             return None
         try:
-            self.plots.export_plot(name, target)
+            output_file.write_file(target, lambda temporary: self.plots.export_plot(name, temporary))
         except (ValueError, OSError) as error:
             self._fail(f"cannot export the {name} plot: {error}")
             return None
@@ -250,7 +252,7 @@ class Exporter(QObject):
         if target is None:
             return None
         try:
-            target.write_text(shapes_markdown(result), encoding="utf-8")
+            output_file.write_bytes(target, shapes_markdown(result).encode("utf-8"))
         except OSError as error:
             self._fail(f"cannot write {target}: {error.strerror or error}")
             return None

@@ -21,17 +21,15 @@ Every question is a replaceable callable, so tests answer them: `ask_unsaved(nam
 
 from __future__ import annotations
 
-import json
-import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QWidget
 
 from ..core import presets
-from ..core.errors import SequenceError, SpecError
+from ..core.errors import ExplorerError, SequenceError, SpecError
 from ..core.spec import StackSpec, from_dict, to_dict
 from ..session import Session
 from . import settings as prefs
@@ -69,27 +67,13 @@ def window_title(source: str | None, spec_title: str | None, modified: bool) -> 
 
 
 def keras_expressions(path: str | Path) -> list[str]:
-    """The custom expressions inside a .keras file's config, read without loading anything."""
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("class_name") == "CustomExpression":
-                expression = (node.get("config") or {}).get("expression")
-                if isinstance(expression, str) and expression not in found:
-                    found.append(expression)
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
+    """The custom expressions that Keras would build from a .keras file's config, read without loading it."""
+    from ..core import keras_archive
     try:
-        with zipfile.ZipFile(path) as archive:
-            walk(json.loads(archive.read("config.json")))
-    except (OSError, zipfile.BadZipFile, KeyError, ValueError):
-        pass
-    return found
+        found = keras_archive.classes(keras_archive.read_config(path))
+    except ExplorerError:
+        return []
+    return list(dict.fromkeys(found.expressions.values()))
 
 
 def new_document() -> StackSpec:

@@ -304,7 +304,11 @@ class MainWindow(QMainWindow):
         session.say("leak check: running each sequence alone…")
 
     def copy_code(self) -> None:
-        self.runs.submit("code", spec=self.session.spec())
+        spec = self.session.spec()
+        if not self.session.trust.ensure(spec, ask_again=True):   # the script runs the expressions as code
+            self.session.say("Copy as code: not copied, the custom expressions are not trusted")
+            return
+        self.runs.submit("code", spec=spec)
 
     def _backend_picked(self, _index: int) -> None:
         """Restarts the engine with another Keras backend; its devices replace these."""

@@ -52,6 +52,17 @@ def session_files(directory: Path, pid: int) -> tuple[Path, Path]:
     return directory / f"{PREFIX}{pid}{SUFFIX}", directory / f"{PREFIX}{pid}.json"
 
 
+def process_started(pid: int) -> str | None:
+    """When process `pid` started (Linux: clock ticks since boot, /proc/PID/stat field 22), None where unknown:
+    a live pid whose start differs from the one an autosave recorded belongs to another process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2:].split()     # after the command name, which may hold spaces
+    return fields[19] if len(fields) > 19 else None
+
+
 def process_alive(pid: int) -> bool:
     if pid <= 0:
         return False
@@ -126,7 +137,7 @@ def crashed_sessions(directory: Path | None = None) -> list[Recovered]:
         if not number.isdigit():
             continue
         pid = int(number)
-        if pid == os.getpid() or process_alive(pid):
+        if pid == os.getpid():
             continue
         meta_path = session_files(directory, pid)[1]
         meta: dict = {}
@@ -136,6 +147,9 @@ def crashed_sessions(directory: Path | None = None) -> list[Recovered]:
                 meta = {}
         except (OSError, ValueError):
             pass
+        started = process_started(pid)
+        if process_alive(pid) and (started is None or meta.get("started") in (None, started)):
+            continue
         try:
             saved_at = float(meta.get("saved_at") or path.stat().st_mtime)
         except (OSError, TypeError, ValueError):
@@ -182,8 +196,8 @@ class Autosaver(QObject):
             self._remove_files()
             return False
         source = self.session.source
-        meta = {"format": META_FORMAT, "version": 1, "pid": os.getpid(), "saved_at": time.time(),
-                "source": source}
+        meta = {"format": META_FORMAT, "version": 1, "pid": os.getpid(), "started": process_started(os.getpid()),
+                "saved_at": time.time(), "source": source}
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             write_text_atomic(self.path, dumps(self.session.document))

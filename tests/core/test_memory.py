@@ -25,3 +25,16 @@ def test_an_oversized_batch_is_refused_with_the_estimate_and_the_limit():
     with pytest.raises(memory.StackError, match=r"500 sequences × 300 steps\), over the limit of 2,048 MB"):
         memory.check(spec, 500, 300)
     memory.check(spec, 3, 7)
+
+
+def test_a_large_vocabulary_and_a_growing_custom_layer_are_refused_before_anything_is_built(engine):
+    from explorer.core.spec import from_dict
+    vocabulary = from_dict({"input": {"kind": "tokens", "vocab_size": 10_000_000},
+                            "layers": [{"type": "embedding", "output_dim": 48}, {"type": "global_average_pooling"}]})
+    with pytest.raises(memory.StackError, match="over the limit"):
+        engine.run(vocabulary, "1 2 3\n")
+    tile = from_dict({"input": {"kind": "features", "features": 4},
+                      "layers": [{"type": "custom", "expression": "ops.tile(x, (1, 1, 3000))"}]})
+    line = "0.1 0.2 0.3 0.4; " * 499 + "0 0 0 0"
+    with pytest.raises(memory.StackError, match="over the limit"):   # 2.4 GB of output: the dry run sees it
+        engine.run(tile, "\n".join([line] * 100), trust=True)

@@ -4,6 +4,7 @@ CSV table, the shapes table as Markdown (a file and the clipboard). Paths are gi
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -167,3 +168,26 @@ def test_a_cancelled_file_dialog_writes_nothing(win, tmp_path):
     assert win.menus.exporter.export_csv() is None
     assert win.menus.exporter.export_plot("mask", "svg") is None
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("writer", ["npz", "csv"])
+def test_an_export_on_a_full_disk_keeps_the_old_file(tmp_path, monkeypatch, writer):
+    from explorer.qt import exports
+    old = tmp_path / f"run.{writer}"
+    old.write_bytes(b"the old export")
+    real_write = Path.write_bytes
+
+    def full_disk(self, data):
+        real_write(self, data[:10])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    with pytest.raises(OSError):
+        if writer == "npz":
+            exports.write_npz(old, {"a": np.zeros(1000)})
+        else:
+            class Empty:
+                mask, lines, layers = np.zeros((0, 0)), [], []
+            exports.write_csv(Empty(), old)
+    monkeypatch.undo()
+    assert old.read_bytes() == b"the old export" and [p.name for p in tmp_path.iterdir()] == [old.name]

@@ -219,10 +219,12 @@ BAD_FILES = {
     "future version": json.dumps({"format": "rnn-shape-explorer/stack", "version": 99, "layers": []}).encode(),
     "invalid layer": json.dumps({"layers": [{"type": "lstm", "units": -3}]}).encode(),
     "not an object": b"[1, 2, 3]",
+    "nested title": b'{"title": ' + b"[" * 985 + b"]" * 985 + b"}",
 }
 EXPECTED = {"truncated": "is not valid JSON", "not JSON": "is not valid JSON", "binary": "not a UTF-8 text file",
             "wrong format": 'format: must be "rnn-shape-explorer/stack"', "future version": "newer explorer",
-            "invalid layer": "layers[0].units", "not an object": "must be an object"}
+            "invalid layer": "layers[0].units", "not an object": "must be an object",
+            "nested title": "nested deeper than 100 levels"}
 
 
 @pytest.mark.parametrize("kind", sorted(BAD_FILES))

@@ -113,6 +113,26 @@ def test_sessions_of_running_explorers_are_not_offered(state):
     assert [session.pid for session in crashed_sessions(folder)] == [alive.pid]
 
 
+def test_an_autosave_whose_pid_now_belongs_to_another_process_is_offered(state):
+    """The explorer that wrote it died and its pid went to another program: the start times differ."""
+    folder = state / "recovery"
+    folder.mkdir(parents=True)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        stack, meta = session_files(folder, other.pid)
+        save(load_preset("average_pooling"), stack)
+        started = recovery.process_started(other.pid)
+        if started is None:
+            pytest.skip("no /proc on this system: a live pid counts as the explorer that wrote it")
+        meta.write_text(json.dumps({"pid": other.pid, "started": started, "saved_at": time.time()}))
+        assert crashed_sessions(folder) == []                      # the writer itself, still running
+        meta.write_text(json.dumps({"pid": other.pid, "started": str(int(started) - 1), "saved_at": time.time()}))
+        assert [session.pid for session in crashed_sessions(folder)] == [other.pid]
+    finally:
+        other.kill()
+        other.wait()
+
+
 def test_restore_and_discard(make_window, qtbot, state, tmp_path):
     folder = state / "recovery"
     folder.mkdir(parents=True)

@@ -354,6 +354,18 @@ def test_copy_as_code_puts_a_keras_script_on_the_clipboard(win, qtbot):
     assert "clipboard" in win.session.status_text
 
 
+def test_copy_as_code_of_an_untrusted_custom_expression_asks_first(make_window, qtbot):
+    from PySide6.QtGui import QGuiApplication
+    win = make_window(load_preset("time_average_custom"), trusted=False, source="untrusted.stack.json")
+    QGuiApplication.clipboard().setText("")
+    win.code_action.trigger()                           # declined: nothing is copied
+    assert win.questions.trust_asked and "not trusted" in win.session.status_text
+    assert QGuiApplication.clipboard().text() == ""
+    win.questions.trust_answer = True
+    win.code_action.trigger()
+    qtbot.waitUntil(lambda: "expression_tree(" in QGuiApplication.clipboard().text(), timeout=RUN_TIMEOUT_MS)
+
+
 def test_words_input_builds_its_vocabulary_from_the_text(win, qtbot):
     win.sequence_editor.pad_value_spin.setValue(3)
     settle(qtbot, win)

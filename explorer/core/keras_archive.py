@@ -1,0 +1,162 @@
+"""A `.keras` archive read as untrusted input, without Keras: its members' sizes checked from the zip directory
+before anything is read, its config.json parsed with bounded nesting, and every class Keras would build from it
+found the way Keras finds it (by `registered_name` first, then `module` and `class_name`)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import SpecError, StackError, TrustError
+from .expression import check_expression
+from .memory import MEMORY_LIMIT_MB
+from .spec import MAX_JSON_DEPTH, check_depth
+
+CONFIG = "config.json"
+CONFIG_LIMIT = 32 * 2**20          # far above any recurrent model's config
+MEMBER_LIMIT = MEMORY_LIMIT_MB * 2**20
+BOMB_RATIO = 100                    # weights of trained floats barely compress; a 100:1 member is a bomb
+BOMB_FLOOR = 2**20                  # … above this size
+OWN_PACKAGE = "rnn_explorer"        # layers.PACKAGE, without importing Keras
+OWN_CLASSES = frozenset({"MaskedMeanPooling", "TimeAverage", "LastTimestep", "AttentionPooling", "CustomExpression"})
+CODE_CLASS = "CustomExpression"     # the one class whose config holds code (an expression)
+KERAS_PACKAGES = ("keras",)
+
+
+@dataclass
+class Classes:
+    """What Keras would build from a config: the custom expressions (layer → expression) and the classes it
+    does not know (class → the layers using them)."""
+    expressions: dict[str, str] = field(default_factory=dict)
+    unknown: dict[str, list[str]] = field(default_factory=dict)
+
+
+def read_config(path: str | Path) -> dict:
+    """The archive's config.json, refused (SpecError, one sentence) when the file is no model archive, when a
+    member would unpack to more than the limits allow, or when the JSON nests deeper than a model's can."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # zipfile warns about odd member names; the sizes decide here
+            with zipfile.ZipFile(path) as archive:
+                check_members(archive, path.name)
+                try:
+                    with archive.open(CONFIG) as member:
+                        raw = member.read(CONFIG_LIMIT + 1)
+                except KeyError:
+                    raise SpecError("", f"{path.name} is not a .keras model file (it holds no {CONFIG})") from None
+    except FileNotFoundError:
+        raise SpecError("", f"cannot read {path}: no such file") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError) as error:
+        raise SpecError("", f"{path.name} is not a .keras model file ({error})") from None
+    try:
+        config = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise SpecError("", f"{path.name} is not a .keras model file ({CONFIG}: {error})") from None
+    except RecursionError:
+        config = None
+    if config is None or not check_depth(config):
+        raise SpecError("", f"{path.name}: {CONFIG} is nested deeper than {MAX_JSON_DEPTH} levels, more than any model "
+                            "needs: the file is damaged or hostile")
+    if not isinstance(config, dict):
+        raise SpecError("", f"{path.name} is not a .keras model file ({CONFIG} holds no model)")
+    return config
+
+
+def check_members(archive: zipfile.ZipFile, name: str) -> None:
+    """Refuses an archive whose directory announces a member larger than the limits, or one that unpacks to
+    far more than it takes in the file (a zip bomb), before any member is read."""
+    total = 0
+    for info in archive.infolist():
+        total += info.file_size
+        limit = CONFIG_LIMIT if info.filename == CONFIG else MEMBER_LIMIT
+        bomb = info.file_size > BOMB_FLOOR and info.file_size > BOMB_RATIO * max(info.compress_size, 1)
+        if info.file_size > limit or bomb or total > MEMBER_LIMIT:
+            raise SpecError("", f"{name}: the member {info.filename!r} unpacks to {info.file_size / 2**20:,.0f} MB "
+                                f"from {info.compress_size / 2**20:,.1f} MB, over the limit of "
+                                f"{limit / 2**20:,.0f} MB (or {BOMB_RATIO}:1): the file is damaged or hostile")
+
+
+def classes(config) -> Classes:
+    """Every object Keras would deserialize from `config` (nested models and wrapped layers included), each
+    named by the layer it belongs to. Depth-bounded by read_config, walked without recursion."""
+    found = Classes()
+    pending = [(config, "the model")]
+    while pending:
+        node, layer = pending.pop()
+        if isinstance(node, list):
+            pending += [(value, layer) for value in node]
+            continue
+        if not isinstance(node, dict):
+            continue
+        inner = node.get("config")
+        if isinstance(node.get("class_name"), str) and "config" in node:
+            if isinstance(inner, dict) and isinstance(inner.get("name"), str):
+                layer = inner["name"]
+            built = _built_class(node)
+            if built == CODE_CLASS:
+                expression = inner.get("expression") if isinstance(inner, dict) else None
+                found.expressions[layer] = expression if isinstance(expression, str) else repr(expression)
+            elif built is None:
+                label = _label(node)
+                if layer not in found.unknown.setdefault(label, []):
+                    found.unknown[label].append(layer)
+        # compile_config (optimizer, loss, metrics) is never built: models load with compile=False
+        pending += [(value, layer) for key, value in node.items() if key != "compile_config"]
+    return found
+
+
+def _built_class(node: dict) -> str | None:
+    """The explorer's or Keras's class that Keras builds for this object, '' for a plain value, or None when
+    neither would: registered_name wins over class_name in Keras, so every name it might look up counts."""
+    class_name = node["class_name"]
+    if class_name.startswith("__") and class_name.endswith("__"):
+        return None if class_name == "__lambda__" else ""    # tensors, slices …; a lambda is code
+    looked_up = node["config"] if class_name == "function" else node.get("registered_name", class_name)
+    names = {name for name in (class_name, node.get("registered_name"), looked_up) if isinstance(name, str)}
+    own = {name.split(">", 1)[1] for name in names if name.startswith(OWN_PACKAGE + ">")}
+    if CODE_CLASS in own or CODE_CLASS in names:
+        return CODE_CLASS
+    if own and own <= OWN_CLASSES and all(">" not in name or name.split(">", 1)[1] in own for name in names):
+        return own.pop()
+    if any(">" in name for name in names):
+        return None
+    module = node.get("module")
+    keras_module = isinstance(module, str) and module.split(".", 1)[0] in KERAS_PACKAGES
+    if class_name == "function":
+        return "" if module == "builtins" or keras_module else None
+    if keras_module and node.get("registered_name") in (None, class_name):
+        return class_name
+    return None
+
+
+def _label(node: dict) -> str:
+    """The class as the file names it: `registered_name` when it says more than `class_name`."""
+    if node["class_name"] == "__lambda__":
+        return "__lambda__ (Python code saved with a Lambda layer)"
+    names = [node.get("registered_name"), node["class_name"]]
+    name = next(n for n in names if isinstance(n, str))
+    return repr(node["config"])[:80] if name == "function" else name[:200]
+
+
+def check_classes(path: Path, found: Classes, *, trust: bool) -> None:
+    """Refuses, before Keras builds anything, a class it does not know and a custom expression the user has not
+    trusted (or that the expression check refuses)."""
+    unknown = found.unknown
+    if unknown:
+        named = "; ".join(f"{label} (used by {', '.join(layers[:5])}{' …' if len(layers) > 5 else ''})"
+                          for label, layers in list(unknown.items())[:5])
+        raise StackError(f"{path.name} uses classes that neither Keras nor the explorer knows: {named}. If they come "
+                         "from your own code, load them with --custom-objects FILE.py --trust")
+    if found.expressions and not trust:
+        layers = ", ".join(list(found.expressions)[:5])
+        raise TrustError(f"{path.name} holds custom expressions, which run as code (layers {layers}): open it only "
+                         "if you trust its source (--trust; the window asks)")
+    for layer, expression in found.expressions.items():
+        try:
+            check_expression(expression)
+        except StackError as error:
+            raise StackError(f"{path.name}, layer {layer}: {error.message}") from None
