@@ -25,7 +25,7 @@ from ..core.errors import strip_ansi
 from .settings import state_dir
 
 if TYPE_CHECKING:
-    from ..engine.requests import Reply
+    from ..requests import Reply
     from .main_window import MainWindow
 
 LOG_FILE = "explorer.log"
@@ -105,7 +105,7 @@ class ErrorReporter(QObject):
 
     def watch(self, window: MainWindow) -> None:
         """Shows the engine's internal errors (bugs caught there) of `window` too."""
-        window.replied.connect(self._reply, Qt.ConnectionType.QueuedConnection)
+        window.runs.requests.internal.connect(self._reply)
 
     def _reply(self, reply: Reply) -> None:
         if reply.internal:

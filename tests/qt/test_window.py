@@ -13,7 +13,7 @@ from explorer.core.presets import load_preset
 from explorer.engine.requests import Reply
 from seen import card_messages, grid_size, grid_text, padded_cells, shapes_warnings, underlined
 from explorer.qt.main_window import MainWindow
-from explorer.qt.runs import LOADING
+from explorer.requests import LOADING
 
 RUN_TIMEOUT_MS = 60_000
 
@@ -220,8 +220,8 @@ def test_stale_replies_are_dropped(win, qtbot):
     dropped = win.runs.dropped_replies
     old = Reply(win.last_reply.id - 1, "run", value=shown)          # an answer to an older request
     old.value = type(shown)(**{**shown.__dict__, "layers": shown.layers[:1]})
-    win.replied.emit(old)
-    qtbot.waitUntil(lambda: win.runs.dropped_replies == dropped + 1)
+    win.runs.runner._run_arrived(old)
+    assert win.runs.dropped_replies == dropped + 1
     assert win.session.result is shown and win.shapes.table.rowCount() == 4
 
 
