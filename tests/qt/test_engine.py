@@ -112,3 +112,118 @@ def test_the_backend_choice_restarts_the_engine_on_that_backend(make_window, qtb
         assert win.session.result.layers[-1].output.shape == before.shape and client.pid is not None
     finally:
         client.restart(None)
+
+
+class GatedEngine:
+    """An in-process engine whose runs wait at a gate while it is closed (a cancel still stops them)."""
+
+    def __new__(cls):
+        import threading
+
+        from explorer.core.run import Engine
+
+        class Gated(Engine):
+            def run(self, spec, text=None, **kwargs):
+                while not self.gate.wait(0.05):
+                    self.waiting.set()
+                    kwargs["check_cancel"]()
+                return super().run(spec, text, **kwargs)
+
+        made = Gated()
+        made.gate, made.waiting = threading.Event(), threading.Event()
+        made.gate.set()
+        return made
+
+
+def test_esc_answers_the_training_chunk_and_the_export_queued_behind_the_run(make_window, qtbot, tmp_path,
+                                                                            monkeypatch):
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    from explorer.core.presets import load_preset
+    from explorer.engine.local import LocalChannel
+    from explorer.qt import training_panel
+    monkeypatch.setattr(training_panel, "CHUNK_SECONDS", 0.0)
+    engine = GatedEngine()
+    win = make_window(load_preset("train_attention_on_7"), source="preset:train_attention_on_7",
+                      make_service=lambda on_reply, on_progress: LocalChannel(on_reply, on_progress, engine=engine,
+                                                                              paused=True))
+    qtbot.waitUntil(lambda: win.settled and win.session.result is not None, timeout=RUN_TIMEOUT_MS)
+    engine.gate.clear()
+    win.run_now()                                          # this run waits in the engine …
+    qtbot.waitUntil(engine.waiting.is_set, timeout=RUN_TIMEOUT_MS)
+    win.training.steps_spin.setValue(2)
+    win.training.train()                                   # … while a training chunk …
+    exported = []
+    win.files.exported.connect(exported.append)
+    target = tmp_path / "model.keras"
+    assert win.files.export_keras(str(target))             # … and an export wait behind it
+    win.activateWindow()
+    QTest.keyClick(win, Qt.Key.Key_Escape)
+    assert win.session.status_text == "cancelled"
+    engine.gate.set()
+    qtbot.waitUntil(lambda: bool(exported) and not win.training.running and win.settled, timeout=RUN_TIMEOUT_MS)
+    assert exported[0].ok and target.exists()
+    assert len(win.training.curve_loss) == 2               # both steps trained: nothing was dropped
+
+
+def test_engine_deaths_answer_every_run_and_restart_engine_brings_runs_back(make_window, qtbot):
+    """Five deaths in a row: the first with the run in flight (it is sent again once), the others while the new
+    engines load Keras. After the restart limit the window says what to do and offers Restart engine (on the
+    message and in the Run menu); the window is never stuck, and the dead engines' blocks are gone."""
+    from explorer.engine import shared
+    win = make_window()
+    qtbot.waitUntil(lambda: win.settled and bool(win.session.devices), timeout=RUN_TIMEOUT_MS)
+    client = win.runs.requests.client
+    finished = []
+    win.runFinished.connect(finished.append)
+    dead = []
+    try:
+        def kill() -> None:
+            pid = client.pid
+            os.kill(pid, 9)
+            dead.append(pid)
+            qtbot.waitUntil(lambda: client.pid != pid or client.failure is not None, timeout=RUN_TIMEOUT_MS)
+
+        win.run_now()
+        qtbot.waitUntil(lambda: win.runs.service.busy, timeout=RUN_TIMEOUT_MS)
+        for _ in range(3):
+            kill()
+        qtbot.waitUntil(lambda: win.settled, timeout=RUN_TIMEOUT_MS)          # answered: never stuck
+        assert not finished[-1].ok and "Restart engine" in finished[-1].error
+        box = win._engine_box
+        qtbot.waitUntil(lambda: box is not None and box.isVisible())
+        assert "Restart engine" in box.text() and "unchanged" in box.text()
+        [restart] = [b for b in box.buttons() if b.text() == "Restart engine"]
+        restart.click()                                                   # the button on the message
+        qtbot.waitUntil(lambda: not win.settled)
+        for _ in range(2):
+            kill()
+        qtbot.waitUntil(lambda: win.settled, timeout=3 * RUN_TIMEOUT_MS)
+        assert win.last_reply.ok and win.session.state.current               # runs are back
+        for pid in dead:
+            assert not [n for n in os.listdir(shared.SHM_DIR) if n.startswith(shared.prefix(pid))]
+        assert "Restart engine" in [a.text() for a in win.menus.restart_engine_action.associatedObjects()[0].actions()]
+        win.menus.restart_engine_action.trigger()                          # the Run menu's action works too
+        qtbot.waitUntil(lambda: win.settled and win.last_reply.ok, timeout=RUN_TIMEOUT_MS)
+    finally:
+        if client.failure is not None:
+            client.restart(None)
+
+
+def test_ctrl_c_in_the_terminal_closes_the_window_as_quit_does(make_window, qtbot):
+    import signal
+
+    from explorer.qt.app import quit_on_interrupt
+    win = make_window(source=None)
+    asked = []
+    win.files.ask_unsaved = lambda name: asked.append(name) or "discard"
+    win.session.set_text("1 2 3\n")                         # unsaved work: asked about, as Quit asks
+    watch = quit_on_interrupt(win)
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        qtbot.waitUntil(lambda: not win.isVisible(), timeout=5000)
+    finally:
+        watch.stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    assert asked

@@ -44,7 +44,7 @@ def test_a_slot_that_raises_is_logged_and_shown_and_the_next_run_works(make_wind
     def broken(asked=True):
         raise RuntimeError("a bug in a slot, on purpose")
 
-    monkeypatch.setattr(win.runs, "run_now", broken)  # the live-run timer's slot calls it
+    monkeypatch.setattr(win.runs.runner, "run_now", broken)  # the scheduled run calls it
     win.stack_editor.card("lstm_1").param_widget("units").setValue(20)
     qtbot.waitUntil(lambda: "a bug in a slot" in win.session.status_text, timeout=5000)
     assert win.session.status_text.startswith("internal error (RuntimeError): a bug in a slot, on purpose")
@@ -76,7 +76,8 @@ def test_an_internal_error_in_the_engine_is_shown_and_the_engine_goes_on(make_wi
     settle(qtbot, win)
     reporter.watch(win)
 
-    win.runs.submit("probe")             # a request kind without a task: a bug, caught in the engine
+    from explorer.requests import Kind, NoPayload
+    win.runs.submit(Kind("probe", NoPayload, "nothing"))   # a request kind without a task: a bug, caught in the engine
     qtbot.waitUntil(lambda: any("no task for requests of kind 'probe'" in m for m in reporter.messages),
                     timeout=RUN_TIMEOUT_MS)
     assert "internal error (KeyError)" in win.session.status_text and str(reporter.log_path) in win.session.status_text
