@@ -22,6 +22,7 @@ import atexit
 import itertools
 import logging
 import multiprocessing
+import queue
 import signal
 import threading
 import time
@@ -101,6 +102,7 @@ class EngineClient:
         self._generation = 0
         self._process = None
         self._connection = None
+        self._outbox: queue.SimpleQueue | None = None     # what the writer thread sends to the current engine
         self._closed = False
         self._blocks: set[str] = set()   # shared blocks of the current engine: unlinked here if it dies
         self._start()
@@ -117,23 +119,38 @@ class EngineClient:
         theirs.close()
         self._generation += 1
         self._process, self._connection, self._ready = process, ours, False
+        self._outbox = queue.SimpleQueue()
         self._stalled = False
         self.pid = process.pid
         threading.Thread(target=self._read, args=(process, ours, self._generation), name="engine-replies",
                          daemon=True).start()
+        threading.Thread(target=self._write, args=(ours, self._outbox), name="engine-requests",
+                         daemon=True).start()
+
+    @staticmethod
+    def _write(connection, outbox: queue.SimpleQueue) -> None:
+        """Sends the messages of one engine in order, off the caller's thread: a stopped engine whose pipe is
+        full blocks this thread only, until the heartbeat kills it."""
+        while (message := outbox.get()) is not None:
+            try:
+                connection.send(message)
+            except OSError:       # the engine is gone: its reader answers what was in flight
+                return
+
+    def _send(self, message) -> None:
+        if self._outbox is not None:
+            self._outbox.put(message)
 
     def _stop_process(self, *, wait: bool) -> None:
-        process, connection = self._process, self._connection
+        process, connection, outbox = self._process, self._connection, self._outbox
         self._generation += 1           # its reader now ignores what it sees
-        self._process = self._connection = None
+        self._process = self._connection = self._outbox = None
         if process is None:
             return
         if wait:
-            try:
-                connection.send(("stop",))
-            except OSError:
-                pass
+            outbox.put(("stop",))
             process.join(STOP_TIMEOUT_S)
+        outbox.put(None)
         if process.is_alive():
             process.kill()
             process.join(STOP_TIMEOUT_S)
@@ -202,10 +219,7 @@ class EngineClient:
         released = []
         while shared.RELEASED:
             released.append(shared.RELEASED.popleft())
-        try:
-            self._connection.send(("run", pending.id, pending.request, released))
-        except OSError:
-            pass        # the engine is dying: its reader answers the request
+        self._send(("run", pending.id, pending.request, released))
 
     def _cancel(self, channel: Channel) -> None:
         with self._lock:
@@ -213,15 +227,10 @@ class EngineClient:
             flight = self._flight
             if flight is not None and flight.channel is channel and not flight.cancelled:
                 flight.cancelled = True
-                try:
-                    self._connection.send(("cancel", flight.id))
-                except OSError:
-                    pass
-                else:
-                    timer = threading.Timer(self.cancel_grace_s, self._cancel_overdue,
-                                            (self._generation, flight.id))
-                    timer.daemon = True
-                    timer.start()
+                self._send(("cancel", flight.id))
+                timer = threading.Timer(self.cancel_grace_s, self._cancel_overdue, (self._generation, flight.id))
+                timer.daemon = True
+                timer.start()
         for pending in dropped:
             channel._deliver(Reply(pending.id, pending.request.kind, cancelled=True))
 
@@ -247,12 +256,9 @@ class EngineClient:
                 if time.monotonic() - self._last_sign > self.stall_s:
                     log.warning("the engine has not answered for %.0f s: replacing it", self.stall_s)
                     self._stalled = True
-                    self._process.kill()
-                    continue
-                try:
-                    self._connection.send(("ping",))
-                except OSError:
-                    pass
+                    self._process.kill()        # its reader reports the death
+                else:
+                    self._send(("ping",))
 
     def _busy(self, channel: Channel) -> bool:
         flight = self._flight

@@ -252,6 +252,16 @@ def test_a_stopped_engine_is_replaced_after_the_heartbeat_bound(make_layer, loop
     reply = answers.one(run)
     assert reply.ok and reply.value.layers[-1].output.shape == (200, 300, 5) and engine.pid != stopped
     assert any("stopped answering" in text for text, _ in layer.notices)
+    # stopped while idle: the next request (bigger than the pipe's buffer) waits in the writer, not the host
+    loop.run_until(lambda: engine._ready)
+    idle = engine.pid
+    os.kill(idle, signal.SIGSTOP)
+    try:
+        big = layer.submit(RUN, answers, **run_payload(stack(2, rows=300, steps=600)))
+        loop.run_until(lambda: big.done)
+    finally:
+        os.kill(idle, signal.SIGCONT) if _alive(idle) else None
+    assert answers.one(big).ok and engine.pid not in (idle, stopped)
 
 
 def _alive(pid: int) -> bool:
