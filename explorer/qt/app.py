@@ -79,13 +79,13 @@ def open_window(stack: str | None = None, screenshot: str | None = None, size: t
         if screenshot:
             window = MainWindow(spec, trusted=presets.is_preset(reference), source=reference,
                                 confirm_trust=lambda expressions: False)
-            reporter.watch(window)
+            reporter.watch(window.runs.requests)
             if scale:
                 window.window_layout.set_scale(scale, announce=False)
             return take_screenshot(app, window, screenshot, size=size or WINDOW_SIZE)
         window = MainWindow(spec, trusted=presets.is_preset(reference), source=None if model else reference,
                             settings=open_settings())
-        reporter.watch(window)
+        reporter.watch(window.runs.requests)
         if scale:
             window.window_layout.set_scale(scale)
         if size:
@@ -167,10 +167,10 @@ def take_screenshot(app, window, path: str, timeout_s: float = SCREENSHOT_TIMEOU
         finished.append(reply)
         loop.quit()
 
-    if window.settled and window.last_reply is not None:
-        finished.append(window.last_reply)        # refused before running: nothing to wait for
+    if window.runs.settled and window.runs.last_reply is not None:
+        finished.append(window.runs.last_reply)        # refused before running: nothing to wait for
     else:
-        window.runFinished.connect(done)
+        window.runs.runFinished.connect(done)
         QTimer.singleShot(int(timeout_s * 1000), loop.quit)
         loop.exec()
     try:

@@ -122,19 +122,6 @@ class MainWindow(QMainWindow):
 
     # --- what the rest of the program reads from the window ---
 
-    @property
-    def settled(self) -> bool:
-        """No run scheduled and no reply awaited: what is on screen belongs to the current document."""
-        return self.runs.settled
-
-    @property
-    def last_reply(self):
-        return self.runs.last_reply
-
-    @property
-    def runFinished(self):  # noqa: N802 (a Qt signal)
-        return self.runs.runFinished
-
     def set_status(self, text: str, error: bool = False) -> None:
         self.session.say(text, error)
 

@@ -27,7 +27,7 @@ def test_killing_the_engine_during_a_run_keeps_the_window_and_the_work(make_wind
     old_pid, restarts = client.pid, client.restarts
     said = []
     win.session.events.status.connect(lambda text, error=False: said.append(text))
-    with qtbot.waitSignal(win.runFinished, timeout=3 * RUN_TIMEOUT_MS) as finished:
+    with qtbot.waitSignal(win.runs.runFinished, timeout=3 * RUN_TIMEOUT_MS) as finished:
         os.kill(old_pid, 9)
     assert finished.args[0].ok and client.pid != old_pid             # the new engine ran it, unasked
     lines = [line for line in said if "a new engine is starting" in line]
@@ -37,21 +37,21 @@ def test_killing_the_engine_during_a_run_keeps_the_window_and_the_work(make_wind
     assert to_dict(win.session.document) == document and win.session.text == text     # the session as it was
     assert win.history.stack.count() == undo_steps
     win.sequence_editor.text_edit.setPlainText("1 2 3\n4 5\n")                        # the next run …
-    qtbot.waitUntil(lambda: win.settled, timeout=RUN_TIMEOUT_MS)
-    assert win.last_reply.ok and win.session.result.lengths.tolist() == [3, 2]                 # … the new engine answers
+    qtbot.waitUntil(lambda: win.runs.settled, timeout=RUN_TIMEOUT_MS)
+    assert win.runs.last_reply.ok and win.session.result.lengths.tolist() == [3, 2]                 # … the new engine answers
 
 
 def test_an_oversized_run_is_refused_at_once_without_the_engine(make_window, qtbot):
     win = make_window()
-    qtbot.waitUntil(lambda: win.settled, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: win.runs.settled, timeout=RUN_TIMEOUT_MS)
     sent = win.runs.last_run_id
     win.live_check.setChecked(False)
     lstm = next(card for card in win.stack_editor.cards if card.layer.is_recurrent)
     lstm.param_widget("units").setValue(4096)
     win.sequence_editor.text_edit.setPlainText("\n".join(["5 " * 300] * 500))
     win.run_now(asked=True)
-    assert win.settled and not win.last_reply.ok                      # refused on the spot, no reply awaited
-    assert "500 sequences × 300 steps" in win.session.status_text and "over the limit of 2,048 MB" in win.last_reply.error
+    assert win.runs.settled and not win.runs.last_reply.ok                      # refused on the spot, no reply awaited
+    assert "500 sequences × 300 steps" in win.session.status_text and "over the limit of 2,048 MB" in win.runs.last_reply.error
     assert win.runs.last_run_id == sent                                  # never sent to the engine
 
 
@@ -68,10 +68,10 @@ SCRIPT = textwrap.dedent('''
         window.files.ask_unsaved = lambda name: "discard"
         window.show()
         loop = QEventLoop()
-        window.runFinished.connect(lambda reply: loop.quit())
+        window.runs.runFinished.connect(lambda reply: loop.quit())
         QTimer.singleShot(120_000, loop.quit)
         loop.exec()
-        assert window.last_reply is not None and window.last_reply.ok, window.session.status_text
+        assert window.runs.last_reply is not None and window.runs.last_reply.ok, window.session.status_text
         assert window.session.result.layers[1].output.shape[:2] == (3, 7)
         leaked = sorted(name for name in sys.modules if name.split(".")[0] in ("tensorflow", "keras", "jax", "torch"))
         print("LEAKED", leaked, flush=True)
@@ -100,15 +100,15 @@ def test_the_backend_choice_restarts_the_engine_on_that_backend(make_window, qtb
         import pytest
         pytest.skip("no other Keras backend installed")
     win = make_window()
-    qtbot.waitUntil(lambda: win.settled and bool(win.session.devices), timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: win.runs.settled and bool(win.session.devices), timeout=RUN_TIMEOUT_MS)
     before = win.session.result.layers[-1].output.copy()
     client = win.runs.service.client
     try:
         win.backend_combo.setCurrentIndex(win.backend_combo.findData(others[0]))
         win.backend_combo.activated.emit(win.backend_combo.currentIndex())
-        qtbot.waitUntil(lambda: client.backend_name == others[0] and win.settled and bool(win.session.devices),
+        qtbot.waitUntil(lambda: client.backend_name == others[0] and win.runs.settled and bool(win.session.devices),
                         timeout=RUN_TIMEOUT_MS)
-        assert win.last_reply.ok, win.session.status_text
+        assert win.runs.last_reply.ok, win.session.status_text
         assert win.session.result.layers[-1].output.shape == before.shape and client.pid is not None
     finally:
         client.restart(None)
@@ -148,7 +148,7 @@ def test_esc_answers_the_training_chunk_and_the_export_queued_behind_the_run(mak
     win = make_window(load_preset("train_attention_on_7"), source="preset:train_attention_on_7",
                       make_service=lambda on_reply, on_progress: LocalChannel(on_reply, on_progress, engine=engine,
                                                                               paused=True))
-    qtbot.waitUntil(lambda: win.settled and win.session.result is not None, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: win.runs.settled and win.session.result is not None, timeout=RUN_TIMEOUT_MS)
     engine.gate.clear()
     win.run_now()                                          # this run waits in the engine …
     qtbot.waitUntil(engine.waiting.is_set, timeout=RUN_TIMEOUT_MS)
@@ -162,7 +162,7 @@ def test_esc_answers_the_training_chunk_and_the_export_queued_behind_the_run(mak
     QTest.keyClick(win, Qt.Key.Key_Escape)
     assert win.session.status_text == "cancelled"
     engine.gate.set()
-    qtbot.waitUntil(lambda: bool(exported) and not win.training.running and win.settled, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: bool(exported) and not win.training.running and win.runs.settled, timeout=RUN_TIMEOUT_MS)
     assert exported[0].ok and target.exists()
     assert len(win.training.curve_loss) == 2               # both steps trained: nothing was dropped
 
@@ -172,10 +172,10 @@ def test_engine_deaths_answer_every_run_and_restart_engine_brings_runs_back(make
     message and in the Run menu); the window is never stuck, and the dead engines' blocks are gone."""
     from explorer.engine import shared
     win = make_window()
-    qtbot.waitUntil(lambda: win.settled and bool(win.session.devices), timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: win.runs.settled and bool(win.session.devices), timeout=RUN_TIMEOUT_MS)
     client = win.runs.requests.client
     finished = []
-    win.runFinished.connect(finished.append)
+    win.runs.runFinished.connect(finished.append)
     dead = []
     try:
         def kill() -> None:
@@ -187,23 +187,23 @@ def test_engine_deaths_answer_every_run_and_restart_engine_brings_runs_back(make
         win.run_now()                                     # in flight or still queued: answered either way
         for _ in range(3):
             kill()
-        qtbot.waitUntil(lambda: win.settled, timeout=RUN_TIMEOUT_MS)          # answered: never stuck
+        qtbot.waitUntil(lambda: win.runs.settled, timeout=RUN_TIMEOUT_MS)          # answered: never stuck
         assert not finished[-1].ok and "Restart engine" in finished[-1].error
         box = win._engine_box
         qtbot.waitUntil(lambda: box is not None and box.isVisible())
         assert "Restart engine" in box.text() and "unchanged" in box.text()
         [restart] = [b for b in box.buttons() if b.text() == "Restart engine"]
         restart.click()                                                   # the button on the message
-        qtbot.waitUntil(lambda: not win.settled)
+        qtbot.waitUntil(lambda: not win.runs.settled)
         for _ in range(2):
             kill()
-        qtbot.waitUntil(lambda: win.settled, timeout=3 * RUN_TIMEOUT_MS)
-        assert win.last_reply.ok and win.session.state.current               # runs are back
+        qtbot.waitUntil(lambda: win.runs.settled, timeout=3 * RUN_TIMEOUT_MS)
+        assert win.runs.last_reply.ok and win.session.state.current               # runs are back
         for pid in dead:
             assert not [n for n in os.listdir(shared.SHM_DIR) if n.startswith(shared.prefix(pid))]
         assert "Restart engine" in [a.text() for a in win.menus.restart_engine_action.associatedObjects()[0].actions()]
         win.menus.restart_engine_action.trigger()                          # the Run menu's action works too
-        qtbot.waitUntil(lambda: win.settled and win.last_reply.ok, timeout=RUN_TIMEOUT_MS)
+        qtbot.waitUntil(lambda: win.runs.settled and win.runs.last_reply.ok, timeout=RUN_TIMEOUT_MS)
     finally:
         if client.failure is not None:
             client.restart(None)
