@@ -2,11 +2,14 @@
 
 One EngineClient per application owns the process; each window talks through its own Channel
 (submit / cancel / busy, replies to its callback). Requests wait in the client and go to the engine one at a
-time, so a burst coalesces: of several pending requests of one kind from one channel only the newest runs.
-A reply to a request the channel has cancelled is dropped here. If the engine dies (a crash, the memory
-limit, a kill), the request in flight is answered with what happened, every channel is told in one line, and
-a new engine starts; nothing in the window is touched. A cancel that the engine does not honour within
-CANCEL_GRACE_S (a call that cannot be stopped) kills it and starts a new one.
+time; of several pending requests of one kind from one channel only the newest runs (the older ones are
+answered cancelled). Every request gets exactly one reply: a result, an error or cancelled. If the engine dies
+(a crash, the memory limit, a kill, or a stall: no answer to the heartbeat's ping within `stall_s` while a
+request is in flight), the request in flight is answered with what happened (`Reply.lost`), every channel is
+told in one line, the dead engine's shared blocks are unlinked, and a new engine starts; nothing in the window
+is touched. After MAX_RESTARTS deaths in a row the client gives up: every request is answered with the reason
+until restart(). A cancel that the engine does not honour within CANCEL_GRACE_S (a call that cannot be stopped)
+kills it and starts a new one.
 
 No Qt and no Keras here: callbacks run on the client's reader thread (the window forwards them through
 queued signals). The engine is a `multiprocessing` spawn child, so a script that opens the window must
@@ -19,8 +22,10 @@ import atexit
 import itertools
 import logging
 import multiprocessing
+import queue
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -32,6 +37,8 @@ from .requests import Reply, Request
 log = logging.getLogger(__name__)
 
 CANCEL_GRACE_S = 0.5
+HEARTBEAT_S = 1.0           # while a request is in flight the engine is pinged this often …
+STALL_S = 10.0              # … and replaced when it has not answered for this long
 STOP_TIMEOUT_S = 2.0
 MAX_RESTARTS = 3            # engines that died in a row without answering anything: then give up
 # The engine's data-segment limit: the largest run the estimate allows (MEMORY_LIMIT_MB), what the framework
@@ -72,14 +79,19 @@ class EngineClient:
     TensorFlow)."""
 
     def __init__(self, backend: str | None = None, *, memory_limit_mb: float | None = ENGINE_MEMORY_LIMIT_MB,
-                 cancel_grace_s: float = CANCEL_GRACE_S):
+                 cancel_grace_s: float = CANCEL_GRACE_S, heartbeat_s: float = HEARTBEAT_S,
+                 stall_s: float = STALL_S):
         self.backend = backend
         self.backend_name: str | None = None   # as the engine reports it once loaded
         self.pid: int | None = None
         self.failure: str | None = None        # the engine cannot start (a backend that does not load)
         self.memory_limit_mb = memory_limit_mb
         self.cancel_grace_s = cancel_grace_s
+        self.heartbeat_s, self.stall_s = heartbeat_s, stall_s
         self.restarts = 0
+        self._last_sign = time.monotonic()
+        self._stalled = False
+        self._stopping = threading.Event()
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
         self._channels: list[Channel] = []
@@ -90,9 +102,11 @@ class EngineClient:
         self._generation = 0
         self._process = None
         self._connection = None
+        self._outbox: queue.SimpleQueue | None = None     # what the writer thread sends to the current engine
         self._closed = False
         self._blocks: set[str] = set()   # shared blocks of the current engine: unlinked here if it dies
         self._start()
+        threading.Thread(target=self._heartbeat, name="engine-heartbeat", daemon=True).start()
 
     # --- the process ---
 
@@ -105,22 +119,38 @@ class EngineClient:
         theirs.close()
         self._generation += 1
         self._process, self._connection, self._ready = process, ours, False
+        self._outbox = queue.SimpleQueue()
+        self._stalled = False
         self.pid = process.pid
         threading.Thread(target=self._read, args=(process, ours, self._generation), name="engine-replies",
                          daemon=True).start()
+        threading.Thread(target=self._write, args=(ours, self._outbox), name="engine-requests",
+                         daemon=True).start()
+
+    @staticmethod
+    def _write(connection, outbox: queue.SimpleQueue) -> None:
+        """Sends the messages of one engine in order, off the caller's thread: a stopped engine whose pipe is
+        full blocks this thread only, until the heartbeat kills it."""
+        while (message := outbox.get()) is not None:
+            try:
+                connection.send(message)
+            except OSError:       # the engine is gone: its reader answers what was in flight
+                return
+
+    def _send(self, message) -> None:
+        if self._outbox is not None:
+            self._outbox.put(message)
 
     def _stop_process(self, *, wait: bool) -> None:
-        process, connection = self._process, self._connection
+        process, connection, outbox = self._process, self._connection, self._outbox
         self._generation += 1           # its reader now ignores what it sees
-        self._process = self._connection = None
+        self._process = self._connection = self._outbox = None
         if process is None:
             return
         if wait:
-            try:
-                connection.send(("stop",))
-            except OSError:
-                pass
+            outbox.put(("stop",))
             process.join(STOP_TIMEOUT_S)
+        outbox.put(None)
         if process.is_alive():
             process.kill()
             process.join(STOP_TIMEOUT_S)
@@ -128,10 +158,12 @@ class EngineClient:
         if process.exitcode != 0:       # an engine that did not stop cleanly left its blocks behind
             for name in list(self._blocks):
                 shared.unlink(name)
+            shared.remove_leftovers(process.pid)
         self._blocks = set()
 
     def restart(self, backend: str | None = None) -> None:
-        """A new engine (with another Keras backend); the request in flight is answered as cancelled."""
+        """A new engine (with another Keras backend), also after the client gave up; the request in flight is
+        answered as cancelled."""
         with self._lock:
             self.backend = backend
             self.backend_name, self.failure, self._deaths = None, None, 0
@@ -147,6 +179,7 @@ class EngineClient:
             self._process.kill()
 
     def shutdown(self) -> None:
+        self._stopping.set()
         with self._lock:
             self._closed = True
             self._queue.clear()
@@ -165,13 +198,14 @@ class EngineClient:
         with self._lock:
             request_id = next(self._ids)
             if self.failure is not None:
-                failed = Reply(request_id, request.kind, error=self.failure)
+                answer = Reply(request_id, request.kind, error=self.failure)
             else:
-                failed = None
+                older = self._queue.get((id(channel), request.kind))
+                answer = Reply(older.id, older.request.kind, cancelled=True) if older is not None else None
                 self._queue[(id(channel), request.kind)] = _Pending(request_id, request, channel)
                 self._pump()
-        if failed is not None:
-            channel._deliver(failed)
+        if answer is not None:
+            channel._deliver(answer)
         return request_id
 
     def _pump(self) -> None:
@@ -181,29 +215,24 @@ class EngineClient:
         key = min(self._queue, key=lambda k: self._queue[k].id)
         pending = self._queue.pop(key)
         self._flight = pending
+        self._last_sign = time.monotonic()
         released = []
         while shared.RELEASED:
             released.append(shared.RELEASED.popleft())
-        try:
-            self._connection.send(("run", pending.id, pending.request, released))
-        except OSError:
-            pass        # the engine is dying: its reader answers the request
+        self._send(("run", pending.id, pending.request, released))
 
     def _cancel(self, channel: Channel) -> None:
         with self._lock:
-            for key in [k for k, p in self._queue.items() if p.channel is channel]:
-                del self._queue[key]
+            dropped = [self._queue.pop(k) for k, p in list(self._queue.items()) if p.channel is channel]
             flight = self._flight
-            if flight is None or flight.channel is not channel or flight.cancelled:
-                return
-            flight.cancelled = True
-            try:
-                self._connection.send(("cancel", flight.id))
-            except OSError:
-                return
-            timer = threading.Timer(self.cancel_grace_s, self._cancel_overdue, (self._generation, flight.id))
-            timer.daemon = True
-            timer.start()
+            if flight is not None and flight.channel is channel and not flight.cancelled:
+                flight.cancelled = True
+                self._send(("cancel", flight.id))
+                timer = threading.Timer(self.cancel_grace_s, self._cancel_overdue, (self._generation, flight.id))
+                timer.daemon = True
+                timer.start()
+        for pending in dropped:
+            channel._deliver(Reply(pending.id, pending.request.kind, cancelled=True))
 
     def _cancel_overdue(self, generation: int, request_id: int) -> None:
         """The engine did not stop within the grace time (a call it cannot interrupt): a new engine."""
@@ -217,6 +246,19 @@ class EngineClient:
             self._stop_process(wait=False)
             self._start()
         flight.channel._deliver(Reply(flight.id, flight.request.kind, cancelled=True))
+
+    def _heartbeat(self) -> None:
+        """Pings the engine while a request is in flight; one silent for `stall_s` is killed (and replaced)."""
+        while not self._stopping.wait(self.heartbeat_s):
+            with self._lock:
+                if self._flight is None or self._process is None or self._stalled:
+                    continue
+                if time.monotonic() - self._last_sign > self.stall_s:
+                    log.warning("the engine has not answered for %.0f s: replacing it", self.stall_s)
+                    self._stalled = True
+                    self._process.kill()        # its reader reports the death
+                else:
+                    self._send(("ping",))
 
     def _busy(self, channel: Channel) -> bool:
         flight = self._flight
@@ -234,10 +276,13 @@ class EngineClient:
                 if message[0] == "reply":
                     shared.unlink(message[2])
                 continue
+            self._last_sign = time.monotonic()
             self._received(message)
         if generation == self._generation and not self._closed:
             process.join(STOP_TIMEOUT_S)
-            self._died(describe_exit(process.exitcode))
+            reason = (f"the engine stopped answering for {self.stall_s:.0f} s and was replaced" if self._stalled
+                      else describe_exit(process.exitcode))
+            self._died(reason)
 
     def _received(self, message) -> None:
         kind = message[0]
@@ -273,24 +318,27 @@ class EngineClient:
 
     def _died(self, reason: str) -> None:
         with self._lock:
-            lost, self._flight = self._flight, None
             self._deaths += 1
             self.restarts += 1
             giving_up = self._deaths >= MAX_RESTARTS
-            if not giving_up:
-                self._stop_process(wait=False)
+            self._stop_process(wait=False)          # unlinks the dead engine's blocks
+            if giving_up:                           # the request in flight is answered with the rest, below
+                lost = None
+            else:
+                lost, self._flight = self._flight, None
                 self._start()
             channels = list(self._channels)
         log.warning("%s", reason)
         if giving_up:
-            self._fail(f"{reason}, {MAX_RESTARTS} times in a row: the engine is not restarted")
+            self._fail(f"{reason}, {MAX_RESTARTS} times in a row: the engine is not restarted. Choose Run ▸ "
+                       "Restart engine to try again (save your work first if it keeps failing)")
             return
         line = f"{reason}; a new engine is starting — your stack and sequences are unchanged"
         if lost is not None:
             if lost.cancelled:
                 lost.channel._deliver(Reply(lost.id, lost.request.kind, cancelled=True))
             else:
-                lost.channel._deliver(Reply(lost.id, lost.request.kind, error=line))
+                lost.channel._deliver(Reply(lost.id, lost.request.kind, error=line, lost=True))
         for channel in channels:
             channel._deliver(Reply(0, "engine", error=line))
 
@@ -302,9 +350,10 @@ class EngineClient:
             self._flight = None
             channels = list(self._channels)
         for pending in waiting:
-            pending.channel._deliver(Reply(pending.id, pending.request.kind, error=message))
+            pending.channel._deliver(Reply(pending.id, pending.request.kind, cancelled=pending.cancelled,
+                                           error=None if pending.cancelled else message))
         for channel in channels:
-            channel._deliver(Reply(0, "engine", error=message))
+            channel._deliver(Reply(0, "engine", error=message, fatal=True))
 
 
 class Channel:
@@ -321,7 +370,7 @@ class Channel:
         return self.client._submit(self, Request(kind, payload))
 
     def cancel(self) -> None:
-        """Drops this channel's pending requests and stops the one running (see CANCEL_GRACE_S)."""
+        """Answers this channel's pending requests cancelled and stops the one running (see CANCEL_GRACE_S)."""
         self.client._cancel(self)
 
     @property

@@ -1,9 +1,10 @@
 """The engine process: Keras (TensorFlow, JAX or PyTorch) lives here, never in the window's process.
 
-`serve` reads ("run", id, request, released blocks), ("cancel", id) and ("stop",) from its end of a pipe, runs one request at a
-time in its main thread, and writes ("ready", backend, pid), ("progress", id, fraction) and ("reply", pickle,
-shared block) back. A reader thread takes messages while a task runs, so a cancel reaches the task at once
-(on TensorFlow it stops the call in flight). The process runs under an operating-system memory limit: an
+`serve` reads ("run", id, request, released blocks), ("cancel", id), ("ping",) and ("stop",) from its end of a
+pipe, runs one request at a time in its main thread, and writes ("ready", backend, pid), ("progress", id,
+fraction), ("pong",) and ("reply", pickle, shared block) back. A reader thread takes messages while a task runs,
+so a cancel reaches the task at once (on TensorFlow it stops the call in flight) and a ping is answered while
+the engine works: the client's heartbeat (a stopped engine answers no ping). The process runs under an operating-system memory limit: an
 estimate that was wrong ends in a MemoryError or the death of this process, never of the window.
 """
 
@@ -66,6 +67,8 @@ def serve(connection, backend: str | None, memory_limit_mb: float | None) -> Non
                 with guard:
                     released.extend(message[3])
                 inbox.put(message[1:3])
+            elif message[0] == "ping":
+                send(("pong",))
             elif message[0] == "cancel":
                 with guard:
                     if message[1] == current[0]:
@@ -115,6 +118,8 @@ def serve(connection, backend: str | None, memory_limit_mb: float | None) -> Non
             released.clear()
         try:
             data, block = shared.dumps(reply, pool)
+        except shared.ResultTooBig as error:
+            data, block = shared.dumps(Reply(request_id, request.kind, error=str(error)))
         except Exception as error:  # noqa: BLE001  (a value that cannot be pickled is a bug of its task)
             data, block = shared.dumps(Reply(request_id, request.kind, internal=True,
                                              error=f"internal error (the reply cannot be sent: {error})"))

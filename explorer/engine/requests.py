@@ -43,7 +43,9 @@ class Reply:
     error_layer: str | None = None
     cancelled: bool = False
     internal: bool = False       # a bug, not a user error: `details` holds the traceback
-    fatal: bool = False          # out of memory: the engine process is replaced after this reply
+    fatal: bool = False          # out of memory: the engine process is replaced after this reply; on an "engine"
+                                 # notice: the engine is not restarted (the restart limit, a backend that fails)
+    lost: bool = False           # the engine died with this request in flight (a new one is starting)
     details: str | None = None
     elapsed_ms: float = 0.0
 

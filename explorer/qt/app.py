@@ -9,6 +9,7 @@ from typing import Callable, Mapping
 
 WINDOW_SIZE = (1600, 1000)
 SCREENSHOT_TIMEOUT_S = 120
+SIGNAL_POLL_MS = 200            # how often Python gets to see a signal (Ctrl-C) while Qt waits
 XCB_LIBRARIES = {"xcb-cursor": "libxcb-cursor0", "xcb-icccm": "libxcb-icccm4", "xcb-keysyms": "libxcb-keysyms1"}
 INSTALL = "sudo apt-get install " + " ".join(XCB_LIBRARIES.values())
 
@@ -56,8 +57,8 @@ def open_window(stack: str | None = None, screenshot: str | None = None, size: t
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
-    from ..engine.client import shared_client
-    shared_client(backend)           # the engine loads Keras in its own process while the window is built
+    from ..requests import start_engine
+    start_engine(backend)            # the engine loads Keras in its own process while the window is built
     from PySide6.QtCore import QTimer, qInstallMessageHandler
     from PySide6.QtWidgets import QApplication
 
@@ -78,13 +79,13 @@ def open_window(stack: str | None = None, screenshot: str | None = None, size: t
         if screenshot:
             window = MainWindow(spec, trusted=presets.is_preset(reference), source=reference,
                                 confirm_trust=lambda expressions: False)
-            reporter.watch(window)
+            reporter.watch(window.runs.requests)
             if scale:
                 window.window_layout.set_scale(scale, announce=False)
             return take_screenshot(app, window, screenshot, size=size or WINDOW_SIZE)
         window = MainWindow(spec, trusted=presets.is_preset(reference), source=None if model else reference,
                             settings=open_settings())
-        reporter.watch(window)
+        reporter.watch(window.runs.requests)
         if scale:
             window.window_layout.set_scale(scale)
         if size:
@@ -101,10 +102,29 @@ def open_window(stack: str | None = None, screenshot: str | None = None, size: t
         if model:
             window.open_path(model)
         QTimer.singleShot(0, lambda: offer_recovery(window.session, window.autosaver, window.files, parent=window))   # work autosaved by a session that crashed
-        return app.exec()
+        watch = quit_on_interrupt(window)
+        try:
+            return app.exec()
+        finally:
+            watch.stop()
+            import signal
+            signal.signal(signal.SIGINT, signal.default_int_handler)
     finally:
         reporter.uninstall()
         teardown_logging()
+
+
+def quit_on_interrupt(window, interval_ms: int = SIGNAL_POLL_MS):
+    """Ctrl-C in the terminal (SIGINT) closes `window` as Quit does (unsaved changes are asked about). Python
+    handles a signal only when it runs, so a timer lets it run while Qt waits. Returns the timer."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+    signal.signal(signal.SIGINT, lambda number, frame: QTimer.singleShot(0, window.files.quit_action.trigger))
+    timer = QTimer(window)
+    timer.timeout.connect(lambda: None)
+    timer.start(interval_ms)
+    return timer
 
 
 def _check_model_file(path: str) -> str:
@@ -147,10 +167,10 @@ def take_screenshot(app, window, path: str, timeout_s: float = SCREENSHOT_TIMEOU
         finished.append(reply)
         loop.quit()
 
-    if window.settled and window.last_reply is not None:
-        finished.append(window.last_reply)        # refused before running: nothing to wait for
+    if window.runs.settled and window.runs.last_reply is not None:
+        finished.append(window.runs.last_reply)        # refused before running: nothing to wait for
     else:
-        window.runFinished.connect(done)
+        window.runs.runFinished.connect(done)
         QTimer.singleShot(int(timeout_s * 1000), loop.quit)
         loop.exec()
     try:

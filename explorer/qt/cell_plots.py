@@ -17,6 +17,7 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QLabel, QSpinBox, QVBoxLayout,
                                QWidget)
 
+from ..requests import CELL
 from ..session import Session
 from .plots.items import IntAxis, StepOverlay, WrappedPlot, controls_row, message_overlay, scale_axes
 from .plots.state import LEFT_AXIS_WIDTH, TITLE_POINTS, UNIT_COLORS, nice_limit, palette_colours, swatch
@@ -212,7 +213,6 @@ class CellPanel(QWidget):
         self.time_plot.vb.sigXRangeChanged.connect(lambda _, span: self._link_x(self.gate_plot, span))
         self.gate_plot.vb.sigXRangeChanged.connect(lambda _, span: self._link_x(self.time_plot, span))
         self.runs.runFinished.connect(self._run_finished)
-        self.runs.replied.connect(self._on_reply, Qt.ConnectionType.QueuedConnection)
         self.session.events.selection.connect(self._selection_changed)
         self._gate = StateGate(self.session, self, self._state_changed)
 
@@ -287,7 +287,8 @@ class CellPanel(QWidget):
             return
         spec, text, device = self._ran
         target = self.target_spin.value() if self.target_spin.value() >= 0 else None
-        self._request_id = self.runs.submit("cell", spec=spec, text=text, rows=[self.row], target=target, device=device)
+        self._request_id = self.runs.submit(CELL, self._on_reply, spec=spec, text=text, rows=[self.row], target=target,
+                                            device=device).id
         self._asked = (self.session.result, self.row)     # the run and the sequence these numbers will belong to
         self.stale = False
         self.waiting = True

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QTreeWidget, QT
 from ..core.course import CELL_TAB
 from ..core.doctor import SEVERITIES
 from ..core.pictures import png
+from ..requests import DOCTOR
 from .fixes import apply_fix
 from .style import ERROR_COLOUR, WARNING_COLOUR
 
@@ -65,7 +66,6 @@ class CheckupPanel(QWidget):
         self.caption = QLabel("")
         self.caption.setWordWrap(True)
         layout.addWidget(self.caption)
-        window.runs.replied.connect(self._on_reply, Qt.ConnectionType.QueuedConnection)
         self.session.events.edited.connect(lambda _kind: self._outdated())
         self.session.events.document.connect(self._outdated)
         window.cell_panel.answered.connect(self._choose_gate)
@@ -78,15 +78,15 @@ class CheckupPanel(QWidget):
         if session.problem() is not None or not session.trust.ensure(spec, ask_again=True):
             self.status.setText("Fix the stack and the sequences first.")
             return
-        self._request_id = self.window.runs.submit("doctor", spec=spec, text=session.text, device=session.device,
-                                                   trust=True)
+        self._request_id = self.window.runs.submit(DOCTOR, self._on_reply, spec=spec, text=session.text,
+                                                   device=session.device, trust=True).id
         self.status.setText("examining: the run, each line alone, the batching modes, gates and gradients…")
         self.run_button.setEnabled(False)
         self.window.checkup_dock.show()
         self.window.checkup_dock.raise_()
 
     def _on_reply(self, reply) -> None:
-        if reply.kind != "doctor" or reply.id != self._request_id:
+        if reply.id != self._request_id:     # an earlier check-up's answer
             return
         self.run_button.setEnabled(True)
         if reply.cancelled:

@@ -14,6 +14,7 @@ from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QHeaderView, QLabel, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from ..requests import COMPARE
 from .style import ERROR_COLOUR, escape, muted_colour
 
 COLUMNS = ("mode", "equal on valid steps", "padded cells", "time")
@@ -90,7 +91,6 @@ class CompareDialog(QDialog):
         buttons.rejected.connect(self.reject)
         self.again_button.clicked.connect(self.start)
         layout.addWidget(buttons)
-        runs.replied.connect(self._on_reply, Qt.ConnectionType.QueuedConnection)
 
 
     def start(self) -> None:
@@ -104,7 +104,8 @@ class CompareDialog(QDialog):
         if not session.trust.ensure(spec, ask_again=True):
             self._show_error("not run: this stack has a custom expression that you have not agreed to run")
             return
-        self._request = self.runs.submit("compare", spec=spec, text=text, device=session.device, trust=True)
+        self._request = self.runs.submit(COMPARE, self._on_reply, spec=spec, text=text, device=session.device,
+                                         trust=True).id
         self.reports, self.error = None, None
         self.table.setRowCount(0)
         self.summary_label.setText(f"<span style='color:{muted_colour()}'>running the four modes…</span>")

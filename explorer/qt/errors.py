@@ -4,7 +4,7 @@
 stderr. `install_hooks()` replaces `sys.excepthook` (Python exceptions in Qt slots and event handlers
 land there) and `threading.excepthook` (other threads): each exception is logged and reported to the
 open windows — a line in the status bar and a non-modal message box — through a queued signal, so a
-report from any thread is shown on the GUI thread. `ErrorReporter.watch(window)` also shows the
+report from any thread is shown on the GUI thread. `ErrorReporter.watch(requests)` also shows the
 engine's internal errors (`Reply.internal`), whose tracebacks the engine client has logged already.
 """
 
@@ -25,7 +25,7 @@ from ..core.errors import strip_ansi
 from .settings import state_dir
 
 if TYPE_CHECKING:
-    from ..engine.requests import Reply
+    from ..requests import Reply, Requests
     from .main_window import MainWindow
 
 LOG_FILE = "explorer.log"
@@ -103,9 +103,9 @@ class ErrorReporter(QObject):
         log.error("unexpected error%s:\n%s", f" in thread {thread}" if thread else "", details)
         self.reported.emit(self.summary(exc_type, exc), details)
 
-    def watch(self, window: MainWindow) -> None:
-        """Shows the engine's internal errors (bugs caught there) of `window` too."""
-        window.replied.connect(self._reply, Qt.ConnectionType.QueuedConnection)
+    def watch(self, requests: Requests) -> None:
+        """Shows the engine's internal errors (bugs caught there) of a window's request layer too."""
+        requests.internal.connect(self._reply)
 
     def _reply(self, reply: Reply) -> None:
         if reply.internal:

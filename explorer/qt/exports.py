@@ -33,6 +33,7 @@ from PySide6.QtWidgets import QFileDialog, QWidget
 
 from ..core import output_file
 from ..core.diagnose import format_shape
+from ..requests import EXPORT_WEIGHTS
 from ..session import Session
 
 if TYPE_CHECKING:
@@ -135,7 +136,6 @@ class Exporter(QObject):
         self.parent_widget = parent
         self.ask_path: Callable[[str, str, str], str | None] = self._ask_path
         self._npz_request: tuple[int, str, RunResult] | None = None
-        runs.replied.connect(self._on_reply, Qt.ConnectionType.QueuedConnection)
 
     # --- asking ---
 
@@ -208,7 +208,7 @@ class Exporter(QObject):
         if target is None:
             return
         spec = self.session.result_spec.copy() if self.session.result_spec is not None else None
-        request = self.runs.submit("export-weights", spec=spec)      # the model of the run on screen
+        request = self.runs.submit(EXPORT_WEIGHTS, self._on_reply, spec=spec).id      # the model of the run on screen
         self._npz_request = (request, str(target), result)
         self.session.say("export: collecting the weights…")
 

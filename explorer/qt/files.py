@@ -31,11 +31,12 @@ from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QWidget
 from ..core import presets
 from ..core.errors import ExplorerError, SequenceError, SpecError
 from ..core.spec import StackSpec, from_dict, to_dict
+from ..requests import EXPORT_KERAS, OPEN_KERAS
 from ..session import Session
 from . import settings as prefs
 
 if TYPE_CHECKING:
-    from ..engine.requests import Reply
+    from ..requests import Reply
     from .runs import RunScheduler
 
 APP_NAME = "RNN Shape Explorer"
@@ -138,7 +139,6 @@ class FileController(QObject):
         self._build_actions()
         session.events.document.connect(self._document_loaded)
         session.events.modified.connect(self._modified_changed)
-        runs.replied.connect(self._on_reply, Qt.ConnectionType.QueuedConnection)
         self._accept_drops(parent)
 
     # --- the actions (the window's menus and toolbar place them) ---
@@ -323,7 +323,7 @@ class FileController(QObject):
         """Reads a trained model in the engine; its reply comes back to `_keras_arrived`."""
         self._keras_trust = trust
         self._keras_path = path
-        self._keras_request = self.runs.submit("open-keras", path=path, trust=trust)
+        self._keras_request = self.runs.submit(OPEN_KERAS, self._keras_arrived, path=path, trust=trust).id
         self.session.say(f"loading {Path(path).name} (a Keras model)…")
 
     def _keras_arrived(self, reply: Reply) -> None:
@@ -430,7 +430,7 @@ class FileController(QObject):
         if not path.lower().endswith(KERAS_SUFFIX):
             path += KERAS_SUFFIX
         self._export_path = path
-        self._export_request = self.runs.submit("export-keras", spec=spec, path=path)
+        self._export_request = self.runs.submit(EXPORT_KERAS, self._export_arrived, spec=spec, path=path).id
         self.session.say(f"exporting {Path(path).name}…")
         return True
 
@@ -443,12 +443,6 @@ class FileController(QObject):
         elif not reply.cancelled:
             self.fail("Cannot export", f"cannot export {Path(self._export_path or '').name}: {reply.error}")
         self.exported.emit(reply)
-
-    def _on_reply(self, reply: Reply) -> None:
-        if reply.kind == "open-keras":
-            self._keras_arrived(reply)
-        elif reply.kind == "export-keras":
-            self._export_arrived(reply)
 
     # --- files dropped on the window ---
 

@@ -13,7 +13,7 @@ from ..core.diagnose import Fix, structure_fix
 from ..session import Session
 
 if TYPE_CHECKING:
-    from ..engine.requests import Reply
+    from ..requests import Reply
     from .runs import RunScheduler
 
 

@@ -287,7 +287,7 @@ class WindowLayout(QObject):
         self.plot_fit = PlotFit(window, self.plots_scroll)
         for view in (window.plots.time_view, window.plots.vector_view):
             self.plot_fit.add_view(view)
-        window.runFinished.connect(lambda _reply: self.plot_fit.schedule())
+        window.runs.runFinished.connect(lambda _reply: self.plot_fit.schedule())
         self.zoom = Zoom(window)
         self._arrange_timer = QTimer(self)
         self._arrange_timer.setSingleShot(True)

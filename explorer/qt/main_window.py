@@ -3,8 +3,8 @@
 The window holds no state of its own: the `Session` (explorer/session.py) holds the document, the
 selection and the result with its state, and every view takes the session, edits it and follows its
 events. The window builds the views, the toolbar and the status bar, and the subscribers around them:
-undo (`DocumentHistory`), run scheduling (`RunScheduler`, which owns the window's channel to the engine
-process), files, autosave, cancel and progress, the remembered settings and the menus. Keras and
+undo (`DocumentHistory`), run scheduling (`RunScheduler`: the request layer of explorer/requests.py on Qt's
+event loop, which owns the window's channel to the engine process), files, autosave, cancel and progress, the remembered settings and the menus. Keras and
 TensorFlow are never imported in this process: they live in the engine process (explorer/engine).
 """
 
@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QMainWindow, QMessag
 from ..core import course, presets
 from ..core.backend import installed_backends
 from ..core.spec import StackSpec
-from ..engine.client import Channel, shared_client
+from ..requests import CODE, LEAKS, engine_service
 from ..session import Session
 from .cell_plots import CellPanel
 from .course import CourseController, LessonBanner
@@ -69,12 +69,6 @@ class StatusMessage(QLabel):
             self.updateGeometry()
 
 
-def default_service(on_reply, on_progress) -> Channel:
-    """This window's channel to the application's engine process (started at start-up, shared by its
-    windows)."""
-    return shared_client().channel(on_reply, on_progress)
-
-
 class MainWindow(QMainWindow):
     """The explorer. `spec`: the stack to show; `trusted`: its custom expressions may run without asking
     (presets); `confirm_trust(expressions) -> bool` asks the user (default: a QMessageBox); `settings`: a
@@ -87,7 +81,7 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.session = Session(spec, trusted=trusted, source=source,
                                confirm_trust=confirm_trust or self._ask_trust)
-        self.runs = RunScheduler(self.session, make_service or default_service, self)
+        self.runs = RunScheduler(self.session, make_service or engine_service, self)
         self.history = DocumentHistory(self.session, self)
         self.setWindowTitle("RNN Shape Explorer")
         self._build_views()
@@ -119,8 +113,9 @@ class MainWindow(QMainWindow):
         session.events.run_settings.connect(self._show_run_settings)
         self._show_run_settings()
         session.events.result.connect(self._show_run_figures)
-        self.runs.replied.connect(self._on_reply, Qt.ConnectionType.QueuedConnection)
+        self.runs.engineFailed.connect(self._engine_failed)
         self._leak_id = 0
+        self._engine_box: QMessageBox | None = None
         self.runs.start()
         self._document_loaded()
         self.course.document_loaded()             # the first document came before the window's parts
@@ -128,23 +123,6 @@ class MainWindow(QMainWindow):
         self.runs.run_now()
 
     # --- what the rest of the program reads from the window ---
-
-    @property
-    def settled(self) -> bool:
-        """No run scheduled and no reply awaited: what is on screen belongs to the current document."""
-        return self.runs.settled
-
-    @property
-    def last_reply(self):
-        return self.runs.last_reply
-
-    @property
-    def replied(self):
-        return self.runs.replied
-
-    @property
-    def runFinished(self):  # noqa: N802 (a Qt signal)
-        return self.runs.runFinished
 
     def set_status(self, text: str, error: bool = False) -> None:
         self.session.say(text, error)
@@ -209,7 +187,7 @@ class MainWindow(QMainWindow):
         self.backend_combo = QComboBox()
         for name in installed_backends():
             self.backend_combo.addItem(name, name)
-        client = self.runs.service.client
+        client = self.runs.requests.client
         current = (client.backend if client is not None else None) or installed_backends()[0]
         self.backend_combo.setCurrentIndex(max(0, self.backend_combo.findData(current)))
         self.backend_combo.setEnabled(self.backend_combo.count() > 1 and client is not None)
@@ -300,7 +278,8 @@ class MainWindow(QMainWindow):
         if session.problem() is not None or not session.trust.ensure(spec, ask_again=True):
             self.shapes.show_leak("fix the stack and the sequences first", True)
             return
-        self._leak_id = self.runs.submit("leaks", spec=spec, text=text, device=session.device, trust=True)
+        self._leak_id = self.runs.submit(LEAKS, self._on_reply, spec=spec, text=text, device=session.device,
+                                         trust=True).id
         session.say("leak check: running each sequence alone…")
 
     def copy_code(self) -> None:
@@ -308,13 +287,13 @@ class MainWindow(QMainWindow):
         if not self.session.trust.ensure(spec, ask_again=True):   # the script runs the expressions as code
             self.session.say("Copy as code: not copied, the custom expressions are not trusted")
             return
-        self.runs.submit("code", spec=spec)
+        self.runs.submit(CODE, self._on_reply, spec=spec)
 
     def _backend_picked(self, _index: int) -> None:
         """Restarts the engine with another Keras backend; its devices replace these."""
         backend = self.backend_combo.currentData()
-        client = self.runs.service.client
-        if backend == (client.backend_name or client.backend):
+        client = self.runs.requests.client
+        if client is None or backend == (client.backend_name or client.backend):
             return
         self.device_combo.blockSignals(True)
         self.device_combo.clear()
@@ -337,6 +316,26 @@ class MainWindow(QMainWindow):
                 self.session.say("copied a Keras script that builds this stack to the clipboard")
             elif not reply.cancelled:
                 self.session.say(reply.error or "could not write the code", error=True)
+
+    def restart_engine(self) -> None:
+        """A new engine on the same backend (after the restart limit): its devices, then the document again."""
+        if self._engine_box is not None:
+            self._engine_box.close()
+        self.runs.restart_engine()
+
+    def _engine_failed(self, message: str) -> None:
+        """The engine is not restarted any more: say what to do, with a button that restarts it."""
+        if self._engine_box is None:
+            box = QMessageBox(QMessageBox.Icon.Warning, "The engine stopped", "", QMessageBox.StandardButton.Close,
+                              self)
+            box.setWindowModality(Qt.WindowModality.NonModal)
+            button = box.addButton("Restart engine", QMessageBox.ButtonRole.AcceptRole)
+            button.clicked.connect(self.restart_engine)
+            self._engine_box = box
+        self._engine_box.setText(f"{message}.\n\nYour stack and sequences are unchanged. Restart engine starts a "
+                                 "new one and runs them again; if it keeps stopping, save your work and lower the "
+                                 "sizes (sequences, steps, units).")
+        self._engine_box.show()
 
     def _devices_arrived(self) -> None:
         devices = self.session.devices

@@ -145,6 +145,8 @@ class WindowMenus(QObject):
         window.shapes.leak_button.setToolTip(window.shapes.leak_button.toolTip() + " (Ctrl+K)")
         self.compare_action = self._action(menu, "Compare batching modes…", self.compare_modes,
                                            tip="The same sequences in pad, bucket, one-by-one and chunked mode")
+        self.restart_engine_action = self._action(menu, "Restart engine", lambda: window.restart_engine(),
+                                                  tip="Start a new engine process and run the stack again")
         menu.addSeparator()
         self.next_sequence_action = self._action(menu, "Next sequence", lambda: self.step_sequence(1),
                                                  ["Alt+Down"], "Show the next sequence in the plots")

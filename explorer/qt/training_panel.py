@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDockWidget, QDoubl
 from ..core import compare, sequences, tasks
 from ..core.errors import SequenceError
 from ..core.train import DEFAULT_LEARNING_RATE, OPTIMIZERS, TrainSettings, run_accuracy
+from ..requests import TRAIN
 from .style import ERROR_COLOUR, escape, muted_colour
 
 CHUNK_SECONDS = 0.25        # a chunk of steps, then the plots refresh: about four times a second
@@ -76,7 +77,6 @@ class TrainingPanel(QWidget):
         self._plots: list[pg.PlotWidget] = []     # recoloured when the palette changes
         self._build()
         self.session = window.session
-        window.runs.replied.connect(self._on_reply, Qt.ConnectionType.QueuedConnection)
         window.runs.runFinished.connect(self._run_finished)
         self.session.events.document.connect(self._document_loaded)
         self.session.events.selection.connect(self._show_delta)
@@ -309,12 +309,12 @@ class TrainingPanel(QWidget):
         if not self.session.trust.ensure(spec, ask_again=True):
             self._stop("not trained: the stack has a custom expression that you have not agreed to run", error=True)
             return
-        self._request = window.runs.submit("train", spec=spec, text=text, settings=self._settings(),
+        self._request = window.runs.submit(TRAIN, self._on_reply, spec=spec, text=text, settings=self._settings(),
                                            steps=self.remaining, seconds=CHUNK_SECONDS, device=self.session.device,
-                                           trust=True)
+                                           trust=True).id
 
     def _on_reply(self, reply) -> None:
-        if reply.kind != "train" or reply.id != self._request:
+        if reply.id != self._request:
             return
         self._request = 0
         if not reply.ok:

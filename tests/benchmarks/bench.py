@@ -126,7 +126,7 @@ class _Runs:
         self.replies: list[tuple[float, object]] = []
         self._loop = QEventLoop()
         self._wanted = 0
-        window.runFinished.connect(self._finished)
+        window.runs.runFinished.connect(self._finished)
 
     def _finished(self, reply) -> None:
         """Keeps what the figures need, not the result: its arrays' shared block goes back to the engine."""

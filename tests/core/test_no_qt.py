@@ -34,7 +34,7 @@ SCRIPT = textwrap.dedent('''
     modules = [info.name for info in pkgutil.walk_packages(explorer.core.__path__, "explorer.core.")]
     import explorer.engine
     engine_modules = [info.name for info in pkgutil.walk_packages(explorer.engine.__path__, "explorer.engine.")]
-    for name in [*modules, *engine_modules, "explorer.session", "explorer.cli"]:
+    for name in [*modules, *engine_modules, "explorer.session", "explorer.requests", "explorer.cli"]:
         importlib.import_module(name)
 
     from explorer.core import spec
@@ -128,3 +128,33 @@ def test_no_import_circles_in_explorer():
     for name in sorted(graph):
         if name not in state:
             visit(name, [])
+
+
+def _imported_names(path: Path, package: str) -> set[str]:
+    """Every module `path` imports (absolute names, relative ones resolved), wherever the statement is."""
+    import ast
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[:len(package.split(".")) - node.level + 1] if node.level else []
+            target = ".".join(base + ([node.module] if node.module else []))
+            found |= {target} | {f"{target}.{alias.name}" for alias in node.names}
+    return found
+
+
+def test_the_layers_import_only_what_they_may():
+    """The window reaches the engine only through the request layer; the core, the session and the request
+    layer never import Qt."""
+    qt_free = [*(ROOT / "explorer" / "core").rglob("*.py"), ROOT / "explorer" / "session.py",
+               ROOT / "explorer" / "requests.py"]
+    for path in qt_free:
+        package = ".".join(path.relative_to(ROOT).parts[:-1])
+        imported = {name.split(".")[0] for name in _imported_names(path, package)}
+        assert not imported & {"PySide6", "shiboken6", "pyqtgraph", "PyQt5", "PyQt6"}, path.name
+    for path in (ROOT / "explorer" / "qt").rglob("*.py"):
+        package = ".".join(path.relative_to(ROOT).parts[:-1])
+        engine = [name for name in _imported_names(path, package)
+                  if name == "explorer.engine" or name.startswith("explorer.engine.")]
+        assert not engine, f"{path.relative_to(ROOT)} imports {engine[0]}: use explorer.requests"

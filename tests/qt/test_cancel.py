@@ -15,7 +15,7 @@ RUN_TIMEOUT_MS = 60_000
 
 
 def settle(qtbot, window) -> None:
-    qtbot.waitUntil(lambda: window.settled, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.runs.settled, timeout=RUN_TIMEOUT_MS)
 
 
 def big_stack():
@@ -40,7 +40,7 @@ def test_cancel_stops_a_big_run_quickly_and_the_window_stays_responsive(make_win
     clock.timeout.connect(lambda: ticks.append(1))
     clock.start()
     try:
-        assert control.cancel_action.isEnabled() and not win.settled       # the first run is in flight
+        assert control.cancel_action.isEnabled() and not win.runs.settled       # the first run is in flight
         with qtbot.waitSignal(control.progressShown, timeout=RUN_TIMEOUT_MS):
             pass
         assert control.progress_bar.isVisible()
@@ -55,7 +55,7 @@ def test_cancel_stops_a_big_run_quickly_and_the_window_stays_responsive(make_win
         # said at once, in the same turn of the event loop: the session and every view know
         assert win.session.status_text == "cancelled"
         assert win.session.state.kind == "stale" and "cancelled" in win.session.state.reason
-        assert not control.cancel_action.isEnabled() and not control.progress_bar.isVisible() and win.settled
+        assert not control.cancel_action.isEnabled() and not control.progress_bar.isVisible() and win.runs.settled
         qtbot.waitUntil(lambda: not win.runs.service.busy, timeout=RUN_TIMEOUT_MS)   # the worker stops
     finally:
         clock.stop()
@@ -63,7 +63,7 @@ def test_cancel_stops_a_big_run_quickly_and_the_window_stays_responsive(make_win
     assert win.session.result is None
     win.sequence_editor.text_edit.setPlainText("1 2 3\n4 5\n")          # and the next run works
     settle(qtbot, win)
-    assert win.last_reply.ok and win.session.result.lengths.tolist() == [3, 2]
+    assert win.runs.last_reply.ok and win.session.result.lengths.tolist() == [3, 2]
 
 
 def test_a_short_run_shows_no_progress_bar_and_cancel_is_off_afterwards(make_window, qtbot):
@@ -76,7 +76,7 @@ def test_a_short_run_shows_no_progress_bar_and_cancel_is_off_afterwards(make_win
     with qtbot.waitSignal(win.runs.runFinished, timeout=RUN_TIMEOUT_MS):
         win.sequence_editor.text_edit.appendPlainText("4 5 6")
     settle(qtbot, win)
-    assert win.last_reply.ok and len(win.session.result.lines) == 4
+    assert win.runs.last_reply.ok and len(win.session.result.lines) == 4
     assert not control._delay.isActive()             # the bar that was due is called off: it never shows
     assert shown == [] and not control.progress_bar.isVisible()
     assert not control.cancel_action.isEnabled()
@@ -87,7 +87,7 @@ def test_cancel_with_nothing_running_changes_nothing(make_window, qtbot):
     settle(qtbot, win)
     status = win.session.status_text
     win.runs.cancel()
-    assert win.session.status_text == status and win.last_reply.ok
+    assert win.session.status_text == status and win.runs.last_reply.ok
 
 
 def test_the_cancel_action_is_in_the_toolbar_next_to_run_and_in_the_run_menu(make_window):

@@ -24,7 +24,7 @@ ALT = Qt.KeyboardModifier.AltModifier
 
 
 def settle(qtbot, window) -> None:
-    qtbot.waitUntil(lambda: window.settled, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.runs.settled, timeout=RUN_TIMEOUT_MS)
 
 
 def laid_out(qtbot, window) -> None:
@@ -240,12 +240,12 @@ def test_the_fix_button_sets_maxlen_to_the_longest_sequence(win, qtbot, lengths)
     batching.maxlen = None
     win.session.set_batching(batching)
     settle(qtbot, win)
-    assert not win.last_reply.ok and "set maxlen" in win.last_reply.error
-    assert "batching.maxlen" not in win.last_reply.error and "last_timestep" not in win.last_reply.error
+    assert not win.runs.last_reply.ok and "set maxlen" in win.runs.last_reply.error
+    assert "batching.maxlen" not in win.runs.last_reply.error and "last_timestep" not in win.runs.last_reply.error
     win.fix_button.button.click()
     settle(qtbot, win)
     assert win.session.document.batching.maxlen == max(len(line.split()) for line in text.splitlines())
-    assert win.last_reply.ok
+    assert win.runs.last_reply.ok
 
 
 # --- readable grid colours ---

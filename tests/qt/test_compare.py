@@ -12,7 +12,7 @@ RUN_TIMEOUT_MS = 90_000
 
 
 def settle(qtbot, window) -> None:
-    qtbot.waitUntil(lambda: window.settled, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.runs.settled, timeout=RUN_TIMEOUT_MS)
 
 
 def compare(qtbot, window) -> CompareDialog:

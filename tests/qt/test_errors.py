@@ -15,7 +15,7 @@ RUN_TIMEOUT_MS = 60_000
 
 
 def settle(qtbot, window) -> None:
-    qtbot.waitUntil(lambda: window.settled, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.runs.settled, timeout=RUN_TIMEOUT_MS)
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_a_slot_that_raises_is_logged_and_shown_and_the_next_run_works(make_wind
     def broken(asked=True):
         raise RuntimeError("a bug in a slot, on purpose")
 
-    monkeypatch.setattr(win.runs, "run_now", broken)  # the live-run timer's slot calls it
+    monkeypatch.setattr(win.runs.runner, "run_now", broken)  # the scheduled run calls it
     win.stack_editor.card("lstm_1").param_widget("units").setValue(20)
     qtbot.waitUntil(lambda: "a bug in a slot" in win.session.status_text, timeout=5000)
     assert win.session.status_text.startswith("internal error (RuntimeError): a bug in a slot, on purpose")
@@ -56,7 +56,7 @@ def test_a_slot_that_raises_is_logged_and_shown_and_the_next_run_works(make_wind
     monkeypatch.undo()
     win.run_action.trigger()                            # the window still works
     settle(qtbot, win)
-    assert win.last_reply.ok and win.session.result.layer("lstm_1").output.shape[-1] == 20
+    assert win.runs.last_reply.ok and win.session.result.layer("lstm_1").output.shape[-1] == 20
     reporter.box.close()
 
 
@@ -74,16 +74,17 @@ def test_an_exception_in_another_thread_is_shown_on_the_gui_thread(make_window, 
 def test_an_internal_error_in_the_engine_is_shown_and_the_engine_goes_on(make_window, qtbot, reporter):
     win = make_window()
     settle(qtbot, win)
-    reporter.watch(win)
+    reporter.watch(win.runs.requests)
 
-    win.runs.submit("probe")             # a request kind without a task: a bug, caught in the engine
+    from explorer.requests import Kind, NoPayload
+    win.runs.submit(Kind("probe", NoPayload, "nothing"))   # a request kind without a task: a bug, caught in the engine
     qtbot.waitUntil(lambda: any("no task for requests of kind 'probe'" in m for m in reporter.messages),
                     timeout=RUN_TIMEOUT_MS)
     assert "internal error (KeyError)" in win.session.status_text and str(reporter.log_path) in win.session.status_text
     assert "Traceback" in log_text(reporter) and "explorer/engine/tasks.py" in log_text(reporter)
     win.run_action.trigger()
     settle(qtbot, win)
-    assert win.last_reply.ok
+    assert win.runs.last_reply.ok
 
 
 def test_keyboard_interrupts_are_not_reported(reporter, monkeypatch):

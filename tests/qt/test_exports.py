@@ -18,14 +18,14 @@ RUN_TIMEOUT_MS = 60_000
 
 
 def settle(qtbot, window) -> None:
-    qtbot.waitUntil(lambda: window.settled, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.runs.settled, timeout=RUN_TIMEOUT_MS)
 
 
 @pytest.fixture
 def win(make_window, qtbot):
     window = make_window()
     settle(qtbot, window)
-    assert window.last_reply.ok, window.session.status_text
+    assert window.runs.last_reply.ok, window.session.status_text
     return window
 
 

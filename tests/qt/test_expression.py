@@ -93,13 +93,13 @@ def test_the_output_shape_and_the_error_of_the_layer_show_under_the_expression(q
 
 
 def settle(qtbot, window) -> None:
-    qtbot.waitUntil(lambda: window.settled, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.runs.settled, timeout=RUN_TIMEOUT_MS)
 
 
 def test_in_the_window_a_run_fills_the_shape_and_a_failing_expression_its_error(make_window, qtbot):
     win = make_window(load_preset("time_average_custom"), source="preset:time_average_custom")
     settle(qtbot, win)
-    assert win.last_reply.ok, win.session.status_text
+    assert win.runs.last_reply.ok, win.session.status_text
     name = next(layer.name for layer in win.session.result.layers if layer.type == "custom")
     card = win.stack_editor.card(name)
     edit = card.param_widget("expression")
@@ -111,7 +111,7 @@ def test_in_the_window_a_run_fills_the_shape_and_a_failing_expression_its_error(
     edit.setText("ops.reshape(x, (7, 7, 7, 7))")   # admitted by the check, fails when it runs
     edit.editingFinished.emit()
     settle(qtbot, win)
-    reply = win.last_reply
+    reply = win.runs.last_reply
     assert not reply.ok and reply.error_layer == name
     card = win.stack_editor.card(name)
     edit = card.param_widget("expression")

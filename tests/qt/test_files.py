@@ -23,7 +23,7 @@ RUN_TIMEOUT_MS = 60_000
 
 
 def settle(qtbot, window) -> None:
-    qtbot.waitUntil(lambda: window.settled, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.runs.settled, timeout=RUN_TIMEOUT_MS)
 
 
 def type_text(window, text: str) -> None:
@@ -381,7 +381,7 @@ def test_a_keras_model_opens_in_the_engine_with_its_weights_on_my_sequences(make
     assert win.windowTitle() == "trained.keras — RNN Shape Explorer"
     assert "drop (Dropout)" in win.session.status_text and "trained weights" in win.session.status_text
     settle(qtbot, win)
-    assert win.last_reply.ok, win.session.status_text
+    assert win.runs.last_reply.ok, win.session.status_text
     assert win.sequence_editor.text() == "3 9 27\n5 25\n"          # kept: they fit the model's input
     expected = model.predict(np.array([[3, 9, 27], [5, 25, 0]]), verbose=0)
     np.testing.assert_allclose(win.session.result.layers[-1].output, expected, atol=1e-6)
@@ -443,7 +443,7 @@ def test_a_model_with_a_custom_expression_asks_first(make_window, qtbot, tmp_pat
     assert opened.args == [True]
     assert win.session.document.layers[-1].params["expression"] == "ops.mean(x, axis=1)"
     settle(qtbot, win)
-    assert win.last_reply.ok and len(win.questions.trust_asked) == 2   # agreed once: it runs without asking again
+    assert win.runs.last_reply.ok and len(win.questions.trust_asked) == 2   # agreed once: it runs without asking again
 
 
 def test_export_as_keras_writes_a_model_in_the_engine(make_window, qtbot, tmp_path, monkeypatch):
@@ -481,7 +481,7 @@ app = QApplication(["explorer"])
 
 def report():
     windows = [w for w in app.topLevelWidgets() if type(w).__name__ == "MainWindow" and w.isVisible()]
-    if windows and windows[0].session.source == sys.argv[1] and windows[0].settled and windows[0].session.result is not None:
+    if windows and windows[0].session.source == sys.argv[1] and windows[0].runs.settled and windows[0].session.result is not None:
         window = windows[0]
         print("title:", window.windowTitle(), flush=True)
         print("layers:", window.session.document.layer_names(), "weights:", sorted(window.session.document.weights), flush=True)

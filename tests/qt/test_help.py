@@ -19,7 +19,7 @@ ALT = Qt.KeyboardModifier.AltModifier
 
 
 def settle(qtbot, window) -> None:
-    qtbot.waitUntil(lambda: window.settled, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.runs.settled, timeout=RUN_TIMEOUT_MS)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ LOOK_RIGHT = "look right"
 
 
 def settle(qtbot, window) -> None:
-    qtbot.waitUntil(lambda: window.settled, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.runs.settled, timeout=RUN_TIMEOUT_MS)
 
 
 def table(window) -> dict[str, list[str]]:
@@ -82,7 +82,7 @@ def test_the_padded_grid_follows_every_keystroke_whatever_the_engine_does(win, q
     assert grid_size(win.sequence_editor) == (2, 2) and grid_text(win.sequence_editor, 1, 1) == "0"
     edit.setPlainText("1 2\n3 4 5 6\n")
     assert grid_size(win.sequence_editor) == (2, 4) and grid_text(win.sequence_editor, 1, 3) == "6"
-    assert win.settled and "press Run" in win.session.state.reason and win.plots.greyed
+    assert win.runs.settled and "press Run" in win.session.state.reason and win.plots.greyed
 
 
 def test_switching_the_input_to_features_drops_the_integer_rows(win, qtbot):

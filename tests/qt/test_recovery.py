@@ -25,7 +25,7 @@ RUN_TIMEOUT_MS = 60_000
 
 
 def settle(qtbot, window) -> None:
-    qtbot.waitUntil(lambda: window.settled, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.runs.settled, timeout=RUN_TIMEOUT_MS)
 
 
 @pytest.fixture
@@ -250,7 +250,7 @@ def test_a_killed_session_is_offered_back_at_the_next_start(make_window, qtbot, 
     assert win.session.source == str(stack) and win.windowTitle().startswith("crash.stack.json*")
     assert not autosave.exists()
     settle(qtbot, win)
-    assert win.last_reply.ok and win.session.result.lengths.tolist() == [3, 3]
+    assert win.runs.last_reply.ok and win.session.result.lengths.tolist() == [3, 3]
 
 
 def test_the_app_offers_the_crashed_session_at_start_and_a_clean_exit_clears_it(state, tmp_path):
@@ -306,7 +306,7 @@ def test_a_restored_session_keeps_the_trained_weights(make_window, qtbot, state)
     settle(qtbot, trained_win)
     trained_win.training.steps_spin.setValue(5)
     trained_win.training.train()
-    qtbot.waitUntil(lambda: not trained_win.training.running and trained_win.settled, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not trained_win.training.running and trained_win.runs.settled, timeout=RUN_TIMEOUT_MS)
     trained = trained_win.session.spec()
     assert trained.weights is not None
     qtbot.waitUntil(lambda: not trained_win.autosaver.pending and own_files(state)[0].exists(),   # training autosaves
@@ -320,7 +320,7 @@ def test_a_restored_session_keeps_the_trained_weights(make_window, qtbot, state)
 
     win = make_window()
     assert offer_recovery(win.session, win.autosaver, win.files, decide=lambda session: True)
-    qtbot.waitUntil(lambda: win.settled and win.session.result is not None, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: win.runs.settled and win.session.result is not None, timeout=RUN_TIMEOUT_MS)
     untrained = trained.copy()
     untrained.weights, untrained.weights_id = None, None
     expected = Engine().run(trained, trained.sequences).layers[-1].output      # a fresh engine, trained weights

@@ -16,7 +16,7 @@ TIMEOUT_MS = 90_000
 @pytest.fixture
 def win(make_window, qtbot):
     window = make_window(load_preset("train_attention_on_7"), source="preset:train_attention_on_7")
-    qtbot.waitUntil(lambda: window.settled and window.session.result is not None, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.runs.settled and window.session.result is not None, timeout=TIMEOUT_MS)
     return window
 
 
@@ -24,7 +24,7 @@ def train(qtbot, window, steps: int) -> None:
     window.training.steps_spin.setValue(steps)
     window.training.train()
     assert window.training.running
-    qtbot.waitUntil(lambda: not window.training.running and window.settled, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not window.training.running and window.runs.settled, timeout=TIMEOUT_MS)
 
 
 def test_training_in_the_window_keeps_the_weights_with_the_stack_and_undoes(win, qtbot, monkeypatch):
@@ -34,7 +34,7 @@ def test_training_in_the_window_keeps_the_weights_with_the_stack_and_undoes(win,
     assert not win.training_dock.isHidden()          # a document with labels brings the panel forward
     untrained = win.session.result.layers[-1].output.copy()
     ticks = []
-    win.runFinished.connect(lambda reply: ticks.append(reply))
+    win.runs.runFinished.connect(lambda reply: ticks.append(reply))
     train(qtbot, win, 40)
     assert len(panel.curve_loss) == 40 and len(panel.curve_accuracy) == 40
     assert panel.curve_loss[-1] < panel.curve_loss[0]
@@ -50,7 +50,7 @@ def test_training_in_the_window_keeps_the_weights_with_the_stack_and_undoes(win,
     assert win.history.stack.undoText() == "Train 40 steps"
     win.history.undo()
     assert win.session.document.weights is None
-    qtbot.waitUntil(lambda: win.settled, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: win.runs.settled, timeout=TIMEOUT_MS)
     np.testing.assert_allclose(win.session.result.layers[-1].output, untrained, atol=1e-6)
     win.history.redo()
     assert win.session.document.weights is trained
@@ -68,7 +68,7 @@ def test_pause_stops_after_the_chunk_in_flight(win, qtbot):
     panel.train()
     qtbot.waitUntil(lambda: len(panel.curve_loss) > 0, timeout=TIMEOUT_MS)
     panel.pause()
-    qtbot.waitUntil(lambda: not panel._request and win.settled, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not panel._request and win.runs.settled, timeout=TIMEOUT_MS)
     done = len(panel.curve_loss)
     assert 0 < done < 100_000 and not panel.running
     assert win.history.stack.undoText() == f"Train {done} steps"
@@ -102,12 +102,12 @@ def test_a_label_that_does_not_fit_the_head_is_underlined(win, qtbot):
 def test_pinning_then_ticking_mask_zero_shows_delta_only_on_padded_rows(make_window, qtbot):
     spec = load_preset("forgotten_mask_pre")
     window = make_window(spec, source="preset:forgotten_mask_pre")
-    qtbot.waitUntil(lambda: window.settled and window.session.result is not None, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.runs.settled and window.session.result is not None, timeout=TIMEOUT_MS)
     panel = window.training
     panel.pin()
     lengths = window.session.result.lengths
     window.stack_editor.card("embedding_1").param_widget("mask_zero").setChecked(True)
-    qtbot.waitUntil(lambda: window.settled and window.session.result is not panel.pinned, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.runs.settled and window.session.result is not panel.pinned, timeout=TIMEOUT_MS)
     rows = {panel.delta_table.item(i, 0).text(): panel.delta_table.item(i, 1).text()
             for i in range(panel.delta_table.rowCount())}
     assert float(rows["embedding_1"]) == 0 and float(rows["lstm_1"]) > 0
@@ -128,6 +128,6 @@ def test_undo_during_training_stops_it_and_keeps_the_undone_weights(win, qtbot):
     qtbot.waitUntil(lambda: len(panel.curve_loss) > 3, timeout=TIMEOUT_MS)
     win.history.undo()                          # back before the first session, while the second one runs
     assert not panel.running and win.session.document.weights is None
-    qtbot.waitUntil(lambda: not win.runs.service.busy and win.settled, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not win.runs.service.busy and win.runs.settled, timeout=TIMEOUT_MS)
     qtbot.wait(50)                               # the in-flight chunk's reply has been delivered (and dropped)
     assert win.session.document.weights is None and first is not None

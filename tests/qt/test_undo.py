@@ -17,7 +17,7 @@ RUN_TIMEOUT_MS = 60_000
 
 
 def settle(qtbot, window) -> None:
-    qtbot.waitUntil(lambda: window.settled, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.runs.settled, timeout=RUN_TIMEOUT_MS)
 
 
 def shapes(window) -> dict[str, str]:
@@ -38,7 +38,7 @@ def type_at_end(qtbot, window, text: str) -> None:
 def win(make_window, qtbot):
     window = make_window()
     settle(qtbot, window)
-    assert window.last_reply.ok, window.session.status_text
+    assert window.runs.last_reply.ok, window.session.status_text
     return window
 
 
@@ -56,7 +56,7 @@ def test_three_edits_undo_three_times_then_redo(win, qtbot):
     settle(qtbot, win)
     end = to_dict(win.session.document)
     end_text = win.sequence_editor.text()
-    assert end_text.endswith("4 5 6 7") and not win.last_reply.ok       # pooling needs a sequence now
+    assert end_text.endswith("4 5 6 7") and not win.runs.last_reply.ok       # pooling needs a sequence now
     assert win.history.stack.count() == 3                              # the typing is one step
     assert win.history.stack.undoText() == "Typing in the sequences"
 
@@ -67,13 +67,13 @@ def test_three_edits_undo_three_times_then_redo(win, qtbot):
     win.undo_action.trigger()
     settle(qtbot, win)
     assert win.stack_editor.card("lstm_1").param_widget("return_sequences").isChecked()
-    assert win.last_reply.ok and shapes(win)["lstm_1"] == "(None, None, 48)"      # re-ran
+    assert win.runs.last_reply.ok and shapes(win)["lstm_1"] == "(None, None, 48)"      # re-ran
     assert win.history.stack.undoText() == "Set units of lstm_1 to 48"
     win.undo_action.trigger()
     settle(qtbot, win)
     assert to_dict(win.session.document) == start
     assert win.stack_editor.card("lstm_1").param_widget("units").value() == 32
-    assert shapes(win)["lstm_1"] == "(None, None, 32)" and win.last_reply.ok
+    assert shapes(win)["lstm_1"] == "(None, None, 32)" and win.runs.last_reply.ok
     assert not win.undo_action.isEnabled() and win.redo_action.isEnabled()
 
     for _ in range(3):
@@ -83,7 +83,7 @@ def test_three_edits_undo_three_times_then_redo(win, qtbot):
     assert win.sequence_editor.text() == end_text
     card = win.stack_editor.card("lstm_1")
     assert card.param_widget("units").value() == 48 and not card.param_widget("return_sequences").isChecked()
-    assert win.last_reply.error_layer == "global_average_pooling_1"
+    assert win.runs.last_reply.error_layer == "global_average_pooling_1"
     assert not win.redo_action.isEnabled()
 
 
@@ -124,7 +124,7 @@ def test_every_kind_of_edit_is_one_step_and_undoes_exactly(win, qtbot):
         assert to_dict(win.stack_editor.spec())["layers"] == expected["layers"]
         assert win.session.document.batching.padding == expected["batching"]["padding"]
     settle(qtbot, win)
-    assert win.last_reply.ok
+    assert win.runs.last_reply.ok
 
 
 def test_typing_bursts_apart_are_separate_steps(win, qtbot, monkeypatch):

@@ -13,7 +13,7 @@ from explorer.core.presets import load_preset
 from explorer.engine.requests import Reply
 from seen import card_messages, grid_size, grid_text, padded_cells, shapes_warnings, underlined
 from explorer.qt.main_window import MainWindow
-from explorer.qt.runs import LOADING
+from explorer.requests import LOADING
 
 RUN_TIMEOUT_MS = 60_000
 
@@ -45,7 +45,7 @@ def window(qapp):
 
 def settle(qtbot, window) -> None:
     """Waits until the window shows the result (or the refusal) for its current document."""
-    qtbot.waitUntil(lambda: window.settled, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.runs.settled, timeout=RUN_TIMEOUT_MS)
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def win(window, qtbot):
     window.trust.asked.clear()
     window.load_preset("average_pooling")
     settle(qtbot, window)
-    assert window.session.result is not None and window.last_reply.ok, window.session.status_text
+    assert window.session.result is not None and window.runs.last_reply.ok, window.session.status_text
     return window
 
 
@@ -129,7 +129,7 @@ def test_units_change_the_shapes_badges_and_plots(win, qtbot):
 def test_return_sequences_off_puts_the_error_on_the_card_concerned(win, qtbot):
     win.stack_editor.card("lstm_1").param_widget("return_sequences").setChecked(False)
     settle(qtbot, win)
-    reply = win.last_reply
+    reply = win.runs.last_reply
     assert not reply.ok and reply.error_layer == "global_average_pooling_1"
     pooling = win.stack_editor.card("global_average_pooling_1")
     assert "needs a sequence" in card_messages(pooling) and "return_sequences" in card_messages(pooling)
@@ -140,7 +140,7 @@ def test_return_sequences_off_puts_the_error_on_the_card_concerned(win, qtbot):
     # without the pooling layer, the last state goes straight to the Dense layer
     win.stack_editor.card("global_average_pooling_1").remove_button.click()
     settle(qtbot, win)
-    assert win.last_reply.ok
+    assert win.runs.last_reply.ok
     assert table(win)["lstm_1"][:2] == ["(None, 32)", "(3, 32)"]
     assert win.shapes.fc_shape_label.text() == "(None, 32)"
     assert "last state" in win.shapes.fc_explanation_label.text()
@@ -210,7 +210,7 @@ def test_a_smaller_vocabulary_flags_the_ids_outside_it(win, qtbot):
     assert "outside the vocabulary (vocab_size 20" in win.sequence_editor.error_label.text()
     win.sequence_editor.text_edit.setPlainText("5 12 7\n8 4 19\n")
     settle(qtbot, win)
-    assert win.last_reply.ok and table(win)["embedding_1"][3] == f"{20 * 16:,}"
+    assert win.runs.last_reply.ok and table(win)["embedding_1"][3] == f"{20 * 16:,}"
 
 
 # --- the worker ---
@@ -218,10 +218,10 @@ def test_a_smaller_vocabulary_flags_the_ids_outside_it(win, qtbot):
 def test_stale_replies_are_dropped(win, qtbot):
     shown = win.session.result
     dropped = win.runs.dropped_replies
-    old = Reply(win.last_reply.id - 1, "run", value=shown)          # an answer to an older request
+    old = Reply(win.runs.last_reply.id - 1, "run", value=shown)          # an answer to an older request
     old.value = type(shown)(**{**shown.__dict__, "layers": shown.layers[:1]})
-    win.replied.emit(old)
-    qtbot.waitUntil(lambda: win.runs.dropped_replies == dropped + 1)
+    win.runs.runner._run_arrived(old)
+    assert win.runs.dropped_replies == dropped + 1
     assert win.session.result is shown and win.shapes.table.rowCount() == 4
 
 
@@ -231,7 +231,7 @@ def test_live_off_waits_for_the_run_button(win, qtbot):
     win.live_check.setChecked(False)
     win.stack_editor.card("lstm_1").param_widget("units").setValue(12)
     qtbot.wait(50)
-    assert win.settled and table(win)["lstm_1"][0] == "(None, None, 32)"
+    assert win.runs.settled and table(win)["lstm_1"][0] == "(None, None, 32)"
     assert "press Run" in win.session.status_text
     win.run_action.trigger()
     settle(qtbot, win)
@@ -293,20 +293,20 @@ def test_a_typed_custom_expression_asks_once_before_running(win, qtbot):
     win.trust.answer = True
     win.run_action.trigger()                                            # Run asks again
     settle(qtbot, win)
-    assert len(win.trust.asked) == 2 and win.last_reply.ok
+    assert len(win.trust.asked) == 2 and win.runs.last_reply.ok
     assert table(win)["custom_1"][:2] == ["(None, 30)", "(3, 30)"]
     edit = win.stack_editor.card("custom_1").param_widget("expression")
     edit.setText("ops.max(x, axis=1)")
     edit.editingFinished.emit()
     settle(qtbot, win)
-    assert len(win.trust.asked) == 2 and win.last_reply.ok               # typed after agreeing: no question
+    assert len(win.trust.asked) == 2 and win.runs.last_reply.ok               # typed after agreeing: no question
     assert win.session.document.layers[2].params["expression"] == "ops.max(x, axis=1)"
 
 
 def test_presets_run_their_custom_layers_without_asking(win, qtbot):
     win.load_preset("time_average_custom")
     settle(qtbot, win)
-    assert win.trust.asked == [] and win.last_reply.ok
+    assert win.trust.asked == [] and win.runs.last_reply.ok
 
 
 def test_a_stack_opened_from_a_file_asks_before_running_its_code(win, qtbot, tmp_path):
@@ -323,7 +323,7 @@ def test_a_stack_opened_from_a_file_asks_before_running_its_code(win, qtbot, tmp
     win.trust.answer = True
     win.run_action.trigger()
     settle(qtbot, win)
-    assert win.last_reply.ok and table(win)["custom_1"][:2] == ["(None, 32)", "(3, 32)"]
+    assert win.runs.last_reply.ok and table(win)["custom_1"][:2] == ["(None, 32)", "(3, 32)"]
     saved = tmp_path / "again.stack.json"
     win.files.save_to(str(saved))
     from explorer.core.spec import load
@@ -375,7 +375,7 @@ def test_words_input_builds_its_vocabulary_from_the_text(win, qtbot):
     assert win.session.document.batching.pad_value == 0 and not win.sequence_editor.pad_value_spin.isEnabled()
     win.sequence_editor.text_edit.setPlainText("the cat sat\nthe dog\n")
     settle(qtbot, win)
-    assert win.last_reply.ok, win.session.status_text
+    assert win.runs.last_reply.ok, win.session.status_text
     assert table(win)["lstm_1"][1] == "(2, 3, 32)"
     assert grid_text(win.sequence_editor, 0, 0) == f"the ({win.session.result.vocabulary.index('the')})"
     assert padded_cells(win.sequence_editor) == [(1, 2)]
