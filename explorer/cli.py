@@ -46,12 +46,14 @@ def _parser() -> _Parser:
                      help="with --gradients: the output unit (default: each sequence's largest)")
     run.add_argument("--trust", action="store_true", help="allow the stack's custom expressions to run")
     _backend_option(run)
+    _batching_options(run)
     _train_parser(commands)
     commands.add_parser("tasks", help="list the built-in training tasks and their rules")
     commands.add_parser("presets", help="list the built-in stacks")
     export = commands.add_parser("export-code", help="print a Keras script that builds the same stack")
     export.add_argument("stack", help="a .stack.json file, preset:NAME or a trained MODEL.keras")
     export.add_argument("--trust", action="store_true", help="allow a model file's custom expressions to load")
+    _batching_options(export)
     _backend_option(commands.add_parser("devices", help="list the devices Keras's backend sees"))
     return parser
 
@@ -60,6 +62,21 @@ def _backend_option(parser: argparse.ArgumentParser) -> None:
     from .core.backend import BACKENDS
     parser.add_argument("--backend", choices=BACKENDS,
                         help="Keras's backend (default: $KERAS_BACKEND, else tensorflow); jax and torch when installed")
+
+
+def _batching_options(parser: argparse.ArgumentParser) -> None:
+    """--padding, --truncating, --maxlen, --pad-value: override the stack's or model's batching (as the
+    pipeline's keras.utils.pad_sequences pads)."""
+    parser.add_argument("--padding", choices=("pre", "post"), help="pad before or after each sequence")
+    parser.add_argument("--truncating", choices=("pre", "post"), help="cut longer sequences at the start or the end")
+    parser.add_argument("--maxlen", type=int, metavar="N", help="pad and truncate every sequence to exactly N steps")
+    parser.add_argument("--pad-value", type=float, metavar="V", help="the value of a padded step (a token id for "
+                                                                     "token input)")
+
+
+def _batching(options: argparse.Namespace) -> dict:
+    return {"padding": options.padding, "truncating": options.truncating, "maxlen": options.maxlen,
+            "pad_value": options.pad_value}
 
 
 def _use_backend(backend: str | None) -> None:
@@ -74,7 +91,7 @@ def _use_backend(backend: str | None) -> None:
 def _train_parser(commands) -> None:
     from .core.train import DEFAULT_LEARNING_RATE, DEFAULT_OPTIMIZER, OPTIMIZERS
     train = commands.add_parser("train", help="train a stack on labelled sequences and report the loss per step")
-    train.add_argument("stack", help="a .stack.json file or preset:NAME")
+    train.add_argument("stack", help="a .stack.json file, preset:NAME or a trained MODEL.keras")
     source = train.add_mutually_exclusive_group()
     source.add_argument("--input", metavar="TEXT", help="labelled sequence text (`3 14 15 | 1`) instead of the "
                                                         "file's sequences")
@@ -93,6 +110,7 @@ def _train_parser(commands) -> None:
     train.add_argument("--save-keras", metavar="OUT.keras", help="save the trained model as a Keras file")
     train.add_argument("--trust", action="store_true", help="allow the stack's custom expressions to run")
     _backend_option(train)
+    _batching_options(train)
 
 
 def _window_parser() -> _Parser:
@@ -169,7 +187,7 @@ def _command(options: argparse.Namespace) -> int:
     if options.command == "export-code":
         from .core.codegen import export_code
         from .core.presets import is_keras_model
-        stack = _load(options.stack, options.trust)
+        stack = _prepare(options.stack, None, options).spec
         sys.stdout.write(export_code(stack, weights_from=options.stack if is_keras_model(options.stack) else None))
         return 0
     if options.command == "run":
@@ -202,13 +220,14 @@ def _read_text(path: str) -> str:
         raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
 
 
-def _load(reference: str, trust: bool):
-    """The stack of a file, a preset or a .keras model; the import's notes go to stderr."""
-    from .core.presets import load_any
-    stack, notes = load_any(reference, trust=trust)
-    for note in notes:
+def _prepare(reference: str, text: str | None, options: argparse.Namespace):
+    """The stack of a file, a preset or a .keras model with the batching options, and `text` (default: the
+    stack's sequences); the import's notes go to stderr."""
+    from .library import prepare
+    prepared = prepare(reference, text, trust=options.trust, **_batching(options))
+    for note in prepared.notes:
         print(f"note: {_one_line(note)}", file=sys.stderr)
-    return stack
+    return prepared
 
 
 def _run(options: argparse.Namespace) -> int:
@@ -216,32 +235,15 @@ def _run(options: argparse.Namespace) -> int:
         raise UsageError("--gates and --gradients add arrays to the npz file: pass --npz OUT as well")
     if options.target is not None and not options.gradients:
         raise UsageError("--target picks the output unit of --gradients: pass --gradients as well")
-    from .core.presets import is_preset
-    stack = _load(options.stack, options.trust)
-    text = _read_text(options.input) if options.input else None
-    if text is None and not stack.sequences:
+    from .library import run_prepared
+    prepared = _prepare(options.stack, _read_text(options.input) if options.input else None, options)
+    if prepared.text is None:
         raise UsageError(f"{options.stack} holds no sequences: pass --input TEXTFILE")
-    from .core.run import Engine
-    engine = Engine()
-    trust = options.trust or is_preset(options.stack)
-    result = engine.run(stack, text, device=options.device, trust=trust)
-    report = result.to_json()
-    if options.leak_check:
-        from .core.leaks import leak_check
-        report["leak_check"] = leak_check(engine, stack, text, device=options.device, trust=trust,
-                                          padded=result).to_json()
+    inspected = run_prepared(prepared, device=options.device, gates=options.gates, gradients=options.gradients,
+                             target=options.target, leak_check=options.leak_check)
+    report = inspected.to_json()
     if options.npz:
-        arrays = {**result.arrays(), **engine.weights()}
-        if options.gates or options.gradients:
-            from .core.batches import batch_of
-            built, layout = batch_of(engine, stack, text)
-            if options.gates:
-                from .core.gates import gates
-                arrays.update({f"gates/{key}": value for key, value in gates(built, layout).items()})
-            if options.gradients:
-                from .core.gradients import gradients
-                arrays.update(gradients(built, layout, target=options.target).arrays())
-        _write_npz(options.npz, arrays)
+        _write_npz(options.npz, inspected.arrays())
     if options.json:
         document = json.dumps(report, indent=2) + "\n"
         if options.json == "-":
@@ -254,9 +256,9 @@ def _run(options: argparse.Namespace) -> int:
 
 
 def _train(options: argparse.Namespace) -> int:
-    from .core.presets import is_preset, load_stack
     from .core.train import TrainSettings, report, train
-    stack = load_stack(options.stack)
+    prepared = _prepare(options.stack, None, options)
+    stack = prepared.spec
     if options.save_keras and not options.save_keras.endswith(".keras"):
         raise UsageError(f"--save-keras needs a file name ending in .keras, got {options.save_keras}")
     from .core.run import Engine
@@ -269,7 +271,7 @@ def _train(options: argparse.Namespace) -> int:
         text = _read_text(options.input) if options.input else stack.sequences
         if not text:
             raise UsageError(f"{options.stack} holds no sequences: pass --input TEXT or --task NAME")
-    trust = options.trust or is_preset(options.stack)
+    trust = prepared.trust
     progress, result = train(engine, stack, text, TrainSettings(options.optimizer, options.lr), steps=options.steps,
                              device=options.device, trust=trust)
     document = report(progress, result)
