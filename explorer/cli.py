@@ -70,8 +70,17 @@ def _batching_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--padding", choices=("pre", "post"), help="pad before or after each sequence")
     parser.add_argument("--truncating", choices=("pre", "post"), help="cut longer sequences at the start or the end")
     parser.add_argument("--maxlen", type=int, metavar="N", help="pad and truncate every sequence to exactly N steps")
-    parser.add_argument("--pad-value", type=float, metavar="V", help="the value of a padded step (a token id for "
+    parser.add_argument("--pad-value", type=_pad_value, metavar="V", help="the value of a padded step (a token id for "
                                                                      "token input)")
+
+
+def _pad_value(text: str) -> float | int:
+    """A number; a whole one stays an int (a token id)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'"{text}" is not a number') from None
+    return int(value) if value.is_integer() else value
 
 
 def _batching(options: argparse.Namespace) -> dict:

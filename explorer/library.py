@@ -36,8 +36,9 @@ SequencesLike = Union[str, list, np.ndarray, None]
 BATCHING_KEYS = ("mode", "padding", "truncating", "maxlen", "pad_value")
 HEATMAP_ROWS = 4             # sequences drawn in each layer's heatmap
 HEATMAP_UNITS = 32           # units drawn per sequence (the first ones)
-HEATMAP_CELL = (6, 3)        # pixels per (timestep, unit)
+HEATMAP_CELL = (24, 3)       # pixels per (timestep, unit) at most
 HEATMAP_MAX_WIDTH = 720      # the time axis is squeezed to at most this many pixels
+TICK_SPACING = 6             # pixels at least between two ticks of the time axis
 
 
 @dataclass
@@ -339,8 +340,8 @@ class Report:
                 continue
             png = heatmap_png(layer.output[:shown], self.mask[:shown])
             parts.append(f'<figure class="rnn-explorer-heatmap"><figcaption>{e(layer.name)}: output of the first '
-                         f"{shown} sequence{'s' if shown != 1 else ''}, time →, units ↓ (padded steps hatched)"
-                         f'</figcaption><img alt="{e(layer.name)} over time" '
+                         f"{shown} sequence{'s' if shown != 1 else ''}, time → (steps 0 to {len(self.mask[0]) - 1}), units ↓, padded steps hatched"
+                         f'</figcaption><img alt="{e(layer.name)} over time" style="image-rendering:pixelated" '
                          f'src="data:image/png;base64,{base64.b64encode(png).decode()}"></figure>')
         parts.append("</div>")
         return "".join(parts)
@@ -401,30 +402,36 @@ def run_prepared(prepared: Prepared, *, device: str | None = None, gates: bool =
 
 def heatmap_png(outputs: np.ndarray, mask: np.ndarray) -> bytes:
     """A PNG of time-major `outputs` (rows × T × …): one strip per sequence, time across, the first
-    HEATMAP_UNITS units down, blue (negative) – white – red (positive), padded steps hatched grey."""
+    HEATMAP_UNITS units down, blue (negative) – white – red (positive), padded steps hatched grey, and a time
+    axis below with a tick at every step (every 5th longer; fewer ticks when the steps are narrow)."""
     rows, steps = outputs.shape[:2]
-    values = outputs.reshape(rows, steps, -1)[:, :, :HEATMAP_UNITS].astype(np.float64)
-    values = np.nan_to_num(values)
+    values = np.nan_to_num(outputs.reshape(rows, steps, -1)[:, :, :HEATMAP_UNITS].astype(np.float64))
     valid = values[mask[:rows].astype(bool)]
     scale = float(np.abs(valid).max()) if valid.size else 0.0
     scaled = values / scale if scale > 0 else np.zeros_like(values)
     cell_w = max(1, min(HEATMAP_CELL[0], HEATMAP_MAX_WIDTH // max(steps, 1)))
     cell_h = HEATMAP_CELL[1]
+    red, blue, white = np.array([178, 24, 43.0]), np.array([33, 102, 172.0]), np.array([247, 247, 247.0])
     strips = []
     for row in range(rows):
         s = np.clip(scaled[row].T, -1, 1)[..., None]          # units × T × 1
-        red = np.array([178, 24, 43.0])
-        blue = np.array([33, 102, 172.0])
-        white = np.array([247, 247, 247.0])
         colour = np.where(s >= 0, white + s * (red - white), white - s * (blue - white))
         image = np.repeat(np.repeat(colour, cell_h, axis=0), cell_w, axis=1)
         padded = np.repeat(~mask[row].astype(bool), cell_w)
         ys, xs = np.indices(image.shape[:2])
-        hatch = padded[None, :] & ((xs + ys) % 4 < 2)
-        image[hatch] = (150, 150, 150)
-        strips.append(image)
-        strips.append(np.full((2, image.shape[1], 3), 255.0))   # a white gap between sequences
-    return encode_png(np.concatenate(strips[:-1], axis=0).astype(np.uint8))
+        image[padded[None, :] & ((xs + ys) % 4 < 2)] = (150, 150, 150)
+        strips += [image, np.full((4, image.shape[1], 3), 255.0)]   # a white gap between sequences
+    strips.append(_time_axis(steps, cell_w))
+    return encode_png(np.concatenate(strips, axis=0).astype(np.uint8))
+
+
+def _time_axis(steps: int, cell_w: int) -> np.ndarray:
+    axis = np.full((6, steps * cell_w, 3), 255.0)
+    axis[0] = 90
+    every = max(1, -(-TICK_SPACING // cell_w))
+    for step in range(0, steps, every):
+        axis[: 6 if step % 5 == 0 else 3, step * cell_w] = 90
+    return axis
 
 
 def encode_png(rgb: np.ndarray) -> bytes:

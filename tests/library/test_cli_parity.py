@@ -119,6 +119,7 @@ def test_export_code_and_train_take_the_batching(tmp_path, capsys, saved_model):
     (["--maxlen", "0"], "batching.maxlen"),
     (["--pad-value", "5000"], "batching.pad_value"),
     (["--padding", "middle"], "invalid choice"),
+    (["--pad-value", "x"], "\"x\" is not a number"),
 ])
 def test_bad_batching_options_are_one_error_line(capsys, args, fragment):
     code, err = run_cli(capsys, "run", "preset:average_pooling", "--json", "-", *args)

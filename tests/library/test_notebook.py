@@ -38,7 +38,7 @@ def test_the_notebook_shows_the_shapes_and_a_heatmap_per_time_layer():
     for name in (*TIME_AXIS_LAYERS, "global_average_pooling1d", "dense"):
         assert f"<td>{name}</td>" in html
     assert "FC input of dense" in html and "<script" not in html
-    images = re.findall(r'<img alt="([^"]+) over time" src="data:image/png;base64,([^"]+)"', html)
+    images = re.findall(r'<img alt="([^"]+) over time"[^>]*src="data:image/png;base64,([^"]+)"', html)
     assert [name for name, _ in images] == TIME_AXIS_LAYERS
     for _, encoded in images:
         width, height = png_size(base64.b64decode(encoded))
