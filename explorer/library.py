@@ -6,11 +6,13 @@ sequence text and notes; `inspect`, `explore` and the command line all go throug
 
 from __future__ import annotations
 
+import atexit
 import base64
 import dataclasses
 import html
 import io
 import os
+import shutil
 import struct
 import sys
 import tempfile
@@ -24,6 +26,8 @@ import numpy as np
 from .core.errors import ExplorerError
 
 if TYPE_CHECKING:
+    from PySide6.QtWidgets import QMainWindow
+
     from .core.run import RunResult
     from .core.spec import StackSpec
 
@@ -450,7 +454,8 @@ def encode_png(rgb: np.ndarray) -> bytes:
 
 def explore(model: ModelLike = None, sequences: SequencesLike = None, *, padding: str | None = None,
             truncating: str | None = None, maxlen: int | None = None, pad_value: float | None = None,
-            mode: str | None = None, backend: str | None = None, trust: bool = False, block: bool | None = None):
+            mode: str | None = None, backend: str | None = None, trust: bool = False,
+            block: bool | None = None) -> QMainWindow | None:
     """Opens the explorer window on `model` and `sequences` (default: the default preset and its sequences),
     with the batching overrides. A Keras model in memory crosses to the engine as a temporary `.keras` file;
     a `.keras` model is read in the engine, as File > Open does.
@@ -462,6 +467,7 @@ def explore(model: ModelLike = None, sequences: SequencesLike = None, *, padding
     model = presets.PREFIX + presets.DEFAULT if model is None else model
     if not isinstance(model, (str, os.PathLike, dict)) and hasattr(model, "save"):
         folder = tempfile.mkdtemp(prefix="rnn-explorer-")
+        atexit.register(shutil.rmtree, folder, True)
         path = os.path.join(folder, "model.keras")
         model.save(path)
         model, trust = path, True      # the caller's own model

@@ -124,3 +124,12 @@ def test_export_code_and_train_take_the_batching(tmp_path, capsys, saved_model):
 def test_bad_batching_options_are_one_error_line(capsys, args, fragment):
     code, err = run_cli(capsys, "run", "preset:average_pooling", "--json", "-", *args)
     assert code == 2 and err.startswith("error: ") and len(err.splitlines()) == 1 and fragment in err, err
+
+
+def test_inspect_of_a_keras_path_takes_the_pipelines_padding(saved_model):
+    rows = [[4, 8, 15], [16, 23, 42 % 40, 1]]
+    report = explorer.inspect(saved_model, rows, padding="pre", maxlen=200)
+    model = keras.saving.load_model(saved_model)
+    expected = model.predict(keras.utils.pad_sequences(rows, maxlen=200), verbose=0)
+    np.testing.assert_allclose(report.output, expected, atol=1e-5)
+    assert report.input.shape == (2, 200) and "padded pre to maxlen 200" in report.notes[-1]

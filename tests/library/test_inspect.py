@@ -141,3 +141,16 @@ def test_a_bad_batching_keyword_is_named():
     with pytest.raises(ExplorerError) as caught:
         explorer.inspect("preset:average_pooling", pad_value=10 ** 6)
     assert "batching.pad_value" in caught.value.message
+
+
+def test_one_by_one_runs_each_sequence_alone_as_keras_does(tokens):
+    report = explorer.inspect(tokens, IDS, mode="one_by_one")
+    for row, sequence in enumerate(IDS):
+        alone = tokens.predict(np.array([sequence]), verbose=0)
+        np.testing.assert_allclose(report.output[row], alone[0], atol=TOLERANCE)
+
+
+def test_a_backend_other_than_the_loaded_one_is_refused():
+    with pytest.raises(ExplorerError) as caught:
+        explorer.inspect("preset:average_pooling", backend="torch")
+    assert "torch" in caught.value.message
