@@ -3,6 +3,12 @@ engine) or a stack, with the sequences and batching given; from a script it bloc
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
 import keras
 import numpy as np
 from PySide6.QtCore import QTimer
@@ -10,6 +16,7 @@ from PySide6.QtWidgets import QApplication
 
 import explorer
 
+ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_MS = 90_000
 SEQUENCES = [[3, 9, 27], [5, 25], [7, 1, 4, 2]]
 
@@ -46,12 +53,16 @@ def test_explore_shows_an_in_memory_model_on_my_sequences(qtbot):
         window.close()
 
 
-def test_explore_on_a_stack_takes_the_batching(qtbot):
-    window = explorer.explore("preset:last_state", "1 2\n3 4 5 6 7\n", maxlen=4, truncating="pre", block=False)
+def test_explore_in_ipython_with_gui_qt_returns_the_live_window(qtbot, monkeypatch):
+    shell = types.SimpleNamespace(active_eventloop="qt")       # what `%gui qt` leaves on IPython's shell
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: shell))
+    window = explorer.explore("preset:last_state", "1 2\n3 4 5 6 7\n", maxlen=4, truncating="pre")
     try:
         assert window.session.document.batching.maxlen == 4
         assert window.session.document.batching.truncating == "pre"
         assert window.session.text == "1 2\n3 4 5 6 7\n"
+        qtbot.waitUntil(lambda: window.session.result is not None, timeout=TIMEOUT_MS)   # the loop runs on
+        assert window.isVisible()
     finally:
         window.close()
 
@@ -70,3 +81,33 @@ def test_explore_from_a_script_blocks_until_the_window_closes(qtbot):
     QTimer.singleShot(100, close_when_run)
     assert explorer.explore(in_memory_model(), SEQUENCES) is None      # not in IPython: it blocks
     assert seen and "rnn" in seen[0]
+
+
+SCRIPT = '''
+import explorer
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+def close_when_run():
+    windows = [w for w in QApplication.topLevelWidgets() if w.isVisible() and hasattr(w, "session")]
+    if windows and windows[0].session.result is not None:
+        print("layers:", " ".join(windows[0].session.document.layer_names()))
+        windows[0].close()
+    else:
+        QTimer.singleShot(100, close_when_run)
+
+app = QApplication([])
+QTimer.singleShot(100, close_when_run)
+explorer.explore("preset:last_state")      # at top level: no `if __name__ == "__main__":` guard
+print("closed")
+'''
+
+
+def test_a_script_without_a_main_guard_runs_once(tmp_path):
+    script = tmp_path / "look.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "QT_QPA_PLATFORM": "offscreen"}
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("layers:") == 1 and done.stdout.rstrip().endswith("closed"), done.stdout
