@@ -309,7 +309,10 @@ class Report:
     def to_markdown(self) -> str:
         """The shapes table, the FC input, the notes and the warnings, as Markdown."""
         from .core.diagnose import format_shape
-        cells = lambda row: "| " + " | ".join(value.replace("|", "\\|") for value in row) + " |"  # noqa: E731
+
+        def cells(row) -> str:
+            return "| " + " | ".join(value.replace("|", "\\|") for value in row) + " |"
+
         lines = [f"Batch {format_shape(self.input.shape)} on {self.result.device}, mode {self.result.mode}, "
                  f"lengths {self.lengths.tolist()}", "",
                  cells(("layer", "type", "symbolic shape", "this batch", "mask", "params")), cells(("---",) * 6)]
@@ -344,7 +347,8 @@ class Report:
                 continue
             png = heatmap_png(layer.output[:shown], self.mask[:shown])
             parts.append(f'<figure class="rnn-explorer-heatmap"><figcaption>{e(layer.name)}: output of the first '
-                         f"{shown} sequence{'s' if shown != 1 else ''}, time → (steps 0 to {len(self.mask[0]) - 1}), units ↓, padded steps hatched"
+                         f"{shown} sequence{'s' if shown != 1 else ''}, time → (steps 0 to {self.mask.shape[1] - 1}), "
+                         "units ↓, padded steps hatched"
                          f'</figcaption><img alt="{e(layer.name)} over time" style="image-rendering:pixelated" '
                          f'src="data:image/png;base64,{base64.b64encode(png).decode()}"></figure>')
         parts.append("</div>")

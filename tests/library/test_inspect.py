@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+import base64
+import re
+import struct
+import zlib
+
 import keras
 import numpy as np
 import pytest
@@ -154,3 +159,40 @@ def test_a_backend_other_than_the_loaded_one_is_refused():
     with pytest.raises(ExplorerError) as caught:
         explorer.inspect("preset:average_pooling", backend="torch")
     assert "torch" in caught.value.message
+
+
+def read_png(data: bytes) -> np.ndarray:
+    """An 8-bit RGB PNG without filters, read by the format's rules (chunks, zlib, one filter byte a row)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    position, idat, width, height = 8, b"", 0, 0
+    while position < len(data):
+        length, kind = struct.unpack(">I4s", data[position:position + 8])
+        body = data[position + 8:position + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, colour = struct.unpack(">IIBB", body[:10])
+            assert (depth, colour) == (8, 2)
+        elif kind == b"IDAT":
+            idat += body
+        position += 12 + length
+    raw = np.frombuffer(zlib.decompress(idat), dtype=np.uint8).reshape(height, 1 + width * 3)
+    assert (raw[:, 0] == 0).all()
+    return raw[:, 1:].reshape(height, width, 3)
+
+
+def test_the_html_and_markdown_show_the_table_and_hatch_the_padded_steps(tokens):
+    report = explorer.inspect(tokens, IDS, padding="pre")
+    markdown = report.to_markdown()
+    for layer in tokens.layers[1:]:
+        assert f"| {layer.name} |" in markdown
+    assert "FC input of head" in markdown
+    page = report._repr_html_()
+    images = dict(re.findall(r'<img alt="([^"]+) over time"[^>]*base64,([^"]+)"', page))
+    assert set(images) == {"embed", "lstm"}            # the layers with a time axis
+    image = read_png(base64.b64decode(images["lstm"]))
+    steps = report.input.shape[1]
+    cell = image.shape[1] // steps
+    grey = (image == 150).all(axis=2)
+    strip = 5 * 3 + 4                                    # lstm's 5 units, 3 pixels each, and a gap
+    second = grey[strip:2 * strip]                       # the sequence [9, 2], padded pre: 5 steps of 7
+    hatched_steps = [bool(second[:, step * cell:(step + 1) * cell].any()) for step in range(steps)]
+    assert hatched_steps == [True] * 5 + [False] * 2
