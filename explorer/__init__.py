@@ -1,39 +1,38 @@
-"""RNN Shape Explorer: see shapes, padding and masks inside recurrent networks."""
+"""RNN Shape Explorer: see shapes, padding and masks inside recurrent networks.
 
-__version__ = "0.1.0"
+The library (see the README's "Use it from Python"): `inspect` runs a model on sequences and returns a
+Report; `doctor` lists what is wrong with it on them; `explore` opens the window on them. Both are imported on first use, so `import explorer` stays light.
+"""
 
+from __future__ import annotations
 
-def doctor(model, sequences=None, **batching):
-    """The check-up of `model` on `sequences` (text, one sequence a line; default: the stack's own): a
-    `DoctorReport` with `findings`, `checked`, `to_json()`, `to_html()` and `to_markdown()`.
+from typing import TYPE_CHECKING, Any
 
-    `model`: a Keras model in memory, a `.keras` path, a stack file path or dict, or `preset:NAME`.
-    `batching`: overrides such as `padding="pre"`, `maxlen=20`, `pad_value=0`, `mode="bucket"`.
-    """
-    from .core.doctor import examine
-    from .core.run import Engine
-    spec, trusted = _spec_of(model)
-    for key, value in batching.items():
-        if not hasattr(spec.batching, key):
-            raise TypeError(f"doctor() got an unknown batching setting {key!r}")
-        setattr(spec.batching, key, value)
-    return examine(Engine(), spec, sequences, trust=trusted)
+__all__ = ["inspect", "doctor", "explore", "Report", "__version__"]
+
+if TYPE_CHECKING:
+    from .library import Report, doctor, explore, inspect
 
 
-def _spec_of(model):
-    """(the explorer's stack for `model`, whether its custom expressions may run)."""
-    from pathlib import Path
-    from .core import presets, spec
-    if isinstance(model, dict):
-        return spec.from_dict(model), False
-    if isinstance(model, (str, Path)):
-        reference = str(model)
-        stack, _notes = presets.load_any(reference)
-        return stack, presets.is_preset(reference)
-    import tempfile
-    from .core.keras_io import import_model
-    with tempfile.TemporaryDirectory() as folder:       # a model in memory goes through the same import
-        path = Path(folder) / "model.keras"
-        model.save(path)
-        stack, _weights, _notes = import_model(path)
-    return stack, False
+def _version() -> str:
+    """The installed distribution's version, else the one pyproject.toml declares (a source checkout)."""
+    from importlib import metadata
+    try:
+        return metadata.version("rnn-shape-explorer")
+    except metadata.PackageNotFoundError:
+        import re
+        from pathlib import Path
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        found = re.search(r'^version\s*=\s*"([^"]+)"', pyproject.read_text(encoding="utf-8"), re.MULTILINE) \
+            if pyproject.is_file() else None
+        return found.group(1) if found else "0+unknown"
+
+
+__version__ = _version()
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("inspect", "doctor", "explore", "Report"):
+        from . import library
+        return getattr(library, name)
+    raise AttributeError(f"module 'explorer' has no attribute {name!r}")

@@ -48,53 +48,23 @@ def _parser() -> _Parser:
                      help="with --gradients: the output unit (default: each sequence's largest)")
     run.add_argument("--trust", action="store_true", help="allow the stack's custom expressions to run")
     _backend_option(run)
+    _batching_options(run)
     _train_parser(commands)
     commands.add_parser("tasks", help="list the built-in training tasks and their rules")
     commands.add_parser("presets", help="list the built-in stacks")
     export = commands.add_parser("export-code", help="print a Keras script that builds the same stack")
     export.add_argument("stack", help="a .stack.json file, preset:NAME or a trained MODEL.keras")
     export.add_argument("--trust", action="store_true", help="allow custom expressions into the script")
+    _batching_options(export)
     _backend_option(commands.add_parser("devices", help="list the devices Keras's backend sees"))
     _doctor_parser(commands)
     return parser
-
-
-def _batching_options(parser: argparse.ArgumentParser) -> None:
-    """The batching overrides (CONTRACT §5): they replace the stack's or the model's own settings."""
-    from .core.leaks import MODES
-    parser.add_argument("--padding", choices=("pre", "post"), help="pad each sequence at its start or its end")
-    parser.add_argument("--truncating", choices=("pre", "post"), help="cut a sequence longer than maxlen at its "
-                                                                      "start or its end")
-    parser.add_argument("--maxlen", type=_positive_int, metavar="N", help="exactly N steps: pad up to it, cut "
-                                                                        "longer sequences")
-    parser.add_argument("--pad-value", type=float, metavar="V", help="the value padded steps hold")
-    parser.add_argument("--mode", choices=MODES, help="batching mode")
 
 
 def _positive_int(text: str) -> int:
     if not text.strip().isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f'"{text}" is not a number of steps (a whole number from 1)')
     return int(text)
-
-
-def _apply_batching(stack, options: argparse.Namespace):
-    """`stack` with the batching overrides given on the command line, checked by the stack file's own rules."""
-    chosen = {key: getattr(options, key) for key in ("padding", "truncating", "maxlen", "pad_value", "mode")
-              if getattr(options, key, None) is not None}
-    if not chosen:
-        return stack
-    from .core.errors import SpecError
-    from .core.spec import from_dict, to_dict
-    document = to_dict(stack)
-    document["batching"].update(chosen)
-    try:
-        checked = from_dict(document).batching
-    except SpecError as error:
-        flag = "--" + error.path.rsplit(".", 1)[-1].replace("_", "-") if error.path else "the batching"
-        raise UsageError(f"{flag}: {error.problem}") from None
-    stack = stack.copy()
-    stack.batching = checked
-    return stack
 
 
 def _doctor_parser(commands) -> None:
@@ -121,6 +91,33 @@ def _backend_option(parser: argparse.ArgumentParser) -> None:
                         help="Keras's backend (default: $KERAS_BACKEND, else tensorflow); jax and torch when installed")
 
 
+def _batching_options(parser: argparse.ArgumentParser) -> None:
+    """--padding, --truncating, --maxlen, --pad-value: override the stack's or model's batching (as the
+    pipeline's keras.utils.pad_sequences pads)."""
+    parser.add_argument("--padding", choices=("pre", "post"), help="pad before or after each sequence")
+    parser.add_argument("--truncating", choices=("pre", "post"), help="cut longer sequences at the start or the end")
+    parser.add_argument("--maxlen", type=_positive_int, metavar="N",
+                        help="pad and truncate every sequence to exactly N steps")
+    parser.add_argument("--pad-value", type=_pad_value, metavar="V", help="the value of a padded step (a token id for "
+                                                                     "token input)")
+    from .core.leaks import MODES
+    parser.add_argument("--mode", choices=MODES, help="batching mode: pad, bucket, one_by_one or chunked")
+
+
+def _pad_value(text: str) -> float | int:
+    """A number; a whole one stays an int (a token id)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'"{text}" is not a number') from None
+    return int(value) if value.is_integer() else value
+
+
+def _batching(options: argparse.Namespace) -> dict:
+    return {"padding": options.padding, "truncating": options.truncating, "maxlen": options.maxlen,
+            "pad_value": options.pad_value, "mode": options.mode}
+
+
 def _use_backend(backend: str | None) -> None:
     """Sets Keras's backend for this process, before anything imports Keras."""
     if backend:
@@ -133,7 +130,7 @@ def _use_backend(backend: str | None) -> None:
 def _train_parser(commands) -> None:
     from .core.train import DEFAULT_LEARNING_RATE, DEFAULT_OPTIMIZER, OPTIMIZERS
     train = commands.add_parser("train", help="train a stack on labelled sequences and report the loss per step")
-    train.add_argument("stack", help="a .stack.json file or preset:NAME")
+    train.add_argument("stack", help="a .stack.json file, preset:NAME or a trained MODEL.keras")
     source = train.add_mutually_exclusive_group()
     source.add_argument("--input", metavar="TEXT", help="labelled sequence text (`3 14 15 | 1`) instead of the "
                                                         "file's sequences")
@@ -152,6 +149,7 @@ def _train_parser(commands) -> None:
     train.add_argument("--save-keras", metavar="OUT.keras", help="save the trained model as a Keras file")
     train.add_argument("--trust", action="store_true", help="allow the stack's custom expressions to run")
     _backend_option(train)
+    _batching_options(train)
 
 
 def _window_parser() -> _Parser:
@@ -251,7 +249,7 @@ def _command(options: argparse.Namespace) -> int:
     if options.command == "export-code":
         from .core.codegen import export_code
         from .core.presets import is_keras_model, is_preset
-        stack = _load(options.stack, options.trust)
+        stack = _prepare(options.stack, None, options).spec
         if stack.has_custom() and not (options.trust or is_preset(options.stack)):
             from .core.errors import TrustError
             raise TrustError("this stack has a custom expression, which the exported script runs as code: export "
@@ -290,13 +288,14 @@ def _read_text(path: str) -> str:
         raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
 
 
-def _load(reference: str, trust: bool):
-    """The stack of a file, a preset or a .keras model; the import's notes go to stderr."""
-    from .core.presets import load_any
-    stack, notes = load_any(reference, trust=trust)
-    for note in notes:
+def _prepare(reference: str, text: str | None, options: argparse.Namespace):
+    """The stack of a file, a preset or a .keras model with the batching options, and `text` (default: the
+    stack's sequences); the import's notes go to stderr."""
+    from .library import prepare
+    prepared = prepare(reference, text, trust=options.trust, **_batching(options))
+    for note in prepared.notes:
         print(f"note: {_one_line(note)}", file=sys.stderr)
-    return stack
+    return prepared
 
 
 def _run(options: argparse.Namespace) -> int:
@@ -304,32 +303,15 @@ def _run(options: argparse.Namespace) -> int:
         raise UsageError("--gates and --gradients add arrays to the npz file: pass --npz OUT as well")
     if options.target is not None and not options.gradients:
         raise UsageError("--target picks the output unit of --gradients: pass --gradients as well")
-    from .core.presets import is_preset
-    stack = _load(options.stack, options.trust)
-    text = _read_text(options.input) if options.input else None
-    if text is None and not stack.sequences:
+    from .library import run_prepared
+    prepared = _prepare(options.stack, _read_text(options.input) if options.input else None, options)
+    if prepared.text is None:
         raise UsageError(f"{options.stack} holds no sequences: pass --input TEXTFILE")
-    from .core.run import Engine
-    engine = Engine()
-    trust = options.trust or is_preset(options.stack)
-    result = engine.run(stack, text, device=options.device, trust=trust)
-    report = result.to_json()
-    if options.leak_check:
-        from .core.leaks import leak_check
-        report["leak_check"] = leak_check(engine, stack, text, device=options.device, trust=trust,
-                                          padded=result).to_json()
+    inspected = run_prepared(prepared, device=options.device, gates=options.gates, gradients=options.gradients,
+                             target=options.target, leak_check=options.leak_check)
+    report = inspected.to_json()
     if options.npz:
-        arrays = {**result.arrays(), **engine.weights()}
-        if options.gates or options.gradients:
-            from .core.batches import batch_of
-            built, layout = batch_of(engine, stack, text)
-            if options.gates:
-                from .core.gates import gates
-                arrays.update({f"gates/{key}": value for key, value in gates(built, layout).items()})
-            if options.gradients:
-                from .core.gradients import gradients
-                arrays.update(gradients(built, layout, target=options.target).arrays())
-        _write_npz(options.npz, arrays)
+        _write_npz(options.npz, inspected.arrays())
     if options.json:
         document = json.dumps(report, indent=2) + "\n"
         if options.json == "-":
@@ -346,13 +328,12 @@ def _doctor(options: argparse.Namespace) -> int:
     if report_path is not None and report_path.suffix.lower() not in (".html", ".htm", ".md"):
         raise UsageError(f"--report {options.report}: the name must end in .html or .md")
     from .core.presets import is_preset
-    stack = _apply_batching(_load(options.stack, options.trust), options)
-    text = _read_text(options.input) if options.input else None
-    if text is None and not stack.sequences:
+    prepared = _prepare(options.stack, _read_text(options.input) if options.input else None, options)
+    if prepared.text is None:
         raise UsageError(f"{options.stack} holds no sequences: pass --input TEXTFILE")
     from .core.doctor import examine
     from .core.run import Engine
-    report = examine(Engine(), stack, text, device=options.device, trust=options.trust or is_preset(options.stack))
+    report = examine(Engine(), prepared.spec, prepared.text, device=options.device, trust=prepared.trust)
     report.title = Path(options.stack).name if not is_preset(options.stack) else options.stack
     if options.json:
         document = json.dumps(report.to_json(), indent=2) + "\n"
@@ -380,9 +361,9 @@ def _doctor(options: argparse.Namespace) -> int:
 
 
 def _train(options: argparse.Namespace) -> int:
-    from .core.presets import is_preset, load_stack
     from .core.train import TrainSettings, report, train
-    stack = load_stack(options.stack)
+    prepared = _prepare(options.stack, None, options)
+    stack = prepared.spec
     if options.save_keras and not options.save_keras.endswith(".keras"):
         raise UsageError(f"--save-keras needs a file name ending in .keras, got {options.save_keras}")
     from .core.run import Engine
@@ -395,7 +376,7 @@ def _train(options: argparse.Namespace) -> int:
         text = _read_text(options.input) if options.input else stack.sequences
         if not text:
             raise UsageError(f"{options.stack} holds no sequences: pass --input TEXT or --task NAME")
-    trust = options.trust or is_preset(options.stack)
+    trust = prepared.trust
     progress, result = train(engine, stack, text, TrainSettings(options.optimizer, options.lr), steps=options.steps,
                              device=options.device, trust=trust)
     document = report(progress, result)

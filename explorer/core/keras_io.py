@@ -47,6 +47,11 @@ def import_model(path: str | Path, *, trust: bool = False) -> tuple[StackSpec, d
     return _to_stack(model)
 
 
+def from_keras_model(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]:
+    """A Keras model in memory → its stack, weights and notes, as `import_model` reads a file."""
+    return _to_stack(model)
+
+
 def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]:
     import keras
     notes: list[str] = []

@@ -19,11 +19,13 @@ guard its top level with `if __name__ == "__main__":` (main.py and the installed
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import logging
 import multiprocessing
 import queue
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -115,7 +117,8 @@ class EngineClient:
         ours, theirs = context.Pipe()
         process = context.Process(target=serve, args=(theirs, self.backend, self.memory_limit_mb),
                                   name="explorer-engine", daemon=True)
-        process.start()
+        with _program_hidden():
+            process.start()
         theirs.close()
         self._generation += 1
         self._process, self._connection, self._ready = process, ours, False
@@ -410,3 +413,22 @@ def shared_client(backend: str | None = None) -> EngineClient:
             _shared = EngineClient(backend)
             atexit.register(_shared.shutdown)
         return _shared
+
+
+@contextlib.contextmanager
+def _program_hidden():
+    """Hides the program's __main__ from spawn while the engine starts: the engine needs nothing from it, and
+    spawn would run it again in the engine (a script calling explorer.explore() at top level, without an
+    `if __name__ == "__main__":` guard, would start itself again there)."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    spec, path = getattr(main, "__spec__", None), main.__dict__.pop("__file__", None)
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__spec__ = spec
+        if path is not None:
+            main.__file__ = path

@@ -34,7 +34,8 @@ SCRIPT = textwrap.dedent('''
     modules = [info.name for info in pkgutil.walk_packages(explorer.core.__path__, "explorer.core.")]
     import explorer.engine
     engine_modules = [info.name for info in pkgutil.walk_packages(explorer.engine.__path__, "explorer.engine.")]
-    for name in [*modules, *engine_modules, "explorer.session", "explorer.requests", "explorer.cli"]:
+    for name in [*modules, *engine_modules, "explorer.session", "explorer.requests", "explorer.cli",
+                 "explorer.library"]:
         importlib.import_module(name)
 
     from explorer.core import spec

@@ -60,3 +60,14 @@ def test_the_wheel_holds_the_presets_the_icon_and_the_command(wheel):
         parser.read_string(archive.read(entry_points).decode())
         assert parser["console_scripts"]["rnn-explorer"] == "explorer.cli:main"
         assert not any("__pycache__" in name or name.startswith("tests/") for name in names)
+
+
+def test_the_wheel_is_typed_and_versioned(wheel):
+    import tomllib
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert wheel.name.startswith(f"rnn_shape_explorer-{version}-")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        assert {"explorer/py.typed", "explorer/library.py", "explorer/qt/explore.py"} <= names
+        metadata = next(name for name in names if name.endswith(".dist-info/METADATA"))
+        assert f"Version: {version}" in archive.read(metadata).decode().splitlines()
