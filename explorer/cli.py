@@ -291,8 +291,16 @@ def _read_text(path: str) -> str:
 def _prepare(reference: str, text: str | None, options: argparse.Namespace):
     """The stack of a file, a preset or a .keras model with the batching options, and `text` (default: the
     stack's sequences); the import's notes go to stderr."""
+    from .core.errors import SpecError
     from .library import prepare
-    prepared = prepare(reference, text, trust=options.trust, **_batching(options))
+    batching = _batching(options)
+    try:
+        prepared = prepare(reference, text, trust=options.trust, **batching)
+    except SpecError as error:
+        key = error.path.removeprefix("batching.")
+        if batching.get(key) is None:
+            raise
+        raise UsageError(f"--{key.replace('_', '-')}: {error.problem}") from None
     for note in prepared.notes:
         print(f"note: {_one_line(note)}", file=sys.stderr)
     return prepared

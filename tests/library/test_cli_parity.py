@@ -116,8 +116,8 @@ def test_export_code_and_train_take_the_batching(tmp_path, capsys, saved_model):
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--maxlen", "0"], "batching.maxlen"),
-    (["--pad-value", "5000"], "batching.pad_value"),
+    (["--maxlen", "0"], "--maxlen: \"0\" is not a number of steps"),
+    (["--pad-value", "5000"], "--pad-value: "),
     (["--padding", "middle"], "invalid choice"),
     (["--pad-value", "x"], "\"x\" is not a number"),
 ])
