@@ -16,7 +16,7 @@ from . import backend, diagnose, memory, sequences
 from .build import BuiltStack, LayerInfo, build, state_names
 from .diagnose import Diagnostic, FcInput
 from .errors import ExplorerError, OutOfMemoryError, StackError, TrustError, strip_ansi
-from .spec import StackSpec
+from .spec import Batching, StackSpec
 
 # Batches bigger than FIRST_SLICE_CELLS (rows × steps) run in slices of rows: a first one of that many cells
 # measures the speed, the others are sized to take about SLICE_SECONDS; progress is reported between them.
@@ -94,6 +94,12 @@ class RunResult:
     padded_fraction: float      # share of padded cells in the full batch
     computed_padding: float     # share of padded cells in what the mode actually ran
     vocabulary: list[str] | None = None   # words input: the word of each id (0 padding, 1 unknown)
+    pieces: list[list[int]] = field(default_factory=list)   # the rows each call ran together, in run order
+
+    @property
+    def buckets(self) -> list[list[int]]:
+        """Bucket mode: the editor lines of each bucket as it ran."""
+        return [[self.lines[row] for row in rows] for rows in self.pieces] if self.mode == "bucket" else []
 
     def layer(self, name: str) -> LayerResult:
         for layer in self.layers:
@@ -115,7 +121,8 @@ class RunResult:
             "mode": self.mode,
             "batch": {"lengths": self.lengths.tolist(), "padded_shape": list(self.input.shape),
                       "mask": self.mask.astype(int).tolist(), "lines": list(self.lines),
-                      "padded_fraction": round(self.padded_fraction, 6)},
+                      "padded_fraction": round(self.padded_fraction, 6),
+                      **({"buckets": self.buckets} if self.mode == "bucket" else {})},
             "layers": [{"name": layer.name, "type": layer.type, "symbolic_shape": list(layer.symbolic_shape),
                         "shape": list(layer.shape), "mask": layer.mask is not None, "mask_role": layer.mask_role,
                         "params": layer.params,
@@ -140,8 +147,11 @@ class RunResult:
         return arrays
 
 
-def bucket_cost(built: BuiltStack) -> tuple[float, float]:
-    """(µs per step, µs per cell) of one pass of `built`: the cost model of the bucket plan."""
+def bucket_cost(built: BuiltStack, batching: Batching) -> tuple[float, float] | None:
+    """(µs per step, µs per cell) of one pass of `built`: the cost model of the bucket plan; None when the bins
+    must run as the user chose them, because merging two would change a number (bins_merge_exactly)."""
+    if not bins_merge_exactly(built, batching):
+        return None
     per_step = per_cell = 0.0
     width = built.input_shape[-1] if len(built.input_shape) > 1 else 1
     for info in built.layers:
@@ -156,6 +166,52 @@ def bucket_cost(built: BuiltStack) -> tuple[float, float]:
         if len(info.symbolic_shape) >= 3:
             width = info.symbolic_shape[-1] or width
     return per_step, max(per_cell, CELL_COST_US)
+
+
+# Layers that read more than one timestep, and what keeps the extra padding of a merged bucket out of the
+# valid results: the mask (every one honours it), or for these, the padding side alone (without a mask)
+HONOUR_MASK = {"global_average_pooling", "masked_mean_pooling", "attention_pooling", "last_timestep"}
+PER_STEP = {"embedding", "masking", "dense", "time_distributed_dense"}
+
+
+def bins_merge_exactly(built: BuiltStack, batching: Batching) -> bool:
+    """Whether padding a sequence further (as a merged bucket does) provably leaves every valid output, and every
+    output without a time axis, unchanged. Layer by layer while a time axis lasts:
+
+    - per-step layers never mix timesteps;
+    - a layer that honours the mask is exact when the mask covers every padded step (an embedding's mask_zero
+      with pad value 0, or a Masking layer on the features with mask_value = pad value) — except a go_backwards
+      layer's sequence, which Keras returns reversed, so that the extra padding shifts it;
+    - without such a mask, padding changes what a recurrent layer computes: pre-padding every step, post-padding
+      the final state and everything a backward direction reads; post-padding is exact only for a forward,
+      one-direction layer that returns its sequence (a step never sees the steps after it), and the last
+      timestep is exact under pre-padding (it is each sequence's own last step);
+    - anything else that reads over time (max pooling, a plain mean, a custom expression) is not exact.
+    """
+    covered = False     # the mask reaching the next layer masks every padded step
+    for position, info in enumerate(built.layers):
+        kind, p = info.spec.type, info.spec.params
+        if kind == "embedding":
+            covered = p["mask_zero"] and batching.pad_value == 0
+        elif kind == "masking":
+            covered = position == 0 and p["mask_value"] == batching.pad_value
+        elif info.spec.is_recurrent:
+            keeps_time = p["return_sequences"] and p["feeds"] == "output"
+            masked = covered and not (p["go_backwards"] and keeps_time)
+            causal = batching.padding == "post" and keeps_time and not (p["bidirectional"] or p["go_backwards"])
+            if not (masked or causal):
+                return False
+            if not keeps_time:
+                return True
+        elif kind in HONOUR_MASK:
+            if not (covered or (kind == "last_timestep" and batching.padding == "pre")):
+                return False
+        elif kind not in PER_STEP:
+            return False
+        covered = covered and info.mask_out
+        if len(info.symbolic_shape) < 3 or info.symbolic_shape[1] is not None:   # the time axis is gone
+            return True
+    return True
 
 
 class Engine:
@@ -218,8 +274,8 @@ class Engine:
         chosen = backend.resolve_device(device)
         built = self.built_for(spec)
         fixed = built.time_fixed
-        layout = sequences.layout(parsed, spec.batching, fixed_length=fixed is not None,
-                                  bucket_cost=bucket_cost(built) if spec.batching.mode == "bucket" else None)
+        cost = bucket_cost(built, spec.batching) if spec.batching.mode == "bucket" else None
+        layout = sequences.layout(parsed, spec.batching, fixed_length=fixed is not None, bucket_cost=cost)
         check_cancel()
         run_started = time.perf_counter()
         try:
@@ -439,7 +495,8 @@ class Engine:
             lengths=layout.lengths, lines=list(parsed.lines), layers=layers, fc_input=fc,
             output_shape=(batch, *built.layers[-1].symbolic_shape[1:]) if not layers else layers[-1].shape,
             diagnostics=found, timing_ms={"build": built.build_ms, "run": run_ms, "total": total_ms},
-            padded_fraction=layout.padded_fraction, computed_padding=layout.computed_fraction)
+            padded_fraction=layout.padded_fraction, computed_padding=layout.computed_fraction,
+            pieces=[[int(row) for row in piece.rows] for piece in layout.pieces])
 
     def weights(self) -> dict[str, np.ndarray]:
         arrays = {}
