@@ -77,6 +77,11 @@ class LayerResult:
     def time_major(self) -> bool:
         return len(self.symbolic_shape) >= 3
 
+    @property
+    def passed(self) -> np.ndarray:
+        """What the next layer takes: `output` (Keras's first output), or the state that `feeds` names."""
+        return self.output if self.feeds == "output" else self.extras[f"{self.name}/state/{self.feeds}"]
+
 
 @dataclass
 class RunResult:
@@ -126,7 +131,8 @@ class RunResult:
             "layers": [{"name": layer.name, "type": layer.type, "symbolic_shape": list(layer.symbolic_shape),
                         "shape": list(layer.shape), "mask": layer.mask is not None, "mask_role": layer.mask_role,
                         "params": layer.params,
-                        **({"states": [state.to_json() for state in layer.states]} if layer.states else {})}
+                        **({"states": [state.to_json() for state in layer.states]} if layer.states else {}),
+                        **({"feeds": layer.feeds} if layer.feeds != "output" else {})}
                        for layer in self.layers],
             "fc_input": fc,
             "output_shape": list(self.output_shape),
@@ -418,28 +424,28 @@ class Engine:
             check_cancel()
             layer = built.keras_layers[info.name]
             if info.spec.is_recurrent:
-                y, states = self._recurrent_in_windows(info, layer, x, mask, chunk, check_cancel)
+                sequence, states = self._recurrent_in_windows(info, layer, x, mask, chunk, check_cancel)
                 names = state_names(info.spec)
                 for state_name, state in zip(names, states):
                     if info.spec.params["return_state"]:
                         outputs[f"{info.name}/state/{state_name}"] = backend.to_numpy(state)
+                keeps_time = info.spec.params["return_sequences"]
+                first, first_mask = (sequence, mask) if keeps_time else (states[0], None)   # Keras's first output
                 feeds = info.spec.params["feeds"]
-                if feeds != "output":
-                    y = states[names.index(feeds)]
-                elif not info.spec.params["return_sequences"]:
-                    y = states[0]
+                y, new_mask = (first, first_mask) if feeds == "output" else (states[names.index(feeds)], None)
             else:
                 y = layer(x, mask=mask) if _takes_mask(layer) and mask is not None else layer(x)
                 if isinstance(y, (list, tuple)):
                     outputs[f"{info.name}/attention"] = backend.to_numpy(y[1])
                     y = y[0]
-            new_mask = layer.compute_mask(x, mask) if info.mask_out else None
-            if isinstance(new_mask, (list, tuple)):
-                new_mask = new_mask[0]
+                new_mask = layer.compute_mask(x, mask) if info.mask_out else None
+                if isinstance(new_mask, (list, tuple)):
+                    new_mask = new_mask[0]
+                first, first_mask = y, new_mask
             x, mask = y, new_mask
-            outputs[info.name] = backend.to_numpy(x)
-            if mask is not None and len(x.shape) >= 3:
-                outputs[f"{info.name}/mask"] = backend.to_numpy(mask)
+            outputs[info.name] = backend.to_numpy(first)
+            if first_mask is not None and len(first.shape) >= 3:
+                outputs[f"{info.name}/mask"] = backend.to_numpy(first_mask)
         return outputs
 
     def _recurrent_in_windows(self, info: LayerInfo, layer, x, mask, chunk: int, check_cancel):
@@ -478,13 +484,13 @@ class Engine:
             extras = {key: raw[key] for key in info.extra if key in raw}
             states = [StateResult(state, symbolic, tuple(raw[key].shape))
                       for state, key, symbolic in info.states if key in raw]
-            layers.append(LayerResult(info.name, info.spec.type, info.symbolic_shape, tuple(output.shape), output,
+            layers.append(LayerResult(info.name, info.spec.type, info.output_shape, tuple(output.shape), output,
                                       mask, info.mask_role, info.params, extras, value_range(output), states,
                                       info.spec.params.get("feeds", "output")))
         fc = diagnose.fc_input(spec, built)
         if fc is not None:
             source = next(i for i, info in enumerate(built.layers) if info.name == fc.layer) - 1
-            fc.shape = layers[source].shape
+            fc.shape = layers[source].passed.shape
         found = [diagnose.Diagnostic(note, note.split(":")[0], "info") for note in built.notes]
         found += diagnose.warnings_for(spec, built, layout.mask, layout.lengths, parsed.items, parsed.lines,
                                       layer_masks, {layer.name: layer.output for layer in layers}, device.kind,
@@ -493,7 +499,7 @@ class Engine:
         return RunResult(
             device=device.name, mode=spec.batching.mode, input=layout.batch, mask=layout.mask,
             lengths=layout.lengths, lines=list(parsed.lines), layers=layers, fc_input=fc,
-            output_shape=(batch, *built.layers[-1].symbolic_shape[1:]) if not layers else layers[-1].shape,
+            output_shape=(batch, *built.layers[-1].symbolic_shape[1:]) if not layers else layers[-1].passed.shape,
             diagnostics=found, timing_ms={"build": built.build_ms, "run": run_ms, "total": total_ms},
             padded_fraction=layout.padded_fraction, computed_padding=layout.computed_fraction,
             pieces=[[int(row) for row in piece.rows] for piece in layout.pieces])
@@ -516,7 +522,7 @@ def _time_major_keys(built: BuiltStack) -> set[str]:
     keys = set()
     steps = built.input_shape[0]
     for info in built.layers:
-        if len(info.symbolic_shape) >= 3 and info.symbolic_shape[1] == steps:   # not keepdims' axis of 1
+        if len(info.output_shape) >= 3 and info.output_shape[1] == steps:   # not keepdims' axis of 1
             keys.update((info.name, f"{info.name}/mask"))
         keys.update(key for key in info.extra if key.endswith("/attention"))
     return keys

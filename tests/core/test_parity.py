@@ -136,6 +136,7 @@ def plain_model(document: dict, fixed: int | None):
         keras_layer = plain_layer(layer, VOCAB)
         objects.append(keras_layer)
         result = keras_layer(x)
+        first = result[0] if isinstance(result, (list, tuple)) else result   # out/<layer>: Keras's first output
         if isinstance(result, (list, tuple)):   # return_state, or attention's weights
             x, *rest = result
             feeds = layer.get("feeds", "output")
@@ -146,8 +147,8 @@ def plain_model(document: dict, fixed: int | None):
                 x = rest[names.index(feeds)]
         else:
             x = result
-        mask = getattr(x, "_keras_mask", None)
-        outputs.append({"out": x, **({"mask": mask} if mask is not None else {})})
+        mask = getattr(first, "_keras_mask", None)
+        outputs.append({"out": first, **({"mask": mask} if mask is not None else {})})
     return keras.Model(inputs, outputs), outputs, objects
 
 
