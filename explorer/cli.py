@@ -1,4 +1,4 @@
-"""The command line (CONTRACT §3): headless commands, or the window when none is given."""
+"""The command line (explorer/CONTRACT.md §3): headless commands, or the window when none is given."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ class GradientResult:
     step: np.ndarray | None        # (rows,) the step read from a per-timestep head, else None
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The npz arrays `grad/input`, `grad/<layer>` and `gradient_target` (CONTRACT §4)."""
+        """The npz arrays `grad/input`, `grad/<layer>` and `gradient_target` (explorer/CONTRACT.md §4)."""
         return {**{f"grad/{name}": values for name, values in self.norms.items()}, "gradient_target": self.target}
 
 

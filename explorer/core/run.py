@@ -142,7 +142,7 @@ class RunResult:
         }
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The `--npz` arrays of CONTRACT §3 (weights are added by the engine that holds the model)."""
+        """The `--npz` arrays of explorer/CONTRACT.md §3 (weights are added by the engine that holds the model)."""
         arrays = {"input": self.input, "mask": self.mask.astype(np.int8), "lengths": self.lengths}
         for layer in self.layers:
             arrays[f"out/{layer.name}"] = layer.output

@@ -1,4 +1,4 @@
-"""Sequence text (CONTRACT §2) → arrays (and labels after `|`), and the batching modes' layouts."""
+"""Sequence text (explorer/CONTRACT.md §2) → arrays (and labels after `|`), and the batching modes' layouts."""
 
 from __future__ import annotations
 

@@ -220,7 +220,8 @@ def documents(draw):
 
 
 def pieces(rows: list, batching: dict) -> list[list[int]]:
-    """The rows each run of the mode takes together (the CONTRACT's modes, written from their definitions)."""
+    """The rows each run of the mode takes together (the modes of explorer/CONTRACT.md §1, written from their
+    definitions)."""
     if batching["mode"] in ("pad", "chunked"):
         return [list(range(len(rows)))]
     if batching["mode"] == "one_by_one":
