@@ -57,9 +57,9 @@ def _parser() -> _Parser:
 
 
 def _backend_option(parser: argparse.ArgumentParser) -> None:
-    from .core.backend import BACKENDS
-    parser.add_argument("--backend", choices=BACKENDS,
-                        help="Keras's backend (default: $KERAS_BACKEND, else tensorflow); jax and torch when installed")
+    from .core.backend import BACKENDS, NOT_OFFERED
+    parser.add_argument("--backend", choices=(*BACKENDS, *NOT_OFFERED),
+                        help="Keras's backend (default: $KERAS_BACKEND, else tensorflow); jax when installed")
 
 
 def _use_backend(backend: str | None) -> None:
