@@ -25,10 +25,14 @@ class LayerInfo:
     output_shape: tuple = ()   # Keras's first output (out/<name>); symbolic_shape is what the next layer takes
 
     @property
+    def feeds(self) -> str:
+        """What the next layer takes: "output", or a return_state state ("c", "forward_h" …)."""
+        return self.spec.params.get("feeds", "output") if self.spec.is_recurrent else "output"
+
+    @property
     def passed_key(self) -> str:
         """The probe key of what the next layer takes: the output (`name`), or a state (`name/state/c`)."""
-        feeds = self.spec.params.get("feeds", "output") if self.spec.is_recurrent else "output"
-        return self.name if feeds == "output" else f"{self.name}/state/{feeds}"
+        return self.name if self.feeds == "output" else f"{self.name}/state/{self.feeds}"
 
     @property
     def mask_role(self) -> str:

@@ -154,8 +154,8 @@ def _forward(built, batch: np.ndarray, added: dict):
             y = layer(x, training=False)
         passed = None
         if isinstance(y, (list, tuple)):      # return_state, attention weights: the output comes first
-            if info.passed_key != info.name:  # the next layer takes a state
-                passed = y[1 + state_names(info.spec).index(info.passed_key.rsplit("/", 1)[1])]
+            if info.feeds != "output":        # the next layer takes a state
+                passed = y[1 + state_names(info.spec).index(info.feeds)]
             y = y[0]
         new_mask = layer.compute_mask(x, mask) if info.mask_out else None
         if isinstance(new_mask, (list, tuple)):

@@ -174,8 +174,7 @@ def bucket_cost(built: BuiltStack, batching: Batching) -> tuple[float, float] | 
     return per_step, max(per_cell, CELL_COST_US)
 
 
-# Layers that read more than one timestep, and what keeps the extra padding of a merged bucket out of the
-# valid results: the mask (every one honours it), or for these, the padding side alone (without a mask)
+# Layers that read over time and honour the mask, and layers that never mix timesteps (bins_merge_exactly)
 HONOUR_MASK = {"global_average_pooling", "masked_mean_pooling", "attention_pooling", "last_timestep"}
 PER_STEP = {"embedding", "masking", "dense", "time_distributed_dense"}
 
@@ -202,7 +201,7 @@ def bins_merge_exactly(built: BuiltStack, batching: Batching) -> bool:
         elif kind == "masking":
             covered = position == 0 and p["mask_value"] == batching.pad_value
         elif info.spec.is_recurrent:
-            keeps_time = p["return_sequences"] and p["feeds"] == "output"
+            keeps_time = p["return_sequences"] and info.feeds == "output"
             masked = covered and not (p["go_backwards"] and keeps_time)
             causal = batching.padding == "post" and keeps_time and not (p["bidirectional"] or p["go_backwards"])
             if not (masked or causal):
@@ -486,7 +485,7 @@ class Engine:
                       for state, key, symbolic in info.states if key in raw]
             layers.append(LayerResult(info.name, info.spec.type, info.output_shape, tuple(output.shape), output,
                                       mask, info.mask_role, info.params, extras, value_range(output), states,
-                                      info.spec.params.get("feeds", "output")))
+                                      info.feeds))
         fc = diagnose.fc_input(spec, built)
         if fc is not None:
             source = next(i for i, info in enumerate(built.layers) if info.name == fc.layer) - 1
