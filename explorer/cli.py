@@ -330,8 +330,9 @@ def _summary(report: dict) -> str:
         symbolic, shape = format_shape(layer["symbolic_shape"]), format_shape(layer["shape"])
         rows.append(f"{layer['name']:<28} {symbolic:<18} {shape:<16} {layer['mask_role']:<9} {layer['params']}")
         for state in layer.get("states", []):
+            fed = " → next layer" if state["name"] == layer.get("feeds") else ""
             rows.append(f"{'  state ' + state['name']:<28} {format_shape(state['symbolic_shape']):<18} "
-                        f"{format_shape(state['shape']):<16}")
+                        f"{format_shape(state['shape']):<16}{fed}")
     fc = report["fc_input"]
     if fc:
         rows += ["", f"FC input of {fc['layer']}: {format_shape(fc['symbolic_shape'])}, this batch "

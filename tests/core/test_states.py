@@ -65,11 +65,15 @@ CASES = [(False, "h", False), (False, "c", False), (False, "c", True), (True, "f
 
 
 @pytest.mark.parametrize("bidirectional, feeds, return_sequences", CASES)
-def test_run_npz_keeps_keras_names(tmp_path, bidirectional, feeds, return_sequences):
+def test_run_npz_keeps_keras_names(tmp_path, capsys, bidirectional, feeds, return_sequences):
     stack = tmp_path / "enc.stack.json"
     stack.write_text(json.dumps(document(bidirectional, feeds, return_sequences)))
     assert cli.main(["run", str(stack), "--npz", str(tmp_path / "out.npz")]) == 0
     check(dict(np.load(tmp_path / "out.npz")), bidirectional, feeds)
+    capsys.readouterr()
+    assert cli.main(["run", str(stack)]) == 0     # the table says which state feeds the next layer
+    marked = [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.endswith("→ next layer")]
+    assert marked == [feeds]
 
 
 @pytest.mark.parametrize("bidirectional, feeds, return_sequences", CASES)
