@@ -1,4 +1,4 @@
-"""The command line (CONTRACT §3): headless commands, or the window when none is given."""
+"""The command line (explorer/CONTRACT.md §3): headless commands, or the window when none is given."""
 
 from __future__ import annotations
 
@@ -86,9 +86,9 @@ def _doctor_parser(commands) -> None:
 
 
 def _backend_option(parser: argparse.ArgumentParser) -> None:
-    from .core.backend import BACKENDS
-    parser.add_argument("--backend", choices=BACKENDS,
-                        help="Keras's backend (default: $KERAS_BACKEND, else tensorflow); jax and torch when installed")
+    from .core.backend import BACKENDS, NOT_OFFERED
+    parser.add_argument("--backend", choices=(*BACKENDS, *NOT_OFFERED),
+                        help="Keras's backend (default: $KERAS_BACKEND, else tensorflow); jax when installed")
 
 
 def _batching_options(parser: argparse.ArgumentParser) -> None:
@@ -445,8 +445,9 @@ def _summary(report: dict) -> str:
         symbolic, shape = format_shape(layer["symbolic_shape"]), format_shape(layer["shape"])
         rows.append(f"{layer['name']:<28} {symbolic:<18} {shape:<16} {layer['mask_role']:<9} {layer['params']}")
         for state in layer.get("states", []):
+            fed = " → next layer" if state["name"] == layer.get("feeds") else ""
             rows.append(f"{'  state ' + state['name']:<28} {format_shape(state['symbolic_shape']):<18} "
-                        f"{format_shape(state['shape']):<16}")
+                        f"{format_shape(state['shape']):<16}{fed}")
     fc = report["fc_input"]
     if fc:
         rows += ["", f"FC input of {fc['layer']}: {format_shape(fc['symbolic_shape'])}, this batch "

@@ -1,9 +1,8 @@
-"""The only module that calls TensorFlow, JAX or PyTorch directly: import, devices, traced functions,
-gradients.
+"""The only module that calls TensorFlow or JAX directly: import, devices, traced functions, gradients.
 
 Everything else uses Keras's backend-neutral API. TensorFlow is the default backend and the only one
-required; KERAS_BACKEND=jax or torch (`--backend`, the toolbar's Backend choice) runs the core on JAX or
-PyTorch, and TensorFlow then is never imported.
+required; KERAS_BACKEND=jax (`--backend jax`, the toolbar's Backend choice) runs the core on JAX, and
+TensorFlow then is never imported. A backend is offered only when its tests run in CI (.ci/run's matrix).
 """
 
 from __future__ import annotations
@@ -19,7 +18,11 @@ import numpy as np
 from .errors import DeviceError, ExplorerError
 
 
-BACKENDS = ("tensorflow", "jax", "torch")   # Keras's backends the explorer runs on; TensorFlow the default
+BACKENDS = ("tensorflow", "jax")   # Keras's backends the explorer offers, TensorFlow the default; CI tests each
+# Keras's backends that are not offered, and why
+NOT_OFFERED = {"torch": "the PyTorch backend is not offered: PyPI's Linux PyTorch wheels bring several GB of CUDA "
+                        "packages, so the tests cannot run on it, and the explorer offers only backends whose numbers "
+                        "are tested; use tensorflow or jax"}
 
 
 def installed_backends() -> list[str]:
@@ -29,7 +32,10 @@ def installed_backends() -> list[str]:
 
 
 def check_backend(backend: str) -> None:
-    """A backend named on the command line or in the toolbar must be installed (ExplorerError if not)."""
+    """A backend named on the command line or in the toolbar must be offered and installed (ExplorerError if
+    not)."""
+    if backend in NOT_OFFERED:
+        raise ExplorerError(NOT_OFFERED[backend])
     if backend not in BACKENDS:
         raise ExplorerError(f'unknown backend "{backend}": use one of {", ".join(BACKENDS)}')
     if backend not in installed_backends():
@@ -40,6 +46,8 @@ def check_backend(backend: str) -> None:
 def load():
     """Imports Keras once, quietly, and returns it; TensorFlow too when it is Keras's backend. Their C++
     start-up lines go straight to file descriptor 2 whatever the log level, and mean nothing to users."""
+    if os.environ.get("KERAS_BACKEND") in NOT_OFFERED:
+        raise ExplorerError(NOT_OFFERED[os.environ["KERAS_BACKEND"]])
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     # On JAX, GPUs multiply in TF32 by default: off by up to 1e-3 from the CPU, too much to compare runs.
     os.environ.setdefault("JAX_DEFAULT_MATMUL_PRECISION", "highest")
@@ -92,10 +100,6 @@ def list_devices() -> tuple[Device, ...]:
     if name() == "jax":
         return tuple(Device(device_name, kind, description)
                      for device_name, (kind, description, _) in _jax_devices().items())
-    if name() == "torch":
-        import torch
-        gpus = [Device(f"/GPU:{i}", "GPU", torch.cuda.get_device_name(i)) for i in range(torch.cuda.device_count())]
-        return (Device("/CPU:0", "CPU", "CPU"), *gpus)
     if name() != "tensorflow":
         return (Device("/CPU:0", "CPU", "CPU"),)
     import tensorflow as tf
@@ -157,8 +161,6 @@ def resolve_device(text: str | None) -> Device:
 def device_scope(device: Device):
     if name() == "jax":  # keras.device wants "gpu:0" and matches JAX's device ids, not positions
         return load().device(_jax_devices()[device.name][2])
-    if name() == "torch":   # "cpu:0" or "gpu:0" (Keras makes that "cuda:0")
-        return load().device(device.name.lstrip("/").lower())
     return load().device(device.name)
 
 
@@ -254,7 +256,7 @@ def compiled(function):
 def compiled_gradient(function):
     """For `function(inputs, selector, offsets) -> scalar`, a callable (inputs, selector, offsets) → the
     gradients at each of `offsets` as NumPy arrays (zeros where the scalar does not depend on one). The explorer's
-    only gradient code: TensorFlow's GradientTape (compiled), jax.grad or torch's autograd."""
+    only gradient code: TensorFlow's GradientTape (compiled) or jax.grad."""
     keras = load()
     if name() == "jax":
         import jax
@@ -265,16 +267,6 @@ def compiled_gradient(function):
             return [np.asarray(value) for value in grad(tensors, inputs, selector)]
 
         return jax_gradient
-    if name() == "torch":
-        import torch
-
-        def torch_gradient(inputs, selector, offsets):
-            leaves = [keras.ops.convert_to_tensor(t).detach().requires_grad_(True) for t in offsets]
-            found = torch.autograd.grad(function(inputs, selector, leaves), leaves, allow_unused=True)
-            return [np.zeros(tuple(leaf.shape), np.float32) if value is None else value.detach().cpu().numpy()
-                    for leaf, value in zip(leaves, found)]
-
-        return torch_gradient
     import tensorflow as tf
 
     def tape(inputs, selector, offsets):
@@ -381,9 +373,9 @@ class cancel_scope:
 
 
 def is_out_of_memory(error: BaseException) -> bool:
-    """An allocation that failed: MemoryError, TensorFlow's ResourceExhaustedError, JAX's RESOURCE_EXHAUSTED,
-    PyTorch's OutOfMemoryError (the engine process runs under a memory limit)."""
-    if isinstance(error, MemoryError) or type(error).__name__ in ("ResourceExhaustedError", "OutOfMemoryError"):
+    """An allocation that failed: MemoryError, TensorFlow's ResourceExhaustedError, JAX's RESOURCE_EXHAUSTED
+    (the engine process runs under a memory limit)."""
+    if isinstance(error, MemoryError) or type(error).__name__ == "ResourceExhaustedError":
         return True
     text = str(error)
     return "RESOURCE_EXHAUSTED" in text or "bad_alloc" in text or "OOM when allocating" in text

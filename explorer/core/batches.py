@@ -16,8 +16,8 @@ def batch_of(engine, spec, text: str | None = None):
         parsed, _ = encode(parsed, spec.input.vocab_size)
     from .run import bucket_cost
     built = engine.built_for(spec)
-    return built, sequences.layout(parsed, spec.batching, fixed_length=built.time_fixed is not None,
-                                   bucket_cost=bucket_cost(built) if spec.batching.mode == "bucket" else None)
+    cost = bucket_cost(built, spec.batching) if spec.batching.mode == "bucket" else None
+    return built, sequences.layout(parsed, spec.batching, fixed_length=built.time_fixed is not None, bucket_cost=cost)
 
 
 def pieces_for(layout, rows: np.ndarray):

@@ -17,11 +17,22 @@ from .spec import INPUT_NAME, LayerSpec, StackSpec
 class LayerInfo:
     name: str
     spec: LayerSpec
-    symbolic_shape: tuple
+    symbolic_shape: tuple      # what the next layer takes: the output, or the state that `feeds` names
     params: int
     mask_in: bool
     mask_out: bool
     extra: dict[str, tuple] = field(default_factory=dict)  # probe key → symbolic shape (states, weights)
+    output_shape: tuple = ()   # Keras's first output (out/<name>); symbolic_shape is what the next layer takes
+
+    @property
+    def feeds(self) -> str:
+        """What the next layer takes: "output", or a return_state state ("c", "forward_h" …)."""
+        return self.spec.params.get("feeds", "output") if self.spec.is_recurrent else "output"
+
+    @property
+    def passed_key(self) -> str:
+        """The probe key of what the next layer takes: the output (`name`), or a state (`name/state/c`)."""
+        return self.name if self.feeds == "output" else f"{self.name}/state/{self.feeds}"
 
     @property
     def mask_role(self) -> str:
@@ -111,6 +122,7 @@ def build(spec: StackSpec) -> BuiltStack:
             raise StackError(f'{name}: the expression "{layer.params["expression"]}" must give one tensor, '
                              f"got {type(result).__name__}", layer=name)
         extra = {}
+        first = result[0] if isinstance(result, (list, tuple)) else result   # out/<name>: Keras's first output
         if isinstance(result, (list, tuple)):
             x, rest = result[0], list(result[1:])
             if layer.type == "attention_pooling":
@@ -126,13 +138,14 @@ def build(spec: StackSpec) -> BuiltStack:
         else:
             x = result
         mask_out = getattr(x, "_keras_mask", None)
-        outputs[name] = x
-        if mask_out is not None and len(x.shape) >= 3:   # a mask on a 2-D tensor (masking after a last state)
-            outputs[f"{name}/mask"] = mask_out           # has no timesteps to show
+        first_mask = getattr(first, "_keras_mask", None)
+        outputs[name] = first
+        if first_mask is not None and len(first.shape) >= 3:   # a mask on a 2-D tensor (masking after a last
+            outputs[f"{name}/mask"] = first_mask               # state) has no timesteps to show
 
         objects[name] = keras_layer
         infos.append(LayerInfo(name, layer, tuple(x.shape), keras_layer.count_params(),
-                               mask_in is not None, mask_out is not None, extra))
+                               mask_in is not None, mask_out is not None, extra, tuple(first.shape)))
     try:
         model = keras.Model(inputs, x, name="stack")
         probe = keras.Model(inputs, outputs, name="probe")

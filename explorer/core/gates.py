@@ -179,7 +179,7 @@ def gates(built, layout, rows=None, layers=None) -> dict[str, np.ndarray]:
 
 def _gates(built, layout, rows: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
     steps = layout.batch.shape[1]
-    previous = {info.name: (built.layers[i - 1].name if i else None) for i, info in enumerate(built.layers)}
+    previous = {info.name: (built.layers[i - 1].passed_key if i else None) for i, info in enumerate(built.layers)}
     found: dict[str, np.ndarray] = {}
     for piece, chosen, places in pieces_for(layout, rows):
         batch = piece.batch[chosen]

@@ -18,6 +18,7 @@ import numpy as np
 from . import backend
 from .batches import pieces_for
 from .errors import ExplorerError
+from .registry import state_names
 from .run import _takes_mask
 
 INPUT = "input"
@@ -30,7 +31,7 @@ class GradientResult:
     step: np.ndarray | None        # (rows,) the step read from a per-timestep head, else None
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The npz arrays `grad/input`, `grad/<layer>` and `gradient_target` (CONTRACT §4)."""
+        """The npz arrays `grad/input`, `grad/<layer>` and `gradient_target` (explorer/CONTRACT.md §4)."""
         return {**{f"grad/{name}": values for name, values in self.norms.items()}, "gradient_target": self.target}
 
 
@@ -77,7 +78,7 @@ def _gradients(built, layout, rows, target) -> GradientResult:
         length = batch.shape[1]
         valid = layout.mask[piece.rows[chosen], piece.offset:piece.offset + length]
         outputs = {key: backend.to_numpy(value) for key, value in built.forward(batch).items()}
-        final = outputs[built.layers[-1].name]
+        final = outputs[built.layers[-1].passed_key]
         weights, units_used, steps_used = _selector(final, valid, per_step, target)
         shapes = {INPUT: batch.shape, **{name: outputs[name].shape for name in layers}}
         perturbed = _perturbed(built)
@@ -151,12 +152,15 @@ def _forward(built, batch: np.ndarray, added: dict):
             y = layer(x, mask=mask, training=False)
         else:
             y = layer(x, training=False)
+        passed = None
         if isinstance(y, (list, tuple)):      # return_state, attention weights: the output comes first
+            if info.feeds != "output":        # the next layer takes a state
+                passed = y[1 + state_names(info.spec).index(info.feeds)]
             y = y[0]
         new_mask = layer.compute_mask(x, mask) if info.mask_out else None
         if isinstance(new_mask, (list, tuple)):
             new_mask = new_mask[0]
         if info.name in added:
             y = y + added[info.name]
-        x, mask = y, new_mask
+        x, mask = (y if passed is None else passed), new_mask
     return x

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -91,6 +91,7 @@ class ModeReport:
     padded_share: float | None         # share of the cells this mode computed that are padding
     time_ms: float | None
     refused: str | None = None
+    buckets: list[list[int]] = field(default_factory=list)   # bucket mode: the editor lines of each bucket
 
     @property
     def agrees(self) -> bool | None:
@@ -115,5 +116,6 @@ def compare_modes(engine: Engine, spec: StackSpec, text: str | None = None, *, d
         difference = None
         if reference is not None:
             difference = max(compare(reference, result).values(), default=0.0)
-        reports.append(ModeReport(mode, difference, result.computed_padding, result.timing_ms["run"]))
+        reports.append(ModeReport(mode, difference, result.computed_padding, result.timing_ms["run"],
+                                  buckets=result.buckets))
     return reports

@@ -16,7 +16,7 @@ from . import backend, diagnose, memory, sequences
 from .build import BuiltStack, LayerInfo, build, state_names
 from .diagnose import Diagnostic, FcInput
 from .errors import ExplorerError, OutOfMemoryError, StackError, TrustError, strip_ansi
-from .spec import StackSpec
+from .spec import Batching, StackSpec
 
 # Batches bigger than FIRST_SLICE_CELLS (rows × steps) run in slices of rows: a first one of that many cells
 # measures the speed, the others are sized to take about SLICE_SECONDS; progress is reported between them.
@@ -77,6 +77,11 @@ class LayerResult:
     def time_major(self) -> bool:
         return len(self.symbolic_shape) >= 3
 
+    @property
+    def passed(self) -> np.ndarray:
+        """What the next layer takes: `output` (Keras's first output), or the state that `feeds` names."""
+        return self.output if self.feeds == "output" else self.extras[f"{self.name}/state/{self.feeds}"]
+
 
 @dataclass
 class RunResult:
@@ -94,6 +99,12 @@ class RunResult:
     padded_fraction: float      # share of padded cells in the full batch
     computed_padding: float     # share of padded cells in what the mode actually ran
     vocabulary: list[str] | None = None   # words input: the word of each id (0 padding, 1 unknown)
+    pieces: list[list[int]] = field(default_factory=list)   # the rows each call ran together, in run order
+
+    @property
+    def buckets(self) -> list[list[int]]:
+        """Bucket mode: the editor lines of each bucket as it ran."""
+        return [[self.lines[row] for row in rows] for rows in self.pieces] if self.mode == "bucket" else []
 
     def layer(self, name: str) -> LayerResult:
         for layer in self.layers:
@@ -115,11 +126,13 @@ class RunResult:
             "mode": self.mode,
             "batch": {"lengths": self.lengths.tolist(), "padded_shape": list(self.input.shape),
                       "mask": self.mask.astype(int).tolist(), "lines": list(self.lines),
-                      "padded_fraction": round(self.padded_fraction, 6)},
+                      "padded_fraction": round(self.padded_fraction, 6),
+                      **({"buckets": self.buckets} if self.mode == "bucket" else {})},
             "layers": [{"name": layer.name, "type": layer.type, "symbolic_shape": list(layer.symbolic_shape),
                         "shape": list(layer.shape), "mask": layer.mask is not None, "mask_role": layer.mask_role,
                         "params": layer.params,
-                        **({"states": [state.to_json() for state in layer.states]} if layer.states else {})}
+                        **({"states": [state.to_json() for state in layer.states]} if layer.states else {}),
+                        **({"feeds": layer.feeds} if layer.feeds != "output" else {})}
                        for layer in self.layers],
             "fc_input": fc,
             "output_shape": list(self.output_shape),
@@ -129,7 +142,7 @@ class RunResult:
         }
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The `--npz` arrays of CONTRACT §3 (weights are added by the engine that holds the model)."""
+        """The `--npz` arrays of explorer/CONTRACT.md §3 (weights are added by the engine that holds the model)."""
         arrays = {"input": self.input, "mask": self.mask.astype(np.int8), "lengths": self.lengths}
         for layer in self.layers:
             arrays[f"out/{layer.name}"] = layer.output
@@ -140,8 +153,11 @@ class RunResult:
         return arrays
 
 
-def bucket_cost(built: BuiltStack) -> tuple[float, float]:
-    """(µs per step, µs per cell) of one pass of `built`: the cost model of the bucket plan."""
+def bucket_cost(built: BuiltStack, batching: Batching) -> tuple[float, float] | None:
+    """(µs per step, µs per cell) of one pass of `built`: the cost model of the bucket plan; None when the bins
+    must run as the user chose them, because merging two would change a number (bins_merge_exactly)."""
+    if not bins_merge_exactly(built, batching):
+        return None
     per_step = per_cell = 0.0
     width = built.input_shape[-1] if len(built.input_shape) > 1 else 1
     for info in built.layers:
@@ -156,6 +172,51 @@ def bucket_cost(built: BuiltStack) -> tuple[float, float]:
         if len(info.symbolic_shape) >= 3:
             width = info.symbolic_shape[-1] or width
     return per_step, max(per_cell, CELL_COST_US)
+
+
+# Layers that read over time and honour the mask, and layers that never mix timesteps (bins_merge_exactly)
+HONOUR_MASK = {"global_average_pooling", "masked_mean_pooling", "attention_pooling", "last_timestep"}
+PER_STEP = {"embedding", "masking", "dense", "time_distributed_dense"}
+
+
+def bins_merge_exactly(built: BuiltStack, batching: Batching) -> bool:
+    """Whether padding a sequence further (as a merged bucket does) provably leaves every valid output, and every
+    output without a time axis, unchanged. Layer by layer while a time axis lasts:
+
+    - per-step layers never mix timesteps;
+    - a layer that honours the mask is exact when the mask covers every padded step (an embedding's mask_zero
+      with pad value 0, or a Masking layer on the features with mask_value = pad value) — except a go_backwards
+      layer's sequence, which Keras returns reversed, so that the extra padding shifts it;
+    - without such a mask, padding changes what a recurrent layer computes: pre-padding every step, post-padding
+      the final state and everything a backward direction reads; post-padding is exact only for a forward,
+      one-direction layer that returns its sequence (a step never sees the steps after it), and the last
+      timestep is exact under pre-padding (it is each sequence's own last step);
+    - anything else that reads over time (max pooling, a plain mean, a custom expression) is not exact.
+    """
+    covered = False     # the mask reaching the next layer masks every padded step
+    for position, info in enumerate(built.layers):
+        kind, p = info.spec.type, info.spec.params
+        if kind == "embedding":
+            covered = p["mask_zero"] and batching.pad_value == 0
+        elif kind == "masking":
+            covered = position == 0 and p["mask_value"] == batching.pad_value
+        elif info.spec.is_recurrent:
+            keeps_time = p["return_sequences"] and info.feeds == "output"
+            masked = covered and not (p["go_backwards"] and keeps_time)
+            causal = batching.padding == "post" and keeps_time and not (p["bidirectional"] or p["go_backwards"])
+            if not (masked or causal):
+                return False
+            if not keeps_time:
+                return True
+        elif kind in HONOUR_MASK:
+            if not (covered or (kind == "last_timestep" and batching.padding == "pre")):
+                return False
+        elif kind not in PER_STEP:
+            return False
+        covered = covered and info.mask_out
+        if len(info.symbolic_shape) < 3 or info.symbolic_shape[1] is not None:   # the time axis is gone
+            return True
+    return True
 
 
 class Engine:
@@ -219,8 +280,8 @@ class Engine:
         chosen = backend.resolve_device(device)
         built = self.built_for(spec)
         fixed = built.time_fixed
-        layout = sequences.layout(parsed, spec.batching, fixed_length=fixed is not None,
-                                  bucket_cost=bucket_cost(built) if spec.batching.mode == "bucket" else None)
+        cost = bucket_cost(built, spec.batching) if spec.batching.mode == "bucket" else None
+        layout = sequences.layout(parsed, spec.batching, fixed_length=fixed is not None, bucket_cost=cost)
         check_cancel()
         run_started = time.perf_counter()
         try:
@@ -363,28 +424,28 @@ class Engine:
             check_cancel()
             layer = built.keras_layers[info.name]
             if info.spec.is_recurrent:
-                y, states = self._recurrent_in_windows(info, layer, x, mask, chunk, check_cancel)
+                sequence, states = self._recurrent_in_windows(info, layer, x, mask, chunk, check_cancel)
                 names = state_names(info.spec)
                 for state_name, state in zip(names, states):
                     if info.spec.params["return_state"]:
                         outputs[f"{info.name}/state/{state_name}"] = backend.to_numpy(state)
+                keeps_time = info.spec.params["return_sequences"]
+                first, first_mask = (sequence, mask) if keeps_time else (states[0], None)   # Keras's first output
                 feeds = info.spec.params["feeds"]
-                if feeds != "output":
-                    y = states[names.index(feeds)]
-                elif not info.spec.params["return_sequences"]:
-                    y = states[0]
+                y, new_mask = (first, first_mask) if feeds == "output" else (states[names.index(feeds)], None)
             else:
                 y = layer(x, mask=mask) if _takes_mask(layer) and mask is not None else layer(x)
                 if isinstance(y, (list, tuple)):
                     outputs[f"{info.name}/attention"] = backend.to_numpy(y[1])
                     y = y[0]
-            new_mask = layer.compute_mask(x, mask) if info.mask_out else None
-            if isinstance(new_mask, (list, tuple)):
-                new_mask = new_mask[0]
+                new_mask = layer.compute_mask(x, mask) if info.mask_out else None
+                if isinstance(new_mask, (list, tuple)):
+                    new_mask = new_mask[0]
+                first, first_mask = y, new_mask
             x, mask = y, new_mask
-            outputs[info.name] = backend.to_numpy(x)
-            if mask is not None and len(x.shape) >= 3:
-                outputs[f"{info.name}/mask"] = backend.to_numpy(mask)
+            outputs[info.name] = backend.to_numpy(first)
+            if first_mask is not None and len(first.shape) >= 3:
+                outputs[f"{info.name}/mask"] = backend.to_numpy(first_mask)
         return outputs
 
     def _recurrent_in_windows(self, info: LayerInfo, layer, x, mask, chunk: int, check_cancel):
@@ -423,13 +484,13 @@ class Engine:
             extras = {key: raw[key] for key in info.extra if key in raw}
             states = [StateResult(state, symbolic, tuple(raw[key].shape))
                       for state, key, symbolic in info.states if key in raw]
-            layers.append(LayerResult(info.name, info.spec.type, info.symbolic_shape, tuple(output.shape), output,
+            layers.append(LayerResult(info.name, info.spec.type, info.output_shape, tuple(output.shape), output,
                                       mask, info.mask_role, info.params, extras, value_range(output), states,
-                                      info.spec.params.get("feeds", "output")))
+                                      info.feeds))
         fc = diagnose.fc_input(spec, built)
         if fc is not None:
             source = next(i for i, info in enumerate(built.layers) if info.name == fc.layer) - 1
-            fc.shape = layers[source].shape
+            fc.shape = layers[source].passed.shape
         found = [diagnose.Diagnostic(note, note.split(":")[0], "info") for note in built.notes]
         found += diagnose.warnings_for(spec, built, layout.mask, layout.lengths, parsed.items, parsed.lines,
                                       layer_masks, {layer.name: layer.output for layer in layers}, device.kind,
@@ -438,9 +499,10 @@ class Engine:
         return RunResult(
             device=device.name, mode=spec.batching.mode, input=layout.batch, mask=layout.mask,
             lengths=layout.lengths, lines=list(parsed.lines), layers=layers, fc_input=fc,
-            output_shape=(batch, *built.layers[-1].symbolic_shape[1:]) if not layers else layers[-1].shape,
+            output_shape=(batch, *built.layers[-1].symbolic_shape[1:]) if not layers else layers[-1].passed.shape,
             diagnostics=found, timing_ms={"build": built.build_ms, "run": run_ms, "total": total_ms},
-            padded_fraction=layout.padded_fraction, computed_padding=layout.computed_fraction)
+            padded_fraction=layout.padded_fraction, computed_padding=layout.computed_fraction,
+            pieces=[[int(row) for row in piece.rows] for piece in layout.pieces])
 
     def weights(self) -> dict[str, np.ndarray]:
         arrays = {}
@@ -460,7 +522,7 @@ def _time_major_keys(built: BuiltStack) -> set[str]:
     keys = set()
     steps = built.input_shape[0]
     for info in built.layers:
-        if len(info.symbolic_shape) >= 3 and info.symbolic_shape[1] == steps:   # not keepdims' axis of 1
+        if len(info.output_shape) >= 3 and info.output_shape[1] == steps:   # not keepdims' axis of 1
             keys.update((info.name, f"{info.name}/mask"))
         keys.update(key for key in info.extra if key.endswith("/attention"))
     return keys

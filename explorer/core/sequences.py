@@ -1,4 +1,4 @@
-"""Sequence text (CONTRACT §2) → arrays (and labels after `|`), and the batching modes' layouts."""
+"""Sequence text (explorer/CONTRACT.md §2) → arrays (and labels after `|`), and the batching modes' layouts."""
 
 from __future__ import annotations
 
@@ -296,7 +296,8 @@ def pad_preview(sequences: Sequences, batching: Batching) -> tuple[np.ndarray, n
 
 def plan_buckets(lengths: np.ndarray, width: int, cost: tuple[float, float] | None = None) -> list[np.ndarray]:
     """The rows of each bucket. Lengths fall into bins of `width` steps (1–width, width+1–2·width, …); without
-    a cost, each bin is a bucket. With `cost` = (per step, per cell), neighbouring bins merge wherever that is
+    a cost (the engine gives none when a merge would change a number: run.bins_merge_exactly), each bin is a
+    bucket. With `cost` = (per step, per cell), neighbouring bins merge wherever that is
     cheaper: a bucket of n rows padded to L steps costs L × (per step + n × per cell), and the recurrent loop's
     fixed cost per step is paid again by every bucket, so many narrow buckets can be slower than one padded
     batch. The plan minimises the total (dynamic programming over the bins, exact)."""
@@ -324,6 +325,12 @@ def plan_buckets(lengths: np.ndarray, width: int, cost: tuple[float, float] | No
         buckets.append(np.concatenate(groups[i:j + 1]))
         j = i - 1
     return buckets[::-1]
+
+
+def describe_buckets(buckets: list[list[int]]) -> str:
+    """The buckets as they ran, by editor line: "3 buckets ran: lines 1, 4 | 2 | 3"."""
+    count = f"{len(buckets)} bucket{'s' if len(buckets) != 1 else ''}"
+    return f"{count} ran: lines " + " | ".join(", ".join(map(str, lines)) for lines in buckets)
 
 
 def layout(sequences: Sequences, batching: Batching, *, fixed_length: bool = False,

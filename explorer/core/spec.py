@@ -1,4 +1,4 @@
-"""The stack document (CONTRACT §1): dataclasses, validation, JSON, versions."""
+"""The stack document (explorer/CONTRACT.md §1): dataclasses, validation, JSON, versions."""
 
 from __future__ import annotations
 

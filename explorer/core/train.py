@@ -326,7 +326,7 @@ def run_accuracy(result, parsed: sequences.Sequences, objective: Objective, batc
         labels = targets(parsed, objective)
     except SequenceError:
         return None
-    output = result.layers[-1].output
+    output = result.layers[-1].passed
     right = total = 0
     for row, label in enumerate(labels):
         predicted = output[row]

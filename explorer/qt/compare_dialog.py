@@ -14,6 +14,7 @@ from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QHeaderView, QLabel, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from ..core.sequences import describe_buckets
 from ..requests import COMPARE
 from .style import ERROR_COLOUR, escape, muted_colour
 
@@ -135,7 +136,8 @@ class CompareDialog(QDialog):
         bold = QFont(self.font())
         bold.setBold(True)
         for row, report in enumerate(self.reports):
-            mode = QTableWidgetItem(MODE_LABELS.get(report.mode, report.mode))
+            label = MODE_LABELS.get(report.mode, report.mode)
+            mode = QTableWidgetItem(f"{label}\n{describe_buckets(report.buckets)}" if report.buckets else label)
             mode.setFont(bold)
             mode.setData(Qt.ItemDataRole.UserRole, report.mode)
             self.table.setItem(row, 0, mode)

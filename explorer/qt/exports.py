@@ -2,7 +2,7 @@
 
 Formats:
 
-- **NPZ**: the arrays of `run --npz` (CONTRACT §3): `input`, `mask`, `lengths`, `out/<layer>`,
+- **NPZ**: the arrays of `run --npz` (explorer/CONTRACT.md §3): `input`, `mask`, `lengths`, `out/<layer>`,
   `mask/<layer>`, extras (`out/<layer>/state/h`, `out/<layer>/attention`), and `weights/<layer>/<i>`
   (`layer.get_weights()[i]`, asked of the engine that holds the model).
 - **CSV**: one long table, one row per number, with the header

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFo
                                QStyleOptionViewItem, QTableView, QTextEdit, QVBoxLayout, QWidget)
 
 from ..core.errors import SequenceError
+from ..core.sequences import describe_buckets
 from ..core.spec import MAX_MAXLEN, Batching
 from ..session import Session
 from .style import ERROR_COLOUR, escape, mono_font, muted_colour, padded_colours, selected_tint
@@ -238,7 +239,8 @@ class SequenceEditor(QWidget):
 
         right = QVBoxLayout()
         right.setSpacing(2)
-        self.grid_caption = QLabel("<b>Padded batch</b>")
+        self._caption = "<b>Padded batch</b>"
+        self.grid_caption = QLabel(self._caption)
         self.grid_caption.setWordWrap(True)
         right.addWidget(self.grid_caption)
         self.grid = BatchGrid()
@@ -508,8 +510,9 @@ class SequenceEditor(QWidget):
         if batch.shape[1] > steps:
             cut.append(f"first {steps} of {batch.shape[1]} steps")
         padded = 100 * float(1 - mask.mean()) if mask.size else 0.0
-        self.grid_caption.setText(f"<b>Padded batch</b> {batch.shape[0]} × {batch.shape[1]}"
-                                  f" — {padded:.0f}% padding (grey)" + (f" — showing {', '.join(cut)}" if cut else ""))
+        self._caption = (f"<b>Padded batch</b> {batch.shape[0]} × {batch.shape[1]} — {padded:.0f}% padding (grey)"
+                         + (f" — showing {', '.join(cut)}" if cut else ""))
+        self._show_caption()
         self.grid.blockSignals(False)
         if self.session.selected_line is not None:
             self._select_grid_row(self.session.selected_line)
@@ -517,6 +520,15 @@ class SequenceEditor(QWidget):
     def _result_changed(self) -> None:
         if self.session.document.input.kind == "words":      # the ids beside the words come from a current run
             self._show_grid()
+        elif self.session.text_check.batch is not None:
+            self._show_caption()
+
+    def _show_caption(self) -> None:
+        """The grid's caption, and in bucket mode the buckets as the current run ran them."""
+        result = self.session.result
+        ran = result is not None and self.session.state.current and result.buckets \
+            and result.lines == self.session.text_check.lines
+        self.grid_caption.setText(self._caption + (f"<br>{escape(describe_buckets(result.buckets))}" if ran else ""))
 
     def _word_ids(self, batch: np.ndarray) -> np.ndarray | None:
         """The ids of the words when the session's result is current (it ran this very text)."""

@@ -212,11 +212,13 @@ class ShapesPanel(QWidget):
                 self._put(row, column, item)
             for state_result in layer.states if shown else ():   # return_state's states, under their layer
                 row += 1
-                cells = (f"  └ {state_result.name}", format_shape(state_result.symbolic_shape),
-                         format_shape(state_result.shape))
+                fed = state_result.name == layer.feeds
+                cells = (f"  └ state {state_result.name}" + (" → next layer" if fed else ""),
+                         format_shape(state_result.symbolic_shape), format_shape(state_result.shape))
                 for column, text in enumerate(cells):
                     item = QTableWidgetItem(text)
-                    item.setToolTip(f"{name}'s state {state_result.name}, returned by return_state")
+                    item.setToolTip(f"{name}'s state {state_result.name}, returned by return_state"
+                                    + (": the next layer takes it instead of the output" if fed else ""))
                     item.setData(Qt.ItemDataRole.UserRole, name)
                     item.setForeground(QColor(muted_colour()))
                     if column:

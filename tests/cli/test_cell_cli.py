@@ -1,4 +1,5 @@
-"""`run … --gates` and `run … --gradients [--target UNIT]` (CONTRACT §4): npz names and shapes, usage errors."""
+"""`run … --gates` and `run … --gradients [--target UNIT]` (explorer/CONTRACT.md §4): npz names and shapes,
+usage errors."""
 
 from __future__ import annotations
 

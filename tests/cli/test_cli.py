@@ -1,4 +1,5 @@
-"""The command line (CONTRACT §3): `run … --json/--npz`, presets, and exit status 2 with one `error:` line.
+"""The command line (explorer/CONTRACT.md §3): `run … --json/--npz`, presets, and exit status 2 with one
+`error:` line.
 
 Most cases call `explorer.cli.main([...])` in-process (TensorFlow loads once); a few run `main.py` for real.
 """
@@ -88,7 +89,7 @@ def test_run_preset_json_and_npz(capsys, tmp_path, engine, name):
     spec = presets.load_stack(f"preset:{name}")
     batch, mask, lengths = hand_layout(spec, hand_parse(spec, spec.sequences))
 
-    # --- JSON: every key of CONTRACT §3 ---
+    # --- JSON: every key of explorer/CONTRACT.md §3 ---
     assert {"device", "batch", "layers", "fc_input", "output_shape", "warnings", "timing_ms"} <= set(report)
     from explorer.core import backend
     assert report["device"] in [d.name for d in backend.list_devices()]

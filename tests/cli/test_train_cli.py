@@ -1,5 +1,6 @@
-"""`train` on the command line (CONTRACT §4): the JSON report, the same curve from the same seed, user errors as
-one `error:` line with exit 2; `run` reads labelled text and ignores the labels; `tasks` lists the tasks."""
+"""`train` on the command line (explorer/CONTRACT.md §4): the JSON report, the same curve from the same seed,
+user errors as one `error:` line with exit 2; `run` reads labelled text and ignores the labels; `tasks` lists
+the tasks."""
 
 from __future__ import annotations
 

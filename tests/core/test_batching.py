@@ -132,7 +132,7 @@ def test_modes_never_computed_steps_hold_zero(engine, padding):
         result = run_mode(engine, spec, mode, bucket_width=1)
         spec.batching.mode, spec.batching.bucket_width = mode, 1
         layout = seqs.layout(seqs.parse(TEXT, spec.input), spec.batching,
-                             bucket_cost=bucket_cost(engine.built_for(spec)))
+                             bucket_cost=bucket_cost(engine.built_for(spec), spec.batching))
         computed = np.zeros_like(result.mask)
         for piece in layout.pieces:
             computed[piece.rows, piece.offset:piece.offset + piece.batch.shape[1]] = True

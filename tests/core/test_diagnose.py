@@ -249,7 +249,8 @@ def test_a_dense_on_the_cell_state_explains_its_size(engine):
     spec = stack([EMB, {"type": "lstm", "units": 3, "return_state": True, "feeds": "c"}, {"type": "dense", "units": 2}])
     result = engine.run(spec, TEXT)
     lstm = result.layer("lstm_1")
-    np.testing.assert_array_equal(lstm.output, lstm.extras["lstm_1/state/c"])
+    np.testing.assert_array_equal(lstm.output, lstm.extras["lstm_1/state/h"])   # Keras's first output: h
+    np.testing.assert_array_equal(lstm.passed, lstm.extras["lstm_1/state/c"])
     assert [(s.name, s.symbolic_shape, s.shape) for s in lstm.states] == [("h", (None, 3), (2, 3)),
                                                                            ("c", (None, 3), (2, 3))]
     assert result.fc_input.explanation.startswith("3 = lstm_1's 3 units: its final state c")

@@ -98,6 +98,7 @@ def test_h_recomposed_from_the_gates_equals_keras(kind, direction, padding, mask
         np.testing.assert_allclose(h[check], expected[check], atol=1e-5, rtol=0)
 
 
+@pytest.mark.backends
 def test_stack_gates_per_piece_match_the_run():
     """Through the explorer: bucket mode, pre-padding, an embedding's mask; gates of the stack's LSTM recompose
     the output the run reports, on the valid steps of every sequence."""

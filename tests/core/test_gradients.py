@@ -109,10 +109,12 @@ def test_gradients_equal_gradient_tape_on_plain_keras(engine, kind, bidirectiona
         assert np.all(found.norms["input"][padded] > 0), "unmasked padding must show its leak"
 
 
-def test_gradients_agree_with_finite_differences(engine):
+@pytest.mark.backends
+@pytest.mark.parametrize("lstm", [{}, {"return_state": True, "feeds": "c"}], ids=["output", "state c feeds dense"])
+def test_gradients_agree_with_finite_differences(engine, lstm):
     spec = from_dict({"format": "rnn-shape-explorer/stack", "version": 1,
                       "input": {"kind": "features", "features": 2},
-                      "layers": [{"type": "lstm", "units": 3}, {"type": "dense", "units": 2}], "seed": 1,
+                      "layers": [{"type": "lstm", "units": 3, **lstm}, {"type": "dense", "units": 2}], "seed": 1,
                       "sequences": "0.5 -1; 0.2 0.3; -0.7 0.9; 1.1 0.1\n0.3 0.3; -0.4 0.8\n"})
     engine.run(spec)
     built, layout = batch_of(engine, spec)
@@ -154,6 +156,7 @@ def test_lesson_simple_rnn_forgets_lstm_remembers(engine):
     assert lstm > 10 * simple, "LSTM: the gradient falls off far less"
 
 
+@pytest.mark.backends
 def test_lesson_mask_stops_the_gradient(engine):
     spec = load_preset("mask_stops_gradient")
     built, layout = batch_of(engine, spec)

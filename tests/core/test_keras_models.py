@@ -262,7 +262,7 @@ def test_a_saved_model_runs_like_predict_or_is_refused_by_name(name, tmp_path):
     result = ENGINE.run(spec, text_of(data))
     batch = pad(data, spec.batching.maxlen)
     np.testing.assert_array_equal(result.input, batch)
-    np.testing.assert_allclose(result.layers[-1].output, model.predict(batch, verbose=0), atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(result.layers[-1].passed, model.predict(batch, verbose=0), atol=1e-5, rtol=1e-5)
 
 
 def test_names_and_settings_are_kept(tmp_path):
@@ -302,7 +302,7 @@ def test_run_a_model_file_on_the_command_line_reports_its_states(tmp_path):
     encoder = next(layer for layer in report["layers"] if layer["name"] == "encoder")
     assert encoder["states"] == [{"name": "h", "symbolic_shape": [None, 5], "shape": [4, 5]},
                                  {"name": "c", "symbolic_shape": [None, 5], "shape": [4, 5]}]
-    assert encoder["shape"] == [4, 5]   # feeds c to from_c: the layer's own shape is c's
+    assert encoder["shape"] == [4, 5] and encoder["feeds"] == "c"   # its own output (h's shape); c feeds from_c
     assert report["output_shape"] == [4, 3]
     code = subprocess.run([sys.executable, "main.py", "export-code", str(path)], capture_output=True, text=True,
                           timeout=300)

@@ -8,9 +8,12 @@ small keras.ops layers written here for the explorer's own heads.
 
 from __future__ import annotations
 
+import os
+
 import keras
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+import pytest
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from keras import ops
 from keras.utils import pad_sequences
@@ -54,12 +57,10 @@ class LastValid(keras.layers.Layer):
         self.supports_masking = True
 
     def call(self, x, mask=None):
-        steps = ops.shape(x)[1]
         if mask is None:
-            return x[:, steps - 1]
+            return x[:, -1]
         from_end = ops.argmax(ops.cast(ops.flip(mask, axis=1), "int32"), axis=1)   # first valid step from the end
-        one_hot = ops.one_hot(steps - 1 - from_end, steps, dtype=x.dtype)
-        return ops.einsum("bt,btf->bf", one_hot, x)
+        return ops.take_along_axis(ops.flip(x, axis=1), from_end[:, None, None], axis=1)[:, 0]
 
     def compute_mask(self, x, mask=None):
         return None
@@ -136,6 +137,7 @@ def plain_model(document: dict, fixed: int | None):
         keras_layer = plain_layer(layer, VOCAB)
         objects.append(keras_layer)
         result = keras_layer(x)
+        first = result[0] if isinstance(result, (list, tuple)) else result   # out/<layer>: Keras's first output
         if isinstance(result, (list, tuple)):   # return_state, or attention's weights
             x, *rest = result
             feeds = layer.get("feeds", "output")
@@ -146,8 +148,8 @@ def plain_model(document: dict, fixed: int | None):
                 x = rest[names.index(feeds)]
         else:
             x = result
-        mask = getattr(x, "_keras_mask", None)
-        outputs.append({"out": x, **({"mask": mask} if mask is not None else {})})
+        mask = getattr(first, "_keras_mask", None)
+        outputs.append({"out": first, **({"mask": mask} if mask is not None else {})})
     return keras.Model(inputs, outputs), outputs, objects
 
 
@@ -219,7 +221,8 @@ def documents(draw):
 
 
 def pieces(rows: list, batching: dict) -> list[list[int]]:
-    """The rows each run of the mode takes together (the CONTRACT's modes, written from their definitions)."""
+    """The rows each run of the mode takes together (the modes of explorer/CONTRACT.md §1, written from their
+    definitions)."""
     if batching["mode"] in ("pad", "chunked"):
         return [list(range(len(rows)))]
     if batching["mode"] == "one_by_one":
@@ -238,8 +241,26 @@ def predict(model, batch) -> list[dict]:
     return [{key: ops.convert_to_numpy(value) for key, value in item.items()} for item in found]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Found: bucket mode merged the bins of `1` and `1 1` (pre-padding, no mask), which changed `1`'s numbers.
+UNMASKED_PRE_BUCKETS = ({
+    "input": {"kind": "tokens", "vocab_size": VOCAB, "length": None},
+    "batching": {"mode": "bucket", "padding": "pre", "truncating": "pre", "maxlen": None, "bucket_width": 1,
+                 "chunk": 1},
+    "layers": [{"type": "embedding", "output_dim": 1, "mask_zero": False},
+               {"type": "simple_rnn", "units": 1, "return_sequences": False, "return_state": False,
+                "bidirectional": True, "merge_mode": "concat", "go_backwards": False, "activation": "tanh",
+                "use_bias": True}],
+    "seed": 0, "sequences": "1\n1 1"}, [[1], [1, 1]])
+
+
+# fewer on the other backends (CI's backend matrix), which run the same documents more slowly
+EXAMPLES = 40 if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow" else 8
+
+
+@pytest.mark.backends
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(documents())
+@example(UNMASKED_PRE_BUCKETS)
 def test_every_layer_equals_plain_keras(case):
     document, rows = case
     spec = specs.from_dict(document)

@@ -16,6 +16,8 @@ from explorer.core.errors import StackError
 
 from .numpy_rnn import mask_by_hand, pad_by_hand, recurrent_layer
 
+pytestmark = pytest.mark.backends   # NumPy references: the backend matrix runs them all
+
 TOL = dict(atol=1e-5, rtol=1e-5)
 TOKENS = [[3, 14, 15, 9, 26, 5], [8, 1], [40, 2, 7, 11], [33]]
 TEXT = "\n".join(" ".join(map(str, row)) for row in TOKENS) + "\n"

@@ -1,4 +1,4 @@
-"""Sequence text (CONTRACT §2): values, comments, blank lines, commas, and `line L, column C` errors."""
+"""Sequence text (explorer/CONTRACT.md §2): values, comments, blank lines, commas, and `line L, column C` errors."""
 
 from __future__ import annotations
 

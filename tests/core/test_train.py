@@ -98,6 +98,7 @@ def test_the_loss_curve_equals_a_plain_keras_loop(optimizer, padding, head):
     assert len(progress.accuracy) == 20
 
 
+@pytest.mark.backends
 def test_same_seed_same_curve_and_training_resumes_in_chunks():
     rng = np.random.default_rng(0)
     spec = stack(LayerSpec("dense", {"units": 3, "activation": "softmax"}))
@@ -218,6 +219,7 @@ def test_the_forgotten_mask_lesson_holds():
     assert accuracy[True] == [1.0, 1.0]
 
 
+@pytest.mark.backends
 def test_bucket_mode_steps_through_the_buckets_in_turn():
     """Step i trains on bucket i mod n: the first loss of each bucket, before any update touched it, equals the
     Keras loss of that bucket (grouped and padded here) under the weights it met."""

@@ -80,3 +80,23 @@ def test_bad_sequences_are_refused_before_the_engine(make_window, qtbot):
 ])
 def test_verdicts(report, text):
     assert verdict(report)[0] == text
+
+
+@pytest.mark.parametrize("mask_zero", [False, True])
+def test_bucket_mode_shows_the_buckets_as_they_ran(make_window, qtbot, mask_zero):
+    """Without a mask each bin of bucket_width runs alone (grid and comparison say so); with mask_zero the
+    cost model may merge the bins, and both show the one bucket that ran."""
+    spec = load_preset("forgotten_mask_post")
+    spec.batching.mode, spec.batching.bucket_width = "bucket", 4
+    spec.layers[0].params["mask_zero"] = mask_zero
+    bins: dict[int, list[int]] = {}
+    for line, text in enumerate(spec.sequences.splitlines(), start=1):
+        if text and not text.startswith("#"):
+            bins.setdefault((len(text.split()) - 1) // 4, []).append(line)
+    expected = "1 bucket ran: lines 2, 3, 4" if mask_zero else \
+        f"2 buckets ran: lines {' | '.join(', '.join(map(str, bins[key])) for key in sorted(bins))}"
+    win = make_window(spec, source=None)
+    settle(qtbot, win)
+    assert expected in win.sequence_editor.grid_caption.text()
+    dialog = compare(qtbot, win)
+    assert dialog.cells()[1][0].endswith(expected)

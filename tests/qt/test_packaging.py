@@ -53,6 +53,7 @@ def test_the_wheel_holds_the_presets_the_icon_and_the_command(wheel):
         expected = {path.name for path in (ROOT / "explorer" / "presets").glob("*.stack.json")}
         assert expected and presets == expected
         assert "explorer/resources/icon.svg" in names
+        assert archive.read("explorer/CONTRACT.md") == (ROOT / "explorer/CONTRACT.md").read_bytes()
         assert archive.read("explorer/resources/icon.svg") == (ROOT / "explorer/resources/icon.svg").read_bytes()
         assert {"explorer/qt/undo.py", "explorer/qt/exports.py", "explorer/qt/theme.py"} <= names
         entry_points = next(name for name in names if name.endswith(".dist-info/entry_points.txt"))

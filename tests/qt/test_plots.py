@@ -421,3 +421,33 @@ def test_one_scale_per_layer_for_every_row_and_every_plot(panel, results):
     panel.show_result(sequence)
     panel.select(layer=sequence.layers[-1].name, row=1)
     assert tuple(panel.heatmap.item.levels) == tuple(panel.output.bars.image.levels)
+
+
+def test_a_state_that_feeds_the_next_layer_is_labelled_a_state(qtbot, engine):
+    """`x, h, c = LSTM(…, return_state=True)(x); Dense(2)(c)`: the heatmap shows the LSTM's output (Keras's first
+    output) and says that c goes on; the FC input plot shows c, named; the layer list and the shapes table mark
+    c as the state that feeds the next layer."""
+    from explorer.core import spec as specs
+    from explorer.qt.shapes_panel import ShapesPanel
+    spec = specs.from_dict({"input": {"kind": "tokens", "vocab_size": 100},
+                            "layers": [{"type": "embedding", "output_dim": 4},
+                                       {"type": "lstm", "units": 3, "return_sequences": True, "return_state": True,
+                                        "feeds": "c", "name": "enc"},
+                                       {"type": "dense", "units": 2}], "sequences": TEXT})
+    result = engine.run(spec)
+    session = Session(spec, trusted=True)
+    plots, shapes = PlotsPanel(session), ShapesPanel(session)
+    qtbot.addWidget(plots)
+    qtbot.addWidget(shapes)
+    session.run_finished(result, spec)
+    plots.show_result(result)
+    session.select_layer("enc")
+    enc = result.layer("enc")
+    np.testing.assert_array_equal(plots.heatmap.item.image, enc.output[0].T)
+    assert "the next layer takes its state c (return_state), not this output" in plots.heatmap._title
+    np.testing.assert_allclose(plots.fc.bars.values, enc.extras["enc/state/c"][0])
+    assert "from enc's state c" in plots.fc._title and "a state, passed on" in plots.fc._title
+    listed = plots.layer_combo.itemText(plots.layer_combo.findData("enc"))
+    assert "states  h (3, 3)  c → next layer (3, 3)" in listed
+    cells = [shapes.table.item(row, 0).text() for row in range(shapes.table.rowCount())]
+    assert "  └ state c → next layer" in cells and "  └ state h" in cells

@@ -83,9 +83,8 @@ class HeatmapPlot(Plot):
                 self._shape = key
                 self.plot.setXRange(-0.6, max(len(vector), 1) - 0.4, padding=0)
                 self.plot.setYRange(*key[1], padding=0)
-            why = (f"its final state {layer.feeds} (return_state), passed on instead of its output"
-                   if layer.feeds != "output" else "return_sequences off: only the last state"
-                   if layer.type in RECURRENT else "no time axis after this layer")
+            why = ("return_sequences off: the output at the last step" if layer.type in RECURRENT
+                   else "no time axis after this layer") + _passed_state(layer)
             nan = " · NaN shown as 0" if np.isnan(vector).any() else ""
             self.title(f"<b>{layer.name}</b> output for line {line}: a vector of {len(vector)} "
                        f"{format_shape(layer.shape)} · {why}{nan} · scale {scale.lo:.2g} to {scale.hi:.2g}")
@@ -119,7 +118,7 @@ class HeatmapPlot(Plot):
             parts.append(swatch(MASK_LINES.name(), "cross-hatched = masked by layer"))
         if layer.mask is None and padded.any():
             parts.append('<span style="color:#e15759">no mask: padding computed as data</span>')
-        self.title(" · ".join(parts))
+        self.title(" · ".join(parts) + _passed_state(layer))
 
     def clear(self) -> None:
         super().clear()
@@ -141,3 +140,10 @@ class HeatmapPlot(Plot):
         if 0 <= step < matrix.shape[0] and 0 <= index < matrix.shape[1]:
             return f"line {line} · t={step} · unit {index} = {matrix[step, index]:+.4f}{self.step_state(step)}"
         return ""
+
+
+def _passed_state(layer) -> str:
+    """The title's note when the next layer takes one of the layer's return_state states, not this output."""
+    if layer.feeds == "output":
+        return ""
+    return f" · the next layer takes its state {layer.feeds} (return_state), not this output"

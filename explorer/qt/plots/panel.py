@@ -245,7 +245,8 @@ class PlotsPanel(QWidget):
     def _sync_controls(self) -> None:
         result = self.result
         names = tuple((layer.name, tuple(layer.shape),
-                       tuple((state.name, tuple(state.shape)) for state in layer.states)) for layer in result.layers)
+                       tuple((state.name + (" → next layer" if state.name == layer.feeds else ""), tuple(state.shape))
+                             for state in layer.states)) for layer in result.layers)
         if names != self._names_key:
             self._names_key = names
             self.layer_combo.blockSignals(True)

@@ -8,7 +8,7 @@ import numpy as np
 from ...core.diagnose import format_shape
 from .base import Plot
 from .items import BarPlot, bar_range
-from .state import is_probability, is_time_major, row_matrix, row_vector
+from .state import Scale, is_probability, is_time_major, row_matrix, row_vector
 
 PROBABILITY_RANGE = (0.0, 1.15)
 
@@ -69,8 +69,18 @@ class FcInputPlot(_VectorPlot):
             self.title("FC input: no Dense layer after the recurrent layers")
             return
         source = result.layers[names.index(fc.layer) - 1]
-        head = (f"FC input of <b>{fc.layer}</b> from {source.name}: {format_shape(fc.shape)} "
+        origin = source.name if source.feeds == "output" else f"{source.name}'s state {source.feeds}"
+        head = (f"FC input of <b>{fc.layer}</b> from {origin}: {format_shape(fc.shape)} "
                 f"(symbolic {format_shape(fc.symbolic_shape)}) · line {state.line}")
+        if source.feeds != "output":    # a return_state state: bars on the state's own range
+            values = np.asarray(source.passed, dtype=np.float32)
+            finite = values[np.isfinite(values)]
+            lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (-1.0, 1.0)
+            self.bars.show_bars(values[row].ravel(), bar_range(Scale(lo, hi, False, max(-lo, hi))))
+            self.labels("feature", "value")
+            self.plot.invertY(False)
+            self.title(head + " · a state, passed on instead of the output")
+            return
         if is_time_major(source):
             self.show_sequence(source)
             self.title(head + " · a sequence: Dense runs at every step")
@@ -107,7 +117,7 @@ class OutputPlot(_VectorPlot):
             self.title(f"output of <b>{last.name}</b> {format_shape(last.shape)} for line {state.line}: "
                        f"{outputs} outputs at every step{note}")
             return
-        vector = row_vector(last, row)
+        vector = np.asarray(last.passed[row], dtype=np.float32).ravel()   # the model's output: a state, if fed
         probability = is_probability(vector)
         best = int(np.nanargmax(vector)) if vector.size and np.isfinite(vector).any() else None
         y_range = PROBABILITY_RANGE if probability else bar_range(state.scale(last))
