@@ -127,7 +127,7 @@ def padding_note(spec: StackSpec) -> str:
 
 
 def sequence_text(sequences: SequencesLike, spec: StackSpec) -> str:
-    """The sequence text (CONTRACT §2) for any accepted kind of `sequences`. Strings that are not token ids
+    """The sequence text (explorer/CONTRACT.md §2) for any accepted kind of `sequences`. Strings that are not token ids
     make a token stack read words (ids from a vocabulary of the text, as its `words` input does)."""
     if isinstance(sequences, str):
         return sequences
@@ -359,7 +359,7 @@ def inspect(model: ModelLike, sequences: SequencesLike = None, *, padding: str |
             mode: str | None = None, device: str | None = None, backend: str | None = None, gates: bool = False,
             gradients: bool = False, target: int | None = None, trust: bool = False) -> Report:
     """Runs `model` on `sequences` in this process and returns every layer's shapes, outputs, states and
-    weights, the padded batch and its mask, the FC input and the warnings (CONTRACT §3, `run`).
+    weights, the padded batch and its mask, the FC input and the warnings (explorer/CONTRACT.md §3, `run`).
 
     `model`: a Keras model, a `.keras` path, a stack file path or dict, or "preset:NAME". `sequences`: the
     sequence text, a list of strings (ids or words), lists of ids, ragged feature arrays, or a NumPy array;
@@ -379,7 +379,7 @@ def doctor(model: ModelLike, sequences: SequencesLike = None, *, padding: str | 
            mode: str | None = None, device: str | None = None, backend: str | None = None,
            trust: bool = False) -> DoctorReport:
     """The check-up of `model` on `sequences` (the arguments of `inspect`): a DoctorReport with `findings`,
-    `checked`, `to_json()`, `to_html()` and `to_markdown(folder)` (CONTRACT §5, `doctor`)."""
+    `checked`, `to_json()`, `to_html()` and `to_markdown(folder)` (explorer/CONTRACT.md §5, `doctor`)."""
     from .core.doctor import examine
     from .core.run import Engine
     use_backend(backend)
