@@ -71,8 +71,8 @@ class PlotsPanel(QWidget):
         for part in (self.heatmap, self.attention, self.units_part, self.mask):
             part.plot.enableAutoRange(axis="x", enable=False)
         layout = self.time_view.ci.layout
-        for row, stretch in enumerate((5, 2, 3, 2)):
-            layout.setRowStretchFactor(row, stretch)
+        for part in (self.heatmap, self.attention, self.units_part, self.mask):
+            layout.setRowStretchFactor(part.row, part.stretch)
         self.crosshairs = {name: self.parts[name].crosshair() for name in ("heatmap", "attention", "units", "mask",
                                                                            "output")}
         for view in (self.time_view, self.vector_view):
