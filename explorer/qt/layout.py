@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject, QRect, QSize, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QFont, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QAbstractItemView, QApplication, QBoxLayout, QDockWidget, QFrame, QMainWindow,
                                QScrollArea, QTabWidget, QToolBar, QVBoxLayout, QWidget)
@@ -81,7 +81,10 @@ def nearest_scale(value: float) -> float:
 
 class PlotFit(QObject):
     """Keeps every plot of some pyqtgraph views at least MIN_VIEW large: each plot's minimum size is its
-    title and axes plus MIN_VIEW, each view's minimum height the sum of its rows."""
+    title and axes plus MIN_VIEW, each view's minimum height the sum of its rows. `fitted` once the plots are
+    laid out."""
+
+    fitted = Signal()
 
     def __init__(self, window: QMainWindow, scroll: QScrollArea):
         super().__init__(window)
@@ -99,6 +102,11 @@ class PlotFit(QObject):
     def add_view(self, view) -> None:
         self.views.append(view)
         view.installEventFilter(self)
+        grid = view.ci.layout
+        for index in range(grid.count()):      # a plot shown again must get its minimum back at once
+            item = grid.itemAt(index).graphicsItem()
+            if _is_plot(item):
+                item.visibleChanged.connect(self.schedule)
         self.schedule()
 
     def schedule(self) -> None:
@@ -178,6 +186,8 @@ class PlotFit(QObject):
         self._passes += 1
         if changed and self._passes < MAX_FIT_PASSES:
             self._pending.start()  # the new minimums move titles and axes: measure once more
+        else:
+            self.fitted.emit()
 
 
 class Zoom(QObject):
@@ -288,6 +298,10 @@ class WindowLayout(QObject):
         for view in (window.plots.time_view, window.plots.vector_view):
             self.plot_fit.add_view(view)
         window.runFinished.connect(lambda _reply: self.plot_fit.schedule())
+        self.wanted_plot: str | None = None       # a plot kept in view while the plots settle, until the user scrolls
+        self._tab_chosen = False
+        self.plot_fit.fitted.connect(self._scroll_to_wanted)
+        self._follow_scroll(self.plots_scroll)
         self.zoom = Zoom(window)
         self._arrange_timer = QTimer(self)
         self._arrange_timer.setSingleShot(True)
@@ -323,6 +337,7 @@ class WindowLayout(QObject):
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidget(panel)
         self.plot_tabs.addTab(scroll, title)
+        self._follow_scroll(scroll)
         if view is not None:
             self.add_plot_view(view)
         if hasattr(panel, "set_text_scale"):
@@ -338,6 +353,67 @@ class WindowLayout(QObject):
         if getattr(self, "view_menu", None) is not None:
             self._add_toggle(dock)
         return dock
+
+    # --- the plot a lesson names ---
+
+    def show_plot(self, name: str) -> None:
+        """Brings a plot into view (its tab, the column scrolled to it) and keeps it there while the plots settle,
+        until the user scrolls: a name of PlotsPanel's plots, "gradient" or "gates" (Inside the cell), or
+        "accuracy" (the Training panel)."""
+        self.wanted_plot = name
+        self._tab_chosen = False
+        self.plot_fit.schedule()
+
+    def _follow_scroll(self, scroll: QScrollArea) -> None:
+        bar = scroll.verticalScrollBar()
+        bar.actionTriggered.connect(self._user_scrolled)
+        bar.rangeChanged.connect(lambda _low, _high: self._scroll_to_wanted())   # the column grew or shrank
+
+    def _user_scrolled(self, _action: int) -> None:
+        self.wanted_plot = None
+
+    def plot_item(self, name: str):
+        """(scroll area, PlotItem) of a plot by name, or None."""
+        window = self.window
+        cell = {"gradient": "gradient_plot", "gates": "gate_plot"}
+        if name in cell:
+            scroll = self.plot_tabs.widget(self.plot_tabs.page_index(window.cell_panel))
+            return scroll, getattr(window.cell_panel, cell[name])
+        if name in window.plots.plots():
+            return self.plots_scroll, window.plots.plots()[name]
+        return None
+
+    def _scroll_to_wanted(self) -> None:
+        name, window = self.wanted_plot, self.window
+        if name is None or not window.isVisible():
+            return
+        if name == "accuracy":
+            self.wanted_plot = None
+            dock = getattr(window, "training_dock", None)
+            if dock is not None:
+                dock.show()
+                dock.raise_()
+            return
+        found = self.plot_item(name)
+        if found is None:
+            return
+        scroll, plot = found
+        if not self._tab_chosen:            # once: the user may pick another tab afterwards
+            self._tab_chosen = True
+            self.plot_tabs.setCurrentWidget(scroll)
+        if self.plot_tabs.currentWidget() is not scroll:
+            return
+        scroll.verticalScrollBar().setValue(0)
+        if not plot.isVisible():
+            return
+        view = plot.scene().views()[0]
+        rect = view.mapFromScene(plot.sceneBoundingRect()).boundingRect()
+        top = view.mapTo(scroll.widget(), rect.topLeft()).y()
+        bottom = top + rect.height()
+        bar = scroll.verticalScrollBar()
+        viewport = scroll.viewport().height()
+        if bottom > viewport:                      # as low as needed to show its bottom, never past its top
+            bar.setValue(min(top, bottom - viewport))
 
     # --- actions and the View menu ---
 

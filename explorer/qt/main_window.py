@@ -165,6 +165,7 @@ class MainWindow(QMainWindow):
                                        lambda: getattr(self, "plot_tabs", None), self)
         self.window_layout = WindowLayout(self)     # docks, tabs when space is short, plots that stay readable
         self.plot_tabs = self.window_layout.plot_tabs
+        self.course.plotWanted.connect(self.window_layout.show_plot)    # the plot a lesson names, in view
         self.window_layout.add_plot_tab("Inside the cell", self.cell_panel, self.cell_panel.view)
 
         self.shapes.leakCheckRequested.connect(self.leak_check)
@@ -321,8 +322,9 @@ class MainWindow(QMainWindow):
         if reply.kind == "leaks":
             if reply.id == self._leak_id:
                 if reply.ok:
-                    self.shapes.show_leak(reply.value.verdict, reply.value.leaking_layer is not None)
-                    self.session.say("leak check done")
+                    leaking = reply.value.leaking_layer is not None
+                    self.shapes.show_leak(reply.value.verdict, leaking)
+                    self.session.say(f"leak check: {reply.value.verdict}", error=leaking)   # seen with Shapes hidden
                 elif not reply.cancelled:
                     self.shapes.show_leak(reply.error or "failed", True)
         elif reply.kind == "code":

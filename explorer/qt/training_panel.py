@@ -35,6 +35,9 @@ HINT = "Pin a run, then change something: train, mask_zero, padding, units."
 _POSITION = re.compile(r"^line (\d+), column (\d+): (.*)$", re.S)
 
 
+ACCURACY_HEIGHT = 180       # the accuracy plot's least height: a view box of 110 px under its title and axis
+
+
 class WeightsEdit(QUndoCommand):
     """Training or a reset: the stack's weights before and after (None: the seed's fresh weights)."""
 
@@ -80,6 +83,7 @@ class TrainingPanel(QWidget):
         window.runs.runFinished.connect(self._run_finished)
         self.session.events.document.connect(self._document_loaded)
         self.session.events.selection.connect(self._show_delta)
+        self._show_task()
 
     # --- building ---
 
@@ -91,7 +95,7 @@ class TrainingPanel(QWidget):
         self.tabs.addTab(self._build_train_tab(), "Train")
         self.tabs.addTab(self._build_compare_tab(), "Compare")
 
-    def _plot(self, left: str) -> pg.PlotWidget:
+    def _plot(self, left: str, height: int = 100) -> pg.PlotWidget:
         widget = pg.PlotWidget()
         self._plots.append(widget)
         self._recolour_plot(widget)
@@ -100,7 +104,7 @@ class TrainingPanel(QWidget):
         item.showGrid(x=True, y=True, alpha=0.2)
         item.setMenuEnabled(False)
         item.getAxis("left").enableAutoSIPrefix(False)
-        widget.setMinimumHeight(100)
+        widget.setMinimumHeight(height)
         return widget
 
     def _recolour_plot(self, widget: pg.PlotWidget) -> None:
@@ -198,7 +202,7 @@ class TrainingPanel(QWidget):
         row.addWidget(controls)
         self.loss_plot = self._plot("loss")
         self.loss_plot.getPlotItem().setLabel("bottom", "step")
-        self.accuracy_plot = self._plot("accuracy")
+        self.accuracy_plot = self._plot("accuracy", ACCURACY_HEIGHT)   # a lesson's point: a readable view box
         self.accuracy_plot.setXLink(self.loss_plot)
         self.accuracy_plot.setYRange(0, 1.02, padding=0)
         self.accuracy_plot.getPlotItem().setLabel("bottom", "step")
@@ -419,8 +423,15 @@ class TrainingPanel(QWidget):
         self.objective = None
         self.unpin()
         self.loss_label.setText("loss: chosen from the head when you train")
+        self._show_task()
         self._draw_curves()
         self._say("")
+
+    def _show_task(self) -> None:
+        """The Task box names the task the text was generated from, when its comment line says so."""
+        task = tasks.named_in(self.session.text)
+        if task is not None:
+            self.task_combo.setCurrentIndex(self.task_combo.findData(task))
 
     def _controls(self) -> None:
         self.train_button.setEnabled(not self.running)

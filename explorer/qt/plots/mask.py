@@ -7,13 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
+from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import QGraphicsRectItem
 
 from .base import Plot
 from .items import CellHatch
 from .state import LEAKED, MASK_COLORS, MASKED, PAD_LINES, PADDED, VALID, is_time_major, swatch
 
-MAX_LINE_LABELS = 24       # line numbers on the left axis before they thin out
+LINE_LABEL_SPACING = 1.4   # line numbers on the left axis at least this many text lines apart, else thinned
 
 
 class MaskPlot(Plot):
@@ -39,6 +40,8 @@ class MaskPlot(Plot):
         self.codes = np.zeros((0, 0), dtype=np.uint8)
         self._shape: tuple | None = None
         self._lines: tuple | None = None
+        self._ticks_key: tuple | None = None
+        self.plot.vb.sigResized.connect(lambda _view: self._label_lines())
 
     def recolour(self, fg) -> None:
         super().recolour(fg)
@@ -67,12 +70,8 @@ class MaskPlot(Plot):
             self._shape = (batch, steps)
             self.item.setRect(QRectF(-0.5, -0.5, steps, batch))
             self.plot.setYRange(-0.5, batch - 0.5, padding=0.02)
-        lines = tuple(result.lines)
-        if lines != self._lines:
-            self._lines = lines
-            ticks = [(row, str(line)) for row, line in enumerate(lines)]
-            every = max(1, int(np.ceil(len(ticks) / MAX_LINE_LABELS)))
-            self.plot.getAxis("left").setTicks([ticks[::every]])
+        self._lines = tuple(result.lines)
+        self._label_lines()
         self.row_marker.setRect(QRectF(-0.5, state.selected_row - 0.5, steps, 1))
         seen = np.flatnonzero(np.bincount(codes.ravel(), minlength=len(MASK_COLORS))).tolist()   # not np.unique:
         # NumPy 2's loads numpy.ma on its first call, a stall of 20-60 ms when the first result is shown
@@ -80,6 +79,20 @@ class MaskPlot(Plot):
         legend = " ".join(swatch(MASK_COLORS[code][0], MASK_COLORS[code][1] + (" (hatched)" if code == LEAKED else ""))
                           for code in present)
         self.title(f"batch mask at {layer.name} ({batch} × {steps}): {legend}{note}")
+
+    def _label_lines(self) -> None:
+        """Every line's number where the rows are tall enough, else every n-th: never a smear."""
+        lines = self._lines or ()
+        axis = self.plot.getAxis("left")
+        font = axis.style.get("tickFont")
+        text_height = QFontMetricsF(font).height() if font is not None else 12.0
+        height = self.plot.vb.height()
+        room = int(height / (LINE_LABEL_SPACING * text_height)) if height > 0 else len(lines)
+        every = max(1, int(np.ceil(len(lines) / max(room, 1))))
+        key = (lines, every)
+        if key != self._ticks_key:
+            self._ticks_key = key
+            axis.setTicks([[(row, str(line)) for row, line in enumerate(lines)][::every]])
 
     def clear(self) -> None:
         super().clear()
