@@ -366,6 +366,8 @@ class CellPanel(QWidget):
             self.layer_combo.setCurrentIndex(list(groups).index(current))
         elif wanted:
             self.layer_combo.setCurrentIndex(list(groups).index(wanted[0]))
+        elif groups:
+            self.layer_combo.setCurrentIndex(0)     # with a placeholder, a combo box selects nothing by itself
         self.layer_combo.setEnabled(bool(groups))
         self._on_layer_chosen(draw=False)
 
@@ -382,8 +384,8 @@ class CellPanel(QWidget):
                                         Qt.ItemDataRole.ToolTipRole)
         if gate in gates:
             self.gate_combo.setCurrentIndex(gates.index(gate))
-        elif "forget" in gates:
-            self.gate_combo.setCurrentIndex(gates.index("forget"))
+        elif gates:
+            self.gate_combo.setCurrentIndex(gates.index("forget") if "forget" in gates else 0)
         self.gate_combo.setEnabled(bool(gates))
         if draw:
             self._draw_gates()

@@ -390,15 +390,25 @@ def test_the_task_box_names_the_task_of_the_lessons_sequences(room, qtbot):
     assert room.training.task_combo.currentData() == room.session.text.split()[2].rstrip(":")
 
 
-def test_switching_the_layer_type_inside_the_cell_never_leaves_a_plot_without_height(room, qtbot):
-    open_lesson(qtbot, room, "forgetting_simple_rnn")
-    cell = room.cell_panel
-    for kind in ("lstm", "gru", "simple_rnn", "lstm"):
-        take(qtbot, room, steps.Step("type", {"layer": room.session.spec().layer_names()[0], "to": kind}))
-        gates = kind != "simple_rnn"
-        assert cell.gate_plot.isVisible() == gates, kind
-        for plot in (cell.gate_plot, cell.saturation_plot, cell.gradient_plot):
-            if plot.isVisible():
-                assert plot.vb.size().height() >= MIN_VIEW[1] - 1, (kind, plot.titleLabel.text)
-        if not gates:
-            assert "no gates" in cell.state_label.text()
+@pytest.mark.parametrize("size", SIZES[:2], ids=lambda size: f"{size[0]}x{size[1]}")
+def test_switching_the_layer_type_inside_the_cell_never_leaves_a_plot_without_height(room, qtbot, size):
+    width, height, scale, focus = size
+    layout = room.window_layout
+    try:
+        layout.set_focus(focus)
+        layout.set_scale(scale, announce=False)
+        room.resize(width, height)
+        open_lesson(qtbot, room, "forgetting_simple_rnn")
+        cell = room.cell_panel
+        for kind in ("lstm", "gru", "simple_rnn", "lstm"):
+            take(qtbot, room, steps.Step("type", {"layer": room.session.spec().layer_names()[0], "to": kind}))
+            gates = kind != "simple_rnn"
+            assert cell.gate_plot.isVisible() == gates, kind
+            for plot in (cell.gate_plot, cell.saturation_plot, cell.gradient_plot):
+                if plot.isVisible():
+                    assert plot.vb.size().height() >= MIN_VIEW[1] - 1, (kind, plot.titleLabel.text)
+            if not gates:
+                assert "no gates" in cell.state_label.text()
+    finally:
+        layout.set_focus(False)
+        layout.set_scale(1.0, announce=False)
