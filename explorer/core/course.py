@@ -87,8 +87,7 @@ COURSE = (
            "Line 7 holds a 7 at step 2: press Train in the Training panel and its attention weights (under the "
            "heatmap) leave the uniform spread for the 7 and the steps after it within about 30 steps."),
     Lesson("train_forgotten_mask", "Training", 2, "lstm_1",
-           "The Training panel: the accuracy of this run, above the accuracy curve, for the batching mode set "
-           "now; the dashed curve is the run before the reset."),
+           "The accuracy of this run, above the accuracy curve in the Training panel."),
 )
 
 

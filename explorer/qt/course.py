@@ -133,7 +133,7 @@ class LessonBanner(QFrame):
             mark = "✓ " if done else ""
             words = f"<b>{mark}{escape(words)}</b>" if index == reached else f"{mark}{escape(words)}"
             lines.append(f"{len(lines) + 1}. {words}")
-        self.text_label.setText(self._lead + ("<br><b>Try it:</b> " + "<br>".join(lines) if lines else ""))
+        self.text_label.setText(self._lead + ("<br><b>Try it:</b> " + " &nbsp;".join(lines) if lines else ""))
 
     def show_edits(self, changed: list[str]) -> None:
         """Says that the stack on screen is no longer the lesson's (empty: it still is)."""

@@ -33,6 +33,7 @@ from . import style
 MIN_VIEW = (280, 110)              # the smallest readable plot area, in pixels
 WIDE = 1500                        # narrower (in unscaled pixels): the shapes panel is a tab beside the stack
 COMPACT_SCALE = 1.25               # from this text scale up, a narrow window's layer cards take one parameter a row
+SEQUENCES_SHARE = 0.22             # the share of a tall window's height the sequences dock takes
 TALL = 900                         # shorter: the sequences are a tab there too, and the plots get the height
 SCALES = (0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0)
 KEY_SCALE = "view/scale"
@@ -97,11 +98,13 @@ class PlotFit(QObject):
         self._pending.timeout.connect(self.fit)
         self._passes = 0                  # passes since the last outside change (a guard against see-sawing)
         self.side_by_side = True
+        self.mouse = PlotMouse(self)
         scroll.viewport().installEventFilter(self)
 
     def add_view(self, view) -> None:
         self.views.append(view)
         view.installEventFilter(self)
+        self.mouse.watch(view)
         grid = view.ci.layout
         for index in range(grid.count()):      # a plot shown again must get its minimum back at once
             item = grid.itemAt(index).graphicsItem()
@@ -188,6 +191,45 @@ class PlotFit(QObject):
             self._pending.start()  # the new minimums move titles and axes: measure once more
         else:
             self.fitted.emit()
+
+
+class PlotMouse(QObject):
+    """The mouse over the plots as in other scientific apps: the wheel scrolls the column of plots, Ctrl+wheel
+    zooms the plot under the pointer (pyqtgraph's own zoom), and a double-click shows that plot whole again."""
+
+    def watch(self, view) -> None:
+        view.viewport().installEventFilter(self)
+
+    def eventFilter(self, watched, event) -> bool:
+        kind = event.type()
+        if kind == QEvent.Type.Wheel and not event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            scroll = _enclosing_scroll(watched)
+            if scroll is not None:
+                QApplication.sendEvent(scroll.verticalScrollBar(), event)
+                return True
+        if kind == QEvent.Type.MouseButtonDblClick and event.button() == Qt.MouseButton.LeftButton:
+            view = watched.parent()
+            box = _view_box_at(view, event.position().toPoint())
+            if box is not None:
+                box.autoRange(padding=0)
+                return True
+        return False
+
+
+def _enclosing_scroll(widget: QWidget) -> QScrollArea | None:
+    parent = widget.parentWidget()
+    while parent is not None and not isinstance(parent, QScrollArea):
+        parent = parent.parentWidget()
+    return parent
+
+
+def _view_box_at(view, position) -> pg.ViewBox | None:
+    for item in view.items(position):
+        while item is not None and not isinstance(item, pg.ViewBox):
+            item = item.parentItem()
+        if item is not None:
+            return item
+    return None
 
 
 class Zoom(QObject):
@@ -286,6 +328,7 @@ class WindowLayout(QObject):
         self.docks = (self.stack_dock, self.shapes_dock, self.sequences_dock)
         self.arrangement: str | None = None     # "wide-tall", "narrow-short" …
         self._sized = False
+        self._sequences_height: int | None = None     # the window height the sequences dock was last sized for
         window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.stack_dock)
         window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.shapes_dock)
         window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.sequences_dock)
@@ -362,6 +405,10 @@ class WindowLayout(QObject):
         "accuracy" (the Training panel)."""
         self.wanted_plot = name
         self._tab_chosen = False
+        if self.focused:          # Focus: the plots, and only the panel the lesson names
+            training = getattr(self.window, "training_dock", None)
+            for dock in self.docks:
+                dock.setVisible(dock is training and name == "accuracy")
         self.plot_fit.schedule()
 
     def _follow_scroll(self, scroll: QScrollArea) -> None:
@@ -553,6 +600,7 @@ class WindowLayout(QObject):
         if (wanted != self.arrangement or not self._sized) and not self.focused and window.isVisible():
             if wanted != self.arrangement:
                 self._place_docks(wide, tall)
+                self.schedule()          # the sequences dock is sized once the docks have moved
             self._sized = True
             side = min(int(window.width() * (0.24 if wide else 0.38)), int(560 * scale))
             docks, widths = [self.stack_dock], [side]
@@ -560,8 +608,13 @@ class WindowLayout(QObject):
                 docks.append(self.shapes_dock)
                 widths.append(min(int(window.width() * 0.28), int(640 * scale)))
             window.resizeDocks(docks, widths, Qt.Orientation.Horizontal)
-            if tall:
-                window.resizeDocks([self.sequences_dock], [int(window.height() * 0.28)], Qt.Orientation.Vertical)
+            self._sequences_height = None
+        elif tall and not self.focused and window.isVisible() and self._sequences_height != window.height():
+            # the sequences below take SEQUENCES_SHARE, or what they need, whenever the window's height changes:
+            # the rows a window gains go to the plots, not to the dock
+            self._sequences_height = window.height()
+            height = max(self.sequences_dock.minimumSizeHint().height(), int(window.height() * SEQUENCES_SHARE))
+            window.resizeDocks([self.sequences_dock], [height], Qt.Orientation.Vertical)
         self._wrap_toolbars()
 
     def _size_class(self) -> tuple[bool, bool]:

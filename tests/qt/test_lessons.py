@@ -335,6 +335,8 @@ def test_the_named_plot_is_in_view_and_no_plot_is_empty_at_classroom_sizes(room,
                 open_lesson(qtbot, room, name)          # opening the lesson brings its plot into view
                 where = f"{name} at {width}x{height}{' Focus' if focus else ''} {scale:.0%}"
                 assert_in_view(room, wanted, where)
+                if not focus:
+                    assert room.plot_tabs.height() >= height / 2, f"{where}: the plots get {room.plot_tabs.height()} px"
                 empty = [plot for plot, item in shown_plots(room).items() if not has_data(item)]
                 assert not empty, f"{where}: empty plots {empty}"
     finally:
@@ -412,3 +414,54 @@ def test_switching_the_layer_type_inside_the_cell_never_leaves_a_plot_without_he
     finally:
         layout.set_focus(False)
         layout.set_scale(1.0, announce=False)
+
+
+def wheel(widget, position, delta: int, modifiers) -> None:
+    from PySide6.QtCore import QPointF, Qt
+    from PySide6.QtGui import QWheelEvent
+    event = QWheelEvent(QPointF(position), QPointF(widget.mapToGlobal(position)), QPoint(0, 0), QPoint(0, delta),
+                        Qt.MouseButton.NoButton, modifiers, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(widget, event)
+
+
+def test_the_wheel_scrolls_the_column_ctrl_wheel_zooms_and_a_double_click_shows_the_plot_whole(room, qtbot):
+    from PySide6.QtCore import Qt
+    layout = room.window_layout
+    try:
+        layout.set_focus(True)
+        layout.set_scale(1.25, announce=False)
+        room.resize(1024, 768)
+        open_lesson(qtbot, room, "average_pooling")
+        bar = layout.plots_scroll.verticalScrollBar()
+        assert bar.maximum() > 0, "the column must scroll at this size"
+        bar.setValue(0)
+        heatmap = room.plots.heatmap.plot
+        view = room.plots.time_view
+        centre = view.mapFromScene(heatmap.vb.sceneBoundingRect().center())
+        before = heatmap.vb.viewRange()
+        wheel(view.viewport(), centre, -120, Qt.KeyboardModifier.NoModifier)
+        assert bar.value() > 0 and heatmap.vb.viewRange() == before          # scrolled, not zoomed
+        bar.setValue(0)
+        centre = view.mapFromScene(heatmap.vb.sceneBoundingRect().center())
+        wheel(view.viewport(), centre, 120, Qt.KeyboardModifier.ControlModifier)
+        assert bar.value() == 0 and heatmap.vb.viewRange() != before         # zoomed in, not scrolled
+        qtbot.mouseDClick(view.viewport(), Qt.MouseButton.LeftButton, pos=centre)
+        np.testing.assert_allclose(heatmap.vb.viewRange(), before, atol=0.05)
+    finally:
+        layout.set_focus(False)
+        layout.set_scale(1.0, announce=False)
+
+
+def test_the_sequence_picker_counts_the_steps_typed_and_says_when_a_line_is_cut(room, qtbot):
+    open_lesson(qtbot, room, "forgotten_mask_post")
+    combo = room.plots.row_combo
+    room.session.set_text("5 12 7 3 9\n8\n")
+    settle(qtbot, room)
+    assert [combo.itemText(i) for i in range(combo.count())] == ["line 1 (5 steps)", "line 2 (1 step)"]
+    room.session.set_text("5 12 7 3 9 41\n8\n")                 # a sixth token typed
+    settle(qtbot, room)
+    assert combo.itemText(0) == "line 1 (6 steps)"
+    editor = room.sequence_editor
+    editor.maxlen_spin.setValue(3)
+    settle(qtbot, room)
+    assert combo.itemText(0) == "line 1 (3 of 6 steps: truncated)" and combo.itemText(1) == "line 2 (1 step)"
