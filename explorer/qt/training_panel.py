@@ -248,6 +248,7 @@ class TrainingPanel(QWidget):
         right = QVBoxLayout()
         self.delta_plot = self._plot("unit")
         self.delta_plot.getPlotItem().setLabel("bottom", "timestep")
+        self.delta_plot.getPlotItem().getAxis("bottom").enableAutoSIPrefix(False)
         grey = QColor(muted_colour())
         grey.setAlpha(90)
         self.delta_plot.getPlotItem().getViewBox().setBackgroundColor(grey)   # steps left out show grey
@@ -554,15 +555,21 @@ class TrainingPanel(QWidget):
             return
         values = delta.delta[row]
         line = result.lines[row]
+        plot = self.delta_plot.getPlotItem()
         if values.ndim == 2:       # (T, units) → units × timesteps, like the heatmap
             image, what = values.T, f"{name}, line {line}: current − pinned, units × timesteps"
-        else:
-            image, what = values.reshape(-1, 1), f"{name}, line {line}: current − pinned, one value per unit"
+            plot.setLabel("bottom", "timestep")
+            plot.setLabel("left", "unit")
+        else:                      # no time axis: one row of units along x
+            image, what = values.reshape(1, -1), f"{name}, line {line}: current − pinned, one value per unit"
+            plot.setLabel("bottom", "unit")
+            plot.setLabel("left", "")
         finite = np.abs(image[np.isfinite(image)])
         scale = float(finite.max()) if finite.size and finite.max() > 0 else 1e-6
         self.delta_image.setImage(image.astype(np.float32), autoLevels=False)
         self.delta_bar.setLevels(values=(-scale, scale))
         self.delta_image.setRect(-0.5, -0.5, image.shape[1], image.shape[0])
+        plot.setRange(xRange=(-0.5, image.shape[1] - 0.5), yRange=(-0.5, image.shape[0] - 0.5), padding=0)
         self.delta_title.setText(f"Δ of <b>{escape(what)}</b> (scale ±{scale:.2g}, its own; grey: not a valid "
                                  "step in both runs)")
 

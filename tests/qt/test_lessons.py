@@ -465,3 +465,32 @@ def test_the_sequence_picker_counts_the_steps_typed_and_says_when_a_line_is_cut(
     editor.maxlen_spin.setValue(3)
     settle(qtbot, room)
     assert combo.itemText(0) == "line 1 (3 of 6 steps: truncated)" and combo.itemText(1) == "line 2 (1 step)"
+
+
+def test_the_compare_delta_of_a_layer_without_a_time_axis_runs_along_its_units(room, qtbot, engine):
+    open_lesson(qtbot, room, "forgotten_mask_post")
+    panel = room.training
+    panel.pin()
+    before = room.session.spec()
+    take(qtbot, room, steps.Step("param", {"layer": "embedding_1", "param": "mask_zero", "value": True}))
+    room.session.select_layer("lstm_1")
+    row = room.session.selected_row(room.session.result)
+    plot = panel.delta_plot.getPlotItem()
+    image = panel.delta_image.image
+    assert image.shape == (1, 32) and plot.getAxis("bottom").labelText == "unit"
+    np.testing.assert_allclose(plot.vb.viewRange()[0], (-0.5, 31.5), atol=1e-6)
+    text = room.session.text
+    expected = (keras_layer_output(engine, room.session.spec(), text, "lstm_1", row)
+                - keras_layer_output(engine, before, text, "lstm_1", row))
+    np.testing.assert_allclose(image[0], expected, atol=TOL)
+    panel.unpin()
+
+
+def test_the_unsaved_question_for_a_keras_model_names_the_stack_file_that_save_writes(make_window, qtbot, tmp_path):
+    window = make_window()
+    model = tmp_path / "m.keras"
+    window.session.load(presets.load_preset("last_state"), trusted=True, source=str(model))
+    window.session.set_text("1 2 3\n")
+    window.questions.unsaved_answer = "cancel"
+    assert not window.files.maybe_discard()
+    assert window.questions.unsaved == ["m.keras as m.stack.json (the model file itself is not changed)"]
