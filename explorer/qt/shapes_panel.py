@@ -19,7 +19,7 @@ from .stale import StateGate
 from .style import ERROR_COLOUR, MASK_ROLES, WARNING_COLOUR, escape, mask_role_colour, mono_font, muted_colour
 
 COLUMNS = ("layer", "symbolic", "this batch", "mask", "params")
-MIN_TABLE_ROWS = 6          # rows the table always shows (it scrolls past them); the warnings list gives way
+MIN_TABLE_ROWS = 5          # rows the table always shows (it scrolls past them); the warnings list gives way
 _CELL_ROLES = (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.FontRole,
                Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.TextAlignmentRole, Qt.ItemDataRole.UserRole)
 

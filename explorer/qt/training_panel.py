@@ -35,9 +35,6 @@ HINT = "Pin a run, then change something: train, mask_zero, padding, units."
 _POSITION = re.compile(r"^line (\d+), column (\d+): (.*)$", re.S)
 
 
-ACCURACY_HEIGHT = 180       # the accuracy plot's least height: a view box of 110 px under its title and axis
-
-
 class WeightsEdit(QUndoCommand):
     """Training or a reset: the stack's weights before and after (None: the seed's fresh weights)."""
 
@@ -95,7 +92,7 @@ class TrainingPanel(QWidget):
         self.tabs.addTab(self._build_train_tab(), "Train")
         self.tabs.addTab(self._build_compare_tab(), "Compare")
 
-    def _plot(self, left: str, height: int = 100) -> pg.PlotWidget:
+    def _plot(self, left: str) -> pg.PlotWidget:
         widget = pg.PlotWidget()
         self._plots.append(widget)
         self._recolour_plot(widget)
@@ -104,7 +101,7 @@ class TrainingPanel(QWidget):
         item.showGrid(x=True, y=True, alpha=0.2)
         item.setMenuEnabled(False)
         item.getAxis("left").enableAutoSIPrefix(False)
-        widget.setMinimumHeight(height)
+        widget.setMinimumHeight(100)
         return widget
 
     def _recolour_plot(self, widget: pg.PlotWidget) -> None:
@@ -202,12 +199,12 @@ class TrainingPanel(QWidget):
         row.addWidget(controls)
         self.loss_plot = self._plot("loss")
         self.loss_plot.getPlotItem().setLabel("bottom", "step")
-        self.accuracy_plot = self._plot("accuracy", ACCURACY_HEIGHT)   # a lesson's point: a readable view box
+        self.accuracy_plot = self._plot("accuracy")
         self.accuracy_plot.setXLink(self.loss_plot)
         self.accuracy_plot.setYRange(0, 1.02, padding=0)
         self.accuracy_plot.getPlotItem().setLabel("bottom", "step")
-        row.addWidget(self.loss_plot, 3)
-        row.addWidget(self.accuracy_plot, 2)
+        row.addWidget(self.loss_plot, 1)
+        row.addWidget(self.accuracy_plot, 1)      # as tall as the loss: a lesson's point is often the accuracy
         self.loss_legend = self.loss_plot.getPlotItem().addLegend(offset=(-4, 4), labelTextSize="8pt")
         self._recolour_plot(self.loss_plot)
         return page

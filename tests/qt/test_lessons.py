@@ -78,10 +78,14 @@ def in_view(window, name: str) -> QRect | None:
 def assert_in_view(window, name: str, where: str) -> None:
     box = in_view(window, name)
     assert box is not None, f"{where}: {name} is not shown"
-    if name != "accuracy":
-        scroll, _ = window.window_layout.plot_item(name)
-        viewport = scroll.viewport().rect().adjusted(-1, -1, 1, 1)
-        assert viewport.contains(box), f"{where}: {name} at {box} outside the viewport {viewport}"
+    if name == "accuracy":          # the Training panel's curve: on screen, its number in its title
+        assert box.width() >= MIN_VIEW[0] - 1 and box.height() > 0, f"{where}: {name} is {box.size()}"
+        assert "this run" in window.training.accuracy_plot.getPlotItem().titleLabel.text or \
+            not window.training.curve_loss, where
+        return
+    scroll, _ = window.window_layout.plot_item(name)
+    viewport = scroll.viewport().rect().adjusted(-1, -1, 1, 1)
+    assert viewport.contains(box), f"{where}: {name} at {box} outside the viewport {viewport}"
     assert box.width() >= MIN_VIEW[0] - 1 and box.height() >= MIN_VIEW[1] - 1, f"{where}: {name} is {box.size()}"
 
 

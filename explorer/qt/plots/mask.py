@@ -86,7 +86,7 @@ class MaskPlot(Plot):
         axis = self.plot.getAxis("left")
         font = axis.style.get("tickFont")
         text_height = QFontMetricsF(font).height() if font is not None else 12.0
-        height = self.plot.vb.height()
+        height = self.plot.vb.height() if self.view.isVisible() else 0     # not laid out yet: every line
         room = int(height / (LINE_LABEL_SPACING * text_height)) if height > 0 else len(lines)
         every = max(1, int(np.ceil(len(lines) / max(room, 1))))
         key = (lines, every)
