@@ -179,11 +179,12 @@ class MainWindow(QMainWindow):
         self.preset_combo = QComboBox()
         self.preset_combo.setToolTip("Built-in stacks, each with a lesson")
         self.preset_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.preset_combo.setMinimumContentsLength(22)
         self.preset_combo.addItem("(your stack)", None)
         for name in course.names() + course.uncovered():      # in the order of the course
             title = presets.load_preset(name).title or name
             self.preset_combo.addItem(title, name)
+        self.preset_combo.setMinimumContentsLength(max(len(self.preset_combo.itemText(i))   # no title cut short
+                                                       for i in range(self.preset_combo.count())))
         self.preset_combo.activated.connect(self._preset_picked)
         bar.addWidget(self.preset_combo)
         bar.addSeparator()
