@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import presets
-from .spec import StackSpec
+from . import steps as lesson_steps
+from .spec import StackSpec, from_dict, to_dict
 
 SECTIONS = ("Padding", "Masks", "Pooling", "Stacking", "Bidirectional", "Batching modes", "Inside the cell",
             "Check-up", "Training")
@@ -90,8 +91,7 @@ COURSE = (
            "Line 7 holds a 7 at step 2: press Train in the Training panel and its attention weights (under the "
            "heatmap) leave the uniform spread for the 7 and the steps after it within about 30 steps."),
     Lesson("train_forgotten_mask", "Training", 2, "lstm_1",
-           "Train 100 steps, then set the batching mode to one by one: the accuracy of this run, above the "
-           "accuracy curve, falls to about half; reset the weights, tick mask_zero and train again."),
+           "The accuracy of this run, above the accuracy curve in the Training panel."),
 )
 
 
@@ -146,4 +146,25 @@ def changes(original: StackSpec, current: StackSpec) -> list[str]:
         found.append("the seed")
     if (original.sequences or "").strip() != (current.sequences or "").strip():
         found.append("the sequences")
+    return found
+
+
+def steps(spec: StackSpec) -> tuple[lesson_steps.Step, ...]:
+    """The lesson's declared steps (explorer/core/steps.py); empty for a stack without any."""
+    return lesson_steps.parse(spec.steps) if spec.steps else ()
+
+
+def reached(original: StackSpec, current: StackSpec) -> int | None:
+    """The index of the last step whose edits, made in order from the lesson as it opened, give the stack on
+    screen (None when the edits match no step; steps that do not edit the stack count as done)."""
+    if not changes(original, current):
+        return None
+    document = to_dict(original)
+    found = None
+    for index, step in enumerate(steps(original)):
+        if step.do not in ("param", "type", "batching"):
+            continue
+        document = lesson_steps.apply(step, document)
+        if not changes(from_dict(document), current):
+            found = index
     return found

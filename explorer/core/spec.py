@@ -109,6 +109,7 @@ class StackSpec:
     sequences: str | None = None
     title: str | None = None     # extension: a preset's title
     lesson: str | None = None    # extension: what to look at in this stack
+    steps: list | None = None    # extension: the lesson's steps and claims (explorer/core/steps.py), as in the file
     # Trained weights (layer name → arrays), from a .keras file, training or a stack file's "weights"
     weights: dict[str, list] | None = field(default=None, repr=False, compare=False)
     weights_id: str | None = field(default=None, compare=False)
@@ -273,7 +274,7 @@ def from_dict(data: Any) -> StackSpec:
     data = _expect_object(data, "")
     data = migrate(data)
     _reject_unknown(data, {"format", "version", "input", "batching", "layers", "seed", "sequences", "title",
-                          "lesson", "weights"}, "")
+                          "lesson", "steps", "weights"}, "")
     input_spec = _parse_input(data.get("input", {"kind": "tokens", "vocab_size": 1000}))
     batching = _parse_batching(data.get("batching", {}), input_spec)
     layers_data = data.get("layers")
@@ -287,6 +288,10 @@ def from_dict(data: Any) -> StackSpec:
                      _field(data, "sequences", _optional(_text), None, ""),
                      _field(data, "title", _optional(_text), None, ""),
                      _field(data, "lesson", _optional(_text), None, ""))
+    if data.get("steps") is not None:
+        from .steps import parse
+        parse(data["steps"])
+        spec.steps = copy.deepcopy(data["steps"])
     names = [layer.name for layer in layers if layer.name]
     for i, layer in enumerate(layers):
         if layer.name and names.count(layer.name) > 1:
@@ -378,7 +383,7 @@ def to_dict(spec: StackSpec, *, weights: bool = False) -> dict:
         layers.append(item)
     data["layers"] = layers
     data["seed"] = spec.seed
-    for key in ("sequences", "title", "lesson"):
+    for key in ("sequences", "title", "lesson", "steps"):
         if getattr(spec, key) is not None:
             data[key] = getattr(spec, key)
     if weights and spec.weights:

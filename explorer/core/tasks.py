@@ -141,6 +141,15 @@ def generate(name: str, count: int, input_spec: InputSpec, *, seed: int = 0, cla
     return "\n".join(rows) + "\n"
 
 
+def named_in(text: str) -> str | None:
+    """The task whose comment line (`# task NAME: …`, as `generate` writes it) heads the text, if any."""
+    for line in text.splitlines():
+        words = line.strip().split()
+        if len(words) >= 3 and words[:2] == ["#", "task"] and words[2].rstrip(":") in TASKS:
+            return words[2].rstrip(":")
+    return None
+
+
 def _sequence_text(sequence: np.ndarray) -> str:
     if sequence.ndim == 2:
         return "; ".join(" ".join(f"{value:g}" for value in step) for step in sequence)

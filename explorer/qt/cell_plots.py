@@ -102,10 +102,12 @@ class CellPanel(QWidget):
 
     def _build(self) -> None:
         self.layer_combo = QComboBox()
+        self.layer_combo.setPlaceholderText("none")
         self.layer_combo.setToolTip("the LSTM or GRU layer (and direction) whose gates are shown")
         self.layer_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.layer_combo.activated.connect(lambda _: self._on_layer_chosen())
         self.gate_combo = QComboBox()
+        self.gate_combo.setPlaceholderText("none")
         self.gate_combo.setToolTip("the gate drawn as a heatmap")
         self.gate_combo.activated.connect(lambda _: self._draw_gates())
         self.target_spin = QSpinBox()
@@ -312,7 +314,8 @@ class CellPanel(QWidget):
         result, row = self._asked
         self.data = {**reply.value, "result": result, "row": row}
         later = "" if self.runs.settled else " · updating: a new run is on its way"
-        self._say(f"line {self._line()} · {reply.elapsed_ms:.0f} ms{later}")
+        none = "" if self.data["gates"] else "no gates: only LSTM and GRU layers have them · "
+        self._say(f"{none}line {self._line()} · {reply.elapsed_ms:.0f} ms{later}")
         self._fill_choices()
         self._draw_gates()
         self._draw_gradients()
@@ -364,6 +367,8 @@ class CellPanel(QWidget):
             self.layer_combo.setCurrentIndex(list(groups).index(current))
         elif wanted:
             self.layer_combo.setCurrentIndex(list(groups).index(wanted[0]))
+        elif groups:
+            self.layer_combo.setCurrentIndex(0)     # with a placeholder, a combo box selects nothing by itself
         self.layer_combo.setEnabled(bool(groups))
         self._on_layer_chosen(draw=False)
 
@@ -380,8 +385,8 @@ class CellPanel(QWidget):
                                         Qt.ItemDataRole.ToolTipRole)
         if gate in gates:
             self.gate_combo.setCurrentIndex(gates.index(gate))
-        elif "forget" in gates:
-            self.gate_combo.setCurrentIndex(gates.index("forget"))
+        elif gates:
+            self.gate_combo.setCurrentIndex(gates.index("forget") if "forget" in gates else 0)
         self.gate_combo.setEnabled(bool(gates))
         if draw:
             self._draw_gates()

@@ -65,6 +65,9 @@ class LessonBanner(QFrame):
         edited.addWidget(self.restore_button, 0, Qt.AlignmentFlag.AlignTop)
         layout.addLayout(edited)
         self.edited: list[str] = []
+        self.steps: tuple = ()
+        self.reached: int | None = None
+        self._lead = ""
         self._title = ""
         self.show_stack(None)
         self.fold(False)
@@ -95,14 +98,16 @@ class LessonBanner(QFrame):
 
     def show_stack(self, spec: StackSpec | None, place: tuple[int, int, str] | None = None,
                    look: str | None = None) -> None:
-        """A stack's title and lesson (hidden without either); `place`: (index, count, section) in the course."""
+        """A stack's title and lesson (hidden without either); `place`: (index, count, section) in the course;
+        the lesson's declared steps, numbered, with what each must show."""
         if spec is None or not (spec.title or spec.lesson):
             self.hide()
             return
-        text = f"<b>{escape(spec.title or '')}</b>" + (f" — {escape(spec.lesson)}" if spec.lesson else "")
+        self._lead = f"<b>{escape(spec.title or '')}</b>" + (f" — {escape(spec.lesson)}" if spec.lesson else "")
         if look:
-            text += f"<br><b>Where to look:</b> {escape(look)}"
-        self.text_label.setText(text)
+            self._lead += f"<br><b>Where to look:</b> {escape(look)}"
+        self.steps = course.steps(spec)
+        self.show_reached(None)
         self._title = spec.title or ""
         for button in (self.previous_button, self.next_button):
             button.setVisible(place is not None)
@@ -115,6 +120,20 @@ class LessonBanner(QFrame):
         self._show_place()
         self.show_edits([])
         self.show()
+
+    def show_reached(self, reached: int | None) -> None:
+        """The steps, the one the stack on screen has reached in bold with a ✓ (None: the lesson as it opened)."""
+        self.reached = reached
+        lines = []
+        for index, step in enumerate(self.steps):
+            words = step.words()
+            if not words:
+                continue
+            done = reached is not None and index <= reached
+            mark = "✓ " if done else ""
+            words = f"<b>{mark}{escape(words)}</b>" if index == reached else f"{mark}{escape(words)}"
+            lines.append(f"{len(lines) + 1}. {words}")
+        self.text_label.setText(self._lead + ("<br><b>Try it:</b> " + " &nbsp;".join(lines) if lines else ""))
 
     def show_edits(self, changed: list[str]) -> None:
         """Says that the stack on screen is no longer the lesson's (empty: it still is)."""
@@ -131,7 +150,10 @@ class LessonBanner(QFrame):
 class CourseController(QObject):
     """Connects the session's documents to the banner: which lesson, where to look, edited or not.
     `open_preset(name) -> bool` opens a neighbouring lesson (asking about unsaved work); `tabs()` gives the plot
-    tabs a lesson opens on."""
+    tabs a lesson opens on. `plotWanted(name)` asks for the plot a lesson or its reached step names to be brought
+    into view."""
+
+    plotWanted = Signal(str)
 
     def __init__(self, session: Session, banner: LessonBanner, open_preset: Callable[[str], bool],
                  tabs: Callable[[], QTabWidget | None], parent: QObject | None = None):
@@ -169,10 +191,22 @@ class CourseController(QObject):
         if tabs is not None:
             titles = [tabs.tabText(index) for index in range(tabs.count())]
             tabs.setCurrentIndex(titles.index(self.lesson.tab) if self.lesson.tab in titles else 0)
+        self._want_plot(0)
+
+    def _want_plot(self, reached: int) -> None:
+        """The plot named by the reached step, else by the nearest step before it."""
+        named = [step.plot for step in self.banner.steps[:reached + 1] if step.plot]
+        if named:
+            self.plotWanted.emit(named[-1])
 
     def _edited(self) -> None:
         if self._original is not None:
-            self.banner.show_edits(course.changes(self._original, self.session.spec()))
+            current = self.session.spec()
+            self.banner.show_edits(course.changes(self._original, current))
+            reached = course.reached(self._original, current)
+            if reached != self.banner.reached:
+                self.banner.show_reached(reached)
+                self._want_plot(reached if reached is not None else 0)
 
     def step(self, step: int) -> bool:
         """Opens the lesson `step` places away in the course; False at either end (or when the user keeps

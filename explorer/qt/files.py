@@ -240,7 +240,10 @@ class FileController(QObject):
         source = self.session.source
         if not self.session.modified or (source and presets.is_preset(source)):
             return True
-        answer = self.ask_unsaved(self.display_name())
+        name = self.display_name()
+        if source and is_keras(source):        # Save writes a stack file beside the model: the question says so
+            name += f" as {Path(self._suggested(STACK_SUFFIX)).name} (the model file itself is not changed)"
+        answer = self.ask_unsaved(name)
         if answer == SAVE:
             return self.save()
         return answer == DISCARD

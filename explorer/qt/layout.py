@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject, QRect, QSize, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QFont, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QAbstractItemView, QApplication, QBoxLayout, QDockWidget, QFrame, QMainWindow,
                                QScrollArea, QTabWidget, QToolBar, QVBoxLayout, QWidget)
@@ -33,6 +33,7 @@ from . import style
 MIN_VIEW = (280, 110)              # the smallest readable plot area, in pixels
 WIDE = 1500                        # narrower (in unscaled pixels): the shapes panel is a tab beside the stack
 COMPACT_SCALE = 1.25               # from this text scale up, a narrow window's layer cards take one parameter a row
+SEQUENCES_SHARE = 0.22             # the share of a tall window's height the sequences dock takes
 TALL = 900                         # shorter: the sequences are a tab there too, and the plots get the height
 SCALES = (0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0)
 KEY_SCALE = "view/scale"
@@ -81,7 +82,10 @@ def nearest_scale(value: float) -> float:
 
 class PlotFit(QObject):
     """Keeps every plot of some pyqtgraph views at least MIN_VIEW large: each plot's minimum size is its
-    title and axes plus MIN_VIEW, each view's minimum height the sum of its rows."""
+    title and axes plus MIN_VIEW, each view's minimum height the sum of its rows. `fitted` once the plots are
+    laid out."""
+
+    fitted = Signal()
 
     def __init__(self, window: QMainWindow, scroll: QScrollArea):
         super().__init__(window)
@@ -94,11 +98,18 @@ class PlotFit(QObject):
         self._pending.timeout.connect(self.fit)
         self._passes = 0                  # passes since the last outside change (a guard against see-sawing)
         self.side_by_side = True
+        self.mouse = PlotMouse(self)
         scroll.viewport().installEventFilter(self)
 
     def add_view(self, view) -> None:
         self.views.append(view)
         view.installEventFilter(self)
+        self.mouse.watch(view)
+        grid = view.ci.layout
+        for index in range(grid.count()):      # a plot shown again must get its minimum back at once
+            item = grid.itemAt(index).graphicsItem()
+            if _is_plot(item):
+                item.visibleChanged.connect(self.schedule)
         self.schedule()
 
     def schedule(self) -> None:
@@ -178,6 +189,47 @@ class PlotFit(QObject):
         self._passes += 1
         if changed and self._passes < MAX_FIT_PASSES:
             self._pending.start()  # the new minimums move titles and axes: measure once more
+        else:
+            self.fitted.emit()
+
+
+class PlotMouse(QObject):
+    """The mouse over the plots as in other scientific apps: the wheel scrolls the column of plots, Ctrl+wheel
+    zooms the plot under the pointer (pyqtgraph's own zoom), and a double-click shows that plot whole again."""
+
+    def watch(self, view) -> None:
+        view.viewport().installEventFilter(self)
+
+    def eventFilter(self, watched, event) -> bool:
+        kind = event.type()
+        if kind == QEvent.Type.Wheel and not event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            scroll = _enclosing_scroll(watched)
+            if scroll is not None:
+                QApplication.sendEvent(scroll.verticalScrollBar(), event)
+                return True
+        if kind == QEvent.Type.MouseButtonDblClick and event.button() == Qt.MouseButton.LeftButton:
+            view = watched.parent()
+            box = _view_box_at(view, event.position().toPoint())
+            if box is not None:
+                box.autoRange(padding=0)
+                return True
+        return False
+
+
+def _enclosing_scroll(widget: QWidget) -> QScrollArea | None:
+    parent = widget.parentWidget()
+    while parent is not None and not isinstance(parent, QScrollArea):
+        parent = parent.parentWidget()
+    return parent
+
+
+def _view_box_at(view, position) -> pg.ViewBox | None:
+    for item in view.items(position):
+        while item is not None and not isinstance(item, pg.ViewBox):
+            item = item.parentItem()
+        if item is not None:
+            return item
+    return None
 
 
 class Zoom(QObject):
@@ -276,6 +328,7 @@ class WindowLayout(QObject):
         self.docks = (self.stack_dock, self.shapes_dock, self.sequences_dock)
         self.arrangement: str | None = None     # "wide-tall", "narrow-short" …
         self._sized = False
+        self._sequences_height: int | None = None     # the window height the sequences dock was last sized for
         window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.stack_dock)
         window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.shapes_dock)
         window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.sequences_dock)
@@ -288,6 +341,10 @@ class WindowLayout(QObject):
         for view in (window.plots.time_view, window.plots.vector_view):
             self.plot_fit.add_view(view)
         window.runs.runFinished.connect(lambda _reply: self.plot_fit.schedule())
+        self.wanted_plot: str | None = None       # a plot kept in view while the plots settle, until the user scrolls
+        self._tab_chosen = False
+        self.plot_fit.fitted.connect(self._scroll_to_wanted)
+        self._follow_scroll(self.plots_scroll)
         self.zoom = Zoom(window)
         self._arrange_timer = QTimer(self)
         self._arrange_timer.setSingleShot(True)
@@ -323,6 +380,7 @@ class WindowLayout(QObject):
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidget(panel)
         self.plot_tabs.addTab(scroll, title)
+        self._follow_scroll(scroll)
         if view is not None:
             self.add_plot_view(view)
         if hasattr(panel, "set_text_scale"):
@@ -338,6 +396,71 @@ class WindowLayout(QObject):
         if getattr(self, "view_menu", None) is not None:
             self._add_toggle(dock)
         return dock
+
+    # --- the plot a lesson names ---
+
+    def show_plot(self, name: str) -> None:
+        """Brings a plot into view (its tab, the column scrolled to it) and keeps it there while the plots settle,
+        until the user scrolls: a name of PlotsPanel's plots, "gradient" or "gates" (Inside the cell), or
+        "accuracy" (the Training panel)."""
+        self.wanted_plot = name
+        self._tab_chosen = False
+        if self.focused:          # Focus: the plots, and only the panel the lesson names
+            training = getattr(self.window, "training_dock", None)
+            for dock in self.docks:
+                dock.setVisible(dock is training and name == "accuracy")
+        self.plot_fit.schedule()
+
+    def _follow_scroll(self, scroll: QScrollArea) -> None:
+        bar = scroll.verticalScrollBar()
+        bar.actionTriggered.connect(self._user_scrolled)
+        bar.rangeChanged.connect(lambda _low, _high: self._scroll_to_wanted())   # the column grew or shrank
+
+    def _user_scrolled(self, _action: int) -> None:
+        self.wanted_plot = None
+
+    def plot_item(self, name: str):
+        """(scroll area, PlotItem) of a plot by name, or None."""
+        window = self.window
+        cell = {"gradient": "gradient_plot", "gates": "gate_plot"}
+        if name in cell:
+            scroll = self.plot_tabs.widget(self.plot_tabs.page_index(window.cell_panel))
+            return scroll, getattr(window.cell_panel, cell[name])
+        if name in window.plots.plots():
+            return self.plots_scroll, window.plots.plots()[name]
+        return None
+
+    def _scroll_to_wanted(self) -> None:
+        name, window = self.wanted_plot, self.window
+        if name is None or not window.isVisible():
+            return
+        if name == "accuracy":
+            self.wanted_plot = None
+            dock = getattr(window, "training_dock", None)
+            if dock is not None:
+                dock.show()
+                dock.raise_()
+            return
+        found = self.plot_item(name)
+        if found is None:
+            return
+        scroll, plot = found
+        if not self._tab_chosen:            # once: the user may pick another tab afterwards
+            self._tab_chosen = True
+            self.plot_tabs.setCurrentWidget(scroll)
+        if self.plot_tabs.currentWidget() is not scroll:
+            return
+        scroll.verticalScrollBar().setValue(0)
+        if not plot.isVisible():
+            return
+        view = plot.scene().views()[0]
+        rect = view.mapFromScene(plot.sceneBoundingRect()).boundingRect()
+        top = view.mapTo(scroll.widget(), rect.topLeft()).y()
+        bottom = top + rect.height()
+        bar = scroll.verticalScrollBar()
+        viewport = scroll.viewport().height()
+        if bottom > viewport:                      # as low as needed to show its bottom, never past its top
+            bar.setValue(min(top, bottom - viewport))
 
     # --- actions and the View menu ---
 
@@ -477,6 +600,7 @@ class WindowLayout(QObject):
         if (wanted != self.arrangement or not self._sized) and not self.focused and window.isVisible():
             if wanted != self.arrangement:
                 self._place_docks(wide, tall)
+                self.schedule()          # the sequences dock is sized once the docks have moved
             self._sized = True
             side = min(int(window.width() * (0.24 if wide else 0.38)), int(560 * scale))
             docks, widths = [self.stack_dock], [side]
@@ -484,8 +608,13 @@ class WindowLayout(QObject):
                 docks.append(self.shapes_dock)
                 widths.append(min(int(window.width() * 0.28), int(640 * scale)))
             window.resizeDocks(docks, widths, Qt.Orientation.Horizontal)
-            if tall:
-                window.resizeDocks([self.sequences_dock], [int(window.height() * 0.28)], Qt.Orientation.Vertical)
+            self._sequences_height = None
+        elif tall and not self.focused and window.isVisible() and self._sequences_height != window.height():
+            # the sequences below take SEQUENCES_SHARE, or what they need, whenever the window's height changes:
+            # the rows a window gains go to the plots, not to the dock
+            self._sequences_height = window.height()
+            height = max(self.sequences_dock.minimumSizeHint().height(), int(window.height() * SEQUENCES_SHARE))
+            window.resizeDocks([self.sequences_dock], [height], Qt.Orientation.Vertical)
         self._wrap_toolbars()
 
     def _size_class(self) -> tuple[bool, bool]:

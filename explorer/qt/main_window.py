@@ -145,6 +145,7 @@ class MainWindow(QMainWindow):
                                        lambda: getattr(self, "plot_tabs", None), self)
         self.window_layout = WindowLayout(self)     # docks, tabs when space is short, plots that stay readable
         self.plot_tabs = self.window_layout.plot_tabs
+        self.course.plotWanted.connect(self.window_layout.show_plot)    # the plot a lesson names, in view
         self.window_layout.add_plot_tab("Inside the cell", self.cell_panel, self.cell_panel.view)
 
         self.shapes.leakCheckRequested.connect(self.leak_check)
@@ -158,11 +159,12 @@ class MainWindow(QMainWindow):
         self.preset_combo = QComboBox()
         self.preset_combo.setToolTip("Built-in stacks, each with a lesson")
         self.preset_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.preset_combo.setMinimumContentsLength(22)
         self.preset_combo.addItem("(your stack)", None)
         for name in course.names() + course.uncovered():      # in the order of the course
             title = presets.load_preset(name).title or name
             self.preset_combo.addItem(title, name)
+        self.preset_combo.setMinimumContentsLength(max(len(self.preset_combo.itemText(i))   # no title cut short
+                                                       for i in range(self.preset_combo.count())))
         self.preset_combo.activated.connect(self._preset_picked)
         bar.addWidget(self.preset_combo)
         bar.addSeparator()
@@ -306,8 +308,9 @@ class MainWindow(QMainWindow):
         if reply.kind == "leaks":
             if reply.id == self._leak_id:
                 if reply.ok:
-                    self.shapes.show_leak(reply.value.verdict, reply.value.leaking_layer is not None)
-                    self.session.say("leak check done")
+                    leaking = reply.value.leaking_layer is not None
+                    self.shapes.show_leak(reply.value.verdict, leaking)
+                    self.session.say(f"leak check: {reply.value.verdict}", error=leaking)   # seen with Shapes hidden
                 elif not reply.cancelled:
                     self.shapes.show_leak(reply.error or "failed", True)
         elif reply.kind == "code":

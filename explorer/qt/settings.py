@@ -153,6 +153,7 @@ class Preferences(QObject):
 
     def save(self) -> None:
         s, window = self.settings, self.window
+        window.window_layout.set_focus(False)      # the panels Focus hid are saved as open: back at the next start
         s.setValue(KEY_GEOMETRY, window.saveGeometry())
         s.setValue(KEY_STATE, window.saveState())
         window.window_layout.save(s)

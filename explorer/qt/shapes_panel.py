@@ -19,6 +19,7 @@ from .stale import StateGate
 from .style import ERROR_COLOUR, MASK_ROLES, WARNING_COLOUR, escape, mask_role_colour, mono_font, muted_colour
 
 COLUMNS = ("layer", "symbolic", "this batch", "mask", "params")
+MIN_TABLE_ROWS = 5          # rows the table always shows (it scrolls past them); the warnings list gives way
 _CELL_ROLES = (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.FontRole,
                Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.TextAlignmentRole, Qt.ItemDataRole.UserRole)
 
@@ -93,6 +94,7 @@ class ShapesPanel(QWidget):
         self.warnings_list.setWordWrap(True)
         self.warnings_list.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.warnings_list.setSpacing(2)
+        self.warnings_list.setMinimumHeight(3 * self.warnings_list.fontMetrics().lineSpacing())
         self.warnings_list.itemClicked.connect(self._warning_clicked)
         layout.addWidget(self.warnings_list, 1)
         session.events.selection.connect(lambda: self.select_layer(session.selected_layer))
@@ -236,10 +238,16 @@ class ShapesPanel(QWidget):
 
     def _fit_table(self) -> None:
         """As tall as its rows (the warnings get the rest), scrolling only past about a dozen layers."""
-        rows = min(self.table.rowCount(), 12)
-        height = (self.table.horizontalHeader().height() + 2 * self.table.frameWidth()
-                  + sum(self.table.rowHeight(r) for r in range(rows)) + 2)
-        self.table.setMaximumHeight(max(height, 80))
+        table = self.table
+        frame = table.horizontalHeader().height() + 2 * table.frameWidth() + 2
+        if table.horizontalHeader().length() > table.viewport().width():      # the scroll bar takes a row's room
+            frame += table.horizontalScrollBar().sizeHint().height()
+
+        def rows_height(count: int) -> int:
+            return frame + sum(table.rowHeight(r) for r in range(min(table.rowCount(), count)))
+
+        table.setMaximumHeight(max(rows_height(12), 80))
+        table.setMinimumHeight(max(rows_height(MIN_TABLE_ROWS), 80))     # the warnings shrink first
 
     def _add_warning(self, message: str, layer: str | None, severity: str) -> None:
         mark = {"error": "✖", "info": "ℹ"}.get(severity, "⚠")

@@ -80,6 +80,7 @@ class TrainingPanel(QWidget):
         window.runs.runFinished.connect(self._run_finished)
         self.session.events.document.connect(self._document_loaded)
         self.session.events.selection.connect(self._show_delta)
+        self._show_task()
 
     # --- building ---
 
@@ -202,8 +203,8 @@ class TrainingPanel(QWidget):
         self.accuracy_plot.setXLink(self.loss_plot)
         self.accuracy_plot.setYRange(0, 1.02, padding=0)
         self.accuracy_plot.getPlotItem().setLabel("bottom", "step")
-        row.addWidget(self.loss_plot, 3)
-        row.addWidget(self.accuracy_plot, 2)
+        row.addWidget(self.loss_plot, 1)
+        row.addWidget(self.accuracy_plot, 1)      # as tall as the loss: a lesson's point is often the accuracy
         self.loss_legend = self.loss_plot.getPlotItem().addLegend(offset=(-4, 4), labelTextSize="8pt")
         self._recolour_plot(self.loss_plot)
         return page
@@ -244,6 +245,7 @@ class TrainingPanel(QWidget):
         right = QVBoxLayout()
         self.delta_plot = self._plot("unit")
         self.delta_plot.getPlotItem().setLabel("bottom", "timestep")
+        self.delta_plot.getPlotItem().getAxis("bottom").enableAutoSIPrefix(False)
         grey = QColor(muted_colour())
         grey.setAlpha(90)
         self.delta_plot.getPlotItem().getViewBox().setBackgroundColor(grey)   # steps left out show grey
@@ -419,8 +421,15 @@ class TrainingPanel(QWidget):
         self.objective = None
         self.unpin()
         self.loss_label.setText("loss: chosen from the head when you train")
+        self._show_task()
         self._draw_curves()
         self._say("")
+
+    def _show_task(self) -> None:
+        """The Task box names the task the text was generated from, when its comment line says so."""
+        task = tasks.named_in(self.session.text)
+        if task is not None:
+            self.task_combo.setCurrentIndex(self.task_combo.findData(task))
 
     def _controls(self) -> None:
         self.train_button.setEnabled(not self.running)
@@ -543,15 +552,21 @@ class TrainingPanel(QWidget):
             return
         values = delta.delta[row]
         line = result.lines[row]
+        plot = self.delta_plot.getPlotItem()
         if values.ndim == 2:       # (T, units) → units × timesteps, like the heatmap
             image, what = values.T, f"{name}, line {line}: current − pinned, units × timesteps"
-        else:
-            image, what = values.reshape(-1, 1), f"{name}, line {line}: current − pinned, one value per unit"
+            plot.setLabel("bottom", "timestep")
+            plot.setLabel("left", "unit")
+        else:                      # no time axis: one row of units along x
+            image, what = values.reshape(1, -1), f"{name}, line {line}: current − pinned, one value per unit"
+            plot.setLabel("bottom", "unit")
+            plot.setLabel("left", "")
         finite = np.abs(image[np.isfinite(image)])
         scale = float(finite.max()) if finite.size and finite.max() > 0 else 1e-6
         self.delta_image.setImage(image.astype(np.float32), autoLevels=False)
         self.delta_bar.setLevels(values=(-scale, scale))
         self.delta_image.setRect(-0.5, -0.5, image.shape[1], image.shape[0])
+        plot.setRange(xRange=(-0.5, image.shape[1] - 0.5), yRange=(-0.5, image.shape[0] - 0.5), padding=0)
         self.delta_title.setText(f"Δ of <b>{escape(what)}</b> (scale ±{scale:.2g}, its own; grey: not a valid "
                                  "step in both runs)")
 

@@ -3,10 +3,14 @@ words that say how an edited stack differs from its lesson."""
 
 from __future__ import annotations
 
+import re
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from explorer.core import course, presets
+from explorer.core.errors import SpecError
 from explorer.core.sequences import parse
 
 
@@ -64,3 +68,27 @@ def test_an_edit_is_named_in_the_words_on_screen(name, data):
         edited.sequences = (edited.sequences or "") + "\n1 2\n"
         expected.append("the sequences")
     assert course.changes(original, edited) == expected
+
+
+def test_a_bad_step_declaration_is_refused_by_name():
+    from explorer.core.spec import from_dict, to_dict
+    document = to_dict(presets.load_preset("forgotten_mask_post"))
+    for bad, message in (([{"do": "dance"}], '"do" is one of'),
+                         ([{"do": "train"}], "takes steps"),
+                         ([{"do": "look", "claims": [{"accuracy": [0.9, 0.1]}]}], "[lo, hi]"),
+                         ([{"do": "look", "plot": "pie"}], "unknown plot")):
+        with pytest.raises(SpecError, match=re.escape(message)):
+            from_dict({**document, "steps": bad})
+    assert from_dict(document).steps == document["steps"]
+
+
+def test_the_step_an_edit_reaches_is_found_from_the_declaration():
+    from dataclasses import replace
+    original = presets.load_preset("train_forgotten_mask")
+    assert course.reached(original, original) is None
+    one_by_one = replace(original, batching=replace(original.batching, mode="one_by_one"))
+    assert course.reached(original, one_by_one) == 1
+    masked = replace(original, layers=[replace(original.layers[0], params={**original.layers[0].params,
+                                                                           "mask_zero": True}),
+                                       *original.layers[1:]])
+    assert course.reached(original, masked) == 4          # mask_zero on, back to pad: step 5

@@ -93,6 +93,21 @@ def test_the_docks_and_the_presentation_scale_are_restored(make_window, qtbot, i
     assert fresh.window_layout.scale == 1.0 and fresh.window_layout.shapes_dock.isVisible()
 
 
+def test_quitting_in_focus_brings_the_panels_back_at_the_next_start(make_window, qtbot, ini):
+    first = make_window(settings=reopen(ini))
+    settle(qtbot, first)
+    layout = first.window_layout
+    open_before = [dock.windowTitle() for dock in layout.docks if dock.isVisible()]
+    assert open_before
+    layout.set_focus(True)
+    assert not any(dock.isVisible() for dock in layout.docks)
+    assert first.close()
+    second = make_window(settings=reopen(ini))
+    settle(qtbot, second)
+    assert not second.window_layout.focused
+    assert [dock.windowTitle() for dock in second.window_layout.docks if dock.isVisible()] == open_before
+
+
 def test_a_window_saved_on_a_bigger_screen_opens_inside_this_one(make_window):
     from PySide6.QtCore import QRect
     from explorer.qt.layout import fit_to_screen

@@ -15,17 +15,16 @@ from .state import HIGHLIGHT
 class AttentionPlot(Plot):
     name = "attention"
     blank_title = "attention weights"
+    stretch = 2
 
     def __init__(self, state, view, row: int, col: int):
         super().__init__(state, view, row, col, "timestep", "weight")
-        self.row = row
         self.curve = pg.PlotDataItem(stepMode="center", fillLevel=0, pen=pg.mkPen(HIGHLIGHT, width=2),
                                      brush=QColor(242, 142, 43, 90))
         self.plot.addItem(self.curve)
         self.overlay = StepOverlay()
         self.plot.addItem(self.overlay, ignoreBounds=True)
         self.plot.setMouseEnabled(y=False)
-        self.shown = True
 
     def weights(self) -> tuple[str, np.ndarray] | None:
         """(layer name, (B, T) weights) of the stack's attention pooling, if any."""
@@ -42,20 +41,6 @@ class AttentionPlot(Plot):
         if found is None or self.state.selected_row is None:
             return None
         return np.asarray(found[1][self.state.selected_row], dtype=np.float32)
-
-    def show_in_layout(self, show: bool) -> None:
-        if show == self.shown:
-            return
-        self.shown = show
-        layout = self.view.ci
-        if show:
-            layout.addItem(self.plot, row=self.row, col=0)
-            self.plot.show()
-            layout.layout.setRowStretchFactor(self.row, 2)
-        else:
-            layout.removeItem(self.plot)
-            self.plot.hide()
-            layout.layout.setRowStretchFactor(self.row, 0)
 
     def update(self) -> None:
         found = self.weights()

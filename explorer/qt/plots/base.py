@@ -18,11 +18,14 @@ class Plot:
 
     name = ""
     blank_title = ""
+    stretch = 1          # its share of the column's height
 
     def __init__(self, state: PlotState, view: pg.GraphicsLayoutWidget, row: int, col: int, bottom: str, left: str,
                  int_left: bool = False):
         self.state = state
         self.view = view
+        self.row, self.col = row, col
+        self.shown = True
         axes = {"bottom": IntAxis("bottom")}
         if int_left:
             axes["left"] = IntAxis("left")
@@ -57,6 +60,20 @@ class Plot:
         self.plot.setLabel("left", left, color=fg.name())
         if self._title is not None:
             self.plot.setTitle(self._title, color=fg.name(), size=self.state.title_size)
+
+    def show_in_layout(self, show: bool) -> None:
+        """Out of the layout while it has nothing to show: the other plots get its room."""
+        if show == self.shown:
+            return
+        self.shown = show
+        layout = self.view.ci
+        if show:
+            layout.addItem(self.plot, row=self.row, col=self.col)
+            self.plot.show()
+        else:
+            layout.removeItem(self.plot)
+            self.plot.hide()
+        layout.layout.setRowStretchFactor(self.row, self.stretch if show else 0)
 
     def crosshair(self) -> pg.InfiniteLine:
         line = pg.InfiniteLine(angle=90, movable=False,

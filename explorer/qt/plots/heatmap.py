@@ -17,6 +17,7 @@ from .state import (MASK_LINES, NEGATIVE, PAD_FILL, POSITIVE, RECURRENT, DIVERGI
 class HeatmapPlot(Plot):
     name = "heatmap"
     blank_title = "layer output (units × timestep): run a stack to see it"
+    stretch = 5
 
     def __init__(self, state, view, row: int, col: int, time_axis: pg.PlotItem):
         super().__init__(state, view, row, col, "timestep", "unit", int_left=True)
@@ -87,7 +88,8 @@ class HeatmapPlot(Plot):
                    else "no time axis after this layer") + _passed_state(layer)
             nan = " · NaN shown as 0" if np.isnan(vector).any() else ""
             self.title(f"<b>{layer.name}</b> output for line {line}: a vector of {len(vector)} "
-                       f"{format_shape(layer.shape)} · {why}{nan} · scale {scale.lo:.2g} to {scale.hi:.2g}")
+                       f"{format_shape(layer.shape)} · {why}{nan} · scale {scale.lo:.2g} to {scale.hi:.2g}<br>"
+                       "no unit lines over time: this layer has no time axis")
             return
         self._switch(True)
         matrix = row_matrix(layer, row)

@@ -143,6 +143,41 @@ class StepOverlay(pg.GraphicsObject):
         painter.restore()
 
 
+class CellHatch(pg.GraphicsObject):
+    """Hatches cells of an image plot (row, step): the batch mask's padding that no mask hid. Add with
+    ignoreBounds=True."""
+
+    def __init__(self, color: QColor):
+        super().__init__()
+        self.cells = np.zeros((0, 0), dtype=bool)
+        self._runs: list[tuple[int, int, int]] = []      # (row, start, stop)
+        self._hatch = hatch(color)
+        self.setZValue(5)
+
+    def set_cells(self, cells: np.ndarray) -> None:
+        cells = np.asarray(cells, dtype=bool)
+        if np.array_equal(cells, self.cells):
+            return
+        self.prepareGeometryChange()
+        self.cells = cells.copy()
+        self._runs = [(row, start, stop) for row in range(cells.shape[0]) for start, stop in runs(cells[row])]
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        rows, steps = self.cells.shape if self.cells.ndim == 2 else (0, 0)
+        return QRectF(-0.5, -0.5, steps, rows) if self._runs else QRectF()
+
+    def paint(self, painter: QPainter, *args) -> None:
+        if not self._runs:
+            return
+        transform = painter.transform()
+        painter.save()
+        painter.resetTransform()   # hatch in device pixels, whatever the zoom
+        for row, start, stop in self._runs:
+            painter.fillRect(transform.mapRect(QRectF(start - 0.5, row - 0.5, stop - start, 1)), self._hatch)
+        painter.restore()
+
+
 class IntAxis(pg.AxisItem):
     """Ticks only at whole numbers (timesteps, units, classes) while `integer` is on."""
 

@@ -7,15 +7,20 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
+from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import QGraphicsRectItem
 
 from .base import Plot
-from .state import LEAKED, MASK_COLORS, MASKED, PADDED, VALID, is_time_major, swatch
+from .items import CellHatch
+from .state import LEAKED, MASK_COLORS, MASKED, PAD_LINES, PADDED, VALID, is_time_major, swatch
+
+LINE_LABEL_SPACING = 1.4   # line numbers on the left axis at least this many text lines apart, else thinned
 
 
 class MaskPlot(Plot):
     name = "mask"
     blank_title = "batch mask"
+    stretch = 2
 
     def __init__(self, state, view, row: int, col: int):
         super().__init__(state, view, row, col, "timestep", "line")
@@ -25,6 +30,8 @@ class MaskPlot(Plot):
         lut = np.array([MASK_COLORS[code][0] for code in sorted(MASK_COLORS)], dtype=np.uint8)
         self.item.setLookupTable(lut)
         self.plot.addItem(self.item)
+        self.leaked_hatch = CellHatch(PAD_LINES)     # red and hatched: padding computed as data
+        self.plot.addItem(self.leaked_hatch, ignoreBounds=True)
         self.plot.vb.setToolTip("click a row to select that sequence")
         self.row_marker = QGraphicsRectItem()
         self.row_marker.setPen(pg.mkPen(state.fg, width=2.5))
@@ -33,6 +40,8 @@ class MaskPlot(Plot):
         self.codes = np.zeros((0, 0), dtype=np.uint8)
         self._shape: tuple | None = None
         self._lines: tuple | None = None
+        self._ticks_key: tuple | None = None
+        self.plot.vb.sigResized.connect(lambda _view: self._label_lines())
 
     def recolour(self, fg) -> None:
         super().recolour(fg)
@@ -45,39 +54,51 @@ class MaskPlot(Plot):
         valid = result.mask.astype(bool)
         codes = np.where(valid, VALID, PADDED).astype(np.uint8)
         note = ""
-        if is_time_major(layer):
-            own = layer.mask
-            if own is not None and own.shape == valid.shape:
-                codes[valid & ~own] = MASKED
-                codes[~valid & own] = LEAKED
-            elif own is None:
-                codes[~valid] = LEAKED
-                if (~valid).any():
-                    note = " (no mask reaches this layer)"
+        unmasked = unmasked_before(result, layer)
+        if unmasked is not None and (~valid).any():
+            codes[~valid] = LEAKED          # the padding ran as data on the way here
+            note = f" ({unmasked} computed the padding as data)" if unmasked != layer.name else \
+                " (no mask reaches this layer)"
+        elif is_time_major(layer) and layer.mask is not None and layer.mask.shape == valid.shape:
+            codes[valid & ~layer.mask] = MASKED
+            codes[~valid & layer.mask] = LEAKED
         self.codes = codes
+        self.leaked_hatch.set_cells(codes == LEAKED)
         self.item.setImage(codes, levels=(0, len(MASK_COLORS)), autoLevels=False)
         batch, steps = codes.shape
         if (batch, steps) != self._shape:
             self._shape = (batch, steps)
             self.item.setRect(QRectF(-0.5, -0.5, steps, batch))
             self.plot.setYRange(-0.5, batch - 0.5, padding=0.02)
-        lines = tuple(result.lines)
-        if lines != self._lines:
-            self._lines = lines
-            ticks = [(row, str(line)) for row, line in enumerate(lines)]
-            every = max(1, int(np.ceil(len(ticks) / 24)))
-            self.plot.getAxis("left").setTicks([ticks[::every]])
+        self._lines = tuple(result.lines)
+        self._label_lines()
         self.row_marker.setRect(QRectF(-0.5, state.selected_row - 0.5, steps, 1))
         seen = np.flatnonzero(np.bincount(codes.ravel(), minlength=len(MASK_COLORS))).tolist()   # not np.unique:
         # NumPy 2's loads numpy.ma on its first call, a stall of 20-60 ms when the first result is shown
         present = sorted(set(seen) | {VALID, PADDED} - ({PADDED} if LEAKED in codes else set()))
-        legend = " ".join(swatch(MASK_COLORS[code][0], MASK_COLORS[code][1]) for code in present)
+        legend = " ".join(swatch(MASK_COLORS[code][0], MASK_COLORS[code][1] + (" (hatched)" if code == LEAKED else ""))
+                          for code in present)
         self.title(f"batch mask at {layer.name} ({batch} × {steps}): {legend}{note}")
+
+    def _label_lines(self) -> None:
+        """Every line's number where the rows are tall enough, else every n-th: never a smear."""
+        lines = self._lines or ()
+        axis = self.plot.getAxis("left")
+        font = axis.style.get("tickFont")
+        text_height = QFontMetricsF(font).height() if font is not None else 12.0
+        height = self.plot.vb.height() if self.view.isVisible() else 0     # not laid out yet: every line
+        room = int(height / (LINE_LABEL_SPACING * text_height)) if height > 0 else len(lines)
+        every = max(1, int(np.ceil(len(lines) / max(room, 1))))
+        key = (lines, every)
+        if key != self._ticks_key:
+            self._ticks_key = key
+            axis.setTicks([[(row, str(line)) for row, line in enumerate(lines)][::every]])
 
     def clear(self) -> None:
         super().clear()
         self.item.clear()
         self.codes = np.zeros((0, 0), dtype=np.uint8)
+        self.leaked_hatch.set_cells(np.zeros((0, 0), dtype=bool))
         self.row_marker.setRect(QRectF())
         self._shape = None
 
@@ -95,3 +116,16 @@ class MaskPlot(Plot):
             return ""
         code = int(self.codes[index, step]) if self.codes.shape == result.mask.shape else 0
         return f"line {result.lines[index]} · t={step} · {MASK_COLORS[code][1]}"
+
+
+def unmasked_before(result, layer) -> str | None:
+    """The first layer, up to and including `layer`, that has a time axis and no mask: the padding reached it and
+    ran as data. None when every such layer had a mask, or when no padding ran (one by one)."""
+    if result.mode == "one_by_one":
+        return None
+    for item in result.layers:
+        if is_time_major(item) and item.mask is None:
+            return item.name
+        if item is layer:
+            return None
+    return None

@@ -36,7 +36,7 @@ from .heatmap import HeatmapPlot
 from .mask import MaskPlot
 from .items import controls_row, message_overlay, scale_axes
 from .state import (DEFAULT_UNITS, LEFT_AXIS_WIDTH, MAX_UNIT_CURVES, PLOT_NAMES, WORD_TICKS, PlotState, default_layer,
-                    is_time_major, palette_colours, parse_units)
+                    is_time_major, line_label, palette_colours, parse_units)
 from .units import UnitsPlot
 from .vectors import FcInputPlot, OutputPlot
 
@@ -71,8 +71,8 @@ class PlotsPanel(QWidget):
         for part in (self.heatmap, self.attention, self.units_part, self.mask):
             part.plot.enableAutoRange(axis="x", enable=False)
         layout = self.time_view.ci.layout
-        for row, stretch in enumerate((5, 2, 3, 2)):
-            layout.setRowStretchFactor(row, stretch)
+        for part in (self.heatmap, self.attention, self.units_part, self.mask):
+            layout.setRowStretchFactor(part.row, part.stretch)
         self.crosshairs = {name: self.parts[name].crosshair() for name in ("heatmap", "attention", "units", "mask",
                                                                            "output")}
         for view in (self.time_view, self.vector_view):
@@ -120,10 +120,13 @@ class PlotsPanel(QWidget):
     def _build_controls(self) -> None:
         self.layer_combo = QComboBox()
         self.layer_combo.setToolTip("the layer whose output the plots show")
-        self.layer_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.layer_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.layer_combo.setMinimumContentsLength(len("lstm_1  (3,"))     # the name whole, the shape as it fits
         self.layer_combo.activated.connect(self._on_layer_chosen)
         self.row_combo = QComboBox()
         self.row_combo.setToolTip("the sequence (by its line in the editor)")
+        self.row_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.row_combo.setMinimumContentsLength(len("line 3 (3 st"))
         self.row_combo.activated.connect(self._on_row_chosen)
         self.units_edit = QLineEdit()
         self.units_edit.setPlaceholderText(f"auto: top {DEFAULT_UNITS} by variance")
@@ -259,14 +262,16 @@ class PlotsPanel(QWidget):
         index = self.layer_combo.findData(self.selected_layer)
         if index != self.layer_combo.currentIndex():
             self.layer_combo.setCurrentIndex(index)
-        lines = tuple(result.lines)
-        if lines != self._lines_key:
-            self._lines_key = lines
+        parsed = self.session.text_check.parsed      # the tokens typed, before truncation (of the text run)
+        typed = dict(zip(parsed.lines, parsed.lengths.tolist())) if parsed is not None and self.session.state.current \
+            else {}
+        labels = tuple(line_label(line, int(result.lengths[row]), typed.get(line)) if row < len(result.lengths)
+                       else f"line {line}" for row, line in enumerate(result.lines))
+        if labels != self._lines_key:
+            self._lines_key = labels
             self.row_combo.blockSignals(True)
             self.row_combo.clear()
-            for row, line in enumerate(lines):
-                self.row_combo.addItem(f"line {line}  ({int(result.lengths[row])} steps)"
-                                       if row < len(result.lengths) else f"line {line}")
+            self.row_combo.addItems(list(labels))
             self.row_combo.blockSignals(False)
         if self.selected_row is not None and self.row_combo.currentIndex() != self.selected_row:
             self.row_combo.setCurrentIndex(self.selected_row)

@@ -161,6 +161,13 @@ def swatch(color, text: str) -> str:
     return f'<span style="color:{color}">&#9632;</span>&nbsp;{text}'
 
 
+def line_label(line: int, steps: int, tokens: int | None = None) -> str:
+    """The sequence picker's words: 'line 4 (6 steps)', 'line 2 (1 step)', 'line 7 (3 of 500 steps: truncated)'."""
+    if tokens is not None and tokens > steps:
+        return f"line {line} ({steps} of {tokens} steps: truncated)"
+    return f"line {line} ({steps} step{'' if steps == 1 else 's'})"
+
+
 def palette_colours(palette: QPalette) -> tuple[QColor, QColor]:
     """(background, foreground) of the plots for a light or a dark palette."""
     return (QColor(25, 25, 25), QColor(220, 220, 220)) if is_dark(palette) else \

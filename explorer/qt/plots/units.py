@@ -15,6 +15,7 @@ from .state import MAX_UNIT_CURVES, SYMBOLS_UP_TO, UNIT_COLORS, is_time_major, r
 class UnitsPlot(Plot):
     name = "units"
     blank_title = "units over time"
+    stretch = 3
 
     def __init__(self, state, view, row: int, col: int):
         super().__init__(state, view, row, col, "timestep", "value")
@@ -44,9 +45,9 @@ class UnitsPlot(Plot):
         layer, row, line = state.layer, state.selected_row, state.line
         if not is_time_major(layer):
             self._hide_curves()
-            self.title(f"units over time: {layer.name} has no time axis; "
-                       "pick a layer that keeps one (e.g. return_sequences on)")
+            self.show_in_layout(False)      # the heatmap's title says why
             return
+        self.show_in_layout(True)
         matrix = row_matrix(layer, row)
         steps, features = matrix.shape
         padded, masked = state.row_steps(layer, steps)
