@@ -7,7 +7,8 @@ A preset's `"steps"` is a list; each step is one thing the lesson asks for and w
 
 `do` is one of `look` (nothing: the lesson as it opens), `param` (`layer`, `param`, `value`), `type` (`layer`,
 `to`), `batching` (one batching key and its value, e.g. `"mode": "one_by_one"`), `fix` (click the Fix button),
-`train` (`steps`) and `reset_weights`. `plot` (optional) names the plot that shows the point, brought
+`train` (`steps`), `reset_weights`, `checkup` (press Check-up) and `checkup_fix` (click the Check-up panel's
+Fix on its first finding that has one). `plot` (optional) names the plot that shows the point, brought
 into view when the step is reached. Claims, each an object with one key:
 
 - `{"leak": true|false}`: Leak check (Shapes panel) finds a leak, or none;
@@ -15,7 +16,9 @@ into view when the step is reached. Claims, each an object with one key:
   than `CHANGE`), or stays the same;
 - `{"accuracy": [LO, HI]}`: this run's accuracy (training panel) lies in [LO, HI];
 - `{"values": PLOT, "count": N}`: the plot shows N values (bars) for the selected line;
-- `{"zero_on_padding": PLOT}`: the plot is exactly 0 on the selected line's padded steps.
+- `{"zero_on_padding": PLOT}`: the plot is exactly 0 on the selected line's padded steps;
+- `{"finding": KIND}`: the Check-up lists a finding of that kind (explorer/core/doctor.py's KINDS);
+- `{"clean": true}`: a new Check-up finds nothing above info.
 
 `words()` gives the sentence each step and claim has in the banner, so the text and the checks cannot drift apart.
 """
@@ -27,8 +30,8 @@ from typing import Any
 
 from .errors import SpecError
 
-ACTIONS = ("look", "param", "type", "batching", "fix", "train", "reset_weights")
-CLAIMS = ("leak", "changes", "same", "accuracy", "values", "zero_on_padding")
+ACTIONS = ("look", "param", "type", "batching", "fix", "train", "reset_weights", "checkup", "checkup_fix")
+CLAIMS = ("leak", "changes", "same", "accuracy", "values", "zero_on_padding", "finding", "clean")
 PLOTS = {"heatmap": "the layer's output plot", "units": "the unit lines", "mask": "the batch mask",
          "fc_input": "the FC input plot", "output": "the output bars", "attention": "the attention weights",
          "gradient": "the gradient curve", "gates": "the gate heatmap", "accuracy": "the accuracy curve"}
@@ -49,6 +52,10 @@ class Claim:
     def words(self) -> str:
         if self.kind == "leak":
             return f"Leak check (Shapes panel) finds {'a' if self.value else 'no'} leak"
+        if self.kind == "finding":
+            return f"the Check-up lists {self.value}"
+        if self.kind == "clean":
+            return "a new Check-up finds nothing above info"
         if self.kind == "accuracy":
             lo, hi = self.value
             return (f"this run's accuracy is {lo:g}" if lo == hi else f"this run's accuracy is about "
@@ -89,6 +96,10 @@ class Step:
             return f"press Train for {a['steps']} steps (Training panel)"
         if self.do == "reset_weights":
             return "press Reset weights (Training panel)"
+        if self.do == "checkup":
+            return "press Check-up on the toolbar"
+        if self.do == "checkup_fix":
+            return "click Fix in the Check-up panel"
         return ""
 
     def words(self) -> str:
@@ -119,6 +130,12 @@ def _claim(data: Any, where: str) -> Claim:
               else '"values" needs "count"')
     if kind == "leak" and not isinstance(value, bool):
         _fail(where, f'"leak" must be true or false, got {value!r}')
+    if kind == "clean" and value is not True:
+        _fail(where, f'"clean" must be true, got {value!r}')
+    if kind == "finding":
+        from .doctor import KINDS
+        if value not in KINDS:
+            _fail(where, f'unknown finding {value!r}; kinds: {", ".join(KINDS)}')
     if kind == "accuracy" and not (isinstance(value, list) and len(value) == 2
                                    and all(isinstance(v, (int, float)) for v in value) and 0 <= value[0] <= value[1] <= 1):
         _fail(where, f'"accuracy" must be [lo, hi] within [0, 1], got {value!r}')
@@ -131,7 +148,7 @@ def _claim(data: Any, where: str) -> Claim:
 
 
 _ARGS = {"look": (), "param": ("layer", "param", "value"), "type": ("layer", "to"), "fix": (), "train": ("steps",),
-         "reset_weights": ()}
+         "reset_weights": (), "checkup": (), "checkup_fix": ()}
 
 
 def parse(data: Any, where: str = "steps") -> tuple[Step, ...]:

@@ -10,7 +10,7 @@ import re
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QRect
+from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtWidgets import QApplication, QCheckBox, QComboBox
 
 from explorer.core import course, presets, steps
@@ -232,7 +232,28 @@ def take(qtbot, window, step: steps.Step) -> None:
         qtbot.waitUntil(lambda: not panel.running and not panel._request, timeout=RUN_TIMEOUT_MS)
     elif step.do == "reset_weights":
         window.training.reset_button.click()
+    elif step.do == "checkup":
+        checkup(qtbot, window)
+    elif step.do == "checkup_fix":
+        panel = window.checkup
+        assert panel.report is not None, "the lesson asks for the Check-up's Fix before a Check-up"
+        with_fix = next(i for i, finding in enumerate(panel.report.findings) if finding.action is not None)
+        groups = [panel.tree.topLevelItem(i) for i in range(panel.tree.topLevelItemCount())]
+        item = next(group.child(j) for group in groups for j in range(group.childCount())
+                    if group.child(j).data(0, Qt.ItemDataRole.UserRole) == with_fix)
+        panel.tree.setCurrentItem(item)
+        assert panel.fix_button.isVisible(), "the finding offers no Fix button"
+        panel.fix_button.click()
     settle(qtbot, window)
+
+
+def checkup(qtbot, window):
+    """Presses Check-up and waits for its report."""
+    panel = window.checkup
+    panel.report = None
+    window.checkup_action.trigger()
+    qtbot.waitUntil(lambda: panel.report is not None and panel.run_button.isEnabled(), timeout=RUN_TIMEOUT_MS)
+    return panel.report
 
 
 def leak_verdict(qtbot, window) -> bool:
@@ -251,6 +272,17 @@ def check(qtbot, window, engine, claim: steps.Claim, before: dict, where: str) -
     if claim.kind == "leak":
         assert leak_verdict(qtbot, window) == claim.value, where
         assert keras_leaks(engine, spec, text) == claim.value, f"{where} (plain Keras)"
+    elif claim.kind == "finding":
+        found = [finding for finding in window.checkup.report.findings if finding.kind == claim.value]
+        assert found, f"{where}: the Check-up lists {[f.kind for f in window.checkup.report.findings]}"
+        if claim.value == "truncation":       # the lines longer than maxlen, counted from the text itself
+            lengths = [len(line.split()) for line in text.splitlines() if line.strip() and not line.startswith("#")]
+            cut = sum(length > spec.batching.maxlen for length in lengths)
+            assert found[0].evidence["lines_cut"] == cut > 0, where
+            assert found[0].evidence["tokens_lost"] == sum(max(0, n - spec.batching.maxlen) for n in lengths), where
+    elif claim.kind == "clean":
+        report = checkup(qtbot, window)
+        assert not report.at_least("warning"), f"{where}: {[(f.kind, f.severity) for f in report.findings]}"
     elif claim.kind == "accuracy":
         shown = shown_accuracy(window)
         assert shown == pytest.approx(keras_accuracy(engine, spec, text), abs=1e-3), f"{where} (plain Keras)"
