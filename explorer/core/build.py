@@ -7,7 +7,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import backend, diagnose
+from . import backend, diagnose, keras_cards
 from .errors import ExplorerError, StackError, strip_ansi
 from .registry import TYPES, state_names  # noqa: F401  (state_names: also imported from here)
 from .spec import INPUT_NAME, LayerSpec, StackSpec
@@ -22,10 +22,13 @@ class LayerInfo:
     mask_in: bool
     mask_out: bool
     extra: dict[str, tuple] = field(default_factory=dict)  # probe key → symbolic shape (states, weights)
+    role: str | None = None   # a Keras layer card's own mask role (keras_cards.mask_role)
 
     @property
     def mask_role(self) -> str:
         """creates, carries, consumes, drops, or none (no mask arrives or leaves)."""
+        if self.role is not None:
+            return self.role
         if self.mask_out and not self.mask_in:
             return "creates"
         if self.mask_in and self.mask_out:
@@ -111,6 +114,9 @@ def build(spec: StackSpec) -> BuiltStack:
             raise StackError(f'{name}: the expression "{layer.params["expression"]}" must give one tensor, '
                              f"got {type(result).__name__}", layer=name)
         extra = {}
+        if layer.type == "keras" and not hasattr(result, "shape"):
+            raise StackError(f"{name}: {layer.params['class_name']} gives {len(keras.tree.flatten(result))} "
+                             "tensors; a card passes one tensor to the next layer", layer=name)
         if isinstance(result, (list, tuple)):
             x, rest = result[0], list(result[1:])
             if layer.type == "attention_pooling":
@@ -131,8 +137,10 @@ def build(spec: StackSpec) -> BuiltStack:
             outputs[f"{name}/mask"] = mask_out           # has no timesteps to show
 
         objects[name] = keras_layer
+        role = (keras_cards.mask_role(keras_layer, mask_in is not None, mask_out is not None)
+                if layer.type == "keras" else None)
         infos.append(LayerInfo(name, layer, tuple(x.shape), keras_layer.count_params(),
-                               mask_in is not None, mask_out is not None, extra))
+                               mask_in is not None, mask_out is not None, extra, role))
     try:
         model = keras.Model(inputs, x, name="stack")
         probe = keras.Model(inputs, outputs, name="probe")

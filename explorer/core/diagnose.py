@@ -100,8 +100,8 @@ def check_structure(spec: StackSpec) -> None:
         if is_ids:
             raise StackError(f"{name} receives raw token ids (batch, T); put an embedding first to turn each id "
                              "into a vector (or switch the input to features)", layer=name)
-        if kind == "custom":
-            return  # the expression decides its own shape: Keras checks the rest
+        if kind in ("custom", "keras"):
+            return  # the expression (or the Keras layer) decides its own shape: Keras checks the rest
         if TYPES[kind].needs_sequence and not has_time:
             cause = _cut_reason(spec.layers[last_cut], names[last_cut])
             cut = spec.layers[last_cut]

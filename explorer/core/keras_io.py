@@ -10,15 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backend
+from . import backend, keras_cards
 from .errors import SpecError, StackError, TrustError, strip_ansi
 from .registry import ACTIVATIONS, TYPES, state_names
 from .spec import Batching, InputSpec, LayerSpec, StackSpec, _layer_name
 
-# Layers that do nothing at inference: dropped with a note.
-INFERENCE_NO_OPS = ("Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "ActivityRegularization",
-                    "AlphaDropout")
-_KNOWN = "embedding, masking, SimpleRNN/LSTM/GRU (also bidirectional), pooling, Flatten, Dense and TimeDistributed(Dense)"
 
 
 # Keras class → layer type, from the registry (TimeDistributed and Bidirectional are unwrapped below)
@@ -82,7 +78,6 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
     layers: list[LayerSpec] = []
     weights: dict[str, list[np.ndarray]] = {}
     refused: list[str] = []
-    unknown: list[str] = []
     previous: LayerSpec | None = None
     for layer, taken in chain:
         if taken and previous is not None and not _feed(previous, taken):
@@ -90,23 +85,17 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
         if layer is None:   # the model's output
             break
         kind = type(layer).__name__
-        if kind in INFERENCE_NO_OPS:
-            notes.append(f"{layer.name} ({kind}) does nothing at inference and was left out")
-            continue
         try:
             spec = _layer_spec(layer, kind)
         except Refused as reason:
             refused.append(str(reason))
             continue
-        if spec is None:
-            unknown.append(f"{layer.name} ({kind})")
-            continue
+        if spec is None:   # computed by Keras itself, from its saved config
+            spec = LayerSpec("keras", {"class_name": _card_class(layer), "config": keras_cards.saved_config(layer)})
         spec.name = _usable_name(layer.name, [known.name for known in layers], notes)
         layers.append(spec)
         weights[spec.name] = layer.get_weights()
         previous = spec
-    if unknown:
-        raise StackError("the explorer cannot show these layers: " + ", ".join(unknown) + f"; it knows {_KNOWN}")
     if refused:
         raise StackError("; ".join(refused))
     if not layers:
@@ -265,6 +254,15 @@ def _layer_spec(layer, kind: str) -> LayerSpec | None:
             params["keepdims"] = bool(layer.keepdims)
         return LayerSpec(_TYPE_OF[kind], params, name)
     return None
+
+
+def _card_class(layer) -> str:
+    """The class name a Keras layer card holds: keras.layers' own name, else the custom class's registered one."""
+    import keras
+    cls = type(layer)
+    if getattr(keras.layers, cls.__name__, None) is cls:
+        return cls.__name__
+    return keras.saving.get_registered_name(cls)
 
 
 def _dense_params(layer) -> dict:

@@ -7,6 +7,7 @@ also runs under an operating-system memory limit, so a wrong estimate costs the 
 
 from __future__ import annotations
 
+from . import keras_cards
 from .errors import StackError
 from .spec import StackSpec
 
@@ -56,6 +57,9 @@ def estimate_mb(spec: StackSpec, rows: int, steps: int) -> float:
                 outputs += steps
                 weights += width + 1
             shape = shape[1:] if len(shape) > 1 else shape
+        elif layer.type == "keras":   # Keras's own compute_output_shape and weights
+            shape, count = keras_cards.estimate(p["class_name"], p["config"], shape)
+            weights += count
         # masking and custom layers: assumed to keep the shape (a custom expression that grows it is rare)
         outputs += _width(shape)
     cells = 2 * outputs + workspace

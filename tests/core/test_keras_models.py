@@ -179,10 +179,6 @@ def initial_state_from_a_branch():
     return functional(i, layers.GRU(2, name="decoder")(x, initial_state=h))
 
 
-def an_unknown_layer():
-    return keras.Sequential([keras.Input((None, 2)), layers.Conv1D(3, 2, name="conv"), layers.LSTM(2)])
-
-
 # (builder, input, expected refusal or None)
 CASES = {
     "sequential": (seq_classifier, TOKENS, None),
@@ -210,7 +206,6 @@ CASES = {
                                "both_ways (Bidirectional) has merge_mode None"),
     "two inputs": (two_inputs, TOKENS, "this model has 2 inputs (ids, extra)"),
     "initial_state": (initial_state_from_a_branch, TOKENS, "decoder (GRU) joins 2 branches"),
-    "unknown layer": (an_unknown_layer, FEATURES, "conv (Conv1D)"),
 }
 
 
