@@ -92,7 +92,7 @@ class LayerSpec:
     name: str | None = None
 
     def __post_init__(self) -> None:
-        defaults = {key: default for key, (default, _) in LAYER_PARAMS.get(self.type, {}).items()}
+        defaults = {key: copy.deepcopy(default) for key, (default, _) in LAYER_PARAMS.get(self.type, {}).items()}
         self.params = {**defaults, **self.params}
 
     @property

@@ -9,6 +9,8 @@ badges are greyed with the reason; after a failure the layers before the failing
 
 from __future__ import annotations
 
+import copy
+import json
 from typing import Any
 
 from PySide6.QtCore import QEvent, QMimeData, QPoint, QSize, Qt, QTimer, Signal
@@ -18,7 +20,7 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDoubleSpinBo
                                QScrollArea, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from ..core.diagnose import format_shape
-from ..core.registry import GROUPS, TYPES
+from ..core.registry import GROUPS, KERAS_STARTERS, TYPES
 from ..core.spec import LAYER_PARAMS, MAX_FEATURES, MAX_SEED, MAX_VOCAB, InputSpec, LayerSpec, StackSpec, to_dict
 from ..core.spec import layer_label as friendly
 from ..session import FAILED, Session
@@ -75,6 +77,8 @@ def _param_widget(layer_type: str, key: str, value: Any, on_change) -> QWidget:
     """One editing widget for one parameter; `on_change(value)` is called with the clean new value."""
     param = TYPES[layer_type].params[key]
     default = param.default
+    if layer_type == "keras":
+        return _keras_class_widget(param, value, on_change) if key == "class_name" else _config_widget(value, on_change)
     if param.options:
         combo = _NoWheelComboBox()
         for option in param.options:
@@ -120,6 +124,69 @@ def _param_widget(layer_type: str, key: str, value: Any, on_change) -> QWidget:
             if isinstance(edit, ExpressionEdit):
                 edit.mark_applied(text)
             on_change(text)
+
+    edit.editingFinished.connect(finished)
+    return edit
+
+
+def _keras_class_widget(param, value: str, on_change) -> QComboBox:
+    """The Keras layer card's class: a few common ones to pick, or any class of keras.layers typed in."""
+    combo = _NoWheelComboBox()
+    combo.setEditable(True)
+    combo.addItems(list(param.options))
+    combo.setCurrentText(value)
+    combo.setMinimumContentsLength(12)
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    state = {"last": value}
+
+    def picked() -> None:
+        text = combo.currentText().strip()
+        try:
+            text = param.check(text)
+        except ValueError as problem:
+            combo.setToolTip(f"{param.help}\n✖ {problem}")
+            return
+        if text != state["last"]:
+            state["last"] = text
+            on_change(text)
+
+    combo.activated.connect(lambda _index: picked())
+    combo.lineEdit().editingFinished.connect(picked)
+    return combo
+
+
+def config_text(config: dict) -> str:
+    """A card's config as one line of JSON, the layer's own settings before trainable and dtype."""
+    plumbing = ("trainable", "dtype")
+    ordered = {**{k: v for k, v in config.items() if k not in plumbing},
+               **{k: v for k, v in config.items() if k in plumbing}}
+    return json.dumps(ordered)
+
+
+def _config_widget(value: dict, on_change) -> QLineEdit:
+    """The Keras layer card's config as JSON; an edit that is not a JSON object is shown, never applied."""
+    edit = QLineEdit(config_text(value))
+    edit.setFont(mono_font())
+    edit.setCursorPosition(0)
+    edit.setToolTip(json.dumps(value, indent=1))
+    state = {"last": edit.text()}
+
+    def finished() -> None:
+        text = edit.text()
+        if text == state["last"]:
+            return
+        try:
+            config = json.loads(text)
+            if not isinstance(config, dict):
+                raise ValueError("the config must be a JSON object {…}")
+        except ValueError as problem:
+            edit.setStyleSheet(f"color:{ERROR_COLOUR}")
+            edit.setToolTip(f"✖ {problem}; the layer keeps its last config")
+            return
+        edit.setStyleSheet("")
+        edit.setToolTip(json.dumps(config, indent=1))
+        state["last"] = text
+        on_change(config)
 
     edit.editingFinished.connect(finished)
     return edit
@@ -268,6 +335,9 @@ class LayerCard(QFrame):
 
     def _edited(self, key: str, value: Any) -> None:
         self.layer.params[key] = value
+        if self.layer.type == "keras" and key == "class_name":   # another class starts from its own config
+            self.layer.params["config"] = copy.deepcopy(KERAS_STARTERS.get(value, {}))
+            self._widgets["config"].setText(config_text(self.layer.params["config"]))
         self._update_enabled()
         self.paramChanged.emit(self, key, value)
 

@@ -28,6 +28,7 @@ EVERY_LAYER = [
     {"type": "last_timestep"},
     {"type": "attention_pooling"},
     {"type": "flatten"},
+    {"type": "keras", "class_name": "LayerNormalization", "config": {"epsilon": 0.01}},
     {"type": "custom", "expression": "ops.sum(x, axis=1)"},
 ]
 
