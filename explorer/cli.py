@@ -45,6 +45,7 @@ def _parser() -> _Parser:
     run.add_argument("--target", metavar="UNIT", type=int,
                      help="with --gradients: the output unit (default: each sequence's largest)")
     run.add_argument("--trust", action="store_true", help="allow the stack's custom expressions to run")
+    _custom_objects_option(run)
     _backend_option(run)
     _train_parser(commands)
     commands.add_parser("tasks", help="list the built-in training tasks and their rules")
@@ -52,6 +53,7 @@ def _parser() -> _Parser:
     export = commands.add_parser("export-code", help="print a Keras script that builds the same stack")
     export.add_argument("stack", help="a .stack.json file, preset:NAME or a trained MODEL.keras")
     export.add_argument("--trust", action="store_true", help="allow a model file's custom expressions to load")
+    _custom_objects_option(export)
     _backend_option(commands.add_parser("devices", help="list the devices Keras's backend sees"))
     return parser
 
@@ -60,6 +62,22 @@ def _backend_option(parser: argparse.ArgumentParser) -> None:
     from .core.backend import BACKENDS
     parser.add_argument("--backend", choices=BACKENDS,
                         help="Keras's backend (default: $KERAS_BACKEND, else tensorflow); jax and torch when installed")
+
+
+def _custom_objects_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--custom-objects", metavar="FILE.py",
+                        help="run FILE.py (with --trust) and use the Keras layer classes it defines")
+
+
+def _use_custom_objects(options: argparse.Namespace) -> None:
+    """Runs the user's file of custom layer classes, only with --trust: it is code."""
+    path = getattr(options, "custom_objects", None)
+    if not path:
+        return
+    if not options.trust:
+        raise UsageError(f"--custom-objects runs {path} as Python code: pass --trust as well if you trust it")
+    from .core.keras_cards import load_custom_objects
+    load_custom_objects(path)
 
 
 def _use_backend(backend: str | None) -> None:
@@ -92,6 +110,7 @@ def _train_parser(commands) -> None:
                                                                 "training sequences")
     train.add_argument("--save-keras", metavar="OUT.keras", help="save the trained model as a Keras file")
     train.add_argument("--trust", action="store_true", help="allow the stack's custom expressions to run")
+    _custom_objects_option(train)
     _backend_option(train)
 
 
@@ -159,6 +178,7 @@ def _one_line(message: str) -> str:
 
 def _command(options: argparse.Namespace) -> int:
     _use_backend(getattr(options, "backend", None))
+    _use_custom_objects(options)
     if options.command == "presets":
         return _presets()
     if options.command == "devices":

@@ -10,10 +10,44 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .errors import StackError, strip_ansi
+from .errors import ExplorerError, StackError, strip_ansi
 
 # Layers that take part in model plumbing rather than computing: never a card
 _NOT_CARDS = ("InputLayer", "Layer")
+CUSTOM_MODULE = "custom_objects"   # the module name the user's file of custom classes runs as
+_custom: dict[str, type] = {}      # class name and registered name → the user's class (--custom-objects)
+
+
+def load_custom_objects(path) -> list[str]:
+    """Runs the user's Python file (they agreed: --trust, or the window's question) and keeps the Keras layer
+    classes it defines, under their class names and registered names; returns their class names."""
+    import runpy
+    from pathlib import Path
+
+    from . import backend
+    keras = backend.load()
+    if not Path(path).is_file():
+        raise ExplorerError(f"cannot read {path}: no such file")
+    try:
+        namespace = runpy.run_path(str(path), run_name=CUSTOM_MODULE)
+    except Exception as error:  # the user's code may raise anything
+        raise ExplorerError(f"{path} failed while it ran: {type(error).__name__}: {error}") from None
+    found = [value for value in namespace.values() if isinstance(value, type) and issubclass(value, keras.layers.Layer)
+             and value.__module__ == CUSTOM_MODULE]
+    if not found:
+        raise ExplorerError(f"{path} defines no Keras layer class (a subclass of keras.layers.Layer)")
+    for cls in found:
+        _custom[cls.__name__] = _custom[keras.saving.get_registered_name(cls)] = cls
+    return sorted(cls.__name__ for cls in found)
+
+
+def custom_objects() -> dict[str, type]:
+    """The user's loaded classes, for keras.saving.load_model."""
+    return dict(_custom)
+
+
+def is_custom(class_name: str) -> bool:
+    return class_name in _custom
 
 
 def keras_layer(class_name: str, config: dict, name: str):
@@ -38,6 +72,8 @@ def layer_class(class_name: str):
     """The class a card names: one of keras.layers, or a registered custom class ("package>Class")."""
     from . import backend
     keras = backend.load()
+    if class_name in _custom:
+        return _custom[class_name]
     if ">" in class_name or class_name not in dir(keras.layers):
         found = keras.saving.get_registered_object(class_name)
         if isinstance(found, type) and issubclass(found, keras.layers.Layer):

@@ -64,11 +64,41 @@ def import_model(path: str | Path, *, trust: bool = False) -> tuple[StackSpec, d
 
     from . import layers  # noqa: F401  (registers the explorer's own layers for loading)
     try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        model = keras.saving.load_model(path, compile=False, safe_mode=True,
+                                        custom_objects=keras_cards.custom_objects())
     except Exception as error:
+        missing = _missing_classes(_read_config(path))
+        if missing:
+            raise SpecError("", f"cannot load {path.name}: it uses custom layer classes that are not loaded: "
+                                f"{'; '.join(missing)}; load the file that defines them with --custom-objects "
+                                "FILE.py --trust (or answer the window's question)") from None
         message = strip_ansi(str(error)).strip().splitlines()
         raise SpecError("", f"cannot load {path.name}: {message[0] if message else type(error).__name__}") from None
     return _to_stack(model)
+
+
+def _missing_classes(config) -> list[str]:
+    """Each custom class the saved model names and nobody loaded, with the layers that use it."""
+    import keras
+    users: dict[str, list[str]] = {}
+
+    def walk(item) -> None:
+        if isinstance(item, dict):
+            inner = item.get("config")
+            module = item.get("module") or ""
+            name = item.get("registered_name") or item.get("class_name")
+            if (isinstance(inner, dict) and isinstance(name, str) and "name" in inner
+                    and not module.startswith("keras") and keras.saving.get_registered_object(name) is None
+                    and not keras_cards.is_custom(name) and not keras_cards.is_custom(item.get("class_name", ""))):
+                users.setdefault(item.get("class_name") or name, []).append(str(inner["name"]))
+            for value in item.values():
+                walk(value)
+        elif isinstance(item, list):
+            for value in item:
+                walk(value)
+
+    walk(config)
+    return [f"{cls} (used by {', '.join(names)})" for cls, names in users.items()]
 
 
 def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]:

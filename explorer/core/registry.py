@@ -330,9 +330,12 @@ def _keras_layer(layer, name, spec):
 
 
 def _keras_layer_code(layer, name, spec):
-    saved = {"module": "keras.layers", "class_name": layer.params["class_name"],
-             "config": {**layer.params["config"], "name": name}}
-    return f"keras.layers.deserialize({saved!r})"
+    from .keras_cards import is_custom
+    class_name = layer.params["class_name"]
+    config = {**layer.params["config"], "name": name}
+    if is_custom(class_name):   # the script's reader imports the class from their own file first
+        return f"keras.saving.deserialize_keras_object({{'class_name': {class_name!r}, 'config': {config!r}}})"
+    return f"keras.layers.deserialize({ {'module': 'keras.layers', 'class_name': class_name, 'config': config}!r})"
 
 
 def _recurrent_cut(params: dict) -> bool:
