@@ -17,6 +17,8 @@ from .spec import Batching, InputSpec, LayerSpec, StackSpec, _layer_name
 
 
 
+MISSING_CLASSES = "custom layer classes that are not loaded"   # how the refusal of a model that needs them reads
+
 # Keras class → layer type, from the registry (TimeDistributed and Bidirectional are unwrapped below)
 _TYPE_OF = {cls: key for key, kind in TYPES.items() for cls in kind.keras_classes}
 _RNN_TYPES = {cls: key for cls, key in _TYPE_OF.items() if TYPES[key].recurrent}
@@ -69,7 +71,7 @@ def import_model(path: str | Path, *, trust: bool = False) -> tuple[StackSpec, d
     except Exception as error:
         missing = _missing_classes(_read_config(path))
         if missing:
-            raise SpecError("", f"cannot load {path.name}: it uses custom layer classes that are not loaded: "
+            raise SpecError("", f"cannot load {path.name}: it uses {MISSING_CLASSES}: "
                                 f"{'; '.join(missing)}; load the file that defines them with --custom-objects "
                                 "FILE.py --trust (or answer the window's question)") from None
         message = strip_ansi(str(error)).strip().splitlines()

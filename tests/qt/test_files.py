@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 import threading
 from pathlib import Path
 
@@ -530,3 +531,41 @@ def test_a_model_the_command_line_cannot_open_is_one_error_line(arguments, capsy
     assert cli.main(arguments) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_a_model_with_a_custom_layer_asks_for_the_file_of_its_classes(make_window, qtbot, tmp_path):
+    import runpy
+
+    import keras
+    source = tmp_path / "my_layers.py"
+    source.write_text(textwrap.dedent('''\
+        import keras
+
+
+        @keras.saving.register_keras_serializable(package="window_demo")
+        class Doubler(keras.layers.Layer):
+            def call(self, x):
+                return 2.0 * x
+        '''))
+    doubler = runpy.run_path(str(source))["Doubler"]
+    keras.utils.set_random_seed(6)
+    model = keras.Sequential([keras.Input((None, 2)), doubler(name="twice"), keras.layers.GRU(2, name="gru")])
+    path = tmp_path / "custom.keras"
+    model.save(path)
+    win = make_window()
+    settle(qtbot, win)
+    win.sequence_editor.text_edit.setPlainText("1 2; 3 4\n0.5 0.25\n")
+    asked = []
+    win.files.ask_custom_objects = lambda message: asked.append(message) or None
+    with qtbot.waitSignal(win.files.opened, timeout=RUN_TIMEOUT_MS) as opened:
+        win.files.open(str(path))
+    assert opened.args == [False]
+    assert "Doubler (used by twice)" in asked[0]
+    win.files.ask_custom_objects = lambda message: str(source)
+    with qtbot.waitSignal(win.files.opened, timeout=RUN_TIMEOUT_MS) as opened:
+        win.files.open(str(path))
+    assert opened.args == [True]
+    settle(qtbot, win)
+    assert win.last_reply.ok, win.session.status_text
+    expected = model.predict(np.array([[[1, 2], [3, 4]], [[0.5, 0.25], [0, 0]]], "float32"), verbose=0)
+    np.testing.assert_allclose(win.session.result.layers[-1].output, expected, atol=1e-5)
