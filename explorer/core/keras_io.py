@@ -28,6 +28,10 @@ class Refused(Exception):
     """One layer (or the model's shape) that a stack cannot show faithfully: the reason, in one sentence."""
 
 
+class ByKeras(Exception):
+    """A layer whose settings no registry type holds: Keras computes it as it is (a Keras layer card)."""
+
+
 def _class_names(config) -> set[str]:
     found = set()
     if isinstance(config, dict):
@@ -122,6 +126,12 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
         except Refused as reason:
             refused.append(str(reason))
             continue
+        except ByKeras as reason:
+            notes.append(f"{layer.name}: {reason}; Keras computes it as it is (a Keras layer card)")
+            spec = None
+        if _stateful(layer):
+            notes.append(f"{layer.name} is stateful: the explorer runs every batch from zero states, as the "
+                         "model's first predict after loading does")
         if spec is None:   # computed by Keras itself, from its saved config
             spec = LayerSpec("keras", {"class_name": _card_class(layer), "config": keras_cards.saved_config(layer)})
         spec.name = _usable_name(layer.name, [known.name for known in layers], notes)
@@ -152,6 +162,10 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
     stack.weights = weights
     stack.weights_id = uuid.uuid4().hex
     return stack, weights, notes
+
+
+def _stateful(layer) -> bool:
+    return bool(getattr(layer, "stateful", False) or getattr(getattr(layer, "forward_layer", None), "stateful", False))
 
 
 def _usable_name(name: str, taken: list[str], notes: list[str]) -> str:
@@ -229,7 +243,7 @@ def _feed(previous: LayerSpec, taken: int) -> bool:
 def _activation(layer, function, what: str = "activation") -> str:
     name = keras_activation_name(function)
     if name not in ACTIVATIONS:
-        raise Refused(f"{layer.name} uses the {what} {name}, which is not one of Keras's named activations")
+        raise ByKeras(f"{layer.name} uses the {what} {name}, which is not one of Keras's named activations")
     return name
 
 
@@ -251,16 +265,12 @@ def _layer_spec(layer, kind: str) -> LayerSpec | None:
         mirror = _layer_spec(backward, type(backward).__name__)
         mirror.params["go_backwards"] = not mirror.params["go_backwards"]
         if type(backward) is not type(forward) or mirror.params != inner.params:
-            raise Refused(f"{name} (Bidirectional) has a backward layer with its own settings; the explorer's "
-                          "bidirectional layers run the same settings both ways")
+            raise ByKeras(f"{name} (Bidirectional) has a backward layer with its own settings")
         inner.params.update(bidirectional=True, merge_mode=layer.merge_mode,
                             return_sequences=bool(layer.return_sequences), return_state=bool(layer.return_state))
         inner.name = name
         return inner
     if kind in _RNN_TYPES:
-        if layer.stateful:
-            raise Refused(f"{name} ({kind}) is stateful: it carries its state from one batch to the next, while "
-                          "the explorer runs every batch from zero states")
         params = {"units": layer.units, "return_sequences": bool(layer.return_sequences),
                   "return_state": bool(layer.return_state), "go_backwards": bool(layer.go_backwards),
                   "activation": _activation(layer, layer.cell.activation), "use_bias": bool(layer.cell.use_bias)}
@@ -278,8 +288,7 @@ def _layer_spec(layer, kind: str) -> LayerSpec | None:
         return LayerSpec("time_distributed_dense", _dense_params(layer.layer), name)
     if kind in ("GlobalAveragePooling1D", "GlobalMaxPooling1D", "Flatten"):
         if getattr(layer, "data_format", "channels_last") == "channels_first":
-            raise Refused(f"{name} ({kind}) has data_format channels_first: it reads the tensor as (batch, "
-                          "features, T), while the explorer's tensors are (batch, T, features)")
+            raise ByKeras(f"{name} ({kind}) has data_format channels_first")
     if kind in _TYPE_OF:
         params = {"expression": layer.expression} if kind == "CustomExpression" else {}
         if kind in ("GlobalAveragePooling1D", "GlobalMaxPooling1D"):
@@ -299,7 +308,7 @@ def _card_class(layer) -> str:
 
 def _dense_params(layer) -> dict:
     if getattr(layer, "lora_enabled", False):
-        raise Refused(f"{layer.name} (Dense) has LoRA weights, which a stack's Dense does not hold")
+        raise ByKeras(f"{layer.name} (Dense) has LoRA weights, which a stack's Dense does not hold")
     return {"units": layer.units, "activation": _dense_activation(layer), "use_bias": bool(layer.use_bias)}
 
 

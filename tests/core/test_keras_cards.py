@@ -239,3 +239,45 @@ def test_a_random_chain_of_registry_types_and_keras_cards_equals_plain_keras(dat
     spec.weights_id = "test"
     result = ENGINE.run(spec, text_of(FEATURES))
     np.testing.assert_allclose(result.layers[-1].output, model.predict(pad(FEATURES), verbose=0), atol=1e-5)
+
+
+@keras.saving.register_keras_serializable(package="cards_test")
+def shifted_tanh(x):
+    return keras.ops.tanh(x) + 0.5
+
+
+def unnamed_activation():
+    return keras.Sequential([keras.Input((None, 2)), layers.LSTM(3, activation=shifted_tanh, name="odd"),
+                             layers.Dense(2)])
+
+
+def backward_of_its_own():
+    return keras.Sequential([keras.Input((None, 2)), layers.Bidirectional(
+        layers.GRU(3), backward_layer=layers.GRU(3, go_backwards=True, activation="relu"), name="both"),
+        layers.Dense(2)])
+
+
+def channels_first_pooling():
+    return keras.Sequential([keras.Input((8, 2)), layers.LSTM(3, return_sequences=True),   # pools over time's
+                             layers.GlobalAveragePooling1D(data_format="channels_first", name="pool")])  # 3 units
+
+
+def stateful():
+    return keras.Sequential([keras.Input(batch_shape=(3, None, 2)), layers.LSTM(3, stateful=True, name="memory"),
+                             layers.Dense(2)])
+
+
+@pytest.mark.parametrize("build, note", [
+    (unnamed_activation, "odd uses the activation shifted_tanh, which is not one of Keras's named activations; Keras "
+                         "computes it as it is"),
+    (backward_of_its_own, "both (Bidirectional) has a backward layer with its own settings; Keras computes it"),
+    (channels_first_pooling, "pool (GlobalAveragePooling1D) has data_format channels_first; Keras computes it"),
+    (stateful, "memory is stateful: the explorer runs every batch from zero states"),
+])
+def test_settings_no_registry_type_holds_open_with_a_note_and_equal_keras(build, note, tmp_path):
+    model, batch = saved(build, FEATURES, tmp_path / "model.keras")
+    spec, _, notes = keras_io.import_model(tmp_path / "model.keras")
+    assert any(note in text for text in notes), notes
+    result = ENGINE.run(spec, text_of(FEATURES))
+    fresh = keras.saving.load_model(tmp_path / "model.keras")   # a fresh model: a stateful one starts from zeros
+    np.testing.assert_allclose(result.layers[-1].output, fresh.predict(batch, verbose=0), atol=1e-5)
