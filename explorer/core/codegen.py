@@ -80,7 +80,7 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
         data = [item.tolist() for item in parsed.items]
         if spec.input.kind == "words":
             from .vocabulary import encode
-            vocabulary = encode(parsed, spec.input.vocab_size)[1]
+            vocabulary = encode(parsed, spec.input.vocab_size, spec.input.vocabulary)[1]
     except Exception:  # the script still builds the stack; it just has no sample batch
         data = []
     b = spec.batching

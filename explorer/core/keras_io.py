@@ -13,7 +13,7 @@ import numpy as np
 from . import backend, keras_cards
 from .errors import SpecError, StackError, TrustError, strip_ansi
 from .registry import ACTIVATIONS, TYPES, state_names
-from .spec import Batching, InputSpec, LayerSpec, StackSpec, _layer_name
+from .spec import STANDARDIZE, Batching, InputSpec, LayerSpec, StackSpec, _layer_name
 
 
 
@@ -111,6 +111,9 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
     import keras
     notes: list[str] = []
     chain = _chain(model)
+    text = _text_input(chain[0][0]) if chain[0][0] is not None else None
+    if text is not None:   # raw text: the explorer's words input does what the layer does
+        chain = chain[1:]
     layers: list[LayerSpec] = []
     weights: dict[str, list[np.ndarray]] = {}
     refused: list[str] = []
@@ -144,6 +147,11 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
         raise StackError("the model has no layers the explorer can show")
     shape = tuple(model.inputs[0].shape)
     dtype = str(model.inputs[0].dtype)
+    if text is not None:
+        input_spec, length = text
+        stack = StackSpec(input_spec, Batching(maxlen=length), layers)
+        stack.weights, stack.weights_id = weights, uuid.uuid4().hex
+        return stack, weights, notes
     if layers[0].type == "embedding":
         input_spec = InputSpec("tokens", next(layer.input_dim for layer, _ in chain
                                               if type(layer).__name__ == "Embedding"), None)
@@ -162,6 +170,36 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
     stack.weights = weights
     stack.weights_id = uuid.uuid4().hex
     return stack, weights, notes
+
+
+def _text_input(layer) -> tuple[InputSpec, int | None] | None:
+    """A first TextVectorization or StringLookup layer as words input: (its vocabulary and standardisation, its
+    output_sequence_length); None for any other layer. Refuses settings the words input cannot reproduce."""
+    kind = type(layer).__name__
+    if kind not in ("TextVectorization", "StringLookup"):
+        return None
+    config = layer.get_config()
+    vocabulary = [str(word) for word in layer.get_vocabulary()]
+    problems = []
+    if config.get("output_mode", "int") != "int":
+        problems.append(f"output_mode {config['output_mode']!r} (the explorer reads token ids: \"int\")")
+    if kind == "TextVectorization":
+        if config.get("split") != "whitespace":
+            problems.append(f"split {config.get('split')!r} (the explorer splits words at whitespace)")
+        if config.get("ngrams"):
+            problems.append("ngrams")
+        if config.get("standardize") not in (None, *STANDARDIZE):
+            problems.append(f"standardize {config.get('standardize')!r}")
+    elif config.get("mask_token") is None or config.get("num_oov_indices", 1) != 1:
+        problems.append("no mask_token or several OOV ids (the explorer pads with id 0 and has one unknown id)")
+    if len(vocabulary) < 3 or vocabulary[0] != "":
+        problems.append("a vocabulary whose id 0 is not the empty padding token")
+    if problems:
+        raise StackError(f"{layer.name} ({kind}) has {', '.join(problems)}, which the explorer's words input "
+                         "cannot reproduce")
+    standardize = config.get("standardize") if kind == "TextVectorization" else None
+    return (InputSpec("words", len(vocabulary), None, None, standardize, vocabulary),
+            config.get("output_sequence_length") if kind == "TextVectorization" else None)
 
 
 def _stateful(layer) -> bool:

@@ -213,7 +213,7 @@ class Engine:
         vocabulary = None
         if spec.input.kind == "words":
             from .vocabulary import encode
-            parsed, vocabulary = encode(parsed, spec.input.vocab_size)
+            parsed, vocabulary = encode(parsed, spec.input.vocab_size, spec.input.vocabulary)
         memory.check(spec, *memory.batch_size(spec, parsed.lengths), self.memory_limit_mb)  # before building
         chosen = backend.resolve_device(device)
         built = self.built_for(spec)

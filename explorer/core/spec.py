@@ -29,6 +29,9 @@ MAX_LAYERS = 64
 MAX_SEED = 2**31 - 1
 MAX_NAME = 128
 
+# How words are standardised before they are split, as keras.layers.TextVectorization's `standardize`
+STANDARDIZE = ("lower_and_strip_punctuation", "lower", "strip_punctuation")
+DEFAULT_STANDARDIZE = STANDARDIZE[0]
 RECURRENT_TYPES = tuple(key for key, kind in TYPES.items() if kind.recurrent)
 INPUT_NAME = "sequences"   # the model input's name when no layer takes it
 _NAME = re.compile(rf"[A-Za-z0-9_.>-]{{1,{MAX_NAME}}}")
@@ -67,6 +70,8 @@ class InputSpec:
     vocab_size: int | None = 1000
     features: int | None = None
     length: int | None = None         # a fixed number of timesteps, as keras.Input(shape=(length, …)); None: any
+    standardize: str | None = DEFAULT_STANDARDIZE   # words: TextVectorization's standardize (None: as typed)
+    vocabulary: list[str] | None = field(default=None, repr=False)   # words: a model's own (index = id)
 
     @property
     def uses_ids(self) -> bool:
@@ -208,7 +213,7 @@ def _text(value: Any) -> str:
 
 def _parse_input(data: Any) -> InputSpec:
     data = _expect_object(data, "input")
-    _reject_unknown(data, {"kind", "vocab_size", "features", "length"}, "input")
+    _reject_unknown(data, {"kind", "vocab_size", "features", "length", "standardize", "vocabulary"}, "input")
     kind = _field(data, "kind", _choice(("tokens", "features", "words")), "tokens", "input")
     vocab = _field(data, "vocab_size", _optional(_positive_int(MAX_VOCAB)), None, "input")
     features = _field(data, "features", _optional(_positive_int(MAX_FEATURES)), None, "input")
@@ -220,7 +225,23 @@ def _parse_input(data: Any) -> InputSpec:
     if kind == "features" and features is None:
         raise SpecError("input.features", 'is required when input.kind is "features"')
     length = _field(data, "length", _optional(_positive_int(MAX_MAXLEN)), None, "input")
-    return InputSpec(kind, vocab, features, length)
+    standardize = _field(data, "standardize", _choice(STANDARDIZE, nullable=True), DEFAULT_STANDARDIZE, "input")
+    vocabulary = _field(data, "vocabulary", _optional(_words), None, "input")
+    if vocabulary is not None:
+        if kind != "words":
+            raise SpecError("input.vocabulary", 'is for words input only (input.kind "words")')
+        if len(vocabulary) != vocab:
+            raise SpecError("input.vocabulary", f"holds {len(vocabulary)} words, but vocab_size is {vocab}")
+    return InputSpec(kind, vocab, features, length, standardize, vocabulary)
+
+
+def _words(value: Any) -> list[str]:
+    """A vocabulary: the word of each id, id 0 the padding and id 1 the unknown word (as Keras lists them)."""
+    if (not isinstance(value, list) or len(value) < 3 or len(value) > MAX_VOCAB
+            or not all(isinstance(word, str) for word in value)):
+        raise ValueError(f"must be a list of 3 to {MAX_VOCAB} words (padding, unknown word, words …), "
+                         f"got {_show(value)}")
+    return value
 
 
 def _parse_batching(data: Any, input_spec: InputSpec) -> Batching:
@@ -364,6 +385,10 @@ def to_dict(spec: StackSpec, *, weights: bool = False) -> dict:
                      else {"kind": "features", "features": spec.input.features})
     if spec.input.length is not None:
         data["input"]["length"] = spec.input.length
+    if spec.input.kind == "words" and spec.input.standardize != DEFAULT_STANDARDIZE:
+        data["input"]["standardize"] = spec.input.standardize
+    if spec.input.kind == "words" and spec.input.vocabulary is not None:
+        data["input"]["vocabulary"] = spec.input.vocabulary
     b = spec.batching
     data["batching"] = {"mode": b.mode, "padding": b.padding, "truncating": b.truncating, "maxlen": b.maxlen,
                         "pad_value": b.pad_value, "bucket_width": b.bucket_width, "chunk": b.chunk}

@@ -30,6 +30,8 @@ from .style import (ERROR_COLOUR, MASK_ROLES, SELECTED_BORDER, WARNING_COLOUR, e
                     muted_colour)
 
 MIME_TYPE = "application/x-rnn-explorer-layer"
+STANDARDIZE_CHOICES = (("lower case, no punctuation", "lower_and_strip_punctuation"), ("lower case", "lower"),
+                       ("no punctuation", "strip_punctuation"), ("as typed", None))
 
 
 def palette_groups() -> list[tuple[str, list[str]]]:
@@ -604,6 +606,12 @@ class StackEditor(QWidget):
         self.features_spin.setRange(1, MAX_FEATURES)
         self.features_spin.setKeyboardTracking(False)
         self.features_spin.setToolTip("features: how many numbers make one timestep")
+        self.standardize_combo = _NoWheelComboBox()
+        for label, value in STANDARDIZE_CHOICES:
+            self.standardize_combo.addItem(label, value)
+        self.standardize_combo.setToolTip("standardize: how words are cleaned before they are split at spaces, as "
+                                          "Keras's TextVectorization does (its default: lower case, punctuation "
+                                          "stripped, so \"Cat,\" and \"cat\" are one word)")
         self.seed_spin = _NoWheelSpinBox()
         self.seed_spin.setRange(0, MAX_SEED)
         self.seed_spin.setKeyboardTracking(False)
@@ -619,21 +627,25 @@ class StackEditor(QWidget):
         self.features_label = QLabel("features")
         form.addRow(self.vocab_label, self.vocab_spin)
         form.addRow(self.features_label, self.features_spin)
+        self.standardize_label = QLabel("standardize")
+        form.addRow(self.standardize_label, self.standardize_combo)
         form.addRow("seed", self.seed_spin)
         form.addRow("shape", self.input_shape_label)
         self._show_input()
         self.input_kind_combo.currentIndexChanged.connect(self._input_edited)
         self.vocab_spin.valueChanged.connect(self._input_edited)
         self.features_spin.valueChanged.connect(self._input_edited)
+        self.standardize_combo.currentIndexChanged.connect(self._input_edited)
         self.seed_spin.valueChanged.connect(self._seed_edited)
         return box
 
     def _show_input(self) -> None:
         spec = self._spec
-        widgets = (self.input_kind_combo, self.vocab_spin, self.features_spin, self.seed_spin)
+        widgets = (self.input_kind_combo, self.vocab_spin, self.features_spin, self.seed_spin, self.standardize_combo)
         for widget in widgets:
             widget.blockSignals(True)
         self.input_kind_combo.setCurrentIndex(self.input_kind_combo.findData(spec.input.kind))
+        self.standardize_combo.setCurrentIndex(self.standardize_combo.findData(spec.input.standardize))
         self.vocab_spin.setValue(spec.input.vocab_size or 1000)
         self.features_spin.setValue(spec.input.features or 1)
         self.seed_spin.setValue(spec.seed)
@@ -644,7 +656,12 @@ class StackEditor(QWidget):
         self.vocab_label.setVisible(tokens)
         self.features_spin.setVisible(not tokens)
         self.features_label.setVisible(not tokens)
+        self._show_standardize(spec.input.kind)
         self._show_input_shape()
+
+    def _show_standardize(self, kind: str) -> None:
+        self.standardize_combo.setVisible(kind == "words")
+        self.standardize_label.setVisible(kind == "words")
 
     def _show_input_shape(self) -> None:
         steps = self._spec.input.length
@@ -658,8 +675,13 @@ class StackEditor(QWidget):
 
     def _input_edited(self) -> None:
         kind = self.input_kind_combo.currentData()
-        self._spec.input = InputSpec(kind, self.vocab_spin.value(), self.features_spin.value(),
-                                     self._spec.input.length)
+        vocab = self.vocab_spin.value()
+        vocabulary = self._spec.input.vocabulary      # a model's own: kept while it still fits
+        if kind != "words" or vocabulary is None or len(vocabulary) != vocab:
+            vocabulary = None
+        self._spec.input = InputSpec(kind, vocab, self.features_spin.value(), self._spec.input.length,
+                                     self.standardize_combo.currentData(), vocabulary)
+        self._show_standardize(kind)
         tokens = kind in ("tokens", "words")
         self.vocab_spin.setVisible(tokens)
         self.vocab_label.setVisible(tokens)
