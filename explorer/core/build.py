@@ -10,7 +10,7 @@ from typing import Any
 from . import backend, diagnose, keras_cards
 from .errors import ExplorerError, StackError, strip_ansi
 from .registry import TYPES, state_names  # noqa: F401  (state_names: also imported from here)
-from .spec import INPUT_NAME, LayerSpec, StackSpec
+from .spec import INPUT_NAME, INPUT_REF, LayerSpec, StackSpec
 
 
 @dataclass
@@ -98,8 +98,13 @@ def build(spec: StackSpec) -> BuiltStack:
     outputs: dict[str, Any] = {}
     infos: list[LayerInfo] = []
     objects: dict[str, Any] = {}
+    tensors = {INPUT_REF: inputs}
     for layer, name in zip(spec.layers, names):
-        mask_in = getattr(x, "_keras_mask", None)
+        if layer.inputs:   # a branch or a merge: the tensors of the layers it names
+            sources = [tensors[source] for source in layer.inputs]
+            x = sources[0] if len(sources) == 1 else sources
+        masks = [getattr(t, "_keras_mask", None) for t in (x if isinstance(x, list) else [x])]
+        mask_in = next((mask for mask in masks if mask is not None), None)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -132,6 +137,7 @@ def build(spec: StackSpec) -> BuiltStack:
         else:
             x = result
         mask_out = getattr(x, "_keras_mask", None)
+        tensors[name] = x
         outputs[name] = x
         if mask_out is not None and len(x.shape) >= 3:   # a mask on a 2-D tensor (masking after a last state)
             outputs[f"{name}/mask"] = mask_out           # has no timesteps to show
@@ -142,7 +148,8 @@ def build(spec: StackSpec) -> BuiltStack:
         infos.append(LayerInfo(name, layer, tuple(x.shape), keras_layer.count_params(),
                                mask_in is not None, mask_out is not None, extra, role))
     try:
-        model = keras.Model(inputs, x, name="stack")
+        ends = [tensors[name] for name in spec.outputs()] if spec.is_graph() else [x]
+        model = keras.Model(inputs, ends if len(ends) > 1 else ends[0], name="stack")
         probe = keras.Model(inputs, outputs, name="probe")
     except Exception as error:  # e.g. a layer named like the input
         first = strip_ansi(str(error)).strip().splitlines()[0]

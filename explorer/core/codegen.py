@@ -8,7 +8,7 @@ import textwrap
 from . import backend
 from . import sequences as seqs
 from .registry import TYPES, custom_class_name, python_name, state_names
-from .spec import StackSpec
+from .spec import INPUT_REF, StackSpec
 
 def _layer_source(class_name: str) -> str:
     backend.load()
@@ -118,6 +118,9 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
     for layer, name in zip(spec.layers, names):
         call = TYPES[layer.type].code(layer, name, spec)
         variable = python_name(name)
+        if layer.inputs:   # a branch or a merge: the outputs of the layers it names
+            taken = ["inputs" if source == INPUT_REF else f"outputs[{source!r}]" for source in layer.inputs]
+            lines.append(f"x = {taken[0] if len(taken) == 1 else '[' + ', '.join(taken) + ']'}")
         if layer.is_recurrent and layer.params["return_state"]:
             states = [f"{variable}_{s}" for s in state_names(layer)]
             lines.append(f"x, {', '.join(states)} = {call}(x)")
@@ -135,7 +138,8 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
             lines[-1] += "  # on (batch, T, features) Dense acts per timestep, like TimeDistributed(Dense)"
         lines.append(f"outputs[{name!r}] = x")
     lines += [
-        "model = keras.Model(inputs, x)",
+        (f"model = keras.Model(inputs, [{', '.join(f'outputs[{name!r}]' for name in spec.outputs())}])"
+         if spec.is_graph() else "model = keras.Model(inputs, x)"),
         "probe = keras.Model(inputs, outputs)",
         *([f"trained = keras.saving.load_model({weights_from!r}, compile=False,  # the trained weights",
            f"                                   custom_objects={own_objects(used)})",

@@ -13,7 +13,7 @@ import numpy as np
 from . import backend, keras_cards
 from .errors import SpecError, StackError, TrustError, strip_ansi
 from .registry import ACTIVATIONS, TYPES, state_names
-from .spec import STANDARDIZE, Batching, InputSpec, LayerSpec, StackSpec, _layer_name
+from .spec import INPUT_REF, STANDARDIZE, Batching, InputSpec, LayerSpec, StackSpec, _layer_name
 
 
 
@@ -110,7 +110,14 @@ def _missing_classes(config) -> list[str]:
 def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]:
     import keras
     notes: list[str] = []
-    chain = _chain(model)
+    sources: dict[int, list[str]] = {}   # id(Keras layer) → the layers it takes, in a model that branches
+    try:
+        chain = _chain(model)
+    except StackError:
+        if len(getattr(model, "inputs", None) or []) != 1:
+            raise
+        chain, sources = _graph(model)
+    renamed: dict[str, str] = {}
     text = _text_input(chain[0][0]) if chain[0][0] is not None else None
     if text is not None:   # raw text: the explorer's words input does what the layer does
         chain = chain[1:]
@@ -137,7 +144,10 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
                          "model's first predict after loading does")
         if spec is None:   # computed by Keras itself, from its saved config
             spec = LayerSpec("keras", {"class_name": _card_class(layer), "config": keras_cards.saved_config(layer)})
-        spec.name = _usable_name(layer.name, [known.name for known in layers], notes)
+        spec.name = renamed[layer.name] = _usable_name(layer.name, [known.name for known in layers], notes)
+        taken_from = [renamed.get(source, source) for source in sources.get(id(layer), [])]
+        if taken_from and taken_from != [previous.name if previous is not None else INPUT_REF]:
+            spec.inputs = taken_from      # a branch or a merge; else the layer before, as in a chain
         layers.append(spec)
         weights[spec.name] = layer.get_weights()
         previous = spec
@@ -265,6 +275,42 @@ def _chain(model) -> list[tuple[object, int]]:
     # the index of the output each layer takes from the one before; the model's output takes the last index
     takes = [0] + [index for _, index in chain]
     return [(layer, takes[i]) for i, (layer, _) in enumerate(chain)] + [(None, takes[-1])]
+
+
+def _graph(model) -> tuple[list[tuple[object, int]], dict[int, list[str]]]:
+    """The layers of a one-input model that branches, merges or has several outputs, in Keras's topological
+    order (as _chain gives them), and the names of the layers each takes. Refuses what a stack cannot hold yet."""
+    import keras
+    order, sources = [], {}
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        kind = type(layer).__name__
+        if len(layer._inbound_nodes) != 1:
+            raise StackError(f"{layer.name} ({kind}) is called {len(layer._inbound_nodes)} times (a shared layer); "
+                             "the explorer shows each layer once")
+        arguments = layer._inbound_nodes[0].arguments
+        for key, value in arguments.kwargs.items():
+            given = [t for t in keras.tree.flatten(value) if isinstance(t, keras.KerasTensor)]
+            if key != "mask" and given:
+                raise StackError(f"{layer.name} ({kind}) takes {key} from "
+                                 f"{', '.join(t._keras_history.operation.name for t in given)}; the explorer does "
+                                 f"not show tensors passed as {key} yet")
+        names = []
+        for tensor in (t for t in keras.tree.flatten(arguments.args) if isinstance(t, keras.KerasTensor)):
+            operation, _, index = tensor._keras_history
+            if index:
+                raise StackError(f"{layer.name} ({kind}) takes output {index} of {operation.name} (a state or a "
+                                 "second output); in a model that branches the explorer passes on first outputs only")
+            names.append(INPUT_REF if isinstance(operation, keras.layers.InputLayer) else operation.name)
+        order.append((layer, 0))
+        sources[id(layer)] = names
+    for tensor in model.outputs:
+        operation, _, index = tensor._keras_history
+        if index:
+            raise StackError(f"the model's output is output {index} of {operation.name} (a state or a second "
+                             "output); in a model that branches the explorer shows first outputs only")
+    return order + [(None, 0)], sources
 
 
 def _feed(previous: LayerSpec, taken: int) -> bool:

@@ -427,7 +427,8 @@ class Engine:
                                       info.spec.params.get("feeds", "output")))
         fc = diagnose.fc_input(spec, built)
         if fc is not None:
-            source = next(i for i, info in enumerate(built.layers) if info.name == fc.layer) - 1
+            source = diagnose.source_of(built.layers, next(i for i, info in enumerate(built.layers)
+                                                           if info.name == fc.layer))
             fc.shape = layers[source].shape
         found = [diagnose.Diagnostic(note, note.split(":")[0], "info") for note in built.notes]
         found += diagnose.warnings_for(spec, built, layout.mask, layout.lengths, parsed.items, parsed.lines,

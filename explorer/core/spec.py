@@ -34,6 +34,8 @@ STANDARDIZE = ("lower_and_strip_punctuation", "lower", "strip_punctuation")
 DEFAULT_STANDARDIZE = STANDARDIZE[0]
 RECURRENT_TYPES = tuple(key for key, kind in TYPES.items() if kind.recurrent)
 INPUT_NAME = "sequences"   # the model input's name when no layer takes it
+INPUT_REF = "<input>"      # a layer's `inputs` entry for the model's input
+MAX_INPUTS = 16
 _NAME = re.compile(rf"[A-Za-z0-9_.>-]{{1,{MAX_NAME}}}")
 
 
@@ -95,6 +97,8 @@ class LayerSpec:
     type: str
     params: dict[str, Any] = field(default_factory=dict)
     name: str | None = None
+    # the layers whose outputs it takes (INPUT_REF: the model's input); None: the layer before it
+    inputs: list[str] | None = None
 
     def __post_init__(self) -> None:
         defaults = {key: copy.deepcopy(default) for key, (default, _) in LAYER_PARAMS.get(self.type, {}).items()}
@@ -150,6 +154,17 @@ class StackSpec:
             if layer.type != "custom" and TYPES[layer.type].cuts_time(layer.params):
                 return False
         return False
+
+    def is_graph(self) -> bool:
+        """Some layer takes another tensor than the layer before it's (branches, merges, several outputs)."""
+        return any(layer.inputs for layer in self.layers)
+
+    def outputs(self) -> list[str]:
+        """The layers whose outputs no other layer takes: the model's outputs, in layer order."""
+        names = self.layer_names()
+        taken = {source for layer in self.layers for source in layer.inputs or []}
+        taken |= {names[i - 1] for i, layer in enumerate(self.layers) if i and not layer.inputs}
+        return [name for name in names if name not in taken]
 
     def has_custom(self) -> bool:
         return any(layer.type == "custom" for layer in self.layers)
@@ -281,12 +296,19 @@ def _parse_layer(data: Any, index: int) -> LayerSpec:
         raise SpecError(f"{path}.type", f"unknown layer type {_show(layer_type)}; known types: "
                                         + ", ".join(LAYER_TYPES))
     schema = LAYER_PARAMS[layer_type]
-    _reject_unknown(data, {"type", "name", *schema}, path)
+    _reject_unknown(data, {"type", "name", "inputs", *schema}, path)
     name = None
     if "name" in data:
         name = _field(data, "name", _layer_name, None, path)
     params = {key: _field(data, key, check, default, path) for key, (default, check) in schema.items()}
-    return LayerSpec(layer_type, params, name)
+    return LayerSpec(layer_type, params, name, _field(data, "inputs", _optional(_sources), None, path))
+
+
+def _sources(value: Any) -> list[str]:
+    if (not isinstance(value, list) or not 1 <= len(value) <= MAX_INPUTS
+            or not all(isinstance(item, str) for item in value)):
+        raise ValueError(f'must be a list of 1 to {MAX_INPUTS} layer names (or "{INPUT_REF}"), got {_show(value)}')
+    return value
 
 
 def from_dict(data: Any) -> StackSpec:
@@ -312,6 +334,12 @@ def from_dict(data: Any) -> StackSpec:
     for i, layer in enumerate(layers):
         if layer.name and names.count(layer.name) > 1:
             raise SpecError(f"layers[{i}].name", f'"{layer.name}" is used by more than one layer')
+    every = spec.layer_names()
+    for i, layer in enumerate(layers):
+        for source in layer.inputs or []:
+            if source != INPUT_REF and source not in every[:i]:
+                raise SpecError(f"layers[{i}].inputs", f"{_show(source)} is not a layer before this one "
+                                                       f'(nor "{INPUT_REF}", the model\'s input)')
     if data.get("weights") is not None:
         spec.weights = _parse_weights(data["weights"], spec.layer_names())
         spec.weights_id = "file-" + hashlib.sha256(json.dumps(data["weights"], sort_keys=True).encode()).hexdigest()
@@ -397,6 +425,8 @@ def to_dict(spec: StackSpec, *, weights: bool = False) -> dict:
         item: dict[str, Any] = {"type": layer.type}
         if layer.name:
             item["name"] = layer.name
+        if layer.inputs:
+            item["inputs"] = list(layer.inputs)
         kind = TYPES[layer.type]
         item.update((key, value) for key, value in layer.params.items()
                     if not (kind.params[key].omit_default and value == kind.params[key].default))

@@ -21,7 +21,8 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDoubleSpinBo
 
 from ..core.diagnose import format_shape
 from ..core.registry import GROUPS, KERAS_STARTERS, TYPES
-from ..core.spec import LAYER_PARAMS, MAX_FEATURES, MAX_SEED, MAX_VOCAB, InputSpec, LayerSpec, StackSpec, to_dict
+from ..core.spec import (INPUT_REF, LAYER_PARAMS, MAX_FEATURES, MAX_SEED, MAX_VOCAB, InputSpec, LayerSpec,
+                         StackSpec, to_dict)
 from ..core.spec import layer_label as friendly
 from ..session import FAILED, Session
 from .stale import StateGate
@@ -251,6 +252,13 @@ class LayerCard(QFrame):
         type_row.addWidget(type_label)
         type_row.addWidget(self.type_combo, 1)
         outer.addLayout(type_row)
+        if layer.inputs:   # a branch or a merge: where its tensors come from, as Keras's summary says
+            self.inputs_label = QLabel("from " + ", ".join("the input" if source == INPUT_REF else source
+                                                           for source in layer.inputs))
+            self.inputs_label.setFont(mono_font())
+            self.inputs_label.setWordWrap(True)
+            self.inputs_label.setToolTip("The layers whose outputs this layer takes")
+            outer.addWidget(self.inputs_label)
 
         self._widgets: dict[str, QWidget] = {}
         params = LAYER_PARAMS[layer.type]
@@ -803,7 +811,7 @@ class StackEditor(QWidget):
         old = self._spec.layers[index]
         kept = {key: value for key, value in old.params.items()
                 if key in LAYER_PARAMS[new_type] and _accepts(new_type, key, value)}
-        self._spec.layers[index] = LayerSpec(new_type, kept, old.name)
+        self._spec.layers[index] = LayerSpec(new_type, kept, old.name, old.inputs)
         self._structure_changed(select=self._spec.layer_names()[index])
 
     # --- selection ---

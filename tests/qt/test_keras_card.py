@@ -51,3 +51,14 @@ def test_another_class_starts_from_its_own_config_and_a_bad_config_is_not_applie
     chooser.setCurrentText("not a class!")
     chooser.lineEdit().editingFinished.emit()
     assert editor.session.document.layers[0].params["class_name"] == "RepeatVector"
+
+
+def test_a_card_of_a_branch_or_merge_names_its_inputs(qtbot):
+    spec = from_dict({"input": {"kind": "features", "features": 2}, "layers": [
+        {"type": "lstm", "name": "a", "return_sequences": True},
+        {"type": "lstm", "name": "b", "return_sequences": True, "inputs": ["<input>"]},
+        {"type": "keras", "class_name": "Add", "config": {}, "inputs": ["a", "b"]}]})
+    editor = editor_for(qtbot, spec)
+    assert not hasattr(editor.cards[0], "inputs_label")
+    assert editor.cards[1].inputs_label.text() == "from the input"
+    assert editor.cards[2].inputs_label.text() == "from a, b"
