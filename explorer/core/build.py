@@ -109,7 +109,10 @@ def build(spec: StackSpec) -> BuiltStack:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 keras_layer = _make_layer(layer, name, spec)
-                result = keras_layer(x)
+                if layer.initial_state:   # an encoder's states start this layer (encoder-decoder)
+                    result = keras_layer(x, initial_state=[tensors[source] for source in layer.initial_state])
+                else:
+                    result = keras_layer(x)
         except ExplorerError as error:
             raise StackError(f"{name}: {error.message}", layer=name) from None
         except Exception as error:  # Keras reports shape problems as several exception types
@@ -129,7 +132,7 @@ def build(spec: StackSpec) -> BuiltStack:
                 extra[f"{name}/attention"] = tuple(rest[0].shape)
             else:
                 for state_name, state in zip(state_names(layer), rest):
-                    outputs[f"{name}/state/{state_name}"] = state
+                    outputs[f"{name}/state/{state_name}"] = tensors[f"{name}/state/{state_name}"] = state
                     extra[f"{name}/state/{state_name}"] = tuple(state.shape)
                 feeds = layer.params.get("feeds", "output")
                 if feeds != "output":   # x, h, c = LSTM(…, return_state=True)(x); the next layer takes c

@@ -121,6 +121,9 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
         if layer.inputs:   # a branch or a merge: the outputs of the layers it names
             taken = ["inputs" if source == INPUT_REF else f"outputs[{source!r}]" for source in layer.inputs]
             lines.append(f"x = {taken[0] if len(taken) == 1 else '[' + ', '.join(taken) + ']'}")
+        if layer.initial_state:   # an encoder's states start this layer
+            states = ", ".join(f"outputs[{source!r}]" for source in layer.initial_state)
+            call = f"(lambda x: {call}(x, initial_state=[{states}]))"
         if layer.is_recurrent and layer.params["return_state"]:
             states = [f"{variable}_{s}" for s in state_names(layer)]
             lines.append(f"x, {', '.join(states)} = {call}(x)")

@@ -90,8 +90,8 @@ def check_structure(spec: StackSpec) -> None:
     last_cut = None       # the layer that removed the time axis
     for index, (layer, name) in enumerate(zip(spec.layers, names)):
         kind = layer.type
-        if layer.inputs:
-            return  # a branch or a merge: Keras checks the shapes from here on
+        if layer.inputs or layer.initial_state:
+            return  # a branch, a merge or an encoder's states: Keras checks the shapes from here on
         if kind == "embedding":
             if spec.input.kind == "features":
                 raise StackError(f"{name} maps token ids to vectors, but the input is feature vectors "

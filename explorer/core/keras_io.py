@@ -111,12 +111,14 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
     import keras
     notes: list[str] = []
     sources: dict[int, list[str]] = {}   # id(Keras layer) → the layers it takes, in a model that branches
+    states: dict[int, list[tuple[str, int]]] = {}   # id(Keras layer) → its initial states: (layer, output index)
     try:
         chain = _chain(model)
     except StackError:
         if len(getattr(model, "inputs", None) or []) != 1:
             raise
-        chain, sources = _graph(model)
+        chain, sources, states = _graph(model)
+    by_name: dict[str, LayerSpec] = {}
     renamed: dict[str, str] = {}
     text = _text_input(chain[0][0]) if chain[0][0] is not None else None
     if text is not None:   # raw text: the explorer's words input does what the layer does
@@ -148,6 +150,10 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
         taken_from = [renamed.get(source, source) for source in sources.get(id(layer), [])]
         if taken_from and taken_from != [previous.name if previous is not None else INPUT_REF]:
             spec.inputs = taken_from      # a branch or a merge; else the layer before, as in a chain
+        if id(layer) in states:           # an encoder's return_state states start it
+            spec.initial_state = [f"{renamed[owner]}/state/{state_names(by_name[renamed[owner]])[index - 1]}"
+                                  for owner, index in states[id(layer)]]
+        by_name[spec.name] = spec
         layers.append(spec)
         weights[spec.name] = layer.get_weights()
         previous = spec
@@ -277,11 +283,12 @@ def _chain(model) -> list[tuple[object, int]]:
     return [(layer, takes[i]) for i, (layer, _) in enumerate(chain)] + [(None, takes[-1])]
 
 
-def _graph(model) -> tuple[list[tuple[object, int]], dict[int, list[str]]]:
+def _graph(model) -> tuple[list[tuple[object, int]], dict[int, list[str]], dict[int, list[tuple[str, int]]]]:
     """The layers of a one-input model that branches, merges or has several outputs, in Keras's topological
-    order (as _chain gives them), and the names of the layers each takes. Refuses what a stack cannot hold yet."""
+    order (as _chain gives them), the names of the layers each takes, and the (layer, output index) of each
+    initial state a recurrent layer takes. Refuses what a stack cannot hold yet."""
     import keras
-    order, sources = [], {}
+    order, sources, states = [], {}, {}
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
@@ -292,6 +299,9 @@ def _graph(model) -> tuple[list[tuple[object, int]], dict[int, list[str]]]:
         arguments = layer._inbound_nodes[0].arguments
         for key, value in arguments.kwargs.items():
             given = [t for t in keras.tree.flatten(value) if isinstance(t, keras.KerasTensor)]
+            if key == "initial_state" and all(t._keras_history.tensor_index for t in given):
+                states[id(layer)] = [(t._keras_history.operation.name, t._keras_history.tensor_index) for t in given]
+                continue
             if key != "mask" and given:
                 raise StackError(f"{layer.name} ({kind}) takes {key} from "
                                  f"{', '.join(t._keras_history.operation.name for t in given)}; the explorer does "
@@ -310,7 +320,7 @@ def _graph(model) -> tuple[list[tuple[object, int]], dict[int, list[str]]]:
         if index:
             raise StackError(f"the model's output is output {index} of {operation.name} (a state or a second "
                              "output); in a model that branches the explorer shows first outputs only")
-    return order + [(None, 0)], sources
+    return order + [(None, 0)], sources, states
 
 
 def _feed(previous: LayerSpec, taken: int) -> bool:

@@ -18,6 +18,7 @@ from typing import Any, Callable
 from .errors import SpecError
 from .registry import ACTIVATIONS, MAX_UNITS, MERGE_MODES  # noqa: F401  (re-exported: callers read them here)
 from .registry import TYPES, choice as _choice, number as _number, positive_int as _positive_int, show as _show
+from .registry import state_names
 
 FORMAT = "rnn-shape-explorer/stack"
 VERSION = 1
@@ -99,6 +100,8 @@ class LayerSpec:
     name: str | None = None
     # the layers whose outputs it takes (INPUT_REF: the model's input); None: the layer before it
     inputs: list[str] | None = None
+    # a recurrent layer's initial states: other layers' return_state states, "encoder/state/h"
+    initial_state: list[str] | None = None
 
     def __post_init__(self) -> None:
         defaults = {key: copy.deepcopy(default) for key, (default, _) in LAYER_PARAMS.get(self.type, {}).items()}
@@ -157,13 +160,14 @@ class StackSpec:
 
     def is_graph(self) -> bool:
         """Some layer takes another tensor than the layer before it's (branches, merges, several outputs)."""
-        return any(layer.inputs for layer in self.layers)
+        return any(layer.inputs or layer.initial_state for layer in self.layers)
 
     def outputs(self) -> list[str]:
         """The layers whose outputs no other layer takes: the model's outputs, in layer order."""
         names = self.layer_names()
         taken = {source for layer in self.layers for source in layer.inputs or []}
         taken |= {names[i - 1] for i, layer in enumerate(self.layers) if i and not layer.inputs}
+        taken |= {source.split("/state/")[0] for layer in self.layers for source in layer.initial_state or []}
         return [name for name in names if name not in taken]
 
     def has_custom(self) -> bool:
@@ -296,12 +300,13 @@ def _parse_layer(data: Any, index: int) -> LayerSpec:
         raise SpecError(f"{path}.type", f"unknown layer type {_show(layer_type)}; known types: "
                                         + ", ".join(LAYER_TYPES))
     schema = LAYER_PARAMS[layer_type]
-    _reject_unknown(data, {"type", "name", "inputs", *schema}, path)
+    _reject_unknown(data, {"type", "name", "inputs", "initial_state", *schema}, path)
     name = None
     if "name" in data:
         name = _field(data, "name", _layer_name, None, path)
     params = {key: _field(data, key, check, default, path) for key, (default, check) in schema.items()}
-    return LayerSpec(layer_type, params, name, _field(data, "inputs", _optional(_sources), None, path))
+    return LayerSpec(layer_type, params, name, _field(data, "inputs", _optional(_sources), None, path),
+                     _field(data, "initial_state", _optional(_sources), None, path))
 
 
 def _sources(value: Any) -> list[str]:
@@ -340,6 +345,16 @@ def from_dict(data: Any) -> StackSpec:
             if source != INPUT_REF and source not in every[:i]:
                 raise SpecError(f"layers[{i}].inputs", f"{_show(source)} is not a layer before this one "
                                                        f'(nor "{INPUT_REF}", the model\'s input)')
+        if layer.initial_state and not layer.is_recurrent:
+            raise SpecError(f"layers[{i}].initial_state", "only a recurrent layer takes initial states")
+        for source in layer.initial_state or []:
+            owner, _, state = source.partition("/state/")
+            before = dict(zip(every[:i], layers[:i]))
+            if owner not in before or not before[owner].params.get("return_state") \
+                    or state not in state_names(before[owner]):
+                raise SpecError(f"layers[{i}].initial_state", f"{_show(source)} is not a state of a layer before "
+                                                              'this one: write "encoder/state/h" for the state h '
+                                                              "that return_state adds to the layer encoder")
     if data.get("weights") is not None:
         spec.weights = _parse_weights(data["weights"], spec.layer_names())
         spec.weights_id = "file-" + hashlib.sha256(json.dumps(data["weights"], sort_keys=True).encode()).hexdigest()
@@ -427,6 +442,8 @@ def to_dict(spec: StackSpec, *, weights: bool = False) -> dict:
             item["name"] = layer.name
         if layer.inputs:
             item["inputs"] = list(layer.inputs)
+        if layer.initial_state:
+            item["initial_state"] = list(layer.initial_state)
         kind = TYPES[layer.type]
         item.update((key, value) for key, value in layer.params.items()
                     if not (kind.params[key].omit_default and value == kind.params[key].default))

@@ -259,6 +259,14 @@ class LayerCard(QFrame):
             self.inputs_label.setWordWrap(True)
             self.inputs_label.setToolTip("The layers whose outputs this layer takes")
             outer.addWidget(self.inputs_label)
+        if layer.initial_state:   # encoder-decoder: which state starts which of this layer's states
+            self.states_label = QLabel("initial state from " + ", ".join(source.replace("/state/", " ")
+                                                                          for source in layer.initial_state))
+            self.states_label.setFont(mono_font())
+            self.states_label.setWordWrap(True)
+            self.states_label.setToolTip("The return_state states of other layers that start this layer's states "
+                                         "(initial_state), in Keras's order")
+            outer.addWidget(self.states_label)
 
         self._widgets: dict[str, QWidget] = {}
         params = LAYER_PARAMS[layer.type]
@@ -811,7 +819,8 @@ class StackEditor(QWidget):
         old = self._spec.layers[index]
         kept = {key: value for key, value in old.params.items()
                 if key in LAYER_PARAMS[new_type] and _accepts(new_type, key, value)}
-        self._spec.layers[index] = LayerSpec(new_type, kept, old.name, old.inputs)
+        self._spec.layers[index] = LayerSpec(new_type, kept, old.name, old.inputs,
+                                             old.initial_state if TYPES[new_type].recurrent else None)
         self._structure_changed(select=self._spec.layer_names()[index])
 
     # --- selection ---

@@ -44,7 +44,8 @@ def saved(build, path):
     model = build()
     model.compile("adam", "mse")
     batch = keras.utils.pad_sequences(TOKENS, padding="post")
-    targets = [np.ones((len(batch), *out.shape[1:]), "float32") for out in model.outputs]
+    targets = [np.ones((len(batch), *(size or batch.shape[1] for size in out.shape[1:])), "float32")
+               for out in model.outputs]
     model.fit(batch, targets if len(targets) > 1 else targets[0], verbose=0)
     model.save(path)
     return model, batch
@@ -104,3 +105,33 @@ def test_the_exported_code_of_a_branching_model_builds_the_same_layers(tmp_path)
     ran = subprocess.run([sys.executable, "model.py"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert ran.returncode == 0, ran.stderr
     assert "residual                     (None, None, 4)" in ran.stdout
+
+
+def encoder_decoder():
+    """The decoder starts from the encoder's final states (initial_state=[h, c]), as in sequence-to-sequence."""
+    i = keras.Input((None,), dtype="int32")
+    x = layers.Embedding(20, 4, mask_zero=True, name="emb")(i)
+    _, h, c = layers.LSTM(5, return_state=True, name="encoder")(x)
+    y = layers.LSTM(5, return_sequences=True, name="decoder")(x, initial_state=[h, c])
+    return keras.Model(i, layers.Dense(3, activation="softmax", name="per_step")(y))
+
+
+def test_an_encoder_decoder_with_initial_state_runs_and_its_card_says_which_state_feeds_it(tmp_path):
+    model, batch = saved(encoder_decoder, tmp_path / "model.keras")
+    spec, _, _ = keras_io.import_model(tmp_path / "model.keras")
+    decoder = spec.layers[spec.layer_names().index("decoder")]
+    assert decoder.initial_state == ["encoder/state/h", "encoder/state/c"] and decoder.inputs == ["emb"]
+    assert spec.outputs() == ["per_step"]
+    result = ENGINE.run(specs.loads(specs.dumps(spec)), "\n".join(" ".join(map(str, t)) for t in TOKENS) + "\n")
+    for shown in result.layers:
+        expected = keras.Model(model.inputs, model.get_layer(shown.name).output).predict(batch, verbose=0)
+        if shown.name == "encoder":   # its output, h and c
+            expected, h, c = expected
+            np.testing.assert_allclose(shown.extras["encoder/state/h"], h, atol=1e-5)
+            np.testing.assert_allclose(shown.extras["encoder/state/c"], c, atol=1e-5)
+        np.testing.assert_allclose(shown.output, expected, atol=1e-5, err_msg=shown.name)
+    np.testing.assert_allclose(result.layer("per_step").output, model.predict(batch, verbose=0), atol=1e-5)
+    with pytest.raises(SpecError, match=r'layers\[2\].initial_state: "encoder/state/c" is not a state'):
+        specs.from_dict({"input": {"kind": "tokens", "vocab_size": 10}, "layers": [
+            {"type": "embedding"}, {"type": "gru", "name": "encoder", "return_state": True},
+            {"type": "gru", "initial_state": ["encoder/state/c"], "inputs": ["embedding_1"]}]})
