@@ -121,12 +121,12 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
         if layer.inputs:   # a branch or a merge: the outputs of the layers it names
             taken = ["inputs" if source == INPUT_REF else f"outputs[{source!r}]" for source in layer.inputs]
             lines.append(f"x = {taken[0] if len(taken) == 1 else '[' + ', '.join(taken) + ']'}")
+        arguments = "(x)"
         if layer.initial_state:   # an encoder's states start this layer
-            states = ", ".join(f"outputs[{source!r}]" for source in layer.initial_state)
-            call = f"(lambda x: {call}(x, initial_state=[{states}]))"
+            arguments = f"(x, initial_state=[{', '.join(f'outputs[{source!r}]' for source in layer.initial_state)}])"
         if layer.is_recurrent and layer.params["return_state"]:
             states = [f"{variable}_{s}" for s in state_names(layer)]
-            lines.append(f"x, {', '.join(states)} = {call}(x)")
+            lines.append(f"x, {', '.join(states)} = {call}{arguments}")
             if layer.params["feeds"] != "output":
                 lines.append(f"x = {variable}_{layer.params['feeds']}  # the next layer takes this state")
             lines.append(f"outputs[{name!r}] = x")
@@ -136,7 +136,7 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
         elif layer.type == "attention_pooling":
             lines.append(f"x, {variable}_weights = {call}(x)")
         else:
-            lines.append(f"x = {call}(x)")
+            lines.append(f"x = {call}{arguments}")
         if layer.type == "time_distributed_dense":
             lines[-1] += "  # on (batch, T, features) Dense acts per timestep, like TimeDistributed(Dense)"
         lines.append(f"outputs[{name!r}] = x")

@@ -135,3 +135,19 @@ def test_an_encoder_decoder_with_initial_state_runs_and_its_card_says_which_stat
         specs.from_dict({"input": {"kind": "tokens", "vocab_size": 10}, "layers": [
             {"type": "embedding"}, {"type": "gru", "name": "encoder", "return_state": True},
             {"type": "gru", "initial_state": ["encoder/state/c"], "inputs": ["embedding_1"]}]})
+
+
+def test_the_exported_code_of_an_encoder_decoder_passes_the_states(tmp_path):
+    import subprocess
+    import sys
+
+    from explorer.core.codegen import export_code
+    saved(encoder_decoder, tmp_path / "model.keras")
+    spec, _, _ = keras_io.import_model(tmp_path / "model.keras")
+    spec.sequences = "1 2 3\n4 5\n"
+    code = export_code(spec)
+    assert "(x, initial_state=[outputs['encoder/state/h'], outputs['encoder/state/c']])" in code
+    (tmp_path / "model.py").write_text(code)
+    ran = subprocess.run([sys.executable, "model.py"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    assert "decoder                      (None, None, 5)      (2, 3, 5)" in ran.stdout
