@@ -213,6 +213,7 @@ class FcInput:
     symbolic_shape: tuple
     shape: tuple | None
     explanation: str
+    source: str | None = None  # the layer whose output it is (None: the layer before the dense one)
 
 
 def fc_input(spec: StackSpec, built: BuiltStack) -> FcInput | None:
@@ -225,7 +226,7 @@ def fc_input(spec: StackSpec, built: BuiltStack) -> FcInput | None:
         return None
     source = source_of(layers, target)
     return FcInput(layers[target].name, layers[source].symbolic_shape, None,
-                   explain_size(layers[:source + 1], layers[target]))
+                   explain_size(layers[:source + 1], layers[target]), layers[source].name)
 
 
 def source_of(layers: list[LayerInfo], index: int) -> int:

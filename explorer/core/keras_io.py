@@ -310,6 +310,7 @@ def _graph(model) -> tuple[list[tuple[object, int]], dict[int, list[str]], dict[
         for tensor in (t for t in keras.tree.flatten(arguments.args) if isinstance(t, keras.KerasTensor)):
             operation, _, index = tensor._keras_history
             if index:
+                _refuse_if_refused(operation)
                 raise StackError(f"{layer.name} ({kind}) takes output {index} of {operation.name} (a state or a "
                                  "second output); in a model that branches the explorer passes on first outputs only")
             names.append(INPUT_REF if isinstance(operation, keras.layers.InputLayer) else operation.name)
@@ -318,9 +319,20 @@ def _graph(model) -> tuple[list[tuple[object, int]], dict[int, list[str]], dict[
     for tensor in model.outputs:
         operation, _, index = tensor._keras_history
         if index:
+            _refuse_if_refused(operation)
             raise StackError(f"the model's output is output {index} of {operation.name} (a state or a second "
                              "output); in a model that branches the explorer shows first outputs only")
     return order + [(None, 0)], sources, states
+
+
+def _refuse_if_refused(layer) -> None:
+    """Raises the layer's own refusal (Bidirectional merge_mode None …), which says more than its place does."""
+    try:
+        _layer_spec(layer, type(layer).__name__)
+    except Refused as reason:
+        raise StackError(str(reason)) from None
+    except ByKeras:
+        pass
 
 
 def _feed(previous: LayerSpec, taken: int) -> bool:

@@ -65,6 +65,9 @@ def test_a_model_that_branches_opens_and_every_layer_and_output_equals_keras(bui
     for shown in result.layers:
         expected = keras.Model(model.inputs, model.get_layer(shown.name).output).predict(batch, verbose=0)
         np.testing.assert_allclose(shown.output, expected, atol=1e-5, err_msg=shown.name)
+    fc = result.fc_input   # what the dense head takes, as Keras's graph says
+    assert fc.source == model.get_layer(fc.layer).input._keras_history.operation.name
+    assert fc.shape == result.layer(fc.source).shape
     predicted = model.predict(batch, verbose=0)
     for name, values in zip(spec.outputs(), predicted if len(model.outputs) > 1 else [predicted]):
         np.testing.assert_allclose(result.layer(name).output, values, atol=1e-5)
