@@ -34,7 +34,7 @@ class MyActivation(keras.layers.Layer):
 TOKENS = [[3, 7, 1, 9], [5, 2], [8, 8, 6, 1, 4]]
 
 
-def run(*args, cwd=None):
+def run(*args):
     return subprocess.run([sys.executable, "main.py", *map(str, args)], capture_output=True, text=True, timeout=300)
 
 

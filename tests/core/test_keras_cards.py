@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from keras import layers
 
 from explorer.core import keras_io, memory, spec as specs
-from explorer.core.errors import ExplorerError, StackError
+from explorer.core.errors import ExplorerError
 from explorer.core.run import Engine
 
 ENGINE = Engine()
