@@ -8,12 +8,12 @@ also runs under an operating-system memory limit, so a wrong estimate costs the 
 from __future__ import annotations
 
 from . import keras_cards
+from .registry import TYPES
 from .errors import StackError
 from .spec import StackSpec
 
 MEMORY_LIMIT_MB = 2048
 FLOAT_BYTES = 4
-GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 
 
 def _width(shape: tuple) -> int:
@@ -42,7 +42,7 @@ def estimate_mb(spec: StackSpec, rows: int, steps: int) -> float:
             units = p["units"] * (2 if directions == 2 and p["merge_mode"] == "concat" else 1)
             per_step = p["units"] * directions
             workspace += steps * (width + 2 * per_step)
-            weights += directions * GATES[layer.type] * (width + p["units"] + 2) * p["units"]
+            weights += directions * TYPES[layer.type].gates * (width + p["units"] + 2) * p["units"]
             shape = (steps, units) if p["return_sequences"] else (units,)
             if p["return_state"]:
                 outputs += per_step * (2 if layer.type == "lstm" else 1)

@@ -203,6 +203,7 @@ class LayerType:
     needs_sequence: bool = True    # needs (batch, T, features): Keras (or the lesson) refuses a 2-D tensor
     own_class: str | None = None   # the explorer's own Keras layer class (explorer.core.layers)
     mask_advice: str = ""          # when it drops a mask: what to do instead
+    gates: int = 0                 # a recurrent cell's weight blocks per unit (its kernel is gates × units wide)
 
     @property
     def recurrent(self) -> bool:
@@ -351,9 +352,9 @@ _GMP_MAKE, _GMP_CODE = _keras_head("GlobalMaxPooling1D")
 _FLATTEN_MAKE, _FLATTEN_CODE = _keras_head("Flatten")
 
 
-def _recurrent_type(key: str, display: str) -> LayerType:
+def _recurrent_type(key: str, display: str, gates: int) -> LayerType:
     return LayerType(key, display, "Recurrent", _recurrent_params(key), "consumes",
-                     (_RNN_CLASSES[key],), _recurrent, _recurrent_code, _recurrent_cut)
+                     (_RNN_CLASSES[key],), _recurrent, _recurrent_code, _recurrent_cut, gates=gates)
 
 
 def _own_type(key: str, display: str, class_name: str, role: str, advice: str = "") -> LayerType:
@@ -372,9 +373,9 @@ TYPES: dict[str, LayerType] = {t.key: t for t in (
               {"mask_value": Param(0.0, number, "Timesteps whose features all equal this value are masked as "
                                                 "padding.")},
               "carries", ("Masking",), _masking, _masking_code, needs_sequence=False),
-    _recurrent_type("simple_rnn", "SimpleRNN"),
-    _recurrent_type("lstm", "LSTM"),
-    _recurrent_type("gru", "GRU"),
+    _recurrent_type("simple_rnn", "SimpleRNN", 1),
+    _recurrent_type("lstm", "LSTM", 4),
+    _recurrent_type("gru", "GRU", 3),
     LayerType("global_average_pooling", "Global average pooling", "Over time", _KEEPDIMS, "consumes",
               ("GlobalAveragePooling1D",), _GAP_MAKE, _GAP_CODE, _pool_cut),
     _own_type("masked_mean_pooling", "Masked mean pooling", "MaskedMeanPooling", "consumes"),

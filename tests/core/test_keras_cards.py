@@ -281,3 +281,11 @@ def test_settings_no_registry_type_holds_open_with_a_note_and_equal_keras(build,
     result = ENGINE.run(spec, text_of(FEATURES))
     fresh = keras.saving.load_model(tmp_path / "model.keras")   # a fresh model: a stateful one starts from zeros
     np.testing.assert_allclose(result.layers[-1].output, fresh.predict(batch, verbose=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("key, cls", [("simple_rnn", layers.SimpleRNN), ("lstm", layers.LSTM), ("gru", layers.GRU)])
+def test_a_recurrent_types_gate_count_is_the_width_of_its_keras_kernel(key, cls):
+    from explorer.core.registry import TYPES
+    layer = cls(5)
+    layer.build((None, None, 3))
+    assert layer.cell.kernel.shape[1] == TYPES[key].gates * 5

@@ -520,7 +520,7 @@ def test_main_py_opens_a_keras_model_named_on_the_command_line(trained, tmp_path
                           text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     assert "title: trained.keras — RNN Shape Explorer" in done.stdout
-    assert "layers: ['emb', 'lstm', 'pool', 'out'] weights: ['emb', 'lstm', 'out', 'pool']" in done.stdout
+    assert "layers: ['emb', 'lstm', 'pool', 'drop', 'out'] weights: ['drop', 'emb', 'lstm', 'out', 'pool']" in done.stdout
 
 
 @pytest.mark.parametrize("arguments", [["missing.keras"], ["--screenshot", "/tmp/never.png", "model.keras"]])
