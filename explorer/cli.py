@@ -47,6 +47,7 @@ def _parser() -> _Parser:
     run.add_argument("--target", metavar="UNIT", type=int,
                      help="with --gradients: the output unit (default: each sequence's largest)")
     run.add_argument("--trust", action="store_true", help="allow the stack's custom expressions to run")
+    _custom_objects_option(run)
     _backend_option(run)
     _batching_options(run)
     _train_parser(commands)
@@ -56,6 +57,7 @@ def _parser() -> _Parser:
     export.add_argument("stack", help="a .stack.json file, preset:NAME or a trained MODEL.keras")
     export.add_argument("--trust", action="store_true", help="allow custom expressions into the script")
     _batching_options(export)
+    _custom_objects_option(export)
     _backend_option(commands.add_parser("devices", help="list the devices Keras's backend sees"))
     _doctor_parser(commands)
     return parser
@@ -118,6 +120,22 @@ def _batching(options: argparse.Namespace) -> dict:
             "pad_value": options.pad_value, "mode": options.mode}
 
 
+def _custom_objects_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--custom-objects", metavar="FILE.py",
+                        help="run FILE.py (with --trust) and use the Keras layer classes it defines")
+
+
+def _use_custom_objects(options: argparse.Namespace) -> None:
+    """Runs the user's file of custom layer classes, only with --trust: it is code."""
+    path = getattr(options, "custom_objects", None)
+    if not path:
+        return
+    if not options.trust:
+        raise UsageError(f"--custom-objects runs {path} as Python code: pass --trust as well if you trust it")
+    from .core.keras_cards import load_custom_objects
+    load_custom_objects(path)
+
+
 def _use_backend(backend: str | None) -> None:
     """Sets Keras's backend for this process, before anything imports Keras."""
     if backend:
@@ -148,6 +166,7 @@ def _train_parser(commands) -> None:
                                                                 "training sequences")
     train.add_argument("--save-keras", metavar="OUT.keras", help="save the trained model as a Keras file")
     train.add_argument("--trust", action="store_true", help="allow the stack's custom expressions to run")
+    _custom_objects_option(train)
     _backend_option(train)
     _batching_options(train)
 
@@ -239,6 +258,7 @@ _LONG_NUMBER = re.compile(r"\d{40,}")
 
 def _command(options: argparse.Namespace) -> int:
     _use_backend(getattr(options, "backend", None))
+    _use_custom_objects(options)
     if options.command == "presets":
         return _presets()
     if options.command == "devices":

@@ -106,6 +106,7 @@ class CodePayload:
 class OpenKerasPayload:
     path: str
     trust: bool = False
+    custom_objects: str | None = None     # the user's file of layer classes, run in the engine first
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,10 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import backend, diagnose
+from . import backend, diagnose, keras_cards
 from .errors import ExplorerError, StackError, strip_ansi
 from .registry import TYPES, state_names  # noqa: F401  (state_names: also imported from here)
-from .spec import INPUT_NAME, LayerSpec, StackSpec
+from .spec import INPUT_NAME, INPUT_REF, LayerSpec, StackSpec
 
 
 @dataclass
@@ -23,6 +23,7 @@ class LayerInfo:
     mask_out: bool
     extra: dict[str, tuple] = field(default_factory=dict)  # probe key → symbolic shape (states, weights)
     output_shape: tuple = ()   # Keras's first output (out/<name>); symbolic_shape is what the next layer takes
+    role: str | None = None   # a Keras layer card's own mask role (keras_cards.mask_role)
 
     @property
     def feeds(self) -> str:
@@ -37,6 +38,8 @@ class LayerInfo:
     @property
     def mask_role(self) -> str:
         """creates, carries, consumes, drops, or none (no mask arrives or leaves)."""
+        if self.role is not None:
+            return self.role
         if self.mask_out and not self.mask_in:
             return "creates"
         if self.mask_in and self.mask_out:
@@ -106,13 +109,21 @@ def build(spec: StackSpec) -> BuiltStack:
     outputs: dict[str, Any] = {}
     infos: list[LayerInfo] = []
     objects: dict[str, Any] = {}
+    tensors = {INPUT_REF: inputs}
     for layer, name in zip(spec.layers, names):
-        mask_in = getattr(x, "_keras_mask", None)
+        if layer.inputs:   # a branch or a merge: the tensors of the layers it names
+            sources = [tensors[source] for source in layer.inputs]
+            x = sources[0] if len(sources) == 1 else sources
+        masks = [getattr(t, "_keras_mask", None) for t in (x if isinstance(x, list) else [x])]
+        mask_in = next((mask for mask in masks if mask is not None), None)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 keras_layer = _make_layer(layer, name, spec)
-                result = keras_layer(x)
+                if layer.initial_state:   # an encoder's states start this layer (encoder-decoder)
+                    result = keras_layer(x, initial_state=[tensors[source] for source in layer.initial_state])
+                else:
+                    result = keras_layer(x)
         except ExplorerError as error:
             raise StackError(f"{name}: {error.message}", layer=name) from None
         except Exception as error:  # Keras reports shape problems as several exception types
@@ -123,6 +134,9 @@ def build(spec: StackSpec) -> BuiltStack:
                              f"got {type(result).__name__}", layer=name)
         extra = {}
         first = result[0] if isinstance(result, (list, tuple)) else result   # out/<name>: Keras's first output
+        if layer.type == "keras" and not hasattr(result, "shape"):
+            raise StackError(f"{name}: {layer.params['class_name']} gives {len(keras.tree.flatten(result))} "
+                             "tensors; a card passes one tensor to the next layer", layer=name)
         if isinstance(result, (list, tuple)):
             x, rest = result[0], list(result[1:])
             if layer.type == "attention_pooling":
@@ -130,7 +144,7 @@ def build(spec: StackSpec) -> BuiltStack:
                 extra[f"{name}/attention"] = tuple(rest[0].shape)
             else:
                 for state_name, state in zip(state_names(layer), rest):
-                    outputs[f"{name}/state/{state_name}"] = state
+                    outputs[f"{name}/state/{state_name}"] = tensors[f"{name}/state/{state_name}"] = state
                     extra[f"{name}/state/{state_name}"] = tuple(state.shape)
                 feeds = layer.params.get("feeds", "output")
                 if feeds != "output":   # x, h, c = LSTM(…, return_state=True)(x); the next layer takes c
@@ -138,16 +152,20 @@ def build(spec: StackSpec) -> BuiltStack:
         else:
             x = result
         mask_out = getattr(x, "_keras_mask", None)
+        tensors[name] = x                  # what the next layer takes (the output, or a fed state)
         first_mask = getattr(first, "_keras_mask", None)
         outputs[name] = first
         if first_mask is not None and len(first.shape) >= 3:   # a mask on a 2-D tensor (masking after a last
             outputs[f"{name}/mask"] = first_mask               # state) has no timesteps to show
 
         objects[name] = keras_layer
+        role = (keras_cards.mask_role(keras_layer, mask_in is not None, mask_out is not None)
+                if layer.type == "keras" else None)
         infos.append(LayerInfo(name, layer, tuple(x.shape), keras_layer.count_params(),
-                               mask_in is not None, mask_out is not None, extra, tuple(first.shape)))
+                               mask_in is not None, mask_out is not None, extra, tuple(first.shape), role))
     try:
-        model = keras.Model(inputs, x, name="stack")
+        ends = [tensors[name] for name in spec.outputs()] if spec.is_graph() else [x]
+        model = keras.Model(inputs, ends if len(ends) > 1 else ends[0], name="stack")
         probe = keras.Model(inputs, outputs, name="probe")
     except Exception as error:  # e.g. a layer named like the input
         first = strip_ansi(str(error)).strip().splitlines()[0]

@@ -10,7 +10,7 @@ from . import sequences as seqs
 from .errors import StackError
 from .expression import check_source, expression_problem
 from .registry import TYPES, custom_class_name, python_name, state_names
-from .spec import StackSpec
+from .spec import INPUT_REF, StackSpec
 
 def _layer_source(class_name: str) -> str:
     backend.load()
@@ -90,7 +90,7 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
         data = [item.tolist() for item in parsed.items]
         if spec.input.kind == "words":
             from .vocabulary import encode
-            vocabulary = encode(parsed, spec.input.vocab_size)[1]
+            vocabulary = encode(parsed, spec.input.vocab_size, spec.input.vocabulary)[1]
     except Exception:  # the script still builds the stack; it just has no sample batch
         data = []
     b = spec.batching
@@ -127,9 +127,15 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
     for layer, name in zip(spec.layers, names):
         call = TYPES[layer.type].code(layer, name, spec)
         variable = python_name(name)
+        if layer.inputs:   # a branch or a merge: the outputs of the layers it names
+            taken = ["inputs" if source == INPUT_REF else f"outputs[{source!r}]" for source in layer.inputs]
+            lines.append(f"x = {taken[0] if len(taken) == 1 else '[' + ', '.join(taken) + ']'}")
+        arguments = "(x)"
+        if layer.initial_state:   # an encoder's states start this layer
+            arguments = f"(x, initial_state=[{', '.join(f'outputs[{source!r}]' for source in layer.initial_state)}])"
         if layer.is_recurrent and layer.params["return_state"]:
             states = [f"{variable}_{s}" for s in state_names(layer)]
-            lines.append(f"x, {', '.join(states)} = {call}(x)")
+            lines.append(f"x, {', '.join(states)} = {call}{arguments}")
             if layer.params["feeds"] != "output":
                 lines.append(f"x = {variable}_{layer.params['feeds']}  # the next layer takes this state")
             lines.append(f"outputs[{name!r}] = x")
@@ -139,12 +145,13 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
         elif layer.type == "attention_pooling":
             lines.append(f"x, {variable}_weights = {call}(x)")
         else:
-            lines.append(f"x = {call}(x)")
+            lines.append(f"x = {call}{arguments}")
         if layer.type == "time_distributed_dense":
             lines[-1] += "  # on (batch, T, features) Dense acts per timestep, like TimeDistributed(Dense)"
         lines.append(f"outputs[{name!r}] = x")
     lines += [
-        "model = keras.Model(inputs, x)",
+        (f"model = keras.Model(inputs, [{', '.join(f'outputs[{name!r}]' for name in spec.outputs())}])"
+         if spec.is_graph() else "model = keras.Model(inputs, x)"),
         "probe = keras.Model(inputs, outputs)",
         *([f"trained = keras.saving.load_model({weights_from!r}, compile=False,  # the trained weights",
            f"                                   custom_objects={own_objects(used)})",

@@ -82,11 +82,16 @@ def check_structure(spec: StackSpec) -> None:
     if length is not None and spec.batching.mode in ("bucket", "one_by_one"):
         raise StackError(f"the model's input takes exactly {length} timesteps (input.length), but batching mode "
                          f'"{spec.batching.mode}" gives each piece its own length: use pad or chunked mode')
+    if spec.is_graph() and spec.batching.mode == "chunked":
+        raise StackError("chunked mode runs one chain of layers window by window, but this model branches or "
+                         "merges: use pad, bucket or one_by_one mode")
     has_time = True       # does the tensor still have a time axis?
     is_ids = spec.input.uses_ids
     last_cut = None       # the layer that removed the time axis
     for index, (layer, name) in enumerate(zip(spec.layers, names)):
         kind = layer.type
+        if layer.inputs or layer.initial_state:
+            return  # a branch, a merge or an encoder's states: Keras checks the shapes from here on
         if kind == "embedding":
             if spec.input.kind == "features":
                 raise StackError(f"{name} maps token ids to vectors, but the input is feature vectors "
@@ -100,8 +105,8 @@ def check_structure(spec: StackSpec) -> None:
         if is_ids:
             raise StackError(f"{name} receives raw token ids (batch, T); put an embedding first to turn each id "
                              "into a vector (or switch the input to features)", layer=name)
-        if kind == "custom":
-            return  # the expression decides its own shape: Keras checks the rest
+        if kind in ("custom", "keras"):
+            return  # the expression (or the Keras layer) decides its own shape: Keras checks the rest
         if TYPES[kind].needs_sequence and not has_time:
             cause = _cut_reason(spec.layers[last_cut], names[last_cut])
             cut = spec.layers[last_cut]
@@ -208,6 +213,7 @@ class FcInput:
     symbolic_shape: tuple
     shape: tuple | None
     explanation: str
+    source: str | None = None  # the layer whose output it is (None: the layer before the dense one)
 
 
 def fc_input(spec: StackSpec, built: BuiltStack) -> FcInput | None:
@@ -218,9 +224,17 @@ def fc_input(spec: StackSpec, built: BuiltStack) -> FcInput | None:
                    if layers[i].spec.type in ("dense", "time_distributed_dense")), None)
     if target is None or target == 0:
         return None
-    source = layers[target - 1]
-    return FcInput(layers[target].name, source.symbolic_shape, None,
-                   explain_size(layers[:target], layers[target]))
+    source = source_of(layers, target)
+    return FcInput(layers[target].name, layers[source].symbolic_shape, None,
+                   explain_size(layers[:source + 1], layers[target]), layers[source].name)
+
+
+def source_of(layers: list[LayerInfo], index: int) -> int:
+    """The index of the layer whose output layer `index` takes (its first input in a graph)."""
+    inputs = layers[index].spec.inputs
+    if not inputs:
+        return index - 1
+    return next((i for i, info in enumerate(layers) if info.name == inputs[0]), index - 1)
 
 
 def explain_size(before: list[LayerInfo], dense: LayerInfo) -> str:

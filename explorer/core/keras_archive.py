@@ -23,6 +23,7 @@ BOMB_FLOOR = 2**20                  # … above this size
 OWN_PACKAGE = "rnn_explorer"        # layers.PACKAGE, without importing Keras
 OWN_CLASSES = frozenset({"MaskedMeanPooling", "TimeAverage", "LastTimestep", "AttentionPooling", "CustomExpression"})
 CODE_CLASS = "CustomExpression"     # the one class whose config holds code (an expression)
+UNKNOWN_CLASSES = "classes that neither Keras nor the explorer knows"   # how the refusal of such a model reads
 KERAS_PACKAGES = ("keras",)
 
 
@@ -149,8 +150,8 @@ def check_classes(path: Path, found: Classes, *, trust: bool) -> None:
     if unknown:
         named = "; ".join(f"{label} (used by {', '.join(layers[:5])}{' …' if len(layers) > 5 else ''})"
                           for label, layers in list(unknown.items())[:5])
-        raise StackError(f"{path.name} uses classes that neither Keras nor the explorer knows: {named}. If they come "
-                         "from your own code, load them with --custom-objects FILE.py --trust")
+        raise StackError(f"{path.name} uses {UNKNOWN_CLASSES}: {named}. If they come from your own code, load them "
+                         "with --custom-objects FILE.py --trust (the window asks for the file)")
     if found.expressions and not trust:
         layers = ", ".join(list(found.expressions)[:5])
         raise TrustError(f"{path.name} holds custom expressions, which run as code (layers {layers}): open it only "

@@ -8,15 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backend, keras_archive, output_file
+from . import backend, keras_archive, keras_cards, output_file
 from .errors import SpecError, StackError, strip_ansi
 from .registry import ACTIVATIONS, TYPES, state_names
-from .spec import Batching, InputSpec, LayerSpec, StackSpec, _layer_name
+from .spec import INPUT_REF, STANDARDIZE, Batching, InputSpec, LayerSpec, StackSpec, _layer_name
 
-# Layers that do nothing at inference: dropped with a note.
-INFERENCE_NO_OPS = ("Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "ActivityRegularization",
-                    "AlphaDropout")
-_KNOWN = "embedding, masking, SimpleRNN/LSTM/GRU (also bidirectional), pooling, Flatten, Dense and TimeDistributed(Dense)"
+
 
 
 # Keras class → layer type, from the registry (TimeDistributed and Bidirectional are unwrapped below)
@@ -28,19 +25,27 @@ class Refused(Exception):
     """One layer (or the model's shape) that a stack cannot show faithfully: the reason, in one sentence."""
 
 
+class ByKeras(Exception):
+    """A layer whose settings no registry type holds: Keras computes it as it is (a Keras layer card)."""
+
+
 def import_model(path: str | Path, *, trust: bool = False) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]:
     """Loads a `.keras` model with safe_mode=True and turns it into a stack, its weights and notes.
 
-    Refused: layers the explorer cannot show (named), and custom expressions unless `trust`.
+    Refused: classes that neither Keras, the explorer nor the user's `--custom-objects` define (named, with the
+    layers using them), and custom expressions unless `trust`.
     """
     path = Path(path)
-    keras_archive.check_classes(path, keras_archive.classes(keras_archive.read_config(path)), trust=trust)
+    found = keras_archive.classes(keras_archive.read_config(path))
+    found.unknown = {label: layers for label, layers in found.unknown.items() if not keras_cards.is_custom(label)}
+    keras_archive.check_classes(path, found, trust=trust)
     backend.load()
     import keras
 
     from . import layers  # noqa: F401  (registers the explorer's own layers for loading)
     try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        model = keras.saving.load_model(path, compile=False, safe_mode=True,
+                                        custom_objects=keras_cards.custom_objects())
     except Exception as error:
         message = strip_ansi(str(error)).strip().splitlines()
         raise SpecError("", f"cannot load {path.name}: {message[0] if message else type(error).__name__}") from None
@@ -55,11 +60,22 @@ def from_keras_model(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], lis
 def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]:
     import keras
     notes: list[str] = []
-    chain = _chain(model)
+    sources: dict[int, list[str]] = {}   # id(Keras layer) → the layers it takes, in a model that branches
+    states: dict[int, list[tuple[str, int]]] = {}   # id(Keras layer) → its initial states: (layer, output index)
+    try:
+        chain = _chain(model)
+    except StackError:
+        if len(getattr(model, "inputs", None) or []) != 1:
+            raise
+        chain, sources, states = _graph(model)
+    by_name: dict[str, LayerSpec] = {}
+    renamed: dict[str, str] = {}
+    text = _text_input(chain[0][0]) if chain[0][0] is not None else None
+    if text is not None:   # raw text: the explorer's words input does what the layer does
+        chain = chain[1:]
     layers: list[LayerSpec] = []
     weights: dict[str, list[np.ndarray]] = {}
     refused: list[str] = []
-    unknown: list[str] = []
     previous: LayerSpec | None = None
     for layer, taken in chain:
         if taken and previous is not None and not _feed(previous, taken):
@@ -67,29 +83,41 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
         if layer is None:   # the model's output
             break
         kind = type(layer).__name__
-        if kind in INFERENCE_NO_OPS:
-            notes.append(f"{layer.name} ({kind}) does nothing at inference and was left out")
-            continue
         try:
             spec = _layer_spec(layer, kind)
         except Refused as reason:
             refused.append(str(reason))
             continue
-        if spec is None:
-            unknown.append(f"{layer.name} ({kind})")
-            continue
-        spec.name = _usable_name(layer.name, [known.name for known in layers], notes)
+        except ByKeras as reason:
+            notes.append(f"{layer.name}: {reason}; Keras computes it as it is (a Keras layer card)")
+            spec = None
+        if _stateful(layer):
+            notes.append(f"{layer.name} is stateful: the explorer runs every batch from zero states, as the "
+                         "model's first predict after loading does")
+        if spec is None:   # computed by Keras itself, from its saved config
+            spec = LayerSpec("keras", {"class_name": _card_class(layer), "config": keras_cards.saved_config(layer)})
+        spec.name = renamed[layer.name] = _usable_name(layer.name, [known.name for known in layers], notes)
+        taken_from = [renamed.get(source, source) for source in sources.get(id(layer), [])]
+        if taken_from and taken_from != [previous.name if previous is not None else INPUT_REF]:
+            spec.inputs = taken_from      # a branch or a merge; else the layer before, as in a chain
+        if id(layer) in states:           # an encoder's return_state states start it
+            spec.initial_state = [f"{renamed[owner]}/state/{state_names(by_name[renamed[owner]])[index - 1]}"
+                                  for owner, index in states[id(layer)]]
+        by_name[spec.name] = spec
         layers.append(spec)
         weights[spec.name] = layer.get_weights()
         previous = spec
-    if unknown:
-        raise StackError("the explorer cannot show these layers: " + ", ".join(unknown) + f"; it knows {_KNOWN}")
     if refused:
         raise StackError("; ".join(refused))
     if not layers:
         raise StackError("the model has no layers the explorer can show")
     shape = tuple(model.inputs[0].shape)
     dtype = str(model.inputs[0].dtype)
+    if text is not None:
+        input_spec, length = text
+        stack = StackSpec(input_spec, Batching(maxlen=length), layers)
+        stack.weights, stack.weights_id = weights, uuid.uuid4().hex
+        return stack, weights, notes
     if layers[0].type == "embedding":
         input_spec = InputSpec("tokens", next(layer.input_dim for layer, _ in chain
                                               if type(layer).__name__ == "Embedding"), None)
@@ -108,6 +136,40 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
     stack.weights = weights
     stack.weights_id = uuid.uuid4().hex
     return stack, weights, notes
+
+
+def _text_input(layer) -> tuple[InputSpec, int | None] | None:
+    """A first TextVectorization or StringLookup layer as words input: (its vocabulary and standardisation, its
+    output_sequence_length); None for any other layer. Refuses settings the words input cannot reproduce."""
+    kind = type(layer).__name__
+    if kind not in ("TextVectorization", "StringLookup"):
+        return None
+    config = layer.get_config()
+    vocabulary = [str(word) for word in layer.get_vocabulary()]
+    problems = []
+    if config.get("output_mode", "int") != "int":
+        problems.append(f"output_mode {config['output_mode']!r} (the explorer reads token ids: \"int\")")
+    if kind == "TextVectorization":
+        if config.get("split") != "whitespace":
+            problems.append(f"split {config.get('split')!r} (the explorer splits words at whitespace)")
+        if config.get("ngrams"):
+            problems.append("ngrams")
+        if config.get("standardize") not in (None, *STANDARDIZE):
+            problems.append(f"standardize {config.get('standardize')!r}")
+    elif config.get("mask_token") is None or config.get("num_oov_indices", 1) != 1:
+        problems.append("no mask_token or several OOV ids (the explorer pads with id 0 and has one unknown id)")
+    if len(vocabulary) < 3 or vocabulary[0] != "":
+        problems.append("a vocabulary whose id 0 is not the empty padding token")
+    if problems:
+        raise StackError(f"{layer.name} ({kind}) has {', '.join(problems)}, which the explorer's words input "
+                         "cannot reproduce")
+    standardize = config.get("standardize") if kind == "TextVectorization" else None
+    return (InputSpec("words", len(vocabulary), None, None, standardize, vocabulary),
+            config.get("output_sequence_length") if kind == "TextVectorization" else None)
+
+
+def _stateful(layer) -> bool:
+    return bool(getattr(layer, "stateful", False) or getattr(getattr(layer, "forward_layer", None), "stateful", False))
 
 
 def _usable_name(name: str, taken: list[str], notes: list[str]) -> str:
@@ -171,6 +233,58 @@ def _chain(model) -> list[tuple[object, int]]:
     return [(layer, takes[i]) for i, (layer, _) in enumerate(chain)] + [(None, takes[-1])]
 
 
+def _graph(model) -> tuple[list[tuple[object, int]], dict[int, list[str]], dict[int, list[tuple[str, int]]]]:
+    """The layers of a one-input model that branches, merges or has several outputs, in Keras's topological
+    order (as _chain gives them), the names of the layers each takes, and the (layer, output index) of each
+    initial state a recurrent layer takes. Refuses what a stack cannot hold yet."""
+    import keras
+    order, sources, states = [], {}, {}
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        kind = type(layer).__name__
+        if len(layer._inbound_nodes) != 1:
+            raise StackError(f"{layer.name} ({kind}) is called {len(layer._inbound_nodes)} times (a shared layer); "
+                             "the explorer shows each layer once")
+        arguments = layer._inbound_nodes[0].arguments
+        for key, value in arguments.kwargs.items():
+            given = [t for t in keras.tree.flatten(value) if isinstance(t, keras.KerasTensor)]
+            if key == "initial_state" and all(t._keras_history.tensor_index for t in given):
+                states[id(layer)] = [(t._keras_history.operation.name, t._keras_history.tensor_index) for t in given]
+                continue
+            if key != "mask" and given:
+                raise StackError(f"{layer.name} ({kind}) takes {key} from "
+                                 f"{', '.join(t._keras_history.operation.name for t in given)}; the explorer does "
+                                 f"not show tensors passed as {key} yet")
+        names = []
+        for tensor in (t for t in keras.tree.flatten(arguments.args) if isinstance(t, keras.KerasTensor)):
+            operation, _, index = tensor._keras_history
+            if index:
+                _refuse_if_refused(operation)
+                raise StackError(f"{layer.name} ({kind}) takes output {index} of {operation.name} (a state or a "
+                                 "second output); in a model that branches the explorer passes on first outputs only")
+            names.append(INPUT_REF if isinstance(operation, keras.layers.InputLayer) else operation.name)
+        order.append((layer, 0))
+        sources[id(layer)] = names
+    for tensor in model.outputs:
+        operation, _, index = tensor._keras_history
+        if index:
+            _refuse_if_refused(operation)
+            raise StackError(f"the model's output is output {index} of {operation.name} (a state or a second "
+                             "output); in a model that branches the explorer shows first outputs only")
+    return order + [(None, 0)], sources, states
+
+
+def _refuse_if_refused(layer) -> None:
+    """Raises the layer's own refusal (Bidirectional merge_mode None …), which says more than its place does."""
+    try:
+        _layer_spec(layer, type(layer).__name__)
+    except Refused as reason:
+        raise StackError(str(reason)) from None
+    except ByKeras:
+        pass
+
+
 def _feed(previous: LayerSpec, taken: int) -> bool:
     """Sets `previous` to pass on output `taken` (a return_state state); False when it cannot."""
     if not previous.is_recurrent or not previous.params["return_state"]:
@@ -185,7 +299,7 @@ def _feed(previous: LayerSpec, taken: int) -> bool:
 def _activation(layer, function, what: str = "activation") -> str:
     name = keras_activation_name(function)
     if name not in ACTIVATIONS:
-        raise Refused(f"{layer.name} uses the {what} {name}, which is not one of Keras's named activations")
+        raise ByKeras(f"{layer.name} uses the {what} {name}, which is not one of Keras's named activations")
     return name
 
 
@@ -207,16 +321,12 @@ def _layer_spec(layer, kind: str) -> LayerSpec | None:
         mirror = _layer_spec(backward, type(backward).__name__)
         mirror.params["go_backwards"] = not mirror.params["go_backwards"]
         if type(backward) is not type(forward) or mirror.params != inner.params:
-            raise Refused(f"{name} (Bidirectional) has a backward layer with its own settings; the explorer's "
-                          "bidirectional layers run the same settings both ways")
+            raise ByKeras(f"{name} (Bidirectional) has a backward layer with its own settings")
         inner.params.update(bidirectional=True, merge_mode=layer.merge_mode,
                             return_sequences=bool(layer.return_sequences), return_state=bool(layer.return_state))
         inner.name = name
         return inner
     if kind in _RNN_TYPES:
-        if layer.stateful:
-            raise Refused(f"{name} ({kind}) is stateful: it carries its state from one batch to the next, while "
-                          "the explorer runs every batch from zero states")
         params = {"units": layer.units, "return_sequences": bool(layer.return_sequences),
                   "return_state": bool(layer.return_state), "go_backwards": bool(layer.go_backwards),
                   "activation": _activation(layer, layer.cell.activation), "use_bias": bool(layer.cell.use_bias)}
@@ -234,8 +344,7 @@ def _layer_spec(layer, kind: str) -> LayerSpec | None:
         return LayerSpec("time_distributed_dense", _dense_params(layer.layer), name)
     if kind in ("GlobalAveragePooling1D", "GlobalMaxPooling1D", "Flatten"):
         if getattr(layer, "data_format", "channels_last") == "channels_first":
-            raise Refused(f"{name} ({kind}) has data_format channels_first: it reads the tensor as (batch, "
-                          "features, T), while the explorer's tensors are (batch, T, features)")
+            raise ByKeras(f"{name} ({kind}) has data_format channels_first")
     if kind in _TYPE_OF:
         params = {"expression": layer.expression} if kind == "CustomExpression" else {}
         if kind in ("GlobalAveragePooling1D", "GlobalMaxPooling1D"):
@@ -244,9 +353,18 @@ def _layer_spec(layer, kind: str) -> LayerSpec | None:
     return None
 
 
+def _card_class(layer) -> str:
+    """The class name a Keras layer card holds: keras.layers' own name, else the custom class's registered one."""
+    import keras
+    cls = type(layer)
+    if getattr(keras.layers, cls.__name__, None) is cls:
+        return cls.__name__
+    return keras.saving.get_registered_name(cls)
+
+
 def _dense_params(layer) -> dict:
     if getattr(layer, "lora_enabled", False):
-        raise Refused(f"{layer.name} (Dense) has LoRA weights, which a stack's Dense does not hold")
+        raise ByKeras(f"{layer.name} (Dense) has LoRA weights, which a stack's Dense does not hold")
     return {"units": layer.units, "activation": _dense_activation(layer), "use_bias": bool(layer.use_bias)}
 
 

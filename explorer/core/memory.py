@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Callable
 
+from . import keras_cards
+from .registry import TYPES
 from .errors import StackError
 from .spec import LayerSpec, StackSpec
 
 MEMORY_LIMIT_MB = 2048
 FLOAT_BYTES = 4
-GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 # Peak copies of a weight while a model is built and run: the initializer's tensor, the variable, the copy handed
 # out with the result (get_weights) and the one written out. A recurrent kernel's orthogonal initializer works
 # on several more (a QR decomposition): 7 copies measured for SimpleRNN, GRU and LSTM of 1024 to 4096 units.
@@ -54,8 +55,8 @@ def estimate_mb(spec: StackSpec, rows: int, steps: int, *, training: bool = Fals
             units = p["units"] * (2 if directions == 2 and p["merge_mode"] == "concat" else 1)
             per_step = p["units"] * directions
             workspace += steps * (width + 2 * per_step)
-            weights += directions * GATES[layer.type] * (width + 2) * p["units"]
-            kernels += directions * GATES[layer.type] * p["units"] * p["units"]
+            weights += directions * TYPES[layer.type].gates * (width + 2) * p["units"]
+            kernels += directions * TYPES[layer.type].gates * p["units"] * p["units"]
             shape = (steps, units) if p["return_sequences"] else (units,)
             if p["return_state"]:
                 outputs += per_step * (2 if layer.type == "lstm" else 1)
@@ -73,6 +74,9 @@ def estimate_mb(spec: StackSpec, rows: int, steps: int, *, training: bool = Fals
             shape = shape[1:] if len(shape) > 1 else shape
         elif layer.type == "custom" and custom_shape is not None:
             shape = tuple(steps if dim is None else dim for dim in (custom_shape(layer, shape) or shape))
+        elif layer.type == "keras":   # Keras's own compute_output_shape and weights
+            shape, count = keras_cards.estimate(p["class_name"], p["config"], shape)
+            weights += count
         # masking keeps the shape
         outputs += _width(shape)
     cells = 2 * outputs + workspace

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -22,6 +23,29 @@ ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax", "gelu", "elu", "s
                "hard_sigmoid", "exponential", "leaky_relu", "silu", "softsign", "relu6", "mish", "celu",
                "hard_silu", "hard_swish", "hard_tanh", "log_sigmoid", "log_softmax", "tanh_shrink",
                "soft_shrink", "hard_shrink", "sparse_plus", "sparse_sigmoid", "squareplus", "sparsemax", "glu")
+KERAS_CLASS = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}(>[A-Za-z_][A-Za-z0-9_]{0,99})?")  # Keras's class or registered name
+MAX_CONFIG = 200_000
+# The Keras layer card's class chooser, with a config each starts from (any other class of keras.layers may be
+# typed in; Keras checks its config when it builds it)
+KERAS_STARTERS: dict[str, dict] = {
+    "Conv1D": {"filters": 16, "kernel_size": 3, "padding": "same"},
+    "SeparableConv1D": {"filters": 16, "kernel_size": 3, "padding": "same"},
+    "MaxPooling1D": {"pool_size": 2},
+    "AveragePooling1D": {"pool_size": 2},
+    "BatchNormalization": {},
+    "LayerNormalization": {},
+    "Dropout": {"rate": 0.5},
+    "SpatialDropout1D": {"rate": 0.2},
+    "GaussianNoise": {"stddev": 0.1},
+    "Activation": {"activation": "relu"},
+    "LeakyReLU": {},
+    "RepeatVector": {"n": 3},
+    "UpSampling1D": {"size": 2},
+    "ZeroPadding1D": {"padding": 1},
+    "Cropping1D": {"cropping": [1, 1]},
+    "Permute": {"dims": [2, 1]},
+    "TimeDistributed": {"layer": {"module": "keras.layers", "class_name": "Dense", "config": {"units": 8}}},
+}
 MERGE_MODES = ("concat", "sum", "mul", "ave")
 # What a recurrent layer passes to the next one: its output, or one of its return_state states
 FEEDS = ("output", "h", "c", "forward_h", "forward_c", "backward_h", "backward_c")
@@ -71,6 +95,24 @@ def choice(options: tuple[str, ...], *, nullable: bool = False) -> Callable[[Any
             raise ValueError(f"must be one of {listed}, got {show(value)}")
         return value
     return check
+
+
+def class_name(value: Any) -> str:
+    if not isinstance(value, str) or not KERAS_CLASS.fullmatch(value):
+        raise ValueError(f"must be the name of a Keras layer class, such as \"Conv1D\", got {show(value)}")
+    return value
+
+
+def keras_config(value: Any) -> dict:
+    if not isinstance(value, dict):
+        raise ValueError(f"must be an object: the layer's config as Keras saves it, got {show(value)}")
+    try:
+        size = len(json.dumps(value))
+    except (TypeError, ValueError):
+        raise ValueError("must hold only JSON values (numbers, strings, lists, objects)") from None
+    if size > MAX_CONFIG:
+        raise ValueError(f"must be at most {MAX_CONFIG} characters of JSON, got {size}")
+    return value
 
 
 def expression(value: Any) -> str:
@@ -161,6 +203,7 @@ class LayerType:
     needs_sequence: bool = True    # needs (batch, T, features): Keras (or the lesson) refuses a 2-D tensor
     own_class: str | None = None   # the explorer's own Keras layer class (explorer.core.layers)
     mask_advice: str = ""          # when it drops a mask: what to do instead
+    gates: int = 0                 # a recurrent cell's weight blocks per unit (its kernel is gates × units wide)
 
     @property
     def recurrent(self) -> bool:
@@ -281,6 +324,21 @@ def python_name(name: str) -> str:
     return cleaned if cleaned[:1].isalpha() or cleaned[:1] == "_" else f"layer_{cleaned}"
 
 
+def _keras_layer(layer, name, spec):
+    """A layer of keras.layers from its saved config, built by Keras in safe mode."""
+    from .keras_cards import keras_layer
+    return keras_layer(layer.params["class_name"], layer.params["config"], name)
+
+
+def _keras_layer_code(layer, name, spec):
+    from .keras_cards import is_custom
+    class_name = layer.params["class_name"]
+    config = {**layer.params["config"], "name": name}
+    if is_custom(class_name):   # the script's reader imports the class from their own file first
+        return f"keras.saving.deserialize_keras_object({{'class_name': {class_name!r}, 'config': {config!r}}})"
+    return f"keras.layers.deserialize({ {'module': 'keras.layers', 'class_name': class_name, 'config': config}!r})"
+
+
 def _recurrent_cut(params: dict) -> bool:
     return not params["return_sequences"] or params["feeds"] != "output"
 
@@ -294,9 +352,9 @@ _GMP_MAKE, _GMP_CODE = _keras_head("GlobalMaxPooling1D")
 _FLATTEN_MAKE, _FLATTEN_CODE = _keras_head("Flatten")
 
 
-def _recurrent_type(key: str, display: str) -> LayerType:
+def _recurrent_type(key: str, display: str, gates: int) -> LayerType:
     return LayerType(key, display, "Recurrent", _recurrent_params(key), "consumes",
-                     (_RNN_CLASSES[key],), _recurrent, _recurrent_code, _recurrent_cut)
+                     (_RNN_CLASSES[key],), _recurrent, _recurrent_code, _recurrent_cut, gates=gates)
 
 
 def _own_type(key: str, display: str, class_name: str, role: str, advice: str = "") -> LayerType:
@@ -315,9 +373,9 @@ TYPES: dict[str, LayerType] = {t.key: t for t in (
               {"mask_value": Param(0.0, number, "Timesteps whose features all equal this value are masked as "
                                                 "padding.")},
               "carries", ("Masking",), _masking, _masking_code, needs_sequence=False),
-    _recurrent_type("simple_rnn", "SimpleRNN"),
-    _recurrent_type("lstm", "LSTM"),
-    _recurrent_type("gru", "GRU"),
+    _recurrent_type("simple_rnn", "SimpleRNN", 1),
+    _recurrent_type("lstm", "LSTM", 4),
+    _recurrent_type("gru", "GRU", 3),
     LayerType("global_average_pooling", "Global average pooling", "Over time", _KEEPDIMS, "consumes",
               ("GlobalAveragePooling1D",), _GAP_MAKE, _GAP_CODE, _pool_cut),
     _own_type("masked_mean_pooling", "Masked mean pooling", "MaskedMeanPooling", "consumes"),
@@ -334,13 +392,20 @@ TYPES: dict[str, LayerType] = {t.key: t for t in (
               needs_sequence=False),
     LayerType("time_distributed_dense", "TimeDistributed(Dense)", "Head", _dense_params(), "carries",
               ("TimeDistributed",), _dense, _dense_code),
+    LayerType("keras", "Keras layer", "Keras",
+              {"class_name": Param("Conv1D", class_name, "The Keras layer class (keras.layers), as Keras saves it.",
+                                   options=tuple(KERAS_STARTERS)),
+               "config": Param(KERAS_STARTERS["Conv1D"], keras_config,
+                               "The layer's config as Keras saves it (get_config); Keras checks it when it builds "
+                               "the layer.")},
+              "drops", (), _keras_layer, _keras_layer_code, needs_sequence=False),
     LayerType("custom", "Custom expression", "Code",
               {"expression": Param("ops.mean(x, axis=1)", expression,
                                    "A Python expression over x (the input), mask (or None) and ops (keras.ops).")},
               "drops", ("CustomExpression",), _custom, _custom_code, needs_sequence=False,
               own_class="CustomExpression", mask_advice="use mask in the expression to honour it"),
 )}
-GROUPS = ("Input", "Recurrent", "Over time", "Head", "Code")
+GROUPS = ("Input", "Recurrent", "Over time", "Head", "Keras", "Code")
 
 
 def layer_type(key: str) -> LayerType:

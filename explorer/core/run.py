@@ -16,6 +16,7 @@ from . import backend, diagnose, memory, sequences
 from .build import BuiltStack, LayerInfo, build, state_names
 from .diagnose import Diagnostic, FcInput
 from .errors import ExplorerError, OutOfMemoryError, StackError, TrustError, strip_ansi
+from .registry import TYPES
 from .spec import Batching, StackSpec
 
 # Batches bigger than FIRST_SLICE_CELLS (rows × steps) run in slices of rows: a first one of that many cells
@@ -38,7 +39,6 @@ BUILT_CACHE = 4              # built models kept: undo, or toggling an option ba
 STEP_COST_US = 50.0
 CELL_COST_US = 0.5
 FLOPS_PER_US = 1e5
-GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 VALUE_RANGE_CHUNK = 1 << 18  # value_range reads big arrays in chunks that stay in the cache for min and max
 
 
@@ -164,7 +164,7 @@ def bucket_cost(built: BuiltStack, batching: Batching) -> tuple[float, float] | 
         p = info.spec.params
         if info.spec.is_recurrent:
             directions = 2 if p["bidirectional"] else 1
-            flops = 2 * GATES[info.spec.type] * p["units"] * (width + p["units"]) * directions
+            flops = 2 * TYPES[info.spec.type].gates * p["units"] * (width + p["units"]) * directions
             per_step += STEP_COST_US * directions
             per_cell += CELL_COST_US * directions + flops / FLOPS_PER_US
         elif info.spec.type in ("dense", "time_distributed_dense") and len(info.symbolic_shape) >= 3:
@@ -274,7 +274,7 @@ class Engine:
         vocabulary = None
         if spec.input.kind == "words":
             from .vocabulary import encode
-            parsed, vocabulary = encode(parsed, spec.input.vocab_size)
+            parsed, vocabulary = encode(parsed, spec.input.vocab_size, spec.input.vocabulary)
         memory.check(spec, *memory.batch_size(spec, parsed.lengths), self.memory_limit_mb,  # before building
                      custom_shape=_custom_shape if spec.has_custom() else None)
         chosen = backend.resolve_device(device)
@@ -489,7 +489,8 @@ class Engine:
                                       info.feeds))
         fc = diagnose.fc_input(spec, built)
         if fc is not None:
-            source = next(i for i, info in enumerate(built.layers) if info.name == fc.layer) - 1
+            source = diagnose.source_of(built.layers, next(i for i, info in enumerate(built.layers)
+                                                           if info.name == fc.layer))
             fc.shape = layers[source].passed.shape
         found = [diagnose.Diagnostic(note, note.split(":")[0], "info") for note in built.notes]
         found += diagnose.warnings_for(spec, built, layout.mask, layout.lengths, parsed.items, parsed.lines,

@@ -83,7 +83,10 @@ def parse_all(text: str, input_spec: InputSpec) -> tuple[Sequences | None, list[
         if input_spec.kind == "tokens":
             item = _parse_tokens(content, number, input_spec.vocab_size or 0, errors)
         elif input_spec.kind == "words":
-            item = np.array(content.split(), dtype=object)
+            item = np.array(standardized(content, input_spec.standardize).split(), dtype=object)
+            if not len(item):
+                errors.append(SequenceError(number, 1, f"no word is left once the text is standardised "
+                                                       f"({input_spec.standardize})"))
         else:
             item = _parse_features(content, number, input_spec.features or 0, errors)
         items.append(item)
@@ -96,6 +99,20 @@ def parse_all(text: str, input_spec: InputSpec) -> tuple[Sequences | None, list[
     if not items and not errors:
         errors.append(SequenceError(1, 1, "there are no sequences: type one per line, e.g. `1 2 3`"))
     return (None, errors) if errors else (Sequences(items, lines, labels), [])
+
+
+# keras.layers.TextVectorization's standardisation: tf.strings.lower (ASCII letters only) and its punctuation
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_PUNCTUATION = re.compile(r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']')
+
+
+def standardized(text: str, standardize: str | None) -> str:
+    """`text` as TextVectorization standardises it before splitting ("Cat," → "cat")."""
+    if standardize in ("lower", "lower_and_strip_punctuation"):
+        text = text.translate(_ASCII_LOWER)
+    if standardize in ("strip_punctuation", "lower_and_strip_punctuation"):
+        text = _PUNCTUATION.sub("", text)
+    return text
 
 
 def _split_labels(content: str) -> tuple[str, str | None]:

@@ -18,6 +18,7 @@ from . import output_file
 from .errors import SpecError
 from .registry import ACTIVATIONS, MAX_UNITS, MERGE_MODES  # noqa: F401  (re-exported: callers read them here)
 from .registry import TYPES, choice as _choice, number as _number, positive_int as _positive_int, show as _show
+from .registry import state_names
 
 FORMAT = "rnn-shape-explorer/stack"
 VERSION = 1
@@ -29,8 +30,13 @@ MAX_LAYERS = 64
 MAX_SEED = 2**31 - 1
 MAX_NAME = 128
 
+# How words are standardised before they are split, as keras.layers.TextVectorization's `standardize`
+STANDARDIZE = ("lower_and_strip_punctuation", "lower", "strip_punctuation")
+DEFAULT_STANDARDIZE = STANDARDIZE[0]
 RECURRENT_TYPES = tuple(key for key, kind in TYPES.items() if kind.recurrent)
 INPUT_NAME = "sequences"   # the model input's name when no layer takes it
+INPUT_REF = "<input>"      # a layer's `inputs` entry for the model's input
+MAX_INPUTS = 16
 _NAME = re.compile(rf"[A-Za-z0-9_.>-]{{1,{MAX_NAME}}}")
 
 
@@ -67,6 +73,8 @@ class InputSpec:
     vocab_size: int | None = 1000
     features: int | None = None
     length: int | None = None         # a fixed number of timesteps, as keras.Input(shape=(length, …)); None: any
+    standardize: str | None = DEFAULT_STANDARDIZE   # words: TextVectorization's standardize (None: as typed)
+    vocabulary: list[str] | None = field(default=None, repr=False)   # words: a model's own (index = id)
 
     @property
     def uses_ids(self) -> bool:
@@ -90,9 +98,13 @@ class LayerSpec:
     type: str
     params: dict[str, Any] = field(default_factory=dict)
     name: str | None = None
+    # the layers whose outputs it takes (INPUT_REF: the model's input); None: the layer before it
+    inputs: list[str] | None = None
+    # a recurrent layer's initial states: other layers' return_state states, "encoder/state/h"
+    initial_state: list[str] | None = None
 
     def __post_init__(self) -> None:
-        defaults = {key: default for key, (default, _) in LAYER_PARAMS.get(self.type, {}).items()}
+        defaults = {key: copy.deepcopy(default) for key, (default, _) in LAYER_PARAMS.get(self.type, {}).items()}
         self.params = {**defaults, **self.params}
 
     @property
@@ -146,6 +158,18 @@ class StackSpec:
             if layer.type != "custom" and TYPES[layer.type].cuts_time(layer.params):
                 return False
         return False
+
+    def is_graph(self) -> bool:
+        """Some layer takes another tensor than the layer before it's (branches, merges, several outputs)."""
+        return any(layer.inputs or layer.initial_state for layer in self.layers)
+
+    def outputs(self) -> list[str]:
+        """The layers whose outputs no other layer takes: the model's outputs, in layer order."""
+        names = self.layer_names()
+        taken = {source for layer in self.layers for source in layer.inputs or []}
+        taken |= {names[i - 1] for i, layer in enumerate(self.layers) if i and not layer.inputs}
+        taken |= {source.split("/state/")[0] for layer in self.layers for source in layer.initial_state or []}
+        return [name for name in names if name not in taken]
 
     def has_custom(self) -> bool:
         return any(layer.type == "custom" for layer in self.layers)
@@ -209,7 +233,7 @@ def _text(value: Any) -> str:
 
 def _parse_input(data: Any) -> InputSpec:
     data = _expect_object(data, "input")
-    _reject_unknown(data, {"kind", "vocab_size", "features", "length"}, "input")
+    _reject_unknown(data, {"kind", "vocab_size", "features", "length", "standardize", "vocabulary"}, "input")
     kind = _field(data, "kind", _choice(("tokens", "features", "words")), "tokens", "input")
     vocab = _field(data, "vocab_size", _optional(_positive_int(MAX_VOCAB)), None, "input")
     features = _field(data, "features", _optional(_positive_int(MAX_FEATURES)), None, "input")
@@ -221,7 +245,23 @@ def _parse_input(data: Any) -> InputSpec:
     if kind == "features" and features is None:
         raise SpecError("input.features", 'is required when input.kind is "features"')
     length = _field(data, "length", _optional(_positive_int(MAX_MAXLEN)), None, "input")
-    return InputSpec(kind, vocab, features, length)
+    standardize = _field(data, "standardize", _choice(STANDARDIZE, nullable=True), DEFAULT_STANDARDIZE, "input")
+    vocabulary = _field(data, "vocabulary", _optional(_words), None, "input")
+    if vocabulary is not None:
+        if kind != "words":
+            raise SpecError("input.vocabulary", 'is for words input only (input.kind "words")')
+        if len(vocabulary) != vocab:
+            raise SpecError("input.vocabulary", f"holds {len(vocabulary)} words, but vocab_size is {vocab}")
+    return InputSpec(kind, vocab, features, length, standardize, vocabulary)
+
+
+def _words(value: Any) -> list[str]:
+    """A vocabulary: the word of each id, id 0 the padding and id 1 the unknown word (as Keras lists them)."""
+    if (not isinstance(value, list) or len(value) < 3 or len(value) > MAX_VOCAB
+            or not all(isinstance(word, str) for word in value)):
+        raise ValueError(f"must be a list of 3 to {MAX_VOCAB} words (padding, unknown word, words …), "
+                         f"got {_show(value)}")
+    return value
 
 
 def _parse_batching(data: Any, input_spec: InputSpec) -> Batching:
@@ -261,12 +301,20 @@ def _parse_layer(data: Any, index: int) -> LayerSpec:
         raise SpecError(f"{path}.type", f"unknown layer type {_show(layer_type)}; known types: "
                                         + ", ".join(LAYER_TYPES))
     schema = LAYER_PARAMS[layer_type]
-    _reject_unknown(data, {"type", "name", *schema}, path)
+    _reject_unknown(data, {"type", "name", "inputs", "initial_state", *schema}, path)
     name = None
     if "name" in data:
         name = _field(data, "name", _layer_name, None, path)
     params = {key: _field(data, key, check, default, path) for key, (default, check) in schema.items()}
-    return LayerSpec(layer_type, params, name)
+    return LayerSpec(layer_type, params, name, _field(data, "inputs", _optional(_sources), None, path),
+                     _field(data, "initial_state", _optional(_sources), None, path))
+
+
+def _sources(value: Any) -> list[str]:
+    if (not isinstance(value, list) or not 1 <= len(value) <= MAX_INPUTS
+            or not all(isinstance(item, str) for item in value)):
+        raise ValueError(f'must be a list of 1 to {MAX_INPUTS} layer names (or "{INPUT_REF}"), got {_show(value)}')
+    return value
 
 
 def from_dict(data: Any) -> StackSpec:
@@ -296,6 +344,22 @@ def from_dict(data: Any) -> StackSpec:
     for i, layer in enumerate(layers):
         if layer.name and names.count(layer.name) > 1:
             raise SpecError(f"layers[{i}].name", f'"{layer.name}" is used by more than one layer')
+    every = spec.layer_names()
+    for i, layer in enumerate(layers):
+        for source in layer.inputs or []:
+            if source != INPUT_REF and source not in every[:i]:
+                raise SpecError(f"layers[{i}].inputs", f"{_show(source)} is not a layer before this one "
+                                                       f'(nor "{INPUT_REF}", the model\'s input)')
+        if layer.initial_state and not layer.is_recurrent:
+            raise SpecError(f"layers[{i}].initial_state", "only a recurrent layer takes initial states")
+        for source in layer.initial_state or []:
+            owner, _, state = source.partition("/state/")
+            before = dict(zip(every[:i], layers[:i]))
+            if owner not in before or not before[owner].params.get("return_state") \
+                    or state not in state_names(before[owner]):
+                raise SpecError(f"layers[{i}].initial_state", f"{_show(source)} is not a state of a layer before "
+                                                              'this one: write "encoder/state/h" for the state h '
+                                                              "that return_state adds to the layer encoder")
     if data.get("weights") is not None:
         spec.weights = _parse_weights(data["weights"], spec.layer_names())
         spec.weights_id = "file-" + hashlib.sha256(json.dumps(data["weights"], sort_keys=True).encode()).hexdigest()
@@ -369,6 +433,10 @@ def to_dict(spec: StackSpec, *, weights: bool = False) -> dict:
                      else {"kind": "features", "features": spec.input.features})
     if spec.input.length is not None:
         data["input"]["length"] = spec.input.length
+    if spec.input.kind == "words" and spec.input.standardize != DEFAULT_STANDARDIZE:
+        data["input"]["standardize"] = spec.input.standardize
+    if spec.input.kind == "words" and spec.input.vocabulary is not None:
+        data["input"]["vocabulary"] = spec.input.vocabulary
     b = spec.batching
     data["batching"] = {"mode": b.mode, "padding": b.padding, "truncating": b.truncating, "maxlen": b.maxlen,
                         "pad_value": b.pad_value, "bucket_width": b.bucket_width, "chunk": b.chunk}
@@ -377,6 +445,10 @@ def to_dict(spec: StackSpec, *, weights: bool = False) -> dict:
         item: dict[str, Any] = {"type": layer.type}
         if layer.name:
             item["name"] = layer.name
+        if layer.inputs:
+            item["inputs"] = list(layer.inputs)
+        if layer.initial_state:
+            item["initial_state"] = list(layer.initial_state)
         kind = TYPES[layer.type]
         item.update((key, value) for key, value in layer.params.items()
                     if not (kind.params[key].omit_default and value == kind.params[key].default))

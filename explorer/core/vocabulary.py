@@ -9,16 +9,21 @@ from .sequences import Sequences
 
 PADDING = ""
 UNKNOWN = "[UNK]"
+UNKNOWN_ID = 1   # the id of every word outside the vocabulary
 
 
-def encode(words: Sequences, vocab_size: int) -> tuple[Sequences, list[str]]:
-    """Builds the vocabulary from the text (most frequent words first, at most vocab_size ids in all)
-    and returns the sequences as ids with the vocabulary (index = id)."""
+def encode(words: Sequences, vocab_size: int, vocabulary: list[str] | None = None) -> tuple[Sequences, list[str]]:
+    """The sequences as ids, with the vocabulary (index = id): `vocabulary` when given (a model's own), else
+    built from the text (most frequent words first, at most vocab_size ids in all)."""
     backend.require_tensorflow("words input (StringLookup)")
     import keras
-    lookup = keras.layers.StringLookup(max_tokens=vocab_size, mask_token=PADDING, oov_token=UNKNOWN,
-                                       num_oov_indices=1)
-    lookup.adapt(np.concatenate(words.items).astype(str))
+    if vocabulary is not None:
+        lookup = keras.layers.StringLookup(vocabulary=vocabulary[2:], mask_token=vocabulary[0],
+                                           oov_token=vocabulary[1], num_oov_indices=1)
+    else:
+        lookup = keras.layers.StringLookup(max_tokens=vocab_size, mask_token=PADDING, oov_token=UNKNOWN,
+                                           num_oov_indices=1)
+        lookup.adapt(np.concatenate(words.items).astype(str))
     vocabulary = [str(word) for word in lookup.get_vocabulary()]
     ids = [backend.to_numpy(lookup(item.astype(str))).astype(np.int32) for item in words.items]
     return Sequences(ids, words.lines, words.labels), vocabulary

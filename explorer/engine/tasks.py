@@ -94,6 +94,9 @@ def open_keras(request, engine, job):
     from ..core import keras_io
     from ..core.errors import TrustError
     p = request.payload
+    if p.get("custom_objects"):   # the user chose this file of layer classes, knowing it runs as code
+        from ..core.keras_cards import load_custom_objects
+        load_custom_objects(p["custom_objects"])
     try:
         return "ok", keras_io.import_model(p["path"], trust=p.get("trust", False))
     except TrustError as error:

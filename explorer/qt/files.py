@@ -30,6 +30,7 @@ from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QWidget
 
 from ..core import presets
 from ..core.errors import ExplorerError, SequenceError, SpecError
+from ..core.keras_archive import UNKNOWN_CLASSES
 from ..core.spec import StackSpec, from_dict, to_dict
 from ..requests import EXPORT_KERAS, OPEN_KERAS
 from ..session import Session
@@ -129,11 +130,13 @@ class FileController(QObject):
         self.ask_open_path: Callable[[], str | None] = self._ask_open_path
         self.ask_save_path: Callable[[str], str | None] = self._ask_save_path
         self.ask_export_path: Callable[[str], str | None] = self._ask_export_path
+        self.ask_custom_objects: Callable[[str], str | None] = self._ask_custom_objects
         self.alert: Callable[[str, str], None] = lambda title, message: show_alert(parent, title, message)
         self._close_confirmed = False
         self._keras_request = 0         # the id of the .keras load awaited (older ones are dropped)
         self._keras_trust = False
         self._keras_path = ""
+        self._keras_custom: str | None = None   # the file of custom layer classes the load runs first
         self._export_request = 0
         self._export_path: str | None = None
         self._build_actions()
@@ -268,6 +271,17 @@ class FileController(QObject):
                                               "Keras models (*.keras)")
         return path or None
 
+    def _ask_custom_objects(self, message: str) -> str | None:
+        """The user's file of custom layer classes, once they agreed that it runs as code; None: not loaded."""
+        answer = QMessageBox.question(self.parent_widget, "Custom layer classes",
+                                      f"{message}\n\nLoad them from a Python file? The file runs as code: choose "
+                                      "it only if you trust it.")
+        if answer != QMessageBox.StandardButton.Yes:
+            return None
+        path, _ = QFileDialog.getOpenFileName(self.parent_widget, "Load custom layer classes (runs this file)",
+                                              str(Path(self._keras_path).parent), "Python files (*.py)")
+        return path or None
+
     def fail(self, title: str, message: str) -> None:
         self.session.say(message, error=True)
         self.alert(title, message)
@@ -322,11 +336,14 @@ class FileController(QObject):
         self.fileOpened.emit(path)
         self.opened.emit(True)
 
-    def load_keras(self, path: str, trust: bool = False) -> None:
-        """Reads a trained model in the engine; its reply comes back to `_keras_arrived`."""
+    def load_keras(self, path: str, trust: bool = False, custom_objects: str | None = None) -> None:
+        """Reads a trained model in the engine (after the user's `custom_objects` file, when given); its reply
+        comes back to `_keras_arrived`."""
         self._keras_trust = trust
         self._keras_path = path
-        self._keras_request = self.runs.submit(OPEN_KERAS, self._keras_arrived, path=path, trust=trust).id
+        self._keras_custom = custom_objects
+        self._keras_request = self.runs.submit(OPEN_KERAS, self._keras_arrived, path=path, trust=trust,
+                                               custom_objects=custom_objects).id
         self.session.say(f"loading {Path(path).name} (a Keras model)…")
 
     def _keras_arrived(self, reply: Reply) -> None:
@@ -335,6 +352,11 @@ class FileController(QObject):
         self._keras_request = 0
         path = self._keras_path
         if not reply.ok:
+            if UNKNOWN_CLASSES in (reply.error or "") and not self._keras_custom:
+                chosen = self.ask_custom_objects(reply.error)
+                if chosen:
+                    self.load_keras(path, self._keras_trust, custom_objects=chosen)
+                    return
             if not reply.cancelled:
                 self._refused(path, reply.error or "the model could not be read")
             else:

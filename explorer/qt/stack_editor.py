@@ -9,6 +9,8 @@ badges are greyed with the reason; after a failure the layers before the failing
 
 from __future__ import annotations
 
+import copy
+import json
 from typing import Any
 
 from PySide6.QtCore import QEvent, QMimeData, QPoint, QSize, Qt, QTimer, Signal
@@ -18,8 +20,9 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDoubleSpinBo
                                QScrollArea, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from ..core.diagnose import format_shape
-from ..core.registry import GROUPS, TYPES
-from ..core.spec import LAYER_PARAMS, MAX_FEATURES, MAX_SEED, MAX_VOCAB, InputSpec, LayerSpec, StackSpec, to_dict
+from ..core.registry import GROUPS, KERAS_STARTERS, TYPES
+from ..core.spec import (INPUT_REF, LAYER_PARAMS, MAX_FEATURES, MAX_SEED, MAX_VOCAB, InputSpec, LayerSpec,
+                         StackSpec, to_dict)
 from ..core.spec import layer_label as friendly
 from ..session import FAILED, Session
 from .stale import StateGate
@@ -28,6 +31,8 @@ from .style import (ERROR_COLOUR, MASK_ROLES, SELECTED_BORDER, WARNING_COLOUR, e
                     muted_colour)
 
 MIME_TYPE = "application/x-rnn-explorer-layer"
+STANDARDIZE_CHOICES = (("lower case, no punctuation", "lower_and_strip_punctuation"), ("lower case", "lower"),
+                       ("no punctuation", "strip_punctuation"), ("as typed", None))
 
 
 def palette_groups() -> list[tuple[str, list[str]]]:
@@ -75,6 +80,8 @@ def _param_widget(layer_type: str, key: str, value: Any, on_change) -> QWidget:
     """One editing widget for one parameter; `on_change(value)` is called with the clean new value."""
     param = TYPES[layer_type].params[key]
     default = param.default
+    if layer_type == "keras":
+        return _keras_class_widget(param, value, on_change) if key == "class_name" else _config_widget(value, on_change)
     if param.options:
         combo = _NoWheelComboBox()
         for option in param.options:
@@ -120,6 +127,69 @@ def _param_widget(layer_type: str, key: str, value: Any, on_change) -> QWidget:
             if isinstance(edit, ExpressionEdit):
                 edit.mark_applied(text)
             on_change(text)
+
+    edit.editingFinished.connect(finished)
+    return edit
+
+
+def _keras_class_widget(param, value: str, on_change) -> QComboBox:
+    """The Keras layer card's class: a few common ones to pick, or any class of keras.layers typed in."""
+    combo = _NoWheelComboBox()
+    combo.setEditable(True)
+    combo.addItems(list(param.options))
+    combo.setCurrentText(value)
+    combo.setMinimumContentsLength(12)
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    state = {"last": value}
+
+    def picked() -> None:
+        text = combo.currentText().strip()
+        try:
+            text = param.check(text)
+        except ValueError as problem:
+            combo.setToolTip(f"{param.help}\n✖ {problem}")
+            return
+        if text != state["last"]:
+            state["last"] = text
+            on_change(text)
+
+    combo.activated.connect(lambda _index: picked())
+    combo.lineEdit().editingFinished.connect(picked)
+    return combo
+
+
+def config_text(config: dict) -> str:
+    """A card's config as one line of JSON, the layer's own settings before trainable and dtype."""
+    plumbing = ("trainable", "dtype")
+    ordered = {**{k: v for k, v in config.items() if k not in plumbing},
+               **{k: v for k, v in config.items() if k in plumbing}}
+    return json.dumps(ordered)
+
+
+def _config_widget(value: dict, on_change) -> QLineEdit:
+    """The Keras layer card's config as JSON; an edit that is not a JSON object is shown, never applied."""
+    edit = QLineEdit(config_text(value))
+    edit.setFont(mono_font())
+    edit.setCursorPosition(0)
+    edit.setToolTip(json.dumps(value, indent=1))
+    state = {"last": edit.text()}
+
+    def finished() -> None:
+        text = edit.text()
+        if text == state["last"]:
+            return
+        try:
+            config = json.loads(text)
+            if not isinstance(config, dict):
+                raise ValueError("the config must be a JSON object {…}")
+        except ValueError as problem:
+            edit.setStyleSheet(f"color:{ERROR_COLOUR}")
+            edit.setToolTip(f"✖ {problem}; the layer keeps its last config")
+            return
+        edit.setStyleSheet("")
+        edit.setToolTip(json.dumps(config, indent=1))
+        state["last"] = text
+        on_change(config)
 
     edit.editingFinished.connect(finished)
     return edit
@@ -182,6 +252,21 @@ class LayerCard(QFrame):
         type_row.addWidget(type_label)
         type_row.addWidget(self.type_combo, 1)
         outer.addLayout(type_row)
+        if layer.inputs:   # a branch or a merge: where its tensors come from, as Keras's summary says
+            self.inputs_label = QLabel("from " + ", ".join("the input" if source == INPUT_REF else source
+                                                           for source in layer.inputs))
+            self.inputs_label.setFont(mono_font())
+            self.inputs_label.setWordWrap(True)
+            self.inputs_label.setToolTip("The layers whose outputs this layer takes")
+            outer.addWidget(self.inputs_label)
+        if layer.initial_state:   # encoder-decoder: which state starts which of this layer's states
+            self.states_label = QLabel("initial state from " + ", ".join(source.replace("/state/", " ")
+                                                                          for source in layer.initial_state))
+            self.states_label.setFont(mono_font())
+            self.states_label.setWordWrap(True)
+            self.states_label.setToolTip("The return_state states of other layers that start this layer's states "
+                                         "(initial_state), in Keras's order")
+            outer.addWidget(self.states_label)
 
         self._widgets: dict[str, QWidget] = {}
         params = LAYER_PARAMS[layer.type]
@@ -268,6 +353,9 @@ class LayerCard(QFrame):
 
     def _edited(self, key: str, value: Any) -> None:
         self.layer.params[key] = value
+        if self.layer.type == "keras" and key == "class_name":   # another class starts from its own config
+            self.layer.params["config"] = copy.deepcopy(KERAS_STARTERS.get(value, {}))
+            self._widgets["config"].setText(config_text(self.layer.params["config"]))
         self._update_enabled()
         self.paramChanged.emit(self, key, value)
 
@@ -534,6 +622,12 @@ class StackEditor(QWidget):
         self.features_spin.setRange(1, MAX_FEATURES)
         self.features_spin.setKeyboardTracking(False)
         self.features_spin.setToolTip("features: how many numbers make one timestep")
+        self.standardize_combo = _NoWheelComboBox()
+        for label, value in STANDARDIZE_CHOICES:
+            self.standardize_combo.addItem(label, value)
+        self.standardize_combo.setToolTip("standardize: how words are cleaned before they are split at spaces, as "
+                                          "Keras's TextVectorization does (its default: lower case, punctuation "
+                                          "stripped, so \"Cat,\" and \"cat\" are one word)")
         self.seed_spin = _NoWheelSpinBox()
         self.seed_spin.setRange(0, MAX_SEED)
         self.seed_spin.setKeyboardTracking(False)
@@ -549,21 +643,25 @@ class StackEditor(QWidget):
         self.features_label = QLabel("features")
         form.addRow(self.vocab_label, self.vocab_spin)
         form.addRow(self.features_label, self.features_spin)
+        self.standardize_label = QLabel("standardize")
+        form.addRow(self.standardize_label, self.standardize_combo)
         form.addRow("seed", self.seed_spin)
         form.addRow("shape", self.input_shape_label)
         self._show_input()
         self.input_kind_combo.currentIndexChanged.connect(self._input_edited)
         self.vocab_spin.valueChanged.connect(self._input_edited)
         self.features_spin.valueChanged.connect(self._input_edited)
+        self.standardize_combo.currentIndexChanged.connect(self._input_edited)
         self.seed_spin.valueChanged.connect(self._seed_edited)
         return box
 
     def _show_input(self) -> None:
         spec = self._spec
-        widgets = (self.input_kind_combo, self.vocab_spin, self.features_spin, self.seed_spin)
+        widgets = (self.input_kind_combo, self.vocab_spin, self.features_spin, self.seed_spin, self.standardize_combo)
         for widget in widgets:
             widget.blockSignals(True)
         self.input_kind_combo.setCurrentIndex(self.input_kind_combo.findData(spec.input.kind))
+        self.standardize_combo.setCurrentIndex(self.standardize_combo.findData(spec.input.standardize))
         self.vocab_spin.setValue(spec.input.vocab_size or 1000)
         self.features_spin.setValue(spec.input.features or 1)
         self.seed_spin.setValue(spec.seed)
@@ -574,7 +672,12 @@ class StackEditor(QWidget):
         self.vocab_label.setVisible(tokens)
         self.features_spin.setVisible(not tokens)
         self.features_label.setVisible(not tokens)
+        self._show_standardize(spec.input.kind)
         self._show_input_shape()
+
+    def _show_standardize(self, kind: str) -> None:
+        self.standardize_combo.setVisible(kind == "words")
+        self.standardize_label.setVisible(kind == "words")
 
     def _show_input_shape(self) -> None:
         steps = self._spec.input.length
@@ -588,8 +691,13 @@ class StackEditor(QWidget):
 
     def _input_edited(self) -> None:
         kind = self.input_kind_combo.currentData()
-        self._spec.input = InputSpec(kind, self.vocab_spin.value(), self.features_spin.value(),
-                                     self._spec.input.length)
+        vocab = self.vocab_spin.value()
+        vocabulary = self._spec.input.vocabulary      # a model's own: kept while it still fits
+        if kind != "words" or vocabulary is None or len(vocabulary) != vocab:
+            vocabulary = None
+        self._spec.input = InputSpec(kind, vocab, self.features_spin.value(), self._spec.input.length,
+                                     self.standardize_combo.currentData(), vocabulary)
+        self._show_standardize(kind)
         tokens = kind in ("tokens", "words")
         self.vocab_spin.setVisible(tokens)
         self.vocab_label.setVisible(tokens)
@@ -711,7 +819,8 @@ class StackEditor(QWidget):
         old = self._spec.layers[index]
         kept = {key: value for key, value in old.params.items()
                 if key in LAYER_PARAMS[new_type] and _accepts(new_type, key, value)}
-        self._spec.layers[index] = LayerSpec(new_type, kept, old.name)
+        self._spec.layers[index] = LayerSpec(new_type, kept, old.name, old.inputs,
+                                             old.initial_state if TYPES[new_type].recurrent else None)
         self._structure_changed(select=self._spec.layer_names()[index])
 
     # --- selection ---

@@ -34,11 +34,11 @@ def trained(tmp_path_factory):
 def test_a_trained_model_becomes_a_stack_with_its_weights(trained, engine):
     model, path = trained
     spec, weights, notes = keras_io.import_model(path)
-    assert [layer.type for layer in spec.layers] == ["embedding", "gru", "lstm", "dense"]
-    assert spec.layer_names() == ["emb", "bi", "lstm", "out"]
+    assert [layer.type for layer in spec.layers] == ["embedding", "gru", "keras", "lstm", "dense"]
+    assert spec.layer_names() == ["emb", "bi", "drop", "lstm", "out"]
     assert spec.layers[1].params["bidirectional"] and spec.layers[1].params["return_sequences"]
     assert spec.input.vocab_size == 30 and spec.layers[0].params["mask_zero"]
-    assert notes == ["drop (Dropout) does nothing at inference and was left out"]
+    assert spec.layers[2].params["class_name"] == "Dropout" and not notes
     result = engine.run(spec, "1 2 3 4\n5 6\n")
     expected = model.predict(np.array([[1, 2, 3, 4], [5, 6, 0, 0]]), verbose=0)
     np.testing.assert_allclose(result.layers[-1].output, expected, atol=1e-6)
@@ -48,7 +48,7 @@ def test_a_trained_model_becomes_a_stack_with_its_weights(trained, engine):
 def test_editing_a_layer_keeps_the_other_trained_weights(trained, engine):
     model, path = trained
     spec, _, _ = keras_io.import_model(path)
-    spec.layers[3].params["units"] = 4
+    spec.layers[4].params["units"] = 4
     result = engine.run(spec, "1 2 3\n")
     assert any(d.layer == "out" and "no longer fit" in d.message for d in result.diagnostics)
     np.testing.assert_array_equal(engine.weights()["weights/emb/0"], model.get_layer("emb").get_weights()[0])
@@ -65,13 +65,14 @@ def test_a_stack_saves_back_as_keras_and_reloads_with_the_same_numbers(trained, 
     np.testing.assert_allclose(Engine().run(again, "3 4 5\n").layers[-1].output, before, atol=1e-7)
 
 
-def test_layers_it_cannot_show_are_reported_by_name(tmp_path):
+def test_layers_outside_the_registry_become_keras_layer_cards(tmp_path):
     model = keras.Sequential([keras.Input((None, 3)), keras.layers.Conv1D(4, 2, name="conv"),
                               keras.layers.LSTM(2, name="lstm"), keras.layers.LayerNormalization(name="norm")])
     model.save(tmp_path / "conv.keras")
-    with pytest.raises(StackError) as caught:
-        keras_io.import_model(tmp_path / "conv.keras")
-    assert "conv (Conv1D)" in caught.value.message and "norm (LayerNormalization)" in caught.value.message
+    spec, weights, _ = keras_io.import_model(tmp_path / "conv.keras")
+    assert [(layer.type, layer.params.get("class_name")) for layer in spec.layers] == [
+        ("keras", "Conv1D"), ("lstm", None), ("keras", "LayerNormalization")]
+    np.testing.assert_array_equal(weights["conv"][0], model.get_layer("conv").get_weights()[0])
 
 
 def test_a_custom_expression_in_a_model_file_needs_trust(engine, tmp_path):

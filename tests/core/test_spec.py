@@ -28,6 +28,7 @@ EVERY_LAYER = [
     {"type": "last_timestep"},
     {"type": "attention_pooling"},
     {"type": "flatten"},
+    {"type": "keras", "class_name": "LayerNormalization", "config": {"epsilon": 0.01}},
     {"type": "custom", "expression": "ops.sum(x, axis=1)"},
 ]
 
@@ -196,7 +197,7 @@ def test_the_contract_example_message():
                                               "got 1e+39"),
     ({"type": "custom", "expression": ""}, 'layers[1].expression: must be a non-empty Python expression, got ""'),
     ({"type": "custom", "expression": "x" * 2001}, "layers[1].expression: must be at most 2000 characters long"),
-    ({"type": "global_average_pooling", "units": 3}, "layers[1].units: unknown key; known keys: keepdims, name, type"),
+    ({"type": "global_average_pooling", "units": 3}, "layers[1].units: unknown key; known keys: initial_state, inputs, keepdims, name, type"),
     ("lstm", 'layers[1]: must be an object, got "lstm"'),
 ])
 def test_layer_errors(layer, message):
@@ -216,7 +217,8 @@ def test_dense_activation_may_be_null_but_recurrent_may_not():
     ({"input": {"kind": "tokens", "vocab_size": 0}}, "input.vocab_size: must be a positive integer, got 0"),
     ({"input": {"kind": "tokens", "vocab_size": 10 ** 9}}, "input.vocab_size: must be at most 10000000, got"),
     ({"input": {"kind": "tokens", "vocab_size": 10, "extra": 1}}, "input.extra: unknown key; known keys: "
-                                                                   "features, kind, length, vocab_size"),
+                                                                   "features, kind, length, standardize, vocab_size, "
+                                                                   "vocabulary"),
     ({"input": [1]}, "input: must be an object, got [1]"),
     ({"batching": {"mode": "stream"}}, 'batching.mode: must be one of "pad", "bucket", "one_by_one", "chunked", '
                                        'got "stream"'),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 import threading
 from pathlib import Path
 
@@ -376,10 +377,11 @@ def test_a_keras_model_opens_in_the_engine_with_its_weights_on_my_sequences(make
         win.files.open(str(path))
     assert opened.args == [True]
     assert threads == []                                           # read in the engine process, not here
-    assert win.session.document.weights is not None and set(win.session.document.weights) == {"emb", "lstm", "pool", "out"}
-    assert win.session.document.layer_names() == ["emb", "lstm", "pool", "out"]
+    assert win.session.document.weights is not None
+    assert set(win.session.document.weights) == {"emb", "lstm", "pool", "drop", "out"}
+    assert win.session.document.layer_names() == ["emb", "lstm", "pool", "drop", "out"]
     assert win.windowTitle() == "trained.keras — RNN Shape Explorer"
-    assert "drop (Dropout)" in win.session.status_text and "trained weights" in win.session.status_text
+    assert "trained weights" in win.session.status_text
     settle(qtbot, win)
     assert win.runs.last_reply.ok, win.session.status_text
     assert win.sequence_editor.text() == "3 9 27\n5 25\n"          # kept: they fit the model's input
@@ -392,21 +394,34 @@ def test_a_keras_model_opens_in_the_engine_with_its_weights_on_my_sequences(make
     assert asked == [str(path.with_name("trained.stack.json"))]
 
 
-def test_a_model_with_layers_it_cannot_show_names_them_and_keeps_the_work(make_window, qtbot, tmp_path):
+def test_a_cnn_lstm_model_opens_with_keras_layer_cards_that_equal_keras(make_window, qtbot, tmp_path):
     import keras
+    keras.utils.set_random_seed(2)
     model = keras.Sequential([keras.Input((None, 3)), keras.layers.Conv1D(4, 2, name="conv"),
-                              keras.layers.LSTM(2, name="lstm")])
+                              keras.layers.MaxPooling1D(2, name="pool"), keras.layers.LSTM(2, name="lstm"),
+                              keras.layers.Dense(2, name="head")])
+    model.compile("adam", "mse")
+    data = np.random.default_rng(2).normal(size=(2, 6, 3)).round(2).astype("float32")
+    model.fit(data, np.ones((2, 2)), verbose=0)
     path = tmp_path / "conv.keras"
     model.save(path)
     win = make_window()
     settle(qtbot, win)
-    before = to_dict(win.session.document)
+    win.sequence_editor.text_edit.setPlainText(
+        "\n".join("; ".join(" ".join(map(str, step)) for step in row) for row in data.tolist()) + "\n")
     with qtbot.waitSignal(win.files.opened, timeout=RUN_TIMEOUT_MS) as opened:
         win.files.open(str(path))
-    assert opened.args == [False]
-    assert "conv (Conv1D)" in win.session.status_text and "cannot show" in win.session.status_text
-    assert "conv (Conv1D)" in win.questions.alerts[-1][1]
-    assert to_dict(win.session.document) == before and win.session.source == "preset:average_pooling"
+    assert opened.args == [True]
+    settle(qtbot, win)
+    assert win.last_reply.ok, win.session.status_text
+    cards = win.stack_editor.cards
+    assert [card.param_widget("class_name").currentText() for card in cards[:2]] == ["Conv1D", "MaxPooling1D"]
+    assert '"kernel_size": [2]' in cards[0].param_widget("config").text()
+    assert (cards[0].symbolic_text, cards[0].batch_text, cards[1].batch_text) == ("(None, None, 4)", "(2, 5, 4)",
+                                                                                   "(2, 2, 4)")
+    for shown in win.session.result.layers:
+        expected = keras.Model(model.inputs, model.get_layer(shown.name).output).predict(data, verbose=0)
+        np.testing.assert_allclose(shown.output, expected, atol=1e-5)
 
 
 def test_a_broken_model_file_is_refused(make_window, qtbot, tmp_path):
@@ -507,7 +522,7 @@ def test_main_py_opens_a_keras_model_named_on_the_command_line(trained, tmp_path
                           text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     assert "title: trained.keras — RNN Shape Explorer" in done.stdout
-    assert "layers: ['emb', 'lstm', 'pool', 'out'] weights: ['emb', 'lstm', 'out', 'pool']" in done.stdout
+    assert "layers: ['emb', 'lstm', 'pool', 'drop', 'out'] weights: ['drop', 'emb', 'lstm', 'out', 'pool']" in done.stdout
 
 
 @pytest.mark.parametrize("arguments", [["missing.keras"], ["--screenshot", "/tmp/never.png", "model.keras"]])
@@ -518,3 +533,41 @@ def test_a_model_the_command_line_cannot_open_is_one_error_line(arguments, capsy
     assert cli.main(arguments) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_a_model_with_a_custom_layer_asks_for_the_file_of_its_classes(make_window, qtbot, tmp_path):
+    import runpy
+
+    import keras
+    source = tmp_path / "my_layers.py"
+    source.write_text(textwrap.dedent('''\
+        import keras
+
+
+        @keras.saving.register_keras_serializable(package="window_demo")
+        class Doubler(keras.layers.Layer):
+            def call(self, x):
+                return 2.0 * x
+        '''))
+    doubler = runpy.run_path(str(source))["Doubler"]
+    keras.utils.set_random_seed(6)
+    model = keras.Sequential([keras.Input((None, 2)), doubler(name="twice"), keras.layers.GRU(2, name="gru")])
+    path = tmp_path / "custom.keras"
+    model.save(path)
+    win = make_window()
+    settle(qtbot, win)
+    win.sequence_editor.text_edit.setPlainText("1 2; 3 4\n0.5 0.25\n")
+    asked = []
+    win.files.ask_custom_objects = lambda message: asked.append(message) or None
+    with qtbot.waitSignal(win.files.opened, timeout=RUN_TIMEOUT_MS) as opened:
+        win.files.open(str(path))
+    assert opened.args == [False]
+    assert "Doubler (used by twice)" in asked[0]
+    win.files.ask_custom_objects = lambda message: str(source)
+    with qtbot.waitSignal(win.files.opened, timeout=RUN_TIMEOUT_MS) as opened:
+        win.files.open(str(path))
+    assert opened.args == [True]
+    settle(qtbot, win)
+    assert win.last_reply.ok, win.session.status_text
+    expected = model.predict(np.array([[[1, 2], [3, 4]], [[0.5, 0.25], [0, 0]]], "float32"), verbose=0)
+    np.testing.assert_allclose(win.session.result.layers[-1].output, expected, atol=1e-5)

@@ -68,7 +68,7 @@ class FcInputPlot(_VectorPlot):
             self.bars.clear()
             self.title("FC input: no Dense layer after the recurrent layers")
             return
-        source = result.layers[names.index(fc.layer) - 1]
+        source = result.layers[names.index(fc.source) if fc.source in names else names.index(fc.layer) - 1]
         origin = source.name if source.feeds == "output" else f"{source.name}'s state {source.feeds}"
         head = (f"FC input of <b>{fc.layer}</b> from {origin}: {format_shape(fc.shape)} "
                 f"(symbolic {format_shape(fc.symbolic_shape)}) · line {state.line}")

@@ -1,0 +1,125 @@
+"""Keras layer cards: any layer of keras.layers, held as the config Keras saves and built by Keras itself.
+
+A card's layer is made with `keras.saving.deserialize_keras_object` in safe mode (no Python lambdas), and only
+from keras.layers (or a class the user loaded with --custom-objects): anything else is refused with a sentence.
+Importing this module does not import Keras.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from .errors import ExplorerError, StackError, strip_ansi
+
+# Layers that take part in model plumbing rather than computing: never a card
+_NOT_CARDS = ("InputLayer", "Layer")
+CUSTOM_MODULE = "custom_objects"   # the module name the user's file of custom classes runs as
+_custom: dict[str, type] = {}      # class name and registered name → the user's class (--custom-objects)
+
+
+def load_custom_objects(path) -> list[str]:
+    """Runs the user's Python file (they agreed: --trust, or the window's question) and keeps the Keras layer
+    classes it defines, under their class names and registered names; returns their class names."""
+    import runpy
+    from pathlib import Path
+
+    from . import backend
+    keras = backend.load()
+    if not Path(path).is_file():
+        raise ExplorerError(f"cannot read {path}: no such file")
+    try:
+        namespace = runpy.run_path(str(path), run_name=CUSTOM_MODULE)
+    except Exception as error:  # the user's code may raise anything
+        raise ExplorerError(f"{path} failed while it ran: {type(error).__name__}: {error}") from None
+    found = [value for value in namespace.values() if isinstance(value, type) and issubclass(value, keras.layers.Layer)
+             and value.__module__ == CUSTOM_MODULE]
+    if not found:
+        raise ExplorerError(f"{path} defines no Keras layer class (a subclass of keras.layers.Layer)")
+    for cls in found:
+        _custom[cls.__name__] = _custom[keras.saving.get_registered_name(cls)] = cls
+    return sorted(cls.__name__ for cls in found)
+
+
+def custom_objects() -> dict[str, type]:
+    """The user's loaded classes, for keras.saving.load_model."""
+    return dict(_custom)
+
+
+def is_custom(class_name: str) -> bool:
+    return class_name in _custom
+
+
+def keras_layer(class_name: str, config: dict, name: str):
+    """The Keras layer `class_name` (of keras.layers, or a registered custom class) built from `config`."""
+    from . import backend
+    keras = backend.load()
+    cls = layer_class(class_name)
+    saved = {"class_name": cls.__name__, "config": {**copy.deepcopy(config), "name": name}}
+    try:
+        layer = keras.saving.deserialize_keras_object(saved, custom_objects={cls.__name__: cls},
+                                                        safe_mode=True)
+    except Exception as error:  # Keras reports a bad config as several exception types
+        lines = strip_ansi(str(error)).strip().splitlines()
+        raise StackError(f"{name}: Keras cannot build {class_name} from this config: "
+                         f"{lines[0] if lines else type(error).__name__}", layer=name) from None
+    if not isinstance(layer, keras.layers.Layer):
+        raise StackError(f"{name}: {class_name} does not make a Keras layer", layer=name)
+    return layer
+
+
+def layer_class(class_name: str):
+    """The class a card names: one of keras.layers, or a registered custom class ("package>Class")."""
+    from . import backend
+    keras = backend.load()
+    if class_name in _custom:
+        return _custom[class_name]
+    if ">" in class_name or class_name not in dir(keras.layers):
+        found = keras.saving.get_registered_object(class_name)
+        if isinstance(found, type) and issubclass(found, keras.layers.Layer):
+            return found
+        raise StackError(f"{class_name} is not a layer of keras.layers"
+                         + (" nor a custom layer loaded with --custom-objects" if ">" in class_name else ""))
+    cls = getattr(keras.layers, class_name)
+    if not (isinstance(cls, type) and issubclass(cls, keras.layers.Layer)) or class_name in _NOT_CARDS:
+        raise StackError(f"{class_name} is not a layer a card can hold (it is not a computing layer of "
+                         "keras.layers)")
+    return cls
+
+
+def mask_role(layer, mask_in: bool, mask_out: bool) -> str:
+    """What a Keras layer does to the mask that reaches it, from supports_masking and compute_mask."""
+    if mask_out:
+        return "carries" if mask_in else "creates"
+    if not mask_in:
+        return "none"
+    return "consumes" if layer.supports_masking else "drops"
+
+
+def saved_config(layer) -> dict[str, Any]:
+    """A layer's config as Keras saves it, without its name (the card holds that), as plain JSON values."""
+    import json
+    from . import backend
+    keras = backend.load()
+    config = keras.saving.serialize_keras_object(layer)["config"]
+    config.pop("name", None)
+    return json.loads(json.dumps(config))
+
+
+def estimate(class_name: str, config: dict, shape: tuple) -> tuple[tuple, int]:
+    """(output shape without the batch axis, number of weights) of a card on input `shape` (no batch axis),
+    from Keras's compute_output_shape and its built weights; the input's shape and no weights when Keras is not
+    loaded (the window, which never imports it: the engine checks again before it builds)."""
+    import sys
+    if "keras" not in sys.modules:
+        return shape, 0
+    try:
+        layer = keras_layer(class_name, config, "estimate")
+        full = (1, *shape)
+        layer.build(full)
+        out = layer.compute_output_shape(full)
+    except Exception:  # noqa: BLE001  (a config Keras refuses: the build reports it)
+        return shape, 0
+    if out and isinstance(out[0], (list, tuple)):   # several outputs: the card passes on the first
+        out = out[0]
+    return tuple(int(d or 1) for d in out[1:]), int(layer.count_params())

@@ -1,0 +1,85 @@
+"""Raw text: a model whose first layer is TextVectorization takes lines of raw text; the explorer's words input
+standardises them as TextVectorization does and looks them up in the layer's own vocabulary, so every layer
+equals a Keras sub-model on the same sentences and the last equals model.predict."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from keras import layers
+
+from explorer.core import keras_io, sequences, spec as specs
+from explorer.core.errors import StackError
+from explorer.core.run import Engine
+
+ENGINE = Engine()
+TRAINING = ["The cat sat on the mat.", "A dog barked!", "the Cat, the dog and the bird", "Birds sing; cats sleep"]
+SENTENCES = ["Cat, sat ON the mat", "the zebra barked", "a bird... sat!"]   # "zebra": out of the vocabulary
+
+
+def vectorized_model(output_sequence_length=None):
+    vectorize = layers.TextVectorization(max_tokens=40, output_sequence_length=output_sequence_length, name="text")
+    vectorize.adapt(TRAINING)
+    return keras.Sequential([keras.Input((1,), dtype="string"), vectorize,
+                             layers.Embedding(len(vectorize.get_vocabulary()), 4, mask_zero=True, name="emb"),
+                             layers.Bidirectional(layers.LSTM(3), name="bi"), layers.Dense(2, name="head")])
+
+
+def saved(path, **options):
+    keras.utils.set_random_seed(7)
+    model = vectorized_model(**options)
+    model.compile("adam", "mse")
+    model.fit(tf.constant(TRAINING)[:, None], np.ones((len(TRAINING), 2)), verbose=0)
+    model.save(path)
+    return model
+
+
+@pytest.mark.parametrize("length", [None, 6])
+def test_a_text_vectorization_model_runs_on_raw_sentences_like_predict(tmp_path, length):
+    model = saved(tmp_path / "text.keras", output_sequence_length=length)
+    spec, _, _ = keras_io.import_model(tmp_path / "text.keras")
+    assert spec.input.kind == "words" and spec.input.vocabulary == model.get_layer("text").get_vocabulary()
+    assert spec.layer_names() == ["emb", "bi", "head"] and spec.batching.maxlen == length
+    result = ENGINE.run(spec, "\n".join(SENTENCES) + "\n")
+    raw = tf.constant(SENTENCES)[:, None]   # strings: a TensorFlow tensor, as Keras's text layers take
+    ids = model.get_layer("text")(raw)
+    np.testing.assert_array_equal(result.input, ids)          # the tokens the layer produced
+    for shown in result.layers:
+        expected = keras.Model(model.inputs, model.get_layer(shown.name).output).predict(raw, verbose=0)
+        np.testing.assert_allclose(shown.output, expected, atol=1e-5, err_msg=shown.name)
+    np.testing.assert_allclose(result.layers[-1].output, model.predict(raw, verbose=0), atol=1e-5)
+    words = [result.vocabulary[i] for i in result.input[1][result.mask[1]]]
+    assert words == ["the", "[UNK]", "barked"]                # zebra is out of the vocabulary
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(st.text(alphabet=st.sampled_from(list("aZ,.!'- \t;é?")), min_size=1, max_size=20))
+def test_words_are_standardised_as_text_vectorization_does(text):
+    vectorize = layers.TextVectorization(vocabulary=["a", "z", "az", "za"], standardize="lower_and_strip_punctuation")
+    expected = [int(i) for i in keras.ops.convert_to_numpy(vectorize([text])[0]) if i]
+    lookup = {"a": 2, "z": 3, "az": 4, "za": 5}
+    found = [lookup.get(word, 1) for word in sequences.standardized(text, "lower_and_strip_punctuation").split()]
+    assert found == expected
+
+
+def test_the_standardisation_is_a_visible_choice_of_the_words_input():
+    default = specs.from_dict({"input": {"kind": "words", "vocab_size": 10}, "layers": []})
+    assert default.input.standardize == "lower_and_strip_punctuation"
+    assert [list(item) for item in sequences.parse("Cat, cat\n", default.input).items] == [["cat", "cat"]]
+    typed = specs.from_dict({"input": {"kind": "words", "vocab_size": 10, "standardize": None}, "layers": []})
+    assert [list(item) for item in sequences.parse("Cat, cat\n", typed.input).items] == [["Cat,", "cat"]]
+    assert specs.to_dict(typed)["input"]["standardize"] is None and "standardize" not in specs.to_dict(default)["input"]
+
+
+def test_text_settings_the_words_input_cannot_reproduce_are_refused_by_name(tmp_path):
+    vectorize = layers.TextVectorization(max_tokens=20, ngrams=2, name="bigrams")
+    vectorize.adapt(TRAINING)
+    model = keras.Sequential([keras.Input((1,), dtype="string"), vectorize, layers.Embedding(20, 2),
+                              layers.LSTM(2)])
+    model.save(tmp_path / "bigrams.keras")
+    with pytest.raises(StackError, match=r"bigrams \(TextVectorization\) has ngrams"):
+        keras_io.import_model(tmp_path / "bigrams.keras")

@@ -1,0 +1,64 @@
+"""The Keras layer card: offered by the Add layer menu, a class chooser whose change starts the config afresh,
+and a config edited as JSON (what is not a JSON object is shown, never applied)."""
+
+from __future__ import annotations
+
+from explorer.core.registry import KERAS_STARTERS
+from explorer.core.spec import StackSpec, from_dict
+from explorer.qt.stack_editor import StackEditor
+from explorer.session import Session
+
+
+def editor_for(qtbot, spec: StackSpec) -> StackEditor:
+    editor = StackEditor(Session(spec, trusted=True))
+    qtbot.addWidget(editor)
+    return editor
+
+
+def features_stack() -> StackSpec:
+    return from_dict({"input": {"kind": "features", "features": 2}, "layers": [{"type": "lstm", "units": 3}]})
+
+
+def test_the_add_menu_offers_a_keras_layer_that_starts_as_a_conv1d(qtbot):
+    editor = editor_for(qtbot, features_stack())
+    action = next(action for action in editor.add_menu.actions() if action.data() == "keras")
+    assert action.text() == "Keras layer"
+    editor.add_menu.setActiveAction(action)
+    action.trigger()
+    layer = editor.session.document.layers[-1]
+    assert (layer.type, layer.params["class_name"], layer.params["config"]) == (
+        "keras", "Conv1D", KERAS_STARTERS["Conv1D"])
+
+
+def test_another_class_starts_from_its_own_config_and_a_bad_config_is_not_applied(qtbot):
+    spec = from_dict({"input": {"kind": "features", "features": 2}, "layers": [
+        {"type": "keras", "class_name": "Conv1D", "config": {"filters": 4, "kernel_size": 2}}]})
+    editor = editor_for(qtbot, spec)
+    card = editor.cards[0]
+    chooser = card.param_widget("class_name")
+    chooser.setCurrentText("RepeatVector")
+    chooser.lineEdit().editingFinished.emit()
+    assert editor.session.document.layers[0].params == {"class_name": "RepeatVector", "config": {"n": 3}}
+    assert card.param_widget("config").text() == '{"n": 3}'
+    config = card.param_widget("config")
+    config.setText('{"n": 5')
+    config.editingFinished.emit()
+    assert editor.session.document.layers[0].params["config"] == {"n": 3}
+    assert "keeps its last config" in config.toolTip()
+    config.setText('{"n": 5}')
+    config.editingFinished.emit()
+    assert editor.session.document.layers[0].params["config"] == {"n": 5}
+    chooser.setCurrentText("not a class!")
+    chooser.lineEdit().editingFinished.emit()
+    assert editor.session.document.layers[0].params["class_name"] == "RepeatVector"
+
+
+def test_a_card_of_a_branch_or_merge_names_its_inputs(qtbot):
+    spec = from_dict({"input": {"kind": "features", "features": 2}, "layers": [
+        {"type": "lstm", "name": "a", "return_sequences": True},
+        {"type": "lstm", "name": "b", "return_sequences": True, "inputs": ["<input>"]},
+        {"type": "keras", "class_name": "Add", "config": {}, "inputs": ["a", "b"]}]})
+    editor = editor_for(qtbot, spec)
+    assert not hasattr(editor.cards[0], "inputs_label")
+    assert editor.cards[1].inputs_label.text() == "from the input"
+    assert editor.cards[2].inputs_label.text() == "from a, b"
