@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from . import presets
 from . import steps as lesson_steps
+from .errors import SpecError
 from .spec import StackSpec, from_dict, to_dict
 
 SECTIONS = ("Padding", "Masks", "Pooling", "Stacking", "Bidirectional", "Batching modes", "Inside the cell",
@@ -164,7 +165,26 @@ def reached(original: StackSpec, current: StackSpec) -> int | None:
     for index, step in enumerate(steps(original)):
         if step.do not in ("param", "type", "batching"):
             continue
-        document = lesson_steps.apply(step, document)
+        document = _apply(step, document)
         if not changes(from_dict(document), current):
             found = index
     return found
+
+
+def _apply(step: lesson_steps.Step, document: dict) -> dict:
+    """The stack document (as in a file) after an edit step; steps that do not edit the stack leave it as it is."""
+    if step.do == "param":
+        layer = _layer(document, step.args["layer"])
+        layer[step.args["param"]] = step.args["value"]
+    elif step.do == "type":
+        _layer(document, step.args["layer"])["type"] = step.args["to"]
+    elif step.do == "batching":
+        document.setdefault("batching", {}).update(step.args)
+    return document
+
+
+def _layer(document: dict, name: str) -> dict:
+    names = from_dict({key: value for key, value in document.items() if key != "steps"}).layer_names()
+    if name not in names:
+        raise SpecError("steps", f'no layer "{name}"; layers: {", ".join(names)}')
+    return document["layers"][names.index(name)]

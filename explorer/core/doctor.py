@@ -19,11 +19,9 @@ import numpy as np
 from . import sequences
 from .diagnose import Fix
 from .errors import ExplorerError, StackError
+from .findings import KINDS, SEVERITIES
 from .spec import StackSpec
 
-KINDS = ("padding_leak", "mask_ignored", "truncation", "padding_waste", "vanishing_gradient", "saturated_gates",
-         "dead_units", "nan_or_inf", "cudnn_fallback")
-SEVERITIES = ("info", "warning", "error")    # in rising order
 LEAK_TOLERANCE = 1e-5          # |Δ| against each line alone above this is a leak
 WASTE_SHARE = 0.5              # padded cells at least this share of what is computed
 VANISHING_RATIO = 1e-3         # a gradient below this share of its peak no longer reaches the output

@@ -9,6 +9,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from .errors import SpecError, StackError, TrustError
 from .expression import check_expression
@@ -81,9 +82,10 @@ def check_members(archive: zipfile.ZipFile, name: str) -> None:
                                 f"{limit / 2**20:,.0f} MB (or {BOMB_RATIO}:1): the file is damaged or hostile")
 
 
-def classes(config) -> Classes:
+def classes(config, known: Callable[[str], bool] | None = None) -> Classes:
     """Every object Keras would deserialize from `config` (nested models and wrapped layers included), each
-    named by the layer it belongs to. Depth-bounded by read_config, walked without recursion."""
+    named by the layer it belongs to; `known(name)` says which names this process has loaded already (the
+    user's own classes). Depth-bounded by read_config, walked without recursion."""
     found = Classes()
     pending = [(config, "the model")]
     while pending:
@@ -101,7 +103,7 @@ def classes(config) -> Classes:
             if built == CODE_CLASS:
                 expression = inner.get("expression") if isinstance(inner, dict) else None
                 found.expressions[layer] = expression if isinstance(expression, str) else repr(expression)
-            elif built is None:
+            elif built is None and not (known and known(_looked_up(node))):
                 label = _label(node)
                 if layer not in found.unknown.setdefault(label, []):
                     found.unknown[label].append(layer)
@@ -116,8 +118,7 @@ def _built_class(node: dict) -> str | None:
     class_name = node["class_name"]
     if class_name.startswith("__") and class_name.endswith("__"):
         return None if class_name == "__lambda__" else ""    # tensors, slices …; a lambda is code
-    looked_up = node["config"] if class_name == "function" else node.get("registered_name", class_name)
-    names = {name for name in (class_name, node.get("registered_name"), looked_up) if isinstance(name, str)}
+    names = _names(node)
     own = {name.split(">", 1)[1] for name in names if name.startswith(OWN_PACKAGE + ">")}
     if CODE_CLASS in own or CODE_CLASS in names:
         return CODE_CLASS
@@ -132,6 +133,17 @@ def _built_class(node: dict) -> str | None:
     if keras_module and node.get("registered_name") in (None, class_name):
         return class_name
     return None
+
+
+def _looked_up(node: dict):
+    """The name Keras looks this object up by first."""
+    return node["config"] if node["class_name"] == "function" else node.get("registered_name", node["class_name"])
+
+
+def _names(node: dict) -> set[str]:
+    """Every name Keras might look this object up by."""
+    return {name for name in (node["class_name"], node.get("registered_name"), _looked_up(node))
+            if isinstance(name, str)}
 
 
 def _label(node: dict) -> str:

@@ -36,8 +36,7 @@ def import_model(path: str | Path, *, trust: bool = False) -> tuple[StackSpec, d
     layers using them), and custom expressions unless `trust`.
     """
     path = Path(path)
-    found = keras_archive.classes(keras_archive.read_config(path))
-    found.unknown = {label: layers for label, layers in found.unknown.items() if not keras_cards.is_custom(label)}
+    found = keras_archive.classes(keras_archive.read_config(path), known=_loaded_here)
     keras_archive.check_classes(path, found, trust=trust)
     backend.load()
     import keras
@@ -50,6 +49,15 @@ def import_model(path: str | Path, *, trust: bool = False) -> tuple[StackSpec, d
         message = strip_ansi(str(error)).strip().splitlines()
         raise SpecError("", f"cannot load {path.name}: {message[0] if message else type(error).__name__}") from None
     return _to_stack(model)
+
+
+def _loaded_here(name) -> bool:
+    """Whether a class the file names is already code of this process: the user's --custom-objects, or one their
+    own program registered with Keras (a notebook's `register_keras_serializable`)."""
+    import sys
+    keras = sys.modules.get("keras")
+    return isinstance(name, str) and (keras_cards.is_custom(name) or (keras is not None and
+                                                                    keras.saving.get_registered_object(name) is not None))
 
 
 def from_keras_model(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]:

@@ -17,7 +17,7 @@ into view when the step is reached. Claims, each an object with one key:
 - `{"accuracy": [LO, HI]}`: this run's accuracy (training panel) lies in [LO, HI];
 - `{"values": PLOT, "count": N}`: the plot shows N values (bars) for the selected line;
 - `{"zero_on_padding": PLOT}`: the plot is exactly 0 on the selected line's padded steps;
-- `{"finding": KIND}`: the Check-up lists a finding of that kind (explorer/core/doctor.py's KINDS);
+- `{"finding": KIND}`: the Check-up lists a finding of that kind (explorer/core/findings.py);
 - `{"clean": true}`: a new Check-up finds nothing above info.
 
 `words()` gives the sentence each step and claim has in the banner, so the text and the checks cannot drift apart.
@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import SpecError
+from .findings import KINDS
 
 ACTIONS = ("look", "param", "type", "batching", "fix", "train", "reset_weights", "checkup", "checkup_fix")
 CLAIMS = ("leak", "changes", "same", "accuracy", "values", "zero_on_padding", "finding", "clean")
@@ -133,7 +134,6 @@ def _claim(data: Any, where: str) -> Claim:
     if kind == "clean" and value is not True:
         _fail(where, f'"clean" must be true, got {value!r}')
     if kind == "finding":
-        from .doctor import KINDS
         if value not in KINDS:
             _fail(where, f'unknown finding {value!r}; kinds: {", ".join(KINDS)}')
     if kind == "accuracy" and not (isinstance(value, list) and len(value) == 2
@@ -178,23 +178,3 @@ def parse(data: Any, where: str = "steps") -> tuple[Step, ...]:
         steps.append(Step(do, args, plot, tuple(_claim(claim, f"{here}.claims[{i}]") for i, claim in
                                                 enumerate(claims))))
     return tuple(steps)
-
-
-def apply(step: Step, document: dict) -> dict:
-    """The stack document (as in a file) after an edit step; steps that do not edit the stack leave it as it is."""
-    if step.do == "param":
-        layer = _layer(document, step.args["layer"])
-        layer[step.args["param"]] = step.args["value"]
-    elif step.do == "type":
-        _layer(document, step.args["layer"])["type"] = step.args["to"]
-    elif step.do == "batching":
-        document.setdefault("batching", {}).update(step.args)
-    return document
-
-
-def _layer(document: dict, name: str) -> dict:
-    from .spec import from_dict
-    names = from_dict({key: value for key, value in document.items() if key != "steps"}).layer_names()
-    if name not in names:
-        raise SpecError("steps", f'no layer "{name}"; layers: {", ".join(names)}')
-    return document["layers"][names.index(name)]

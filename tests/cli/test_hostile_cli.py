@@ -51,7 +51,8 @@ def test_a_disguised_custom_layer_in_a_keras_file_is_refused_and_never_runs(engi
                 layer["config"]["expression"] = f'__import__("os").system("touch {marker}") or {SAFE}'
                 data = json.dumps(config)
             new.writestr(info, data)
-    assert "avg" in refused(main("run", hostile, "--input", tmp_path / "none.txt"))
+    (tmp_path / "lines.txt").write_text("1 2 3\n4 5\n")
+    assert "avg" in refused(main("run", hostile, "--input", tmp_path / "lines.txt"))
     assert "avg" in refused(main("run", hostile, "--trust"))
     assert not marker.exists()
 
