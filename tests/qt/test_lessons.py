@@ -372,7 +372,8 @@ def test_the_named_plot_is_in_view_and_no_plot_is_empty_at_classroom_sizes(room,
                 where = f"{name} at {width}x{height}{' Focus' if focus else ''} {scale:.0%}"
                 assert_in_view(room, wanted, where)
                 if not focus:
-                    assert room.plot_tabs.height() >= height / 2, f"{where}: the plots get {room.plot_tabs.height()} px"
+                    tabs = room.window_layout.plot_tabs
+                    assert tabs.height() >= height / 2, f"{where}: the plots get {tabs.height()} px"
                 empty = [plot for plot, item in shown_plots(room).items() if not has_data(item)]
                 assert not empty, f"{where}: empty plots {empty}"
     finally:

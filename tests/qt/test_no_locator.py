@@ -94,6 +94,8 @@ def test_no_module_but_the_windows_own_reads_its_parts():
 # --- events hold bound methods weakly ---
 
 class CountingView(QWidget):
+    total = 0                                  # calls on every instance, alive or not
+
     def __init__(self, session: Session):
         super().__init__()
         self.calls = 0
@@ -102,8 +104,6 @@ class CountingView(QWidget):
     def on_result(self) -> None:
         self.calls += 1
         CountingView.total += 1
-
-    total = 0
 
 
 def _session() -> Session:
