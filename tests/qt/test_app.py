@@ -87,3 +87,13 @@ def test_a_screenshot_of_a_lesson_inside_the_cell_waits_for_its_gates(qapp, tmp_
                            size=(1024, 768)) == 0
     assert window.cell_panel.data is not None, "the screenshot was taken before the gates arrived"
     assert "forget" in {key.split("/")[-1] for key in window.cell_panel.data["gates"]}
+
+
+def test_the_window_starts_at_the_scale_asked_and_shown_at_its_size(make_window, qapp):
+    from explorer.qt.main_window import show_at_start
+    window = make_window(show=False, scale=1.25)
+    assert window.window_layout.zoom.scale == 1.25
+    other = make_window(show=False)
+    wanted = (other.minimumSizeHint().width() + 20, other.minimumSizeHint().height() + 20)
+    show_at_start(other, size=None, default_size=wanted, model=None)     # no geometry remembered: the default
+    assert other.isVisible() and (other.width(), other.height()) == wanted
