@@ -7,13 +7,16 @@ take the session, edit it through its methods and redraw from its events; undo, 
 title, run scheduling, recent files and exports are subscribers like any view.
 
 Events are plain callbacks (`session.events.result.connect(callback)`), called in the order they were
-connected; a callback that raises is reported and the others still run.
+connected; a callback that raises is reported and the others still run. A bound method is held weakly, so a
+view that is closed and collected stops receiving events without disconnecting.
 """
 
 from __future__ import annotations
 
+import inspect
 import re
 import sys
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -28,27 +31,37 @@ RECURRENT = ("simple_rnn", "lstm", "gru")
 
 
 class Event:
-    """A list of callbacks called in order with the emitted arguments."""
+    """A list of callbacks called in order with the emitted arguments. A bound method is held weakly (as
+    psygnal does): a view that is garbage-collected drops out by itself, and the session never keeps a closed
+    view alive. Plain functions and lambdas are held strongly."""
 
     def __init__(self, name: str):
         self.name = name
-        self._callbacks: list[Callable[..., Any]] = []
+        self._callbacks: list[Callable[..., Any] | weakref.WeakMethod] = []
 
     def connect(self, callback: Callable[..., Any]) -> Callable[..., Any]:
-        self._callbacks.append(callback)
+        self._callbacks.append(weakref.WeakMethod(callback) if inspect.ismethod(callback) else callback)
         return callback
 
     def disconnect(self, callback: Callable[..., Any]) -> None:
-        self._callbacks = [known for known in self._callbacks if known != callback]
+        self._callbacks = [known for known in self._callbacks if _alive(known) not in (None, callback)]
 
     def emit(self, *args: Any) -> None:
         """Calls every callback; one that raises is reported (sys.excepthook: the window's error reporter) and
         the others still run, as with a Qt signal's slots."""
-        for callback in list(self._callbacks):
+        for known in list(self._callbacks):
+            callback = _alive(known)
+            if callback is None:
+                self._callbacks = [other for other in self._callbacks if other is not known]
+                continue
             try:
                 callback(*args)
             except Exception:
                 sys.excepthook(*sys.exc_info())
+
+
+def _alive(known: Callable[..., Any] | weakref.WeakMethod) -> Callable[..., Any] | None:
+    return known() if isinstance(known, weakref.WeakMethod) else known
 
 
 class Events:

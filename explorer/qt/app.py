@@ -59,13 +59,11 @@ def open_window(stack: str | None = None, screenshot: str | None = None, size: t
             return 2
     from ..requests import start_engine
     start_engine(backend)            # the engine loads Keras in its own process while the window is built
-    from PySide6.QtCore import QTimer, qInstallMessageHandler
+    from PySide6.QtCore import qInstallMessageHandler
     from PySide6.QtWidgets import QApplication
 
     from .errors import install_hooks, setup_logging, teardown_logging
-    from .layout import fit_to_screen
-    from .main_window import MainWindow
-    from .recovery import offer_recovery
+    from .main_window import MainWindow, show_at_start, take_screenshot
     from .settings import open_settings
     qInstallMessageHandler(_qt_message)
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "rnn-explorer"])
@@ -78,30 +76,11 @@ def open_window(stack: str | None = None, screenshot: str | None = None, size: t
     try:
         if screenshot:
             window = MainWindow(spec, trusted=presets.is_preset(reference), source=reference,
-                                confirm_trust=lambda expressions: False)
-            reporter.watch(window.runs.requests)
-            if scale:
-                window.window_layout.set_scale(scale, announce=False)
-            return take_screenshot(app, window, screenshot, size=size or WINDOW_SIZE)
+                                confirm_trust=lambda expressions: False, reporter=reporter, scale=scale)
+            return take_screenshot(app, window, screenshot, timeout_s=SCREENSHOT_TIMEOUT_S, size=size or WINDOW_SIZE)
         window = MainWindow(spec, trusted=presets.is_preset(reference), source=None if model else reference,
-                            settings=open_settings())
-        reporter.watch(window.runs.requests)
-        if scale:
-            window.window_layout.set_scale(scale)
-        if size:
-            window.resize(*size)
-            fit_to_screen(window)
-        elif not window.preferences.restored_geometry:
-            screen = app.primaryScreen().availableGeometry() if app.primaryScreen() else None
-            if screen is not None and (screen.width() < WINDOW_SIZE[0] or screen.height() < WINDOW_SIZE[1]):
-                window.resize(min(WINDOW_SIZE[0], int(screen.width() * 0.95)),
-                              min(WINDOW_SIZE[1], int(screen.height() * 0.92)))
-            else:
-                window.resize(*WINDOW_SIZE)
-        window.show()
-        if model:
-            window.open_path(model)
-        QTimer.singleShot(0, lambda: offer_recovery(window.session, window.autosaver, window.files, parent=window))   # work autosaved by a session that crashed
+                            settings=open_settings(), reporter=reporter, scale=scale)
+        show_at_start(window, size=size, default_size=WINDOW_SIZE, model=model)
         watch = quit_on_interrupt(window)
         try:
             return app.exec()
@@ -120,7 +99,7 @@ def quit_on_interrupt(window, interval_ms: int = SIGNAL_POLL_MS):
     import signal
 
     from PySide6.QtCore import QTimer
-    signal.signal(signal.SIGINT, lambda number, frame: QTimer.singleShot(0, window.files.quit_action.trigger))
+    signal.signal(signal.SIGINT, lambda number, frame: QTimer.singleShot(0, window.close))
     timer = QTimer(window)
     timer.timeout.connect(lambda: None)
     timer.start(interval_ms)
@@ -149,53 +128,3 @@ def _qt_message(mode, context, message: str) -> None:
     """Qt's own warnings, minus the offscreen plugin's noise that means nothing to users."""
     if message not in _QT_NOISE:
         print(message, file=sys.stderr)
-
-
-def take_screenshot(app, window, path: str, timeout_s: float = SCREENSHOT_TIMEOUT_S,
-                    size: tuple[int, int] = WINDOW_SIZE) -> int:
-    """Shows `window` at `size`, waits for its first run to be plotted (and the gates and gradients when the
-    Inside the cell tab is open), saves it as a PNG. 0, or 2 with an error
-    line (also when the window cannot be made that small)."""
-    from PySide6.QtCore import QEventLoop, QTimer
-
-    window.resize(*size)
-    window.show()
-    loop = QEventLoop()
-    finished = []
-
-    def done(reply) -> None:
-        finished.append(reply)
-        loop.quit()
-
-    if window.runs.settled and window.runs.last_reply is not None:
-        finished.append(window.runs.last_reply)        # refused before running: nothing to wait for
-    else:
-        window.runs.runFinished.connect(done)
-        QTimer.singleShot(int(timeout_s * 1000), loop.quit)
-        loop.exec()
-    try:
-        if not finished:
-            print(f"error: the first run did not finish within {timeout_s:.0f} s; no screenshot taken",
-                  file=sys.stderr)
-            return 2
-        window.resize(*size)                     # again: the docks are arranged for the screen once shown
-        for _ in range(5):                       # let the plots lay themselves out and paint
-            app.processEvents()
-        if window.cell_panel.waiting:            # a lesson that opens Inside the cell: wait for its numbers too
-            window.cell_panel.answered.connect(loop.quit)
-            QTimer.singleShot(int(timeout_s * 1000), loop.quit)
-            loop.exec()
-        QTimer.singleShot(100, loop.quit)
-        loop.exec()
-        app.processEvents()
-        if (window.width(), window.height()) != tuple(size):
-            print(f"error: the window cannot be {size[0]}x{size[1]} (it needs at least "
-                  f"{window.minimumSizeHint().width()}x{window.minimumSizeHint().height()} at this scale)",
-                  file=sys.stderr)
-            return 2
-        if not window.grab().save(path, "PNG"):
-            print(f"error: cannot write the screenshot to {path}", file=sys.stderr)
-            return 2
-        return 0
-    finally:
-        window.close()

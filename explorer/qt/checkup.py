@@ -9,10 +9,12 @@ it as a *Fix* button: an ordinary edit, undone with Ctrl+Z.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Callable
+
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QBrush, QColor, QPixmap
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout,
-                               QWidget)
+from PySide6.QtGui import QAction, QBrush, QColor, QPixmap
+from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QLabel, QMenu, QPushButton, QToolBar, QTreeWidget,
+                               QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from ..core.course import CELL_TAB
 from ..core.doctor import SEVERITIES
@@ -21,15 +23,29 @@ from ..requests import DOCTOR
 from .fixes import apply_fix
 from .style import ERROR_COLOUR, WARNING_COLOUR
 
+if TYPE_CHECKING:
+    from ..session import Session
+    from .cell_plots import CellPanel
+    from .layout import WindowLayout
+    from .runs import RunScheduler
+
 COLOURS = {"error": ERROR_COLOUR, "warning": WARNING_COLOUR, "info": "#2e86c1"}
 GATES_OF = {"saturated_gates"}
 
 
 class CheckupPanel(QWidget):
-    def __init__(self, window, parent: QWidget | None = None):
+    """The doctor's findings on the `session`'s stack, asked through `runs` (the request layer); a finding opens
+    its view: a tab of `window_layout`, a gate of `cell_panel`, or the leak check (`leak_check()`)."""
+
+    def __init__(self, session: Session, runs: RunScheduler, cell_panel: CellPanel, window_layout: WindowLayout,
+                 leak_check: Callable[[], None], parent: QWidget | None = None):
         super().__init__(parent)
-        self.window = window
-        self.session = window.session
+        self.session = session
+        self.runs = runs
+        self.cell_panel = cell_panel
+        self.window_layout = window_layout
+        self.leak_check = leak_check
+        self.dock: QDockWidget | None = None     # set by install_checkup
         self.report = None
         self.finding = None
         self._request_id = 0
@@ -66,9 +82,9 @@ class CheckupPanel(QWidget):
         self.caption = QLabel("")
         self.caption.setWordWrap(True)
         layout.addWidget(self.caption)
-        self.session.events.edited.connect(lambda _kind: self._outdated())
+        self.session.events.edited.connect(self._outdated)     # bound methods: held weakly
         self.session.events.document.connect(self._outdated)
-        window.cell_panel.answered.connect(self._choose_gate)
+        cell_panel.answered.connect(self._choose_gate)
 
     # --- asking the engine ---
 
@@ -78,12 +94,13 @@ class CheckupPanel(QWidget):
         if session.problem() is not None or not session.trust.ensure(spec, ask_again=True):
             self.status.setText("Fix the stack and the sequences first.")
             return
-        self._request_id = self.window.runs.submit(DOCTOR, self._on_reply, spec=spec, text=session.text,
-                                                   device=session.device, trust=True).id
+        self._request_id = self.runs.submit(DOCTOR, self._on_reply, spec=spec, text=session.text,
+                                            device=session.device, trust=True).id
         self.status.setText("examining: the run, each line alone, the batching modes, gates and gradients…")
         self.run_button.setEnabled(False)
-        self.window.checkup_dock.show()
-        self.window.checkup_dock.raise_()
+        if self.dock is not None:
+            self.dock.show()
+            self.dock.raise_()
 
     def _on_reply(self, reply) -> None:
         if reply.id != self._request_id:     # an earlier check-up's answer
@@ -151,21 +168,21 @@ class CheckupPanel(QWidget):
 
     def select(self, finding) -> None:
         """Selects the finding's layer and first line, and opens the view that shows it."""
-        session, window = self.session, self.window
+        session, window_layout = self.session, self.window_layout
         if finding.layer in session.document.layer_names():
             session.select_layer(finding.layer)
         if finding.lines:
             session.select_line(finding.lines[0])
-        tabs = window.plot_tabs
+        tabs = window_layout.plot_tabs
         titles = [tabs.tabText(index) for index in range(tabs.count())]
         inside = finding.view in ("gradients", "gates")
         tabs.setCurrentIndex(titles.index(CELL_TAB) if inside and CELL_TAB in titles else 0)
         if finding.kind in GATES_OF:
             self._show_gate(finding.evidence["saturated"][0].split("/")[-1])
         if finding.view == "leaks":
-            window.window_layout.shapes_dock.show()
-            window.window_layout.shapes_dock.raise_()
-            window.leak_check()
+            window_layout.shapes_dock.show()
+            window_layout.shapes_dock.raise_()
+            self.leak_check()
 
     def _show_gate(self, gate: str) -> None:
         """Picks `gate` in the Inside-the-cell tab, now or when its numbers arrive."""
@@ -173,7 +190,7 @@ class CheckupPanel(QWidget):
         self._choose_gate()
 
     def _choose_gate(self) -> None:
-        combo = self.window.cell_panel.gate_combo
+        combo = self.cell_panel.gate_combo
         index = combo.findText(self._gate_wanted or "")
         if index >= 0:
             self._gate_wanted = None
@@ -187,22 +204,20 @@ class CheckupPanel(QWidget):
         apply_fix(self.session, self.finding.action)
         self.fix_button.setEnabled(False)
 
-    def _outdated(self) -> None:
+    def _outdated(self, _kind: str | None = None) -> None:
         if self.report is not None:
             self.status.setText("The stack or the sequences changed since this check-up: press Check-up again.")
             self.fix_button.setEnabled(False)
 
 
-def install_checkup(window):
-    """The Check-up panel (a dock beside the shapes), its toolbar button and its Run-menu item."""
-    panel = CheckupPanel(window)
-    dock = window.window_layout.add_panel("Check-up", panel)
-    window.checkup = panel
-    window.checkup_dock = dock
-    window.checkup_action = window.run_bar.addAction("Check-up", panel.start)
-    window.checkup_action.setToolTip("Examine the stack on these sequences: padding leaks, ignored masks, "
-                                     "truncation, vanishing gradients, saturated gates, dead units … (Ctrl+Shift+D)")
-    window.checkup_action.setShortcut("Ctrl+Shift+D")
-    window.menus.menu("&Run").addAction(window.checkup_action)
-    window.window_layout.stack_dock.raise_()     # a new tab does not cover the stack editor
-    return dock
+def install_checkup(panel: CheckupPanel, run_bar: QToolBar, run_menu: QMenu) -> tuple[QDockWidget, QAction]:
+    """The Check-up panel (a dock beside the shapes), its button in `run_bar` and its item in `run_menu`."""
+    window_layout = panel.window_layout
+    panel.dock = window_layout.add_panel("Check-up", panel)
+    action = run_bar.addAction("Check-up", panel.start)
+    action.setToolTip("Examine the stack on these sequences: padding leaks, ignored masks, "
+                      "truncation, vanishing gradients, saturated gates, dead units … (Ctrl+Shift+D)")
+    action.setShortcut("Ctrl+Shift+D")
+    run_menu.addAction(action)
+    window_layout.stack_dock.raise_()     # a new tab does not cover the stack editor
+    return panel.dock, action

@@ -4,8 +4,10 @@
 stderr. `install_hooks()` replaces `sys.excepthook` (Python exceptions in Qt slots and event handlers
 land there) and `threading.excepthook` (other threads): each exception is logged and reported to the
 open windows — a line in the status bar and a non-modal message box — through a queued signal, so a
-report from any thread is shown on the GUI thread. `ErrorReporter.watch(requests)` also shows the
-engine's internal errors (`Reply.internal`), whose tracebacks the engine client has logged already.
+report from any thread is shown on the GUI thread. A window hears the messages by connecting to
+`REPORTS` (held weakly: a closed window drops out); the reporter never reaches into a window.
+`ErrorReporter.watch(requests)` also shows the engine's internal errors (`Reply.internal`), whose
+tracebacks the engine client has logged already.
 """
 
 from __future__ import annotations
@@ -19,18 +21,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox
 
 from ..core.errors import strip_ansi
+from ..session import Event
 from .settings import state_dir
 
 if TYPE_CHECKING:
     from ..requests import Reply, Requests
-    from .main_window import MainWindow
 
 LOG_FILE = "explorer.log"
 LOGGER = "explorer"
 log = logging.getLogger(LOGGER)
+REPORTS = Event("reports")       # (message): an internal error, for every window's status line
 
 
 def setup_logging(directory: Path | None = None) -> Path | None:
@@ -71,12 +74,11 @@ def teardown_logging() -> None:
             handler.close()
 
 
-def main_windows() -> list[MainWindow]:
-    from .main_window import MainWindow
+def main_windows() -> list[QMainWindow]:
     app = QApplication.instance()
     if app is None:
         return []
-    return [widget for widget in app.topLevelWidgets() if isinstance(widget, MainWindow)]
+    return [widget for widget in app.topLevelWidgets() if isinstance(widget, QMainWindow)]
 
 
 class ErrorReporter(QObject):
@@ -115,9 +117,8 @@ class ErrorReporter(QObject):
     def _show(self, message: str, details: str) -> None:
         try:
             self.messages.append(message)
+            REPORTS.emit(message)
             windows = main_windows()
-            for window in windows:
-                window.set_status(message, error=True)
             parent = next((w for w in windows if w.isVisible()), windows[0] if windows else None)
             if parent is None:
                 return

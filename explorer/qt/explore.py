@@ -21,7 +21,7 @@ def open_explorer(prepared, *, keras_path: str | None = None, arrived: Callable 
 
     from ..core import presets
     from .layout import fit_to_screen
-    from .main_window import MainWindow
+    from .main_window import MainWindow, show_from_library
     from .theme import app_icon, follow_system
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv and sys.argv[0] else "rnn-explorer"])
     app.setApplicationName("RNN Shape Explorer")
@@ -31,23 +31,6 @@ def open_explorer(prepared, *, keras_path: str | None = None, arrived: Callable 
     window = MainWindow(spec, trusted=prepared.trust if prepared is not None else True)
     window.resize(*WINDOW_SIZE)
     fit_to_screen(window)
-    if prepared is not None:
-        _say_notes(window, prepared.notes)
-    else:
-        def opened(ok: bool) -> None:
-            window.files.opened.disconnect(opened)
-            if ok:
-                source = window.session.source
-                model = arrived(window.session.spec())
-                window.session.load(model.spec, trusted=trust, source=source)
-                _say_notes(window, model.notes)
-        window.files.opened.connect(opened)
-        window.files.load_keras(keras_path, trust=trust)
-    window.show()
+    show_from_library(window, prepared, keras_path=keras_path, arrived=arrived, trust=trust)
     _open_windows.append(window)
     return window, app
-
-
-def _say_notes(window, notes: list[str]) -> None:
-    if notes:
-        window.session.say(" · ".join(notes))

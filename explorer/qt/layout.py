@@ -22,6 +22,8 @@ adds a dock, tabbed with the shapes panel and listed in the View menu.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
+
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QFont, QGuiApplication, QKeySequence
@@ -30,12 +32,20 @@ from PySide6.QtWidgets import (QAbstractItemView, QApplication, QBoxLayout, QDoc
 
 from . import style
 
+if TYPE_CHECKING:
+    from ..session import Session
+    from .cell_plots import CellPanel
+    from .plots import PlotsPanel
+    from .runs import RunScheduler
+    from .stack_editor import StackEditor
+
 MIN_VIEW = (280, 110)              # the smallest readable plot area, in pixels
 WIDE = 1500                        # narrower (in unscaled pixels): the shapes panel is a tab beside the stack
 COMPACT_SCALE = 1.25               # from this text scale up, a narrow window's layer cards take one parameter a row
 SEQUENCES_SHARE = 0.22             # the share of a tall window's height the sequences dock takes
 TALL = 900                         # shorter: the sequences are a tab there too, and the plots get the height
 SCALES = (0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0)
+TRAINING = "Training"              # the Training panel's dock, which a lesson may bring forward
 KEY_SCALE = "view/scale"
 KEY_ARRANGEMENT = "view/arrangement"
 MAX_FIT_PASSES = 6                 # a scroll bar that comes and goes could otherwise re-fit the plots for ever
@@ -87,10 +97,11 @@ class PlotFit(QObject):
 
     fitted = Signal()
 
-    def __init__(self, window: QMainWindow, scroll: QScrollArea):
+    def __init__(self, window: QMainWindow, scroll: QScrollArea, plots: PlotsPanel):
         super().__init__(window)
         self.window = window
         self.scroll = scroll
+        self.plots = plots
         self.views: list = []
         self._pending = QTimer(self)
         self._pending.setSingleShot(True)
@@ -123,7 +134,7 @@ class PlotFit(QObject):
 
     def _arrange_vectors(self) -> bool:
         """FC input and output side by side when both fit at MIN_VIEW width, else one above the other."""
-        plots = self.window.plots
+        plots = self.plots
         fc, output = plots.fc.plot, plots.output.plot
         layout = plots.vector_view.ci
         needed = sum(plot.minimumWidth() for plot in (fc, output)) + 24
@@ -179,7 +190,7 @@ class PlotFit(QObject):
                 if abs(plot.minimumHeight() - height) > 0.5 or abs(plot.minimumWidth() - width) > 0.5:
                     plot.setMinimumSize(width, height)
                     changed = True
-        if self.window.plots.vector_view in self.views:
+        if self.plots.vector_view in self.views:
             changed = self._arrange_vectors() or changed
         for view in self.views:
             minimum = self._view_minimum(view)
@@ -235,11 +246,11 @@ def _view_box_at(view, position) -> pg.ViewBox | None:
 class Zoom(QObject):
     """The presentation scale: fonts of every widget, table rows, and the plots' labels."""
 
-    def __init__(self, window: QMainWindow):
+    def __init__(self, window: QMainWindow, plots: PlotsPanel):
         super().__init__(window)
         self.window = window
         self.scale = 1.0
-        self.panels = [window.plots]        # plot panels whose titles and axes follow the scale
+        self.panels = [plots]               # plot panels whose titles and axes follow the scale
         app = QApplication.instance()
         if app.property("explorer_base_font") is None:
             app.setProperty("explorer_base_font", QFont(app.font()))
@@ -297,11 +308,22 @@ class PlotTabs(QTabWidget):
 
 
 class WindowLayout(QObject):
-    """The window's docks, central plots, toolbars and presentation mode (see the module's docstring)."""
+    """The window's docks, central plots, toolbars and presentation mode (see the module's docstring): it places
+    the views it is given in `window`, says the scale to the `session`, keeps it in `settings`, and fits the plots
+    again after each run of `runs`."""
 
-    def __init__(self, window: QMainWindow):
+    def __init__(self, window: QMainWindow, session: Session, runs: RunScheduler, settings, *, plots: PlotsPanel,
+                 lesson_banner: QWidget, stack_editor: StackEditor, shapes: QWidget, sequence_editor: QWidget,
+                 cell_panel: CellPanel):
         super().__init__(window)
         self.window = window
+        self.session = session
+        self.settings = settings
+        self.stack_editor = stack_editor
+        self.sequence_editor = sequence_editor
+        self.cell_panel = cell_panel
+        self.plots = plots
+        self.panel_docks: dict[str, QDockWidget] = {}     # the docks add_panel made, by title
         window.setDockNestingEnabled(True)
         window.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.BottomDockWidgetArea)
         window.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.BottomDockWidgetArea)
@@ -310,7 +332,7 @@ class WindowLayout(QObject):
         self.plots_scroll.setObjectName("plotsScroll")
         self.plots_scroll.setWidgetResizable(True)
         self.plots_scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self.plots_scroll.setWidget(window.plots)
+        self.plots_scroll.setWidget(plots)
         self.plot_tabs = PlotTabs()            # "Outputs", and the tabs other plot panels add
         self.plot_tabs.setDocumentMode(True)
         self.plot_tabs.addTab(self.plots_scroll, "Outputs")
@@ -318,13 +340,13 @@ class WindowLayout(QObject):
         column = QVBoxLayout(central)
         column.setContentsMargins(2, 4, 2, 0)
         column.setSpacing(4)
-        column.addWidget(window.lesson_banner)
+        column.addWidget(lesson_banner)
         column.addWidget(self.plot_tabs, 1)
         window.setCentralWidget(central)
 
-        self.stack_dock = self._dock("Stack", window.stack_editor)
-        self.shapes_dock = self._dock("Shapes", window.shapes)
-        self.sequences_dock = self._dock("Sequences", window.sequence_editor)
+        self.stack_dock = self._dock("Stack", stack_editor)
+        self.shapes_dock = self._dock("Shapes", shapes)
+        self.sequences_dock = self._dock("Sequences", sequence_editor)
         self.docks = (self.stack_dock, self.shapes_dock, self.sequences_dock)
         self.arrangement: str | None = None     # "wide-tall", "narrow-short" …
         self._sized = False
@@ -337,15 +359,15 @@ class WindowLayout(QObject):
         self.focused = False
         self._before_focus: list[QDockWidget] = []
 
-        self.plot_fit = PlotFit(window, self.plots_scroll)
-        for view in (window.plots.time_view, window.plots.vector_view):
+        self.plot_fit = PlotFit(window, self.plots_scroll, plots)
+        for view in (plots.time_view, plots.vector_view):
             self.plot_fit.add_view(view)
-        window.runs.runFinished.connect(lambda _reply: self.plot_fit.schedule())
+        runs.runFinished.connect(lambda _reply: self.plot_fit.schedule())
         self.wanted_plot: str | None = None       # a plot kept in view while the plots settle, until the user scrolls
         self._tab_chosen = False
         self.plot_fit.fitted.connect(self._scroll_to_wanted)
         self._follow_scroll(self.plots_scroll)
-        self.zoom = Zoom(window)
+        self.zoom = Zoom(window, plots)
         self._arrange_timer = QTimer(self)
         self._arrange_timer.setSingleShot(True)
         self._arrange_timer.setInterval(0)
@@ -393,6 +415,7 @@ class WindowLayout(QObject):
         dock = self._dock(title, widget)
         self.window.tabifyDockWidget(self.shapes_dock, dock)
         self.docks = (*self.docks, dock)
+        self.panel_docks[title] = dock
         if getattr(self, "view_menu", None) is not None:
             self._add_toggle(dock)
         return dock
@@ -406,7 +429,7 @@ class WindowLayout(QObject):
         self.wanted_plot = name
         self._tab_chosen = False
         if self.focused:          # Focus: the plots, and only the panel the lesson names
-            training = getattr(self.window, "training_dock", None)
+            training = self.panel_docks.get(TRAINING)
             for dock in self.docks:
                 dock.setVisible(dock is training and name == "accuracy")
         self.plot_fit.schedule()
@@ -421,13 +444,12 @@ class WindowLayout(QObject):
 
     def plot_item(self, name: str):
         """(scroll area, PlotItem) of a plot by name, or None."""
-        window = self.window
         cell = {"gradient": "gradient_plot", "gates": "gate_plot"}
         if name in cell:
-            scroll = self.plot_tabs.widget(self.plot_tabs.page_index(window.cell_panel))
-            return scroll, getattr(window.cell_panel, cell[name])
-        if name in window.plots.plots():
-            return self.plots_scroll, window.plots.plots()[name]
+            scroll = self.plot_tabs.widget(self.plot_tabs.page_index(self.cell_panel))
+            return scroll, getattr(self.cell_panel, cell[name])
+        if name in self.plots.plots():
+            return self.plots_scroll, self.plots.plots()[name]
         return None
 
     def _scroll_to_wanted(self) -> None:
@@ -436,7 +458,7 @@ class WindowLayout(QObject):
             return
         if name == "accuracy":
             self.wanted_plot = None
-            dock = getattr(window, "training_dock", None)
+            dock = self.panel_docks.get(TRAINING)
             if dock is not None:
                 dock.show()
                 dock.raise_()
@@ -520,9 +542,9 @@ class WindowLayout(QObject):
 
     def set_scale(self, scale: float, announce: bool = True) -> None:
         self.zoom.set_scale(scale)
-        self.window.settings.setValue(KEY_SCALE, self.zoom.scale)
+        self.settings.setValue(KEY_SCALE, self.zoom.scale)
         if announce:
-            self.window.set_status(f"text at {self.zoom.scale:.0%} (Ctrl+0: normal size)")
+            self.session.say(f"text at {self.zoom.scale:.0%} (Ctrl+0: normal size)")
         self._sized = False           # the side docks are sized again for the new text
         self.schedule()
         self.plot_fit.schedule()
@@ -593,7 +615,7 @@ class WindowLayout(QObject):
         wanted = _arrangement_name(wide, tall)
         # a narrow column at a large text scale: one parameter per row on the layer cards (then the docks are
         # sized once the new cards have told the layouts how narrow they can be)
-        if window.stack_editor.set_param_pairs(1 if not wide and scale >= COMPACT_SCALE else 2):
+        if self.stack_editor.set_param_pairs(1 if not wide and scale >= COMPACT_SCALE else 2):
             self._sized = False
             self.schedule()
             return
@@ -639,7 +661,7 @@ class WindowLayout(QObject):
                      or window.tabifiedDockWidgets(self.sequences_dock)):
             window.addDockWidget(bottom, self.sequences_dock)
         # a tab in the side column: text, batching and grid one above the other
-        window.sequence_editor.layout().setDirection(QBoxLayout.Direction.LeftToRight if tall
+        self.sequence_editor.layout().setDirection(QBoxLayout.Direction.LeftToRight if tall
                                                      else QBoxLayout.Direction.TopToBottom)
         self.stack_dock.raise_()
 

@@ -10,9 +10,10 @@ TensorFlow are never imported in this process: they live in the engine process (
 
 from __future__ import annotations
 
+import sys
 from typing import Callable
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QEventLoop, QSize, Qt, QTimer
 from PySide6.QtGui import QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QMainWindow, QMessageBox, QToolBar, QWidget
 
@@ -23,11 +24,12 @@ from ..requests import CODE, LEAKS, engine_service
 from ..session import Session
 from .cell_plots import CellPanel
 from .course import CourseController, LessonBanner
+from .errors import REPORTS
 from .files import FileController, window_title
 from .fixes import FixButton
-from .layout import WindowLayout
+from .layout import WindowLayout, fit_to_screen
 from .plots import PlotsPanel
-from .recovery import Autosaver
+from .recovery import Autosaver, offer_recovery
 from .runcontrol import RunControl
 from .runs import RunScheduler
 from .sequence_editor import SequenceEditor
@@ -73,21 +75,25 @@ class MainWindow(QMainWindow):
     """The explorer. `spec`: the stack to show; `trusted`: its custom expressions may run without asking
     (presets); `confirm_trust(expressions) -> bool` asks the user (default: a QMessageBox); `settings`: a
     QSettings (None: remember in memory only); `make_service(on_reply, on_progress)`: the window's way to
-    the engine (default: a channel to the engine process)."""
+    the engine (default: a channel to the engine process); `reporter`: an ErrorReporter that also shows the
+    engine's internal errors; `scale`: the presentation scale to start at (else the remembered one).
+
+    Only this module reads the window's parts: the views, controllers and panels take the session, the
+    request layer and the widgets they need from here (tests/qt/test_no_locator.py)."""
 
     def __init__(self, spec: StackSpec, *, trusted: bool = False, source: str | None = None,
                  confirm_trust: Callable[[list[str]], bool] | None = None, settings=None,
-                 make_service=None, parent: QWidget | None = None):
+                 make_service=None, reporter=None, scale: float | None = None, parent: QWidget | None = None):
         super().__init__(parent)
         self.session = Session(spec, trusted=trusted, source=source,
                                confirm_trust=confirm_trust or self._ask_trust)
         self.runs = RunScheduler(self.session, make_service or engine_service, self)
         self.history = DocumentHistory(self.session, self)
         self.setWindowTitle("RNN Shape Explorer")
+        self.settings = settings if settings is not None else MemorySettings()
         self._build_views()
         self._build_toolbar()
         self._build_status()
-        self.settings = settings if settings is not None else MemorySettings()
         self.files = FileController(self.session, self.runs, self.settings, self)
         self.document_bar.insertActions(self._file_separator, [self.files.open_action, self.files.save_action])
         self.autosaver = Autosaver(self.session, self)
@@ -95,15 +101,24 @@ class MainWindow(QMainWindow):
         self.addAction(self.run_control.cancel_action)
         self.run_bar.insertAction(self._run_separator, self.run_control.cancel_action)
         self.statusBar().addPermanentWidget(self.run_control.progress_bar)
-        from .menus import install_menus
-        self.menus = install_menus(self.session, self)   # File, Edit, Run, Export, Help; shortcuts; theme and icon
+        from .menus import MenuParts, install_menus
+        self.menus = install_menus(self.session, self.runs, self, MenuParts(   # File, Edit, Run, Export, Help …
+            history=self.history, files=self.files, plots=self.plots, stack_editor=self.stack_editor,
+            shapes=self.shapes, sequence_editor=self.sequence_editor, lesson_banner=self.lesson_banner,
+            plot_tabs=self.window_layout.plot_tabs, combos=(self.preset_combo, self.device_combo),
+            live_check=self.live_check, run_action=self.run_action, cancel_action=self.run_control.cancel_action,
+            code_action=self.code_action, leak_check=self.leak_check, restart_engine=self.restart_engine,
+            open_preset=self.open_preset))
         self.window_layout.install_menu(self.menus)
-        self.preferences = Preferences(self.session, self.settings, self)
+        self.preferences = Preferences(self.session, self.settings, self, self.window_layout)
         self.preferences.restore()
-        from .training_panel import install_training
-        install_training(self)                  # the Training dock: train live, pin and compare
-        from .checkup import install_checkup
-        install_checkup(self)                   # the Check-up dock: the model doctor's findings
+        from .training_panel import TrainingPanel, install_training
+        self.training = TrainingPanel(self.session, self.runs, self.history, self.sequence_editor)
+        self.training_dock = install_training(self.training, self.window_layout, self.run_bar)  # train, pin, compare
+        from .checkup import CheckupPanel, install_checkup
+        self.checkup = CheckupPanel(self.session, self.runs, self.cell_panel, self.window_layout, self.leak_check)
+        self.checkup_dock, self.checkup_action = install_checkup(self.checkup, self.run_bar,   # the doctor's findings
+                                                                 self.menus.menu("&Run"))
 
         session = self.session
         session.events.status.connect(self._show_status)
@@ -114,21 +129,18 @@ class MainWindow(QMainWindow):
         self._show_run_settings()
         session.events.result.connect(self._show_run_figures)
         self.runs.engineFailed.connect(self._engine_failed)
+        REPORTS.connect(self._internal_error)     # the error reporter's messages (held weakly)
         self._leak_id = 0
         self._engine_box: QMessageBox | None = None
+        if reporter is not None:
+            reporter.watch(self.runs.requests)
+        if scale:
+            self.window_layout.set_scale(scale, announce=False)
         self.runs.start()
         self._document_loaded()
         self.course.document_loaded()             # the first document came before the window's parts
         self._show_title(session.modified)
         self.runs.run_now()
-
-    # --- what the rest of the program reads from the window ---
-
-    def set_status(self, text: str, error: bool = False) -> None:
-        self.session.say(text, error)
-
-    def run_now(self, asked: bool = True) -> None:
-        self.runs.run_now(asked)
 
     # --- building ---
 
@@ -139,12 +151,14 @@ class MainWindow(QMainWindow):
         self.sequence_editor = SequenceEditor(self.session)
         # Inside the cell: gates and gradients, a tab beside the plots, linked in time with them
         self.cell_panel = CellPanel(self.session, self.runs, self.plots.mask.plot)
-        self.lesson_banner = LessonBanner()
-        self.lesson_label = self.lesson_banner        # title, lesson and the place in the course
+        self.lesson_banner = LessonBanner()           # title, lesson and the place in the course
         self.course = CourseController(self.session, self.lesson_banner, self.open_preset,
-                                       lambda: getattr(self, "plot_tabs", None), self)
-        self.window_layout = WindowLayout(self)     # docks, tabs when space is short, plots that stay readable
-        self.plot_tabs = self.window_layout.plot_tabs
+                                       lambda: self.window_layout.plot_tabs if hasattr(self, "window_layout")
+                                       else None, self)
+        self.window_layout = WindowLayout(      # docks, tabs when space is short, plots that stay readable
+            self, self.session, self.runs, self.settings, plots=self.plots, lesson_banner=self.lesson_banner,
+            stack_editor=self.stack_editor, shapes=self.shapes, sequence_editor=self.sequence_editor,
+            cell_panel=self.cell_panel)
         self.course.plotWanted.connect(self.window_layout.show_plot)    # the plot a lesson names, in view
         self.window_layout.add_plot_tab("Inside the cell", self.cell_panel, self.cell_panel.view)
 
@@ -169,10 +183,8 @@ class MainWindow(QMainWindow):
         bar.addWidget(self.preset_combo)
         bar.addSeparator()
         self._file_separator = bar.addSeparator()     # Open and Save go here once the file controller exists
-        self.undo_action = self.history.undo_action     # QUndoStack's own actions, also in the Edit menu
-        self.redo_action = self.history.redo_action
-        bar.addAction(self.undo_action)
-        bar.addAction(self.redo_action)
+        bar.addAction(self.history.undo_action)     # QUndoStack's own actions, also in the Edit menu
+        bar.addAction(self.history.redo_action)
         bar = self._toolbar("Run")
         self.run_bar = bar
         bar.addWidget(QLabel(" Device "))
@@ -205,7 +217,7 @@ class MainWindow(QMainWindow):
         self.live_check.setToolTip("Re-run after every edit")
         self.live_check.toggled.connect(self.session.set_live)
         bar.addWidget(self.live_check)
-        self.run_action = bar.addAction("▶ Run", lambda: self.run_now(asked=True))
+        self.run_action = bar.addAction("▶ Run", lambda: self.runs.run_now(asked=True))
         self.run_action.setShortcuts([QKeySequence("F5"), QKeySequence("Ctrl+R")])
         self.run_action.setToolTip("Run the stack on the sequences (F5)")
         self._run_separator = bar.addSeparator()      # Cancel goes before it
@@ -235,6 +247,9 @@ class MainWindow(QMainWindow):
         colour = ERROR_COLOUR if error else "palette(text)"
         self.status_message.setText(f'<span style="color:{colour}">{"✖ " if error else ""}{escape(text)}</span>')
         self.status_message.setToolTip(text)
+
+    def _internal_error(self, message: str) -> None:
+        self.session.say(message, error=True)
 
     def _show_title(self, modified: bool) -> None:
         session = self.session
@@ -361,10 +376,6 @@ class MainWindow(QMainWindow):
         elif name:
             self._show_preset()
 
-    def set_document(self, spec: StackSpec, *, trusted: bool, source: str | None) -> None:
-        """Shows another stack (a preset, a file): the session's `load`."""
-        self.session.load(spec, trusted=trusted, source=source)
-
     def load_preset(self, name: str) -> None:
         self.session.load(presets.load_preset(name), trusted=True, source=presets.PREFIX + name)
 
@@ -374,10 +385,6 @@ class MainWindow(QMainWindow):
             return False
         self.load_preset(name)
         return True
-
-    def open_path(self, path: str) -> bool:
-        """Shows a stack file or a .keras model (read in the worker); a bad file is refused, the work kept."""
-        return self.files.load(path)
 
     # --- closing ---
 
@@ -389,3 +396,99 @@ class MainWindow(QMainWindow):
         self.autosaver.remove()                  # a clean exit leaves nothing to recover
         self.runs.shutdown()
         super().closeEvent(event)
+
+
+# --- for the programs that open the window (explorer/qt/app.py, explorer/qt/explore.py) ---
+
+def show_at_start(window: MainWindow, *, size: tuple[int, int] | None, default_size: tuple[int, int],
+                  model: str | None) -> None:
+    """Shows `window` at `size` (fitted to the screen), else where it was last time, else at `default_size`
+    (smaller on a small screen); then reads the .keras `model` and offers the work a crashed session autosaved."""
+    if size:
+        window.resize(*size)
+        fit_to_screen(window)
+    elif not window.preferences.restored_geometry:
+        screen = QGuiApplication.primaryScreen()
+        area = screen.availableGeometry() if screen is not None else None
+        if area is not None and (area.width() < default_size[0] or area.height() < default_size[1]):
+            window.resize(min(default_size[0], int(area.width() * 0.95)),
+                          min(default_size[1], int(area.height() * 0.92)))
+        else:
+            window.resize(*default_size)
+    window.show()
+    if model:
+        window.files.load(model)
+    QTimer.singleShot(0, lambda: offer_recovery(window.session, window.autosaver, window.files, parent=window))
+
+
+def show_from_library(window: MainWindow, prepared, *, keras_path: str | None = None, arrived: Callable | None = None,
+                      trust: bool = False) -> None:
+    """Shows `window` with the notes of `prepared` (a library.Prepared), or reads `keras_path` in the engine and
+    shows the Prepared that `arrived(spec)` makes of its stack."""
+    session = window.session
+    if prepared is not None:
+        _say_notes(session, prepared.notes)
+    else:
+        def opened(ok: bool) -> None:
+            window.files.opened.disconnect(opened)
+            if ok:
+                source = session.source
+                model = arrived(session.spec())
+                session.load(model.spec, trusted=trust, source=source)
+                _say_notes(session, model.notes)
+        window.files.opened.connect(opened)
+        window.files.load_keras(keras_path, trust=trust)
+    window.show()
+
+
+def _say_notes(session: Session, notes: list[str]) -> None:
+    if notes:
+        session.say(" · ".join(notes))
+
+
+def take_screenshot(app, window: MainWindow, path: str, *, timeout_s: float, size: tuple[int, int]) -> int:
+    """Shows `window` at `size`, waits for its first run to be plotted (and the gates and gradients when the
+    Inside the cell tab is open), saves it as a PNG. 0, or 2 with an error
+    line (also when the window cannot be made that small)."""
+    window.resize(*size)
+    window.show()
+    loop = QEventLoop()
+    finished = []
+
+    def done(reply) -> None:
+        finished.append(reply)
+        loop.quit()
+
+    runs = window.runs
+    if runs.settled and runs.last_reply is not None:
+        finished.append(runs.last_reply)        # refused before running: nothing to wait for
+    else:
+        runs.runFinished.connect(done)
+        QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+        loop.exec()
+    try:
+        if not finished:
+            print(f"error: the first run did not finish within {timeout_s:.0f} s; no screenshot taken",
+                  file=sys.stderr)
+            return 2
+        window.resize(*size)                     # again: the docks are arranged for the screen once shown
+        for _ in range(5):                       # let the plots lay themselves out and paint
+            app.processEvents()
+        if window.cell_panel.waiting:            # a lesson that opens Inside the cell: wait for its numbers too
+            window.cell_panel.answered.connect(loop.quit)
+            QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+            loop.exec()
+        QTimer.singleShot(100, loop.quit)
+        loop.exec()
+        app.processEvents()
+        if (window.width(), window.height()) != tuple(size):
+            print(f"error: the window cannot be {size[0]}x{size[1]} (it needs at least "
+                  f"{window.minimumSizeHint().width()}x{window.minimumSizeHint().height()} at this scale)",
+                  file=sys.stderr)
+            return 2
+        if not window.grab().save(path, "PNG"):
+            print(f"error: cannot write the screenshot to {path}", file=sys.stderr)
+            return 2
+        return 0
+    finally:
+        window.close()

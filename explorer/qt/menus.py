@@ -1,10 +1,11 @@
 """The window's menus and keyboard shortcuts: Edit, Run, Export and Help, the theme and the icon.
 
-`install_menus(session, window)` is called once by MainWindow and returns a `WindowMenus` holding every
-action (tests trigger them), the exporter, and the dialogs it opened. What the menus act on comes from the
-session (the result and its state, the source, Live); the window gives its menu bar and its parts. Menus are placed in the order
-File, Edit, Run, Export, Help whatever order they are created in (`WindowMenus.menu(title)` finds or
-creates one in its place).
+`install_menus(session, runs, window, parts)` is called once by MainWindow and returns a `WindowMenus` holding
+every action (tests trigger them), the exporter, and the dialogs it opened. What the menus act on comes from the
+session (the result and its state, the source, Live) and the request layer `runs`; `window` is the QMainWindow
+whose menu bar they fill, and `parts` (a `MenuParts`) names the widgets and actions they reach. Menus are
+placed in the order File, Edit, Run, Export, Help whatever order they are created in (`WindowMenus.menu(title)`
+finds or creates one in its place).
 
 Shortcuts: Run F5 / Ctrl+R, Live Ctrl+L, Copy as code Ctrl+Shift+C, Leak check Ctrl+K, Add layer
 Ctrl+Shift+A, next / previous sequence Alt+Down / Alt+Up, Undo Ctrl+Z, Redo Ctrl+Shift+Z / Ctrl+Y.
@@ -12,9 +13,12 @@ Ctrl+Shift+A, next / previous sequence Alt+Down / Alt+Up, Undo Ctrl+Z, Redo Ctrl
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
 from PySide6.QtCore import QEvent, QObject, QPoint, Qt
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QApplication, QComboBox, QMenu, QToolBar
+from PySide6.QtWidgets import QApplication, QCheckBox, QComboBox, QMainWindow, QMenu, QToolBar, QWidget
 
 from .compare_dialog import CompareDialog
 from .exports import PLOT_TITLES, Exporter
@@ -22,7 +26,16 @@ from .help import LessonsDialog, ShortcutsDialog, about_box
 from .plots import PLOT_NAMES
 from .style import is_dark
 from .theme import app_icon, follow_system, lesson_style, repolish
-from .undo import UndoKeys
+from .undo import DocumentHistory, UndoKeys
+
+if TYPE_CHECKING:
+    from ..session import Session
+    from .files import FileController
+    from .plots import PlotsPanel
+    from .runs import RunScheduler
+    from .sequence_editor import SequenceEditor
+    from .shapes_panel import ShapesPanel
+    from .stack_editor import StackEditor
 
 MENU_ORDER = ("File", "Edit", "Run", "Export", "View", "Help")
 
@@ -31,13 +44,37 @@ def _plain(title: str) -> str:
     return title.replace("&", "")
 
 
+@dataclass(frozen=True)
+class MenuParts:
+    """The widgets and actions of the window that the menus reach."""
+
+    history: DocumentHistory
+    files: FileController
+    plots: PlotsPanel
+    stack_editor: StackEditor
+    shapes: ShapesPanel
+    sequence_editor: SequenceEditor
+    lesson_banner: QWidget
+    plot_tabs: QWidget
+    combos: tuple[QComboBox, ...]         # Alt+Down / Alt+Up step the sequences there too
+    live_check: QCheckBox
+    run_action: QAction
+    cancel_action: QAction
+    code_action: QAction
+    leak_check: Callable[[], None]
+    restart_engine: Callable[[], None]
+    open_preset: Callable[[str], bool]
+
+
 class WindowMenus(QObject):
-    def __init__(self, session, window):
+    def __init__(self, session: Session, runs: RunScheduler, window: QMainWindow, parts: MenuParts):
         super().__init__(window)
         self.session = session
+        self.runs = runs
         self.window = window
-        self.exporter = Exporter(session, window.runs, window.plots, window)
-        window.plots.exportRequested.connect(lambda name, fmt: self.exporter.export_plot(name, fmt))
+        self.parts = parts
+        self.exporter = Exporter(session, runs, parts.plots, window)
+        parts.plots.exportRequested.connect(lambda name, fmt: self.exporter.export_plot(name, fmt))
         self.compare_dialog: CompareDialog | None = None
         self.lessons_dialog: LessonsDialog | None = None
         self.shortcuts_dialog: ShortcutsDialog | None = None
@@ -47,11 +84,11 @@ class WindowMenus(QObject):
         self._build_run()
         self._build_export()
         self._build_help()
-        self._keys = UndoKeys(window.history, self)
-        text_edit = window.sequence_editor.text_edit
+        self._keys = UndoKeys(parts.history, self)
+        text_edit = parts.sequence_editor.text_edit
         text_edit.setUndoRedoEnabled(False)      # one history for the whole document: the window's
         text_edit.installEventFilter(self._keys)
-        table = window.shapes.table
+        table = parts.shapes.table
         table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         table.addAction(self.copy_markdown_action)
         table.addAction(self.export_markdown_action)
@@ -94,31 +131,31 @@ class WindowMenus(QObject):
     # --- File ---
 
     def _build_file(self) -> None:
-        self.window.files.fill_menu(self.menu("&File"))
+        self.parts.files.fill_menu(self.menu("&File"))
 
     # --- Edit ---
 
     def _build_edit(self) -> None:
-        window = self.window
+        window, parts = self.window, self.parts
         menu = self.menu("&Edit")
-        menu.addAction(window.history.undo_action)
-        menu.addAction(window.history.redo_action)
-        window.addAction(window.history.undo_action)      # the shortcuts work with the menu bar hidden too
-        window.addAction(window.history.redo_action)
+        menu.addAction(parts.history.undo_action)
+        menu.addAction(parts.history.redo_action)
+        window.addAction(parts.history.undo_action)      # the shortcuts work with the menu bar hidden too
+        window.addAction(parts.history.redo_action)
         menu.addSeparator()
         self.add_layer_action = self._action(menu, "Add layer…", self.add_layer, ["Ctrl+Shift+A"],
                                              "Add a layer after the selected one")
         menu.addSeparator()
-        window.code_action.setShortcut(QKeySequence("Ctrl+Shift+C"))
-        window.code_action.setToolTip("Copy a Keras script that builds this stack (Ctrl+Shift+C)")
-        menu.addAction(window.code_action)
+        parts.code_action.setShortcut(QKeySequence("Ctrl+Shift+C"))
+        parts.code_action.setToolTip("Copy a Keras script that builds this stack (Ctrl+Shift+C)")
+        menu.addAction(parts.code_action)
         self.copy_markdown_action = self._action(menu, "Copy shapes table as Markdown",
                                                  lambda: self.exporter.copy_markdown(),
                                                  tip="The shapes table as a Markdown table, to paste in notes")
 
     def add_layer(self) -> None:
         """Opens the add-layer menu under the stack editor's button."""
-        editor = self.window.stack_editor
+        editor = self.parts.stack_editor
         editor.scroll.ensureWidgetVisible(editor.add_button)
         button = editor.add_button
         editor.add_menu.popup(button.mapToGlobal(QPoint(0, button.height())))
@@ -126,10 +163,10 @@ class WindowMenus(QObject):
     # --- Run ---
 
     def _build_run(self) -> None:
-        window = self.window
+        window, parts = self.window, self.parts
         menu = self.menu("&Run")
-        menu.addAction(window.run_action)
-        menu.addAction(window.run_control.cancel_action)
+        menu.addAction(parts.run_action)
+        menu.addAction(parts.cancel_action)
         self.live_action = QAction("Live: re-run after every edit", window)
         self.live_action.setIconText("Live")
         self.live_action.setCheckable(True)
@@ -137,15 +174,15 @@ class WindowMenus(QObject):
         self.live_action.setShortcut(QKeySequence("Ctrl+L"))
         self.live_action.toggled.connect(self.session.set_live)
         self.session.events.run_settings.connect(lambda: self.live_action.setChecked(self.session.live))
-        window.live_check.setToolTip("Re-run after every edit (Ctrl+L)")
+        parts.live_check.setToolTip("Re-run after every edit (Ctrl+L)")
         menu.addAction(self.live_action)
         menu.addSeparator()
-        self.leak_action = self._action(menu, "Leak check", window.leak_check, ["Ctrl+K"],
+        self.leak_action = self._action(menu, "Leak check", parts.leak_check, ["Ctrl+K"],
                                         "Run each sequence alone and compare with the padded run")
-        window.shapes.leak_button.setToolTip(window.shapes.leak_button.toolTip() + " (Ctrl+K)")
+        parts.shapes.leak_button.setToolTip(parts.shapes.leak_button.toolTip() + " (Ctrl+K)")
         self.compare_action = self._action(menu, "Compare batching modes…", self.compare_modes,
                                            tip="The same sequences in pad, bucket, one-by-one and chunked mode")
-        self.restart_engine_action = self._action(menu, "Restart engine", lambda: window.restart_engine(),
+        self.restart_engine_action = self._action(menu, "Restart engine", lambda: parts.restart_engine(),
                                                   tip="Start a new engine process and run the stack again")
         menu.addSeparator()
         self.next_sequence_action = self._action(menu, "Next sequence", lambda: self.step_sequence(1),
@@ -153,7 +190,7 @@ class WindowMenus(QObject):
         self.previous_sequence_action = self._action(menu, "Previous sequence", lambda: self.step_sequence(-1),
                                                      ["Alt+Up"], "Show the previous sequence in the plots")
         self._sequence_keys = SequenceKeys(self)     # also while a box that opens its list on Alt+Down has focus
-        for combo in (window.preset_combo, window.device_combo, *window.plot_tabs.findChildren(QComboBox)):
+        for combo in (*parts.combos, *parts.plot_tabs.findChildren(QComboBox)):
             combo.installEventFilter(self._sequence_keys)
 
     def step_sequence(self, step: int) -> None:
@@ -167,7 +204,7 @@ class WindowMenus(QObject):
 
     def compare_modes(self) -> CompareDialog:
         if self.compare_dialog is None:
-            self.compare_dialog = CompareDialog(self.session, self.window.runs, self.window)
+            self.compare_dialog = CompareDialog(self.session, self.runs, self.window)
         self.compare_dialog.show()
         self.compare_dialog.raise_()
         self.compare_dialog.start()
@@ -205,7 +242,7 @@ class WindowMenus(QObject):
 
     def _update_plot_actions(self) -> None:
         has_result = self.session.result is not None and self.session.state.current
-        attention = self.window.plots.attention.shown
+        attention = self.parts.plots.attention.shown
         for (name, _fmt), action in self.plot_actions.items():
             action.setEnabled(has_result and (name != "attention" or attention))
 
@@ -223,7 +260,7 @@ class WindowMenus(QObject):
 
     def show_lessons(self) -> LessonsDialog:
         if self.lessons_dialog is None:
-            self.lessons_dialog = LessonsDialog(self.window.open_preset, self.window)
+            self.lessons_dialog = LessonsDialog(self.parts.open_preset, self.window)
         source = self.session.source or ""
         if source.startswith("preset:"):
             self.lessons_dialog.select(source[len("preset:"):])
@@ -271,7 +308,7 @@ class WindowMenus(QObject):
         window.installEventFilter(self)
 
     def _restyle(self) -> None:
-        self.window.lesson_label.setStyleSheet(lesson_style(is_dark(self.window.palette())))
+        self.parts.lesson_banner.setStyleSheet(lesson_style(is_dark(self.window.palette())))
 
     def _palette_changed(self) -> None:
         self._restyle()
@@ -302,5 +339,5 @@ class SequenceKeys(QObject):
         return False
 
 
-def install_menus(session, window) -> WindowMenus:
-    return WindowMenus(session, window)
+def install_menus(session: Session, runs: RunScheduler, window: QMainWindow, parts: MenuParts) -> WindowMenus:
+    return WindowMenus(session, runs, window, parts)

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QByteArray, QObject, QSettings
 from PySide6.QtWidgets import QMainWindow, QToolBar
 
 from ..session import Session
+
+if TYPE_CHECKING:
+    from .layout import WindowLayout
 
 ORGANISATION = "RNN Shape Explorer"
 APPLICATION = "explorer"
@@ -114,13 +117,14 @@ def _bytes(value: Any) -> QByteArray | None:
 
 
 class Preferences(QObject):
-    """Restores the window's layout (its `window_layout`: docks, splitters) and the session's device and Live
-    toggle from `settings`, and saves them on close."""
+    """Restores `window`'s geometry and state, its `window_layout` (docks, splitters) and the session's device and
+    Live toggle from `settings`, and saves them on close."""
 
-    def __init__(self, session: Session, settings, window: QMainWindow):
+    def __init__(self, session: Session, settings, window: QMainWindow, window_layout: WindowLayout):
         super().__init__(window)
         self.session = session
         self.window = window
+        self.window_layout = window_layout
         self.settings = settings
         self.restored_geometry = False
         self.preferred_device: str | None = None
@@ -136,9 +140,9 @@ class Preferences(QObject):
         state = _bytes(s.value(KEY_STATE))
         if state is not None:
             window.restoreState(state)
-        window.window_layout.restore(s)       # the docks made compact first when the screen is smaller …
+        self.window_layout.restore(s)       # the docks made compact first when the screen is smaller …
         if self.restored_geometry:
-            window.window_layout.fit_to_screen()   # … then never larger than this screen
+            self.window_layout.fit_to_screen()   # … then never larger than this screen
         if s.contains(KEY_LIVE):
             self.session.set_live(_truthy(s.value(KEY_LIVE, True, type=bool)))
         device = s.value(KEY_DEVICE, "", type=str)
@@ -153,10 +157,10 @@ class Preferences(QObject):
 
     def save(self) -> None:
         s, window = self.settings, self.window
-        window.window_layout.set_focus(False)      # the panels Focus hid are saved as open: back at the next start
+        self.window_layout.set_focus(False)      # the panels Focus hid are saved as open: back at the next start
         s.setValue(KEY_GEOMETRY, window.saveGeometry())
         s.setValue(KEY_STATE, window.saveState())
-        window.window_layout.save(s)
+        self.window_layout.save(s)
         s.setValue(KEY_LIVE, self.session.live)
         if self.session.devices and self.session.device:
             s.setValue(KEY_DEVICE, self.session.device)

@@ -97,7 +97,7 @@ class ShapesPanel(QWidget):
         self.warnings_list.setMinimumHeight(3 * self.warnings_list.fontMetrics().lineSpacing())
         self.warnings_list.itemClicked.connect(self._warning_clicked)
         layout.addWidget(self.warnings_list, 1)
-        session.events.selection.connect(lambda: self.select_layer(session.selected_layer))
+        session.events.selection.connect(self._follow_selection)   # a bound method: held weakly
         session.events.stack.connect(self._redraw)
         self._gate = StateGate(session, self, self._redraw)
         self._redraw()
@@ -266,6 +266,9 @@ class ShapesPanel(QWidget):
         self.leak_label.show()
 
     # --- selection ---
+
+    def _follow_selection(self) -> None:
+        self.select_layer(self.session.selected_layer)
 
     def select_layer(self, name: str | None) -> None:
         self.table.blockSignals(True)

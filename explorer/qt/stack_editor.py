@@ -596,7 +596,7 @@ class StackEditor(QWidget):
         outer.addWidget(self.scroll, 1)
         self._rebuild_cards()
         session.events.stack.connect(self._stack_changed)
-        session.events.selection.connect(lambda: self.select_layer(session.selected_layer))
+        session.events.selection.connect(self._follow_selection)   # a bound method: held weakly
         self._gate = StateGate(session, self, self._show_badges)
         self._show_badges()
 
@@ -835,6 +835,9 @@ class StackEditor(QWidget):
             card.set_selected(card.name == name)
         if emit and changed and name is not None:
             self.session.select_layer(name)
+
+    def _follow_selection(self) -> None:
+        self.select_layer(self.session.selected_layer)
 
     def select_layer(self, name: str | None) -> None:
         """Highlights a layer's card (no signal)."""

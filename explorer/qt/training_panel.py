@@ -13,6 +13,7 @@ the same sequences, and the selected layer's Δ is drawn as a heatmap with its o
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
@@ -20,13 +21,20 @@ from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QColor, QPalette, QUndoCommand
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDockWidget, QDoubleSpinBox, QGridLayout, QHBoxLayout,
                                QHeaderView, QLabel, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem,
-                               QTabWidget, QVBoxLayout, QWidget)
+                               QTabWidget, QToolBar, QVBoxLayout, QWidget)
 
 from ..core import compare, sequences, tasks
 from ..core.errors import SequenceError
 from ..core.train import DEFAULT_LEARNING_RATE, OPTIMIZERS, TrainSettings, run_accuracy
 from ..requests import TRAIN
+from .layout import TRAINING, WindowLayout
 from .style import ERROR_COLOUR, escape, muted_colour
+
+if TYPE_CHECKING:
+    from ..session import Session
+    from .runs import RunScheduler
+    from .sequence_editor import SequenceEditor
+    from .undo import DocumentHistory
 
 CHUNK_SECONDS = 0.25        # a chunk of steps, then the plots refresh: about four times a second
 DEFAULT_STEPS = 100
@@ -55,11 +63,15 @@ class WeightsEdit(QUndoCommand):
 
 
 class TrainingPanel(QWidget):
-    """The dock's contents; `window` is the MainWindow it trains for."""
+    """The dock's contents: trains the `session`'s stack through `runs` (the request layer), each chunk an
+    undoable step of `history`; a label error is shown in `sequence_editor`."""
 
-    def __init__(self, window, parent: QWidget | None = None):
+    def __init__(self, session: Session, runs: RunScheduler, history: DocumentHistory,
+                 sequence_editor: SequenceEditor, parent: QWidget | None = None):
         super().__init__(parent)
-        self.window = window
+        self.runs = runs
+        self.history = history
+        self.sequence_editor = sequence_editor
         self.running = False           # the user wants chunks to keep coming
         self.remaining = 0
         self.objective = None          # from the latest chunk: what the head is trained for
@@ -76,8 +88,8 @@ class TrainingPanel(QWidget):
         self._session_steps = 0
         self._plots: list[pg.PlotWidget] = []     # recoloured when the palette changes
         self._build()
-        self.session = window.session
-        window.runs.runFinished.connect(self._run_finished)
+        self.session = session
+        runs.runFinished.connect(self._run_finished)
         self.session.events.document.connect(self._document_loaded)
         self.session.events.selection.connect(self._show_delta)
         self._show_task()
@@ -305,15 +317,14 @@ class TrainingPanel(QWidget):
         return TrainSettings(self.optimizer_combo.currentData(), float(self.lr_spin.value()))
 
     def _send_chunk(self) -> None:
-        window = self.window
         spec = self.session.spec()
         text = self.session.text
         if not self.session.trust.ensure(spec, ask_again=True):
             self._stop("not trained: the stack has a custom expression that you have not agreed to run", error=True)
             return
-        self._request = window.runs.submit(TRAIN, self._on_reply, spec=spec, text=text, settings=self._settings(),
-                                           steps=self.remaining, seconds=CHUNK_SECONDS, device=self.session.device,
-                                           trust=True).id
+        self._request = self.runs.submit(TRAIN, self._on_reply, spec=spec, text=text, settings=self._settings(),
+                                         steps=self.remaining, seconds=CHUNK_SECONDS, device=self.session.device,
+                                         trust=True).id
 
     def _on_reply(self, reply) -> None:
         if reply.id != self._request:
@@ -323,12 +334,11 @@ class TrainingPanel(QWidget):
             message = reply.error or "training was cancelled"
             match = _POSITION.match(message)
             if match:
-                self.window.sequence_editor.show_label_error(
+                self.sequence_editor.show_label_error(
                     SequenceError(int(match.group(1)), int(match.group(2)), match.group(3)))
             self._stop(message, error=not reply.cancelled)
             return
         progress = reply.value
-        window = self.window
         self.session.set_weights(progress.spec.weights, progress.spec.weights_id)
         if progress.total_steps == progress.steps and self.curve_loss:   # a new trainer: the stack changed
             self.restarts.append(len(self.curve_loss))
@@ -340,7 +350,7 @@ class TrainingPanel(QWidget):
         self.remaining -= progress.steps
         self._session_steps += progress.steps
         self.loss_label.setText(f"loss: {progress.objective.description}")
-        window.run_now(asked=False)              # the plots show the trained weights
+        self.runs.run_now(asked=False)           # the plots show the trained weights
         self._draw_curves()
         if self.running and self.remaining > 0:
             self._send_chunk()
@@ -366,7 +376,7 @@ class TrainingPanel(QWidget):
         if self._session_steps and self._session_before is not None:
             document = self.session.document
             after = (document.weights, document.weights_id)
-            self.window.history.stack.push(WeightsEdit(self, f"Train {self._session_steps} steps",
+            self.history.stack.push(WeightsEdit(self, f"Train {self._session_steps} steps",
                                                        self._session_before, after))
         self._session_before, self._session_steps = None, 0
         self._controls()
@@ -381,7 +391,7 @@ class TrainingPanel(QWidget):
         self._archive_curve()
         if before != (None, None):
             self.set_weights((None, None))
-            self.window.history.stack.push(WeightsEdit(self, "Reset weights", before, (None, None)))
+            self.history.stack.push(WeightsEdit(self, "Reset weights", before, (None, None)))
         self._say("weights reset to the seed's initial ones")
         self._draw_curves()
 
@@ -394,7 +404,7 @@ class TrainingPanel(QWidget):
             self._session_before, self._session_steps = None, 0
             self._controls()
         self.session.set_weights(*weights)
-        self.window.run_now(asked=False)
+        self.runs.run_now(asked=False)
 
     def _archive_curve(self) -> None:
         if self.curve_loss:
@@ -489,7 +499,7 @@ class TrainingPanel(QWidget):
 
     def _say(self, message: str, error: bool = False) -> None:
         if message:
-            self.window.set_status(message, error=error)
+            self.session.say(message, error)
         colour = ERROR_COLOUR if error else "palette(text)"
         self.status_label.setText(f'<span style="color:{colour}">{escape(message)}</span>' if message else "")
 
@@ -571,26 +581,24 @@ class TrainingPanel(QWidget):
                                  "step in both runs)")
 
 
-def install_training(window) -> QDockWidget:
-    """The Training panel: a dock beside the shapes panel (View menu), its toggle in the toolbar (Ctrl+T);
+def install_training(panel: TrainingPanel, window_layout: WindowLayout, run_bar: QToolBar) -> QDockWidget:
+    """The Training panel: a dock beside the shapes panel (View menu), its toggle in `run_bar` (Ctrl+T);
     brought forward when a document with labelled sequences arrives."""
-    panel = TrainingPanel(window)
-    dock = window.window_layout.add_panel("Training", panel)
+    dock = window_layout.add_panel(TRAINING, panel)
     toggle = dock.toggleViewAction()
     toggle.setToolTip("Train the stack on labelled sequences, pin a run and compare (Ctrl+T)")
     toggle.setShortcut("Ctrl+T")
-    window.run_bar.addSeparator()
-    window.run_bar.addAction(toggle)
-    window.training = panel
-    window.training_dock = dock
+    run_bar.addSeparator()
+    run_bar.addAction(toggle)
+    session = panel.session
 
     def show_when_labelled() -> None:
-        if labelled(window.session.text_check.parsed):
+        if labelled(session.text_check.parsed):
             dock.show()
             dock.raise_()
 
-    window.session.events.document.connect(show_when_labelled)
-    window.window_layout.stack_dock.raise_()     # a new tab does not cover the stack editor
+    session.events.document.connect(show_when_labelled)
+    window_layout.stack_dock.raise_()     # a new tab does not cover the stack editor
     show_when_labelled()
     return dock
 

@@ -393,7 +393,7 @@ def _oversize_in_window(window, runs: _Runs) -> dict:
     card.param_widget("units").setValue(4096)
     window.sequence_editor.text_edit.setPlainText(token_lines(500, 300, np.random.default_rng(SEED + 4)))
     count = len(runs.replies) + 1
-    window.run_now(asked=True)
+    window.runs.run_now(asked=True)
     finished, reply = runs.wait(count)
     assert not reply.ok and "over the limit" in (reply.error or ""), reply.error
     window.live_check.setChecked(True)
@@ -433,12 +433,12 @@ def _ticking(app, runs: _Runs, start, count: int) -> dict:
 def _heavy_in_window(app, window, runs: _Runs, repeats: int) -> dict:
     """The heavy batch: loaded (built, traced, run), then run again from the Run button `repeats` times: the
     time until its outputs have arrived in this process, and the 5 ms timer's longest gap meanwhile."""
-    load = _ticking(app, runs, lambda: window.set_document(heavy_stack(), trusted=True, source=None),
+    load = _ticking(app, runs, lambda: window.session.load(heavy_stack(), trusted=True, source=None),
                     len(runs.replies) + 1)
     seconds, stalls, task, forward = [], [], [], []
     for _ in range(repeats):
         _settle()
-        rerun = _ticking(app, runs, lambda: window.run_now(asked=True), len(runs.replies) + 1)
+        rerun = _ticking(app, runs, lambda: window.runs.run_now(asked=True), len(runs.replies) + 1)
         seconds.append(rerun["seconds"])
         stalls.append(rerun["max"])
         reply = runs.replies[-1][1]

@@ -11,7 +11,8 @@ import pytest
 from PySide6.QtGui import QImage
 
 from explorer import cli
-from explorer.qt.app import INSTALL, display_problem, take_screenshot
+from explorer.qt.app import INSTALL, SCREENSHOT_TIMEOUT_S, WINDOW_SIZE, display_problem
+from explorer.qt.main_window import take_screenshot
 
 ROOT = Path(__file__).resolve().parents[2]
 ALL_THERE = {"xcb-cursor": "libxcb-cursor.so.0", "xcb-icccm": "libxcb-icccm.so.4", "xcb-keysyms": "libxcb-keysyms.so.1"}
@@ -67,7 +68,7 @@ def test_a_screenshot_that_waits_too_long_exits_2(qapp, capsys):
     from explorer.core.presets import load_preset
     from explorer.qt.main_window import MainWindow
     window = MainWindow(load_preset("stacked_lstm"), trusted=True, source="preset:stacked_lstm")
-    assert take_screenshot(qapp, window, "/nonexistent/never.png", timeout_s=0) == 2
+    assert take_screenshot(qapp, window, "/nonexistent/never.png", timeout_s=0, size=WINDOW_SIZE) == 2
     assert capsys.readouterr().err.startswith("error: the first run did not finish within 0 s")
 
 
@@ -82,6 +83,17 @@ def test_a_screenshot_of_a_lesson_inside_the_cell_waits_for_its_gates(qapp, tmp_
     from explorer.core.presets import load_preset
     from explorer.qt.main_window import MainWindow
     window = MainWindow(load_preset("forget_gate_saturation"), trusted=True, source="preset:forget_gate_saturation")
-    assert take_screenshot(qapp, window, str(tmp_path / "shot.png"), size=(1024, 768)) == 0
+    assert take_screenshot(qapp, window, str(tmp_path / "shot.png"), timeout_s=SCREENSHOT_TIMEOUT_S,
+                           size=(1024, 768)) == 0
     assert window.cell_panel.data is not None, "the screenshot was taken before the gates arrived"
     assert "forget" in {key.split("/")[-1] for key in window.cell_panel.data["gates"]}
+
+
+def test_the_window_starts_at_the_scale_asked_and_shown_at_its_size(make_window, qapp):
+    from explorer.qt.main_window import show_at_start
+    window = make_window(show=False, scale=1.25)
+    assert window.window_layout.zoom.scale == 1.25
+    other = make_window(show=False)
+    wanted = (other.minimumSizeHint().width() + 20, other.minimumSizeHint().height() + 20)
+    show_at_start(other, size=None, default_size=wanted, model=None)     # no geometry remembered: the default
+    assert other.isVisible() and (other.width(), other.height()) == wanted

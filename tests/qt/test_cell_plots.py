@@ -37,7 +37,7 @@ def cell_window(make_window, qtbot):
     qtbot.waitUntil(lambda: window.session.result is not None, timeout=RUN_TIMEOUT_MS)
     panel = window.cell_panel
     assert panel.data is None, "nothing is computed while the tab is hidden"
-    window.plot_tabs.setCurrentWidget(panel)
+    window.window_layout.plot_tabs.setCurrentWidget(panel)
     qtbot.waitUntil(lambda: panel.data is not None, timeout=RUN_TIMEOUT_MS)
     return window
 

@@ -51,7 +51,7 @@ def test_a_leak_is_listed_shown_and_fixed_with_undo(make_window, qtbot):
     check_up(qtbot, window)
     assert findings(window) == {}
     assert "No findings" in window.checkup.status.text()
-    window.undo_action.trigger()
+    window.history.undo_action.trigger()
     assert window.session.document.layers[0].params["mask_zero"] is False
 
 
@@ -60,7 +60,7 @@ def test_saturation_opens_the_gate_heatmap_on_its_gate(make_window, qtbot):
     settle(qtbot, window)
     check_up(qtbot, window)
     window.checkup.tree.setCurrentItem(item(window, "saturated_gates · lstm_1"))
-    tabs = window.plot_tabs
+    tabs = window.window_layout.plot_tabs
     assert tabs.tabText(tabs.currentIndex()) == CELL_TAB
     qtbot.waitUntil(lambda: window.cell_panel.gate_combo.currentText() == "forget", timeout=RUN_TIMEOUT_MS)
     assert window.session.selected_layer == "lstm_1"

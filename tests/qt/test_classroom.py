@@ -171,16 +171,16 @@ def test_a_lesson_opens_where_it_shows_its_point_and_next_goes_on_without_asking
 def test_a_lesson_about_the_cell_opens_its_tab(win, qtbot):
     win.load_preset("mask_stops_gradient")
     settle(qtbot, win)
-    assert win.plot_tabs.tabText(win.plot_tabs.currentIndex()) == course.CELL_TAB
-    assert win.plot_tabs.currentWidget().widget() is win.cell_panel
+    assert win.window_layout.plot_tabs.tabText(win.window_layout.plot_tabs.currentIndex()) == course.CELL_TAB
+    assert win.window_layout.plot_tabs.currentWidget().widget() is win.cell_panel
     qtbot.waitUntil(lambda: win.cell_panel.data is not None, timeout=RUN_TIMEOUT_MS)
     win.load_preset("forgotten_mask_post")
     settle(qtbot, win)
-    assert win.plot_tabs.currentIndex() == 0
-    win.plot_tabs.setCurrentWidget(win.cell_panel)
-    assert win.plot_tabs.currentWidget().widget() is win.cell_panel
-    win.plot_tabs.setCurrentWidget(win.plots)
-    assert win.plot_tabs.currentIndex() == 0
+    assert win.window_layout.plot_tabs.currentIndex() == 0
+    win.window_layout.plot_tabs.setCurrentWidget(win.cell_panel)
+    assert win.window_layout.plot_tabs.currentWidget().widget() is win.cell_panel
+    win.window_layout.plot_tabs.setCurrentWidget(win.plots)
+    assert win.window_layout.plot_tabs.currentIndex() == 0
 
 
 def test_back_to_the_lesson_restores_it(win, qtbot):
@@ -306,7 +306,7 @@ def test_secondary_grey_text_is_readable_in_both_palettes(win, qtbot, palette):
         colours = app.palette()
         backgrounds = [colours.color(role) for role in (QPalette.ColorRole.Base, QPalette.ColorRole.Window,
                                                         QPalette.ColorRole.AlternateBase)]
-        win.run_now()
+        win.runs.run_now()
         settle(qtbot, win)
         seen = []
 
@@ -376,7 +376,7 @@ def test_words_are_on_the_time_axis_and_their_token_id_on_hover(win, qtbot):
     spec = presets.load_preset("average_pooling")
     spec.input.kind = "words"
     spec.sequences = "the cat sat on the mat\nthe dog barked\n"
-    win.set_document(spec, trusted=True, source=None)
+    win.session.load(spec, trusted=True, source=None)
     settle(qtbot, win)
     win.plots.pick_row(1)
     words = "the dog barked".split()

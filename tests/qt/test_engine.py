@@ -49,7 +49,7 @@ def test_an_oversized_run_is_refused_at_once_without_the_engine(make_window, qtb
     lstm = next(card for card in win.stack_editor.cards if card.layer.is_recurrent)
     lstm.param_widget("units").setValue(4096)
     win.sequence_editor.text_edit.setPlainText("\n".join(["5 " * 300] * 500))
-    win.run_now(asked=True)
+    win.runs.run_now(asked=True)
     assert win.runs.settled and not win.runs.last_reply.ok                      # refused on the spot, no reply awaited
     assert "500 sequences × 300 steps" in win.session.status_text and "over the limit of 2,048 MB" in win.runs.last_reply.error
     assert win.runs.last_run_id == sent                                  # never sent to the engine
@@ -150,7 +150,7 @@ def test_esc_answers_the_training_chunk_and_the_export_queued_behind_the_run(mak
                                                                               paused=True))
     qtbot.waitUntil(lambda: win.runs.settled and win.session.result is not None, timeout=RUN_TIMEOUT_MS)
     engine.gate.clear()
-    win.run_now()                                          # this run waits in the engine …
+    win.runs.run_now()                                          # this run waits in the engine …
     qtbot.waitUntil(engine.waiting.is_set, timeout=RUN_TIMEOUT_MS)
     win.training.steps_spin.setValue(2)
     win.training.train()                                   # … while a training chunk …
@@ -184,7 +184,7 @@ def test_engine_deaths_answer_every_run_and_restart_engine_brings_runs_back(make
             dead.append(pid)
             qtbot.waitUntil(lambda: client.pid != pid or client.failure is not None, timeout=RUN_TIMEOUT_MS)
 
-        win.run_now()                                     # in flight or still queued: answered either way
+        win.runs.run_now()                                     # in flight or still queued: answered either way
         for _ in range(3):
             kill()
         qtbot.waitUntil(lambda: win.runs.settled, timeout=RUN_TIMEOUT_MS)          # answered: never stuck

@@ -63,7 +63,7 @@ def test_the_title_names_the_file_and_stars_unsaved_changes(make_window, qtbot, 
     path = stack_file(tmp_path)
     win = make_window()
     assert win.windowTitle() == "Global average pooling — RNN Shape Explorer"     # a preset: its title
-    assert win.open_path(str(path))
+    assert win.files.load(str(path))
     settle(qtbot, win)
     assert win.windowTitle() == "mine.stack.json — RNN Shape Explorer" and not win.files.modified
     type_text(win, "6 7 8")
@@ -83,7 +83,7 @@ def test_save_keeps_the_sequence_text_and_writes_through_a_temporary_file(make_w
                                                                           monkeypatch):
     path = stack_file(tmp_path)
     win = make_window()
-    win.open_path(str(path))
+    win.files.load(str(path))
     type_text(win, "9 9 9")
     replaced = []
     real_replace = os.replace
@@ -99,7 +99,7 @@ def test_a_failed_save_leaves_the_old_file_whole_and_says_so(make_window, qtbot,
     path = stack_file(tmp_path)
     before = path.read_bytes()
     win = make_window()
-    win.open_path(str(path))
+    win.files.load(str(path))
     type_text(win, "4 4 4")
 
     def disk_full(fd):
@@ -135,11 +135,11 @@ def test_save_without_a_file_asks_where_and_adds_the_suffix(make_window, qtbot, 
 def test_new_asks_about_unsaved_changes_save_discard_cancel(make_window, qtbot, tmp_path):
     path = stack_file(tmp_path)
     win = make_window()
-    win.open_path(str(path))
+    win.files.load(str(path))
     settle(qtbot, win)
     assert win.files.new() and win.questions.unsaved == []          # nothing to lose: no question
     assert win.windowTitle() == "Untitled — RNN Shape Explorer" and win.session.source is None
-    win.open_path(str(path))
+    win.files.load(str(path))
     type_text(win, "5 5 5")
     text = win.sequence_editor.text()
     win.questions.unsaved_answer = "cancel"
@@ -159,7 +159,7 @@ def test_new_asks_about_unsaved_changes_save_discard_cancel(make_window, qtbot, 
 def test_open_asks_first_and_keeps_the_work_when_cancelled(make_window, qtbot, tmp_path):
     first, second = stack_file(tmp_path, "a.stack.json"), stack_file(tmp_path, "b.stack.json", "7 7\n")
     win = make_window()
-    win.open_path(str(first))
+    win.files.load(str(first))
     type_text(win, "3 1 4")
     win.files.ask_open_path = lambda: str(second)
     win.questions.unsaved_answer = "cancel"
@@ -255,7 +255,7 @@ def test_the_default_alert_does_not_block_the_window(make_window, qtbot, tmp_pat
     win = make_window()
     win.files.alert = lambda title, message: files_module.show_alert(win, title, message)
     missing = tmp_path / "gone.stack.json"
-    assert not win.open_path(str(missing))                          # returns: the box does not block
+    assert not win.files.load(str(missing))                          # returns: the box does not block
     boxes = [w for w in QApplication.topLevelWidgets() if w.isVisible() and w.windowTitle() == "Cannot open the file"]
     assert len(boxes) == 1 and not boxes[0].isModal()
     assert "no such file" in boxes[0].text().lower() or "cannot read" in boxes[0].text()
@@ -268,7 +268,7 @@ def test_open_recent_keeps_eight_newest_first_and_survives_a_restart(make_window
     paths = [stack_file(tmp_path, f"s{i}.stack.json", f"{i + 1} {i + 1}\n") for i in range(RECENT_LIMIT + 2)]
     win = make_window(settings=settings)
     for path in paths:
-        assert win.open_path(str(path))
+        assert win.files.load(str(path))
     expected = [str(path.resolve()) for path in reversed(paths)][:RECENT_LIMIT]
     assert recent_files(win.settings) == expected
     win.files.recent_menu.aboutToShow.emit()
@@ -284,7 +284,7 @@ def test_open_recent_keeps_eight_newest_first_and_survives_a_restart(make_window
 def test_a_recent_file_that_vanished_is_refused_and_dropped_from_the_list(make_window, qtbot, tmp_path, settings):
     path = stack_file(tmp_path, "brief.stack.json")
     win = make_window(settings=settings)
-    win.open_path(str(path))
+    win.files.load(str(path))
     path.unlink()
     win.files.recent_menu.aboutToShow.emit()
     [entry] = [a for a in win.files.recent_menu.actions() if a.data()]

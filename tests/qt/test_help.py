@@ -59,8 +59,8 @@ def test_lessons_list_every_preset_and_open_the_one_chosen(win, qtbot):
     dialog.open_button.click()
     assert win.session.source == "preset:forgotten_mask_post" and not dialog.isVisible()
     settle(qtbot, win)
-    assert win.lesson_label.text().startswith("<b>" + presets.load_preset("forgotten_mask_post").title)
-    assert "Where to look" in win.lesson_label.text()
+    assert win.lesson_banner.text().startswith("<b>" + presets.load_preset("forgotten_mask_post").title)
+    assert "Where to look" in win.lesson_banner.text()
     assert [layer.type for layer in win.session.result.layers] == [layer.type for layer in win.session.document.layers]
 
 

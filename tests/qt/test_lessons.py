@@ -42,7 +42,7 @@ def settle(qtbot, window) -> None:
     """The run is on screen, the Inside-the-cell numbers too when that tab is shown, and the plots laid out."""
     qtbot.waitUntil(lambda: window.runs.settled, timeout=RUN_TIMEOUT_MS)
     cell = window.cell_panel
-    if window.plot_tabs.currentIndex() == window.plot_tabs.page_index(cell):
+    if window.window_layout.plot_tabs.currentIndex() == window.window_layout.plot_tabs.page_index(cell):
         qtbot.waitUntil(lambda: not cell.waiting and cell.data is not None, timeout=RUN_TIMEOUT_MS)
     layout = window.window_layout
     for _ in range(3):
@@ -67,7 +67,7 @@ def in_view(window, name: str) -> QRect | None:
         box = widget.mapFromScene(widget.getPlotItem().vb.sceneBoundingRect()).boundingRect()
         return box if widget.rect().adjusted(-1, -1, 1, 1).contains(box) else None
     scroll, plot = window.window_layout.plot_item(name)
-    if window.plot_tabs.currentWidget() is not scroll or not plot.isVisible():
+    if window.window_layout.plot_tabs.currentWidget() is not scroll or not plot.isVisible():
         return None
     view = plot.scene().views()[0]
     box = view.mapFromScene(plot.vb.sceneBoundingRect()).boundingRect()
@@ -103,7 +103,7 @@ def has_data(plot) -> bool:
 
 
 def shown_plots(window) -> dict:
-    tab = window.plot_tabs.currentWidget()
+    tab = window.window_layout.plot_tabs.currentWidget()
     if tab is window.window_layout.plots_scroll:
         return {name: plot for name, plot in window.plots.plots().items() if plot.isVisible()}
     cell = window.cell_panel
@@ -372,7 +372,8 @@ def test_the_named_plot_is_in_view_and_no_plot_is_empty_at_classroom_sizes(room,
                 where = f"{name} at {width}x{height}{' Focus' if focus else ''} {scale:.0%}"
                 assert_in_view(room, wanted, where)
                 if not focus:
-                    assert room.plot_tabs.height() >= height / 2, f"{where}: the plots get {room.plot_tabs.height()} px"
+                    tabs = room.window_layout.plot_tabs
+                    assert tabs.height() >= height / 2, f"{where}: the plots get {tabs.height()} px"
                 empty = [plot for plot, item in shown_plots(room).items() if not has_data(item)]
                 assert not empty, f"{where}: empty plots {empty}"
     finally:

@@ -57,7 +57,7 @@ def test_geometry_live_toggle_and_recent_files_are_restored_on_the_next_start(ma
     qtbot.waitUntil(lambda: first.width() == 1500, timeout=5000)
     geometry = bytes(first.saveGeometry())
     first.live_check.setChecked(False)
-    first.open_path(str(stack))
+    first.files.load(str(stack))
     settle(qtbot, first)
     assert first.close()
 

@@ -71,10 +71,10 @@ def test_the_controller_follows_the_systems_colour_scheme(qapp, qtbot, restore_p
 
 def test_the_windows_lesson_banner_and_icon(make_window, qtbot, restore_palette):
     win = make_window(show=True)
-    light_style = win.lesson_label.styleSheet()
+    light_style = win.lesson_banner.styleSheet()
     assert "#fff8e1" in light_style
     QApplication.instance().setPalette(dark_palette())
-    qtbot.waitUntil(lambda: "#3a3420" in win.lesson_label.styleSheet())
+    qtbot.waitUntil(lambda: "#3a3420" in win.lesson_banner.styleSheet())
     assert win.plots.state.bg == QColor(25, 25, 25)
     assert not win.windowIcon().isNull()
     assert not QGuiApplication.windowIcon().isNull()

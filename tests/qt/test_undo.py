@@ -46,7 +46,7 @@ def test_three_edits_undo_three_times_then_redo(win, qtbot):
     assert isinstance(win.history.stack, QUndoStack)
     start = to_dict(win.session.document)
     start_text = win.sequence_editor.text()
-    assert not win.undo_action.isEnabled()
+    assert not win.history.undo_action.isEnabled()
 
     win.stack_editor.card("lstm_1").param_widget("units").setValue(48)
     settle(qtbot, win)
@@ -60,41 +60,41 @@ def test_three_edits_undo_three_times_then_redo(win, qtbot):
     assert win.history.stack.count() == 3                              # the typing is one step
     assert win.history.stack.undoText() == "Typing in the sequences"
 
-    win.undo_action.trigger()
+    win.history.undo_action.trigger()
     settle(qtbot, win)
     assert win.sequence_editor.text() == start_text
     assert win.history.stack.undoText() == "Turn off return_sequences of lstm_1"
-    win.undo_action.trigger()
+    win.history.undo_action.trigger()
     settle(qtbot, win)
     assert win.stack_editor.card("lstm_1").param_widget("return_sequences").isChecked()
     assert win.runs.last_reply.ok and shapes(win)["lstm_1"] == "(None, None, 48)"      # re-ran
     assert win.history.stack.undoText() == "Set units of lstm_1 to 48"
-    win.undo_action.trigger()
+    win.history.undo_action.trigger()
     settle(qtbot, win)
     assert to_dict(win.session.document) == start
     assert win.stack_editor.card("lstm_1").param_widget("units").value() == 32
     assert shapes(win)["lstm_1"] == "(None, None, 32)" and win.runs.last_reply.ok
-    assert not win.undo_action.isEnabled() and win.redo_action.isEnabled()
+    assert not win.history.undo_action.isEnabled() and win.history.redo_action.isEnabled()
 
     for _ in range(3):
-        win.redo_action.trigger()
+        win.history.redo_action.trigger()
         settle(qtbot, win)
     assert to_dict(win.session.document) == end
     assert win.sequence_editor.text() == end_text
     card = win.stack_editor.card("lstm_1")
     assert card.param_widget("units").value() == 48 and not card.param_widget("return_sequences").isChecked()
     assert win.runs.last_reply.error_layer == "global_average_pooling_1"
-    assert not win.redo_action.isEnabled()
+    assert not win.history.redo_action.isEnabled()
 
 
 def test_the_toolbar_and_the_edit_menu_share_the_undo_stacks_actions(win):
     edit_menu = win.menus.menu("Edit")
-    assert win.undo_action in edit_menu.actions() and win.redo_action in edit_menu.actions()
+    assert win.history.undo_action in edit_menu.actions() and win.history.redo_action in edit_menu.actions()
     toolbar_actions = [a for bar in win.findChildren(QToolBar) for a in bar.actions()]
-    assert win.undo_action in toolbar_actions and win.redo_action in toolbar_actions
-    assert win.undo_action.iconText() == "Undo" and win.redo_action.iconText() == "Redo"
-    assert win.undo_action.shortcut().matches(QKeySequence("Ctrl+Z")) == QKeySequence.SequenceMatch.ExactMatch
-    redo_keys = {s.toString() for s in win.redo_action.shortcuts()}
+    assert win.history.undo_action in toolbar_actions and win.history.redo_action in toolbar_actions
+    assert win.history.undo_action.iconText() == "Undo" and win.history.redo_action.iconText() == "Redo"
+    assert win.history.undo_action.shortcut().matches(QKeySequence("Ctrl+Z")) == QKeySequence.SequenceMatch.ExactMatch
+    redo_keys = {s.toString() for s in win.history.redo_action.shortcuts()}
     assert {"Ctrl+Shift+Z", "Ctrl+Y"} <= redo_keys
 
 
@@ -145,7 +145,7 @@ def test_typing_and_deleting_again_leaves_no_step(win, qtbot):
     type_at_end(qtbot, win, "12")
     qtbot.keyClick(win.sequence_editor.text_edit, Qt.Key.Key_Backspace)
     qtbot.keyClick(win.sequence_editor.text_edit, Qt.Key.Key_Backspace)
-    assert win.history.stack.count() == 0 and not win.undo_action.isEnabled()
+    assert win.history.stack.count() == 0 and not win.history.undo_action.isEnabled()
 
 
 def test_undo_keeps_trained_weights(win, qtbot):

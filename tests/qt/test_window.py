@@ -241,11 +241,11 @@ def test_live_off_waits_for_the_run_button(win, qtbot):
 def test_undo_and_redo_restore_the_widgets_and_the_shapes(win, qtbot):
     win.stack_editor.card("lstm_1").param_widget("units").setValue(20)
     settle(qtbot, win)
-    win.undo_action.trigger()
+    win.history.undo_action.trigger()
     settle(qtbot, win)
     assert win.stack_editor.card("lstm_1").param_widget("units").value() == 32
     assert table(win)["lstm_1"][0] == "(None, None, 32)"
-    win.redo_action.trigger()
+    win.history.redo_action.trigger()
     settle(qtbot, win)
     assert win.stack_editor.card("lstm_1").param_widget("units").value() == 20
     assert table(win)["lstm_1"][0] == "(None, None, 20)"
@@ -315,7 +315,7 @@ def test_a_stack_opened_from_a_file_asks_before_running_its_code(win, qtbot, tmp
     spec.layers[2] = LayerSpec("custom", {"expression": "ops.sum(x, axis=1)"})
     path = tmp_path / "summed.stack.json"
     save(spec, path)
-    win.open_path(str(path))
+    win.files.load(str(path))
     settle(qtbot, win)
     assert win.trust.asked == [["ops.sum(x, axis=1)"]]
     assert "not run" in card_messages(win.stack_editor.card("custom_1"))
