@@ -413,7 +413,7 @@ def test_a_cnn_lstm_model_opens_with_keras_layer_cards_that_equal_keras(make_win
         win.files.open(str(path))
     assert opened.args == [True]
     settle(qtbot, win)
-    assert win.last_reply.ok, win.session.status_text
+    assert win.runs.last_reply.ok, win.session.status_text
     cards = win.stack_editor.cards
     assert [card.param_widget("class_name").currentText() for card in cards[:2]] == ["Conv1D", "MaxPooling1D"]
     assert '"kernel_size": [2]' in cards[0].param_widget("config").text()
@@ -568,6 +568,6 @@ def test_a_model_with_a_custom_layer_asks_for_the_file_of_its_classes(make_windo
         win.files.open(str(path))
     assert opened.args == [True]
     settle(qtbot, win)
-    assert win.last_reply.ok, win.session.status_text
+    assert win.runs.last_reply.ok, win.session.status_text
     expected = model.predict(np.array([[[1, 2], [3, 4]], [[0.5, 0.25], [0, 0]]], "float32"), verbose=0)
     np.testing.assert_allclose(win.session.result.layers[-1].output, expected, atol=1e-5)
