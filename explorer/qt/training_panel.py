@@ -579,8 +579,7 @@ def install_training(window) -> QDockWidget:
     toggle = dock.toggleViewAction()
     toggle.setToolTip("Train the stack on labelled sequences, pin a run and compare (Ctrl+T)")
     toggle.setShortcut("Ctrl+T")
-    window.run_bar.addSeparator()
-    window.run_bar.addAction(toggle)
+    window.window_layout.view_bar.addAction(toggle)
     window.training = panel
     window.training_dock = dock
 
