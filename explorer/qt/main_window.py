@@ -21,7 +21,7 @@ from ..core.backend import installed_backends
 from ..core.spec import StackSpec
 from ..requests import CODE, LEAKS, engine_service
 from ..session import Session
-from .cell_plots import CellPanel
+from .plots.cell import CellPanel
 from .course import CourseController, LessonBanner
 from .files import FileController, window_title
 from .fixes import FixButton
