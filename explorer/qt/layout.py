@@ -16,7 +16,7 @@
 Room for more: `WindowLayout.add_plot_tab(title, panel, view)` adds a tab of plots (the panel's
 `set_text_scale`, if it has one, follows the presentation scale); `add_plot_view(view)` gives the
 plots of another pyqtgraph GraphicsLayoutWidget the same minimum view box; `add_panel(title, widget)`
-adds a dock, tabbed with the shapes panel and listed in the View menu.
+adds a dock, tabbed with the shapes panel and listed in the View menu (its `set_text_scale` follows too).
 """
 
 from __future__ import annotations
@@ -395,6 +395,9 @@ class WindowLayout(QObject):
         self.docks = (*self.docks, dock)
         if getattr(self, "view_menu", None) is not None:
             self._add_toggle(dock)
+        if hasattr(widget, "set_text_scale"):
+            self.zoom.panels.append(widget)
+            widget.set_text_scale(self.zoom.scale)
         return dock
 
     # --- the plot a lesson names ---

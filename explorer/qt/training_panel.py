@@ -97,6 +97,11 @@ class TrainingPanel(QWidget):
             for widget in self._plots:
                 recolour_widget(widget, self.palette())
 
+    def set_text_scale(self, scale: float) -> None:
+        """Presentation mode for the plots (the layout scales the widgets' fonts)."""
+        self.curves.set_text_scale(scale)
+        self.delta.set_text_scale(scale)
+
     def _build_train_tab(self) -> QWidget:
         page = QWidget()
         row = QVBoxLayout(page)      # a dock beside the shapes panel: controls above the curves

@@ -9,15 +9,32 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
 
 from ..style import muted_colour
-from .state import value_scale
+from .items import WrappedPlot, scale_axes
+from .state import LEFT_AXIS_WIDTH, title_size, value_scale
 
 CURVE_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
-TITLE_SIZE = "8pt"
 
 
-def curve_widget(left: str, palette: QPalette) -> pg.PlotWidget:
-    """A plot of its own in a panel's layout: gridded, no context menu, coloured for `palette`."""
-    widget = pg.PlotWidget()
+class CurveWidget(pg.PlotWidget):
+    """A plot of its own in a panel's layout, whose title wraps to its width."""
+
+    text_scale = 1.0           # presentation mode (TrainingCurves.set_text_scale)
+
+    def __init__(self):
+        super().__init__(plotItem=WrappedPlot())
+
+    def wrap_title(self) -> None:
+        self.getPlotItem().wrap_title(self.width() - int(LEFT_AXIS_WIDTH * self.text_scale) - 20)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self.getPlotItem() is not None:       # pyqtgraph resizes the view before it holds the plot
+            self.wrap_title()
+
+
+def curve_widget(left: str, palette: QPalette) -> CurveWidget:
+    """A gridded plot without a context menu, coloured for `palette`."""
+    widget = CurveWidget()
     recolour_widget(widget, palette)
     item = widget.getPlotItem()
     item.setLabel("left", left)
@@ -53,9 +70,11 @@ class TrainingCurves:
         self.accuracy_plot.getPlotItem().setLabel("bottom", "step")
         self.loss_legend = self.loss_plot.getPlotItem().addLegend(offset=(-4, 4), labelTextSize="8pt")
         recolour_widget(self.loss_plot, palette)
+        self.text_scale = 1.0            # presentation mode (set_text_scale)
+        self._titles = ("", "")
 
     @property
-    def widgets(self) -> tuple[pg.PlotWidget, pg.PlotWidget]:
+    def widgets(self) -> tuple[CurveWidget, CurveWidget]:
         return self.loss_plot, self.accuracy_plot
 
     def draw(self, archived: list[tuple[str, list[float], list[float]]], label: str, loss: list[float],
@@ -84,8 +103,17 @@ class TrainingCurves:
         self.accuracy_plot.setYRange(0, 1.02, padding=0)
 
     def titles(self, loss: str, accuracy: str) -> None:
-        self.loss_plot.getPlotItem().setTitle(loss, size=TITLE_SIZE)
-        self.accuracy_plot.getPlotItem().setTitle(accuracy, size=TITLE_SIZE)
+        self._titles = (loss, accuracy)
+        for plot, text in zip(self.widgets, self._titles):
+            plot.getPlotItem().setTitle(text, size=title_size(self.text_scale))
+            plot.text_scale = self.text_scale
+            plot.wrap_title()
+
+    def set_text_scale(self, scale: float) -> None:
+        """Presentation mode: titles, axis labels and ticks `scale` times their size."""
+        self.text_scale = scale
+        scale_axes([plot.getPlotItem() for plot in self.widgets], None, scale)
+        self.titles(*self._titles)
 
 
 class DeltaHeatmap:
@@ -108,6 +136,10 @@ class DeltaHeatmap:
 
     def clear(self) -> None:
         self.delta_image.clear()
+
+    def set_text_scale(self, scale: float) -> None:
+        """Presentation mode: axis labels and ticks (the colour bar's too) `scale` times their size."""
+        scale_axes([self.delta_plot.getPlotItem()], self.delta_bar, scale)
 
     def show(self, values: np.ndarray) -> float:
         """Draws (T, units) as units × timesteps, or a vector as one row of units; returns the scale's ±limit."""
