@@ -45,5 +45,5 @@ def test_no_plot_is_made_outside_the_plot_package():
 def test_the_check_sees_the_plots_that_the_package_makes():
     inside = [use for path in sorted(PLOTS.rglob("*.py")) for use in pyqtgraph_uses(path)]
     made = " ".join(inside)
-    for expected in ("class WrappedPlot", "pg.PlotWidget()", "pg.ImageItem()", "pg.GraphicsLayoutWidget()"):
+    for expected in ("class WrappedPlot", "class CurveWidget", "pg.ImageItem()", "pg.GraphicsLayoutWidget()"):
         assert expected in made, (expected, inside)
