@@ -25,7 +25,7 @@ from .style import ERROR_COLOUR, WARNING_COLOUR
 
 if TYPE_CHECKING:
     from ..session import Session
-    from .cell_plots import CellPanel
+    from .plots.cell import CellPanel
     from .layout import WindowLayout
     from .runs import RunScheduler
 

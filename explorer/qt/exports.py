@@ -27,14 +27,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QGuiApplication
+import pyqtgraph as pg
+import pyqtgraph.exporters
+from PySide6.QtCore import QObject, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QGuiApplication, QImage, QPainter
+from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QFileDialog, QWidget
 
 from ..core import output_file
 from ..core.diagnose import format_shape
 from ..requests import EXPORT_WEIGHTS
 from ..session import Session
+from .plots.state import PLOT_NAMES
 
 if TYPE_CHECKING:
     from ..core.run import RunResult
@@ -116,6 +120,89 @@ def shapes_markdown(result: RunResult) -> str:
     return "\n".join(rows) + "\n"
 
 
+# --- plots (PNG, SVG) ---
+
+def write_plot(panel: PlotsPanel, name: str, path: str | Path) -> Path:
+    """Writes one plot of `panel` ("heatmap", "units", "mask", "fc_input", "output", "attention") as PNG or SVG."""
+    plots = panel.plots()
+    if name not in plots:
+        raise ValueError(f'unknown plot "{name}"; plots: {", ".join(PLOT_NAMES)}')
+    plot = plots[name]
+    if name == "attention" and not panel.attention.shown:
+        raise ValueError("this stack has no attention pooling layer, so there is no attention plot")
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".svg", ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
+        raise ValueError(f"export {path.name}: use a .png or .svg file name")
+    _ensure_laid_out(panel, plot)
+    shown = [line for line in panel.crosshairs.values() if line.isVisible()]
+    for line in shown:            # the hover crosshair is not part of the figure
+        line.hide()
+    try:
+        colorbar = panel.heatmap.colorbar
+        if name == "heatmap" and colorbar.isVisible():
+            # the colour bar belongs to the heatmap: export both
+            region = plot.sceneBoundingRect().united(colorbar.sceneBoundingRect())
+            _render_region(panel.state.bg, name, plot.scene(), region, path)
+        elif suffix == ".svg":
+            _export_svg(panel.state.bg, name, plot, path)
+        else:
+            exporter = pg.exporters.ImageExporter(plot)
+            exporter.parameters()["width"] = max(int(plot.boundingRect().width()), 600)
+            exporter.parameters()["background"] = panel.state.bg
+            exporter.export(str(path))
+    finally:
+        for line in shown:
+            line.show()
+    return path
+
+
+def _export_svg(background: QColor, name: str, plot: pg.PlotItem, path: Path) -> None:
+    exporter = pg.exporters.SVGExporter(plot)
+    exporter.parameters()["background"] = background
+    try:
+        exporter.export(str(path))
+    except ValueError:
+        # pyqtgraph 0.14 cannot parse the closed paths ("… Z") that Qt 6.10+ writes
+        # (pyqtgraph issue 3495): draw the plot's part of the scene with Qt's own generator.
+        _render_region(background, name, plot.scene(), plot.sceneBoundingRect(), path)
+
+
+def _render_region(background: QColor, name: str, scene, region: QRectF, path: Path) -> None:
+    """Draws a region of a scene to SVG (QSvgGenerator) or to an image at twice the screen size."""
+    target = QRectF(0, 0, region.width(), region.height())
+    if path.suffix.lower() == ".svg":
+        device = QSvgGenerator()
+        device.setFileName(str(path))
+        device.setSize(target.size().toSize())
+        device.setViewBox(target)
+        device.setTitle(f"RNN Shape Explorer: {name}")
+    else:
+        device = QImage((target.size() * 2).toSize(), QImage.Format.Format_ARGB32)
+        device.fill(background)
+        target = QRectF(0, 0, device.width(), device.height())
+    painter = QPainter(device)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.fillRect(target, background)
+    scene.render(painter, target, region)
+    painter.end()
+    if isinstance(device, QImage) and not device.save(str(path)):
+        raise OSError(f"could not write {path}")
+
+
+def _ensure_laid_out(panel: PlotsPanel, plot: pg.PlotItem) -> None:
+    """An offscreen panel that was never shown has zero-sized plots: give it a size first."""
+    if plot.boundingRect().width() >= 10 and plot.boundingRect().height() >= 10:
+        return
+    if panel.width() < 200 or panel.height() < 200:
+        panel.resize(max(panel.width(), 1000), max(panel.height(), 800))
+    for view in (panel.time_view, panel.vector_view):
+        view.resize(max(view.width(), 900), max(view.height(), 300))
+        view.ci.layout.activate()
+        view.ci.setGeometry(QRectF(0, 0, view.width(), view.height()))
+        view.ci.layout.activate()
+
+
 # --- the window's exporter ---
 
 class Exporter(QObject):
@@ -181,7 +268,7 @@ class Exporter(QObject):
     # --- plots ---
 
     def export_plot(self, name: str, fmt: str = "png", path: str | Path | None = None) -> Path | None:
-        """One plot (see PlotsPanel.export_plot) as "png" or "svg"."""
+        """One plot (see write_plot) as "png" or "svg"."""
         if self._result() is None:
             return None
         suffix = "." + fmt.lower()
@@ -190,7 +277,7 @@ class Exporter(QObject):
         if target is None:
             return None
         try:
-            output_file.write_file(target, lambda temporary: self.plots.export_plot(name, temporary))
+            output_file.write_file(target, lambda temporary: write_plot(self.plots, name, temporary))
         except (ValueError, OSError) as error:
             self._fail(f"cannot export the {name} plot: {error}")
             return None

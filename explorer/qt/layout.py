@@ -7,7 +7,7 @@
 - The stack editor, the shapes panel and the sequences are docks (View menu: show, hide, float,
   move). On a window narrower than `WIDE` (after the presentation scale) the shapes panel becomes a
   tab beside the stack editor; on one shorter than `TALL` the sequences do too, so that the plots
-  get the height. The second toolbar goes on a row of its own when one row is too short.
+  get the height. A toolbar goes on a row of its own when the row before has no room for it.
 - The window never opens larger than the screen it is on (`fit_to_screen`).
 - Presentation mode: Ctrl+= / Ctrl+− / Ctrl+0 scale the fonts of every panel, the tables' rows and the
   plots' labels (`Zoom`, remembered under `KEY_SCALE`); F11 is full screen; Focus puts the plots first
@@ -16,7 +16,7 @@
 Room for more: `WindowLayout.add_plot_tab(title, panel, view)` adds a tab of plots (the panel's
 `set_text_scale`, if it has one, follows the presentation scale); `add_plot_view(view)` gives the
 plots of another pyqtgraph GraphicsLayoutWidget the same minimum view box; `add_panel(title, widget)`
-adds a dock, tabbed with the shapes panel and listed in the View menu.
+adds a dock, tabbed with the shapes panel and listed in the View menu (its `set_text_scale` follows too).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from . import style
 
 if TYPE_CHECKING:
     from ..session import Session
-    from .cell_plots import CellPanel
+    from .plots.cell import CellPanel
     from .plots import PlotsPanel
     from .runs import RunScheduler
     from .stack_editor import StackEditor
@@ -418,6 +418,9 @@ class WindowLayout(QObject):
         self.panel_docks[title] = dock
         if getattr(self, "view_menu", None) is not None:
             self._add_toggle(dock)
+        if hasattr(widget, "set_text_scale"):
+            self.zoom.panels.append(widget)
+            widget.set_text_scale(self.zoom.scale)
         return dock
 
     # --- the plot a lesson names ---
@@ -524,10 +527,14 @@ class WindowLayout(QObject):
         self.view_menu = menu
         for dock in self.docks:
             self._add_toggle(dock)
-        bars = [bar for bar in self.window.findChildren(QToolBar) if bar.parent() is self.window]
-        if bars:                                  # Focus on the toolbar too: the one key a class needs to find
-            bars[-1].addSeparator()
-            bars[-1].addAction(self.focus_action)
+        # a toolbar of its own for the view (Focus: the one key a class needs to find; the panels' toggles join
+        # it), so that a toolbar wider than a narrow window at a large scale wraps onto a row instead of hiding
+        self.view_bar = QToolBar("View")
+        self.view_bar.setObjectName("toolbar-view")
+        self.view_bar.setMovable(False)
+        self.view_bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.window.addToolBar(self.view_bar)
+        self.view_bar.addAction(self.focus_action)
 
     def _add_toggle(self, dock: QDockWidget) -> None:
         toggle = dock.toggleViewAction()
@@ -666,14 +673,15 @@ class WindowLayout(QObject):
         self.stack_dock.raise_()
 
     def _wrap_toolbars(self) -> None:
+        """Each toolbar stays on the row of the one before while the row has room, else starts a new row."""
         window = self.window
         bars = [bar for bar in window.findChildren(QToolBar) if bar.parent() is window and bar.isVisible()]
-        if len(bars) < 2:
-            return
-        second = bars[1]
-        needed = sum(bar.sizeHint().width() for bar in bars) + 8
-        wrapped = window.toolBarBreak(second)
-        if needed > window.width() and not wrapped:
-            window.insertToolBarBreak(second)
-        elif needed <= window.width() and wrapped:
-            window.removeToolBarBreak(second)
+        row = 0
+        for bar in bars:
+            width = bar.sizeHint().width()
+            wrap = row > 0 and row + width + 8 > window.width()
+            if wrap and not window.toolBarBreak(bar):
+                window.insertToolBarBreak(bar)
+            elif not wrap and window.toolBarBreak(bar):
+                window.removeToolBarBreak(bar)
+            row = width if wrap else row + width

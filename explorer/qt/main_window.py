@@ -22,7 +22,7 @@ from ..core.backend import installed_backends
 from ..core.spec import StackSpec
 from ..requests import CODE, LEAKS, engine_service
 from ..session import Session
-from .cell_plots import CellPanel
+from .plots.cell import CellPanel
 from .course import CourseController, LessonBanner
 from .errors import REPORTS
 from .files import FileController, window_title
@@ -114,7 +114,7 @@ class MainWindow(QMainWindow):
         self.preferences.restore()
         from .training_panel import TrainingPanel, install_training
         self.training = TrainingPanel(self.session, self.runs, self.history, self.sequence_editor)
-        self.training_dock = install_training(self.training, self.window_layout, self.run_bar)  # train, pin, compare
+        self.training_dock = install_training(self.training, self.window_layout)  # train, pin, compare
         from .checkup import CheckupPanel, install_checkup
         self.checkup = CheckupPanel(self.session, self.runs, self.cell_panel, self.window_layout, self.leak_check)
         self.checkup_dock, self.checkup_action = install_checkup(self.checkup, self.run_bar,   # the doctor's findings

@@ -15,20 +15,20 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt
-from PySide6.QtGui import QColor, QPalette, QUndoCommand
+from PySide6.QtGui import QColor, QUndoCommand
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDockWidget, QDoubleSpinBox, QGridLayout, QHBoxLayout,
                                QHeaderView, QLabel, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem,
-                               QTabWidget, QToolBar, QVBoxLayout, QWidget)
+                               QTabWidget, QVBoxLayout, QWidget)
 
 from ..core import compare, sequences, tasks
 from ..core.errors import SequenceError
 from ..core.train import DEFAULT_LEARNING_RATE, OPTIMIZERS, TrainSettings, run_accuracy
 from ..requests import TRAIN
 from .layout import TRAINING, WindowLayout
-from .style import ERROR_COLOUR, escape, muted_colour
+from .plots.training import CURVE_COLOURS, DeltaHeatmap, TrainingCurves, recolour_widget
+from .style import ERROR_COLOUR, escape
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 CHUNK_SECONDS = 0.25        # a chunk of steps, then the plots refresh: about four times a second
 DEFAULT_STEPS = 100
 DEFAULT_COUNT = 64
-CURVE_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 HINT = "Pin a run, then change something: train, mask_zero, padding, units."
 _POSITION = re.compile(r"^line (\d+), column (\d+): (.*)$", re.S)
 
@@ -104,36 +103,16 @@ class TrainingPanel(QWidget):
         self.tabs.addTab(self._build_train_tab(), "Train")
         self.tabs.addTab(self._build_compare_tab(), "Compare")
 
-    def _plot(self, left: str) -> pg.PlotWidget:
-        widget = pg.PlotWidget()
-        self._plots.append(widget)
-        self._recolour_plot(widget)
-        item = widget.getPlotItem()
-        item.setLabel("left", left)
-        item.showGrid(x=True, y=True, alpha=0.2)
-        item.setMenuEnabled(False)
-        item.getAxis("left").enableAutoSIPrefix(False)
-        widget.setMinimumHeight(100)
-        return widget
-
-    def _recolour_plot(self, widget: pg.PlotWidget) -> None:
-        """The palette's background and text colours on a plot, its axes and its legend."""
-        palette = self.palette()
-        foreground = palette.color(QPalette.ColorRole.Text)
-        widget.setBackground(palette.color(QPalette.ColorRole.Base))
-        item = widget.getPlotItem()
-        for name in ("left", "bottom"):
-            axis = item.getAxis(name)
-            axis.setPen(foreground)
-            axis.setTextPen(foreground)
-        if item.legend is not None:
-            item.legend.setLabelTextColor(foreground)
-
     def changeEvent(self, event) -> None:
         super().changeEvent(event)
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
             for widget in self._plots:
-                self._recolour_plot(widget)
+                recolour_widget(widget, self.palette())
+
+    def set_text_scale(self, scale: float) -> None:
+        """Presentation mode for the plots (the layout scales the widgets' fonts)."""
+        self.curves.set_text_scale(scale)
+        self.delta.set_text_scale(scale)
 
     def _build_train_tab(self) -> QWidget:
         page = QWidget()
@@ -209,16 +188,12 @@ class TrainingPanel(QWidget):
         layout.addWidget(self.loss_label)
         layout.addWidget(self.status_label)     # messages; the numbers go above the plots
         row.addWidget(controls)
-        self.loss_plot = self._plot("loss")
-        self.loss_plot.getPlotItem().setLabel("bottom", "step")
-        self.accuracy_plot = self._plot("accuracy")
-        self.accuracy_plot.setXLink(self.loss_plot)
-        self.accuracy_plot.setYRange(0, 1.02, padding=0)
-        self.accuracy_plot.getPlotItem().setLabel("bottom", "step")
+        self.curves = TrainingCurves(self.palette())
+        self.loss_plot, self.accuracy_plot = self.curves.widgets
+        self.loss_legend = self.curves.loss_legend
+        self._plots += self.curves.widgets
         row.addWidget(self.loss_plot, 1)
         row.addWidget(self.accuracy_plot, 1)      # as tall as the loss: a lesson's point is often the accuracy
-        self.loss_legend = self.loss_plot.getPlotItem().addLegend(offset=(-4, 4), labelTextSize="8pt")
-        self._recolour_plot(self.loss_plot)
         return page
 
     def _build_compare_tab(self) -> QWidget:
@@ -255,17 +230,9 @@ class TrainingPanel(QWidget):
         layout.addWidget(self.delta_table, 1)
         row.addWidget(left)
         right = QVBoxLayout()
-        self.delta_plot = self._plot("unit")
-        self.delta_plot.getPlotItem().setLabel("bottom", "timestep")
-        self.delta_plot.getPlotItem().getAxis("bottom").enableAutoSIPrefix(False)
-        grey = QColor(muted_colour())
-        grey.setAlpha(90)
-        self.delta_plot.getPlotItem().getViewBox().setBackgroundColor(grey)   # steps left out show grey
-        self.delta_image = pg.ImageItem(axisOrder="row-major")
-        self.delta_plot.addItem(self.delta_image)
-        self.delta_bar = pg.ColorBarItem(values=(-1, 1), colorMap=pg.colormap.get("CET-D1"), interactive=False,
-                                         width=12, colorMapMenu=False)
-        self.delta_bar.setImageItem(self.delta_image, insert_in=self.delta_plot.getPlotItem())
+        self.delta = DeltaHeatmap(self.palette())
+        self.delta_plot, self.delta_image = self.delta.delta_plot, self.delta.delta_image
+        self._plots.append(self.delta_plot)
         self.delta_title = QLabel("")
         self.delta_title.setWordWrap(True)
         self.delta_title.setTextFormat(Qt.TextFormat.RichText)
@@ -450,27 +417,7 @@ class TrainingPanel(QWidget):
     # --- curves ---
 
     def _draw_curves(self) -> None:
-        for plot in (self.loss_plot, self.accuracy_plot):
-            plot.getPlotItem().clear()
-        self.loss_legend.clear()
-        muted = QColor(muted_colour())
-        for index, (label, loss, accuracy) in enumerate(self.archived):
-            colour = QColor(CURVE_COLOURS[(index + 1) % len(CURVE_COLOURS)])
-            colour.setAlpha(150)
-            pen = pg.mkPen(colour, width=1.5, style=Qt.PenStyle.DashLine)
-            self.loss_plot.plot(np.arange(1, len(loss) + 1), loss, pen=pen, name=label)
-            if accuracy:
-                self.accuracy_plot.plot(np.arange(1, len(accuracy) + 1), accuracy, pen=pen)
-        if self.curve_loss:
-            pen = pg.mkPen(CURVE_COLOURS[0], width=2)
-            self.loss_plot.plot(np.arange(1, len(self.curve_loss) + 1), self.curve_loss, pen=pen,
-                                name=self.curve_label + (" (now)" if self.archived else ""))
-            if self.curve_accuracy:
-                self.accuracy_plot.plot(np.arange(1, len(self.curve_accuracy) + 1), self.curve_accuracy, pen=pen)
-        for step in self.restarts:
-            for plot in (self.loss_plot, self.accuracy_plot):
-                plot.addItem(pg.InfiniteLine(step + 0.5, angle=90, pen=pg.mkPen(muted, style=Qt.PenStyle.DotLine)))
-        self.accuracy_plot.setYRange(0, 1.02, padding=0)
+        self.curves.draw(self.archived, self.curve_label, self.curve_loss, self.curve_accuracy, self.restarts)
         self._show_status()
 
     def _show_status(self) -> None:
@@ -487,9 +434,7 @@ class TrainingPanel(QWidget):
         now = self._accuracy_now()
         if now is not None:
             accuracy += (" · " if accuracy else "") + f"<b>this run ({self.session.document.batching.mode}): {now:.3f}</b>"
-        size = "8pt"
-        self.loss_plot.getPlotItem().setTitle(loss, size=size)
-        self.accuracy_plot.getPlotItem().setTitle(accuracy or "accuracy (classification heads)", size=size)
+        self.curves.titles(loss, accuracy or "accuracy (classification heads)")
 
     def _accuracy_now(self) -> float | None:
         result, parsed = self.session.result, self.session.text_check.parsed
@@ -557,39 +502,26 @@ class TrainingPanel(QWidget):
         delta = self.deltas.get(name)
         row = self.session.selected_row(result) or 0
         if delta is None or delta.delta is None or row >= delta.delta.shape[0]:
-            self.delta_image.clear()
+            self.delta.clear()
             self.delta_title.setText(escape(f"{name}: {delta.reason}") if delta is not None else "")
             return
         values = delta.delta[row]
         line = result.lines[row]
-        plot = self.delta_plot.getPlotItem()
-        if values.ndim == 2:       # (T, units) → units × timesteps, like the heatmap
-            image, what = values.T, f"{name}, line {line}: current − pinned, units × timesteps"
-            plot.setLabel("bottom", "timestep")
-            plot.setLabel("left", "unit")
-        else:                      # no time axis: one row of units along x
-            image, what = values.reshape(1, -1), f"{name}, line {line}: current − pinned, one value per unit"
-            plot.setLabel("bottom", "unit")
-            plot.setLabel("left", "")
-        finite = np.abs(image[np.isfinite(image)])
-        scale = float(finite.max()) if finite.size and finite.max() > 0 else 1e-6
-        self.delta_image.setImage(image.astype(np.float32), autoLevels=False)
-        self.delta_bar.setLevels(values=(-scale, scale))
-        self.delta_image.setRect(-0.5, -0.5, image.shape[1], image.shape[0])
-        plot.setRange(xRange=(-0.5, image.shape[1] - 0.5), yRange=(-0.5, image.shape[0] - 0.5), padding=0)
+        what = f"{name}, line {line}: current − pinned, " + ("units × timesteps" if values.ndim == 2
+                                                             else "one value per unit")
+        scale = self.delta.show(values)
         self.delta_title.setText(f"Δ of <b>{escape(what)}</b> (scale ±{scale:.2g}, its own; grey: not a valid "
                                  "step in both runs)")
 
 
-def install_training(panel: TrainingPanel, window_layout: WindowLayout, run_bar: QToolBar) -> QDockWidget:
-    """The Training panel: a dock beside the shapes panel (View menu), its toggle in `run_bar` (Ctrl+T);
+def install_training(panel: TrainingPanel, window_layout: WindowLayout) -> QDockWidget:
+    """The Training panel: a dock beside the shapes panel (View menu), its toggle on the View toolbar (Ctrl+T);
     brought forward when a document with labelled sequences arrives."""
     dock = window_layout.add_panel(TRAINING, panel)
     toggle = dock.toggleViewAction()
     toggle.setToolTip("Train the stack on labelled sequences, pin a run and compare (Ctrl+T)")
     toggle.setShortcut("Ctrl+T")
-    run_bar.addSeparator()
-    run_bar.addAction(toggle)
+    window_layout.view_bar.addAction(toggle)
     session = panel.session
 
     def show_when_labelled() -> None:

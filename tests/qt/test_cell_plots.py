@@ -12,7 +12,7 @@ from explorer.core.batches import batch_of
 from explorer.core.gates import gates
 from explorer.core.gradients import gradients
 from explorer.core.presets import load_preset
-from explorer.qt.cell_plots import saturation
+from explorer.qt.plots.cell import saturation
 
 RUN_TIMEOUT_MS = 60_000
 

@@ -426,3 +426,18 @@ def test_another_panel_and_plot_view_join_the_layout(win, qtbot):
     laid_out(qtbot, win)
     assert view.minimumHeight() >= MIN_VIEW[1] and plot.minimumHeight() >= MIN_VIEW[1]
     panel.close()
+
+
+def test_the_training_plots_follow_the_presentation_scale(win):
+    layout, panel = win.window_layout, win.training
+    try:
+        for scale in (1.5, 1.0):
+            layout.set_scale(scale)
+            for widget in (panel.loss_plot, panel.accuracy_plot, panel.delta_plot):
+                for side in ("left", "bottom"):
+                    font = widget.getPlotItem().getAxis(side).style["tickFont"]
+                    assert font.pointSizeF() == pytest.approx(9 * scale, rel=0.02), (scale, side)
+            title = panel.accuracy_plot.getPlotItem().titleLabel
+            assert title.opts["size"] == f"{9 * scale:.1f}pt" and title.text
+    finally:
+        layout.set_scale(1.0)

@@ -14,6 +14,7 @@ from PySide6.QtCore import QPointF, Qt
 
 from explorer.core.presets import load_preset
 from explorer.session import Session
+from explorer.qt.exports import write_plot
 from explorer.qt.plots import (
     LEAKED,
     MASKED,
@@ -331,21 +332,21 @@ def test_messages_and_no_result(panel, results):
 @pytest.mark.parametrize("name", ["heatmap", "units", "mask", "fc_input", "output", "attention"])
 def test_export_png_and_svg(panel, results, tmp_path, name):
     panel.show_result(results("attention_pooling", TEXT))      # never shown: export must still work
-    png = panel.export_plot(name, tmp_path / f"{name}.png")
+    png = write_plot(panel, name, tmp_path / f"{name}.png")
     data = png.read_bytes()
     assert data.startswith(b"\x89PNG") and len(data) > 1000
-    svg = panel.export_plot(name, tmp_path / f"{name}.svg")
+    svg = write_plot(panel, name, tmp_path / f"{name}.svg")
     assert "<svg" in svg.read_text(encoding="utf-8")
     with pytest.raises(ValueError):
-        panel.export_plot(name, tmp_path / f"{name}.txt")
+        write_plot(panel, name, tmp_path / f"{name}.txt")
 
 
 def test_export_rejects_unknown_and_missing_plots(panel, results, tmp_path):
     panel.show_result(results("average_pooling", TEXT))
     with pytest.raises(ValueError):
-        panel.export_plot("nope", tmp_path / "x.png")
+        write_plot(panel, "nope", tmp_path / "x.png")
     with pytest.raises(ValueError):
-        panel.export_plot("attention", tmp_path / "x.png")
+        write_plot(panel, "attention", tmp_path / "x.png")
 
 
 # --- updates in place (their speed is measured by `python -m tests.benchmarks.bench`, not here) ---

@@ -52,15 +52,35 @@ def controls_row(labelled: tuple[tuple[str, QWidget], ...], toggle: QWidget, sta
     return row
 
 
-def message_overlay(parent: QWidget) -> QLabel:
-    """A hidden, centred card over a plot panel that says why there is nothing to plot."""
-    label = QLabel(parent)
-    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-    label.setWordWrap(True)
-    label.setStyleSheet("QLabel { background: rgba(255, 255, 255, 225); color: #222; border: 1px solid #999;"
-                        " border-radius: 6px; padding: 12px; font-size: 13px; }")
-    label.hide()
-    return label
+class MessageCard(QLabel):
+    """The one overlay of every plot panel: a card centred over its parent, a third of the way down, that says
+    why there is nothing (current) to plot. Hidden until `say` has something to say."""
+
+    def __init__(self, parent: QWidget):
+        super().__init__(parent)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setWordWrap(True)
+        self.setStyleSheet("QLabel { background: rgba(255, 255, 255, 225); color: #222; border: 1px solid #999;"
+                           " border-radius: 6px; padding: 12px; font-size: 13px; }")
+        self.hide()
+
+    def say(self, text: str) -> None:
+        """Shows `text` over the parent; empty text hides the card."""
+        if not text:
+            self.hide()
+            return
+        self.setText(text)
+        self.place()
+        self.show()
+        self.raise_()
+
+    def place(self) -> None:
+        """Centred for the parent's size (call it when the parent is resized)."""
+        parent = self.parentWidget()
+        width = min(max(parent.width() - 40, 100), 560)
+        self.setFixedWidth(width)
+        self.adjustSize()
+        self.move((parent.width() - width) // 2, max((parent.height() - self.height()) // 3, 0))
 
 def hatch(color: QColor, cross: bool = False) -> QBrush:
     """A diagonal hatch in device pixels (wide enough to read at any zoom)."""

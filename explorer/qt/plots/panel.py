@@ -16,15 +16,11 @@ re-plots in a few milliseconds.
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
-import pyqtgraph.exporters
-from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QImage, QPainter
-from PySide6.QtSvg import QSvgGenerator
+from PySide6.QtCore import QEvent, QPointF, Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QLabel, QLineEdit, QMenu, QSplitter,
                                QVBoxLayout, QWidget)
 
@@ -34,7 +30,7 @@ from ..stale import StateGate
 from .attention import AttentionPlot
 from .heatmap import HeatmapPlot
 from .mask import MaskPlot
-from .items import controls_row, message_overlay, scale_axes
+from .items import MessageCard, controls_row, scale_axes
 from .state import (DEFAULT_UNITS, LEFT_AXIS_WIDTH, MAX_UNIT_CURVES, PLOT_NAMES, WORD_TICKS, PlotState, default_layer,
                     is_time_major, line_label, palette_colours, parse_units)
 from .units import UnitsPlot
@@ -101,7 +97,7 @@ class PlotsPanel(QWidget):
         self.veil = QLabel(self)         # greys the plots while they do not show the current state
         self.veil.setStyleSheet("QLabel { background: rgba(128, 128, 128, 150); }")
         self.veil.hide()
-        self.message_label = message_overlay(self)
+        self.message_label = MessageCard(self)
         self.time_view.installEventFilter(self)
         self.vector_view.installEventFilter(self)
         self._clear_plots()
@@ -237,10 +233,8 @@ class PlotsPanel(QWidget):
         if not text:
             self.message_label.hide()
             return
-        self.message_label.setText(text)
-        self._place_message()
-        self.message_label.show()
-        self.message_label.raise_()
+        self.veil.setGeometry(self.splitter.geometry())
+        self.message_label.say(text)
 
     def plots(self) -> dict[str, pg.PlotItem]:
         return {name: self.parts[name].plot for name in PLOT_NAMES}
@@ -420,83 +414,6 @@ class PlotsPanel(QWidget):
             event.accept()
             self.show_menu(self.export_menu(name), event.screenPos().toPoint())
 
-    def export_plot(self, name: str, path: str | Path) -> Path:
-        """Writes one plot ("heatmap", "units", "mask", "fc_input", "output", "attention") as PNG or SVG."""
-        plots = self.plots()
-        if name not in plots:
-            raise ValueError(f'unknown plot "{name}"; plots: {", ".join(PLOT_NAMES)}')
-        plot = plots[name]
-        if name == "attention" and not self.attention.shown:
-            raise ValueError("this stack has no attention pooling layer, so there is no attention plot")
-        path = Path(path)
-        suffix = path.suffix.lower()
-        if suffix not in (".svg", ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
-            raise ValueError(f"export {path.name}: use a .png or .svg file name")
-        self._ensure_laid_out(plot)
-        shown = [line for line in self.crosshairs.values() if line.isVisible()]
-        for line in shown:            # the hover crosshair is not part of the figure
-            line.hide()
-        try:
-            colorbar = self.heatmap.colorbar
-            if name == "heatmap" and colorbar.isVisible():
-                # the colour bar belongs to the heatmap: export both
-                region = plot.sceneBoundingRect().united(colorbar.sceneBoundingRect())
-                self._render_region(name, plot.scene(), region, path)
-            elif suffix == ".svg":
-                self._export_svg(name, plot, path)
-            else:
-                exporter = pg.exporters.ImageExporter(plot)
-                exporter.parameters()["width"] = max(int(plot.boundingRect().width()), 600)
-                exporter.parameters()["background"] = self.state.bg
-                exporter.export(str(path))
-        finally:
-            for line in shown:
-                line.show()
-        return path
-
-    def _export_svg(self, name: str, plot: pg.PlotItem, path: Path) -> None:
-        exporter = pg.exporters.SVGExporter(plot)
-        exporter.parameters()["background"] = self.state.bg
-        try:
-            exporter.export(str(path))
-        except ValueError:
-            # pyqtgraph 0.14 cannot parse the closed paths ("… Z") that Qt 6.10+ writes
-            # (pyqtgraph issue 3495): draw the plot's part of the scene with Qt's own generator.
-            self._render_region(name, plot.scene(), plot.sceneBoundingRect(), path)
-
-    def _render_region(self, name: str, scene, region: QRectF, path: Path) -> None:
-        """Draws a region of a scene to SVG (QSvgGenerator) or to an image at twice the screen size."""
-        target = QRectF(0, 0, region.width(), region.height())
-        if path.suffix.lower() == ".svg":
-            device = QSvgGenerator()
-            device.setFileName(str(path))
-            device.setSize(target.size().toSize())
-            device.setViewBox(target)
-            device.setTitle(f"RNN Shape Explorer: {name}")
-        else:
-            device = QImage((target.size() * 2).toSize(), QImage.Format.Format_ARGB32)
-            device.fill(self.state.bg)
-            target = QRectF(0, 0, device.width(), device.height())
-        painter = QPainter(device)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.fillRect(target, self.state.bg)
-        scene.render(painter, target, region)
-        painter.end()
-        if isinstance(device, QImage) and not device.save(str(path)):
-            raise OSError(f"could not write {path}")
-
-    def _ensure_laid_out(self, plot: pg.PlotItem) -> None:
-        """An offscreen panel that was never shown has zero-sized plots: give it a size first."""
-        if plot.boundingRect().width() >= 10 and plot.boundingRect().height() >= 10:
-            return
-        if self.width() < 200 or self.height() < 200:
-            self.resize(max(self.width(), 1000), max(self.height(), 800))
-        for view in (self.time_view, self.vector_view):
-            view.resize(max(view.width(), 900), max(view.height(), 300))
-            view.ci.layout.activate()
-            view.ci.setGeometry(QRectF(0, 0, view.width(), view.height()))
-            view.ci.layout.activate()
-
     # --- light and dark ---
 
     def set_text_scale(self, scale: float) -> None:
@@ -543,11 +460,7 @@ class PlotsPanel(QWidget):
 
     def _place_message(self) -> None:
         self.veil.setGeometry(self.splitter.geometry())
-        width = min(max(self.width() - 40, 100), 560)
-        self.message_label.setFixedWidth(width)
-        self.message_label.adjustSize()
-        self.message_label.move((self.width() - width) // 2, max((self.height() - self.message_label.height()) // 3,
-                                                                 0))
+        self.message_label.place()
 
     def _wrap_titles(self) -> None:
         """Titles wrap to the width their plot gets from the view (never the other way round)."""

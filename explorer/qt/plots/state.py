@@ -10,6 +10,11 @@ layer without a time axis, the FC input and the output):
 - recurrent outputs: a diverging map centred on 0, ±1 (tanh) or, with "fit colours", the layer's largest
   |value| rounded up to 1, 2 or 5 × 10ⁿ, so that colours stay put over small edits;
 - other layers: the range of the layer's finite values on the valid steps of the batch.
+An array drawn on its own (a gate of one sequence, a Δ against a pinned run) follows `value_scale`: a gate
+bounded in [0, 1] on the sequential map over [0, 1], anything else diverging around 0.
+
+The text-scale rule: titles, axis labels and ticks are TITLE_POINTS times the presentation scale
+(`title_size`, and `items.scale_axes` for the axes).
 """
 
 from __future__ import annotations
@@ -155,6 +160,11 @@ def nice_limit(value: float) -> float:
     return float(10.0 ** (exponent + 1))
 
 
+def title_size(scale: float) -> str:
+    """A plot title's size at the presentation scale."""
+    return f"{TITLE_POINTS * scale:.1f}pt"
+
+
 def swatch(color, text: str) -> str:
     if not isinstance(color, str):
         color = QColor(*color[:3]).name()
@@ -191,6 +201,17 @@ class Scale:
         return DIVERGING if self.diverging else SEQUENTIAL
 
 
+def value_scale(values: np.ndarray, bounded: bool = False, nice: bool = True) -> Scale:
+    """The scale of one array drawn on its own: [0, 1] sequential when `bounded` (a gate), else diverging
+    ± its largest finite |value|, rounded up to 1, 2 or 5 × 10ⁿ when `nice`."""
+    finite = np.abs(values[np.isfinite(values)])
+    biggest = float(finite.max()) if finite.size else 0.0
+    if bounded:
+        return Scale(0.0, 1.0, False, biggest)
+    limit = nice_limit(biggest) if nice else (biggest if biggest > 0 else 1e-6)
+    return Scale(-limit, limit, True, biggest)
+
+
 class PlotState:
     """The run on screen and what is selected in it, shared by every plot of the panel."""
 
@@ -216,7 +237,7 @@ class PlotState:
 
     @property
     def title_size(self) -> str:
-        return f"{TITLE_POINTS * self.text_scale:.1f}pt"
+        return title_size(self.text_scale)
 
     def time_words(self) -> list[str] | None:
         """The selected sequence's words, one per timestep ("" for padding), when the input is words."""

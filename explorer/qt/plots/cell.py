@@ -17,12 +17,12 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QLabel, QSpinBox, QVBoxLayout,
                                QWidget)
 
-from ..requests import CELL
-from ..session import Session
-from .plots.items import IntAxis, StepOverlay, WrappedPlot, controls_row, message_overlay, scale_axes
-from .plots.state import LEFT_AXIS_WIDTH, TITLE_POINTS, UNIT_COLORS, nice_limit, palette_colours, swatch
-from .stale import StateGate
-from .style import escape
+from ...requests import CELL
+from ...session import Session
+from ..stale import StateGate
+from ..style import escape
+from .items import IntAxis, MessageCard, StepOverlay, WrappedPlot, controls_row, scale_axes
+from .state import LEFT_AXIS_WIDTH, UNIT_COLORS, palette_colours, swatch, title_size, value_scale
 
 LOW, HIGH = 0.1, 0.9            # a gate below LOW or above HIGH is saturated
 BOUNDED_GATES = ("input", "forget", "output", "update", "reset")   # recurrent_activation: between 0 and 1
@@ -170,7 +170,7 @@ class CellPanel(QWidget):
 
         self._hover_proxy = pg.SignalProxy(view.scene().sigMouseMoved, rateLimit=60, slot=self._on_mouse_moved)
 
-        self.message_label = message_overlay(self)
+        self.message_label = MessageCard(self)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
@@ -223,9 +223,9 @@ class CellPanel(QWidget):
         state = self._gate.shown
         if state.current or self.data is None:
             if self.data is not None:
-                self._show_message("")
+                self.message_label.say("")
             return
-        self._show_message(f"not current: {state.reason}" if state.kind != "failed" else state.reason)
+        self.message_label.say(f"not current: {state.reason}" if state.kind != "failed" else state.reason)
 
     def _selection_changed(self) -> None:
         self._follow_row()
@@ -246,7 +246,7 @@ class CellPanel(QWidget):
             self._ran = None
             self.data = None
             self._clear()
-            self._show_message(f"no gates or gradients: {reply.error}" if reply.error else "")
+            self.message_label.say(f"no gates or gradients: {reply.error}" if reply.error else "")
             return
         spec = self.session.result_spec                 # exactly what this run was sent with
         self._ran = (spec, spec.sequences, self.session.device)
@@ -306,7 +306,7 @@ class CellPanel(QWidget):
         if not reply.ok:
             self.data = None
             self._clear()
-            self._show_message(reply.error or "the gates and gradients could not be computed")
+            self.message_label.say(reply.error or "the gates and gradients could not be computed")
             self._say("")
             self.answered.emit()
             return
@@ -421,12 +421,9 @@ class CellPanel(QWidget):
         layer = prefix.split("/")[0]
         padded, masked = self._steps(layer)
         bounded = gate in BOUNDED_GATES and values.size and values.min() >= 0 and values.max() <= 1
-        if bounded:
-            levels, colours = (0.0, 1.0), "viridis"
-        else:
-            limit = nice_limit(float(np.abs(values).max()) if values.size else 1.0)
-            levels, colours = (-limit, limit), "CET-D1"
-        self.colorbar.setColorMap(pg.colormap.get(colours))
+        scale = value_scale(values, bounded=bool(bounded))
+        levels = (scale.lo, scale.hi)
+        self.colorbar.setColorMap(pg.colormap.get(scale.colour_map))
         self.colorbar.setLevels(levels)
         image = np.ascontiguousarray(values.T)
         self.gate_image.setImage(image, levels=levels, autoLevels=False)
@@ -486,7 +483,7 @@ class CellPanel(QWidget):
                                         f"{self._line()}{zeros}<br>" + " ".join(legend))
 
     def _title(self, plot: pg.PlotItem, text: str) -> None:
-        plot.setTitle(text, color=self._fg.name(), size=f"{TITLE_POINTS * self.text_scale:.1f}pt")
+        plot.setTitle(text, color=self._fg.name(), size=title_size(self.text_scale))
         self._wrap_titles()
 
     def set_text_scale(self, scale: float) -> None:
@@ -517,6 +514,7 @@ class CellPanel(QWidget):
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self._wrap_titles()
+        self.message_label.place()
 
     def _clear(self) -> None:
         self.gate_image.clear()
@@ -529,14 +527,3 @@ class CellPanel(QWidget):
     def _say(self, text: str) -> None:
         self.state_label.setText(text)
 
-    def _show_message(self, text: str) -> None:
-        if not text:
-            self.message_label.hide()
-            return
-        self.message_label.setText(text)
-        width = min(max(self.width() - 40, 100), 560)
-        self.message_label.setFixedWidth(width)
-        self.message_label.adjustSize()
-        self.message_label.move((self.width() - width) // 2, max((self.height() - self.message_label.height()) // 3, 0))
-        self.message_label.show()
-        self.message_label.raise_()
