@@ -656,8 +656,7 @@ class WindowLayout(QObject):
         larger one on the way (Qt would grow the window to it)."""
         window = self.window
         self.arrangement = _arrangement_name(wide, tall)
-        left, right, bottom = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea,
-                               Qt.DockWidgetArea.BottomDockWidgetArea)
+        right, bottom = Qt.DockWidgetArea.RightDockWidgetArea, Qt.DockWidgetArea.BottomDockWidgetArea
         if not wide:
             window.tabifyDockWidget(self.stack_dock, self.shapes_dock)
         if not tall:
