@@ -483,7 +483,9 @@ def explore(model: ModelLike = None, sequences: SequencesLike = None, *, padding
         from .core.backend import check_backend
         check_backend(backend)
     from .engine.client import shared_client
-    shared_client(backend)       # the engine loads Keras in its own process while the window is built
+    client = shared_client(backend)   # the engine loads Keras in its own process while the window is built
+    if client.failure is not None:    # an engine an earlier window gave up on: a new window tries again
+        client.restart(backend or client.backend)
     from .qt.explore import open_explorer
     if isinstance(model, (str, os.PathLike)) and presets.is_keras_model(os.fspath(model)):
         def arrived(spec: StackSpec) -> Prepared:
