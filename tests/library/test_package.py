@@ -21,7 +21,7 @@ def test_import_explorer_loads_nothing_heavy():
 
 
 def test_the_public_api():
-    assert explorer.__all__ == ["inspect", "explore", "Report", "__version__"]
+    assert explorer.__all__ == ["inspect", "doctor", "explore", "Report", "__version__"]
     assert all(getattr(explorer, name) is not None for name in explorer.__all__)
     assert explorer.__version__ == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert "explorer.__all__" in (ROOT / "README.md").read_text()
