@@ -249,12 +249,13 @@ class Zoom(QObject):
     def __init__(self, window: QMainWindow, plots: PlotsPanel):
         super().__init__(window)
         self.window = window
-        self.scale = 1.0
         self.panels = [plots]               # plot panels whose titles and axes follow the scale
         app = QApplication.instance()
         if app.property("explorer_base_font") is None:
             app.setProperty("explorer_base_font", QFont(app.font()))
         self.base_font: QFont = app.property("explorer_base_font")
+        # the application's font is shared: a window made after another one was scaled starts at that scale
+        self.scale = float(app.property("explorer_scale") or 1.0)
 
     def set_scale(self, scale: float) -> None:
         scale = nearest_scale(scale)
@@ -264,6 +265,7 @@ class Zoom(QObject):
         font = QFont(self.base_font)
         font.setPointSizeF(self.base_font.pointSizeF() * scale)
         app.setFont(font)
+        app.setProperty("explorer_scale", scale)
         # every widget explicitly: widgets under a style sheet do not follow the application's font. All the
         # base sizes are read before any is changed (a child follows its parent's new font at once).
         widgets = []

@@ -21,6 +21,17 @@ def private_settings_and_state(tmp_path_factory):
         yield root
 
 
+@pytest.fixture(autouse=True)
+def no_settings_from_an_earlier_test(private_settings_and_state):
+    """Each test starts from no remembered settings: a window an earlier test closed (its scale, its docks) must
+    not shape this test's windows."""
+    from explorer.qt.settings import open_settings
+    settings = open_settings()
+    settings.clear()
+    settings.sync()
+    yield
+
+
 class Questions:
     """Answers a window's questions and keeps what it was told."""
 

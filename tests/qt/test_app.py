@@ -97,3 +97,15 @@ def test_the_window_starts_at_the_scale_asked_and_shown_at_its_size(make_window,
     wanted = (other.minimumSizeHint().width() + 20, other.minimumSizeHint().height() + 20)
     show_at_start(other, size=None, default_size=wanted, model=None)     # no geometry remembered: the default
     assert other.isVisible() and (other.width(), other.height()) == wanted
+
+
+def test_a_window_made_after_a_scaled_one_scales_its_own_text_from_the_same_base(make_window):
+    """The application's font is shared: a second window (a second explore() in a notebook) made while the first
+    is at 125 % and set back to 100 % shows the text size of a window made at 100 %."""
+    make_window(show=False, scale=1.25)
+    second = make_window(show=False)
+    second.window_layout.set_scale(1.0, announce=False)
+    third = make_window(show=False)
+    sizes = [[widget.font().pointSizeF() for widget in (w.stack_editor, w.lesson_banner, w.shapes)]
+             for w in (second, third)]
+    assert sizes[0] == sizes[1]
