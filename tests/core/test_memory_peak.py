@@ -1,5 +1,6 @@
 """The memory estimate against the peak memory that `run --npz` really takes, measured by the operating system
-(ru_maxrss of a separate process, less its peak after a tiny run that imported TensorFlow)."""
+(the high-water mark of a separate process's resident memory, VmHWM, less its peak after a tiny run that imported
+TensorFlow)."""
 
 import json
 import subprocess
@@ -16,11 +17,12 @@ ROOT = Path(__file__).resolve().parents[2]
 # Runs each (stack, rows, steps) through the command line's own `run --npz`, smallest first, and prints the
 # growth of the process's peak memory (MB) over its peak after a tiny run.
 PROBE = """
-import json, resource, sys
+import json, sys
 import numpy as np
 from explorer import cli
-def peak():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak():   # this program's own high-water mark: ru_maxrss would start at the forking parent's (a big pytest)
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
 def text(document, rows, steps):
     rng = np.random.default_rng(0)
     if document["input"]["kind"] == "tokens":
