@@ -6,14 +6,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import types
 from pathlib import Path
 
 import keras
 import numpy as np
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication
 
 import explorer
 
@@ -68,27 +65,8 @@ def test_explore_in_ipython_with_gui_qt_returns_the_live_window(qtbot, monkeypat
         window.close()
 
 
-def test_explore_from_a_script_blocks_until_the_window_closes(qtbot):
-    seen = []
-    deadline = time.monotonic() + TIMEOUT_MS / 1000
-
-    def close_when_run():
-        windows = [w for w in QApplication.topLevelWidgets() if w.isVisible() and hasattr(w, "session")]
-        if windows and (ran(windows[0]) or time.monotonic() > deadline):    # never hang the suite: fail instead
-            seen.append(table_layers(windows[0]) if ran(windows[0]) else windows[0].session.status_text)
-            windows[0].close()
-        else:
-            QTimer.singleShot(100, close_when_run)
-
-    QTimer.singleShot(100, close_when_run)
-    assert explorer.explore(in_memory_model(), SEQUENCES) is None      # not in IPython: it blocks
-    assert seen and "rnn" in seen[0], seen
-
-
 SCRIPT = '''
 import explorer
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication
 
 def close_when_run():
     windows = [w for w in QApplication.topLevelWidgets() if w.isVisible() and hasattr(w, "session")]
