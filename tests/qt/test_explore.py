@@ -67,6 +67,8 @@ def test_explore_in_ipython_with_gui_qt_returns_the_live_window(qtbot, monkeypat
 
 SCRIPT = '''
 import explorer
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
 
 def close_when_run():
     windows = [w for w in QApplication.topLevelWidgets() if w.isVisible() and hasattr(w, "session")]
