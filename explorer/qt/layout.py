@@ -591,8 +591,7 @@ class WindowLayout(QObject):
             scale = float(value)
         except (TypeError, ValueError):
             scale = 1.0
-        if scale != self.zoom.scale:
-            self.zoom.set_scale(scale)
+        self.zoom.set_scale(scale)     # also when the application is at that scale already: this window's plots
         arrangement = settings.value(KEY_ARRANGEMENT, "")
         if arrangement:
             self.arrangement = arrangement     # the docks as restored: rearranged only when the size class changes
