@@ -33,7 +33,9 @@ def _parser() -> _Parser:
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
     run = commands.add_parser("run", help="run a stack headless and report shapes, masks and outputs")
     run.add_argument("stack", help="a .stack.json file, preset:NAME or a trained MODEL.keras")
-    run.add_argument("--input", metavar="TEXTFILE", help="sequence text to run instead of the file's sequences")
+    run.add_argument("--input", metavar="TEXTFILE | NAME=FILE", action="append",
+                     help="sequence text to run instead of the file's sequences; a model of several inputs takes "
+                          "NAME=FILE once per input (line i of each file is one example)")
     run.add_argument("--device", help="cpu, gpu or a device name such as /GPU:1 (default: a GPU if present)")
     run.add_argument("--json", metavar="OUT", help="write the report as JSON to OUT (- for stdout)")
     run.add_argument("--npz", metavar="OUT", help="write every layer's output, the masks and weights to OUT")
@@ -308,14 +310,17 @@ def _read_text(path: str) -> str:
         raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
 
 
-def _prepare(reference: str, text: str | None, options: argparse.Namespace):
-    """The stack of a file, a preset or a .keras model with the batching options, and `text` (default: the
-    stack's sequences); the import's notes go to stderr."""
+def _prepare(reference: str, inputs: str | list[str] | None, options: argparse.Namespace):
+    """The stack of a file, a preset or a .keras model with the batching options, and the sequence text of
+    `inputs` (--input: one TEXTFILE, or NAME=FILE once per input of a several-input model; default: the stack's
+    sequences); the import's notes go to stderr."""
     from .core.errors import SpecError
-    from .library import prepare
+    from .library import _load_model, complete
     batching = _batching(options)
+    spec, notes, trust, imported = _load_model(reference, options.trust)
+    text = _input_texts([inputs] if isinstance(inputs, str) else inputs or [], spec)
     try:
-        prepared = prepare(reference, text, trust=options.trust, **batching)
+        prepared = complete(spec, text, notes=notes, trust=trust, imported=imported, **batching)
     except SpecError as error:
         key = error.path.removeprefix("batching.")
         if batching.get(key) is None:
@@ -326,13 +331,40 @@ def _prepare(reference: str, text: str | None, options: argparse.Namespace):
     return prepared
 
 
+def _input_texts(values: list[str], spec) -> str | dict[str, str] | None:
+    """The texts of --input: one TEXTFILE for a one-input model; NAME=FILE once per input of several."""
+    if not values:
+        return None
+    if not spec.more_inputs:
+        if len(values) > 1:
+            raise UsageError(f"--input is given {len(values)} times, but this model takes one input: give it once")
+        return _read_text(values[0])
+    names = [item.name for item in spec.all_inputs()]
+    texts: dict[str, str] = {}
+    for value in values:
+        name, equals, path = value.partition("=")
+        if not equals or not name or not path:
+            raise UsageError(f"--input {value}: this model takes {len(names)} inputs ({', '.join(names)}): write "
+                             "--input NAME=FILE once per input")
+        if name not in names:
+            raise UsageError(f"--input {value}: the model has no input {name!r}; its inputs: {', '.join(names)}")
+        if name in texts:
+            raise UsageError(f"--input {name}=… is given twice: give each input once")
+        texts[name] = _read_text(path)
+    missing = [name for name, text in spec.texts(texts).items() if text is None]
+    if missing:
+        raise UsageError(f"no sequences for the input{'s' if len(missing) > 1 else ''} {', '.join(missing)}: "
+                         + " ".join(f"pass --input {name}=FILE" for name in missing))
+    return texts
+
+
 def _run(options: argparse.Namespace) -> int:
     if (options.gates or options.gradients) and not options.npz:
         raise UsageError("--gates and --gradients add arrays to the npz file: pass --npz OUT as well")
     if options.target is not None and not options.gradients:
         raise UsageError("--target picks the output unit of --gradients: pass --gradients as well")
     from .library import run_prepared
-    prepared = _prepare(options.stack, _read_text(options.input) if options.input else None, options)
+    prepared = _prepare(options.stack, options.input, options)
     if prepared.text is None:
         raise UsageError(f"{options.stack} holds no sequences: pass --input TEXTFILE")
     inspected = run_prepared(prepared, device=options.device, gates=options.gates, gradients=options.gradients,
@@ -356,7 +388,9 @@ def _doctor(options: argparse.Namespace) -> int:
     if report_path is not None and report_path.suffix.lower() not in (".html", ".htm", ".md"):
         raise UsageError(f"--report {options.report}: the name must end in .html or .md")
     from .core.presets import is_preset
-    prepared = _prepare(options.stack, _read_text(options.input) if options.input else None, options)
+    prepared = _prepare(options.stack, options.input, options)
+    if prepared.spec.more_inputs:
+        raise UsageError("doctor checks one input's sequences, but this model takes several inputs: use run")
     if prepared.text is None:
         raise UsageError(f"{options.stack} holds no sequences: pass --input TEXTFILE")
     from .core.doctor import examine
@@ -392,6 +426,8 @@ def _train(options: argparse.Namespace) -> int:
     from .core.train import TrainSettings, report, train
     prepared = _prepare(options.stack, None, options)
     stack = prepared.spec
+    if stack.more_inputs:
+        raise UsageError("train reads one input's labelled sequences, but this model takes several inputs")
     if options.save_keras and not options.save_keras.endswith(".keras"):
         raise UsageError(f"--save-keras needs a file name ending in .keras, got {options.save_keras}")
     from .core.run import Engine
@@ -459,6 +495,8 @@ def _write_npz(path: str, arrays: dict) -> None:
 def _summary(report: dict) -> str:
     from .core.diagnose import format_shape
     batch = format_shape(report["batch"]["padded_shape"])
+    if "inputs" in report:   # several inputs: each one's padded batch
+        batch = ", ".join(f"{name} {format_shape(item['padded_shape'])}" for name, item in report["inputs"].items())
     rows = [f"device {report['device']}, mode {report['mode']}, batch {batch}, {report['timing_ms']['run']:.1f} ms", ""]
     rows.append(f"{'layer':<28} {'symbolic':<18} {'this batch':<16} {'mask':<9} params")
     for layer in report["layers"]:

@@ -51,7 +51,7 @@ class Prepared:
     about the import and the batching."""
 
     spec: StackSpec
-    text: str | None
+    text: str | dict[str, str | None] | None   # several inputs: each input's text by name
     trust: bool
     notes: list[str] = field(default_factory=list)
 
@@ -71,11 +71,34 @@ def complete(spec: StackSpec, sequences: SequencesLike = None, *, notes: list[st
     it comes from a Keras model, whose padding is noted when its first layer has no mask."""
     notes = list(notes or [])
     apply_batching(spec, **batching)
+    if spec.more_inputs:
+        return Prepared(spec, _input_texts(spec, sequences), trust, notes)
     text = spec.sequences if sequences is None else sequence_text(sequences, spec)
     if imported and not _first_layer_masks(spec):
         notes.append(padding_note(spec))
     spec.sequences = text
     return Prepared(spec, text, trust, notes)
+
+
+def _input_texts(spec: StackSpec, sequences: SequencesLike | dict) -> dict[str, str | None]:
+    """A several-input stack's texts by input name, kept in `spec`: `sequences` maps input names to each input's
+    sequences; the stack's own texts stay for the inputs it does not name."""
+    names = [item.name for item in spec.all_inputs()]
+    given = {} if sequences is None else sequences
+    if not isinstance(given, dict):
+        raise ExplorerError(f"this model takes {len(names)} inputs ({', '.join(names)}): give the sequences as a "
+                            "dict of input name → sequences")
+    unknown = [name for name in given if name not in names]
+    if unknown:
+        raise ExplorerError(f"the model has no input {unknown[0]!r}; its inputs: {', '.join(names)}")
+    for item in spec.all_inputs():
+        if item.name in given:   # each input's own kind decides how its sequences read
+            text = sequence_text(given[item.name], dataclasses.replace(spec, input=item))
+            if item is spec.input:
+                spec.sequences = text
+            else:
+                spec.more_sequences[item.name] = text
+    return spec.texts()
 
 
 def _load_model(model: ModelLike, trust: bool) -> tuple[StackSpec, list[str], bool, bool]:
@@ -396,6 +419,9 @@ def run_prepared(prepared: Prepared, *, device: str | None = None, gates: bool =
     from .core.run import Engine
     engine = Engine()
     spec, text = prepared.spec, prepared.text
+    if spec.more_inputs and (gates or gradients or leak_check):
+        raise ExplorerError("the leak check, gates and gradients look into one input's batch, but this model takes "
+                            f"{len(spec.all_inputs())} inputs: run it without them")
     result = engine.run(spec, text, device=device, trust=prepared.trust)
     weights = engine.weights()
     layers = [Layer(layer.name, layer.type, layer.symbolic_shape, layer.shape, layer.mask_role, layer.params,

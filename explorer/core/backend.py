@@ -210,6 +210,22 @@ def traced(model, input_shape: tuple, dtype: str):
     return forward
 
 
+def traced_inputs(model, shapes: list[tuple[tuple, str]]):
+    """`traced` for a model of several inputs: the forward pass takes a list of batches, one per input,
+    each given as (shape without the batch axis, dtype)."""
+    if name() != "tensorflow":
+        return traced(model, (), "")   # JAX's jit and the plain call take the list as it is
+    import tensorflow as tf
+    _tune_tensorflow()
+    specs = [tf.TensorSpec((None, *shape), dtype) for shape, dtype in shapes]
+
+    @tf.function(input_signature=[specs], reduce_retracing=True, autograph=False)
+    def forward(batches):
+        return model(batches, training=False)
+
+    return forward
+
+
 @lru_cache(maxsize=1)
 def _tune_tensorflow() -> None:
     """Without a GPU, Grappler's graph rewrites cost ~25 ms at the first call of every new model (each edit

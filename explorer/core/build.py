@@ -65,11 +65,12 @@ class BuiltStack:
     probe: Any            # input → {name: output, name/mask: mask, name/state/h: …}
     forward: Any          # traced probe
     layers: list[LayerInfo]
-    input_shape: tuple    # without the batch axis; None = any length
+    input_shape: tuple    # without the batch axis; None = any length (the first input's, with several)
     input_dtype: str
     build_ms: float
     keras_layers: dict[str, Any]
     notes: list[str] = field(default_factory=list)   # e.g. trained weights that no longer fit
+    input_names: list[str] = field(default_factory=list)   # several inputs: their names, in the model's order
 
     @property
     def time_fixed(self) -> int | None:
@@ -99,17 +100,18 @@ def build(spec: StackSpec) -> BuiltStack:
     started = time.perf_counter()
     backend.set_random_seed(spec.seed, framework=spec.has_custom())
     names = spec.layer_names()
-    fixed = spec.fixed_length()
-    if spec.input.uses_ids:
-        input_shape, dtype = (fixed,), "int32"
-    else:
-        input_shape, dtype = (fixed, spec.input.features), "float32"
-    inputs = keras.Input(input_shape, dtype=dtype, name=input_name(names))
-    x = inputs
+    several = bool(spec.more_inputs)
+    shapes = [_input_shape(item, item.length if several else spec.fixed_length()) for item in spec.all_inputs()]
+    inputs = [keras.Input(shape, dtype=dtype, name=item.name if several else input_name(names))
+              for (shape, dtype), item in zip(shapes, spec.all_inputs())]
+    input_shape, dtype = shapes[0]
+    x = inputs[0]
     outputs: dict[str, Any] = {}
     infos: list[LayerInfo] = []
     objects: dict[str, Any] = {}
-    tensors = {INPUT_REF: inputs}
+    tensors = {INPUT_REF: inputs[0]}
+    if several:   # layers name the input they take
+        tensors.update((item.name, tensor) for item, tensor in zip(spec.all_inputs(), inputs))
     for layer, name in zip(spec.layers, names):
         if layer.inputs:   # a branch or a merge: the tensors of the layers it names
             sources = [tensors[source] for source in layer.inputs]
@@ -165,16 +167,22 @@ def build(spec: StackSpec) -> BuiltStack:
                                mask_in is not None, mask_out is not None, extra, tuple(first.shape), role))
     try:
         ends = [tensors[name] for name in spec.outputs()] if spec.is_graph() else [x]
-        model = keras.Model(inputs, ends if len(ends) > 1 else ends[0], name="stack")
-        probe = keras.Model(inputs, outputs, name="probe")
+        model_inputs = inputs if several else inputs[0]
+        model = keras.Model(model_inputs, ends if len(ends) > 1 else ends[0], name="stack")
+        probe = keras.Model(model_inputs, outputs, name="probe")
     except Exception as error:  # e.g. a layer named like the input
         first = strip_ansi(str(error)).strip().splitlines()[0]
         raise StackError(f"the stack cannot be assembled: {first}") from None
-    forward = backend.traced(probe, input_shape, dtype)
+    forward = (backend.traced_inputs(probe, shapes) if several else backend.traced(probe, input_shape, dtype))
     notes = []
     if spec.weights:
         from .keras_io import apply_weights
         notes = apply_weights(objects, spec.weights)
     build_ms = (time.perf_counter() - started) * 1000
     return BuiltStack(spec.architecture_key(), model, probe, forward, infos, input_shape, dtype, build_ms, objects,
-                      notes)
+                      notes, [item.name for item in spec.all_inputs()] if several else [])
+
+
+def _input_shape(item, length: int | None) -> tuple[tuple, str]:
+    """(shape without the batch axis, dtype) of one model input: ids (T,) int32, or features (T, F) float32."""
+    return ((length,), "int32") if item.uses_ids else ((length, item.features), "float32")

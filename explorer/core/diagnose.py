@@ -82,6 +82,13 @@ def check_structure(spec: StackSpec) -> None:
     if length is not None and spec.batching.mode in ("bucket", "one_by_one"):
         raise StackError(f"the model's input takes exactly {length} timesteps (input.length), but batching mode "
                          f'"{spec.batching.mode}" gives each piece its own length: use pad or chunked mode')
+    if spec.more_inputs and spec.batching.mode != "pad":
+        raise StackError(f'batching mode "{spec.batching.mode}" splits one input\'s sequences, but this model takes '
+                         f"{len(spec.all_inputs())} inputs whose lines go together: use pad mode")
+    for item in spec.more_inputs:
+        if item.length is not None and spec.batching.maxlen != item.length:
+            raise StackError(f"the input {item.name} takes exactly {item.length} timesteps (its length), as Keras's "
+                             f"Input does, but maxlen is {spec.batching.maxlen}: set maxlen to {item.length}")
     if spec.is_graph() and spec.batching.mode == "chunked":
         raise StackError("chunked mode runs one chain of layers window by window, but this model branches or "
                          "merges: use pad, bucket or one_by_one mode")

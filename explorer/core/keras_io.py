@@ -73,12 +73,15 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
     try:
         chain = _chain(model)
     except StackError:
-        if len(getattr(model, "inputs", None) or []) != 1:
+        if not getattr(model, "inputs", None):
             raise
         chain, sources, states = _graph(model)
     by_name: dict[str, LayerSpec] = {}
     renamed: dict[str, str] = {}
-    text = _text_input(chain[0][0]) if chain[0][0] is not None else None
+    several = len(model.inputs) > 1
+    input_names = [renamed.setdefault(name, _usable_name(name, [], notes))
+                   for name in (tensor._keras_history.operation.name for tensor in model.inputs)] if several else []
+    text = _text_input(chain[0][0]) if chain[0][0] is not None and not several else None
     if text is not None:   # raw text: the explorer's words input does what the layer does
         chain = chain[1:]
     layers: list[LayerSpec] = []
@@ -119,22 +122,15 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
         raise StackError("; ".join(refused))
     if not layers:
         raise StackError("the model has no layers the explorer can show")
+    if several:
+        return _several_inputs(model, chain, sources, input_names, layers, weights, notes)
     shape = tuple(model.inputs[0].shape)
-    dtype = str(model.inputs[0].dtype)
     if text is not None:
         input_spec, length = text
         stack = StackSpec(input_spec, Batching(maxlen=length), layers)
         stack.weights, stack.weights_id = weights, uuid.uuid4().hex
         return stack, weights, notes
-    if layers[0].type == "embedding":
-        input_spec = InputSpec("tokens", next(layer.input_dim for layer, _ in chain
-                                              if type(layer).__name__ == "Embedding"), None)
-    else:
-        if "int" in dtype or len(shape) != 3 or shape[-1] is None:
-            raise StackError(f"the model's input {shape} ({dtype}) is neither token ids with an Embedding first "
-                             "nor (batch, T, features) vectors")
-        input_spec = InputSpec("features", None, int(shape[-1]))
-    stack = StackSpec(input_spec, Batching(), layers)
+    stack = StackSpec(_input_spec(model.inputs[0], [chain[0][0]]), Batching(), layers)
     steps = shape[1] if len(shape) > 1 else None
     # Keras's Sequential runs at any length (it falls back to calling its layers one by one); a functional
     # model takes only the length of its Input, and a flatten needs it fixed anyway.
@@ -143,6 +139,42 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
         notes.append(f"the model takes exactly {steps} timesteps: maxlen is set to {steps}")
     stack.weights = weights
     stack.weights_id = uuid.uuid4().hex
+    return stack, weights, notes
+
+
+def _input_spec(tensor, takers: list) -> InputSpec:
+    """A model input as the explorer's input: token ids when an Embedding takes it, else feature vectors."""
+    embedding = next((layer for layer in takers if type(layer).__name__ == "Embedding"), None)
+    if embedding is not None:
+        return InputSpec("tokens", embedding.input_dim, None)
+    shape, dtype = tuple(tensor.shape), str(tensor.dtype)
+    if "int" in dtype or len(shape) != 3 or shape[-1] is None:
+        raise StackError(f"the model's input {tensor._keras_history.operation.name} {shape} ({dtype}) is neither "
+                         "token ids with an Embedding first nor (batch, T, features) vectors")
+    return InputSpec("features", None, int(shape[-1]))
+
+
+def _several_inputs(model, chain, sources, names: list[str], layers: list[LayerSpec], weights, notes: list[str]
+                    ) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]:
+    """The stack of a model that takes several inputs (an encoder-decoder): one named input each, in Keras's order;
+    a layer that takes an input names it."""
+    inputs = []
+    for tensor, name in zip(model.inputs, names):
+        own = tensor._keras_history.operation.name
+        item = _input_spec(tensor, [layer for layer, _ in chain if own in sources.get(id(layer), [])])
+        item.name = name
+        if tensor.shape[1] is not None:
+            item.length = int(tensor.shape[1])
+        inputs.append(item)
+    lengths = {item.length for item in inputs}
+    if len(lengths) > 1:
+        raise StackError("the model's inputs take different fixed numbers of timesteps ("
+                         + ", ".join(f"{item.name} {item.length or 'any'}" for item in inputs)
+                         + "); the explorer pads every input to one maxlen")
+    stack = StackSpec(inputs[0], Batching(maxlen=inputs[0].length), layers, more_inputs=inputs[1:])
+    if inputs[0].length is not None:
+        notes.append(f"the model takes exactly {inputs[0].length} timesteps: maxlen is set to {inputs[0].length}")
+    stack.weights, stack.weights_id = weights, uuid.uuid4().hex
     return stack, weights, notes
 
 
@@ -271,7 +303,8 @@ def _graph(model) -> tuple[list[tuple[object, int]], dict[int, list[str]], dict[
                 _refuse_if_refused(operation)
                 raise StackError(f"{layer.name} ({kind}) takes output {index} of {operation.name} (a state or a "
                                  "second output); in a model that branches the explorer passes on first outputs only")
-            names.append(INPUT_REF if isinstance(operation, keras.layers.InputLayer) else operation.name)
+            given = isinstance(operation, keras.layers.InputLayer)
+            names.append(INPUT_REF if given and len(model.inputs) == 1 else operation.name)
         order.append((layer, 0))
         sources[id(layer)] = names
     for tensor in model.outputs:

@@ -219,12 +219,14 @@ def _keras():
 
 def _embedding(layer, name, spec):
     p = layer.params
-    return _keras().layers.Embedding(spec.input.vocab_size, p["output_dim"], mask_zero=p["mask_zero"], name=name)
+    return _keras().layers.Embedding(spec.input_for(layer).vocab_size, p["output_dim"], mask_zero=p["mask_zero"],
+                                     name=name)
 
 
 def _embedding_code(layer, name, spec):
     p = layer.params
-    return f"keras.layers.Embedding({spec.input.vocab_size}, {p['output_dim']}, mask_zero={p['mask_zero']}, name={name!r})"
+    return (f"keras.layers.Embedding({spec.input_for(layer).vocab_size}, {p['output_dim']}, "
+            f"mask_zero={p['mask_zero']}, name={name!r})")
 
 
 def _masking(layer, name, spec):

@@ -15,7 +15,7 @@ import numpy as np
 from . import backend, diagnose, memory, sequences
 from .build import BuiltStack, LayerInfo, build, state_names
 from .diagnose import Diagnostic, FcInput
-from .errors import ExplorerError, OutOfMemoryError, StackError, TrustError, strip_ansi
+from .errors import ExplorerError, OutOfMemoryError, SequenceError, StackError, TrustError, strip_ansi
 from .registry import TYPES
 from .spec import Batching, StackSpec
 
@@ -100,6 +100,7 @@ class RunResult:
     computed_padding: float     # share of padded cells in what the mode actually ran
     vocabulary: list[str] | None = None   # words input: the word of each id (0 padding, 1 unknown)
     pieces: list[list[int]] = field(default_factory=list)   # the rows each call ran together, in run order
+    inputs: dict[str, sequences.Layout] = field(default_factory=dict)   # several inputs: each one's padded batch
 
     @property
     def buckets(self) -> list[list[int]]:
@@ -139,11 +140,17 @@ class RunResult:
             "warnings": self.warnings,
             "timing_ms": {key: round(value, 3) for key, value in self.timing_ms.items()},
             **({"vocabulary": self.vocabulary} if self.vocabulary is not None else {}),
+            **({"inputs": {name: {"lengths": batch.lengths.tolist(), "padded_shape": list(batch.batch.shape),
+                                  "mask": batch.mask.astype(int).tolist()} for name, batch in self.inputs.items()}}
+               if self.inputs else {}),
         }
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The `--npz` arrays of explorer/CONTRACT.md §3 (weights are added by the engine that holds the model)."""
         arrays = {"input": self.input, "mask": self.mask.astype(np.int8), "lengths": self.lengths}
+        for name, batch in self.inputs.items():
+            arrays.update({f"inputs/{name}/input": batch.batch, f"inputs/{name}/mask": batch.mask.astype(np.int8),
+                           f"inputs/{name}/lengths": batch.lengths})
         for layer in self.layers:
             arrays[f"out/{layer.name}"] = layer.output
             if layer.mask is not None:
@@ -269,6 +276,8 @@ class Engine:
             raise TrustError("this stack has a custom expression, which runs as code: run it only if you trust "
                              "its source (--trust on the command line)")
         started = time.perf_counter()
+        if spec.more_inputs:
+            return self._run_inputs(spec, text, device, check_cancel, started)
         text = spec.sequences if text is None else text
         parsed = sequences.parse(text or "", spec.input)
         vocabulary = None
@@ -284,24 +293,36 @@ class Engine:
         layout = sequences.layout(parsed, spec.batching, fixed_length=fixed is not None, bucket_cost=cost)
         check_cancel()
         run_started = time.perf_counter()
-        try:
-            with backend.device_scope(chosen), warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # Keras's mask warnings become diagnostics
-                if spec.batching.mode == "chunked":
-                    raw = self._run_chunked(built, layout, spec.batching.chunk, check_cancel)
-                else:
-                    raw = self._run_pieces(built, layout, check_cancel, progress, chosen)
-        except (ExplorerError, Cancelled):
-            raise
-        except Exception as error:  # TensorFlow's runtime errors
-            if backend.is_out_of_memory(error):
-                raise OutOfMemoryError("out of memory while running this batch (more than the engine may use): shorten "
-                                 "the sequences, set maxlen or lower the units") from None
-            text, layer = diagnose.translate_run_error(strip_ansi(str(error)), spec)
-            raise StackError(text, layer=layer) from None
+        with _runtime_errors(spec), backend.device_scope(chosen), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Keras's mask warnings become diagnostics
+            if spec.batching.mode == "chunked":
+                raw = self._run_chunked(built, layout, spec.batching.chunk, check_cancel)
+            else:
+                raw = self._run_pieces(built, layout, check_cancel, progress, chosen)
         run_ms = (time.perf_counter() - run_started) * 1000
         result = self._result(spec, built, parsed, layout, raw, chosen, run_ms, started)
         result.vocabulary = vocabulary
+        return result
+
+    def _run_inputs(self, spec: StackSpec, text: str | dict[str, str] | None, device: str | None, check_cancel,
+                    started: float) -> RunResult:
+        """A model of several inputs, in pad mode: each input's text padded alike, line i of each one example."""
+        parsed, vocabularies = parse_inputs(spec, text)
+        first = parsed[spec.input.name]
+        memory.check(spec, *memory.batch_size(spec, first.lengths), self.memory_limit_mb)
+        chosen = backend.resolve_device(device)
+        built = self.built_for(spec)
+        layouts = {name: sequences.layout(items, spec.batching) for name, items in parsed.items()}
+        check_cancel()
+        run_started = time.perf_counter()
+        with _runtime_errors(spec), backend.device_scope(chosen), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Keras's mask warnings become diagnostics
+            raw = {key: backend.to_numpy(value)
+                   for key, value in built.forward([layouts[name].batch for name in built.input_names]).items()}
+        run_ms = (time.perf_counter() - run_started) * 1000
+        result = self._result(spec, built, first, layouts[spec.input.name], raw, chosen, run_ms, started)
+        result.vocabulary = vocabularies.get(spec.input.name)
+        result.inputs = layouts
         return result
 
     # --- modes ---
@@ -512,6 +533,49 @@ class Engine:
                 for i, weight in enumerate(layer.get_weights()):
                     arrays[f"weights/{name}/{i}"] = weight
         return arrays
+
+
+def parse_inputs(spec: StackSpec, text: str | dict[str, str] | None = None
+                 ) -> tuple[dict[str, sequences.Sequences], dict[str, list[str]]]:
+    """Each input's sequences by name (a model of several inputs), and the vocabulary of each words input.
+    `text`: the texts by input name (a plain string: the first input's); the stack's own fill the others.
+    Line i of every input is one example, so every input must hold as many sequences."""
+    texts = spec.texts({spec.input.name: text} if isinstance(text, str) else text)
+    parsed, vocabularies = {}, {}
+    for item in spec.all_inputs():
+        if texts[item.name] is None:
+            raise StackError(f"the input {item.name} has no sequences: type them in its tab "
+                             f"(--input {item.name}=FILE on the command line)")
+        try:
+            items = sequences.parse(texts[item.name], item)
+        except SequenceError as error:
+            raise ExplorerError(f"input {item.name}: {error.message}") from None
+        if item.kind == "words":
+            from .vocabulary import encode
+            items, vocabularies[item.name] = encode(items, item.vocab_size, item.vocabulary)
+        parsed[item.name] = items
+    counts = {name: len(items) for name, items in parsed.items()}
+    if len(set(counts.values())) > 1:
+        raise StackError("the inputs' lines go together by their order (line i of each is one example), but "
+                         + ", ".join(f"{name} has {count} sequence{'s' if count != 1 else ''}"
+                                     for name, count in counts.items())
+                         + ": give every input as many lines")
+    return parsed, vocabularies
+
+
+@contextlib.contextmanager
+def _runtime_errors(spec: StackSpec):
+    """TensorFlow's runtime errors as the user's errors (out of memory, or Keras's message translated)."""
+    try:
+        yield
+    except (ExplorerError, Cancelled):
+        raise
+    except Exception as error:  # TensorFlow's runtime errors
+        if backend.is_out_of_memory(error):
+            raise OutOfMemoryError("out of memory while running this batch (more than the engine may use): shorten "
+                                   "the sequences, set maxlen or lower the units") from None
+        text, layer = diagnose.translate_run_error(strip_ansi(str(error)), spec)
+        raise StackError(text, layer=layer) from None
 
 
 def _takes_mask(layer) -> bool:

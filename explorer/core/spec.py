@@ -75,6 +75,7 @@ class InputSpec:
     length: int | None = None         # a fixed number of timesteps, as keras.Input(shape=(length, …)); None: any
     standardize: str | None = DEFAULT_STANDARDIZE   # words: TextVectorization's standardize (None: as typed)
     vocabulary: list[str] | None = field(default=None, repr=False)   # words: a model's own (index = id)
+    name: str | None = None           # the model input's name, required when the stack has several inputs
 
     @property
     def uses_ids(self) -> bool:
@@ -125,6 +126,23 @@ class StackSpec:
     # Trained weights (layer name → arrays), from a .keras file, training or a stack file's "weights"
     weights: dict[str, list] | None = field(default=None, repr=False, compare=False)
     weights_id: str | None = field(default=None, compare=False)
+    # extension: a model's further inputs after `input` (encoder-decoder), and the sequence text of each by name
+    more_inputs: list[InputSpec] = field(default_factory=list)
+    more_sequences: dict[str, str] = field(default_factory=dict)
+
+    def all_inputs(self) -> list[InputSpec]:
+        """The model's inputs in Keras's order: `input`, then `more_inputs`."""
+        return [self.input, *self.more_inputs]
+
+    def texts(self, given: dict[str, str] | None = None) -> dict[str, str | None]:
+        """Each input's sequence text by name (several inputs): `given`'s, else the stack's own (None: none)."""
+        own = {self.input.name: self.sequences, **self.more_sequences}
+        return {item.name: (given or {}).get(item.name, own.get(item.name)) for item in self.all_inputs()}
+
+    def input_for(self, layer: LayerSpec) -> InputSpec:
+        """The input a layer reads (an embedding's ids): the one its `inputs` names, else the first."""
+        named = {item.name: item for item in self.more_inputs}
+        return next((named[source] for source in layer.inputs or [] if source in named), self.input)
 
     def layer_names(self) -> list[str]:
         """Each layer's name: its own `name`, else its type plus a per-type index."""
@@ -231,28 +249,30 @@ def _text(value: Any) -> str:
     return value
 
 
-def _parse_input(data: Any) -> InputSpec:
-    data = _expect_object(data, "input")
-    _reject_unknown(data, {"kind", "vocab_size", "features", "length", "standardize", "vocabulary"}, "input")
-    kind = _field(data, "kind", _choice(("tokens", "features", "words")), "tokens", "input")
-    vocab = _field(data, "vocab_size", _optional(_positive_int(MAX_VOCAB)), None, "input")
-    features = _field(data, "features", _optional(_positive_int(MAX_FEATURES)), None, "input")
+def _parse_input(data: Any, path: str = "input", extra: tuple[str, ...] = ()) -> InputSpec:
+    data = _expect_object(data, path)
+    _reject_unknown(data, {"kind", "vocab_size", "features", "length", "standardize", "vocabulary", "name",
+                           *extra}, path)
+    kind = _field(data, "kind", _choice(("tokens", "features", "words")), "tokens", path)
+    vocab = _field(data, "vocab_size", _optional(_positive_int(MAX_VOCAB)), None, path)
+    features = _field(data, "features", _optional(_positive_int(MAX_FEATURES)), None, path)
     if kind in ("tokens", "words") and vocab is None:
-        raise SpecError("input.vocab_size", f'is required when input.kind is "{kind}"')
+        raise SpecError(f"{path}.vocab_size", f'is required when input.kind is "{kind}"')
     if kind == "words" and vocab < 3:
-        raise SpecError("input.vocab_size", f"must be at least 3 for words (padding, unknown word and one word), "
+        raise SpecError(f"{path}.vocab_size", f"must be at least 3 for words (padding, unknown word and one word), "
                                             f"got {vocab}")
     if kind == "features" and features is None:
-        raise SpecError("input.features", 'is required when input.kind is "features"')
-    length = _field(data, "length", _optional(_positive_int(MAX_MAXLEN)), None, "input")
-    standardize = _field(data, "standardize", _choice(STANDARDIZE, nullable=True), DEFAULT_STANDARDIZE, "input")
-    vocabulary = _field(data, "vocabulary", _optional(_words), None, "input")
+        raise SpecError(f"{path}.features", 'is required when input.kind is "features"')
+    length = _field(data, "length", _optional(_positive_int(MAX_MAXLEN)), None, path)
+    standardize = _field(data, "standardize", _choice(STANDARDIZE, nullable=True), DEFAULT_STANDARDIZE, path)
+    vocabulary = _field(data, "vocabulary", _optional(_words), None, path)
     if vocabulary is not None:
         if kind != "words":
-            raise SpecError("input.vocabulary", 'is for words input only (input.kind "words")')
+            raise SpecError(f"{path}.vocabulary", 'is for words input only (input.kind "words")')
         if len(vocabulary) != vocab:
-            raise SpecError("input.vocabulary", f"holds {len(vocabulary)} words, but vocab_size is {vocab}")
-    return InputSpec(kind, vocab, features, length, standardize, vocabulary)
+            raise SpecError(f"{path}.vocabulary", f"holds {len(vocabulary)} words, but vocab_size is {vocab}")
+    name = _field(data, "name", _optional(_layer_name), None, path)
+    return InputSpec(kind, vocab, features, length, standardize, vocabulary, name)
 
 
 def _words(value: Any) -> list[str]:
@@ -278,6 +298,12 @@ def _parse_batching(data: Any, input_spec: InputSpec) -> Batching:
         bucket_width=_field(data, "bucket_width", _positive_int(MAX_MAXLEN), 8, "batching"),
         chunk=_field(data, "chunk", _positive_int(MAX_MAXLEN), 16, "batching"),
     )
+    _check_pad_value(batching, input_spec)
+    return batching
+
+
+def _check_pad_value(batching: Batching, input_spec: InputSpec) -> None:
+    """The pad value must be an id of every ids input (an integer then); 0 for words."""
     if input_spec.kind == "words" and batching.pad_value != 0:
         raise SpecError("batching.pad_value", f"must be 0 for words (id 0 is the padding), got {_show(batching.pad_value)}")
     if input_spec.uses_ids:
@@ -288,7 +314,6 @@ def _parse_batching(data: Any, input_spec: InputSpec) -> Batching:
             raise SpecError("batching.pad_value",
                             f"must be a token id from 0 to {input_spec.vocab_size - 1}, got {_show(pad)}")
         batching.pad_value = int(pad)
-    return batching
 
 
 def _parse_layer(data: Any, index: int) -> LayerSpec:
@@ -310,6 +335,29 @@ def _parse_layer(data: Any, index: int) -> LayerSpec:
                      _field(data, "initial_state", _optional(_sources), None, path))
 
 
+def _parse_more_inputs(data: Any, first: InputSpec) -> tuple[list[InputSpec], dict[str, str]]:
+    """The model's further inputs (several-input models), each named, with its own sequence text."""
+    if data is None:
+        return [], {}
+    if not isinstance(data, list) or not 1 <= len(data) < MAX_INPUTS:
+        raise SpecError("more_inputs", f"must be a list of 1 to {MAX_INPUTS - 1} inputs, got {_show(data)}")
+    if first.name is None:
+        raise SpecError("input.name", "is required when the stack has more_inputs: each input is named")
+    inputs, texts = [], {}
+    for i, item in enumerate(data):
+        path = f"more_inputs[{i}]"
+        parsed = _parse_input(item, path, extra=("sequences",))
+        if parsed.name is None:
+            raise SpecError(f"{path}.name", "is missing: each input is named")
+        if parsed.name in [first.name, *(known.name for known in inputs)]:
+            raise SpecError(f"{path}.name", f"{_show(parsed.name)} names another input too")
+        text = _field(item, "sequences", _optional(_text), None, path)
+        if text is not None:
+            texts[parsed.name] = text
+        inputs.append(parsed)
+    return inputs, texts
+
+
 def _sources(value: Any) -> list[str]:
     if (not isinstance(value, list) or not 1 <= len(value) <= MAX_INPUTS
             or not all(isinstance(item, str) for item in value)):
@@ -322,9 +370,12 @@ def from_dict(data: Any) -> StackSpec:
     data = _expect_object(data, "")
     data = migrate(data)
     _reject_unknown(data, {"format", "version", "input", "batching", "layers", "seed", "sequences", "title",
-                          "lesson", "steps", "weights"}, "")
+                          "lesson", "steps", "weights", "more_inputs"}, "")
     input_spec = _parse_input(data.get("input", {"kind": "tokens", "vocab_size": 1000}))
+    more_inputs, more_sequences = _parse_more_inputs(data.get("more_inputs"), input_spec)
     batching = _parse_batching(data.get("batching", {}), input_spec)
+    for item in more_inputs:
+        _check_pad_value(batching, item)
     layers_data = data.get("layers")
     if not isinstance(layers_data, list):
         raise SpecError("layers", f"must be a list of layers, got {_show(layers_data)}")
@@ -335,7 +386,8 @@ def from_dict(data: Any) -> StackSpec:
                      _field(data, "seed", _seed, 0, ""),
                      _field(data, "sequences", _optional(_text), None, ""),
                      _field(data, "title", _optional(_text), None, ""),
-                     _field(data, "lesson", _optional(_text), None, ""))
+                     _field(data, "lesson", _optional(_text), None, ""),
+                     more_inputs=more_inputs, more_sequences=more_sequences)
     if data.get("steps") is not None:
         from .steps import parse
         parse(data["steps"])
@@ -345,11 +397,17 @@ def from_dict(data: Any) -> StackSpec:
         if layer.name and names.count(layer.name) > 1:
             raise SpecError(f"layers[{i}].name", f'"{layer.name}" is used by more than one layer')
     every = spec.layer_names()
+    input_names = [item.name for item in more_inputs and spec.all_inputs()]
+    for name in input_names:
+        if name in every:
+            raise SpecError("more_inputs", f"the input name {_show(name)} is also a layer's name")
     for i, layer in enumerate(layers):
         for source in layer.inputs or []:
-            if source != INPUT_REF and source not in every[:i]:
+            if source != INPUT_REF and source not in every[:i] and source not in input_names:
                 raise SpecError(f"layers[{i}].inputs", f"{_show(source)} is not a layer before this one "
-                                                       f'(nor "{INPUT_REF}", the model\'s input)')
+                                                       f'(nor "{INPUT_REF}", the model\'s input'
+                                                       + "".join(f", nor the input {_show(n)}" for n in input_names)
+                                                       + ")")
         if layer.initial_state and not layer.is_recurrent:
             raise SpecError(f"layers[{i}].initial_state", "only a recurrent layer takes initial states")
         for source in layer.initial_state or []:
@@ -426,17 +484,28 @@ def migrate(data: dict) -> dict:
     return data
 
 
+def _input_dict(item: InputSpec) -> dict[str, Any]:
+    data = ({"kind": item.kind, "vocab_size": item.vocab_size} if item.uses_ids
+            else {"kind": "features", "features": item.features})
+    if item.name is not None:
+        data["name"] = item.name
+    if item.length is not None:
+        data["length"] = item.length
+    if item.kind == "words" and item.standardize != DEFAULT_STANDARDIZE:
+        data["standardize"] = item.standardize
+    if item.kind == "words" and item.vocabulary is not None:
+        data["vocabulary"] = item.vocabulary
+    return data
+
+
 def to_dict(spec: StackSpec, *, weights: bool = False) -> dict:
     """The stack document; `weights`: with the trained weights when the stack has them (stack files)."""
     data: dict[str, Any] = {"format": FORMAT, "version": VERSION}
-    data["input"] = ({"kind": spec.input.kind, "vocab_size": spec.input.vocab_size} if spec.input.uses_ids
-                     else {"kind": "features", "features": spec.input.features})
-    if spec.input.length is not None:
-        data["input"]["length"] = spec.input.length
-    if spec.input.kind == "words" and spec.input.standardize != DEFAULT_STANDARDIZE:
-        data["input"]["standardize"] = spec.input.standardize
-    if spec.input.kind == "words" and spec.input.vocabulary is not None:
-        data["input"]["vocabulary"] = spec.input.vocabulary
+    data["input"] = _input_dict(spec.input)
+    if spec.more_inputs:
+        data["more_inputs"] = [{**_input_dict(item), **({"sequences": spec.more_sequences[item.name]}
+                                                         if item.name in spec.more_sequences else {})}
+                               for item in spec.more_inputs]
     b = spec.batching
     data["batching"] = {"mode": b.mode, "padding": b.padding, "truncating": b.truncating, "maxlen": b.maxlen,
                         "pad_value": b.pad_value, "bucket_width": b.bucket_width, "chunk": b.chunk}

@@ -696,7 +696,7 @@ class StackEditor(QWidget):
         if kind != "words" or vocabulary is None or len(vocabulary) != vocab:
             vocabulary = None
         self._spec.input = InputSpec(kind, vocab, self.features_spin.value(), self._spec.input.length,
-                                     self.standardize_combo.currentData(), vocabulary)
+                                     self.standardize_combo.currentData(), vocabulary, self._spec.input.name)
         self._show_standardize(kind)
         tokens = kind in ("tokens", "words")
         self.vocab_spin.setVisible(tokens)

@@ -153,12 +153,6 @@ def sequential_ending_without_merge():
                                                                           name="both_ways")])
 
 
-def two_inputs():
-    a, b = tokens(), keras.Input((None, 2), name="extra")
-    x = layers.LSTM(2)(layers.Embedding(VOCAB, 3)(a))
-    return functional([a, b], layers.Dense(1)(x))
-
-
 def initial_state_from_a_branch():
     i = tokens()
     x = layers.Embedding(VOCAB, 3)(i)
@@ -189,7 +183,6 @@ CASES = {
     "merge_mode None": (bidirectional_without_merge, TOKENS, "bi (Bidirectional) has merge_mode None"),
     "merge_mode None, last": (sequential_ending_without_merge, FEATURES,
                                "both_ways (Bidirectional) has merge_mode None"),
-    "two inputs": (two_inputs, TOKENS, "this model has 2 inputs (ids, extra)"),
     "initial_state": (initial_state_from_a_branch, TOKENS, None),
 }
 

@@ -217,7 +217,7 @@ def test_dense_activation_may_be_null_but_recurrent_may_not():
     ({"input": {"kind": "tokens", "vocab_size": 0}}, "input.vocab_size: must be a positive integer, got 0"),
     ({"input": {"kind": "tokens", "vocab_size": 10 ** 9}}, "input.vocab_size: must be at most 10000000, got"),
     ({"input": {"kind": "tokens", "vocab_size": 10, "extra": 1}}, "input.extra: unknown key; known keys: "
-                                                                   "features, kind, length, standardize, vocab_size, "
+                                                                   "features, kind, length, name, standardize, vocab_size, "
                                                                    "vocabulary"),
     ({"input": [1]}, "input: must be an object, got [1]"),
     ({"batching": {"mode": "stream"}}, 'batching.mode: must be one of "pad", "bucket", "one_by_one", "chunked", '
@@ -241,7 +241,7 @@ def test_dense_activation_may_be_null_but_recurrent_may_not():
     ({"layers": None}, "layers: must be a list of layers, got null"),
     ({"layers": {"type": "lstm"}}, 'layers: must be a list of layers, got {"type": "lstm"}'),
     ({"layers": [{"type": "dense"}] * 65}, "layers: holds 65 layers; at most 64 are allowed"),
-    ({"colour": "red"}, "colour: unknown key; known keys: batching, format, input, layers, lesson, seed, "),
+    ({"colour": "red"}, "colour: unknown key; known keys: batching, format, input, layers, lesson, more_inputs, seed, "),
 ])
 def test_document_errors(changes, message):
     assert error_of(document(**changes)).startswith(message)
