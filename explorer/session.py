@@ -17,7 +17,7 @@ import inspect
 import re
 import sys
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -211,6 +211,7 @@ class Session:
         self.partial = None                       # FAILED: a RunResult of the layers before the failing one
         self.state = ResultState()
         self.text_check = TextCheck()
+        self.input_checks: dict[str, TextCheck] = {}   # several inputs: each one's check by name
         self.spec_error: SpecError | None = None
         self.status_text = ""
         self._clean: tuple[dict, str | None] | None = None     # the saved document and its weights' id
@@ -227,6 +228,16 @@ class Session:
     def text(self) -> str:
         return self.document.sequences or ""
 
+    def text_of(self, name: str | None) -> str:
+        """The sequence text of the input `name` (None or the first input's name: `text`)."""
+        if name is None or name == self.document.input.name:
+            return self.text
+        return self.document.more_sequences.get(name, "")
+
+    def check_of(self, name: str | None) -> TextCheck:
+        """The check of the input `name`'s text (None: the first input's, `text_check`)."""
+        return self.input_checks.get(name, self.text_check) if name is not None else self.text_check
+
     def spec(self) -> StackSpec:
         """A copy of the document, for a run or a save."""
         return self.document.copy()
@@ -239,6 +250,8 @@ class Session:
         self.document = spec.copy()
         if self.document.sequences is None:
             self.document.sequences = sample_text(self.document)
+        for item in self.document.more_inputs:
+            self.document.more_sequences.setdefault(item.name, sample_text(replace(self.document, input=item)))
         self.source = source
         self.trust.document_loaded(spec, trusted)
         self.result = None
@@ -272,10 +285,14 @@ class Session:
             self.document.batching.pad_value = fitted
         self._edited("stack")
 
-    def set_text(self, text: str) -> None:
-        if text == self.text:
+    def set_text(self, text: str, input_name: str | None = None) -> None:
+        """The text of the input `input_name` (None: the first input's)."""
+        if text == self.text_of(input_name):
             return
-        self.document.sequences = text
+        if input_name is None or input_name == self.document.input.name:
+            self.document.sequences = text
+        else:
+            self.document.more_sequences[input_name] = text
         self._edited("text")
 
     def set_batching(self, batching: Batching) -> None:
@@ -320,6 +337,9 @@ class Session:
         except SpecError as error:
             self.spec_error = error
         self.text_check = check_text(self.text, self.document.input, self.document.batching)
+        self.input_checks = {item.name: self.text_check if item is self.document.input
+                             else check_text(self.text_of(item.name), item, self.document.batching)
+                             for item in self.document.all_inputs()} if self.document.more_inputs else {}
 
     # --- what stops a run ---
 
@@ -330,10 +350,17 @@ class Session:
             names = self.document.layer_names()
             index = int(match.group(1)) if match else -1
             return self.spec_error.message, names[index] if 0 <= index < len(names) else None
-        errors = self.text_check.errors
-        if errors:
-            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-            return f"the sequences have errors: {errors[0].message}{more}", None
+        for name, check in (self.input_checks or {None: self.text_check}).items():
+            errors = check.errors
+            if errors:
+                more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+                whose = f" of {name}" if name is not None else ""
+                return f"the sequences{whose} have errors: {errors[0].message}{more}", None
+        counts = {name: len(check.lines) for name, check in self.input_checks.items()}
+        if len(set(counts.values())) > 1:
+            return ("the inputs' lines go together by their order, but "
+                    + ", ".join(f"{name} has {count}" for name, count in counts.items())
+                    + ": give every input as many sequences"), None
         return None
 
     def _idle_state(self, why: str) -> ResultState:

@@ -15,7 +15,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QRect, QSize, Qt, S
 from PySide6.QtGui import QBrush, QColor, QPainter, QPalette, QTextCharFormat, QTextCursor, QTextFormat
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
                                QPlainTextEdit, QSizePolicy, QSpinBox, QStyle, QStyledItemDelegate,
-                               QStyleOptionViewItem, QTableView, QTextEdit, QVBoxLayout, QWidget)
+                               QStyleOptionViewItem, QTabBar, QTableView, QTextEdit, QVBoxLayout, QWidget)
 
 from ..core.errors import SequenceError
 from ..core.sequences import describe_buckets
@@ -212,6 +212,7 @@ class SequenceEditor(QWidget):
         self.label_error: SequenceError | None = None   # a label that does not fit the head (training): runs go on
         self._current_line = 0
         self._grid_lines: list[int] = []
+        self.shown_input: str | None = None     # the input whose text is shown (several inputs); None: the only one
 
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -222,6 +223,12 @@ class SequenceEditor(QWidget):
         caption = QLabel("<b>Sequences</b> — one per line; # starts a comment")
         caption.setWordWrap(True)
         left.addWidget(caption)
+        self.input_tabs = QTabBar()   # one tab per input of a model of several inputs
+        self.input_tabs.setToolTip("One sequence text per input of the model: line i of every input's text "
+                                   "is one example")
+        self.input_tabs.currentChanged.connect(self._input_picked)
+        self.input_tabs.hide()
+        left.addWidget(self.input_tabs)
         self.text_edit = SequenceTextEdit()
         self.text_edit.setPlainText(session.text)
         self.text_edit.setToolTip("Tokens: integer ids separated by spaces or commas (3 14 15, 9).\n"
@@ -266,6 +273,9 @@ class SequenceEditor(QWidget):
         session.events.stack.connect(self._show_session_batching)
         session.events.selection.connect(self._selection_changed)
         session.events.result.connect(self._result_changed)
+        session.events.document.connect(self._show_input_tabs)
+        session.events.stack.connect(self._show_input_tabs)
+        self._show_input_tabs()
         self._show_text()
 
     # --- controls ---
@@ -383,16 +393,40 @@ class SequenceEditor(QWidget):
             self._show_batching()
 
     def _text_changed(self) -> None:
-        self.session.set_text(self.text())
+        self.session.set_text(self.text(), self.shown_input)
+
+    def _show_input_tabs(self) -> None:
+        """A tab per input, named by it, when the model takes several; none (one editor) otherwise."""
+        document = self.session.document
+        names = [item.name for item in document.all_inputs()] if document.more_inputs else []
+        if names == [self.input_tabs.tabText(i) for i in range(self.input_tabs.count())]:
+            return
+        self.input_tabs.blockSignals(True)
+        while self.input_tabs.count():
+            self.input_tabs.removeTab(0)
+        for name in names:
+            self.input_tabs.addTab(name)
+        self.input_tabs.blockSignals(False)
+        self.input_tabs.setVisible(bool(names))
+        self.shown_input = names[0] if names else None
+        self._show_text()
+
+    def _input_picked(self, index: int) -> None:
+        self.shown_input = self.input_tabs.tabText(index) if index >= 0 else None
+        self._show_text()
+
+    def _shows_first_input(self) -> bool:
+        """The editor's lines are the sequences the plots name (the first input's)."""
+        return self.shown_input is None or self.shown_input == self.session.document.input.name
 
     def _show_text(self) -> None:
         """The session's text, its errors (all underlined, listed under it) and its padded batch."""
-        text = self.session.text
+        text = self.session.text_of(self.shown_input)
         if text != self.text():
             self.text_edit.blockSignals(True)
             self.text_edit.setPlainText(text)
             self.text_edit.blockSignals(False)
-        check = self.session.text_check
+        check = self.session.check_of(self.shown_input)
         self.errors = list(check.errors)
         self.label_error = None
         listed = [f"✖ {escape(error.message)}" for error in self.errors[:MAX_LISTED_ERRORS]]
@@ -457,13 +491,16 @@ class SequenceEditor(QWidget):
         if line != self._current_line:
             self._current_line = line
             self._select_grid_row(line)
-            self.session.select_line(line)
+            if self._shows_first_input():
+                self.session.select_line(line)
 
     @property
     def current_line(self) -> int:
         return self.text_edit.textCursor().blockNumber() + 1
 
     def _selection_changed(self) -> None:
+        if not self._shows_first_input():
+            return
         line = self.session.selected_line
         if line is not None and line != self._current_line:
             self.select_line(line)
@@ -490,7 +527,7 @@ class SequenceEditor(QWidget):
     def _show_grid(self) -> None:
         """The padded batch of the text as it is: rows = sequences (by editor line), columns = timesteps,
         padding greyed; empty, with the reason, while the text has errors."""
-        check = self.session.text_check
+        check = self.session.check_of(self.shown_input)
         batch, mask = check.batch, check.mask
         self.grid.blockSignals(True)
         self._grid_lines = list(check.lines)
@@ -516,13 +553,13 @@ class SequenceEditor(QWidget):
                          + (f" — showing {', '.join(cut)}" if cut else ""))
         self._show_caption()
         self.grid.blockSignals(False)
-        if self.session.selected_line is not None:
+        if self.session.selected_line is not None and self._shows_first_input():
             self._select_grid_row(self.session.selected_line)
 
     def _result_changed(self) -> None:
         if self.session.document.input.kind == "words":      # the ids beside the words come from a current run
             self._show_grid()
-        elif self.session.text_check.batch is not None:
+        elif self.session.check_of(self.shown_input).batch is not None:
             self._show_caption()
 
     def _show_caption(self) -> None:
@@ -536,7 +573,7 @@ class SequenceEditor(QWidget):
         """The ids of the words when the session's result is current (it ran this very text)."""
         result = self.session.result
         if batch.dtype != object or result is None or not self.session.state.current \
-                or result.vocabulary is None or result.input.shape != batch.shape:
+                or not self._shows_first_input() or result.vocabulary is None or result.input.shape != batch.shape:
             return None
         return result.input
 
@@ -554,4 +591,5 @@ class SequenceEditor(QWidget):
         if rows and rows[0].row() < len(self._grid_lines):
             line = self._grid_lines[rows[0].row()]
             self.select_line(line)
-            self.session.select_line(line)
+            if self._shows_first_input():
+                self.session.select_line(line)

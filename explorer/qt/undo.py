@@ -54,7 +54,8 @@ def _param_change(name: str, key: str, old: Any, new: Any) -> str:
 def describe(kind: str, before: dict, after: dict) -> str:
     """One short phrase for the Edit menu ("Undo Set units of lstm_1 to 48")."""
     if kind == "text":
-        return "Typing in the sequences"
+        typed = _typed_in(before, after)
+        return f"Typing in the sequences of {typed}" if typed else "Typing in the sequences"
     old_input, new_input = before.get("input", {}), after.get("input", {})
     if old_input != new_input:
         if old_input.get("kind") != new_input.get("kind"):
@@ -99,6 +100,15 @@ def describe(kind: str, before: dict, after: dict) -> str:
     return "Edit the stack" if kind == "stack" else "Edit"
 
 
+def _typed_in(before: dict, after: dict) -> str | None:
+    """The input whose text an edit changed, in a stack of several inputs (None: the only input, or the first
+    input of a stack whose other inputs kept their texts)."""
+    for old, new in zip(before.get("more_inputs", []), after.get("more_inputs", [])):
+        if old.get("sequences") != new.get("sequences"):
+            return new.get("name")
+    return after.get("input", {}).get("name")
+
+
 # --- the commands ---
 
 class DocumentEdit(QUndoCommand):
@@ -121,6 +131,8 @@ class DocumentEdit(QUndoCommand):
             return False
         if other._stamp - self._stamp > MERGE_SECONDS:
             return False
+        if _typed_in(self.before, self.after) != _typed_in(other.before, other.after):
+            return False          # typing in another input's tab is a step of its own
         self.after = other.after
         self._stamp = other._stamp
         if self.after == self.before:

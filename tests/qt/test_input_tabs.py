@@ -1,0 +1,77 @@
+"""A model of several inputs in the window: File → Open of a two-input encoder-decoder saved by plain Keras shows
+one Sequences tab per input, named by it; each tab's text runs (equal to model.predict on inputs padded with
+keras.utils.pad_sequences) and each edit is undoable. A one-input stack keeps its single editor."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+RUN_TIMEOUT_MS = 60_000
+ENCODER = [[[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]], [[0, 0, 0, 1]]]
+DECODER = [[[1, 0, 0], [0, 1, 0]], [[0, 0, 1], [1, 0, 0], [0, 1, 0]]]
+
+
+def settle(qtbot, window) -> None:
+    qtbot.waitUntil(lambda: window.runs.settled, timeout=RUN_TIMEOUT_MS)
+
+
+def text_of(rows) -> str:
+    return "\n".join("; ".join(" ".join(map(str, step)) for step in row) for row in rows) + "\n"
+
+
+@pytest.fixture(scope="module")
+def translation(tmp_path_factory):
+    """keras-io's character-level translation model, small, trained one step and saved."""
+    keras.utils.set_random_seed(4)
+    encoder_inputs = keras.Input(shape=(None, 4), name="encoder")
+    _, h, c = layers.LSTM(3, return_state=True, name="encoder_lstm")(encoder_inputs)
+    decoder_inputs = keras.Input(shape=(None, 3), name="decoder")
+    sequence, _, _ = layers.LSTM(3, return_sequences=True, return_state=True,
+                                 name="decoder_lstm")(decoder_inputs, initial_state=[h, c])
+    model = keras.Model([encoder_inputs, decoder_inputs],
+                        layers.Dense(3, activation="softmax", name="next_char")(sequence))
+    model.compile("rmsprop", "categorical_crossentropy")
+    batches = [keras.utils.pad_sequences(rows, dtype="float32", padding="post") for rows in (ENCODER, DECODER)]
+    model.fit(batches, batches[1], batch_size=2, epochs=1, verbose=0)
+    path = tmp_path_factory.mktemp("models") / "translation.keras"
+    model.save(path)
+    return model, batches, path
+
+
+def test_each_input_has_its_tab_whose_text_runs_as_keras_and_undoes(make_window, qtbot, translation):
+    model, batches, path = translation
+    win = make_window()
+    settle(qtbot, win)
+    editor = win.sequence_editor
+    assert editor.input_tabs.isHidden()                            # one input: one editor, as before
+    with qtbot.waitSignal(win.files.opened, timeout=RUN_TIMEOUT_MS) as opened:
+        win.files.open(str(path))
+    assert opened.args == [True]
+    tabs = editor.input_tabs
+    assert tabs.isVisible() and [tabs.tabText(i) for i in range(tabs.count())] == ["encoder", "decoder"]
+    decoder_card = win.stack_editor.cards[win.session.document.layer_names().index("decoder_lstm")]
+    assert decoder_card.states_label.text() == "initial state from encoder_lstm h, encoder_lstm c"
+    editor.text_edit.setPlainText(text_of(ENCODER))
+    tabs.setCurrentIndex(1)
+    editor.text_edit.setPlainText(text_of(DECODER))
+    assert editor.grid.batch_model.rowCount() == 2 and editor.grid.batch_model.columnCount() == 3  # the decoder's
+    settle(qtbot, win)
+    assert win.runs.last_reply.ok, win.session.status_text
+    result = win.session.result
+    for shown in result.layers:
+        expected = keras.Model(model.inputs, model.get_layer(shown.name).output).predict(batches, verbose=0)
+        expected = expected[0] if isinstance(expected, list) else expected   # an LSTM's output before h and c
+        np.testing.assert_allclose(shown.output, expected, atol=1e-5, err_msg=shown.name)
+    np.testing.assert_allclose(result.layer("next_char").output, model.predict(batches, verbose=0), atol=1e-5)
+    tabs.setCurrentIndex(0)
+    assert editor.text() == text_of(ENCODER)
+    win.history.undo_action.trigger()                             # the decoder's edit goes back …
+    assert win.session.text_of("decoder") != text_of(DECODER) and win.session.text == text_of(ENCODER)
+    tabs.setCurrentIndex(1)
+    assert editor.text() == win.session.text_of("decoder")
+    editor.text_edit.setPlainText(text_of(DECODER[:1]))           # … and a line fewer than the encoder's is refused
+    settle(qtbot, win)
+    assert "encoder has 2, decoder has 1" in win.session.state.reason
