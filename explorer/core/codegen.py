@@ -22,6 +22,29 @@ def _layer_source(class_name: str) -> str:
 SAVED_CUSTOM = "SavedCustomExpression"    # the script's loader of a saved model's custom expression layers
 
 
+def _input_data(spec: StackSpec) -> dict[str, list]:
+    """Each input's sequences as lists, by input name; none when a text does not parse."""
+    try:
+        return {name: [item.tolist() for item in seqs.parse(text or "", item_spec).items]
+                for (name, text), item_spec in zip(spec.texts().items(), spec.all_inputs())}
+    except Exception:  # the script still builds the stack; it just has no sample batch
+        return {}
+
+
+def _several_inputs(spec: StackSpec) -> list[str]:
+    """The script's lines that pad each input's sequences alike and make its keras.Input, named by the input."""
+    b = spec.batching
+    lines, inputs = [], []
+    for item in spec.all_inputs():
+        dtype = "int32" if item.uses_ids else "float32"
+        shape = f"({item.length},)" if item.uses_ids else f"({item.length}, {item.features})"
+        inputs.append(f"keras.Input(shape={shape}, dtype={dtype!r}, name={item.name!r})")
+        lines.append(f"        keras.utils.pad_sequences(SEQUENCES[{item.name!r}], maxlen={item.length or b.maxlen!r}, "
+                     f"dtype={dtype!r}, padding={b.padding!r}, truncating={b.truncating!r}, value={b.pad_value!r}),")
+    return ["    batch = [  # one padded batch per input: line i of each is one example", *lines, "    ]", "",
+            "inputs = [", *(f"    {item}," for item in inputs), "]", "x = inputs[0]"]
+
+
 def own_objects(used: set[str]) -> str:
     """The explorer's own layer classes that a saved model names, mapped to the script's copies."""
     from .layers import PACKAGE
@@ -97,6 +120,8 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
     fixed = spec.fixed_length()
     dtype = "int32" if spec.input.uses_ids else "float32"
     shape = f"({fixed},)" if spec.input.uses_ids else f"({fixed}, {spec.input.features})"
+    if spec.more_inputs:   # several inputs: a batch and a keras.Input each, named by the input
+        data = _input_data(spec)
     lines = [
         repr(f"{spec.title or 'A stack from RNN Shape Explorer'}.\n\n"
              "Builds the same stack, pads the sequences the same way and prints every layer's shapes."),
@@ -117,18 +142,23 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
         "",
         f"keras.utils.set_random_seed({spec.seed})",
         "if SEQUENCES:",
-        f"    batch = keras.utils.pad_sequences(SEQUENCES, maxlen={fixed or b.maxlen!r}, dtype={dtype!r}, "
-        f"padding={b.padding!r}, truncating={b.truncating!r}, value={b.pad_value!r})",
-        "",
-        f"inputs = keras.Input(shape={shape}, dtype={dtype!r})",
+        *(_several_inputs(spec) if spec.more_inputs else [
+            f"    batch = keras.utils.pad_sequences(SEQUENCES, maxlen={fixed or b.maxlen!r}, dtype={dtype!r}, "
+            f"padding={b.padding!r}, truncating={b.truncating!r}, value={b.pad_value!r})",
+            "",
+            f"inputs = keras.Input(shape={shape}, dtype={dtype!r})",
+            "x = inputs"]),
         "outputs = {}",
-        "x = inputs",
     ]
+    input_names = [item.name for item in spec.more_inputs and spec.all_inputs()]
     for layer, name in zip(spec.layers, names):
         call = TYPES[layer.type].code(layer, name, spec)
         variable = python_name(name)
         if layer.inputs:   # a branch or a merge: the outputs of the layers it names
-            taken = ["inputs" if source == INPUT_REF else f"outputs[{source!r}]" for source in layer.inputs]
+            taken = ["inputs" if source == INPUT_REF and not input_names
+                     else f"inputs[{input_names.index(source) if source in input_names else 0}]"
+                     if source == INPUT_REF or source in input_names else f"outputs[{source!r}]"
+                     for source in layer.inputs]
             lines.append(f"x = {taken[0] if len(taken) == 1 else '[' + ', '.join(taken) + ']'}")
         arguments = "(x)"
         if layer.initial_state:   # an encoder's states start this layer
@@ -155,7 +185,8 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
         "probe = keras.Model(inputs, outputs)",
         *([f"trained = keras.saving.load_model({weights_from!r}, compile=False,  # the trained weights",
            f"                                   custom_objects={own_objects(used)})",
-           "for layer in model.layers[1:]:",
+           "for layer in model.layers[1:]:" if not spec.more_inputs else
+           "for layer in [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]:",
            "    layer.set_weights(trained.get_layer(layer.name).get_weights())"] if weights_from else []),
         "",
         "if SEQUENCES:",

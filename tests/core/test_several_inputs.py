@@ -216,3 +216,20 @@ def test_run_refuses_each_wrong_input_option_in_one_line(translation, given, mes
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and error[0].startswith("error: ") and "Traceback" not in error[0]
     assert __import__("re").search(message, error[0]), error[0]
+
+
+def test_the_exported_code_of_a_two_input_model_pads_each_input_and_gives_keras_numbers(translation, tmp_path):
+    import subprocess
+    import sys
+
+    from explorer.core.codegen import export_code
+    model, batches, folder = translation
+    spec, _, _ = keras_io.import_model(folder / "model.keras")
+    spec.sequences, spec.more_sequences = text_of(ENCODER), {"decoder": text_of(DECODER)}
+    code = export_code(spec, weights_from=str(folder / "model.keras"))
+    (tmp_path / "model.py").write_text(code + "np.save('next_char.npy', results['next_char'])\n"
+                                       .replace("np.", "__import__('numpy')."))
+    ran = subprocess.run([sys.executable, "model.py"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    assert "decoder_lstm                 (None, None, 5)      (3, 4, 5)" in ran.stdout
+    np.testing.assert_allclose(np.load(tmp_path / "next_char.npy"), model.predict(batches, verbose=0), atol=1e-5)
