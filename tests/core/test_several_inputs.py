@@ -233,3 +233,15 @@ def test_the_exported_code_of_a_two_input_model_pads_each_input_and_gives_keras_
     assert ran.returncode == 0, ran.stderr
     assert "decoder_lstm                 (None, None, 5)      (3, 4, 5)" in ran.stdout
     np.testing.assert_allclose(np.load(tmp_path / "next_char.npy"), model.predict(batches, verbose=0), atol=1e-5)
+
+
+def test_inspect_takes_a_dict_of_sequences_by_input_name(translation):
+    import explorer
+    model, batches, folder = translation
+    report = explorer.inspect(folder / "model.keras", {"encoder": ENCODER, "decoder": DECODER})
+    np.testing.assert_allclose(report.result.layer("next_char").output, model.predict(batches, verbose=0),
+                               atol=1e-5)
+    with pytest.raises(ExplorerError, match="the model has no input 'decodr'; its inputs: encoder, decoder"):
+        explorer.inspect(folder / "model.keras", {"encoder": ENCODER, "decodr": DECODER})
+    with pytest.raises(ExplorerError, match=r"takes 2 inputs \(encoder, decoder\): give the sequences as a dict"):
+        explorer.inspect(folder / "model.keras", ENCODER)
