@@ -680,14 +680,18 @@ class StackEditor(QWidget):
         self.standardize_label.setVisible(kind == "words")
 
     def _show_input_shape(self) -> None:
-        steps = self._spec.input.length
-        symbolic = (None, steps) if self._spec.input.kind != "features" else (None, steps, self._spec.input.features)
-        text = format_shape(symbolic)
         result = self.session.result
         gate = getattr(self, "_gate", None)
-        if result is not None and gate is not None and gate.shown.current:
-            text += f"   this batch {format_shape(result.input.shape)}"
-        self.input_shape_label.setText(text)
+        ran = result is not None and gate is not None and gate.shown.current
+        lines = []
+        for item in self._spec.all_inputs():   # a model of several inputs: a line each, named by the input
+            symbolic = (None, item.length) if item.kind != "features" else (None, item.length, item.features)
+            text = format_shape(symbolic)
+            batch = (result.inputs[item.name].batch if item.name in result.inputs else result.input) if ran else None
+            if batch is not None:
+                text += f"   this batch {format_shape(batch.shape)}"
+            lines.append(f"{item.name} {text}" if self._spec.more_inputs else text)
+        self.input_shape_label.setText("\n".join(lines))
 
     def _input_edited(self) -> None:
         kind = self.input_kind_combo.currentData()

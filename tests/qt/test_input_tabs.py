@@ -66,6 +66,8 @@ def test_each_input_has_its_tab_whose_text_runs_as_keras_and_undoes(make_window,
         expected = expected[0] if isinstance(expected, list) else expected   # an LSTM's output before h and c
         np.testing.assert_allclose(shown.output, expected, atol=1e-5, err_msg=shown.name)
     np.testing.assert_allclose(result.layer("next_char").output, model.predict(batches, verbose=0), atol=1e-5)
+    assert win.stack_editor.input_shape_label.text().splitlines() == [   # each input's shape, by name
+        "encoder (None, None, 4)   this batch (2, 3, 4)", "decoder (None, None, 3)   this batch (2, 3, 3)"]
     win.stack_editor.card("next_char").param_widget("units").setValue(4)    # a card edit keeps both inputs
     settle(qtbot, win)
     assert win.runs.last_reply.ok and win.session.result.layer("next_char").shape == (2, 3, 4)
