@@ -196,6 +196,7 @@ class StackSpec:
         """Everything that decides the built model; equal keys share one model."""
         document = to_dict(self)
         key = {"input": document["input"], "layers": document["layers"], "seed": self.seed,
+               "more_inputs": [_input_dict(item) for item in self.more_inputs],
                "fixed_length": self.fixed_length(),
                "weights": self.weights_id if self.weights else None}
         return json.dumps(key, sort_keys=True)

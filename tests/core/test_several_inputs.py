@@ -245,3 +245,23 @@ def test_inspect_takes_a_dict_of_sequences_by_input_name(translation):
         explorer.inspect(folder / "model.keras", {"encoder": ENCODER, "decodr": DECODER})
     with pytest.raises(ExplorerError, match=r"takes 2 inputs \(encoder, decoder\): give the sequences as a dict"):
         explorer.inspect(folder / "model.keras", ENCODER)
+
+
+@pytest.mark.parametrize("command, message", [
+    (["doctor"], "doctor checks one input's sequences, but this model takes several inputs: use run"),
+    (["train", "--steps", "1"], "train reads one input's labelled sequences, but this model takes several inputs"),
+    (["run", "--gates", "--npz", "out.npz"], "the leak check, gates and gradients look into one input's batch"),
+])
+def test_commands_that_look_at_one_input_refuse_several_in_one_line(translation, command, message, capsys):
+    _, _, folder = translation
+    assert cli.main([command[0], str(folder / "model.keras"), *command[1:]]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith(f"error: {message}"), error
+
+
+def test_another_input_shape_builds_another_model_but_another_text_does_not(two_token_inputs):
+    spec, _ = two_token_inputs
+    retyped, resized = spec.copy(), spec.copy()
+    retyped.more_sequences = {"answer": "1 2\n"}
+    resized.more_inputs[0].vocab_size = 8
+    assert retyped.architecture_key() == spec.architecture_key() != resized.architecture_key()
