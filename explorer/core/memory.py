@@ -21,19 +21,22 @@ FLOAT_BYTES = 4
 # on several more (a QR decomposition): 7 copies measured for SimpleRNN, GRU and LSTM of 1024 to 4096 units.
 WEIGHT_COPIES = 4
 ORTHOGONAL_COPIES = 7
+# The padded batch: built by the engine, turned into the model's tensor and handed back with the result
+BATCH_COPIES = 3
 TRAINING_COPIES = 3     # a gradient and Adam's two slots per weight
 
 
 def estimate_mb(spec: StackSpec, rows: int, steps: int, *, training: bool = False,
                 custom_shape: Callable[[LayerSpec, tuple], tuple | None] | None = None) -> float:
-    """MB for `rows` sequences of `steps` timesteps: every layer's output (held by the engine, then copied once
-    into shared memory for the window or into the npz file), what each layer's call holds while it runs (a
-    recurrent layer's loop workspace …) and the weights with their copies (embeddings and recurrent kernels
-    dominate them; Adam's slots when `training`); each layer type declares its share (registry). A custom
-    layer's shape comes from `custom_shape(layer, input shape per sequence)` (a dry run of its expression),
-    when given; else it is assumed to keep its input's. Measured against the peak memory of `run --npz`
-    (tests)."""
+    """MB for `rows` sequences of `steps` timesteps: the padded batch and every layer's output (held by the
+    engine, then copied once into shared memory for the window or into the npz file), what each layer's call
+    holds while it runs (a recurrent layer's loop workspace …) and the weights with their copies (embeddings
+    and recurrent kernels dominate them; Adam's slots when `training`); each layer type declares its share
+    (registry). A custom layer's shape comes from `custom_shape(layer, input shape per sequence)` (a dry run of
+    its expression), when given; else it is assumed to keep its input's. Measured against the peak memory of
+    `run --npz` and of plain Keras running each layer (tests)."""
     shape: tuple = (steps,) if spec.input.uses_ids else (steps, spec.input.features or 1)   # per sequence
+    batch = math.prod(shape)
     outputs = workspace = weights = kernels = 0
     raw_ids = spec.input.uses_ids      # (steps,) holds one id per step; after a layer, (n,) holds n features
     for layer in spec.layers:
@@ -45,7 +48,7 @@ def estimate_mb(spec: StackSpec, rows: int, steps: int, *, training: bool = Fals
         workspace += footprint.workspace
         weights += footprint.weights
         kernels += footprint.kernels
-    cells = 2 * outputs + workspace
+    cells = BATCH_COPIES * batch + 2 * outputs + workspace
     copies = WEIGHT_COPIES + (TRAINING_COPIES if training else 0)
     weight_cells = weights * copies + kernels * (ORTHOGONAL_COPIES + (TRAINING_COPIES if training else 0))
     return (rows * cells * (2 if training else 1) + weight_cells) * FLOAT_BYTES / 1e6

@@ -531,10 +531,10 @@ def _custom_memory(layer, arriving: Arriving) -> Footprint:
 
 
 def _keras_layer_memory(layer, arriving: Arriving) -> Footprint:
-    """Keras's own compute_output_shape and weights."""
+    """Keras's own compute_output_shape and weights; its steps' intermediate results, as large as its output."""
     from . import keras_cards
     shape, count = keras_cards.estimate(layer.params["class_name"], layer.params["config"], arriving.shape)
-    return Footprint(shape, weights=count)
+    return Footprint(shape, workspace=_size(shape), weights=count)
 
 
 # --- width: the features per step a layer passes on ---
