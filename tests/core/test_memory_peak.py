@@ -173,7 +173,8 @@ def test_the_plain_keras_cases_cover_every_registry_type():
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", list(PLAIN_CASES))
 def test_the_estimate_is_within_a_factor_of_2_of_plain_keras_running_the_layer(kind):
-    import keras  # noqa: F401  (a Keras layer card's estimate asks Keras for its shape and weights)
+    from explorer.core import backend
+    backend.load()   # a Keras layer card's estimate asks Keras for its shape and weights, as the engine does
     document, code, rows, steps = PLAIN_CASES[kind]
     given = document["input"]
     case = {"layer": code, "rows": rows, "steps": steps, "vocab": given.get("vocab_size", 0),
