@@ -1,6 +1,6 @@
-"""The memory estimate against the peak memory that `run --npz` really takes, measured by the operating system
-(the high-water mark of a separate process's resident memory, VmHWM, less its peak after a tiny run that imported
-TensorFlow)."""
+"""The memory estimate against the peak memory that `run --npz` really takes, and that plain Keras takes to run
+the same layer, measured by the operating system (the high-water mark of a separate process's resident memory,
+VmHWM, less its peak after a tiny run that imported TensorFlow)."""
 
 import json
 import subprocess
