@@ -24,10 +24,9 @@ import numpy as np
 
 from .core import sequences
 from .core.errors import SequenceError, SpecError
-from .core.spec import Batching, InputSpec, StackSpec, from_dict, to_dict
+from .core.spec import RECURRENT_TYPES, Batching, InputSpec, StackSpec, from_dict, to_dict
 
 _LAYER_PATH = re.compile(r"^layers\[(\d+)\]")
-RECURRENT = ("simple_rnn", "lstm", "gru")
 
 
 class Event:
@@ -388,7 +387,7 @@ class Session:
         self.partial = None
         names = [layer.name for layer in result.layers]
         if self.selected_layer not in names and names:
-            recurrent = [layer.name for layer in result.layers if layer.type in RECURRENT]
+            recurrent = [layer.name for layer in result.layers if layer.type in RECURRENT_TYPES]
             self.selected_layer = recurrent[0] if recurrent else names[0]
             self.events.selection.emit()
         self._set_state(ResultState(CURRENT))

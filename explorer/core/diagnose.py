@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import StackError
-from .registry import TYPES, state_names
+from .registry import TYPES, layer_width, state_names
 from .spec import LayerSpec, StackSpec, layer_label
 
 if TYPE_CHECKING:
@@ -56,18 +56,6 @@ class Diagnostic:
 
     def __str__(self) -> str:
         return self.message
-
-
-def _width(layer: LayerSpec) -> int | None:
-    p = layer.params
-    if layer.is_recurrent:
-        double = p["bidirectional"] and p["merge_mode"] == "concat"
-        return p["units"] * (2 if double else 1)
-    if layer.type in ("dense", "time_distributed_dense"):
-        return p["units"]
-    if layer.type == "embedding":
-        return p["output_dim"]
-    return None
 
 
 def check_structure(spec: StackSpec) -> None:
@@ -175,7 +163,7 @@ def _cut_reason(layer: LayerSpec, name: str) -> str:
     if layer.is_recurrent and layer.params["feeds"] != "output":
         return f'{name} passes on its state "{layer.params["feeds"]}", which has no time axis'
     if layer.is_recurrent:
-        return (f"{name} returns only its last state (batch, {_width(layer)}) because return_sequences "
+        return (f"{name} returns only its last state (batch, {layer_width(layer)}) because return_sequences "
                 "is off")
     return f"{name} has already removed the time axis"
 
@@ -273,7 +261,7 @@ def explain_size(before: list[LayerInfo], dense: LayerInfo) -> str:
 def _origin(before: list[LayerInfo]) -> str:
     for info in reversed(before):
         layer = info.spec
-        width = _width(layer)
+        width = layer_width(layer)
         if width is None:
             continue
         if layer.is_recurrent:

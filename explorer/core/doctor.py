@@ -20,6 +20,7 @@ from . import sequences
 from .diagnose import Fix
 from .errors import ExplorerError, StackError
 from .findings import KINDS, SEVERITIES
+from .registry import SIGMOID_GATES
 from .spec import StackSpec
 
 LEAK_TOLERANCE = 1e-5          # |Δ| against each line alone above this is a leak
@@ -28,7 +29,6 @@ VANISHING_RATIO = 1e-3         # a gradient below this share of its peak no long
 SATURATION_SHARE = 0.5         # over this share of a gate's values below LOW or above HIGH
 LOW, HIGH = 0.1, 0.9
 TIMING_REPEATS = 3             # the batching modes are timed this many times each, the best kept
-SATURATING_GATES = {"input", "forget", "output", "update", "reset"}    # the sigmoid gates, 0 to 1
 
 
 @dataclass
@@ -439,7 +439,7 @@ def _saturated_gates(built, layout, result, arriving, spec, skipped) -> list[Fin
         shares = {}
         for key, gate in values.items():
             prefix, gate_name = key.rsplit("/", 1)
-            if not key.startswith(f"{name}/") or gate_name not in SATURATING_GATES:
+            if not key.startswith(f"{name}/") or gate_name not in SIGMOID_GATES:
                 continue
             cells = gate[valid]
             shares[key[len(name) + 1:]] = float(((cells < LOW) | (cells > HIGH)).mean()) if cells.size else 0.0

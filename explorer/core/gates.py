@@ -16,8 +16,7 @@ from . import backend
 from .batches import pieces_for
 from .errors import ExplorerError
 from .memory import MEMORY_LIMIT_MB
-
-GATES = {"lstm": ("input", "forget", "candidate", "output", "cell"), "gru": ("update", "reset", "candidate")}
+from .registry import GATES
 DIRECTIONS = ("forward", "backward")
 
 

@@ -96,6 +96,17 @@ def mask_role(layer, mask_in: bool, mask_out: bool) -> str:
     return "consumes" if layer.supports_masking else "drops"
 
 
+def card_class(layer) -> str:
+    """The class name a card holds for a Keras layer: keras.layers' own name, else the custom class's registered
+    one."""
+    from . import backend
+    keras = backend.load()
+    cls = type(layer)
+    if getattr(keras.layers, cls.__name__, None) is cls:
+        return cls.__name__
+    return keras.saving.get_registered_name(cls)
+
+
 def saved_config(layer) -> dict[str, Any]:
     """A layer's config as Keras saves it, without its name (the card holds that), as plain JSON values."""
     import json

@@ -10,23 +10,14 @@ import numpy as np
 
 from . import backend, keras_archive, keras_cards, output_file
 from .errors import SpecError, StackError, strip_ansi
-from .registry import ACTIVATIONS, TYPES, state_names
+from .registry import TYPES, ByKeras, Refused, state_names
 from .spec import INPUT_REF, STANDARDIZE, Batching, InputSpec, LayerSpec, StackSpec, _layer_name
 
 
 
 
-# Keras class → layer type, from the registry (TimeDistributed and Bidirectional are unwrapped below)
+# Keras class → layer type, from the registry (a Bidirectional layer is the type of the layer it wraps)
 _TYPE_OF = {cls: key for key, kind in TYPES.items() for cls in kind.keras_classes}
-_RNN_TYPES = {cls: key for cls, key in _TYPE_OF.items() if TYPES[key].recurrent}
-
-
-class Refused(Exception):
-    """One layer (or the model's shape) that a stack cannot show faithfully: the reason, in one sentence."""
-
-
-class ByKeras(Exception):
-    """A layer whose settings no registry type holds: Keras computes it as it is (a Keras layer card)."""
 
 
 def import_model(path: str | Path, *, trust: bool = False) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]:
@@ -106,7 +97,7 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
             notes.append(f"{layer.name} is stateful: the explorer runs every batch from zero states, as the "
                          "model's first predict after loading does")
         if spec is None:   # computed by Keras itself, from its saved config
-            spec = LayerSpec("keras", {"class_name": _card_class(layer), "config": keras_cards.saved_config(layer)})
+            spec = LayerSpec("keras", TYPES["keras"].read(layer))
         spec.name = renamed[layer.name] = _usable_name(layer.name, [known.name for known in layers], notes)
         taken_from = [renamed.get(source, source) for source in sources.get(id(layer), [])]
         if taken_from and taken_from != [previous.name if previous is not None else INPUT_REF]:
@@ -337,85 +328,16 @@ def _feed(previous: LayerSpec, taken: int) -> bool:
     return True
 
 
-def _activation(layer, function, what: str = "activation") -> str:
-    name = keras_activation_name(function)
-    if name not in ACTIVATIONS:
-        raise ByKeras(f"{layer.name} uses the {what} {name}, which is not one of Keras's named activations")
-    return name
-
-
 def _layer_spec(layer, kind: str) -> LayerSpec | None:
-    name = layer.name
-    if kind == "Embedding":
-        return LayerSpec("embedding", {"output_dim": layer.output_dim, "mask_zero": bool(layer.mask_zero)}, name)
-    if kind == "Masking":
-        return LayerSpec("masking", {"mask_value": float(layer.mask_value)}, name)
+    """The layer as its registry type reads it; None for a Keras layer card."""
     if kind == "Bidirectional":
-        if layer.merge_mode is None:
-            raise Refused(f"{name} (Bidirectional) has merge_mode None: it returns the forward and the backward "
-                          "outputs as two tensors; the explorer shows one chain of layers (concat, sum, mul or ave "
-                          "merge them into one)")
-        forward, backward = layer.forward_layer, layer.backward_layer
-        inner = _layer_spec(forward, type(forward).__name__)
-        if inner is None or not inner.is_recurrent:
+        kind = type(layer.forward_layer).__name__
+        if kind not in _TYPE_OF or not TYPES[_TYPE_OF[kind]].recurrent:
             return None
-        mirror = _layer_spec(backward, type(backward).__name__)
-        mirror.params["go_backwards"] = not mirror.params["go_backwards"]
-        if type(backward) is not type(forward) or mirror.params != inner.params:
-            raise ByKeras(f"{name} (Bidirectional) has a backward layer with its own settings")
-        inner.params.update(bidirectional=True, merge_mode=layer.merge_mode,
-                            return_sequences=bool(layer.return_sequences), return_state=bool(layer.return_state))
-        inner.name = name
-        return inner
-    if kind in _RNN_TYPES:
-        params = {"units": layer.units, "return_sequences": bool(layer.return_sequences),
-                  "return_state": bool(layer.return_state), "go_backwards": bool(layer.go_backwards),
-                  "activation": _activation(layer, layer.cell.activation), "use_bias": bool(layer.cell.use_bias)}
-        if kind != "SimpleRNN":
-            params["recurrent_activation"] = _activation(layer, layer.cell.recurrent_activation,
-                                                         "recurrent_activation")
-        if kind == "GRU":
-            params["reset_after"] = bool(layer.cell.reset_after)
-        return LayerSpec(_RNN_TYPES[kind], params, name)
-    if kind == "Dense":
-        return LayerSpec("dense", _dense_params(layer), name)
-    if kind == "TimeDistributed":
-        if type(layer.layer).__name__ != "Dense":
-            return None
-        return LayerSpec("time_distributed_dense", _dense_params(layer.layer), name)
-    if kind in ("GlobalAveragePooling1D", "GlobalMaxPooling1D", "Flatten"):
-        if getattr(layer, "data_format", "channels_last") == "channels_first":
-            raise ByKeras(f"{name} ({kind}) has data_format channels_first")
-    if kind in _TYPE_OF:
-        params = {"expression": layer.expression} if kind == "CustomExpression" else {}
-        if kind in ("GlobalAveragePooling1D", "GlobalMaxPooling1D"):
-            params["keepdims"] = bool(layer.keepdims)
-        return LayerSpec(_TYPE_OF[kind], params, name)
-    return None
-
-
-def _card_class(layer) -> str:
-    """The class name a Keras layer card holds: keras.layers' own name, else the custom class's registered one."""
-    import keras
-    cls = type(layer)
-    if getattr(keras.layers, cls.__name__, None) is cls:
-        return cls.__name__
-    return keras.saving.get_registered_name(cls)
-
-
-def _dense_params(layer) -> dict:
-    if getattr(layer, "lora_enabled", False):
-        raise ByKeras(f"{layer.name} (Dense) has LoRA weights, which a stack's Dense does not hold")
-    return {"units": layer.units, "activation": _dense_activation(layer), "use_bias": bool(layer.use_bias)}
-
-
-def keras_activation_name(function) -> str:
-    return getattr(function, "__name__", str(function))
-
-
-def _dense_activation(layer) -> str | None:
-    name = _activation(layer, layer.activation)
-    return None if name == "linear" else name
+    if kind not in _TYPE_OF:
+        return None
+    params = TYPES[_TYPE_OF[kind]].read(layer)
+    return None if params is None else LayerSpec(_TYPE_OF[kind], params, layer.name)
 
 
 def apply_weights(keras_layers: dict, weights: dict[str, list[np.ndarray]]) -> list[str]:

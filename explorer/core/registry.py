@@ -1,5 +1,6 @@
 """Every layer type, declared once: its parameters (Keras's names, defaults, limits, tooltips), how it is
-built, its mask role, its display name and palette group, its code export and the Keras classes it comes from.
+built, its mask role, its display name and palette group, its code export, the Keras classes it comes from and
+how it reads them back (the inverse of building), its memory estimate, its gates and its width rule.
 
 Adding a layer type means one `LayerType` in `TYPES` (and its tests). Keras is imported only inside the
 build functions, so this module stays importable without it.
@@ -189,6 +190,45 @@ _KEEPDIMS = {"keepdims": _flag(False, "Keep the time axis with length 1: (batch,
                                       "(batch, features).", newer=True)}
 
 
+class Refused(Exception):
+    """A Keras layer (or the model's shape) that a stack cannot show faithfully: the reason, in one sentence."""
+
+
+class ByKeras(Exception):
+    """A Keras layer whose settings no registry type holds: Keras computes it as it is (a Keras layer card)."""
+
+
+@dataclass(frozen=True)
+class Arriving:
+    """What reaches a layer, for its memory estimate: one sequence's shape (no batch axis) and its features per
+    step (1 for raw token ids), the padded length, the vocabulary, and the custom layers' dry run."""
+
+    shape: tuple
+    width: int
+    steps: int
+    vocab_size: int
+    custom_shape: Callable[[LayerSpec, tuple], tuple | None] | None = None
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What a layer adds to a run's memory (see memory.estimate_mb): floats per sequence, and weights."""
+
+    shape: tuple                   # its output for one sequence, no batch axis
+    outputs: int = 0               # floats per sequence it returns besides its output (states, attention weights)
+    workspace: int = 0             # floats per sequence its call holds while it runs
+    weights: int = 0
+    kernels: int = 0               # recurrent kernels' weights: their orthogonal initializer takes more copies
+
+
+def _keeps(layer, arriving: Arriving) -> Footprint:
+    return Footprint(arriving.shape)
+
+
+def _no_width(params: dict) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class LayerType:
     key: str
@@ -199,11 +239,19 @@ class LayerType:
     keras_classes: tuple[str, ...]  # the Keras classes (type(layer).__name__) a .keras model brings it as
     make: Callable[[LayerSpec, str, StackSpec], Any]   # → the Keras layer
     code: Callable[[LayerSpec, str, StackSpec], str]   # → the Python source that makes the same layer
+    # a Keras layer (as make builds it, or as a .keras file brings it) → its params; None: not this type after
+    # all; raises ByKeras (a Keras layer card holds it) or Refused (nothing can)
+    read: Callable[[Any], dict | None]
+    memory: Callable[[LayerSpec, Arriving], Footprint]   # → what it adds to a run's memory
+    # the features per step it passes on, from its own settings alone; None: they come from its input
+    width: Callable[[dict], int | None]
     cuts_time: Callable[[dict], bool] = lambda params: False   # removes the time axis
     needs_sequence: bool = True    # needs (batch, T, features): Keras (or the lesson) refuses a 2-D tensor
     own_class: str | None = None   # the explorer's own Keras layer class (explorer.core.layers)
     mask_advice: str = ""          # when it drops a mask: what to do instead
     gates: int = 0                 # a recurrent cell's weight blocks per unit (its kernel is gates × units wide)
+    gate_names: tuple[str, ...] = ()   # the gates the cell view shows, in gates.py's order (the cell state last)
+    sigmoid_gates: tuple[str, ...] = ()   # those its recurrent_activation makes: 0 to 1 with Keras's default
 
     @property
     def recurrent(self) -> bool:
@@ -341,6 +389,176 @@ def _keras_layer_code(layer, name, spec):
     return f"keras.layers.deserialize({ {'module': 'keras.layers', 'class_name': class_name, 'config': config}!r})"
 
 
+# --- reading Keras layers back (the inverse of building), per kind ---
+
+def _activation(layer, function, what: str = "activation") -> str:
+    name = getattr(function, "__name__", str(function))
+    if name not in ACTIVATIONS:
+        raise ByKeras(f"{layer.name} uses the {what} {name}, which is not one of Keras's named activations")
+    return name
+
+
+def _read_embedding(layer) -> dict:
+    return {"output_dim": layer.output_dim, "mask_zero": bool(layer.mask_zero)}
+
+
+def _read_masking(layer) -> dict:
+    return {"mask_value": float(layer.mask_value)}
+
+
+def _read_recurrent(layer) -> dict:
+    if type(layer).__name__ == "Bidirectional":
+        return _read_bidirectional(layer)
+    cell = layer.cell
+    params = {"units": layer.units, "return_sequences": bool(layer.return_sequences),
+              "return_state": bool(layer.return_state), "go_backwards": bool(layer.go_backwards),
+              "activation": _activation(layer, cell.activation), "use_bias": bool(cell.use_bias)}
+    if hasattr(cell, "recurrent_activation"):
+        params["recurrent_activation"] = _activation(layer, cell.recurrent_activation, "recurrent_activation")
+    if hasattr(cell, "reset_after"):
+        params["reset_after"] = bool(cell.reset_after)
+    return params
+
+
+def _read_bidirectional(layer) -> dict:
+    name = layer.name
+    if layer.merge_mode is None:
+        raise Refused(f"{name} (Bidirectional) has merge_mode None: it returns the forward and the backward "
+                      "outputs as two tensors; the explorer shows one chain of layers (concat, sum, mul or ave "
+                      "merge them into one)")
+    forward, backward = layer.forward_layer, layer.backward_layer
+    params = _read_recurrent(forward)
+    mirror = _read_recurrent(backward) if type(backward) is type(forward) else None
+    if mirror is None or {**mirror, "go_backwards": not mirror["go_backwards"]} != params:
+        raise ByKeras(f"{name} (Bidirectional) has a backward layer with its own settings")
+    return {**params, "bidirectional": True, "merge_mode": layer.merge_mode,
+            "return_sequences": bool(layer.return_sequences), "return_state": bool(layer.return_state)}
+
+
+def _read_dense(layer) -> dict | None:
+    if type(layer).__name__ == "TimeDistributed":   # a .keras file's TimeDistributed(Dense)
+        layer = layer.layer
+        if type(layer).__name__ != "Dense":
+            return None
+    if getattr(layer, "lora_enabled", False):
+        raise ByKeras(f"{layer.name} (Dense) has LoRA weights, which a stack's Dense does not hold")
+    activation = _activation(layer, layer.activation)
+    return {"units": layer.units, "activation": None if activation == "linear" else activation,
+            "use_bias": bool(layer.use_bias)}
+
+
+def _channels_last(layer) -> None:
+    if getattr(layer, "data_format", "channels_last") == "channels_first":
+        raise ByKeras(f"{layer.name} ({type(layer).__name__}) has data_format channels_first")
+
+
+def _read_pooling(layer) -> dict:
+    _channels_last(layer)
+    return {"keepdims": bool(layer.keepdims)}
+
+
+def _read_flatten(layer) -> dict:
+    _channels_last(layer)
+    return {}
+
+
+def _read_nothing(layer) -> dict:
+    return {}
+
+
+def _read_custom(layer) -> dict:
+    return {"expression": layer.expression}
+
+
+def _read_keras_layer(layer) -> dict:
+    from . import keras_cards
+    return {"class_name": keras_cards.card_class(layer), "config": keras_cards.saved_config(layer)}
+
+
+# --- memory, per kind (memory.estimate_mb adds them up) ---
+
+def _size(shape: tuple) -> int:
+    return math.prod(shape)
+
+
+def _embedding_memory(layer, arriving: Arriving) -> Footprint:
+    dim = layer.params["output_dim"]
+    return Footprint((arriving.steps, dim), weights=arriving.vocab_size * dim)
+
+
+def _recurrent_memory(layer, arriving: Arriving) -> Footprint:
+    """Its input turned time-major, its per-step outputs, then turned back (the loop's workspace); its kernels
+    (the recurrent ones initialised orthogonally); its return_state states."""
+    p = layer.params
+    directions = 2 if p["bidirectional"] else 1
+    per_step = p["units"] * directions
+    blocks = directions * TYPES[layer.type].gates * p["units"]
+    width = _recurrent_width(p)
+    return Footprint((arriving.steps, width) if p["return_sequences"] else (width,),
+                     outputs=p["units"] * len(state_names(layer)) if p["return_state"] else 0,
+                     workspace=arriving.steps * (arriving.width + 2 * per_step),
+                     weights=blocks * (arriving.width + 2), kernels=blocks * p["units"])
+
+
+def _dense_memory(layer, arriving: Arriving) -> Footprint:
+    units = layer.params["units"]
+    shape = (*arriving.shape[:-1], units) if len(arriving.shape) > 1 else (units,)
+    return Footprint(shape, weights=(arriving.width + 1) * units)
+
+
+def _time_cut(shape: tuple) -> tuple:
+    return shape[1:] if len(shape) > 1 else shape
+
+
+def _pooling_memory(layer, arriving: Arriving) -> Footprint:
+    return Footprint(_time_cut(arriving.shape))
+
+
+def _attention_memory(layer, arriving: Arriving) -> Footprint:
+    """Its weights per step are a second output; the input weighted step by step, then summed."""
+    return Footprint(_time_cut(arriving.shape), outputs=arriving.steps, weights=arriving.width + 1,
+                     workspace=2 * arriving.steps * arriving.width)
+
+
+def _flatten_memory(layer, arriving: Arriving) -> Footprint:
+    return Footprint((_size(arriving.shape),))
+
+
+def _custom_memory(layer, arriving: Arriving) -> Footprint:
+    """The shape of a dry run of its expression when memory.estimate_mb is given one; else its input's."""
+    if arriving.custom_shape is None:
+        return Footprint(arriving.shape)
+    shape = arriving.custom_shape(layer, arriving.shape) or arriving.shape
+    return Footprint(tuple(arriving.steps if dim is None else dim for dim in shape))
+
+
+def _keras_layer_memory(layer, arriving: Arriving) -> Footprint:
+    """Keras's own compute_output_shape and weights; its steps' intermediate results, as large as its output."""
+    from . import keras_cards
+    shape, count = keras_cards.estimate(layer.params["class_name"], layer.params["config"], arriving.shape)
+    return Footprint(shape, workspace=_size(shape), weights=count)
+
+
+# --- width: the features per step a layer passes on ---
+
+def _recurrent_width(params: dict) -> int:
+    double = params["bidirectional"] and params["merge_mode"] == "concat"
+    return params["units"] * (2 if double else 1)
+
+
+def _units_width(params: dict) -> int:
+    return params["units"]
+
+
+def _embedding_width(params: dict) -> int:
+    return params["output_dim"]
+
+
+def layer_width(layer: LayerSpec) -> int | None:
+    """The features per step `layer` passes on, when its own settings decide them."""
+    return TYPES[layer.type].width(layer.params)
+
+
 def _recurrent_cut(params: dict) -> bool:
     return not params["return_sequences"] or params["feeds"] != "output"
 
@@ -354,15 +572,19 @@ _GMP_MAKE, _GMP_CODE = _keras_head("GlobalMaxPooling1D")
 _FLATTEN_MAKE, _FLATTEN_CODE = _keras_head("Flatten")
 
 
-def _recurrent_type(key: str, display: str, gates: int) -> LayerType:
+def _recurrent_type(key: str, display: str, gates: int, gate_names: tuple[str, ...] = (),
+                    sigmoid_gates: tuple[str, ...] = ()) -> LayerType:
     return LayerType(key, display, "Recurrent", _recurrent_params(key), "consumes",
-                     (_RNN_CLASSES[key],), _recurrent, _recurrent_code, _recurrent_cut, gates=gates)
+                     (_RNN_CLASSES[key],), _recurrent, _recurrent_code, _read_recurrent, _recurrent_memory,
+                     _recurrent_width, _recurrent_cut, gates=gates, gate_names=gate_names,
+                     sigmoid_gates=sigmoid_gates)
 
 
-def _own_type(key: str, display: str, class_name: str, role: str, advice: str = "") -> LayerType:
+def _own_type(key: str, display: str, class_name: str, role: str, advice: str = "",
+              memory: Callable[[LayerSpec, Arriving], Footprint] = _pooling_memory) -> LayerType:
     make, code = _own(class_name)
-    return LayerType(key, display, "Over time", {}, role, (class_name,), make, code, lambda params: True,
-                     own_class=class_name, mask_advice=advice)
+    return LayerType(key, display, "Over time", {}, role, (class_name,), make, code, _read_nothing, memory,
+                     _no_width, lambda params: True, own_class=class_name, mask_advice=advice)
 
 
 TYPES: dict[str, LayerType] = {t.key: t for t in (
@@ -370,44 +592,56 @@ TYPES: dict[str, LayerType] = {t.key: t for t in (
               {"output_dim": _units(32, "Size of each token's embedding vector."),
                "mask_zero": _flag(False, "Treat token id 0 as padding: a mask leaves this layer and mask-aware "
                                          "layers skip those steps.")},
-              "carries", ("Embedding",), _embedding, _embedding_code),
+              "carries", ("Embedding",), _embedding, _embedding_code, _read_embedding, _embedding_memory,
+              _embedding_width),
     LayerType("masking", "Masking", "Input",
               {"mask_value": Param(0.0, number, "Timesteps whose features all equal this value are masked as "
                                                 "padding.")},
-              "carries", ("Masking",), _masking, _masking_code, needs_sequence=False),
+              "carries", ("Masking",), _masking, _masking_code, _read_masking, _keeps, _no_width,
+              needs_sequence=False),
     _recurrent_type("simple_rnn", "SimpleRNN", 1),
-    _recurrent_type("lstm", "LSTM", 4),
-    _recurrent_type("gru", "GRU", 3),
+    _recurrent_type("lstm", "LSTM", 4, ("input", "forget", "candidate", "output", "cell"),
+                    ("input", "forget", "output")),
+    _recurrent_type("gru", "GRU", 3, ("update", "reset", "candidate"), ("update", "reset")),
     LayerType("global_average_pooling", "Global average pooling", "Over time", _KEEPDIMS, "consumes",
-              ("GlobalAveragePooling1D",), _GAP_MAKE, _GAP_CODE, _pool_cut),
+              ("GlobalAveragePooling1D",), _GAP_MAKE, _GAP_CODE, _read_pooling, _pooling_memory, _no_width,
+              _pool_cut),
     _own_type("masked_mean_pooling", "Masked mean pooling", "MaskedMeanPooling", "consumes"),
     LayerType("global_max_pooling", "Global max pooling", "Over time", _KEEPDIMS, "drops",
-              ("GlobalMaxPooling1D",), _GMP_MAKE, _GMP_CODE, _pool_cut,
+              ("GlobalMaxPooling1D",), _GMP_MAKE, _GMP_CODE, _read_pooling, _pooling_memory, _no_width, _pool_cut,
               mask_advice="use Masked mean pooling or Global average pooling to honour it"),
     _own_type("time_average", "Time average (plain mean)", "TimeAverage", "drops",
               "use Masked mean pooling to average over valid steps only"),
     _own_type("last_timestep", "Last valid timestep", "LastTimestep", "consumes"),
-    _own_type("attention_pooling", "Attention pooling", "AttentionPooling", "consumes"),
+    _own_type("attention_pooling", "Attention pooling", "AttentionPooling", "consumes", memory=_attention_memory),
     LayerType("flatten", "Flatten", "Over time", {}, "drops", ("Flatten",), _FLATTEN_MAKE, _FLATTEN_CODE,
-              lambda params: True, needs_sequence=False, mask_advice="the padded steps become part of the vector"),
-    LayerType("dense", "Dense", "Head", _dense_params(), "carries", ("Dense",), _dense, _dense_code,
-              needs_sequence=False),
+              _read_flatten, _flatten_memory, _no_width, lambda params: True, needs_sequence=False,
+              mask_advice="the padded steps become part of the vector"),
+    LayerType("dense", "Dense", "Head", _dense_params(), "carries", ("Dense",), _dense, _dense_code, _read_dense,
+              _dense_memory, _units_width, needs_sequence=False),
     LayerType("time_distributed_dense", "TimeDistributed(Dense)", "Head", _dense_params(), "carries",
-              ("TimeDistributed",), _dense, _dense_code),
+              ("TimeDistributed",), _dense, _dense_code, _read_dense, _dense_memory, _units_width),
     LayerType("keras", "Keras layer", "Keras",
               {"class_name": Param("Conv1D", class_name, "The Keras layer class (keras.layers), as Keras saves it.",
                                    options=tuple(KERAS_STARTERS)),
                "config": Param(KERAS_STARTERS["Conv1D"], keras_config,
                                "The layer's config as Keras saves it (get_config); Keras checks it when it builds "
                                "the layer.")},
-              "drops", (), _keras_layer, _keras_layer_code, needs_sequence=False),
+              "drops", (), _keras_layer, _keras_layer_code, _read_keras_layer, _keras_layer_memory, _no_width,
+              needs_sequence=False),
     LayerType("custom", "Custom expression", "Code",
               {"expression": Param("ops.mean(x, axis=1)", expression,
                                    "A Python expression over x (the input), mask (or None) and ops (keras.ops).")},
-              "drops", ("CustomExpression",), _custom, _custom_code, needs_sequence=False,
-              own_class="CustomExpression", mask_advice="use mask in the expression to honour it"),
+              "drops", ("CustomExpression",), _custom, _custom_code, _read_custom, _custom_memory, _no_width,
+              needs_sequence=False, own_class="CustomExpression",
+              mask_advice="use mask in the expression to honour it"),
 )}
 GROUPS = ("Input", "Recurrent", "Over time", "Head", "Keras", "Code")
+
+
+# the gates the cell view shows, per recurrent type that has them; and those between 0 and 1 (sigmoid)
+GATES = {key: kind.gate_names for key, kind in TYPES.items() if kind.gate_names}
+SIGMOID_GATES = frozenset(gate for kind in TYPES.values() for gate in kind.sigmoid_gates)
 
 
 def layer_type(key: str) -> LayerType:

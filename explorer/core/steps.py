@@ -30,6 +30,7 @@ from typing import Any
 
 from .errors import SpecError
 from .findings import KINDS
+from .registry import TYPES
 
 ACTIONS = ("look", "param", "type", "batching", "fix", "train", "reset_weights", "checkup", "checkup_fix")
 CLAIMS = ("leak", "changes", "same", "accuracy", "values", "zero_on_padding", "finding", "clean")
@@ -41,7 +42,6 @@ CHANGE = 1e-3                  # a change smaller than this is "the same"
 _BATCHING_WORDS = {"mode": "the batching mode", "padding": "padding", "truncating": "truncating", "maxlen": "maxlen",
                    "pad_value": "pad value", "chunk": "chunk", "bucket_width": "bucket width"}
 _VALUE_WORDS = {"one_by_one": "one by one", "pad": "pad", "bucket": "bucket", "chunked": "chunked"}
-_TYPE_WORDS = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class Step:
                 return f"{'tick' if a['value'] else 'untick'} {a['param']} on {a['layer']}"
             return f"set {a['param']} on {a['layer']} to {a['value']}"
         if self.do == "type":
-            return f"switch {a['layer']} to {_TYPE_WORDS.get(a['to'], a['to'])}"
+            return f"switch {a['layer']} to {TYPES[a['to']].display if a['to'] in TYPES else a['to']}"
         if self.do == "batching":
             key, value = next(iter(a.items()))
             return f"set {_BATCHING_WORDS[key]} to {_VALUE_WORDS.get(value, value)}"

@@ -17,6 +17,7 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QLabel, QSpinBox, QVBoxLayout,
                                QWidget)
 
+from ...core.registry import SIGMOID_GATES
 from ...requests import CELL
 from ...session import Session
 from ..stale import StateGate
@@ -25,7 +26,6 @@ from .items import IntAxis, MessageCard, StepOverlay, WrappedPlot, controls_row,
 from .state import LEFT_AXIS_WIDTH, UNIT_COLORS, palette_colours, swatch, title_size, value_scale
 
 LOW, HIGH = 0.1, 0.9            # a gate below LOW or above HIGH is saturated
-BOUNDED_GATES = ("input", "forget", "output", "update", "reset")   # recurrent_activation: between 0 and 1
 SATURATION_WIDTH = 110
 GATE_HELP = {
     "input": "how much of the candidate enters the cell",
@@ -420,7 +420,7 @@ class CellPanel(QWidget):
         values = self.data["gates"][key][0]                 # (T, units)
         layer = prefix.split("/")[0]
         padded, masked = self._steps(layer)
-        bounded = gate in BOUNDED_GATES and values.size and values.min() >= 0 and values.max() <= 1
+        bounded = gate in SIGMOID_GATES and values.size and values.min() >= 0 and values.max() <= 1
         scale = value_scale(values, bounded=bool(bounded))
         levels = (scale.lo, scale.hi)
         self.colorbar.setColorMap(pg.colormap.get(scale.colour_map))

@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PySide6.QtGui import QColor, QPalette
 
+from ...core.spec import RECURRENT_TYPES
 from ..style import is_dark
 
 if TYPE_CHECKING:
     from ...core.run import LayerResult, RunResult
 
-RECURRENT = ("simple_rnn", "lstm", "gru")
+RECURRENT = RECURRENT_TYPES
 PLOT_NAMES = ("heatmap", "units", "mask", "fc_input", "output", "attention")
 MAX_UNIT_CURVES = 8          # curves only for the units the user picked, never thousands
 DEFAULT_UNITS = 3            # shown by default: the units that vary most over the valid steps
