@@ -107,12 +107,11 @@ def shapes_markdown(result: RunResult) -> str:
         cells = (f"`{layer.name}`", layer.type, f"`{format_shape(layer.symbolic_shape)}`", f"`{format_shape(layer.shape)}`",
                  layer.mask_role, f"{layer.params:,}")
         rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
-    fc = result.fc_input
     rows.append("")
-    if fc is not None:
+    for fc in result.fc_inputs:    # one per head
         batch = f", this batch `{format_shape(fc.shape)}`" if fc.shape is not None else ""
         rows.append(f"**FC input** of `{fc.layer}`: `{format_shape(fc.symbolic_shape)}`{batch} — {fc.explanation}")
-    else:
+    if not result.fc_inputs:
         rows.append(f"**Output**: `{format_shape(result.output_shape)}` (no Dense layer after the recurrent layers)")
     rows.append("")
     rows.append(f"Batch `{format_shape(result.input.shape)}` in {result.mode} mode, "
