@@ -72,6 +72,8 @@ class LayerResult:
     value_range: tuple[float, float] | None = None  # (min, max) of a float output over all cells; NaN if any NaN
     states: list[StateResult] = field(default_factory=list)       # return_state's states, in Keras's order
     feeds: str = "output"       # what it passes to the next layer: its output, or one of its states
+    own_steps: bool = False     # its time axis is not the input's (Conv1D "valid", pooling, strides, RepeatVector):
+                                # its steps and its mask (None when Keras dropped it) are its own
 
     @property
     def time_major(self) -> bool:
@@ -482,7 +484,7 @@ class Engine:
     # --- result ---
 
     def _result(self, spec, built, parsed, layout, raw, device, run_ms, started) -> RunResult:
-        batch = layout.batch.shape[0]
+        batch, steps = layout.batch.shape[:2]
         layers = []
         layer_masks: dict[str, np.ndarray | None] = {}
         for info in built.layers:
@@ -493,9 +495,11 @@ class Engine:
             extras = {key: raw[key] for key in info.extra if key in raw}
             states = [StateResult(state, symbolic, tuple(raw[key].shape))
                       for state, key, symbolic in info.states if key in raw]
+            own_steps = len(info.output_shape) >= 3 and output.ndim >= 3 and (
+                output.shape[1] != steps or (info.output_shape[1] is not None and built.input_shape[0] is None))
             layers.append(LayerResult(info.name, info.spec.type, info.output_shape, tuple(output.shape), output,
                                       mask, info.mask_role, info.params, extras, value_range(output), states,
-                                      info.feeds))
+                                      info.feeds, own_steps))
         heads = diagnose.fc_inputs(spec, built)
         for fc in heads:
             fc.shape = next(layer for layer in layers if layer.name == fc.source).passed.shape
