@@ -68,3 +68,20 @@ def test_two_heads_on_one_gru_show_both_outputs_and_both_fc_inputs(tmp_path, cap
     assert cli.main(["run", str(tmp_path / "model.keras"), "--input", str(tmp_path / "input.txt")]) == 0
     printed = capsys.readouterr().out
     assert "FC input of hidden: (None, 4)" in printed and "FC input of tags: (None, None, 4)" in printed
+
+
+def test_a_merge_and_a_keras_layer_that_changes_the_width_explain_the_fc_input_size(tmp_path):
+    from explorer.core import keras_io
+    from explorer.core.run import Engine
+    i = keras.Input((None,), dtype="int32")
+    x = layers.Embedding(20, 3, name="emb")(i)
+    joined = layers.Concatenate(name="join")([layers.LSTM(2, name="left")(x), layers.GRU(3, name="right")(x)])
+    convolved = layers.GlobalMaxPooling1D(name="pool")(
+        layers.Conv1D(7, 2, name="conv")(layers.LSTM(4, return_sequences=True, name="seq")(x)))
+    model = keras.Model(i, [layers.Dense(1, name="merged")(joined), layers.Dense(2, name="convolved")(convolved)])
+    model.save(tmp_path / "model.keras")
+    spec, _, _ = keras_io.import_model(tmp_path / "model.keras")
+    heads = {fc.layer: fc for fc in Engine().run(spec, "1 2 3\n4 5\n").fc_inputs}
+    merged, convolved = model.get_layer("merged").input.shape[-1], model.get_layer("convolved").input.shape[-1]
+    assert heads["merged"].explanation.startswith(f"{merged} = join's {merged} features, merged from left, right")
+    assert heads["convolved"].explanation.startswith(f"{convolved} = conv's {convolved} features (Conv1D)")

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 from keras import layers
 
 from explorer.core import keras_io
 from explorer.core.run import Engine
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*does not support masking")
 
 ENGINE = Engine()
 TOKENS = [[3, 7, 1, 9, 4, 2, 6, 5, 8], [5, 2, 4], [8, 8, 6, 1, 3, 2]]
