@@ -355,8 +355,10 @@ def warnings_for(spec: StackSpec, built: BuiltStack, mask: np.ndarray, lengths: 
             found.append(Diagnostic(f"{info.name} ignores the mask: padded steps count like real ones from here on"
                                     f"{_drop_fix(info)}", info.name))
         if info.spec.type in ("dense",) and len(info.symbolic_shape) >= 3:
+            source = source_of(infos, names.index(info.name))
+            taken = infos[source].symbolic_shape if source >= 0 else (None, *built.input_shape)
             found.append(Diagnostic(f"{info.name} is applied at every timestep separately (its input is a sequence "
-                                    f"{_fmt(infos[names.index(info.name) - 1].symbolic_shape)}); for one vector "
+                                    f"{_fmt(taken)}); for one vector "
                                     f"per sequence, pool over time ({_labels(POOLING_CHOICES)}) first", info.name))
     for position, info in enumerate(infos):
         previous = infos[position - 1].symbolic_shape if position else None

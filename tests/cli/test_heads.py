@@ -62,6 +62,8 @@ def test_two_heads_on_one_gru_show_both_outputs_and_both_fc_inputs(tmp_path, cap
         assert fc["shape"] == list(arrays[f"out/{fc['source']}"].shape)
     assert "runs at every timestep" in heads["tags"]["explanation"]
     assert heads["topic"]["explanation"].startswith("4 = shared's 4 units, global average pooling over time")
+    assert "tags is applied at every timestep separately (its input is a sequence (None, None, 4))" in \
+        " ".join(report["warnings"])
     assert report["fc_input"] == {key: heads["topic"][key] for key in ("layer", "symbolic_shape", "shape",
                                                                        "explanation")}
     # the plain report names both heads

@@ -56,6 +56,8 @@ class FcInputPlot(_VectorPlot):
 
     def __init__(self, state, view, row: int, col: int):
         super().__init__(state, view, row, col, "feature", "value")
+        self.plot.vb.setToolTip("the FC input of the selected layer's head (of the first head when the selected "
+                                "layer is in none): select a layer of another head to see its FC input")
 
     @property
     def linked_in_time(self) -> bool:
@@ -82,7 +84,7 @@ class FcInputPlot(_VectorPlot):
         sharing = [other.layer for other in result.fc_inputs if other.source == fc.source]   # heads on one tensor
         heads = ", ".join(f"<b>{name}</b>" for name in sharing) if fc.layer in sharing else f"<b>{fc.layer}</b>"
         count = len(result.fc_inputs)
-        others = f" · {count} heads: select a layer of a head to see its FC input" if count > len(sharing) else ""
+        others = f" · head {result.fc_inputs.index(fc) + 1} of {count}" if count > len(sharing) else ""
         head = (f"FC input of {heads} from {origin}: {format_shape(fc.shape)} "
                 f"(symbolic {format_shape(fc.symbolic_shape)}) · line {state.line}{others}")
         if source.feeds != "output":    # a return_state state: bars on the state's own range
