@@ -100,3 +100,25 @@ def test_the_mask_plot_of_a_layer_with_its_own_steps_shows_its_steps_and_keras_m
     assert panel.mask.codes.shape == batch.shape
     np.testing.assert_array_equal(panel.mask.codes == VALID, emb_mask)
     assert OWN_MASKED not in panel.mask.codes
+
+
+def test_a_mask_made_after_a_convolution_is_drawn_over_the_convolutions_steps(qtbot, engine, tmp_path):
+    keras.utils.set_random_seed(3)
+    i = keras.Input((None, 2))
+    x = layers.Masking(0.0, name="remask")(layers.Conv1D(3, 2, use_bias=False, name="conv")(i))
+    model = keras.Model(i, layers.LSTM(4, return_sequences=True, name="lstm")(x))
+    model.save(tmp_path / "model.keras")
+    spec, _, _ = keras_io.import_model(tmp_path / "model.keras")
+    data = [np.random.default_rng(4).uniform(0.5, 1.5, size=(n, 2)).round(3) for n in (6, 2, 4)]
+    text = "\n".join("; ".join(" ".join(map(str, step)) for step in row) for row in data) + "\n"
+    batch = keras.utils.pad_sequences(data, padding="post", dtype="float32")
+    conv = keras.Model(model.inputs, model.get_layer("conv").output).predict(batch, verbose=0)
+    expected = keras.ops.convert_to_numpy(model.get_layer("remask").compute_mask(conv))   # Keras's own mask
+    panel = PlotsPanel(Session(spec, trusted=True))
+    qtbot.addWidget(panel)
+    panel.show_result(engine.run(spec, text))
+    panel.select(layer="remask", row=1)
+    assert panel.mask.codes.shape == expected.shape == (3, 5)
+    np.testing.assert_array_equal(panel.mask.codes, np.where(expected, VALID, OWN_MASKED))
+    assert "masked by its own mask" in panel.mask.plot.titleLabel.text
+    np.testing.assert_array_equal(panel.heatmap.overlay.padded, ~expected[1])    # hatched: what its mask hides
