@@ -349,12 +349,17 @@ class Engine:
 
         def keep(piece, rows, outputs, whole: bool) -> None:
             for key, value in outputs.items():
+                own = key in time_major and value.shape[1] != piece.batch.shape[1]   # Conv1D "valid", pooling …
+                if own and not covered:
+                    raise StackError(f"{key.split('/')[0]} has steps of its own ({piece.batch.shape[1]} steps in, "
+                                     f"{value.shape[1]} out), so pieces of different lengths cannot share one time "
+                                     "axis: use pad mode")
                 if whole:
                     assembled[key] = value
                     continue
                 if key not in assembled:
                     shape = [batch, *value.shape[1:]]
-                    if key in time_major:
+                    if key in time_major and not own:
                         shape[1] = steps
                     assembled[key] = (np.empty if covered else np.zeros)(shape, dtype=value.dtype)
                 _place(assembled[key], value, rows, piece.offset if key in time_major else None)

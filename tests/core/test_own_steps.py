@@ -95,3 +95,27 @@ def test_a_mask_made_after_a_convolution_has_the_convolutions_steps(tmp_path):
     np.testing.assert_array_equal(
         keras.ops.convert_to_numpy(lstm.compute_mask(keras.ops.convert_to_tensor(conv), expected)),
         result.layer("lstm").mask)
+
+
+def test_a_batch_run_in_slices_of_rows_keeps_each_layers_own_steps(tmp_path, monkeypatch):
+    from explorer.core import run
+    model, batch = saved(conv_pool_lstm, TOKENS, tmp_path / "model.keras")
+    spec, _, _ = keras_io.import_model(tmp_path / "model.keras")
+    monkeypatch.setattr(run, "FIRST_SLICE_CELLS", batch.shape[1])            # a row at a time
+    monkeypatch.setattr(run, "UNCANCELLABLE_FIRST_SLICE_CELLS", batch.shape[1])
+    result = Engine().run(spec, text_of(TOKENS))
+    for name in ("conv", "pool", "lstm"):
+        expected = keras.Model(model.inputs, model.get_layer(name).output).predict(batch, verbose=0)
+        np.testing.assert_allclose(result.layer(name).output, expected, atol=1e-5, err_msg=name)
+        assert result.layer(name).own_steps
+
+
+@pytest.mark.parametrize("mode", ["bucket", "one_by_one"])
+def test_pieces_of_different_lengths_are_refused_when_a_layer_has_steps_of_its_own(mode, tmp_path):
+    from explorer.core.errors import StackError
+    saved(conv_pool_lstm, TOKENS, tmp_path / "model.keras")
+    spec, _, _ = keras_io.import_model(tmp_path / "model.keras")
+    spec.batching.mode = mode
+    with pytest.raises(StackError, match=r"conv has steps of its own \(\d+ steps in, \d+ out\), so pieces of "
+                                         "different lengths cannot share one time axis: use pad mode"):
+        ENGINE.run(spec, text_of(TOKENS))
