@@ -3,7 +3,8 @@
 - The plots are the central widget, under the lesson banner, in tabs ("Outputs", "Inside the cell"),
   each in a scroll area: every plot keeps a view box of at least `MIN_VIEW` pixels (its title and
   axes come on top), and when the window is short the plots scroll instead of shrinking to strips.
-  The FC-input and output plots sit side by side when there is room, one above the other when not.
+  The FC-input plot and the output plots (one per model output) sit side by side when there is room, one
+  above the other when not.
 - The stack editor, the shapes panel and the sequences are docks (View menu: show, hide, float,
   move). On a window narrower than `WIDE` (after the presentation scale) the shapes panel becomes a
   tab beside the stack editor; on one shorter than `TALL` the sequences do too, so that the plots

@@ -8,8 +8,10 @@ import keras
 import numpy as np
 import pytest
 from keras import layers
+from PySide6.QtWidgets import QApplication
 
 from explorer.core import keras_io
+from explorer.qt.layout import MIN_VIEW
 from explorer.qt.plots import PlotsPanel
 from explorer.qt.plots.state import NO_MASK, OWN_MASKED, VALID
 from explorer.session import Session
@@ -66,6 +68,15 @@ def test_the_window_shows_one_output_plot_per_output(make_window, qtbot, tmp_pat
     assert shapes.fc_title_label.text() == "FC input → topic, tags (2 heads)"
     assert [line.split(":")[0] for line in shapes.fc_shape_label.text().splitlines()] == ["topic", "tags"]
     assert "(None, 4)" in shapes.fc_shape_label.text() and "(None, None, 4)" in shapes.fc_shape_label.text()
+    # at 1024 x 768 and 1280 x 800 every output plot keeps a readable view box (the plots scroll instead)
+    for size in ((1024, 768), (1280, 800)):
+        window.resize(*size)
+        for _ in range(3):
+            qtbot.waitUntil(lambda: not window.window_layout.plot_fit._pending.isActive(), timeout=5000)
+            QApplication.processEvents()
+        for part in panel.vector_parts():
+            box = part.plot.vb.size()
+            assert box.width() >= MIN_VIEW[0] - 0.5 and box.height() >= MIN_VIEW[1] - 0.5, (size, part.name)
     # a model with one output again: one output plot
     window.session.set_stack(keras_io.import_model(_saved_single(tmp_path))[0])
     qtbot.waitUntil(lambda: window.session.state.current and len(window.session.result.outputs) == 1, timeout=60000)

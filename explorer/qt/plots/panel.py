@@ -262,6 +262,7 @@ class PlotsPanel(QWidget):
             part = self.outputs.pop()
             self.vector_view.ci.removeItem(part.plot)
             del self.parts[part.name], self.crosshairs[part.name]
+        self.vector_columns = len(self.vector_parts())   # side by side until the window's layout says otherwise
         self.vectorsChanged.emit()
 
     def _sync_controls(self) -> None:

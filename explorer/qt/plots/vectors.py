@@ -82,7 +82,7 @@ class FcInputPlot(_VectorPlot):
         source = result.layers[names.index(fc.source) if fc.source in names else names.index(fc.layer) - 1]
         origin = source.name if source.feeds == "output" else f"{source.name}'s state {source.feeds}"
         sharing = [other.layer for other in result.fc_inputs if other.source == fc.source]   # heads on one tensor
-        heads = ", ".join(f"<b>{name}</b>" for name in sharing) if fc.layer in sharing else f"<b>{fc.layer}</b>"
+        heads = ", ".join(f"<b>{name}</b>" for name in sharing)
         count = len(result.fc_inputs)
         others = f" · head {result.fc_inputs.index(fc) + 1} of {count}" if count > len(sharing) else ""
         head = (f"FC input of {heads} from {origin}: {format_shape(fc.shape)} "
