@@ -230,8 +230,8 @@ def fc_inputs(spec: StackSpec, built: BuiltStack) -> list[FcInput]:
     for output in spec.outputs():
         path = _path_to(layers, index[output])
         last_rnn = max((at for at, i in enumerate(path) if layers[i].spec.is_recurrent), default=-1)
-        target = next((at for at in range(last_rnn + 1, len(path)) if layers[path[at]].spec.type in DENSE_TYPES
-                       and at > 0), None)
+        target = next((at for at in range(max(last_rnn + 1, 1), len(path))   # a dense layer on the input: none
+                       if layers[path[at]].spec.type in DENSE_TYPES), None)
         if target is None or layers[path[target]].name in found:
             continue
         dense, before = layers[path[target]], [layers[i] for i in path[:target]]
