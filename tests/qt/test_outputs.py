@@ -11,6 +11,7 @@ from keras import layers
 from PySide6.QtWidgets import QApplication
 
 from explorer.core import keras_io
+from explorer.qt.exports import csv_rows
 from explorer.qt.layout import MIN_VIEW
 from explorer.qt.plots import PlotsPanel
 from explorer.qt.plots.state import NO_MASK, OWN_MASKED, VALID
@@ -122,14 +123,20 @@ def test_a_mask_made_after_a_convolution_is_drawn_over_the_convolutions_steps(qt
     spec, _, _ = keras_io.import_model(tmp_path / "model.keras")
     data = [np.random.default_rng(4).uniform(0.5, 1.5, size=(n, 2)).round(3) for n in (6, 2, 4)]
     text = "\n".join("; ".join(" ".join(map(str, step)) for step in row) for row in data) + "\n"
-    batch = keras.utils.pad_sequences(data, padding="post", dtype="float32")
+    spec.batching.padding = "pre"   # its own mask then differs from the input's cut to its length
+    batch = keras.utils.pad_sequences(data, padding="pre", dtype="float32")
     conv = keras.Model(model.inputs, model.get_layer("conv").output).predict(batch, verbose=0)
     expected = keras.ops.convert_to_numpy(model.get_layer("remask").compute_mask(conv))   # Keras's own mask
     panel = PlotsPanel(Session(spec, trusted=True))
     qtbot.addWidget(panel)
-    panel.show_result(engine.run(spec, text))
+    result = engine.run(spec, text)
+    panel.show_result(result)
     panel.select(layer="remask", row=1)
     assert panel.mask.codes.shape == expected.shape == (3, 5)
     np.testing.assert_array_equal(panel.mask.codes, np.where(expected, VALID, OWN_MASKED))
     assert "masked by its own mask" in panel.mask.plot.titleLabel.text
     np.testing.assert_array_equal(panel.heatmap.overlay.padded, ~expected[1])    # hatched: what its mask hides
+    # the CSV export counts the steps by the same mask
+    valid = {(line, step): flag for layer, line, step, unit, _, flag in csv_rows(result) if layer == "remask"}
+    assert valid == {(result.lines[row], step): int(expected[row, step])
+                     for row in range(3) for step in range(expected.shape[1])}
