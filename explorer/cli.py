@@ -506,8 +506,7 @@ def _summary(report: dict) -> str:
             fed = " → next layer" if state["name"] == layer.get("feeds") else ""
             rows.append(f"{'  state ' + state['name']:<28} {format_shape(state['symbolic_shape']):<18} "
                         f"{format_shape(state['shape']):<16}{fed}")
-    fc = report["fc_input"]
-    if fc:
+    for fc in report["fc_inputs"]:     # one per head
         rows += ["", f"FC input of {fc['layer']}: {format_shape(fc['symbolic_shape'])}, this batch "
                      f"{format_shape(fc['shape'])}", f"  {fc['explanation']}"]
     for warning in report["warnings"]:

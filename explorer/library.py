@@ -271,6 +271,11 @@ class Report:
         return self.result.fc_input
 
     @property
+    def fc_inputs(self) -> list:
+        """Every head's FC input, in the order of the model's outputs (two heads on one GRU: two)."""
+        return self.result.fc_inputs
+
+    @property
     def warnings(self) -> list[str]:
         return self.result.warnings
 
@@ -322,11 +327,8 @@ class Report:
 
     def _fc_sentence(self) -> str | None:
         from .core.diagnose import format_shape
-        fc = self.fc_input
-        if fc is None:
-            return None
-        return (f"FC input of {fc.layer}: {format_shape(fc.symbolic_shape)}, this batch "
-                f"{format_shape(fc.shape or ())}. {fc.explanation}")
+        return " ".join(f"FC input of {fc.layer}: {format_shape(fc.symbolic_shape)}, this batch "
+                        f"{format_shape(fc.shape or ())}. {fc.explanation}" for fc in self.fc_inputs) or None
 
     def to_markdown(self) -> str:
         """The shapes table, the FC input, the notes and the warnings, as Markdown."""

@@ -480,8 +480,8 @@ class Runs:
 def _summary(result) -> str:
     from .core.diagnose import format_shape
     count = len(result.diagnostics)
-    fc = f"FC input {format_shape(tuple(result.fc_input.symbolic_shape))}" if result.fc_input else \
-        f"output {format_shape(tuple(result.output_shape))}"
+    fc = f"FC input {', '.join(format_shape(tuple(head.symbolic_shape)) for head in result.fc_inputs)}" \
+        if result.fc_inputs else f"output {format_shape(tuple(result.output_shape))}"
     return (f"ran {len(result.lines)} sequences in {result.mode} mode · {fc}"
             + (f" · {count} warning{'s' if count != 1 else ''}" if count else ""))
 

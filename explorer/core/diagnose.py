@@ -209,27 +209,50 @@ class FcInput:
     shape: tuple | None
     explanation: str
     source: str | None = None  # the layer whose output it is (None: the layer before the dense one)
+    output: str | None = None  # the model output its head ends in
 
 
-def fc_input(spec: StackSpec, built: BuiltStack) -> FcInput | None:
-    """The input of the first dense layer after the last recurrent layer, and where its size comes from."""
+DENSE_TYPES = ("dense", "time_distributed_dense")
+
+
+def fc_inputs(spec: StackSpec, built: BuiltStack) -> list[FcInput]:
+    """The FC input of every head, in the order of the model's outputs: on the path from the input to an output
+    (each layer's first input), the input of the first dense layer after the path's last recurrent layer, and
+    where its size comes from. Heads that share their first dense layer are listed once."""
     layers = built.layers
-    last_rnn = max((i for i, info in enumerate(layers) if info.spec.is_recurrent), default=-1)
-    target = next((i for i in range(last_rnn + 1, len(layers))
-                   if layers[i].spec.type in ("dense", "time_distributed_dense")), None)
-    if target is None or target == 0:
-        return None
-    source = source_of(layers, target)
-    return FcInput(layers[target].name, layers[source].symbolic_shape, None,
-                   explain_size(layers[:source + 1], layers[target]), layers[source].name)
+    index = {info.name: i for i, info in enumerate(layers)}
+    found: dict[str, FcInput] = {}
+    for output in spec.outputs():
+        path = _path_to(layers, index[output])
+        last_rnn = max((at for at, i in enumerate(path) if layers[i].spec.is_recurrent), default=-1)
+        target = next((at for at in range(max(last_rnn + 1, 1), len(path))   # a dense layer on the input: none
+                       if layers[path[at]].spec.type in DENSE_TYPES), None)
+        if target is None or layers[path[target]].name in found:
+            continue
+        dense, before = layers[path[target]], [layers[i] for i in path[:target]]
+        found[dense.name] = FcInput(dense.name, before[-1].symbolic_shape, None, explain_size(before, dense),
+                                    before[-1].name, output)
+    return list(found.values())
+
+
+def _path_to(layers: list[LayerInfo], end: int) -> list[int]:
+    """The indices of the layers from the input to layer `end`, each the first input of the next."""
+    path = [end]
+    while path[-1] > 0:
+        source = source_of(layers, path[-1])
+        if source < 0:
+            break
+        path.append(source)
+    return path[::-1]
 
 
 def source_of(layers: list[LayerInfo], index: int) -> int:
-    """The index of the layer whose output layer `index` takes (its first input in a graph)."""
+    """The index of the layer whose output layer `index` takes (its first input in a graph); -1: the model's
+    input."""
     inputs = layers[index].spec.inputs
     if not inputs:
         return index - 1
-    return next((i for i, info in enumerate(layers) if info.name == inputs[0]), index - 1)
+    return next((i for i, info in enumerate(layers) if info.name == inputs[0]), -1)
 
 
 def explain_size(before: list[LayerInfo], dense: LayerInfo) -> str:
@@ -259,8 +282,14 @@ def explain_size(before: list[LayerInfo], dense: LayerInfo) -> str:
 
 
 def _origin(before: list[LayerInfo]) -> str:
-    for info in reversed(before):
+    for position in range(len(before) - 1, -1, -1):
+        info = before[position]
         layer = info.spec
+        size = info.symbolic_shape[-1] if info.symbolic_shape else None
+        if len(layer.inputs or []) > 1:   # a merge: its size is its own (Add keeps it, Concatenate sums)
+            return f"{info.name}'s {size} features, merged from {', '.join(layer.inputs)}"
+        if layer.type == "keras" and (position == 0 or before[position - 1].symbolic_shape[-1:] != (size,)):
+            return f"{info.name}'s {size} features ({layer.params['class_name']})"
         width = layer_width(layer)
         if width is None:
             continue
@@ -321,8 +350,10 @@ def warnings_for(spec: StackSpec, built: BuiltStack, mask: np.ndarray, lengths: 
             found.append(Diagnostic(f"{info.name} ignores the mask: padded steps count like real ones from here on"
                                     f"{_drop_fix(info)}", info.name))
         if info.spec.type in ("dense",) and len(info.symbolic_shape) >= 3:
+            source = source_of(infos, names.index(info.name))
+            taken = infos[source].symbolic_shape if source >= 0 else (None, *built.input_shape)
             found.append(Diagnostic(f"{info.name} is applied at every timestep separately (its input is a sequence "
-                                    f"{_fmt(infos[names.index(info.name) - 1].symbolic_shape)}); for one vector "
+                                    f"{_fmt(taken)}); for one vector "
                                     f"per sequence, pool over time ({_labels(POOLING_CHOICES)}) first", info.name))
     for position, info in enumerate(infos):
         previous = infos[position - 1].symbolic_shape if position else None

@@ -72,6 +72,8 @@ class LayerResult:
     value_range: tuple[float, float] | None = None  # (min, max) of a float output over all cells; NaN if any NaN
     states: list[StateResult] = field(default_factory=list)       # return_state's states, in Keras's order
     feeds: str = "output"       # what it passes to the next layer: its output, or one of its states
+    own_steps: bool = False     # its time axis is not the input's (Conv1D "valid", pooling, strides, RepeatVector):
+                                # its steps and its mask (None when Keras dropped it) are its own
 
     @property
     def time_major(self) -> bool:
@@ -101,6 +103,14 @@ class RunResult:
     vocabulary: list[str] | None = None   # words input: the word of each id (0 padding, 1 unknown)
     pieces: list[list[int]] = field(default_factory=list)   # the rows each call ran together, in run order
     inputs: dict[str, sequences.Layout] = field(default_factory=dict)   # several inputs: each one's padded batch
+    fc_inputs: list[FcInput] = field(default_factory=list)  # every head's FC input; fc_input is the first
+    outputs: list[str] = field(default_factory=list)        # the model's output layers, in Keras's order
+
+    def __post_init__(self) -> None:
+        if not self.fc_inputs and self.fc_input is not None:
+            self.fc_inputs = [self.fc_input]
+        if not self.outputs and self.layers:
+            self.outputs = [self.layers[-1].name]
 
     @property
     def buckets(self) -> list[list[int]]:
@@ -118,10 +128,8 @@ class RunResult:
         return [d.message for d in self.diagnostics]
 
     def to_json(self) -> dict[str, Any]:
-        fc = None
-        if self.fc_input is not None:
-            fc = {"layer": self.fc_input.layer, "symbolic_shape": list(self.fc_input.symbolic_shape),
-                  "shape": list(self.fc_input.shape or ()), "explanation": self.fc_input.explanation}
+        heads = [{"layer": fc.layer, "symbolic_shape": list(fc.symbolic_shape), "shape": list(fc.shape or ()),
+                  "explanation": fc.explanation, "source": fc.source, "output": fc.output} for fc in self.fc_inputs]
         return {
             "device": self.device,
             "mode": self.mode,
@@ -135,7 +143,10 @@ class RunResult:
                         **({"states": [state.to_json() for state in layer.states]} if layer.states else {}),
                         **({"feeds": layer.feeds} if layer.feeds != "output" else {})}
                        for layer in self.layers],
-            "fc_input": fc,
+            "fc_input": {key: heads[0][key] for key in ("layer", "symbolic_shape", "shape", "explanation")}
+            if heads else None,
+            "fc_inputs": heads,
+            "outputs": [{"name": name, "shape": list(self.layer(name).passed.shape)} for name in self.outputs],
             "output_shape": list(self.output_shape),
             "warnings": self.warnings,
             "timing_ms": {key: round(value, 3) for key, value in self.timing_ms.items()},
@@ -359,12 +370,17 @@ class Engine:
 
         def keep(piece, rows, outputs, whole: bool) -> None:
             for key, value in outputs.items():
+                own = key in time_major and value.shape[1] != piece.batch.shape[1]   # Conv1D "valid", pooling …
+                if own and not covered:
+                    raise StackError(f"{key.split('/')[0]} has steps of its own ({piece.batch.shape[1]} steps in, "
+                                     f"{value.shape[1]} out), so pieces of different lengths cannot share one time "
+                                     "axis: use pad mode")
                 if whole:
                     assembled[key] = value
                     continue
                 if key not in assembled:
                     shape = [batch, *value.shape[1:]]
-                    if key in time_major:
+                    if key in time_major and not own:
                         shape[1] = steps
                     assembled[key] = (np.empty if covered else np.zeros)(shape, dtype=value.dtype)
                 _place(assembled[key], value, rows, piece.offset if key in time_major else None)
@@ -494,7 +510,7 @@ class Engine:
     # --- result ---
 
     def _result(self, spec, built, parsed, layout, raw, device, run_ms, started) -> RunResult:
-        batch = layout.batch.shape[0]
+        batch, steps = layout.batch.shape[:2]
         layers = []
         layer_masks: dict[str, np.ndarray | None] = {}
         for info in built.layers:
@@ -505,14 +521,14 @@ class Engine:
             extras = {key: raw[key] for key in info.extra if key in raw}
             states = [StateResult(state, symbolic, tuple(raw[key].shape))
                       for state, key, symbolic in info.states if key in raw]
+            own_steps = len(info.output_shape) >= 3 and output.ndim >= 3 and (
+                output.shape[1] != steps or (info.output_shape[1] is not None and built.input_shape[0] is None))
             layers.append(LayerResult(info.name, info.spec.type, info.output_shape, tuple(output.shape), output,
                                       mask, info.mask_role, info.params, extras, value_range(output), states,
-                                      info.feeds))
-        fc = diagnose.fc_input(spec, built)
-        if fc is not None:
-            source = diagnose.source_of(built.layers, next(i for i, info in enumerate(built.layers)
-                                                           if info.name == fc.layer))
-            fc.shape = layers[source].passed.shape
+                                      info.feeds, own_steps))
+        heads = diagnose.fc_inputs(spec, built)
+        for fc in heads:
+            fc.shape = next(layer for layer in layers if layer.name == fc.source).passed.shape
         found = [diagnose.Diagnostic(note, note.split(":")[0], "info") for note in built.notes]
         found += diagnose.warnings_for(spec, built, layout.mask, layout.lengths, parsed.items, parsed.lines,
                                       layer_masks, {layer.name: layer.output for layer in layers}, device.kind,
@@ -520,11 +536,12 @@ class Engine:
         total_ms = (time.perf_counter() - started) * 1000
         return RunResult(
             device=device.name, mode=spec.batching.mode, input=layout.batch, mask=layout.mask,
-            lengths=layout.lengths, lines=list(parsed.lines), layers=layers, fc_input=fc,
+            lengths=layout.lengths, lines=list(parsed.lines), layers=layers, fc_input=heads[0] if heads else None,
             output_shape=(batch, *built.layers[-1].symbolic_shape[1:]) if not layers else layers[-1].passed.shape,
             diagnostics=found, timing_ms={"build": built.build_ms, "run": run_ms, "total": total_ms},
             padded_fraction=layout.padded_fraction, computed_padding=layout.computed_fraction,
-            pieces=[[int(row) for row in piece.rows] for piece in layout.pieces])
+            pieces=[[int(row) for row in piece.rows] for piece in layout.pieces], fc_inputs=heads,
+            outputs=spec.outputs())
 
     def weights(self) -> dict[str, np.ndarray]:
         arrays = {}

@@ -11,7 +11,9 @@ Formats:
   in the padded layout of `input`) for outputs with a time axis, **empty** for outputs without one
   (a pooled vector, the final Dense); `unit` the index into the rest of the output, flattened in C
   order (the unit of an RNN, the class of a Dense); `value` the number; `valid` 1 for a valid step,
-  0 for a padded one (always 1 without a time axis). Layers come in stack order.
+  0 for a padded one (always 1 without a time axis; a layer with steps of its own, such as a Conv1D
+  "valid", counts by its own mask: 0 where it hides a step, 1 everywhere without one). Layers come in
+  stack order.
 - **Markdown**: the shapes table (layer, type, symbolic shape, this batch, mask, params) and the FC
   input with its explanation.
 
@@ -60,9 +62,12 @@ def csv_rows(result: RunResult) -> Iterator[tuple]:
         output = np.asarray(layer.output)
         if layer.time_major and output.ndim >= 2:
             flat = output.reshape(output.shape[0], output.shape[1], -1)
+            steps = mask
+            if layer.own_steps:     # not the input's steps: its own mask, or every step without one
+                steps = np.ones(flat.shape[:2], dtype=bool) if layer.mask is None else layer.mask.astype(bool)
             for row, line in enumerate(lines[:flat.shape[0]]):
                 for step in range(flat.shape[1]):
-                    valid = int(mask[row, step]) if row < mask.shape[0] and step < mask.shape[1] else 1
+                    valid = int(steps[row, step]) if row < steps.shape[0] and step < steps.shape[1] else 1
                     for unit, value in enumerate(flat[row, step]):
                         yield layer.name, line, step, unit, _number(value), valid
         else:
@@ -107,12 +112,11 @@ def shapes_markdown(result: RunResult) -> str:
         cells = (f"`{layer.name}`", layer.type, f"`{format_shape(layer.symbolic_shape)}`", f"`{format_shape(layer.shape)}`",
                  layer.mask_role, f"{layer.params:,}")
         rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
-    fc = result.fc_input
     rows.append("")
-    if fc is not None:
+    for fc in result.fc_inputs:    # one per head
         batch = f", this batch `{format_shape(fc.shape)}`" if fc.shape is not None else ""
         rows.append(f"**FC input** of `{fc.layer}`: `{format_shape(fc.symbolic_shape)}`{batch} — {fc.explanation}")
-    else:
+    if not result.fc_inputs:
         rows.append(f"**Output**: `{format_shape(result.output_shape)}` (no Dense layer after the recurrent layers)")
     rows.append("")
     rows.append(f"Batch `{format_shape(result.input.shape)}` in {result.mode} mode, "

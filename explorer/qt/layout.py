@@ -3,7 +3,8 @@
 - The plots are the central widget, under the lesson banner, in tabs ("Outputs", "Inside the cell"),
   each in a scroll area: every plot keeps a view box of at least `MIN_VIEW` pixels (its title and
   axes come on top), and when the window is short the plots scroll instead of shrinking to strips.
-  The FC-input and output plots sit side by side when there is room, one above the other when not.
+  The FC-input plot and the output plots (one per model output) sit side by side when there is room, one
+  above the other when not.
 - The stack editor, the shapes panel and the sequences are docks (View menu: show, hide, float,
   move). On a window narrower than `WIDE` (after the presentation scale) the shapes panel becomes a
   tab beside the stack editor; on one shorter than `TALL` the sequences do too, so that the plots
@@ -109,6 +110,8 @@ class PlotFit(QObject):
         self._pending.timeout.connect(self.fit)
         self._passes = 0                  # passes since the last outside change (a guard against see-sawing)
         self.side_by_side = True
+        self._vectors_key: tuple | None = (True, 2)   # (side by side, how many): as the panel places them first
+        plots.vectorsChanged.connect(self._vectors_changed)
         self.mouse = PlotMouse(self)
         scroll.viewport().installEventFilter(self)
 
@@ -132,18 +135,31 @@ class PlotFit(QObject):
             self._pending.start()         # often our own doing: the passes go on counting
         return False
 
+    def _vectors_changed(self) -> None:
+        """An output plot came or went: watched like the others, and every vector plot placed again."""
+        for part in self.plots.outputs:
+            if not part.plot.property("fit_watched"):
+                part.plot.setProperty("fit_watched", True)
+                part.plot.visibleChanged.connect(self.schedule)
+        self._vectors_key = None
+        self.schedule()
+
     def _arrange_vectors(self) -> bool:
-        """FC input and output side by side when both fit at MIN_VIEW width, else one above the other."""
+        """The FC input and the outputs side by side when they all fit at MIN_VIEW width, else one above the
+        other."""
         plots = self.plots
-        fc, output = plots.fc.plot, plots.output.plot
+        vectors = [part.plot for part in plots.vector_parts()]
         layout = plots.vector_view.ci
-        needed = sum(plot.minimumWidth() for plot in (fc, output)) + 24
+        needed = sum(max(plot.minimumWidth(), MIN_VIEW[0]) for plot in vectors) + 24 * (len(vectors) - 1)
         side_by_side = self.scroll.viewport().width() >= needed
-        if side_by_side == self.side_by_side:
+        if (side_by_side, len(vectors)) == self._vectors_key:
             return False
+        self._vectors_key = (side_by_side, len(vectors))
         self.side_by_side = side_by_side
-        layout.removeItem(output)
-        layout.addItem(output, row=0 if side_by_side else 1, col=1 if side_by_side else 0)
+        plots.vector_columns = len(vectors) if side_by_side else 1
+        for position, plot in enumerate(vectors[1:], 1):
+            layout.removeItem(plot)
+            layout.addItem(plot, row=0 if side_by_side else position, col=position if side_by_side else 0)
         return True
 
     @staticmethod

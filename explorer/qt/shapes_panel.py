@@ -157,6 +157,16 @@ class ShapesPanel(QWidget):
             self.fc_explanation_label.setText("Add a Dense layer after pooling (or after the last state) to see "
                                               "the FC input size and where it comes from.")
             return
+        heads = result.fc_inputs
+        if len(heads) > 1:     # several heads: each one's FC input, named by its Dense layer
+            self.fc_title_label.setText(f"FC input → {', '.join(head.layer for head in heads)} ({len(heads)} heads)")
+            self.fc_shape_label.setText("\n".join(f"{head.layer}: {format_shape(head.symbolic_shape)}"
+                                                  for head in heads))
+            self.fc_batch_label.setText("this batch " + " · ".join(f"{head.layer} {format_shape(head.shape)}"
+                                                                   for head in heads if head.shape is not None))
+            self.fc_explanation_label.setText("<br>".join(f"<b>{escape(head.layer)}</b>: {escape(head.explanation)}"
+                                                          for head in heads))
+            return
         self.fc_title_label.setText(f"FC input → {fc.layer}")
         self.fc_shape_label.setText(format_shape(fc.symbolic_shape))
         self.fc_batch_label.setText(f"this batch {format_shape(fc.shape)}" if fc.shape is not None else "")
@@ -169,11 +179,11 @@ class ShapesPanel(QWidget):
         types = [layer.type for layer in self.session.document.layers]
         found = {} if result is None else {layer.name: layer for layer in result.layers}
         self.table.setRowCount(len(names) + sum(len(layer.states) for layer in found.values()))
-        fc_source = None
-        if state.kind == CURRENT and result.fc_input is not None:
+        fc_sources = set()      # the layers whose output is an FC input: bold
+        if state.kind == CURRENT:
             order = [layer.name for layer in result.layers]
-            index = order.index(result.fc_input.layer) if result.fc_input.layer in order else 0
-            fc_source = order[index - 1] if index else None
+            fc_sources = {fc.source or (order[order.index(fc.layer) - 1] if order.index(fc.layer) else None)
+                          for fc in result.fc_inputs if fc.layer in order}
         failed = state.kind == FAILED
         first_missing = names.index(state.layer) if failed and state.layer in names else (0 if failed else len(names))
         muted = state.kind != CURRENT and not failed
@@ -206,7 +216,7 @@ class ShapesPanel(QWidget):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 if muted or role is None:
                     item.setForeground(QColor(muted_colour()))
-                if name == fc_source:
+                if name in fc_sources:
                     font = item.font()
                     font.setBold(True)
                     item.setFont(font)

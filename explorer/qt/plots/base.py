@@ -112,6 +112,10 @@ class Plot:
     def step_state(self, step: int) -> str:
         """What the selected row's step is: its token, padded, masked by the selected layer."""
         result, row = self.state.result, self.state.selected_row
+        layer = result.layer(self.state.selected_layer)
+        if layer.own_steps:     # its steps are not the input's: only its own mask says anything about them
+            hidden = layer.mask is not None and 0 <= step < layer.mask.shape[1] and not layer.mask[row, step]
+            return " · masked by its own mask" if hidden else ""
         if not 0 <= step < result.mask.shape[1]:
             return ""
         text = self.token(row, step) + ("" if result.mask[row, step] else " · padded")

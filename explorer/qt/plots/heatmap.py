@@ -114,8 +114,11 @@ class HeatmapPlot(Plot):
                              if scale.biggest < 0.2 else "fixed scale ±1")
             else:
                 parts.append(f"scale ±{scale.hi:.2g} (max |value| {scale.biggest:.2g}; untick fit colours for ±1)")
+        if layer.own_steps:
+            parts.append(f"its own {steps} steps, not the input's {state.result.mask.shape[1]}")
         if padded.any():
-            parts.append(swatch(PAD_FILL.name(), "hatched = padded"))
+            parts.append(swatch(PAD_FILL.name(), "hatched = masked by its own mask" if layer.own_steps
+                                else "hatched = padded"))
         if masked.any():
             parts.append(swatch(MASK_LINES.name(), "cross-hatched = masked by layer"))
         if layer.mask is None and padded.any():

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QGraphicsRectItem
 
 from .base import Plot
 from .items import CellHatch
-from .state import LEAKED, MASK_COLORS, MASKED, PAD_LINES, PADDED, VALID, is_time_major, swatch
+from .state import LEAKED, MASK_COLORS, MASKED, NO_MASK, OWN_MASKED, PAD_LINES, PADDED, VALID, is_time_major, swatch
 
 LINE_LABEL_SPACING = 1.4   # line numbers on the left axis at least this many text lines apart, else thinned
 
@@ -51,17 +51,10 @@ class MaskPlot(Plot):
     def update(self) -> None:
         state = self.state
         result, layer = state.result, state.layer
-        valid = result.mask.astype(bool)
-        codes = np.where(valid, VALID, PADDED).astype(np.uint8)
-        note = ""
-        unmasked = unmasked_before(result, layer)
-        if unmasked is not None and (~valid).any():
-            codes[~valid] = LEAKED          # the padding ran as data on the way here
-            note = f" ({unmasked} computed the padding as data)" if unmasked != layer.name else \
-                " (no mask reaches this layer)"
-        elif is_time_major(layer) and layer.mask is not None and layer.mask.shape == valid.shape:
-            codes[valid & ~layer.mask] = MASKED
-            codes[~valid & layer.mask] = LEAKED
+        if layer.own_steps:
+            codes, note = own_codes(result, layer)
+        else:
+            codes, note = self._batch_codes(result, layer)
         self.codes = codes
         self.leaked_hatch.set_cells(codes == LEAKED)
         self.item.setImage(codes, levels=(0, len(MASK_COLORS)), autoLevels=False)
@@ -75,10 +68,27 @@ class MaskPlot(Plot):
         self.row_marker.setRect(QRectF(-0.5, state.selected_row - 0.5, steps, 1))
         seen = np.flatnonzero(np.bincount(codes.ravel(), minlength=len(MASK_COLORS))).tolist()   # not np.unique:
         # NumPy 2's loads numpy.ma on its first call, a stall of 20-60 ms when the first result is shown
-        present = sorted(set(seen) | {VALID, PADDED} - ({PADDED} if LEAKED in codes else set()))
+        present = set(seen) if layer.own_steps else set(seen) | {VALID, PADDED} - ({PADDED} if LEAKED in codes
+                                                                                     else set())
         legend = " ".join(swatch(MASK_COLORS[code][0], MASK_COLORS[code][1] + (" (hatched)" if code == LEAKED else ""))
-                          for code in present)
-        self.title(f"batch mask at {layer.name} ({batch} × {steps}): {legend}{note}")
+                          for code in sorted(present))
+        what = "mask" if layer.own_steps else "batch mask"
+        self.title(f"{what} at {layer.name} ({batch} × {steps}): {legend}{note}")
+
+    def _batch_codes(self, result, layer) -> tuple[np.ndarray, str]:
+        """The batch's steps: valid, padded, masked by the layer although valid, padded and not masked."""
+        valid = result.mask.astype(bool)
+        codes = np.where(valid, VALID, PADDED).astype(np.uint8)
+        note = ""
+        unmasked = unmasked_before(result, layer)
+        if unmasked is not None and (~valid).any():
+            codes[~valid] = LEAKED          # the padding ran as data on the way here
+            note = f" ({unmasked} computed the padding as data)" if unmasked != layer.name else \
+                " (no mask reaches this layer)"
+        elif is_time_major(layer) and layer.mask is not None and layer.mask.shape == valid.shape:
+            codes[valid & ~layer.mask] = MASKED
+            codes[~valid & layer.mask] = LEAKED
+        return codes, note
 
     def _label_lines(self) -> None:
         """Every line's number where the rows are tall enough, else every n-th: never a smear."""
@@ -112,10 +122,32 @@ class MaskPlot(Plot):
     def describe(self, x: float, y: float) -> str:
         result = self.state.result
         step, index = int(np.floor(x + 0.5)), int(np.floor(y + 0.5))
-        if not (0 <= step < result.mask.shape[1] and 0 <= index < result.mask.shape[0]):
+        if not (0 <= step < self.codes.shape[1] and 0 <= index < self.codes.shape[0]):
             return ""
-        code = int(self.codes[index, step]) if self.codes.shape == result.mask.shape else 0
-        return f"line {result.lines[index]} · t={step} · {MASK_COLORS[code][1]}"
+        return f"line {result.lines[index]} · t={step} · {MASK_COLORS[int(self.codes[index, step])][1]}"
+
+
+def own_codes(result, layer) -> tuple[np.ndarray, str]:
+    """A layer with steps of its own (Conv1D "valid", pooling, RepeatVector): its own mask over its own steps, or
+    NO_MASK everywhere with the layer that dropped the mask; the input's padding does not line up with them."""
+    batch, steps = layer.output.shape[:2]
+    note = f" · its own {steps} steps (the input has {result.mask.shape[1]})"
+    if layer.mask is not None:
+        return np.where(layer.mask, VALID, OWN_MASKED).astype(np.uint8), note
+    dropped = mask_dropped_at(result, layer)
+    why = f"Keras drops the mask at {dropped}" if dropped else "no mask reaches this layer"
+    return np.full((batch, steps), NO_MASK, dtype=np.uint8), f"{note}; {why}"
+
+
+def mask_dropped_at(result, layer) -> str | None:
+    """The last layer, up to and including `layer`, that dropped the mask reaching it (mask role "drops")."""
+    dropped = None
+    for item in result.layers:
+        if item.mask_role == "drops":
+            dropped = item.name
+        if item is layer:
+            break
+    return dropped
 
 
 def unmasked_before(result, layer) -> str | None:

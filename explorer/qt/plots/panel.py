@@ -46,6 +46,7 @@ class PlotsPanel(QWidget):
     Plot with its PlotItem in `.plot` and its items), and the shared `state`."""
 
     exportRequested = Signal(str, str)  # (plot name, "png" or "svg") from a plot's right-click menu
+    vectorsChanged = Signal()           # an output plot came or went (a model with another number of outputs)
 
     def __init__(self, session: Session, parent: QWidget | None = None):
         super().__init__(parent)
@@ -60,6 +61,8 @@ class PlotsPanel(QWidget):
         self.units_part = UnitsPlot(self.state, self.time_view, 2, 0)
         self.fc = FcInputPlot(self.state, self.vector_view, 0, 0)
         self.output = OutputPlot(self.state, self.vector_view, 0, 1)
+        self.outputs = [self.output]     # one per model output
+        self.vector_columns = 2          # FC input and outputs side by side (the window's layout sets it)
         self.parts = {part.name: part for part in (self.heatmap, self.units_part, self.mask, self.fc, self.output,
                                                    self.attention)}
         for part in (self.heatmap, self.attention, self.units_part):
@@ -237,7 +240,30 @@ class PlotsPanel(QWidget):
         self.message_label.say(text)
 
     def plots(self) -> dict[str, pg.PlotItem]:
-        return {name: self.parts[name].plot for name in PLOT_NAMES}
+        return {name: self.parts[name].plot for name in (*PLOT_NAMES, *(part.name for part in self.outputs[1:]))}
+
+    def vector_parts(self) -> list:
+        """The plots of the lower view: the FC input, then one per model output."""
+        return [self.fc, *self.outputs]
+
+    def _sync_outputs(self, count: int) -> None:
+        """One output plot per model output: the first always, the others made and removed as models change."""
+        count = max(count, 1)
+        if count == len(self.outputs):
+            return
+        while len(self.outputs) < count:
+            part = OutputPlot(self.state, self.vector_view, 0, len(self.outputs) + 1, index=len(self.outputs))
+            if self.state.text_scale != 1.0:
+                part.bars.font = scale_axes([part.plot], None, self.state.text_scale)
+            self.outputs.append(part)
+            self.parts[part.name] = part
+            self.crosshairs[part.name] = part.crosshair()
+        while len(self.outputs) > count:
+            part = self.outputs.pop()
+            self.vector_view.ci.removeItem(part.plot)
+            del self.parts[part.name], self.crosshairs[part.name]
+        self.vector_columns = len(self.vector_parts())   # side by side until the window's layout says otherwise
+        self.vectorsChanged.emit()
 
     def _sync_controls(self) -> None:
         result = self.result
@@ -275,12 +301,14 @@ class PlotsPanel(QWidget):
         if state.result is None or state.selected_row is None or state.selected_layer is None:
             self._clear_plots()
             return
-        steps = state.result.mask.shape[1]
+        layer = state.layer
+        steps = layer.output.shape[1] if layer.own_steps else state.result.mask.shape[1]   # the time axes' span
         if steps != self._steps:
             self._steps = steps
             self.mask.plot.setXRange(-0.5, max(steps, 1) - 0.5, padding=0)
         self._update_time_ticks()
-        for part in (self.mask, self.heatmap, self.units_part, self.attention, self.fc, self.output):
+        self._sync_outputs(len(state.result.outputs))
+        for part in (self.mask, self.heatmap, self.units_part, self.attention, self.fc, *self.outputs):
             part.update()
         if not self.attention.shown:
             self.crosshairs["attention"].hide()
@@ -288,7 +316,7 @@ class PlotsPanel(QWidget):
 
     def _update_time_ticks(self) -> None:
         """Words input: the time axes show the selected sequence's words instead of step numbers."""
-        words = self.state.time_words()
+        words = None if self.state.layer.own_steps else self.state.time_words()   # the input's words, the input's steps
         on_heatmap = is_time_major(self.state.layer)
         key = (None if words is None else tuple(words), on_heatmap)
         if key == self._words_key:
@@ -422,7 +450,7 @@ class PlotsPanel(QWidget):
         font = scale_axes(self.plots().values(), self.heatmap.colorbar, scale)
         for part in self.parts.values():
             part.recolour(self.state.fg)             # titles again, at the new size
-        for part in (self.fc, self.output):
+        for part in self.vector_parts():
             part.bars.font = font
             for label in part.bars.labels:
                 label.setFont(font)
@@ -467,7 +495,7 @@ class PlotsPanel(QWidget):
         margin = int(LEFT_AXIS_WIDTH * self.state.text_scale) + 40   # the title spans the view box only
         colorbar = self.heatmap.colorbar
         time_width = self.time_view.width() - (colorbar.width() if colorbar.isVisible() else 0) - margin
-        vector_width = self.vector_view.width() / 2 - margin
+        vector_width = self.vector_view.width() / max(self.vector_columns, 1) - margin
         for part in self.parts.values():
             part.plot.wrap_title(vector_width if part.view is self.vector_view else time_width)
 

@@ -42,13 +42,16 @@ COLORBAR_AXIS_WIDTH = 45     # pyqtgraph's own, for its tick labels at the norma
 WORD_TICKS = 16              # words labelled on a time axis before they thin out
 TITLE_POINTS = 9.0           # plot titles, axis labels and ticks, times the presentation scale
 
-# Batch-mask cell codes (MaskPlot.codes).
-VALID, PADDED, MASKED, LEAKED = 0, 1, 2, 3
+# Batch-mask cell codes (MaskPlot.codes). A layer with steps of its own (LayerResult.own_steps) has only its own
+# mask to show: OWN_MASKED where it hides a step, NO_MASK everywhere when none leaves the layer.
+VALID, PADDED, MASKED, LEAKED, OWN_MASKED, NO_MASK = 0, 1, 2, 3, 4, 5
 MASK_COLORS = {          # code: (RGBA, legend)
     VALID: ((76, 120, 168, 255), "valid"),
     PADDED: ((200, 200, 200, 255), "padded"),
     MASKED: ((242, 142, 43, 255), "valid but masked by this layer"),
     LEAKED: ((225, 87, 89, 255), "padded, NOT masked"),
+    OWN_MASKED: ((200, 200, 200, 255), "masked by its own mask"),
+    NO_MASK: ((176, 160, 208, 255), "no mask: every step computed as data"),
 }
 PAD_FILL = QColor(150, 150, 150, 175)
 PAD_LINES = QColor(70, 70, 70, 200)
@@ -256,7 +259,11 @@ class PlotState:
         return self.result.lines[self.selected_row]
 
     def row_steps(self, layer: LayerResult | None, steps: int) -> tuple[np.ndarray, np.ndarray]:
-        """(padded, masked) columns of the selected row, `steps` long; masked = valid steps the layer hides."""
+        """(padded, masked) columns of the selected row, `steps` long; masked = valid steps the layer hides. A layer
+        with steps of its own has no padded steps, only the steps its own mask hides (none without a mask)."""
+        if layer is not None and layer.own_steps:
+            own = layer.mask[self.selected_row] if layer.mask is not None else np.ones(steps, dtype=bool)
+            return ~fit(own, steps, True), np.zeros(steps, dtype=bool)
         valid = fit(self.result.mask[self.selected_row], steps, True)
         masked = np.zeros(steps, dtype=bool)
         if layer is not None and layer.mask is not None and layer.mask.ndim == 2:

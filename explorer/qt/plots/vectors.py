@@ -1,5 +1,7 @@
-"""The FC input (what the first Dense after the recurrent layers receives) and the final output, for the
-selected sequence: bars for a vector, an image for a sequence, on the scale of the layer they come from."""
+"""The FC input (what the first Dense of a head receives, after the recurrent layers) and each model output, for
+the selected sequence: bars for a vector, an image for a sequence, on the scale of the layer they come from. A
+model with several outputs has an output plot per output; the FC input plot shows the head of the selected layer
+(the first head otherwise), with the other heads that take the same tensor."""
 
 from __future__ import annotations
 
@@ -54,15 +56,24 @@ class FcInputPlot(_VectorPlot):
 
     def __init__(self, state, view, row: int, col: int):
         super().__init__(state, view, row, col, "feature", "value")
+        self.plot.vb.setToolTip("the FC input of the selected layer's head (of the first head when the selected "
+                                "layer is in none): select a layer of another head to see its FC input")
 
     @property
     def linked_in_time(self) -> bool:
         return False
 
+    def head(self):
+        """The FC input shown: of the head the selected layer belongs to (its Dense, its output or its source),
+        else the first head's; None without a head."""
+        heads, selected = self.state.result.fc_inputs, self.state.selected_layer
+        return next((fc for fc in heads if selected in (fc.layer, fc.output)), None) or \
+            next((fc for fc in heads if selected == fc.source), None) or (heads[0] if heads else None)
+
     def update(self) -> None:
         state = self.state
         result, row = state.result, state.selected_row
-        fc = result.fc_input
+        fc = self.head()
         names = [layer.name for layer in result.layers]
         if fc is None or fc.layer not in names or names.index(fc.layer) == 0:
             self.bars.clear()
@@ -70,8 +81,12 @@ class FcInputPlot(_VectorPlot):
             return
         source = result.layers[names.index(fc.source) if fc.source in names else names.index(fc.layer) - 1]
         origin = source.name if source.feeds == "output" else f"{source.name}'s state {source.feeds}"
-        head = (f"FC input of <b>{fc.layer}</b> from {origin}: {format_shape(fc.shape)} "
-                f"(symbolic {format_shape(fc.symbolic_shape)}) · line {state.line}")
+        sharing = [other.layer for other in result.fc_inputs if other.source == fc.source]   # heads on one tensor
+        heads = ", ".join(f"<b>{name}</b>" for name in sharing)
+        count = len(result.fc_inputs)
+        others = f" · head {result.fc_inputs.index(fc) + 1} of {count}" if count > len(sharing) else ""
+        head = (f"FC input of {heads} from {origin}: {format_shape(fc.shape)} "
+                f"(symbolic {format_shape(fc.symbolic_shape)}) · line {state.line}{others}")
         if source.feeds != "output":    # a return_state state: bars on the state's own range
             values = np.asarray(source.passed, dtype=np.float32)
             finite = values[np.isfinite(values)]
@@ -92,11 +107,16 @@ class FcInputPlot(_VectorPlot):
 
 
 class OutputPlot(_VectorPlot):
+    """The model output number `index` (0: the first, in Keras's order of the model's outputs)."""
+
     name = "output"
     blank_title = "output"
 
-    def __init__(self, state, view, row: int, col: int):
+    def __init__(self, state, view, row: int, col: int, index: int = 0):
         super().__init__(state, view, row, col, "class", "value")
+        self.index = index
+        if index:
+            self.name = f"output_{index + 1}"
 
     @property
     def linked_in_time(self) -> bool:
@@ -107,7 +127,7 @@ class OutputPlot(_VectorPlot):
     def update(self) -> None:
         state = self.state
         result, row = state.result, state.selected_row
-        last = result.layers[-1]
+        last = result.layer(result.outputs[self.index])
         if is_time_major(last):
             self.show_sequence(last)
             steps, outputs = row_matrix(last, row).shape
