@@ -100,6 +100,7 @@ class RunResult:
     computed_padding: float     # share of padded cells in what the mode actually ran
     vocabulary: list[str] | None = None   # words input: the word of each id (0 padding, 1 unknown)
     pieces: list[list[int]] = field(default_factory=list)   # the rows each call ran together, in run order
+    model_source: str = "built"   # the model: "built" for this run, "kept" from an earlier one, "prepared" idle
 
     @property
     def buckets(self) -> list[list[int]]:
@@ -229,21 +230,69 @@ class Engine:
         self._cache: OrderedDict[str, tuple[BuiltStack, dict[str, Any]]] = OrderedDict()
         self._pool = None     # threads for pieces run side by side, made on first use
         self.memory_limit_mb = memory_limit_mb
+        self._prepared: dict[str, BuiltStack] = {}   # neighbours of the stack on screen (prepare.py)
+        self._plan: list[StackSpec] = []
+        self.model_source = "built"
 
     def built_for(self, spec: StackSpec) -> BuiltStack:
         key = spec.architecture_key()
         diagnose.check_structure(spec)  # some checks depend on the batching, which is not part of the key
+        self.model_source = "kept"
         if self._built is None or self._built.key != key:
             cached = self._cache.get(key)
             if cached is None:
                 self._built = None
-                cached = (build(spec), {})
+                prepared = self._prepared.pop(key, None)
+                self.model_source = "built" if prepared is None else "prepared"
+                cached = (prepared or build(spec), {})
                 self._cache[key] = cached
                 while len(self._cache) > BUILT_CACHE:
                     self._cache.popitem(last=False)
             self._cache.move_to_end(key)
             self._built, self._twins = cached
         return self._built
+
+    # --- preparation (explorer/core/prepare.py) ---
+
+    def plan_preparation(self, spec: StackSpec, rows: int, steps: int) -> None:
+        """The stack on screen is `spec` (a run of rows × steps): its neighbours are prepared next, the models
+        prepared for an earlier stack dropped unless they are neighbours of this one too."""
+        from .prepare import neighbours
+        plan, wanted = [], set()
+        for variant in ([] if spec.has_custom() else neighbours(spec)):
+            try:
+                memory.check(variant, rows, steps, self.memory_limit_mb)
+            except ExplorerError:
+                continue
+            key = variant.architecture_key()
+            wanted.add(key)
+            if key not in self._cache and key not in self._prepared:
+                plan.append(variant)
+        for key in [key for key in self._prepared if key not in wanted]:
+            del self._prepared[key]
+        self._plan = plan
+
+    @property
+    def preparing(self) -> bool:
+        """Neighbours of the stack on screen remain to be prepared."""
+        return bool(self._plan)
+
+    def prepare_next(self) -> None:
+        """Builds, traces and calls once the next planned neighbour. Under prepare.preemptible: a Preempted
+        leaves it planned (built again next time); a stack that does not build is dropped from the plan."""
+        variant = self._plan[0]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")      # a run of it turns Keras's warnings into diagnostics
+                built = build(variant)
+                fixed = built.time_fixed or 1
+                shape = (1, fixed) if built.input_dtype == "int32" else (1, fixed, built.input_shape[-1])
+                built.forward(np.ones(shape, dtype=built.input_dtype))   # the first call instantiates the graph
+        except Exception:  # noqa: BLE001  (an invalid neighbour: the window shows nothing of it)
+            built = None
+        self._plan.pop(0)
+        if built is not None:
+            self._prepared[variant.architecture_key()] = built
 
     def adopt(self, built: BuiltStack, spec: StackSpec) -> None:
         """`built` (whose weights training changed in place) now belongs to `spec`, which holds those weights:
@@ -503,7 +552,7 @@ class Engine:
             output_shape=(batch, *built.layers[-1].symbolic_shape[1:]) if not layers else layers[-1].passed.shape,
             diagnostics=found, timing_ms={"build": built.build_ms, "run": run_ms, "total": total_ms},
             padded_fraction=layout.padded_fraction, computed_padding=layout.computed_fraction,
-            pieces=[[int(row) for row in piece.rows] for piece in layout.pieces])
+            pieces=[[int(row) for row in piece.rows] for piece in layout.pieces], model_source=self.model_source)
 
     def weights(self) -> dict[str, np.ndarray]:
         arrays = {}

@@ -17,6 +17,7 @@ import threading
 import time
 
 PROGRESS_INTERVAL_S = 0.05
+PREPARE_AFTER_S = 0.1       # idle this long after a reply before preparing models (a burst of edits goes first)
 EXIT_OUT_OF_MEMORY = 3      # after an allocation failed: the heap may stay too full to go on, so a new engine
 
 
@@ -31,6 +32,26 @@ def limit_memory(limit_mb: float | None) -> None:
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
     except (ImportError, ValueError, OSError, AttributeError):   # not on this system: the estimate alone
         pass
+
+
+def _next_request(inbox: queue.Queue, engine):
+    """The next message of the inbox; while none comes, the engine prepares the neighbours of the stack on screen
+    (core/prepare.py), each step given up the moment a message arrives."""
+    from ..core.prepare import Preempted, preemptible
+    if not engine.preparing:
+        return inbox.get()
+    try:
+        return inbox.get(timeout=PREPARE_AFTER_S)
+    except queue.Empty:
+        pass
+    waiting = inbox.queue          # a deque: its length is read without the queue's lock
+    while engine.preparing and not waiting:
+        try:
+            with preemptible(lambda: len(waiting) > 0):
+                engine.prepare_next()
+        except Preempted:
+            break
+    return inbox.get()
 
 
 def serve(connection, backend: str | None, memory_limit_mb: float | None) -> None:
@@ -88,7 +109,7 @@ def serve(connection, backend: str | None, memory_limit_mb: float | None) -> Non
         send(("failed", f"{type(error).__name__}: {error}"))
         return
     engine = Engine()
-    while (item := inbox.get()) is not None:
+    while (item := _next_request(inbox, engine)) is not None:
         request_id, request = item
         with guard:
             current[0] = request_id

@@ -108,3 +108,26 @@ def test_the_memory_limit_stops_the_engine_not_the_client():
         assert replies.wait_for(channel.submit("run", spec=lstm_stack(2, 5, units=4), trust=True)).ok
     finally:
         small.shutdown()
+
+
+def test_requests_are_answered_while_the_engine_prepares_neighbours(client):
+    """After a run the idle engine prepares the stack's neighbours (core/prepare.py); requests that arrive
+    meanwhile are answered, and right: the same numbers as a build in this process (the same seed), whether the
+    model was built for the request or prepared."""
+    from explorer.core.run import Engine
+    replies = Replies()
+    channel = client.channel(replies.add, replies.tick)
+    on_screen = lstm_stack(3, 6, units=5)
+    assert replies.wait_for(channel.submit("run", spec=on_screen, trust=True)).ok
+    reference = Engine()
+    for units in (17, 18, 6):                     # a typed value, a step from it (…), a step back
+        time.sleep(0.3)                           # idle: preparing (each neighbour takes longer than this)
+        spec = on_screen.copy()
+        spec.layers[1].params["units"] = units
+        answer = replies.wait_for(channel.submit("run", spec=spec, trust=True))
+        assert answer.ok, answer.error
+        assert answer.value.model_source in ("built", "prepared")
+        expected = reference.run(spec, trust=True)
+        for ours, theirs in zip(answer.value.layers, expected.layers):
+            np.testing.assert_allclose(ours.output, theirs.output, atol=1e-6, rtol=1e-6)
+    channel.close()
