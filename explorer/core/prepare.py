@@ -20,11 +20,11 @@ from typing import Callable, Iterator
 from .registry import TYPES
 from .spec import LAYER_PARAMS, MAX_UNITS, LayerSpec, StackSpec
 
-PREPARED_MAX = 12            # neighbours prepared for one stack on screen
+PREPARED_MAX = 16            # neighbours prepared for one stack on screen
 RECURRENT = ("lstm", "gru", "simple_rnn")
 # the poolings over time that a drop-down offers in place of one another (flatten needs a fixed length)
-POOLINGS = ("global_average_pooling", "global_max_pooling", "masked_mean_pooling", "time_average",
-            "last_timestep", "attention_pooling")
+POOLINGS = ("global_average_pooling", "global_max_pooling", "masked_mean_pooling", "last_timestep",
+            "attention_pooling", "time_average")
 
 
 class Preempted(BaseException):
@@ -79,26 +79,28 @@ def _steps(layer: LayerSpec, key: str) -> list[LayerSpec]:
 
 
 def neighbours(spec: StackSpec) -> list[StackSpec]:
-    """The stacks one action on a layer card away from `spec`, likeliest first (units steps of the recurrent
-    layers, their type, their toggles, the pooling, the head's and the embedding's steps), at most
-    PREPARED_MAX. Typed values are not guessed."""
-    rounds: list[list[tuple[int, LayerSpec]]] = [[] for _ in range(7)]
+    """The stacks one action on a layer card away from `spec`, at most PREPARED_MAX. Each kind of action gets its
+    likeliest first (a recurrent layer's units step up, its type, its bidirectional check box, the pooling, the
+    head's and the embedding's steps, mask_zero), then each its second, and so on: an idle moment too short for
+    all of them still covers every control. Typed values are not guessed."""
+    kinds: list[list[tuple[int, LayerSpec]]] = [[] for _ in range(7)]
     for index, layer in enumerate(spec.layers):
         if layer.type in RECURRENT:
-            rounds[0] += [(index, changed) for changed in _steps(layer, "units")]
-            rounds[1] += [(index, retyped(layer, other)) for other in RECURRENT if other != layer.type]
-            rounds[2] += [(index, _with_param(layer, flag, not layer.params[flag]))
-                          for flag in ("bidirectional", "go_backwards")]
+            kinds[0] += [(index, changed) for changed in _steps(layer, "units")]
+            kinds[1] += [(index, retyped(layer, other)) for other in RECURRENT if other != layer.type]
+            kinds[2] += [(index, _with_param(layer, flag, not layer.params[flag]))
+                         for flag in ("bidirectional", "go_backwards")]
         elif layer.type in POOLINGS:
-            rounds[3] += [(index, retyped(layer, other)) for other in POOLINGS if other != layer.type]
+            kinds[3] += [(index, retyped(layer, other)) for other in POOLINGS if other != layer.type]
         elif layer.type in ("dense", "time_distributed_dense"):
-            rounds[4] += [(index, changed) for changed in _steps(layer, "units")]
+            kinds[4] += [(index, changed) for changed in _steps(layer, "units")]
         elif layer.type == "embedding":
-            rounds[5] += [(index, changed) for changed in _steps(layer, "output_dim")]
-            rounds[6].append((index, _with_param(layer, "mask_zero", not layer.params["mask_zero"])))
+            kinds[5] += [(index, changed) for changed in _steps(layer, "output_dim")]
+            kinds[6].append((index, _with_param(layer, "mask_zero", not layer.params["mask_zero"])))
     found = []
-    for index, changed in (item for round_ in rounds for item in round_):
-        variant = spec.copy()
-        variant.layers[index] = changed
-        found.append(variant)
+    for rank in range(max(map(len, kinds))):
+        for index, changed in (kind[rank] for kind in kinds if rank < len(kind)):
+            variant = spec.copy()
+            variant.layers[index] = changed
+            found.append(variant)
     return found[:PREPARED_MAX]

@@ -44,10 +44,10 @@ def _next_request(inbox: queue.Queue, engine):
         return inbox.get(timeout=PREPARE_AFTER_S)
     except queue.Empty:
         pass
-    waiting = inbox.queue          # a deque: its length is read without the queue's lock
+    waiting = inbox.queue          # a deque: its length is read without the queue's lock, by a call in C
     while engine.preparing and not waiting:
         try:
-            with preemptible(lambda: len(waiting) > 0):
+            with preemptible(waiting.__len__):
                 engine.prepare_next()
         except Preempted:
             break

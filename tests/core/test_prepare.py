@@ -52,14 +52,17 @@ CHECKED = [variant for variant in prepare.neighbours(ON_SCREEN) if variant.layer
 ENGINE = Engine()
 
 
-def test_neighbours_are_one_action_away_and_the_likeliest_come_first():
+def test_neighbours_are_one_action_away_and_every_control_comes_early():
     found = prepare.neighbours(ON_SCREEN)
-    assert len(found) == prepare.PREPARED_MAX
-    assert [v.layers[1].params["units"] for v in found[:2]] == [4, 2]        # the units spin box's steps
-    assert {v.layers[1].type for v in found[2:4]} == {"gru", "simple_rnn"}   # the type drop-down
+    assert len(found) == 16          # units ±1, 2 types, 2 toggles, 5 poolings, head ±1, embedding ±1, mask_zero
     for variant in found:
         changed = [a != b for a, b in zip(variant.layers, ON_SCREEN.layers)]
         assert sum(changed) == 1, variant.layers
+    firsts = [(i, variant.layers[i]) for variant in found[:7]
+              for i in range(4) if variant.layers[i] != ON_SCREEN.layers[i]]
+    assert firsts[0][1].params["units"] == 4                   # the units spin box's step up first
+    assert [i for i, _ in firsts] == [1, 1, 1, 2, 3, 0, 0]     # then one of each other control
+    assert firsts[1][1].type == "gru" and firsts[3][1].type == "global_max_pooling"
 
 
 @settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -115,14 +118,16 @@ def test_a_new_stack_on_screen_keeps_only_its_own_neighbours_and_skips_those_ove
     engine = Engine()
     first = engine.run(ON_SCREEN)
     engine.plan_preparation(ON_SCREEN, *first.input.shape[:2])
-    engine.prepare_next()                                     # units 4: a neighbour of units 3 and of units 5
-    engine.prepare_next()                                     # units 2: not a neighbour of units 5
+    engine.prepare_next()                                     # units 4
+    units_4 = list(engine._prepared)
+    assert len(units_4) == 1
     moved = ON_SCREEN.copy()
-    moved.layers[1].params["units"] = 5
+    moved.layers[1].params["units"] = 5                       # units 4 is one of its neighbours too
     engine.plan_preparation(moved, *first.input.shape[:2])
-    kept = {key: built for key, built in engine._prepared.items()}
-    assert [spec.layers[1].params["units"] for spec in CHECKED[:2]] == [4, 2]
-    assert list(kept) == [CHECKED[0].architecture_key()]
+    assert list(engine._prepared) == units_4
+    moved.layers[1].params["units"] = 9                       # units 4 is not
+    engine.plan_preparation(moved, *first.input.shape[:2])
+    assert not engine._prepared
     tight = Engine(memory_limit_mb=1e-3)
     tight.plan_preparation(ON_SCREEN, *first.input.shape[:2])
     assert not tight.preparing
