@@ -84,22 +84,34 @@ def test_a_prepared_model_runs_like_a_fresh_build_and_plain_keras(index):
 
 
 def test_preparation_gives_way_to_a_request_and_is_taken_up_again():
-    """A request that arrives in the middle of a build (after a few thousand of its Python calls) stops it at
-    once; the engine answers the request, and prepares the same neighbour again afterwards."""
+    """A request that arrives while a neighbour is prepared (early in its build, in its trace, near its first
+    call: after that share of the Python calls a whole preparation makes) stops it at once; the engine then
+    answers the request as a fresh engine would, and prepares the same neighbour again afterwards."""
     engine = Engine()
     first = engine.run(ON_SCREEN)
     engine.plan_preparation(ON_SCREEN, *first.input.shape[:2])
     planned = list(engine._plan)
+    counted = Engine()
+    counted.plan_preparation(ON_SCREEN, *first.input.shape[:2])
     calls = itertools.count()
-    with pytest.raises(prepare.Preempted):
-        with prepare.preemptible(lambda: next(calls) > 3000):
-            engine.prepare_next()
-    assert engine._plan == planned and not engine._prepared
-    answered = engine.run(ON_SCREEN)
-    np.testing.assert_array_equal(answered.layers[-1].output, first.layers[-1].output)
-    while engine.preparing:
-        engine.prepare_next()
-    assert planned[0].architecture_key() in engine._prepared
+    with prepare.preemptible(lambda: next(calls) < 0):
+        counted.prepare_next()
+    whole = next(calls)
+    typed = ON_SCREEN.copy()
+    for share, units in ((0.05, 7), (0.5, 8), (0.95, 9)):
+        calls = itertools.count()
+        with pytest.raises(prepare.Preempted):
+            with prepare.preemptible(lambda: next(calls) > share * whole):
+                engine.prepare_next()
+        assert engine._plan == planned and not engine._prepared
+        typed.layers[1].params["units"] = units            # the request: a typed value, built for it
+        answered = engine.run(typed)
+        expected = Engine().run(typed)
+        for ours, theirs in zip(answered.layers, expected.layers):
+            np.testing.assert_array_equal(ours.output, theirs.output)
+        engine.plan_preparation(ON_SCREEN, *first.input.shape[:2])   # back on screen
+    engine.prepare_next()
+    assert list(engine._prepared) == [planned[0].architecture_key()]
     assert engine.run(planned[0]).model_source == "prepared"
 
 
