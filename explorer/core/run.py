@@ -232,6 +232,7 @@ class Engine:
         self.memory_limit_mb = memory_limit_mb
         self._prepared: dict[str, BuiltStack] = {}   # neighbours of the stack on screen (prepare.py)
         self._plan: list[StackSpec] = []
+        self._on_screen: tuple[StackSpec, int, int] | None = None   # not planned for yet
         self.model_source = "built"
 
     def built_for(self, spec: StackSpec) -> BuiltStack:
@@ -255,8 +256,39 @@ class Engine:
     # --- preparation (explorer/core/prepare.py) ---
 
     def plan_preparation(self, spec: StackSpec, rows: int, steps: int) -> None:
-        """The stack on screen is `spec` (a run of rows × steps): its neighbours are prepared next, the models
-        prepared for an earlier stack dropped unless they are neighbours of this one too."""
+        """The stack on screen is now `spec` (a run of rows × steps): the next preparation step plans its
+        neighbours (in idle time, not in the run's), the steps after it prepare them."""
+        self._on_screen = (spec, rows, steps)
+
+    @property
+    def preparing(self) -> bool:
+        """A stack on screen to plan for, or neighbours of it to prepare."""
+        return self._on_screen is not None or bool(self._plan)
+
+    def prepare_next(self) -> None:
+        """One step of preparation, under prepare.preemptible: a Preempted leaves the work undone, to do again
+        next time. A new stack on screen is planned for: its neighbours are listed, the models prepared for an
+        earlier stack dropped unless they are neighbours of this one too. Otherwise the next planned neighbour
+        is built, traced and called once; a stack that does not build is dropped from the plan."""
+        if self._on_screen is not None:
+            self._plan_for(*self._on_screen)
+            self._on_screen = None
+            return
+        variant = self._plan[0]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")      # a run of it turns Keras's warnings into diagnostics
+                built = build(variant)
+                fixed = built.time_fixed or 1
+                shape = (1, fixed) if built.input_dtype == "int32" else (1, fixed, built.input_shape[-1])
+                built.forward(np.ones(shape, dtype=built.input_dtype))   # the first call instantiates the graph
+        except Exception:  # noqa: BLE001  (an invalid neighbour: the window shows nothing of it)
+            built = None
+        self._plan.pop(0)
+        if built is not None:
+            self._prepared[variant.architecture_key()] = built
+
+    def _plan_for(self, spec: StackSpec, rows: int, steps: int) -> None:
         from .prepare import neighbours
         plan, wanted = [], set()
         for variant in ([] if spec.has_custom() else neighbours(spec)):
@@ -271,28 +303,6 @@ class Engine:
         for key in [key for key in self._prepared if key not in wanted]:
             del self._prepared[key]
         self._plan = plan
-
-    @property
-    def preparing(self) -> bool:
-        """Neighbours of the stack on screen remain to be prepared."""
-        return bool(self._plan)
-
-    def prepare_next(self) -> None:
-        """Builds, traces and calls once the next planned neighbour. Under prepare.preemptible: a Preempted
-        leaves it planned (built again next time); a stack that does not build is dropped from the plan."""
-        variant = self._plan[0]
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")      # a run of it turns Keras's warnings into diagnostics
-                built = build(variant)
-                fixed = built.time_fixed or 1
-                shape = (1, fixed) if built.input_dtype == "int32" else (1, fixed, built.input_shape[-1])
-                built.forward(np.ones(shape, dtype=built.input_dtype))   # the first call instantiates the graph
-        except Exception:  # noqa: BLE001  (an invalid neighbour: the window shows nothing of it)
-            built = None
-        self._plan.pop(0)
-        if built is not None:
-            self._prepared[variant.architecture_key()] = built
 
     def adopt(self, built: BuiltStack, spec: StackSpec) -> None:
         """`built` (whose weights training changed in place) now belongs to `spec`, which holds those weights:

@@ -47,6 +47,12 @@ def plain_keras(spec, built) -> np.ndarray:
     return np.asarray(model.predict_on_batch(pad_sequences(LINES, padding="post")))
 
 
+def shown(engine, spec, result) -> None:
+    """`spec` is on screen (`result` its run); the engine's first idle step plans for it."""
+    engine.plan_preparation(spec, *result.input.shape[:2])
+    engine.prepare_next()
+
+
 ON_SCREEN = small_stack()
 CHECKED = [variant for variant in prepare.neighbours(ON_SCREEN) if variant.layers[2].type in POOL]
 ENGINE = Engine()
@@ -70,7 +76,7 @@ def test_neighbours_are_one_action_away_and_every_control_comes_early():
 def test_a_prepared_model_runs_like_a_fresh_build_and_plain_keras(index):
     engine = Engine()
     first = engine.run(ON_SCREEN)
-    engine.plan_preparation(ON_SCREEN, *first.input.shape[:2])
+    shown(engine, ON_SCREEN, first)
     variant = CHECKED[index]
     while variant.architecture_key() not in engine._prepared:
         engine.prepare_next()
@@ -89,10 +95,10 @@ def test_preparation_gives_way_to_a_request_and_is_taken_up_again():
     answers the request as a fresh engine would, and prepares the same neighbour again afterwards."""
     engine = Engine()
     first = engine.run(ON_SCREEN)
-    engine.plan_preparation(ON_SCREEN, *first.input.shape[:2])
+    shown(engine, ON_SCREEN, first)
     planned = list(engine._plan)
     counted = Engine()
-    counted.plan_preparation(ON_SCREEN, *first.input.shape[:2])
+    shown(counted, ON_SCREEN, first)
     calls = itertools.count()
     with prepare.preemptible(lambda: next(calls) < 0):
         counted.prepare_next()
@@ -109,39 +115,39 @@ def test_preparation_gives_way_to_a_request_and_is_taken_up_again():
         expected = Engine().run(typed)
         for ours, theirs in zip(answered.layers, expected.layers):
             np.testing.assert_array_equal(ours.output, theirs.output)
-        engine.plan_preparation(ON_SCREEN, *first.input.shape[:2])   # back on screen
+        shown(engine, ON_SCREEN, first)                    # back on screen
     engine.prepare_next()
     assert list(engine._prepared) == [planned[0].architecture_key()]
     assert engine.run(planned[0]).model_source == "prepared"
 
 
-def test_a_request_already_waiting_prepares_nothing():
+def test_a_request_already_waiting_prepares_nothing_and_a_run_plans_nothing_itself():
     engine = Engine()
     first = engine.run(ON_SCREEN)
     engine.plan_preparation(ON_SCREEN, *first.input.shape[:2])
-    planned = list(engine._plan)
+    assert engine.preparing and not engine._plan            # planned in idle time, not in the run's
     with pytest.raises(prepare.Preempted):
         with prepare.preemptible(lambda: True):
             engine.prepare_next()
-    assert engine._plan == planned and not engine._prepared
+    assert engine.preparing and not engine._plan and not engine._prepared
 
 
 def test_a_new_stack_on_screen_keeps_only_its_own_neighbours_and_skips_those_over_the_memory_limit():
     engine = Engine()
     first = engine.run(ON_SCREEN)
-    engine.plan_preparation(ON_SCREEN, *first.input.shape[:2])
+    shown(engine, ON_SCREEN, first)
     engine.prepare_next()                                     # units 4
     units_4 = list(engine._prepared)
     assert len(units_4) == 1
     moved = ON_SCREEN.copy()
     moved.layers[1].params["units"] = 5                       # units 4 is one of its neighbours too
-    engine.plan_preparation(moved, *first.input.shape[:2])
+    shown(engine, moved, first)
     assert list(engine._prepared) == units_4
     moved.layers[1].params["units"] = 9                       # units 4 is not
-    engine.plan_preparation(moved, *first.input.shape[:2])
+    shown(engine, moved, first)
     assert not engine._prepared
     tight = Engine(memory_limit_mb=1e-3)
-    tight.plan_preparation(ON_SCREEN, *first.input.shape[:2])
+    shown(tight, ON_SCREEN, first)
     assert not tight.preparing
 
 
