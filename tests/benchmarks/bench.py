@@ -272,8 +272,7 @@ def plain_script_s() -> float:
 def _phase_process(phase: str, timeout_s: int = 1800, extra: tuple[str, ...] = ()) -> dict:
     env = dict(os.environ, **{SPAWNED_ENV: repr(time.time())})
     done = subprocess.run([sys.executable, "-m", MODULE, "--phase", phase, *_passed_options(), *extra], env=env,
-                          cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout_s)
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout_s)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"the {phase} phase failed:\n{done.stderr[-3000:]}")
@@ -308,8 +307,8 @@ def run_startup(repeats: int) -> dict:
 
 
 def phase_window(edits: int, repeats: int, think_s: float) -> dict:
-    """In a process without Keras: sequence edits, rebuilds and cache hits, the oversized refusal, then the heavy
-    batch with a 5 ms ticker."""
+    """In a process without Keras: sequence edits, rebuilds and cache hits, the one-action edits, the oversized
+    refusal, then the heavy batch with a 5 ms ticker."""
     import numpy as np
     app = _qt_app()
     from PySide6.QtGui import QTextCursor
@@ -511,7 +510,6 @@ def phase_keras_edits(path: str) -> dict:
     """Plain Keras, the models of the edits (a JSON file): keras.Sequential built and predict_on_batch called
     once on the default stack's padded batch, each a fresh model (build + trace + first call)."""
     import keras
-    import numpy as np
     with open(path) as handle:
         models = json.load(handle)
     lines = [line for line in default_stack().sequences.splitlines() if line.strip()]
