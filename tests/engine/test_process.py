@@ -131,3 +131,25 @@ def test_requests_are_answered_while_the_engine_prepares_neighbours(client):
         for ours, theirs in zip(answer.value.layers, expected.layers):
             np.testing.assert_allclose(ours.output, theirs.output, atol=1e-6, rtol=1e-6)
     channel.close()
+
+
+def test_idle_time_prepares_until_a_message_arrives_and_stops_at_the_memory_budget(monkeypatch):
+    """The engine's wait for its next message: idle, it plans and prepares the neighbours of the stack on screen,
+    and returns the message as soon as it comes; over PREPARE_MAX_RESIDENT_MB it only waits."""
+    import queue
+
+    from explorer.core.run import Engine
+    from explorer.engine import process
+    spec = lstm_stack(2, 5, units=4)
+    for budget_mb, planned in ((1e9, True), (0, False)):
+        monkeypatch.setattr(process, "PREPARE_MAX_RESIDENT_MB", budget_mb)
+        engine = Engine()
+        result = engine.run(spec, trust=True)
+        engine.plan_preparation(spec, *result.input.shape[:2])
+        inbox = queue.Queue()
+        timer = threading.Timer(1.0, inbox.put, (("request", 1),))
+        timer.start()
+        assert process._next_request(inbox, engine) == ("request", 1)
+        timer.join()
+        assert (engine._on_screen is None) == planned
+        assert bool(engine._plan or engine._prepared) == planned
