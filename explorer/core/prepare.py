@@ -1,9 +1,9 @@
 """Models prepared while the engine is idle: the one-click neighbours of the stack on screen.
 
 Most edits in the window are one action on a control away from what is on screen: a units spin box's step, a
-recurrent type chosen in a drop-down, a toggle, another pooling. `neighbours(spec)` lists those stacks, the
-likeliest first. The engine builds, traces and calls each once while no request waits (Engine.prepare_next), so
-that the edit, when it comes, runs a model that is ready. A prepared model is exactly the model a fresh build
+recurrent type chosen in a drop-down, a toggle, another pooling. `neighbours(spec)` lists those stacks, one of
+each control first. The engine builds, traces and calls each once while no request waits (Engine.prepare_next),
+so that the edit, when it comes, runs a model that is ready. A prepared model is exactly the model a fresh build
 gives: the same `build` with the same seed, nothing shared between them.
 
 Preparation never holds up a real request: it runs under `preemptible(should_stop)`, which raises Preempted
@@ -35,8 +35,8 @@ class Preempted(BaseException):
 def preemptible(should_stop: Callable[[], bool]) -> Iterator[None]:
     """Runs the block until `should_stop()` turns true, then raises Preempted at the block's next Python call.
 
-    A trace function (this thread only) asks `should_stop` at every Python call: preparation runs about a third
-    slower under it, which costs idle time only. Code in C (a graph's first instantiation) finishes its call
+    A trace function (this thread only) asks `should_stop` at every Python call: preparation runs a quarter to a
+    third slower under it, which costs idle time only. Code in C (a graph's first instantiation) finishes its call
     first: a few milliseconds at most on the models prepared here."""
     if should_stop():
         raise Preempted()
