@@ -269,7 +269,8 @@ class Engine:
         """One step of preparation, under prepare.preemptible: a Preempted leaves the work undone, to do again
         next time. A new stack on screen is planned for: its neighbours are listed, the models prepared for an
         earlier stack dropped unless they are neighbours of this one too. Otherwise the next planned neighbour
-        is built, traced and called once; a stack that does not build is dropped from the plan."""
+        is built, traced and called once (on JAX only built: it compiles for each input shape, in one long call
+        that no request could interrupt); a stack that does not build is dropped from the plan."""
         if self._on_screen is not None:
             self._plan_for(*self._on_screen)
             self._on_screen = None
@@ -279,9 +280,10 @@ class Engine:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")      # a run of it turns Keras's warnings into diagnostics
                 built = build(variant)
-                fixed = built.time_fixed or 1
-                shape = (1, fixed) if built.input_dtype == "int32" else (1, fixed, built.input_shape[-1])
-                built.forward(np.ones(shape, dtype=built.input_dtype))   # the first call instantiates the graph
+                if hasattr(built.forward, "get_concrete_function"):   # TensorFlow: one graph for every shape
+                    fixed = built.time_fixed or 1
+                    shape = (1, fixed) if built.input_dtype == "int32" else (1, fixed, built.input_shape[-1])
+                    built.forward(np.ones(shape, dtype=built.input_dtype))   # traces and instantiates it
         except Exception:  # noqa: BLE001  (an invalid neighbour: the window shows nothing of it)
             built = None
         self._plan.pop(0)
