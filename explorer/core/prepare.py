@@ -21,10 +21,10 @@ from .registry import TYPES
 from .spec import LAYER_PARAMS, MAX_UNITS, LayerSpec, StackSpec
 
 PREPARED_MAX = 16            # neighbours prepared for one stack on screen
-RECURRENT = ("lstm", "gru", "simple_rnn")
+RECURRENT = tuple(key for key, kind in TYPES.items() if kind.recurrent)
 # the poolings over time that a drop-down offers in place of one another (flatten needs a fixed length)
-POOLINGS = ("global_average_pooling", "global_max_pooling", "masked_mean_pooling", "last_timestep",
-            "attention_pooling", "time_average")
+POOLINGS = tuple(key for key, kind in TYPES.items() if kind.group == "Over time" and key != "flatten")
+HEADS = tuple(key for key, kind in TYPES.items() if kind.group == "Head")
 
 
 class Preempted(BaseException):
@@ -92,7 +92,7 @@ def neighbours(spec: StackSpec) -> list[StackSpec]:
                          for flag in ("bidirectional", "go_backwards")]
         elif layer.type in POOLINGS:
             kinds[3] += [(index, retyped(layer, other)) for other in POOLINGS if other != layer.type]
-        elif layer.type in ("dense", "time_distributed_dense"):
+        elif layer.type in HEADS:
             kinds[4] += [(index, changed) for changed in _steps(layer, "units")]
         elif layer.type == "embedding":
             kinds[5] += [(index, changed) for changed in _steps(layer, "output_dim")]
