@@ -29,7 +29,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QFont, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QAbstractItemView, QApplication, QBoxLayout, QDockWidget, QFrame, QMainWindow,
-                               QScrollArea, QTabWidget, QToolBar, QVBoxLayout, QWidget)
+                               QScrollArea, QTabBar, QTabWidget, QToolBar, QVBoxLayout, QWidget)
 
 from . import style
 
@@ -687,6 +687,9 @@ class WindowLayout(QObject):
         self.sequence_editor.layout().setDirection(QBoxLayout.Direction.LeftToRight if tall
                                                      else QBoxLayout.Direction.TopToBottom)
         self.stack_dock.raise_()
+        for bar in window.findChildren(QTabBar, options=Qt.FindChildOption.FindDirectChildrenOnly):
+            bar.setElideMode(Qt.TextElideMode.ElideNone)   # whole names on a narrow window, with scroll arrows
+            bar.setUsesScrollButtons(True)
 
     def _wrap_toolbars(self) -> None:
         """Each toolbar stays on the row of the one before while the row has room, else starts a new row."""

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication, QLabel, QToolBar
+from PySide6.QtWidgets import QApplication, QLabel, QTabBar, QToolBar
 
 from explorer import cli
 from explorer.core import course, presets
@@ -94,6 +94,10 @@ def test_every_plot_is_readable_and_nothing_is_cut_at_classroom_sizes(win, qtbot
             scroll = win.window_layout.plots_scroll     # the controls above the plots never widen the panel: it
             views = max(view.minimumWidth() for view in (win.plots.time_view, win.plots.vector_view))   # scrolls
             assert scroll.widget().width() <= max(scroll.viewport().width(), views), where  # only for the plots
+            for bar in win.findChildren(QTabBar, options=Qt.FindChildOption.FindDirectChildrenOnly):  # dock tabs:
+                fits = sum(bar.tabSizeHint(index).width() for index in range(bar.count())) <= bar.width()
+                assert fits or (bar.elideMode() == Qt.TextElideMode.ElideNone and bar.usesScrollButtons()), \
+                    (where, [bar.tabText(index) for index in range(bar.count())])     # whole names, or scrolled
             for picker in (win.plots.layer_combo, win.plots.row_combo):              # each picker shows its text
                 text_width = picker.fontMetrics().horizontalAdvance(picker.currentText())
                 assert picker.width() >= text_width + 20, (where, picker.currentText(), picker.width())

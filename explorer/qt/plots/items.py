@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPoint, QPointF, QRect, QRectF, QSize, Qt
+from PySide6.QtCore import QPoint, QPointF, QRect, QRectF, QSize, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QFont, QGuiApplication, QPainter, QPen, QPixmap, QTextOption
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLayout, QSizePolicy, QWidget
 
@@ -45,6 +45,7 @@ class WrappingRow(QLayout):
         super().__init__()
         self._items: list = []
         self._status_min = status_min
+        self._height: int | None = None
         self.setSpacing(spacing)
 
     def addItem(self, item) -> None:
@@ -62,31 +63,32 @@ class WrappingRow(QLayout):
     def expandingDirections(self) -> Qt.Orientation:
         return Qt.Orientation(0)
 
-    def hasHeightForWidth(self) -> bool:
-        return True
-
-    def heightForWidth(self, width: int) -> int:
-        return self._place(QRect(0, 0, width, 0), move=False)
-
     def setGeometry(self, rect: QRect) -> None:
         super().setGeometry(rect)
-        self._place(rect, move=True)
+        height = self._place(rect)
+        if height != self._height:      # wrapped onto more (or fewer) lines: ask the panel for that height
+            self._height = height
+            QTimer.singleShot(0, self, self.update)
 
     def sizeHint(self) -> QSize:
         margins = self.contentsMargins()
         width = sum(item.sizeHint().width() for item in self._items) + self.spacing() * (len(self._items) - 1)
-        height = max((item.sizeHint().height() for item in self._items), default=0)
-        return QSize(width + margins.left() + margins.right(), height + margins.top() + margins.bottom())
+        return QSize(width + margins.left() + margins.right(), self._line_height())
 
     def minimumSize(self) -> QSize:
         margins = self.contentsMargins()
         width = max((item.minimumSize().width() for item in self._items[:-1]), default=0)
-        height = max((item.minimumSize().height() for item in self._items), default=0)
-        return QSize(max(width, self._status_min) + margins.left() + margins.right(),
-                     height + margins.top() + margins.bottom())
+        return QSize(max(width, self._status_min) + margins.left() + margins.right(), self._line_height())
 
-    def _place(self, rect: QRect, move: bool) -> int:
-        """Lays the items out in `rect` (or only measures, move=False); returns the height used."""
+    def _line_height(self) -> int:
+        """The height the row took at its last width (one line before it is first laid out)."""
+        if self._height is not None:
+            return self._height
+        margins = self.contentsMargins()
+        return max((item.sizeHint().height() for item in self._items), default=0) + margins.top() + margins.bottom()
+
+    def _place(self, rect: QRect) -> int:
+        """Lays the items out in `rect`; returns the height used."""
         margins = self.contentsMargins()
         area = rect.adjusted(margins.left(), margins.top(), -margins.right(), -margins.bottom())
         x, y, line_height = area.x(), area.y(), 0
@@ -97,8 +99,7 @@ class WrappingRow(QLayout):
             if x > area.x() and x + width > area.right() + 1:
                 x, y, line_height = area.x(), y + line_height + self.spacing(), 0
                 width = area.width() if last else width
-            if move:
-                item.setGeometry(QRect(QPoint(x, y), QSize(width, size.height())))
+            item.setGeometry(QRect(QPoint(x, y), QSize(width, size.height())))
             x += width + self.spacing()
             line_height = max(line_height, size.height())
         return y + line_height - rect.y() + margins.bottom()
