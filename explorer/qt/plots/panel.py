@@ -302,7 +302,7 @@ class PlotsPanel(QWidget):
             self._clear_plots()
             return
         layer = state.layer
-        steps = layer.output.shape[1] if layer.own_steps else state.result.mask.shape[1]   # the time axes' span
+        steps = layer.output.shape[1] if layer.own_steps else state.seen.mask.shape[1]   # the time axes' span
         if steps != self._steps:
             self._steps = steps
             self.mask.plot.setXRange(-0.5, max(steps, 1) - 0.5, padding=0)
