@@ -59,6 +59,7 @@ def test_a_decoder_side_layer_shows_the_decoders_steps_and_keras_mask(make_windo
             assert panel.mask.codes.shape == batches[1].shape                        # the decoder's 3 steps, not 6
             np.testing.assert_array_equal(panel.mask.codes, np.where(expected, VALID, PADDED))
             assert "the steps of the input decoder" in panel.mask.plot.titleLabel.text
+            assert panel.row_combo.currentText().endswith(f"({len(DECODER[row])} step{'s' * (len(DECODER[row]) > 1)})")
             np.testing.assert_array_equal(panel.heatmap.overlay.padded, ~expected[row])   # hatched: the decoder's
             for step, token in enumerate(decoder_ids):                                   # hover: its token, or padded
                 assert panel.heatmap.step_state(step) == f" · token {token}" + ("" if expected[row, step] else " · padded")
@@ -67,6 +68,7 @@ def test_a_decoder_side_layer_shows_the_decoders_steps_and_keras_mask(make_windo
     panel.select(layer="encoder_ids", row=1)       # the encoder side keeps the encoder's steps and mask
     np.testing.assert_array_equal(panel.mask.codes, np.where(keras_mask(model, "encoder_ids", batches), VALID, PADDED))
     assert "the steps of the input encoder" in panel.mask.plot.titleLabel.text
+    assert panel.row_combo.currentText().endswith(f"({len(ENCODER[1])} steps)")
     for layer, line, step, _, _, valid in csv_rows(result):   # the CSV's valid column: Keras's mask of that layer
         if layer in valid_by_layer:
             assert valid == int(valid_by_layer[layer][result.lines.index(line), step]), (layer, line, step)

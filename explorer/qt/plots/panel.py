@@ -283,9 +283,10 @@ class PlotsPanel(QWidget):
         if index != self.layer_combo.currentIndex():
             self.layer_combo.setCurrentIndex(index)
         parsed = self.session.text_check.parsed      # the tokens typed, before truncation (of the text run)
+        seen = self.state.seen                       # the lengths of the input whose steps the layer has
         typed = dict(zip(parsed.lines, parsed.lengths.tolist())) if parsed is not None and self.session.state.current \
-            else {}
-        labels = tuple(line_label(line, int(result.lengths[row]), typed.get(line)) if row < len(result.lengths)
+            and seen is result else {}
+        labels = tuple(line_label(line, int(seen.lengths[row]), typed.get(line)) if row < len(seen.lengths)
                        else f"line {line}" for row, line in enumerate(result.lines))
         if labels != self._lines_key:
             self._lines_key = labels
