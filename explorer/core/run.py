@@ -332,7 +332,8 @@ class Engine:
         """A model of several inputs, in pad mode: each input's text padded alike, line i of each one example."""
         parsed, vocabularies = parse_inputs(spec, text)
         first = parsed[spec.input.name]
-        memory.check(spec, *memory.batch_size(spec, first.lengths), self.memory_limit_mb)
+        memory.check(spec, *memory.batch_size(spec, first.lengths), self.memory_limit_mb,
+                     more_steps=memory.more_steps(spec, {name: items.lengths for name, items in parsed.items()}))
         chosen = backend.resolve_device(device)
         built = self.built_for(spec)
         layouts = {name: sequences.layout(items, spec.batching) for name, items in parsed.items()}
