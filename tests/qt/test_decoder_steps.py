@@ -50,6 +50,9 @@ def test_a_decoder_side_layer_shows_the_decoders_steps_and_keras_mask(make_windo
     window = make_window(spec, source=str(path))
     qtbot.waitUntil(lambda: window.session.result is not None and window.session.state.current, timeout=RUN_TIMEOUT_MS)
     result, panel = window.session.result, window.plots
+    note = window.stack_editor.more_inputs_note       # the Input box's fields edit the first input only
+    assert note.isVisible() and note.text().startswith("kind, vocab_size and features above are encoder's; those "
+                                                       "of decoder are changed in the stack file")
     batches = [keras.utils.pad_sequences(rows, padding="post") for rows in (ENCODER, DECODER)]
     valid_by_layer = {}
     for name in DECODER_SIDE:
