@@ -75,3 +75,33 @@ def test_a_decoder_side_layer_shows_the_decoders_steps_and_keras_mask(make_windo
     for layer, line, step, _, _, valid in csv_rows(result):   # the CSV's valid column: Keras's mask of that layer
         if layer in valid_by_layer:
             assert valid == int(valid_by_layer[layer][result.lines.index(line), step]), (layer, line, step)
+
+
+def test_a_decoder_side_layer_of_a_words_input_shows_the_decoders_words(qtbot, engine):
+    """A words decoder input: the ticks and hover text of a decoder-side layer name the decoder's words, step by step
+    as keras.utils.pad_sequences lays them out, and the padding has none."""
+    from explorer.core.spec import from_dict
+    from explorer.qt.plots import PlotsPanel
+    from explorer.session import Session
+    spec = from_dict({
+        "input": {"kind": "tokens", "vocab_size": 9, "name": "question"},
+        "more_inputs": [{"kind": "words", "vocab_size": 20, "name": "answer"}],
+        "layers": [{"type": "embedding", "name": "question_ids", "output_dim": 3, "mask_zero": True},
+                   {"type": "gru", "name": "reader", "units": 4, "return_state": True},
+                   {"type": "embedding", "name": "answer_ids", "inputs": ["answer"], "output_dim": 2, "mask_zero": True},
+                   {"type": "gru", "name": "writer", "units": 4, "return_sequences": True, "inputs": ["answer_ids"],
+                    "initial_state": ["reader/state/h"]}]})
+    answers = ["the cat sat", "a dog", "the dog sat down"]
+    result = engine.run(spec, {"question": "1 2 3 4 5 6 7\n2\n3 4\n", "answer": "\n".join(answers)})
+    panel = PlotsPanel(Session(spec, trusted=True))
+    qtbot.addWidget(panel)
+    panel.resize(1100, 900)
+    panel.show_result(result)
+    laid_out = keras.utils.pad_sequences([answer.split() for answer in answers], dtype=object, value="",
+                                         padding="post")
+    for row, words in enumerate(laid_out):
+        panel.select(layer="writer", row=row)
+        assert panel.state.time_words() == list(words)           # the decoder's 4 steps, not the question's 7
+        for step, word in enumerate(words):
+            hover = panel.heatmap.step_state(step)
+            assert f'"{word}" (token id' in hover if word else hover.endswith(" · padded")
