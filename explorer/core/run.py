@@ -107,6 +107,7 @@ class RunResult:
     fc_inputs: list[FcInput] = field(default_factory=list)  # every head's FC input; fc_input is the first
     outputs: list[str] = field(default_factory=list)        # the model's output layers, in Keras's order
     vocabularies: dict[str, list[str]] = field(default_factory=dict)   # several inputs: each words input's
+    model_source: str = "built"   # the model: "built" for this run, "kept" from an earlier one, "prepared" idle
 
     def __post_init__(self) -> None:
         if not self.fc_inputs and self.fc_input is not None:
@@ -259,21 +260,81 @@ class Engine:
         self._cache: OrderedDict[str, tuple[BuiltStack, dict[str, Any]]] = OrderedDict()
         self._pool = None     # threads for pieces run side by side, made on first use
         self.memory_limit_mb = memory_limit_mb
+        self._prepared: dict[str, BuiltStack] = {}   # neighbours of the stack on screen (prepare.py)
+        self._plan: list[StackSpec] = []
+        self._on_screen: tuple[StackSpec, int, int] | None = None   # not planned for yet
+        self.model_source = "built"
 
     def built_for(self, spec: StackSpec) -> BuiltStack:
         key = spec.architecture_key()
         diagnose.check_structure(spec)  # some checks depend on the batching, which is not part of the key
+        self.model_source = "kept"
         if self._built is None or self._built.key != key:
             cached = self._cache.get(key)
             if cached is None:
                 self._built = None
-                cached = (build(spec), {})
+                prepared = self._prepared.pop(key, None)
+                self.model_source = "built" if prepared is None else "prepared"
+                cached = (prepared or build(spec), {})
                 self._cache[key] = cached
                 while len(self._cache) > BUILT_CACHE:
                     self._cache.popitem(last=False)
             self._cache.move_to_end(key)
             self._built, self._twins = cached
         return self._built
+
+    # --- preparation (explorer/core/prepare.py) ---
+
+    def plan_preparation(self, spec: StackSpec, rows: int, steps: int) -> None:
+        """The stack on screen is now `spec` (a run of rows × steps): the next preparation step plans its
+        neighbours (in idle time, not in the run's), the steps after it prepare them."""
+        self._on_screen = (spec, rows, steps)
+
+    @property
+    def preparing(self) -> bool:
+        """A stack on screen to plan for, or neighbours of it to prepare."""
+        return self._on_screen is not None or bool(self._plan)
+
+    def prepare_next(self) -> None:
+        """One step of preparation, under prepare.preemptible: a Preempted leaves the work undone, to do again
+        next time. A new stack on screen is planned for: its neighbours are listed, the models prepared for an
+        earlier stack dropped unless they are neighbours of this one too. Otherwise the next planned neighbour
+        is built, traced and called once (on JAX only built: it compiles for each input shape, in one long call
+        that no request could interrupt); a stack that does not build is dropped from the plan."""
+        if self._on_screen is not None:
+            self._plan_for(*self._on_screen)
+            self._on_screen = None
+            return
+        variant = self._plan[0]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")      # a run of it turns Keras's warnings into diagnostics
+                built = build(variant)
+                if hasattr(built.forward, "get_concrete_function"):   # TensorFlow: one graph for every shape
+                    fixed = built.time_fixed or 1
+                    shape = (1, fixed) if built.input_dtype == "int32" else (1, fixed, built.input_shape[-1])
+                    built.forward(np.ones(shape, dtype=built.input_dtype))   # traces and instantiates it
+        except Exception:  # noqa: BLE001  (an invalid neighbour: the window shows nothing of it)
+            built = None
+        self._plan.pop(0)
+        if built is not None:
+            self._prepared[variant.architecture_key()] = built
+
+    def _plan_for(self, spec: StackSpec, rows: int, steps: int) -> None:
+        from .prepare import neighbours
+        plan, wanted = [], set()
+        for variant in ([] if spec.has_custom() else neighbours(spec)):
+            try:
+                memory.check(variant, rows, steps, self.memory_limit_mb)
+            except ExplorerError:
+                continue
+            key = variant.architecture_key()
+            wanted.add(key)
+            if key not in self._cache and key not in self._prepared:
+                plan.append(variant)
+        for key in [key for key in self._prepared if key not in wanted]:
+            del self._prepared[key]
+        self._plan = plan
 
     def adopt(self, built: BuiltStack, spec: StackSpec) -> None:
         """`built` (whose weights training changed in place) now belongs to `spec`, which holds those weights:
@@ -554,7 +615,7 @@ class Engine:
             diagnostics=found, timing_ms={"build": built.build_ms, "run": run_ms, "total": total_ms},
             padded_fraction=layout.padded_fraction, computed_padding=layout.computed_fraction,
             pieces=[[int(row) for row in piece.rows] for piece in layout.pieces], fc_inputs=heads,
-            outputs=spec.outputs())
+            outputs=spec.outputs(), model_source=self.model_source)
 
     def weights(self) -> dict[str, np.ndarray]:
         arrays = {}

@@ -17,6 +17,11 @@ import threading
 import time
 
 PROGRESS_INTERVAL_S = 0.05
+PREPARE_AFTER_S = 0.1       # idle this long after a reply before preparing models (a burst of edits goes first)
+# Every model TensorFlow builds and traces leaves about 0.5-0.8 MB behind in the process for good (its runtime's,
+# not Python's): preparing 16 neighbours per edit would grow the engine 16 times as fast as the edits alone, so
+# the engine stops preparing once it holds this much.
+PREPARE_MAX_RESIDENT_MB = 1500
 EXIT_OUT_OF_MEMORY = 3      # after an allocation failed: the heap may stay too full to go on, so a new engine
 
 
@@ -31,6 +36,35 @@ def limit_memory(limit_mb: float | None) -> None:
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
     except (ImportError, ValueError, OSError, AttributeError):   # not on this system: the estimate alone
         pass
+
+
+def resident_mb() -> float:
+    """This process's resident memory (0 where /proc does not say)."""
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _next_request(inbox: queue.Queue, engine):
+    """The next message of the inbox; while none comes, the engine prepares the neighbours of the stack on screen
+    (core/prepare.py), each step given up the moment a message arrives."""
+    from ..core.prepare import Preempted, preemptible
+    if not engine.preparing or resident_mb() > PREPARE_MAX_RESIDENT_MB:
+        return inbox.get()
+    try:
+        return inbox.get(timeout=PREPARE_AFTER_S)
+    except queue.Empty:
+        pass
+    waiting = inbox.queue          # a deque: its length is read without the queue's lock, by a call in C
+    while engine.preparing and not waiting:
+        try:
+            with preemptible(waiting.__len__):
+                engine.prepare_next()
+        except Preempted:
+            break
+    return inbox.get()
 
 
 def serve(connection, backend: str | None, memory_limit_mb: float | None) -> None:
@@ -88,7 +122,7 @@ def serve(connection, backend: str | None, memory_limit_mb: float | None) -> Non
         send(("failed", f"{type(error).__name__}: {error}"))
         return
     engine = Engine()
-    while (item := inbox.get()) is not None:
+    while (item := _next_request(inbox, engine)) is not None:
         request_id, request = item
         with guard:
             current[0] = request_id

@@ -17,7 +17,7 @@ def devices(request, engine, job):
 
 @task("run")
 def run(request, engine, job):
-    """A RunResult. With `partial`, a StackError at layer k carries (as `partial`, the error reply's value) a
+    """A RunResult; the engine then prepares its neighbours while idle. With `partial`, a StackError at layer k carries (as `partial`, the error reply's value) a
     run of the layers before it, so that the window shows the shapes up to the failing layer."""
     from ..core.errors import StackError
     from ..core.spec import LayerSpec
@@ -25,7 +25,9 @@ def run(request, engine, job):
     spec, options = p["spec"], dict(device=p.get("device"), trust=p.get("trust", False),
                                     check_cancel=job.check_cancel)
     try:
-        return engine.run(spec, p.get("text"), progress=job.progress, **options)
+        result = engine.run(spec, p.get("text"), progress=job.progress, **options)
+        engine.plan_preparation(spec, *result.input.shape[:2])    # this stack is on screen now
+        return result
     except StackError as error:
         names = spec.layer_names()
         index = names.index(error.layer) if error.layer in names else 0

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDoubleSpinBo
                                QScrollArea, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from ..core.diagnose import format_shape
+from ..core.prepare import retyped
 from ..core.registry import GROUPS, KERAS_STARTERS, TYPES
 from ..core.spec import (INPUT_REF, LAYER_PARAMS, MAX_FEATURES, MAX_SEED, MAX_VOCAB, InputSpec, LayerSpec,
                          StackSpec, to_dict)
@@ -39,15 +40,6 @@ def palette_groups() -> list[tuple[str, list[str]]]:
     """The add-layer menu: every registered type, in its registry group."""
     groups = [(title, [key for key, kind in TYPES.items() if kind.group == title]) for title in GROUPS]
     return [(title, types) for title, types in groups if types]
-
-
-def _accepts(layer_type: str, key: str, value: Any) -> bool:
-    _, check = LAYER_PARAMS[layer_type][key]
-    try:
-        check(value)
-    except ValueError:
-        return False
-    return True
 
 
 class _NoWheelSpinBox(QSpinBox):
@@ -827,11 +819,7 @@ class StackEditor(QWidget):
 
     def _type_changed(self, card: LayerCard, new_type: str) -> None:
         index = self.cards.index(card)
-        old = self._spec.layers[index]
-        kept = {key: value for key, value in old.params.items()
-                if key in LAYER_PARAMS[new_type] and _accepts(new_type, key, value)}
-        self._spec.layers[index] = LayerSpec(new_type, kept, old.name, old.inputs,
-                                             old.initial_state if TYPES[new_type].recurrent else None)
+        self._spec.layers[index] = retyped(self._spec.layers[index], new_type)
         self._structure_changed(select=self._spec.layer_names()[index])
 
     # --- selection ---

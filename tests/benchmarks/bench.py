@@ -11,12 +11,23 @@ process, and the core in-process for the Keras references:
   once, timed the same way in the same benchmark run; first_result_ratio = first_result_s ÷ plain_script_s.
 - sequence_edit_ms: a change to the sequence text → plots updated (the window's runFinished, which comes
   after the plots), on the default stack: the average_pooling preset, 8 sequences × 50 tokens, LSTM 64.
-- rebuild_ms: a change of units, layer type or bidirectional → plots updated; every one a model the engine
-  has never built (units only grow). cache_hit_ms: units set back to the value before (a model it keeps).
+- rebuild_ms: a change of units, layer type or bidirectional → plots updated, right after the previous result
+  (no pause: the engine has no idle time to prepare anything); every one a model the engine has never built
+  (units only grow). cache_hit_ms: units set back to the value before (a model it keeps).
+- edit_ms: one action on a layer card, drawn at random (seed `edit_setup.seed`) from what a person does with
+  the default stack: a units spin box's step, a typed units value, the recurrent type drop-down, the
+  bidirectional or go_backwards check box, the pooling drop-down, the embedding's or the head's spin box step;
+  a pause of `think_s` before each (the engine prepares the neighbours of what is on screen meanwhile) → plots
+  updated. Each edit is counted by where its model came from (the run's model_source): built for it, kept from
+  an earlier edit (a cache hit), or prepared while idle (prepared_share). typed_value_ms: the typed units values
+  alone (no preparation guesses them). keras_fresh_ms: plain Keras building the same models (keras.Sequential)
+  and calling predict_on_batch once on the same padded batch (build + trace + first call), in another process
+  of the same benchmark run; rebuild_ratio_vs_keras = edit_ms_p50 ÷ keras_fresh_ms_p50.
 - heavy_ratio_vs_keras: the window's run of 256 × 1000 tokens, LSTM 256, from the request to every output
   having arrived in the window process ÷ plain Keras predict_on_batch of the same model on the same padded
   batch (in another process), best of N each. max_ui_stall_ms: the longest gap of a 5 ms QTimer during those
-  runs and the display of their results (max_ui_stall_load_ms: while the 1 MB document is loaded);
+  runs and the display of their results (max_ui_stall_runs_ms, per run) and while the 1 MB document is loaded
+  and first run (max_ui_stall_load_ms);
   window_rss_mb: the window process's peak resident memory by the end of it.
 - oversize_refusal_s: units 4096 and 500 × 300 tokens → the refusal shown.
 - bucket_speedup: lengths 1–1000 with a long (lognormal) tail, pad time ÷ bucket time in the engine;
@@ -132,7 +143,8 @@ class _Runs:
         """Keeps what the figures need, not the result: its arrays' shared block goes back to the engine."""
         value = reply.value
         run_ms = value.timing_ms["run"] if reply.ok and hasattr(value, "timing_ms") else None
-        kept = types.SimpleNamespace(ok=reply.ok, error=reply.error, elapsed_ms=reply.elapsed_ms, run_ms=run_ms)
+        kept = types.SimpleNamespace(ok=reply.ok, error=reply.error, elapsed_ms=reply.elapsed_ms, run_ms=run_ms,
+                                     model_source=getattr(value, "model_source", None))
         self.replies.append((time.perf_counter(), kept))
         if len(self.replies) >= self._wanted and self._loop.isRunning():
             self._loop.quit()
@@ -257,14 +269,25 @@ def plain_script_s() -> float:
     return float(done.stdout.split()[-1]) - started
 
 
-def _phase_process(phase: str, timeout_s: int = 1800) -> dict:
+def _phase_process(phase: str, timeout_s: int = 1800, extra: tuple[str, ...] = ()) -> dict:
     env = dict(os.environ, **{SPAWNED_ENV: repr(time.time())})
-    done = subprocess.run([sys.executable, "-m", MODULE, "--phase", phase, *_passed_options()], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout_s)
+    done = subprocess.run([sys.executable, "-m", MODULE, "--phase", phase, *_passed_options(), *extra], env=env,
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout_s)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"the {phase} phase failed:\n{done.stderr[-3000:]}")
     return json.loads(lines[-1])
+
+
+def _keras_edits(models: list[dict]) -> dict:
+    """The plain Keras reference of the one-action edits, in a process of its own."""
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(models, handle)
+    try:
+        return _phase_process("keras-edits", extra=("--models", handle.name))
+    finally:
+        os.remove(handle.name)
 
 
 def run_startup(repeats: int) -> dict:
@@ -283,9 +306,9 @@ def run_startup(repeats: int) -> dict:
     return best
 
 
-def phase_window(edits: int, repeats: int) -> dict:
-    """In a process without Keras: sequence edits, rebuilds and cache hits, the oversized refusal, then the heavy
-    batch with a 5 ms ticker."""
+def phase_window(edits: int, repeats: int, think_s: float) -> dict:
+    """In a process without Keras: sequence edits, rebuilds and cache hits, the one-action edits, the oversized
+    refusal, then the heavy batch with a 5 ms ticker."""
     import numpy as np
     app = _qt_app()
     from PySide6.QtGui import QTextCursor
@@ -333,6 +356,7 @@ def phase_window(edits: int, repeats: int) -> dict:
     stack = window.stack_editor
     rebuild: dict[str, list[float]] = {"units": [], "type": [], "bidirectional": []}
     cache_ms: list[float] = []
+    rebuilt_from: list[str] = []
     units = 64
     types = ["gru", "simple_rnn", "lstm"]
 
@@ -358,6 +382,7 @@ def phase_window(edits: int, repeats: int) -> dict:
         assert reply.ok, reply.error
         if i >= 3:
             rebuild[kind].append(ms)
+            rebuilt_from.append(reply.model_source)
         if kind == "units" and i >= 3:
             for value in (units - 1, units):
                 ms, reply = _edit_and_wait(runs, set_units(value))
@@ -371,16 +396,155 @@ def phase_window(edits: int, repeats: int) -> dict:
         "rebuild_ms_p50": _percentile(every, 50),
         "rebuild_ms_p95": _percentile(every, 95),
         "rebuild_count": len(every),
+        "rebuild_model_sources": {source: rebuilt_from.count(source) for source in sorted(set(rebuilt_from))},
         "rebuild_ms_by_kind": {kind: {"p50": _percentile(v, 50), "p95": _percentile(v, 95), "n": len(v)}
                                for kind, v in rebuild.items()},
         "cache_hit_ms_p50": _percentile(cache_ms, 50),
         "cache_hit_ms_p95": _percentile(cache_ms, 95),
         "cache_hit_count": len(cache_ms),
     }
+    numbers.update(_one_action_edits(window, runs, edits, think_s))
     numbers.update(_oversize_in_window(window, runs))
     numbers.update(_heavy_in_window(app, window, runs, repeats))
     _close(window)
     return numbers
+
+
+RECURRENT = ("lstm", "gru", "simple_rnn")
+POOLINGS = ("global_average_pooling", "global_max_pooling")     # the ones plain Keras has, for the reference
+ACTIONS = ("units_step", "typed_units", "type", "bidirectional", "go_backwards", "pooling", "embedding_step",
+           "dense_step")
+
+
+def _pause(seconds: float) -> None:
+    """The event loop runs for `seconds` (a person looking at the plots); no busy wait."""
+    from PySide6.QtCore import QEventLoop, QTimer
+    loop = QEventLoop()
+    QTimer.singleShot(int(seconds * 1000), loop.quit)
+    loop.exec()
+
+
+def _action(window, kind: str, rng):
+    """The edit of one action on a control of the default stack's cards, as a function to call."""
+    cards = window.stack_editor.cards
+    recurrent = next(card for card in cards if card.layer.is_recurrent)
+
+    def step(card, key):
+        spin = card.param_widget(key)
+        by = 1 if spin.value() == 1 else int(rng.choice([-1, 1]))
+        return lambda: spin.stepBy(by)                    # a click on the spin box's arrow
+
+    def pick(combo, values, current):
+        value = str(rng.choice([v for v in values if v != current]))
+        return lambda: combo.setCurrentIndex(combo.findData(value))
+
+    def toggle(box):
+        return lambda: box.setChecked(not box.isChecked())
+
+    if kind == "units_step":
+        return step(recurrent, "units")
+    if kind == "typed_units":
+        spin = recurrent.param_widget("units")
+        value = int(rng.choice([v for v in range(8, 161) if v != spin.value()]))
+        return lambda: spin.setValue(value)               # typed, then Enter (keyboard tracking is off)
+    if kind == "type":
+        return pick(recurrent.type_combo, RECURRENT, recurrent.layer.type)
+    if kind in ("bidirectional", "go_backwards"):     # never both on: Keras refuses go_backwards in Bidirectional
+        other = recurrent.param_widget("go_backwards" if kind == "bidirectional" else "bidirectional")
+        return toggle(other if other.isChecked() else recurrent.param_widget(kind))
+    if kind == "pooling":
+        card = next(card for card in cards if card.layer.type in POOLINGS)
+        return pick(card.type_combo, POOLINGS, card.layer.type)
+    if kind == "embedding_step":
+        return step(next(card for card in cards if card.layer.type == "embedding"), "output_dim")
+    return step(next(card for card in cards if card.layer.type == "dense"), "units")
+
+
+def _one_action_edits(window, runs: _Runs, count: int, think_s: float) -> dict:
+    """`count` edits drawn at random from ACTIONS on the default stack, each after a pause of think_s."""
+    import numpy as np
+    window.session.load(default_stack(), trusted=True, source=None)
+    runs.wait(len(runs.replies) + 1)
+    rng = np.random.default_rng(SEED + 5)
+    done: list[tuple[str, float, str]] = []
+    engine_ms: list[tuple[str, float]] = []       # the engine's part of each edit (its task, in its process)
+    models = []
+    for _ in range(count):
+        _pause(think_s)
+        kind = str(rng.choice(ACTIONS))
+        ms, reply = _edit_and_wait(runs, _action(window, kind, rng))
+        assert reply.ok, reply.error
+        done.append((kind, ms, reply.model_source))
+        engine_ms.append((reply.model_source, reply.elapsed_ms))
+        document = window.session.snapshot()
+        models.append({"input": document["input"], "layers": document["layers"]})
+
+    def figures(values):
+        return {"p50": _percentile(values, 50), "p95": _percentile(values, 95), "n": len(values)}
+
+    every = [ms for _, ms, _ in done]
+    typed = [ms for kind, ms, _ in done if kind == "typed_units"]
+    sources = {source: figures([ms for _, ms, s in done if s == source]) for source in ("built", "kept", "prepared")}
+    return {
+        "edit_setup": {"seed": SEED + 5, "think_s": think_s, "actions": list(ACTIONS)},
+        "edit_ms_by_action": {kind: {**figures([ms for k, ms, _ in done if k == kind]),
+                                     "prepared": sum(k == kind and s == "prepared" for k, _, s in done),
+                                     "kept": sum(k == kind and s == "kept" for k, _, s in done)}
+                              for kind in ACTIONS},
+        "edit_ms_p50": _percentile(every, 50),
+        "edit_ms_p95": _percentile(every, 95),
+        "edit_count": len(every),
+        "edit_ms_by_model_source": sources,
+        "edit_engine_ms_p50_by_model_source": {source: _percentile([ms for s, ms in engine_ms if s == source], 50)
+                                               for source in sources},
+        "prepared_share": round(sources["prepared"]["n"] / max(1, len(done)), 3),
+        "kept_share": round(sources["kept"]["n"] / max(1, len(done)), 3),
+        "typed_value_ms_p50": _percentile(typed, 50),
+        "typed_value_ms_p95": _percentile(typed, 95),
+        "typed_value_count": len(typed),
+        "edit_models": models,             # for the plain Keras reference (taken out of the report)
+    }
+
+
+def phase_keras_edits(path: str) -> dict:
+    """Plain Keras, the models of the edits (a JSON file): keras.Sequential built and predict_on_batch called
+    once on the default stack's padded batch, each a fresh model (build + trace + first call)."""
+    import keras
+    with open(path) as handle:
+        models = json.load(handle)
+    lines = [line for line in default_stack().sequences.splitlines() if line.strip()]
+    batch = keras.utils.pad_sequences([[int(t) for t in line.split()] for line in lines], padding="post")
+    for model in models[:2]:                       # warm-up: Keras's own first-use costs, not counted
+        _plain_model(keras, model).predict_on_batch(batch)
+    times = []
+    for model in models:
+        started = time.perf_counter()
+        _plain_model(keras, model).predict_on_batch(batch)
+        times.append((time.perf_counter() - started) * 1000)
+    return {"keras_fresh_ms_p50": _percentile(times, 50), "keras_fresh_ms_p95": _percentile(times, 95),
+            "keras_fresh_count": len(times), "keras_fresh_ms_all": [round(ms, 1) for ms in times]}
+
+
+def _plain_model(keras, model: dict):
+    """keras.Sequential of the layers the edits use, written here (independent of the explorer's build)."""
+    cells = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "simple_rnn": keras.layers.SimpleRNN}
+    layers = [keras.Input((None,), dtype="int32")]
+    for layer in model["layers"]:
+        kind = layer["type"]
+        if kind == "embedding":
+            layers.append(keras.layers.Embedding(model["input"]["vocab_size"], layer["output_dim"],
+                                                 mask_zero=layer["mask_zero"]))
+        elif kind in cells:
+            cell = cells[kind](layer["units"], return_sequences=layer["return_sequences"],
+                               go_backwards=layer["go_backwards"])
+            layers.append(keras.layers.Bidirectional(cell) if layer["bidirectional"] else cell)
+        elif kind == "global_average_pooling":
+            layers.append(keras.layers.GlobalAveragePooling1D())
+        elif kind == "global_max_pooling":
+            layers.append(keras.layers.GlobalMaxPooling1D())
+        else:
+            layers.append(keras.layers.Dense(layer["units"], activation=layer.get("activation")))
+    return keras.Sequential(layers)
 
 
 def _oversize_in_window(window, runs: _Runs) -> dict:
@@ -449,9 +613,9 @@ def _heavy_in_window(app, window, runs: _Runs, repeats: int) -> dict:
         "heavy_window_s_all": [round(value, 3) for value in seconds],
         "heavy_engine_task_s_all": [round(value, 3) for value in task],
         "heavy_forward_s_all": [round(value, 3) for value in forward],
-        "max_ui_stall_ms": max(stalls),
-        "max_ui_stall_ms_all": stalls,
-        "max_ui_stall_load_ms": load["max"],          # 1 MB of text into the editor: not a run
+        "max_ui_stall_ms": max(stalls + [load["max"]]),   # the heavy runs' display and the 1 MB document's load
+        "max_ui_stall_runs_ms": stalls,
+        "max_ui_stall_load_ms": load["max"],          # 1 MB of text into the editor, then its run
         "heavy_load_in_window_s": round(load["seconds"], 3),
         "window_rss_mb": _peak_rss_mb(),
         "window_imported_keras": any(name.split(".")[0] in ("keras", "tensorflow") for name in sys.modules),
@@ -548,14 +712,17 @@ def machine() -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=__doc__.splitlines()[0])
-    parser.add_argument("--phase", choices=("all", "startup", "window", "core"), default="all")
+    parser.add_argument("--phase", choices=("all", "startup", "window", "core", "keras-edits"), default="all")
+    parser.add_argument("--think", type=float, default=1.5, help="seconds before each one-action edit")
+    parser.add_argument("--models", help="keras-edits: the JSON file of the edits' models")
     parser.add_argument("--edits", type=int, default=36, help="edits of each kind (at least 30 for the report)")
     parser.add_argument("--repeats", type=int, default=3, help="heavy and bucket runs (best of)")
     parser.add_argument("--startups", type=int, default=3, help="fresh processes for the start-up times")
     parser.add_argument("--quick", action="store_true", help="a smoke run: fewer edits and repeats")
     args = parser.parse_args(argv)
     global _OPTIONS
-    _OPTIONS = ["--edits", str(args.edits), "--repeats", str(args.repeats)] + (["--quick"] if args.quick else [])
+    _OPTIONS = (["--edits", str(args.edits), "--repeats", str(args.repeats), "--think", str(args.think)]
+                + (["--quick"] if args.quick else []))
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     scratch = None
@@ -585,15 +752,20 @@ def _main(args) -> int:
         print(json.dumps(phase_startup()))
         return 0
     if args.phase == "window":
-        print(json.dumps(phase_window(args.edits, args.repeats)))
+        print(json.dumps(phase_window(args.edits, args.repeats, args.think)))
         return 0
     if args.phase == "core":
         print(json.dumps(phase_core(args.repeats)))
+        return 0
+    if args.phase == "keras-edits":
+        print(json.dumps(phase_keras_edits(args.models)))
         return 0
     report: dict = {}
     report.update(run_startup(args.startups))
     report.update(_phase_process("core"))
     report.update(_phase_process("window"))
+    report.update(_keras_edits(report.pop("edit_models")))
+    report["rebuild_ratio_vs_keras"] = round(report["edit_ms_p50"] / report["keras_fresh_ms_p50"], 3)
     report["heavy_ratio_vs_keras"] = round(report["heavy_window_s"] / report["heavy_keras_s"], 3)
     report["machine"] = machine()
     print(json.dumps(report))

@@ -108,3 +108,48 @@ def test_the_memory_limit_stops_the_engine_not_the_client():
         assert replies.wait_for(channel.submit("run", spec=lstm_stack(2, 5, units=4), trust=True)).ok
     finally:
         small.shutdown()
+
+
+def test_requests_are_answered_while_the_engine_prepares_neighbours(client):
+    """After a run the idle engine prepares the stack's neighbours (core/prepare.py); requests that arrive
+    meanwhile are answered, and right: the same numbers as a build in this process (the same seed), whether the
+    model was built for the request or prepared."""
+    from explorer.core.run import Engine
+    replies = Replies()
+    channel = client.channel(replies.add, replies.tick)
+    on_screen = lstm_stack(3, 6, units=5)
+    assert replies.wait_for(channel.submit("run", spec=on_screen, trust=True)).ok
+    reference = Engine()
+    for units in (17, 18, 6):                     # a typed value, a step from it (…), a step back
+        time.sleep(0.3)                           # idle: preparing (each neighbour takes longer than this)
+        spec = on_screen.copy()
+        spec.layers[1].params["units"] = units
+        answer = replies.wait_for(channel.submit("run", spec=spec, trust=True))
+        assert answer.ok, answer.error
+        assert answer.value.model_source in ("built", "prepared")
+        expected = reference.run(spec, trust=True)
+        for ours, theirs in zip(answer.value.layers, expected.layers):
+            np.testing.assert_allclose(ours.output, theirs.output, atol=1e-6, rtol=1e-6)
+    channel.close()
+
+
+def test_idle_time_prepares_until_a_message_arrives_and_stops_at_the_memory_budget(monkeypatch):
+    """The engine's wait for its next message: idle, it plans and prepares the neighbours of the stack on screen,
+    and returns the message as soon as it comes; over PREPARE_MAX_RESIDENT_MB it only waits."""
+    import queue
+
+    from explorer.core.run import Engine
+    from explorer.engine import process
+    spec = lstm_stack(2, 5, units=4)
+    for budget_mb, planned in ((1e9, True), (0, False)):
+        monkeypatch.setattr(process, "PREPARE_MAX_RESIDENT_MB", budget_mb)
+        engine = Engine()
+        result = engine.run(spec, trust=True)
+        engine.plan_preparation(spec, *result.input.shape[:2])
+        inbox = queue.Queue()
+        timer = threading.Timer(1.0, inbox.put, (("request", 1),))
+        timer.start()
+        assert process._next_request(inbox, engine) == ("request", 1)
+        timer.join()
+        assert (engine._on_screen is None) == planned
+        assert bool(engine._plan or engine._prepared) == planned

@@ -91,6 +91,12 @@ def test_every_plot_is_readable_and_nothing_is_cut_at_classroom_sizes(win, qtbot
                     assert title.mapRectToScene(title.rect()).bottom() <= plot.vb.sceneBoundingRect().top() + 1
             cut = [label.text() for label in win.findChildren(QLabel) if label.isVisible() and label_cut(label)]
             assert not cut, (where, cut)
+            scroll = win.window_layout.plots_scroll     # the controls above the plots never widen the panel: it
+            views = max(view.minimumWidth() for view in (win.plots.time_view, win.plots.vector_view))   # scrolls
+            assert scroll.widget().width() <= max(scroll.viewport().width(), views), where  # only for the plots
+            for picker in (win.plots.layer_combo, win.plots.row_combo):              # each picker shows its text
+                text_width = picker.fontMetrics().horizontalAdvance(picker.currentText())
+                assert picker.width() >= text_width + 20, (where, picker.currentText(), picker.width())
             table = win.shapes.table
             for row in range(table.rowCount()):
                 text = table.item(row, 0).text()

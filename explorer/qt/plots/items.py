@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtCore import QPoint, QPointF, QRect, QRectF, QSize, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QGuiApplication, QPainter, QPen, QPixmap, QTextOption
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QLayout, QSizePolicy, QWidget
 
 from .state import (COLORBAR_AXIS_WIDTH, HIGHLIGHT, LEFT_AXIS_WIDTH, MASK_LINES, MAX_VALUE_LABELS, NEGATIVE, PAD_FILL,
                     PAD_LINES, POSITIVE, SEQUENTIAL, TITLE_POINTS, Scale, runs)
@@ -36,19 +36,91 @@ def scale_axes(plots, colorbar: pg.ColorBarItem | None, scale: float) -> QFont:
 
 
 
+class WrappingRow(QLayout):
+    """Widgets left to right, onto the next line when the width runs out (a narrow window, a large text scale),
+    so a row of controls never makes its panel wider than the window. The last widget takes what is left of its
+    line, at least `status_min` pixels."""
+
+    def __init__(self, spacing: int, status_min: int = 120):
+        super().__init__()
+        self._items: list = []
+        self._status_min = status_min
+        self.setSpacing(spacing)
+
+    def addItem(self, item) -> None:
+        self._items.append(item)
+
+    def count(self) -> int:
+        return len(self._items)
+
+    def itemAt(self, index: int):
+        return self._items[index] if 0 <= index < len(self._items) else None
+
+    def takeAt(self, index: int):
+        return self._items.pop(index) if 0 <= index < len(self._items) else None
+
+    def expandingDirections(self) -> Qt.Orientation:
+        return Qt.Orientation(0)
+
+    def hasHeightForWidth(self) -> bool:
+        return True
+
+    def heightForWidth(self, width: int) -> int:
+        return self._place(QRect(0, 0, width, 0), move=False)
+
+    def setGeometry(self, rect: QRect) -> None:
+        super().setGeometry(rect)
+        self._place(rect, move=True)
+
+    def sizeHint(self) -> QSize:
+        margins = self.contentsMargins()
+        width = sum(item.sizeHint().width() for item in self._items) + self.spacing() * (len(self._items) - 1)
+        height = max((item.sizeHint().height() for item in self._items), default=0)
+        return QSize(width + margins.left() + margins.right(), height + margins.top() + margins.bottom())
+
+    def minimumSize(self) -> QSize:
+        margins = self.contentsMargins()
+        width = max((item.minimumSize().width() for item in self._items[:-1]), default=0)
+        height = max((item.minimumSize().height() for item in self._items), default=0)
+        return QSize(max(width, self._status_min) + margins.left() + margins.right(),
+                     height + margins.top() + margins.bottom())
+
+    def _place(self, rect: QRect, move: bool) -> int:
+        """Lays the items out in `rect` (or only measures, move=False); returns the height used."""
+        margins = self.contentsMargins()
+        area = rect.adjusted(margins.left(), margins.top(), -margins.right(), -margins.bottom())
+        x, y, line_height = area.x(), area.y(), 0
+        for index, item in enumerate(self._items):
+            size = item.sizeHint()
+            last = index == len(self._items) - 1
+            width = max(self._status_min, area.right() + 1 - x) if last else min(size.width(), area.width())
+            if x > area.x() and x + width > area.right() + 1:
+                x, y, line_height = area.x(), y + line_height + self.spacing(), 0
+                width = area.width() if last else width
+            if move:
+                item.setGeometry(QRect(QPoint(x, y), QSize(width, size.height())))
+            x += width + self.spacing()
+            line_height = max(line_height, size.height())
+        return y + line_height - rect.y() + margins.bottom()
+
+
 def controls_row(labelled: tuple[tuple[str, QWidget], ...], toggle: QWidget, status: QLabel,
-                 spacing: int) -> QHBoxLayout:
+                 spacing: int) -> WrappingRow:
     """The row above a plot view: labelled pickers, a check box, then a status label that takes the rest of the
-    width and never widens the panel with a long text."""
+    width and never widens the panel with a long text. Each label stays with its picker when the row wraps."""
     status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-    row = QHBoxLayout()
+    row = WrappingRow(spacing=6)
     row.setContentsMargins(4, 2, 4, 0)
     for text, widget in labelled:
-        row.addWidget(QLabel(text))
-        row.addWidget(widget)
+        pair = QWidget()
+        pair_layout = QHBoxLayout(pair)
+        pair_layout.setContentsMargins(0, 0, spacing - 6, 0)
+        pair_layout.setSpacing(4)
+        pair_layout.addWidget(QLabel(text))
+        pair_layout.addWidget(widget)
+        row.addWidget(pair)
     row.addWidget(toggle)
-    row.addSpacing(spacing)
-    row.addWidget(status, 1)
+    row.addWidget(status)
     return row
 
 

@@ -119,12 +119,13 @@ class PlotsPanel(QWidget):
     def _build_controls(self) -> None:
         self.layer_combo = QComboBox()
         self.layer_combo.setToolTip("the layer whose output the plots show")
-        self.layer_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.layer_combo.setMinimumContentsLength(len("lstm_1  (3,"))     # the name whole, the shape as it fits
+        # as wide as its longest entry (the controls wrap onto a second line when the panel is narrow)
+        self.layer_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.layer_combo.setMinimumContentsLength(len("lstm_1  (3,"))
         self.layer_combo.activated.connect(self._on_layer_chosen)
         self.row_combo = QComboBox()
         self.row_combo.setToolTip("the sequence (by its line in the editor)")
-        self.row_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.row_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.row_combo.setMinimumContentsLength(len("line 3 (3 st"))
         self.row_combo.activated.connect(self._on_row_chosen)
         self.units_edit = QLineEdit()
