@@ -369,7 +369,10 @@ class Runs:
         spec = session.spec()
         try:
             parsed = session.text_check.parsed
-            memory.check(spec, *memory.batch_size(spec, parsed.lengths if parsed is not None else []))
+            others = {name: check.parsed.lengths for name, check in session.input_checks.items()
+                      if check.parsed is not None}    # several inputs: every input's batch counts
+            memory.check(spec, *memory.batch_size(spec, parsed.lengths if parsed is not None else []),
+                         more_steps=memory.more_steps(spec, others))
         except StackError as error:        # refused at once: the engine never builds it
             self._refuse(error.message, None)
             return

@@ -12,7 +12,7 @@ from typing import Callable
 
 from .registry import TYPES, Arriving
 from .errors import StackError
-from .spec import LayerSpec, StackSpec
+from .spec import INPUT_REF, LayerSpec, StackSpec
 
 MEMORY_LIMIT_MB = 2048
 FLOAT_BYTES = 4
@@ -27,24 +27,33 @@ TRAINING_COPIES = 3     # a gradient and Adam's two slots per weight
 
 
 def estimate_mb(spec: StackSpec, rows: int, steps: int, *, training: bool = False,
-                custom_shape: Callable[[LayerSpec, tuple], tuple | None] | None = None) -> float:
+                custom_shape: Callable[[LayerSpec, tuple], tuple | None] | None = None,
+                more_steps: dict[str, int] | None = None) -> float:
     """MB for `rows` sequences of `steps` timesteps: the padded batch and every layer's output (held by the
     engine, then copied once into shared memory for the window or into the npz file), what each layer's call
     holds while it runs (a recurrent layer's loop workspace …) and the weights with their copies (embeddings
     and recurrent kernels dominate them; Adam's slots when `training`); each layer type declares its share
     (registry). A custom layer's shape comes from `custom_shape(layer, input shape per sequence)` (a dry run of
-    its expression), when given; else it is assumed to keep its input's. Measured against the peak memory of
-    `run --npz` and of plain Keras running each layer (tests)."""
-    shape: tuple = (steps,) if spec.input.uses_ids else (steps, spec.input.features or 1)   # per sequence
-    batch = math.prod(shape)
+    its expression), when given; else it is assumed to keep its input's. Several inputs: `more_steps` holds the
+    padded steps of each input after the first, by name; every input's batch counts, and a layer that names its
+    source (`inputs`) takes that one's shape and steps. Measured against the peak memory of `run --npz` and of
+    plain Keras running each layer (tests)."""
+    # what each input and layer passes on, by name: (shape per sequence, raw ids?, the padded steps below it);
+    # raw ids: (steps,) holds one id per step; after a layer, (n,) holds n features
+    inputs = {item.name: ((n,) if item.uses_ids else (n, item.features or 1), item.uses_ids, n)
+              for item, n in ((item, (more_steps or {}).get(item.name, steps)) for item in spec.all_inputs())}
+    passed = {**inputs, INPUT_REF: inputs[spec.input.name]}
+    batch = sum(math.prod(shape) for shape, _, _ in inputs.values())
     outputs = workspace = weights = kernels = 0
-    raw_ids = spec.input.uses_ids      # (steps,) holds one id per step; after a layer, (n,) holds n features
-    for layer in spec.layers:
-        arriving = Arriving(shape, 1 if raw_ids else shape[-1], steps, spec.input.vocab_size or 1, custom_shape)
+    previous = INPUT_REF
+    for layer, name in zip(spec.layers, spec.layer_names()):
+        shape, raw_ids, below = passed.get((layer.inputs or [previous])[0], passed[previous])   # a state: as before
+        arriving = Arriving(shape, 1 if raw_ids else shape[-1], below, spec.input_for(layer).vocab_size or 1,
+                            custom_shape)
         footprint = TYPES[layer.type].memory(layer, arriving)
-        raw_ids = raw_ids and footprint.shape == shape    # masking keeps the ids
-        shape = footprint.shape
-        outputs += math.prod(shape) + footprint.outputs
+        passed[name] = footprint.shape, raw_ids and footprint.shape == shape, below   # masking keeps the ids
+        previous = name
+        outputs += math.prod(footprint.shape) + footprint.outputs
         workspace += footprint.workspace
         weights += footprint.weights
         kernels += footprint.kernels
@@ -55,9 +64,10 @@ def estimate_mb(spec: StackSpec, rows: int, steps: int, *, training: bool = Fals
 
 
 def check(spec: StackSpec, rows: int, steps: int, limit_mb: float = MEMORY_LIMIT_MB, *,
-          custom_shape: Callable[[LayerSpec, tuple], tuple | None] | None = None) -> None:
+          custom_shape: Callable[[LayerSpec, tuple], tuple | None] | None = None,
+          more_steps: dict[str, int] | None = None) -> None:
     """Raises StackError when the run would need more than `limit_mb`."""
-    estimate = estimate_mb(spec, rows, steps, custom_shape=custom_shape)
+    estimate = estimate_mb(spec, rows, steps, custom_shape=custom_shape, more_steps=more_steps)
     if estimate > limit_mb:
         raise StackError(f"this batch needs about {estimate:,.0f} MB ({rows} sequences × {steps} steps), over "
                          f"the limit of {limit_mb:,.0f} MB: shorten the sequences, set maxlen or lower the units")
@@ -68,3 +78,8 @@ def batch_size(spec: StackSpec, lengths) -> tuple[int, int]:
     sets it (as keras.utils.pad_sequences and sequences.layout pad), else the longest sequence's."""
     longest = max((int(n) for n in lengths), default=0)
     return len(lengths), spec.batching.maxlen or longest
+
+
+def more_steps(spec: StackSpec, lengths: dict[str, object]) -> dict[str, int]:
+    """Several inputs: the padded steps of each input after the first, by name (batch_size's rule)."""
+    return {name: batch_size(spec, found)[1] for name, found in lengths.items() if name != spec.input.name}

@@ -7,7 +7,7 @@ import os
 import time
 import warnings
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -17,7 +17,7 @@ from .build import BuiltStack, LayerInfo, build, state_names
 from .diagnose import Diagnostic, FcInput
 from .errors import ExplorerError, OutOfMemoryError, SequenceError, StackError, TrustError, strip_ansi
 from .registry import TYPES
-from .spec import Batching, StackSpec
+from .spec import INPUT_REF, Batching, StackSpec
 
 # Batches bigger than FIRST_SLICE_CELLS (rows × steps) run in slices of rows: a first one of that many cells
 # measures the speed, the others are sized to take about SLICE_SECONDS; progress is reported between them.
@@ -74,6 +74,7 @@ class LayerResult:
     feeds: str = "output"       # what it passes to the next layer: its output, or one of its states
     own_steps: bool = False     # its time axis is not the input's (Conv1D "valid", pooling, strides, RepeatVector):
                                 # its steps and its mask (None when Keras dropped it) are its own
+    steps_from: str = ""        # several inputs: the input whose steps its time axis has (RunResult.seen_by)
 
     @property
     def time_major(self) -> bool:
@@ -105,6 +106,7 @@ class RunResult:
     inputs: dict[str, sequences.Layout] = field(default_factory=dict)   # several inputs: each one's padded batch
     fc_inputs: list[FcInput] = field(default_factory=list)  # every head's FC input; fc_input is the first
     outputs: list[str] = field(default_factory=list)        # the model's output layers, in Keras's order
+    vocabularies: dict[str, list[str]] = field(default_factory=dict)   # several inputs: each words input's
     model_source: str = "built"   # the model: "built" for this run, "kept" from an earlier one, "prepared" idle
 
     def __post_init__(self) -> None:
@@ -124,6 +126,15 @@ class RunResult:
                 return layer
         raise KeyError(name)
 
+    def seen_by(self, layer: LayerResult) -> RunResult:
+        """The run as `layer` sees it: the padded batch, mask, lengths and words of the input whose steps its time
+        axis has (a decoder-side layer: the decoder's input); the run itself for every other layer."""
+        if not layer.steps_from or layer.steps_from == next(iter(self.inputs)):
+            return self
+        batch = self.inputs[layer.steps_from]
+        return replace(self, input=batch.batch, mask=batch.mask, lengths=batch.lengths,
+                       vocabulary=self.vocabularies.get(layer.steps_from))
+
     @property
     def warnings(self) -> list[str]:
         return [d.message for d in self.diagnostics]
@@ -142,7 +153,8 @@ class RunResult:
                         "shape": list(layer.shape), "mask": layer.mask is not None, "mask_role": layer.mask_role,
                         "params": layer.params,
                         **({"states": [state.to_json() for state in layer.states]} if layer.states else {}),
-                        **({"feeds": layer.feeds} if layer.feeds != "output" else {})}
+                        **({"feeds": layer.feeds} if layer.feeds != "output" else {}),
+                        **({"steps_from": layer.steps_from} if layer.steps_from else {})}
                        for layer in self.layers],
             "fc_input": {key: heads[0][key] for key in ("layer", "symbolic_shape", "shape", "explanation")}
             if heads else None,
@@ -381,7 +393,8 @@ class Engine:
         """A model of several inputs, in pad mode: each input's text padded alike, line i of each one example."""
         parsed, vocabularies = parse_inputs(spec, text)
         first = parsed[spec.input.name]
-        memory.check(spec, *memory.batch_size(spec, first.lengths), self.memory_limit_mb)
+        memory.check(spec, *memory.batch_size(spec, first.lengths), self.memory_limit_mb,
+                     more_steps=memory.more_steps(spec, {name: items.lengths for name, items in parsed.items()}))
         chosen = backend.resolve_device(device)
         built = self.built_for(spec)
         layouts = {name: sequences.layout(items, spec.batching) for name, items in parsed.items()}
@@ -392,9 +405,9 @@ class Engine:
             raw = {key: backend.to_numpy(value)
                    for key, value in built.forward([layouts[name].batch for name in built.input_names]).items()}
         run_ms = (time.perf_counter() - run_started) * 1000
-        result = self._result(spec, built, first, layouts[spec.input.name], raw, chosen, run_ms, started)
+        result = self._result(spec, built, first, layouts[spec.input.name], raw, chosen, run_ms, started, layouts)
         result.vocabulary = vocabularies.get(spec.input.name)
-        result.inputs = layouts
+        result.inputs, result.vocabularies = layouts, vocabularies
         return result
 
     # --- modes ---
@@ -570,8 +583,9 @@ class Engine:
 
     # --- result ---
 
-    def _result(self, spec, built, parsed, layout, raw, device, run_ms, started) -> RunResult:
-        batch, steps = layout.batch.shape[:2]
+    def _result(self, spec, built, parsed, layout, raw, device, run_ms, started, layouts=None) -> RunResult:
+        batch = layout.batch.shape[0]
+        origins = _time_origins(spec, built, raw, layouts or {INPUT_REF: layout})
         layers = []
         layer_masks: dict[str, np.ndarray | None] = {}
         for info in built.layers:
@@ -582,11 +596,10 @@ class Engine:
             extras = {key: raw[key] for key in info.extra if key in raw}
             states = [StateResult(state, symbolic, tuple(raw[key].shape))
                       for state, key, symbolic in info.states if key in raw]
-            own_steps = len(info.output_shape) >= 3 and output.ndim >= 3 and (
-                output.shape[1] != steps or (info.output_shape[1] is not None and built.input_shape[0] is None))
+            own_steps = len(info.output_shape) >= 3 and output.ndim >= 3 and origins[info.name] is None
             layers.append(LayerResult(info.name, info.spec.type, info.output_shape, tuple(output.shape), output,
                                       mask, info.mask_role, info.params, extras, value_range(output), states,
-                                      info.feeds, own_steps))
+                                      info.feeds, own_steps, (origins[info.name] or "") if layouts else ""))
         heads = diagnose.fc_inputs(spec, built)
         for fc in heads:
             fc.shape = next(layer for layer in layers if layer.name == fc.source).passed.shape
@@ -659,6 +672,28 @@ def _runtime_errors(spec: StackSpec):
 def _takes_mask(layer) -> bool:
     import inspect
     return "mask" in inspect.signature(layer.call).parameters
+
+
+def _time_origins(spec: StackSpec, built: BuiltStack, raw: dict[str, np.ndarray],
+                  layouts: dict[str, sequences.Layout]) -> dict[str, str | None]:
+    """The model input whose steps each layer's output has along its time axis, followed through the graph as Keras
+    passes tensors (a layer's time axis is its first source's); None without a time axis or with steps of its own
+    (Conv1D "valid", pooling, RepeatVector after a last state). `layouts`: each input's by name (one: INPUT_REF)."""
+    symbolic = ({item.name: item.length for item in spec.all_inputs()} if spec.more_inputs
+                else {INPUT_REF: built.input_shape[0]})
+    passed: dict[str, str | None] = {INPUT_REF: next(iter(layouts)), **{name: name for name in layouts}}  # by source
+    origins: dict[str, str | None] = {}
+    previous = INPUT_REF
+    for info in built.layers:
+        origin = passed.get((info.spec.inputs or [previous])[0])   # a state ("lstm/state/h") has no time axis
+        output = raw[info.name]
+        keeps = (origin is not None and len(info.output_shape) >= 3 and output.ndim >= 3
+                 and output.shape[1] == layouts[origin].batch.shape[1]
+                 and (info.output_shape[1] is None or symbolic[origin] is not None))
+        origins[info.name] = origin if keeps else None
+        passed[info.name] = origins[info.name] if info.feeds == "output" else None   # a fed state: no time axis
+        previous = info.name
+    return origins
 
 
 def _time_major_keys(built: BuiltStack) -> set[str]:

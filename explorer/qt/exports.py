@@ -56,13 +56,12 @@ PLOT_TITLES = {"heatmap": "Heatmap (selected layer)", "units": "Units over time"
 
 def csv_rows(result: RunResult) -> Iterator[tuple]:
     """The rows of the long table described in this module's docstring (without the header)."""
-    mask = np.asarray(result.mask, dtype=bool)
     lines = list(result.lines)
     for layer in result.layers:
         output = np.asarray(layer.output)
         if layer.time_major and output.ndim >= 2:
             flat = output.reshape(output.shape[0], output.shape[1], -1)
-            steps = mask
+            steps = np.asarray(result.seen_by(layer).mask, dtype=bool)   # the steps of the input it follows
             if layer.own_steps:     # not the input's steps: its own mask, or every step without one
                 steps = np.ones(flat.shape[:2], dtype=bool) if layer.mask is None else layer.mask.astype(bool)
             for row, line in enumerate(lines[:flat.shape[0]]):

@@ -639,6 +639,9 @@ class StackEditor(QWidget):
         form.addRow(self.standardize_label, self.standardize_combo)
         form.addRow("seed", self.seed_spin)
         form.addRow("shape", self.input_shape_label)
+        self.more_inputs_note = QLabel("")    # several inputs: which one the fields above edit
+        self.more_inputs_note.setWordWrap(True)
+        form.addRow(self.more_inputs_note)
         self._show_input()
         self.input_kind_combo.currentIndexChanged.connect(self._input_edited)
         self.vocab_spin.valueChanged.connect(self._input_edited)
@@ -684,6 +687,10 @@ class StackEditor(QWidget):
                 text += f"   this batch {format_shape(batch.shape)}"
             lines.append(f"{item.name} {text}" if self._spec.more_inputs else text)
         self.input_shape_label.setText("\n".join(lines))
+        others = ", ".join(item.name for item in self._spec.more_inputs)
+        self.more_inputs_note.setText(f"kind, vocab_size and features above are {self._spec.input.name}'s; those of "
+                                      f"{others} are changed in the stack file (more_inputs)" if others else "")
+        self.more_inputs_note.setVisible(bool(others))
 
     def _input_edited(self) -> None:
         kind = self.input_kind_combo.currentData()

@@ -38,3 +38,27 @@ def test_a_large_vocabulary_and_a_growing_custom_layer_are_refused_before_anythi
     line = "0.1 0.2 0.3 0.4; " * 499 + "0 0 0 0"
     with pytest.raises(memory.StackError, match="over the limit"):   # 2.4 GB of output: the dry run sees it
         engine.run(tile, "\n".join([line] * 100), trust=True)
+
+
+def test_the_estimate_of_a_two_input_model_counts_every_inputs_batch_and_layers(engine):
+    """Short encoder lines, long decoder lines: the decoder's padded batch (keras.utils.pad_sequences) and the
+    outputs on its steps count, not the encoder's length for every layer."""
+    import keras
+
+    from explorer.core.spec import from_dict
+    spec = from_dict({
+        "input": {"kind": "tokens", "vocab_size": 9, "name": "question"},
+        "more_inputs": [{"kind": "tokens", "vocab_size": 7, "name": "answer"}],
+        "layers": [{"type": "embedding", "name": "question_ids", "output_dim": 3, "mask_zero": True},
+                   {"type": "gru", "name": "reader", "units": 16, "return_state": True},
+                   {"type": "embedding", "name": "answer_ids", "inputs": ["answer"], "output_dim": 8},
+                   {"type": "gru", "name": "writer", "units": 16, "return_sequences": True,
+                    "inputs": ["answer_ids"], "initial_state": ["reader/state/h"]}]})
+    rows = {"question": [[1, 2]] * 3, "answer": [[3] * 300, [4] * 120, [5] * 7]}
+    result = engine.run(spec, {name: "\n".join(" ".join(map(str, row)) for row in data) for name, data in rows.items()})
+    lengths = {name: [len(row) for row in data] for name, data in rows.items()}
+    batches = sum(keras.utils.pad_sequences(data).nbytes for data in rows.values())
+    held = sum(layer.output.nbytes + sum(extra.nbytes for extra in layer.extras.values()) for layer in result.layers)
+    estimate = memory.estimate_mb(spec, *memory.batch_size(spec, lengths["question"]),
+                                  more_steps=memory.more_steps(spec, lengths))
+    assert estimate >= (2 * held + batches) / 1e6

@@ -99,7 +99,7 @@ class Plot:
 
     def token(self, row: int, step: int) -> str:
         """' · token 12' (or the word) at a step of the input, for token inputs."""
-        result = self.state.result
+        result = self.state.seen
         batch = result.input
         if batch.ndim != 2 or not (row < batch.shape[0] and step < batch.shape[1]):
             return ""
@@ -111,15 +111,14 @@ class Plot:
 
     def step_state(self, step: int) -> str:
         """What the selected row's step is: its token, padded, masked by the selected layer."""
-        result, row = self.state.result, self.state.selected_row
-        layer = result.layer(self.state.selected_layer)
+        result, row, layer = self.state.seen, self.state.selected_row, self.state.layer
         if layer.own_steps:     # its steps are not the input's: only its own mask says anything about them
             hidden = layer.mask is not None and 0 <= step < layer.mask.shape[1] and not layer.mask[row, step]
             return " · masked by its own mask" if hidden else ""
         if not 0 <= step < result.mask.shape[1]:
             return ""
         text = self.token(row, step) + ("" if result.mask[row, step] else " · padded")
-        own = result.layer(self.state.selected_layer).mask
+        own = layer.mask
         if result.mask[row, step] and own is not None and own.ndim == 2 and step < own.shape[1] \
                 and not own[row, step]:
             text += " · masked by the layer"

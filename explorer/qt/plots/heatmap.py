@@ -116,6 +116,8 @@ class HeatmapPlot(Plot):
                 parts.append(f"scale ±{scale.hi:.2g} (max |value| {scale.biggest:.2g}; untick fit colours for ±1)")
         if layer.own_steps:
             parts.append(f"its own {steps} steps, not the input's {state.result.mask.shape[1]}")
+        elif layer.steps_from:
+            parts.append(f"the steps of the input {layer.steps_from}")
         if padded.any():
             parts.append(swatch(PAD_FILL.name(), "hatched = masked by its own mask" if layer.own_steps
                                 else "hatched = padded"))

@@ -50,7 +50,7 @@ class MaskPlot(Plot):
 
     def update(self) -> None:
         state = self.state
-        result, layer = state.result, state.layer
+        result, layer = state.seen, state.layer
         if layer.own_steps:
             codes, note = own_codes(result, layer)
         else:
@@ -73,6 +73,8 @@ class MaskPlot(Plot):
         legend = " ".join(swatch(MASK_COLORS[code][0], MASK_COLORS[code][1] + (" (hatched)" if code == LEAKED else ""))
                           for code in sorted(present))
         what = "mask" if layer.own_steps else "batch mask"
+        if layer.steps_from:
+            note += f" · the steps of the input {layer.steps_from}"
         self.title(f"{what} at {layer.name} ({batch} × {steps}): {legend}{note}")
 
     def _batch_codes(self, result, layer) -> tuple[np.ndarray, str]:
@@ -156,7 +158,7 @@ def unmasked_before(result, layer) -> str | None:
     if result.mode == "one_by_one":
         return None
     for item in result.layers:
-        if is_time_major(item) and item.mask is None:
+        if is_time_major(item) and item.mask is None and item.steps_from == layer.steps_from:
             return item.name
         if item is layer:
             return None

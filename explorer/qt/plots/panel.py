@@ -284,9 +284,10 @@ class PlotsPanel(QWidget):
         if index != self.layer_combo.currentIndex():
             self.layer_combo.setCurrentIndex(index)
         parsed = self.session.text_check.parsed      # the tokens typed, before truncation (of the text run)
+        seen = self.state.seen                       # the lengths of the input whose steps the layer has
         typed = dict(zip(parsed.lines, parsed.lengths.tolist())) if parsed is not None and self.session.state.current \
-            else {}
-        labels = tuple(line_label(line, int(result.lengths[row]), typed.get(line)) if row < len(result.lengths)
+            and seen is result else {}
+        labels = tuple(line_label(line, int(seen.lengths[row]), typed.get(line)) if row < len(seen.lengths)
                        else f"line {line}" for row, line in enumerate(result.lines))
         if labels != self._lines_key:
             self._lines_key = labels
@@ -303,7 +304,7 @@ class PlotsPanel(QWidget):
             self._clear_plots()
             return
         layer = state.layer
-        steps = layer.output.shape[1] if layer.own_steps else state.result.mask.shape[1]   # the time axes' span
+        steps = layer.output.shape[1] if layer.own_steps else state.seen.mask.shape[1]   # the time axes' span
         if steps != self._steps:
             self._steps = steps
             self.mask.plot.setXRange(-0.5, max(steps, 1) - 0.5, padding=0)

@@ -240,12 +240,19 @@ class PlotState:
         return self.result.layer(self.selected_layer)
 
     @property
+    def seen(self) -> RunResult | None:
+        """The run as the selected layer sees it (RunResult.seen_by): its input's padded batch, mask and words."""
+        layer = self.layer
+        return self.result if layer is None else self.result.seen_by(layer)
+
+    @property
     def title_size(self) -> str:
         return title_size(self.text_scale)
 
     def time_words(self) -> list[str] | None:
-        """The selected sequence's words, one per timestep ("" for padding), when the input is words."""
-        result, row = self.result, self.selected_row
+        """The selected sequence's words, one per timestep ("" for padding), when the selected layer's input is
+        words."""
+        result, row = self.seen, self.selected_row
         vocabulary = getattr(result, "vocabulary", None) if result is not None else None
         if not vocabulary or row is None or result.input.ndim != 2:
             return None
@@ -264,7 +271,7 @@ class PlotState:
         if layer is not None and layer.own_steps:
             own = layer.mask[self.selected_row] if layer.mask is not None else np.ones(steps, dtype=bool)
             return ~fit(own, steps, True), np.zeros(steps, dtype=bool)
-        valid = fit(self.result.mask[self.selected_row], steps, True)
+        valid = fit((self.result if layer is None else self.result.seen_by(layer)).mask[self.selected_row], steps, True)
         masked = np.zeros(steps, dtype=bool)
         if layer is not None and layer.mask is not None and layer.mask.ndim == 2:
             masked = valid & ~fit(layer.mask[self.selected_row], steps, True)
@@ -292,7 +299,7 @@ class PlotState:
         """(min, max) of the layer's finite outputs on the batch's valid steps (every row of a layer without a
         time axis)."""
         output = np.asarray(layer.output)
-        batch_valid = self.result.mask.astype(bool)
+        batch_valid = self.result.seen_by(layer).mask.astype(bool)
         known = getattr(layer, "value_range", None)
         time_major = is_time_major(layer)
         if (batch_valid.all() or not time_major) and known is not None and np.isfinite(known).all():

@@ -132,8 +132,9 @@ class OutputPlot(_VectorPlot):
             self.show_sequence(last)
             steps, outputs = row_matrix(last, row).shape
             note = ""
-            if steps != result.mask.shape[1]:
-                note = f' · <span style="color:#e15759">{steps} steps, the batch has {result.mask.shape[1]}</span>'
+            batch_steps = result.seen_by(last).mask.shape[1]    # the steps of the input its time axis follows
+            if steps != batch_steps:
+                note = f' · <span style="color:#e15759">{steps} steps, the batch has {batch_steps}</span>'
             self.title(f"output of <b>{last.name}</b> {format_shape(last.shape)} for line {state.line}: "
                        f"{outputs} outputs at every step{note}")
             return
