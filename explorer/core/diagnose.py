@@ -77,6 +77,7 @@ def check_structure(spec: StackSpec) -> None:
         if item.length is not None and spec.batching.maxlen != item.length:
             raise StackError(f"the input {item.name} takes exactly {item.length} timesteps (its length), as Keras's "
                              f"Input does, but maxlen is {spec.batching.maxlen}: set maxlen to {item.length}")
+    _check_initial_states(spec, names)
     if spec.is_graph() and spec.batching.mode == "chunked":
         raise StackError("chunked mode runs one chain of layers window by window, but this model branches or "
                          "merges: use pad, bucket or one_by_one mode")
@@ -178,11 +179,31 @@ def translate_build_error(name: str, layer: LayerSpec, message: str) -> str:
     return f"{name} cannot be built: {first}"
 
 
+def _check_initial_states(spec: StackSpec, names: list[str]) -> None:
+    """A recurrent layer started from another's states takes as many as it has (LSTM h and c, GRU h), each as wide
+    as its own units; Keras would only fail inside the run, in a matrix product."""
+    by_name = dict(zip(names, spec.layers))
+    for index, (layer, name) in enumerate(zip(spec.layers, names)):
+        if not layer.initial_state:
+            continue
+        wanted = state_names(layer)
+        if len(layer.initial_state) != len(wanted):
+            raise StackError(f"{name} starts from {len(wanted)} states ({', '.join(wanted)}), but it is given "
+                             f"{len(layer.initial_state)}: {', '.join(layer.initial_state)}", layer=name)
+        units = layer.params["units"]
+        for source in layer.initial_state:
+            width = by_name[source.split("/state/")[0]].params.get("units")
+            if width is not None and width != units:
+                raise StackError(f"{name} starts from {source}, which holds {width} values per sequence, but {name} "
+                                 f"has {units} units: a state is as wide as the units; set {name}'s units to "
+                                 f"{width}", layer=name, fix=Fix(f"Set {name}'s units to {width}", "units", width, index))
+
+
 def translate_run_error(message: str, spec: StackSpec) -> tuple[str, str | None]:
     """TensorFlow's runtime message → its one meaningful line and the layer it happened in."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     node = next((line for line in lines if line.startswith("Detected at node")), "")
-    reason = next((line for line in reversed(lines) if not line.startswith(("[[", "File ", "Detected at node"))
+    reason = next((line for line in reversed(lines) if not line.startswith(("[[", "File ", "Detected at node", "•"))
                    and not line.endswith(":")), lines[0] if lines else "unknown error")
     reason = reason.split("\t [[")[0].strip()
     names = spec.layer_names()

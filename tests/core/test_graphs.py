@@ -6,6 +6,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from keras import layers
 
 from explorer.core import keras_io, spec as specs
@@ -154,3 +156,38 @@ def test_the_exported_code_of_an_encoder_decoder_passes_the_states(tmp_path):
     ran = subprocess.run([sys.executable, "model.py"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert ran.returncode == 0, ran.stderr
     assert "decoder                      (None, None, 5)      (2, 3, 5)" in ran.stdout
+
+
+@settings(max_examples=4, deadline=None)
+@example(encoder_units=3, decoder_units=3, kind="lstm").via("the same width")
+@example(encoder_units=4, decoder_units=5, kind="gru").via("the reported case")
+@given(encoder_units=st.integers(1, 6), decoder_units=st.integers(1, 6), kind=st.sampled_from(["lstm", "gru"]))
+def test_states_as_wide_as_the_units_run_and_others_are_refused_before_keras_runs(encoder_units, decoder_units,
+                                                                                 kind):
+    """Plain Keras decides: the model runs when each state is as wide as the decoder's units, and fails inside the
+    run otherwise; the explorer then names the decoder, the state and the fix before running."""
+    cell = {"lstm": layers.LSTM, "gru": layers.GRU}[kind]
+    i = keras.Input((None,), dtype="int32")
+    x = layers.Embedding(20, 3, name="emb")(i)
+    _, *states = cell(encoder_units, return_state=True, name="encoder")(x)
+    try:
+        keras.Model(i, cell(decoder_units, name="decoder")(x, initial_state=states)).predict(
+            np.array([[1, 2, 3]]), verbose=0)
+        keras_runs = True
+    except Exception:
+        keras_runs = False
+    names = ["h", "c"] if kind == "lstm" else ["h"]
+    spec = specs.from_dict({"input": {"kind": "tokens", "vocab_size": 20}, "layers": [
+        {"type": "embedding", "name": "emb", "output_dim": 3},
+        {"type": kind, "name": "encoder", "units": encoder_units, "return_state": True},
+        {"type": kind, "name": "decoder", "units": decoder_units, "inputs": ["emb"],
+         "initial_state": [f"encoder/state/{name}" for name in names]}]})
+    assert keras_runs == (encoder_units == decoder_units)
+    if keras_runs:
+        assert ENGINE.run(spec, "1 2 3\n").layer("decoder").output.shape == (1, decoder_units)
+        return
+    with pytest.raises(StackError, match=f"decoder starts from encoder/state/h, which holds {encoder_units} values "
+                                         f".* set decoder's units to {encoder_units}") as refused:
+        ENGINE.run(spec, "1 2 3\n")
+    fixed = refused.value.fix.apply(spec)
+    assert ENGINE.run(fixed, "1 2 3\n").layer("decoder").output.shape == (1, encoder_units)
