@@ -21,7 +21,7 @@ from ..core.errors import SequenceError
 from ..core.sequences import describe_buckets
 from ..core.spec import MAX_MAXLEN, Batching
 from ..core.vocabulary import UNKNOWN_ID
-from ..session import Session
+from ..session import CHECKING, Session
 from .style import ERROR_COLOUR, escape, mono_font, muted_colour, padded_colours, selected_tint
 
 MODES = (("pad", "pad: one padded batch"), ("bucket", "bucket: group by length"),
@@ -533,7 +533,7 @@ class SequenceEditor(QWidget):
         self._grid_lines = list(check.lines)
         if batch is None or mask is None:
             self.grid.batch_model.set_batch(None, None, [], 0, 0)
-            why = "fix the errors in the text to see it" if check.errors else ""
+            why = "fix the errors in the text to see it" if check.errors else CHECKING if check.checking else ""
             self.grid_caption.setText("<b>Padded batch</b>" + (f" — {why}" if why else ""))
             self.grid.blockSignals(False)
             return
