@@ -98,3 +98,24 @@ def test_an_error_typed_into_a_large_text_is_found_and_undo_brings_the_grid_back
     qtbot.waitUntil(lambda: not win.session.checking, timeout=10_000)
     assert not editor.errors and grid_size(editor) == (200, 200)
     assert grid_text(editor, 40, 0) == str(rows[40, 0])
+
+
+def test_a_new_document_keeps_the_cards_of_its_equal_layers_and_they_edit_it(win):
+    """Loading rebuilds only the cards whose layer differs; a kept card edits the new document."""
+    stack = win.stack_editor
+    before = {card.name: card for card in stack.cards}
+    spec = load_preset("average_pooling")
+    units = spec.layers[1].params["units"] + 8
+    spec.layers[1].params["units"] = units
+    win.session.load(spec, trusted=True, source=None)
+    after = {card.name: card for card in stack.cards}
+    assert [name for name in after if after[name] is before[name]] == ["embedding_1", "global_average_pooling_1",
+                                                                       "dense_1"]
+    assert after["lstm_1"].param_widget("units").value() == units
+    after["dense_1"].param_widget("units").setValue(7)
+    assert win.session.document.layers[3].params["units"] == 7 and spec.layers[3].params["units"] != 7
+    win.history.undo_action.trigger()                # an undo: new layer objects; the cards of the equal ones stay
+    assert stack.cards[:3] == [after["embedding_1"], after["lstm_1"], after["global_average_pooling_1"]]
+    assert stack.cards[3].param_widget("units").value() == spec.layers[3].params["units"]
+    after["lstm_1"].param_widget("units").setValue(units + 1)
+    assert win.session.document.layers[1].params["units"] == units + 1
