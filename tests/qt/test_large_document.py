@@ -119,3 +119,15 @@ def test_a_new_document_keeps_the_cards_of_its_equal_layers_and_they_edit_it(win
     assert stack.cards[3].param_widget("units").value() == spec.layers[3].params["units"]
     after["lstm_1"].param_widget("units").setValue(units + 1)
     assert win.session.document.layers[1].params["units"] == units + 1
+
+
+def test_a_large_labelled_document_opens_the_training_panel_once_checked(win, big, qtbot):
+    rows, spec = big
+    spec.sequences = "\n".join(" ".join(map(str, row)) + " | 1" for row in rows) + "\n"
+    win.training_dock.hide()
+    win.session.load(spec, trusted=True, source=None)
+    assert win.training_dock.isHidden()
+    win.training.train()                                        # too early: said, nothing sent
+    assert CHECKING in win.training.status_label.text() and not win.training.running
+    qtbot.waitUntil(lambda: not win.session.checking, timeout=10_000)
+    assert not win.training_dock.isHidden()
