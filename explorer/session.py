@@ -112,8 +112,8 @@ class TextCheck:
 
 CHECKING = "checking the sequences…"
 # A text longer than this is checked in steps of about this many characters, one per turn of the host's loop
-# (when the host gives `call_soon`): 1 MB of token ids in 16 turns of a few milliseconds instead of one long one
-CHECK_CHUNK_CHARS = 65_536
+# (when the host gives `call_soon`): 1 MB of token ids in 32 turns of a few milliseconds instead of one long one
+CHECK_CHUNK_CHARS = 32_768
 
 
 def check_text(text: str, input_spec: InputSpec, batching: Batching) -> TextCheck:
