@@ -211,13 +211,13 @@ class Session:
     """The document, the selection, trust, run settings and the latest result with its state. `call_soon(f)`:
     calls f on a later turn of the host's loop (a window's); with it, a text longer than CHECK_CHUNK_CHARS is
     checked in steps, one per turn (`text_check.checking` and the state "checking the sequences…" meanwhile);
-    without it, every check is done at once."""
+    without it, and for the document it is made with, every check is done at once."""
 
     def __init__(self, spec: StackSpec, *, trusted: bool = False, source: str | None = None,
                  confirm_trust: Callable[[list[str]], bool] | None = None,
                  call_soon: Callable[[Callable[[], None]], None] | None = None):
         self.events = Events()
-        self._call_soon = call_soon
+        self._call_soon = None                    # the first document is checked at once: nothing shows it yet
         self._check_id = 0                        # the check under way; an edit starts another
         self._check_why = "not run yet"           # the state's reason once that check is done
         self.trust = Trust(confirm_trust or (lambda expressions: False))
@@ -240,6 +240,7 @@ class Session:
         self._clean: tuple[dict, str | None] | None = None     # the saved document and its weights' id
         self._modified = False
         self._load(spec, trusted=trusted, source=source)
+        self._call_soon = call_soon
 
     # --- the document ---
 

@@ -44,9 +44,12 @@ def text_of(rows: list[list[int]]) -> str:
 
 
 def loaded(text: str, turns: Turns) -> Session:
+    """A session (of a small document) that then loads `text`, as a window opens a file."""
     spec = load_preset("average_pooling")
+    s = Session(spec, trusted=True, source=None, call_soon=turns.call_soon)
     spec.sequences = text
-    return Session(spec, trusted=True, source=None, call_soon=turns.call_soon)
+    s.load(spec, trusted=True, source=None)
+    return s
 
 
 def test_a_large_text_is_checked_over_turns_and_ends_as_keras_pads_it():
@@ -82,9 +85,12 @@ def test_each_turn_checks_about_one_chunk_of_lines(monkeypatch):
         parsed_per_turn[-1] += len(content) + 1
         return parse_tokens(content, *args)
 
-    monkeypatch.setattr(sequences, "_parse_tokens", counted)
     turns = Turns()
-    loaded(text, turns)
+    s = Session(load_preset("average_pooling"), trusted=True, source=None, call_soon=turns.call_soon)
+    monkeypatch.setattr(sequences, "_parse_tokens", counted)
+    spec = load_preset("average_pooling")
+    spec.sequences = text
+    s.load(spec, trusted=True, source=None)
     longest_line = max(len(line) + 1 for line in text.splitlines())
     while turns.queued:
         parsed_per_turn.append(0)
@@ -125,4 +131,14 @@ def test_without_call_soon_a_large_text_is_checked_at_once():
     spec = load_preset("average_pooling")
     spec.sequences = text_of(large_rows(3))
     s = Session(spec, trusted=True, source=None)
+    s.load(spec, trusted=True, source=None)
     assert not s.checking and s.text_check.ok and s.state.kind == NONE
+
+
+def test_the_document_a_session_is_made_with_is_checked_at_once():
+    """Nothing shows it yet (a window is built around the session), so nothing waits on its check."""
+    spec = load_preset("average_pooling")
+    spec.sequences = text_of(large_rows(4))
+    turns = Turns()
+    s = Session(spec, trusted=True, source=None, call_soon=turns.call_soon)
+    assert not s.checking and s.text_check.ok and s.state.kind == NONE and not turns.queued
