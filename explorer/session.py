@@ -397,9 +397,9 @@ class Session:
             self.selected_line = check.lines[0]
             self.events.selection.emit()
         self.events.text.emit()
+        self.events.checked.emit()       # the run that waited starts: its state is the next one the views draw
         if self.state.kind == STALE and self.state.reason == CHECKING:
             self._set_state(self._idle_state(self._check_why))
-        self.events.checked.emit()
 
     # --- what stops a run ---
 
