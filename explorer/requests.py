@@ -38,7 +38,7 @@ from .core import memory
 from .core.errors import StackError
 from .core.spec import StackSpec
 from .engine.requests import Reply, Request
-from .session import Event, Session
+from .session import CHECKING, Event, Session
 
 ReplyCallback = Callable[[Reply], None]
 CallSoon = Callable[[Callable[[], None]], None]
@@ -304,12 +304,14 @@ class Runs:
         self.last_run_id = 0
         self.awaiting = False
         self.scheduled = False
+        self.after_check: bool | None = None     # a run waits for the text's check (its `asked`)
         self.started = Event("started")
         self.finished = Event("finished")
         self.cancelled = Event("cancelled")
         self._specs: dict[int, StackSpec] = {}
         session.events.document.connect(lambda: self.run_now(asked=True))
         session.events.edited.connect(self._edited)
+        session.events.checked.connect(self._checked)
         session.events.run_settings.connect(self._settings_changed)
         session.events.devices.connect(self._devices_changed)
         requests.engine.connect(self._engine_notice)
@@ -323,6 +325,11 @@ class Runs:
             self.schedule()
         else:
             self.session.say("edited: press Run (F5) to see the new shapes")
+
+    def _checked(self) -> None:
+        if self.after_check is not None:
+            asked, self.after_check = self.after_check, None
+            self.run_now(asked)
 
     def _settings_changed(self) -> None:
         live, device = self.session.live, self.session.device
@@ -345,8 +352,8 @@ class Runs:
 
     @property
     def settled(self) -> bool:
-        """No run scheduled and no reply awaited."""
-        return not self.scheduled and not self.awaiting
+        """No run scheduled or waiting for the text's check, and no reply awaited."""
+        return not self.scheduled and not self.awaiting and self.after_check is None
 
     def run_now(self, asked: bool = True) -> None:
         """Sends one run of the document; `asked`: the user asked (Run, a new document), so a custom
@@ -354,6 +361,10 @@ class Runs:
         self.scheduled = False
         session = self.session
         if session.trust.asking:
+            return
+        if session.checking:               # a large text: the run follows its check
+            self.after_check = asked or bool(self.after_check)
+            session.say(CHECKING)
             return
         problem = session.problem()
         if problem is not None:
@@ -396,6 +407,7 @@ class Runs:
         if self.settled:
             return
         self.scheduled = False
+        self.after_check = None
         self.requests.cancel()
         self._drop_in_flight()
         self.session.run_cancelled()

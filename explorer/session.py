@@ -67,11 +67,12 @@ class Events:
     """The session's events. `document`: another document is shown (nothing edited yet); `edited(kind)`:
     the document changed by an edit ("stack", "text", "batching") or by undo ("restore"); `stack`, `text`,
     `batching`: that part changed (any cause); `selection`; `result`: the result or its state changed;
-    `status(text, error)`; `modified(bool)`; `run_settings`: Live or the device changed; `devices`."""
+    `status(text, error)`; `modified(bool)`; `run_settings`: Live or the device changed; `devices`;
+    `checked`: a large text's check, spread over turns of the host's loop, is done (`text` came just before)."""
 
     def __init__(self):
         for name in ("document", "edited", "stack", "text", "batching", "selection", "result", "status",
-                     "modified", "run_settings", "devices"):
+                     "modified", "run_settings", "devices", "checked"):
             setattr(self, name, Event(name))
 
 
@@ -102,14 +103,30 @@ class TextCheck:
     batch: np.ndarray | None = None      # (B, T) ids / words or (B, T, F) features
     mask: np.ndarray | None = None       # (B, T) bool, True = valid
     lines: list[int] = field(default_factory=list)
+    checking: bool = False               # a large text's check is under way: nothing is known of it yet
 
     @property
     def ok(self) -> bool:
         return not self.errors and self.parsed is not None
 
 
+CHECKING = "checking the sequences…"
+# A text longer than this is checked in steps of about this many characters, one per turn of the host's loop
+# (when the host gives `call_soon`): 1 MB of token ids in 32 turns of a few milliseconds instead of one long one
+CHECK_CHUNK_CHARS = 32_768
+
+
 def check_text(text: str, input_spec: InputSpec, batching: Batching) -> TextCheck:
-    parsed, errors = sequences.parse_all(text, input_spec)
+    return _checked_text(*sequences.parse_all(text, input_spec), batching)
+
+
+def check_steps(text: str, input_spec: InputSpec, batching: Batching, chunk_chars: int = CHECK_CHUNK_CHARS):
+    """check_text in steps: a generator that yields between chunks of lines and returns the TextCheck."""
+    parsed, errors = yield from sequences.parse_steps(text, input_spec, chunk_chars)
+    return _checked_text(parsed, errors, batching)
+
+
+def _checked_text(parsed: sequences.Sequences | None, errors: list[SequenceError], batching: Batching) -> TextCheck:
     if errors or parsed is None or not len(parsed):
         return TextCheck(errors=errors)
     batch, mask = sequences.pad_preview(parsed, batching)
@@ -191,11 +208,18 @@ class Trust:
 
 
 class Session:
-    """The document, the selection, trust, run settings and the latest result with its state."""
+    """The document, the selection, trust, run settings and the latest result with its state. `call_soon(f)`:
+    calls f on a later turn of the host's loop (a window's); with it, a text longer than CHECK_CHUNK_CHARS is
+    checked in steps, one per turn (`text_check.checking` and the state "checking the sequences…" meanwhile);
+    without it, and for the document it is made with, every check is done at once."""
 
     def __init__(self, spec: StackSpec, *, trusted: bool = False, source: str | None = None,
-                 confirm_trust: Callable[[list[str]], bool] | None = None):
+                 confirm_trust: Callable[[list[str]], bool] | None = None,
+                 call_soon: Callable[[Callable[[], None]], None] | None = None):
         self.events = Events()
+        self._call_soon = None                    # the first document is checked at once: nothing shows it yet
+        self._check_id = 0                        # the check under way; an edit starts another
+        self._check_why = "not run yet"           # the state's reason once that check is done
         self.trust = Trust(confirm_trust or (lambda expressions: False))
         self.document = StackSpec()
         self.source: str | None = None
@@ -216,6 +240,7 @@ class Session:
         self._clean: tuple[dict, str | None] | None = None     # the saved document and its weights' id
         self._modified = False
         self._load(spec, trusted=trusted, source=source)
+        self._call_soon = call_soon
 
     # --- the document ---
 
@@ -232,6 +257,11 @@ class Session:
         if name is None or name == self.document.input.name:
             return self.text
         return self.document.more_sequences.get(name, "")
+
+    @property
+    def checking(self) -> bool:
+        """The text is being checked in steps: no run until it is done."""
+        return self.text_check.checking
 
     def check_of(self, name: str | None) -> TextCheck:
         """The check of the input `name`'s text (None: the first input's, `text_check`)."""
@@ -259,6 +289,7 @@ class Session:
         names = self.document.layer_names()
         recurrent = [n for n, layer in zip(names, self.document.layers) if layer.is_recurrent]
         self.selected_layer = recurrent[0] if recurrent else (names[0] if names else None)
+        self._check_why = "not run yet"
         self._validate()
         self.selected_line = self.text_check.lines[0] if self.text_check.lines else None
         self._clean = self._saved_form()
@@ -320,11 +351,12 @@ class Session:
             recurrent = [n for n, layer in zip(names, self.document.layers) if layer.is_recurrent]
             self.selected_layer = recurrent[0] if recurrent else (names[0] if names else None)
             self.events.selection.emit()
-        if self.result is not None or self.state.kind != NONE:
-            self._set_state(self._idle_state("the stack changed since this run" if kind != "text"
-                                             else "the sequences changed since this run"))
+        if self.result is not None or self.state.kind != NONE and self.state.reason != CHECKING:
+            self._check_why = "the stack changed since this run" if kind != "text" \
+                else "the sequences changed since this run"
         else:
-            self._set_state(self._idle_state("not run yet"))
+            self._check_why = "not run yet"
+        self._set_state(self._idle_state(self._check_why))
         self.events.edited.emit(kind)
         self._refresh_modified()
 
@@ -335,10 +367,39 @@ class Session:
             self.spec_error = None
         except SpecError as error:
             self.spec_error = error
-        self.text_check = check_text(self.text, self.document.input, self.document.batching)
+        self._check_id += 1                  # a check still under way is dropped
+        if self._call_soon is not None and len(self.text) > CHECK_CHUNK_CHARS:
+            self.text_check = TextCheck(checking=True)
+            self._call_soon(lambda check_id=self._check_id, steps=check_steps(
+                self.text, self.document.input, self.document.batching): self._check_step(check_id, steps))
+        else:
+            self.text_check = check_text(self.text, self.document.input, self.document.batching)
         self.input_checks = {item.name: self.text_check if item is self.document.input
                              else check_text(self.text_of(item.name), item, self.document.batching)
                              for item in self.document.all_inputs()} if self.document.more_inputs else {}
+
+    def _check_step(self, check_id: int, steps) -> None:
+        """One chunk of a large text's check; the next one on the next turn, until it is done."""
+        if check_id != self._check_id:
+            return
+        try:
+            next(steps)
+        except StopIteration as done:
+            self._text_checked(done.value)
+            return
+        self._call_soon(lambda: self._check_step(check_id, steps))
+
+    def _text_checked(self, check: TextCheck) -> None:
+        self.text_check = check
+        if self.input_checks:
+            self.input_checks[self.document.input.name] = check
+        if self.selected_line is None and check.lines:      # a document loaded: its first sequence
+            self.selected_line = check.lines[0]
+            self.events.selection.emit()
+        self.events.text.emit()
+        self.events.checked.emit()       # the run that waited starts: its state is the next one the views draw
+        if self.state.kind == STALE and self.state.reason == CHECKING:
+            self._set_state(self._idle_state(self._check_why))
 
     # --- what stops a run ---
 
@@ -349,6 +410,8 @@ class Session:
             names = self.document.layer_names()
             index = int(match.group(1)) if match else -1
             return self.spec_error.message, names[index] if 0 <= index < len(names) else None
+        if self.checking:
+            return CHECKING, None
         for name, check in (self.input_checks or {None: self.text_check}).items():
             errors = check.errors
             if errors:

@@ -68,10 +68,26 @@ def parse(text: str, input_spec: InputSpec) -> Sequences:
 def parse_all(text: str, input_spec: InputSpec) -> tuple[Sequences | None, list[SequenceError]]:
     """Parses the sequence text and collects every bad value (line and column), in text order; the
     sequences are None when there is any error."""
+    steps = parse_steps(text, input_spec)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def parse_steps(text: str, input_spec: InputSpec, chunk_chars: int = 0):
+    """parse_all in steps: a generator that yields after each `chunk_chars` characters of lines (0: never) and
+    returns parse_all's (sequences, errors), so that a host can spread a large text over turns of its loop."""
     if not isinstance(text, str):
         return None, [SequenceError(1, 1, "the sequence text must be a string")]
     items, lines, labels, errors = [], [], [], []
+    read = 0
     for number, raw in enumerate(_LINE_BREAK.split(text), start=1):
+        read += len(raw) + 1
+        if chunk_chars and read >= chunk_chars:
+            read = 0
+            yield
         content = _strip_comment(raw)
         if not content.strip():
             continue

@@ -144,6 +144,8 @@ def generate(name: str, count: int, input_spec: InputSpec, *, seed: int = 0, cla
 def named_in(text: str) -> str | None:
     """The task whose comment line (`# task NAME: …`, as `generate` writes it) heads the text, if any."""
     for line in text.splitlines():
+        if not line.lstrip().startswith("#"):       # a sequence: not split (a large text has many)
+            continue
         words = line.strip().split()
         if len(words) >= 3 and words[:2] == ["#", "task"] and words[2].rstrip(":") in TASKS:
             return words[2].rstrip(":")

@@ -86,7 +86,8 @@ class MainWindow(QMainWindow):
                  make_service=None, reporter=None, scale: float | None = None, parent: QWidget | None = None):
         super().__init__(parent)
         self.session = Session(spec, trusted=trusted, source=source,
-                               confirm_trust=confirm_trust or self._ask_trust)
+                               confirm_trust=confirm_trust or self._ask_trust,
+                               call_soon=lambda function: QTimer.singleShot(0, function))   # large texts in steps
         self.runs = RunScheduler(self.session, make_service or engine_service, self)
         self.history = DocumentHistory(self.session, self)
         self.setWindowTitle("RNN Shape Explorer")

@@ -21,7 +21,7 @@ from ..core.errors import SequenceError
 from ..core.sequences import describe_buckets
 from ..core.spec import MAX_MAXLEN, Batching
 from ..core.vocabulary import UNKNOWN_ID
-from ..session import Session
+from ..session import CHECKING, Session
 from .style import ERROR_COLOUR, escape, mono_font, muted_colour, padded_colours, selected_tint
 
 MODES = (("pad", "pad: one padded batch"), ("bucket", "bucket: group by length"),
@@ -231,6 +231,7 @@ class SequenceEditor(QWidget):
         left.addWidget(self.input_tabs)
         self.text_edit = SequenceTextEdit()
         self.text_edit.setPlainText(session.text)
+        self._shown_text = session.text     # the editor's text, kept: reading 1 MB back from Qt takes milliseconds
         self.text_edit.setToolTip("Tokens: integer ids separated by spaces or commas (3 14 15, 9).\n"
                                   "Features: timesteps separated by ; and values by spaces (0.1 0.2; 0.3 0.4).\n"
                                   "Words: words separated by spaces (the cat sat).\n"
@@ -393,7 +394,8 @@ class SequenceEditor(QWidget):
             self._show_batching()
 
     def _text_changed(self) -> None:
-        self.session.set_text(self.text(), self.shown_input)
+        self._shown_text = self.text()
+        self.session.set_text(self._shown_text, self.shown_input)
 
     def _show_input_tabs(self) -> None:
         """A tab per input, named by it, when the model takes several; none (one editor) otherwise."""
@@ -422,10 +424,11 @@ class SequenceEditor(QWidget):
     def _show_text(self) -> None:
         """The session's text, its errors (all underlined, listed under it) and its padded batch."""
         text = self.session.text_of(self.shown_input)
-        if text != self.text():
+        if text != self._shown_text:
             self.text_edit.blockSignals(True)
             self.text_edit.setPlainText(text)
             self.text_edit.blockSignals(False)
+            self._shown_text = text
         check = self.session.check_of(self.shown_input)
         self.errors = list(check.errors)
         self.label_error = None
@@ -533,7 +536,7 @@ class SequenceEditor(QWidget):
         self._grid_lines = list(check.lines)
         if batch is None or mask is None:
             self.grid.batch_model.set_batch(None, None, [], 0, 0)
-            why = "fix the errors in the text to see it" if check.errors else ""
+            why = "fix the errors in the text to see it" if check.errors else CHECKING if check.checking else ""
             self.grid_caption.setText("<b>Padded batch</b>" + (f" — {why}" if why else ""))
             self.grid.blockSignals(False)
             return

@@ -748,10 +748,8 @@ class StackEditor(QWidget):
         old = {id(card.layer): card for card in self.cards}
         cards = []
         for layer, name in zip(self._spec.layers, names):
-            card = None if fresh else old.get(id(layer))
-            if card is not None and card.layer is layer and card.name == name:
-                del old[id(layer)]
-            else:
+            card = None if fresh else self._kept_card(old, layer, name)
+            if card is None:
                 card = LayerCard(layer, name, pairs=self.param_pairs)
                 card.paramChanged.connect(self._param_changed)
                 card.typeChanged.connect(self._type_changed)
@@ -777,6 +775,18 @@ class StackEditor(QWidget):
             card.set_selected(card.name == self._selected)
         self._show_badges()
         self.scroll.updateGeometry()
+
+    @staticmethod
+    def _kept_card(old: dict[int, LayerCard], layer: LayerSpec, name: str) -> LayerCard | None:
+        """The card of `old` that shows `layer` under `name`: its own, or one of an equal layer (another
+        document, an undo: new LayerSpec objects), which then edits `layer`; None: a new card is needed."""
+        card = old.get(id(layer))
+        if card is None or card.name != name:
+            card = next((known for known in old.values() if known.name == name and known.layer == layer), None)
+        if card is not None:
+            del old[id(card.layer)]
+            card.layer = layer
+        return card
 
     def _structure_changed(self, select: str | None = None) -> None:
         if select is not None:

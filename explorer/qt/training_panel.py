@@ -26,6 +26,7 @@ from ..core import compare, sequences, tasks
 from ..core.errors import SequenceError
 from ..core.train import DEFAULT_LEARNING_RATE, OPTIMIZERS, TrainSettings, run_accuracy
 from ..requests import TRAIN
+from ..session import CHECKING
 from .layout import TRAINING, WindowLayout
 from .plots.training import CURVE_COLOURS, DeltaHeatmap, TrainingCurves, recolour_widget
 from .style import ERROR_COLOUR, escape
@@ -263,6 +264,9 @@ class TrainingPanel(QWidget):
         if self.running:
             return
         check = self.session.text_check
+        if check.checking:
+            self._say(f"{CHECKING} train once they are checked", error=True)
+            return
         if check.errors:
             self._say(f"fix the sequences first: {check.errors[0].message}", error=True)
             return
@@ -524,12 +528,24 @@ def install_training(panel: TrainingPanel, window_layout: WindowLayout) -> QDock
     window_layout.view_bar.addAction(toggle)
     session = panel.session
 
+    loading = [False]             # a large document's text is still being checked: decided once it is
+
     def show_when_labelled() -> None:
         if labelled(session.text_check.parsed):
             dock.show()
             dock.raise_()
 
-    session.events.document.connect(show_when_labelled)
+    def document_loaded() -> None:
+        loading[0] = session.checking
+        show_when_labelled()
+
+    def checked() -> None:
+        if loading[0]:
+            loading[0] = False
+            show_when_labelled()
+
+    session.events.document.connect(document_loaded)
+    session.events.checked.connect(checked)
     window_layout.stack_dock.raise_()     # a new tab does not cover the stack editor
     show_when_labelled()
     return dock
