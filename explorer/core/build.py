@@ -9,7 +9,7 @@ from typing import Any
 
 from . import backend, diagnose, keras_cards
 from .errors import ExplorerError, StackError, strip_ansi
-from .registry import TYPES, state_names  # noqa: F401  (state_names: also imported from here)
+from .registry import TYPES, more_outputs, state_names  # noqa: F401  (state_names: also imported from here)
 from .spec import INPUT_NAME, INPUT_REF, LayerSpec, StackSpec
 
 
@@ -144,13 +144,13 @@ def build(spec: StackSpec) -> BuiltStack:
             if layer.type == "attention_pooling":
                 outputs[f"{name}/attention"] = rest[0]
                 extra[f"{name}/attention"] = tuple(rest[0].shape)
-            else:
-                for state_name, state in zip(state_names(layer), rest):
-                    outputs[f"{name}/state/{state_name}"] = tensors[f"{name}/state/{state_name}"] = state
-                    extra[f"{name}/state/{state_name}"] = tuple(state.shape)
+            else:   # a Bidirectional's backward output (merge_mode None), return_state's states
+                for key, tensor in zip(more_outputs(layer), rest):
+                    outputs[f"{name}/{key}"] = tensors[f"{name}/{key}"] = tensor
+                    extra[f"{name}/{key}"] = tuple(tensor.shape)
                 feeds = layer.params.get("feeds", "output")
                 if feeds != "output":   # x, h, c = LSTM(…, return_state=True)(x); the next layer takes c
-                    x = rest[state_names(layer).index(feeds)]
+                    x = tensors[f"{name}/state/{feeds}"]
         else:
             x = result
         mask_out = getattr(x, "_keras_mask", None)

@@ -9,7 +9,7 @@ from . import backend
 from . import sequences as seqs
 from .errors import StackError
 from .expression import check_source, expression_problem
-from .registry import TYPES, custom_class_name, python_name, state_names
+from .registry import TYPES, custom_class_name, more_outputs, python_name
 from .spec import INPUT_REF, StackSpec
 
 def _layer_source(class_name: str) -> str:
@@ -163,14 +163,15 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
         arguments = "(x)"
         if layer.initial_state:   # an encoder's states start this layer
             arguments = f"(x, initial_state=[{', '.join(f'outputs[{source!r}]' for source in layer.initial_state)}])"
-        if layer.is_recurrent and layer.params["return_state"]:
-            states = [f"{variable}_{s}" for s in state_names(layer)]
-            lines.append(f"x, {', '.join(states)} = {call}{arguments}")
+        more = more_outputs(layer)   # a merge_mode None's backward output, return_state's states
+        if more:
+            variables = [f"{variable}_{key.removeprefix('state/')}" for key in more]
+            lines.append(f"x, {', '.join(variables)} = {call}{arguments}")
             if layer.params["feeds"] != "output":
                 lines.append(f"x = {variable}_{layer.params['feeds']}  # the next layer takes this state")
             lines.append(f"outputs[{name!r}] = x")
-            lines += [f"outputs[{name + '/state/' + state!r}] = {state_variable}"
-                      for state, state_variable in zip(state_names(layer), states)]
+            lines += [f"outputs[{name + '/' + key!r}] = {more_variable}"
+                      for key, more_variable in zip(more, variables)]
             continue
         elif layer.type == "attention_pooling":
             lines.append(f"x, {variable}_weights = {call}(x)")

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import backend, keras_archive, keras_cards, output_file
 from .errors import SpecError, StackError, strip_ansi
-from .registry import TYPES, ByKeras, Refused, state_names
+from .registry import TYPES, ByKeras, more_outputs
 from .spec import INPUT_REF, STANDARDIZE, Batching, InputSpec, LayerSpec, StackSpec, _layer_name
 
 
@@ -59,8 +59,9 @@ def from_keras_model(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], lis
 def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]:
     import keras
     notes: list[str] = []
-    sources: dict[int, list[str]] = {}   # id(Keras layer) → the layers it takes, in a model that branches
-    states: dict[int, list[tuple[str, int]]] = {}   # id(Keras layer) → its initial states: (layer, output index)
+    # id(Keras layer) → the tensors it takes in a model that branches, and its initial states: (layer, output index)
+    sources: dict[int, list[tuple[str, int]]] = {}
+    states: dict[int, list[tuple[str, int]]] = {}
     try:
         chain = _chain(model)
     except StackError:
@@ -80,16 +81,18 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
     refused: list[str] = []
     previous: LayerSpec | None = None
     for layer, taken in chain:
+        passed = None   # a further output the layer takes in a chain, not a state that `feeds` passes on
         if taken and previous is not None and not _feed(previous, taken):
-            refused.append(f"{previous.name} passes on its output {taken}, which a stack cannot show")
+            more = more_outputs(previous)
+            if layer is None or taken > len(more):
+                refused.append(f"{previous.name} passes on its output {taken}, which a stack cannot show")
+            else:   # the backward output of a Bidirectional with merge_mode None
+                passed = f"{previous.name}/{more[taken - 1]}"
         if layer is None:   # the model's output
             break
         kind = type(layer).__name__
         try:
             spec = _layer_spec(layer, kind)
-        except Refused as reason:
-            refused.append(str(reason))
-            continue
         except ByKeras as reason:
             notes.append(f"{layer.name}: {reason}; Keras computes it as it is (a Keras layer card)")
             spec = None
@@ -99,12 +102,17 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
         if spec is None:   # computed by Keras itself, from its saved config
             spec = LayerSpec("keras", TYPES["keras"].read(layer))
         spec.name = renamed[layer.name] = _usable_name(layer.name, [known.name for known in layers], notes)
-        taken_from = [renamed.get(source, source) for source in sources.get(id(layer), [])]
-        if taken_from and taken_from != [previous.name if previous is not None else INPUT_REF]:
+        try:
+            taken_from = [_tensor_name(owner, index, renamed, by_name) for owner, index in sources.get(id(layer), [])]
+            if id(layer) in states:           # an encoder's states (or any tensor before it) start it
+                spec.initial_state = [_tensor_name(owner, index, renamed, by_name) for owner, index in states[id(layer)]]
+        except StackError as error:
+            refused.append(f"{layer.name} ({kind}) {error.message}")
+            continue
+        if passed is not None:
+            spec.inputs = [passed]
+        elif taken_from and taken_from != [previous.name if previous is not None else INPUT_REF]:
             spec.inputs = taken_from      # a branch or a merge; else the layer before, as in a chain
-        if id(layer) in states:           # an encoder's return_state states start it
-            spec.initial_state = [f"{renamed[owner]}/state/{state_names(by_name[renamed[owner]])[index - 1]}"
-                                  for owner, index in states[id(layer)]]
         by_name[spec.name] = spec
         layers.append(spec)
         weights[spec.name] = layer.get_weights()
@@ -152,7 +160,7 @@ def _several_inputs(model, chain, sources, names: list[str], layers: list[LayerS
     inputs = []
     for tensor, name in zip(model.inputs, names):
         own = tensor._keras_history.operation.name
-        item = _input_spec(tensor, [layer for layer, _ in chain if own in sources.get(id(layer), [])])
+        item = _input_spec(tensor, [layer for layer, _ in chain if (own, 0) in sources.get(id(layer), [])])
         item.name = name
         if tensor.shape[1] is not None:
             item.length = int(tensor.shape[1])
@@ -234,12 +242,6 @@ def _chain(model) -> list[tuple[object, int]]:
         raise StackError(f"this model has {len(model.inputs)} inputs ({names(model.inputs)}); the explorer shows "
                          "one chain of layers from one input")
     if len(model.outputs) != 1:
-        producers = {t._keras_history.operation for t in model.outputs}
-        if len(producers) == 1:   # one layer returns them all: Bidirectional(merge_mode=None), return_state
-            try:
-                _layer_spec(*producers, type(*producers).__name__)
-            except Refused as reason:
-                raise StackError(str(reason)) from None
         raise StackError(f"this model has {len(model.outputs)} outputs ({names(model.outputs)}); the explorer "
                          "shows one chain of layers with one output")
     chain = []
@@ -280,9 +282,13 @@ def _graph(model) -> tuple[list[tuple[object, int]], dict[int, list[str]], dict[
         arguments = layer._inbound_nodes[0].arguments
         for key, value in arguments.kwargs.items():
             given = [t for t in keras.tree.flatten(value) if isinstance(t, keras.KerasTensor)]
-            if key == "initial_state" and all(t._keras_history.tensor_index for t in given):
+            if key == "initial_state":
                 states[id(layer)] = [(t._keras_history.operation.name, t._keras_history.tensor_index) for t in given]
-                continue
+                if not any(isinstance(t._keras_history.operation, keras.layers.InputLayer) for t in given):
+                    continue
+                raise StackError(f"{layer.name} ({kind}) takes initial_state from the model's input "
+                                 f"{', '.join(t._keras_history.operation.name for t in given)}; the explorer's "
+                                 "inputs are sequences, so a state given from outside cannot be shown")
             if key != "mask" and given:
                 raise StackError(f"{layer.name} ({kind}) takes {key} from "
                                  f"{', '.join(t._keras_history.operation.name for t in given)}; the explorer does "
@@ -290,41 +296,38 @@ def _graph(model) -> tuple[list[tuple[object, int]], dict[int, list[str]], dict[
         names = []
         for tensor in (t for t in keras.tree.flatten(arguments.args) if isinstance(t, keras.KerasTensor)):
             operation, _, index = tensor._keras_history
-            if index:
-                _refuse_if_refused(operation)
-                raise StackError(f"{layer.name} ({kind}) takes output {index} of {operation.name} (a state or a "
-                                 "second output); in a model that branches the explorer passes on first outputs only")
             given = isinstance(operation, keras.layers.InputLayer)
-            names.append(INPUT_REF if given and len(model.inputs) == 1 else operation.name)
+            names.append((INPUT_REF if given and len(model.inputs) == 1 else operation.name, index))
         order.append((layer, 0))
         sources[id(layer)] = names
     for tensor in model.outputs:
         operation, _, index = tensor._keras_history
         if index:
-            _refuse_if_refused(operation)
             raise StackError(f"the model's output is output {index} of {operation.name} (a state or a second "
                              "output); in a model that branches the explorer shows first outputs only")
     return order + [(None, 0)], sources, states
 
 
-def _refuse_if_refused(layer) -> None:
-    """Raises the layer's own refusal (Bidirectional merge_mode None …), which says more than its place does."""
-    try:
-        _layer_spec(layer, type(layer).__name__)
-    except Refused as reason:
-        raise StackError(str(reason)) from None
-    except ByKeras:
-        pass
+def _tensor_name(owner: str, index: int, renamed: dict[str, str], by_name: dict[str, LayerSpec]) -> str:
+    """Output `index` of the Keras layer `owner` as a stack names it: "encoder" (its output), "encoder/state/h",
+    "bi/backward" (registry.more_outputs); the model's inputs keep their names."""
+    name = renamed.get(owner, owner)
+    if not index:
+        return name
+    more = more_outputs(by_name[name]) if name in by_name else []
+    if index > len(more):
+        raise StackError(f"takes output {index} of {owner}, which the explorer does not show")
+    return f"{name}/{more[index - 1]}"
 
 
 def _feed(previous: LayerSpec, taken: int) -> bool:
     """Sets `previous` to pass on output `taken` (a return_state state); False when it cannot."""
-    if not previous.is_recurrent or not previous.params["return_state"]:
+    if not previous.is_recurrent:
         return False
-    states = state_names(previous)
-    if taken > len(states):
+    more = more_outputs(previous)
+    if taken > len(more) or not more[taken - 1].startswith("state/"):
         return False
-    previous.params["feeds"] = states[taken - 1]
+    previous.params["feeds"] = more[taken - 1].removeprefix("state/")
     return True
 
 

@@ -142,7 +142,9 @@ class RunResult:
                         "shape": list(layer.shape), "mask": layer.mask is not None, "mask_role": layer.mask_role,
                         "params": layer.params,
                         **({"states": [state.to_json() for state in layer.states]} if layer.states else {}),
-                        **({"feeds": layer.feeds} if layer.feeds != "output" else {})}
+                        **({"feeds": layer.feeds} if layer.feeds != "output" else {}),
+                        **({"backward": {"shape": list(layer.extras[f"{layer.name}/backward"].shape)}}
+                           if f"{layer.name}/backward" in layer.extras else {})}   # merge_mode None
                        for layer in self.layers],
             "fc_input": {key: heads[0][key] for key in ("layer", "symbolic_shape", "shape", "explanation")}
             if heads else None,
@@ -667,7 +669,8 @@ def _time_major_keys(built: BuiltStack) -> set[str]:
     for info in built.layers:
         if len(info.output_shape) >= 3 and info.output_shape[1] == steps:   # not keepdims' axis of 1
             keys.update((info.name, f"{info.name}/mask"))
-        keys.update(key for key in info.extra if key.endswith("/attention"))
+        keys.update(key for key, shape in info.extra.items() if key.endswith("/attention")
+                    or key.endswith("/backward") and len(shape) >= 3 and shape[1] == steps)   # merge_mode None
     return keys
 
 

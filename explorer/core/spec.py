@@ -18,7 +18,7 @@ from . import output_file
 from .errors import SpecError
 from .registry import ACTIVATIONS, MAX_UNITS, MERGE_MODES  # noqa: F401  (re-exported: callers read them here)
 from .registry import TYPES, choice as _choice, number as _number, positive_int as _positive_int, show as _show
-from .registry import state_names
+from .registry import more_outputs
 
 FORMAT = "rnn-shape-explorer/stack"
 VERSION = 1
@@ -99,9 +99,10 @@ class LayerSpec:
     type: str
     params: dict[str, Any] = field(default_factory=dict)
     name: str | None = None
-    # the layers whose outputs it takes (INPUT_REF: the model's input); None: the layer before it
+    # the layers whose outputs it takes (INPUT_REF: the model's input; "encoder/state/h", "bi/backward": a
+    # further output, registry.more_outputs); None: the layer before it
     inputs: list[str] | None = None
-    # a recurrent layer's initial states: other layers' return_state states, "encoder/state/h"
+    # a recurrent layer's initial states: tensors of layers before it, named as in `inputs` ("encoder/state/h")
     initial_state: list[str] | None = None
 
     def __post_init__(self) -> None:
@@ -184,9 +185,9 @@ class StackSpec:
     def outputs(self) -> list[str]:
         """The layers whose outputs no other layer takes: the model's outputs, in layer order."""
         names = self.layer_names()
-        taken = {source for layer in self.layers for source in layer.inputs or []}
+        taken = {source.partition("/")[0] for layer in self.layers for source in layer.inputs or []}
         taken |= {names[i - 1] for i, layer in enumerate(self.layers) if i and not layer.inputs}
-        taken |= {source.split("/state/")[0] for layer in self.layers for source in layer.initial_state or []}
+        taken |= {source.partition("/")[0] for layer in self.layers for source in layer.initial_state or []}
         return [name for name in names if name not in taken]
 
     def has_custom(self) -> bool:
@@ -359,6 +360,13 @@ def _parse_more_inputs(data: Any, first: InputSpec) -> tuple[list[InputSpec], di
     return inputs, texts
 
 
+def _output_of(source: str, before: dict[str, LayerSpec]) -> bool:
+    """Whether `source` names a tensor of a layer before: its output ("encoder"), or one it returns after it
+    ("encoder/state/h", "bi/backward": registry.more_outputs)."""
+    owner, _, key = source.partition("/")
+    return owner in before and (not key or key in more_outputs(before[owner]))
+
+
 def _sources(value: Any) -> list[str]:
     if (not isinstance(value, list) or not 1 <= len(value) <= MAX_INPUTS
             or not all(isinstance(item, str) for item in value)):
@@ -403,22 +411,21 @@ def from_dict(data: Any) -> StackSpec:
         if name in every:
             raise SpecError("more_inputs", f"the input name {_show(name)} is also a layer's name")
     for i, layer in enumerate(layers):
+        before = dict(zip(every[:i], layers[:i]))
         for source in layer.inputs or []:
-            if source != INPUT_REF and source not in every[:i] and source not in input_names:
+            if source != INPUT_REF and not _output_of(source, before) and source not in input_names:
                 raise SpecError(f"layers[{i}].inputs", f"{_show(source)} is not a layer before this one "
                                                        f'(nor "{INPUT_REF}", the model\'s input'
                                                        + "".join(f", nor the input {_show(n)}" for n in input_names)
-                                                       + ")")
+                                                       + ', nor a further output such as "encoder/state/h")')
         if layer.initial_state and not layer.is_recurrent:
             raise SpecError(f"layers[{i}].initial_state", "only a recurrent layer takes initial states")
         for source in layer.initial_state or []:
-            owner, _, state = source.partition("/state/")
-            before = dict(zip(every[:i], layers[:i]))
-            if owner not in before or not before[owner].params.get("return_state") \
-                    or state not in state_names(before[owner]):
-                raise SpecError(f"layers[{i}].initial_state", f"{_show(source)} is not a state of a layer before "
-                                                              'this one: write "encoder/state/h" for the state h '
-                                                              "that return_state adds to the layer encoder")
+            if not _output_of(source, before):
+                raise SpecError(f"layers[{i}].initial_state", f"{_show(source)} is not a state or an output of a "
+                                                              'layer before this one: write "encoder/state/h" for '
+                                                              "the state h that return_state adds to the layer "
+                                                              'encoder, "encoder" for its output')
     if data.get("weights") is not None:
         spec.weights = _parse_weights(data["weights"], spec.layer_names())
         spec.weights_id = "file-" + hashlib.sha256(json.dumps(data["weights"], sort_keys=True).encode()).hexdigest()
