@@ -435,6 +435,9 @@ class LayerCard(QFrame):
             passed = f" &nbsp; → next layer: {escape(feeds)}" if feeds != "output" else ""
             text += (f'<br><span style="font-family:\'{mono}\'; {muted}">{nbsp("states " + self.states_text)}'
                      f"</span>{passed}")
+        if self.layer.params.get("bidirectional") and self.layer.params.get("merge_mode", "concat") is None:
+            text += (f'<br><span style="font-family:\'{mono}\'; {muted}">'   # Keras returns both directions
+                     f'{nbsp(f"output = forward · backward {self.symbolic_text} as {self.name}/backward")}</span>')
         self.badge_label.setText(text)
         self.badge_label.setToolTip(f"{self.symbolic_text}: the symbolic shape (None = any batch size / any number "
                                     f"of timesteps)\n" + (f"{self.batch_text}: the shape for the sequences in the "
