@@ -155,6 +155,15 @@ def build(spec: StackSpec) -> BuiltStack:
             x = result
         mask_out = getattr(x, "_keras_mask", None)
         tensors[name] = x                  # what the next layer takes (the output, or a fed state)
+        for k, call in enumerate(layer.calls or [], start=1):   # a shared layer's further calls: the same weights
+            taken = [tensors[source] for source in call]
+            try:
+                again = keras_layer(taken[0] if len(taken) == 1 else taken)
+            except Exception as error:  # noqa: BLE001  (Keras reports shape problems as several exception types)
+                raise StackError(f"{name}, call {k}: {strip_ansi(str(error)).strip().splitlines()[0]}",
+                                 layer=name) from None
+            outputs[f"{name}/call/{k}"] = tensors[f"{name}/call/{k}"] = again
+            extra[f"{name}/call/{k}"] = tuple(again.shape)
         first_mask = getattr(first, "_keras_mask", None)
         outputs[name] = first
         if first_mask is not None and len(first.shape) >= 3:   # a mask on a 2-D tensor (masking after a last

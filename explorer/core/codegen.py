@@ -151,15 +151,22 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
         "outputs = {}",
     ]
     input_names = [item.name for item in spec.more_inputs and spec.all_inputs()]
+
+    def tensors(sources: list[str]) -> str:
+        taken = ["inputs" if source == INPUT_REF and not input_names
+                 else f"inputs[{input_names.index(source) if source in input_names else 0}]"
+                 if source == INPUT_REF or source in input_names else f"outputs[{source!r}]"
+                 for source in sources]
+        return taken[0] if len(taken) == 1 else "[" + ", ".join(taken) + "]"
+
     for layer, name in zip(spec.layers, names):
         call = TYPES[layer.type].code(layer, name, spec)
         variable = python_name(name)
+        if layer.calls:   # a shared layer: made once, called on each call's tensors
+            lines.append(f"{variable}_layer = {call}")
+            call = f"{variable}_layer"
         if layer.inputs:   # a branch or a merge: the outputs of the layers it names
-            taken = ["inputs" if source == INPUT_REF and not input_names
-                     else f"inputs[{input_names.index(source) if source in input_names else 0}]"
-                     if source == INPUT_REF or source in input_names else f"outputs[{source!r}]"
-                     for source in layer.inputs]
-            lines.append(f"x = {taken[0] if len(taken) == 1 else '[' + ', '.join(taken) + ']'}")
+            lines.append(f"x = {tensors(layer.inputs)}")
         arguments = "(x)"
         if layer.initial_state:   # an encoder's states start this layer
             arguments = f"(x, initial_state=[{', '.join(f'outputs[{source!r}]' for source in layer.initial_state)}])"
@@ -180,6 +187,8 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
         if layer.type == "time_distributed_dense":
             lines[-1] += "  # on (batch, T, features) Dense acts per timestep, like TimeDistributed(Dense)"
         lines.append(f"outputs[{name!r}] = x")
+        lines += [f"outputs[{f'{name}/call/{k}'!r}] = {call}({tensors(sources)})"
+                  for k, sources in enumerate(layer.calls or [], start=1)]
     lines += [
         (f"model = keras.Model(inputs, [{', '.join(f'outputs[{name!r}]' for name in spec.outputs())}])"
          if spec.is_graph() else "model = keras.Model(inputs, x)"),

@@ -59,15 +59,16 @@ def from_keras_model(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], lis
 def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]:
     import keras
     notes: list[str] = []
-    # id(Keras layer) → the tensors it takes in a model that branches, and its initial states: (layer, output index)
-    sources: dict[int, list[tuple[str, int]]] = {}
-    states: dict[int, list[tuple[str, int]]] = {}
+    # id(Keras layer) → in a model that branches: the tensors it takes, its initial states, its further calls'
+    sources: dict[int, list[Tensor]] = {}
+    states: dict[int, list[Tensor]] = {}
+    calls: dict[int, list[list[Tensor]]] = {}
     try:
         chain = _chain(model)
     except StackError:
         if not getattr(model, "inputs", None):
             raise
-        chain, sources, states = _graph(model)
+        chain, sources, states, calls = _graph(model)
     by_name: dict[str, LayerSpec] = {}
     renamed: dict[str, str] = {}
     several = len(model.inputs) > 1
@@ -103,9 +104,11 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
             spec = LayerSpec("keras", TYPES["keras"].read(layer))
         spec.name = renamed[layer.name] = _usable_name(layer.name, [known.name for known in layers], notes)
         try:
-            taken_from = [_tensor_name(owner, index, renamed, by_name) for owner, index in sources.get(id(layer), [])]
+            taken_from = [_tensor_name(tensor, renamed, by_name) for tensor in sources.get(id(layer), [])]
             if id(layer) in states:           # an encoder's states (or any tensor before it) start it
-                spec.initial_state = [_tensor_name(owner, index, renamed, by_name) for owner, index in states[id(layer)]]
+                spec.initial_state = [_tensor_name(tensor, renamed, by_name) for tensor in states[id(layer)]]
+            if id(layer) in calls:            # a shared layer: one card, called again on other tensors
+                spec.calls = [[_tensor_name(tensor, renamed, by_name) for tensor in call] for call in calls[id(layer)]]
         except StackError as error:
             refused.append(f"{layer.name} ({kind}) {error.message}")
             continue
@@ -122,7 +125,8 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
     if not layers:
         raise StackError("the model has no layers the explorer can show")
     if several:
-        return _several_inputs(model, chain, sources, input_names, layers, weights, notes)
+        every_call = {key: sources.get(key, []) + sum(calls.get(key, []), []) for key in {*sources, *calls}}
+        return _several_inputs(model, chain, every_call, input_names, layers, weights, notes)
     shape = tuple(model.inputs[0].shape)
     if text is not None:
         input_spec, length = text
@@ -160,7 +164,7 @@ def _several_inputs(model, chain, sources, names: list[str], layers: list[LayerS
     inputs = []
     for tensor, name in zip(model.inputs, names):
         own = tensor._keras_history.operation.name
-        item = _input_spec(tensor, [layer for layer, _ in chain if (own, 0) in sources.get(id(layer), [])])
+        item = _input_spec(tensor, [layer for layer, _ in chain if (own, 0, 0) in sources.get(id(layer), [])])
         item.name = name
         if tensor.shape[1] is not None:
             item.length = int(tensor.shape[1])
@@ -258,6 +262,9 @@ def _chain(model) -> list[tuple[object, int]]:
         if len(inputs) != 1:
             raise StackError(f"{operation.name} ({type(operation).__name__}) joins {len(inputs)} branches "
                              f"({names(inputs)}); the explorer shows one chain of layers")
+        if len(operation._inbound_nodes) > 1:
+            raise StackError(f"{operation.name} ({type(operation).__name__}) is called "
+                             f"{len(operation._inbound_nodes)} times (a shared layer)")
         chain.append((operation, tensor_index))
         tensor = inputs[0]
     chain.reverse()
@@ -266,55 +273,69 @@ def _chain(model) -> list[tuple[object, int]]:
     return [(layer, takes[i]) for i, (layer, _) in enumerate(chain)] + [(None, takes[-1])]
 
 
-def _graph(model) -> tuple[list[tuple[object, int]], dict[int, list[str]], dict[int, list[tuple[str, int]]]]:
-    """The layers of a one-input model that branches, merges or has several outputs, in Keras's topological
-    order (as _chain gives them), the names of the layers each takes, and the (layer, output index) of each
-    initial state a recurrent layer takes. Refuses what a stack cannot hold yet."""
+Tensor = tuple[str, int, int]   # a Keras tensor as (layer, call, output index)
+
+
+def _graph(model) -> tuple[list[tuple[object, int]], dict[int, list[Tensor]], dict[int, list[Tensor]],
+                           dict[int, list[list[Tensor]]]]:
+    """The layers of a model that branches, merges or has several inputs or outputs, in Keras's topological order
+    (as _chain gives them), the tensors each takes, the initial states a recurrent layer takes, and the tensors
+    of each further call of a shared layer. Refuses what a stack cannot hold yet."""
     import keras
-    order, sources, states = [], {}, {}
+
+    def taken(tensors) -> list[Tensor]:
+        found = []
+        for tensor in (t for t in keras.tree.flatten(tensors) if isinstance(t, keras.KerasTensor)):
+            operation, call, index = tensor._keras_history
+            given = isinstance(operation, keras.layers.InputLayer)
+            found.append((INPUT_REF if given and len(model.inputs) == 1 else operation.name, call, index))
+        return found
+
+    order, sources, states, calls = [], {}, {}, {}
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
         kind = type(layer).__name__
-        if len(layer._inbound_nodes) != 1:
-            raise StackError(f"{layer.name} ({kind}) is called {len(layer._inbound_nodes)} times (a shared layer); "
-                             "the explorer shows each layer once")
-        arguments = layer._inbound_nodes[0].arguments
-        for key, value in arguments.kwargs.items():
-            given = [t for t in keras.tree.flatten(value) if isinstance(t, keras.KerasTensor)]
-            if key == "initial_state":
-                states[id(layer)] = [(t._keras_history.operation.name, t._keras_history.tensor_index) for t in given]
-                if not any(isinstance(t._keras_history.operation, keras.layers.InputLayer) for t in given):
-                    continue
-                raise StackError(f"{layer.name} ({kind}) takes initial_state from the model's input "
-                                 f"{', '.join(t._keras_history.operation.name for t in given)}; the explorer's "
-                                 "inputs are sequences, so a state given from outside cannot be shown")
-            if key != "mask" and given:
-                raise StackError(f"{layer.name} ({kind}) takes {key} from "
-                                 f"{', '.join(t._keras_history.operation.name for t in given)}; the explorer does "
-                                 f"not show tensors passed as {key} yet")
-        names = []
-        for tensor in (t for t in keras.tree.flatten(arguments.args) if isinstance(t, keras.KerasTensor)):
-            operation, _, index = tensor._keras_history
-            given = isinstance(operation, keras.layers.InputLayer)
-            names.append((INPUT_REF if given and len(model.inputs) == 1 else operation.name, index))
+        for call, node in enumerate(layer._inbound_nodes):
+            for key, value in node.arguments.kwargs.items():
+                given = [t for t in keras.tree.flatten(value) if isinstance(t, keras.KerasTensor)]
+                if key == "initial_state" and not call:
+                    states[id(layer)] = taken(given)
+                    if not any(isinstance(t._keras_history.operation, keras.layers.InputLayer) for t in given):
+                        continue
+                    raise StackError(f"{layer.name} ({kind}) takes initial_state from the model's input "
+                                     f"{', '.join(t._keras_history.operation.name for t in given)}; the explorer's "
+                                     "inputs are sequences, so a state given from outside cannot be shown")
+                if key != "mask" and given:
+                    raise StackError(f"{layer.name} ({kind}) takes {key} from "
+                                     f"{', '.join(t._keras_history.operation.name for t in given)}"
+                                     + (f" in its call {call}" if call else "")
+                                     + f"; the explorer does not show tensors passed as {key} yet")
+            if call:   # a shared layer: the same weights called again
+                calls.setdefault(id(layer), []).append(taken(node.arguments.args))
+            else:
+                sources[id(layer)] = taken(node.arguments.args)
         order.append((layer, 0))
-        sources[id(layer)] = names
     for tensor in model.outputs:
-        operation, _, index = tensor._keras_history
-        if index:
-            raise StackError(f"the model's output is output {index} of {operation.name} (a state or a second "
-                             "output); in a model that branches the explorer shows first outputs only")
-    return order + [(None, 0)], sources, states
+        operation, call, index = tensor._keras_history
+        if index or call:
+            raise StackError(f"the model's output is {f'output {index}' if index else f'call {call}'} of "
+                             f"{operation.name} (a state, a second output or a shared layer's call); a stack's "
+                             "outputs are its layers' first outputs")
+    return order + [(None, 0)], sources, states, calls
 
 
-def _tensor_name(owner: str, index: int, renamed: dict[str, str], by_name: dict[str, LayerSpec]) -> str:
-    """Output `index` of the Keras layer `owner` as a stack names it: "encoder" (its output), "encoder/state/h",
-    "bi/backward" (registry.more_outputs); the model's inputs keep their names."""
+def _tensor_name(tensor: Tensor, renamed: dict[str, str], by_name: dict[str, LayerSpec]) -> str:
+    """A Keras tensor as a stack names it: "encoder" (a layer's output), "encoder/state/h", "bi/backward"
+    (registry.more_outputs), "shared/call/1" (a shared layer's further call); the model's inputs keep their
+    names."""
+    owner, call, index = tensor
     name = renamed.get(owner, owner)
+    if call and not index:
+        return f"{name}/call/{call}"
     if not index:
         return name
-    more = more_outputs(by_name[name]) if name in by_name else []
+    more = more_outputs(by_name[name]) if name in by_name and not call else []
     if index > len(more):
         raise StackError(f"takes output {index} of {owner}, which the explorer does not show")
     return f"{name}/{more[index - 1]}"

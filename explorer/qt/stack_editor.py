@@ -259,6 +259,15 @@ class LayerCard(QFrame):
             self.states_label.setToolTip("The return_state states of other layers that start this layer's states "
                                          "(initial_state), in Keras's order")
             outer.addWidget(self.states_label)
+        if layer.calls:   # a shared layer: one card, its weights called again on other tensors
+            self.calls_label = QLabel("also applied to " + "; ".join(
+                f"{', '.join('the input' if source == INPUT_REF else source for source in call)} → {name}/call/{k}"
+                for k, call in enumerate(layer.calls, start=1)))
+            self.calls_label.setFont(mono_font())
+            self.calls_label.setWordWrap(True)
+            self.calls_label.setToolTip("A shared layer: the same weights applied again; each call's output is "
+                                        "<name>/call/<k>")
+            outer.addWidget(self.calls_label)
 
         self._widgets: dict[str, QWidget] = {}
         params = LAYER_PARAMS[layer.type]
