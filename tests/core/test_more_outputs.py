@@ -172,3 +172,16 @@ def test_the_exported_code_of_a_merge_mode_none_model_gives_keras_numbers(tmp_pa
     assert "bi/backward                  (None, None, 3)      (2, 3, 3)" in ran.stdout
     batch = keras.utils.pad_sequences([[1, 2, 3], [4, 5]], padding="post")
     np.testing.assert_allclose(np.load(tmp_path / "head.npy"), model.predict(batch, verbose=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["bucket", "one_by_one"])
+def test_the_backward_output_keeps_its_steps_when_sequences_run_apart(mode, tmp_path):
+    from explorer.core.run import Engine
+    model, batch = saved(both_directions_kept, tmp_path / "model.keras")
+    spec, _, _ = keras_io.import_model(tmp_path / "model.keras")
+    spec.batching.mode, spec.batching.bucket_width = mode, 2
+    result = Engine().run(spec, "\n".join(" ".join(map(str, t)) for t in TOKENS) + "\n")
+    forward, backward = keras.Model(model.inputs, model.get_layer("bi").output).predict(batch, verbose=0)
+    mask = batch != 0
+    np.testing.assert_allclose(result.layer("bi").extras["bi/backward"][mask], backward[mask], atol=1e-5)
+    np.testing.assert_allclose(result.layer("bi").output[mask], forward[mask], atol=1e-5)

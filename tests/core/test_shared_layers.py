@@ -124,3 +124,14 @@ def test_a_call_names_tensors_before_it_and_a_shared_layer_returns_one_tensor_pe
     document["layers"][1].update(calls=[["emb"]], return_state=True)
     with pytest.raises(SpecError, match=r"layers\[1\].calls: a layer called several times passes on one tensor"):
         specs.from_dict(document)
+
+
+def test_each_call_keeps_its_steps_when_sequences_run_apart(tmp_path):
+    from explorer.core.run import Engine
+    model, (batch,) = saved(one_gru_twice, tmp_path / "model.keras", [LEFT])
+    spec, _, _ = keras_io.import_model(tmp_path / "model.keras")
+    spec.batching.mode = "one_by_one"
+    result = Engine().run(spec, text(LEFT))
+    again = keras.Model(model.inputs, model.get_layer("twice")._inbound_nodes[1].outputs[0]).predict(batch, verbose=0)
+    mask = batch != 0
+    np.testing.assert_allclose(result.layer("twice").extras["twice/call/1"][mask], again[mask], atol=1e-5)
