@@ -262,9 +262,9 @@ def _chain(model) -> list[tuple[object, int]]:
         if len(inputs) != 1:
             raise StackError(f"{operation.name} ({type(operation).__name__}) joins {len(inputs)} branches "
                              f"({names(inputs)}); the explorer shows one chain of layers")
-        if len(operation._inbound_nodes) > 1:
+        if len(_calls(model, operation)) > 1:
             raise StackError(f"{operation.name} ({type(operation).__name__}) is called "
-                             f"{len(operation._inbound_nodes)} times (a shared layer)")
+                             f"{len(_calls(model, operation))} times (a shared layer)")
         chain.append((operation, tensor_index))
         tensor = inputs[0]
     chain.reverse()
@@ -286,9 +286,10 @@ def _graph(model) -> tuple[list[tuple[object, int]], dict[int, list[Tensor]], di
     def taken(tensors) -> list[Tensor]:
         found = []
         for tensor in (t for t in keras.tree.flatten(tensors) if isinstance(t, keras.KerasTensor)):
-            operation, call, index = tensor._keras_history
+            operation, node, index = tensor._keras_history
             given = isinstance(operation, keras.layers.InputLayer)
-            found.append((INPUT_REF if given and len(model.inputs) == 1 else operation.name, call, index))
+            found.append((INPUT_REF if given and len(model.inputs) == 1 else operation.name,
+                          0 if given else _calls(model, operation).index(node), index))
         return found
 
     order, sources, states, calls = [], {}, {}, {}
@@ -296,7 +297,7 @@ def _graph(model) -> tuple[list[tuple[object, int]], dict[int, list[Tensor]], di
         if isinstance(layer, keras.layers.InputLayer):
             continue
         kind = type(layer).__name__
-        for call, node in enumerate(layer._inbound_nodes):
+        for call, node in enumerate(layer._inbound_nodes[at] for at in _calls(model, layer)):
             for key, value in node.arguments.kwargs.items():
                 given = [t for t in keras.tree.flatten(value) if isinstance(t, keras.KerasTensor)]
                 if key == "initial_state" and not call:
@@ -317,12 +318,21 @@ def _graph(model) -> tuple[list[tuple[object, int]], dict[int, list[Tensor]], di
                 sources[id(layer)] = taken(node.arguments.args)
         order.append((layer, 0))
     for tensor in model.outputs:
-        operation, call, index = tensor._keras_history
+        operation, node, index = tensor._keras_history
+        call = _calls(model, operation).index(node)
         if index or call:
             raise StackError(f"the model's output is {f'output {index}' if index else f'call {call}'} of "
                              f"{operation.name} (a state, a second output or a shared layer's call); a stack's "
                              "outputs are its layers' first outputs")
     return order + [(None, 0)], sources, states, calls
+
+
+def _calls(model, layer) -> list[int]:
+    """The indices of the layer's calls (Keras's inbound nodes) in the model's own graph, in call order; a
+    layer may also have been called outside it (a TextVectorization tried on a sentence)."""
+    from keras.src.ops.function import make_node_key
+    nodes = getattr(getattr(model, "_functional", None) or model, "_nodes", None)
+    return [at for at in range(len(layer._inbound_nodes)) if nodes is None or make_node_key(layer, at) in nodes]
 
 
 def _tensor_name(tensor: Tensor, renamed: dict[str, str], by_name: dict[str, LayerSpec]) -> str:
