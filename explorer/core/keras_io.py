@@ -109,6 +109,10 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
                 spec.initial_state = [_tensor_name(tensor, renamed, by_name) for tensor in states[id(layer)]]
             if id(layer) in calls:            # a shared layer: one card, called again on other tensors
                 spec.calls = [[_tensor_name(tensor, renamed, by_name) for tensor in call] for call in calls[id(layer)]]
+                later = [owner for call in calls[id(layer)] for owner, _, _ in call if owner not in (INPUT_REF, *renamed)]
+                if later:   # a card's calls take only what the cards above it (and its own calls) give
+                    raise StackError(f"is called again on {', '.join(later)}, which Keras computes after its first "
+                                     "call; a card's further calls take only the layers above it")
         except StackError as error:
             refused.append(f"{layer.name} ({kind}) {error.message}")
             continue

@@ -15,7 +15,7 @@ from keras import layers
 from explorer import cli
 from explorer.core import keras_io, spec as specs
 from explorer.core.codegen import export_code
-from explorer.core.errors import SpecError
+from explorer.core.errors import SpecError, StackError
 
 LEFT = [[3, 7, 1, 9, 4], [5, 2], [8, 8, 6, 1]]
 RIGHT = [[2, 2], [9, 1, 4, 4], [7]]
@@ -135,3 +135,14 @@ def test_each_call_keeps_its_steps_when_sequences_run_apart(tmp_path):
     again = keras.Model(model.inputs, model.get_layer("twice")._inbound_nodes[1].outputs[0]).predict(batch, verbose=0)
     mask = batch != 0
     np.testing.assert_allclose(result.layer("twice").extras["twice/call/1"][mask], again[mask], atol=1e-5)
+
+
+def test_a_shared_layer_called_again_on_a_later_layer_is_refused_naming_both(tmp_path):
+    i = keras.Input((None,), dtype="int32")
+    x = layers.Embedding(20, 3, name="emb")(i)
+    reader = layers.GRU(3, return_sequences=True, name="reader")
+    first = reader(x)
+    again = reader(layers.Dense(3, name="project")(first))
+    keras.Model(i, layers.Add(name="sum")([first, again])).save(tmp_path / "model.keras")
+    with pytest.raises(StackError, match="reader \\(GRU\\) is called again on project, which Keras computes after"):
+        keras_io.import_model(tmp_path / "model.keras")
