@@ -185,3 +185,14 @@ def test_the_backward_output_keeps_its_steps_when_sequences_run_apart(mode, tmp_
     mask = batch != 0
     np.testing.assert_allclose(result.layer("bi").extras["bi/backward"][mask], backward[mask], atol=1e-5)
     np.testing.assert_allclose(result.layer("bi").output[mask], forward[mask], atol=1e-5)
+
+
+def test_a_tensor_that_an_edit_took_away_is_named_when_the_stack_runs():
+    from explorer.core.run import Engine
+    spec = specs.from_dict({"input": {"kind": "tokens", "vocab_size": 10}, "layers": [
+        {"type": "embedding", "name": "emb"},
+        {"type": "gru", "name": "bi", "units": 2, "bidirectional": True, "merge_mode": None},
+        {"type": "keras", "class_name": "Concatenate", "config": {}, "name": "join", "inputs": ["bi", "bi/backward"]}]})
+    spec.layers[1].params["merge_mode"] = "concat"   # as the card's merge_mode chooser does
+    with pytest.raises(StackError, match="join takes bi/backward, which no layer above it gives"):
+        Engine().run(spec, "1 2\n")
