@@ -9,7 +9,7 @@ from typing import Any
 
 from . import backend, diagnose, keras_cards
 from .errors import ExplorerError, StackError, strip_ansi
-from .registry import TYPES, state_names  # noqa: F401  (state_names: also imported from here)
+from .registry import TYPES, more_outputs, state_names  # noqa: F401  (state_names: also imported from here)
 from .spec import INPUT_NAME, INPUT_REF, LayerSpec, StackSpec
 
 
@@ -114,7 +114,7 @@ def build(spec: StackSpec) -> BuiltStack:
         tensors.update((item.name, tensor) for item, tensor in zip(spec.all_inputs(), inputs))
     for layer, name in zip(spec.layers, names):
         if layer.inputs:   # a branch or a merge: the tensors of the layers it names
-            sources = [tensors[source] for source in layer.inputs]
+            sources = _taken(tensors, layer.inputs, name)
             x = sources[0] if len(sources) == 1 else sources
         masks = [getattr(t, "_keras_mask", None) for t in (x if isinstance(x, list) else [x])]
         mask_in = next((mask for mask in masks if mask is not None), None)
@@ -123,7 +123,7 @@ def build(spec: StackSpec) -> BuiltStack:
                 warnings.simplefilter("ignore")
                 keras_layer = _make_layer(layer, name, spec)
                 if layer.initial_state:   # an encoder's states start this layer (encoder-decoder)
-                    result = keras_layer(x, initial_state=[tensors[source] for source in layer.initial_state])
+                    result = keras_layer(x, initial_state=_taken(tensors, layer.initial_state, name))
                 else:
                     result = keras_layer(x)
         except ExplorerError as error:
@@ -144,17 +144,26 @@ def build(spec: StackSpec) -> BuiltStack:
             if layer.type == "attention_pooling":
                 outputs[f"{name}/attention"] = rest[0]
                 extra[f"{name}/attention"] = tuple(rest[0].shape)
-            else:
-                for state_name, state in zip(state_names(layer), rest):
-                    outputs[f"{name}/state/{state_name}"] = tensors[f"{name}/state/{state_name}"] = state
-                    extra[f"{name}/state/{state_name}"] = tuple(state.shape)
+            else:   # a Bidirectional's backward output (merge_mode None), return_state's states
+                for key, tensor in zip(more_outputs(layer), rest):
+                    outputs[f"{name}/{key}"] = tensors[f"{name}/{key}"] = tensor
+                    extra[f"{name}/{key}"] = tuple(tensor.shape)
                 feeds = layer.params.get("feeds", "output")
                 if feeds != "output":   # x, h, c = LSTM(…, return_state=True)(x); the next layer takes c
-                    x = rest[state_names(layer).index(feeds)]
+                    x = tensors[f"{name}/state/{feeds}"]
         else:
             x = result
         mask_out = getattr(x, "_keras_mask", None)
         tensors[name] = x                  # what the next layer takes (the output, or a fed state)
+        for k, call in enumerate(layer.calls or [], start=1):   # a shared layer's further calls: the same weights
+            taken = _taken(tensors, call, name)
+            try:
+                again = keras_layer(taken[0] if len(taken) == 1 else taken)
+            except Exception as error:  # noqa: BLE001  (Keras reports shape problems as several exception types)
+                raise StackError(f"{name}, call {k}: {strip_ansi(str(error)).strip().splitlines()[0]}",
+                                 layer=name) from None
+            outputs[f"{name}/call/{k}"] = tensors[f"{name}/call/{k}"] = again
+            extra[f"{name}/call/{k}"] = tuple(again.shape)
         first_mask = getattr(first, "_keras_mask", None)
         outputs[name] = first
         if first_mask is not None and len(first.shape) >= 3:   # a mask on a 2-D tensor (masking after a last
@@ -181,6 +190,16 @@ def build(spec: StackSpec) -> BuiltStack:
     build_ms = (time.perf_counter() - started) * 1000
     return BuiltStack(spec.architecture_key(), model, probe, forward, infos, input_shape, dtype, build_ms, objects,
                       notes, [item.name for item in spec.all_inputs()] if several else [])
+
+
+def _taken(tensors: dict[str, Any], sources: list[str], name: str) -> list:
+    """The tensors a layer names (inputs, initial_state, a call's); a name no layer above gives any more (removed,
+    moved below, its return_state or merge_mode changed) is refused, naming it."""
+    missing = [source for source in sources if source not in tensors]
+    if missing:
+        raise StackError(f"{name} takes {', '.join(missing)}, which no layer above it gives: name another tensor, "
+                         "or restore the layer or setting that gave it", layer=name)
+    return [tensors[source] for source in sources]
 
 
 def _input_shape(item, length: int | None) -> tuple[tuple, str]:

@@ -9,7 +9,7 @@ from . import backend
 from . import sequences as seqs
 from .errors import StackError
 from .expression import check_source, expression_problem
-from .registry import TYPES, custom_class_name, python_name, state_names
+from .registry import TYPES, custom_class_name, more_outputs, python_name
 from .spec import INPUT_REF, StackSpec
 
 def _layer_source(class_name: str) -> str:
@@ -151,26 +151,34 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
         "outputs = {}",
     ]
     input_names = [item.name for item in spec.more_inputs and spec.all_inputs()]
+
+    def tensors(sources: list[str]) -> str:
+        taken = ["inputs" if source == INPUT_REF and not input_names
+                 else f"inputs[{input_names.index(source) if source in input_names else 0}]"
+                 if source == INPUT_REF or source in input_names else f"outputs[{source!r}]"
+                 for source in sources]
+        return taken[0] if len(taken) == 1 else "[" + ", ".join(taken) + "]"
+
     for layer, name in zip(spec.layers, names):
         call = TYPES[layer.type].code(layer, name, spec)
         variable = python_name(name)
+        if layer.calls:   # a shared layer: made once, called on each call's tensors
+            lines.append(f"{variable}_layer = {call}")
+            call = f"{variable}_layer"
         if layer.inputs:   # a branch or a merge: the outputs of the layers it names
-            taken = ["inputs" if source == INPUT_REF and not input_names
-                     else f"inputs[{input_names.index(source) if source in input_names else 0}]"
-                     if source == INPUT_REF or source in input_names else f"outputs[{source!r}]"
-                     for source in layer.inputs]
-            lines.append(f"x = {taken[0] if len(taken) == 1 else '[' + ', '.join(taken) + ']'}")
+            lines.append(f"x = {tensors(layer.inputs)}")
         arguments = "(x)"
         if layer.initial_state:   # an encoder's states start this layer
             arguments = f"(x, initial_state=[{', '.join(f'outputs[{source!r}]' for source in layer.initial_state)}])"
-        if layer.is_recurrent and layer.params["return_state"]:
-            states = [f"{variable}_{s}" for s in state_names(layer)]
-            lines.append(f"x, {', '.join(states)} = {call}{arguments}")
+        more = more_outputs(layer)   # a merge_mode None's backward output, return_state's states
+        if more:
+            variables = [f"{variable}_{key.removeprefix('state/')}" for key in more]
+            lines.append(f"x, {', '.join(variables)} = {call}{arguments}")
             if layer.params["feeds"] != "output":
                 lines.append(f"x = {variable}_{layer.params['feeds']}  # the next layer takes this state")
             lines.append(f"outputs[{name!r}] = x")
-            lines += [f"outputs[{name + '/state/' + state!r}] = {state_variable}"
-                      for state, state_variable in zip(state_names(layer), states)]
+            lines += [f"outputs[{name + '/' + key!r}] = {more_variable}"
+                      for key, more_variable in zip(more, variables)]
             continue
         elif layer.type == "attention_pooling":
             lines.append(f"x, {variable}_weights = {call}(x)")
@@ -179,6 +187,8 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
         if layer.type == "time_distributed_dense":
             lines[-1] += "  # on (batch, T, features) Dense acts per timestep, like TimeDistributed(Dense)"
         lines.append(f"outputs[{name!r}] = x")
+        lines += [f"outputs[{f'{name}/call/{k}'!r}] = {call}({tensors(sources)})"
+                  for k, sources in enumerate(layer.calls or [], start=1)]
     lines += [
         (f"model = keras.Model(inputs, [{', '.join(f'outputs[{name!r}]' for name in spec.outputs())}])"
          if spec.is_graph() else "model = keras.Model(inputs, x)"),

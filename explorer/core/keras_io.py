@@ -10,7 +10,7 @@ import numpy as np
 
 from . import backend, keras_archive, keras_cards, output_file
 from .errors import SpecError, StackError, strip_ansi
-from .registry import TYPES, ByKeras, Refused, state_names
+from .registry import TYPES, ByKeras, more_outputs
 from .spec import INPUT_REF, STANDARDIZE, Batching, InputSpec, LayerSpec, StackSpec, _layer_name
 
 
@@ -59,14 +59,16 @@ def from_keras_model(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], lis
 def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]:
     import keras
     notes: list[str] = []
-    sources: dict[int, list[str]] = {}   # id(Keras layer) → the layers it takes, in a model that branches
-    states: dict[int, list[tuple[str, int]]] = {}   # id(Keras layer) → its initial states: (layer, output index)
+    # id(Keras layer) → in a model that branches: the tensors it takes, its initial states, its further calls'
+    sources: dict[int, list[Tensor]] = {}
+    states: dict[int, list[Tensor]] = {}
+    calls: dict[int, list[list[Tensor]]] = {}
     try:
         chain = _chain(model)
     except StackError:
         if not getattr(model, "inputs", None):
             raise
-        chain, sources, states = _graph(model)
+        chain, sources, states, calls = _graph(model)
     by_name: dict[str, LayerSpec] = {}
     renamed: dict[str, str] = {}
     several = len(model.inputs) > 1
@@ -80,16 +82,18 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
     refused: list[str] = []
     previous: LayerSpec | None = None
     for layer, taken in chain:
+        passed = None   # a further output the layer takes in a chain, not a state that `feeds` passes on
         if taken and previous is not None and not _feed(previous, taken):
-            refused.append(f"{previous.name} passes on its output {taken}, which a stack cannot show")
+            more = more_outputs(previous)
+            if layer is None or taken > len(more):
+                refused.append(f"{previous.name} passes on its output {taken}, which a stack cannot show")
+            else:   # the backward output of a Bidirectional with merge_mode None
+                passed = f"{previous.name}/{more[taken - 1]}"
         if layer is None:   # the model's output
             break
         kind = type(layer).__name__
         try:
             spec = _layer_spec(layer, kind)
-        except Refused as reason:
-            refused.append(str(reason))
-            continue
         except ByKeras as reason:
             notes.append(f"{layer.name}: {reason}; Keras computes it as it is (a Keras layer card)")
             spec = None
@@ -99,12 +103,23 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
         if spec is None:   # computed by Keras itself, from its saved config
             spec = LayerSpec("keras", TYPES["keras"].read(layer))
         spec.name = renamed[layer.name] = _usable_name(layer.name, [known.name for known in layers], notes)
-        taken_from = [renamed.get(source, source) for source in sources.get(id(layer), [])]
-        if taken_from and taken_from != [previous.name if previous is not None else INPUT_REF]:
+        try:
+            taken_from = [_tensor_name(tensor, renamed, by_name) for tensor in sources.get(id(layer), [])]
+            if id(layer) in states:           # an encoder's states (or any tensor before it) start it
+                spec.initial_state = [_tensor_name(tensor, renamed, by_name) for tensor in states[id(layer)]]
+            if id(layer) in calls:            # a shared layer: one card, called again on other tensors
+                spec.calls = [[_tensor_name(tensor, renamed, by_name) for tensor in call] for call in calls[id(layer)]]
+                later = [owner for call in calls[id(layer)] for owner, _, _ in call if owner not in (INPUT_REF, *renamed)]
+                if later:   # a card's calls take only what the cards above it (and its own calls) give
+                    raise StackError(f"is called again on {', '.join(later)}, which Keras computes after its first "
+                                     "call; a card's further calls take only the layers above it")
+        except StackError as error:
+            refused.append(f"{layer.name} ({kind}) {error.message}")
+            continue
+        if passed is not None:
+            spec.inputs = [passed]
+        elif taken_from and taken_from != [previous.name if previous is not None else INPUT_REF]:
             spec.inputs = taken_from      # a branch or a merge; else the layer before, as in a chain
-        if id(layer) in states:           # an encoder's return_state states start it
-            spec.initial_state = [f"{renamed[owner]}/state/{state_names(by_name[renamed[owner]])[index - 1]}"
-                                  for owner, index in states[id(layer)]]
         by_name[spec.name] = spec
         layers.append(spec)
         weights[spec.name] = layer.get_weights()
@@ -114,7 +129,8 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
     if not layers:
         raise StackError("the model has no layers the explorer can show")
     if several:
-        return _several_inputs(model, chain, sources, input_names, layers, weights, notes)
+        every_call = {key: sources.get(key, []) + sum(calls.get(key, []), []) for key in {*sources, *calls}}
+        return _several_inputs(model, chain, every_call, input_names, layers, weights, notes)
     shape = tuple(model.inputs[0].shape)
     if text is not None:
         input_spec, length = text
@@ -152,7 +168,7 @@ def _several_inputs(model, chain, sources, names: list[str], layers: list[LayerS
     inputs = []
     for tensor, name in zip(model.inputs, names):
         own = tensor._keras_history.operation.name
-        item = _input_spec(tensor, [layer for layer, _ in chain if own in sources.get(id(layer), [])])
+        item = _input_spec(tensor, [layer for layer, _ in chain if (own, 0, 0) in sources.get(id(layer), [])])
         item.name = name
         if tensor.shape[1] is not None:
             item.length = int(tensor.shape[1])
@@ -234,12 +250,6 @@ def _chain(model) -> list[tuple[object, int]]:
         raise StackError(f"this model has {len(model.inputs)} inputs ({names(model.inputs)}); the explorer shows "
                          "one chain of layers from one input")
     if len(model.outputs) != 1:
-        producers = {t._keras_history.operation for t in model.outputs}
-        if len(producers) == 1:   # one layer returns them all: Bidirectional(merge_mode=None), return_state
-            try:
-                _layer_spec(*producers, type(*producers).__name__)
-            except Refused as reason:
-                raise StackError(str(reason)) from None
         raise StackError(f"this model has {len(model.outputs)} outputs ({names(model.outputs)}); the explorer "
                          "shows one chain of layers with one output")
     chain = []
@@ -256,6 +266,9 @@ def _chain(model) -> list[tuple[object, int]]:
         if len(inputs) != 1:
             raise StackError(f"{operation.name} ({type(operation).__name__}) joins {len(inputs)} branches "
                              f"({names(inputs)}); the explorer shows one chain of layers")
+        if len(_calls(model, operation)) > 1:
+            raise StackError(f"{operation.name} ({type(operation).__name__}) is called "
+                             f"{len(_calls(model, operation))} times (a shared layer)")
         chain.append((operation, tensor_index))
         tensor = inputs[0]
     chain.reverse()
@@ -264,67 +277,92 @@ def _chain(model) -> list[tuple[object, int]]:
     return [(layer, takes[i]) for i, (layer, _) in enumerate(chain)] + [(None, takes[-1])]
 
 
-def _graph(model) -> tuple[list[tuple[object, int]], dict[int, list[str]], dict[int, list[tuple[str, int]]]]:
-    """The layers of a one-input model that branches, merges or has several outputs, in Keras's topological
-    order (as _chain gives them), the names of the layers each takes, and the (layer, output index) of each
-    initial state a recurrent layer takes. Refuses what a stack cannot hold yet."""
+Tensor = tuple[str, int, int]   # a Keras tensor as (layer, call, output index)
+
+
+def _graph(model) -> tuple[list[tuple[object, int]], dict[int, list[Tensor]], dict[int, list[Tensor]],
+                           dict[int, list[list[Tensor]]]]:
+    """The layers of a model that branches, merges or has several inputs or outputs, in Keras's topological order
+    (as _chain gives them), the tensors each takes, the initial states a recurrent layer takes, and the tensors
+    of each further call of a shared layer. Refuses what a stack cannot hold yet."""
     import keras
-    order, sources, states = [], {}, {}
+
+    def taken(tensors) -> list[Tensor]:
+        found = []
+        for tensor in (t for t in keras.tree.flatten(tensors) if isinstance(t, keras.KerasTensor)):
+            operation, node, index = tensor._keras_history
+            given = isinstance(operation, keras.layers.InputLayer)
+            found.append((INPUT_REF if given and len(model.inputs) == 1 else operation.name,
+                          0 if given else _calls(model, operation).index(node), index))
+        return found
+
+    order, sources, states, calls = [], {}, {}, {}
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
         kind = type(layer).__name__
-        if len(layer._inbound_nodes) != 1:
-            raise StackError(f"{layer.name} ({kind}) is called {len(layer._inbound_nodes)} times (a shared layer); "
-                             "the explorer shows each layer once")
-        arguments = layer._inbound_nodes[0].arguments
-        for key, value in arguments.kwargs.items():
-            given = [t for t in keras.tree.flatten(value) if isinstance(t, keras.KerasTensor)]
-            if key == "initial_state" and all(t._keras_history.tensor_index for t in given):
-                states[id(layer)] = [(t._keras_history.operation.name, t._keras_history.tensor_index) for t in given]
-                continue
-            if key != "mask" and given:
-                raise StackError(f"{layer.name} ({kind}) takes {key} from "
-                                 f"{', '.join(t._keras_history.operation.name for t in given)}; the explorer does "
-                                 f"not show tensors passed as {key} yet")
-        names = []
-        for tensor in (t for t in keras.tree.flatten(arguments.args) if isinstance(t, keras.KerasTensor)):
-            operation, _, index = tensor._keras_history
-            if index:
-                _refuse_if_refused(operation)
-                raise StackError(f"{layer.name} ({kind}) takes output {index} of {operation.name} (a state or a "
-                                 "second output); in a model that branches the explorer passes on first outputs only")
-            given = isinstance(operation, keras.layers.InputLayer)
-            names.append(INPUT_REF if given and len(model.inputs) == 1 else operation.name)
+        for call, node in enumerate(layer._inbound_nodes[at] for at in _calls(model, layer)):
+            for key, value in node.arguments.kwargs.items():
+                given = [t for t in keras.tree.flatten(value) if isinstance(t, keras.KerasTensor)]
+                if key == "initial_state" and not call:
+                    states[id(layer)] = taken(given)
+                    if not any(isinstance(t._keras_history.operation, keras.layers.InputLayer) for t in given):
+                        continue
+                    raise StackError(f"{layer.name} ({kind}) takes initial_state from the model's input "
+                                     f"{', '.join(t._keras_history.operation.name for t in given)}; the explorer's "
+                                     "inputs are sequences, so a state given from outside cannot be shown")
+                if key != "mask" and given:
+                    raise StackError(f"{layer.name} ({kind}) takes {key} from "
+                                     f"{', '.join(t._keras_history.operation.name for t in given)}"
+                                     + (f" in its call {call}" if call else "")
+                                     + f"; the explorer does not show tensors passed as {key} yet")
+            if call:   # a shared layer: the same weights called again
+                calls.setdefault(id(layer), []).append(taken(node.arguments.args))
+            else:
+                sources[id(layer)] = taken(node.arguments.args)
         order.append((layer, 0))
-        sources[id(layer)] = names
     for tensor in model.outputs:
-        operation, _, index = tensor._keras_history
-        if index:
-            _refuse_if_refused(operation)
-            raise StackError(f"the model's output is output {index} of {operation.name} (a state or a second "
-                             "output); in a model that branches the explorer shows first outputs only")
-    return order + [(None, 0)], sources, states
+        operation, node, index = tensor._keras_history
+        call = _calls(model, operation).index(node)
+        if index or call:
+            raise StackError(f"the model's output is {f'output {index}' if index else f'call {call}'} of "
+                             f"{operation.name} (a state, a second output or a shared layer's call); a stack's "
+                             "outputs are its layers' first outputs")
+    return order + [(None, 0)], sources, states, calls
 
 
-def _refuse_if_refused(layer) -> None:
-    """Raises the layer's own refusal (Bidirectional merge_mode None …), which says more than its place does."""
-    try:
-        _layer_spec(layer, type(layer).__name__)
-    except Refused as reason:
-        raise StackError(str(reason)) from None
-    except ByKeras:
-        pass
+def _calls(model, layer) -> list[int]:
+    """The indices of the layer's calls (Keras's inbound nodes) in the model's own graph, in call order; a
+    layer may also have been called outside it (a TextVectorization tried on a sentence)."""
+    from keras.src.ops.function import make_node_key
+    nodes = getattr(getattr(model, "_functional", None) or model, "_nodes", None)
+    return [at for at in range(len(layer._inbound_nodes)) if nodes is None or make_node_key(layer, at) in nodes]
+
+
+def _tensor_name(tensor: Tensor, renamed: dict[str, str], by_name: dict[str, LayerSpec]) -> str:
+    """A Keras tensor as a stack names it: "encoder" (a layer's output), "encoder/state/h", "bi/backward"
+    (registry.more_outputs), "shared/call/1" (a shared layer's further call); the model's inputs keep their
+    names."""
+    owner, call, index = tensor
+    name = renamed.get(owner, owner)
+    if call and not index:
+        return f"{name}/call/{call}"
+    if not index:
+        return name
+    more = more_outputs(by_name[name]) if name in by_name and not call else []
+    if index > len(more):
+        raise StackError(f"takes output {index} of {owner}, which the explorer does not show")
+    return f"{name}/{more[index - 1]}"
 
 
 def _feed(previous: LayerSpec, taken: int) -> bool:
     """Sets `previous` to pass on output `taken` (a return_state state); False when it cannot."""
-    if not previous.is_recurrent or not previous.params["return_state"]:
+    if not previous.is_recurrent:
         return False
-    states = state_names(previous)
-    if taken > len(states):
+    more = more_outputs(previous)
+    if taken > len(more) or not more[taken - 1].startswith("state/"):
         return False
-    previous.params["feeds"] = states[taken - 1]
+    previous.params["feeds"] = more[taken - 1].removeprefix("state/")
     return True
 
 

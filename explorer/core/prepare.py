@@ -65,11 +65,12 @@ def retyped(layer: LayerSpec, new_type: str) -> LayerSpec:
 
     kept = {key: value for key, value in layer.params.items() if key in LAYER_PARAMS[new_type] and accepts(key, value)}
     return LayerSpec(new_type, kept, layer.name, layer.inputs, layer.initial_state if TYPES[new_type].recurrent
-                     else None)
+                     else None, layer.calls)
 
 
 def _with_param(layer: LayerSpec, key: str, value) -> LayerSpec:
-    return LayerSpec(layer.type, {**layer.params, key: value}, layer.name, layer.inputs, layer.initial_state)
+    return LayerSpec(layer.type, {**layer.params, key: value}, layer.name, layer.inputs, layer.initial_state,
+                     layer.calls)
 
 
 def _steps(layer: LayerSpec, key: str) -> list[LayerSpec]:

@@ -163,7 +163,9 @@ def _recurrent_params(kind: str) -> dict[str, Param]:
         "return_state": _flag(False, "Also return the final states (h, and c for an LSTM) as extra outputs."),
         "bidirectional": _flag(False, "Run a second copy backwards in time and merge both directions."),
         "merge_mode": _pick("concat", MERGE_MODES, "How the two directions of a bidirectional layer are merged: "
-                                                   "concat doubles the units."),
+                                                   "concat doubles the units; none keeps both: the output is the "
+                                                   "forward one, the backward one is <name>/backward.",
+                            nullable=True),
         "go_backwards": _flag(False, "Process the sequence from the last timestep to the first."),
         "activation": _pick("tanh", ACTIVATIONS, "Activation function applied to the output."),
     }
@@ -188,10 +190,6 @@ def _dense_params() -> dict[str, Param]:
 
 _KEEPDIMS = {"keepdims": _flag(False, "Keep the time axis with length 1: (batch, 1, features) instead of "
                                       "(batch, features).", newer=True)}
-
-
-class Refused(Exception):
-    """A Keras layer (or the model's shape) that a stack cannot show faithfully: the reason, in one sentence."""
 
 
 class ByKeras(Exception):
@@ -240,7 +238,7 @@ class LayerType:
     make: Callable[[LayerSpec, str, StackSpec], Any]   # → the Keras layer
     code: Callable[[LayerSpec, str, StackSpec], str]   # → the Python source that makes the same layer
     # a Keras layer (as make builds it, or as a .keras file brings it) → its params; None: not this type after
-    # all; raises ByKeras (a Keras layer card holds it) or Refused (nothing can)
+    # all; raises ByKeras (a Keras layer card holds it)
     read: Callable[[Any], dict | None]
     memory: Callable[[LayerSpec, Arriving], Footprint]   # → what it adds to a run's memory
     # the features per step it passes on, from its own settings alone; None: they come from its input
@@ -422,10 +420,6 @@ def _read_recurrent(layer) -> dict:
 
 def _read_bidirectional(layer) -> dict:
     name = layer.name
-    if layer.merge_mode is None:
-        raise Refused(f"{name} (Bidirectional) has merge_mode None: it returns the forward and the backward "
-                      "outputs as two tensors; the explorer shows one chain of layers (concat, sum, mul or ave "
-                      "merge them into one)")
     forward, backward = layer.forward_layer, layer.backward_layer
     params = _read_recurrent(forward)
     mirror = _read_recurrent(backward) if type(backward) is type(forward) else None
@@ -654,3 +648,12 @@ def state_names(layer: LayerSpec) -> list[str]:
     if layer.params.get("bidirectional"):
         return [f"forward_{s}" for s in own] + [f"backward_{s}" for s in own]
     return own
+
+
+def more_outputs(layer: LayerSpec) -> list[str]:
+    """What a layer returns after its first output, in Keras's order, as probe keys under its name: the backward
+    output of a Bidirectional with merge_mode None, then return_state's states ("backward", "state/h" …)."""
+    if not layer.is_recurrent:
+        return []
+    backward = ["backward"] if layer.params["bidirectional"] and layer.params["merge_mode"] is None else []
+    return backward + ([f"state/{name}" for name in state_names(layer)] if layer.params["return_state"] else [])

@@ -154,7 +154,12 @@ class RunResult:
                         "params": layer.params,
                         **({"states": [state.to_json() for state in layer.states]} if layer.states else {}),
                         **({"feeds": layer.feeds} if layer.feeds != "output" else {}),
-                        **({"steps_from": layer.steps_from} if layer.steps_from else {})}
+                        **({"steps_from": layer.steps_from} if layer.steps_from else {}),
+                        **({"backward": {"shape": list(layer.extras[f"{layer.name}/backward"].shape)}}
+                           if f"{layer.name}/backward" in layer.extras else {}),   # merge_mode None
+                        **({"calls": [{"key": key, "shape": list(value.shape)} for key, value in layer.extras.items()
+                                      if key.startswith(f"{layer.name}/call/")]}
+                           if f"{layer.name}/call/1" in layer.extras else {})}
                        for layer in self.layers],
             "fc_input": {key: heads[0][key] for key in ("layer", "symbolic_shape", "shape", "explanation")}
             if heads else None,
@@ -702,7 +707,8 @@ def _time_major_keys(built: BuiltStack) -> set[str]:
     for info in built.layers:
         if len(info.output_shape) >= 3 and info.output_shape[1] == steps:   # not keepdims' axis of 1
             keys.update((info.name, f"{info.name}/mask"))
-        keys.update(key for key in info.extra if key.endswith("/attention"))
+        keys.update(key for key, shape in info.extra.items() if key.endswith("/attention")   # merge_mode None, calls
+                    or ("/backward" in key or "/call/" in key) and len(shape) >= 3 and shape[1] == steps)
     return keys
 
 

@@ -18,7 +18,7 @@ from . import output_file
 from .errors import SpecError
 from .registry import ACTIVATIONS, MAX_UNITS, MERGE_MODES  # noqa: F401  (re-exported: callers read them here)
 from .registry import TYPES, choice as _choice, number as _number, positive_int as _positive_int, show as _show
-from .registry import state_names
+from .registry import more_outputs
 
 FORMAT = "rnn-shape-explorer/stack"
 VERSION = 1
@@ -99,10 +99,14 @@ class LayerSpec:
     type: str
     params: dict[str, Any] = field(default_factory=dict)
     name: str | None = None
-    # the layers whose outputs it takes (INPUT_REF: the model's input); None: the layer before it
+    # the layers whose outputs it takes (INPUT_REF: the model's input; "encoder/state/h", "bi/backward": a
+    # further output, registry.more_outputs); None: the layer before it
     inputs: list[str] | None = None
-    # a recurrent layer's initial states: other layers' return_state states, "encoder/state/h"
+    # a recurrent layer's initial states: tensors of layers before it, named as in `inputs` ("encoder/state/h")
     initial_state: list[str] | None = None
+    # a shared layer's further calls, each the tensors it takes (named as in `inputs`); call k's output is
+    # "<name>/call/<k>", with the same weights
+    calls: list[list[str]] | None = None
 
     def __post_init__(self) -> None:
         defaults = {key: copy.deepcopy(default) for key, (default, _) in LAYER_PARAMS.get(self.type, {}).items()}
@@ -179,14 +183,15 @@ class StackSpec:
 
     def is_graph(self) -> bool:
         """Some layer takes another tensor than the layer before it's (branches, merges, several outputs)."""
-        return any(layer.inputs or layer.initial_state for layer in self.layers)
+        return any(layer.inputs or layer.initial_state or layer.calls for layer in self.layers)
 
     def outputs(self) -> list[str]:
         """The layers whose outputs no other layer takes: the model's outputs, in layer order."""
         names = self.layer_names()
-        taken = {source for layer in self.layers for source in layer.inputs or []}
+        taken = {source.partition("/")[0] for layer in self.layers for source in layer.inputs or []}
         taken |= {names[i - 1] for i, layer in enumerate(self.layers) if i and not layer.inputs}
-        taken |= {source.split("/state/")[0] for layer in self.layers for source in layer.initial_state or []}
+        taken |= {source.partition("/")[0] for layer in self.layers for source in layer.initial_state or []}
+        taken |= {source.partition("/")[0] for layer in self.layers for call in layer.calls or [] for source in call}
         return [name for name in names if name not in taken]
 
     def has_custom(self) -> bool:
@@ -327,13 +332,14 @@ def _parse_layer(data: Any, index: int) -> LayerSpec:
         raise SpecError(f"{path}.type", f"unknown layer type {_show(layer_type)}; known types: "
                                         + ", ".join(LAYER_TYPES))
     schema = LAYER_PARAMS[layer_type]
-    _reject_unknown(data, {"type", "name", "inputs", "initial_state", *schema}, path)
+    _reject_unknown(data, {"type", "name", "inputs", "initial_state", "calls", *schema}, path)
     name = None
     if "name" in data:
         name = _field(data, "name", _layer_name, None, path)
     params = {key: _field(data, key, check, default, path) for key, (default, check) in schema.items()}
     return LayerSpec(layer_type, params, name, _field(data, "inputs", _optional(_sources), None, path),
-                     _field(data, "initial_state", _optional(_sources), None, path))
+                     _field(data, "initial_state", _optional(_sources), None, path),
+                     _field(data, "calls", _optional(_calls), None, path))
 
 
 def _parse_more_inputs(data: Any, first: InputSpec) -> tuple[list[InputSpec], dict[str, str]]:
@@ -357,6 +363,21 @@ def _parse_more_inputs(data: Any, first: InputSpec) -> tuple[list[InputSpec], di
             texts[parsed.name] = text
         inputs.append(parsed)
     return inputs, texts
+
+
+def _output_of(source: str, before: dict[str, LayerSpec]) -> bool:
+    """Whether `source` names a tensor of a layer before: its output ("encoder"), or one it returns after it
+    ("encoder/state/h", "bi/backward": registry.more_outputs)."""
+    owner, _, key = source.partition("/")
+    calls = [f"call/{k}" for k in range(1, len(before[owner].calls or []) + 1)] if owner in before else []
+    return owner in before and (not key or key in more_outputs(before[owner]) or key in calls)
+
+
+def _calls(value: Any) -> list[list[str]]:
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_INPUTS:
+        raise ValueError(f"must be a list of 1 to {MAX_INPUTS} calls, each a list of the tensors it takes, "
+                         f"got {_show(value)}")
+    return [_sources(call) for call in value]
 
 
 def _sources(value: Any) -> list[str]:
@@ -403,22 +424,29 @@ def from_dict(data: Any) -> StackSpec:
         if name in every:
             raise SpecError("more_inputs", f"the input name {_show(name)} is also a layer's name")
     for i, layer in enumerate(layers):
+        before = dict(zip(every[:i], layers[:i]))
         for source in layer.inputs or []:
-            if source != INPUT_REF and source not in every[:i] and source not in input_names:
+            if source != INPUT_REF and not _output_of(source, before) and source not in input_names:
                 raise SpecError(f"layers[{i}].inputs", f"{_show(source)} is not a layer before this one "
                                                        f'(nor "{INPUT_REF}", the model\'s input'
                                                        + "".join(f", nor the input {_show(n)}" for n in input_names)
-                                                       + ")")
+                                                       + ', nor a further output such as "encoder/state/h")')
+        for k, call in enumerate(layer.calls or [], start=1):   # a call may take the layer's own earlier calls
+            own = {every[i]: LayerSpec(layer.type, layer.params, layer.name, calls=(layer.calls or [])[:k - 1])}
+            for source in call:
+                if source != INPUT_REF and not _output_of(source, {**before, **own}) and source not in input_names:
+                    raise SpecError(f"layers[{i}].calls", f"{_show(source)} is not a layer before this call")
+        if layer.calls and more_outputs(layer):
+            raise SpecError(f"layers[{i}].calls", "a layer called several times passes on one tensor per call: "
+                                                  "turn off return_state, and merge both directions")
         if layer.initial_state and not layer.is_recurrent:
             raise SpecError(f"layers[{i}].initial_state", "only a recurrent layer takes initial states")
         for source in layer.initial_state or []:
-            owner, _, state = source.partition("/state/")
-            before = dict(zip(every[:i], layers[:i]))
-            if owner not in before or not before[owner].params.get("return_state") \
-                    or state not in state_names(before[owner]):
-                raise SpecError(f"layers[{i}].initial_state", f"{_show(source)} is not a state of a layer before "
-                                                              'this one: write "encoder/state/h" for the state h '
-                                                              "that return_state adds to the layer encoder")
+            if not _output_of(source, before):
+                raise SpecError(f"layers[{i}].initial_state", f"{_show(source)} is not a state or an output of a "
+                                                              'layer before this one: write "encoder/state/h" for '
+                                                              "the state h that return_state adds to the layer "
+                                                              'encoder, "encoder" for its output')
     if data.get("weights") is not None:
         spec.weights = _parse_weights(data["weights"], spec.layer_names())
         spec.weights_id = "file-" + hashlib.sha256(json.dumps(data["weights"], sort_keys=True).encode()).hexdigest()
@@ -519,6 +547,8 @@ def to_dict(spec: StackSpec, *, weights: bool = False) -> dict:
             item["inputs"] = list(layer.inputs)
         if layer.initial_state:
             item["initial_state"] = list(layer.initial_state)
+        if layer.calls:
+            item["calls"] = [list(call) for call in layer.calls]
         kind = TYPES[layer.type]
         item.update((key, value) for key, value in layer.params.items()
                     if not (kind.params[key].omit_default and value == kind.params[key].default))

@@ -259,6 +259,15 @@ class LayerCard(QFrame):
             self.states_label.setToolTip("The return_state states of other layers that start this layer's states "
                                          "(initial_state), in Keras's order")
             outer.addWidget(self.states_label)
+        if layer.calls:   # a shared layer: one card, its weights called again on other tensors
+            self.calls_label = QLabel("also applied to " + "; ".join(
+                f"{', '.join('the input' if source == INPUT_REF else source for source in call)} → {name}/call/{k}"
+                for k, call in enumerate(layer.calls, start=1)))
+            self.calls_label.setFont(mono_font())
+            self.calls_label.setWordWrap(True)
+            self.calls_label.setToolTip("A shared layer: the same weights applied again; each call's output is "
+                                        "<name>/call/<k>")
+            outer.addWidget(self.calls_label)
 
         self._widgets: dict[str, QWidget] = {}
         params = LAYER_PARAMS[layer.type]
@@ -435,6 +444,9 @@ class LayerCard(QFrame):
             passed = f" &nbsp; → next layer: {escape(feeds)}" if feeds != "output" else ""
             text += (f'<br><span style="font-family:\'{mono}\'; {muted}">{nbsp("states " + self.states_text)}'
                      f"</span>{passed}")
+        if self.layer.params.get("bidirectional") and self.layer.params.get("merge_mode", "concat") is None:
+            text += (f'<br><span style="font-family:\'{mono}\'; {muted}">'   # Keras returns both directions
+                     f'{nbsp(f"output = forward · backward {self.symbolic_text} as {self.name}/backward")}</span>')
         self.badge_label.setText(text)
         self.badge_label.setToolTip(f"{self.symbolic_text}: the symbolic shape (None = any batch size / any number "
                                     f"of timesteps)\n" + (f"{self.batch_text}: the shape for the sequences in the "

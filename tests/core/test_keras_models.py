@@ -180,9 +180,9 @@ CASES = {
     "flatten, fixed length": (flatten_fixed_length, TOKENS, None),
     "functional, fixed length": (functional_fixed_length, TOKENS, None),
     "dropout": (dropout_between, TOKENS, None),
-    "merge_mode None": (bidirectional_without_merge, TOKENS, "bi (Bidirectional) has merge_mode None"),
+    "merge_mode None": (bidirectional_without_merge, TOKENS, None),
     "merge_mode None, last": (sequential_ending_without_merge, FEATURES,
-                               "both_ways (Bidirectional) has merge_mode None"),
+                               "the model's output is output 1 of both_ways"),
     "initial_state": (initial_state_from_a_branch, TOKENS, None),
 }
 

@@ -182,8 +182,8 @@ def test_the_contract_example_message():
     ({"type": {"a": 1}}, 'layers[1].type: unknown layer type {"a": 1}'),
     ({"type": "lstm", "unit": 3}, "layers[1].unit: unknown key; known keys: activation, bidirectional, "),
     ({"type": "lstm", "return_sequences": 1}, "layers[1].return_sequences: must be true or false, got 1"),
-    ({"type": "lstm", "merge_mode": None}, 'layers[1].merge_mode: must be one of "concat", "sum", "mul", "ave", '
-                                           "got null"),
+    ({"type": "lstm", "merge_mode": "max"}, 'layers[1].merge_mode: must be one of "concat", "sum", "mul", "ave", '
+                                            'null, got "max"'),
     ({"type": "lstm", "activation": "swishy"}, 'layers[1].activation: must be one of "linear", '),
     ({"type": "dense", "activation": "nope"}, 'layers[1].activation: must be one of "linear", '),
     ({"type": "embedding", "output_dim": 0}, "layers[1].output_dim: must be a positive integer, got 0"),
@@ -197,7 +197,7 @@ def test_the_contract_example_message():
                                               "got 1e+39"),
     ({"type": "custom", "expression": ""}, 'layers[1].expression: must be a non-empty Python expression, got ""'),
     ({"type": "custom", "expression": "x" * 2001}, "layers[1].expression: must be at most 2000 characters long"),
-    ({"type": "global_average_pooling", "units": 3}, "layers[1].units: unknown key; known keys: initial_state, inputs, keepdims, name, type"),
+    ({"type": "global_average_pooling", "units": 3}, "layers[1].units: unknown key; known keys: calls, initial_state, inputs, keepdims, name, type"),
     ("lstm", 'layers[1]: must be an object, got "lstm"'),
 ])
 def test_layer_errors(layer, message):

@@ -62,3 +62,25 @@ def test_a_card_of_a_branch_or_merge_names_its_inputs(qtbot):
     assert not hasattr(editor.cards[0], "inputs_label")
     assert editor.cards[1].inputs_label.text() == "from the input"
     assert editor.cards[2].inputs_label.text() == "from a, b"
+
+
+def test_a_bidirectional_card_without_merge_says_where_its_backward_output_goes(qtbot):
+    spec = from_dict({"input": {"kind": "features", "features": 2}, "layers": [
+        {"type": "gru", "name": "bi", "units": 3, "return_sequences": True, "bidirectional": True, "merge_mode": None},
+        {"type": "keras", "class_name": "Concatenate", "config": {}, "inputs": ["bi", "bi/backward"]}]})
+    editor = editor_for(qtbot, spec)
+    assert editor.cards[1].inputs_label.text() == "from bi, bi/backward"
+    card = editor.cards[0]
+    card.show_shapes((None, None, 3), (2, 5, 3), "carries")
+    assert "output&nbsp;=&nbsp;forward&nbsp;·&nbsp;backward&nbsp;(None,&nbsp;None,&nbsp;3)&nbsp;as&nbsp;bi/backward" in \
+        card.badge_label.text()
+
+
+def test_a_shared_layer_is_one_card_that_lists_its_further_calls(qtbot):
+    spec = from_dict({"input": {"kind": "features", "features": 3}, "layers": [
+        {"type": "gru", "name": "twice", "units": 3, "return_sequences": True, "calls": [["twice"]]},
+        {"type": "global_average_pooling", "inputs": ["twice/call/1"]}]})
+    editor = editor_for(qtbot, spec)
+    assert len(editor.cards) == 2
+    assert editor.cards[0].calls_label.text() == "also applied to twice → twice/call/1"
+    assert not hasattr(editor.cards[1], "calls_label")
