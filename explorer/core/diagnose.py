@@ -192,7 +192,8 @@ def _check_initial_states(spec: StackSpec, names: list[str]) -> None:
                              f"{len(layer.initial_state)}: {', '.join(layer.initial_state)}", layer=name)
         units = layer.params["units"]
         for source in layer.initial_state:
-            width = by_name[source.split("/state/")[0]].params.get("units")
+            origin = by_name.get(source.split("/state/")[0])   # a layer's state or its output (further outputs
+            width = origin.params.get("units") if origin is not None else None   # are left to Keras)
             if width is not None and width != units:
                 raise StackError(f"{name} starts from {source}, which holds {width} values per sequence, but {name} "
                                  f"has {units} units: a state is as wide as the units; set {name}'s units to "

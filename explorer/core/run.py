@@ -689,14 +689,21 @@ def _time_origins(spec: StackSpec, built: BuiltStack, raw: dict[str, np.ndarray]
     passed: dict[str, str | None] = {INPUT_REF: next(iter(layouts)), **{name: name for name in layouts}}  # by source
     origins: dict[str, str | None] = {}
     previous = INPUT_REF
-    for info in built.layers:
-        origin = passed.get((info.spec.inputs or [previous])[0])   # a state ("lstm/state/h") has no time axis
-        output = raw[info.name]
-        keeps = (origin is not None and len(info.output_shape) >= 3 and output.ndim >= 3
+    def kept(origin: str | None, output: np.ndarray, shape: tuple) -> str | None:
+        keeps = (origin is not None and len(shape) >= 3 and output.ndim >= 3
                  and output.shape[1] == layouts[origin].batch.shape[1]
-                 and (info.output_shape[1] is None or symbolic[origin] is not None))
-        origins[info.name] = origin if keeps else None
+                 and (shape[1] is None or symbolic[origin] is not None))
+        return origin if keeps else None
+
+    for info in built.layers:
+        first = passed.get((info.spec.inputs or [previous])[0])   # a state ("lstm/state/h") has no time axis
+        origins[info.name] = kept(first, raw[info.name], info.output_shape)
         passed[info.name] = origins[info.name] if info.feeds == "output" else None   # a fed state: no time axis
+        further = [(f"{info.name}/backward", first)] + [   # merge_mode None; a shared layer's further calls
+            (f"{info.name}/call/{k}", passed.get(sources[0])) for k, sources in enumerate(info.spec.calls or [], 1)]
+        for key, origin in further:
+            if key in raw and key in info.extra:
+                passed[key] = kept(origin, raw[key], info.extra[key])
         previous = info.name
     return origins
 

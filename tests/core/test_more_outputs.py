@@ -196,3 +196,24 @@ def test_a_tensor_that_an_edit_took_away_is_named_when_the_stack_runs():
     spec.layers[1].params["merge_mode"] = "concat"   # as the card's merge_mode chooser does
     with pytest.raises(StackError, match="join takes bi/backward, which no layer above it gives"):
         Engine().run(spec, "1 2\n")
+
+
+def a_chain_on_the_backward_sequence():
+    """An LSTM that reads only the backward sequence of a merge_mode None Bidirectional."""
+    i = keras.Input((None,), dtype="int32")
+    x = layers.Embedding(20, 3, mask_zero=True, name="emb")(i)
+    _, backward = layers.Bidirectional(layers.LSTM(3, return_sequences=True), merge_mode=None, name="bi")(x)
+    return keras.Model(i, layers.LSTM(2, return_sequences=True, name="after")(backward))
+
+
+def test_a_layer_fed_the_backward_sequence_has_the_inputs_steps_and_keras_mask(tmp_path):
+    model, batch = saved(a_chain_on_the_backward_sequence, tmp_path / "model.keras")
+    from explorer.core.run import Engine
+    spec, _, _ = keras_io.import_model(tmp_path / "model.keras")
+    result = Engine().run(spec, "\n".join(" ".join(map(str, t)) for t in TOKENS) + "\n")
+    after = result.layer("after")
+    keras_mask = model.get_layer("after").compute_mask(None, model.get_layer("emb").compute_mask(batch))
+    assert model.predict(batch, verbose=0).shape[1] == batch.shape[1]      # Keras: the input's steps, masked
+    assert not after.own_steps and after.output.shape[1] == batch.shape[1]
+    np.testing.assert_array_equal(result.seen_by(after).mask, np.asarray(keras_mask))
+    assert_valid_steps_equal(after.output, model.predict(batch, verbose=0), np.asarray(keras_mask), "after")
