@@ -174,6 +174,10 @@ def build(spec: StackSpec) -> BuiltStack:
                 if layer.type == "keras" else None)
         infos.append(LayerInfo(name, layer, tuple(x.shape), keras_layer.count_params(),
                                mask_in is not None, mask_out is not None, extra, tuple(first.shape), role))
+    missing = [name for name in spec.model_outputs or [] if name not in tensors]
+    if missing:   # the stack's `outputs` name a layer or setting that is gone
+        raise StackError(f"the model's outputs name {', '.join(missing)}, which no layer gives: restore the layer or "
+                         "setting that gave it, or remove it from the outputs")
     try:
         ends = [tensors[name] for name in spec.outputs()] if spec.is_graph() else [x]
         model_inputs = inputs if several else inputs[0]

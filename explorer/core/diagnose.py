@@ -245,7 +245,7 @@ def fc_inputs(spec: StackSpec, built: BuiltStack) -> list[FcInput]:
     index = {info.name: i for i, info in enumerate(layers)}
     found: dict[str, FcInput] = {}
     for output in spec.outputs():
-        path = _path_to(layers, index[output])
+        path = _path_to(layers, index[output.partition("/")[0]])   # a state's head starts at its layer
         last_rnn = max((at for at, i in enumerate(path) if layers[i].spec.is_recurrent), default=-1)
         target = next((at for at in range(max(last_rnn + 1, 1), len(path))   # a dense layer on the input: none
                        if layers[path[at]].spec.type in DENSE_TYPES), None)

@@ -63,12 +63,14 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
     sources: dict[int, list[Tensor]] = {}
     states: dict[int, list[Tensor]] = {}
     calls: dict[int, list[list[Tensor]]] = {}
+    graph = False
     try:
         chain = _chain(model)
     except StackError:
         if not getattr(model, "inputs", None):
             raise
         chain, sources, states, calls = _graph(model)
+        graph = True
     by_name: dict[str, LayerSpec] = {}
     renamed: dict[str, str] = {}
     several = len(model.inputs) > 1
@@ -130,14 +132,20 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
         raise StackError("the model has no layers the explorer can show")
     if several:
         every_call = {key: sources.get(key, []) + sum(calls.get(key, []), []) for key in {*sources, *calls}}
-        return _several_inputs(model, chain, every_call, input_names, layers, weights, notes)
+        stack = _several_inputs(model, chain, every_call, input_names, layers, weights, notes)
+        _model_outputs(model, stack, renamed, by_name)
+        return stack, weights, notes
     shape = tuple(model.inputs[0].shape)
     if text is not None:
         input_spec, length = text
         stack = StackSpec(input_spec, Batching(maxlen=length), layers)
         stack.weights, stack.weights_id = weights, uuid.uuid4().hex
+        if graph:
+            _model_outputs(model, stack, renamed, by_name)
         return stack, weights, notes
     stack = StackSpec(_input_spec(model.inputs[0], [chain[0][0]]), Batching(), layers)
+    if graph:
+        _model_outputs(model, stack, renamed, by_name)
     steps = shape[1] if len(shape) > 1 else None
     # Keras's Sequential runs at any length (it falls back to calling its layers one by one); a functional
     # model takes only the length of its Input, and a flatten needs it fixed anyway.
@@ -162,7 +170,7 @@ def _input_spec(tensor, takers: list) -> InputSpec:
 
 
 def _several_inputs(model, chain, sources, names: list[str], layers: list[LayerSpec], weights, notes: list[str]
-                    ) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]:
+                    ) -> StackSpec:
     """The stack of a model that takes several inputs (an encoder-decoder): one named input each, in Keras's order;
     a layer that takes an input names it."""
     inputs = []
@@ -182,7 +190,7 @@ def _several_inputs(model, chain, sources, names: list[str], layers: list[LayerS
     if inputs[0].length is not None:
         notes.append(f"the model takes exactly {inputs[0].length} timesteps: maxlen is set to {inputs[0].length}")
     stack.weights, stack.weights_id = weights, uuid.uuid4().hex
-    return stack, weights, notes
+    return stack
 
 
 def _text_input(layer) -> tuple[InputSpec, int | None] | None:
@@ -321,14 +329,18 @@ def _graph(model) -> tuple[list[tuple[object, int]], dict[int, list[Tensor]], di
             else:
                 sources[id(layer)] = taken(node.arguments.args)
         order.append((layer, 0))
+    return order + [(None, 0)], sources, states, calls
+
+
+def _model_outputs(model, stack: StackSpec, renamed: dict[str, str], by_name: dict[str, LayerSpec]) -> None:
+    """Sets the stack's `model_outputs` when the model's outputs are not simply the layers nobody takes (a state,
+    a backward output, a shared layer's call, or another order)."""
+    outputs = []
     for tensor in model.outputs:
         operation, node, index = tensor._keras_history
-        call = _calls(model, operation).index(node)
-        if index or call:
-            raise StackError(f"the model's output is {f'output {index}' if index else f'call {call}'} of "
-                             f"{operation.name} (a state, a second output or a shared layer's call); a stack's "
-                             "outputs are its layers' first outputs")
-    return order + [(None, 0)], sources, states, calls
+        outputs.append(_tensor_name((operation.name, _calls(model, operation).index(node), index), renamed, by_name))
+    if outputs != stack.untaken():
+        stack.model_outputs = outputs
 
 
 def _calls(model, layer) -> list[int]:

@@ -126,6 +126,15 @@ class RunResult:
                 return layer
         raise KeyError(name)
 
+    def output_layer(self, output: str) -> LayerResult:
+        """The layer that gives a model output ("encoder", "encoder/state/h", "bi/backward", "emb/call/1")."""
+        return self.layer(output.partition("/")[0])
+
+    def output_value(self, output: str) -> np.ndarray:
+        """A model output's values: the layer's passed tensor, or the further output it names."""
+        layer = self.output_layer(output)
+        return layer.extras[output] if "/" in output else layer.passed
+
     def seen_by(self, layer: LayerResult) -> RunResult:
         """The run as `layer` sees it: the padded batch, mask, lengths and words of the input whose steps its time
         axis has (a decoder-side layer: the decoder's input); the run itself for every other layer."""
@@ -164,7 +173,7 @@ class RunResult:
             "fc_input": {key: heads[0][key] for key in ("layer", "symbolic_shape", "shape", "explanation")}
             if heads else None,
             "fc_inputs": heads,
-            "outputs": [{"name": name, "shape": list(self.layer(name).passed.shape)} for name in self.outputs],
+            "outputs": [{"name": name, "shape": list(self.output_value(name).shape)} for name in self.outputs],
             "output_shape": list(self.output_shape),
             "warnings": self.warnings,
             "timing_ms": {key: round(value, 3) for key, value in self.timing_ms.items()},

@@ -133,6 +133,9 @@ class StackSpec:
     # extension: a model's further inputs after `input` (encoder-decoder), and the sequence text of each by name
     more_inputs: list[InputSpec] = field(default_factory=list)
     more_sequences: dict[str, str] = field(default_factory=dict)
+    # extension: the model's outputs when they are not simply the layers nobody takes (a layer's state,
+    # "encoder/state/h", a backward output or a further call); None: those layers
+    model_outputs: list[str] | None = None
 
     def all_inputs(self) -> list[InputSpec]:
         """The model's inputs in Keras's order: `input`, then `more_inputs`."""
@@ -183,10 +186,16 @@ class StackSpec:
 
     def is_graph(self) -> bool:
         """Some layer takes another tensor than the layer before it's (branches, merges, several outputs)."""
-        return any(layer.inputs or layer.initial_state or layer.calls for layer in self.layers)
+        return bool(self.model_outputs) or any(layer.inputs or layer.initial_state or layer.calls
+                                               for layer in self.layers)
 
     def outputs(self) -> list[str]:
-        """The layers whose outputs no other layer takes: the model's outputs, in layer order."""
+        """The model's outputs: `model_outputs`, else the layers whose outputs no other layer takes, in layer
+        order."""
+        return list(self.model_outputs) if self.model_outputs else self.untaken()
+
+    def untaken(self) -> list[str]:
+        """The layers whose outputs no other layer takes."""
         names = self.layer_names()
         taken = {source.partition("/")[0] for layer in self.layers for source in layer.inputs or []}
         taken |= {names[i - 1] for i, layer in enumerate(self.layers) if i and not layer.inputs}
@@ -203,6 +212,7 @@ class StackSpec:
         key = {"input": document["input"], "layers": document["layers"], "seed": self.seed,
                "more_inputs": [_input_dict(item) for item in self.more_inputs],
                "fixed_length": self.fixed_length(),
+               **({"outputs": self.model_outputs} if self.model_outputs else {}),
                "weights": self.weights_id if self.weights else None}
         return json.dumps(key, sort_keys=True)
 
@@ -365,6 +375,19 @@ def _parse_more_inputs(data: Any, first: InputSpec) -> tuple[list[InputSpec], di
     return inputs, texts
 
 
+def _parse_outputs(data: Any, layers: dict[str, LayerSpec]) -> list[str]:
+    """The stack's "outputs": tensors named as in `inputs` ("encoder", "encoder/state/h"), each once."""
+    if not isinstance(data, list) or not data or not all(isinstance(item, str) for item in data):
+        raise SpecError("outputs", f"must be a list of tensor names, got {_show(data)}")
+    for item in data:
+        if not _output_of(item, layers):
+            raise SpecError("outputs", f'{_show(item)} is not a layer\'s output nor a further output such as '
+                                       '"encoder/state/h"')
+        if data.count(item) > 1:
+            raise SpecError("outputs", f"{_show(item)} is listed more than once")
+    return list(data)
+
+
 def _output_of(source: str, before: dict[str, LayerSpec]) -> bool:
     """Whether `source` names a tensor of a layer before: its output ("encoder"), or one it returns after it
     ("encoder/state/h", "bi/backward": registry.more_outputs)."""
@@ -392,7 +415,7 @@ def from_dict(data: Any) -> StackSpec:
     data = _expect_object(data, "")
     data = migrate(data)
     _reject_unknown(data, {"format", "version", "input", "batching", "layers", "seed", "sequences", "title",
-                          "lesson", "steps", "weights", "more_inputs"}, "")
+                          "lesson", "steps", "weights", "more_inputs", "outputs"}, "")
     input_spec = _parse_input(data.get("input", {"kind": "tokens", "vocab_size": 1000}))
     more_inputs, more_sequences = _parse_more_inputs(data.get("more_inputs"), input_spec)
     batching = _parse_batching(data.get("batching", {}), input_spec)
@@ -447,6 +470,8 @@ def from_dict(data: Any) -> StackSpec:
                                                               'layer before this one: write "encoder/state/h" for '
                                                               "the state h that return_state adds to the layer "
                                                               'encoder, "encoder" for its output')
+    if data.get("outputs") is not None:
+        spec.model_outputs = _parse_outputs(data["outputs"], dict(zip(every, layers)))
     if data.get("weights") is not None:
         spec.weights = _parse_weights(data["weights"], spec.layer_names())
         spec.weights_id = "file-" + hashlib.sha256(json.dumps(data["weights"], sort_keys=True).encode()).hexdigest()
@@ -558,6 +583,8 @@ def to_dict(spec: StackSpec, *, weights: bool = False) -> dict:
     for key in ("sequences", "title", "lesson", "steps"):
         if getattr(spec, key) is not None:
             data[key] = getattr(spec, key)
+    if spec.model_outputs:
+        data["outputs"] = list(spec.model_outputs)
     if weights and spec.weights:
         data["weights"] = _weights_to_dict(spec.weights)
     return data

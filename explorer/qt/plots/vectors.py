@@ -25,9 +25,12 @@ class _VectorPlot(Plot):
         if hasattr(self, "bars"):
             self.bars.set_foreground(fg)
 
-    def show_sequence(self, layer) -> None:
+    def show_sequence(self, layer, values: np.ndarray | None = None) -> None:
+        """The layer's output for the selected row as an image; `values`: another (B, T, …) tensor of the layer
+        (a backward output, a further call), shown on its steps and scale."""
         state = self.state
-        matrix = row_matrix(layer, state.selected_row)
+        matrix = row_matrix(layer, state.selected_row) if values is None else \
+            np.asarray(values[state.selected_row], dtype=np.float32).reshape(values.shape[1], -1)
         padded, masked = state.row_steps(layer, matrix.shape[0])
         self.bars.show_image(matrix, padded, masked, state.scale(layer))
         self.labels("timestep", "feature" if self.name == "fc_input" else "output")
@@ -127,18 +130,21 @@ class OutputPlot(_VectorPlot):
     def update(self) -> None:
         state = self.state
         result, row = state.result, state.selected_row
-        last = result.layer(result.outputs[self.index])
-        if is_time_major(last):
-            self.show_sequence(last)
-            steps, outputs = row_matrix(last, row).shape
+        output = result.outputs[self.index]
+        last, value = result.output_layer(output), result.output_value(output)
+        further = "/" in output   # a state, a backward output or a further call of the layer
+        named, shape = output.replace("/", " "), value.shape if further else last.shape   # "encoder state h"
+        if (last.time_major and value.ndim >= 3) if further else is_time_major(last):
+            self.show_sequence(last, value if further else None)
+            steps, outputs = (value.shape[1], int(np.prod(value.shape[2:]))) if further else row_matrix(last, row).shape
             note = ""
             batch_steps = result.seen_by(last).mask.shape[1]    # the steps of the input its time axis follows
             if steps != batch_steps:
                 note = f' · <span style="color:#e15759">{steps} steps, the batch has {batch_steps}</span>'
-            self.title(f"output of <b>{last.name}</b> {format_shape(last.shape)} for line {state.line}: "
+            self.title(f"output of <b>{named}</b> {format_shape(shape)} for line {state.line}: "
                        f"{outputs} outputs at every step{note}")
             return
-        vector = np.asarray(last.passed[row], dtype=np.float32).ravel()   # the model's output: a state, if fed
+        vector = np.asarray(value[row], dtype=np.float32).ravel()   # the model's output: a state, if fed or named
         probability = is_probability(vector)
         best = int(np.nanargmax(vector)) if vector.size and np.isfinite(vector).any() else None
         y_range = PROBABILITY_RANGE if probability else bar_range(state.scale(last))
@@ -146,4 +152,4 @@ class OutputPlot(_VectorPlot):
         self.labels("class" if probability else "output", "probability" if probability else "value")
         self.plot.invertY(False)
         what = f"class probabilities, most likely {best}" if probability else "values"
-        self.title(f"output of <b>{last.name}</b> {format_shape(last.shape)} for line {state.line}: {what}")
+        self.title(f"output of <b>{named}</b> {format_shape(shape)} for line {state.line}: {what}")
