@@ -241,7 +241,7 @@ def test_dense_activation_may_be_null_but_recurrent_may_not():
     ({"layers": None}, "layers: must be a list of layers, got null"),
     ({"layers": {"type": "lstm"}}, 'layers: must be a list of layers, got {"type": "lstm"}'),
     ({"layers": [{"type": "dense"}] * 65}, "layers: holds 65 layers; at most 64 are allowed"),
-    ({"colour": "red"}, "colour: unknown key; known keys: batching, format, input, layers, lesson, more_inputs, seed, "),
+    ({"colour": "red"}, "colour: unknown key; known keys: batching, format, input, layers, lesson, more_inputs, outputs, seed, "),
 ])
 def test_document_errors(changes, message):
     assert error_of(document(**changes)).startswith(message)
