@@ -50,7 +50,9 @@ def test_an_oversized_run_is_refused_at_once_without_the_engine(make_window, qtb
     lstm.param_widget("units").setValue(4096)
     win.sequence_editor.text_edit.setPlainText("\n".join(["5 " * 300] * 500))
     win.runs.run_now(asked=True)
-    assert win.runs.settled and not win.runs.last_reply.ok                      # refused on the spot, no reply awaited
+    assert not win.runs.settled and win.session.checking           # a large text: the run follows its check …
+    qtbot.waitUntil(lambda: win.runs.settled, timeout=10_000)
+    assert not win.runs.last_reply.ok                                # … then it is refused, no reply awaited
     assert "500 sequences × 300 steps" in win.session.status_text and "over the limit of 2,048 MB" in win.runs.last_reply.error
     assert win.runs.last_run_id == sent                                  # never sent to the engine
 
