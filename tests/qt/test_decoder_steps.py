@@ -8,32 +8,19 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from keras import layers
 
 from explorer.core import keras_io
 from explorer.qt.exports import csv_rows
 from explorer.qt.plots.state import PADDED, VALID
+from tests.cli.test_steps_from import DECODER, DECODER_SIDE, ENCODER, encoder_decoder, text_of
 
 RUN_TIMEOUT_MS = 60_000
-ENCODER = [[1, 2, 3, 4, 5, 6], [2, 3], [8, 8, 8, 1]]
-DECODER = [[1, 2], [3, 4, 5], [6]]
-DECODER_SIDE = ("decoder_ids", "decoder_lstm", "next_token")
-
-
-def text_of(rows) -> str:
-    return "\n".join(" ".join(map(str, row)) for row in rows) + "\n"
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     keras.utils.set_random_seed(6)
-    encoder = keras.Input((None,), dtype="int32", name="encoder")
-    _, h, c = layers.LSTM(4, return_state=True, name="encoder_lstm")(
-        layers.Embedding(9, 3, mask_zero=True, name="encoder_ids")(encoder))
-    decoder = keras.Input((None,), dtype="int32", name="decoder")
-    x = layers.Embedding(7, 3, mask_zero=True, name="decoder_ids")(decoder)
-    x = layers.LSTM(4, return_sequences=True, name="decoder_lstm")(x, initial_state=[h, c])
-    model = keras.Model([encoder, decoder], layers.Dense(7, activation="softmax", name="next_token")(x))
+    model = encoder_decoder()
     path = tmp_path_factory.mktemp("encoder_decoder") / "model.keras"
     model.save(path)
     return model, path
