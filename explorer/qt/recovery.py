@@ -200,8 +200,9 @@ class Autosaver(QObject):
                 "saved_at": time.time(), "source": source}
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(self.path, dumps(self.session.document))
+            # The notes first: a crash between the two writes then never leaves a document without its source.
             write_text_atomic(self.meta_path, json.dumps(meta, indent=2) + "\n")
+            write_text_atomic(self.path, dumps(self.session.document))
         except OSError as error:
             if not self._failed:      # say it once, not after every keystroke
                 log.warning("autosave to %s failed: %s", self.path, error)

@@ -68,7 +68,36 @@ def test_the_autosave_is_written_through_a_temporary_file(make_window, qtbot, st
     real = os.replace
     monkeypatch.setattr(os, "replace", lambda src, dst: (renamed.append(Path(dst)), real(src, dst)))
     assert win.autosaver.write_now()
-    assert renamed == list(own_files(state))
+    assert sorted(renamed) == sorted(own_files(state))
+
+
+def test_killed_between_its_two_writes_an_autosave_never_leaves_a_document_without_its_file(make_window, state,
+                                                                                         monkeypatch):
+    """The autosave is two files, the document and its notes (which name the file it came from). A kill between
+    the two writes leaves no document, or one whose notes name its file."""
+    class Killed(BaseException):
+        pass
+
+    win = make_window()
+    stack, meta = own_files(state)
+    for _ in range(2):              # the first autosave, then one over an earlier autosave
+        win.sequence_editor.text_edit.appendPlainText("5 6")
+        replaced = []
+        real = os.replace
+
+        def replace(src, dst):
+            replaced.append(dst)
+            if len(replaced) == 2:
+                raise Killed()
+            real(src, dst)
+
+        monkeypatch.setattr(os, "replace", replace)
+        with pytest.raises(Killed):
+            win.autosaver.write_now()
+        monkeypatch.setattr(os, "replace", real)
+        if stack.exists():
+            assert meta.exists() and json.loads(meta.read_text())["source"] == "preset:average_pooling"
+        assert win.autosaver.write_now()
 
 
 def test_a_clean_exit_and_a_saved_document_leave_no_autosave(make_window, qtbot, state, tmp_path):
