@@ -7,13 +7,14 @@ so that the edit, when it comes, runs a model that is ready. A prepared model is
 gives: the same `build` with the same seed, nothing shared between them.
 
 Preparation never holds up a real request: it runs under `preemptible(should_stop)`, which raises Preempted
-at the next Python call once `should_stop()` is true (a request arrived), within a few milliseconds; the
-half-built model is dropped and built again at the next idle moment.
+at the next Keras layer's call or build once `should_stop()` is true (a request arrived), within milliseconds;
+the half-built model is dropped and built again at the next idle moment.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from typing import Callable, Iterator
 
@@ -31,18 +32,28 @@ class Preempted(BaseException):
     """A real request arrived while a model was being prepared (a BaseException: no library code catches it)."""
 
 
+# Where a preparation may be stopped: the entry of a Keras layer's call or build. Anywhere else, an exception
+# can land inside TensorFlow's own bookkeeping (between taking a graph's lock and releasing it, say) and leave
+# it broken for good: the next op on that graph then waits for ever.
+SAFE_NAMES = frozenset({"__call__", "call", "build"})
+SAFE_FOLDER = os.path.join("keras", "src", "layers", "")
+
+
 @contextlib.contextmanager
 def preemptible(should_stop: Callable[[], bool]) -> Iterator[None]:
-    """Runs the block until `should_stop()` turns true, then raises Preempted at the block's next Python call.
+    """Runs the block until `should_stop()` turns true, then raises Preempted when the block next enters a Keras
+    layer's call or build (SAFE_NAMES in SAFE_FOLDER), which the code around it unwinds from as from the layer's
+    own error.
 
-    A trace function (this thread only) asks `should_stop` at every Python call: preparation runs a quarter to a
-    third slower under it, which costs idle time only. Code in C (a graph's first instantiation) finishes its call
-    first: a few milliseconds at most on the models prepared here."""
+    A trace function (this thread only) sees every Python call; Python unsets it once it raises. Between two
+    layer calls there is at most a layer's own work, or a graph's instantiation in C: a few milliseconds on the
+    models prepared here."""
     if should_stop():
         raise Preempted()
 
     def trace(frame, event, arg):
-        if should_stop():
+        code = frame.f_code
+        if code.co_name in SAFE_NAMES and SAFE_FOLDER in code.co_filename and should_stop():
             raise Preempted()
         return None                  # calls only, no line events
 

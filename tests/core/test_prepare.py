@@ -5,6 +5,8 @@ into it, the batch padded by keras.utils.pad_sequences); preparation gives way t
 from __future__ import annotations
 
 import itertools
+import sys
+import threading
 
 import keras
 import numpy as np
@@ -120,6 +122,67 @@ def test_preparation_gives_way_to_a_request_and_is_taken_up_again():
     engine.prepare_next()
     assert list(engine._prepared) == [planned[0].architecture_key()]
     assert engine.run(planned[0]).model_source == "prepared"
+
+
+def tensorflow_takes_a_graph_lock(frame) -> bool:
+    """TensorFlow holds a graph's lock (GroupLock.acquire, in TensorFlow's own Python) and checks its groups."""
+    return frame.f_code.co_name == "_another_group_active"
+
+
+def test_a_request_arriving_while_tensorflow_holds_a_graph_lock_leaves_the_engine_working():
+    """A request may arrive at any instant of a preparation, inside TensorFlow's own bookkeeping too: here, at
+    every fourth of the moments TensorFlow holds one of its graph locks while a neighbour is built and traced.
+    Each preparation step still ends (stopped or done), and the engine then answers as a fresh engine does."""
+    engine = Engine()
+    first = engine.run(ON_SCREEN)
+    shown(engine, ON_SCREEN, first)
+    locks = [0]
+
+    def count(frame, event, arg):
+        if event == "call" and tensorflow_takes_a_graph_lock(frame):
+            locks[0] += 1
+
+    counted = Engine()
+    shown(counted, ON_SCREEN, first)
+    sys.setprofile(count)
+    try:
+        counted.prepare_next()
+    finally:
+        sys.setprofile(None)
+    assert locks[0] > 20
+
+    def step_with_request_at(lock: int) -> threading.Thread:
+        seen, arrived = [0], []
+
+        def arrive(frame, event, arg):
+            if event == "call" and tensorflow_takes_a_graph_lock(frame):
+                seen[0] += 1
+                if seen[0] == lock:
+                    arrived.append(True)
+
+        def step():
+            sys.setprofile(arrive)       # this thread's calls only
+            try:
+                with prepare.preemptible(lambda: bool(arrived)):
+                    engine.prepare_next()
+            except prepare.Preempted:
+                pass
+            finally:
+                sys.setprofile(None)
+
+        thread = threading.Thread(target=step, daemon=True)
+        thread.start()
+        thread.join(timeout=60)
+        return thread
+
+    for lock in range(1, locks[0] + 1, 4):
+        assert not step_with_request_at(lock).is_alive(), f"the engine hangs after a request at graph lock {lock}"
+        shown(engine, ON_SCREEN, first)
+    typed = ON_SCREEN.copy()
+    typed.layers[1].params["units"] = 6
+    answered, expected = engine.run(typed), Engine().run(typed)
+    for ours, theirs in zip(answered.layers, expected.layers):
+        np.testing.assert_array_equal(ours.output, theirs.output)
 
 
 def test_a_request_already_waiting_prepares_nothing_and_a_run_plans_nothing_itself():
