@@ -9,7 +9,7 @@ from typing import Any
 
 from . import backend, diagnose, keras_cards
 from .errors import ExplorerError, StackError, strip_ansi
-from .registry import TYPES, more_outputs, state_names  # noqa: F401  (state_names: also imported from here)
+from .registry import TYPES, more_outputs
 from .spec import INPUT_NAME, INPUT_REF, LayerSpec, StackSpec
 
 

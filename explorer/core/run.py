@@ -13,10 +13,10 @@ from typing import Any, Callable
 import numpy as np
 
 from . import backend, diagnose, memory, sequences
-from .build import BuiltStack, LayerInfo, build, state_names
+from .build import BuiltStack, LayerInfo, build
 from .diagnose import Diagnostic, FcInput
 from .errors import ExplorerError, OutOfMemoryError, SequenceError, StackError, TrustError, strip_ansi
-from .registry import TYPES
+from .registry import TYPES, state_names
 from .spec import INPUT_REF, Batching, StackSpec
 
 # Batches bigger than FIRST_SLICE_CELLS (rows × steps) run in slices of rows: a first one of that many cells

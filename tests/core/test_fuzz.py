@@ -6,11 +6,10 @@ Any other exception would reach the user as a traceback (command line) or an "in
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from explorer.core import sequences as seqs

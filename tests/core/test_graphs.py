@@ -14,6 +14,8 @@ from explorer.core import keras_io, spec as specs
 from explorer.core.errors import SpecError, StackError
 from explorer.core.run import Engine
 
+from .keras_files import trained_and_saved
+
 ENGINE = Engine()
 TOKENS = [[3, 7, 1, 9, 4], [5, 2], [8, 8, 6, 1]]
 
@@ -42,15 +44,8 @@ def concatenated_branches():
 
 
 def saved(build, path):
-    keras.utils.set_random_seed(8)
-    model = build()
-    model.compile("adam", "mse")
     batch = keras.utils.pad_sequences(TOKENS, padding="post")
-    targets = [np.ones((len(batch), *(size or batch.shape[1] for size in out.shape[1:])), "float32")
-               for out in model.outputs]
-    model.fit(batch, targets if len(targets) > 1 else targets[0], verbose=0)
-    model.save(path)
-    return model, batch
+    return trained_and_saved(build, [batch], path, seed=8), batch
 
 
 @pytest.mark.parametrize("build, inputs", [

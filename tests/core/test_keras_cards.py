@@ -19,6 +19,8 @@ from explorer.core import keras_io, memory, spec as specs
 from explorer.core.errors import ExplorerError
 from explorer.core.run import Engine
 
+from .keras_files import trained_and_saved
+
 ENGINE = Engine()
 VOCAB = 20
 TOKENS = [[3, 7, 1, 9, 4, 2, 6, 5], [5, 2, 4], [8, 8, 6, 1, 3, 2], [11, 12, 13, 14, 15, 16, 17, 18]]
@@ -70,14 +72,8 @@ def text_of(data) -> str:
 
 
 def saved(build, data, path):
-    keras.utils.set_random_seed(1)
-    model = build()
-    model.compile("adam", "mse")
     batch = pad(data)
-    target = np.random.default_rng(0).normal(size=(len(batch), *model.outputs[0].shape[1:])).astype("float32")
-    model.fit(batch, target, epochs=1, batch_size=len(batch), verbose=0)
-    model.save(path)
-    return model, batch
+    return trained_and_saved(build, [batch], path, seed=1), batch
 
 
 def assert_every_layer_equals_keras(model, batch, outputs: dict[str, np.ndarray]):

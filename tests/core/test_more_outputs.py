@@ -16,6 +16,8 @@ from explorer import cli
 from explorer.core import keras_io, spec as specs
 from explorer.core.errors import SpecError, StackError
 
+from .keras_files import trained_and_saved
+
 TOKENS = [[3, 7, 1, 9, 4], [5, 2], [8, 8, 6, 1]]
 
 
@@ -58,14 +60,8 @@ def initial_state_from_dense_layers():
 
 
 def saved(build, path):
-    keras.utils.set_random_seed(3)
-    model = build()
-    model.compile("adam", "mse")
     batch = keras.utils.pad_sequences(TOKENS, padding="post")
-    target = np.ones((len(batch), *(size or batch.shape[1] for size in model.outputs[0].shape[1:])), "float32")
-    model.fit(batch, target, verbose=0)
-    model.save(path)
-    return model, batch
+    return trained_and_saved(build, [batch], path, seed=3), batch
 
 
 def run_cli(path, tmp_path, capsys) -> tuple[dict, dict]:

@@ -13,6 +13,8 @@ from keras import layers
 from explorer.core import keras_io
 from explorer.core.run import Engine
 
+from .keras_files import trained_and_saved
+
 pytestmark = pytest.mark.filterwarnings("ignore:.*does not support masking")
 
 ENGINE = Engine()
@@ -40,14 +42,9 @@ def conv_then_masking():
 
 
 def saved(build, data, path):
-    keras.utils.set_random_seed(2)
-    model = build()
-    model.compile("adam", "mse")
     dtype = "int32" if np.ndim(data[0]) == 1 else "float32"
     batch = keras.utils.pad_sequences(data, padding="post", dtype=dtype)
-    model.fit(batch, np.zeros((len(batch), 2), "float32"), verbose=0)
-    model.save(path)
-    return model, batch
+    return trained_and_saved(build, [batch], path, seed=2), batch
 
 
 def text_of(data) -> str:

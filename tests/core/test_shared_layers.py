@@ -17,6 +17,8 @@ from explorer.core import keras_io, spec as specs
 from explorer.core.codegen import export_code
 from explorer.core.errors import SpecError, StackError
 
+from .keras_files import trained_and_saved
+
 LEFT = [[3, 7, 1, 9, 4], [5, 2], [8, 8, 6, 1]]
 RIGHT = [[2, 2], [9, 1, 4, 4], [7]]
 
@@ -45,14 +47,8 @@ def text(rows) -> str:
 
 
 def saved(build, path, data):
-    keras.utils.set_random_seed(4)
-    model = build()
-    model.compile("adam", "mse")
     batches = [keras.utils.pad_sequences(rows, padding="post") for rows in data]
-    model.fit(batches if len(batches) > 1 else batches[0],
-              np.ones((len(batches[0]), model.outputs[0].shape[-1]), "float32"), verbose=0)
-    model.save(path)
-    return model, batches
+    return trained_and_saved(build, batches, path, seed=4), batches
 
 
 @pytest.mark.parametrize("build, data, calls, taken", [
