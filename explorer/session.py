@@ -27,6 +27,7 @@ from .core.errors import SequenceError, SpecError
 from .core.spec import RECURRENT_TYPES, Batching, InputSpec, StackSpec, from_dict, to_dict
 
 _LAYER_PATH = re.compile(r"^layers\[(\d+)\]")
+STACK_KEYS = ("input", "layers", "seed", "outputs")     # the stack file's keys that the stack editor edits
 
 
 class Event:
@@ -304,12 +305,13 @@ class Session:
         self._refresh_modified()
 
     def set_stack(self, spec: StackSpec) -> None:
-        """The stack editor's edit: the input, the layers and the seed of `spec`."""
+        """The stack editor's edit: the input, the layers, the seed and the model's outputs of `spec`."""
         new, old = to_dict(spec), self.snapshot()
-        if (new["input"], new["layers"], new["seed"]) == (old["input"], old["layers"], old["seed"]):
+        if all(new.get(key) == old.get(key) for key in STACK_KEYS):
             return
         spec = spec.copy()
         self.document.input, self.document.layers, self.document.seed = spec.input, spec.layers, spec.seed
+        self.document.model_outputs = spec.model_outputs
         fitted = fitted_pad_value(self.document.batching.pad_value, spec.input)
         if fitted != self.document.batching.pad_value:
             self.document.batching.pad_value = fitted

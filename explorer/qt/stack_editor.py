@@ -25,7 +25,7 @@ from ..core.registry import GROUPS, KERAS_STARTERS, TYPES
 from ..core.spec import (INPUT_REF, LAYER_PARAMS, MAX_FEATURES, MAX_SEED, MAX_VOCAB, InputSpec, LayerSpec,
                          StackSpec, to_dict)
 from ..core.spec import layer_label as friendly
-from ..session import FAILED, Session
+from ..session import FAILED, STACK_KEYS, Session
 from .stale import StateGate
 from .expression_editor import ExpressionEdit
 from .style import (ERROR_COLOUR, MASK_ROLES, SELECTED_BORDER, WARNING_COLOUR, escape, mask_role_colour, mono_font,
@@ -733,7 +733,7 @@ class StackEditor(QWidget):
     def _stack_changed(self) -> None:
         """Another document, an undo, or an edit the session adjusted: show the session's stack."""
         mine, theirs = to_dict(self._spec), self.session.snapshot()
-        if (mine["input"], mine["layers"], mine["seed"]) != (theirs["input"], theirs["layers"], theirs["seed"]):
+        if any(mine.get(key) != theirs.get(key) for key in STACK_KEYS):
             self._spec = self.session.document.copy()
             self._show_input()
             self._rebuild_cards()
@@ -817,7 +817,12 @@ class StackEditor(QWidget):
         self._structure_changed(select=self._spec.layer_names()[index])
 
     def remove_layer(self, index: int) -> None:
+        """Removes the layer, and its tensors from the model's outputs (all of them gone: the untaken layers)."""
+        name = self._spec.layer_names()[index]
         del self._spec.layers[index]
+        if self._spec.model_outputs:
+            kept = [output for output in self._spec.model_outputs if output.split("/")[0] != name]
+            self._spec.model_outputs = kept or None
         self._structure_changed()
 
     def move_layer(self, source: int, target: int) -> None:

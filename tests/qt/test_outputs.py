@@ -46,6 +46,31 @@ def opened(build, path):
     return model, spec, keras.utils.pad_sequences(TOKENS, padding="post")
 
 
+def test_removing_a_head_takes_it_out_of_the_models_outputs_and_undo_brings_it_back(make_window, qtbot, tmp_path):
+    def head_and_state():
+        i = keras.Input((None,), dtype="int32")
+        last, h = layers.GRU(4, return_state=True, name="enc")(layers.Embedding(20, 3, mask_zero=True, name="emb")(i))
+        return keras.Model(i, [layers.Dense(2, name="head")(last), h])
+
+    model, spec, batch = opened(head_and_state, tmp_path / "model.keras")
+    assert spec.model_outputs == ["head", "enc/state/h"]
+    window = make_window(spec, source=str(tmp_path / "model.keras"))
+    qtbot.waitUntil(lambda: window.session.result is not None and window.session.state.current, timeout=60000)
+    _, state = model.predict(batch, verbose=0)
+    window.stack_editor.card("head").remove_button.click()
+    qtbot.waitUntil(lambda: window.runs.settled, timeout=60000)
+    assert window.runs.last_reply.ok, window.session.state.reason
+    assert window.session.spec().model_outputs == ["enc/state/h"]
+    result = window.session.result
+    assert result.outputs == ["enc/state/h"]
+    np.testing.assert_allclose(result.output_value("enc/state/h"), state, atol=1e-5)
+    window.history.undo()
+    qtbot.waitUntil(lambda: window.runs.settled, timeout=60000)
+    assert window.runs.last_reply.ok, window.session.state.reason
+    assert window.session.spec().model_outputs == ["head", "enc/state/h"]
+    assert window.stack_editor.spec().model_outputs == ["head", "enc/state/h"]
+
+
 def test_the_window_shows_one_output_plot_per_output(make_window, qtbot, tmp_path):
     model, spec, batch = opened(two_heads_on_one_gru, tmp_path / "model.keras")
     window = make_window(spec, source=str(tmp_path / "model.keras"))
