@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from explorer import cli
 from explorer.core.presets import names
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,24 +25,31 @@ def run_main(*args, cwd=ROOT):
                           cwd=cwd, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=300)
 
 
+def cli_output(capsys, *args) -> str:
+    """What the command line prints, run in this process (main.py runs it the same way: see run_main)."""
+    code = cli.main(list(args))
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return captured.out
+
+
 @pytest.mark.parametrize("preset", PRESETS)
-def test_exported_script_prints_the_shapes_of_run_json(preset, tmp_path):
+def test_exported_script_prints_the_shapes_of_run_json(preset, tmp_path, capsys):
     assert preset in names()
-    export = run_main("export-code", f"preset:{preset}")
-    assert export.returncode == 0, export.stderr
+    exported = cli_output(capsys, "export-code", f"preset:{preset}")
     script = tmp_path / "stack.py"
-    script.write_text(export.stdout)
+    script.write_text(exported)
     # The script runs on its own, from another folder, without the explorer.
     ran = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path,
                          env={**os.environ, "PYTHONPATH": "", "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=300)
     assert ran.returncode == 0, ran.stderr
-    assert "explorer" not in export.stdout.split("\n", 1)[1]  # imports nothing of ours (past the title line)
+    assert "explorer" not in exported.split("\n", 1)[1]  # imports nothing of ours (past the title line)
     printed = {}
     for line in ran.stdout.splitlines()[1:]:
         name, rest = line.split(None, 1)
         symbolic, _, concrete = rest.partition(")")
         printed[name] = (_shape(symbolic + ")"), _shape(concrete))
-    report = json.loads(run_main("run", f"preset:{preset}", "--json", "-").stdout)
+    report = json.loads(cli_output(capsys, "run", f"preset:{preset}", "--json", "-"))
     expected = {layer["name"]: (layer["symbolic_shape"], layer["shape"]) for layer in report["layers"]}
     assert printed == expected
 
