@@ -27,7 +27,8 @@ from .core.errors import SequenceError, SpecError
 from .core.spec import RECURRENT_TYPES, Batching, InputSpec, StackSpec, from_dict, to_dict
 
 _LAYER_PATH = re.compile(r"^layers\[(\d+)\]")
-STACK_KEYS = ("input", "layers", "seed", "outputs")     # the stack file's keys that the stack editor edits
+STACK_KEYS = ("input", "layers", "seed", "outputs")     # the stack file's keys that the stack editor edits (and
+                                                        # the inputs in more_inputs, without their texts)
 
 
 class Event:
@@ -305,17 +306,23 @@ class Session:
         self._refresh_modified()
 
     def set_stack(self, spec: StackSpec) -> None:
-        """The stack editor's edit: the input, the layers, the seed and the model's outputs of `spec`."""
-        new, old = to_dict(spec), self.snapshot()
-        if all(new.get(key) == old.get(key) for key in STACK_KEYS):
+        """The stack editor's edit: the inputs, the layers, the seed and the model's outputs of `spec` (not the
+        texts of its inputs: the Sequences panel's)."""
+        if not self.stack_differs(spec):
             return
         spec = spec.copy()
         self.document.input, self.document.layers, self.document.seed = spec.input, spec.layers, spec.seed
-        self.document.model_outputs = spec.model_outputs
+        self.document.more_inputs, self.document.model_outputs = spec.more_inputs, spec.model_outputs
         fitted = fitted_pad_value(self.document.batching.pad_value, spec.input)
         if fitted != self.document.batching.pad_value:
             self.document.batching.pad_value = fitted
         self._edited("stack")
+
+    def stack_differs(self, spec: StackSpec) -> bool:
+        """`spec`'s stack (what set_stack takes from it) is not the document's."""
+        new, old = to_dict(spec), self.snapshot()
+        return (any(new.get(key) != old.get(key) for key in STACK_KEYS)
+                or spec.more_inputs != self.document.more_inputs)
 
     def set_text(self, text: str, input_name: str | None = None) -> None:
         """The text of the input `input_name` (None: the first input's)."""

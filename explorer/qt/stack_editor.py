@@ -23,9 +23,9 @@ from ..core.diagnose import format_shape
 from ..core.prepare import retyped
 from ..core.registry import GROUPS, KERAS_STARTERS, TYPES
 from ..core.spec import (INPUT_REF, LAYER_PARAMS, MAX_FEATURES, MAX_SEED, MAX_VOCAB, InputSpec, LayerSpec,
-                         StackSpec, to_dict)
+                         StackSpec)
 from ..core.spec import layer_label as friendly
-from ..session import FAILED, STACK_KEYS, Session
+from ..session import FAILED, Session
 from .stale import StateGate
 from .expression_editor import ExpressionEdit
 from .style import (ERROR_COLOUR, MASK_ROLES, SELECTED_BORDER, WARNING_COLOUR, escape, mask_role_colour, mono_font,
@@ -636,12 +636,17 @@ class StackEditor(QWidget):
         self.seed_spin.setRange(0, MAX_SEED)
         self.seed_spin.setKeyboardTracking(False)
         self.seed_spin.setToolTip("seed: fixes every initial weight, so the same stack gives the same numbers")
+        self.input_choice_combo = _NoWheelComboBox()    # several inputs: which one the fields below edit
+        self.input_choice_combo.setToolTip("The model's inputs: kind, vocab_size, features and standardize below "
+                                           "are this input's")
         kind_row = QHBoxLayout()
         kind_row.addWidget(self.input_kind_combo, 1)
         self.input_shape_label = QLabel("")
         self.input_shape_label.setWordWrap(True)        # two lines rather than a wider column
         self.input_shape_label.setFont(mono_font())
         self.input_shape_label.setToolTip("The input's symbolic shape and this batch's padded shape")
+        self.input_choice_label = QLabel("input")
+        form.addRow(self.input_choice_label, self.input_choice_combo)
         form.addRow("kind", kind_row)
         self.vocab_label = QLabel("vocab_size")
         self.features_label = QLabel("features")
@@ -651,10 +656,8 @@ class StackEditor(QWidget):
         form.addRow(self.standardize_label, self.standardize_combo)
         form.addRow("seed", self.seed_spin)
         form.addRow("shape", self.input_shape_label)
-        self.more_inputs_note = QLabel("")    # several inputs: which one the fields above edit
-        self.more_inputs_note.setWordWrap(True)
-        form.addRow(self.more_inputs_note)
         self._show_input()
+        self.input_choice_combo.currentIndexChanged.connect(lambda _index: self._show_input())
         self.input_kind_combo.currentIndexChanged.connect(self._input_edited)
         self.vocab_spin.valueChanged.connect(self._input_edited)
         self.features_spin.valueChanged.connect(self._input_edited)
@@ -662,27 +665,48 @@ class StackEditor(QWidget):
         self.seed_spin.valueChanged.connect(self._seed_edited)
         return box
 
+    @property
+    def edited_input(self) -> InputSpec:
+        """The input whose fields the Input box shows: the one chosen among several, else the only one."""
+        return self._spec.all_inputs()[max(0, self.input_choice_combo.currentIndex())]
+
+    def choose_input(self, name: str) -> None:
+        """Shows the fields of the input `name` (a model of several inputs)."""
+        self.input_choice_combo.setCurrentIndex(self.input_choice_combo.findText(name))
+
     def _show_input(self) -> None:
         spec = self._spec
+        names = [item.name for item in spec.all_inputs()] if spec.more_inputs else []
+        choice = self.input_choice_combo
+        if [choice.itemText(i) for i in range(choice.count())] != names:
+            shown = choice.currentText()
+            choice.blockSignals(True)
+            choice.clear()
+            choice.addItems(names)
+            choice.setCurrentIndex(max(0, choice.findText(shown)))
+            choice.blockSignals(False)
+        choice.setVisible(bool(names))
+        self.input_choice_label.setVisible(bool(names))
+        item = self.edited_input
         widgets = (self.input_kind_combo, self.vocab_spin, self.features_spin, self.seed_spin, self.standardize_combo)
         for widget in widgets:
             widget.blockSignals(True)
-        self.input_kind_combo.setCurrentIndex(self.input_kind_combo.findData(spec.input.kind))
-        self.standardize_combo.setCurrentIndex(self.standardize_combo.findData(spec.input.standardize))
-        self.vocab_spin.setValue(spec.input.vocab_size or 1000)
-        self.features_spin.setValue(spec.input.features or 1)
+        self.input_kind_combo.setCurrentIndex(self.input_kind_combo.findData(item.kind))
+        self.standardize_combo.setCurrentIndex(self.standardize_combo.findData(item.standardize))
+        self.vocab_spin.setValue(item.vocab_size or 1000)
+        self.features_spin.setValue(item.features or 1)
         self.seed_spin.setValue(spec.seed)
         for widget in widgets:
             widget.blockSignals(False)
-        tokens = spec.input.kind in ("tokens", "words")
+        self._show_kind_fields(item.kind)
+        self._show_input_shape()
+
+    def _show_kind_fields(self, kind: str) -> None:
+        tokens = kind in ("tokens", "words")
         self.vocab_spin.setVisible(tokens)
         self.vocab_label.setVisible(tokens)
         self.features_spin.setVisible(not tokens)
         self.features_label.setVisible(not tokens)
-        self._show_standardize(spec.input.kind)
-        self._show_input_shape()
-
-    def _show_standardize(self, kind: str) -> None:
         self.standardize_combo.setVisible(kind == "words")
         self.standardize_label.setVisible(kind == "words")
 
@@ -699,25 +723,22 @@ class StackEditor(QWidget):
                 text += f"   this batch {format_shape(batch.shape)}"
             lines.append(f"{item.name} {text}" if self._spec.more_inputs else text)
         self.input_shape_label.setText("\n".join(lines))
-        others = ", ".join(item.name for item in self._spec.more_inputs)
-        self.more_inputs_note.setText(f"kind, vocab_size and features above are {self._spec.input.name}'s; those of "
-                                      f"{others} are changed in the stack file (more_inputs)" if others else "")
-        self.more_inputs_note.setVisible(bool(others))
 
     def _input_edited(self) -> None:
+        old = self.edited_input
         kind = self.input_kind_combo.currentData()
         vocab = self.vocab_spin.value()
-        vocabulary = self._spec.input.vocabulary      # a model's own: kept while it still fits
+        vocabulary = old.vocabulary      # a model's own: kept while it still fits
         if kind != "words" or vocabulary is None or len(vocabulary) != vocab:
             vocabulary = None
-        self._spec.input = InputSpec(kind, vocab, self.features_spin.value(), self._spec.input.length,
-                                     self.standardize_combo.currentData(), vocabulary, self._spec.input.name)
-        self._show_standardize(kind)
-        tokens = kind in ("tokens", "words")
-        self.vocab_spin.setVisible(tokens)
-        self.vocab_label.setVisible(tokens)
-        self.features_spin.setVisible(not tokens)
-        self.features_label.setVisible(not tokens)
+        new = InputSpec(kind, vocab, self.features_spin.value(), old.length, self.standardize_combo.currentData(),
+                        vocabulary, old.name)
+        index = max(0, self.input_choice_combo.currentIndex())
+        if index == 0:
+            self._spec.input = new
+        else:
+            self._spec.more_inputs[index - 1] = new
+        self._show_kind_fields(kind)
         self._show_input_shape()
         self._emit()
 
@@ -732,8 +753,7 @@ class StackEditor(QWidget):
 
     def _stack_changed(self) -> None:
         """Another document, an undo, or an edit the session adjusted: show the session's stack."""
-        mine, theirs = to_dict(self._spec), self.session.snapshot()
-        if any(mine.get(key) != theirs.get(key) for key in STACK_KEYS):
+        if self.session.stack_differs(self._spec):
             self._spec = self.session.document.copy()
             self._show_input()
             self._rebuild_cards()

@@ -37,9 +37,8 @@ def test_a_decoder_side_layer_shows_the_decoders_steps_and_keras_mask(make_windo
     window = make_window(spec, source=str(path))
     qtbot.waitUntil(lambda: window.session.result is not None and window.session.state.current, timeout=RUN_TIMEOUT_MS)
     result, panel = window.session.result, window.plots
-    note = window.stack_editor.more_inputs_note       # the Input box's fields edit the first input only
-    assert note.isVisible() and note.text().startswith("kind, vocab_size and features above are encoder's; those "
-                                                       "of decoder are changed in the stack file")
+    choice = window.stack_editor.input_choice_combo      # the Input box edits the input chosen there
+    assert choice.isVisible() and [choice.itemText(i) for i in range(choice.count())] == ["encoder", "decoder"]
     batches = [keras.utils.pad_sequences(rows, padding="post") for rows in (ENCODER, DECODER)]
     valid_by_layer = {}
     for name in DECODER_SIDE:

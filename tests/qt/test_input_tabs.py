@@ -81,3 +81,35 @@ def test_each_input_has_its_tab_whose_text_runs_as_keras_and_undoes(make_window,
     editor.text_edit.setPlainText(text_of(DECODER[:1]))           # … and a line fewer than the encoder's is refused
     settle(qtbot, win)
     assert "encoder has 2, decoder has 1" in win.session.state.reason
+
+
+def test_the_input_box_edits_the_input_chosen_in_it_and_undo_restores_it(make_window, qtbot, translation):
+    """The Input box of a model of several inputs edits the one chosen in its `input` list: the decoder's features
+    changed there are the decoder's alone, its text no longer fits them, and undo brings the model back."""
+    model, batches, path = translation
+    win = make_window()
+    settle(qtbot, win)
+    stack = win.stack_editor
+    assert stack.input_choice_combo.isHidden()                     # one input: nothing to choose
+    with qtbot.waitSignal(win.files.opened, timeout=RUN_TIMEOUT_MS):
+        win.files.open(str(path))
+    win.session.set_text(text_of(ENCODER))
+    win.session.set_text(text_of(DECODER), "decoder")
+    settle(qtbot, win)
+    assert win.runs.last_reply.ok, win.session.status_text
+    assert stack.input_choice_combo.isVisible() and stack.edited_input.name == "encoder"
+    assert stack.features_spin.value() == 4
+    stack.choose_input("decoder")
+    assert stack.edited_input.name == "decoder" and stack.features_spin.value() == 3
+    stack.features_spin.setValue(5)
+    settle(qtbot, win)
+    document = win.session.document
+    assert (document.input.features, document.more_inputs[0].features) == (4, 5)
+    assert "decoder" in win.session.state.reason and not win.session.state.current
+    assert win.session.text_of("decoder") == text_of(DECODER)    # the texts stay the Sequences panel's
+    win.history.undo_action.trigger()
+    settle(qtbot, win)
+    assert win.session.document.more_inputs[0].features == 3 and stack.features_spin.value() == 3
+    assert win.runs.last_reply.ok, win.session.status_text
+    np.testing.assert_allclose(win.session.result.layer("next_char").output, model.predict(batches, verbose=0),
+                               atol=1e-5)
