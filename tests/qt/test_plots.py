@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
@@ -452,3 +454,14 @@ def test_a_state_that_feeds_the_next_layer_is_labelled_a_state(qtbot, engine):
     assert "states  h (3, 3)  c → next layer (3, 3)" in listed
     cells = [shapes.table.item(row, 0).text() for row in range(shapes.table.rowCount())]
     assert "  └ state c → next layer" in cells and "  └ state h" in cells
+
+
+@given(st.floats(-0.99, -0.01), st.integers(1, 40), st.integers(150, 1600))
+@settings(max_examples=30, deadline=None)
+def test_whole_number_axes_never_label_a_tick_minus_zero(qapp, low, count, pixels):
+    """A plot's steps or units start half a step below 0: the tick at 0 reads "0", never "-0"."""
+    from explorer.qt.plots.items import IntAxis
+    axis = IntAxis("bottom")
+    for spacing, values in axis.tickValues(low, count - 0.5, pixels):
+        labels = axis.tickStrings(values, 1.0, spacing)
+        assert "-0" not in labels and all(float(label) >= 0 or float(label) < low for label in labels), labels

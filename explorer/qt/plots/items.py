@@ -285,7 +285,7 @@ class IntAxis(pg.AxisItem):
         if not levels:
             lo, hi = np.ceil(minVal), np.floor(maxVal)
             levels = [(1.0, list(np.arange(lo, hi + 1))) if hi >= lo else (1.0, [])]
-        return levels
+        return [(spacing, [float(v) + 0.0 for v in values]) for spacing, values in levels]   # + 0.0: no "-0"
 
 
 class WrappedPlot(pg.PlotItem):
