@@ -671,8 +671,10 @@ class StackEditor(QWidget):
         return self._spec.all_inputs()[max(0, self.input_choice_combo.currentIndex())]
 
     def choose_input(self, name: str) -> None:
-        """Shows the fields of the input `name` (a model of several inputs)."""
-        self.input_choice_combo.setCurrentIndex(self.input_choice_combo.findText(name))
+        """Shows the fields of the input `name` (a model of several inputs); another name changes nothing."""
+        found = self.input_choice_combo.findText(name)
+        if found >= 0:
+            self.input_choice_combo.setCurrentIndex(found)
 
     def _show_input(self) -> None:
         spec = self._spec
