@@ -190,8 +190,11 @@ def _line(item: Any, index: int, kind: str) -> str:
     wanted = 2 if kind == "features" else 1
     if values.ndim in (1, 2) and values.ndim != wanted:
         raise ExplorerError(f"sequence {index}: the model takes "
-                            + ("feature vectors (steps × features)" if wanted == 2 else "token ids (one per step)")
+                            + ("feature vectors (steps × features)" if wanted == 2 else "one vector (features,)"
+                               if kind == "vector" else "token ids (one per step)")
                             + f", got an array of shape {values.shape}")
+    if values.ndim == 1 and kind == "vector" and values.dtype.kind in "iuf":
+        return " ".join(repr(float(v)) for v in values)
     if values.ndim == 1 and (values.dtype.kind in "iu" or (values.dtype.kind == "f"
                                                            and np.all(np.mod(values, 1) == 0))):
         return " ".join(str(int(v)) for v in values)

@@ -119,19 +119,23 @@ CHECK_CHUNK_CHARS = 32_768
 
 
 def check_text(text: str, input_spec: InputSpec, batching: Batching) -> TextCheck:
-    return _checked_text(*sequences.parse_all(text, input_spec), batching)
+    return _checked_text(*sequences.parse_all(text, input_spec), batching, input_spec)
 
 
 def check_steps(text: str, input_spec: InputSpec, batching: Batching, chunk_chars: int = CHECK_CHUNK_CHARS):
     """check_text in steps: a generator that yields between chunks of lines and returns the TextCheck."""
     parsed, errors = yield from sequences.parse_steps(text, input_spec, chunk_chars)
-    return _checked_text(parsed, errors, batching)
+    return _checked_text(parsed, errors, batching, input_spec)
 
 
-def _checked_text(parsed: sequences.Sequences | None, errors: list[SequenceError], batching: Batching) -> TextCheck:
+def _checked_text(parsed: sequences.Sequences | None, errors: list[SequenceError], batching: Batching,
+                  input_spec: InputSpec) -> TextCheck:
     if errors or parsed is None or not len(parsed):
         return TextCheck(errors=errors)
-    batch, mask = sequences.pad_preview(parsed, batching)
+    if input_spec.has_steps:
+        batch, mask = sequences.pad_preview(parsed, batching)
+    else:   # one vector per example: a single step each, nothing padded
+        batch, mask = np.stack(parsed.items), np.ones((len(parsed), 1), dtype=bool)
     return TextCheck(errors=[], parsed=parsed, batch=batch, mask=mask, lines=list(parsed.lines))
 
 
@@ -146,6 +150,9 @@ def sample_text(spec: StackSpec) -> str:
         body = "\n".join(" ".join(map(str, row)) for row in rows)
         return f"# one sequence per line: token ids (0 is padding)\n{body}\n"
     features = spec.input.features or 1
+    if not spec.input.has_steps:
+        rows = [" ".join(f"{((i + 1) * (f + 2)) % 10 / 10:.1f}" for f in range(features)) for i in range(3)]
+        return "# one vector per line: its values separated by spaces\n" + "\n".join(rows) + "\n"
     rows = []
     for i, steps in enumerate((5, 3, 4)):
         rows.append("; ".join(" ".join(f"{((i + 1) * (t + 1) * (f + 2)) % 10 / 10:.1f}" for f in range(features))

@@ -101,7 +101,7 @@ def build(spec: StackSpec) -> BuiltStack:
     backend.set_random_seed(spec.seed, framework=spec.has_custom())
     names = spec.layer_names()
     several = bool(spec.more_inputs)
-    shapes = [_input_shape(item, item.length if several else spec.fixed_length()) for item in spec.all_inputs()]
+    shapes = [item.shape(item.length if several else spec.fixed_length()) for item in spec.all_inputs()]
     inputs = [keras.Input(shape, dtype=dtype, name=item.name if several else input_name(names))
               for (shape, dtype), item in zip(shapes, spec.all_inputs())]
     input_shape, dtype = shapes[0]
@@ -205,7 +205,3 @@ def _taken(tensors: dict[str, Any], sources: list[str], name: str) -> list:
                          "or restore the layer or setting that gave it", layer=name)
     return [tensors[source] for source in sources]
 
-
-def _input_shape(item, length: int | None) -> tuple[tuple, str]:
-    """(shape without the batch axis, dtype) of one model input: ids (T,) int32, or features (T, F) float32."""
-    return ((length,), "int32") if item.uses_ids else ((length, item.features), "float32")

@@ -25,7 +25,8 @@ SAVED_CUSTOM = "SavedCustomExpression"    # the script's loader of a saved model
 def _input_data(spec: StackSpec) -> dict[str, list]:
     """Each input's sequences as lists, by input name; none when a text does not parse."""
     try:
-        return {name: [item.tolist() for item in seqs.parse(text or "", item_spec).items]
+        return {name: [(item if item_spec.has_steps else item[0]).tolist()   # a vector input: the vectors
+                       for item in seqs.parse(text or "", item_spec).items]
                 for (name, text), item_spec in zip(spec.texts().items(), spec.all_inputs())}
     except Exception:  # the script still builds the stack; it just has no sample batch
         return {}
@@ -36,9 +37,11 @@ def _several_inputs(spec: StackSpec) -> list[str]:
     b = spec.batching
     lines, inputs = [], []
     for item in spec.all_inputs():
-        dtype = "int32" if item.uses_ids else "float32"
-        shape = f"({item.length},)" if item.uses_ids else f"({item.length}, {item.features})"
-        inputs.append(f"keras.Input(shape={shape}, dtype={dtype!r}, name={item.name!r})")
+        shape, dtype = item.shape(item.length)
+        inputs.append(f"keras.Input(shape={shape!r}, dtype={dtype!r}, name={item.name!r})")
+        if not item.has_steps:   # one vector per example: nothing to pad
+            lines.append(f"        ops.convert_to_numpy(ops.convert_to_tensor(SEQUENCES[{item.name!r}], dtype={dtype!r})),")
+            continue
         lines.append(f"        keras.utils.pad_sequences(SEQUENCES[{item.name!r}], maxlen={item.length or b.maxlen!r}, "
                      f"dtype={dtype!r}, padding={b.padding!r}, truncating={b.truncating!r}, value={b.pad_value!r}),")
     return ["    batch = [  # one padded batch per input: line i of each is one example", *lines, "    ]", "",
@@ -169,7 +172,7 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
             lines.append(f"x = {tensors(layer.inputs)}")
         arguments = "(x)"
         if layer.initial_state:   # an encoder's states start this layer
-            arguments = f"(x, initial_state=[{', '.join(f'outputs[{source!r}]' for source in layer.initial_state)}])"
+            arguments = f"(x, initial_state=[{', '.join(tensors([source]) for source in layer.initial_state)}])"
         more = more_outputs(layer)   # a merge_mode None's backward output, return_state's states
         if more:
             variables = [f"{variable}_{key.removeprefix('state/')}" for key in more]

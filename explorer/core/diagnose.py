@@ -183,6 +183,7 @@ def _check_initial_states(spec: StackSpec, names: list[str]) -> None:
     """A recurrent layer started from another's states takes as many as it has (LSTM h and c, GRU h), each as wide
     as its own units; Keras would only fail inside the run, in a matrix product."""
     by_name = dict(zip(names, spec.layers))
+    vectors = {item.name: item.features for item in spec.more_inputs if not item.has_steps}
     for index, (layer, name) in enumerate(zip(spec.layers, names)):
         if not layer.initial_state:
             continue
@@ -193,7 +194,7 @@ def _check_initial_states(spec: StackSpec, names: list[str]) -> None:
         units = layer.params["units"]
         for source in layer.initial_state:
             origin = by_name.get(source.split("/state/")[0])   # a layer's state or its output (further outputs
-            width = origin.params.get("units") if origin is not None else None   # are left to Keras)
+            width = origin.params.get("units") if origin is not None else vectors.get(source)   # are left to Keras)
             if width is not None and width != units:
                 raise StackError(f"{name} starts from {source}, which holds {width} values per sequence, but {name} "
                                  f"has {units} units: a state is as wide as the units; set {name}'s units to "

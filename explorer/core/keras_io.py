@@ -143,7 +143,11 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
         if graph:
             _model_outputs(model, stack, renamed, by_name)
         return stack, weights, notes
-    stack = StackSpec(_input_spec(model.inputs[0], [chain[0][0]]), Batching(), layers)
+    first = _input_spec(model.inputs[0], [chain[0][0]])
+    if not first.has_steps:
+        raise StackError(f"the model's input {model.inputs[0]._keras_history.operation.name} {shape} is one vector per "
+                         "example, with no time axis; the explorer shows sequences, so its first input needs one")
+    stack = StackSpec(first, Batching(), layers)
     if graph:
         _model_outputs(model, stack, renamed, by_name)
     steps = shape[1] if len(shape) > 1 else None
@@ -163,10 +167,11 @@ def _input_spec(tensor, takers: list) -> InputSpec:
     if embedding is not None:
         return InputSpec("tokens", embedding.input_dim, None)
     shape, dtype = tuple(tensor.shape), str(tensor.dtype)
-    if "int" in dtype or len(shape) != 3 or shape[-1] is None:
+    if "int" in dtype or len(shape) not in (2, 3) or shape[-1] is None:
         raise StackError(f"the model's input {tensor._keras_history.operation.name} {shape} ({dtype}) is neither "
-                         "token ids with an Embedding first nor (batch, T, features) vectors")
-    return InputSpec("features", None, int(shape[-1]))
+                         "token ids with an Embedding first, nor (batch, T, features) vectors, nor one (batch, "
+                         "features) vector per example")
+    return InputSpec("features" if len(shape) == 3 else "vector", None, int(shape[-1]))
 
 
 def _several_inputs(model, chain, sources, names: list[str], layers: list[LayerSpec], weights, notes: list[str]
@@ -178,13 +183,22 @@ def _several_inputs(model, chain, sources, names: list[str], layers: list[LayerS
         own = tensor._keras_history.operation.name
         item = _input_spec(tensor, [layer for layer, _ in chain if (own, 0, 0) in sources.get(id(layer), [])])
         item.name = name
-        if tensor.shape[1] is not None:
+        if item.has_steps and tensor.shape[1] is not None:
             item.length = int(tensor.shape[1])
         inputs.append(item)
-    lengths = {item.length for item in inputs}
+    if not inputs[0].has_steps:   # the explorer pads its first input: a sequence input goes first
+        first = next((item for item in inputs if item.has_steps), None)
+        if first is None:
+            raise StackError("every input of the model is one vector per example; the explorer shows sequences, "
+                             "so at least one input needs a time axis")
+        inputs.remove(first)
+        inputs.insert(0, first)
+        notes.append(f"the explorer takes the sequence input {first.name} first (the model lists "
+                     f"{', '.join(names)}); its inputs keep their names")
+    lengths = {item.length for item in inputs if item.has_steps}
     if len(lengths) > 1:
         raise StackError("the model's inputs take different fixed numbers of timesteps ("
-                         + ", ".join(f"{item.name} {item.length or 'any'}" for item in inputs)
+                         + ", ".join(f"{item.name} {item.length or 'any'}" for item in inputs if item.has_steps)
                          + "); the explorer pads every input to one maxlen")
     stack = StackSpec(inputs[0], Batching(maxlen=inputs[0].length), layers, more_inputs=inputs[1:])
     if inputs[0].length is not None:
@@ -312,13 +326,9 @@ def _graph(model) -> tuple[list[tuple[object, int]], dict[int, list[Tensor]], di
         for call, node in enumerate(layer._inbound_nodes[at] for at in _calls(model, layer)):
             for key, value in node.arguments.kwargs.items():
                 given = [t for t in keras.tree.flatten(value) if isinstance(t, keras.KerasTensor)]
-                if key == "initial_state" and not call:
+                if key == "initial_state" and not call:   # an encoder's states, or the model's vector inputs
                     states[id(layer)] = taken(given)
-                    if not any(isinstance(t._keras_history.operation, keras.layers.InputLayer) for t in given):
-                        continue
-                    raise StackError(f"{layer.name} ({kind}) takes initial_state from the model's input "
-                                     f"{', '.join(t._keras_history.operation.name for t in given)}; the explorer's "
-                                     "inputs are sequences, so a state given from outside cannot be shown")
+                    continue
                 if key != "mask" and given:
                     raise StackError(f"{layer.name} ({kind}) takes {key} from "
                                      f"{', '.join(t._keras_history.operation.name for t in given)}"

@@ -40,7 +40,7 @@ def estimate_mb(spec: StackSpec, rows: int, steps: int, *, training: bool = Fals
     plain Keras running each layer (tests)."""
     # what each input and layer passes on, by name: (shape per sequence, raw ids?, the padded steps below it);
     # raw ids: (steps,) holds one id per step; after a layer, (n,) holds n features
-    inputs = {item.name: ((n,) if item.uses_ids else (n, item.features or 1), item.uses_ids, n)
+    inputs = {item.name: (item.shape(n)[0], item.uses_ids, n if item.has_steps else 1)
               for item, n in ((item, (more_steps or {}).get(item.name, steps)) for item in spec.all_inputs())}
     passed = {**inputs, INPUT_REF: inputs[spec.input.name]}
     batch = sum(math.prod(shape) for shape, _, _ in inputs.values())

@@ -411,7 +411,8 @@ class Engine:
                      more_steps=memory.more_steps(spec, {name: items.lengths for name, items in parsed.items()}))
         chosen = backend.resolve_device(device)
         built = self.built_for(spec)
-        layouts = {name: sequences.layout(items, spec.batching) for name, items in parsed.items()}
+        layouts = {item.name: sequences.layout(parsed[item.name], spec.batching) if item.has_steps
+                   else sequences.vector_layout(parsed[item.name]) for item in spec.all_inputs()}
         check_cancel()
         run_started = time.perf_counter()
         with _runtime_errors(spec), backend.device_scope(chosen), warnings.catch_warnings():
@@ -696,6 +697,7 @@ def _time_origins(spec: StackSpec, built: BuiltStack, raw: dict[str, np.ndarray]
     symbolic = ({item.name: item.length for item in spec.all_inputs()} if spec.more_inputs
                 else {INPUT_REF: built.input_shape[0]})
     passed: dict[str, str | None] = {INPUT_REF: next(iter(layouts)), **{name: name for name in layouts}}  # by source
+    passed.update((item.name, None) for item in spec.more_inputs if not item.has_steps)   # a vector: no time axis
     origins: dict[str, str | None] = {}
     previous = INPUT_REF
     def kept(origin: str | None, output: np.ndarray, shape: tuple) -> str | None:

@@ -105,6 +105,10 @@ def parse_steps(text: str, input_spec: InputSpec, chunk_chars: int = 0):
                                                        f"({input_spec.standardize})"))
         else:
             item = _parse_features(content, number, input_spec.features or 0, errors)
+            if not input_spec.has_steps and len(item) > 1:
+                errors.append(SequenceError(number, content.index(";") + 1,
+                                            f"a vector input takes one vector per line ({input_spec.features} "
+                                            "numbers), not timesteps separated by ;"))
         items.append(item)
         lines.append(number)
         labels.append(None if label_text is None else _parse_labels(label_text, len(content), number, errors))
@@ -399,6 +403,14 @@ def layout(sequences: Sequences, batching: Batching, *, fixed_length: bool = Fal
             batch = pad([items[r] for r in rows], batching, longest, dtype)
             pieces.append(Piece(rows, batch, _offset(batching, length, longest)))
     return Layout(full, mask, lengths, pieces)
+
+
+def vector_layout(sequences: Sequences) -> Layout:
+    """The batch of a "vector" input: one vector per example, (B, F), no time axis and nothing padded."""
+    batch = np.stack([item[0] for item in sequences.items]).astype(np.float32)
+    rows = len(batch)
+    return Layout(batch, np.ones((rows, 1), dtype=bool), np.ones(rows, dtype=np.int64),
+                  [Piece(np.arange(rows), batch, 0)])
 
 
 def _offset(batching: Batching, full_length: int, piece_length: int) -> int:

@@ -34,6 +34,9 @@ MAX_NAME = 128
 STANDARDIZE = ("lower_and_strip_punctuation", "lower", "strip_punctuation")
 DEFAULT_STANDARDIZE = STANDARDIZE[0]
 RECURRENT_TYPES = tuple(key for key, kind in TYPES.items() if kind.recurrent)
+# "tokens": ids typed as integers; "features": a vector per timestep; "words" (an extension): ids looked up from
+# words; "vector" (an extension, a further input only): one vector per example, no time axis (a state, side data)
+INPUT_KINDS = ("tokens", "features", "words", "vector")
 INPUT_NAME = "sequences"   # the model input's name when no layer takes it
 INPUT_REF = "<input>"      # a layer's `inputs` entry for the model's input
 MAX_INPUTS = 16
@@ -69,7 +72,7 @@ for _kind in TYPES.values():
 
 @dataclass
 class InputSpec:
-    kind: str = "tokens"              # "tokens", "features" or "words" (an extension: ids from a vocabulary)
+    kind: str = "tokens"              # one of INPUT_KINDS
     vocab_size: int | None = 1000
     features: int | None = None
     length: int | None = None         # a fixed number of timesteps, as keras.Input(shape=(length, …)); None: any
@@ -81,6 +84,18 @@ class InputSpec:
     def uses_ids(self) -> bool:
         """Token ids reach the model (typed as ids, or looked up from words)."""
         return self.kind in ("tokens", "words")
+
+    @property
+    def has_steps(self) -> bool:
+        """The input has a time axis: every kind but "vector" (one vector per example)."""
+        return self.kind != "vector"
+
+    def shape(self, length: int | None) -> tuple[tuple, str]:
+        """(shape without the batch axis, dtype), as keras.Input takes them: ids (T,) int32, features (T, F) or a
+        vector (F,) float32."""
+        if self.uses_ids:
+            return (length,), "int32"
+        return ((length, self.features) if self.has_steps else (self.features,)), "float32"
 
 
 @dataclass
@@ -145,6 +160,10 @@ class StackSpec:
         """Each input's sequence text by name (several inputs): `given`'s, else the stack's own (None: none)."""
         own = {self.input.name: self.sequences, **self.more_sequences}
         return {item.name: (given or {}).get(item.name, own.get(item.name)) for item in self.all_inputs()}
+
+    def input_named(self, name: str | None) -> InputSpec:
+        """The input called `name` (None, or a name no input has: the first)."""
+        return next((item for item in self.more_inputs if item.name == name), self.input)
 
     def input_for(self, layer: LayerSpec) -> InputSpec:
         """The input a layer reads (an embedding's ids): the one its `inputs` names, else the first."""
@@ -269,7 +288,7 @@ def _parse_input(data: Any, path: str = "input", extra: tuple[str, ...] = ()) ->
     data = _expect_object(data, path)
     _reject_unknown(data, {"kind", "vocab_size", "features", "length", "standardize", "vocabulary", "name",
                            *extra}, path)
-    kind = _field(data, "kind", _choice(("tokens", "features", "words")), "tokens", path)
+    kind = _field(data, "kind", _choice(INPUT_KINDS), "tokens", path)
     vocab = _field(data, "vocab_size", _optional(_positive_int(MAX_VOCAB)), None, path)
     features = _field(data, "features", _optional(_positive_int(MAX_FEATURES)), None, path)
     if kind in ("tokens", "words") and vocab is None:
@@ -277,9 +296,11 @@ def _parse_input(data: Any, path: str = "input", extra: tuple[str, ...] = ()) ->
     if kind == "words" and vocab < 3:
         raise SpecError(f"{path}.vocab_size", f"must be at least 3 for words (padding, unknown word and one word), "
                                             f"got {vocab}")
-    if kind == "features" and features is None:
-        raise SpecError(f"{path}.features", 'is required when input.kind is "features"')
+    if kind in ("features", "vector") and features is None:
+        raise SpecError(f"{path}.features", f'is required when input.kind is "{kind}"')
     length = _field(data, "length", _optional(_positive_int(MAX_MAXLEN)), None, path)
+    if kind == "vector" and length is not None:
+        raise SpecError(f"{path}.length", 'is for sequences: a "vector" input has no timesteps')
     standardize = _field(data, "standardize", _choice(STANDARDIZE, nullable=True), DEFAULT_STANDARDIZE, path)
     vocabulary = _field(data, "vocabulary", _optional(_words), None, path)
     if vocabulary is not None:
@@ -417,6 +438,9 @@ def from_dict(data: Any) -> StackSpec:
     _reject_unknown(data, {"format", "version", "input", "batching", "layers", "seed", "sequences", "title",
                           "lesson", "steps", "weights", "more_inputs", "outputs"}, "")
     input_spec = _parse_input(data.get("input", {"kind": "tokens", "vocab_size": 1000}))
+    if not input_spec.has_steps:
+        raise SpecError("input.kind", '"vector" is for a further input (more_inputs): the first input is the '
+                                      "sequences the stack pads")
     more_inputs, more_sequences = _parse_more_inputs(data.get("more_inputs"), input_spec)
     batching = _parse_batching(data.get("batching", {}), input_spec)
     for item in more_inputs:
@@ -465,11 +489,12 @@ def from_dict(data: Any) -> StackSpec:
         if layer.initial_state and not layer.is_recurrent:
             raise SpecError(f"layers[{i}].initial_state", "only a recurrent layer takes initial states")
         for source in layer.initial_state or []:
-            if not _output_of(source, before):
+            if not _output_of(source, before) and source not in input_names:
                 raise SpecError(f"layers[{i}].initial_state", f"{_show(source)} is not a state or an output of a "
                                                               'layer before this one: write "encoder/state/h" for '
                                                               "the state h that return_state adds to the layer "
-                                                              'encoder, "encoder" for its output')
+                                                              'encoder, "encoder" for its output, or an input\'s '
+                                                              "name")
     if data.get("outputs") is not None:
         spec.model_outputs = _parse_outputs(data["outputs"], dict(zip(every, layers)))
     if data.get("weights") is not None:
@@ -540,7 +565,7 @@ def migrate(data: dict) -> dict:
 
 def _input_dict(item: InputSpec) -> dict[str, Any]:
     data = ({"kind": item.kind, "vocab_size": item.vocab_size} if item.uses_ids
-            else {"kind": "features", "features": item.features})
+            else {"kind": item.kind, "features": item.features})
     if item.name is not None:
         data["name"] = item.name
     if item.length is not None:

@@ -552,8 +552,11 @@ class SequenceEditor(QWidget):
         if batch.shape[1] > steps:
             cut.append(f"first {steps} of {batch.shape[1]} steps")
         padded = 100 * float(1 - mask.mean()) if mask.size else 0.0
-        self._caption = (f"<b>Padded batch</b> {batch.shape[0]} × {batch.shape[1]} — {padded:.0f}% padding (grey)"
-                         + (f" — showing {', '.join(cut)}" if cut else ""))
+        shown = self.session.document.input_named(self.shown_input)
+        self._caption = (f"<b>Vectors</b> {batch.shape[0]} × {batch.shape[2]} — one per example, no timesteps, "
+                         "nothing padded" if not shown.has_steps else
+                         f"<b>Padded batch</b> {batch.shape[0]} × {batch.shape[1]} — {padded:.0f}% padding (grey)")
+        self._caption += f" — showing {', '.join(cut)}" if cut else ""
         self._show_caption()
         self.grid.blockSignals(False)
         if self.session.selected_line is not None and self._shows_first_input():

@@ -615,9 +615,12 @@ class StackEditor(QWidget):
         self.input_kind_combo.addItem("token ids (integers)", "tokens")
         self.input_kind_combo.addItem("feature vectors (floats)", "features")
         self.input_kind_combo.addItem("words (vocabulary from the text)", "words")
+        self.input_kind_combo.addItem("one vector per example (floats)", "vector")
         self.input_kind_combo.setToolTip("Token ids go through an Embedding; feature vectors go straight into the "
                                          "recurrent layer (mask them with a Masking layer); words are looked up in "
-                                         "a vocabulary built from the text (id 0 padding, id 1 unknown word)")
+                                         "a vocabulary built from the text (id 0 padding, id 1 unknown word); one "
+                                         "vector per example, without timesteps, is a further input's (a state, "
+                                         "side data)")
         self.vocab_spin = _NoWheelSpinBox()
         self.vocab_spin.setRange(1, MAX_VOCAB)
         self.vocab_spin.setKeyboardTracking(False)
@@ -693,6 +696,8 @@ class StackEditor(QWidget):
         widgets = (self.input_kind_combo, self.vocab_spin, self.features_spin, self.seed_spin, self.standardize_combo)
         for widget in widgets:
             widget.blockSignals(True)
+        vector = self.input_kind_combo.model().item(self.input_kind_combo.findData("vector"))
+        vector.setEnabled(item is not spec.input)   # the first input is the sequences the stack pads
         self.input_kind_combo.setCurrentIndex(self.input_kind_combo.findData(item.kind))
         self.standardize_combo.setCurrentIndex(self.standardize_combo.findData(item.standardize))
         self.vocab_spin.setValue(item.vocab_size or 1000)
@@ -718,8 +723,7 @@ class StackEditor(QWidget):
         ran = result is not None and gate is not None and gate.shown.current
         lines = []
         for item in self._spec.all_inputs():   # a model of several inputs: a line each, named by the input
-            symbolic = (None, item.length) if item.kind != "features" else (None, item.length, item.features)
-            text = format_shape(symbolic)
+            text = format_shape((None, *item.shape(item.length)[0]))
             batch = (result.inputs[item.name].batch if item.name in result.inputs else result.input) if ran else None
             if batch is not None:
                 text += f"   this batch {format_shape(batch.shape)}"
@@ -733,8 +737,8 @@ class StackEditor(QWidget):
         vocabulary = old.vocabulary      # a model's own: kept while it still fits
         if kind != "words" or vocabulary is None or len(vocabulary) != vocab:
             vocabulary = None
-        new = InputSpec(kind, vocab, self.features_spin.value(), old.length, self.standardize_combo.currentData(),
-                        vocabulary, old.name)
+        new = InputSpec(kind, vocab, self.features_spin.value(), old.length if kind != "vector" else None,
+                        self.standardize_combo.currentData(), vocabulary, old.name)
         index = max(0, self.input_choice_combo.currentIndex())
         if index == 0:
             self._spec.input = new

@@ -15,6 +15,7 @@ from keras import layers
 from explorer import cli
 from explorer.core import keras_io, spec as specs
 from explorer.core.errors import SpecError, StackError
+from explorer.core.run import Engine
 
 from .keras_files import trained_and_saved
 
@@ -143,13 +144,17 @@ def test_the_card_of_a_layer_with_merge_mode_none_keeps_it_when_saved_back(tmp_p
     np.testing.assert_allclose(again.predict(batch, verbose=0), model.predict(batch, verbose=0), atol=1e-5)
 
 
-def test_a_state_given_from_outside_the_model_is_refused_naming_the_layer(tmp_path):
+def test_a_state_given_from_outside_the_model_is_a_vector_input_that_starts_the_layer(tmp_path):
     sequence = keras.Input((None, 2), name="steps")
     start = keras.Input((3,), name="start")
     model = keras.Model([sequence, start], layers.GRU(3, name="decoder")(sequence, initial_state=start))
     model.save(tmp_path / "model.keras")
-    with pytest.raises(StackError, match="decoder \\(GRU\\) takes initial_state from the model's input start"):
-        keras_io.import_model(tmp_path / "model.keras")
+    spec, _, _ = keras_io.import_model(tmp_path / "model.keras")
+    assert spec.layers[0].initial_state == ["start"] and spec.more_inputs[0].kind == "vector"
+    result = Engine().run(spec, {"steps": "1 2; 3 4\n5 6\n", "start": "0.5 0 -1\n1 1 1\n"})
+    batch = [keras.utils.pad_sequences([[[1, 2], [3, 4]], [[5, 6]]], dtype="float32", padding="post"),
+             np.array([[0.5, 0, -1], [1, 1, 1]], "float32")]
+    np.testing.assert_allclose(result.layer("decoder").output, model.predict(batch, verbose=0), atol=1e-5)
 
 
 def test_the_exported_code_of_a_merge_mode_none_model_gives_keras_numbers(tmp_path):

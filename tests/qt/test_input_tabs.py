@@ -113,3 +113,47 @@ def test_the_input_box_edits_the_input_chosen_in_it_and_undo_restores_it(make_wi
     assert win.runs.last_reply.ok, win.session.status_text
     np.testing.assert_allclose(win.session.result.layer("next_char").output, model.predict(batches, verbose=0),
                                atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def inference_decoder(tmp_path_factory):
+    """keras-io's inference decoder: a character sequence and the states h and c, one vector per example."""
+    keras.utils.set_random_seed(6)
+    characters = keras.Input(shape=(None, 3), name="characters")
+    state_h, state_c = keras.Input(shape=(2,), name="state_h"), keras.Input(shape=(2,), name="state_c")
+    sequence, h, c = layers.LSTM(2, return_sequences=True, return_state=True,
+                                 name="decoder_lstm")(characters, initial_state=[state_h, state_c])
+    model = keras.Model([characters, state_h, state_c],
+                        [layers.Dense(3, activation="softmax", name="next_char")(sequence), h, c])
+    path = tmp_path_factory.mktemp("models") / "decoder.keras"
+    model.save(path)
+    return model, path
+
+
+def test_a_state_input_is_typed_as_one_vector_per_line_and_runs_as_predict(make_window, qtbot, inference_decoder):
+    model, path = inference_decoder
+    win = make_window()
+    settle(qtbot, win)
+    with qtbot.waitSignal(win.files.opened, timeout=RUN_TIMEOUT_MS):
+        win.files.open(str(path))
+    stack, editor = win.stack_editor, win.sequence_editor
+    kinds = stack.input_kind_combo
+    vector = kinds.model().item(kinds.findData("vector"))
+    assert stack.edited_input.name == "characters" and not vector.isEnabled()   # the first input is a sequence
+    stack.choose_input("state_h")
+    assert kinds.currentData() == "vector" and vector.isEnabled() and stack.features_spin.value() == 2
+    win.session.set_text(text_of(DECODER))
+    win.session.set_text("0.5 -1\n2 0.25\n", "state_h")
+    win.session.set_text("1 1\n-0.5 0\n", "state_c")
+    editor.input_tabs.setCurrentIndex(1)
+    assert editor.grid_caption.text().startswith("<b>Vectors</b> 2 × 2 — one per example")
+    settle(qtbot, win)
+    assert win.runs.last_reply.ok, win.session.status_text
+    batch = [keras.utils.pad_sequences(DECODER, dtype="float32", padding="post"),
+             np.array([[0.5, -1], [2, 0.25]], "float32"), np.array([[1, 1], [-0.5, 0]], "float32")]
+    for name, expected in zip(("next_char", "decoder_lstm/state/h", "decoder_lstm/state/c"),
+                              model.predict(batch, verbose=0)):
+        np.testing.assert_allclose(win.session.result.output_value(name), expected, atol=1e-5, err_msg=name)
+    assert stack.input_shape_label.text().splitlines()[1] == "state_h (None, 2)   this batch (2, 2)"
+    editor.text_edit.setPlainText("0.5 -1; 1 1\n2 0.25\n")          # timesteps in a vector: refused where typed
+    assert editor.errors and "a vector input takes one vector per line (2 numbers)" in editor.errors[0].message
