@@ -122,10 +122,13 @@ def build(spec: StackSpec) -> BuiltStack:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 keras_layer = _make_layer(layer, name, spec)
+                options = layer.options or {}
                 if layer.initial_state:   # an encoder's states start this layer (encoder-decoder)
                     result = keras_layer(x, initial_state=_taken(tensors, layer.initial_state, name))
+                elif layer.arguments:     # each tensor to its parameter: mha(query=…, value=…)
+                    result = keras_layer(**dict(zip(layer.arguments, sources)), **options)
                 else:
-                    result = keras_layer(x)
+                    result = keras_layer(x, **options)
         except ExplorerError as error:
             raise StackError(f"{name}: {error.message}", layer=name) from None
         except Exception as error:  # Keras reports shape problems as several exception types

@@ -168,9 +168,13 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
         if layer.calls:   # a shared layer: made once, called on each call's tensors
             lines.append(f"{variable}_layer = {call}")
             call = f"{variable}_layer"
-        if layer.inputs:   # a branch or a merge: the outputs of the layers it names
+        if layer.inputs and not layer.arguments:   # a branch or a merge: the outputs of the layers it names
             lines.append(f"x = {tensors(layer.inputs)}")
-        arguments = "(x)"
+        keywords = "".join(f", {key}={value!r}" for key, value in (layer.options or {}).items())
+        arguments = f"(x{keywords})"
+        if layer.arguments:   # each tensor to its parameter of the call
+            arguments = "(" + ", ".join(f"{key}={tensors([source])}"
+                                        for key, source in zip(layer.arguments, layer.inputs)) + f"{keywords})"
         if layer.initial_state:   # an encoder's states start this layer
             arguments = f"(x, initial_state=[{', '.join(tensors([source]) for source in layer.initial_state)}])"
         more = more_outputs(layer)   # a merge_mode None's backward output, return_state's states

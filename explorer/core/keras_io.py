@@ -102,8 +102,13 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
         if _stateful(layer):
             notes.append(f"{layer.name} is stateful: the explorer runs every batch from zero states, as the "
                          "model's first predict after loading does")
+        arguments, options = _call_form(model, layer)[1:]
+        if spec is not None and (arguments or options):
+            notes.append(f"{layer.name}: its call takes {', '.join([*(arguments or []), *options])}; Keras computes "
+                         "it as it is (a Keras layer card)")
+            spec = None
         if spec is None:   # computed by Keras itself, from its saved config
-            spec = LayerSpec("keras", TYPES["keras"].read(layer))
+            spec = LayerSpec("keras", TYPES["keras"].read(layer), arguments=arguments, options=options or None)
         spec.name = renamed[layer.name] = _usable_name(layer.name, [known.name for known in layers], notes)
         try:
             taken_from = [_tensor_name(tensor, renamed, by_name) for tensor in sources.get(id(layer), [])]
@@ -120,7 +125,7 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
             continue
         if passed is not None:
             spec.inputs = [passed]
-        elif taken_from and taken_from != [previous.name if previous is not None else INPUT_REF]:
+        elif spec.arguments or taken_from and taken_from != [previous.name if previous is not None else INPUT_REF]:
             spec.inputs = taken_from      # a branch or a merge; else the layer before, as in a chain
         by_name[spec.name] = spec
         layers.append(spec)
@@ -324,22 +329,51 @@ def _graph(model) -> tuple[list[tuple[object, int]], dict[int, list[Tensor]], di
             continue
         kind = type(layer).__name__
         for call, node in enumerate(layer._inbound_nodes[at] for at in _calls(model, layer)):
-            for key, value in node.arguments.kwargs.items():
-                given = [t for t in keras.tree.flatten(value) if isinstance(t, keras.KerasTensor)]
-                if key == "initial_state" and not call:   # an encoder's states, or the model's vector inputs
-                    states[id(layer)] = taken(given)
-                    continue
-                if key != "mask" and given:
-                    raise StackError(f"{layer.name} ({kind}) takes {key} from "
-                                     f"{', '.join(t._keras_history.operation.name for t in given)}"
-                                     + (f" in its call {call}" if call else "")
-                                     + f"; the explorer does not show tensors passed as {key} yet")
+            given = [t for t in keras.tree.flatten(node.arguments.kwargs.get("initial_state"))
+                     if isinstance(t, keras.KerasTensor)]
+            if given and not call:   # an encoder's states, or the model's vector inputs
+                states[id(layer)] = taken(given)
+            elif given:
+                raise StackError(f"{layer.name} ({kind}) takes initial_state from "
+                                 f"{', '.join(t._keras_history.operation.name for t in given)} in its call {call}; "
+                                 "a card's further calls take only the tensors it is called on")
             if call:   # a shared layer: the same weights called again
                 calls.setdefault(id(layer), []).append(taken(node.arguments.args))
             else:
-                sources[id(layer)] = taken(node.arguments.args)
+                sources[id(layer)] = taken(_call_form(model, layer)[0])
         order.append((layer, 0))
     return order + [(None, 0)], sources, states, calls
+
+
+def _call_form(model, layer) -> tuple[list, list[str] | None, dict]:
+    """How the model calls the layer (its first call): the tensors it takes, in order; the call's parameter that
+    takes each when they are not one tensor or one list (`mha(q, v)`, `mha(query=q, value=v)`: ["query",
+    "value"]); the further keyword arguments that are not tensors (`use_causal_mask=True`). Masks, initial states
+    and `training` are not among them."""
+    import inspect
+
+    import keras
+    node = layer._inbound_nodes[_calls(model, layer)[0]]
+    args, kwargs = list(node.arguments.args), node.arguments.kwargs
+    if len(args) > 1 or any(isinstance(value, keras.KerasTensor) for key, value in kwargs.items()
+                            if key not in ("mask", "initial_state")):
+        keywords = {**dict(zip(inspect.signature(layer.call).parameters, args)), **kwargs}   # each by its name
+        args = []
+    else:
+        keywords = dict(kwargs)
+    keywords = {key: value for key, value in keywords.items() if key not in ("mask", "training", "initial_state")}
+    tensors = {key: value for key, value in keywords.items() if isinstance(value, keras.KerasTensor)}
+    options = {key: value for key, value in keywords.items() if key not in tensors}
+    for key, value in options.items():
+        if any(isinstance(item, keras.KerasTensor) for item in keras.tree.flatten(value)):
+            raise StackError(f"{layer.name} ({type(layer).__name__}) takes several tensors as {key}; a card gives "
+                             "each parameter of its call one tensor")
+        if not (value is None or isinstance(value, (bool, int, float, str))):
+            raise StackError(f"{layer.name} ({type(layer).__name__}) is called with {key}={value!r}; a card's call "
+                             "takes only true, false, null, numbers and strings")
+    if args:
+        return keras.tree.flatten(args), None, options
+    return list(tensors.values()), list(tensors) or None, options
 
 
 def _model_outputs(model, stack: StackSpec, renamed: dict[str, str], by_name: dict[str, LayerSpec]) -> None:

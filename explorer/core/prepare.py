@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from dataclasses import replace
 from typing import Callable, Iterator
 
 from .registry import TYPES
@@ -76,12 +77,11 @@ def retyped(layer: LayerSpec, new_type: str) -> LayerSpec:
 
     kept = {key: value for key, value in layer.params.items() if key in LAYER_PARAMS[new_type] and accepts(key, value)}
     return LayerSpec(new_type, kept, layer.name, layer.inputs, layer.initial_state if TYPES[new_type].recurrent
-                     else None, layer.calls)
+                     else None, layer.calls, *((layer.arguments, layer.options) if new_type == "keras" else ()))
 
 
 def _with_param(layer: LayerSpec, key: str, value) -> LayerSpec:
-    return LayerSpec(layer.type, {**layer.params, key: value}, layer.name, layer.inputs, layer.initial_state,
-                     layer.calls)
+    return replace(layer, params={**layer.params, key: value})
 
 
 def _steps(layer: LayerSpec, key: str) -> list[LayerSpec]:

@@ -122,6 +122,11 @@ class LayerSpec:
     # a shared layer's further calls, each the tensors it takes (named as in `inputs`); call k's output is
     # "<name>/call/<k>", with the same weights
     calls: list[list[str]] | None = None
+    # the call's parameter that takes each of `inputs` (`mha(query=a, value=b)`: ["query", "value"]); None: one
+    # tensor, or one list of several (`Add()([a, b])`)
+    arguments: list[str] | None = None
+    # the call's further keyword arguments that are not tensors (`use_causal_mask=True`), as Keras recorded them
+    options: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         defaults = {key: copy.deepcopy(default) for key, (default, _) in LAYER_PARAMS.get(self.type, {}).items()}
@@ -363,14 +368,49 @@ def _parse_layer(data: Any, index: int) -> LayerSpec:
         raise SpecError(f"{path}.type", f"unknown layer type {_show(layer_type)}; known types: "
                                         + ", ".join(LAYER_TYPES))
     schema = LAYER_PARAMS[layer_type]
-    _reject_unknown(data, {"type", "name", "inputs", "initial_state", "calls", *schema}, path)
+    card = ("arguments", "options") if layer_type == "keras" else ()   # a Keras layer card's call
+    _reject_unknown(data, {"type", "name", "inputs", "initial_state", "calls", *card, *schema}, path)
     name = None
     if "name" in data:
         name = _field(data, "name", _layer_name, None, path)
     params = {key: _field(data, key, check, default, path) for key, (default, check) in schema.items()}
-    return LayerSpec(layer_type, params, name, _field(data, "inputs", _optional(_sources), None, path),
-                     _field(data, "initial_state", _optional(_sources), None, path),
-                     _field(data, "calls", _optional(_calls), None, path))
+    layer = LayerSpec(layer_type, params, name, _field(data, "inputs", _optional(_sources), None, path),
+                      _field(data, "initial_state", _optional(_sources), None, path),
+                      _field(data, "calls", _optional(_calls), None, path),
+                      _field(data, "arguments", _optional(_argument_names), None, path),
+                      _field(data, "options", _optional(_options), None, path))
+    if layer.arguments and len(layer.arguments) != len(layer.inputs or []):
+        raise SpecError(f"{path}.arguments", f"names {len(layer.arguments)} parameters, but the layer takes "
+                                             f"{len(layer.inputs or [])} tensors (its inputs): one each")
+    if set(layer.arguments or []) & set(layer.options or {}):
+        raise SpecError(f"{path}.options", "names a parameter that arguments gives a tensor")
+    return layer
+
+
+_ARGUMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_NOT_OPTIONS = ("mask", "training", "initial_state")   # masks travel by themselves; the explorer runs inference
+
+
+def _argument_names(value: Any) -> list[str]:
+    if (not isinstance(value, list) or not 1 <= len(value) <= MAX_INPUTS
+            or not all(isinstance(item, str) and _ARGUMENT.fullmatch(item) for item in value)
+            or len(set(value)) != len(value)):
+        raise ValueError(f"must be a list of 1 to {MAX_INPUTS} distinct parameter names of the layer's call "
+                         f'("query", "value"), got {_show(value)}')
+    return value
+
+
+def _options(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict) or len(value) > MAX_INPUTS:
+        raise ValueError(f"must be an object of at most {MAX_INPUTS} keyword arguments of the layer's call, "
+                         f"got {_show(value)}")
+    for key, item in value.items():
+        if not _ARGUMENT.fullmatch(key) or key in _NOT_OPTIONS:
+            raise ValueError(f"{_show(key)} is not a keyword argument a card's call may take"
+                             + (" (the explorer handles it)" if key in _NOT_OPTIONS else ""))
+        if not (item is None or isinstance(item, (bool, int, float, str))) or isinstance(item, str) and len(item) > 100:
+            raise ValueError(f"{key} must be true, false, null, a number or a short string, got {_show(item)}")
+    return value
 
 
 def _parse_more_inputs(data: Any, first: InputSpec) -> tuple[list[InputSpec], dict[str, str]]:
@@ -599,6 +639,10 @@ def to_dict(spec: StackSpec, *, weights: bool = False) -> dict:
             item["initial_state"] = list(layer.initial_state)
         if layer.calls:
             item["calls"] = [list(call) for call in layer.calls]
+        if layer.arguments:
+            item["arguments"] = list(layer.arguments)
+        if layer.options:
+            item["options"] = dict(layer.options)
         kind = TYPES[layer.type]
         item.update((key, value) for key, value in layer.params.items()
                     if not (kind.params[key].omit_default and value == kind.params[key].default))

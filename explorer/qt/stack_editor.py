@@ -245,12 +245,22 @@ class LayerCard(QFrame):
         type_row.addWidget(self.type_combo, 1)
         outer.addLayout(type_row)
         if layer.inputs:   # a branch or a merge: where its tensors come from, as Keras's summary says
-            self.inputs_label = QLabel("from " + ", ".join("the input" if source == INPUT_REF else source
-                                                           for source in layer.inputs))
+            sources = ["the input" if source == INPUT_REF else source for source in layer.inputs]
+            if layer.arguments:   # each to a parameter of the call: query=lstm, value=lstm
+                sources = [f"{argument}={source}" for argument, source in zip(layer.arguments, sources)]
+            self.inputs_label = QLabel("from " + ", ".join(sources))
             self.inputs_label.setFont(mono_font())
             self.inputs_label.setWordWrap(True)
             self.inputs_label.setToolTip("The layers whose outputs this layer takes")
             outer.addWidget(self.inputs_label)
+        if layer.options:   # the call's keyword arguments, as the model called it
+            self.options_label = QLabel("called with " + ", ".join(f"{key}={value!r}"
+                                                                     for key, value in layer.options.items()))
+            self.options_label.setFont(mono_font())
+            self.options_label.setWordWrap(True)
+            self.options_label.setToolTip("Keyword arguments of the layer's call (not its config), as the model "
+                                          "called it: they change what it computes")
+            outer.addWidget(self.options_label)
         if layer.initial_state:   # encoder-decoder: which state starts which of this layer's states
             self.states_label = QLabel("initial state from " + ", ".join(source.replace("/state/", " ")
                                                                           for source in layer.initial_state))

@@ -84,3 +84,15 @@ def test_a_shared_layer_is_one_card_that_lists_its_further_calls(qtbot):
     assert len(editor.cards) == 2
     assert editor.cards[0].calls_label.text() == "also applied to twice → twice/call/1"
     assert not hasattr(editor.cards[1], "calls_label")
+
+
+def test_a_card_called_by_parameter_and_with_options_says_how_it_is_called(qtbot):
+    spec = from_dict({"input": {"kind": "features", "features": 2}, "layers": [
+        {"type": "lstm", "name": "lstm", "units": 3, "return_sequences": True},
+        {"type": "keras", "name": "attend", "class_name": "MultiHeadAttention", "config": {"num_heads": 1,
+                                                                                          "key_dim": 2},
+         "inputs": ["lstm", "<input>"], "arguments": ["query", "value"], "options": {"use_causal_mask": True}}]})
+    editor = editor_for(qtbot, spec)
+    card = editor.cards[1]
+    assert card.inputs_label.text() == "from query=lstm, value=the input"
+    assert card.options_label.text() == "called with use_causal_mask=True"

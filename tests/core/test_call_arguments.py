@@ -1,0 +1,175 @@
+"""Layers called with several tensors by parameter, or with keyword arguments: self-attention
+(`MultiHeadAttention()(x, x)`), cross-attention from a decoder to an encoder (`query=…, value=…`, two inputs) and
+a causal `Attention(…)([q, v], use_causal_mask=True)`. Each model is written here with plain Keras, trained one
+step, saved and opened as a user opens it; every shown layer equals a Keras sub-model of the saved model on valid
+steps, and the outputs equal model.predict."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from keras import layers
+
+from explorer import cli
+from explorer.core import keras_io, spec as specs
+from explorer.core.errors import SpecError
+from explorer.core.run import Engine
+
+from .keras_files import trained_and_saved
+
+ENGINE = Engine()
+TEXTS = [[1, 2, 3], [4, 5], [6, 7, 8, 2]]
+
+
+def self_attention():
+    """An LSTM whose steps attend to each other, pooled into a head (positional query and value)."""
+    ids = keras.Input((None,), dtype="int32", name="ids")
+    x = layers.LSTM(4, return_sequences=True, name="lstm")(layers.Embedding(9, 3, mask_zero=True, name="emb")(ids))
+    attended = layers.MultiHeadAttention(2, 2, name="mha")(x, x)
+    x = layers.LayerNormalization(name="norm")(layers.Add(name="residual")([x, attended]))
+    return keras.Model(ids, layers.Dense(1, name="head")(layers.GlobalAveragePooling1D(name="pool")(x)))
+
+
+def cross_attention():
+    """A decoder LSTM that attends to the encoder's steps (keyword query, value and key), two inputs."""
+    source = keras.Input((None,), dtype="int32", name="source")
+    target = keras.Input((None,), dtype="int32", name="target")
+    encoded = layers.LSTM(4, return_sequences=True, name="encoder")(layers.Embedding(9, 3, mask_zero=True,
+                                                                                     name="source_ids")(source))
+    decoded = layers.LSTM(4, return_sequences=True, name="decoder")(layers.Embedding(7, 3, mask_zero=True,
+                                                                                     name="target_ids")(target))
+    context = layers.MultiHeadAttention(1, 4, name="cross")(query=decoded, value=encoded, key=encoded)
+    both = layers.Concatenate(name="both")([decoded, context])
+    return keras.Model([source, target], layers.Dense(7, name="logits")(both))
+
+
+def causal_attention():
+    """Dot-product attention over an LSTM's steps, each step seeing only the steps before it."""
+    ids = keras.Input((None,), dtype="int32", name="ids")
+    x = layers.LSTM(3, return_sequences=True, name="lstm")(layers.Embedding(9, 3, mask_zero=True, name="emb")(ids))
+    attended = layers.Attention(name="attend")([x, x], use_causal_mask=True)
+    return keras.Model(ids, layers.Dense(2, name="head")(attended))
+
+
+def text(rows) -> str:
+    return "\n".join(" ".join(map(str, row)) for row in rows) + "\n"
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("attention")
+    ids = keras.utils.pad_sequences(TEXTS, padding="post")
+    targets = keras.utils.pad_sequences([[1, 2], [3, 4, 5], [6]], padding="post", maxlen=ids.shape[1])
+    return {"self": trained_and_saved(self_attention, [ids], folder / "self.keras"),
+            "cross": trained_and_saved(cross_attention, [ids, targets], folder / "cross.keras"),
+            "causal": trained_and_saved(causal_attention, [ids], folder / "causal.keras"), "folder": folder}
+
+
+def same_as_keras(model, result, batch, valid) -> None:
+    """Every shown layer equals the saved model's sub-model on valid steps (the whole tensor without steps)."""
+    for shown in result.layers:
+        expected = np.asarray(keras.Model(model.input, model.get_layer(shown.name).output)(batch, training=False))
+        got = shown.output
+        if got.ndim >= 3 and got.shape[:2] == valid.shape:
+            got, expected = got[valid], expected[valid]
+        np.testing.assert_allclose(got, expected, atol=1e-5, err_msg=shown.name)
+
+
+def test_self_attention_runs_from_the_command_line_as_predict(saved, tmp_path, capsys):
+    model, path = saved["self"], saved["folder"] / "self.keras"
+    (tmp_path / "texts.txt").write_text(text(TEXTS))
+    status = cli.main(["run", str(path), "--input", str(tmp_path / "texts.txt"), "--npz", str(tmp_path / "out.npz"),
+                       "--json", str(tmp_path / "out.json")])
+    assert status == 0, capsys.readouterr().err
+    arrays, report = np.load(tmp_path / "out.npz"), json.loads((tmp_path / "out.json").read_text())
+    batch = keras.utils.pad_sequences(TEXTS, padding="post")
+    np.testing.assert_allclose(arrays["out/head"], model.predict(batch, verbose=0), atol=1e-5)
+    valid = batch != 0
+    np.testing.assert_allclose(arrays["out/mha"][valid], keras.Model(model.inputs, model.get_layer("mha").output)
+                               .predict(batch, verbose=0)[valid], atol=1e-5)
+    mha = next(layer for layer in report["layers"] if layer["name"] == "mha")
+    assert mha["symbolic_shape"] == [None, None, 4] and mha["mask"]
+
+
+ids = st.lists(st.integers(1, 8), min_size=1, max_size=7)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(ids, min_size=1, max_size=4), st.sampled_from(["pre", "post"]))
+def test_any_texts_through_self_attention_equal_keras_layer_by_layer(saved, rows, padding):
+    model = saved["self"]
+    spec, _, _ = keras_io.import_model(saved["folder"] / "self.keras")
+    assert spec.layers[spec.layer_names().index("mha")].arguments == ["query", "value"]
+    spec.batching.padding = padding
+    result = ENGINE.run(spec, text(rows))
+    batch = keras.utils.pad_sequences(rows, padding=padding)
+    same_as_keras(model, result, batch, batch != 0)
+
+
+def test_cross_attention_names_query_value_and_key_and_equals_predict(saved):
+    model = saved["cross"]
+    spec, _, _ = keras_io.import_model(saved["folder"] / "cross.keras")
+    cross = spec.layers[spec.layer_names().index("cross")]
+    assert (cross.inputs, cross.arguments) == (["decoder", "encoder", "encoder"], ["query", "value", "key"])
+    targets = [[1, 2], [3, 4, 5], [6]]
+    result = ENGINE.run(spec, {"source": text(TEXTS), "target": text(targets)})
+    batch = {"source": keras.utils.pad_sequences(TEXTS, padding="post"),
+             "target": keras.utils.pad_sequences(targets, padding="post")}
+    np.testing.assert_allclose(result.layer("logits").output, model.predict(batch, verbose=0), atol=1e-5)
+    assert result.layer("cross").steps_from == "target"    # the query's steps: the decoder's
+    same_as_keras(model, ENGINE.run(spec, {"source": text(TEXTS), "target": text(targets)}), batch,
+                  batch["target"] != 0)
+
+
+def test_a_causal_mask_given_to_the_call_is_kept_and_changes_the_numbers(saved, tmp_path):
+    model = saved["causal"]
+    spec, _, _ = keras_io.import_model(saved["folder"] / "causal.keras")
+    attend = spec.layers[spec.layer_names().index("attend")]
+    assert attend.options == {"use_causal_mask": True}
+    batch = keras.utils.pad_sequences(TEXTS, padding="post")
+    result = ENGINE.run(spec, text(TEXTS))
+    np.testing.assert_allclose(result.layer("head").output, model.predict(batch, verbose=0), atol=1e-5)
+    again = specs.loads(specs.dumps(spec))
+    assert specs.to_dict(again)["layers"][2]["options"] == {"use_causal_mask": True}
+    attend_in_file = again.layers[2]
+    attend_in_file.options = None    # the same layer called without it: other numbers, so the option matters
+    assert not np.allclose(ENGINE.run(again, text(TEXTS)).layer("head").output, result.layer("head").output)
+
+
+def test_the_exported_script_calls_each_parameter_by_name_and_gives_predicts_numbers(saved, tmp_path):
+    import subprocess
+    import sys
+
+    from explorer.core.codegen import export_code
+    model, path = saved["cross"], saved["folder"] / "cross.keras"
+    spec, _, _ = keras_io.import_model(path)
+    targets = [[1, 2], [3, 4, 5], [6]]
+    spec.sequences, spec.more_sequences = text(TEXTS), {"target": text(targets)}
+    code = export_code(spec, weights_from=str(path))
+    assert "(query=outputs['decoder'], value=outputs['encoder'], key=outputs['encoder'])" in code
+    (tmp_path / "model.py").write_text(code + "__import__('numpy').save('out.npy', results['logits'])\n")
+    ran = subprocess.run([sys.executable, "model.py"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    batch = {"source": keras.utils.pad_sequences(TEXTS, padding="post"),
+             "target": keras.utils.pad_sequences(targets, padding="post")}
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model.predict(batch, verbose=0), atol=1e-5)
+
+
+KERAS_CARD = {"type": "keras", "class_name": "Attention", "config": {}}
+
+
+@pytest.mark.parametrize("layer, message", [
+    ({**KERAS_CARD, "inputs": ["lstm_1", "lstm_1"], "arguments": ["query"]},
+     r"layers\[2\].arguments: names 1 parameters, but the layer takes 2 tensors"),
+    ({**KERAS_CARD, "inputs": ["lstm_1"], "arguments": ["query", "query"]}, r"layers\[2\].arguments: must be a list"),
+    ({**KERAS_CARD, "options": {"training": True}}, r"layers\[2\].options: \"training\" is not a keyword argument"),
+    ({**KERAS_CARD, "options": {"use_causal_mask": [1]}}, r"use_causal_mask must be true, false, null, a number"),
+    ({"type": "dense", "options": {"use_causal_mask": True}}, r"layers\[2\].options: unknown key; known keys: activation, calls, initial_state, inputs"),
+])
+def test_a_stack_file_gives_each_argument_a_tensor_and_plain_options(layer, message):
+    with pytest.raises(SpecError, match=message):
+        specs.from_dict({"layers": [{"type": "embedding"}, {"type": "lstm", "return_sequences": True}, layer]})
