@@ -50,7 +50,7 @@ def one_gru_again_after_a_projection():
     reader = layers.GRU(3, return_sequences=True, name="reader")
     first = reader(x)
     again = reader(layers.Dense(3, name="project")(first))
-    return keras.Model(i, layers.Add(name="sum")([first, again]))
+    return keras.Model(i, layers.Add(name="sum")([again, first]))
 
 
 def one_dense_on_a_later_lstm():
@@ -105,7 +105,7 @@ def saved(build, path, data):
     (one_reader_for_two_texts, [LEFT, RIGHT], {"emb": [["right"]], "reader": [["emb/call/1"]]},
      {"emb": ["left"], "join": ["reader", "reader/call/1"]}),
     (one_gru_twice, [LEFT], {"twice": [["twice"]]}, {"pool": ["twice/call/1"]}),
-    (one_gru_again_after_a_projection, [LEFT], {"reader": [["project"]]}, {"sum": ["reader", "reader/call/1"]}),
+    (one_gru_again_after_a_projection, [LEFT], {"reader": [["project"]]}, {"sum": ["reader/call/1", "reader"]}),
     (one_dense_on_a_later_lstm, [LEFT], {"head": [["second"]]}, {"second": ["emb"], "summary": ["deeper"]}),
     (the_states_of_the_second_call, [LEFT, RIGHT], {"emb": [["right"]], "enc": [["emb/call/1"]]},
      {"emb": ["left"], "join": ["enc/state/h", "enc/call/1/state/h"]}),
@@ -259,3 +259,11 @@ def test_each_call_keeps_its_steps_when_sequences_run_apart(tmp_path):
     again = keras.Model(model.inputs, model.get_layer("twice")._inbound_nodes[1].outputs[0]).predict(batch, verbose=0)
     mask = batch != 0
     np.testing.assert_allclose(result.layer("twice").extras["twice/call/1"][mask], again[mask], atol=1e-5)
+
+
+def test_a_layer_that_takes_a_later_call_has_the_input_s_steps(tmp_path):
+    from explorer.core.run import Engine
+    saved(one_gru_again_after_a_projection, tmp_path / "model.keras", [LEFT])
+    spec, _, _ = keras_io.import_model(tmp_path / "model.keras")
+    result = Engine().run(spec, text(LEFT))
+    assert [layer.name for layer in result.layers if layer.own_steps] == []   # sum's steps come from reader/call/1
