@@ -84,3 +84,11 @@ def test_a_shared_layer_is_one_card_that_lists_its_further_calls(qtbot):
     assert len(editor.cards) == 2
     assert editor.cards[0].calls_label.text() == "also applied to twice → twice/call/1"
     assert not hasattr(editor.cards[1], "calls_label")
+
+
+def test_a_shared_layer_called_on_a_layer_below_lists_every_tensor_each_call_gives(qtbot):
+    spec = from_dict({"input": {"kind": "features", "features": 3}, "layers": [
+        {"type": "gru", "name": "g", "units": 3, "return_sequences": True, "return_state": True, "calls": [["d"]]},
+        {"type": "time_distributed_dense", "name": "d", "units": 3}], "outputs": ["g/call/1", "g/call/1/state/h"]})
+    editor = editor_for(qtbot, spec)
+    assert editor.cards[0].calls_label.text() == "also applied to d → g/call/1, g/call/1/state/h"
