@@ -431,7 +431,8 @@ def run_prepared(prepared: Prepared, *, device: str | None = None, gates: bool =
     weights = engine.weights()
     layers = [Layer(layer.name, layer.type, layer.symbolic_shape, layer.shape, layer.mask_role, layer.params,
                     layer.output, layer.mask,
-                    {key.rsplit("/", 1)[1]: value for key, value in layer.extras.items() if "/state/" in key},
+                    {key.rsplit("/", 1)[1]: value for key, value in layer.extras.items()
+                     if key.startswith(f"{layer.name}/state/")},   # its first call's, not a further call's
                     [weights[key] for key in sorted((k for k in weights if k.startswith(f"weights/{layer.name}/")),
                                                     key=lambda k: int(k.rsplit("/", 1)[1]))])
               for layer in result.layers]

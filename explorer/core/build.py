@@ -10,7 +10,7 @@ from typing import Any
 from . import backend, diagnose, keras_cards
 from .errors import ExplorerError, StackError, strip_ansi
 from .registry import TYPES, more_outputs
-from .spec import INPUT_NAME, INPUT_REF, LayerSpec, StackSpec
+from .spec import INPUT_NAME, INPUT_REF, LayerSpec, StackSpec, call_outputs
 
 
 @dataclass
@@ -55,7 +55,8 @@ class LayerInfo:
     @property
     def states(self) -> list[tuple[str, str, tuple]]:
         """return_state's states: (state name, probe key, symbolic shape)."""
-        return [(key.rsplit("/", 1)[1], key, shape) for key, shape in self.extra.items() if "/state/" in key]
+        return [(key.rsplit("/", 1)[1], key, shape) for key, shape in self.extra.items()
+                if key.startswith(f"{self.name}/state/")]   # not a further call's states
 
 
 @dataclass
@@ -112,6 +113,7 @@ def build(spec: StackSpec) -> BuiltStack:
     tensors = {INPUT_REF: inputs[0]}
     if several:   # layers name the input they take
         tensors.update((item.name, tensor) for item, tensor in zip(spec.all_inputs(), inputs))
+    calls_after = spec.calls_after()
     for layer, name in zip(spec.layers, names):
         if layer.inputs:   # a branch or a merge: the tensors of the layers it names
             sources = _taken(tensors, layer.inputs, name)
@@ -158,15 +160,6 @@ def build(spec: StackSpec) -> BuiltStack:
             x = result
         mask_out = getattr(x, "_keras_mask", None)
         tensors[name] = x                  # what the next layer takes (the output, or a fed state)
-        for k, call in enumerate(layer.calls or [], start=1):   # a shared layer's further calls: the same weights
-            taken = _taken(tensors, call, name)
-            try:
-                again = keras_layer(taken[0] if len(taken) == 1 else taken)
-            except Exception as error:  # noqa: BLE001  (Keras reports shape problems as several exception types)
-                raise StackError(f"{name}, call {k}: {strip_ansi(str(error)).strip().splitlines()[0]}",
-                                 layer=name) from None
-            outputs[f"{name}/call/{k}"] = tensors[f"{name}/call/{k}"] = again
-            extra[f"{name}/call/{k}"] = tuple(again.shape)
         first_mask = getattr(first, "_keras_mask", None)
         outputs[name] = first
         if first_mask is not None and len(first.shape) >= 3:   # a mask on a 2-D tensor (masking after a last
@@ -177,6 +170,8 @@ def build(spec: StackSpec) -> BuiltStack:
                 if layer.type == "keras" else None)
         infos.append(LayerInfo(name, layer, tuple(x.shape), keras_layer.count_params(),
                                mask_in is not None, mask_out is not None, extra, tuple(first.shape), role))
+        for j, k in calls_after.get(name, []):   # shared layers' further calls whose tensors now all exist
+            _call_again(spec.layers[j], names[j], k, objects[names[j]], tensors, outputs, infos[j].extra)
     missing = [name for name in spec.model_outputs or [] if name not in tensors]
     if missing:   # the stack's `outputs` name a layer or setting that is gone
         raise StackError(f"the model's outputs name {', '.join(missing)}, which no layer gives: restore the layer or "
@@ -197,6 +192,22 @@ def build(spec: StackSpec) -> BuiltStack:
     build_ms = (time.perf_counter() - started) * 1000
     return BuiltStack(spec.architecture_key(), model, probe, forward, infos, input_shape, dtype, build_ms, objects,
                       notes, [item.name for item in spec.all_inputs()] if several else [])
+
+
+def _call_again(layer: LayerSpec, name: str, k: int, keras_layer, tensors: dict[str, Any], outputs: dict[str, Any],
+                extra: dict[str, tuple]) -> None:
+    """Call k of a shared layer: the same weights on the tensors the call names; what it returns is named as
+    spec.call_outputs says ("lstm/call/1", "lstm/call/1/state/h" …)."""
+    taken = _taken(tensors, layer.calls[k - 1], name)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = keras_layer(taken[0] if len(taken) == 1 else taken)
+    except Exception as error:  # noqa: BLE001  (Keras reports shape problems as several exception types)
+        raise StackError(f"{name}, call {k}: {strip_ansi(str(error)).strip().splitlines()[0]}", layer=name) from None
+    for key, tensor in zip(call_outputs(layer, name, k), result if isinstance(result, (list, tuple)) else [result]):
+        outputs[key] = tensors[key] = tensor
+        extra[key] = tuple(tensor.shape)
 
 
 def _taken(tensors: dict[str, Any], sources: list[str], name: str) -> list:

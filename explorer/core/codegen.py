@@ -10,7 +10,7 @@ from . import sequences as seqs
 from .errors import StackError
 from .expression import check_source, expression_problem
 from .registry import TYPES, custom_class_name, more_outputs, python_name
-from .spec import INPUT_REF, StackSpec
+from .spec import INPUT_REF, StackSpec, call_outputs
 
 def _layer_source(class_name: str) -> str:
     backend.load()
@@ -162,6 +162,7 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
                  for source in sources]
         return taken[0] if len(taken) == 1 else "[" + ", ".join(taken) + "]"
 
+    calls_after = spec.calls_after()
     for layer, name in zip(spec.layers, names):
         call = TYPES[layer.type].code(layer, name, spec)
         variable = python_name(name)
@@ -186,16 +187,17 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
             lines.append(f"outputs[{name!r}] = x")
             lines += [f"outputs[{name + '/' + key!r}] = {more_variable}"
                       for key, more_variable in zip(more, variables)]
-            continue
-        elif layer.type == "attention_pooling":
-            lines.append(f"x, {variable}_weights = {call}(x)")
         else:
-            lines.append(f"x = {call}{arguments}")
-        if layer.type == "time_distributed_dense":
-            lines[-1] += "  # on (batch, T, features) Dense acts per timestep, like TimeDistributed(Dense)"
-        lines.append(f"outputs[{name!r}] = x")
-        lines += [f"outputs[{f'{name}/call/{k}'!r}] = {call}({tensors(sources)})"
-                  for k, sources in enumerate(layer.calls or [], start=1)]
+            if layer.type == "attention_pooling":
+                lines.append(f"x, {variable}_weights = {call}(x)")
+            else:
+                lines.append(f"x = {call}{arguments}")
+            if layer.type == "time_distributed_dense":
+                lines[-1] += "  # on (batch, T, features) Dense acts per timestep, like TimeDistributed(Dense)"
+            lines.append(f"outputs[{name!r}] = x")
+        for j, k in calls_after.get(name, []):   # shared layers' further calls, once their tensors all exist
+            given = ", ".join(f"outputs[{key!r}]" for key in call_outputs(spec.layers[j], names[j], k))
+            lines.append(f"{given} = {python_name(names[j])}_layer({tensors(spec.layers[j].calls[k - 1])})")
     lines += [
         (f"model = keras.Model(inputs, [{', '.join(f'outputs[{name!r}]' for name in spec.outputs())}])"
          if spec.is_graph() else "model = keras.Model(inputs, x)"),

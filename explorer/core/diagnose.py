@@ -9,7 +9,7 @@ import numpy as np
 
 from .errors import StackError
 from .registry import TYPES, layer_width, state_names
-from .spec import LayerSpec, StackSpec, layer_label
+from .spec import INPUT_REF, LayerSpec, StackSpec, call_outputs, layer_label
 
 if TYPE_CHECKING:
     from .build import BuiltStack, LayerInfo
@@ -78,6 +78,7 @@ def check_structure(spec: StackSpec) -> None:
             raise StackError(f"the input {item.name} takes exactly {item.length} timesteps (its length), as Keras's "
                              f"Input does, but maxlen is {spec.batching.maxlen}: set maxlen to {item.length}")
     _check_initial_states(spec, names)
+    _check_calls(spec, names)
     if spec.is_graph() and spec.batching.mode == "chunked":
         raise StackError("chunked mode runs one chain of layers window by window, but this model branches or "
                          "merges: use pad, bucket or one_by_one mode")
@@ -199,6 +200,24 @@ def _check_initial_states(spec: StackSpec, names: list[str]) -> None:
                 raise StackError(f"{name} starts from {source}, which holds {width} values per sequence, but {name} "
                                  f"has {units} units: a state is as wide as the units; set {name}'s units to "
                                  f"{width}", layer=name, fix=Fix(f"Set {name}'s units to {width}", "units", width, index))
+
+
+def _check_calls(spec: StackSpec, names: list[str]) -> None:
+    """A shared layer's further call runs once every tensor it takes exists (StackSpec.call_order); one that never
+    could is refused, naming what it waits for."""
+    made = set(spec.call_order())
+    given = {INPUT_REF, *(item.name for item in spec.more_inputs and spec.all_inputs()),
+             *(tensor for i, (layer, name) in enumerate(zip(spec.layers, names))
+               for k in range(len(layer.calls or []) + 1) for tensor in call_outputs(layer, name, k))}
+    for i, (layer, name) in enumerate(zip(spec.layers, names)):
+        for k, call in enumerate(layer.calls or [], start=1):
+            if (i, k) in made:
+                continue
+            missing = [source for source in call if source not in given]
+            raise StackError(f"{name}'s call {k} takes {', '.join(missing)}, which no layer gives: name another "
+                             "tensor, or restore the layer or setting that gave it" if missing else
+                             f"{name}'s call {k} takes {', '.join(call)}, which exist only after this call: a call "
+                             "cannot take what it gives itself", layer=name)
 
 
 def translate_run_error(message: str, spec: StackSpec) -> tuple[str, str | None]:

@@ -11,7 +11,7 @@ import numpy as np
 from . import backend, keras_archive, keras_cards, output_file
 from .errors import SpecError, StackError, strip_ansi
 from .registry import TYPES, ByKeras, more_outputs
-from .spec import INPUT_REF, STANDARDIZE, Batching, InputSpec, LayerSpec, StackSpec, _layer_name
+from .spec import INPUT_REF, STANDARDIZE, Batching, InputSpec, LayerSpec, StackSpec, _layer_name, call_outputs
 
 
 
@@ -114,12 +114,6 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
             taken_from = [_tensor_name(tensor, renamed, by_name) for tensor in sources.get(id(layer), [])]
             if id(layer) in states:           # an encoder's states (or any tensor before it) start it
                 spec.initial_state = [_tensor_name(tensor, renamed, by_name) for tensor in states[id(layer)]]
-            if id(layer) in calls:            # a shared layer: one card, called again on other tensors
-                spec.calls = [[_tensor_name(tensor, renamed, by_name) for tensor in call] for call in calls[id(layer)]]
-                later = [owner for call in calls[id(layer)] for owner, _, _ in call if owner not in (INPUT_REF, *renamed)]
-                if later:   # a card's calls take only what the cards above it (and its own calls) give
-                    raise StackError(f"is called again on {', '.join(later)}, which Keras computes after its first "
-                                     "call; a card's further calls take only the layers above it")
         except StackError as error:
             refused.append(f"{layer.name} ({kind}) {error.message}")
             continue
@@ -131,6 +125,13 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
         layers.append(spec)
         weights[spec.name] = layer.get_weights()
         previous = spec
+    for layer, _ in chain[:-1]:   # a shared layer: one card, called again on other tensors (any layer's, named
+        if id(layer) in calls and renamed.get(layer.name) in by_name:   # once every card is; StackSpec.call_order runs them)
+            try:
+                by_name[renamed[layer.name]].calls = [[_tensor_name(tensor, renamed, by_name) for tensor in call]
+                                                      for call in calls[id(layer)]]
+            except StackError as error:
+                refused.append(f"{layer.name} ({type(layer).__name__}) {error.message}")
     if refused:
         raise StackError("; ".join(refused))
     if not layers:
@@ -397,18 +398,16 @@ def _calls(model, layer) -> list[int]:
 
 def _tensor_name(tensor: Tensor, renamed: dict[str, str], by_name: dict[str, LayerSpec]) -> str:
     """A Keras tensor as a stack names it: "encoder" (a layer's output), "encoder/state/h", "bi/backward"
-    (registry.more_outputs), "shared/call/1" (a shared layer's further call); the model's inputs keep their
-    names."""
+    (registry.more_outputs), "shared/call/1", "shared/call/1/state/h" (a shared layer's further call,
+    spec.call_outputs); the model's inputs keep their names."""
     owner, call, index = tensor
     name = renamed.get(owner, owner)
-    if call and not index:
-        return f"{name}/call/{call}"
-    if not index:
+    if name not in by_name:   # the model's input
         return name
-    more = more_outputs(by_name[name]) if name in by_name and not call else []
-    if index > len(more):
+    given = call_outputs(by_name[name], name, call)
+    if index >= len(given):
         raise StackError(f"takes output {index} of {owner}, which the explorer does not show")
-    return f"{name}/{more[index - 1]}"
+    return given[index]
 
 
 def _feed(previous: LayerSpec, taken: int) -> bool:

@@ -17,7 +17,7 @@ from .build import BuiltStack, LayerInfo, build
 from .diagnose import Diagnostic, FcInput
 from .errors import ExplorerError, OutOfMemoryError, SequenceError, StackError, TrustError, strip_ansi
 from .registry import TYPES, state_names
-from .spec import INPUT_REF, Batching, StackSpec
+from .spec import INPUT_REF, Batching, StackSpec, call_outputs
 
 # Batches bigger than FIRST_SLICE_CELLS (rows × steps) run in slices of rows: a first one of that many cells
 # measures the speed, the others are sized to take about SLICE_SECONDS; progress is reported between them.
@@ -706,15 +706,19 @@ def _time_origins(spec: StackSpec, built: BuiltStack, raw: dict[str, np.ndarray]
                  and (shape[1] is None or symbolic[origin] is not None))
         return origin if keeps else None
 
+    calls_after = spec.calls_after()
     for info in built.layers:
         first = passed.get((info.spec.inputs or [previous])[0])   # a state ("lstm/state/h") has no time axis
         origins[info.name] = kept(first, raw[info.name], info.output_shape)
         passed[info.name] = origins[info.name] if info.feeds == "output" else None   # a fed state: no time axis
-        further = [(f"{info.name}/backward", first)] + [   # merge_mode None; a shared layer's further calls
-            (f"{info.name}/call/{k}", passed.get(sources[0])) for k, sources in enumerate(info.spec.calls or [], 1)]
-        for key, origin in further:
-            if key in raw and key in info.extra:
-                passed[key] = kept(origin, raw[key], info.extra[key])
+        further = [(f"{info.name}/backward", first, info)]   # merge_mode None
+        for j, k in calls_after.get(info.name, []):   # shared layers' further calls, in the order the model makes them
+            shared = built.layers[j]
+            origin = passed.get(shared.spec.calls[k - 1][0])
+            further += [(key, origin, shared) for key in call_outputs(shared.spec, shared.name, k)]
+        for key, origin, owner in further:
+            if key in raw and key in owner.extra:
+                passed[key] = kept(origin, raw[key], owner.extra[key])
         previous = info.name
     return origins
 

@@ -120,7 +120,7 @@ class LayerSpec:
     # a recurrent layer's initial states: tensors of layers before it, named as in `inputs` ("encoder/state/h")
     initial_state: list[str] | None = None
     # a shared layer's further calls, each the tensors it takes (named as in `inputs`); call k's output is
-    # "<name>/call/<k>", with the same weights
+    # "<name>/call/<k>", its further outputs "<name>/call/<k>/state/h" …, with the same weights (call_outputs)
     calls: list[list[str]] | None = None
     # the call's parameter that takes each of `inputs` (`mha(query=a, value=b)`: ["query", "value"]); None: one
     # tensor, or one list of several (`Add()([a, b])`)
@@ -226,6 +226,37 @@ class StackSpec:
         taken |= {source.partition("/")[0] for layer in self.layers for source in layer.initial_state or []}
         taken |= {source.partition("/")[0] for layer in self.layers for call in layer.calls or [] for source in call}
         return [name for name in names if name not in taken]
+
+    def call_order(self) -> list[tuple[int, int]]:
+        """(layer index, call) in the order the model makes its calls: each layer's first call (0) in layer order,
+        and right after it every further call whose tensors then all exist (a shared layer may be called again on
+        what a layer below it gives). A further call whose tensors never all exist is left out."""
+        names = self.layer_names()
+        known = {INPUT_REF, *(item.name for item in self.more_inputs and self.all_inputs())}
+        order: list[tuple[int, int]] = []
+        waiting: list[tuple[int, int]] = []
+        for i, layer in enumerate(self.layers):
+            order.append((i, 0))
+            known.update(call_outputs(layer, names[i], 0))
+            waiting += [(i, k) for k in range(1, len(layer.calls or []) + 1)]
+            while ready := [(j, k) for j, k in waiting if set(self.layers[j].calls[k - 1]) <= known]:
+                for j, k in ready:
+                    waiting.remove((j, k))
+                    order.append((j, k))
+                    known.update(call_outputs(self.layers[j], names[j], k))
+        return order
+
+    def calls_after(self) -> dict[str, list[tuple[int, int]]]:
+        """Each layer's name → the further calls (layer index, call) made right after its first call."""
+        names = self.layer_names()
+        after: dict[str, list[tuple[int, int]]] = {}
+        last = None
+        for i, k in self.call_order():
+            if k:
+                after.setdefault(last, []).append((i, k))
+            else:
+                last = names[i]
+        return after
 
     def has_custom(self) -> bool:
         return any(layer.type == "custom" for layer in self.layers)
@@ -449,12 +480,20 @@ def _parse_outputs(data: Any, layers: dict[str, LayerSpec]) -> list[str]:
     return list(data)
 
 
+def call_outputs(layer: LayerSpec, name: str, call: int) -> list[str]:
+    """The tensors one call of a layer gives, as `inputs` names them: its first call (0) "lstm", then what it
+    returns after that ("lstm/state/h", "bi/backward": registry.more_outputs); a further call k "lstm/call/k",
+    "lstm/call/k/state/h" …"""
+    output = f"{name}/call/{call}" if call else name
+    return [output, *(f"{output}/{key}" for key in more_outputs(layer))]
+
+
 def _output_of(source: str, before: dict[str, LayerSpec]) -> bool:
-    """Whether `source` names a tensor of a layer before: its output ("encoder"), or one it returns after it
-    ("encoder/state/h", "bi/backward": registry.more_outputs)."""
-    owner, _, key = source.partition("/")
-    calls = [f"call/{k}" for k in range(1, len(before[owner].calls or []) + 1)] if owner in before else []
-    return owner in before and (not key or key in more_outputs(before[owner]) or key in calls)
+    """Whether `source` names a tensor of a layer before: its output ("encoder"), one it returns after it
+    ("encoder/state/h", "bi/backward": registry.more_outputs), or one of its further calls' ("shared/call/1")."""
+    owner = source.partition("/")[0]
+    return owner in before and any(source in call_outputs(before[owner], owner, k)
+                                   for k in range(len(before[owner].calls or []) + 1))
 
 
 def _calls(value: Any) -> list[list[str]]:
@@ -510,6 +549,7 @@ def from_dict(data: Any) -> StackSpec:
     for name in input_names:
         if name in every:
             raise SpecError("more_inputs", f"the input name {_show(name)} is also a layer's name")
+    by_name = dict(zip(every, layers))
     for i, layer in enumerate(layers):
         before = dict(zip(every[:i], layers[:i]))
         for source in layer.inputs or []:
@@ -518,14 +558,10 @@ def from_dict(data: Any) -> StackSpec:
                                                        f'(nor "{INPUT_REF}", the model\'s input'
                                                        + "".join(f", nor the input {_show(n)}" for n in input_names)
                                                        + ', nor a further output such as "encoder/state/h")')
-        for k, call in enumerate(layer.calls or [], start=1):   # a call may take the layer's own earlier calls
-            own = {every[i]: LayerSpec(layer.type, layer.params, layer.name, calls=(layer.calls or [])[:k - 1])}
+        for call in layer.calls or []:   # any layer's tensors: _check_call_order checks when they exist
             for source in call:
-                if source != INPUT_REF and not _output_of(source, {**before, **own}) and source not in input_names:
-                    raise SpecError(f"layers[{i}].calls", f"{_show(source)} is not a layer before this call")
-        if layer.calls and more_outputs(layer):
-            raise SpecError(f"layers[{i}].calls", "a layer called several times passes on one tensor per call: "
-                                                  "turn off return_state, and merge both directions")
+                if source != INPUT_REF and not _output_of(source, by_name) and source not in input_names:
+                    raise SpecError(f"layers[{i}].calls", f"{_show(source)} is not a tensor any layer gives")
         if layer.initial_state and not layer.is_recurrent:
             raise SpecError(f"layers[{i}].initial_state", "only a recurrent layer takes initial states")
         for source in layer.initial_state or []:
@@ -535,12 +571,34 @@ def from_dict(data: Any) -> StackSpec:
                                                               "the state h that return_state adds to the layer "
                                                               'encoder, "encoder" for its output, or an input\'s '
                                                               "name")
+    _check_call_order(spec, every, input_names)
     if data.get("outputs") is not None:
         spec.model_outputs = _parse_outputs(data["outputs"], dict(zip(every, layers)))
     if data.get("weights") is not None:
         spec.weights = _parse_weights(data["weights"], spec.layer_names())
         spec.weights_id = "file-" + hashlib.sha256(json.dumps(data["weights"], sort_keys=True).encode()).hexdigest()
     return spec
+
+
+def _check_call_order(spec: StackSpec, names: list[str], input_names: list[str]) -> None:
+    """A further call runs once every tensor it takes exists (StackSpec.call_order); a layer takes a further call's
+    tensors only when that call runs before the layer's own first call."""
+    order = spec.call_order()
+    known = {INPUT_REF, *input_names}
+    for i, k in order:
+        layer = spec.layers[i]
+        late = [] if k else [source for source in [*(layer.inputs or []), *(layer.initial_state or [])]
+                             if source not in known]
+        if late:
+            raise SpecError(f"layers[{i}].inputs", f"{', '.join(map(_show, late))} is given by a further call that "
+                                                   "runs only after this layer, once every tensor it takes exists")
+        known.update(call_outputs(layer, names[i], k))
+    for i, layer in enumerate(spec.layers):
+        for k, call in enumerate(layer.calls or [], start=1):
+            if (i, k) not in order:
+                waiting = [source for source in call if source not in known]
+                raise SpecError(f"layers[{i}].calls", f"call {k} takes {', '.join(map(_show, waiting))}, which "
+                                                      "exists only after this call (a loop of calls)")
 
 
 # --- trained weights in a stack file: {"layer": [{"shape": [...], "dtype": "float32", "data": base64}, ...]} ---

@@ -25,6 +25,7 @@ from ..core.registry import GROUPS, KERAS_STARTERS, TYPES
 from ..core.spec import (INPUT_REF, LAYER_PARAMS, MAX_FEATURES, MAX_SEED, MAX_VOCAB, InputSpec, LayerSpec,
                          StackSpec)
 from ..core.spec import layer_label as friendly
+from ..core.spec import call_outputs
 from ..session import FAILED, Session
 from .stale import StateGate
 from .expression_editor import ExpressionEdit
@@ -271,12 +272,13 @@ class LayerCard(QFrame):
             outer.addWidget(self.states_label)
         if layer.calls:   # a shared layer: one card, its weights called again on other tensors
             self.calls_label = QLabel("also applied to " + "; ".join(
-                f"{', '.join('the input' if source == INPUT_REF else source for source in call)} → {name}/call/{k}"
-                for k, call in enumerate(layer.calls, start=1)))
+                f"{', '.join('the input' if source == INPUT_REF else source for source in call)} → "
+                + ", ".join(call_outputs(layer, name, k)) for k, call in enumerate(layer.calls, start=1)))
             self.calls_label.setFont(mono_font())
             self.calls_label.setWordWrap(True)
-            self.calls_label.setToolTip("A shared layer: the same weights applied again; each call's output is "
-                                        "<name>/call/<k>")
+            self.calls_label.setToolTip("A shared layer: the same weights applied again, each call once every tensor "
+                                        "it takes exists; call k gives <name>/call/<k> (and its states or backward "
+                                        "output as <name>/call/<k>/state/h …)")
             outer.addWidget(self.calls_label)
 
         self._widgets: dict[str, QWidget] = {}

@@ -42,6 +42,56 @@ def one_gru_twice():
     return keras.Model(i, layers.Dense(2, name="head")(pooled))
 
 
+def one_gru_again_after_a_projection():
+    """y1 = shared(x); z = other(y1); y2 = shared(z): the second call takes a layer that Keras computes after the
+    shared layer's first call."""
+    i = keras.Input((None,), dtype="int32")
+    x = layers.Embedding(20, 3, mask_zero=True, name="emb")(i)
+    reader = layers.GRU(3, return_sequences=True, name="reader")
+    first = reader(x)
+    again = reader(layers.Dense(3, name="project")(first))
+    return keras.Model(i, layers.Add(name="sum")([again, first]))
+
+
+def one_dense_on_a_later_lstm():
+    """A shared Dense on the output of one LSTM, then on a second LSTM that Keras orders after the Dense (its
+    first call feeds a deeper branch); the model returns both branches."""
+    i = keras.Input((None,), dtype="int32")
+    x = layers.Embedding(20, 3, mask_zero=True, name="emb")(i)
+    head = layers.Dense(2, name="head")
+    near = head(layers.LSTM(4, return_sequences=True, name="first")(x))
+    deep = layers.LSTM(3, name="summary")(layers.LSTM(4, return_sequences=True, name="deeper")(near))
+    far = head(layers.LSTM(4, return_sequences=True, name="second")(x))
+    return keras.Model(i, [deep, far])
+
+
+def the_states_of_the_second_call():
+    """One encoder LSTM with return_state read on two texts; the model uses the second call's states."""
+    left = keras.Input((None,), dtype="int32", name="left")
+    right = keras.Input((None,), dtype="int32", name="right")
+    embed = layers.Embedding(20, 3, mask_zero=True, name="emb")
+    encoder = layers.LSTM(4, return_state=True, name="enc")
+    _, h_left, _ = encoder(embed(left))
+    _, h_right, c_right = encoder(embed(right))
+    score = layers.Dense(1, name="score")(layers.Concatenate(name="join")([h_left, h_right]))
+    return keras.Model([left, right], [score, c_right])
+
+
+def one_bidirectional_twice_with_both_directions():
+    """A Bidirectional with merge_mode None (two sequences per call) called again on the sum of its directions."""
+    i = keras.Input((None,), dtype="int32")
+    x = layers.Embedding(20, 3, mask_zero=True, name="emb")(i)
+    bi = layers.Bidirectional(layers.LSTM(3, return_sequences=True), merge_mode=None, name="bi")
+    forward, backward = bi(x)
+    forward, backward = bi(layers.Add(name="both")([forward, backward]))
+    joined = layers.Concatenate(name="join")([forward, backward])
+    return keras.Model(i, layers.Dense(2, name="head")(layers.GlobalAveragePooling1D(name="pool")(joined)))
+
+
+# what a layer returns after its first output in each call, as the stack names it
+FURTHER = {"enc": ["state/h", "state/c"], "bi": ["backward"]}
+
+
 def text(rows) -> str:
     return "\n".join(" ".join(map(str, row)) for row in rows) + "\n"
 
@@ -55,6 +105,12 @@ def saved(build, path, data):
     (one_reader_for_two_texts, [LEFT, RIGHT], {"emb": [["right"]], "reader": [["emb/call/1"]]},
      {"emb": ["left"], "join": ["reader", "reader/call/1"]}),
     (one_gru_twice, [LEFT], {"twice": [["twice"]]}, {"pool": ["twice/call/1"]}),
+    (one_gru_again_after_a_projection, [LEFT], {"reader": [["project"]]}, {"sum": ["reader/call/1", "reader"]}),
+    (one_dense_on_a_later_lstm, [LEFT], {"head": [["second"]]}, {"second": ["emb"], "summary": ["deeper"]}),
+    (the_states_of_the_second_call, [LEFT, RIGHT], {"emb": [["right"]], "enc": [["emb/call/1"]]},
+     {"emb": ["left"], "join": ["enc/state/h", "enc/call/1/state/h"]}),
+    (one_bidirectional_twice_with_both_directions, [LEFT], {"bi": [["both"]]},
+     {"both": ["bi", "bi/backward"], "join": ["bi/call/1", "bi/call/1/backward"]}),
 ])
 def test_a_shared_layer_is_one_card_and_every_call_equals_keras(build, data, calls, taken, tmp_path, capsys):
     model, batches = saved(build, tmp_path / "model.keras", data)
@@ -74,22 +130,28 @@ def test_a_shared_layer_is_one_card_and_every_call_equals_keras(build, data, cal
     feed = batches if len(batches) > 1 else batches[0]
     for shown in report["layers"]:
         layer = model.get_layer(shown["name"])
-        for k, node in enumerate(layer._inbound_nodes):   # each call's output tensor, as Keras's graph holds it
-            key = f"out/{layer.name}" + (f"/call/{k}" if k else "")
-            expected = keras.Model(model.inputs, node.outputs[0]).predict(feed, verbose=0)
-            shown_values = arrays[key]
-            assert shown_values.shape == expected.shape, key
-            if expected.ndim == 3:   # a sequence: compare its valid steps, those of the input it reads
-                steps = expected.shape[1]
-                lengths = [min(len(row), steps) for row in (data[1] if k and len(data) > 1 else data[0])]
-                valid = np.arange(steps)[None, :] < np.asarray(lengths)[:, None]
-                shown_values, expected = shown_values[valid], expected[valid]
-            np.testing.assert_allclose(shown_values, expected, atol=1e-5, err_msg=key)
+        keys = []
+        for k, node in enumerate(layer._inbound_nodes):   # each call's output tensors, as Keras's graph holds them
+            call = f"{layer.name}/call/{k}" if k else layer.name
+            given = [call, *(f"{call}/{more}" for more in FURTHER.get(layer.name, []))]
+            assert len(given) == len(node.outputs), layer.name
+            keys += given[:1] if not k else given
+            reads = data[1] if k and len(data) > 1 else data[0]   # the input this call reads
+            for key, tensor in zip(given, node.outputs):
+                expected = keras.Model(model.inputs, tensor).predict(feed, verbose=0)
+                shown_values = arrays[f"out/{key}"]
+                assert shown_values.shape == expected.shape, key
+                if expected.ndim == 3:   # a sequence: compare its valid steps, those of the input it reads
+                    steps = expected.shape[1]
+                    valid = np.arange(steps)[None, :] < np.asarray([min(len(row), steps) for row in reads])[:, None]
+                    shown_values, expected = shown_values[valid], expected[valid]
+                np.testing.assert_allclose(shown_values, expected, atol=1e-5, err_msg=key)
         if len(layer._inbound_nodes) > 1:
-            assert [call["key"] for call in shown["calls"]] == [f"{layer.name}/call/{k}"
-                                                               for k in range(1, len(layer._inbound_nodes))]
-    np.testing.assert_allclose(arrays["out/" + report["outputs"][0]["name"]], model.predict(feed, verbose=0),
-                               atol=1e-5)
+            assert [call["key"] for call in shown["calls"]] == keys[1:]
+    predicted = model.predict(feed, verbose=0)
+    for output, expected in zip(report["outputs"], predicted if len(model.outputs) > 1 else [predicted]):
+        np.testing.assert_allclose(arrays[f"out/{output['name']}"], expected, atol=1e-5, err_msg=output["name"])
+    assert len(report["outputs"]) == len(model.outputs)
     weights = model.count_params()
     assert sum(shown["params"] for shown in report["layers"]) == weights   # each weight once
 
@@ -108,18 +170,84 @@ def test_the_exported_code_of_a_shared_layer_makes_it_once_and_calls_it_again(tm
     np.testing.assert_allclose(np.load(tmp_path / "head.npy"), model.predict(batch, verbose=0), atol=1e-5)
 
 
-def test_a_call_names_tensors_before_it_and_a_shared_layer_returns_one_tensor_per_call():
+@pytest.mark.parametrize("build, data", [(one_dense_on_a_later_lstm, [LEFT]),
+                                         (the_states_of_the_second_call, [LEFT, RIGHT])])
+def test_a_stack_file_keeps_the_calls_and_gives_the_same_numbers(build, data, tmp_path):
+    from explorer.core.run import Engine
+    model, batches = saved(build, tmp_path / "model.keras", data)
+    spec, _, _ = keras_io.import_model(tmp_path / "model.keras")
+    specs.save(spec, tmp_path / "stack.json")
+    again = specs.load(tmp_path / "stack.json")
+    assert [layer.calls for layer in again.layers] == [layer.calls for layer in spec.layers]
+    names = [item.name for item in again.all_inputs()]
+    result = Engine().run(again, dict(zip(names, map(text, data))) if len(data) > 1 else text(data[0]))
+    predicted = model.predict(batches if len(batches) > 1 else batches[0], verbose=0)
+    assert len(result.outputs) == len(model.outputs)
+    for output, expected in zip(result.outputs, predicted):
+        np.testing.assert_allclose(result.output_value(output), expected, atol=1e-5, err_msg=output)
+
+
+@pytest.mark.parametrize("build, printed", [
+    (one_dense_on_a_later_lstm, "outputs['head/call/1'] = head_layer(outputs['second'])"),
+    (one_bidirectional_twice_with_both_directions,
+     "outputs['bi/call/1'], outputs['bi/call/1/backward'] = bi_layer(outputs['both'])"),
+])
+def test_the_exported_code_calls_a_shared_layer_again_once_its_tensors_exist(build, printed, tmp_path):
+    import subprocess
+    import sys
+    model, (batch,) = saved(build, tmp_path / "model.keras", [LEFT])
+    spec, _, _ = keras_io.import_model(tmp_path / "model.keras")
+    spec.sequences = text(LEFT)
+    code = export_code(spec, weights_from=str(tmp_path / "model.keras"))
+    assert printed in code
+    (tmp_path / "model.py").write_text(code + "\nimport numpy\nends = model(batch)\n"
+                                       "numpy.savez('out.npz', *(ends if isinstance(ends, list) else [ends]))\n")
+    ran = subprocess.run([sys.executable, "model.py"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    predicted = model.predict(batch, verbose=0)
+    saved_outputs = np.load(tmp_path / "out.npz")
+    predicted = predicted if len(model.outputs) > 1 else [predicted]
+    assert len(saved_outputs.files) == len(predicted)
+    for k, expected in enumerate(predicted):
+        np.testing.assert_allclose(saved_outputs[f"arr_{k}"], expected, atol=1e-5)
+
+
+def test_a_call_runs_once_its_tensors_exist_and_names_each_tensor_it_returns():
     document = {"input": {"kind": "tokens", "vocab_size": 10}, "layers": [
         {"type": "embedding", "name": "emb"}, {"type": "gru", "name": "g", "return_sequences": True,
                                                "calls": [["g"], ["g/call/1"]]}]}
     spec = specs.loads(specs.dumps(specs.from_dict(document)))
     assert spec.layers[1].calls == [["g"], ["g/call/1"]]
     document["layers"][1]["calls"] = [["g/call/1"]]
-    with pytest.raises(SpecError, match=r'layers\[1\].calls: "g/call/1" is not a layer before this call'):
+    with pytest.raises(SpecError, match=r'layers\[1\].calls: call 1 takes "g/call/1", which exists only after this '
+                                        r"call"):
         specs.from_dict(document)
-    document["layers"][1].update(calls=[["emb"]], return_state=True)
-    with pytest.raises(SpecError, match=r"layers\[1\].calls: a layer called several times passes on one tensor"):
+    document["layers"][1]["calls"] = [["g/call/2"]]
+    with pytest.raises(SpecError, match=r'layers\[1\].calls: "g/call/2" is not a tensor any layer gives'):
         specs.from_dict(document)
+    # a call on a layer below the card, with return_state: it runs after that layer and names its states
+    document["layers"][1].update(calls=[["d"]], return_state=True)
+    document["layers"].append({"type": "time_distributed_dense", "name": "d", "units": 2})
+    document["outputs"] = ["g/call/1", "g/call/1/state/h"]
+    spec = specs.loads(specs.dumps(specs.from_dict(document)))
+    assert spec.call_order() == [(0, 0), (1, 0), (2, 0), (1, 1)] and spec.model_outputs == document["outputs"]
+    # a layer may take a call's tensor only once that call has run
+    document["layers"].insert(2, {"type": "time_distributed_dense", "name": "early", "inputs": ["g/call/1"]})
+    with pytest.raises(SpecError, match=r'layers\[2\].inputs: "g/call/1" is given by a further call that runs only '
+                                        r"after this layer"):
+        specs.from_dict(document)
+
+
+def test_a_call_whose_tensor_an_edit_took_away_is_refused_naming_it():
+    document = {"input": {"kind": "tokens", "vocab_size": 10}, "layers": [
+        {"type": "embedding", "name": "emb"}, {"type": "gru", "name": "g", "return_sequences": True,
+                                               "calls": [["d"]]},
+        {"type": "time_distributed_dense", "name": "d", "units": 3}]}
+    spec = specs.from_dict(document)
+    del spec.layers[2]   # the editor removes the layer the call takes
+    from explorer.core.build import build
+    with pytest.raises(StackError, match="g's call 1 takes d, which no layer gives"):
+        build(spec)
 
 
 def test_each_call_keeps_its_steps_when_sequences_run_apart(tmp_path):
@@ -133,12 +261,9 @@ def test_each_call_keeps_its_steps_when_sequences_run_apart(tmp_path):
     np.testing.assert_allclose(result.layer("twice").extras["twice/call/1"][mask], again[mask], atol=1e-5)
 
 
-def test_a_shared_layer_called_again_on_a_later_layer_is_refused_naming_both(tmp_path):
-    i = keras.Input((None,), dtype="int32")
-    x = layers.Embedding(20, 3, name="emb")(i)
-    reader = layers.GRU(3, return_sequences=True, name="reader")
-    first = reader(x)
-    again = reader(layers.Dense(3, name="project")(first))
-    keras.Model(i, layers.Add(name="sum")([first, again])).save(tmp_path / "model.keras")
-    with pytest.raises(StackError, match="reader \\(GRU\\) is called again on project, which Keras computes after"):
-        keras_io.import_model(tmp_path / "model.keras")
+def test_a_layer_that_takes_a_later_call_has_the_input_s_steps(tmp_path):
+    from explorer.core.run import Engine
+    saved(one_gru_again_after_a_projection, tmp_path / "model.keras", [LEFT])
+    spec, _, _ = keras_io.import_model(tmp_path / "model.keras")
+    result = Engine().run(spec, text(LEFT))
+    assert [layer.name for layer in result.layers if layer.own_steps] == []   # sum's steps come from reader/call/1

@@ -96,3 +96,11 @@ def test_a_card_called_by_parameter_and_with_options_says_how_it_is_called(qtbot
     card = editor.cards[1]
     assert card.inputs_label.text() == "from query=lstm, value=the input"
     assert card.options_label.text() == "called with use_causal_mask=True"
+
+
+def test_a_shared_layer_called_on_a_layer_below_lists_every_tensor_each_call_gives(qtbot):
+    spec = from_dict({"input": {"kind": "features", "features": 3}, "layers": [
+        {"type": "gru", "name": "g", "units": 3, "return_sequences": True, "return_state": True, "calls": [["d"]]},
+        {"type": "time_distributed_dense", "name": "d", "units": 3}], "outputs": ["g/call/1", "g/call/1/state/h"]})
+    editor = editor_for(qtbot, spec)
+    assert editor.cards[0].calls_label.text() == "also applied to d → g/call/1, g/call/1/state/h"
