@@ -10,7 +10,7 @@ from typing import Any
 from . import backend, diagnose, keras_cards
 from .errors import ExplorerError, StackError, strip_ansi
 from .registry import TYPES, more_outputs
-from .spec import INPUT_NAME, INPUT_REF, LayerSpec, StackSpec, call_outputs
+from .spec import INPUT_NAME, INPUT_REF, LayerSpec, StackSpec, call_outputs, option_value
 
 
 @dataclass
@@ -124,7 +124,8 @@ def build(spec: StackSpec) -> BuiltStack:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 keras_layer = _make_layer(layer, name, spec)
-                options = layer.options or {}
+                options = ({} if layer.type != "keras" or keras_cards.is_operation(layer.params["class_name"])
+                           else {key: option_value(value) for key, value in (layer.options or {}).items()})
                 if layer.initial_state:   # an encoder's states start this layer (encoder-decoder)
                     result = keras_layer(x, initial_state=_taken(tensors, layer.initial_state, name))
                 elif layer.arguments:     # each tensor to its parameter: mha(query=…, value=…)

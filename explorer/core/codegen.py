@@ -10,7 +10,7 @@ from . import sequences as seqs
 from .errors import StackError
 from .expression import check_source, expression_problem
 from .registry import TYPES, custom_class_name, more_outputs, python_name
-from .spec import INPUT_REF, StackSpec, call_outputs
+from .spec import INPUT_REF, StackSpec, call_outputs, option_value
 
 def _layer_source(class_name: str) -> str:
     backend.load()
@@ -171,7 +171,7 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
             call = f"{variable}_layer"
         if layer.inputs and not layer.arguments:   # a branch or a merge: the outputs of the layers it names
             lines.append(f"x = {tensors(layer.inputs)}")
-        keywords = "".join(f", {key}={value!r}" for key, value in (layer.options or {}).items())
+        keywords = "".join(f", {key}={option_value(value)!r}" for key, value in (layer.options or {}).items())
         arguments = f"(x{keywords})"
         if layer.arguments:   # each tensor to its parameter of the call
             arguments = "(" + ", ".join(f"{key}={tensors([source])}"

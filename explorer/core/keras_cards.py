@@ -50,10 +50,18 @@ def is_custom(class_name: str) -> bool:
     return class_name in _custom
 
 
-def keras_layer(class_name: str, config: dict, name: str):
-    """The Keras layer `class_name` (of keras.layers, or a registered custom class) built from `config`."""
+def is_operation(class_name: str) -> bool:
+    """A card of a keras.ops operation ("ops.numpy.Mean"), not of a layer."""
+    return class_name.startswith("ops.")
+
+
+def keras_layer(class_name: str, config: dict, name: str, options: dict | None = None):
+    """The Keras layer `class_name` (of keras.layers, or a registered custom class) built from `config`; an
+    operation's card takes its call's `options` here (a layer's call takes them when it is called)."""
     from . import backend
     keras = backend.load()
+    if is_operation(class_name):
+        return _operation_layer(class_name, config, name, options)
     cls = layer_class(class_name)
     saved = {"class_name": cls.__name__, "config": {**copy.deepcopy(config), "name": name}}
     try:
@@ -66,6 +74,30 @@ def keras_layer(class_name: str, config: dict, name: str):
     if not isinstance(layer, keras.layers.Layer):
         raise StackError(f"{name}: {class_name} does not make a Keras layer", layer=name)
     return layer
+
+
+def _operation_layer(class_name: str, config: dict, name: str, options: dict | None):
+    """A card of a keras.ops operation ("ops.numpy.Mean"): the operation, built by Keras in safe mode from its
+    config, as a layer (layers.KerasOperation)."""
+    import importlib
+
+    import keras
+
+    from .layers import KerasOperation
+    module, _, operation = class_name.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(f"keras.src.{module}"), operation)
+    except (ImportError, AttributeError):
+        cls = None
+    if not (isinstance(cls, type) and issubclass(cls, keras.Operation)) or issubclass(cls, keras.layers.Layer):
+        raise StackError(f"{name}: {class_name} is not an operation of keras.ops", layer=name)
+    saved = {"module": f"keras.src.{module}", "class_name": operation, "config": {**copy.deepcopy(config), "name": name}}
+    try:
+        return KerasOperation(keras.saving.deserialize_keras_object(saved, safe_mode=True), options, name=name)
+    except Exception as error:  # Keras reports a bad config as several exception types
+        lines = strip_ansi(str(error)).strip().splitlines()
+        raise StackError(f"{name}: Keras cannot build {class_name} from this config: "
+                         f"{lines[0] if lines else type(error).__name__}", layer=name) from None
 
 
 def layer_class(class_name: str):
@@ -104,6 +136,8 @@ def card_class(layer) -> str:
     cls = type(layer)
     if getattr(keras.layers, cls.__name__, None) is cls:
         return cls.__name__
+    if not isinstance(layer, keras.layers.Layer) and cls.__module__.startswith("keras.src.ops."):
+        return f"{cls.__module__.removeprefix('keras.src.')}.{cls.__name__}"   # a keras.ops operation
     return keras.saving.get_registered_name(cls)
 
 

@@ -11,7 +11,8 @@ import numpy as np
 from . import backend, keras_archive, keras_cards, output_file
 from .errors import SpecError, StackError, strip_ansi
 from .registry import TYPES, ByKeras, more_outputs
-from .spec import INPUT_REF, STANDARDIZE, Batching, InputSpec, LayerSpec, StackSpec, _layer_name, call_outputs
+from .spec import (INPUT_REF, STANDARDIZE, Batching, InputSpec, LayerSpec, StackSpec, _layer_name, call_outputs,
+                   option_json)
 
 
 
@@ -58,7 +59,8 @@ def from_keras_model(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], lis
 
 def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]:
     import keras
-    notes: list[str] = []
+    sequential = isinstance(model, keras.Sequential)
+    model, notes = _flattened(model)
     # id(Keras layer) → in a model that branches: the tensors it takes, its initial states, its further calls'
     sources: dict[int, list[Tensor]] = {}
     states: dict[int, list[Tensor]] = {}
@@ -117,13 +119,15 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
         except StackError as error:
             refused.append(f"{layer.name} ({kind}) {error.message}")
             continue
+        if spec.arguments and not taken_from:   # in a chain, the one tensor its parameter takes: the layer before's
+            taken_from = [previous.name if previous is not None else INPUT_REF]
         if passed is not None:
             spec.inputs = [passed]
         elif spec.arguments or taken_from and taken_from != [previous.name if previous is not None else INPUT_REF]:
             spec.inputs = taken_from      # a branch or a merge; else the layer before, as in a chain
         by_name[spec.name] = spec
         layers.append(spec)
-        weights[spec.name] = layer.get_weights()
+        weights[spec.name] = layer.get_weights() if isinstance(layer, keras.layers.Layer) else []   # or an op
         previous = spec
     for layer, _ in chain[:-1]:   # a shared layer: one card, called again on other tensors (any layer's, named
         if id(layer) in calls and renamed.get(layer.name) in by_name:   # once every card is; StackSpec.call_order runs them)
@@ -159,12 +163,52 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
     steps = shape[1] if len(shape) > 1 else None
     # Keras's Sequential runs at any length (it falls back to calling its layers one by one); a functional
     # model takes only the length of its Input, and a flatten needs it fixed anyway.
-    if steps is not None and (not isinstance(model, keras.Sequential) or stack.needs_fixed_length()):
+    if steps is not None and (not sequential or stack.needs_fixed_length()):
         stack.input.length = stack.batching.maxlen = int(steps)
         notes.append(f"the model takes exactly {steps} timesteps: maxlen is set to {steps}")
     stack.weights = weights
     stack.weights_id = uuid.uuid4().hex
     return stack, weights, notes
+
+
+def _flattened(model) -> tuple[object, list[str]]:
+    """The model with each model inside it (an encoder Sequential called as a layer) replaced by that model's
+    layers, so that every layer is a card, and a note for each. The layers are the model's own (their weights
+    too), but for a copy, named "<inner model>_<layer>", of an inner layer named like another layer."""
+    import keras
+    if not getattr(model, "inputs", None) or not any(isinstance(layer, keras.Model) for layer in model.layers):
+        return model, []
+    notes: list[str] = []
+    names = [layer.name for layer in _operations(model) if not isinstance(layer, keras.Model)]
+    copies: list[tuple[object, object]] = []
+    inner: dict[int, object] = {}   # id(inner layer) → its copy under another name
+    seen: set[int] = set()          # the inner models met (one called twice shares its layers, as in Keras)
+
+    def unnested(operation):
+        if not isinstance(operation, keras.Model):
+            return inner.get(id(operation), operation)
+        graph = getattr(operation, "_functional", None) or operation
+        if id(operation) not in seen:
+            seen.add(id(operation))
+            notes.append(f"{operation.name} is a model inside the model: its layers are shown one by one")
+            for layer in _operations(graph):
+                if isinstance(layer, (keras.layers.InputLayer, keras.Model)):
+                    continue
+                if layer.name in names:   # Keras wants one name per layer in a model
+                    copy = type(layer).from_config({**layer.get_config(), "name": f"{operation.name}_{layer.name}"})
+                    copies.append((copy, layer))
+                    inner[id(layer)] = copy
+                names.append(inner[id(layer)].name if id(layer) in inner else layer.name)
+        return lambda tensors, *_, **__: graph._run_through_graph(tensors, operation_fn=unnested)
+
+    inputs = [keras.Input(batch_shape=tensor.shape, dtype=tensor.dtype, name=tensor._keras_history.operation.name)
+              for tensor in model.inputs]
+    graph = getattr(model, "_functional", None) or model
+    outputs = graph._run_through_graph(inputs, operation_fn=unnested)
+    flat = keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=model.name)
+    for copy, layer in copies:
+        copy.set_weights(layer.get_weights())
+    return flat, notes
 
 
 def _input_spec(tensor, takers: list) -> InputSpec:
@@ -288,7 +332,7 @@ def _chain(model) -> list[tuple[object, int]]:
             break
         node = operation._inbound_nodes[node_index]
         # the tensors it is called on, and any other tensor argument (initial_state …); masks travel by themselves
-        inputs = keras.tree.flatten(node.arguments.args)
+        inputs = [t for t in keras.tree.flatten(node.arguments.args) if isinstance(t, keras.KerasTensor)]
         inputs += [t for key, value in node.arguments.kwargs.items() if key != "mask"
                    for t in keras.tree.flatten(value) if isinstance(t, keras.KerasTensor)]
         if len(inputs) != 1:
@@ -325,7 +369,7 @@ def _graph(model) -> tuple[list[tuple[object, int]], dict[int, list[Tensor]], di
         return found
 
     order, sources, states, calls = [], {}, {}, {}
-    for layer in model.layers:
+    for layer in _computing(model):
         if isinstance(layer, keras.layers.InputLayer):
             continue
         kind = type(layer).__name__
@@ -369,12 +413,35 @@ def _call_form(model, layer) -> tuple[list, list[str] | None, dict]:
         if any(isinstance(item, keras.KerasTensor) for item in keras.tree.flatten(value)):
             raise StackError(f"{layer.name} ({type(layer).__name__}) takes several tensors as {key}; a card gives "
                              "each parameter of its call one tensor")
-        if not (value is None or isinstance(value, (bool, int, float, str))):
-            raise StackError(f"{layer.name} ({type(layer).__name__}) is called with {key}={value!r}; a card's call "
-                             "takes only true, false, null, numbers and strings")
+        try:
+            options[key] = option_json(value)
+        except ValueError as error:
+            raise StackError(f"{layer.name} ({type(layer).__name__}) is called with {key} that {error}") from None
     if args:
         return keras.tree.flatten(args), None, options
     return list(tensors.values()), list(tensors) or None, options
+
+
+def _operations(model) -> list:
+    """The model's layers and keras.ops operations (`keras.ops.mean(x, axis=1)`), in Keras's order."""
+    return (getattr(model, "_functional", None) or model).operations
+
+
+def _computing(model) -> list:
+    """_operations that compute the model's outputs: not those that only compute a mask (Keras records an
+    Embedding's not_equal as an operation when a layer takes its mask)."""
+    import keras
+    used, seen, waiting = set(), set(), list(model.outputs)
+    while waiting:
+        operation, node_index, _ = waiting.pop()._keras_history
+        if (id(operation), node_index) in seen:
+            continue
+        seen.add((id(operation), node_index))
+        used.add(id(operation))
+        node = operation._inbound_nodes[node_index]
+        arguments = [node.arguments.args, *(value for key, value in node.arguments.kwargs.items() if key != "mask")]
+        waiting += [t for t in keras.tree.flatten(arguments) if isinstance(t, keras.KerasTensor)]
+    return [operation for operation in _operations(model) if id(operation) in used]
 
 
 def _model_outputs(model, stack: StackSpec, renamed: dict[str, str], by_name: dict[str, LayerSpec]) -> None:
@@ -422,7 +489,10 @@ def _feed(previous: LayerSpec, taken: int) -> bool:
 
 
 def _layer_spec(layer, kind: str) -> LayerSpec | None:
-    """The layer as its registry type reads it; None for a Keras layer card."""
+    """The layer as its registry type reads it; None for a Keras layer card (or a keras.ops operation's)."""
+    import keras
+    if not isinstance(layer, keras.layers.Layer):
+        return None
     if kind == "Bidirectional":
         kind = type(layer.forward_layer).__name__
         if kind not in _TYPE_OF or not TYPES[_TYPE_OF[kind]].recurrent:

@@ -120,3 +120,22 @@ def custom_output_shape(layer, shape: tuple) -> tuple | None:
     except Exception:   # the run itself reports what is wrong with the expression
         return None
     return tuple(output.shape[1:]) if isinstance(output, keras.KerasTensor) else None
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class KerasOperation(keras.layers.Layer):
+    """A keras.ops operation of a model's graph (`keras.ops.mean(x, axis=1)`) as a layer: it computes what the
+    operation does, with its arguments as the model passed them; a mask stops at it, as in a Keras graph."""
+
+    def __init__(self, operation, options=None, **kwargs):
+        super().__init__(**kwargs)
+        self.operation = (operation if isinstance(operation, keras.Operation)
+                          else keras.saving.deserialize_keras_object(operation, safe_mode=True))
+        self.options = options or {}   # the call's arguments that are not tensors (a Layer's call takes only tensors)
+
+    def call(self, *args, **kwargs):
+        return self.operation(*args, **kwargs, **self.options)
+
+    def get_config(self):
+        return {**super().get_config(), "operation": keras.saving.serialize_keras_object(self.operation),
+                "options": keras.saving.serialize_keras_object(self.options)}

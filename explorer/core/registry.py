@@ -24,7 +24,8 @@ ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax", "gelu", "elu", "s
                "hard_sigmoid", "exponential", "leaky_relu", "silu", "softsign", "relu6", "mish", "celu",
                "hard_silu", "hard_swish", "hard_tanh", "log_sigmoid", "log_softmax", "tanh_shrink",
                "soft_shrink", "hard_shrink", "sparse_plus", "sparse_sigmoid", "squareplus", "sparsemax", "glu")
-KERAS_CLASS = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}(>[A-Za-z_][A-Za-z0-9_]{0,99})?")  # Keras's class or registered name
+# Keras's class ("Conv1D"), a registered name ("package>Class") or a keras.ops operation ("ops.numpy.Mean")
+KERAS_CLASS = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}(>[A-Za-z_][A-Za-z0-9_]{0,99})?|ops\.[a-z_]{1,20}\.[A-Za-z_][A-Za-z0-9_]{0,99}")
 MAX_CONFIG = 200_000
 # The Keras layer card's class chooser, with a config each starts from (any other class of keras.layers may be
 # typed in; Keras checks its config when it builds it)
@@ -100,7 +101,8 @@ def choice(options: tuple[str, ...], *, nullable: bool = False) -> Callable[[Any
 
 def class_name(value: Any) -> str:
     if not isinstance(value, str) or not KERAS_CLASS.fullmatch(value):
-        raise ValueError(f"must be the name of a Keras layer class, such as \"Conv1D\", got {show(value)}")
+        raise ValueError(f"must be the name of a Keras layer class, such as \"Conv1D\", or of a keras.ops "
+                         f"operation, such as \"ops.numpy.Mean\", got {show(value)}")
     return value
 
 
@@ -375,15 +377,21 @@ def python_name(name: str) -> str:
 def _keras_layer(layer, name, spec):
     """A layer of keras.layers from its saved config, built by Keras in safe mode."""
     from .keras_cards import keras_layer
-    return keras_layer(layer.params["class_name"], layer.params["config"], name)
+    from .spec import option_value
+    options = {key: option_value(value) for key, value in (layer.options or {}).items()}
+    return keras_layer(layer.params["class_name"], layer.params["config"], name, options)
 
 
 def _keras_layer_code(layer, name, spec):
-    from .keras_cards import is_custom
+    from .keras_cards import is_custom, is_operation
     class_name = layer.params["class_name"]
     config = {**layer.params["config"], "name": name}
     if is_custom(class_name):   # the script's reader imports the class from their own file first
         return f"keras.saving.deserialize_keras_object({{'class_name': {class_name!r}, 'config': {config!r}}})"
+    if is_operation(class_name):   # a keras.ops operation, as Keras saves it in a model
+        module, _, operation = class_name.rpartition(".")
+        saved = {"module": f"keras.src.{module}", "class_name": operation, "config": config}
+        return f"keras.saving.deserialize_keras_object({saved!r})"
     return f"keras.layers.deserialize({ {'module': 'keras.layers', 'class_name': class_name, 'config': config}!r})"
 
 

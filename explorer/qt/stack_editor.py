@@ -25,7 +25,7 @@ from ..core.registry import GROUPS, KERAS_STARTERS, TYPES
 from ..core.spec import (INPUT_REF, LAYER_PARAMS, MAX_FEATURES, MAX_SEED, MAX_VOCAB, InputSpec, LayerSpec,
                          StackSpec)
 from ..core.spec import layer_label as friendly
-from ..core.spec import call_outputs
+from ..core.spec import call_outputs, option_text
 from ..session import FAILED, Session
 from .stale import StateGate
 from .expression_editor import ExpressionEdit
@@ -255,7 +255,7 @@ class LayerCard(QFrame):
             self.inputs_label.setToolTip("The layers whose outputs this layer takes")
             outer.addWidget(self.inputs_label)
         if layer.options:   # the call's keyword arguments, as the model called it
-            self.options_label = QLabel("called with " + ", ".join(f"{key}={value!r}"
+            self.options_label = QLabel("called with " + ", ".join(f"{key}={option_text(value)}"
                                                                      for key, value in layer.options.items()))
             self.options_label.setFont(mono_font())
             self.options_label.setWordWrap(True)

@@ -16,7 +16,7 @@ from keras import layers
 
 from explorer import cli
 from explorer.core import keras_io, spec as specs
-from explorer.core.errors import SpecError
+from explorer.core.errors import ExplorerError, SpecError
 from explorer.core.run import Engine
 
 from .keras_files import trained_and_saved
@@ -167,9 +167,79 @@ KERAS_CARD = {"type": "keras", "class_name": "Attention", "config": {}}
      r"layers\[2\].arguments: names 1 parameters, but the layer takes 2 tensors"),
     ({**KERAS_CARD, "inputs": ["lstm_1"], "arguments": ["query", "query"]}, r"layers\[2\].arguments: must be a list"),
     ({**KERAS_CARD, "options": {"training": True}}, r"layers\[2\].options: \"training\" is not a keyword argument"),
-    ({**KERAS_CARD, "options": {"use_causal_mask": [1]}}, r"use_causal_mask must be true, false, null, a number"),
+    ({**KERAS_CARD, "options": {"use_causal_mask": {"class_name": "Lambda"}}},
+     r'use_causal_mask must be \{"slice": \[start, stop, step\]\}, \{"tuple": \[...\]\} or \{"ellipsis": true\}'),
+    ({**KERAS_CARD, "options": {"key": {"slice": [0, "a", None]}}}, r'key must be \{"slice"'),
     ({"type": "dense", "options": {"use_causal_mask": True}}, r"layers\[2\].options: unknown key; known keys: activation, calls, initial_state, inputs"),
 ])
 def test_a_stack_file_gives_each_argument_a_tensor_and_plain_options(layer, message):
     with pytest.raises(SpecError, match=message):
         specs.from_dict({"layers": [{"type": "embedding"}, {"type": "lstm", "return_sequences": True}, layer]})
+
+
+def ops_in_the_graph():
+    """Keras 3 functional code that calls keras.ops (and Python operators) between layers."""
+    ids = keras.Input((None,), dtype="int32", name="ids")
+    x = layers.Embedding(9, 3, name="emb")(ids)
+    forward = layers.LSTM(4, return_sequences=True, name="forward")(x)
+    other = layers.GRU(4, return_sequences=True, name="other")(x)
+    summed = keras.ops.add(forward, other) * 0.5            # two positional tensors; a tensor and a number
+    last = summed[:, -1, :]                                 # GetItem with a key of slices
+    mean = keras.ops.mean(summed, axis=1)
+    both = keras.ops.concatenate([last, mean], axis=-1)     # one list of tensors
+    return keras.Model(ids, layers.Dense(2, name="head")(both))
+
+
+@pytest.fixture(scope="module")
+def saved_ops(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ops") / "ops.keras"
+    return trained_and_saved(ops_in_the_graph, [keras.utils.pad_sequences(TEXTS, padding="post")], path), path
+
+
+def test_keras_ops_between_layers_are_cards_that_equal_keras(saved_ops, tmp_path):
+    model, path = saved_ops
+    spec, _, _ = keras_io.import_model(path)
+    cards = {name: layer for name, layer in zip(spec.layer_names(), spec.layers) if layer.type == "keras"}
+    assert [layer.params["class_name"] for layer in cards.values()] == [
+        "ops.numpy.Add", "ops.numpy.Multiply", "ops.numpy.GetItem", "ops.numpy.Mean", "ops.numpy.Concatenate"]
+    multiply = next(layer for layer in cards.values() if layer.params["class_name"] == "ops.numpy.Multiply")
+    assert (multiply.arguments, multiply.options) == (["x1"], {"x2": 0.5})
+    batch = keras.utils.pad_sequences(TEXTS, padding="post")
+    result = ENGINE.run(spec, text(TEXTS))
+    for name in cards:   # each operation's output, as the saved model computes it
+        expected = keras.Model(model.input, model.get_layer(name).output if name in [layer.name for layer in
+                               model.layers] else next(op for op in model.operations if op.name == name).output)
+        np.testing.assert_allclose(result.layer(name).output, expected.predict(batch, verbose=0), atol=1e-5,
+                                   err_msg=name)
+    np.testing.assert_allclose(result.layer("head").output, model.predict(batch, verbose=0), atol=1e-5)
+    again = specs.loads(specs.dumps(spec))     # the stack file keeps each operation and its options
+    np.testing.assert_allclose(ENGINE.run(again, text(TEXTS)).layer("head").output, result.layer("head").output,
+                               atol=1e-6)
+
+
+def test_the_exported_script_calls_the_operations_and_gives_predicts_numbers(saved_ops, tmp_path):
+    import subprocess
+    import sys
+
+    from explorer.core.codegen import export_code
+    model, path = saved_ops
+    spec, _, _ = keras_io.import_model(path)
+    spec.sequences = text(TEXTS)
+    code = export_code(spec, weights_from=str(path))
+    (tmp_path / "model.py").write_text(code + "__import__('numpy').save('out.npy', results['head'])\n")
+    ran = subprocess.run([sys.executable, "model.py"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    batch = keras.utils.pad_sequences(TEXTS, padding="post")
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model.predict(batch, verbose=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("class_name, message", [
+    ("ops.os.system", "ops.os.system is not an operation of keras.ops"),
+    ("ops.numpy.np", "ops.numpy.np is not an operation of keras.ops"),
+    ("ops.numpy.Mean.x", r"class_name: must be the name of a Keras layer class"),
+])
+def test_a_card_names_only_keras_operations(class_name, message):
+    document = {"input": {"kind": "features", "features": 2},
+                "layers": [{"type": "lstm", "units": 2}, {"type": "keras", "class_name": class_name, "config": {}}]}
+    with pytest.raises(ExplorerError, match=message):
+        ENGINE.built_for(specs.from_dict(document))
