@@ -142,9 +142,17 @@ def build(spec: StackSpec) -> BuiltStack:
                              f"got {type(result).__name__}", layer=name)
         extra = {}
         first = result[0] if isinstance(result, (list, tuple)) else result   # out/<name>: Keras's first output
-        if layer.type == "keras" and not hasattr(result, "shape"):
-            raise StackError(f"{name}: {layer.params['class_name']} gives {len(keras.tree.flatten(result))} "
-                             "tensors; a card passes one tensor to the next layer", layer=name)
+        if layer.type == "keras":
+            result = keras.tree.flatten(result) if not hasattr(result, "shape") else result
+            given = len(result) if isinstance(result, list) else 1
+            if given != (layer.returns or 1):
+                raise StackError(f"{name}: {layer.params['class_name']} returns {given} tensor{'s' * (given > 1)}, "
+                                 + (f'but the card says "returns": {layer.returns}' if layer.returns else
+                                    f'but the card passes on one: set "returns": {given} to name the others '
+                                    f"{name}/output/1 …"), layer=name)
+            if given == 1:
+                result = result[0] if isinstance(result, list) else result
+            first = result[0] if isinstance(result, list) else result
         if isinstance(result, (list, tuple)):
             x, rest = result[0], list(result[1:])
             if layer.type == "attention_pooling":

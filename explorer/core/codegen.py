@@ -180,9 +180,9 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
             arguments = f"(x, initial_state=[{', '.join(tensors([source]) for source in layer.initial_state)}])"
         more = more_outputs(layer)   # a merge_mode None's backward output, return_state's states
         if more:
-            variables = [f"{variable}_{key.removeprefix('state/')}" for key in more]
+            variables = [f"{variable}_{python_name(key.removeprefix('state/'))}" for key in more]
             lines.append(f"x, {', '.join(variables)} = {call}{arguments}")
-            if layer.params["feeds"] != "output":
+            if layer.params.get("feeds", "output") != "output":
                 lines.append(f"x = {variable}_{layer.params['feeds']}  # the next layer takes this state")
             lines.append(f"outputs[{name!r}] = x")
             lines += [f"outputs[{name + '/' + key!r}] = {more_variable}"

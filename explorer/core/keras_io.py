@@ -110,7 +110,9 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
                          "it as it is (a Keras layer card)")
             spec = None
         if spec is None:   # computed by Keras itself, from its saved config
-            spec = LayerSpec("keras", TYPES["keras"].read(layer), arguments=arguments, options=options or None)
+            returned = len(layer._inbound_nodes[_calls(model, layer)[0]].outputs)
+            spec = LayerSpec("keras", TYPES["keras"].read(layer), arguments=arguments, options=options or None,
+                             returns=returned if returned > 1 else None)
         spec.name = renamed[layer.name] = _usable_name(layer.name, [known.name for known in layers], notes)
         try:
             taken_from = [_tensor_name(tensor, renamed, by_name) for tensor in sources.get(id(layer), [])]

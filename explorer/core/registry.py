@@ -660,7 +660,10 @@ def state_names(layer: LayerSpec) -> list[str]:
 
 def more_outputs(layer: LayerSpec) -> list[str]:
     """What a layer returns after its first output, in Keras's order, as probe keys under its name: the backward
-    output of a Bidirectional with merge_mode None, then return_state's states ("backward", "state/h" …)."""
+    output of a Bidirectional with merge_mode None, then return_state's states ("backward", "state/h" …); a Keras
+    layer card's further tensors ("output/1" …)."""
+    if layer.type == "keras":   # what a Keras layer card's call returns after its first tensor
+        return [f"output/{index}" for index in range(1, layer.returns or 1)]
     if not layer.is_recurrent:
         return []
     backward = ["backward"] if layer.params["bidirectional"] and layer.params["merge_mode"] is None else []

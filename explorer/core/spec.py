@@ -127,6 +127,9 @@ class LayerSpec:
     arguments: list[str] | None = None
     # the call's further keyword arguments that are not tensors (`use_causal_mask=True`), as Keras recorded them
     options: dict[str, Any] | None = None
+    # how many tensors a Keras layer card's call returns when it returns several (`mha(q, v,
+    # return_attention_scores=True)`: 2); those after the first are "<name>/output/1" … (registry.more_outputs)
+    returns: int | None = None
 
     def __post_init__(self) -> None:
         defaults = {key: copy.deepcopy(default) for key, (default, _) in LAYER_PARAMS.get(self.type, {}).items()}
@@ -399,7 +402,7 @@ def _parse_layer(data: Any, index: int) -> LayerSpec:
         raise SpecError(f"{path}.type", f"unknown layer type {_show(layer_type)}; known types: "
                                         + ", ".join(LAYER_TYPES))
     schema = LAYER_PARAMS[layer_type]
-    card = ("arguments", "options") if layer_type == "keras" else ()   # a Keras layer card's call
+    card = ("arguments", "options", "returns") if layer_type == "keras" else ()   # a Keras layer card's call
     _reject_unknown(data, {"type", "name", "inputs", "initial_state", "calls", *card, *schema}, path)
     name = None
     if "name" in data:
@@ -409,7 +412,8 @@ def _parse_layer(data: Any, index: int) -> LayerSpec:
                       _field(data, "initial_state", _optional(_sources), None, path),
                       _field(data, "calls", _optional(_calls), None, path),
                       _field(data, "arguments", _optional(_argument_names), None, path),
-                      _field(data, "options", _optional(_options), None, path))
+                      _field(data, "options", _optional(_options), None, path),
+                      _field(data, "returns", _optional(_returns), None, path))
     if layer.arguments and len(layer.arguments) != len(layer.inputs or []):
         raise SpecError(f"{path}.arguments", f"names {len(layer.arguments)} parameters, but the layer takes "
                                              f"{len(layer.inputs or [])} tensors (its inputs): one each")
@@ -420,6 +424,12 @@ def _parse_layer(data: Any, index: int) -> LayerSpec:
 
 _ARGUMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _NOT_OPTIONS = ("mask", "training", "initial_state")   # masks travel by themselves; the explorer runs inference
+
+
+def _returns(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 2 <= value <= MAX_INPUTS:
+        raise ValueError(f"must be the number of tensors the layer returns, 2 to {MAX_INPUTS}, got {_show(value)}")
+    return value
 
 
 def _argument_names(value: Any) -> list[str]:
@@ -754,6 +764,8 @@ def to_dict(spec: StackSpec, *, weights: bool = False) -> dict:
             item["arguments"] = list(layer.arguments)
         if layer.options:
             item["options"] = dict(layer.options)
+        if layer.returns:
+            item["returns"] = layer.returns
         kind = TYPES[layer.type]
         item.update((key, value) for key, value in layer.params.items()
                     if not (kind.params[key].omit_default and value == kind.params[key].default))

@@ -262,6 +262,13 @@ class LayerCard(QFrame):
             self.options_label.setToolTip("Keyword arguments of the layer's call (not its config), as the model "
                                           "called it: they change what it computes")
             outer.addWidget(self.options_label)
+        if layer.returns:   # a Keras layer card whose call returns several tensors
+            self.returns_label = QLabel("also returns " + ", ".join(call_outputs(layer, name, 0)[1:]))
+            self.returns_label.setFont(mono_font())
+            self.returns_label.setWordWrap(True)
+            self.returns_label.setToolTip("The tensors the layer's call returns after its first one, which later "
+                                          "layers and the model's outputs may take")
+            outer.addWidget(self.returns_label)
         if layer.initial_state:   # encoder-decoder: which state starts which of this layer's states
             self.states_label = QLabel("initial state from " + ", ".join(source.replace("/state/", " ")
                                                                           for source in layer.initial_state))

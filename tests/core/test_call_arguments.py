@@ -243,3 +243,35 @@ def test_a_card_names_only_keras_operations(class_name, message):
                 "layers": [{"type": "lstm", "units": 2}, {"type": "keras", "class_name": class_name, "config": {}}]}
     with pytest.raises(ExplorerError, match=message):
         ENGINE.built_for(specs.from_dict(document))
+
+
+def attention_with_scores():
+    """Self-attention that also returns its scores, which the model gives as a second output."""
+    ids = keras.Input((None,), dtype="int32", name="ids")
+    x = layers.LSTM(4, return_sequences=True, name="lstm")(layers.Embedding(9, 3, mask_zero=True, name="emb")(ids))
+    attended, scores = layers.MultiHeadAttention(2, 2, name="mha")(x, x, return_attention_scores=True)
+    return keras.Model(ids, [layers.Dense(1, name="head")(layers.GlobalAveragePooling1D(name="pool")(attended)),
+                             scores])
+
+
+def test_a_card_that_returns_several_tensors_names_each_and_equals_predict(tmp_path, capsys):
+    batch = keras.utils.pad_sequences(TEXTS, padding="post")
+    keras.utils.set_random_seed(3)
+    model = attention_with_scores()
+    model.save(tmp_path / "scores.keras")
+    spec, _, _ = keras_io.import_model(tmp_path / "scores.keras")
+    mha = spec.layers[spec.layer_names().index("mha")]
+    assert (mha.returns, spec.outputs()) == (2, ["head", "mha/output/1"])
+    (tmp_path / "texts.txt").write_text(text(TEXTS))
+    assert cli.main(["run", str(tmp_path / "scores.keras"), "--input", str(tmp_path / "texts.txt"),
+                     "--npz", str(tmp_path / "out.npz")]) == 0, capsys.readouterr().err
+    arrays = np.load(tmp_path / "out.npz")
+    head, scores = model.predict(batch, verbose=0)
+    np.testing.assert_allclose(arrays["out/head"], head, atol=1e-5)
+    np.testing.assert_allclose(arrays["out/mha/output/1"], scores, atol=1e-5)
+    without = specs.loads(specs.dumps(spec))
+    without.layers[spec.layer_names().index("mha")].returns = None
+    without.model_outputs = None
+    with pytest.raises(ExplorerError, match=r'mha: MultiHeadAttention returns 2 tensors, but the card passes on one: '
+                                            r'set "returns": 2 to name the others mha/output/1'):
+        ENGINE.run(without, text(TEXTS))

@@ -91,11 +91,14 @@ def test_a_card_called_by_parameter_and_with_options_says_how_it_is_called(qtbot
         {"type": "lstm", "name": "lstm", "units": 3, "return_sequences": True},
         {"type": "keras", "name": "attend", "class_name": "MultiHeadAttention", "config": {"num_heads": 1,
                                                                                           "key_dim": 2},
-         "inputs": ["lstm", "<input>"], "arguments": ["query", "value"], "options": {"use_causal_mask": True}}]})
+         "inputs": ["lstm", "<input>"], "arguments": ["query", "value"], "returns": 2,
+         "options": {"use_causal_mask": True, "return_attention_scores": True}}]})
     editor = editor_for(qtbot, spec)
     card = editor.cards[1]
     assert card.inputs_label.text() == "from query=lstm, value=the input"
-    assert card.options_label.text() == "called with use_causal_mask=True"
+    assert card.options_label.text() == "called with use_causal_mask=True, return_attention_scores=True"
+    assert card.returns_label.text() == "also returns attend/output/1"
+    assert not hasattr(editor.cards[0], "returns_label")
 
 
 def test_a_shared_layer_called_on_a_layer_below_lists_every_tensor_each_call_gives(qtbot):
