@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from pathlib import Path
@@ -78,6 +79,9 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
     several = len(model.inputs) > 1
     input_names = [renamed.setdefault(name, _usable_name(name, [], notes))
                    for name in (tensor._keras_history.operation.name for tensor in model.inputs)] if several else []
+    texts: dict[str, tuple[InputSpec, int | None]] = {}   # several inputs: what each raw text input reads
+    if several:
+        chain, texts = _text_inputs(model, chain, sources, states, calls)
     text = _text_input(chain[0][0]) if chain[0][0] is not None and not several else None
     if text is not None:   # raw text: the explorer's words input does what the layer does
         chain = chain[1:]
@@ -144,14 +148,16 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
         raise StackError("the model has no layers the explorer can show")
     if several:
         every_call = {key: sources.get(key, []) + sum(calls.get(key, []), []) for key in {*sources, *calls}}
-        stack = _several_inputs(model, chain, every_call, input_names, layers, weights, notes)
+        stack = _several_inputs(model, chain, every_call, input_names, layers, weights, notes, texts)
         _model_outputs(model, stack, renamed, by_name)
+        _fit_vocabularies(stack, weights)
         return stack, weights, notes
     shape = tuple(model.inputs[0].shape)
     if text is not None:
         input_spec, length = text
         stack = StackSpec(input_spec, Batching(maxlen=length), layers)
         stack.weights, stack.weights_id = weights, uuid.uuid4().hex
+        _fit_vocabularies(stack, weights)
         if graph:
             _model_outputs(model, stack, renamed, by_name)
         return stack, weights, notes
@@ -213,6 +219,18 @@ def _flattened(model) -> tuple[object, list[str]]:
     return flat, notes
 
 
+def _fit_vocabularies(stack: StackSpec, weights: dict[str, list[np.ndarray]]) -> None:
+    """A words input as wide as the Embedding that reads it: a Keras Embedding may have more rows than the lookup
+    layer has words (max_tokens above the vocabulary it adapted to), rows that no id reaches."""
+    for layer in stack.layers:
+        if layer.type != "embedding" or not weights.get(layer.name):
+            continue
+        read = {*(layer.inputs or [INPUT_REF]), *sum(layer.calls or [], [])}
+        for item in stack.all_inputs():
+            if item.kind == "words" and (item.name in read or item is stack.input and INPUT_REF in read):
+                item.vocab_size = max(item.vocab_size, int(weights[layer.name][0].shape[0]))
+
+
 def _input_spec(tensor, takers: list) -> InputSpec:
     """A model input as the explorer's input: token ids when an Embedding takes it, else feature vectors."""
     embedding = next((layer for layer in takers if type(layer).__name__ == "Embedding"), None)
@@ -226,17 +244,20 @@ def _input_spec(tensor, takers: list) -> InputSpec:
     return InputSpec("features" if len(shape) == 3 else "vector", None, int(shape[-1]))
 
 
-def _several_inputs(model, chain, sources, names: list[str], layers: list[LayerSpec], weights, notes: list[str]
-                    ) -> StackSpec:
+def _several_inputs(model, chain, sources, names: list[str], layers: list[LayerSpec], weights, notes: list[str],
+                    texts: dict[str, tuple[InputSpec, int | None]]) -> StackSpec:
     """The stack of a model that takes several inputs (an encoder-decoder): one named input each, in Keras's order;
-    a layer that takes an input names it."""
+    a layer that takes an input names it. `texts`: the words input of each raw text input, by Keras's name."""
     inputs = []
     for tensor, name in zip(model.inputs, names):
         own = tensor._keras_history.operation.name
-        item = _input_spec(tensor, [layer for layer, _ in chain if (own, 0, 0) in sources.get(id(layer), [])])
+        if own in texts:   # one lookup layer may read several inputs: each input its own copy
+            item = dataclasses.replace(texts[own][0], length=texts[own][1])
+        else:
+            item = _input_spec(tensor, [layer for layer, _ in chain if (own, 0, 0) in sources.get(id(layer), [])])
+            if item.has_steps and tensor.shape[1] is not None:
+                item.length = int(tensor.shape[1])
         item.name = name
-        if item.has_steps and tensor.shape[1] is not None:
-            item.length = int(tensor.shape[1])
         inputs.append(item)
     if not inputs[0].has_steps:   # the explorer pads its first input: a sequence input goes first
         first = next((item for item in inputs if item.has_steps), None)
@@ -257,6 +278,39 @@ def _several_inputs(model, chain, sources, names: list[str], layers: list[LayerS
         notes.append(f"the model takes exactly {inputs[0].length} timesteps: maxlen is set to {inputs[0].length}")
     stack.weights, stack.weights_id = weights, uuid.uuid4().hex
     return stack
+
+
+def _text_inputs(model, chain, sources, states, calls) -> tuple[list, dict[str, tuple[InputSpec, int | None]]]:
+    """A model of several inputs that takes raw text: the TextVectorization (or StringLookup) layers that read its
+    text inputs leave the chain, the layers after them take the input instead (as the words input does what the
+    lookup does), and each text input's words input by Keras's name. Refuses a text input read otherwise."""
+    strings = {tensor._keras_history.operation.name for tensor in model.inputs if "string" in str(tensor.dtype)}
+    if not strings:
+        return chain, {}
+    found, replaced, dropped = {}, {}, set()
+    for layer, _ in chain:
+        given = [sources.get(id(layer), []), *calls.get(id(layer), [])] if layer is not None else []
+        reads = [call for call in given if any(owner in strings for owner, _, _ in call)]
+        if not reads:
+            continue
+        text = _text_input(layer) if len(reads) == len(given) and all(len(call) == 1 for call in given) else None
+        if text is None:
+            raise StackError(f"the model's input {reads[0][0][0]} takes raw text, which {layer.name} "
+                             f"({type(layer).__name__}) reads; the explorer reads raw text through a TextVectorization "
+                             "or StringLookup layer that takes only that input")
+        for k, (tensor,) in enumerate(given):
+            replaced[(layer.name, k, 0)] = (tensor[0], 0, 0)
+            found[tensor[0]] = text
+        dropped.add(id(layer))
+    unread = sorted(strings - set(found))
+    if unread:
+        raise StackError(f"the model's input {unread[0]} takes raw text that no TextVectorization or StringLookup "
+                         "layer reads")
+    for table in (sources, states):
+        table.update((key, [replaced.get(tensor, tensor) for tensor in tensors]) for key, tensors in table.items())
+    calls.update((key, [[replaced.get(tensor, tensor) for tensor in call] for call in each])
+                 for key, each in calls.items())
+    return [(layer, taken) for layer, taken in chain if id(layer) not in dropped], found
 
 
 def _text_input(layer) -> tuple[InputSpec, int | None] | None:

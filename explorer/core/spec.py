@@ -345,8 +345,8 @@ def _parse_input(data: Any, path: str = "input", extra: tuple[str, ...] = ()) ->
     if vocabulary is not None:
         if kind != "words":
             raise SpecError(f"{path}.vocabulary", 'is for words input only (input.kind "words")')
-        if len(vocabulary) != vocab:
-            raise SpecError(f"{path}.vocabulary", f"holds {len(vocabulary)} words, but vocab_size is {vocab}")
+        if len(vocabulary) > vocab:   # fewer: ids the Embedding has rows for but no word reaches
+            raise SpecError(f"{path}.vocabulary", f"holds {len(vocabulary)} words, more than vocab_size {vocab}")
     name = _field(data, "name", _optional(_layer_name), None, path)
     return InputSpec(kind, vocab, features, length, standardize, vocabulary, name)
 

@@ -754,7 +754,7 @@ class StackEditor(QWidget):
         kind = self.input_kind_combo.currentData()
         vocab = self.vocab_spin.value()
         vocabulary = old.vocabulary      # a model's own: kept while it still fits
-        if kind != "words" or vocabulary is None or len(vocabulary) != vocab:
+        if kind != "words" or vocabulary is None or len(vocabulary) > vocab:
             vocabulary = None
         new = InputSpec(kind, vocab, self.features_spin.value(), old.length if kind != "vector" else None,
                         self.standardize_combo.currentData(), vocabulary, old.name)

@@ -21,11 +21,13 @@ TRAINING = ["The cat sat on the mat.", "A dog barked!", "the Cat, the dog and th
 SENTENCES = ["Cat, sat ON the mat", "the zebra barked", "a bird... sat!"]   # "zebra": out of the vocabulary
 
 
-def vectorized_model(output_sequence_length=None):
+def vectorized_model(output_sequence_length=None, rows=None):
+    """`rows`: the Embedding's input_dim (max_tokens, above the words adapted, as many models write it); None: as
+    many as the vocabulary has words."""
     vectorize = layers.TextVectorization(max_tokens=40, output_sequence_length=output_sequence_length, name="text")
     vectorize.adapt(TRAINING)
     return keras.Sequential([keras.Input((1,), dtype="string"), vectorize,
-                             layers.Embedding(len(vectorize.get_vocabulary()), 4, mask_zero=True, name="emb"),
+                             layers.Embedding(rows or len(vectorize.get_vocabulary()), 4, mask_zero=True, name="emb"),
                              layers.Bidirectional(layers.LSTM(3), name="bi"), layers.Dense(2, name="head")])
 
 
@@ -38,9 +40,9 @@ def saved(path, **options):
     return model
 
 
-@pytest.mark.parametrize("length", [None, 6])
-def test_a_text_vectorization_model_runs_on_raw_sentences_like_predict(tmp_path, length):
-    model = saved(tmp_path / "text.keras", output_sequence_length=length)
+@pytest.mark.parametrize("length, rows", [(None, None), (6, None), (None, 40)])
+def test_a_text_vectorization_model_runs_on_raw_sentences_like_predict(tmp_path, length, rows):
+    model = saved(tmp_path / "text.keras", output_sequence_length=length, rows=rows)
     spec, _, _ = keras_io.import_model(tmp_path / "text.keras")
     assert spec.input.kind == "words" and spec.input.vocabulary == model.get_layer("text").get_vocabulary()
     assert spec.layer_names() == ["emb", "bi", "head"] and spec.batching.maxlen == length
@@ -83,3 +85,34 @@ def test_text_settings_the_words_input_cannot_reproduce_are_refused_by_name(tmp_
     model.save(tmp_path / "bigrams.keras")
     with pytest.raises(StackError, match=r"bigrams \(TextVectorization\) has ngrams"):
         keras_io.import_model(tmp_path / "bigrams.keras")
+
+
+def question_and_passage():
+    """Two raw text inputs read by one TextVectorization and one Embedding, each text by its own LSTM."""
+    vectorize = layers.TextVectorization(max_tokens=40, name="text")
+    vectorize.adapt(TRAINING)
+    question, passage = (keras.Input((1,), dtype="string", name=name) for name in ("question", "passage"))
+    embed = layers.Embedding(40, 3, mask_zero=True, name="emb")
+    read_question = layers.LSTM(3, name="read_question")(embed(vectorize(question)))
+    read_passage = layers.LSTM(3, name="read_passage")(embed(vectorize(passage)))
+    both = layers.Concatenate(name="both")([read_question, read_passage])
+    return keras.Model([question, passage], layers.Dense(1, name="answer")(both))
+
+
+def test_two_raw_text_inputs_are_two_words_inputs_and_equal_predict(tmp_path):
+    keras.utils.set_random_seed(3)
+    model = question_and_passage()
+    model.compile("adam", "mse")
+    raw = {"question": tf.constant(TRAINING[:2])[:, None], "passage": tf.constant(TRAINING[2:])[:, None]}
+    model.fit(raw, np.ones((2, 1)), verbose=0)
+    model.save(tmp_path / "qa.keras")
+    spec, _, _ = keras_io.import_model(tmp_path / "qa.keras")
+    assert [(item.name, item.kind, item.vocab_size) for item in spec.all_inputs()] == [
+        ("question", "words", 40), ("passage", "words", 40)]
+    assert "text" not in spec.layer_names()                   # the words inputs do what it did
+    result = ENGINE.run(spec, {"question": "\n".join(SENTENCES) + "\n", "passage": "a cat\nthe dog sat\nzebra\n"})
+    raw = {"question": tf.constant(SENTENCES)[:, None], "passage": tf.constant(["a cat", "the dog sat", "zebra"])[:, None]}
+    for name in ("read_question", "read_passage", "answer"):
+        expected = keras.Model(model.inputs, model.get_layer(name).output).predict(raw, verbose=0)
+        np.testing.assert_allclose(result.layer(name).output, expected, atol=1e-5, err_msg=name)
+    np.testing.assert_array_equal(result.inputs["passage"].batch, model.get_layer("text")(raw["passage"]))
