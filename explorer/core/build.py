@@ -196,7 +196,6 @@ def build(spec: StackSpec) -> BuiltStack:
     forward = (backend.traced_inputs(probe, shapes) if several else backend.traced(probe, input_shape, dtype))
     notes = []
     if spec.weights:
-        from .keras_io import apply_weights
         notes = apply_weights(objects, spec.weights)
     build_ms = (time.perf_counter() - started) * 1000
     return BuiltStack(spec.architecture_key(), model, probe, forward, infos, input_shape, dtype, build_ms, objects,
@@ -228,3 +227,19 @@ def _taken(tensors: dict[str, Any], sources: list[str], name: str) -> list:
                          "or restore the layer or setting that gave it", layer=name)
     return [tensors[source] for source in sources]
 
+
+def apply_weights(keras_layers: dict, weights: dict[str, list]) -> list[str]:
+    """Copies trained weights into freshly built layers; layers whose shapes changed keep fresh ones."""
+    notes = []
+    for name, values in weights.items():
+        layer = keras_layers.get(name)
+        if layer is None:
+            continue
+        current = layer.get_weights()
+        if len(current) != len(values) or any(a.shape != b.shape for a, b in zip(current, values)):
+            notes.append(f"{name}: the trained weights no longer fit its settings, so it starts from fresh ones")
+            continue
+        layer.set_weights(values)
+        if hasattr(layer, "finalize_state"):   # a preprocessing layer's state from its weights (Normalization's
+            layer.finalize_state()             # mean and variance), as Keras does when it loads a model
+    return notes

@@ -99,11 +99,12 @@ def check_structure(spec: StackSpec) -> None:
                                  "holds", layer=name)
             is_ids = False
             continue
+        if kind in ("custom", "keras"):
+            return  # the expression (or the Keras layer: an IntegerLookup, one_hot) decides its own shape: Keras
+                    # checks the rest
         if is_ids:
             raise StackError(f"{name} receives raw token ids (batch, T); put an embedding first to turn each id "
                              "into a vector (or switch the input to features)", layer=name)
-        if kind in ("custom", "keras"):
-            return  # the expression (or the Keras layer) decides its own shape: Keras checks the rest
         if TYPES[kind].needs_sequence and not has_time:
             cause = _cut_reason(spec.layers[last_cut], names[last_cut])
             cut = spec.layers[last_cut]

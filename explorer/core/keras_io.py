@@ -12,7 +12,7 @@ import numpy as np
 from . import backend, keras_archive, keras_cards, output_file
 from .errors import SpecError, StackError, strip_ansi
 from .registry import TYPES, ByKeras, more_outputs
-from .spec import (INPUT_REF, STANDARDIZE, Batching, InputSpec, LayerSpec, StackSpec, _layer_name, call_outputs,
+from .spec import (INPUT_REF, MAX_VOCAB, STANDARDIZE, Batching, InputSpec, LayerSpec, StackSpec, _layer_name, call_outputs,
                    option_json)
 
 
@@ -86,6 +86,7 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
     if text is not None:   # raw text: the explorer's words input does what the layer does
         chain = chain[1:]
     layers: list[LayerSpec] = []
+    read: dict[str, object] = {}   # card name → the Keras layer it was read from
     weights: dict[str, list[np.ndarray]] = {}
     refused: list[str] = []
     previous: LayerSpec | None = None
@@ -132,6 +133,7 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
         elif spec.arguments or taken_from and taken_from != [previous.name if previous is not None else INPUT_REF]:
             spec.inputs = taken_from      # a branch or a merge; else the layer before, as in a chain
         by_name[spec.name] = spec
+        read[spec.name] = layer
         layers.append(spec)
         weights[spec.name] = layer.get_weights() if isinstance(layer, keras.layers.Layer) else []   # or an op
         previous = spec
@@ -150,18 +152,18 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
         every_call = {key: sources.get(key, []) + sum(calls.get(key, []), []) for key in {*sources, *calls}}
         stack = _several_inputs(model, chain, every_call, input_names, layers, weights, notes, texts)
         _model_outputs(model, stack, renamed, by_name)
-        _fit_vocabularies(stack, weights)
+        _fit_embeddings(stack, weights, read, notes)
         return stack, weights, notes
     shape = tuple(model.inputs[0].shape)
     if text is not None:
         input_spec, length = text
         stack = StackSpec(input_spec, Batching(maxlen=length), layers)
         stack.weights, stack.weights_id = weights, uuid.uuid4().hex
-        _fit_vocabularies(stack, weights)
+        _fit_embeddings(stack, weights, read, notes)
         if graph:
             _model_outputs(model, stack, renamed, by_name)
         return stack, weights, notes
-    first = _input_spec(model.inputs[0], [chain[0][0]])
+    first = _input_spec(model.inputs[0], [chain[0][0]], notes)
     if not first.has_steps:
         raise StackError(f"the model's input {model.inputs[0]._keras_history.operation.name} {shape} is one vector per "
                          "example, with no time axis; the explorer shows sequences, so its first input needs one")
@@ -171,12 +173,26 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
     steps = shape[1] if len(shape) > 1 else None
     # Keras's Sequential runs at any length (it falls back to calling its layers one by one); a functional
     # model takes only the length of its Input, and a flatten needs it fixed anyway.
-    if steps is not None and (not sequential or stack.needs_fixed_length()):
+    if steps is not None and (not sequential or stack.needs_fixed_length() or not _any_length(stack)):
         stack.input.length = stack.batching.maxlen = int(steps)
         notes.append(f"the model takes exactly {steps} timesteps: maxlen is set to {steps}")
     stack.weights = weights
     stack.weights_id = uuid.uuid4().hex
+    _fit_embeddings(stack, weights, read, notes)
     return stack, weights, notes
+
+
+def _any_length(stack: StackSpec) -> bool:
+    """Whether Keras builds the stack at any number of timesteps: a Keras layer card may need them fixed (a Dense
+    after Permute reads the time axis as features), as it did in the model."""
+    if not any(layer.type == "keras" for layer in stack.layers):
+        return True
+    from .build import build
+    try:
+        build(stack)
+    except StackError:
+        return False
+    return True
 
 
 def _flattened(model) -> tuple[object, list[str]]:
@@ -219,24 +235,38 @@ def _flattened(model) -> tuple[object, list[str]]:
     return flat, notes
 
 
-def _fit_vocabularies(stack: StackSpec, weights: dict[str, list[np.ndarray]]) -> None:
-    """A words input as wide as the Embedding that reads it: a Keras Embedding may have more rows than the lookup
-    layer has words (max_tokens above the vocabulary it adapted to), rows that no id reaches."""
-    for layer in stack.layers:
+def _fit_embeddings(stack: StackSpec, weights: dict[str, list[np.ndarray]], read: dict[str, object],
+                    notes: list[str]) -> None:
+    """Each Embedding as wide as Keras's: a words input takes the rows of the Embedding that reads it (a Keras
+    Embedding may have more than its lookup layer has words: max_tokens above the words adapted, rows no id
+    reaches); an Embedding whose rows are not its input's vocab_size (one after an IntegerLookup) is a Keras layer
+    card."""
+    for index, layer in enumerate(stack.layers):
         if layer.type != "embedding" or not weights.get(layer.name):
             continue
-        read = {*(layer.inputs or [INPUT_REF]), *sum(layer.calls or [], [])}
+        rows = int(weights[layer.name][0].shape[0])
+        taken = {*(layer.inputs or [INPUT_REF]), *sum(layer.calls or [], [])}
         for item in stack.all_inputs():
-            if item.kind == "words" and (item.name in read or item is stack.input and INPUT_REF in read):
-                item.vocab_size = max(item.vocab_size, int(weights[layer.name][0].shape[0]))
+            if item.kind == "words" and (item.name in taken or item is stack.input and INPUT_REF in taken):
+                item.vocab_size = max(item.vocab_size, rows)
+        if stack.input_for(layer).vocab_size != rows:
+            notes.append(f"{layer.name} has {rows} rows, not the {stack.input_for(layer).vocab_size} ids of its "
+                         "input; Keras computes it as it is (a Keras layer card)")
+            stack.layers[index] = dataclasses.replace(layer, type="keras", params=TYPES["keras"].read(read[layer.name]))
 
 
-def _input_spec(tensor, takers: list) -> InputSpec:
-    """A model input as the explorer's input: token ids when an Embedding takes it, else feature vectors."""
+def _input_spec(tensor, takers: list, notes: list[str]) -> InputSpec:
+    """A model input as the explorer's input: token ids when an Embedding takes it (or integers any other layer
+    reads: an IntegerLookup, keras.ops.one_hot), else feature vectors."""
     embedding = next((layer for layer in takers if type(layer).__name__ == "Embedding"), None)
     if embedding is not None:
         return InputSpec("tokens", embedding.input_dim, None)
     shape, dtype = tuple(tensor.shape), str(tensor.dtype)
+    name = tensor._keras_history.operation.name
+    if "int" in dtype and len(shape) == 2 and takers:
+        notes.append(f"the model's input {name} takes integers that {', '.join(layer.name for layer in takers)} "
+                     f"reads (not an Embedding): any id from 0 to {MAX_VOCAB - 1} is accepted")
+        return InputSpec("tokens", MAX_VOCAB, None)
     if "int" in dtype or len(shape) not in (2, 3) or shape[-1] is None:
         raise StackError(f"the model's input {tensor._keras_history.operation.name} {shape} ({dtype}) is neither "
                          "token ids with an Embedding first, nor (batch, T, features) vectors, nor one (batch, "
@@ -254,7 +284,8 @@ def _several_inputs(model, chain, sources, names: list[str], layers: list[LayerS
         if own in texts:   # one lookup layer may read several inputs: each input its own copy
             item = dataclasses.replace(texts[own][0], length=texts[own][1])
         else:
-            item = _input_spec(tensor, [layer for layer, _ in chain if (own, 0, 0) in sources.get(id(layer), [])])
+            item = _input_spec(tensor, [layer for layer, _ in chain if (own, 0, 0) in sources.get(id(layer), [])],
+                               notes)
             if item.has_steps and tensor.shape[1] is not None:
                 item.length = int(tensor.shape[1])
         item.name = name
@@ -557,21 +588,6 @@ def _layer_spec(layer, kind: str) -> LayerSpec | None:
         return None
     params = TYPES[_TYPE_OF[kind]].read(layer)
     return None if params is None else LayerSpec(_TYPE_OF[kind], params, layer.name)
-
-
-def apply_weights(keras_layers: dict, weights: dict[str, list[np.ndarray]]) -> list[str]:
-    """Copies trained weights into freshly built layers; layers whose shapes changed keep fresh ones."""
-    notes = []
-    for name, values in weights.items():
-        layer = keras_layers.get(name)
-        if layer is None:
-            continue
-        current = layer.get_weights()
-        if len(current) != len(values) or any(a.shape != b.shape for a, b in zip(current, values)):
-            notes.append(f"{name}: the trained weights no longer fit its settings, so it starts from fresh ones")
-            continue
-        layer.set_weights(values)
-    return notes
 
 
 def export_model(built, path: str | Path) -> None:

@@ -106,6 +106,57 @@ def class_name(value: Any) -> str:
     return value
 
 
+# A call option's value in a stack file: JSON, with {"slice": [start, stop, step]}, {"tuple": [...]} and
+# {"ellipsis": true} for what Python's indexing takes (`x[:, -1]` is GetItem with key (slice, -1))
+MAX_OPTION_ITEMS = 32
+
+
+def option_json(value: Any) -> Any:
+    """A call's keyword value as a stack file holds it; ValueError for what it cannot hold (a tensor, an object)."""
+    if value is None or isinstance(value, (bool, int, float)) or isinstance(value, str) and len(value) <= 100:
+        return value
+    if isinstance(value, slice):
+        return {"slice": [option_json(part) for part in (value.start, value.stop, value.step)]}
+    if value is Ellipsis:
+        return {"ellipsis": True}
+    if isinstance(value, (list, tuple)) and len(value) <= MAX_OPTION_ITEMS:
+        items = [option_json(item) for item in value]
+        return {"tuple": items} if isinstance(value, tuple) else items
+    raise ValueError(f"must be true, false, null, a number, a short string, or a list, tuple or slice of them, "
+                     f"got {show(value)}")
+
+
+def option_value(data: Any) -> Any:
+    """The Python value of a call option as a stack file holds it (option_json's inverse)."""
+    if isinstance(data, dict):
+        if list(data) == ["slice"] and isinstance(data["slice"], list) and len(data["slice"]) == 3 and all(
+                part is None or isinstance(part, int) and not isinstance(part, bool) for part in data["slice"]):
+            return slice(*data["slice"])
+        if data == {"ellipsis": True}:
+            return Ellipsis
+        if list(data) == ["tuple"] and isinstance(data["tuple"], list) and len(data["tuple"]) <= MAX_OPTION_ITEMS:
+            return tuple(option_value(item) for item in data["tuple"])
+        raise ValueError(f'must be {{"slice": [start, stop, step]}}, {{"tuple": [...]}} or {{"ellipsis": true}} '
+                         f"when it is an object, got {show(data)}")
+    if isinstance(data, list) and len(data) <= MAX_OPTION_ITEMS:
+        return [option_value(item) for item in data]
+    return option_json(data)
+
+
+def option_text(data: Any) -> str:
+    """A call option as Python writes it: (:, -1), 2.0, True."""
+    value = option_value(data)
+    if isinstance(value, slice):
+        start, stop = ("" if part is None else str(part) for part in (value.start, value.stop))
+        return f"{start}:{stop}" + ("" if value.step is None else f":{value.step}")
+    if value is Ellipsis:
+        return "..."
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(option_text(option_json(item)) for item in value)
+        return f"({inner}{',' if len(value) == 1 else ''})" if isinstance(value, tuple) else f"[{inner}]"
+    return repr(value)
+
+
 def keras_config(value: Any) -> dict:
     if not isinstance(value, dict):
         raise ValueError(f"must be an object: the layer's config as Keras saves it, got {show(value)}")
@@ -377,7 +428,6 @@ def python_name(name: str) -> str:
 def _keras_layer(layer, name, spec):
     """A layer of keras.layers from its saved config, built by Keras in safe mode."""
     from .keras_cards import keras_layer
-    from .spec import option_value
     options = {key: option_value(value) for key, value in (layer.options or {}).items()}
     return keras_layer(layer.params["class_name"], layer.params["config"], name, options)
 

@@ -160,6 +160,32 @@ def initial_state_from_a_branch():
     return functional(i, layers.GRU(2, name="decoder")(x, initial_state=h))
 
 
+def adapted_normalization():
+    """Normalization adapted to the data (its mean and variance are weights that Keras finalises on loading)."""
+    normalize = layers.Normalization(name="normalize")
+    normalize.adapt(np.concatenate(FEATURES))
+    return keras.Sequential([keras.Input((None, 2)), normalize, layers.GRU(3), layers.Dense(2)])
+
+
+def permuted_fixed_length():
+    """A Sequential whose Dense reads the time axis as features after Permute: Keras needs the length fixed."""
+    return keras.Sequential([keras.Input((3, 2)), layers.LSTM(4, return_sequences=True), layers.Permute((2, 1)),
+                             layers.Dense(2)])
+
+
+def integer_lookup_first():
+    """Raw integer categories looked up before the Embedding (which has the lookup's rows, not the ids')."""
+    return keras.Sequential([keras.Input((None,), dtype="int32"),
+                             layers.IntegerLookup(vocabulary=list(range(1, VOCAB)), mask_token=0, name="lookup"),
+                             layers.Embedding(VOCAB + 1, 3, mask_zero=True, name="emb"), layers.LSTM(2)])
+
+
+def one_hot_ids():
+    """Ids one-hot encoded by keras.ops instead of embedded."""
+    i = tokens()
+    return functional(i, layers.GRU(2, name="gru")(keras.ops.one_hot(i, VOCAB)))
+
+
 # (builder, input, expected refusal or None)
 CASES = {
     "sequential": (seq_classifier, TOKENS, None),
@@ -183,6 +209,10 @@ CASES = {
     "merge_mode None": (bidirectional_without_merge, TOKENS, None),
     "merge_mode None, last": (sequential_ending_without_merge, FEATURES, None),   # two outputs: both directions
     "initial_state": (initial_state_from_a_branch, TOKENS, None),
+    "adapted Normalization": (adapted_normalization, FEATURES, None),
+    "Permute, fixed length": (permuted_fixed_length, FEATURES, None),
+    "IntegerLookup, then Embedding": (integer_lookup_first, TOKENS, None),
+    "one_hot ids": (one_hot_ids, TOKENS, None),
 }
 
 
