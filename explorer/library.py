@@ -74,7 +74,7 @@ def complete(spec: StackSpec, sequences: SequencesLike = None, *, notes: list[st
     if spec.more_inputs:
         return Prepared(spec, _input_texts(spec, sequences), trust, notes)
     text = spec.sequences if sequences is None else sequence_text(sequences, spec)
-    if imported and not _first_layer_masks(spec):
+    if imported and spec.input.has_steps and not _first_layer_masks(spec):
         notes.append(padding_note(spec))
     spec.sequences = text
     return Prepared(spec, text, trust, notes)

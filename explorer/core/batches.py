@@ -5,11 +5,24 @@ from __future__ import annotations
 import numpy as np
 
 from . import sequences
+from .errors import ExplorerError
+
+
+def one_sequence_input(spec, what: str) -> None:
+    """Refuses `what` (gates, gradients, the leak check, the doctor, training), which look into the padded
+    sequences of one input, for a model of several inputs or of one vector per example."""
+    if spec.more_inputs:
+        raise ExplorerError(f"{what} cannot run: it looks into one input's padded sequences, but this model takes "
+                            f"{len(spec.all_inputs())} inputs")
+    if not spec.input.has_steps:
+        raise ExplorerError(f"{what} cannot run: it looks into padded sequences, but this model's input is one vector "
+                            "per example")
 
 
 def batch_of(engine, spec, text: str | None = None):
     """(built model, layout) for `text` (default: the spec's own sequences), padded and split as
     Engine.run does it."""
+    one_sequence_input(spec, "gates, gradients and the cell view")
     parsed = sequences.parse((spec.sequences if text is None else text) or "", spec.input)
     if spec.input.kind == "words":
         from .vocabulary import encode

@@ -74,8 +74,13 @@ class BuiltStack:
     input_names: list[str] = field(default_factory=list)   # several inputs: their names, in the model's order
 
     @property
+    def has_steps(self) -> bool:
+        """The (first) input has a time axis: all but one vector per example."""
+        return self.input_dtype == "int32" or len(self.input_shape) > 1
+
+    @property
     def time_fixed(self) -> int | None:
-        return self.input_shape[0]
+        return self.input_shape[0] if self.has_steps else None
 
 
 def _make_layer(layer: LayerSpec, name: str, spec: StackSpec):

@@ -70,6 +70,9 @@ def check_structure(spec: StackSpec) -> None:
     if length is not None and spec.batching.mode in ("bucket", "one_by_one"):
         raise StackError(f"the model's input takes exactly {length} timesteps (input.length), but batching mode "
                          f'"{spec.batching.mode}" gives each piece its own length: use pad or chunked mode')
+    if not spec.input.has_steps and spec.batching.mode != "pad":
+        raise StackError(f'batching mode "{spec.batching.mode}" splits sequences by their steps, but the input is one '
+                         "vector per example: use pad mode")
     if spec.more_inputs and spec.batching.mode != "pad":
         raise StackError(f'batching mode "{spec.batching.mode}" splits one input\'s sequences, but this model takes '
                          f"{len(spec.all_inputs())} inputs whose lines go together: use pad mode")
@@ -82,7 +85,7 @@ def check_structure(spec: StackSpec) -> None:
     if spec.is_graph() and spec.batching.mode == "chunked":
         raise StackError("chunked mode runs one chain of layers window by window, but this model branches or "
                          "merges: use pad, bucket or one_by_one mode")
-    has_time = True       # does the tensor still have a time axis?
+    has_time = spec.input.has_steps   # does the tensor still have a time axis?
     is_ids = spec.input.uses_ids
     last_cut = None       # the layer that removed the time axis
     for index, (layer, name) in enumerate(zip(spec.layers, names)):
@@ -90,10 +93,11 @@ def check_structure(spec: StackSpec) -> None:
         if layer.inputs or layer.initial_state:
             return  # a branch, a merge or an encoder's states: Keras checks the shapes from here on
         if kind == "embedding":
-            if spec.input.kind == "features":
-                raise StackError(f"{name} maps token ids to vectors, but the input is feature vectors "
-                                 f"({spec.input.features} per step): remove {name} or switch the input to tokens",
-                                 layer=name)
+            if not spec.input.uses_ids:
+                given = (f"feature vectors ({spec.input.features} per step)" if spec.input.has_steps
+                         else f"one vector per example ({spec.input.features} values)")
+                raise StackError(f"{name} maps token ids to vectors, but the input is {given}: remove {name} or "
+                                 "switch the input to tokens", layer=name)
             if index:
                 raise StackError(f"{name} must be the first layer: it takes token ids, which only the input "
                                  "holds", layer=name)
@@ -105,6 +109,10 @@ def check_structure(spec: StackSpec) -> None:
         if is_ids:
             raise StackError(f"{name} receives raw token ids (batch, T); put an embedding first to turn each id "
                              "into a vector (or switch the input to features)", layer=name)
+        if TYPES[kind].needs_sequence and not has_time and last_cut is None:
+            raise StackError(f"{name} needs a sequence (batch, T, features), but the input is one vector per example "
+                             f"({spec.input.features} values): repeat it over time first (a Keras layer card "
+                             "RepeatVector), or switch the input to features", layer=name)
         if TYPES[kind].needs_sequence and not has_time:
             cause = _cut_reason(spec.layers[last_cut], names[last_cut])
             cut = spec.layers[last_cut]

@@ -149,6 +149,8 @@ def examine(engine, spec: StackSpec, text: str | None = None, *, device: str | N
             check_cancel: Callable[[], None] | None = None) -> DoctorReport:
     """Every kind of finding for `spec` on `text` (default: its own sequences), batched as `spec.batching`
     says. User errors (bad text, a stack that cannot run) raise ExplorerError."""
+    from .batches import one_sequence_input
+    one_sequence_input(spec, "the doctor's checks")
     check_cancel = check_cancel or (lambda: None)
     options = dict(device=device, trust=trust, check_cancel=check_cancel)
     text = spec.sequences if text is None else text

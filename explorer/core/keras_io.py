@@ -164,13 +164,10 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
             _model_outputs(model, stack, renamed, by_name)
         return stack, weights, notes
     first = _input_spec(model.inputs[0], [chain[0][0]], notes)
-    if not first.has_steps:
-        raise StackError(f"the model's input {model.inputs[0]._keras_history.operation.name} {shape} is one vector per "
-                         "example, with no time axis; the explorer shows sequences, so its first input needs one")
     stack = StackSpec(first, Batching(), layers)
     if graph:
         _model_outputs(model, stack, renamed, by_name)
-    steps = shape[1] if len(shape) > 1 else None
+    steps = shape[1] if len(shape) > 1 and first.has_steps else None
     # Keras's Sequential runs at any length (it falls back to calling its layers one by one); a functional
     # model takes only the length of its Input, and a flatten needs it fixed anyway.
     if steps is not None and (not sequential or stack.needs_fixed_length() or not _any_length(stack)):
@@ -290,11 +287,8 @@ def _several_inputs(model, chain, sources, names: list[str], layers: list[LayerS
                 item.length = int(tensor.shape[1])
         item.name = name
         inputs.append(item)
-    if not inputs[0].has_steps:   # the explorer pads its first input: a sequence input goes first
-        first = next((item for item in inputs if item.has_steps), None)
-        if first is None:
-            raise StackError("every input of the model is one vector per example; the explorer shows sequences, "
-                             "so at least one input needs a time axis")
+    first = next((item for item in inputs if item.has_steps), None)
+    if not inputs[0].has_steps and first is not None:   # the explorer shows its first input's steps: a sequence
         inputs.remove(first)
         inputs.insert(0, first)
         notes.append(f"the explorer takes the sequence input {first.name} first (the model lists "

@@ -40,6 +40,8 @@ def compare(padded: RunResult, alone: RunResult) -> dict[str, float]:
 
 def leak_check(engine: Engine, spec: StackSpec, text: str | None = None, *, device: str | None = None,
                trust: bool = False, padded: RunResult | None = None) -> LeakReport:
+    from .batches import one_sequence_input
+    one_sequence_input(spec, "the leak check (each sequence alone against the padded batch)")
     pad_spec = spec.copy()
     pad_spec.batching.mode = "pad"
     if padded is None or padded.mode != "pad":

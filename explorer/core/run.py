@@ -326,7 +326,8 @@ class Engine:
                 built = build(variant)
                 if hasattr(built.forward, "get_concrete_function"):   # TensorFlow: one graph for every shape
                     fixed = built.time_fixed or 1
-                    shape = (1, fixed) if built.input_dtype == "int32" else (1, fixed, built.input_shape[-1])
+                    shape = ((1, fixed) if built.input_dtype == "int32" else (1, fixed, built.input_shape[-1])
+                             if built.has_steps else (1, *built.input_shape))
                     built.forward(np.ones(shape, dtype=built.input_dtype))   # traces and instantiates it
         except Exception:  # noqa: BLE001  (an invalid neighbour: the window shows nothing of it)
             built = None
@@ -388,7 +389,8 @@ class Engine:
         built = self.built_for(spec)
         fixed = built.time_fixed
         cost = bucket_cost(built, spec.batching) if spec.batching.mode == "bucket" else None
-        layout = sequences.layout(parsed, spec.batching, fixed_length=fixed is not None, bucket_cost=cost)
+        layout = sequences.input_layout(parsed, spec.input, spec.batching, fixed_length=fixed is not None,
+                                        bucket_cost=cost)
         check_cancel()
         run_started = time.perf_counter()
         with _runtime_errors(spec), backend.device_scope(chosen), warnings.catch_warnings():
@@ -411,8 +413,8 @@ class Engine:
                      more_steps=memory.more_steps(spec, {name: items.lengths for name, items in parsed.items()}))
         chosen = backend.resolve_device(device)
         built = self.built_for(spec)
-        layouts = {item.name: sequences.layout(parsed[item.name], spec.batching) if item.has_steps
-                   else sequences.vector_layout(parsed[item.name]) for item in spec.all_inputs()}
+        layouts = {item.name: sequences.input_layout(parsed[item.name], item, spec.batching)
+                   for item in spec.all_inputs()}
         check_cancel()
         run_started = time.perf_counter()
         with _runtime_errors(spec), backend.device_scope(chosen), warnings.catch_warnings():
@@ -698,6 +700,8 @@ def _time_origins(spec: StackSpec, built: BuiltStack, raw: dict[str, np.ndarray]
                 else {INPUT_REF: built.input_shape[0]})
     passed: dict[str, str | None] = {INPUT_REF: next(iter(layouts)), **{name: name for name in layouts}}  # by source
     passed.update((item.name, None) for item in spec.more_inputs if not item.has_steps)   # a vector: no time axis
+    if not spec.input.has_steps:
+        passed[INPUT_REF] = passed[spec.input.name] = None
     origins: dict[str, str | None] = {}
     previous = INPUT_REF
     def kept(origin: str | None, output: np.ndarray, shape: tuple) -> str | None:
@@ -726,6 +730,8 @@ def _time_origins(spec: StackSpec, built: BuiltStack, raw: dict[str, np.ndarray]
 def _time_major_keys(built: BuiltStack) -> set[str]:
     keys = set()
     steps = built.input_shape[0]
+    if not built.has_steps:   # one vector per example: no layer runs on the input's steps
+        return set()
     for info in built.layers:
         if len(info.output_shape) >= 3 and info.output_shape[1] == steps:   # not keepdims' axis of 1
             keys.update((info.name, f"{info.name}/mask"))

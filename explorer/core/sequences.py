@@ -405,6 +405,14 @@ def layout(sequences: Sequences, batching: Batching, *, fixed_length: bool = Fal
     return Layout(full, mask, lengths, pieces)
 
 
+def input_layout(sequences: Sequences, input_spec: InputSpec, batching: Batching, *, fixed_length: bool = False,
+                 bucket_cost: tuple[float, float] | None = None) -> Layout:
+    """The layout of one input's sequences: `layout`'s, or a vector input's (vector_layout)."""
+    if not input_spec.has_steps:
+        return vector_layout(sequences)
+    return layout(sequences, batching, fixed_length=fixed_length, bucket_cost=bucket_cost)
+
+
 def vector_layout(sequences: Sequences) -> Layout:
     """The batch of a "vector" input: one vector per example, (B, F), no time axis and nothing padded."""
     batch = np.stack([item[0] for item in sequences.items]).astype(np.float32)

@@ -36,7 +36,7 @@ STANDARDIZE = ("lower_and_strip_punctuation", "lower", "strip_punctuation")
 DEFAULT_STANDARDIZE = STANDARDIZE[0]
 RECURRENT_TYPES = tuple(key for key, kind in TYPES.items() if kind.recurrent)
 # "tokens": ids typed as integers; "features": a vector per timestep; "words" (an extension): ids looked up from
-# words; "vector" (an extension, a further input only): one vector per example, no time axis (a state, side data)
+# words; "vector" (an extension): one vector per example, no time axis (a state, side data, a generator's seed)
 INPUT_KINDS = ("tokens", "features", "words", "vector")
 INPUT_NAME = "sequences"   # the model input's name when no layer takes it
 INPUT_REF = "<input>"      # a layer's `inputs` entry for the model's input
@@ -532,9 +532,6 @@ def from_dict(data: Any) -> StackSpec:
     _reject_unknown(data, {"format", "version", "input", "batching", "layers", "seed", "sequences", "title",
                           "lesson", "steps", "weights", "more_inputs", "outputs"}, "")
     input_spec = _parse_input(data.get("input", {"kind": "tokens", "vocab_size": 1000}))
-    if not input_spec.has_steps:
-        raise SpecError("input.kind", '"vector" is for a further input (more_inputs): the first input is the '
-                                      "sequences the stack pads")
     more_inputs, more_sequences = _parse_more_inputs(data.get("more_inputs"), input_spec)
     batching = _parse_batching(data.get("batching", {}), input_spec)
     for item in more_inputs:

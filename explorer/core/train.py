@@ -185,6 +185,8 @@ class Trainer:
 
     def __init__(self, engine: Engine, spec: StackSpec, text: str, settings: TrainSettings, device: str | None):
         settings.check()
+        from .batches import one_sequence_input
+        one_sequence_input(spec, "training (its labels)")
         parsed = sequences.parse(text or "", spec.input)
         if spec.input.kind == "words":
             from .vocabulary import encode

@@ -363,6 +363,9 @@ class SequenceEditor(QWidget):
         self.bucket_spin.setEnabled(b.mode == "bucket")
         self.chunk_spin.setEnabled(b.mode == "chunked")
         self.pad_value_spin.setEnabled(self._input.kind != "words")
+        if not self._input.has_steps:   # one vector per example: nothing to pad, truncate or split
+            for widget in self._controls():
+                widget.setEnabled(False)
 
     def _batching_edited(self) -> None:
         pad = self.pad_value_spin.value()

@@ -715,8 +715,6 @@ class StackEditor(QWidget):
         widgets = (self.input_kind_combo, self.vocab_spin, self.features_spin, self.seed_spin, self.standardize_combo)
         for widget in widgets:
             widget.blockSignals(True)
-        vector = self.input_kind_combo.model().item(self.input_kind_combo.findData("vector"))
-        vector.setEnabled(item is not spec.input)   # the first input is the sequences the stack pads
         self.input_kind_combo.setCurrentIndex(self.input_kind_combo.findData(item.kind))
         self.standardize_combo.setCurrentIndex(self.standardize_combo.findData(item.standardize))
         self.vocab_spin.setValue(item.vocab_size or 1000)

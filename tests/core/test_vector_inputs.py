@@ -157,14 +157,13 @@ def test_a_wrong_vector_is_refused_naming_its_input_and_place(tagged, texts, mes
 
 
 @pytest.mark.parametrize("document, message", [
-    ({"input": {"kind": "vector", "features": 3}}, 'input.kind: "vector" is for a further input'),
     ({"input": {"kind": "tokens", "vocab_size": 5, "name": "a"}, "more_inputs": [{"name": "b", "kind": "vector"}]},
      r'more_inputs\[0\].features: is required when input.kind is "vector"'),
     ({"input": {"kind": "tokens", "vocab_size": 5, "name": "a"},
       "more_inputs": [{"name": "b", "kind": "vector", "features": 2, "length": 4}]},
      r'more_inputs\[0\].length: is for sequences: a "vector" input has no timesteps'),
 ])
-def test_a_vector_input_is_a_further_input_with_features_and_no_length(document, message):
+def test_a_vector_input_has_features_and_no_length(document, message):
     with pytest.raises(SpecError, match=message):
         specs.from_dict({"layers": [{"type": "embedding"}, {"type": "lstm"}], **document})
 
@@ -178,13 +177,56 @@ def test_a_state_input_as_wide_as_another_units_count_is_refused_before_keras_ru
         ENGINE.built_for(specs.from_dict(document))
 
 
-def test_a_model_whose_only_input_is_a_vector_is_refused_with_the_reason(tmp_path):
+def generator():
+    """One vector per example repeated over time into an LSTM: the decoder half of a sequence autoencoder."""
     start = keras.Input(shape=(LATENT,), name="start")
-    x = layers.RepeatVector(3)(start)
-    model = keras.Model(start, layers.LSTM(2)(x))
-    model.save(tmp_path / "model.keras")
-    with pytest.raises(StackError, match=r"the model's input start \(None, 4\) is one vector per example"):
-        keras_io.import_model(tmp_path / "model.keras")
+    x = layers.RepeatVector(3, name="repeat")(start)
+    x = layers.LSTM(2, return_sequences=True, name="lstm")(x)
+    return keras.Model(start, layers.TimeDistributed(layers.Dense(TOKENS), name="steps")(x))
+
+
+@pytest.fixture(scope="module")
+def saved_generator(tmp_path_factory):
+    path = tmp_path_factory.mktemp("generator") / "model.keras"
+    return trained_and_saved(generator, [STATES[0]], path), path
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(vector, min_size=1, max_size=5))
+def test_a_model_whose_only_input_is_a_vector_equals_keras_layer_by_layer(saved_generator, rows):
+    model, path = saved_generator
+    spec, _, _ = keras_io.import_model(path)
+    assert (spec.input.kind, spec.input.features, spec.batching.maxlen) == ("vector", LATENT, None)
+    batch = np.array(rows, dtype="float32")
+    result = ENGINE.run(spec, vectors_text(batch))
+    np.testing.assert_array_equal(result.input, batch)
+    for name in ("repeat", "lstm", "steps"):
+        expected = keras.Model(model.input, model.get_layer(name).output)(batch, training=False)
+        np.testing.assert_allclose(result.layer(name).output, expected, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("command, message", [
+    (["run", "--gates", "--npz", "out.npz"], "gates, gradients and the cell view cannot run: it looks into padded "
+                                             "sequences, but this model's input is one vector per example"),
+    (["run", "--leak-check"], "the leak check (each sequence alone against the padded batch) cannot run"),
+    (["doctor"], "the doctor's checks cannot run"),
+    (["run", "--mode", "bucket"], 'batching mode "bucket" splits sequences by their steps, but the input is one '
+                                  "vector per example: use pad mode"),
+])
+def test_what_looks_into_padded_sequences_refuses_a_vector_input_in_one_line(saved_generator, tmp_path, command,
+                                                                              message, capsys):
+    _, path = saved_generator
+    (tmp_path / "vectors.txt").write_text(vectors_text(STATES[0]))
+    status = cli.main([command[0], str(path), "--input", str(tmp_path / "vectors.txt"), *command[1:]])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and error[-1].startswith(f"error: {message}"), error
+
+
+def test_a_recurrent_layer_on_a_vector_input_is_refused_with_the_fix():
+    spec = specs.from_dict({"input": {"kind": "vector", "features": 3}, "layers": [{"type": "gru", "units": 2}]})
+    with pytest.raises(StackError, match=r"gru_1 needs a sequence \(batch, T, features\), but the input is one vector "
+                                         r"per example \(3 values\): repeat it over time first"):
+        ENGINE.built_for(spec)
 
 
 def test_inspect_takes_the_state_vectors_as_arrays(decoder):

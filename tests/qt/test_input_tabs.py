@@ -139,7 +139,7 @@ def test_a_state_input_is_typed_as_one_vector_per_line_and_runs_as_predict(make_
     stack, editor = win.stack_editor, win.sequence_editor
     kinds = stack.input_kind_combo
     vector = kinds.model().item(kinds.findData("vector"))
-    assert stack.edited_input.name == "characters" and not vector.isEnabled()   # the first input is a sequence
+    assert stack.edited_input.name == "characters" and kinds.currentData() == "features"
     stack.choose_input("state_h")
     assert kinds.currentData() == "vector" and vector.isEnabled() and stack.features_spin.value() == 2
     win.session.set_text(text_of(DECODER))
