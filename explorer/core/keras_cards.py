@@ -148,6 +148,10 @@ def saved_config(layer) -> dict[str, Any]:
     keras = backend.load()
     config = keras.saving.serialize_keras_object(layer)["config"]
     config.pop("name", None)
+    if "vocabulary" in config and config["vocabulary"] is None and hasattr(layer, "get_vocabulary"):
+        # a lookup layer's adapted vocabulary, which Keras saves beside its config (as an asset), in it
+        config["vocabulary"] = [term.item() if hasattr(term, "item") else term
+                                for term in layer.get_vocabulary(include_special_tokens=False)]
     return json.loads(json.dumps(config))
 
 

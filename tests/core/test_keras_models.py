@@ -180,6 +180,15 @@ def integer_lookup_first():
                              layers.Embedding(VOCAB + 1, 3, mask_zero=True, name="emb"), layers.LSTM(2)])
 
 
+def adapted_integer_lookup():
+    """An IntegerLookup adapted to the data: Keras saves its vocabulary beside its config."""
+    lookup = layers.IntegerLookup(mask_token=0, name="lookup")
+    lookup.adapt(np.concatenate(TOKENS))
+    return keras.Sequential([keras.Input((None,), dtype="int32"), lookup,
+                             layers.Embedding(lookup.vocabulary_size(), 3, mask_zero=True, name="emb"),
+                             layers.GRU(2)])
+
+
 def one_hot_ids():
     """Ids one-hot encoded by keras.ops instead of embedded."""
     i = tokens()
@@ -213,6 +222,7 @@ CASES = {
     "Permute, fixed length": (permuted_fixed_length, FEATURES, None),
     "IntegerLookup, then Embedding": (integer_lookup_first, TOKENS, None),
     "one_hot ids": (one_hot_ids, TOKENS, None),
+    "adapted IntegerLookup": (adapted_integer_lookup, TOKENS, None),
 }
 
 
