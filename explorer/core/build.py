@@ -124,19 +124,21 @@ def build(spec: StackSpec) -> BuiltStack:
             sources = _taken(tensors, layer.inputs, name)
             x = sources[0] if len(sources) == 1 else sources
         masks = [getattr(t, "_keras_mask", None) for t in (x if isinstance(x, list) else [x])]
-        mask_in = next((mask for mask in masks if mask is not None), None)
+        mask_in = True if layer.mask else next((mask for mask in masks if mask is not None), None)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 keras_layer = _make_layer(layer, name, spec)
-                options = ({} if layer.type != "keras" or keras_cards.is_operation(layer.params["class_name"])
-                           else {key: option_value(value) for key, value in (layer.options or {}).items()})
+                keywords = ({} if layer.type != "keras" or keras_cards.is_operation(layer.params["class_name"])
+                            else {key: option_value(value) for key, value in (layer.options or {}).items()})
                 if layer.initial_state:   # an encoder's states start this layer (encoder-decoder)
-                    result = keras_layer(x, initial_state=_taken(tensors, layer.initial_state, name))
-                elif layer.arguments:     # each tensor to its parameter: mha(query=…, value=…)
-                    result = keras_layer(**dict(zip(layer.arguments, sources)), **options)
+                    keywords["initial_state"] = _taken(tensors, layer.initial_state, name)
+                if layer.mask:            # a mask the model computes and passes itself
+                    keywords["mask"] = _taken(tensors, [layer.mask], name)[0]
+                if layer.arguments:       # each tensor to its parameter: mha(query=…, value=…)
+                    result = keras_layer(**dict(zip(layer.arguments, sources)), **keywords)
                 else:
-                    result = keras_layer(x, **options)
+                    result = keras_layer(x, **keywords)
         except ExplorerError as error:
             raise StackError(f"{name}: {error.message}", layer=name) from None
         except Exception as error:  # Keras reports shape problems as several exception types

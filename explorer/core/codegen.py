@@ -172,12 +172,14 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
         if layer.inputs and not layer.arguments:   # a branch or a merge: the outputs of the layers it names
             lines.append(f"x = {tensors(layer.inputs)}")
         keywords = "".join(f", {key}={option_value(value)!r}" for key, value in (layer.options or {}).items())
+        if layer.initial_state:   # an encoder's states start this layer
+            keywords += f", initial_state=[{', '.join(tensors([source]) for source in layer.initial_state)}]"
+        if layer.mask:            # a mask the model computes itself
+            keywords += f", mask={tensors([layer.mask])}"
         arguments = f"(x{keywords})"
         if layer.arguments:   # each tensor to its parameter of the call
             arguments = "(" + ", ".join(f"{key}={tensors([source])}"
                                         for key, source in zip(layer.arguments, layer.inputs)) + f"{keywords})"
-        if layer.initial_state:   # an encoder's states start this layer
-            arguments = f"(x, initial_state=[{', '.join(tensors([source]) for source in layer.initial_state)}])"
         more = more_outputs(layer)   # a merge_mode None's backward output, return_state's states
         if more:
             variables = [f"{variable}_{python_name(key.removeprefix('state/'))}" for key in more]

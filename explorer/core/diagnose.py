@@ -90,8 +90,8 @@ def check_structure(spec: StackSpec) -> None:
     last_cut = None       # the layer that removed the time axis
     for index, (layer, name) in enumerate(zip(spec.layers, names)):
         kind = layer.type
-        if layer.inputs or layer.initial_state:
-            return  # a branch, a merge or an encoder's states: Keras checks the shapes from here on
+        if layer.inputs or layer.initial_state or layer.mask:
+            return  # a branch, a merge, an encoder's states, a mask: Keras checks the shapes from here on
         if kind == "embedding":
             if not spec.input.uses_ids:
                 given = (f"feature vectors ({spec.input.features} per step)" if spec.input.has_steps
@@ -380,7 +380,7 @@ def warnings_for(spec: StackSpec, built: BuiltStack, mask: np.ndarray, lengths: 
     creators = [info for info in infos if info.spec.type in MASK_CREATORS and info.mask_out]
     recurrent = [info for info in infos if info.spec.is_recurrent]
     padded = bool((~mask).any()) and spec.batching.mode != "one_by_one"
-    if padded and recurrent and not creators:
+    if padded and recurrent and not creators and not recurrent[0].mask_in:   # (a mask the model computes)
         first = recurrent[0]
         effect = ("the final state is computed after the padding" if spec.batching.padding == "post"
                   else "every step is computed after the leading padding")

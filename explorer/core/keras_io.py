@@ -66,13 +66,14 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
     sources: dict[int, list[Tensor]] = {}
     states: dict[int, list[Tensor]] = {}
     calls: dict[int, list[list[Tensor]]] = {}
+    masks: dict[int, Tensor] = {}   # a mask the model computes and passes to a layer itself
     graph = False
     try:
         chain = _chain(model)
     except StackError:
         if not getattr(model, "inputs", None):
             raise
-        chain, sources, states, calls = _graph(model)
+        chain, sources, states, calls, masks = _graph(model)
         graph = True
     by_name: dict[str, LayerSpec] = {}
     renamed: dict[str, str] = {}
@@ -123,6 +124,8 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
             taken_from = [_tensor_name(tensor, renamed, by_name) for tensor in sources.get(id(layer), [])]
             if id(layer) in states:           # an encoder's states (or any tensor before it) start it
                 spec.initial_state = [_tensor_name(tensor, renamed, by_name) for tensor in states[id(layer)]]
+            if id(layer) in masks:
+                spec.mask = _tensor_name(masks[id(layer)], renamed, by_name)
         except StackError as error:
             refused.append(f"{layer.name} ({kind}) {error.message}")
             continue
@@ -419,6 +422,8 @@ def _chain(model) -> list[tuple[object, int]]:
         if len(inputs) != 1:
             raise StackError(f"{operation.name} ({type(operation).__name__}) joins {len(inputs)} branches "
                              f"({names(inputs)}); the explorer shows one chain of layers")
+        if _explicit_mask(node) is not None:
+            raise StackError(f"{operation.name} ({type(operation).__name__}) takes a mask the model computes")
         if len(_calls(model, operation)) > 1:
             raise StackError(f"{operation.name} ({type(operation).__name__}) is called "
                              f"{len(_calls(model, operation))} times (a shared layer)")
@@ -434,7 +439,7 @@ Tensor = tuple[str, int, int]   # a Keras tensor as (layer, call, output index)
 
 
 def _graph(model) -> tuple[list[tuple[object, int]], dict[int, list[Tensor]], dict[int, list[Tensor]],
-                           dict[int, list[list[Tensor]]]]:
+                           dict[int, list[list[Tensor]]], dict[int, Tensor]]:
     """The layers of a model that branches, merges or has several inputs or outputs, in Keras's topological order
     (as _chain gives them), the tensors each takes, the initial states a recurrent layer takes, and the tensors
     of each further call of a shared layer. Refuses what a stack cannot hold yet."""
@@ -449,7 +454,7 @@ def _graph(model) -> tuple[list[tuple[object, int]], dict[int, list[Tensor]], di
                           0 if given else _calls(model, operation).index(node), index))
         return found
 
-    order, sources, states, calls = [], {}, {}, {}
+    order, sources, states, calls, masks = [], {}, {}, {}, {}
     for layer in _computing(model):
         if isinstance(layer, keras.layers.InputLayer):
             continue
@@ -467,8 +472,10 @@ def _graph(model) -> tuple[list[tuple[object, int]], dict[int, list[Tensor]], di
                 calls.setdefault(id(layer), []).append(taken(node.arguments.args))
             else:
                 sources[id(layer)] = taken(_call_form(model, layer)[0])
+                if _explicit_mask(node) is not None:
+                    masks[id(layer)] = taken([_explicit_mask(node)])[0]
         order.append((layer, 0))
-    return order + [(None, 0)], sources, states, calls
+    return order + [(None, 0)], sources, states, calls, masks
 
 
 def _call_form(model, layer) -> tuple[list, list[str] | None, dict]:
@@ -503,6 +510,17 @@ def _call_form(model, layer) -> tuple[list, list[str] | None, dict]:
     return list(tensors.values()), list(tensors) or None, options
 
 
+def _explicit_mask(node):
+    """The mask a model computes and passes to a call itself (`lstm(x, mask=ops.not_equal(ids, 0))`); None for the
+    mask Keras passes on from the layer before (which it records in the call too)."""
+    import keras
+    mask = node.arguments.kwargs.get("mask")
+    if not isinstance(mask, keras.KerasTensor):
+        return None
+    given = [t for t in keras.tree.flatten(node.arguments.args) if isinstance(t, keras.KerasTensor)]
+    return None if any(getattr(t, "_keras_mask", None) is not None for t in given) else mask
+
+
 def _operations(model) -> list:
     """The model's layers and keras.ops operations (`keras.ops.mean(x, axis=1)`), in Keras's order."""
     return (getattr(model, "_functional", None) or model).operations
@@ -520,7 +538,8 @@ def _computing(model) -> list:
         seen.add((id(operation), node_index))
         used.add(id(operation))
         node = operation._inbound_nodes[node_index]
-        arguments = [node.arguments.args, *(value for key, value in node.arguments.kwargs.items() if key != "mask")]
+        arguments = [node.arguments.args, *(value for key, value in node.arguments.kwargs.items() if key != "mask"),
+                     _explicit_mask(node)]
         waiting += [t for t in keras.tree.flatten(arguments) if isinstance(t, keras.KerasTensor)]
     return [operation for operation in _operations(model) if id(operation) in used]
 

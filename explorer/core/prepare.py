@@ -76,8 +76,11 @@ def retyped(layer: LayerSpec, new_type: str) -> LayerSpec:
         return True
 
     kept = {key: value for key, value in layer.params.items() if key in LAYER_PARAMS[new_type] and accepts(key, value)}
-    return LayerSpec(new_type, kept, layer.name, layer.inputs, layer.initial_state if TYPES[new_type].recurrent
-                     else None, layer.calls, *((layer.arguments, layer.options) if new_type == "keras" else ()))
+    card = new_type == "keras"   # a Keras layer card's call: its arguments, options and tensors returned
+    return replace(layer, type=new_type, params=kept,
+                   initial_state=layer.initial_state if TYPES[new_type].recurrent else None,
+                   arguments=layer.arguments if card else None, options=layer.options if card else None,
+                   returns=layer.returns if card else None)
 
 
 def _with_param(layer: LayerSpec, key: str, value) -> LayerSpec:

@@ -128,6 +128,9 @@ class LayerSpec:
     arguments: list[str] | None = None
     # the call's further keyword arguments that are not tensors (`use_causal_mask=True`), as Keras recorded them
     options: dict[str, Any] | None = None
+    # a tensor named as in `inputs` that the layer's call takes as its mask (`lstm(x, mask=ops.not_equal(ids, 0))`);
+    # None: the mask Keras passes on from the layer before, if any
+    mask: str | None = None
     # how many tensors a Keras layer card's call returns when it returns several (`mha(q, v,
     # return_attention_scores=True)`: 2); those after the first are "<name>/output/1" … (registry.more_outputs)
     returns: int | None = None
@@ -214,7 +217,7 @@ class StackSpec:
 
     def is_graph(self) -> bool:
         """Some layer takes another tensor than the layer before it's (branches, merges, several outputs)."""
-        return bool(self.model_outputs) or any(layer.inputs or layer.initial_state or layer.calls
+        return bool(self.model_outputs) or any(layer.inputs or layer.initial_state or layer.calls or layer.mask
                                                for layer in self.layers)
 
     def outputs(self) -> list[str]:
@@ -228,6 +231,7 @@ class StackSpec:
         taken = {source.partition("/")[0] for layer in self.layers for source in layer.inputs or []}
         taken |= {names[i - 1] for i, layer in enumerate(self.layers) if i and not layer.inputs}
         taken |= {source.partition("/")[0] for layer in self.layers for source in layer.initial_state or []}
+        taken |= {layer.mask.partition("/")[0] for layer in self.layers if layer.mask}
         taken |= {source.partition("/")[0] for layer in self.layers for call in layer.calls or [] for source in call}
         return [name for name in names if name not in taken]
 
@@ -404,7 +408,7 @@ def _parse_layer(data: Any, index: int) -> LayerSpec:
                                         + ", ".join(LAYER_TYPES))
     schema = LAYER_PARAMS[layer_type]
     card = ("arguments", "options", "returns") if layer_type == "keras" else ()   # a Keras layer card's call
-    _reject_unknown(data, {"type", "name", "inputs", "initial_state", "calls", *card, *schema}, path)
+    _reject_unknown(data, {"type", "name", "inputs", "initial_state", "calls", "mask", *card, *schema}, path)
     name = None
     if "name" in data:
         name = _field(data, "name", _layer_name, None, path)
@@ -412,9 +416,10 @@ def _parse_layer(data: Any, index: int) -> LayerSpec:
     layer = LayerSpec(layer_type, params, name, _field(data, "inputs", _optional(_sources), None, path),
                       _field(data, "initial_state", _optional(_sources), None, path),
                       _field(data, "calls", _optional(_calls), None, path),
-                      _field(data, "arguments", _optional(_argument_names), None, path),
-                      _field(data, "options", _optional(_options), None, path),
-                      _field(data, "returns", _optional(_returns), None, path))
+                      arguments=_field(data, "arguments", _optional(_argument_names), None, path),
+                      options=_field(data, "options", _optional(_options), None, path),
+                      returns=_field(data, "returns", _optional(_returns), None, path),
+                      mask=_field(data, "mask", _optional(_text), None, path))
     if layer.arguments and len(layer.arguments) != len(layer.inputs or []):
         raise SpecError(f"{path}.arguments", f"names {len(layer.arguments)} parameters, but the layer takes "
                                              f"{len(layer.inputs or [])} tensors (its inputs): one each")
@@ -574,6 +579,9 @@ def from_dict(data: Any) -> StackSpec:
             for source in call:
                 if source != INPUT_REF and not _output_of(source, by_name) and source not in input_names:
                     raise SpecError(f"layers[{i}].calls", f"{_show(source)} is not a tensor any layer gives")
+        if layer.mask is not None and layer.mask != INPUT_REF and not _output_of(layer.mask, before) \
+                and layer.mask not in input_names:
+            raise SpecError(f"layers[{i}].mask", f"{_show(layer.mask)} is not a tensor of a layer before this one")
         if layer.initial_state and not layer.is_recurrent:
             raise SpecError(f"layers[{i}].initial_state", "only a recurrent layer takes initial states")
         for source in layer.initial_state or []:
@@ -715,6 +723,8 @@ def to_dict(spec: StackSpec, *, weights: bool = False) -> dict:
             item["options"] = dict(layer.options)
         if layer.returns:
             item["returns"] = layer.returns
+        if layer.mask:
+            item["mask"] = layer.mask
         kind = TYPES[layer.type]
         item.update((key, value) for key, value in layer.params.items()
                     if not (kind.params[key].omit_default and value == kind.params[key].default))

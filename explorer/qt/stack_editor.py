@@ -254,6 +254,13 @@ class LayerCard(QFrame):
             self.inputs_label.setWordWrap(True)
             self.inputs_label.setToolTip("The layers whose outputs this layer takes")
             outer.addWidget(self.inputs_label)
+        if layer.mask:   # a mask the model computes and passes itself
+            self.mask_label = QLabel(f"mask from {'the input' if layer.mask == INPUT_REF else layer.mask}")
+            self.mask_label.setFont(mono_font())
+            self.mask_label.setWordWrap(True)
+            self.mask_label.setToolTip("The tensor this layer's call takes as its mask (mask=…), instead of the mask "
+                                       "Keras passes on from the layer before")
+            outer.addWidget(self.mask_label)
         if layer.options:   # the call's keyword arguments, as the model called it
             self.options_label = QLabel("called with " + ", ".join(f"{key}={option_text(value)}"
                                                                      for key, value in layer.options.items()))

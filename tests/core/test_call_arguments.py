@@ -275,3 +275,61 @@ def test_a_card_that_returns_several_tensors_names_each_and_equals_predict(tmp_p
     with pytest.raises(ExplorerError, match=r'mha: MultiHeadAttention returns 2 tensors, but the card passes on one: '
                                             r'set "returns": 2 to name the others mha/output/1'):
         ENGINE.run(without, text(TEXTS))
+
+
+def explicit_mask():
+    """An Embedding without mask_zero, and the mask computed by the model and given to the LSTM itself."""
+    ids = keras.Input((None,), dtype="int32", name="ids")
+    x = layers.Embedding(9, 3, name="emb")(ids)
+    read = layers.LSTM(4, name="lstm")(x, mask=keras.ops.not_equal(ids, 0))
+    return keras.Model(ids, layers.Dense(2, name="head")(read))
+
+
+@pytest.fixture(scope="module")
+def saved_mask(tmp_path_factory):
+    path = tmp_path_factory.mktemp("mask") / "mask.keras"
+    return trained_and_saved(explicit_mask, [keras.utils.pad_sequences(TEXTS, padding="post")], path), path
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(ids, min_size=1, max_size=4), st.sampled_from(["pre", "post"]))
+def test_a_mask_the_model_computes_is_passed_as_keras_passes_it(saved_mask, rows, padding):
+    model, path = saved_mask
+    spec, _, _ = keras_io.import_model(path)
+    lstm = spec.layers[spec.layer_names().index("lstm")]
+    computed = spec.layers[spec.layer_names().index(lstm.mask)]    # Keras names the operation
+    assert computed.params["class_name"] == "ops.numpy.NotEqual" and spec.outputs() == ["head"]
+    spec.batching.padding = padding
+    result = ENGINE.run(spec, text(rows))
+    batch = keras.utils.pad_sequences(rows, padding=padding)
+    np.testing.assert_allclose(result.layer("head").output, model.predict(batch, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(result.layer("lstm").output, keras.Model(model.input, model.get_layer("lstm").output)
+                               .predict(batch, verbose=0), atol=1e-5)
+    assert result.layer("lstm").mask_role == "consumes"
+    assert not any("padding without a mask" in warning for warning in result.warnings)   # the lstm has one
+
+
+def test_a_computed_mask_survives_the_stack_file_and_the_exported_script(saved_mask, tmp_path):
+    import subprocess
+    import sys
+
+    from explorer.core.codegen import export_code
+    model, path = saved_mask
+    spec, _, _ = keras_io.import_model(path)
+    spec.sequences = text(TEXTS)
+    again = specs.loads(specs.dumps(spec))
+    mask = spec.layers[spec.layer_names().index("lstm")].mask
+    assert specs.to_dict(again)["layers"][spec.layer_names().index("lstm")]["mask"] == mask
+    batch = keras.utils.pad_sequences(TEXTS, padding="post")
+    np.testing.assert_allclose(ENGINE.run(again).layer("head").output, model.predict(batch, verbose=0), atol=1e-5)
+    code = export_code(spec, weights_from=str(path))
+    assert f"(x, mask=outputs[{mask!r}])" in code
+    (tmp_path / "model.py").write_text(code + "__import__('numpy').save('out.npy', results['head'])\n")
+    ran = subprocess.run([sys.executable, "model.py"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model.predict(batch, verbose=0), atol=1e-5)
+
+
+def test_the_mask_keras_passes_on_is_no_computed_mask(saved):
+    spec, _, _ = keras_io.import_model(saved["folder"] / "self.keras")   # an Embedding with mask_zero
+    assert all(layer.mask is None for layer in spec.layers)

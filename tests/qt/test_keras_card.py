@@ -107,3 +107,14 @@ def test_a_shared_layer_called_on_a_layer_below_lists_every_tensor_each_call_giv
         {"type": "time_distributed_dense", "name": "d", "units": 3}], "outputs": ["g/call/1", "g/call/1/state/h"]})
     editor = editor_for(qtbot, spec)
     assert editor.cards[0].calls_label.text() == "also applied to d → g/call/1, g/call/1/state/h"
+
+
+def test_a_layer_given_a_mask_the_model_computes_says_where_it_comes_from(qtbot):
+    spec = from_dict({"input": {"kind": "tokens", "vocab_size": 9}, "layers": [
+        {"type": "keras", "name": "nonzero", "class_name": "ops.numpy.NotEqual", "config": {},
+         "inputs": ["<input>"], "arguments": ["x1"], "options": {"x2": 0}},
+        {"type": "embedding", "name": "emb", "inputs": ["<input>"]},
+        {"type": "lstm", "name": "lstm", "mask": "nonzero"}]})
+    editor = editor_for(qtbot, spec)
+    assert editor.cards[2].mask_label.text() == "mask from nonzero"
+    assert not hasattr(editor.cards[1], "mask_label")
