@@ -183,7 +183,10 @@ def translate_build_error(name: str, layer: LayerSpec, message: str) -> str:
     """Keras's message, shortened, with the layer it concerns."""
     if "Error encountered:" in message:  # Keras wraps an error raised inside call(): keep the error itself
         message = message.split("Error encountered:", 1)[1]
-    first = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    # Keras names the call an error came from, then says what happened: keep what happened
+    first = next((line for line in lines if not line.startswith("Exception encountered when calling")),
+                 lines[0] if lines else "unknown error")
     if layer.type == "custom":
         return f'{name}: the expression "{layer.params["expression"]}" failed: {first}'
     return f"{name} cannot be built: {first}"

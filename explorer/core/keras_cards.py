@@ -69,10 +69,10 @@ def keras_layer(class_name: str, config: dict, name: str, options: dict | None =
                                                         safe_mode=True)
     except Exception as error:  # Keras reports a bad config as several exception types
         lines = strip_ansi(str(error)).strip().splitlines()
-        raise StackError(f"{name}: Keras cannot build {class_name} from this config: "
+        raise StackError(f"Keras cannot build {class_name} from this config: "
                          f"{lines[0] if lines else type(error).__name__}", layer=name) from None
     if not isinstance(layer, keras.layers.Layer):
-        raise StackError(f"{name}: {class_name} does not make a Keras layer", layer=name)
+        raise StackError(f"{class_name} does not make a Keras layer", layer=name)
     return layer
 
 
@@ -90,13 +90,13 @@ def _operation_layer(class_name: str, config: dict, name: str, options: dict | N
     except (ImportError, AttributeError):
         cls = None
     if not (isinstance(cls, type) and issubclass(cls, keras.Operation)) or issubclass(cls, keras.layers.Layer):
-        raise StackError(f"{name}: {class_name} is not an operation of keras.ops", layer=name)
+        raise StackError(f"{class_name} is not an operation of keras.ops", layer=name)
     saved = {"module": f"keras.src.{module}", "class_name": operation, "config": {**copy.deepcopy(config), "name": name}}
     try:
         return KerasOperation(keras.saving.deserialize_keras_object(saved, safe_mode=True), options, name=name)
     except Exception as error:  # Keras reports a bad config as several exception types
         lines = strip_ansi(str(error)).strip().splitlines()
-        raise StackError(f"{name}: Keras cannot build {class_name} from this config: "
+        raise StackError(f"Keras cannot build {class_name} from this config: "
                          f"{lines[0] if lines else type(error).__name__}", layer=name) from None
 
 

@@ -333,3 +333,13 @@ def test_a_computed_mask_survives_the_stack_file_and_the_exported_script(saved_m
 def test_the_mask_keras_passes_on_is_no_computed_mask(saved):
     spec, _, _ = keras_io.import_model(saved["folder"] / "self.keras")   # an Embedding with mask_zero
     assert all(layer.mask is None for layer in spec.layers)
+
+
+def test_an_operation_keras_cannot_run_gives_keras_s_reason_not_its_wrapper():
+    document = {"input": {"kind": "features", "features": 2}, "layers": [
+        {"type": "lstm", "units": 2, "return_sequences": True},
+        {"type": "keras", "class_name": "ops.numpy.Mean", "config": {"axis": "x"}}]}
+    with pytest.raises(ExplorerError) as caught:
+        ENGINE.built_for(specs.from_dict(document))
+    message = caught.value.message
+    assert message.startswith("keras_1 cannot be built: ") and "Exception encountered" not in message, message

@@ -197,7 +197,7 @@ def test_the_contract_example_message():
                                               "got 1e+39"),
     ({"type": "custom", "expression": ""}, 'layers[1].expression: must be a non-empty Python expression, got ""'),
     ({"type": "custom", "expression": "x" * 2001}, "layers[1].expression: must be at most 2000 characters long"),
-    ({"type": "global_average_pooling", "units": 3}, "layers[1].units: unknown key; known keys: calls, initial_state, inputs, keepdims, name, type"),
+    ({"type": "global_average_pooling", "units": 3}, "layers[1].units: unknown key; known keys: calls, initial_state, inputs, keepdims, mask, name, type"),
     ("lstm", 'layers[1]: must be an object, got "lstm"'),
 ])
 def test_layer_errors(layer, message):
