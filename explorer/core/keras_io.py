@@ -91,12 +91,15 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
     weights: dict[str, list[np.ndarray]] = {}
     refused: list[str] = []
     previous: LayerSpec | None = None
+    chain_output = None   # a chain that ends in a further output of its last layer (attention scores)
     for layer, taken in chain:
         passed = None   # a further output the layer takes in a chain, not a state that `feeds` passes on
         if taken and previous is not None and not _feed(previous, taken):
             more = more_outputs(previous)
-            if layer is None or taken > len(more):
+            if taken > len(more):
                 refused.append(f"{previous.name} passes on its output {taken}, which a stack cannot show")
+            elif layer is None:
+                chain_output = f"{previous.name}/{more[taken - 1]}"
             else:   # the backward output of a Bidirectional with merge_mode None
                 passed = f"{previous.name}/{more[taken - 1]}"
         if layer is None:   # the model's output
@@ -160,14 +163,14 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
     shape = tuple(model.inputs[0].shape)
     if text is not None:
         input_spec, length = text
-        stack = StackSpec(input_spec, Batching(maxlen=length), layers)
+        stack = StackSpec(input_spec, Batching(maxlen=length), layers, model_outputs=chain_output and [chain_output])
         stack.weights, stack.weights_id = weights, uuid.uuid4().hex
         _fit_embeddings(stack, weights, read, notes)
         if graph:
             _model_outputs(model, stack, renamed, by_name)
         return stack, weights, notes
     first = _input_spec(model.inputs[0], [chain[0][0]], notes)
-    stack = StackSpec(first, Batching(), layers)
+    stack = StackSpec(first, Batching(), layers, model_outputs=chain_output and [chain_output])
     if graph:
         _model_outputs(model, stack, renamed, by_name)
     steps = shape[1] if len(shape) > 1 and first.has_steps else None

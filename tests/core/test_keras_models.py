@@ -195,6 +195,13 @@ def one_hot_ids():
     return functional(i, layers.GRU(2, name="gru")(keras.ops.one_hot(i, VOCAB)))
 
 
+def stacked_cells_state():
+    """keras.layers.RNN over stacked cells, the model ending in its last cell's state (the third tensor)."""
+    i = tokens()
+    cells = layers.StackedRNNCells([layers.GRUCell(3), layers.GRUCell(2)])
+    return functional(i, layers.RNN(cells, return_state=True, name="rnn")(layers.Embedding(VOCAB, 4)(i))[2])
+
+
 # (builder, input, expected refusal or None)
 CASES = {
     "sequential": (seq_classifier, TOKENS, None),
@@ -223,6 +230,7 @@ CASES = {
     "IntegerLookup, then Embedding": (integer_lookup_first, TOKENS, None),
     "one_hot ids": (one_hot_ids, TOKENS, None),
     "adapted IntegerLookup": (adapted_integer_lookup, TOKENS, None),
+    "a further output of the last card": (stacked_cells_state, TOKENS, None),
 }
 
 
