@@ -214,10 +214,12 @@ def _call_again(layer: LayerSpec, name: str, k: int, keras_layer, tensors: dict[
     """Call k of a shared layer: the same weights on the tensors the call names; what it returns is named as
     spec.call_outputs says ("lstm/call/1", "lstm/call/1/state/h" …)."""
     taken = _taken(tensors, layer.calls[k - 1], name)
+    started = (layer.call_states or [None] * k)[k - 1]   # a call started from states (a decoding loop)
+    keywords = {"initial_state": _taken(tensors, started, name)} if started else {}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = keras_layer(taken[0] if len(taken) == 1 else taken)
+            result = keras_layer(taken[0] if len(taken) == 1 else taken, **keywords)
     except Exception as error:  # noqa: BLE001  (Keras reports shape problems as several exception types)
         raise StackError(f"{name}, call {k}: {strip_ansi(str(error)).strip().splitlines()[0]}", layer=name) from None
     for key, tensor in zip(call_outputs(layer, name, k), result if isinstance(result, (list, tuple)) else [result]):

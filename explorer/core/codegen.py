@@ -199,7 +199,9 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
             lines.append(f"outputs[{name!r}] = x")
         for j, k in calls_after.get(name, []):   # shared layers' further calls, once their tensors all exist
             given = ", ".join(f"outputs[{key!r}]" for key in call_outputs(spec.layers[j], names[j], k))
-            lines.append(f"{given} = {python_name(names[j])}_layer({tensors(spec.layers[j].calls[k - 1])})")
+            started = (spec.layers[j].call_states or [None] * k)[k - 1]   # a call started from states
+            states = f", initial_state=[{', '.join(tensors([source]) for source in started)}]" if started else ""
+            lines.append(f"{given} = {python_name(names[j])}_layer({tensors(spec.layers[j].calls[k - 1])}{states})")
     lines += [
         (f"model = keras.Model(inputs, [{', '.join(f'outputs[{name!r}]' for name in spec.outputs())}])"
          if spec.is_graph() else "model = keras.Model(inputs, x)"),

@@ -222,9 +222,10 @@ def _check_calls(spec: StackSpec, names: list[str]) -> None:
              *(tensor for i, (layer, name) in enumerate(zip(spec.layers, names))
                for k in range(len(layer.calls or []) + 1) for tensor in call_outputs(layer, name, k))}
     for i, (layer, name) in enumerate(zip(spec.layers, names)):
-        for k, call in enumerate(layer.calls or [], start=1):
+        for k in range(1, len(layer.calls or []) + 1):
             if (i, k) in made:
                 continue
+            call = layer.call_tensors(k)
             missing = [source for source in call if source not in given]
             raise StackError(f"{name}'s call {k} takes {', '.join(missing)}, which no layer gives: name another "
                              "tensor, or restore the layer or setting that gave it" if missing else

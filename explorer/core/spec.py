@@ -128,12 +128,19 @@ class LayerSpec:
     arguments: list[str] | None = None
     # the call's further keyword arguments that are not tensors (`use_causal_mask=True`), as Keras recorded them
     options: dict[str, Any] | None = None
+    # the initial states of each further call of a recurrent layer (None for a call without): a decoding loop
+    # unrolled in the graph, `out, h, c = lstm(x_t, initial_state=[h, c])` step after step
+    call_states: list[list[str] | None] | None = None
     # a tensor named as in `inputs` that the layer's call takes as its mask (`lstm(x, mask=ops.not_equal(ids, 0))`);
     # None: the mask Keras passes on from the layer before, if any
     mask: str | None = None
     # how many tensors a Keras layer card's call returns when it returns several (`mha(q, v,
     # return_attention_scores=True)`: 2); those after the first are "<name>/output/1" … (registry.more_outputs)
     returns: int | None = None
+
+    def call_tensors(self, k: int) -> list[str]:
+        """Every tensor further call k takes: the ones it is called on, then its initial states."""
+        return [*self.calls[k - 1], *((self.call_states or [None] * k)[k - 1] or [])]
 
     def __post_init__(self) -> None:
         defaults = {key: copy.deepcopy(default) for key, (default, _) in LAYER_PARAMS.get(self.type, {}).items()}
@@ -232,7 +239,8 @@ class StackSpec:
         taken |= {names[i - 1] for i, layer in enumerate(self.layers) if i and not layer.inputs}
         taken |= {source.partition("/")[0] for layer in self.layers for source in layer.initial_state or []}
         taken |= {layer.mask.partition("/")[0] for layer in self.layers if layer.mask}
-        taken |= {source.partition("/")[0] for layer in self.layers for call in layer.calls or [] for source in call}
+        taken |= {source.partition("/")[0] for layer in self.layers for k in range(1, len(layer.calls or []) + 1)
+                  for source in layer.call_tensors(k)}
         return [name for name in names if name not in taken]
 
     def call_order(self) -> list[tuple[int, int]]:
@@ -247,7 +255,7 @@ class StackSpec:
             order.append((i, 0))
             known.update(call_outputs(layer, names[i], 0))
             waiting += [(i, k) for k in range(1, len(layer.calls or []) + 1)]
-            while ready := [(j, k) for j, k in waiting if set(self.layers[j].calls[k - 1]) <= known]:
+            while ready := [(j, k) for j, k in waiting if set(self.layers[j].call_tensors(k)) <= known]:
                 for j, k in ready:
                     waiting.remove((j, k))
                     order.append((j, k))
@@ -413,9 +421,10 @@ def _parse_layer(data: Any, index: int) -> LayerSpec:
     if "name" in data:
         name = _field(data, "name", _layer_name, None, path)
     params = {key: _field(data, key, check, default, path) for key, (default, check) in schema.items()}
+    calls, call_states = _field(data, "calls", _optional(_calls), None, path) or (None, None)
     layer = LayerSpec(layer_type, params, name, _field(data, "inputs", _optional(_sources), None, path),
-                      _field(data, "initial_state", _optional(_sources), None, path),
-                      _field(data, "calls", _optional(_calls), None, path),
+                      _field(data, "initial_state", _optional(_sources), None, path), calls,
+                      call_states=call_states,
                       arguments=_field(data, "arguments", _optional(_argument_names), None, path),
                       options=_field(data, "options", _optional(_options), None, path),
                       returns=_field(data, "returns", _optional(_returns), None, path),
@@ -516,11 +525,23 @@ def _output_of(source: str, before: dict[str, LayerSpec]) -> bool:
                                    for k in range(len(before[owner].calls or []) + 1))
 
 
-def _calls(value: Any) -> list[list[str]]:
+def _calls(value: Any) -> tuple[list[list[str]], list[list[str] | None] | None]:
+    """A shared layer's further calls: each the list of tensors it takes, or {"inputs": [...], "initial_state":
+    [...]} for a recurrent layer's call started from states; (their tensors, their initial states or None)."""
     if not isinstance(value, list) or not 1 <= len(value) <= MAX_INPUTS:
         raise ValueError(f"must be a list of 1 to {MAX_INPUTS} calls, each a list of the tensors it takes, "
                          f"got {_show(value)}")
-    return [_sources(call) for call in value]
+    calls, states = [], []
+    for call in value:
+        if isinstance(call, dict):
+            if set(call) - {"inputs", "initial_state"} or "inputs" not in call:
+                raise ValueError(f'a call given as an object has "inputs" and "initial_state", got {_show(call)}')
+            calls.append(_sources(call["inputs"]))
+            states.append(_sources(call["initial_state"]) if call.get("initial_state") is not None else None)
+        else:
+            calls.append(_sources(call))
+            states.append(None)
+    return calls, states if any(states) else None
 
 
 def _sources(value: Any) -> list[str]:
@@ -575,14 +596,14 @@ def from_dict(data: Any) -> StackSpec:
                                                        f'(nor "{INPUT_REF}", the model\'s input'
                                                        + "".join(f", nor the input {_show(n)}" for n in input_names)
                                                        + ', nor a further output such as "encoder/state/h")')
-        for call in layer.calls or []:   # any layer's tensors: _check_call_order checks when they exist
-            for source in call:
+        for k in range(1, len(layer.calls or []) + 1):   # any layer's tensors: _check_call_order checks when
+            for source in layer.call_tensors(k):          # they exist
                 if source != INPUT_REF and not _output_of(source, by_name) and source not in input_names:
                     raise SpecError(f"layers[{i}].calls", f"{_show(source)} is not a tensor any layer gives")
         if layer.mask is not None and layer.mask != INPUT_REF and not _output_of(layer.mask, before) \
                 and layer.mask not in input_names:
             raise SpecError(f"layers[{i}].mask", f"{_show(layer.mask)} is not a tensor of a layer before this one")
-        if layer.initial_state and not layer.is_recurrent:
+        if (layer.initial_state or layer.call_states) and not layer.is_recurrent:
             raise SpecError(f"layers[{i}].initial_state", "only a recurrent layer takes initial states")
         for source in layer.initial_state or []:
             if not _output_of(source, before) and source not in input_names:
@@ -614,9 +635,9 @@ def _check_call_order(spec: StackSpec, names: list[str], input_names: list[str])
                                                    "runs only after this layer, once every tensor it takes exists")
         known.update(call_outputs(layer, names[i], k))
     for i, layer in enumerate(spec.layers):
-        for k, call in enumerate(layer.calls or [], start=1):
+        for k in range(1, len(layer.calls or []) + 1):
             if (i, k) not in order:
-                waiting = [source for source in call if source not in known]
+                waiting = [source for source in layer.call_tensors(k) if source not in known]
                 raise SpecError(f"layers[{i}].calls", f"call {k} takes {', '.join(map(_show, waiting))}, which "
                                                       "exists only after this call (a loop of calls)")
 
@@ -716,7 +737,9 @@ def to_dict(spec: StackSpec, *, weights: bool = False) -> dict:
         if layer.initial_state:
             item["initial_state"] = list(layer.initial_state)
         if layer.calls:
-            item["calls"] = [list(call) for call in layer.calls]
+            states = layer.call_states or [None] * len(layer.calls)
+            item["calls"] = [{"inputs": list(call), "initial_state": list(started)} if started else list(call)
+                             for call, started in zip(layer.calls, states)]
         if layer.arguments:
             item["arguments"] = list(layer.arguments)
         if layer.options:

@@ -267,3 +267,55 @@ def test_a_layer_that_takes_a_later_call_has_the_input_s_steps(tmp_path):
     spec, _, _ = keras_io.import_model(tmp_path / "model.keras")
     result = Engine().run(spec, text(LEFT))
     assert [layer.name for layer in result.layers if layer.own_steps] == []   # sum's steps come from reader/call/1
+
+
+def a_decoding_loop():
+    """A decoder unrolled in the graph: each step's LSTM call starts from the states of the step before and reads
+    the prediction of the step before, as a greedy decoder written with the functional API does."""
+    ids = keras.Input((None,), dtype="int32", name="ids")
+    _, h, c = layers.LSTM(3, return_state=True, name="encoder")(layers.Embedding(20, 3, mask_zero=True,
+                                                                               name="emb")(ids))
+    decoder = layers.LSTM(3, return_sequences=True, return_state=True, name="decoder")
+    predict = layers.Dense(2, name="predict")
+    step = layers.Dense(2, name="start")(h)[:, None, :]
+    steps = []
+    for _ in range(3):
+        out, h, c = decoder(step, initial_state=[h, c])
+        step = predict(out)
+        steps.append(step)
+    return keras.Model(ids, layers.Concatenate(axis=1, name="steps")(steps))
+
+
+def test_a_decoding_loop_unrolled_in_the_graph_equals_keras_call_by_call(tmp_path):
+    from explorer.core.run import Engine
+    model, (batch,) = saved(a_decoding_loop, tmp_path / "model.keras", [LEFT])
+    spec, _, _ = keras_io.import_model(tmp_path / "model.keras")
+    decoder = spec.layers[spec.layer_names().index("decoder")]
+    assert decoder.initial_state == ["encoder/state/h", "encoder/state/c"]
+    assert decoder.call_states == [["decoder/state/h", "decoder/state/c"],
+                                   ["decoder/call/1/state/h", "decoder/call/1/state/c"]]
+    result = Engine().run(spec, text(LEFT))
+    np.testing.assert_allclose(result.layer("steps").output, model.predict(batch, verbose=0), atol=1e-5)
+    for k, node in enumerate(model.get_layer("decoder")._inbound_nodes[1:], start=1):   # each step as Keras has it
+        for key, tensor in zip(specs.call_outputs(decoder, "decoder", k), node.outputs):
+            expected = keras.Model(model.inputs, tensor).predict(batch, verbose=0)
+            np.testing.assert_allclose(result.layer("decoder").extras[key], expected, atol=1e-5, err_msg=key)
+    specs.save(spec, tmp_path / "stack.json")     # the calls' states survive the stack file
+    again = specs.load(tmp_path / "stack.json")
+    assert again.layers[spec.layer_names().index("decoder")].call_states == decoder.call_states
+    np.testing.assert_allclose(Engine().run(again, text(LEFT)).layer("steps").output, result.layer("steps").output,
+                               atol=1e-6)
+
+
+def test_the_exported_code_of_a_decoding_loop_starts_each_call_from_its_states(tmp_path):
+    import subprocess
+    import sys
+    model, (batch,) = saved(a_decoding_loop, tmp_path / "model.keras", [LEFT])
+    spec, _, _ = keras_io.import_model(tmp_path / "model.keras")
+    spec.sequences = text(LEFT)
+    code = export_code(spec, weights_from=str(tmp_path / "model.keras"))
+    assert "initial_state=[outputs['decoder/state/h'], outputs['decoder/state/c']])" in code
+    (tmp_path / "model.py").write_text(code + "\nimport numpy\nnumpy.save('steps.npy', results['steps'])\n")
+    ran = subprocess.run([sys.executable, "model.py"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    np.testing.assert_allclose(np.load(tmp_path / "steps.npy"), model.predict(batch, verbose=0), atol=1e-5)

@@ -118,3 +118,14 @@ def test_a_layer_given_a_mask_the_model_computes_says_where_it_comes_from(qtbot)
     editor = editor_for(qtbot, spec)
     assert editor.cards[2].mask_label.text() == "mask from nonzero"
     assert not hasattr(editor.cards[1], "mask_label")
+
+
+def test_a_call_started_from_states_says_which(qtbot):
+    spec = from_dict({"input": {"kind": "features", "features": 2}, "layers": [
+        {"type": "lstm", "name": "dec", "units": 2, "return_sequences": True, "return_state": True,
+         "calls": [{"inputs": ["head"], "initial_state": ["dec/state/h", "dec/state/c"]}]},
+        {"type": "time_distributed_dense", "name": "head", "units": 2}],
+        "outputs": ["head", "dec/call/1"]})
+    editor = editor_for(qtbot, spec)
+    assert editor.cards[0].calls_label.text() == ("also applied to head from dec h, dec c → dec/call/1, "
+                                                  "dec/call/1/state/h, dec/call/1/state/c")
