@@ -18,3 +18,14 @@ def trained_and_saved(build, batches: list[np.ndarray], path, seed: int = 0):
     model.fit(batches if len(batches) > 1 else batches[0], targets if len(targets) > 1 else targets[0], verbose=0)
     model.save(path)
     return model
+
+
+def exported_output(code: str, output: str, folder) -> np.ndarray:
+    """Runs an exported script alone, in `folder`, as a user runs it, and returns what it computes for `output`
+    (results[output])."""
+    import subprocess
+    import sys
+    (folder / "model.py").write_text(code + f"\n__import__('numpy').save('exported.npy', results[{output!r}])\n")
+    ran = subprocess.run([sys.executable, "model.py"], capture_output=True, text=True, cwd=folder, timeout=300)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    return np.load(folder / "exported.npy")

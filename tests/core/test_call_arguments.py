@@ -19,7 +19,7 @@ from explorer.core import keras_io, spec as specs
 from explorer.core.errors import ExplorerError, SpecError
 from explorer.core.run import Engine
 
-from .keras_files import trained_and_saved
+from .keras_files import exported_output, trained_and_saved
 
 ENGINE = Engine()
 TEXTS = [[1, 2, 3], [4, 5], [6, 7, 8, 2]]
@@ -141,9 +141,6 @@ def test_a_causal_mask_given_to_the_call_is_kept_and_changes_the_numbers(saved, 
 
 
 def test_the_exported_script_calls_each_parameter_by_name_and_gives_predicts_numbers(saved, tmp_path):
-    import subprocess
-    import sys
-
     from explorer.core.codegen import export_code
     model, path = saved["cross"], saved["folder"] / "cross.keras"
     spec, _, _ = keras_io.import_model(path)
@@ -151,12 +148,10 @@ def test_the_exported_script_calls_each_parameter_by_name_and_gives_predicts_num
     spec.sequences, spec.more_sequences = text(TEXTS), {"target": text(targets)}
     code = export_code(spec, weights_from=str(path))
     assert "(query=outputs['decoder'], value=outputs['encoder'], key=outputs['encoder'])" in code
-    (tmp_path / "model.py").write_text(code + "__import__('numpy').save('out.npy', results['logits'])\n")
-    ran = subprocess.run([sys.executable, "model.py"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
-    assert ran.returncode == 0, ran.stderr[-3000:]
+    exported = exported_output(code, "logits", tmp_path)
     batch = {"source": keras.utils.pad_sequences(TEXTS, padding="post"),
              "target": keras.utils.pad_sequences(targets, padding="post")}
-    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model.predict(batch, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(exported, model.predict(batch, verbose=0), atol=1e-5)
 
 
 KERAS_CARD = {"type": "keras", "class_name": "Attention", "config": {}}
@@ -218,19 +213,14 @@ def test_keras_ops_between_layers_are_cards_that_equal_keras(saved_ops, tmp_path
 
 
 def test_the_exported_script_calls_the_operations_and_gives_predicts_numbers(saved_ops, tmp_path):
-    import subprocess
-    import sys
-
     from explorer.core.codegen import export_code
     model, path = saved_ops
     spec, _, _ = keras_io.import_model(path)
     spec.sequences = text(TEXTS)
     code = export_code(spec, weights_from=str(path))
-    (tmp_path / "model.py").write_text(code + "__import__('numpy').save('out.npy', results['head'])\n")
-    ran = subprocess.run([sys.executable, "model.py"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
-    assert ran.returncode == 0, ran.stderr[-3000:]
+    exported = exported_output(code, "head", tmp_path)
     batch = keras.utils.pad_sequences(TEXTS, padding="post")
-    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model.predict(batch, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(exported, model.predict(batch, verbose=0), atol=1e-5)
 
 
 @pytest.mark.parametrize("class_name, message", [
@@ -310,9 +300,6 @@ def test_a_mask_the_model_computes_is_passed_as_keras_passes_it(saved_mask, rows
 
 
 def test_a_computed_mask_survives_the_stack_file_and_the_exported_script(saved_mask, tmp_path):
-    import subprocess
-    import sys
-
     from explorer.core.codegen import export_code
     model, path = saved_mask
     spec, _, _ = keras_io.import_model(path)
@@ -324,10 +311,8 @@ def test_a_computed_mask_survives_the_stack_file_and_the_exported_script(saved_m
     np.testing.assert_allclose(ENGINE.run(again).layer("head").output, model.predict(batch, verbose=0), atol=1e-5)
     code = export_code(spec, weights_from=str(path))
     assert f"(x, mask=outputs[{mask!r}])" in code
-    (tmp_path / "model.py").write_text(code + "__import__('numpy').save('out.npy', results['head'])\n")
-    ran = subprocess.run([sys.executable, "model.py"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
-    assert ran.returncode == 0, ran.stderr[-3000:]
-    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model.predict(batch, verbose=0), atol=1e-5)
+    exported = exported_output(code, "head", tmp_path)
+    np.testing.assert_allclose(exported, model.predict(batch, verbose=0), atol=1e-5)
 
 
 def test_the_mask_keras_passes_on_is_no_computed_mask(saved):
