@@ -497,7 +497,10 @@ def _call_form(model, layer) -> tuple[list, list[str] | None, dict]:
 
     import keras
     node = layer._inbound_nodes[_calls(model, layer)[0]]
-    args, kwargs = list(node.arguments.args), node.arguments.kwargs
+    args, kwargs = list(node.arguments.args), dict(node.arguments.kwargs)
+    first = next(iter(inspect.signature(layer.call).parameters), None)
+    if not args and isinstance(kwargs.get(first), (list, tuple)):   # `Concatenate()(inputs=[a, b])`: as [a, b]
+        args = [kwargs.pop(first)]
     if len(args) > 1 or any(isinstance(value, keras.KerasTensor) for key, value in kwargs.items()
                             if key not in ("mask", "initial_state")):
         keywords = {**dict(zip(inspect.signature(layer.call).parameters, args)), **kwargs}   # each by its name

@@ -202,6 +202,14 @@ def stacked_cells_state():
     return functional(i, layers.RNN(cells, return_state=True, name="rnn")(layers.Embedding(VOCAB, 4)(i))[2])
 
 
+def merge_given_by_keyword():
+    """Layers given their list of tensors by keyword (`inputs=[a, b]`) rather than positionally."""
+    i = tokens()
+    x = layers.Embedding(VOCAB, 3, mask_zero=True)(i)
+    both = layers.Concatenate()(inputs=[layers.LSTM(2, return_sequences=True)(x), layers.GRU(2, return_sequences=True)(x)])
+    return functional(i, layers.GlobalAveragePooling1D()(layers.Attention()(inputs=[both, both])))
+
+
 # (builder, input, expected refusal or None)
 CASES = {
     "sequential": (seq_classifier, TOKENS, None),
@@ -231,6 +239,7 @@ CASES = {
     "one_hot ids": (one_hot_ids, TOKENS, None),
     "adapted IntegerLookup": (adapted_integer_lookup, TOKENS, None),
     "a further output of the last card": (stacked_cells_state, TOKENS, None),
+    "inputs=[a, b] by keyword": (merge_given_by_keyword, TOKENS, None),
 }
 
 
