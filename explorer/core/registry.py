@@ -115,6 +115,8 @@ def option_json(value: Any) -> Any:
     """A call's keyword value as a stack file holds it; ValueError for what it cannot hold (a tensor, an object)."""
     if value is None or isinstance(value, (bool, int, float)) or isinstance(value, str) and len(value) <= 100:
         return value
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):   # a NumPy number or small array
+        return option_json(value.tolist())
     if isinstance(value, slice):
         return {"slice": [option_json(part) for part in (value.start, value.stop, value.step)]}
     if value is Ellipsis:

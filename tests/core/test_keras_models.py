@@ -210,6 +210,13 @@ def merge_given_by_keyword():
     return functional(i, layers.GlobalAveragePooling1D()(layers.Attention()(inputs=[both, both])))
 
 
+def numpy_constants():
+    """A sequence scaled by NumPy constants between layers (an array per feature, a NumPy number)."""
+    i = tokens()
+    x = layers.LSTM(3, return_sequences=True)(layers.Embedding(VOCAB, 3)(i))
+    return functional(i, layers.Dense(1)(keras.ops.multiply(x, np.array([1.0, 2.0, 0.5], "float32")) * np.float32(2)))
+
+
 # (builder, input, expected refusal or None)
 CASES = {
     "sequential": (seq_classifier, TOKENS, None),
@@ -240,6 +247,7 @@ CASES = {
     "adapted IntegerLookup": (adapted_integer_lookup, TOKENS, None),
     "a further output of the last card": (stacked_cells_state, TOKENS, None),
     "inputs=[a, b] by keyword": (merge_given_by_keyword, TOKENS, None),
+    "NumPy constants": (numpy_constants, TOKENS, None),
 }
 
 
