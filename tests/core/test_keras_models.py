@@ -214,7 +214,8 @@ def numpy_constants():
     """A sequence scaled by NumPy constants between layers (an array per feature, a NumPy number)."""
     i = tokens()
     x = layers.LSTM(3, return_sequences=True)(layers.Embedding(VOCAB, 3)(i))
-    return functional(i, layers.Dense(1)(keras.ops.multiply(x, np.array([1.0, 2.0, 0.5], "float32")) * np.float32(2)))
+    scaled = keras.ops.multiply(x, np.array([1.0, 2.0, 0.5], "float32")) * np.float32(2)
+    return functional(i, layers.Dense(1)(layers.GlobalAveragePooling1D()(scaled)))
 
 
 # (builder, input, expected refusal or None)
