@@ -239,7 +239,7 @@ def test_five_deaths_in_a_row_answer_every_request_unlink_the_blocks_and_restart
 
 
 def test_a_stopped_engine_is_replaced_after_the_heartbeat_bound(make_layer, loop):
-    layer, engine = make_layer(heartbeat_s=0.2, stall_s=2.0)
+    layer, engine = make_layer(heartbeat_s=0.2, stall_s=5.0)   # a loaded machine may be silent for 2 s
     answers = Answers()
     run = layer.submit(RUN, answers, **run_payload(stack(5, rows=200, steps=300)))
     loop.run_until(lambda: layer.busy and engine._flight is not None)
