@@ -216,6 +216,9 @@ def _call_again(layer: LayerSpec, name: str, k: int, keras_layer, tensors: dict[
     taken = _taken(tensors, layer.calls[k - 1], name)
     started = (layer.call_states or [None] * k)[k - 1]   # a call started from states (a decoding loop)
     keywords = {"initial_state": _taken(tensors, started, name)} if started else {}
+    mask = (layer.call_masks or [None] * k)[k - 1]        # a mask the model computes for this call
+    if mask:
+        keywords["mask"] = _taken(tensors, [mask], name)[0]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

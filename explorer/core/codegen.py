@@ -201,6 +201,8 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
             given = ", ".join(f"outputs[{key!r}]" for key in call_outputs(spec.layers[j], names[j], k))
             started = (spec.layers[j].call_states or [None] * k)[k - 1]   # a call started from states
             states = f", initial_state=[{', '.join(tensors([source]) for source in started)}]" if started else ""
+            mask = (spec.layers[j].call_masks or [None] * k)[k - 1]   # a mask the model computes for this call
+            states += f", mask={tensors([mask])}" if mask else ""
             lines.append(f"{given} = {python_name(names[j])}_layer({tensors(spec.layers[j].calls[k - 1])}{states})")
     lines += [
         (f"model = keras.Model(inputs, [{', '.join(f'outputs[{name!r}]' for name in spec.outputs())}])"

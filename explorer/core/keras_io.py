@@ -68,13 +68,14 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
     calls: dict[int, list[list[Tensor]]] = {}
     masks: dict[int, Tensor] = {}   # a mask the model computes and passes to a layer itself
     started: dict[int, list[list[Tensor] | None]] = {}   # the initial states of a shared layer's further calls
+    call_masks: dict[int, list[Tensor | None]] = {}       # … and the masks the model computes for them
     graph = False
     try:
         chain = _chain(model)
     except StackError:
         if not getattr(model, "inputs", None):
             raise
-        chain, sources, states, calls, masks, started = _graph(model)
+        chain, sources, states, calls, masks, started, call_masks = _graph(model)
         graph = True
     by_name: dict[str, LayerSpec] = {}
     renamed: dict[str, str] = {}
@@ -153,6 +154,9 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
                     by_name[renamed[layer.name]].call_states = [
                         [_tensor_name(tensor, renamed, by_name) for tensor in each] if each else None
                         for each in started[id(layer)]]
+                if id(layer) in call_masks:
+                    by_name[renamed[layer.name]].call_masks = [
+                        _tensor_name(tensor, renamed, by_name) if tensor else None for tensor in call_masks[id(layer)]]
             except StackError as error:
                 refused.append(f"{layer.name} ({type(layer).__name__}) {error.message}")
     if refused:
@@ -447,11 +451,12 @@ Tensor = tuple[str, int, int]   # a Keras tensor as (layer, call, output index)
 
 
 def _graph(model) -> tuple[list[tuple[object, int]], dict[int, list[Tensor]], dict[int, list[Tensor]],
-                           dict[int, list[list[Tensor]]], dict[int, Tensor], dict[int, list[list[Tensor] | None]]]:
+                           dict[int, list[list[Tensor]]], dict[int, Tensor], dict[int, list[list[Tensor] | None]],
+                           dict[int, list[Tensor | None]]]:
     """The layers of a model that branches, merges or has several inputs or outputs, in Keras's topological order
     (as _chain gives them), the tensors each takes, the initial states a recurrent layer takes, the tensors
     of each further call of a shared layer, the mask a layer is given by the model itself, and the initial states
-    of each further call (a decoding loop). Refuses what a stack cannot hold yet."""
+    of each further call (a decoding loop) and the mask the model gives it."""
     import keras
 
     def taken(tensors) -> list[Tensor]:
@@ -463,29 +468,28 @@ def _graph(model) -> tuple[list[tuple[object, int]], dict[int, list[Tensor]], di
                           0 if given else _calls(model, operation).index(node), index))
         return found
 
-    order, sources, states, calls, masks, started = [], {}, {}, {}, {}, {}
+    order, sources, states, calls, masks, started, call_masks = [], {}, {}, {}, {}, {}, {}
     for layer in _computing(model):
         if isinstance(layer, keras.layers.InputLayer):
             continue
-        kind = type(layer).__name__
         for call, node in enumerate(layer._inbound_nodes[at] for at in _calls(model, layer)):
             given = [t for t in keras.tree.flatten(node.arguments.kwargs.get("initial_state"))
                      if isinstance(t, keras.KerasTensor)]
             if given and not call:   # an encoder's states, or the model's vector inputs
                 states[id(layer)] = taken(given)
-            if call and _explicit_mask(node) is not None:
-                raise StackError(f"{layer.name} ({kind}) takes a mask the model computes in its call {call}; a "
-                                 "card's further calls take the mask Keras passes on")
             if call:   # a shared layer: the same weights called again (started from states: a decoding loop)
                 calls.setdefault(id(layer), []).append(taken(node.arguments.args))
                 started.setdefault(id(layer), []).append(taken(given) if given else None)
+                computed = _explicit_mask(node)   # a mask the model computes for this call
+                call_masks.setdefault(id(layer), []).append(taken([computed])[0] if computed is not None else None)
             else:
                 sources[id(layer)] = taken(_call_form(model, layer)[0])
                 if _explicit_mask(node) is not None:
                     masks[id(layer)] = taken([_explicit_mask(node)])[0]
         order.append((layer, 0))
     started = {key: each for key, each in started.items() if any(each)}
-    return order + [(None, 0)], sources, states, calls, masks, started
+    call_masks = {key: each for key, each in call_masks.items() if any(each)}
+    return order + [(None, 0)], sources, states, calls, masks, started, call_masks
 
 
 def _call_form(model, layer) -> tuple[list, list[str] | None, dict]:

@@ -131,6 +131,8 @@ class LayerSpec:
     # the initial states of each further call of a recurrent layer (None for a call without): a decoding loop
     # unrolled in the graph, `out, h, c = lstm(x_t, initial_state=[h, c])` step after step
     call_states: list[list[str] | None] | None = None
+    # the mask the model computes and gives each further call (None for a call given the mask Keras passes on)
+    call_masks: list[str | None] | None = None
     # a tensor named as in `inputs` that the layer's call takes as its mask (`lstm(x, mask=ops.not_equal(ids, 0))`);
     # None: the mask Keras passes on from the layer before, if any
     mask: str | None = None
@@ -140,7 +142,8 @@ class LayerSpec:
 
     def call_tensors(self, k: int) -> list[str]:
         """Every tensor further call k takes: the ones it is called on, then its initial states."""
-        return [*self.calls[k - 1], *((self.call_states or [None] * k)[k - 1] or [])]
+        mask = (self.call_masks or [None] * k)[k - 1]
+        return [*self.calls[k - 1], *((self.call_states or [None] * k)[k - 1] or []), *([mask] if mask else [])]
 
     def __post_init__(self) -> None:
         defaults = {key: copy.deepcopy(default) for key, (default, _) in LAYER_PARAMS.get(self.type, {}).items()}
@@ -421,10 +424,10 @@ def _parse_layer(data: Any, index: int) -> LayerSpec:
     if "name" in data:
         name = _field(data, "name", _layer_name, None, path)
     params = {key: _field(data, key, check, default, path) for key, (default, check) in schema.items()}
-    calls, call_states = _field(data, "calls", _optional(_calls), None, path) or (None, None)
+    calls, call_states, call_masks = _field(data, "calls", _optional(_calls), None, path) or (None, None, None)
     layer = LayerSpec(layer_type, params, name, _field(data, "inputs", _optional(_sources), None, path),
                       _field(data, "initial_state", _optional(_sources), None, path), calls,
-                      call_states=call_states,
+                      call_states=call_states, call_masks=call_masks,
                       arguments=_field(data, "arguments", _optional(_argument_names), None, path),
                       options=_field(data, "options", _optional(_options), None, path),
                       returns=_field(data, "returns", _optional(_returns), None, path),
@@ -525,23 +528,27 @@ def _output_of(source: str, before: dict[str, LayerSpec]) -> bool:
                                    for k in range(len(before[owner].calls or []) + 1))
 
 
-def _calls(value: Any) -> tuple[list[list[str]], list[list[str] | None] | None]:
+def _calls(value: Any) -> tuple[list[list[str]], list[list[str] | None] | None, list[str | None] | None]:
     """A shared layer's further calls: each the list of tensors it takes, or {"inputs": [...], "initial_state":
-    [...]} for a recurrent layer's call started from states; (their tensors, their initial states or None)."""
+    [...], "mask": "..."} for a recurrent layer's call started from states or a call given a mask the model
+    computes; (their tensors, their initial states or None, their masks or None)."""
     if not isinstance(value, list) or not 1 <= len(value) <= MAX_INPUTS:
         raise ValueError(f"must be a list of 1 to {MAX_INPUTS} calls, each a list of the tensors it takes, "
                          f"got {_show(value)}")
-    calls, states = [], []
+    calls, states, masks = [], [], []
     for call in value:
         if isinstance(call, dict):
-            if set(call) - {"inputs", "initial_state"} or "inputs" not in call:
-                raise ValueError(f'a call given as an object has "inputs" and "initial_state", got {_show(call)}')
+            if set(call) - {"inputs", "initial_state", "mask"} or "inputs" not in call:
+                raise ValueError('a call given as an object has "inputs", and "initial_state" or "mask", got '
+                                 f"{_show(call)}")
             calls.append(_sources(call["inputs"]))
             states.append(_sources(call["initial_state"]) if call.get("initial_state") is not None else None)
+            masks.append(_text(call["mask"]) if call.get("mask") is not None else None)
         else:
             calls.append(_sources(call))
             states.append(None)
-    return calls, states if any(states) else None
+            masks.append(None)
+    return calls, states if any(states) else None, masks if any(masks) else None
 
 
 def _sources(value: Any) -> list[str]:
@@ -737,9 +744,12 @@ def to_dict(spec: StackSpec, *, weights: bool = False) -> dict:
         if layer.initial_state:
             item["initial_state"] = list(layer.initial_state)
         if layer.calls:
-            states = layer.call_states or [None] * len(layer.calls)
-            item["calls"] = [{"inputs": list(call), "initial_state": list(started)} if started else list(call)
-                             for call, started in zip(layer.calls, states)]
+            item["calls"] = []
+            for k, call in enumerate(layer.calls, start=1):
+                started = (layer.call_states or [None] * k)[k - 1]
+                mask = (layer.call_masks or [None] * k)[k - 1]
+                keywords = {**({"initial_state": list(started)} if started else {}), **({"mask": mask} if mask else {})}
+                item["calls"].append({"inputs": list(call), **keywords} if keywords else list(call))
         if layer.arguments:
             item["arguments"] = list(layer.arguments)
         if layer.options:

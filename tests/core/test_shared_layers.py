@@ -309,3 +309,31 @@ def test_the_exported_code_of_a_decoding_loop_starts_each_call_from_its_states(t
     code = export_code(spec, weights_from=str(tmp_path / "model.keras"))
     assert "initial_state=[outputs['decoder/state/h'], outputs['decoder/state/c']])" in code
     np.testing.assert_allclose(exported_output(code, "steps", tmp_path), model.predict(batch, verbose=0), atol=1e-5)
+
+
+def one_reader_with_computed_masks():
+    """One Embedding (without mask_zero) and one LSTM reading two texts, each call given the mask the model
+    computes from its own ids."""
+    left, right = keras.Input((None,), dtype="int32", name="left"), keras.Input((None,), dtype="int32", name="right")
+    embed, read = layers.Embedding(20, 3, name="emb"), layers.LSTM(3, name="reader")
+    both = [read(embed(ids), mask=keras.ops.not_equal(ids, 0)) for ids in (left, right)]
+    return keras.Model([left, right], layers.Dense(1, name="same")(layers.Concatenate(name="join")(both)))
+
+
+def test_each_call_of_a_shared_layer_takes_the_mask_the_model_computes_for_it(tmp_path):
+    from explorer.core.run import Engine
+    model, batches = saved(one_reader_with_computed_masks, tmp_path / "model.keras", [LEFT, RIGHT])
+    spec, _, _ = keras_io.import_model(tmp_path / "model.keras")
+    reader = spec.layers[spec.layer_names().index("reader")]
+    assert reader.mask and reader.call_masks and reader.call_masks[0] != reader.mask   # each call its own mask
+    result = Engine().run(spec, {"left": text(LEFT), "right": text(RIGHT)})
+    np.testing.assert_allclose(result.layer("same").output, model.predict(batches, verbose=0), atol=1e-5)
+    second = model.get_layer("reader")._inbound_nodes[1].outputs[0]   # the right text's call, as Keras has it
+    np.testing.assert_allclose(result.layer("reader").extras["reader/call/1"],
+                               keras.Model(model.inputs, second).predict(batches, verbose=0), atol=1e-5)
+    specs.save(spec, tmp_path / "stack.json")     # the call's mask survives the stack file and the exported script
+    again = specs.load(tmp_path / "stack.json")
+    assert again.layers[spec.layer_names().index("reader")].call_masks == reader.call_masks
+    spec.sequences, spec.more_sequences = text(LEFT), {"right": text(RIGHT)}
+    code = export_code(spec, weights_from=str(tmp_path / "model.keras"))
+    np.testing.assert_allclose(exported_output(code, "same", tmp_path), model.predict(batches, verbose=0), atol=1e-5)

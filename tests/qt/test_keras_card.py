@@ -129,3 +129,6 @@ def test_a_call_started_from_states_says_which(qtbot):
     editor = editor_for(qtbot, spec)
     assert editor.cards[0].calls_label.text() == ("also applied to head from dec h, dec c → dec/call/1, "
                                                   "dec/call/1/state/h, dec/call/1/state/c")
+    spec.layers[0].call_masks = ["head"]
+    assert editor_for(qtbot, spec).cards[0].calls_label.text().startswith(
+        "also applied to head from dec h, dec c with mask head → dec/call/1")
