@@ -135,8 +135,10 @@ def build(spec: StackSpec) -> BuiltStack:
                     keywords["initial_state"] = _taken(tensors, layer.initial_state, name)
                 if layer.mask:            # a mask the model computes and passes itself
                     keywords["mask"] = _taken(tensors, [layer.mask], name)[0]
-                if layer.arguments:       # each tensor to its parameter: mha(query=…, value=…)
-                    result = keras_layer(**dict(zip(layer.arguments, sources)), **keywords)
+                if layer.arguments:       # each tensor to its parameter: mha(query=…, value=…); "*": in turn
+                    spread = [tensor for argument, tensor in zip(layer.arguments, sources) if argument == "*"]
+                    named = {argument: tensor for argument, tensor in zip(layer.arguments, sources) if argument != "*"}
+                    result = keras_layer(*spread, **named, **keywords)
                 else:
                     result = keras_layer(x, **keywords)
         except ExplorerError as error:

@@ -178,7 +178,7 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
             keywords += f", mask={tensors([layer.mask])}"
         arguments = f"(x{keywords})"
         if layer.arguments:   # each tensor to its parameter of the call
-            arguments = "(" + ", ".join(f"{key}={tensors([source])}"
+            arguments = "(" + ", ".join(tensors([source]) if key == "*" else f"{key}={tensors([source])}"
                                         for key, source in zip(layer.arguments, layer.inputs)) + f"{keywords})"
         more = more_outputs(layer)   # a merge_mode None's backward output, return_state's states
         if more:

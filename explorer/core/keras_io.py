@@ -495,7 +495,7 @@ def _graph(model) -> tuple[list[tuple[object, int]], dict[int, list[Tensor]], di
 def _call_form(model, layer) -> tuple[list, list[str] | None, dict]:
     """How the model calls the layer (its first call): the tensors it takes, in order; the call's parameter that
     takes each when they are not one tensor or one list (`mha(q, v)`, `mha(query=q, value=v)`: ["query",
-    "value"]); the further keyword arguments that are not tensors (`use_causal_mask=True`). Masks, initial states
+    "value"]; "*" for each tensor a call(*operands) takes in turn); the further keyword arguments that are not tensors (`use_causal_mask=True`). Masks, initial states
     and `training` are not among them."""
     import inspect
 
@@ -505,9 +505,17 @@ def _call_form(model, layer) -> tuple[list, list[str] | None, dict]:
     first = next(iter(inspect.signature(layer.call).parameters), None)
     if not args and isinstance(kwargs.get(first), (list, tuple)):   # `Concatenate()(inputs=[a, b])`: as [a, b]
         args = [kwargs.pop(first)]
-    if len(args) > 1 or any(isinstance(value, keras.KerasTensor) for key, value in kwargs.items()
-                            if key not in ("mask", "initial_state")):
-        keywords = {**dict(zip(inspect.signature(layer.call).parameters, args)), **kwargs}   # each by its name
+    parameters = inspect.signature(layer.call).parameters.values()
+    spread: list = []   # the tensors a call(*operands) takes one after the other (ops.einsum)
+    if len(args) > 1 and any(parameter.kind == parameter.VAR_POSITIONAL for parameter in parameters):
+        spread, args = args, []
+        if not all(isinstance(value, keras.KerasTensor) for value in spread):
+            raise StackError(f"{layer.name} ({type(layer).__name__}) is called with values among its tensors; a "
+                             "card's call takes its values by keyword")
+        keywords = dict(kwargs)
+    elif len(args) > 1 or any(isinstance(value, keras.KerasTensor) for key, value in kwargs.items()
+                              if key not in ("mask", "initial_state")):
+        keywords = {**dict(zip((parameter.name for parameter in parameters), args)), **kwargs}   # each by its name
         args = []
     else:
         keywords = dict(kwargs)
@@ -524,7 +532,7 @@ def _call_form(model, layer) -> tuple[list, list[str] | None, dict]:
             raise StackError(f"{layer.name} ({type(layer).__name__}) is called with {key} that {error}") from None
     if args:
         return keras.tree.flatten(args), None, options
-    return list(tensors.values()), list(tensors) or None, options
+    return [*spread, *tensors.values()], ["*"] * len(spread) + list(tensors) or None, options
 
 
 def _explicit_mask(node):

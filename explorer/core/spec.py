@@ -123,8 +123,8 @@ class LayerSpec:
     # a shared layer's further calls, each the tensors it takes (named as in `inputs`); call k's output is
     # "<name>/call/<k>", its further outputs "<name>/call/<k>/state/h" …, with the same weights (call_outputs)
     calls: list[list[str]] | None = None
-    # the call's parameter that takes each of `inputs` (`mha(query=a, value=b)`: ["query", "value"]); None: one
-    # tensor, or one list of several (`Add()([a, b])`)
+    # the call's parameter that takes each of `inputs` (`mha(query=a, value=b)`: ["query", "value"]; "*": the
+    # next of the tensors a call(*operands) takes in turn); None: one tensor, or one list of several (`Add()([a, b])`)
     arguments: list[str] | None = None
     # the call's further keyword arguments that are not tensors (`use_causal_mask=True`), as Keras recorded them
     options: dict[str, Any] | None = None
@@ -451,11 +451,13 @@ def _returns(value: Any) -> int:
 
 
 def _argument_names(value: Any) -> list[str]:
+    named = [item for item in value if item != "*"] if isinstance(value, list) else []
     if (not isinstance(value, list) or not 1 <= len(value) <= MAX_INPUTS
-            or not all(isinstance(item, str) and _ARGUMENT.fullmatch(item) for item in value)
-            or len(set(value)) != len(value)):
+            or not all(isinstance(item, str) and (item == "*" or _ARGUMENT.fullmatch(item)) for item in value)
+            or len(set(named)) != len(named) or "*" in value[len(value) - len(named):]):
         raise ValueError(f"must be a list of 1 to {MAX_INPUTS} distinct parameter names of the layer's call "
-                         f'("query", "value"), got {_show(value)}')
+                         f'("query", "value"), after any "*" (the tensors a call(*operands) takes in turn), got '
+                         f"{_show(value)}")
     return value
 
 

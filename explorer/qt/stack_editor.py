@@ -248,7 +248,8 @@ class LayerCard(QFrame):
         if layer.inputs:   # a branch or a merge: where its tensors come from, as Keras's summary says
             sources = ["the input" if source == INPUT_REF else source for source in layer.inputs]
             if layer.arguments:   # each to a parameter of the call: query=lstm, value=lstm
-                sources = [f"{argument}={source}" for argument, source in zip(layer.arguments, sources)]
+                sources = [source if argument == "*" else f"{argument}={source}"
+                           for argument, source in zip(layer.arguments, sources)]
             self.inputs_label = QLabel("from " + ", ".join(sources))
             self.inputs_label.setFont(mono_font())
             self.inputs_label.setWordWrap(True)

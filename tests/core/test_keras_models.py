@@ -218,6 +218,14 @@ def numpy_constants():
     return functional(i, layers.Dense(1)(layers.GlobalAveragePooling1D()(scaled)))
 
 
+def einsum_of_two_sequences():
+    """keras.ops.einsum over two recurrent layers' sequences: a call that takes its operands in turn."""
+    i = tokens()
+    x = layers.Embedding(VOCAB, 3)(i)
+    a, b = layers.LSTM(3, return_sequences=True)(x), layers.GRU(3, return_sequences=True)(x)
+    return functional(i, layers.Dense(1)(keras.ops.einsum("btd,btd->bd", a, b)))
+
+
 # (builder, input, expected refusal or None)
 CASES = {
     "sequential": (seq_classifier, TOKENS, None),
@@ -249,6 +257,7 @@ CASES = {
     "a further output of the last card": (stacked_cells_state, TOKENS, None),
     "inputs=[a, b] by keyword": (merge_given_by_keyword, TOKENS, None),
     "NumPy constants": (numpy_constants, TOKENS, None),
+    "einsum of two sequences": (einsum_of_two_sequences, TOKENS, None),
 }
 
 
