@@ -131,6 +131,9 @@ class KerasOperation(keras.layers.Layer):
         super().__init__(**kwargs)
         self.operation = (operation if isinstance(operation, keras.Operation)
                           else keras.saving.deserialize_keras_object(operation, safe_mode=True))
+        if isinstance(self.operation, keras.layers.Layer) or not type(self.operation).__module__.startswith(
+                "keras.src.ops."):   # a file names only an operation of keras.ops here, never a layer
+            raise ValueError(f"{type(self.operation).__name__} is not an operation of keras.ops")
         self.options = options or {}   # the call's arguments that are not tensors (a Layer's call takes only tensors)
 
     def call(self, *args, **kwargs):

@@ -328,3 +328,15 @@ def test_an_operation_keras_cannot_run_gives_keras_s_reason_not_its_wrapper():
         ENGINE.built_for(specs.from_dict(document))
     message = caught.value.message
     assert message.startswith("keras_1 cannot be built: ") and "Exception encountered" not in message, message
+
+
+def test_an_operation_card_saved_in_a_file_holds_only_an_operation_of_keras_ops():
+    from explorer.core.layers import KerasOperation
+    from keras.src.ops.numpy import Mean   # the class Keras saves for keras.ops.mean in a model
+    mean = KerasOperation(Mean(axis=1), name="mean")
+    again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(mean), safe_mode=True)
+    assert type(again.operation).__name__ == "Mean"
+    forged = {**keras.saving.serialize_keras_object(mean)}
+    forged["config"] = {**forged["config"], "operation": keras.saving.serialize_keras_object(layers.Dense(2))}
+    with pytest.raises(Exception, match="Dense is not an operation of keras.ops"):
+        keras.saving.deserialize_keras_object(forged, safe_mode=True)
