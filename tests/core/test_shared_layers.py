@@ -156,15 +156,6 @@ def test_a_shared_layer_is_one_card_and_every_call_equals_keras(build, data, cal
     assert sum(shown["params"] for shown in report["layers"]) == weights   # each weight once
 
 
-def test_the_exported_code_of_a_shared_layer_makes_it_once_and_calls_it_again(tmp_path):
-    model, (batch,) = saved(one_gru_twice, tmp_path / "model.keras", [LEFT])
-    spec, _, _ = keras_io.import_model(tmp_path / "model.keras")
-    spec.sequences = text(LEFT)
-    code = export_code(spec, weights_from=str(tmp_path / "model.keras"))
-    assert "outputs['twice/call/1'] = twice_layer(outputs['twice'])" in code
-    np.testing.assert_allclose(exported_output(code, "head", tmp_path), model.predict(batch, verbose=0), atol=1e-5)
-
-
 @pytest.mark.parametrize("build, data", [(one_dense_on_a_later_lstm, [LEFT]),
                                          (the_states_of_the_second_call, [LEFT, RIGHT])])
 def test_a_stack_file_keeps_the_calls_and_gives_the_same_numbers(build, data, tmp_path):
@@ -302,13 +293,18 @@ def test_a_decoding_loop_unrolled_in_the_graph_equals_keras_call_by_call(tmp_pat
                                atol=1e-6)
 
 
-def test_the_exported_code_of_a_decoding_loop_starts_each_call_from_its_states(tmp_path):
-    model, (batch,) = saved(a_decoding_loop, tmp_path / "model.keras", [LEFT])
+@pytest.mark.parametrize("build, printed, output", [
+    (one_gru_twice, "outputs['twice/call/1'] = twice_layer(outputs['twice'])", "head"),
+    (a_decoding_loop, "initial_state=[outputs['decoder/state/h'], outputs['decoder/state/c']])", "steps"),
+])
+def test_the_exported_code_makes_a_shared_layer_once_and_calls_it_as_the_model_does(build, printed, output,
+                                                                                    tmp_path):
+    model, (batch,) = saved(build, tmp_path / "model.keras", [LEFT])
     spec, _, _ = keras_io.import_model(tmp_path / "model.keras")
     spec.sequences = text(LEFT)
     code = export_code(spec, weights_from=str(tmp_path / "model.keras"))
-    assert "initial_state=[outputs['decoder/state/h'], outputs['decoder/state/c']])" in code
-    np.testing.assert_allclose(exported_output(code, "steps", tmp_path), model.predict(batch, verbose=0), atol=1e-5)
+    assert printed in code
+    np.testing.assert_allclose(exported_output(code, output, tmp_path), model.predict(batch, verbose=0), atol=1e-5)
 
 
 def one_reader_with_computed_masks():
