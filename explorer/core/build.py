@@ -216,9 +216,8 @@ def _call_again(layer: LayerSpec, name: str, k: int, keras_layer, tensors: dict[
     """Call k of a shared layer: the same weights on the tensors the call names; what it returns is named as
     spec.call_outputs says ("lstm/call/1", "lstm/call/1/state/h" …)."""
     taken = _taken(tensors, layer.calls[k - 1], name)
-    started = (layer.call_states or [None] * k)[k - 1]   # a call started from states (a decoding loop)
+    started, mask = layer.call_state(k), layer.call_mask(k)   # a decoding loop's states; a mask of the model's
     keywords = {"initial_state": _taken(tensors, started, name)} if started else {}
-    mask = (layer.call_masks or [None] * k)[k - 1]        # a mask the model computes for this call
     if mask:
         keywords["mask"] = _taken(tensors, [mask], name)[0]
     try:

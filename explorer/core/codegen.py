@@ -199,9 +199,9 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
             lines.append(f"outputs[{name!r}] = x")
         for j, k in calls_after.get(name, []):   # shared layers' further calls, once their tensors all exist
             given = ", ".join(f"outputs[{key!r}]" for key in call_outputs(spec.layers[j], names[j], k))
-            started = (spec.layers[j].call_states or [None] * k)[k - 1]   # a call started from states
+            started = spec.layers[j].call_state(k)   # a call started from states
             states = f", initial_state=[{', '.join(tensors([source]) for source in started)}]" if started else ""
-            mask = (spec.layers[j].call_masks or [None] * k)[k - 1]   # a mask the model computes for this call
+            mask = spec.layers[j].call_mask(k)   # a mask the model computes for this call
             states += f", mask={tensors([mask])}" if mask else ""
             lines.append(f"{given} = {python_name(names[j])}_layer({tensors(spec.layers[j].calls[k - 1])}{states})")
     lines += [

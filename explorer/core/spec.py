@@ -140,10 +140,18 @@ class LayerSpec:
     # return_attention_scores=True)`: 2); those after the first are "<name>/output/1" … (registry.more_outputs)
     returns: int | None = None
 
+    def call_state(self, k: int) -> list[str] | None:
+        """The initial states further call k starts from (None: zero states)."""
+        return (self.call_states or [None] * k)[k - 1]
+
+    def call_mask(self, k: int) -> str | None:
+        """The mask the model computes for further call k (None: the one Keras passes on)."""
+        return (self.call_masks or [None] * k)[k - 1]
+
     def call_tensors(self, k: int) -> list[str]:
-        """Every tensor further call k takes: the ones it is called on, then its initial states."""
-        mask = (self.call_masks or [None] * k)[k - 1]
-        return [*self.calls[k - 1], *((self.call_states or [None] * k)[k - 1] or []), *([mask] if mask else [])]
+        """Every tensor further call k takes: the ones it is called on, its initial states, its mask."""
+        mask = self.call_mask(k)
+        return [*self.calls[k - 1], *(self.call_state(k) or []), *([mask] if mask else [])]
 
     def __post_init__(self) -> None:
         defaults = {key: copy.deepcopy(default) for key, (default, _) in LAYER_PARAMS.get(self.type, {}).items()}
@@ -748,8 +756,7 @@ def to_dict(spec: StackSpec, *, weights: bool = False) -> dict:
         if layer.calls:
             item["calls"] = []
             for k, call in enumerate(layer.calls, start=1):
-                started = (layer.call_states or [None] * k)[k - 1]
-                mask = (layer.call_masks or [None] * k)[k - 1]
+                started, mask = layer.call_state(k), layer.call_mask(k)
                 keywords = {**({"initial_state": list(started)} if started else {}), **({"mask": mask} if mask else {})}
                 item["calls"].append({"inputs": list(call), **keywords} if keywords else list(call))
         if layer.arguments:

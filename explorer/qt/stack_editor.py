@@ -286,14 +286,13 @@ class LayerCard(QFrame):
                                          "(initial_state), in Keras's order")
             outer.addWidget(self.states_label)
         if layer.calls:   # a shared layer: one card, its weights called again on other tensors
-            started = layer.call_states or [None] * len(layer.calls)
-            masks = layer.call_masks or [None] * len(layer.calls)
             self.calls_label = QLabel("also applied to " + "; ".join(
                 f"{', '.join('the input' if source == INPUT_REF else source for source in call)}"
-                + (f" from {', '.join(source.replace('/state/', ' ') for source in states)}" if states else "")
-                + (f" with mask {mask}" if mask else "")
+                + (f" from {', '.join(s.replace('/state/', ' ') for s in layer.call_state(k))}"
+                   if layer.call_state(k) else "")
+                + (f" with mask {layer.call_mask(k)}" if layer.call_mask(k) else "")
                 + " → " + ", ".join(call_outputs(layer, name, k))
-                for k, (call, states, mask) in enumerate(zip(layer.calls, started, masks), start=1)))
+                for k, call in enumerate(layer.calls, start=1)))
             self.calls_label.setFont(mono_font())
             self.calls_label.setWordWrap(True)
             self.calls_label.setToolTip("A shared layer: the same weights applied again, each call once every tensor "
