@@ -157,3 +157,17 @@ def test_a_state_input_is_typed_as_one_vector_per_line_and_runs_as_predict(make_
     assert stack.input_shape_label.text().splitlines()[1] == "state_h (None, 2)   this batch (2, 2)"
     editor.text_edit.setPlainText("0.5 -1; 1 1\n2 0.25\n")          # timesteps in a vector: refused where typed
     assert editor.errors and "a vector input takes one vector per line (2 numbers)" in editor.errors[0].message
+
+
+def test_a_vector_input_greys_the_batching_out(make_window, qtbot):
+    from explorer.core.spec import from_dict
+    spec = from_dict({"input": {"kind": "vector", "features": 2}, "sequences": "0.5 -1\n2 0.25\n", "layers": [
+        {"type": "keras", "name": "repeat", "class_name": "RepeatVector", "config": {"n": 3}},
+        {"type": "gru", "name": "gru", "units": 2, "return_sequences": True}]})
+    win = make_window(spec, source=None)
+    settle(qtbot, win)
+    assert win.runs.last_reply.ok, win.session.status_text
+    editor = win.sequence_editor
+    assert not any(widget.isEnabled() for widget in editor._controls())   # nothing to pad, truncate or split
+    assert editor.grid_caption.text().startswith("<b>Vectors</b> 2 × 2 — one per example")
+    assert win.session.result.layer("gru").shape == (2, 3, 2)   # its own 3 steps, from one vector each
