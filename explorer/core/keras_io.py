@@ -12,8 +12,8 @@ import numpy as np
 from . import backend, keras_archive, keras_cards, output_file
 from .errors import SpecError, StackError, strip_ansi
 from .registry import TYPES, ByKeras, more_outputs
-from .spec import (INPUT_REF, MAX_VOCAB, STANDARDIZE, Batching, InputSpec, LayerSpec, StackSpec, _layer_name, call_outputs,
-                   option_json)
+from .spec import (INPUT_REF, MAX_VOCAB, SPLITS, STANDARDIZE, Batching, InputSpec, LayerSpec, StackSpec, _layer_name,
+                   call_outputs, ngram_widths, option_json)
 
 
 
@@ -365,10 +365,12 @@ def _text_input(layer) -> tuple[InputSpec, int | None] | None:
     if config.get("output_mode", "int") != "int":
         problems.append(f"output_mode {config['output_mode']!r} (the explorer reads token ids: \"int\")")
     if kind == "TextVectorization":
-        if config.get("split") != "whitespace":
-            problems.append(f"split {config.get('split')!r} (the explorer splits words at whitespace)")
-        if config.get("ngrams"):
-            problems.append("ngrams")
+        if config.get("split") not in SPLITS:
+            problems.append(f"split {config.get('split')!r} (the explorer splits at whitespace or into characters)")
+        try:
+            ngrams = None if config.get("ngrams") is None else ngram_widths(config["ngrams"])
+        except ValueError as exc:
+            problems.append(f"ngrams {config['ngrams']!r} ({exc})")
         if config.get("standardize") not in (None, *STANDARDIZE):
             problems.append(f"standardize {config.get('standardize')!r}")
     elif config.get("mask_token") is None or config.get("num_oov_indices", 1) != 1:
@@ -378,9 +380,10 @@ def _text_input(layer) -> tuple[InputSpec, int | None] | None:
     if problems:
         raise StackError(f"{layer.name} ({kind}) has {', '.join(problems)}, which the explorer's words input "
                          "cannot reproduce")
-    standardize = config.get("standardize") if kind == "TextVectorization" else None
-    return (InputSpec("words", len(vocabulary), None, None, standardize, vocabulary),
-            config.get("output_sequence_length") if kind == "TextVectorization" else None)
+    if kind == "StringLookup":
+        return InputSpec("words", len(vocabulary), None, None, None, vocabulary), None
+    return (InputSpec("words", len(vocabulary), None, None, config.get("standardize"), vocabulary,
+                      split=config["split"], ngrams=ngrams), config.get("output_sequence_length"))
 
 
 def _stateful(layer) -> bool:

@@ -99,10 +99,10 @@ def parse_steps(text: str, input_spec: InputSpec, chunk_chars: int = 0):
         if input_spec.kind == "tokens":
             item = _parse_tokens(content, number, input_spec.vocab_size or 0, errors)
         elif input_spec.kind == "words":
-            item = np.array(standardized(content, input_spec.standardize).split(), dtype=object)
+            item = np.array(words_of(content.strip(), input_spec), dtype=object)   # spaces around a line: layout
             if not len(item):
                 errors.append(SequenceError(number, 1, f"no word is left once the text is standardised "
-                                                       f"({input_spec.standardize})"))
+                                                       f"({input_spec.standardize}){_made(input_spec)}"))
         else:
             item = _parse_features(content, number, input_spec.features or 0, errors)
             if not input_spec.has_steps and len(item) > 1:
@@ -133,6 +133,23 @@ def standardized(text: str, standardize: str | None) -> str:
     if standardize in ("strip_punctuation", "lower_and_strip_punctuation"):
         text = _PUNCTUATION.sub("", text)
     return text
+
+
+def words_of(text: str, input_spec: InputSpec) -> list[str]:
+    """The tokens TextVectorization makes of `text`: standardised, split (at whitespace, or into characters),
+    then the ngrams of each width in turn, joined by a space (tf.strings.ngrams, short texts making none)."""
+    text = standardized(text, input_spec.standardize)
+    tokens = list(text) if input_spec.split == "character" else text.split()
+    if input_spec.ngrams is None:
+        return tokens
+    return [" ".join(tokens[i:i + n]) for n in input_spec.ngrams for i in range(len(tokens) - n + 1)]
+
+
+def _made(input_spec: InputSpec) -> str:
+    """How a words input makes its tokens beyond standardising, for a message: "", or ", split into characters,
+    ngrams 2, 3"."""
+    return ((", split into characters" if input_spec.split == "character" else "")
+            + (f", ngrams {', '.join(map(str, input_spec.ngrams))}" if input_spec.ngrams else ""))
 
 
 def _split_labels(content: str) -> tuple[str, str | None]:

@@ -34,6 +34,9 @@ MAX_NAME = 128
 # How words are standardised before they are split, as keras.layers.TextVectorization's `standardize`
 STANDARDIZE = ("lower_and_strip_punctuation", "lower", "strip_punctuation")
 DEFAULT_STANDARDIZE = STANDARDIZE[0]
+# Where words are split once standardised, as TextVectorization's `split`: at whitespace, or into characters
+SPLITS = ("whitespace", "character")
+MAX_NGRAM = 32       # the widest ngram a words input makes (TextVectorization's `ngrams`)
 RECURRENT_TYPES = tuple(key for key, kind in TYPES.items() if kind.recurrent)
 # "tokens": ids typed as integers; "features": a vector per timestep; "words" (an extension): ids looked up from
 # words; "vector" (an extension): one vector per example, no time axis (a state, side data, a generator's seed)
@@ -80,6 +83,8 @@ class InputSpec:
     standardize: str | None = DEFAULT_STANDARDIZE   # words: TextVectorization's standardize (None: as typed)
     vocabulary: list[str] | None = field(default=None, repr=False)   # words: a model's own (index = id)
     name: str | None = None           # the model input's name, required when the stack has several inputs
+    split: str = SPLITS[0]            # words: TextVectorization's split, one of SPLITS
+    ngrams: tuple[int, ...] | None = None   # words: the ngram widths made after splitting, in order (None: the tokens)
 
     @property
     def uses_ids(self) -> bool:
@@ -350,7 +355,7 @@ def _text(value: Any) -> str:
 def _parse_input(data: Any, path: str = "input", extra: tuple[str, ...] = ()) -> InputSpec:
     data = _expect_object(data, path)
     _reject_unknown(data, {"kind", "vocab_size", "features", "length", "standardize", "vocabulary", "name",
-                           *extra}, path)
+                           "split", "ngrams", *extra}, path)
     kind = _field(data, "kind", _choice(INPUT_KINDS), "tokens", path)
     vocab = _field(data, "vocab_size", _optional(_positive_int(MAX_VOCAB)), None, path)
     features = _field(data, "features", _optional(_positive_int(MAX_FEATURES)), None, path)
@@ -371,8 +376,23 @@ def _parse_input(data: Any, path: str = "input", extra: tuple[str, ...] = ()) ->
             raise SpecError(f"{path}.vocabulary", 'is for words input only (input.kind "words")')
         if len(vocabulary) > vocab:   # fewer: ids the Embedding has rows for but no word reaches
             raise SpecError(f"{path}.vocabulary", f"holds {len(vocabulary)} words, more than vocab_size {vocab}")
+    split = _field(data, "split", _choice(SPLITS), SPLITS[0], path)
+    ngrams = _field(data, "ngrams", _optional(ngram_widths), None, path)
+    for key, value, default in (("split", split, SPLITS[0]), ("ngrams", ngrams, None)):
+        if value != default and kind != "words":
+            raise SpecError(f"{path}.{key}", 'is for words input only (input.kind "words")')
     name = _field(data, "name", _optional(_layer_name), None, path)
-    return InputSpec(kind, vocab, features, length, standardize, vocabulary, name)
+    return InputSpec(kind, vocab, features, length, standardize, vocabulary, name, split, ngrams)
+
+
+def ngram_widths(value: Any) -> tuple[int, ...]:
+    """TextVectorization's `ngrams`: n (every width from 1 to n) or a list of widths, made in its order."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = list(range(1, value + 1))
+    if (not isinstance(value, (list, tuple)) or not 1 <= len(value) <= MAX_NGRAM
+            or not all(isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_NGRAM for n in value)):
+        raise ValueError(f"must be a width from 1 to {MAX_NGRAM}, or a list of such widths, got {_show(value)}")
+    return tuple(value)
 
 
 def _words(value: Any) -> list[str]:
@@ -728,6 +748,10 @@ def _input_dict(item: InputSpec) -> dict[str, Any]:
         data["length"] = item.length
     if item.kind == "words" and item.standardize != DEFAULT_STANDARDIZE:
         data["standardize"] = item.standardize
+    if item.kind == "words" and item.split != SPLITS[0]:
+        data["split"] = item.split
+    if item.kind == "words" and item.ngrams is not None:
+        data["ngrams"] = list(item.ngrams)
     if item.kind == "words" and item.vocabulary is not None:
         data["vocabulary"] = item.vocabulary
     return data

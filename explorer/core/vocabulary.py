@@ -10,6 +10,12 @@ from .sequences import Sequences
 PADDING = ""
 UNKNOWN = "[UNK]"
 UNKNOWN_ID = 1   # the id of every word outside the vocabulary
+_VISIBLE = str.maketrans({" ": "␣", "\t": "⇥", "\n": "↵"})
+
+
+def shown_word(word: str) -> str:
+    """A token as the window shows it: its whitespace visible (a character-level model's space is "␣")."""
+    return str(word).translate(_VISIBLE)
 
 
 def encode(words: Sequences, vocab_size: int, vocabulary: list[str] | None = None) -> tuple[Sequences, list[str]]:

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFo
 from ..core.errors import SequenceError
 from ..core.sequences import describe_buckets
 from ..core.spec import MAX_MAXLEN, Batching
-from ..core.vocabulary import UNKNOWN_ID
+from ..core.vocabulary import UNKNOWN_ID, shown_word
 from ..session import CHECKING, Session
 from .style import ERROR_COLOUR, escape, mono_font, muted_colour, padded_colours, selected_tint
 
@@ -153,8 +153,8 @@ class _BatchModel(QAbstractTableModel):
         if self.batch.dtype == object:       # words: the text as typed ("" pads), with its id after a run
             if self.ids is not None and self.mask[row, step]:
                 token = int(self.ids[row, step])
-                return f"{value} ({token}{' OOV' if token == UNKNOWN_ID else ''})"   # not in the vocabulary
-            return str(value)
+                return f"{shown_word(value)} ({token}{' OOV' if token == UNKNOWN_ID else ''})"   # not in the vocabulary
+            return shown_word(value)
         if self.batch.ndim == 2:
             return str(int(value))
         return " ".join(f"{v:.3g}" for v in np.ravel(value))

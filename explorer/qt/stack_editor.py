@@ -23,7 +23,7 @@ from ..core.diagnose import format_shape
 from ..core.prepare import retyped
 from ..core.registry import GROUPS, KERAS_STARTERS, TYPES
 from ..core.spec import (INPUT_REF, LAYER_PARAMS, MAX_FEATURES, MAX_SEED, MAX_VOCAB, InputSpec, LayerSpec,
-                         StackSpec)
+                         StackSpec, ngram_widths)
 from ..core.spec import layer_label as friendly
 from ..core.spec import call_outputs, option_text
 from ..session import FAILED, Session
@@ -35,6 +35,7 @@ from .style import (ERROR_COLOUR, MASK_ROLES, SELECTED_BORDER, WARNING_COLOUR, e
 MIME_TYPE = "application/x-rnn-explorer-layer"
 STANDARDIZE_CHOICES = (("lower case, no punctuation", "lower_and_strip_punctuation"), ("lower case", "lower"),
                        ("no punctuation", "strip_punctuation"), ("as typed", None))
+SPLIT_CHOICES = (("into words, at whitespace", "whitespace"), ("into characters", "character"))
 
 
 def palette_groups() -> list[tuple[str, list[str]]]:
@@ -666,6 +667,16 @@ class StackEditor(QWidget):
         self.standardize_combo.setToolTip("standardize: how words are cleaned before they are split at spaces, as "
                                           "Keras's TextVectorization does (its default: lower case, punctuation "
                                           "stripped, so \"Cat,\" and \"cat\" are one word)")
+        self.split_combo = _NoWheelComboBox()
+        for label, value in SPLIT_CHOICES:
+            self.split_combo.addItem(label, value)
+        self.split_combo.setToolTip("split: where the standardised text is cut into tokens, as TextVectorization's "
+                                    "split: words at whitespace, or every character (spaces included, shown ␣)")
+        self.ngrams_edit = QLineEdit()
+        self.ngrams_edit.setPlaceholderText("none")
+        self.ngrams_tip = ("ngrams: the widths of the ngrams made of the tokens, as TextVectorization's ngrams "
+                           "(\"1 2\": each token, then each pair, joined by a space); empty: the tokens alone")
+        self.ngrams_edit.setToolTip(self.ngrams_tip)
         self.seed_spin = _NoWheelSpinBox()
         self.seed_spin.setRange(0, MAX_SEED)
         self.seed_spin.setKeyboardTracking(False)
@@ -688,6 +699,10 @@ class StackEditor(QWidget):
         form.addRow(self.features_label, self.features_spin)
         self.standardize_label = QLabel("standardize")
         form.addRow(self.standardize_label, self.standardize_combo)
+        self.split_label = QLabel("split")
+        form.addRow(self.split_label, self.split_combo)
+        self.ngrams_label = QLabel("ngrams")
+        form.addRow(self.ngrams_label, self.ngrams_edit)
         form.addRow("seed", self.seed_spin)
         form.addRow("shape", self.input_shape_label)
         self._show_input()
@@ -696,6 +711,8 @@ class StackEditor(QWidget):
         self.vocab_spin.valueChanged.connect(self._input_edited)
         self.features_spin.valueChanged.connect(self._input_edited)
         self.standardize_combo.currentIndexChanged.connect(self._input_edited)
+        self.split_combo.currentIndexChanged.connect(self._input_edited)
+        self.ngrams_edit.editingFinished.connect(self._ngrams_edited)
         self.seed_spin.valueChanged.connect(self._seed_edited)
         return box
 
@@ -724,11 +741,14 @@ class StackEditor(QWidget):
         choice.setVisible(bool(names))
         self.input_choice_label.setVisible(bool(names))
         item = self.edited_input
-        widgets = (self.input_kind_combo, self.vocab_spin, self.features_spin, self.seed_spin, self.standardize_combo)
+        widgets = (self.input_kind_combo, self.vocab_spin, self.features_spin, self.seed_spin, self.standardize_combo,
+                   self.split_combo)
         for widget in widgets:
             widget.blockSignals(True)
         self.input_kind_combo.setCurrentIndex(self.input_kind_combo.findData(item.kind))
         self.standardize_combo.setCurrentIndex(self.standardize_combo.findData(item.standardize))
+        self.split_combo.setCurrentIndex(self.split_combo.findData(item.split))
+        self._show_ngrams(item.ngrams)
         self.vocab_spin.setValue(item.vocab_size or 1000)
         self.features_spin.setValue(item.features or 1)
         self.seed_spin.setValue(spec.seed)
@@ -743,8 +763,32 @@ class StackEditor(QWidget):
         self.vocab_label.setVisible(tokens)
         self.features_spin.setVisible(not tokens)
         self.features_label.setVisible(not tokens)
-        self.standardize_combo.setVisible(kind == "words")
-        self.standardize_label.setVisible(kind == "words")
+        for widget in (self.standardize_combo, self.standardize_label, self.split_combo, self.split_label,
+                       self.ngrams_edit, self.ngrams_label):
+            widget.setVisible(kind == "words")
+
+    def _show_ngrams(self, ngrams: tuple[int, ...] | None, problem: str = "") -> None:
+        """The ngram widths as typed ("1 2"), or the text kept as typed with what is wrong with it."""
+        if not problem:
+            self.ngrams_edit.setText(" ".join(map(str, ngrams or ())))
+        self.ngrams_edit.setStyleSheet(f"border: 1px solid {ERROR_COLOUR};" if problem else "")
+        self.ngrams_edit.setToolTip(f"ngrams {problem}" if problem else self.ngrams_tip)
+
+    def _typed_ngrams(self) -> tuple[tuple[int, ...] | None, str]:
+        """(the widths typed in the ngrams field, ""), or (None, what is wrong with them)."""
+        typed = self.ngrams_edit.text().replace(",", " ").split()
+        if not all(width.isdigit() for width in typed):
+            return None, "must be whole numbers, e.g. 1 2"
+        try:
+            return (ngram_widths([int(width) for width in typed]) if typed else None), ""
+        except ValueError as exc:
+            return None, str(exc)
+
+    def _ngrams_edited(self) -> None:
+        ngrams, problem = self._typed_ngrams()
+        self._show_ngrams(ngrams, problem)
+        if not problem and ngrams != self.edited_input.ngrams:
+            self._input_edited()
 
     def _show_input_shape(self) -> None:
         result = self.session.result
@@ -766,8 +810,12 @@ class StackEditor(QWidget):
         vocabulary = old.vocabulary      # a model's own: kept while it still fits
         if kind != "words" or vocabulary is None or len(vocabulary) > vocab:
             vocabulary = None
+        ngrams, problem = self._typed_ngrams()
+        if problem:             # shown in the field; the input keeps its widths
+            ngrams = old.ngrams
         new = InputSpec(kind, vocab, self.features_spin.value(), old.length if kind != "vector" else None,
-                        self.standardize_combo.currentData(), vocabulary, old.name)
+                        self.standardize_combo.currentData(), vocabulary, old.name, self.split_combo.currentData(),
+                        ngrams if kind == "words" else None)
         index = max(0, self.input_choice_combo.currentIndex())
         if index == 0:
             self._spec.input = new

@@ -78,13 +78,64 @@ def test_the_standardisation_is_a_visible_choice_of_the_words_input():
 
 
 def test_text_settings_the_words_input_cannot_reproduce_are_refused_by_name(tmp_path):
-    vectorize = layers.TextVectorization(max_tokens=20, ngrams=2, name="bigrams")
+    vectorize = layers.TextVectorization(max_tokens=20, output_mode="multi_hot", name="bag")
     vectorize.adapt(TRAINING)
-    model = keras.Sequential([keras.Input((1,), dtype="string"), vectorize, layers.Embedding(20, 2),
-                              layers.LSTM(2)])
-    model.save(tmp_path / "bigrams.keras")
-    with pytest.raises(StackError, match=r"bigrams \(TextVectorization\) has ngrams"):
-        keras_io.import_model(tmp_path / "bigrams.keras")
+    model = keras.Sequential([keras.Input((1,), dtype="string"), vectorize, layers.Dense(2)])
+    model.save(tmp_path / "bag.keras")
+    with pytest.raises(StackError, match=r"bag \(TextVectorization\) has output_mode 'multi_hot'"):
+        keras_io.import_model(tmp_path / "bag.keras")
+
+
+SPLITS = st.sampled_from(["whitespace", "character"])
+NGRAMS = st.sampled_from([None, 2, (1, 3), (2,), (3, 1)])
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.text(alphabet=st.sampled_from(list("abAB ,.\té")), max_size=16), SPLITS, NGRAMS,
+       st.sampled_from([*specs.STANDARDIZE, None]))
+def test_tokens_are_made_as_text_vectorization_makes_them(text, split, ngrams, standardize):
+    """Each token the words input makes, in its order, is a token TextVectorization makes: its ids, looked up in a
+    vocabulary of the tokens the explorer made, are those ids in turn (another token would be id 1)."""
+    item = specs.InputSpec("words", 10, standardize=standardize, split=split,
+                           ngrams=None if ngrams is None else specs.ngram_widths(ngrams))
+    made = sequences.words_of(text, item)
+    vocabulary = list(dict.fromkeys(made))
+    vectorize = layers.TextVectorization(vocabulary=vocabulary or ["unused"], split=split, ngrams=ngrams,
+                                         standardize=standardize)
+    found = keras.ops.convert_to_numpy(vectorize(tf.constant([text]))[0]).tolist()
+    assert found == [2 + vocabulary.index(token) for token in made]
+
+
+def split_model(split, ngrams, length):
+    vectorize = layers.TextVectorization(max_tokens=60, split=split, ngrams=ngrams, output_sequence_length=length,
+                                         name="text")
+    vectorize.adapt(TRAINING)
+    return keras.Sequential([keras.Input((1,), dtype="string"), vectorize,
+                             layers.Embedding(60, 4, mask_zero=True, name="emb"), layers.GRU(3, name="gru"),
+                             layers.Dense(2, name="head")])
+
+
+@pytest.mark.parametrize("split, ngrams, length", [("character", None, None), ("whitespace", 2, None),
+                                                    ("character", (2, 3), 30)])
+def test_a_character_or_ngram_text_model_runs_on_raw_sentences_like_predict(tmp_path, split, ngrams, length):
+    keras.utils.set_random_seed(5)
+    model = split_model(split, ngrams, length)
+    model.compile("adam", "mse")
+    model.fit(tf.constant(TRAINING)[:, None], np.ones((len(TRAINING), 2)), verbose=0)
+    model.save(tmp_path / "chars.keras")
+    spec, _, _ = keras_io.import_model(tmp_path / "chars.keras")
+    assert (spec.input.kind, spec.input.split) == ("words", split)
+    assert spec.layer_names() == ["emb", "gru", "head"]
+    reloaded = specs.from_dict(specs.to_dict(spec))            # the stack file keeps how tokens are made
+    assert (reloaded.input.split, reloaded.input.ngrams) == (spec.input.split, spec.input.ngrams)
+    result = ENGINE.run(spec, "\n".join(SENTENCES) + "\n")
+    raw = tf.constant(SENTENCES)[:, None]
+    ids = keras.ops.convert_to_numpy(model.get_layer("text")(raw))
+    np.testing.assert_array_equal(result.input, ids[:, :result.input.shape[1]])
+    assert not ids[:, result.input.shape[1]:].any()           # Keras pads no further than the longest text
+    for shown in result.layers:
+        expected = keras.Model(model.inputs, model.get_layer(shown.name).output).predict(raw, verbose=0)
+        np.testing.assert_allclose(shown.output, expected, atol=1e-5, err_msg=shown.name)
 
 
 def question_and_passage():

@@ -379,3 +379,30 @@ def test_words_input_builds_its_vocabulary_from_the_text(win, qtbot):
     assert table(win)["lstm_1"][1] == "(2, 3, 32)"
     assert grid_text(win.sequence_editor, 0, 0) == f"the ({win.session.result.vocabulary.index('the')})"
     assert padded_cells(win.sequence_editor) == [(1, 2)]
+
+
+def test_words_split_into_characters_and_ngrams_give_text_vectorizations_ids(win, qtbot):
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    editor = win.stack_editor
+    editor.input_kind_combo.setCurrentIndex(editor.input_kind_combo.findData("words"))
+    editor.split_combo.setCurrentIndex(editor.split_combo.findData("character"))
+    win.sequence_editor.text_edit.setPlainText("Ab, a\nba\n")
+    settle(qtbot, win)
+    assert win.runs.last_reply.ok, win.session.status_text
+    assert win.session.document.input.split == "character"
+    for typed, ngrams in (("", None), ("1 2", (1, 2))):
+        editor.ngrams_edit.setText(typed)
+        editor.ngrams_edit.editingFinished.emit()
+        settle(qtbot, win)
+        result = win.session.result
+        vectorize = keras.layers.TextVectorization(vocabulary=result.vocabulary[2:], split="character", ngrams=ngrams)
+        expected = keras.ops.convert_to_numpy(vectorize(tf.constant(["Ab, a", "ba"])))
+        np.testing.assert_array_equal(result.input, expected)
+    space = result.vocabulary.index(" ")
+    assert grid_text(win.sequence_editor, 0, 2) == f"␣ ({space})"      # "ab a": the space is a token, shown
+    editor.ngrams_edit.setText("0")                                   # refused where it is typed, input unchanged
+    editor.ngrams_edit.editingFinished.emit()
+    assert "must be a width from 1" in editor.ngrams_edit.toolTip()
+    assert win.session.document.input.ngrams == (1, 2)

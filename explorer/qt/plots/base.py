@@ -8,6 +8,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 
+from ...core.vocabulary import shown_word
 from .items import IntAxis, WrappedPlot
 from .state import LEFT_AXIS_WIDTH, PlotState
 
@@ -106,7 +107,7 @@ class Plot:
         value = batch[row, step]
         vocabulary = getattr(result, "vocabulary", None)
         if vocabulary and isinstance(value, (int, np.integer)) and 0 <= value < len(vocabulary):
-            return f' · "{vocabulary[value]}" (token id {value})'
+            return f' · "{shown_word(vocabulary[value])}" (token id {value})'
         return f" · token {value}"
 
     def step_state(self, step: int) -> str:

@@ -26,6 +26,7 @@ import numpy as np
 from PySide6.QtGui import QColor, QPalette
 
 from ...core.spec import RECURRENT_TYPES
+from ...core.vocabulary import shown_word
 from ..style import is_dark
 
 if TYPE_CHECKING:
@@ -257,7 +258,7 @@ class PlotState:
         if not vocabulary or row is None or result.input.ndim != 2:
             return None
         ids = result.input[row]
-        return [vocabulary[int(i)] if result.mask[row, t] and 0 <= int(i) < len(vocabulary) else ""
+        return [shown_word(vocabulary[int(i)]) if result.mask[row, t] and 0 <= int(i) < len(vocabulary) else ""
                 for t, i in enumerate(ids)]
 
     @property
