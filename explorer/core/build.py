@@ -10,7 +10,7 @@ from typing import Any
 from . import backend, diagnose, keras_cards
 from .errors import ExplorerError, StackError, strip_ansi
 from .registry import TYPES, more_outputs
-from .spec import INPUT_NAME, INPUT_REF, LayerSpec, StackSpec, call_outputs, option_value
+from .spec import INPUT_NAME, INPUT_REF, LayerSpec, Mask, StackSpec, call_arguments, call_outputs, option_value
 
 
 @dataclass
@@ -134,10 +134,9 @@ def build(spec: StackSpec) -> BuiltStack:
                 if layer.initial_state:   # an encoder's states start this layer (encoder-decoder)
                     keywords["initial_state"] = _taken(tensors, layer.initial_state, name)
                 if layer.mask:            # a mask the model computes and passes itself
-                    keywords["mask"] = _taken(tensors, [layer.mask], name)[0]
+                    keywords["mask"] = _mask_given(tensors, layer.mask, name)
                 if layer.arguments:       # each tensor to its parameter: mha(query=…, value=…); "*": in turn
-                    spread = [tensor for argument, tensor in zip(layer.arguments, sources) if argument == "*"]
-                    named = {argument: tensor for argument, tensor in zip(layer.arguments, sources) if argument != "*"}
+                    spread, named = call_arguments(layer.arguments, sources)
                     result = keras_layer(*spread, **named, **keywords)
                 else:
                     result = keras_layer(x, **keywords)
@@ -219,7 +218,7 @@ def _call_again(layer: LayerSpec, name: str, k: int, keras_layer, tensors: dict[
     started, mask = layer.call_state(k), layer.call_mask(k)   # a decoding loop's states; a mask of the model's
     keywords = {"initial_state": _taken(tensors, started, name)} if started else {}
     if mask:
-        keywords["mask"] = _taken(tensors, [mask], name)[0]
+        keywords["mask"] = _mask_given(tensors, mask, name)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -239,6 +238,13 @@ def _taken(tensors: dict[str, Any], sources: list[str], name: str) -> list:
         raise StackError(f"{name} takes {', '.join(missing)}, which no layer above it gives: name another tensor, "
                          "or restore the layer or setting that gave it", layer=name)
     return [tensors[source] for source in sources]
+
+
+def _mask_given(tensors: dict[str, Any], mask: Mask, name: str):
+    """The mask tensor a layer's `mask` names, or the list of them (None where no mask) as the call takes it."""
+    if isinstance(mask, str):
+        return _taken(tensors, [mask], name)[0]
+    return [None if source is None else _taken(tensors, [source], name)[0] for source in mask]
 
 
 def apply_weights(keras_layers: dict, weights: dict[str, list]) -> list[str]:

@@ -10,7 +10,7 @@ from . import sequences as seqs
 from .errors import StackError
 from .expression import check_source, expression_problem
 from .registry import TYPES, custom_class_name, more_outputs, python_name
-from .spec import INPUT_REF, StackSpec, call_outputs, option_value
+from .spec import INPUT_REF, StackSpec, call_arguments, call_outputs, option_value
 
 def _layer_source(class_name: str) -> str:
     backend.load()
@@ -162,6 +162,10 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
                  for source in sources]
         return taken[0] if len(taken) == 1 else "[" + ", ".join(taken) + "]"
 
+    def mask_code(mask) -> str:   # one tensor, or a list with None where a tensor has no mask
+        return tensors([mask]) if isinstance(mask, str) else \
+            "[" + ", ".join("None" if source is None else tensors([source]) for source in mask) + "]"
+
     calls_after = spec.calls_after()
     for layer, name in zip(spec.layers, names):
         call = TYPES[layer.type].code(layer, name, spec)
@@ -175,11 +179,12 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
         if layer.initial_state:   # an encoder's states start this layer
             keywords += f", initial_state=[{', '.join(tensors([source]) for source in layer.initial_state)}]"
         if layer.mask:            # a mask the model computes itself
-            keywords += f", mask={tensors([layer.mask])}"
+            keywords += f", mask={mask_code(layer.mask)}"
         arguments = f"(x{keywords})"
         if layer.arguments:   # each tensor to its parameter of the call
-            arguments = "(" + ", ".join(tensors([source]) if key == "*" else f"{key}={tensors([source])}"
-                                        for key, source in zip(layer.arguments, layer.inputs)) + f"{keywords})"
+            spread, named = call_arguments(layer.arguments, [tensors([source]) for source in layer.inputs])
+            named = {key: "[" + ", ".join(code) + "]" if isinstance(code, list) else code for key, code in named.items()}
+            arguments = "(" + ", ".join([*spread, *(f"{key}={code}" for key, code in named.items())]) + f"{keywords})"
         more = more_outputs(layer)   # a merge_mode None's backward output, return_state's states
         if more:
             variables = [f"{variable}_{python_name(key.removeprefix('state/'))}" for key in more]
@@ -202,7 +207,7 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
             started = spec.layers[j].call_state(k)   # a call started from states
             states = f", initial_state=[{', '.join(tensors([source]) for source in started)}]" if started else ""
             mask = spec.layers[j].call_mask(k)   # a mask the model computes for this call
-            states += f", mask={tensors([mask])}" if mask else ""
+            states += f", mask={mask_code(mask)}" if mask else ""
             lines.append(f"{given} = {python_name(names[j])}_layer({tensors(spec.layers[j].calls[k - 1])}{states})")
     lines += [
         (f"model = keras.Model(inputs, [{', '.join(f'outputs[{name!r}]' for name in spec.outputs())}])"

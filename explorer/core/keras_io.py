@@ -130,7 +130,7 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
             if id(layer) in states:           # an encoder's states (or any tensor before it) start it
                 spec.initial_state = [_tensor_name(tensor, renamed, by_name) for tensor in states[id(layer)]]
             if id(layer) in masks:
-                spec.mask = _tensor_name(masks[id(layer)], renamed, by_name)
+                spec.mask = _mask_name(masks[id(layer)], renamed, by_name)
         except StackError as error:
             refused.append(f"{layer.name} ({kind}) {error.message}")
             continue
@@ -156,7 +156,7 @@ def _to_stack(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]
                         for each in started[id(layer)]]
                 if id(layer) in call_masks:
                     by_name[renamed[layer.name]].call_masks = [
-                        _tensor_name(tensor, renamed, by_name) if tensor else None for tensor in call_masks[id(layer)]]
+                        _mask_name(mask, renamed, by_name) if mask else None for mask in call_masks[id(layer)]]
             except StackError as error:
                 refused.append(f"{layer.name} ({type(layer).__name__}) {error.message}")
     if refused:
@@ -471,6 +471,10 @@ def _graph(model) -> tuple[list[tuple[object, int]], dict[int, list[Tensor]], di
                           0 if given else _calls(model, operation).index(node), index))
         return found
 
+    def mask_taken(mask) -> Tensor | list[Tensor | None] | None:
+        return mask if mask is None else taken([mask])[0] if isinstance(mask, keras.KerasTensor) else \
+            [None if each is None else taken([each])[0] for each in mask]
+
     order, sources, states, calls, masks, started, call_masks = [], {}, {}, {}, {}, {}, {}
     for layer in _computing(model):
         if isinstance(layer, keras.layers.InputLayer):
@@ -484,11 +488,11 @@ def _graph(model) -> tuple[list[tuple[object, int]], dict[int, list[Tensor]], di
                 calls.setdefault(id(layer), []).append(taken(node.arguments.args))
                 started.setdefault(id(layer), []).append(taken(given) if given else None)
                 computed = _explicit_mask(node)   # a mask the model computes for this call
-                call_masks.setdefault(id(layer), []).append(taken([computed])[0] if computed is not None else None)
+                call_masks.setdefault(id(layer), []).append(mask_taken(computed))
             else:
                 sources[id(layer)] = taken(_call_form(model, layer)[0])
                 if _explicit_mask(node) is not None:
-                    masks[id(layer)] = taken([_explicit_mask(node)])[0]
+                    masks[id(layer)] = mask_taken(_explicit_mask(node))
         order.append((layer, 0))
     started = {key: each for key, each in started.items() if any(each)}
     call_masks = {key: each for key, each in call_masks.items() if any(each)}
@@ -516,19 +520,25 @@ def _call_form(model, layer) -> tuple[list, list[str] | None, dict]:
             raise StackError(f"{layer.name} ({type(layer).__name__}) is called with values among its tensors; a "
                              "card's call takes its values by keyword")
         keywords = dict(kwargs)
-    elif len(args) > 1 or any(isinstance(value, keras.KerasTensor) for key, value in kwargs.items()
-                              if key not in ("mask", "initial_state")):
+    elif len(args) > 1 or any(isinstance(item, keras.KerasTensor) for key, value in kwargs.items()
+                              if key not in ("mask", "initial_state") for item in keras.tree.flatten(value)):
         keywords = {**dict(zip((parameter.name for parameter in parameters), args)), **kwargs}   # each by its name
         args = []
     else:
         keywords = dict(kwargs)
     keywords = {key: value for key, value in keywords.items() if key not in ("mask", "training", "initial_state")}
-    tensors = {key: value for key, value in keywords.items() if isinstance(value, keras.KerasTensor)}
-    options = {key: value for key, value in keywords.items() if key not in tensors}
+    tensors, options = {}, {}
+    for key, value in keywords.items():
+        if isinstance(value, keras.KerasTensor):
+            tensors[key] = value
+        elif isinstance(value, (list, tuple)) and value and all(isinstance(item, keras.KerasTensor) for item in value):
+            tensors.update((f"{key}[{index}]", item) for index, item in enumerate(value))   # spec.argument_parameter
+        elif any(isinstance(item, keras.KerasTensor) for item in keras.tree.flatten(value)):
+            raise StackError(f"{layer.name} ({type(layer).__name__}) takes {key} that mixes tensors with other "
+                             "values or nests them; a card gives a parameter a tensor or a flat list of tensors")
+        else:
+            options[key] = value
     for key, value in options.items():
-        if any(isinstance(item, keras.KerasTensor) for item in keras.tree.flatten(value)):
-            raise StackError(f"{layer.name} ({type(layer).__name__}) takes several tensors as {key}; a card gives "
-                             "each parameter of its call one tensor")
         try:
             options[key] = option_json(value)
         except ValueError as error:
@@ -543,9 +553,15 @@ def _explicit_mask(node):
     mask Keras passes on from the layer before (which it records in the call too)."""
     import keras
     mask = node.arguments.kwargs.get("mask")
+    given = [t for t in keras.tree.flatten(node.arguments.args) if isinstance(t, keras.KerasTensor)]
+    if isinstance(mask, (list, tuple)):   # one per tensor (`Attention()([q, v], mask=[None, m])`)
+        passed_on = [getattr(t, "_keras_mask", None) for t in given]
+        if not any(isinstance(each, keras.KerasTensor) for each in mask) or (
+                len(mask) == len(given) and all(each is other for each, other in zip(mask, passed_on))):
+            return None
+        return list(mask)
     if not isinstance(mask, keras.KerasTensor):
         return None
-    given = [t for t in keras.tree.flatten(node.arguments.args) if isinstance(t, keras.KerasTensor)]
     return None if any(getattr(t, "_keras_mask", None) is not None for t in given) else mask
 
 
@@ -603,6 +619,13 @@ def _tensor_name(tensor: Tensor, renamed: dict[str, str], by_name: dict[str, Lay
     if index >= len(given):
         raise StackError(f"takes output {index} of {owner}, which the explorer does not show")
     return given[index]
+
+
+def _mask_name(mask, renamed: dict[str, str], by_name: dict[str, LayerSpec]):
+    """A mask the model computes as a stack names it: a tensor's name, or a list of them with None (spec.Mask)."""
+    if isinstance(mask, tuple):
+        return _tensor_name(mask, renamed, by_name)
+    return [None if tensor is None else _tensor_name(tensor, renamed, by_name) for tensor in mask]
 
 
 def _feed(previous: LayerSpec, taken: int) -> bool:

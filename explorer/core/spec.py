@@ -44,6 +44,7 @@ INPUT_KINDS = ("tokens", "features", "words", "vector")
 INPUT_NAME = "sequences"   # the model input's name when no layer takes it
 INPUT_REF = "<input>"      # a layer's `inputs` entry for the model's input
 MAX_INPUTS = 16
+Mask = str | list[str | None]   # a mask a call is given: a tensor's name, or a list of names and Nones
 _NAME = re.compile(rf"[A-Za-z0-9_.>-]{{1,{MAX_NAME}}}")
 
 
@@ -137,10 +138,11 @@ class LayerSpec:
     # unrolled in the graph, `out, h, c = lstm(x_t, initial_state=[h, c])` step after step
     call_states: list[list[str] | None] | None = None
     # the mask the model computes and gives each further call (None for a call given the mask Keras passes on)
-    call_masks: list[str | None] | None = None
-    # a tensor named as in `inputs` that the layer's call takes as its mask (`lstm(x, mask=ops.not_equal(ids, 0))`);
-    # None: the mask Keras passes on from the layer before, if any
-    mask: str | None = None
+    call_masks: list[Mask | None] | None = None
+    # a tensor named as in `inputs` that the layer's call takes as its mask (`lstm(x, mask=ops.not_equal(ids, 0))`),
+    # or a list of them, None for no mask (`Attention()([q, v], mask=[None, value_mask])`); None: the mask Keras
+    # passes on from the layers before, if any
+    mask: Mask | None = None
     # how many tensors a Keras layer card's call returns when it returns several (`mha(q, v,
     # return_attention_scores=True)`: 2); those after the first are "<name>/output/1" … (registry.more_outputs)
     returns: int | None = None
@@ -149,14 +151,14 @@ class LayerSpec:
         """The initial states further call k starts from (None: zero states)."""
         return (self.call_states or [None] * k)[k - 1]
 
-    def call_mask(self, k: int) -> str | None:
+    def call_mask(self, k: int) -> Mask | None:
         """The mask the model computes for further call k (None: the one Keras passes on)."""
         return (self.call_masks or [None] * k)[k - 1]
 
     def call_tensors(self, k: int) -> list[str]:
         """Every tensor further call k takes: the ones it is called on, its initial states, its mask."""
         mask = self.call_mask(k)
-        return [*self.calls[k - 1], *(self.call_state(k) or []), *([mask] if mask else [])]
+        return [*self.calls[k - 1], *(self.call_state(k) or []), *mask_tensors(mask)]
 
     def __post_init__(self) -> None:
         defaults = {key: copy.deepcopy(default) for key, (default, _) in LAYER_PARAMS.get(self.type, {}).items()}
@@ -254,7 +256,7 @@ class StackSpec:
         taken = {source.partition("/")[0] for layer in self.layers for source in layer.inputs or []}
         taken |= {names[i - 1] for i, layer in enumerate(self.layers) if i and not layer.inputs}
         taken |= {source.partition("/")[0] for layer in self.layers for source in layer.initial_state or []}
-        taken |= {layer.mask.partition("/")[0] for layer in self.layers if layer.mask}
+        taken |= {source.partition("/")[0] for layer in self.layers for source in mask_tensors(layer.mask)}
         taken |= {source.partition("/")[0] for layer in self.layers for k in range(1, len(layer.calls or []) + 1)
                   for source in layer.call_tensors(k)}
         return [name for name in names if name not in taken]
@@ -459,11 +461,11 @@ def _parse_layer(data: Any, index: int) -> LayerSpec:
                       arguments=_field(data, "arguments", _optional(_argument_names), None, path),
                       options=_field(data, "options", _optional(_options), None, path),
                       returns=_field(data, "returns", _optional(_returns), None, path),
-                      mask=_field(data, "mask", _optional(_text), None, path))
+                      mask=_field(data, "mask", _optional(_mask), None, path))
     if layer.arguments and len(layer.arguments) != len(layer.inputs or []):
         raise SpecError(f"{path}.arguments", f"names {len(layer.arguments)} parameters, but the layer takes "
                                              f"{len(layer.inputs or [])} tensors (its inputs): one each")
-    if set(layer.arguments or []) & set(layer.options or {}):
+    if {argument_parameter(argument)[0] for argument in layer.arguments or []} & set(layer.options or {}):
         raise SpecError(f"{path}.options", "names a parameter that arguments gives a tensor")
     return layer
 
@@ -479,14 +481,48 @@ def _returns(value: Any) -> int:
 
 
 def _argument_names(value: Any) -> list[str]:
-    named = [item for item in value if item != "*"] if isinstance(value, list) else []
+    parameters = [argument_parameter(item) for item in value if isinstance(item, str) and item != "*"] \
+        if isinstance(value, list) else []
+    named = [name for name, index in parameters if index is None]
+    listed = {name: [index for other, index in parameters if other == name] for name, index in parameters
+              if index is not None}
     if (not isinstance(value, list) or not 1 <= len(value) <= MAX_INPUTS
-            or not all(isinstance(item, str) and (item == "*" or _ARGUMENT.fullmatch(item)) for item in value)
-            or len(set(named)) != len(named) or "*" in value[len(value) - len(named):]):
+            or not all(isinstance(item, str) and (item == "*" or _ARGUMENT.fullmatch(argument_parameter(item)[0]))
+                       for item in value)
+            or len(set(named)) != len(named) or set(named) & set(listed)
+            or any(indices != list(range(len(indices))) for indices in listed.values())
+            or "*" in value[len(value) - len(parameters):]):
         raise ValueError(f"must be a list of 1 to {MAX_INPUTS} distinct parameter names of the layer's call "
-                         f'("query", "value"), after any "*" (the tensors a call(*operands) takes in turn), got '
-                         f"{_show(value)}")
+                         f'("query", "value"; "mask[0]", "mask[1]" for the items of a list, in order), after any '
+                         f'"*" (the tensors a call(*operands) takes in turn), got {_show(value)}')
     return value
+
+
+_LISTED = re.compile(r"(.+)\[(\d{1,2})\]")
+
+
+def argument_parameter(argument: str) -> tuple[str, int | None]:
+    """The call's parameter an `arguments` entry names, and the item of its list ("mask[1]": ("mask", 1)) or
+    None for the whole parameter; ("", None) for a malformed entry."""
+    listed = _LISTED.fullmatch(argument)
+    if listed is None:
+        return (argument, None) if "[" not in argument else ("", None)
+    return listed[1], int(listed[2])
+
+
+def call_arguments(arguments: list[str], given: list) -> tuple[list, dict[str, Any]]:
+    """How a call takes `given` (tensors, or their code), one per `arguments` entry: (those a call(*operands)
+    takes in turn, the rest by parameter, a list for a parameter given item by item)."""
+    spread, named = [], {}
+    for argument, item in zip(arguments, given):
+        name, index = argument_parameter(argument)
+        if argument == "*":
+            spread.append(item)
+        elif index is None:
+            named[name] = item
+        else:
+            named.setdefault(name, []).append(item)
+    return spread, named
 
 
 def _options(value: Any) -> dict[str, Any]:
@@ -558,6 +594,29 @@ def _output_of(source: str, before: dict[str, LayerSpec]) -> bool:
                                    for k in range(len(before[owner].calls or []) + 1))
 
 
+def mask_tensors(mask: Mask | None) -> list[str]:
+    """The tensors a layer's (or a call's) `mask` names: the one, or those of a list (its Nones left out)."""
+    return [] if mask is None else [mask] if isinstance(mask, str) else [name for name in mask if name is not None]
+
+
+def mask_text(mask: Mask) -> str:
+    """A mask as a card names it: "not_equal", "the input", or "[None, not_equal]" for a list."""
+    if isinstance(mask, str):
+        return "the input" if mask == INPUT_REF else mask
+    return "[" + ", ".join("None" if source is None else mask_text(source) for source in mask) + "]"
+
+
+def _mask(value: Any) -> Mask:
+    """A mask a call is given: a tensor's name, or a list of names and nulls (one per tensor the call takes)."""
+    if isinstance(value, str):
+        return value
+    if (not isinstance(value, list) or not 1 <= len(value) <= MAX_INPUTS
+            or not all(item is None or isinstance(item, str) for item in value) or not any(value)):
+        raise ValueError(f"must be a tensor's name, or a list of up to {MAX_INPUTS} names and nulls (no mask), "
+                         f"got {_show(value)}")
+    return list(value)
+
+
 def _calls(value: Any) -> tuple[list[list[str]], list[list[str] | None] | None, list[str | None] | None]:
     """A shared layer's further calls: each the list of tensors it takes, or {"inputs": [...], "initial_state":
     [...], "mask": "..."} for a recurrent layer's call started from states or a call given a mask the model
@@ -573,7 +632,7 @@ def _calls(value: Any) -> tuple[list[list[str]], list[list[str] | None] | None, 
                                  f"{_show(call)}")
             calls.append(_sources(call["inputs"]))
             states.append(_sources(call["initial_state"]) if call.get("initial_state") is not None else None)
-            masks.append(_text(call["mask"]) if call.get("mask") is not None else None)
+            masks.append(_mask(call["mask"]) if call.get("mask") is not None else None)
         else:
             calls.append(_sources(call))
             states.append(None)
@@ -637,9 +696,9 @@ def from_dict(data: Any) -> StackSpec:
             for source in layer.call_tensors(k):          # they exist
                 if source != INPUT_REF and not _output_of(source, by_name) and source not in input_names:
                     raise SpecError(f"layers[{i}].calls", f"{_show(source)} is not a tensor any layer gives")
-        if layer.mask is not None and layer.mask != INPUT_REF and not _output_of(layer.mask, before) \
-                and layer.mask not in input_names:
-            raise SpecError(f"layers[{i}].mask", f"{_show(layer.mask)} is not a tensor of a layer before this one")
+        for source in mask_tensors(layer.mask):
+            if source != INPUT_REF and not _output_of(source, before) and source not in input_names:
+                raise SpecError(f"layers[{i}].mask", f"{_show(source)} is not a tensor of a layer before this one")
         if (layer.initial_state or layer.call_states) and not layer.is_recurrent:
             raise SpecError(f"layers[{i}].initial_state", "only a recurrent layer takes initial states")
         for source in layer.initial_state or []:

@@ -25,7 +25,7 @@ from ..core.registry import GROUPS, KERAS_STARTERS, TYPES
 from ..core.spec import (INPUT_REF, LAYER_PARAMS, MAX_FEATURES, MAX_SEED, MAX_VOCAB, InputSpec, LayerSpec,
                          StackSpec, ngram_widths)
 from ..core.spec import layer_label as friendly
-from ..core.spec import call_outputs, option_text
+from ..core.spec import call_outputs, mask_text, option_text
 from ..session import FAILED, Session
 from .stale import StateGate
 from .expression_editor import ExpressionEdit
@@ -257,7 +257,7 @@ class LayerCard(QFrame):
             self.inputs_label.setToolTip("The layers whose outputs this layer takes")
             outer.addWidget(self.inputs_label)
         if layer.mask:   # a mask the model computes and passes itself
-            self.mask_label = QLabel(f"mask from {'the input' if layer.mask == INPUT_REF else layer.mask}")
+            self.mask_label = QLabel(f"mask from {mask_text(layer.mask)}")
             self.mask_label.setFont(mono_font())
             self.mask_label.setWordWrap(True)
             self.mask_label.setToolTip("The tensor this layer's call takes as its mask (mask=…), instead of the mask "
@@ -291,7 +291,7 @@ class LayerCard(QFrame):
                 f"{', '.join('the input' if source == INPUT_REF else source for source in call)}"
                 + (f" from {', '.join(s.replace('/state/', ' ') for s in layer.call_state(k))}"
                    if layer.call_state(k) else "")
-                + (f" with mask {layer.call_mask(k)}" if layer.call_mask(k) else "")
+                + (f" with mask {mask_text(layer.call_mask(k))}" if layer.call_mask(k) else "")
                 + " → " + ", ".join(call_outputs(layer, name, k))
                 for k, call in enumerate(layer.calls, start=1)))
             self.calls_label.setFont(mono_font())

@@ -315,6 +315,97 @@ def test_a_computed_mask_survives_the_stack_file_and_the_exported_script(saved_m
     np.testing.assert_allclose(exported, model.predict(batch, verbose=0), atol=1e-5)
 
 
+def attention_with_a_value_mask():
+    """Attention over an Embedding without mask_zero, given a mask for the values only: a list of masks."""
+    ids = keras.Input((None,), dtype="int32", name="ids")
+    x = layers.Embedding(9, 3, name="emb")(ids)
+    query = layers.LSTM(3, return_sequences=True, name="query")(x)
+    attended = layers.Attention(name="att")([query, x], mask=[None, keras.ops.not_equal(ids, 0)])
+    return keras.Model(ids, layers.Dense(2, name="head")(layers.GlobalAveragePooling1D(name="pool")(attended)))
+
+
+@pytest.fixture(scope="module")
+def saved_value_mask(tmp_path_factory):
+    path = tmp_path_factory.mktemp("value_mask") / "value_mask.keras"
+    batch = keras.utils.pad_sequences(TEXTS, padding="post")
+    return trained_and_saved(attention_with_a_value_mask, [batch], path), path
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(ids, min_size=2, max_size=4), st.sampled_from(["pre", "post"]))
+def test_a_list_of_masks_the_model_computes_is_passed_as_keras_passes_it(saved_value_mask, rows, padding):
+    model, path = saved_value_mask
+    spec, _, _ = keras_io.import_model(path)
+    mask = spec.layers[spec.layer_names().index("att")].mask
+    assert mask[0] is None and spec.layers[spec.layer_names().index(mask[1])].params["class_name"] == \
+        "ops.numpy.NotEqual"
+    spec.batching.padding = padding
+    batch = keras.utils.pad_sequences(rows, padding=padding)
+    for document in (spec, specs.loads(specs.dumps(spec))):          # and through the stack file
+        result = ENGINE.run(document, text(rows))
+        np.testing.assert_allclose(result.layer("head").output, model.predict(batch, verbose=0), atol=1e-5)
+
+
+def test_a_list_of_masks_survives_the_exported_script(saved_value_mask, tmp_path):
+    from explorer.core.codegen import export_code
+    model, path = saved_value_mask
+    spec, _, _ = keras_io.import_model(path)
+    spec.sequences = text(TEXTS)
+    mask = spec.layers[spec.layer_names().index("att")].mask
+    code = export_code(spec, weights_from=str(path))
+    assert f"mask=[None, outputs[{mask[1]!r}]]" in code
+    batch = keras.utils.pad_sequences(TEXTS, padding="post")
+    np.testing.assert_allclose(exported_output(code, "head", tmp_path), model.predict(batch, verbose=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("mask, message", [
+    ([None, None], "must be a tensor's name, or a list of up to 16 names and nulls"),
+    ([None, "nowhere"], r'layers\[1\]\.mask: "nowhere" is not a tensor of a layer before this one'),
+    (7, "must be a tensor's name")])
+def test_a_stack_file_s_mask_names_tensors_before_the_layer(mask, message):
+    document = {"input": {"kind": "tokens", "vocab_size": 9}, "layers": [
+        {"type": "embedding", "output_dim": 3, "name": "emb"},
+        {"type": "keras", "class_name": "Attention", "config": {}, "inputs": ["emb", "emb"], "mask": mask}]}
+    with pytest.raises(SpecError, match=message):
+        specs.from_dict(document)
+
+
+def selected_branches():
+    """keras.ops.select between two recurrent branches: its parameters each take a list of tensors."""
+    ids = keras.Input((None,), dtype="int32", name="ids")
+    x = layers.Embedding(9, 3, mask_zero=True, name="emb")(ids)
+    first = layers.LSTM(3, return_sequences=True, name="first")(x)
+    second = layers.GRU(3, return_sequences=True, name="second")(x)
+    chosen = keras.ops.select([keras.ops.greater(first, second), keras.ops.less(first, 0.0)], [first, second], 0.5)
+    return keras.Model(ids, layers.Dense(2, name="head")(layers.GlobalAveragePooling1D(name="pool")(chosen)))
+
+
+def test_parameters_that_take_lists_of_tensors_get_them_item_by_item(tmp_path):
+    from explorer.core.codegen import export_code
+    batch = keras.utils.pad_sequences(TEXTS, padding="post")
+    model = trained_and_saved(selected_branches, [batch], tmp_path / "select.keras")
+    spec, _, _ = keras_io.import_model(tmp_path / "select.keras")
+    select = spec.layers[spec.layer_names().index("select")]
+    assert select.arguments == ["condlist[0]", "condlist[1]", "choicelist[0]", "choicelist[1]"]
+    assert select.inputs[2:] == ["first", "second"] and select.options == {"default": 0.5}
+    spec.sequences = text(TEXTS)
+    for document in (spec, specs.loads(specs.dumps(spec))):          # and through the stack file
+        np.testing.assert_allclose(ENGINE.run(document).layer("head").output, model.predict(batch, verbose=0),
+                                   atol=1e-5)
+    code = export_code(spec, weights_from=str(tmp_path / "select.keras"))
+    assert "choicelist=[outputs['first'], outputs['second']]" in code
+    np.testing.assert_allclose(exported_output(code, "head", tmp_path), model.predict(batch, verbose=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("arguments", [["x[1]", "y"], ["x", "x[0]"], ["x[0]", "x[0]"], ["x[", "y"], ["[0]", "y"]])
+def test_items_of_a_listed_parameter_are_named_once_each_in_order(arguments):
+    document = {"input": {"kind": "features", "features": 2}, "layers": [
+        {"type": "lstm", "units": 2, "return_sequences": True, "name": "a"},
+        {"type": "keras", "class_name": "Add", "config": {}, "inputs": ["a", "a"], "arguments": arguments}]}
+    with pytest.raises(SpecError, match=r"layers\[1\]\.arguments: must be a list of 1 to 16 distinct parameter"):
+        specs.from_dict(document)
+
+
 def test_the_mask_keras_passes_on_is_no_computed_mask(saved):
     spec, _, _ = keras_io.import_model(saved["folder"] / "self.keras")   # an Embedding with mask_zero
     assert all(layer.mask is None for layer in spec.layers)
