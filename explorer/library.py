@@ -155,9 +155,10 @@ def sequence_text(sequences: SequencesLike, spec: StackSpec) -> str:
     if isinstance(sequences, str):
         return sequences
     if isinstance(sequences, np.ndarray):
-        if sequences.ndim not in (2, 3):
+        if sequences.ndim < 2 or sequences.ndim > 2 + len(spec.input.step_shape or (1,)):
             raise ExplorerError(f"a NumPy array of sequences must be batch × steps (ids) or batch × steps × "
-                                f"features, got shape {sequences.shape}")
+                                f"{' × '.join(map(str, spec.input.step_shape or ['features']))}, got shape "
+                                f"{sequences.shape}")
         sequences = list(sequences)
     if not isinstance(sequences, (list, tuple)) or not len(sequences):
         raise ExplorerError("sequences must be the sequence text, or a non-empty list of sequences (strings, lists "
@@ -187,6 +188,8 @@ def _line(item: Any, index: int, kind: str) -> str:
                                 "comments or labels in the sequence text)")
         return line
     values = np.asarray(item)
+    if kind == "features" and values.ndim > 2:   # steps of several axes (an image's columns): typed flat
+        values = values.reshape(len(values), -1)
     wanted = 2 if kind == "features" else 1
     if values.ndim in (1, 2) and values.ndim != wanted:
         raise ExplorerError(f"sequence {index}: the model takes "

@@ -122,7 +122,7 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
     b = spec.batching
     fixed = spec.fixed_length()
     dtype = "int32" if spec.input.uses_ids else "float32"
-    shape = f"({fixed},)" if spec.input.uses_ids else f"({fixed}, {spec.input.features})"
+    shape = str(spec.input.shape(fixed)[0])
     if spec.more_inputs:   # several inputs: a batch and a keras.Input each, named by the input
         data = _input_data(spec)
     lines = [

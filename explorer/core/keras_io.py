@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import uuid
 from pathlib import Path
@@ -279,11 +280,14 @@ def _input_spec(tensor, takers: list, notes: list[str]) -> InputSpec:
         notes.append(f"the model's input {name} takes integers that {', '.join(layer.name for layer in takers)} "
                      f"reads (not an Embedding): any id from 0 to {MAX_VOCAB - 1} is accepted")
         return InputSpec("tokens", MAX_VOCAB, None)
-    if "int" in dtype or len(shape) not in (2, 3) or shape[-1] is None:
+    if "int" in dtype or not 2 <= len(shape) <= 6 or None in shape[2:] or shape[-1] is None:
         raise StackError(f"the model's input {tensor._keras_history.operation.name} {shape} ({dtype}) is neither "
-                         "token ids with an Embedding first, nor (batch, T, features) vectors, nor one (batch, "
+                         "token ids with an Embedding first, nor (batch, T, features …) vectors, nor one (batch, "
                          "features) vector per example")
-    return InputSpec("features" if len(shape) == 3 else "vector", None, int(shape[-1]))
+    if len(shape) == 2:
+        return InputSpec("vector", None, int(shape[-1]))
+    step = tuple(int(size) for size in shape[2:])   # an image (batch, width, height, channels): a column a step
+    return InputSpec("features", None, math.prod(step), step_shape=step if len(step) > 1 else None)
 
 
 def _several_inputs(model, chain, sources, names: list[str], layers: list[LayerSpec], weights, notes: list[str],

@@ -105,6 +105,8 @@ def parse_steps(text: str, input_spec: InputSpec, chunk_chars: int = 0):
                                                        f"({input_spec.standardize}){_made(input_spec)}"))
         else:
             item = _parse_features(content, number, input_spec.features or 0, errors)
+            if input_spec.step_shape is not None and not errors:   # each step as the model's Input shapes it
+                item = item.reshape(len(item), *input_spec.step_shape)
             if not input_spec.has_steps and len(item) > 1:
                 errors.append(SequenceError(number, content.index(";") + 1,
                                             f"a vector input takes one vector per line ({input_spec.features} "
@@ -336,8 +338,8 @@ def pad_preview(sequences: Sequences, batching: Batching) -> tuple[np.ndarray, n
     first = items[0] if items else np.zeros(0, dtype=np.int32)
     if first.dtype == object:
         batch = np.full((len(items), length), "", dtype=object)
-    elif first.ndim == 2:
-        batch = np.full((len(items), length, first.shape[1]), batching.pad_value, dtype=np.float32)
+    elif first.ndim >= 2:
+        batch = np.full((len(items), length, *first.shape[1:]), batching.pad_value, dtype=np.float32)
     else:
         batch = np.full((len(items), length), batching.pad_value, dtype=np.int32)
     mask = np.zeros((len(items), length), dtype=bool)

@@ -86,6 +86,9 @@ class InputSpec:
     name: str | None = None           # the model input's name, required when the stack has several inputs
     split: str = SPLITS[0]            # words: TextVectorization's split, one of SPLITS
     ngrams: tuple[int, ...] | None = None   # words: the ngram widths made after splitting, in order (None: the tokens)
+    # features, vector: the shape of one step (of the vector) when it is not flat, as the model's Input has it (an
+    # image's column (16, 1) when its width is the time axis); its `features` values are typed flat, in C order
+    step_shape: tuple[int, ...] | None = None
 
     @property
     def uses_ids(self) -> bool:
@@ -102,7 +105,8 @@ class InputSpec:
         vector (F,) float32."""
         if self.uses_ids:
             return (length,), "int32"
-        return ((length, self.features) if self.has_steps else (self.features,)), "float32"
+        step = self.step_shape or (self.features,)
+        return ((length, *step) if self.has_steps else step), "float32"
 
 
 @dataclass
@@ -357,7 +361,7 @@ def _text(value: Any) -> str:
 def _parse_input(data: Any, path: str = "input", extra: tuple[str, ...] = ()) -> InputSpec:
     data = _expect_object(data, path)
     _reject_unknown(data, {"kind", "vocab_size", "features", "length", "standardize", "vocabulary", "name",
-                           "split", "ngrams", *extra}, path)
+                           "split", "ngrams", "step_shape", *extra}, path)
     kind = _field(data, "kind", _choice(INPUT_KINDS), "tokens", path)
     vocab = _field(data, "vocab_size", _optional(_positive_int(MAX_VOCAB)), None, path)
     features = _field(data, "features", _optional(_positive_int(MAX_FEATURES)), None, path)
@@ -383,8 +387,19 @@ def _parse_input(data: Any, path: str = "input", extra: tuple[str, ...] = ()) ->
     for key, value, default in (("split", split, SPLITS[0]), ("ngrams", ngrams, None)):
         if value != default and kind != "words":
             raise SpecError(f"{path}.{key}", 'is for words input only (input.kind "words")')
+    step_shape = _field(data, "step_shape", _optional(_step_shape), None, path)
+    if step_shape is not None and (kind not in ("features", "vector") or math.prod(step_shape) != features):
+        raise SpecError(f"{path}.step_shape", f"is the shape of a step's {features} features (their product), for "
+                                              'input.kind "features" or "vector"')
     name = _field(data, "name", _optional(_layer_name), None, path)
-    return InputSpec(kind, vocab, features, length, standardize, vocabulary, name, split, ngrams)
+    return InputSpec(kind, vocab, features, length, standardize, vocabulary, name, split, ngrams, step_shape)
+
+
+def _step_shape(value: Any) -> tuple[int, ...]:
+    if (not isinstance(value, list) or not 2 <= len(value) <= 4
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in value)):
+        raise ValueError(f"must be a list of 2 to 4 positive sizes (an image column's [16, 1]), got {_show(value)}")
+    return tuple(value)
 
 
 def ngram_widths(value: Any) -> tuple[int, ...]:
@@ -807,6 +822,8 @@ def _input_dict(item: InputSpec) -> dict[str, Any]:
         data["length"] = item.length
     if item.kind == "words" and item.standardize != DEFAULT_STANDARDIZE:
         data["standardize"] = item.standardize
+    if item.step_shape is not None:
+        data["step_shape"] = list(item.step_shape)
     if item.kind == "words" and item.split != SPLITS[0]:
         data["split"] = item.split
     if item.kind == "words" and item.ngrams is not None:

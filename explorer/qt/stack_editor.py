@@ -815,7 +815,8 @@ class StackEditor(QWidget):
             ngrams = old.ngrams
         new = InputSpec(kind, vocab, self.features_spin.value(), old.length if kind != "vector" else None,
                         self.standardize_combo.currentData(), vocabulary, old.name, self.split_combo.currentData(),
-                        ngrams if kind == "words" else None)
+                        ngrams if kind == "words" else None,
+                        old.step_shape if (kind, self.features_spin.value()) == (old.kind, old.features) else None)
         index = max(0, self.input_choice_combo.currentIndex())
         if index == 0:
             self._spec.input = new

@@ -196,3 +196,14 @@ def test_the_html_and_markdown_show_the_table_and_hatch_the_padded_steps(tokens)
     second = grey[strip:2 * strip]                       # the sequence [9, 2], padded pre: 5 steps of 7
     hatched_steps = [bool(second[:, step * cell:(step + 1) * cell].any()) for step in range(steps)]
     assert hatched_steps == [True] * 5 + [False] * 2
+
+
+def test_images_whose_width_is_the_time_axis_equal_keras():
+    image = keras.Input((6, 4, 1))
+    x = keras.layers.Conv2D(2, 3, padding="same")(image)
+    x = keras.layers.Reshape((6, 8))(x)
+    model = keras.Model(image, keras.layers.LSTM(3, return_sequences=True)(x))
+    images = np.random.default_rng(4).random((3, 6, 4, 1)).astype(np.float32)
+    report = explorer.inspect(model, images)
+    assert report.result.input.shape == images.shape
+    assert_like_keras(report, model, images)

@@ -107,7 +107,9 @@ class HeatmapPlot(Plot):
             self.item.setRect(QRectF(-0.5, -0.5, steps, features))
             self.plot.setYRange(-0.5, features - 0.5, padding=0)
         self.overlay.set_steps(padded, masked)
-        parts = [f"<b>{layer.name}</b> output, line {line} ({features} units × {steps} steps)"]
+        per_step = layer.output.shape[2:]   # a step of several axes (a Conv2D's height × channels) is read flat
+        flat = f" = {' × '.join(map(str, per_step))}, read in C order" if len(per_step) > 1 else ""
+        parts = [f"<b>{layer.name}</b> output, line {line} ({features} units{flat} × {steps} steps)"]
         if scale.diverging:
             if not state.fit_colours:
                 parts.append(f"fixed scale ±1, max |value| {scale.biggest:.2g} (tick fit colours to stretch)"
