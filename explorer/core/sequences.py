@@ -140,8 +140,11 @@ def standardized(text: str, standardize: str | None) -> str:
 def words_of(text: str, input_spec: InputSpec) -> list[str]:
     """The tokens TextVectorization makes of `text`: standardised, split (at whitespace, or into characters),
     then the ngrams of each width in turn, joined by a space (tf.strings.ngrams, short texts making none)."""
-    text = standardized(text, input_spec.standardize)
-    tokens = list(text) if input_spec.split == "character" else text.split()
+    if input_spec.split is None:   # split already: each token standardised alone, one made empty kept (id 0)
+        tokens = [standardized(token, input_spec.standardize) for token in text.split()]
+    else:
+        text = standardized(text, input_spec.standardize)
+        tokens = list(text) if input_spec.split == "character" else text.split()
     if input_spec.ngrams is None:
         return tokens
     return [" ".join(tokens[i:i + n]) for n in input_spec.ngrams for i in range(len(tokens) - n + 1)]

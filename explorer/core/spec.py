@@ -34,8 +34,9 @@ MAX_NAME = 128
 # How words are standardised before they are split, as keras.layers.TextVectorization's `standardize`
 STANDARDIZE = ("lower_and_strip_punctuation", "lower", "strip_punctuation")
 DEFAULT_STANDARDIZE = STANDARDIZE[0]
-# Where words are split once standardised, as TextVectorization's `split`: at whitespace, or into characters
-SPLITS = ("whitespace", "character")
+# Where words are split once standardised, as TextVectorization's `split`: at whitespace, into characters, or
+# None: the text comes split (tokens typed apart by whitespace, each standardised alone)
+SPLITS = ("whitespace", "character", None)
 MAX_NGRAM = 32       # the widest ngram a words input makes (TextVectorization's `ngrams`)
 RECURRENT_TYPES = tuple(key for key, kind in TYPES.items() if kind.recurrent)
 # "tokens": ids typed as integers; "features": a vector per timestep; "words" (an extension): ids looked up from
@@ -84,7 +85,7 @@ class InputSpec:
     standardize: str | None = DEFAULT_STANDARDIZE   # words: TextVectorization's standardize (None: as typed)
     vocabulary: list[str] | None = field(default=None, repr=False)   # words: a model's own (index = id)
     name: str | None = None           # the model input's name, required when the stack has several inputs
-    split: str = SPLITS[0]            # words: TextVectorization's split, one of SPLITS
+    split: str | None = SPLITS[0]     # words: TextVectorization's split, one of SPLITS
     ngrams: tuple[int, ...] | None = None   # words: the ngram widths made after splitting, in order (None: the tokens)
     # features, vector: the shape of one step (of the vector) when it is not flat, as the model's Input has it (an
     # image's column (16, 1) when its width is the time axis); its `features` values are typed flat, in C order
@@ -382,7 +383,7 @@ def _parse_input(data: Any, path: str = "input", extra: tuple[str, ...] = ()) ->
             raise SpecError(f"{path}.vocabulary", 'is for words input only (input.kind "words")')
         if len(vocabulary) > vocab:   # fewer: ids the Embedding has rows for but no word reaches
             raise SpecError(f"{path}.vocabulary", f"holds {len(vocabulary)} words, more than vocab_size {vocab}")
-    split = _field(data, "split", _choice(SPLITS), SPLITS[0], path)
+    split = _field(data, "split", _choice(SPLITS[:2], nullable=True), SPLITS[0], path)
     ngrams = _field(data, "ngrams", _optional(ngram_widths), None, path)
     for key, value, default in (("split", split, SPLITS[0]), ("ngrams", ngrams, None)):
         if value != default and kind != "words":

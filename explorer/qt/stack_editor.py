@@ -35,7 +35,8 @@ from .style import (ERROR_COLOUR, MASK_ROLES, SELECTED_BORDER, WARNING_COLOUR, e
 MIME_TYPE = "application/x-rnn-explorer-layer"
 STANDARDIZE_CHOICES = (("lower case, no punctuation", "lower_and_strip_punctuation"), ("lower case", "lower"),
                        ("no punctuation", "strip_punctuation"), ("as typed", None))
-SPLIT_CHOICES = (("into words, at whitespace", "whitespace"), ("into characters", "character"))
+SPLIT_CHOICES = (("into words, at whitespace", "whitespace"), ("into characters", "character"),
+                 ("typed apart, each token standardised (None)", None))
 
 
 def palette_groups() -> list[tuple[str, list[str]]]:

@@ -86,24 +86,26 @@ def test_text_settings_the_words_input_cannot_reproduce_are_refused_by_name(tmp_
         keras_io.import_model(tmp_path / "bag.keras")
 
 
-SPLITS = st.sampled_from(["whitespace", "character"])
+SPLITS = st.sampled_from(["whitespace", "character", None])
 NGRAMS = st.sampled_from([None, 2, (1, 3), (2,), (3, 1)])
 
 
-@settings(max_examples=60, deadline=None, derandomize=True)
+@settings(max_examples=80, deadline=None, derandomize=True)
 @given(st.text(alphabet=st.sampled_from(list("abAB ,.\té")), max_size=16), SPLITS, NGRAMS,
        st.sampled_from([*specs.STANDARDIZE, None]))
 def test_tokens_are_made_as_text_vectorization_makes_them(text, split, ngrams, standardize):
     """Each token the words input makes, in its order, is a token TextVectorization makes: its ids, looked up in a
-    vocabulary of the tokens the explorer made, are those ids in turn (another token would be id 1)."""
+    vocabulary of the tokens the explorer made, are those ids in turn (another token would be id 1; a token
+    standardised to nothing is the padding id 0). split None: the layer is given the typed tokens."""
     item = specs.InputSpec("words", 10, standardize=standardize, split=split,
                            ngrams=None if ngrams is None else specs.ngram_widths(ngrams))
     made = sequences.words_of(text, item)
-    vocabulary = list(dict.fromkeys(made))
+    vocabulary = [token for token in dict.fromkeys(made) if token]
     vectorize = layers.TextVectorization(vocabulary=vocabulary or ["unused"], split=split, ngrams=ngrams,
                                          standardize=standardize)
-    found = keras.ops.convert_to_numpy(vectorize(tf.constant([text]))[0]).tolist()
-    assert found == [2 + vocabulary.index(token) for token in made]
+    given = tf.constant([text.split()], tf.string) if split is None else tf.constant([text])
+    found = keras.ops.convert_to_numpy(vectorize(given)[0]).tolist()
+    assert found == [2 + vocabulary.index(token) if token else 0 for token in made]
 
 
 def split_model(split, ngrams, length):
@@ -136,6 +138,25 @@ def test_a_character_or_ngram_text_model_runs_on_raw_sentences_like_predict(tmp_
     for shown in result.layers:
         expected = keras.Model(model.inputs, model.get_layer(shown.name).output).predict(raw, verbose=0)
         np.testing.assert_allclose(shown.output, expected, atol=1e-5, err_msg=shown.name)
+
+
+def test_a_model_given_split_text_takes_typed_tokens_each_standardised_alone(tmp_path):
+    """TextVectorization(split=None) reads tokens split before the model: Input((None,), string)."""
+    keras.utils.set_random_seed(6)
+    vectorize = layers.TextVectorization(max_tokens=30, split=None, name="text")
+    tokens = [sentence.split() for sentence in TRAINING]
+    vectorize.adapt(tf.ragged.constant(tokens))
+    model = keras.Sequential([keras.Input((None,), dtype="string"), vectorize,
+                              layers.Embedding(30, 3, mask_zero=True, name="emb"), layers.LSTM(2, name="lstm")])
+    model.save(tmp_path / "split.keras")
+    spec, _, _ = keras_io.import_model(tmp_path / "split.keras")
+    assert (spec.input.kind, spec.input.split) == ("words", None)
+    typed = ["Cat, sat ON the mat", "the zebra !! barked"]    # "!!" is standardised to nothing: the padding id
+    result = ENGINE.run(spec, "\n".join(typed) + "\n")
+    given = [line.split() for line in typed]
+    rectangle = tf.constant([row + [""] * (max(map(len, given)) - len(row)) for row in given])
+    np.testing.assert_array_equal(result.input, keras.ops.convert_to_numpy(vectorize(rectangle)))
+    np.testing.assert_allclose(result.layer("lstm").output, model.predict(rectangle, verbose=0), atol=1e-5)
 
 
 def question_and_passage():

@@ -406,3 +406,8 @@ def test_words_split_into_characters_and_ngrams_give_text_vectorizations_ids(win
     editor.ngrams_edit.editingFinished.emit()
     assert "must be a width from 1" in editor.ngrams_edit.toolTip()
     assert win.session.document.input.ngrams == (1, 2)
+    editor.split_combo.setCurrentIndex(editor.split_combo.count() - 1)     # typed apart: split None
+    settle(qtbot, win)
+    assert win.session.document.input.split is None
+    editor._show_input()                                               # shown again as it is
+    assert editor.split_combo.currentIndex() == editor.split_combo.count() - 1
