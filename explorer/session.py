@@ -134,6 +134,8 @@ def _checked_text(parsed: sequences.Sequences | None, errors: list[SequenceError
         return TextCheck(errors=errors)
     if input_spec.has_steps:
         batch, mask = sequences.pad_preview(parsed, batching)
+    elif input_spec.kind == "words":   # a bag of words: the words of each text, none cut (each text one vector)
+        batch, mask = sequences.pad_preview(parsed, Batching())
     else:   # one vector per example: a single step each, nothing padded
         batch, mask = np.stack(parsed.items), np.ones((len(parsed), 1), dtype=bool)
     return TextCheck(errors=[], parsed=parsed, batch=batch, mask=mask, lines=list(parsed.lines))

@@ -26,7 +26,7 @@ def batch_of(engine, spec, text: str | None = None):
     parsed = sequences.parse((spec.sequences if text is None else text) or "", spec.input)
     if spec.input.kind == "words":
         from .vocabulary import encode
-        parsed, _ = encode(parsed, spec.input.vocab_size, spec.input.vocabulary)
+        parsed, _ = encode(parsed, spec.input)
     from .run import bucket_cost
     built = engine.built_for(spec)
     cost = bucket_cost(built, spec.batching) if spec.batching.mode == "bucket" else None

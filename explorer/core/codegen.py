@@ -48,6 +48,15 @@ def _several_inputs(spec: StackSpec) -> list[str]:
             "inputs = [", *(f"    {item}," for item in inputs), "]", "x = inputs[0]"]
 
 
+def _bag_lookup(item, vocabulary: list[str]) -> list[str]:
+    """The script's StringLookup that makes a bag of words of each text, as the words input does."""
+    padded = f", pad_to_max_tokens=True, max_tokens={item.vocab_size}" if item.vocab_size > len(vocabulary) else ""
+    idf = f", idf_weights={list(item.idf_weights[1:])!r}" if item.idf_weights else ""
+    return [f"VOCABULARY = {vocabulary!r}  # the word of each id: 0 an unknown word (a bag of words has no padding)",
+            f"lookup = keras.layers.StringLookup(vocabulary=VOCABULARY[1:], mask_token=None, oov_token=VOCABULARY[0], "
+            f"output_mode={item.output_mode!r}{padded}{idf})"]
+
+
 def own_objects(used: set[str]) -> str:
     """The explorer's own layer classes that a saved model names, mapped to the script's copies."""
     from .layers import PACKAGE
@@ -113,10 +122,11 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
     vocabulary = None
     try:
         parsed = seqs.parse(text, spec.input)
-        data = [item.tolist() for item in parsed.items]
+        data = [(item if spec.input.has_steps or spec.input.kind == "words" else item[0]).tolist()   # a vector
+                for item in parsed.items]
         if spec.input.kind == "words":
             from .vocabulary import encode
-            vocabulary = encode(parsed, spec.input.vocab_size, spec.input.vocabulary)[1]
+            vocabulary = encode(parsed, spec.input)[1]
     except Exception:  # the script still builds the stack; it just has no sample batch
         data = []
     b = spec.batching
@@ -136,18 +146,22 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
     ]
     for helper in helpers:
         lines += ["", helper.rstrip(), "", ""]
+    if vocabulary is None:
+        lines.append(f"SEQUENCES = {data!r}")
+    else:
+        lines += [*([f"VOCABULARY = {vocabulary!r}  # the word of each id: 0 is the padding, 1 an unknown word",
+                     'lookup = keras.layers.StringLookup(vocabulary=VOCABULARY[2:], mask_token="", oov_token="[UNK]")']
+                    if spec.input.uses_ids else _bag_lookup(spec.input, vocabulary)),
+                  f"WORDS = {data!r}", "SEQUENCES = [ops.convert_to_numpy(lookup(words)).tolist() for words in WORDS]"]
     lines += [
-        *([f"VOCABULARY = {vocabulary!r}  # the word of each id: 0 is the padding, 1 an unknown word",
-           'lookup = keras.layers.StringLookup(vocabulary=VOCABULARY[2:], mask_token="", oov_token="[UNK]")',
-           f"WORDS = {data!r}",
-           "SEQUENCES = [ops.convert_to_numpy(lookup(words)).tolist() for words in WORDS]"]
-          if vocabulary is not None else [f"SEQUENCES = {data!r}"]),
         "",
         f"keras.utils.set_random_seed({spec.seed})",
         "if SEQUENCES:",
         *(_several_inputs(spec) if spec.more_inputs else [
             f"    batch = keras.utils.pad_sequences(SEQUENCES, maxlen={fixed or b.maxlen!r}, dtype={dtype!r}, "
-            f"padding={b.padding!r}, truncating={b.truncating!r}, value={b.pad_value!r})",
+            f"padding={b.padding!r}, truncating={b.truncating!r}, value={b.pad_value!r})" if spec.input.has_steps
+            else f"    batch = ops.convert_to_numpy(ops.convert_to_tensor(SEQUENCES, dtype={dtype!r}))   # one vector "
+                 "per example: nothing to pad",
             "",
             f"inputs = keras.Input(shape={shape}, dtype={dtype!r})",
             "x = inputs"]),

@@ -13,8 +13,8 @@ import numpy as np
 from . import backend, keras_archive, keras_cards, output_file
 from .errors import SpecError, StackError, strip_ansi
 from .registry import TYPES, ByKeras, more_outputs
-from .spec import (INPUT_REF, MAX_VOCAB, SPLITS, STANDARDIZE, Batching, InputSpec, LayerSpec, StackSpec, _layer_name,
-                   call_outputs, ngram_widths, option_json)
+from .spec import (INPUT_REF, MAX_VOCAB, OUTPUT_MODES, SPLITS, STANDARDIZE, Batching, InputSpec, LayerSpec,
+                   StackSpec, _layer_name, call_outputs, ngram_widths, option_json)
 
 
 
@@ -40,8 +40,10 @@ def import_model(path: str | Path, *, trust: bool = False) -> tuple[StackSpec, d
         model = keras.saving.load_model(path, compile=False, safe_mode=True,
                                         custom_objects=keras_cards.custom_objects())
     except Exception as error:
-        message = strip_ansi(str(error)).strip().splitlines()
-        raise SpecError("", f"cannot load {path.name}: {message[0] if message else type(error).__name__}") from None
+        lines = [line.strip() for line in strip_ansi(str(error)).splitlines() if line.strip()]
+        if len(lines) > 1 and lines[0].endswith(":"):   # "… could not be loaded. Example error message for …:"
+            lines = [f"{lines[0][:-1]}: {lines[1]}"]   # and its reason, on the next line
+        raise SpecError("", f"cannot load {path.name}: {lines[0] if lines else type(error).__name__}") from None
     return _to_stack(model)
 
 
@@ -366,8 +368,9 @@ def _text_input(layer) -> tuple[InputSpec, int | None] | None:
     config = layer.get_config()
     vocabulary = [str(word) for word in layer.get_vocabulary()]
     problems = []
-    if config.get("output_mode", "int") != "int":
-        problems.append(f"output_mode {config['output_mode']!r} (the explorer reads token ids: \"int\")")
+    mode = config.get("output_mode", "int")
+    if mode not in OUTPUT_MODES:
+        problems.append(f"output_mode {mode!r} (the explorer reads {', '.join(OUTPUT_MODES)})")
     if kind == "TextVectorization":
         if config.get("split") not in SPLITS:
             problems.append(f"split {config.get('split')!r} (the explorer splits at whitespace or into characters)")
@@ -377,17 +380,26 @@ def _text_input(layer) -> tuple[InputSpec, int | None] | None:
             problems.append(f"ngrams {config['ngrams']!r} ({exc})")
         if config.get("standardize") not in (None, *STANDARDIZE):
             problems.append(f"standardize {config.get('standardize')!r}")
-    elif config.get("mask_token") is None or config.get("num_oov_indices", 1) != 1:
-        problems.append("no mask_token or several OOV ids (the explorer pads with id 0 and has one unknown id)")
-    if len(vocabulary) < 3 or vocabulary[0] != "":
+    elif (config.get("mask_token") is None) == (mode == "int") or config.get("num_oov_indices", 1) != 1:
+        problems.append("a mask_token with a bag of words, none with ids, or several OOV ids (the explorer pads ids "
+                        "with id 0 and has one unknown id)")
+    if mode == "int" and (len(vocabulary) < 3 or vocabulary[0] != ""):
         problems.append("a vocabulary whose id 0 is not the empty padding token")
     if problems:
         raise StackError(f"{layer.name} ({kind}) has {', '.join(problems)}, which the explorer's words input "
                          "cannot reproduce")
+    width, bag = len(vocabulary), {}
+    if mode != "int":   # one vector per text: as wide as the vocabulary, or max_tokens when padded to it
+        if config.get("pad_to_max_tokens") and config.get("max_tokens"):
+            width = config["max_tokens"]
+        idf = getattr(layer, "_lookup_layer", layer).idf_weights_const if mode == "tf_idf" else None
+        bag = {"output_mode": mode, "idf_weights": None if idf is None else
+               tuple(float(v) for v in backend.to_numpy(idf)[:len(vocabulary)])}
+    item = InputSpec("words", width, None, None, None, vocabulary, **bag)
     if kind == "StringLookup":
-        return InputSpec("words", len(vocabulary), None, None, None, vocabulary), None
-    return (InputSpec("words", len(vocabulary), None, None, config.get("standardize"), vocabulary,
-                      split=config["split"], ngrams=ngrams), config.get("output_sequence_length"))
+        return item, None
+    return (dataclasses.replace(item, standardize=config.get("standardize"), split=config["split"], ngrams=ngrams),
+            config.get("output_sequence_length"))
 
 
 def _stateful(layer) -> bool:

@@ -382,7 +382,7 @@ class Engine:
         vocabulary = None
         if spec.input.kind == "words":
             from .vocabulary import encode
-            parsed, vocabulary = encode(parsed, spec.input.vocab_size, spec.input.vocabulary)
+            parsed, vocabulary = encode(parsed, spec.input)
         memory.check(spec, *memory.batch_size(spec, parsed.lengths), self.memory_limit_mb,  # before building
                      custom_shape=_custom_shape if spec.has_custom() else None)
         chosen = backend.resolve_device(device)
@@ -660,7 +660,7 @@ def parse_inputs(spec: StackSpec, text: str | dict[str, str] | None = None
             raise ExplorerError(f"input {item.name}: {error.message}") from None
         if item.kind == "words":
             from .vocabulary import encode
-            items, vocabularies[item.name] = encode(items, item.vocab_size, item.vocabulary)
+            items, vocabularies[item.name] = encode(items, item)
         parsed[item.name] = items
     counts = {name: len(items) for name, items in parsed.items()}
     if len(set(counts.values())) > 1:

@@ -38,6 +38,9 @@ DEFAULT_STANDARDIZE = STANDARDIZE[0]
 # None: the text comes split (tokens typed apart by whitespace, each standardised alone)
 SPLITS = ("whitespace", "character", None)
 MAX_NGRAM = 32       # the widest ngram a words input makes (TextVectorization's `ngrams`)
+# What a words input gives the model, as TextVectorization's `output_mode`: token ids (a sequence), or one vector
+# per text over the vocabulary, a bag of words (whether each word is there, how often, or that count × its idf)
+OUTPUT_MODES = ("int", "multi_hot", "count", "tf_idf")
 RECURRENT_TYPES = tuple(key for key, kind in TYPES.items() if kind.recurrent)
 # "tokens": ids typed as integers; "features": a vector per timestep; "words" (an extension): ids looked up from
 # words; "vector" (an extension): one vector per example, no time axis (a state, side data, a generator's seed)
@@ -90,22 +93,28 @@ class InputSpec:
     # features, vector: the shape of one step (of the vector) when it is not flat, as the model's Input has it (an
     # image's column (16, 1) when its width is the time axis); its `features` values are typed flat, in C order
     step_shape: tuple[int, ...] | None = None
+    # words: what reaches the model, one of OUTPUT_MODES; a bag of words has one vector of vocab_size values per text
+    # and its vocabulary no padding (id 0 is the unknown word, as Keras lists it)
+    output_mode: str = OUTPUT_MODES[0]
+    idf_weights: tuple[float, ...] | None = field(default=None, repr=False)   # tf_idf: each word's, by id
 
     @property
     def uses_ids(self) -> bool:
         """Token ids reach the model (typed as ids, or looked up from words)."""
-        return self.kind in ("tokens", "words")
+        return self.kind == "tokens" or self.kind == "words" and self.output_mode == "int"
 
     @property
     def has_steps(self) -> bool:
-        """The input has a time axis: every kind but "vector" (one vector per example)."""
-        return self.kind != "vector"
+        """The input has a time axis: every kind but "vector" (one vector per example) and a bag of words."""
+        return self.kind != "vector" and self.output_mode == "int"
 
     def shape(self, length: int | None) -> tuple[tuple, str]:
         """(shape without the batch axis, dtype), as keras.Input takes them: ids (T,) int32, features (T, F) or a
         vector (F,) float32."""
         if self.uses_ids:
             return (length,), "int32"
+        if self.kind == "words":   # a bag of words
+            return (self.vocab_size,), "float32"
         step = self.step_shape or (self.features,)
         return ((length, *step) if self.has_steps else step), "float32"
 
@@ -362,7 +371,7 @@ def _text(value: Any) -> str:
 def _parse_input(data: Any, path: str = "input", extra: tuple[str, ...] = ()) -> InputSpec:
     data = _expect_object(data, path)
     _reject_unknown(data, {"kind", "vocab_size", "features", "length", "standardize", "vocabulary", "name",
-                           "split", "ngrams", "step_shape", *extra}, path)
+                           "split", "ngrams", "step_shape", "output_mode", "idf_weights", *extra}, path)
     kind = _field(data, "kind", _choice(INPUT_KINDS), "tokens", path)
     vocab = _field(data, "vocab_size", _optional(_positive_int(MAX_VOCAB)), None, path)
     features = _field(data, "features", _optional(_positive_int(MAX_FEATURES)), None, path)
@@ -392,8 +401,27 @@ def _parse_input(data: Any, path: str = "input", extra: tuple[str, ...] = ()) ->
     if step_shape is not None and (kind not in ("features", "vector") or math.prod(step_shape) != features):
         raise SpecError(f"{path}.step_shape", f"is the shape of a step's {features} features (their product), for "
                                               'input.kind "features" or "vector"')
+    output_mode = _field(data, "output_mode", _choice(OUTPUT_MODES), OUTPUT_MODES[0], path)
+    idf_weights = _field(data, "idf_weights", _optional(_idf_weights), None, path)
+    if output_mode != OUTPUT_MODES[0]:
+        if kind != "words":
+            raise SpecError(f"{path}.output_mode", 'is for words input only (input.kind "words")')
+        if length is not None:
+            raise SpecError(f"{path}.length", f"is for sequences: a bag of words ({output_mode}) has no timesteps")
+    if (idf_weights is not None) != (output_mode == "tf_idf") or idf_weights is not None and (
+            vocabulary is None or len(idf_weights) != len(vocabulary)):
+        raise SpecError(f"{path}.idf_weights", 'gives each word of the vocabulary its weight, for output_mode '
+                                               '"tf_idf" only: as many as the vocabulary has words')
     name = _field(data, "name", _optional(_layer_name), None, path)
-    return InputSpec(kind, vocab, features, length, standardize, vocabulary, name, split, ngrams, step_shape)
+    return InputSpec(kind, vocab, features, length, standardize, vocabulary, name, split, ngrams, step_shape,
+                     output_mode, idf_weights)
+
+
+def _idf_weights(value: Any) -> tuple[float, ...]:
+    if (not isinstance(value, list) or len(value) > MAX_VOCAB
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)):
+        raise ValueError(f"must be a list of finite numbers, one per word, got {_show(value)}")
+    return tuple(float(v) for v in value)
 
 
 def _step_shape(value: Any) -> tuple[int, ...]:
@@ -414,7 +442,8 @@ def ngram_widths(value: Any) -> tuple[int, ...]:
 
 
 def _words(value: Any) -> list[str]:
-    """A vocabulary: the word of each id, id 0 the padding and id 1 the unknown word (as Keras lists them)."""
+    """A vocabulary: the word of each id, id 0 the padding and id 1 the unknown word (as Keras lists them; a bag of
+    words has no padding, id 0 its unknown word)."""
     if (not isinstance(value, list) or len(value) < 3 or len(value) > MAX_VOCAB
             or not all(isinstance(word, str) for word in value)):
         raise ValueError(f"must be a list of 3 to {MAX_VOCAB} words (padding, unknown word, words …), "
@@ -815,7 +844,7 @@ def migrate(data: dict) -> dict:
 
 
 def _input_dict(item: InputSpec) -> dict[str, Any]:
-    data = ({"kind": item.kind, "vocab_size": item.vocab_size} if item.uses_ids
+    data = ({"kind": item.kind, "vocab_size": item.vocab_size} if item.kind in ("tokens", "words")
             else {"kind": item.kind, "features": item.features})
     if item.name is not None:
         data["name"] = item.name
@@ -825,6 +854,10 @@ def _input_dict(item: InputSpec) -> dict[str, Any]:
         data["standardize"] = item.standardize
     if item.step_shape is not None:
         data["step_shape"] = list(item.step_shape)
+    if item.output_mode != OUTPUT_MODES[0]:
+        data["output_mode"] = item.output_mode
+    if item.idf_weights is not None:
+        data["idf_weights"] = list(item.idf_weights)
     if item.kind == "words" and item.split != SPLITS[0]:
         data["split"] = item.split
     if item.kind == "words" and item.ngrams is not None:

@@ -190,7 +190,7 @@ class Trainer:
         parsed = sequences.parse(text or "", spec.input)
         if spec.input.kind == "words":
             from .vocabulary import encode
-            parsed, _ = encode(parsed, spec.input.vocab_size, spec.input.vocabulary)
+            parsed, _ = encode(parsed, spec.input)
         self.device = backend.resolve_device(device)
         built = engine.built_for(spec)
         self.objective = objective_for(built)

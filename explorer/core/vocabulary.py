@@ -1,11 +1,14 @@
-"""Words → token ids with Keras's StringLookup: id 0 is the padding, id 1 the unknown word."""
+"""Words → token ids with Keras's StringLookup: id 0 is the padding, id 1 the unknown word; or, for a bag of words,
+one vector per text over the vocabulary (StringLookup's multi_hot, count or tf_idf)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from . import backend
+from .errors import ExplorerError
 from .sequences import Sequences
+from .spec import InputSpec
 
 PADDING = ""
 UNKNOWN = "[UNK]"
@@ -18,11 +21,15 @@ def shown_word(word: str) -> str:
     return str(word).translate(_VISIBLE)
 
 
-def encode(words: Sequences, vocab_size: int, vocabulary: list[str] | None = None) -> tuple[Sequences, list[str]]:
-    """The sequences as ids, with the vocabulary (index = id): `vocabulary` when given (a model's own), else
-    built from the text (most frequent words first, at most vocab_size ids in all)."""
+def encode(words: Sequences, input_spec: InputSpec) -> tuple[Sequences, list[str]]:
+    """The sequences as ids, with the vocabulary (index = id): the input's `vocabulary` when given (a model's own),
+    else built from the text (most frequent words first, at most vocab_size ids in all). A bag of words: each text
+    one (1, vocab_size) vector, as a vector input's."""
     backend.require_tensorflow("words input (StringLookup)")
     import keras
+    vocab_size, vocabulary = input_spec.vocab_size, input_spec.vocabulary
+    if input_spec.output_mode != "int":
+        return _bags(words, input_spec)
     if vocabulary is not None:
         lookup = keras.layers.StringLookup(vocabulary=vocabulary[2:], mask_token=vocabulary[0],
                                            oov_token=vocabulary[1], num_oov_indices=1)
@@ -33,3 +40,23 @@ def encode(words: Sequences, vocab_size: int, vocabulary: list[str] | None = Non
     vocabulary = [str(word) for word in lookup.get_vocabulary()]
     ids = [backend.to_numpy(lookup(item.astype(str))).astype(np.int32) for item in words.items]
     return Sequences(ids, words.lines, words.labels), vocabulary
+
+
+def _bags(words: Sequences, input_spec: InputSpec) -> tuple[Sequences, list[str]]:
+    import keras
+    mode, width, vocabulary = input_spec.output_mode, input_spec.vocab_size, input_spec.vocabulary
+    padded = {"pad_to_max_tokens": True, "max_tokens": width}
+    if vocabulary is not None:
+        lookup = keras.layers.StringLookup(vocabulary=vocabulary[1:], mask_token=None, oov_token=vocabulary[0],
+                                           num_oov_indices=1, output_mode=mode,   # the unknown word's idf: the mean
+                                           idf_weights=input_spec.idf_weights and input_spec.idf_weights[1:],
+                                           **(padded if width > len(vocabulary) else {}))
+    elif mode == "tf_idf":
+        raise ExplorerError("a tf_idf bag of words needs each word's idf weight: open the model whose "
+                            "TextVectorization holds them, or choose multi_hot or count")
+    else:
+        lookup = keras.layers.StringLookup(mask_token=None, oov_token=UNKNOWN, num_oov_indices=1, output_mode=mode,
+                                           **padded)
+        lookup.adapt(np.concatenate(words.items).astype(str))
+    bags = [backend.to_numpy(lookup(item.astype(str))).astype(np.float32).reshape(1, -1) for item in words.items]
+    return Sequences(bags, words.lines, words.labels), [str(word) for word in lookup.get_vocabulary()]

@@ -556,9 +556,14 @@ class SequenceEditor(QWidget):
             cut.append(f"first {steps} of {batch.shape[1]} steps")
         padded = 100 * float(1 - mask.mean()) if mask.size else 0.0
         shown = self.session.document.input_named(self.shown_input)
-        self._caption = (f"<b>Vectors</b> {batch.shape[0]} × {batch.shape[2]} — one per example, no timesteps, "
-                         "nothing padded" if not shown.has_steps else
-                         f"<b>Padded batch</b> {batch.shape[0]} × {batch.shape[1]} — {padded:.0f}% padding (grey)")
+        if shown.has_steps:
+            self._caption = f"<b>Padded batch</b> {batch.shape[0]} × {batch.shape[1]} — {padded:.0f}% padding (grey)"
+        elif shown.kind == "words":   # a bag of words: the words of each text, which the model gets as one vector
+            self._caption = (f"<b>Texts</b> {batch.shape[0]} — each one {shown.output_mode} vector of "
+                             f"{shown.vocab_size} values over the vocabulary, no timesteps; its words:")
+        else:
+            self._caption = (f"<b>Vectors</b> {batch.shape[0]} × {batch.shape[2]} — one per example, no timesteps, "
+                             "nothing padded")
         self._caption += f" — showing {', '.join(cut)}" if cut else ""
         self._show_caption()
         self.grid.blockSignals(False)

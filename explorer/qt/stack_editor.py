@@ -35,6 +35,8 @@ from .style import (ERROR_COLOUR, MASK_ROLES, SELECTED_BORDER, WARNING_COLOUR, e
 MIME_TYPE = "application/x-rnn-explorer-layer"
 STANDARDIZE_CHOICES = (("lower case, no punctuation", "lower_and_strip_punctuation"), ("lower case", "lower"),
                        ("no punctuation", "strip_punctuation"), ("as typed", None))
+OUTPUT_MODE_CHOICES = (("token ids, a sequence", "int"), ("bag of words: multi-hot", "multi_hot"),
+                       ("bag of words: counts", "count"), ("bag of words: tf-idf", "tf_idf"))
 SPLIT_CHOICES = (("into words, at whitespace", "whitespace"), ("into characters", "character"),
                  ("typed apart, each token standardised (None)", None))
 
@@ -673,6 +675,13 @@ class StackEditor(QWidget):
             self.split_combo.addItem(label, value)
         self.split_combo.setToolTip("split: where the standardised text is cut into tokens, as TextVectorization's "
                                     "split: words at whitespace, or every character (spaces included, shown ␣)")
+        self.output_mode_combo = _NoWheelComboBox()
+        for label, value in OUTPUT_MODE_CHOICES:
+            self.output_mode_combo.addItem(label, value)
+        self.output_mode_combo.setToolTip("output_mode: what the words give the model, as TextVectorization's: "
+                                          "their ids, a sequence; or one vector per text over the vocabulary "
+                                          "(a bag of words: each word there or not, how often, or that count × "
+                                          "its idf weight, which only a model's TextVectorization holds)")
         self.ngrams_edit = QLineEdit()
         self.ngrams_edit.setPlaceholderText("none")
         self.ngrams_tip = ("ngrams: the widths of the ngrams made of the tokens, as TextVectorization's ngrams "
@@ -704,6 +713,8 @@ class StackEditor(QWidget):
         form.addRow(self.split_label, self.split_combo)
         self.ngrams_label = QLabel("ngrams")
         form.addRow(self.ngrams_label, self.ngrams_edit)
+        self.output_mode_label = QLabel("output_mode")
+        form.addRow(self.output_mode_label, self.output_mode_combo)
         form.addRow("seed", self.seed_spin)
         form.addRow("shape", self.input_shape_label)
         self._show_input()
@@ -713,6 +724,7 @@ class StackEditor(QWidget):
         self.features_spin.valueChanged.connect(self._input_edited)
         self.standardize_combo.currentIndexChanged.connect(self._input_edited)
         self.split_combo.currentIndexChanged.connect(self._input_edited)
+        self.output_mode_combo.currentIndexChanged.connect(self._input_edited)
         self.ngrams_edit.editingFinished.connect(self._ngrams_edited)
         self.seed_spin.valueChanged.connect(self._seed_edited)
         return box
@@ -743,12 +755,15 @@ class StackEditor(QWidget):
         self.input_choice_label.setVisible(bool(names))
         item = self.edited_input
         widgets = (self.input_kind_combo, self.vocab_spin, self.features_spin, self.seed_spin, self.standardize_combo,
-                   self.split_combo)
+                   self.split_combo, self.output_mode_combo)
         for widget in widgets:
             widget.blockSignals(True)
         self.input_kind_combo.setCurrentIndex(self.input_kind_combo.findData(item.kind))
         self.standardize_combo.setCurrentIndex(self.standardize_combo.findData(item.standardize))
         self.split_combo.setCurrentIndex(self.split_combo.findData(item.split))
+        self.output_mode_combo.setCurrentIndex(self.output_mode_combo.findData(item.output_mode))
+        tf_idf = self.output_mode_combo.model().item(self.output_mode_combo.findData("tf_idf"))
+        tf_idf.setEnabled(item.idf_weights is not None)   # only a model's TextVectorization holds the weights
         self._show_ngrams(item.ngrams)
         self.vocab_spin.setValue(item.vocab_size or 1000)
         self.features_spin.setValue(item.features or 1)
@@ -765,7 +780,7 @@ class StackEditor(QWidget):
         self.features_spin.setVisible(not tokens)
         self.features_label.setVisible(not tokens)
         for widget in (self.standardize_combo, self.standardize_label, self.split_combo, self.split_label,
-                       self.ngrams_edit, self.ngrams_label):
+                       self.ngrams_edit, self.ngrams_label, self.output_mode_combo, self.output_mode_label):
             widget.setVisible(kind == "words")
 
     def _show_ngrams(self, ngrams: tuple[int, ...] | None, problem: str = "") -> None:
@@ -809,15 +824,20 @@ class StackEditor(QWidget):
         kind = self.input_kind_combo.currentData()
         vocab = self.vocab_spin.value()
         vocabulary = old.vocabulary      # a model's own: kept while it still fits
+        mode = self.output_mode_combo.currentData() if kind == "words" else "int"
+        if vocabulary is not None and (mode == "int") != (old.output_mode == "int"):
+            vocabulary = [""] + vocabulary if mode == "int" else vocabulary[1:]   # ids pad with id 0, bags do not
         if kind != "words" or vocabulary is None or len(vocabulary) > vocab:
             vocabulary = None
         ngrams, problem = self._typed_ngrams()
         if problem:             # shown in the field; the input keeps its widths
             ngrams = old.ngrams
-        new = InputSpec(kind, vocab, self.features_spin.value(), old.length if kind != "vector" else None,
+        steps = kind != "vector" and mode == "int"
+        new = InputSpec(kind, vocab, self.features_spin.value(), old.length if steps else None,
                         self.standardize_combo.currentData(), vocabulary, old.name, self.split_combo.currentData(),
                         ngrams if kind == "words" else None,
-                        old.step_shape if (kind, self.features_spin.value()) == (old.kind, old.features) else None)
+                        old.step_shape if (kind, self.features_spin.value()) == (old.kind, old.features) else None,
+                        mode, old.idf_weights if mode == "tf_idf" and vocabulary == old.vocabulary else None)
         index = max(0, self.input_choice_combo.currentIndex())
         if index == 0:
             self._spec.input = new

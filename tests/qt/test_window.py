@@ -411,3 +411,27 @@ def test_words_split_into_characters_and_ngrams_give_text_vectorizations_ids(win
     assert win.session.document.input.split is None
     editor._show_input()                                               # shown again as it is
     assert editor.split_combo.currentIndex() == editor.split_combo.count() - 1
+
+
+def test_a_bag_of_words_chosen_in_the_input_box_gives_text_vectorizations_vectors(make_window, qtbot):
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    from explorer.core.spec import from_dict
+    spec = from_dict({"input": {"kind": "words", "vocab_size": 12}, "layers": [{"type": "dense", "units": 2}],
+                      "sequences": "the cat\nthe dog, the bird\n"})
+    win = make_window(spec, source=None)
+    settle(qtbot, win)
+    editor = win.stack_editor
+    assert not editor.output_mode_combo.model().item(editor.output_mode_combo.findData("tf_idf")).isEnabled()
+    editor.output_mode_combo.setCurrentIndex(editor.output_mode_combo.findData("count"))
+    settle(qtbot, win)
+    assert win.runs.last_reply.ok, win.session.status_text
+    result = win.session.result
+    vectorize = keras.layers.TextVectorization(vocabulary=result.vocabulary[1:], output_mode="count", max_tokens=12,
+                                               pad_to_max_tokens=True)
+    expected = keras.ops.convert_to_numpy(vectorize(tf.constant(["the cat", "the dog, the bird"])))
+    np.testing.assert_array_equal(result.input, expected)
+    assert editor.input_shape_label.text().startswith("(None, 12)")
+    assert "each one count vector of 12 values" in win.sequence_editor.grid_caption.text()
+    assert grid_text(win.sequence_editor, 1, 2) == "the"                  # the words of each text stay visible

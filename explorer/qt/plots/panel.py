@@ -286,7 +286,7 @@ class PlotsPanel(QWidget):
         parsed = self.session.text_check.parsed      # the tokens typed, before truncation (of the text run)
         seen = self.state.seen                       # the lengths of the input whose steps the layer has
         typed = dict(zip(parsed.lines, parsed.lengths.tolist())) if parsed is not None and self.session.state.current \
-            and seen is result else {}
+            and seen is result and self.session.document.input.has_steps else {}   # a bag's words are no steps
         labels = tuple(line_label(line, int(seen.lengths[row]), typed.get(line)) if row < len(seen.lengths)
                        else f"line {line}" for row, line in enumerate(result.lines))
         if labels != self._lines_key:

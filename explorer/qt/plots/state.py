@@ -255,7 +255,7 @@ class PlotState:
         words."""
         result, row = self.seen, self.selected_row
         vocabulary = getattr(result, "vocabulary", None) if result is not None else None
-        if not vocabulary or row is None or result.input.ndim != 2:
+        if not vocabulary or row is None or result.input.ndim != 2 or result.input.dtype.kind == "f":   # a bag
             return None
         ids = result.input[row]
         return [shown_word(vocabulary[int(i)]) if result.mask[row, t] and 0 <= int(i) < len(vocabulary) else ""
