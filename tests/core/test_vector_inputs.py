@@ -253,3 +253,12 @@ def test_the_exported_code_feeds_the_vectors_unpadded_and_gives_predicts_numbers
     exported = exported_output(code, "next_char", tmp_path)
     batch = [keras.utils.pad_sequences(CHARACTERS, dtype="float32", padding="post"), *STATES]
     np.testing.assert_allclose(exported, model.predict(batch, verbose=0)[0], atol=1e-5)
+
+
+def test_the_exported_code_of_a_model_whose_only_input_is_a_vector_gives_predicts_numbers(saved_generator, tmp_path):
+    from explorer.core.codegen import export_code
+    model, path = saved_generator
+    spec, _, _ = keras_io.import_model(path)
+    spec.sequences = vectors_text(STATES[0])
+    exported = exported_output(export_code(spec, weights_from=str(path)), "steps", tmp_path)
+    np.testing.assert_allclose(exported, model.predict(STATES[0], verbose=0), atol=1e-5)
