@@ -9,8 +9,8 @@ from . import backend
 from . import sequences as seqs
 from .errors import StackError
 from .expression import check_source, expression_problem
-from .registry import TYPES, custom_class_name, more_outputs, python_name
-from .spec import INPUT_REF, StackSpec, call_arguments, call_outputs, option_value
+from .registry import TYPES, custom_class_name, more_outputs, option_code, python_name
+from .spec import INPUT_REF, StackSpec, call_arguments, call_outputs
 
 def _layer_source(class_name: str) -> str:
     backend.load()
@@ -55,6 +55,13 @@ def _bag_lookup(item, vocabulary: list[str]) -> list[str]:
     return [f"VOCABULARY = {vocabulary!r}  # the word of each id: 0 an unknown word (a bag of words has no padding)",
             f"lookup = keras.layers.StringLookup(vocabulary=VOCABULARY[1:], mask_token=None, oov_token=VOCABULARY[0], "
             f"output_mode={item.output_mode!r}{padded}{idf})"]
+
+
+def _holds_array(data) -> bool:
+    """A call option as a stack file holds it has a NumPy constant ({"array": …}, registry.option_json)."""
+    if isinstance(data, dict):
+        return "array" in data or any(_holds_array(item) for item in data.get("tuple", []))
+    return isinstance(data, list) and any(_holds_array(item) for item in data)
 
 
 def own_objects(used: set[str]) -> str:
@@ -141,6 +148,8 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
         "",
         *(["import ast", "import math", ""] if "custom" in used else []),
         "import keras",
+        *(["import numpy as np"] if any(_holds_array(value) for layer in spec.layers
+                                        for value in (layer.options or {}).values()) else []),
         "from keras import ops",
         "",
     ]
@@ -189,7 +198,7 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
             call = f"{variable}_layer"
         if layer.inputs and not layer.arguments:   # a branch or a merge: the outputs of the layers it names
             lines.append(f"x = {tensors(layer.inputs)}")
-        keywords = "".join(f", {key}={option_value(value)!r}" for key, value in (layer.options or {}).items())
+        keywords = "".join(f", {key}={option_code(value)}" for key, value in (layer.options or {}).items())
         if layer.initial_state:   # an encoder's states start this layer
             keywords += f", initial_state=[{', '.join(tensors([source]) for source in layer.initial_state)}]"
         if layer.mask:            # a mask the model computes itself

@@ -8,6 +8,8 @@ build functions, so this module stays importable without it.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 import re
@@ -106,8 +108,47 @@ def class_name(value: Any) -> str:
     return value
 
 
+# An array in a stack file (trained weights, a NumPy constant a model's graph holds): its shape, its dtype and its
+# values as base64 of their little-endian bytes
+ARRAY_DTYPES = ("float32", "float64", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")
+MAX_ARRAY_VALUES = 10_000_000
+
+
+def array_json(array) -> dict:
+    import numpy as np
+    array = np.asarray(array)
+    return {"shape": list(array.shape), "dtype": str(array.dtype),
+            "data": base64.b64encode(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes())
+            .decode("ascii")}
+
+
+def array_value(data: Any, dtypes: tuple[str, ...] = ARRAY_DTYPES, most: int | None = MAX_ARRAY_VALUES):
+    """The NumPy array array_json wrote, of at most `most` values (None: trained weights, any count); ValueError
+    naming what is wrong."""
+    import numpy as np
+    if not isinstance(data, dict) or set(data) - {"shape", "dtype", "data"}:
+        raise ValueError(f'must be {{"shape": [...], "dtype": "...", "data": "base64"}}, got {show(data)}')
+    dtype, shape = data.get("dtype", dtypes[0]), data.get("shape")
+    if dtype not in dtypes:
+        raise ValueError(f"dtype must be one of {', '.join(dtypes)}, got {show(dtype)}")
+    if (not isinstance(shape, list) or len(shape) > 8 or any(isinstance(n, bool) or not isinstance(n, int)
+                                                             or not 0 <= n <= MAX_ARRAY_VALUES for n in shape)
+            or most is not None and math.prod(shape) > most):
+        raise ValueError(f"shape must be a list of at most 8 sizes{f', {most:,} values in all' if most else ''}, "
+                         f"got {show(shape)}")
+    try:
+        raw = base64.b64decode(data.get("data") if isinstance(data.get("data"), str) else "?", validate=True)
+    except (ValueError, binascii.Error):
+        raise ValueError(f"data must be base64 text of little-endian {dtype} numbers") from None
+    kind = np.dtype(dtype).newbyteorder("<")
+    if len(raw) != kind.itemsize * math.prod(shape):
+        raise ValueError(f"data holds {len(raw) // kind.itemsize} numbers; shape {shape} needs {math.prod(shape)}")
+    return np.frombuffer(raw, dtype=kind).reshape(shape).astype(dtype)
+
+
 # A call option's value in a stack file: JSON, with {"slice": [start, stop, step]}, {"tuple": [...]} and
-# {"ellipsis": true} for what Python's indexing takes (`x[:, -1]` is GetItem with key (slice, -1))
+# {"ellipsis": true} for what Python's indexing takes (`x[:, -1]` is GetItem with key (slice, -1)), and {"array":
+# array_json} for a NumPy constant of more than MAX_OPTION_ITEMS values a dimension (a positional encoding)
 MAX_OPTION_ITEMS = 32
 
 
@@ -115,7 +156,12 @@ def option_json(value: Any) -> Any:
     """A call's keyword value as a stack file holds it; ValueError for what it cannot hold (a tensor, an object)."""
     if value is None or isinstance(value, (bool, int, float)) or isinstance(value, str) and len(value) <= 100:
         return value
-    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):   # a NumPy number or small array
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):   # a NumPy number or array
+        if getattr(value, "ndim", 0) and max(value.shape) > MAX_OPTION_ITEMS:   # a large constant: as an array
+            if str(value.dtype) not in ARRAY_DTYPES or value.size > MAX_ARRAY_VALUES:
+                raise ValueError(f"must be a NumPy array of {', '.join(ARRAY_DTYPES)} of at most "
+                                 f"{MAX_ARRAY_VALUES:,} values, got {value.dtype} {value.shape}")
+            return {"array": array_json(value)}
         return option_json(value.tolist())
     if isinstance(value, slice):
         return {"slice": [option_json(part) for part in (value.start, value.stop, value.step)]}
@@ -138,11 +184,24 @@ def option_value(data: Any) -> Any:
             return Ellipsis
         if list(data) == ["tuple"] and isinstance(data["tuple"], list) and len(data["tuple"]) <= MAX_OPTION_ITEMS:
             return tuple(option_value(item) for item in data["tuple"])
-        raise ValueError(f'must be {{"slice": [start, stop, step]}}, {{"tuple": [...]}} or {{"ellipsis": true}} '
-                         f"when it is an object, got {show(data)}")
+        if list(data) == ["array"]:
+            return array_value(data["array"])
+        raise ValueError(f'must be {{"slice": [start, stop, step]}}, {{"tuple": [...]}}, {{"ellipsis": true}} or '
+                         f'{{"array": {{"shape": …, "dtype": …, "data": …}}}} when it is an object, got {show(data)}')
     if isinstance(data, list) and len(data) <= MAX_OPTION_ITEMS:
         return [option_value(item) for item in data]
     return option_json(data)
+
+
+def option_code(data: Any) -> str:
+    """A call option as Python source for an exported script (a NumPy constant as np.array(…), whole)."""
+    value = option_value(data)
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", 0):
+        return f"np.array({value.tolist()!r}, dtype={str(value.dtype)!r})"
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(option_code(option_json(item)) for item in value)
+        return f"({inner}{',' if len(value) == 1 else ''})" if isinstance(value, tuple) else f"[{inner}]"
+    return repr(value)
 
 
 def option_text(data: Any) -> str:
@@ -153,6 +212,8 @@ def option_text(data: Any) -> str:
         return f"{start}:{stop}" + ("" if value.step is None else f":{value.step}")
     if value is Ellipsis:
         return "..."
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", 0):   # a NumPy constant held as an array
+        return f"array({' × '.join(map(str, value.shape))}, {value.dtype})"
     if isinstance(value, (list, tuple)):
         inner = ", ".join(option_text(option_json(item)) for item in value)
         return f"({inner}{',' if len(value) == 1 else ''})" if isinstance(value, tuple) else f"[{inner}]"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
 import hashlib
 import json
@@ -18,6 +16,7 @@ from . import output_file
 from .errors import SpecError
 from .registry import ACTIVATIONS, MAX_UNITS, MERGE_MODES  # noqa: F401  (re-exported: callers read them here)
 from .registry import TYPES, choice as _choice, number as _number, positive_int as _positive_int, show as _show
+from .registry import array_json, array_value
 from .registry import more_outputs, option_value
 from .registry import option_json, option_text  # noqa: F401  (re-exported: callers read them here)
 
@@ -800,32 +799,17 @@ def _parse_weights(data: Any, names: list[str]) -> dict[str, list]:
             raise SpecError(path, f"must be a list of arrays, got {_show(arrays)}")
         values = []
         for i, item in enumerate(arrays):
-            where = f"{path}[{i}]"
-            item = _expect_object(item, where)
-            _reject_unknown(item, {"shape", "dtype", "data"}, where)
-            if item.get("dtype", WEIGHTS_DTYPE) != WEIGHTS_DTYPE:
-                raise SpecError(f"{where}.dtype", f'must be "{WEIGHTS_DTYPE}", got {_show(item.get("dtype"))}')
-            shape = item.get("shape")
-            if (not isinstance(shape, list) or len(shape) > 8
-                    or any(isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_VOCAB for n in shape)):
-                raise SpecError(f"{where}.shape", f"must be a list of sizes, got {_show(shape)}")
             try:
-                raw = base64.b64decode(_text(item.get("data")), validate=True)
-            except (ValueError, binascii.Error):
-                raise SpecError(f"{where}.data", "must be base64 text of little-endian float32 numbers") from None
-            count = math.prod(shape)
-            if len(raw) != 4 * count:
-                raise SpecError(f"{where}.data", f"holds {len(raw) // 4} numbers; shape {shape} needs {count}")
-            values.append(np.frombuffer(raw, dtype="<f4").reshape(shape).astype(np.float32))
+                values.append(array_value(item, (WEIGHTS_DTYPE,), most=None))
+            except ValueError as error:
+                raise SpecError(f"{path}[{i}]", str(error)) from None
         weights[name] = values
     return weights
 
 
 def _weights_to_dict(weights: dict[str, list]) -> dict:
     import numpy as np
-    return {name: [{"shape": list(np.shape(array)), "dtype": WEIGHTS_DTYPE,
-                    "data": base64.b64encode(np.ascontiguousarray(array, dtype="<f4").tobytes()).decode("ascii")}
-                   for array in arrays]
+    return {name: [array_json(np.asarray(array, dtype=WEIGHTS_DTYPE)) for array in arrays]
             for name, arrays in weights.items()}
 
 

@@ -163,7 +163,8 @@ KERAS_CARD = {"type": "keras", "class_name": "Attention", "config": {}}
     ({**KERAS_CARD, "inputs": ["lstm_1"], "arguments": ["query", "query"]}, r"layers\[2\].arguments: must be a list"),
     ({**KERAS_CARD, "options": {"training": True}}, r"layers\[2\].options: \"training\" is not a keyword argument"),
     ({**KERAS_CARD, "options": {"use_causal_mask": {"class_name": "Lambda"}}},
-     r'use_causal_mask must be \{"slice": \[start, stop, step\]\}, \{"tuple": \[...\]\} or \{"ellipsis": true\}'),
+     r'use_causal_mask must be \{"slice": \[start, stop, step\]\}, \{"tuple": \[...\]\}, \{"ellipsis": true\} or '
+     r'\{"array": '),
     ({**KERAS_CARD, "options": {"key": {"slice": [0, "a", None]}}}, r'key must be \{"slice"'),
     ({"type": "dense", "options": {"use_causal_mask": True}}, r"layers\[2\].options: unknown key; known keys: activation, calls, initial_state, inputs"),
 ])
@@ -431,3 +432,45 @@ def test_an_operation_card_saved_in_a_file_holds_only_an_operation_of_keras_ops(
     forged["config"] = {**forged["config"], "operation": keras.saving.serialize_keras_object(layers.Dense(2))}
     with pytest.raises(Exception, match="Dense is not an operation of keras.ops"):
         keras.saving.deserialize_keras_object(forged, safe_mode=True)
+
+
+STEPS, WIDTH = 40, 16   # a positional encoding: more values a dimension than a card's option lists
+
+
+def positional_encoding(dtype):
+    def build():
+        angles = np.arange(STEPS)[:, None] / (10000 ** (np.arange(WIDTH)[None] / WIDTH))
+        ids = keras.Input((STEPS,), dtype="int32", name="ids")
+        x = layers.Embedding(9, WIDTH, mask_zero=True, name="emb")(ids)
+        x = x + np.sin(angles).astype(dtype)                 # as transformer-style encoders add it
+        return keras.Model(ids, layers.Dense(2, name="head")(layers.LSTM(3, name="lstm")(x)))
+    return build
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_large_numpy_constant_in_the_graph_is_kept_whole_and_equals_predict(tmp_path, dtype):
+    from explorer.core.codegen import export_code
+    batch = keras.utils.pad_sequences(TEXTS, padding="post", maxlen=STEPS)
+    model = trained_and_saved(positional_encoding(dtype), [batch], tmp_path / "encoded.keras")
+    spec, _, _ = keras_io.import_model(tmp_path / "encoded.keras")
+    add = next(layer for layer in spec.layers if layer.params.get("class_name") == "ops.numpy.Add")
+    assert add.options["x2"]["array"]["dtype"] == dtype and specs.option_text(add.options["x2"]) == \
+        f"array({STEPS} × {WIDTH}, {dtype})"
+    spec.sequences = text(TEXTS)
+    for document in (spec, specs.loads(specs.dumps(spec))):          # and through the stack file
+        np.testing.assert_allclose(ENGINE.run(document).layer("head").output, model.predict(batch, verbose=0),
+                                   atol=1e-5)
+    code = export_code(spec, weights_from=str(tmp_path / "encoded.keras"))
+    np.testing.assert_allclose(exported_output(code, "head", tmp_path), model.predict(batch, verbose=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("array, message", [
+    ({"shape": [2], "dtype": "complex64", "data": ""}, "dtype must be one of float32"),
+    ({"shape": [3], "dtype": "float32", "data": "AAAA"}, r"data holds 0 numbers; shape \[3\] needs 3"),
+    ({"shape": [3], "dtype": "float32", "data": "not base64!"}, "data must be base64 text"),
+    ({"shape": [10**8], "dtype": "float32", "data": ""}, "shape must be a list of at most 8 sizes")])
+def test_a_constant_in_a_stack_file_is_checked_before_it_is_read(array, message):
+    document = {"input": {"kind": "features", "features": 3}, "layers": [
+        {"type": "keras", "class_name": "ops.numpy.Add", "config": {}, "options": {"x2": {"array": array}}}]}
+    with pytest.raises(SpecError, match=message):
+        specs.from_dict(document)
