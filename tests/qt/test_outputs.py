@@ -165,3 +165,24 @@ def test_a_mask_made_after_a_convolution_is_drawn_over_the_convolutions_steps(qt
     valid = {(line, step): flag for layer, line, step, unit, _, flag in csv_rows(result) if layer == "remask"}
     assert valid == {(result.lines[row], step): int(expected[row, step])
                      for row in range(3) for step in range(expected.shape[1])}
+
+
+def attention_with_its_scores():
+    i = keras.Input((None,), dtype="int32")
+    x = layers.LSTM(4, return_sequences=True, name="lstm")(layers.Embedding(20, 4, mask_zero=True, name="emb")(i))
+    attended, scores = layers.MultiHeadAttention(2, 4, name="mha")(x, x, return_attention_scores=True)
+    return keras.Model(i, [layers.GlobalAveragePooling1D(name="pool")(attended), scores])
+
+
+def test_attention_scores_as_an_output_are_drawn_query_step_by_key_step(make_window, qtbot, tmp_path):
+    model, spec, batch = opened(attention_with_its_scores, tmp_path / "model.keras")
+    window = make_window(spec, source=str(tmp_path / "model.keras"))
+    qtbot.waitUntil(lambda: window.session.result is not None and window.session.state.current, timeout=60000)
+    panel = window.plots
+    scores = model.predict(batch, verbose=0)[1]                     # (batch, heads, query steps, key steps)
+    panel.select(row=1)
+    plot = panel.outputs[1]
+    assert "attention scores of <b>mha output 1</b> (3, 2, 9, 9)" in plot.plot.titleLabel.text
+    assert "mean of 2 heads" in plot.plot.titleLabel.text
+    np.testing.assert_allclose(plot.bars.image.image, scores[1].mean(axis=0).T, atol=1e-5)
+    assert np.allclose(scores[1].mean(axis=0)[:, 3:], 0, atol=1e-6)   # line 2's padded keys get no weight

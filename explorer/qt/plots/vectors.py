@@ -25,14 +25,14 @@ class _VectorPlot(Plot):
         if hasattr(self, "bars"):
             self.bars.set_foreground(fg)
 
-    def show_sequence(self, layer, values: np.ndarray | None = None) -> None:
+    def show_sequence(self, layer, values: np.ndarray | None = None, scale: Scale | None = None) -> None:
         """The layer's output for the selected row as an image; `values`: another (B, T, …) tensor of the layer
-        (a backward output, a further call), shown on its steps and scale."""
+        (a backward output, a further call), shown on its steps and on `scale` (default: the layer's)."""
         state = self.state
         matrix = row_matrix(layer, state.selected_row) if values is None else \
             np.asarray(values[state.selected_row], dtype=np.float32).reshape(values.shape[1], -1)
         padded, masked = state.row_steps(layer, matrix.shape[0])
-        self.bars.show_image(matrix, padded, masked, state.scale(layer))
+        self.bars.show_image(matrix, padded, masked, scale or state.scale(layer))
         self.labels("timestep", "feature" if self.name == "fc_input" else "output")
         self.plot.invertY(True)
 
@@ -134,11 +134,20 @@ class OutputPlot(_VectorPlot):
         last, value = result.output_layer(output), result.output_value(output)
         further = "/" in output   # a state, a backward output or a further call of the layer
         named, shape = output.replace("/", " "), value.shape if further else last.shape   # "encoder state h"
+        batch_steps = result.seen_by(last).mask.shape[1]    # the steps of the input its time axis follows
+        if further and value.ndim == 4 and value.shape[2] == batch_steps:   # attention scores (B, heads, T, S)
+            scores = value.mean(axis=1)
+            top = float(np.nanmax(scores)) if np.isfinite(scores).any() else 1.0
+            self.show_sequence(last, scores, Scale(0.0, top, False, top))   # weights: from 0 to the largest
+            self.labels("query step", "key step")
+            heads = f"mean of {value.shape[1]} heads" if value.shape[1] > 1 else "one head"
+            self.title(f"attention scores of <b>{named}</b> {format_shape(shape)} for line {state.line}: each query "
+                       f"step's weights over the {value.shape[3]} key steps, {heads}")
+            return
         if (last.time_major and value.ndim >= 3) if further else is_time_major(last):
             self.show_sequence(last, value if further else None)
             steps, outputs = (value.shape[1], int(np.prod(value.shape[2:]))) if further else row_matrix(last, row).shape
             note = ""
-            batch_steps = result.seen_by(last).mask.shape[1]    # the steps of the input its time axis follows
             if steps != batch_steps:
                 note = f' · <span style="color:#e15759">{steps} steps, the batch has {batch_steps}</span>'
             self.title(f"output of <b>{named}</b> {format_shape(shape)} for line {state.line}: "
