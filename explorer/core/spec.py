@@ -938,8 +938,13 @@ def loads(text: str, source: str = "stack") -> StackSpec:
     return from_dict(data)
 
 
+_RESAVE = "save it as .keras with the Keras that reads it, where you trust it: model.save(\"model.keras\")"
+
+
 def load(path: str | os.PathLike) -> StackSpec:
     path = Path(path)
+    if path.is_dir() and (path / "saved_model.pb").is_file():
+        raise SpecError("", f"{path} is a TensorFlow SavedModel, which Keras 3 does not load as a model: {_RESAVE}")
     try:
         raw = path.read_bytes()
     except OSError as error:
@@ -947,6 +952,12 @@ def load(path: str | os.PathLike) -> StackSpec:
     try:
         text = raw.decode("utf-8-sig")   # a byte-order mark, as some editors write, is dropped
     except UnicodeDecodeError:
+        if raw.startswith(b"\x89HDF\r\n\x1a\n"):   # an .h5 model: Keras 2's format, read by no safe loader here
+            raise SpecError("", f"{path.name} is an HDF5 model (.h5): the explorer opens .keras models, which Keras "
+                                f"reads in safe mode; {_RESAVE}") from None
+        if raw.startswith(b"PK\x03\x04"):
+            raise SpecError("", f"{path.name} is a zip archive, not a stack file: a Keras model opens when its name "
+                                "ends in .keras") from None
         raise SpecError("", f"{path} is not a UTF-8 text file") from None
     return loads(text, str(path))
 
