@@ -8,6 +8,7 @@ Importing this module does not import Keras.
 from __future__ import annotations
 
 import copy
+import types
 from typing import Any
 
 from .errors import ExplorerError, StackError, strip_ansi
@@ -73,7 +74,35 @@ def keras_layer(class_name: str, config: dict, name: str, options: dict | None =
                          f"{lines[0] if lines else type(error).__name__}", layer=name) from None
     if not isinstance(layer, keras.layers.Layer):
         raise StackError(f"{class_name} does not make a Keras layer", layer=name)
+    _map_over_steps(layer)
     return layer
+
+
+def _map_over_steps(layer) -> None:
+    """Makes each TimeDistributed in `layer` map over the steps when their count is unknown (the explorer's traced
+    runs): Keras's call then maps over ops.shape(inputs)[0], read before it swaps batch and steps, so over the
+    batch size; called on the tensor itself (the steps known), it loops over the steps, as here."""
+    import keras
+    from keras import ops
+
+    def call(self, inputs, training=None, mask=None):
+        steps_first = ops.swapaxes(inputs, 0, 1)
+        masks = None if mask is None else ops.swapaxes(mask, 0, 1)
+
+        def step(i):
+            keywords = {"mask": masks[i]} if self.layer._call_has_mask_arg and masks is not None else {}
+            if self.layer._call_has_training_arg:
+                keywords["training"] = training
+            return self.layer.call(steps_first[i], **keywords)
+
+        if steps_first.shape[0] is not None:
+            return ops.swapaxes(ops.stack([step(i) for i in range(steps_first.shape[0])]), 0, 1)
+        return ops.swapaxes(ops.vectorized_map(step, ops.arange(ops.shape(steps_first)[0])), 0, 1)
+
+    while isinstance(layer, keras.layers.Wrapper):   # TimeDistributed, also inside another wrapper
+        if isinstance(layer, keras.layers.TimeDistributed):
+            layer.call = types.MethodType(call, layer)
+        layer = layer.layer
 
 
 def _operation_layer(class_name: str, config: dict, name: str, options: dict | None):

@@ -19,7 +19,7 @@ from explorer.core.run import Engine
 from .keras_files import exported_output, trained_and_saved
 
 ENGINE = Engine()
-WIDTH, HEIGHT, FFT = 12, 6, 5
+WIDTH, HEIGHT, FFT, SIDE = 12, 6, 5, 6
 
 
 def crnn():
@@ -42,11 +42,23 @@ def speech():
     return keras.Model(spectrogram, layers.Dense(4, activation="softmax", name="chars")(x))
 
 
+def cnn_lstm():
+    """A video classifier: a small CNN applied to every frame (TimeDistributed), then an LSTM over the frames."""
+    frames = keras.Input((None, SIDE, SIDE, 1), name="frames")
+    x = layers.TimeDistributed(layers.Conv2D(2, 3, activation="relu"), name="conv")(frames)
+    x = layers.TimeDistributed(layers.MaxPooling2D(2), name="pool")(x)
+    x = layers.TimeDistributed(layers.Flatten(), name="flat")(x)
+    x = layers.LSTM(3, name="lstm")(x)
+    return keras.Model(frames, layers.Dense(2, activation="softmax", name="label")(x))
+
+
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     folder = tmp_path_factory.mktemp("steps")
     rng = np.random.default_rng(0)
-    return {"crnn": (trained_and_saved(crnn, [rng.random((2, WIDTH, HEIGHT, 1))], folder / "crnn.keras"),
+    return {"video": (trained_and_saved(cnn_lstm, [rng.random((2, 3, SIDE, SIDE, 1))], folder / "video.keras"),
+                      folder / "video.keras"),
+            "crnn": (trained_and_saved(crnn, [rng.random((2, WIDTH, HEIGHT, 1))], folder / "crnn.keras"),
                      folder / "crnn.keras"),
             "speech": (trained_and_saved(speech, [rng.random((2, 8, FFT))], folder / "speech.keras"),
                        folder / "speech.keras")}
@@ -115,3 +127,18 @@ def test_a_step_shape_holds_the_features_of_a_step(step_shape, kind, message):
                 "layers": [{"type": "lstm", "units": 2}]}
     with pytest.raises(SpecError, match=message):
         specs.from_dict(document)
+
+
+@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(1, 4), st.integers(1, 5), st.integers(0, 2**16))
+def test_a_cnn_applied_to_every_frame_equals_keras_for_any_count_of_frames(saved, examples, frames, seed):
+    """TimeDistributed over frames of unknown count: Keras's graph path maps over the batch size instead (it reads
+    the shape before swapping batch and steps); every layer must equal the layer called on the frames."""
+    model, path = saved["video"]
+    spec, _, _ = keras_io.import_model(path)
+    assert spec.input.step_shape == (SIDE, SIDE, 1)
+    batch = np.random.default_rng(seed).random((examples, frames, SIDE, SIDE, 1)).round(3).astype(np.float32)
+    result = ENGINE.run(spec, typed(batch))
+    for shown in result.layers:
+        expected = keras.Model(model.inputs, model.get_layer(shown.name).output)(batch, training=False)
+        np.testing.assert_allclose(shown.output, expected, atol=1e-5, err_msg=shown.name)
