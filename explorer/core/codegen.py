@@ -48,6 +48,17 @@ def _several_inputs(spec: StackSpec) -> list[str]:
             "inputs = [", *(f"    {item}," for item in inputs), "]", "x = inputs[0]"]
 
 
+def _id_lookup(vocabulary: list[str]) -> list[str]:
+    """The script's StringLookup that gives each word its id, as the words input does."""
+    from .vocabulary import lookup_options
+    options = lookup_options(vocabulary)
+    unknown = len(vocabulary) - len(options["vocabulary"])
+    return [f"VOCABULARY = {vocabulary!r}  # the word of each id: the padding (\"\"), then the unknown ids",
+            f"lookup = keras.layers.StringLookup(vocabulary=VOCABULARY[{unknown}:], "
+            f"mask_token={options['mask_token']!r}, oov_token={options['oov_token']!r}, "
+            f"num_oov_indices={options['num_oov_indices']})"]
+
+
 def _bag_lookup(item, vocabulary: list[str]) -> list[str]:
     """The script's StringLookup that makes a bag of words of each text, as the words input does."""
     padded = f", pad_to_max_tokens=True, max_tokens={item.vocab_size}" if item.vocab_size > len(vocabulary) else ""
@@ -158,9 +169,7 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
     if vocabulary is None:
         lines.append(f"SEQUENCES = {data!r}")
     else:
-        lines += [*([f"VOCABULARY = {vocabulary!r}  # the word of each id: 0 is the padding, 1 an unknown word",
-                     'lookup = keras.layers.StringLookup(vocabulary=VOCABULARY[2:], mask_token="", oov_token="[UNK]")']
-                    if spec.input.uses_ids else _bag_lookup(spec.input, vocabulary)),
+        lines += [*(_id_lookup(vocabulary) if spec.input.uses_ids else _bag_lookup(spec.input, vocabulary)),
                   f"WORDS = {data!r}", "SEQUENCES = [ops.convert_to_numpy(lookup(words)).tolist() for words in WORDS]"]
     lines += [
         "",

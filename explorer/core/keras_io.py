@@ -380,11 +380,12 @@ def _text_input(layer) -> tuple[InputSpec, int | None] | None:
             problems.append(f"ngrams {config['ngrams']!r} ({exc})")
         if config.get("standardize") not in (None, *STANDARDIZE):
             problems.append(f"standardize {config.get('standardize')!r}")
-    elif (config.get("mask_token") is None) == (mode == "int") or config.get("num_oov_indices", 1) != 1:
-        problems.append("a mask_token with a bag of words, none with ids, or several OOV ids (the explorer pads ids "
-                        "with id 0 and has one unknown id)")
-    if mode == "int" and (len(vocabulary) < 3 or vocabulary[0] != ""):
-        problems.append("a vocabulary whose id 0 is not the empty padding token")
+    elif mode != "int" and config.get("mask_token") is not None:
+        problems.append(f"a mask_token with output_mode {mode!r} (a bag of words has no padding)")
+    elif config.get("mask_token") not in (None, "") or config.get("oov_token") == "":
+        problems.append(f"mask_token {config.get('mask_token')!r} (the explorer pads with \"\", id 0)")
+    if len(vocabulary) < 2:
+        problems.append("an empty vocabulary")
     if problems:
         raise StackError(f"{layer.name} ({kind}) has {', '.join(problems)}, which the explorer's words input "
                          "cannot reproduce")

@@ -12,13 +12,30 @@ from .spec import InputSpec
 
 PADDING = ""
 UNKNOWN = "[UNK]"
-UNKNOWN_ID = 1   # the id of every word outside the vocabulary
+UNKNOWN_ID = 1   # the id of every word outside a vocabulary the explorer builds
 _VISIBLE = str.maketrans({" ": "␣", "\t": "⇥", "\n": "↵"})
 
 
 def shown_word(word: str) -> str:
     """A token as the window shows it: its whitespace visible (a character-level model's space is "␣")."""
     return str(word).translate(_VISIBLE)
+
+
+def unknown_ids(vocabulary: list[str]) -> range:
+    """The ids of words outside `vocabulary`, as StringLookup lists them: after the padding id 0 when it has one
+    (""), its unknown word's token repeated once per id (num_oov_indices: unknown words hashed among them)."""
+    first = 1 if vocabulary and vocabulary[0] == PADDING else 0
+    last = first + 1
+    while last < len(vocabulary) and vocabulary[last] == vocabulary[first]:
+        last += 1
+    return range(first, last)
+
+
+def lookup_options(vocabulary: list[str]) -> dict:
+    """StringLookup's arguments that give `vocabulary` back, index for index (the words after the unknown ids)."""
+    unknown = unknown_ids(vocabulary)
+    return {"vocabulary": vocabulary[unknown.stop:], "mask_token": PADDING if unknown.start else None,
+            "oov_token": vocabulary[unknown.start], "num_oov_indices": len(unknown)}
 
 
 def encode(words: Sequences, input_spec: InputSpec) -> tuple[Sequences, list[str]]:
@@ -30,9 +47,8 @@ def encode(words: Sequences, input_spec: InputSpec) -> tuple[Sequences, list[str
     vocab_size, vocabulary = input_spec.vocab_size, input_spec.vocabulary
     if input_spec.output_mode != "int":
         return _bags(words, input_spec)
-    if vocabulary is not None:
-        lookup = keras.layers.StringLookup(vocabulary=vocabulary[2:], mask_token=vocabulary[0],
-                                           oov_token=vocabulary[1], num_oov_indices=1)
+    if vocabulary is not None:   # a model's own: id 0 the padding or an unknown word, one or several unknown ids
+        lookup = keras.layers.StringLookup(**lookup_options(vocabulary))
     else:
         lookup = keras.layers.StringLookup(max_tokens=vocab_size, mask_token=PADDING, oov_token=UNKNOWN,
                                            num_oov_indices=1)
@@ -47,9 +63,9 @@ def _bags(words: Sequences, input_spec: InputSpec) -> tuple[Sequences, list[str]
     mode, width, vocabulary = input_spec.output_mode, input_spec.vocab_size, input_spec.vocabulary
     padded = {"pad_to_max_tokens": True, "max_tokens": width}
     if vocabulary is not None:
-        lookup = keras.layers.StringLookup(vocabulary=vocabulary[1:], mask_token=None, oov_token=vocabulary[0],
-                                           num_oov_indices=1, output_mode=mode,   # the unknown word's idf: the mean
-                                           idf_weights=input_spec.idf_weights and input_spec.idf_weights[1:],
+        options = lookup_options(vocabulary)   # the words' idf weights; Keras gives the unknown ids their mean
+        idf = input_spec.idf_weights and input_spec.idf_weights[len(vocabulary) - len(options["vocabulary"]):]
+        lookup = keras.layers.StringLookup(**options, output_mode=mode, idf_weights=idf,
                                            **(padded if width > len(vocabulary) else {}))
     elif mode == "tf_idf":
         raise ExplorerError("a tf_idf bag of words needs each word's idf weight: open the model whose "

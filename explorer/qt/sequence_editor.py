@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFo
 from ..core.errors import SequenceError
 from ..core.sequences import describe_buckets
 from ..core.spec import MAX_MAXLEN, Batching
-from ..core.vocabulary import UNKNOWN_ID, shown_word
+from ..core.vocabulary import shown_word, unknown_ids
 from ..session import CHECKING, Session
 from .style import ERROR_COLOUR, escape, mono_font, muted_colour, padded_colours, selected_tint
 
@@ -113,16 +113,19 @@ class _BatchModel(QAbstractTableModel):
         self.mask: np.ndarray | None = None
         self.lines: list[int] = []
         self.ids: np.ndarray | None = None    # words input: the ids of a current run, shown beside each word
+        self.unknown = range(0)               # … and the ids of words outside the vocabulary, marked OOV
         self.rows = 0
         self.steps = 0
 
-    def set_batch(self, batch, mask, lines, rows: int, steps: int, ids: np.ndarray | None = None) -> None:
+    def set_batch(self, batch, mask, lines, rows: int, steps: int, ids: np.ndarray | None = None,
+                  unknown: range = range(0)) -> None:
         """Shows another batch: an edit that keeps the rows, the steps and the lines (a token typed over)
-        repaints only the rows that changed; any other is a model reset."""
+        repaints only the rows that changed; any other is a model reset. `unknown`: the ids of words outside the
+        vocabulary."""
         changed = self._changed_rows(batch, mask, list(lines), rows, steps, ids)
         if changed is None:
             self.beginResetModel()
-        self.batch, self.mask, self.lines, self.ids = batch, mask, list(lines), ids
+        self.batch, self.mask, self.lines, self.ids, self.unknown = batch, mask, list(lines), ids, unknown
         self.rows, self.steps = rows, steps
         if changed is None:
             self.endResetModel()
@@ -153,7 +156,7 @@ class _BatchModel(QAbstractTableModel):
         if self.batch.dtype == object:       # words: the text as typed ("" pads), with its id after a run
             if self.ids is not None and self.mask[row, step]:
                 token = int(self.ids[row, step])
-                return f"{shown_word(value)} ({token}{' OOV' if token == UNKNOWN_ID else ''})"   # not in the vocabulary
+                return f"{shown_word(value)} ({token}{' OOV' if token in self.unknown else ''})"   # not in the vocabulary
             return shown_word(value)
         if self.batch.ndim == 2:
             return str(int(value))
@@ -546,7 +549,9 @@ class SequenceEditor(QWidget):
         rows = min(batch.shape[0], MAX_GRID_ROWS)
         steps = min(batch.shape[1], MAX_GRID_STEPS)
         tokens = batch.ndim == 2 and batch.dtype != object
-        self.grid.batch_model.set_batch(batch, mask, check.lines, rows, steps, self._word_ids(batch))
+        vocabulary = self.session.result.vocabulary if self.session.result is not None else None
+        self.grid.batch_model.set_batch(batch, mask, check.lines, rows, steps, self._word_ids(batch),
+                                        unknown_ids(vocabulary) if vocabulary else range(0))
         if not tokens:
             self.grid.resizeColumnsToContents()   # a model reset gives the columns their default width
         cut = []

@@ -78,13 +78,32 @@ def test_the_standardisation_is_a_visible_choice_of_the_words_input():
 
 
 def test_text_settings_the_words_input_cannot_reproduce_are_refused_by_name(tmp_path):
-    lookup = layers.StringLookup(num_oov_indices=2, mask_token="", name="hashed")   # unknown words hashed to 2 ids
+    lookup = layers.StringLookup(mask_token="<pad>", name="padded")   # the explorer pads with "", id 0
     lookup.adapt(tf.ragged.constant([sentence.split() for sentence in TRAINING]))
     model = keras.Sequential([keras.Input((None,), dtype="string"), lookup, layers.Embedding(40, 2),
                               layers.LSTM(2)])
-    model.save(tmp_path / "hashed.keras")
-    with pytest.raises(StackError, match=r"hashed \(StringLookup\) has .*several OOV ids"):
-        keras_io.import_model(tmp_path / "hashed.keras")
+    model.save(tmp_path / "padded.keras")
+    with pytest.raises(StackError, match=r"padded \(StringLookup\) has mask_token '<pad>'"):
+        keras_io.import_model(tmp_path / "padded.keras")
+
+
+@pytest.mark.parametrize("options", [{"num_oov_indices": 3, "mask_token": ""}, {"mask_token": None}])
+def test_a_string_lookup_with_several_unknown_ids_or_no_padding_equals_predict(tmp_path, options):
+    """Unknown words hashed among 3 ids (Keras's num_oov_indices), or no mask token (id 0: unknown words and the
+    empty string a padded batch holds)."""
+    keras.utils.set_random_seed(9)
+    lookup = layers.StringLookup(name="lookup", **options)
+    lookup.adapt(tf.ragged.constant([sentence.lower().split() for sentence in TRAINING]))
+    model = keras.Sequential([keras.Input((None,), dtype="string"), lookup,
+                              layers.Embedding(len(lookup.get_vocabulary()), 3, name="emb"), layers.GRU(2, name="gru")])
+    model.save(tmp_path / "lookup.keras")
+    spec, _, _ = keras_io.import_model(tmp_path / "lookup.keras")
+    typed = ["the cat sat", "zebra okapi the", "dog"]            # zebra, okapi: unknown words
+    result = ENGINE.run(spec, "\n".join(typed) + "\n")
+    given = [line.split() for line in typed]
+    rectangle = tf.constant([row + [""] * (3 - len(row)) for row in given])
+    np.testing.assert_array_equal(result.input, keras.ops.convert_to_numpy(lookup(rectangle)))
+    np.testing.assert_allclose(result.layer("gru").output, model.predict(rectangle, verbose=0), atol=1e-5)
 
 
 SPLITS = st.sampled_from(["whitespace", "character", None])

@@ -435,3 +435,21 @@ def test_a_bag_of_words_chosen_in_the_input_box_gives_text_vectorizations_vector
     assert editor.input_shape_label.text().startswith("(None, 12)")
     assert "each one count vector of 12 values" in win.sequence_editor.grid_caption.text()
     assert grid_text(win.sequence_editor, 1, 2) == "the"                  # the words of each text stay visible
+
+
+def test_each_unknown_id_of_a_model_s_lookup_is_marked_oov_in_the_grid(make_window, qtbot, tmp_path):
+    import keras
+    import tensorflow as tf
+    from explorer.core import keras_io
+    lookup = keras.layers.StringLookup(num_oov_indices=3, mask_token="", name="lookup")
+    lookup.adapt(tf.constant([["the", "cat", "sat"], ["the", "dog", "ran"]]))
+    keras.Sequential([keras.Input((None,), dtype="string"), lookup, keras.layers.Embedding(9, 2),
+                      keras.layers.LSTM(2)]).save(tmp_path / "lookup.keras")
+    spec, _, _ = keras_io.import_model(tmp_path / "lookup.keras")
+    spec.sequences = "the zebra okapi gnu cat\n"
+    win = make_window(spec, source=str(tmp_path / "lookup.keras"))
+    settle(qtbot, win)
+    ids = keras.ops.convert_to_numpy(lookup(tf.constant([["the", "zebra", "okapi", "gnu", "cat"]])))[0]
+    cells = [grid_text(win.sequence_editor, 0, step) for step in range(5)]
+    assert cells == [f"{word} ({i}{' OOV' if 1 <= i <= 3 else ''})"
+                     for word, i in zip(["the", "zebra", "okapi", "gnu", "cat"], ids)]
