@@ -1,0 +1,144 @@
+"""Inside the cell of models that are graphs: a branch LSTM that takes the embedding rather than the layer listed
+before it, and a decoder started from an encoder's states, in a model of two inputs. Written here in plain Keras,
+trained one step, saved and opened as a user opens them; the gates equal a NumPy recurrence over the layer's true
+input and initial states (read from Keras sub-models of the saved model), whose h equals the layer's own output."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from keras import layers
+
+from explorer.core import keras_io
+from explorer.core.batches import batch_of
+from explorer.core.gates import gates
+from explorer.core.run import Engine
+
+from .keras_files import trained_and_saved
+
+ENGINE = Engine()
+VOCAB = 12
+LSTM_GATES = ("input", "forget", "candidate", "output", "cell")
+
+
+def sigmoid(v):
+    return 1.0 / (1.0 + np.exp(-v))
+
+
+def numpy_lstm(weights, x, valid, h0=None, c0=None):
+    """Keras's LSTM (kernel columns [i, f, c, o], sigmoid gates, tanh) step by step: the gates at each step (0 where
+    the mask skips it; the state carries over) and h."""
+    kernel, recurrent, bias = (w.astype(np.float64) for w in weights)
+    units = recurrent.shape[0]
+    h = np.zeros((x.shape[0], units)) if h0 is None else h0.astype(np.float64)
+    c = np.zeros_like(h) if c0 is None else c0.astype(np.float64)
+    found = {gate: np.zeros((x.shape[0], x.shape[1], units)) for gate in (*LSTM_GATES, "h")}
+    for t in range(x.shape[1]):
+        z = x[:, t] @ kernel + h @ recurrent + bias
+        i, f, g, o = sigmoid(z[:, :units]), sigmoid(z[:, units:2 * units]), np.tanh(z[:, 2 * units:3 * units]), \
+            sigmoid(z[:, 3 * units:])
+        new_c = f * c + i * g
+        keep = valid[:, t][:, None]
+        for gate, value in zip(LSTM_GATES, (i, f, g, o, new_c)):
+            found[gate][:, t] = np.where(keep, value, 0.0)
+        h = np.where(keep, o * np.tanh(new_c), h)
+        c = np.where(keep, new_c, c)
+        found["h"][:, t] = h
+    return found
+
+
+def branch_model():
+    """Two LSTMs side by side on one embedding, as wide as each other: the second is listed after the first but
+    takes the embedding."""
+    ids = keras.Input((None,), dtype="int32", name="ids")
+    embedded = layers.Embedding(VOCAB, 3, mask_zero=True, name="emb")(ids)
+    first = layers.LSTM(3, return_sequences=True, name="a")(embedded)
+    second = layers.LSTM(3, return_sequences=True, name="b")(embedded)
+    joined = layers.Concatenate(name="cat")([first, second])
+    return keras.Model(ids, layers.Dense(2, name="head")(layers.GlobalAveragePooling1D(name="pool")(joined)))
+
+
+def encoder_decoder():
+    """Keras's character-level translation example with token ids: the decoder starts from the encoder's h and c."""
+    source = keras.Input((None,), dtype="int32", name="source")
+    target = keras.Input((None,), dtype="int32", name="target")
+    _, h, c = layers.LSTM(4, return_state=True, name="encoder")(
+        layers.Embedding(VOCAB, 3, mask_zero=True, name="source_emb")(source))
+    decoded = layers.LSTM(4, return_sequences=True, name="decoder")(
+        layers.Embedding(VOCAB, 3, mask_zero=True, name="target_emb")(target), initial_state=[h, c])
+    return keras.Model([source, target], layers.Dense(VOCAB, activation="softmax", name="next")(decoded))
+
+
+def text_of(rows):
+    return "".join(" ".join(map(str, row)) + "\n" for row in rows)
+
+
+def padded(rows):
+    return keras.utils.pad_sequences(rows, padding="post")
+
+
+@pytest.fixture(scope="module")
+def branch(tmp_path_factory):
+    path = tmp_path_factory.mktemp("branch") / "model.keras"
+    model = trained_and_saved(branch_model, [padded([[3, 7, 1, 9], [5, 2]])], path, seed=4)
+    spec, _, _ = keras_io.import_model(path)
+    return model, spec
+
+
+@pytest.fixture(scope="module")
+def translation(tmp_path_factory):
+    path = tmp_path_factory.mktemp("translation") / "model.keras"
+    model = trained_and_saved(encoder_decoder, [padded([[3, 7, 1], [5]]), padded([[2, 4], [6, 1, 8]])], path, seed=6)
+    spec, _, _ = keras_io.import_model(path)
+    return model, spec
+
+
+def assert_gates_equal(found, reference, name, valid):
+    for gate in LSTM_GATES:
+        np.testing.assert_allclose(found[f"{name}/{gate}"], reference[gate], atol=1e-5, err_msg=f"{name} {gate}")
+    np.testing.assert_allclose(reference["h"][valid], reference["own output"][valid], atol=1e-5)
+
+
+ROWS = st.lists(st.lists(st.integers(1, VOCAB - 1), min_size=1, max_size=6), min_size=1, max_size=3)
+
+
+@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=ROWS)
+def test_the_gates_of_a_branch_lstm_come_from_its_own_input(branch, rows):
+    model, spec = branch
+    built, layout = batch_of(ENGINE, spec, text_of(rows))
+    batch = padded(rows)
+    np.testing.assert_array_equal(layout.batch, batch)
+    embedded = keras.Model(model.inputs, model.get_layer("emb").output).predict(batch, verbose=0)
+    valid = batch != 0
+    found = gates(built, layout)
+    for name in ("a", "b"):
+        reference = numpy_lstm(model.get_layer(name).get_weights(), embedded.astype(np.float64), valid)
+        reference["own output"] = keras.Model(model.inputs, model.get_layer(name).output).predict(batch, verbose=0)
+        assert_gates_equal(found, reference, name, valid)
+
+
+@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pairs=st.lists(st.tuples(ROWS.map(lambda rows: rows[0]), ROWS.map(lambda rows: rows[0])), min_size=1,
+                      max_size=3))
+def test_the_gates_of_a_decoder_start_from_the_encoders_states(translation, pairs):
+    model, spec = translation
+    sources, targets = [p[0] for p in pairs], [p[1] for p in pairs]
+    built, layout = batch_of(ENGINE, spec, {"source": text_of(sources), "target": text_of(targets)})
+    batches = [padded(sources), padded(targets)]
+    _, h, c = keras.Model(model.inputs, model.get_layer("encoder").output).predict(batches, verbose=0)
+    embedded = keras.Model(model.inputs, model.get_layer("target_emb").output).predict(batches, verbose=0)
+    own = keras.Model(model.inputs, model.get_layer("decoder").output).predict(batches, verbose=0)
+    # Keras gives a call with initial states no mask of its input's: every step runs, padded ones too, as `own` shows
+    every = np.ones(batches[1].shape, bool)
+    reference = numpy_lstm(model.get_layer("decoder").get_weights(), embedded.astype(np.float64), every, h, c)
+    reference["own output"] = own
+    found = gates(built, layout)
+    assert_gates_equal(found, reference, "decoder", every)
+    encoder = numpy_lstm(model.get_layer("encoder").get_weights(),
+                         keras.Model(model.inputs, model.get_layer("source_emb").output).predict(batches, verbose=0)
+                         .astype(np.float64), batches[0] != 0)
+    for gate in LSTM_GATES:   # the encoder's, on the source's steps and mask
+        np.testing.assert_allclose(found[f"encoder/{gate}"], encoder[gate], atol=1e-5, err_msg=f"encoder {gate}")
