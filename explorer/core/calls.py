@@ -61,3 +61,26 @@ def receiving(built, names: list[str]):
         by_names[key] = (backend.traced_inputs(model, [(tuple(t.shape[1:]), t.dtype) for t in inputs])
                          if len(inputs) > 1 else backend.traced(model, tuple(inputs[0].shape[1:]), inputs[0].dtype))
     return by_names[key]
+
+
+def replay(model, inputs: list, added: dict[int, Any]) -> list:
+    """The model's outputs for `inputs`, its graph run node by node as Keras's functional model runs it
+    (Functional._run_through_graph), with `added[id(node)]` added to the first output of that node (a layer's
+    first_call): zeros there give the gradient at that tensor. The sum keeps the output's mask."""
+    keras = backend.load()
+    from keras.src.backend.common.masking import get_keras_mask, set_keras_mask
+    values = {id(tensor): value for tensor, value in zip(model.inputs, inputs)}
+    for depth in sorted(model._nodes_by_depth, reverse=True):
+        for node in model._nodes_by_depth[depth]:
+            if node.is_input or not node.operation or any(id(t) not in values for t in node.input_tensors):
+                continue
+            args, kwargs = node.arguments.fill_in(values)
+            if "training" in getattr(node.operation, "_call_context_args", ()):
+                kwargs["training"] = False
+            outputs = keras.tree.flatten(node.operation(*args, **kwargs))
+            if id(node) in added:
+                shifted = outputs[0] + added[id(node)]
+                set_keras_mask(shifted, get_keras_mask(outputs[0]))
+                outputs[0] = shifted
+            values.update(zip(map(id, node.outputs), outputs))
+    return [values[id(tensor)] for tensor in model.outputs]

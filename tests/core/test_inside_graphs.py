@@ -142,3 +142,60 @@ def test_the_gates_of_a_decoder_start_from_the_encoders_states(translation, pair
                          .astype(np.float64), batches[0] != 0)
     for gate in LSTM_GATES:   # the encoder's, on the source's steps and mask
         np.testing.assert_allclose(found[f"encoder/{gate}"], encoder[gate], atol=1e-5, err_msg=f"encoder {gate}")
+
+
+def test_gradients_of_a_two_input_model_equal_a_gradient_tape_through_its_layers(translation):
+    import tensorflow as tf
+    from explorer.core.gradients import gradients
+    model, spec = translation
+    model = keras.models.clone_model(model)   # the saved model's layers as plain Keras calls them, same weights
+    model.set_weights(translation[0].get_weights())
+    sources, targets = [[3, 7, 1], [5], [2, 2, 9, 4]], [[2, 4], [6, 1, 8], [1]]
+    built, layout = batch_of(ENGINE, spec, {"source": text_of(sources), "target": text_of(targets)})
+    batches = [padded(sources), padded(targets)]
+    unit = 3
+    with tf.GradientTape(persistent=True) as tape:
+        source_emb = model.get_layer("source_emb")(batches[0])
+        target_emb = model.get_layer("target_emb")(batches[1])
+        tape.watch([source_emb, target_emb])
+        _, h, c = model.get_layer("encoder")(source_emb, mask=batches[0] != 0)
+        decoded = model.get_layer("decoder")(target_emb, initial_state=[h, c])   # no mask: Keras gives it none
+        tape.watch(decoded)
+        out = model.get_layer("next")(decoded)
+        last = np.array([len(row) - 1 for row in targets])
+        chosen = tf.gather_nd(out, np.stack([np.arange(3), last, np.full(3, unit)], axis=1))
+        total = tf.reduce_sum(chosen)
+    np.testing.assert_allclose(out, model.predict(batches, verbose=0), atol=1e-5)   # the hand-made pass is the model
+    expected = {name: np.linalg.norm(tape.gradient(total, tensor).numpy(), axis=2)
+                for name, tensor in (("source_emb", source_emb), ("target_emb", target_emb), ("decoder", decoded))}
+    found = gradients(built, layout, target=unit)
+    np.testing.assert_array_equal(found.step, last)
+    for name in ("source_emb", "target_emb", "decoder"):
+        np.testing.assert_allclose(found.norms[name], expected[name], atol=1e-5, rtol=1e-4, err_msg=name)
+    np.testing.assert_allclose(found.norms["input"], expected["source_emb"], atol=1e-5, rtol=1e-4)   # the first input
+    other = gradients(built, layout, target=unit, source="target")
+    np.testing.assert_allclose(other.norms["input"], expected["target_emb"], atol=1e-5, rtol=1e-4)
+
+
+def test_gradients_of_a_branch_follow_the_graph_not_the_layer_listed_before(branch):
+    import tensorflow as tf
+    from explorer.core.gradients import gradients
+    model, spec = branch
+    rows = [[3, 7, 1, 9], [5, 2], [4]]
+    built, layout = batch_of(ENGINE, spec, text_of(rows))
+    batch = padded(rows)
+    with tf.GradientTape(persistent=True) as tape:
+        embedded = model.get_layer("emb")(batch)
+        tape.watch(embedded)
+        mask = batch != 0
+        first = model.get_layer("a")(embedded, mask=mask)
+        second = model.get_layer("b")(embedded, mask=mask)
+        tape.watch([first, second])
+        pooled = model.get_layer("pool")(model.get_layer("cat")([first, second]), mask=mask)
+        out = model.get_layer("head")(pooled)
+        total = tf.reduce_sum(out[:, 0])
+    np.testing.assert_allclose(out, model.predict(batch, verbose=0), atol=1e-5)
+    found = gradients(built, layout, target=0)
+    for name, tensor in (("input", embedded), ("emb", embedded), ("a", first), ("b", second)):
+        np.testing.assert_allclose(found.norms[name], np.linalg.norm(tape.gradient(total, tensor).numpy(), axis=2),
+                                   atol=1e-6, rtol=1e-4, err_msg=name)
