@@ -76,7 +76,9 @@ def _doctor_parser(commands) -> None:
     doctor = commands.add_parser("doctor", help="check a stack or a trained model on its sequences: padding "
                                                 "leaks, ignored masks, truncation, vanishing gradients, …")
     doctor.add_argument("stack", help="a .stack.json file, preset:NAME or a trained MODEL.keras")
-    doctor.add_argument("--input", metavar="TEXT", help="sequence text to check instead of the file's sequences")
+    doctor.add_argument("--input", metavar="TEXT | NAME=FILE", action="append",
+                        help="sequence text to check instead of the file's sequences; a model of several inputs takes "
+                             "NAME=FILE once per input")
     doctor.add_argument("--json", metavar="OUT", help="write the findings as JSON to OUT (- for stdout)")
     doctor.add_argument("--report", metavar="OUT.html|OUT.md", help="write a report with a plot per finding: a "
                                                                     "self-contained HTML page, or Markdown with "
@@ -389,8 +391,6 @@ def _doctor(options: argparse.Namespace) -> int:
         raise UsageError(f"--report {options.report}: the name must end in .html or .md")
     from .core.presets import is_preset
     prepared = _prepare(options.stack, options.input, options)
-    if prepared.spec.more_inputs:
-        raise UsageError("doctor checks one input's sequences, but this model takes several inputs: use run")
     if prepared.text is None:
         raise UsageError(f"{options.stack} holds no sequences: pass --input TEXTFILE")
     from .core.doctor import examine

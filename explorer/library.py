@@ -424,9 +424,6 @@ def run_prepared(prepared: Prepared, *, device: str | None = None, gates: bool =
     from .core.run import Engine
     engine = Engine()
     spec, text = prepared.spec, prepared.text
-    if spec.more_inputs and (gates or gradients or leak_check):
-        raise ExplorerError("the leak check, gates and gradients look into one input's batch, but this model takes "
-                            f"{len(spec.all_inputs())} inputs: run it without them")
     result = engine.run(spec, text, device=device, trust=prepared.trust)
     weights = engine.weights()
     layers = [Layer(layer.name, layer.type, layer.symbolic_shape, layer.shape, layer.mask_role, layer.params,

@@ -84,3 +84,12 @@ def replay(model, inputs: list, added: dict[int, Any]) -> list:
                 outputs[0] = shifted
             values.update(zip(map(id, node.outputs), outputs))
     return [values[id(tensor)] for tensor in model.outputs]
+
+
+def probe_key(built, tensor) -> str | None:
+    """The key under which the probe gives `tensor` ("<layer>", "<layer>/mask", "<layer>/state/h" …); "input/<i>" for
+    the model's input i; None where the probe does not give it (a list of tensors, a mask of a tensor without steps)."""
+    for i, given in enumerate(built.model.inputs):
+        if given is tensor:
+            return f"input/{i}"
+    return next((key for key, given in built.probe.output.items() if given is tensor), None)

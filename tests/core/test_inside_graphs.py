@@ -8,7 +8,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 from keras import layers
 
 from explorer.core import keras_io
@@ -199,3 +199,29 @@ def test_gradients_of_a_branch_follow_the_graph_not_the_layer_listed_before(bran
     for name, tensor in (("input", embedded), ("emb", embedded), ("a", first), ("b", second)):
         np.testing.assert_allclose(found.norms[name], np.linalg.norm(tape.gradient(total, tensor).numpy(), axis=2),
                                    atol=1e-6, rtol=1e-4, err_msg=name)
+
+
+@settings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pairs=st.lists(st.tuples(ROWS.map(lambda rows: rows[0]), ROWS.map(lambda rows: rows[0])), min_size=2,
+                      max_size=3), padding=st.sampled_from(["pre", "post"]))
+@example(pairs=[([3, 7], [2, 4, 5]), ([5], [6])], padding="pre")     # the decoder's padding comes first: a leak
+@example(pairs=[([3, 7], [2, 4, 5]), ([5], [6])], padding="post")
+def test_the_leak_check_of_a_two_input_model_equals_each_example_alone_through_predict(translation, pairs, padding):
+    from explorer.core.leaks import TOLERANCE, leak_check
+    model, spec = translation
+    spec = spec.copy()
+    spec.batching.padding = padding
+    sources, targets = [p[0] for p in pairs], [p[1] for p in pairs]
+    texts = {"source": text_of(sources), "target": text_of(targets)}
+    report = leak_check(ENGINE, spec, texts)
+    batches = [keras.utils.pad_sequences(rows, padding=padding) for rows in (sources, targets)]
+    padded_out = model.predict(batches, verbose=0)
+    worst = 0.0
+    for row, (source, target) in enumerate(pairs):
+        alone = model.predict([np.array([source]), np.array([target])], verbose=0)[0]
+        steps = slice(None, len(target)) if padding == "post" else slice(-len(target), None)
+        worst = max(worst, float(np.abs(padded_out[row][steps] - alone).max()))
+    assert abs(report.differences["next"] - worst) < 1e-5
+    # the encoder takes its embedding's mask; the decoder, given states, takes none: pre-padding leaks into it
+    assert report.differences["encoder"] <= TOLERANCE
+    assert report.leaking_layer == ("decoder" if worst > TOLERANCE else None), report.verdict
