@@ -161,12 +161,14 @@ def _gate_floats(layer) -> int:
     return sum(half.cell.units * len(GATES[gate_kind(half)]) for half in halves)
 
 
-def gates(built, layout, rows=None, layers=None) -> dict[str, np.ndarray]:
+def gates(built, layout, rows=None, layers=None, masks: dict | None = None) -> dict[str, np.ndarray]:
     """The gates of every LSTM/GRU layer (or of `layers`) for the batch `layout` as its mode runs it.
 
     `rows`: the sequences wanted (default all), in that order. Returns "<layer>/<gate>" (bidirectional:
     "<layer>/forward/<gate>", …) → (len(rows), T, units), laid out like the full padded batch; steps a piece
-    never ran and steps the mask skips hold 0. A request kind: a plain function of (built, batch, selection).
+    never ran and steps the mask skips hold 0. `masks`, when given, receives "<layer>" → (len(rows), T) bool, the
+    mask its call receives (layers without one are left out). A request kind: a plain function of (built, batch,
+    selection).
     """
     names = gated_layers(built) if layers is None else list(layers)
     unknown = [name for name in names if name not in built.keras_layers or
@@ -184,10 +186,10 @@ def gates(built, layout, rows=None, layers=None) -> dict[str, np.ndarray]:
                             f"of {MEMORY_LIMIT_MB:,.0f} MB: run fewer or shorter sequences")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")     # Keras's mask warnings: the run has reported them already
-        return _gates(built, layout, rows, names)
+        return _gates(built, layout, rows, names, {} if masks is None else masks)
 
 
-def _gates(built, layout, rows: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+def _gates(built, layout, rows: np.ndarray, names: list[str], masks: dict) -> dict[str, np.ndarray]:
     receive = receiving(built, names)
     whole = covers_all(layout)
     found: dict[str, np.ndarray] = {}
@@ -206,4 +208,9 @@ def _gates(built, layout, rows: np.ndarray, names: list[str]) -> dict[str, np.nd
                     steps = values.shape[1] if whole else layout.batch.shape[1]
                     found[key] = np.zeros((len(rows), steps, values.shape[2]), np.float32)
                 found[key][places, piece.offset:piece.offset + values.shape[1]] = values
+            mask = got.get(f"{name}/mask")
+            if mask is not None:
+                if name not in masks:   # steps a piece never ran: no mask says they are valid
+                    masks[name] = np.zeros(found[key].shape[:2], bool)
+                masks[name][places, piece.offset:piece.offset + mask.shape[1]] = mask.astype(bool)
     return found
