@@ -48,6 +48,9 @@ def _parser() -> _Parser:
                           "to the npz")
     run.add_argument("--target", metavar="UNIT", type=int,
                      help="with --gradients: the output unit (default: each sequence's largest)")
+    run.add_argument("--gradient-input", metavar="NAME",
+                     help="with --gradients, a model of several inputs: the input whose steps grad/input is over "
+                          "(default: the first sequence input)")
     run.add_argument("--trust", action="store_true", help="allow the stack's custom expressions to run")
     _custom_objects_option(run)
     _backend_option(run)
@@ -365,12 +368,15 @@ def _run(options: argparse.Namespace) -> int:
         raise UsageError("--gates and --gradients add arrays to the npz file: pass --npz OUT as well")
     if options.target is not None and not options.gradients:
         raise UsageError("--target picks the output unit of --gradients: pass --gradients as well")
+    if options.gradient_input is not None and not options.gradients:
+        raise UsageError("--gradient-input picks the input of --gradients: pass --gradients as well")
     from .library import run_prepared
     prepared = _prepare(options.stack, options.input, options)
     if prepared.text is None:
         raise UsageError(f"{options.stack} holds no sequences: pass --input TEXTFILE")
     inspected = run_prepared(prepared, device=options.device, gates=options.gates, gradients=options.gradients,
-                             target=options.target, leak_check=options.leak_check)
+                             target=options.target, leak_check=options.leak_check,
+                             gradient_input=options.gradient_input)
     report = inspected.to_json()
     if options.npz:
         _write_npz(options.npz, inspected.arrays())

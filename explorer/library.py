@@ -419,7 +419,7 @@ def doctor(model: ModelLike, sequences: SequencesLike = None, *, padding: str | 
 
 
 def run_prepared(prepared: Prepared, *, device: str | None = None, gates: bool = False, gradients: bool = False,
-                 target: int | None = None, leak_check: bool = False) -> Report:
+                 target: int | None = None, leak_check: bool = False, gradient_input: str | None = None) -> Report:
     """Runs a Prepared request through a fresh engine → Report."""
     from .core.run import Engine
     engine = Engine()
@@ -445,7 +445,7 @@ def run_prepared(prepared: Prepared, *, device: str | None = None, gates: bool =
             report.gates = gates_of(built, layout)
         if gradients:
             from .core.gradients import gradients as gradients_of
-            found = gradients_of(built, layout, target=target)
+            found = gradients_of(built, layout, target=target, source=gradient_input)
             report.gradients, report.gradient_target = dict(found.norms), found.target
     return report
 

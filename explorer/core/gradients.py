@@ -28,6 +28,7 @@ class GradientResult:
     norms: dict[str, np.ndarray]   # "input" and each time-axis layer → (rows, T), laid out like the padded batch
     target: np.ndarray             # (rows,) the output unit used for each sequence
     step: np.ndarray | None        # (rows,) the step read from a per-timestep head, else None
+    source: str = ""               # several inputs: the input whose steps "input" is over
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The npz arrays `grad/input`, `grad/<layer>` and `gradient_target` (explorer/CONTRACT.md §4)."""
@@ -131,7 +132,7 @@ def _gradients(built, layout, rows, target, source) -> GradientResult:
         if per_step:
             chosen_steps[places] = steps_used + piece.offset
     return GradientResult({name: norms[name] for name in [INPUT, *layers] if name in norms}, chosen_units,
-                          chosen_steps)
+                          chosen_steps, built.input_names[index] if built.input_names else "")
 
 
 def _head_valid(layout, outputs, final_key, piece, chosen) -> np.ndarray:

@@ -271,6 +271,12 @@ def test_run_gives_the_gates_gradients_and_leak_check_of_a_two_input_model_and_d
     assert abs(leak["max_abs_difference"]["next_char"] - alone) < 1e-5
     assert cli.main(["doctor", str(folder / "model.keras"), *inputs]) == 0
     assert "checked: " in capsys.readouterr().out
+    assert cli.main(["run", str(folder / "model.keras"), *inputs, "--gradients", "--gradient-input", "decoder",
+                     "--npz", str(tmp_path / "decoder.npz")]) == 0
+    assert np.load(tmp_path / "decoder.npz")["grad/input"].shape == batches[1].shape[:2]
+    assert cli.main(["run", str(folder / "model.keras"), *inputs, "--gradients", "--gradient-input", "nope",
+                     "--npz", str(tmp_path / "nope.npz")]) == 2
+    assert capsys.readouterr().err.strip() == 'error: no input is called "nope": the inputs are encoder, decoder'
 
 
 @pytest.mark.parametrize("command, message", [

@@ -471,7 +471,8 @@ class CellPanel(QWidget):
         legend = []
         for index, (name, values) in enumerate(found.norms.items()):
             colour = UNIT_COLORS[index % len(UNIT_COLORS)]
-            legend.append(swatch(colour, escape(name)))
+            legend.append(swatch(colour, escape(f"{name} ({found.source})" if name == "input" and found.source
+                                                else name)))
             curve = self.gradient_curves.get(name)
             if curve is None:
                 curve = pg.PlotDataItem(symbol="o", symbolSize=4, symbolPen=None, connect="finite")
