@@ -225,3 +225,25 @@ def test_the_leak_check_of_a_two_input_model_equals_each_example_alone_through_p
     # the encoder takes its embedding's mask; the decoder, given states, takes none: pre-padding leaks into it
     assert report.differences["encoder"] <= TOLERANCE
     assert report.leaking_layer == ("decoder" if worst > TOLERANCE else None), report.verdict
+
+
+def branch_into_max_pooling():
+    """A max pooling on a branch from the masked embedding, listed after an LSTM that ends in its last state."""
+    ids = keras.Input((None,), dtype="int32", name="ids")
+    embedded = layers.Embedding(VOCAB, 3, mask_zero=True, name="emb")(ids)
+    last = layers.LSTM(3, name="last")(embedded)
+    pooled = layers.GlobalMaxPooling1D(name="peak")(embedded)
+    return keras.Model(ids, layers.Dense(1, name="head")(layers.Concatenate(name="both")([last, pooled])))
+
+
+def test_the_doctor_judges_a_branch_by_the_mask_it_receives_not_the_layer_listed_before(tmp_path):
+    from explorer.core.doctor import examine
+    rows = [[3, 7, 1, 9], [5, 2], [4]]
+    path = tmp_path / "model.keras"
+    trained_and_saved(branch_into_max_pooling, [padded(rows)], path, seed=2)
+    spec, _, _ = keras_io.import_model(path)
+    report = examine(ENGINE, spec, text_of(rows))
+    ignored = [finding for finding in report.findings if finding.kind == "mask_ignored"]
+    assert [finding.layer for finding in ignored] == ["peak"], report.findings
+    zeros = padded(rows) == 0      # the mask Keras's embedding gives it: the padding
+    assert ignored[0].evidence == {"padded_share": round(float(zeros.mean()), 6), "padded_steps": int(zeros.sum())}
