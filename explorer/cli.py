@@ -157,8 +157,9 @@ def _train_parser(commands) -> None:
     train = commands.add_parser("train", help="train a stack on labelled sequences and report the loss per step")
     train.add_argument("stack", help="a .stack.json file, preset:NAME or a trained MODEL.keras")
     source = train.add_mutually_exclusive_group()
-    source.add_argument("--input", metavar="TEXT", help="labelled sequence text (`3 14 15 | 1`) instead of the "
-                                                        "file's sequences")
+    source.add_argument("--input", metavar="TEXT | NAME=FILE", action="append",
+                        help="labelled sequence text (`3 14 15 | 1`) instead of the file's sequences; a model of "
+                             "several inputs takes NAME=FILE once per input, the labels on one input's lines")
     source.add_argument("--task", metavar="NAME", help="generate the sequences and labels from a built-in task "
                                                        "(see `tasks`)")
     train.add_argument("--count", type=int, default=64, metavar="N", help="sequences a task generates (default 64)")
@@ -432,8 +433,9 @@ def _train(options: argparse.Namespace) -> int:
     from .core.train import TrainSettings, report, train
     prepared = _prepare(options.stack, None, options)
     stack = prepared.spec
-    if stack.more_inputs:
-        raise UsageError("train reads one input's labelled sequences, but this model takes several inputs")
+    if stack.more_inputs and options.task:
+        raise UsageError("--task generates one input's sequences, but this model takes several inputs: pass --input "
+                         "NAME=FILE once per input")
     if options.save_keras and not options.save_keras.endswith(".keras"):
         raise UsageError(f"--save-keras needs a file name ending in .keras, got {options.save_keras}")
     from .core.run import Engine
@@ -443,15 +445,21 @@ def _train(options: argparse.Namespace) -> int:
         classes = _head_classes(stack)
         text = tasks.generate(options.task, options.count, stack.input, seed=stack.seed, classes=classes)
     else:
-        text = _read_text(options.input) if options.input else stack.sequences
-        if not text:
+        text = _input_texts(options.input or [], stack)
+        if text is None and not stack.more_inputs:
+            text = stack.sequences
+        if not text and not stack.more_inputs:
             raise UsageError(f"{options.stack} holds no sequences: pass --input TEXT or --task NAME")
     trust = prepared.trust
     progress, result = train(engine, stack, text, TrainSettings(options.optimizer, options.lr), steps=options.steps,
                              device=options.device, trust=trust)
     document = report(progress, result)
     trained = progress.spec
-    trained.sequences = text
+    if isinstance(text, dict):   # several inputs: each one's text
+        trained.sequences = text.get(trained.input.name, trained.sequences)
+        trained.more_sequences = {**trained.more_sequences, **{k: v for k, v in text.items() if k != trained.input.name}}
+    elif text is not None:
+        trained.sequences = text
     if options.save:
         from .core.spec import dumps
         _write_file(options.save, dumps(trained).encode("utf-8"))

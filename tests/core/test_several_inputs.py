@@ -279,14 +279,26 @@ def test_run_gives_the_gates_gradients_and_leak_check_of_a_two_input_model_and_d
     assert capsys.readouterr().err.strip() == 'error: no input is called "nope": the inputs are encoder, decoder'
 
 
-@pytest.mark.parametrize("command, message", [
-    (["train", "--steps", "1"], "train reads one input's labelled sequences, but this model takes several inputs"),
-])
-def test_commands_that_look_at_one_input_refuse_several_in_one_line(translation, command, message, capsys):
-    _, _, folder = translation
-    assert cli.main([command[0], str(folder / "model.keras"), *command[1:]]) == 2
-    error = capsys.readouterr().err.strip().splitlines()
-    assert len(error) == 1 and error[0].startswith(f"error: {message}"), error
+def test_train_on_the_decoders_labels_equals_keras_train_on_batch(translation, tmp_path, capsys):
+    """Labels per step on the decoder's lines (the next character); the encoder's lines go with them by order."""
+    _, batches, folder = translation
+    labels = [[int(np.argmax(step)) for step in np.roll(row, -1, axis=0)] for row in DECODER]
+    labelled = "".join(line + " | " + " ".join(map(str, label)) + "\n"
+                       for line, label in zip(text_of(DECODER).splitlines(), labels))
+    (tmp_path / "decoder.txt").write_text(labelled)
+    status = cli.main(["train", str(folder / "model.keras"), "--input", f"encoder={folder / 'encoder.txt'}",
+                       "--input", f"decoder={tmp_path / 'decoder.txt'}", "--steps", "2", "--lr", "0.01",
+                       "--json", str(tmp_path / "train.json")])
+    assert status == 0, capsys.readouterr().err
+    found = json.loads((tmp_path / "train.json").read_text())["loss"]
+    model = keras.saving.load_model(folder / "model.keras")
+    model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    targets = keras.utils.pad_sequences(labels, padding="post")
+    expected = [float(model.train_on_batch(batches, targets)) for _ in range(2)]
+    np.testing.assert_allclose(found, expected, rtol=1e-5, atol=1e-6)
+    assert cli.main(["train", str(folder / "model.keras"), "--task", "copy", "--steps", "1"]) == 2
+    assert capsys.readouterr().err.strip().startswith("error: --task generates one input's sequences, but this model "
+                                                      "takes several inputs")
 
 
 def test_another_input_shape_builds_another_model_but_another_text_does_not(two_token_inputs):
