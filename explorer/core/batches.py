@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import sequences
-from .errors import ExplorerError
 
 
 @dataclass
@@ -16,17 +15,6 @@ class InputsLayout(sequences.Layout):
     and each input's by name in the model's order."""
 
     inputs: dict[str, sequences.Layout] = field(default_factory=dict)
-
-
-def one_sequence_input(spec, what: str) -> None:
-    """Refuses `what` (training), which looks into the padded sequences of one input, for a model of several inputs
-    or of one vector per example."""
-    if spec.more_inputs:
-        raise ExplorerError(f"{what} cannot run: it looks into one input's padded sequences, but this model takes "
-                            f"{len(spec.all_inputs())} inputs")
-    if not spec.input.has_steps:
-        raise ExplorerError(f"{what} cannot run: it looks into padded sequences, but this model's input is one vector "
-                            "per example")
 
 
 def batch_of(engine, spec, text: str | dict[str, str] | None = None):
