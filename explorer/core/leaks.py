@@ -104,6 +104,10 @@ def leak_check(engine: Engine, spec: StackSpec, text: str | dict[str, str] | Non
 def _fix(padded: RunResult, spec: StackSpec, leaking: str) -> str:
     roles = {layer.name: layer.mask_role for layer in padded.layers}
     names = list(roles)
+    started = spec.layers[names.index(leaking)]
+    if started.is_recurrent and started.initial_state and not started.mask:
+        return (f"{leaking} starts from initial states, and Keras gives a call with initial_state no mask: pad post "
+                "(its valid steps come first), or give its call the mask yourself (mask=…)")
     for layer, name in zip(spec.layers, names[: names.index(leaking) + 1]):
         p = layer.params
         if layer.is_recurrent and p["go_backwards"] and p["return_sequences"] and not p["bidirectional"]:

@@ -225,6 +225,10 @@ def test_the_leak_check_of_a_two_input_model_equals_each_example_alone_through_p
     # the encoder takes its embedding's mask; the decoder, given states, takes none: pre-padding leaks into it
     assert report.differences["encoder"] <= TOLERANCE
     assert report.leaking_layer == ("decoder" if worst > TOLERANCE else None), report.verdict
+    if report.leaking_layer:
+        assert report.verdict.endswith("decoder starts from initial states, and Keras gives a call with initial_state "
+                                       "no mask: pad post (its valid steps come first), or give its call the mask "
+                                       "yourself (mask=…)")
 
 
 def branch_into_max_pooling():
