@@ -17,7 +17,7 @@ import numpy as np
 
 from . import backend
 from .batches import covers_all, model_batch, pieces_for
-from .calls import first_call, received, replay
+from .calls import first_call, probe_key, received, replay
 from .errors import ExplorerError
 
 INPUT = "input"
@@ -105,7 +105,9 @@ def _gradients(built, layout, rows, target, source) -> GradientResult:
                             f"{'s' if units != 1 else ''} (0 to {units - 1})")
     rows = np.arange(layout.batch.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
     whole = covers_all(layout)
-    final_key = next(key for key, tensor in built.probe.output.items() if tensor is _final_output(built))
+    final_key = probe_key(built, _final_output(built))
+    if final_key is None or final_key.startswith("input/"):
+        raise ExplorerError("the model's first output is not a layer's output, so it has no gradient to follow back")
     per_step = len(_final_output(built).shape) >= 3
     norms: dict[str, np.ndarray] = {}
     chosen_units = np.zeros(len(rows), np.int64)
