@@ -34,9 +34,11 @@ def received(layer) -> Received:
     mask = kwargs.get("mask")
     given = [value for value in [*args, *kwargs.values()]
              if any(isinstance(t, keras.KerasTensor) for t in keras.tree.flatten(value))]
-    if mask is None and len(given) == 1:   # Keras passes the tensor's own mask on to a call of one tensor only
-        mask = getattr(called_on, "_keras_mask", None)          # (Layer.__call__): a decoder given
-    return Received(called_on, mask, list(kwargs.get("initial_state") or []))   # initial_state gets none
+    if mask is None and len(given) == 1:
+        # Keras passes the tensors' own masks on to a call of one tensor argument only (Layer.__call__): a call given
+        # initial_state as well gets none
+        mask = keras.tree.map_structure(lambda tensor: getattr(tensor, "_keras_mask", None), called_on)
+    return Received(called_on, mask, list(kwargs.get("initial_state") or []))
 
 
 _RECEIVING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # a stack's model → {layers: traced call}
