@@ -251,3 +251,18 @@ def test_the_doctor_judges_a_branch_by_the_mask_it_receives_not_the_layer_listed
     assert [finding.layer for finding in ignored] == ["peak"], report.findings
     zeros = padded(rows) == 0      # the mask Keras's embedding gives it: the padding
     assert ignored[0].evidence == {"padded_share": round(float(zeros.mean()), 6), "padded_steps": int(zeros.sum())}
+
+
+@pytest.mark.parametrize("flattened, flat", [("emb", False), ("a", True)])
+def test_a_flatten_is_judged_by_the_tensor_it_takes_not_the_layer_listed_before(flattened, flat):
+    from explorer.core.spec import from_dict
+    spec = from_dict({"input": {"kind": "tokens", "vocab_size": VOCAB}, "batching": {"maxlen": 4}, "layers": [
+        {"type": "embedding", "output_dim": 3, "name": "emb"},
+        {"type": "lstm", "units": 2, "name": "a"},
+        {"type": "flatten", "name": "flat", "inputs": [flattened]},
+        {"type": "keras", "class_name": "Concatenate", "config": {}, "name": "both", "inputs": ["a", "flat"]}],
+        "sequences": "1 2 3\n4\n"})
+    result = ENGINE.run(spec)
+    said = [message for message in result.warnings if message.startswith("flat receives")]
+    assert bool(said) == flat, result.warnings
+    assert result.layer("flat").shape == ((2, 2) if flat else (2, 12))   # Keras's own shapes
