@@ -158,10 +158,7 @@ def examine(engine, spec: StackSpec, text: str | None = None, *, device: str | N
     built = engine.built_for(spec)
     arriving = _arriving(built, result)
     findings += _nan_or_inf(result)
-    if spec.more_inputs or not spec.input.has_steps:
-        skipped["truncation"] = "it reads one input's sequences, but this model takes several inputs or a vector"
-    else:
-        findings += _truncation(spec, text, result)
+    findings += _truncation(spec, text, result)
     check_cancel()
     findings += _padding_leak(engine, spec, text, result, options, skipped)
     findings += _mask_ignored(result, arriving)
@@ -234,22 +231,34 @@ def _nan_or_inf(result) -> list[Finding]:
     return []
 
 
-def _truncation(spec: StackSpec, text: str, result) -> list[Finding]:
-    limit = spec.fixed_length() or spec.batching.maxlen
+def _truncation(spec: StackSpec, text, result) -> list[Finding]:
+    """A finding for each sequence input whose lines maxlen or a fixed input length cuts."""
+    if not spec.more_inputs:
+        if not spec.input.has_steps:
+            return []
+        return _cut(spec, spec.input, sequences.parse(text or "", spec.input).lengths,
+                    spec.fixed_length() or spec.batching.maxlen, result, "")
+    from .run import parse_inputs
+    parsed, _ = parse_inputs(spec, text)
+    return [finding for item in spec.all_inputs() if item.has_steps
+            for finding in _cut(spec, item, parsed[item.name].lengths, item.length or spec.batching.maxlen, result,
+                                f"input {item.name}: ")]
+
+
+def _cut(spec: StackSpec, item, raw: np.ndarray, limit: int | None, result, named: str) -> list[Finding]:
     if limit is None:
         return []
-    raw = sequences.parse(text or "", spec.input).lengths
     cut = np.flatnonzero(raw > limit)
     if not len(cut):
         return []
     lost = int((raw[cut] - limit).sum())
     share = lost / max(1, int(raw.sum()))
     lines = _rows_lines(result, cut)
-    fixed = spec.input.length is not None
-    source = f"the model's input takes exactly {limit} steps" if fixed else f"maxlen is {limit}"
+    fixed = item.length is not None
+    source = named + (f"the model's input takes exactly {limit} steps" if fixed else f"maxlen is {limit}")
     side = "first" if spec.batching.truncating == "pre" else "last"
     longest = int(raw.max())
-    fix = (f"keras.Input(shape=(None,{'' if spec.input.uses_ids else f' {spec.input.features}'}))" if fixed
+    fix = (f"keras.Input(shape=(None,{'' if item.uses_ids else f' {item.features}'}))" if fixed
            else f"maxlen {longest}")
     action = None if fixed or spec.needs_fixed_length() else Fix(f"Set maxlen to {longest}", "maxlen", longest)
     highlight = raw > limit

@@ -266,3 +266,21 @@ def test_a_flatten_is_judged_by_the_tensor_it_takes_not_the_layer_listed_before(
     said = [message for message in result.warnings if message.startswith("flat receives")]
     assert bool(said) == flat, result.warnings
     assert result.layer("flat").shape == ((2, 2) if flat else (2, 12))   # Keras's own shapes
+
+
+def test_the_doctor_finds_truncation_in_each_input_of_a_two_input_model(translation):
+    from explorer.core.doctor import examine
+    _, spec = translation
+    spec = spec.copy()
+    spec.batching.maxlen = 2
+    sources, targets = [[3, 7, 1], [5]], [[2, 4], [6, 1, 8, 3]]
+    report = examine(ENGINE, spec, {"source": text_of(sources), "target": text_of(targets)})
+    cuts = {finding.message.split(":")[0]: finding.evidence for finding in report.findings
+            if finding.kind == "truncation"}
+    for name, rows in (("source", sources), ("target", targets)):
+        lengths = np.array([len(row) for row in rows])
+        lost = int(np.maximum(lengths - 2, 0).sum())
+        assert cuts[f"input {name}"] == {"limit": 2, "lines_cut": int((lengths > 2).sum()), "lines": 2,
+                                         "tokens_lost": lost, "share_lost": round(lost / lengths.sum(), 6),
+                                         "longest": int(lengths.max())}
+    assert "truncation" in report.checked
