@@ -48,6 +48,9 @@ def _parser() -> _Parser:
                           "to the npz")
     run.add_argument("--target", metavar="UNIT", type=int,
                      help="with --gradients: the output unit (default: each sequence's largest)")
+    run.add_argument("--gradient-input", metavar="NAME",
+                     help="with --gradients, a model of several inputs: the input whose steps grad/input is over "
+                          "(default: the first sequence input)")
     run.add_argument("--trust", action="store_true", help="allow the stack's custom expressions to run")
     _custom_objects_option(run)
     _backend_option(run)
@@ -76,7 +79,9 @@ def _doctor_parser(commands) -> None:
     doctor = commands.add_parser("doctor", help="check a stack or a trained model on its sequences: padding "
                                                 "leaks, ignored masks, truncation, vanishing gradients, …")
     doctor.add_argument("stack", help="a .stack.json file, preset:NAME or a trained MODEL.keras")
-    doctor.add_argument("--input", metavar="TEXT", help="sequence text to check instead of the file's sequences")
+    doctor.add_argument("--input", metavar="TEXT | NAME=FILE", action="append",
+                        help="sequence text to check instead of the file's sequences; a model of several inputs takes "
+                             "NAME=FILE once per input")
     doctor.add_argument("--json", metavar="OUT", help="write the findings as JSON to OUT (- for stdout)")
     doctor.add_argument("--report", metavar="OUT.html|OUT.md", help="write a report with a plot per finding: a "
                                                                     "self-contained HTML page, or Markdown with "
@@ -152,8 +157,9 @@ def _train_parser(commands) -> None:
     train = commands.add_parser("train", help="train a stack on labelled sequences and report the loss per step")
     train.add_argument("stack", help="a .stack.json file, preset:NAME or a trained MODEL.keras")
     source = train.add_mutually_exclusive_group()
-    source.add_argument("--input", metavar="TEXT", help="labelled sequence text (`3 14 15 | 1`) instead of the "
-                                                        "file's sequences")
+    source.add_argument("--input", metavar="TEXT | NAME=FILE", action="append",
+                        help="labelled sequence text (`3 14 15 | 1`) instead of the file's sequences; a model of "
+                             "several inputs takes NAME=FILE once per input, the labels on one input's lines")
     source.add_argument("--task", metavar="NAME", help="generate the sequences and labels from a built-in task "
                                                        "(see `tasks`)")
     train.add_argument("--count", type=int, default=64, metavar="N", help="sequences a task generates (default 64)")
@@ -363,12 +369,15 @@ def _run(options: argparse.Namespace) -> int:
         raise UsageError("--gates and --gradients add arrays to the npz file: pass --npz OUT as well")
     if options.target is not None and not options.gradients:
         raise UsageError("--target picks the output unit of --gradients: pass --gradients as well")
+    if options.gradient_input is not None and not options.gradients:
+        raise UsageError("--gradient-input picks the input of --gradients: pass --gradients as well")
     from .library import run_prepared
     prepared = _prepare(options.stack, options.input, options)
     if prepared.text is None:
         raise UsageError(f"{options.stack} holds no sequences: pass --input TEXTFILE")
     inspected = run_prepared(prepared, device=options.device, gates=options.gates, gradients=options.gradients,
-                             target=options.target, leak_check=options.leak_check)
+                             target=options.target, leak_check=options.leak_check,
+                             gradient_input=options.gradient_input)
     report = inspected.to_json()
     if options.npz:
         _write_npz(options.npz, inspected.arrays())
@@ -389,8 +398,6 @@ def _doctor(options: argparse.Namespace) -> int:
         raise UsageError(f"--report {options.report}: the name must end in .html or .md")
     from .core.presets import is_preset
     prepared = _prepare(options.stack, options.input, options)
-    if prepared.spec.more_inputs:
-        raise UsageError("doctor checks one input's sequences, but this model takes several inputs: use run")
     if prepared.text is None:
         raise UsageError(f"{options.stack} holds no sequences: pass --input TEXTFILE")
     from .core.doctor import examine
@@ -426,8 +433,9 @@ def _train(options: argparse.Namespace) -> int:
     from .core.train import TrainSettings, report, train
     prepared = _prepare(options.stack, None, options)
     stack = prepared.spec
-    if stack.more_inputs:
-        raise UsageError("train reads one input's labelled sequences, but this model takes several inputs")
+    if stack.more_inputs and options.task:
+        raise UsageError("--task generates one input's sequences, but this model takes several inputs: pass --input "
+                         "NAME=FILE once per input")
     if options.save_keras and not options.save_keras.endswith(".keras"):
         raise UsageError(f"--save-keras needs a file name ending in .keras, got {options.save_keras}")
     from .core.run import Engine
@@ -437,15 +445,21 @@ def _train(options: argparse.Namespace) -> int:
         classes = _head_classes(stack)
         text = tasks.generate(options.task, options.count, stack.input, seed=stack.seed, classes=classes)
     else:
-        text = _read_text(options.input) if options.input else stack.sequences
-        if not text:
+        text = _input_texts(options.input or [], stack)
+        if text is None and not stack.more_inputs:
+            text = stack.sequences
+        if not text and not stack.more_inputs:
             raise UsageError(f"{options.stack} holds no sequences: pass --input TEXT or --task NAME")
     trust = prepared.trust
     progress, result = train(engine, stack, text, TrainSettings(options.optimizer, options.lr), steps=options.steps,
                              device=options.device, trust=trust)
     document = report(progress, result)
     trained = progress.spec
-    trained.sequences = text
+    if isinstance(text, dict):   # several inputs: each one's text
+        trained.sequences = text.get(trained.input.name, trained.sequences)
+        trained.more_sequences = {**trained.more_sequences, **{k: v for k, v in text.items() if k != trained.input.name}}
+    elif text is not None:
+        trained.sequences = text
     if options.save:
         from .core.spec import dumps
         _write_file(options.save, dumps(trained).encode("utf-8"))

@@ -422,14 +422,11 @@ def doctor(model: ModelLike, sequences: SequencesLike = None, *, padding: str | 
 
 
 def run_prepared(prepared: Prepared, *, device: str | None = None, gates: bool = False, gradients: bool = False,
-                 target: int | None = None, leak_check: bool = False) -> Report:
+                 target: int | None = None, leak_check: bool = False, gradient_input: str | None = None) -> Report:
     """Runs a Prepared request through a fresh engine → Report."""
     from .core.run import Engine
     engine = Engine()
     spec, text = prepared.spec, prepared.text
-    if spec.more_inputs and (gates or gradients or leak_check):
-        raise ExplorerError("the leak check, gates and gradients look into one input's batch, but this model takes "
-                            f"{len(spec.all_inputs())} inputs: run it without them")
     result = engine.run(spec, text, device=device, trust=prepared.trust)
     weights = engine.weights()
     layers = [Layer(layer.name, layer.type, layer.symbolic_shape, layer.shape, layer.mask_role, layer.params,
@@ -451,7 +448,7 @@ def run_prepared(prepared: Prepared, *, device: str | None = None, gates: bool =
             report.gates = gates_of(built, layout)
         if gradients:
             from .core.gradients import gradients as gradients_of
-            found = gradients_of(built, layout, target=target)
+            found = gradients_of(built, layout, target=target, source=gradient_input)
             report.gradients, report.gradient_target = dict(found.norms), found.target
     return report
 

@@ -2,35 +2,39 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from . import sequences
-from .errors import ExplorerError
 
 
-def one_sequence_input(spec, what: str) -> None:
-    """Refuses `what` (gates, gradients, the leak check, the doctor, training), which look into the padded
-    sequences of one input, for a model of several inputs or of one vector per example."""
+@dataclass
+class InputsLayout(sequences.Layout):
+    """The batch of a model of several inputs: the first input's layout (pad mode: one piece, the whole batch),
+    and each input's by name in the model's order."""
+
+    inputs: dict[str, sequences.Layout] = field(default_factory=dict)
+
+
+def batch_of(engine, spec, text: str | dict[str, str] | None = None):
+    """(built model, layout) for `text` (default: the spec's own sequences; with several inputs a dict by input
+    name, or the first input's text), padded and split as Engine.run does it."""
+    from .run import bucket_cost, parse_inputs
+    built = engine.built_for(spec)
     if spec.more_inputs:
-        raise ExplorerError(f"{what} cannot run: it looks into one input's padded sequences, but this model takes "
-                            f"{len(spec.all_inputs())} inputs")
-    if not spec.input.has_steps:
-        raise ExplorerError(f"{what} cannot run: it looks into padded sequences, but this model's input is one vector "
-                            "per example")
-
-
-def batch_of(engine, spec, text: str | None = None):
-    """(built model, layout) for `text` (default: the spec's own sequences), padded and split as
-    Engine.run does it."""
-    one_sequence_input(spec, "gates, gradients and the cell view")
+        parsed, _ = parse_inputs(spec, text)
+        layouts = {item.name: sequences.input_layout(parsed[item.name], item, spec.batching)
+                   for item in spec.all_inputs()}
+        first = layouts[spec.input.name]
+        return built, InputsLayout(first.batch, first.mask, first.lengths, first.pieces, layouts)
     parsed = sequences.parse((spec.sequences if text is None else text) or "", spec.input)
     if spec.input.kind == "words":
         from .vocabulary import encode
         parsed, _ = encode(parsed, spec.input)
-    from .run import bucket_cost
-    built = engine.built_for(spec)
     cost = bucket_cost(built, spec.batching) if spec.batching.mode == "bucket" else None
-    return built, sequences.layout(parsed, spec.batching, fixed_length=built.time_fixed is not None, bucket_cost=cost)
+    return built, sequences.input_layout(parsed, spec.input, spec.batching, fixed_length=built.time_fixed is not None,
+                                         bucket_cost=cost)
 
 
 def pieces_for(layout, rows: np.ndarray):
@@ -40,3 +44,15 @@ def pieces_for(layout, rows: np.ndarray):
         places = [i for i, row in enumerate(rows) if int(row) in position]
         if places:
             yield piece, np.array([position[int(rows[i])] for i in places]), np.array(places)
+
+
+def model_batch(layout, piece, chosen: np.ndarray):
+    """What the model takes for rows `chosen` of a piece: the piece's batch, or the list of each input's."""
+    if isinstance(layout, InputsLayout):   # pad mode: the piece's rows are the whole batch's
+        return [each.batch[piece.rows[chosen]] for each in layout.inputs.values()]
+    return piece.batch[chosen]
+
+
+def covers_all(layout) -> bool:
+    """The layout runs as one piece, the whole padded batch (pad mode): a layer's own time axis fits in as it is."""
+    return len(layout.pieces) == 1 and layout.pieces[0].batch.shape[:2] == layout.batch.shape[:2]

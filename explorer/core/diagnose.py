@@ -411,7 +411,8 @@ def warnings_for(spec: StackSpec, built: BuiltStack, mask: np.ndarray, lengths: 
                                     f"{_fmt(taken)}); for one vector "
                                     f"per sequence, pool over time ({_labels(POOLING_CHOICES)}) first", info.name))
     for position, info in enumerate(infos):
-        previous = infos[position - 1].symbolic_shape if position else None
+        source = source_of(infos, position)   # the layer whose output it takes (a graph: its first input)
+        previous = infos[source].symbolic_shape if source >= 0 else None
         flat = previous is not None and len(previous) == 2
         if info.spec.type == "masking" and flat:
             found.append(Diagnostic(f"{info.name} receives {_fmt(previous)}, which has no time axis any more: Keras "

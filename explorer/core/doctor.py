@@ -149,16 +149,14 @@ def examine(engine, spec: StackSpec, text: str | None = None, *, device: str | N
             check_cancel: Callable[[], None] | None = None) -> DoctorReport:
     """Every kind of finding for `spec` on `text` (default: its own sequences), batched as `spec.batching`
     says. User errors (bad text, a stack that cannot run) raise ExplorerError."""
-    from .batches import one_sequence_input
-    one_sequence_input(spec, "the doctor's checks")
     check_cancel = check_cancel or (lambda: None)
     options = dict(device=device, trust=trust, check_cancel=check_cancel)
     text = spec.sequences if text is None else text
     result = engine.run(spec, text, **options)
     findings: list[Finding] = []
     skipped: dict[str, str] = {}
-    names = [layer.name for layer in result.layers]
-    arriving = {name: (result.layers[i - 1].mask if i else None) for i, name in enumerate(names)}
+    built = engine.built_for(spec)
+    arriving = _arriving(built, result)
     findings += _nan_or_inf(result)
     findings += _truncation(spec, text, result)
     check_cancel()
@@ -169,7 +167,7 @@ def examine(engine, spec: StackSpec, text: str | None = None, *, device: str | N
     findings += _dead_units(result)
     findings += _cudnn_fallback(spec, result, arriving)
     from .batches import batch_of
-    built, layout = batch_of(engine, spec, text)
+    _, layout = batch_of(engine, spec, text)
     check_cancel()
     findings += _saturated_gates(built, layout, result, arriving, spec, skipped)
     check_cancel()
@@ -179,16 +177,32 @@ def examine(engine, spec: StackSpec, text: str | None = None, *, device: str | N
                         spec.title or "model")
 
 
+def _arriving(built, result) -> dict[str, np.ndarray | None]:
+    """The mask each layer's call receives (calls.received), as the run gave it; None for none, or for a mask the
+    run does not show (of a tensor without steps, a list of masks)."""
+    from .calls import probe_key, received
+    found = {}
+    for layer in result.layers:
+        key = probe_key(built, received(built.keras_layers[layer.name]).mask)
+        owner, _, part = (key or "").partition("/")
+        if key is None or part not in ("", "mask") or owner not in built.keras_layers:
+            found[layer.name] = None
+        else:
+            given = result.layer(owner)
+            found[layer.name] = given.mask if part == "mask" else given.output.astype(bool)
+    return found
+
+
 def _rows_lines(result, rows) -> list[int]:
     return [int(result.lines[row]) for row in rows]
 
 
-def _valid_values(layer, mask: np.ndarray) -> np.ndarray:
-    """A layer's output cells on valid steps, (cells, units): time-major outputs at the batch's valid steps,
-    others one row per sequence."""
+def _valid_values(layer, mask: np.ndarray | None) -> np.ndarray:
+    """A layer's output cells on valid steps, (cells, units): time-major outputs at the batch's valid steps (every
+    step with `mask` None), others one row per sequence."""
     output = layer.output
     if layer.time_major:
-        output = output[mask]
+        output = output[mask] if mask is not None else output.reshape(-1, *output.shape[2:])
     return output.reshape(output.shape[0], -1)
 
 
@@ -198,8 +212,8 @@ def _nan_or_inf(result) -> list[Finding]:
         if output.dtype.kind != "f" or np.isfinite(output).all():
             continue
         bad = ~np.isfinite(output.reshape(*output.shape[:2 if layer.time_major else 1], -1)).all(axis=-1)
-        if layer.time_major:
-            bad &= result.mask
+        if layer.time_major and not layer.own_steps:
+            bad &= result.seen_by(layer).mask
             if not bad.any():
                 continue
         rows = np.flatnonzero(bad.reshape(bad.shape[0], -1).any(axis=1))
@@ -217,22 +231,34 @@ def _nan_or_inf(result) -> list[Finding]:
     return []
 
 
-def _truncation(spec: StackSpec, text: str, result) -> list[Finding]:
-    limit = spec.fixed_length() or spec.batching.maxlen
+def _truncation(spec: StackSpec, text, result) -> list[Finding]:
+    """A finding for each sequence input whose lines maxlen or a fixed input length cuts."""
+    if not spec.more_inputs:
+        if not spec.input.has_steps:
+            return []
+        return _cut(spec, spec.input, sequences.parse(text or "", spec.input).lengths,
+                    spec.fixed_length() or spec.batching.maxlen, result, "")
+    from .run import parse_inputs
+    parsed, _ = parse_inputs(spec, text)
+    return [finding for item in spec.all_inputs() if item.has_steps
+            for finding in _cut(spec, item, parsed[item.name].lengths, item.length or spec.batching.maxlen, result,
+                                f"input {item.name}: ")]
+
+
+def _cut(spec: StackSpec, item, raw: np.ndarray, limit: int | None, result, named: str) -> list[Finding]:
     if limit is None:
         return []
-    raw = sequences.parse(text or "", spec.input).lengths
     cut = np.flatnonzero(raw > limit)
     if not len(cut):
         return []
     lost = int((raw[cut] - limit).sum())
     share = lost / max(1, int(raw.sum()))
     lines = _rows_lines(result, cut)
-    fixed = spec.input.length is not None
-    source = f"the model's input takes exactly {limit} steps" if fixed else f"maxlen is {limit}"
+    fixed = item.length is not None
+    source = named + (f"the model's input takes exactly {limit} steps" if fixed else f"maxlen is {limit}")
     side = "first" if spec.batching.truncating == "pre" else "last"
     longest = int(raw.max())
-    fix = (f"keras.Input(shape=(None,{'' if spec.input.uses_ids else f' {spec.input.features}'}))" if fixed
+    fix = (f"keras.Input(shape=(None,{'' if item.uses_ids else f' {item.features}'}))" if fixed
            else f"maxlen {longest}")
     action = None if fixed or spec.needs_fixed_length() else Fix(f"Set maxlen to {longest}", "maxlen", longest)
     highlight = raw > limit
@@ -263,14 +289,17 @@ def _per_line(padded, alone) -> dict[str, np.ndarray]:
 def _padding_leak(engine, spec, text, result, options, skipped) -> list[Finding]:
     if spec.batching.mode == "one_by_one":
         return []          # nothing is padded
-    alone_spec = spec.copy()
-    alone_spec.batching.mode = "one_by_one"
     try:
-        alone = engine.run(alone_spec, text, **options)
+        if spec.more_inputs or not spec.input.has_steps:   # each example alone through the model
+            from .leaks import alone_deltas
+            per_line = alone_deltas(engine, spec, result, options["device"])
+        else:
+            alone_spec = spec.copy()
+            alone_spec.batching.mode = "one_by_one"
+            per_line = _per_line(result, engine.run(alone_spec, text, **options))
     except StackError as error:
         skipped["padding_leak"] = f"the lines cannot run one by one: {error.message}"
         return []
-    per_line = _per_line(result, alone)
     leaking = next((name for name, deltas in per_line.items() if deltas.max(initial=0.0) > LEAK_TOLERANCE), None)
     if leaking is None:
         return []
@@ -369,7 +398,7 @@ def _dead_units(result) -> list[Finding]:
             continue           # a layer without weights passes on what it gets
         if layer.type in ("embedding",):
             continue
-        values = _valid_values(layer, result.mask)
+        values = _valid_values(layer, result.seen_by(layer).mask if not layer.own_steps else None)
         if values.shape[0] < 2 or not np.isfinite(values).all():
             continue
         spread = values.max(axis=0) - values.min(axis=0)
@@ -436,8 +465,11 @@ def _saturated_gates(built, layout, result, arriving, spec, skipped) -> list[Fin
         return []
     found = []
     for name in names:
-        mask = arriving[name]
-        valid = result.mask if mask is None else (result.mask & mask)
+        steps = values[next(key for key in values if key.startswith(f"{name}/"))].shape[:2]
+        valid = np.ones(steps, bool)
+        for mask in (result.seen_by(result.layer(name)).mask, arriving[name]):   # its input's padding, its mask
+            if mask is not None and mask.shape == steps:
+                valid &= mask
         shares = {}
         for key, gate in values.items():
             prefix, gate_name = key.rsplit("/", 1)
@@ -477,23 +509,31 @@ def _vanishing_gradient(built, layout, result, skipped) -> list[Finding]:
     except Exception as error:      # one measurement that cannot be made leaves the rest of the check-up
         skipped["vanishing_gradient"] = _why(error)
         return []
+    from .calls import probe_key, received
+    from .gradients import sequence_input
     found = []
-    infos = built.layers
-    for position, info in enumerate(infos):
+    chosen = f"input/{sequence_input(built)}"
+    for info in built.layers:
         if not info.spec.is_recurrent:
             continue
-        source = INPUT if position == 0 else infos[position - 1].name
+        source = probe_key(built, received(built.keras_layers[info.name]).inputs)   # the tensor it is called on
+        source = INPUT if source == chosen else source
         norms = found_norms.norms.get(source)
         if norms is None:
             continue
-        spans = [reach(norms[row][layout.mask[row]]) for row in range(len(norms))]
-        lengths = layout.mask.sum(axis=1)
+        steps = (layout.inputs[built.input_names[int(chosen.split("/")[1])]] if source == INPUT and built.input_names
+                 else layout if source == INPUT else None)
+        padding = steps.mask if steps is not None else result.seen_by(result.layer(source)).mask
+        if padding.shape != norms.shape:
+            continue
+        spans = [reach(norms[row][padding[row]]) for row in range(len(norms))]
+        lengths = padding.sum(axis=1)
         short = [row for row, k in enumerate(spans) if k is not None and lengths[row] > k + 1]
         if not short:
             continue
         lines = _rows_lines(result, short)
         worst = min(short, key=lambda row: spans[row] / lengths[row])
-        curve = norms[worst][layout.mask[worst]].astype(np.float64)
+        curve = norms[worst][padding[worst]].astype(np.float64)
         peak = curve.max(initial=0.0)
         simple = info.spec.type == "simple_rnn"
         units = info.spec.params.get("units")

@@ -2,7 +2,8 @@
 
 Backend-neutral (keras.ops only). Gates are laid out by input timestep, also for go_backwards and the backward
 half of a bidirectional layer, so that column t belongs to the input at step t. Steps that the layer's mask
-skips hold 0 (the state carries over them, as in Keras).
+skips hold 0 (the state carries over them, as in Keras). Each layer's input, mask and initial states are the ones
+Keras gives its call in the model (calls.received): a branch's own input, a decoder's encoder states.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import weakref
 import numpy as np
 
 from . import backend
-from .batches import pieces_for
+from .batches import covers_all, model_batch, pieces_for
+from .calls import receiving
 from .errors import ExplorerError
 from .memory import MEMORY_LIMIT_MB
 from .registry import GATES
@@ -33,15 +35,19 @@ def gate_kind(layer) -> str | None:
     return None
 
 
-def cell_gates(layer, inputs, mask=None) -> dict[str, np.ndarray]:
+def cell_gates(layer, inputs, mask=None, initial_state=()) -> dict[str, np.ndarray]:
     """Gate name → (B, T, units) for a Keras LSTM or GRU layer, or a Bidirectional one ("forward/input", …).
 
-    `inputs` (B, T, features) and `mask` (B, T, True = valid, or None) are what the layer receives."""
+    `inputs` (B, T, features), `mask` (B, T, True = valid, or None) and `initial_state` (the states it starts
+    from, [h, c] or [h]; a Bidirectional's forward ones then its backward ones; empty: zeros) are what the layer
+    receives."""
     keras = backend.load()
     if isinstance(layer, keras.layers.Bidirectional):
+        half = len(initial_state) // 2    # as Keras splits them
+        starts = (initial_state[:half], initial_state[half:])
         return {f"{direction}/{gate}": values
-                for direction, half in zip(DIRECTIONS, (layer.forward_layer, layer.backward_layer))
-                for gate, values in cell_gates(half, inputs, mask).items()}
+                for direction, part, start in zip(DIRECTIONS, (layer.forward_layer, layer.backward_layer), starts)
+                for gate, values in cell_gates(part, inputs, mask, start).items()}
     kind = gate_kind(layer)
     if kind is None:
         raise ExplorerError(f"{layer.name} is not an LSTM or GRU layer: only those have gates")
@@ -51,7 +57,10 @@ def cell_gates(layer, inputs, mask=None) -> dict[str, np.ndarray]:
         x, valid = x[:, ::-1], valid[:, ::-1]
     if x.shape[1] == 0:
         return {gate: np.zeros((x.shape[0], 0, layer.cell.units), np.float32) for gate in GATES[kind]}
-    stacked = _compiled_scan(layer, kind)(np.ascontiguousarray(x), np.ascontiguousarray(valid[:, :, None]))
+    states = [np.asarray(backend.to_numpy(state), np.float32) for state in initial_state]
+    if not states:
+        states = [np.zeros((x.shape[0], layer.cell.units), np.float32)] * (2 if kind == "lstm" else 1)
+    stacked = _compiled_scan(layer, kind)(np.ascontiguousarray(x), np.ascontiguousarray(valid[:, :, None]), *states)
     gates = {}
     for gate, values in zip(GATES[kind], stacked):
         values = np.transpose(backend.to_numpy(values), (1, 0, 2))
@@ -66,12 +75,13 @@ def _compiled_scan(layer, kind: str):
     found = _SCANS.get(layer)
     if found is None:
         owner = weakref.ref(layer)     # a strong reference would keep the layer, the dictionary's key, alive
-        found = _SCANS[layer] = backend.compiled(lambda x, valid: _scan(owner(), kind, x, valid))
+        found = _SCANS[layer] = backend.compiled(lambda x, valid, *states: _scan(owner(), kind, x, valid, states))
     return found
 
 
-def _scan(layer, kind: str, x, valid):
-    """(B, T, features) in processing order, (B, T, 1) valid → each gate, time first (T, B, units)."""
+def _scan(layer, kind: str, x, valid, states):
+    """(B, T, features) in processing order, (B, T, 1) valid, the initial states → each gate, time first
+    (T, B, units)."""
     from keras import ops
     cell = layer.cell
     projected = ops.matmul(x, cell.kernel)            # the input's share of every gate, all steps at once
@@ -81,12 +91,13 @@ def _scan(layer, kind: str, x, valid):
     # one tensor scanned over (Keras's TensorFlow scan fails on several when the length is unknown): each step's
     # input share of the gates, then 1 for a valid step
     xs = ops.transpose(ops.concatenate([projected, ops.cast(valid, projected.dtype)], axis=-1), (1, 0, 2))
-    step, states = (_lstm_step(cell), 2) if kind == "lstm" else (_gru_step(cell, bias), 1)
+    step = _lstm_step(cell) if kind == "lstm" else _gru_step(cell, bias)
     # the carry holds the states and the step's gates: Keras's TensorFlow scan stacks only what has the
     # carry's structure
     zeros = ops.zeros_like(projected[:, 0, :cell.units])
-    _, stacked = ops.scan(step, tuple(zeros for _ in range(states + len(GATES[kind]))), xs)
-    return stacked[states:]
+    states = tuple(ops.cast(state, zeros.dtype) for state in states)
+    _, stacked = ops.scan(step, (*states, *(zeros for _ in GATES[kind])), xs)
+    return stacked[len(states):]
 
 
 def _lstm_step(cell):
@@ -150,12 +161,14 @@ def _gate_floats(layer) -> int:
     return sum(half.cell.units * len(GATES[gate_kind(half)]) for half in halves)
 
 
-def gates(built, layout, rows=None, layers=None) -> dict[str, np.ndarray]:
+def gates(built, layout, rows=None, layers=None, masks: dict | None = None) -> dict[str, np.ndarray]:
     """The gates of every LSTM/GRU layer (or of `layers`) for the batch `layout` as its mode runs it.
 
     `rows`: the sequences wanted (default all), in that order. Returns "<layer>/<gate>" (bidirectional:
     "<layer>/forward/<gate>", …) → (len(rows), T, units), laid out like the full padded batch; steps a piece
-    never ran and steps the mask skips hold 0. A request kind: a plain function of (built, batch, selection).
+    never ran and steps the mask skips hold 0. `masks`, when given, receives "<layer>" → (len(rows), T) bool, the
+    mask its call receives (layers without one are left out). A request kind: a plain function of (built, batch,
+    selection).
     """
     names = gated_layers(built) if layers is None else list(layers)
     unknown = [name for name in names if name not in built.keras_layers or
@@ -165,7 +178,7 @@ def gates(built, layout, rows=None, layers=None) -> dict[str, np.ndarray]:
     if not names:
         return {}
     rows = np.arange(layout.batch.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
-    steps = layout.batch.shape[1]
+    steps = max(each.batch.shape[1] for each in [layout, *getattr(layout, "inputs", {}).values()])  # an estimate
     megabytes = len(rows) * steps * sum(_gate_floats(built.keras_layers[name]) for name in names) * 4 / 1e6
     if megabytes > MEMORY_LIMIT_MB:
         count = f"{len(rows)} sequence{'s' if len(rows) != 1 else ''}"
@@ -173,23 +186,31 @@ def gates(built, layout, rows=None, layers=None) -> dict[str, np.ndarray]:
                             f"of {MEMORY_LIMIT_MB:,.0f} MB: run fewer or shorter sequences")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")     # Keras's mask warnings: the run has reported them already
-        return _gates(built, layout, rows, names)
+        return _gates(built, layout, rows, names, {} if masks is None else masks)
 
 
-def _gates(built, layout, rows: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
-    steps = layout.batch.shape[1]
-    previous = {info.name: (built.layers[i - 1].passed_key if i else None) for i, info in enumerate(built.layers)}
+def _gates(built, layout, rows: np.ndarray, names: list[str], masks: dict) -> dict[str, np.ndarray]:
+    receive = receiving(built, names)
+    whole = covers_all(layout)
     found: dict[str, np.ndarray] = {}
     for piece, chosen, places in pieces_for(layout, rows):
-        batch = piece.batch[chosen]
-        outputs = {key: backend.to_numpy(value) for key, value in built.forward(batch).items()}
+        got = {key: backend.to_numpy(value) for key, value in receive(model_batch(layout, piece, chosen)).items()}
         for name in names:
-            source = previous[name]
-            inputs = batch if source is None else outputs[source]
-            for gate, values in cell_gates(built.keras_layers[name], inputs, outputs.get(f"{source}/mask")).items():
+            states = [got[key] for key in sorted((key for key in got if key.startswith(f"{name}/initial_state/")),
+                                                 key=lambda key: int(key.rsplit("/", 1)[1]))]
+            gates_of = cell_gates(built.keras_layers[name], got[name], got.get(f"{name}/mask"), states)
+            for gate, values in gates_of.items():
+                if not whole and values.shape[1] != piece.batch.shape[1]:
+                    raise ExplorerError(f"{name} runs on steps of its own, so pieces of different lengths cannot share "
+                                        "one time axis: use pad mode")
                 key = f"{name}/{gate}"
-                if key not in found:
+                if key not in found:   # the whole batch: the layer's own time axis; pieces: the full layout's
+                    steps = values.shape[1] if whole else layout.batch.shape[1]
                     found[key] = np.zeros((len(rows), steps, values.shape[2]), np.float32)
                 found[key][places, piece.offset:piece.offset + values.shape[1]] = values
+            mask = got.get(f"{name}/mask")
+            if mask is not None:
+                if name not in masks:   # steps a piece never ran: no mask says they are valid
+                    masks[name] = np.zeros(found[key].shape[:2], bool)
+                masks[name][places, piece.offset:piece.offset + mask.shape[1]] = mask.astype(bool)
     return found
-

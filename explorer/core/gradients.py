@@ -16,10 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import backend
-from .batches import pieces_for
+from .batches import covers_all, model_batch, pieces_for
+from .calls import first_call, probe_key, received, replay
 from .errors import ExplorerError
-from .registry import state_names
-from .run import _takes_mask
 
 INPUT = "input"
 
@@ -29,6 +28,7 @@ class GradientResult:
     norms: dict[str, np.ndarray]   # "input" and each time-axis layer → (rows, T), laid out like the padded batch
     target: np.ndarray             # (rows,) the output unit used for each sequence
     step: np.ndarray | None        # (rows,) the step read from a per-timestep head, else None
+    source: str = ""               # several inputs: the input whose steps "input" is over
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The npz arrays `grad/input`, `grad/<layer>` and `gradient_target` (explorer/CONTRACT.md §4)."""
@@ -39,83 +39,136 @@ def time_layers(built) -> list[str]:
     return [info.name for info in built.layers if len(info.symbolic_shape) >= 3]
 
 
+def _final_output(built):
+    """The model's first output, whose unit the gradients follow back."""
+    return built.model.outputs[0]
+
+
 def output_units(built) -> int:
     """How many units the final output has at one step (all trailing axes flattened)."""
-    shape = built.layers[-1].symbolic_shape
+    shape = tuple(_final_output(built).shape)
     trailing = shape[2:] if len(shape) >= 3 else shape[1:]
     return int(np.prod([d for d in trailing if d is not None], dtype=np.int64))
 
 
-def gradients(built, layout, rows=None, target: int | None = None) -> GradientResult:
+def sequence_input(built, name: str | None = None) -> int:
+    """The index of the model input whose steps the input's gradient is taken over: the one called `name`, else the
+    first with a time axis (ids (B, T) or features (B, T, F); a vector (B, F) has none)."""
+    inputs = built.model.inputs
+    names = built.input_names or [None]
+    with_steps = [i for i, tensor in enumerate(inputs)
+                  if len(tensor.shape) >= (2 if "int" in str(tensor.dtype) else 3)]
+    if name is not None:
+        if name not in names:
+            raise ExplorerError(f'no input is called "{name}": the inputs are {", ".join(map(str, names))}')
+        if names.index(name) not in with_steps:
+            raise ExplorerError(f"the input {name} is one vector per example: gradients per step need a sequence input")
+        return names.index(name)
+    if not with_steps:
+        raise ExplorerError("gradients per step need a sequence input, but this model's input is one vector per "
+                            "example")
+    return with_steps[0]
+
+
+def _embedding_of(built, index: int) -> str | None:
+    """The embedding layer called on model input `index` (token ids): the input's gradient is taken at its output."""
+    keras = backend.load()
+    tensor = built.model.inputs[index]
+    return next((info.name for info in built.layers
+                 if isinstance(built.keras_layers[info.name], keras.layers.Embedding)
+                 and received(built.keras_layers[info.name]).inputs is tensor), None)
+
+
+def gradients(built, layout, rows=None, target: int | None = None, source: str | None = None) -> GradientResult:
     """Gradient norms per step for `rows` (default all) of the batch `layout`, run piece by piece as its mode
-    runs it. `target`: the output unit for every sequence (default: each one's largest). A request kind: a
-    plain function of (built, batch, selection)."""
+    runs it. `target`: the output unit for every sequence (default: each one's largest) of the model's first output.
+    `source`: the input whose steps "input" is over (default: the first sequence input). A request kind: a plain
+    function of (built, batch, selection)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")     # Keras's mask warnings: the run has reported them already
-        return _gradients(built, layout, rows, target)
+        return _gradients(built, layout, rows, target, source)
 
 
-def _gradients(built, layout, rows, target) -> GradientResult:
+def _gradients(built, layout, rows, target, source) -> GradientResult:
     layers = time_layers(built)
-    tokens = built.input_dtype.startswith("int")
-    if tokens and (not built.layers or built.layers[0].spec.type != "embedding"):
-        raise ExplorerError("gradients over token ids need an embedding as the first layer: the gradient is "
-                            "taken at the embedding's output")
-    if INPUT in layers and not (tokens and built.layers[0].name == INPUT):
+    index = sequence_input(built, source)
+    tokens = "int" in str(built.model.inputs[index].dtype)
+    embedding = _embedding_of(built, index) if tokens else None
+    if tokens and embedding is None:
+        raise ExplorerError("gradients over token ids need an embedding on the input: the gradient is taken at the "
+                            "embedding's output")
+    if INPUT in layers and embedding != INPUT:
         raise ExplorerError(f'a layer named "{INPUT}" would clash with the input\'s gradient: rename it')
     units = output_units(built)
     if target is not None and not 0 <= target < units:
         raise ExplorerError(f"target unit {target} is out of range: the final output has {units} unit"
                             f"{'s' if units != 1 else ''} (0 to {units - 1})")
     rows = np.arange(layout.batch.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
-    steps = layout.batch.shape[1]
-    per_step = len(built.layers[-1].symbolic_shape) >= 3
-    norms = {name: np.zeros((len(rows), steps), np.float32) for name in [INPUT, *layers]}
+    whole = covers_all(layout)
+    final_key = probe_key(built, _final_output(built))
+    if final_key is None or final_key.startswith("input/"):
+        raise ExplorerError("the model's first output is not a layer's output, so it has no gradient to follow back")
+    per_step = len(_final_output(built).shape) >= 3
+    norms: dict[str, np.ndarray] = {}
     chosen_units = np.zeros(len(rows), np.int64)
     chosen_steps = np.zeros(len(rows), np.int64) if per_step else None
+    perturbed = ([] if tokens else [INPUT]) + layers
     for piece, chosen, places in pieces_for(layout, rows):
-        batch = piece.batch[chosen]
-        length = batch.shape[1]
-        valid = layout.mask[piece.rows[chosen], piece.offset:piece.offset + length]
+        batch = model_batch(layout, piece, chosen)
         outputs = {key: backend.to_numpy(value) for key, value in built.forward(batch).items()}
-        final = outputs[built.layers[-1].passed_key]
+        final = outputs[final_key]
+        valid = _head_valid(layout, outputs, final_key, piece, chosen)
         weights, units_used, steps_used = _selector(final, valid, per_step, target)
-        shapes = {INPUT: batch.shape, **{name: outputs[name].shape for name in layers}}
-        perturbed = _perturbed(built)
+        given = batch if isinstance(batch, list) else [batch]
+        shapes = {INPUT: given[index].shape, **{name: outputs[name].shape for name in layers}}
         zeros = [np.zeros(shapes[name], np.float32) for name in perturbed]     # added to each, d/d(zero) taken
-        found = dict(zip(perturbed, _gradient_of(built)(batch, weights, zeros)))
+        found = dict(zip(perturbed, _gradient_of(built, index)(given, weights, zeros)))
         if tokens:
-            found[INPUT] = found[built.layers[0].name]
+            found[INPUT] = found[embedding]
         for name, values in found.items():
             norm = np.sqrt(np.sum(np.square(values.reshape(*values.shape[:2], -1), dtype=np.float64), axis=2))
-            norms[name][places, piece.offset:piece.offset + length] = norm
+            if name not in norms:   # the whole batch: each tensor's own time axis; pieces: the full layout's
+                norms[name] = np.zeros((len(rows), norm.shape[1] if whole else layout.batch.shape[1]), np.float32)
+            norms[name][places, piece.offset:piece.offset + norm.shape[1]] = norm
         chosen_units[places] = units_used
         if per_step:
             chosen_steps[places] = steps_used + piece.offset
-    return GradientResult(norms, chosen_units, chosen_steps)
+    return GradientResult({name: norms[name] for name in [INPUT, *layers] if name in norms}, chosen_units,
+                          chosen_steps, built.input_names[index] if built.input_names else "")
 
 
-def _perturbed(built) -> list[str]:
-    """Where zeros are added (and gradients taken): the features input, and every layer with a time axis."""
-    return ([] if built.input_dtype.startswith("int") else [INPUT]) + time_layers(built)
+def _head_valid(layout, outputs, final_key, piece, chosen) -> np.ndarray:
+    """The valid steps of a per-timestep head for the piece's rows: the padding mask of its steps (one input's piece,
+    or the mask Keras leaves on it, or the mask of the first input as long as it); all steps when none fits."""
+    rows, final = piece.rows[chosen], outputs[final_key]
+    steps = final.shape[1] if final.ndim >= 2 else 0
+    inputs = list(getattr(layout, "inputs", {}).values())
+    candidates = [layout.mask[rows, piece.offset:piece.offset + piece.batch.shape[1]]] if not inputs else []
+    if f"{final_key}/mask" in outputs:
+        candidates.append(outputs[f"{final_key}/mask"].astype(bool))
+    candidates += [each.mask[rows] for each in inputs]
+    return next((mask for mask in candidates if mask.shape == (len(rows), steps)), np.ones((len(rows), steps), bool))
 
 
-_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # a stack's model → its gradient function
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # a stack's model → {input: gradient function}
 
 
-def _gradient_of(built):
-    """(batch, selector, zeros) → the gradients of Σ selector × output at each zero, compiled once per stack."""
-    found = _COMPILED.get(built.model)
-    if found is None:
-        perturbed = _perturbed(built)
+def _gradient_of(built, index: int):
+    """(inputs, selector, zeros) → the gradients of Σ selector × output at each zero, compiled once per stack and
+    input."""
+    by_input = _COMPILED.setdefault(built.model, {})
+    if index not in by_input:
+        tokens = "int" in str(built.model.inputs[index].dtype)
+        layers = time_layers(built)
         stack = weakref.ref(built)     # a strong reference would keep the model, the dictionary's key, alive
 
-        def selected_output(batch, selector, offsets):
+        def selected_output(inputs, selector, offsets):
             from keras import ops
-            return ops.sum(_forward(stack(), batch, dict(zip(perturbed, offsets))) * selector)
+            return ops.sum(_forward(stack(), index, inputs, dict(zip(([] if tokens else [INPUT]) + layers, offsets)))
+                           * selector)
 
-        found = _COMPILED[built.model] = backend.compiled_gradient(selected_output)
-    return found
+        by_input[index] = backend.compiled_gradient(selected_output)
+    return by_input[index]
 
 
 def _selector(final: np.ndarray, valid: np.ndarray, per_step: bool, target: int | None):
@@ -138,29 +191,12 @@ def _selector(final: np.ndarray, valid: np.ndarray, per_step: bool, target: int 
     return weights.reshape(final.shape), units, last
 
 
-def _forward(built, batch: np.ndarray, added: dict):
-    """The stack layer by layer (as its functional model runs), adding `added[name]` to that layer's output
-    (`added["input"]` to the input): zeros whose gradients are the gradients at those tensors."""
+def _forward(built, index: int, inputs: list, added: dict):
+    """The model's first output as its graph runs, with `added[name]` added to that layer's output (its first call's)
+    and `added["input"]` to input `index`: zeros whose gradients are the gradients at those tensors."""
     from keras import ops
-    x = ops.convert_to_tensor(batch)
+    given = [ops.convert_to_tensor(value, dtype=tensor.dtype) for value, tensor in zip(inputs, built.model.inputs)]
     if INPUT in added:
-        x = x + added[INPUT]
-    mask = None
-    for info in built.layers:
-        layer = built.keras_layers[info.name]
-        if mask is not None and _takes_mask(layer):
-            y = layer(x, mask=mask, training=False)
-        else:
-            y = layer(x, training=False)
-        passed = None
-        if isinstance(y, (list, tuple)):      # return_state, attention weights: the output comes first
-            if info.feeds != "output":        # the next layer takes a state
-                passed = y[1 + state_names(info.spec).index(info.feeds)]
-            y = y[0]
-        new_mask = layer.compute_mask(x, mask) if info.mask_out else None
-        if isinstance(new_mask, (list, tuple)):
-            new_mask = new_mask[0]
-        if info.name in added:
-            y = y + added[info.name]
-        x, mask = (y if passed is None else passed), new_mask
-    return x
+        given[index] = given[index] + added[INPUT]
+    at = {id(first_call(built.keras_layers[name])): value for name, value in added.items() if name != INPUT}
+    return replay(built.model, given, at)[0]

@@ -150,6 +150,22 @@ def targets(parsed: sequences.Sequences, objective: Objective) -> list[np.ndarra
     return found
 
 
+def _labelled(spec: StackSpec, text) -> tuple[str | None, sequences.Sequences]:
+    """The input whose lines carry the labels and its sequences: the only input, or with several inputs the first
+    whose text has labels (`3 14 15 | 1`; per step, on the input whose steps the head has)."""
+    if not spec.more_inputs:
+        parsed = sequences.parse(text or "", spec.input)
+        if spec.input.kind == "words":
+            from .vocabulary import encode
+            parsed, _ = encode(parsed, spec.input)
+        return spec.input.name, parsed
+    from .run import parse_inputs
+    parsed, _ = parse_inputs(spec, text)
+    name = next((name for name, items in parsed.items() if any(labels is not None for labels in items.labels)),
+                spec.input.name)
+    return name, parsed[name]
+
+
 def _piece_targets(labels: list[np.ndarray], rows: np.ndarray, steps: int, batching, objective: Objective):
     """The labels of a piece's rows, laid out like its batch (per step: truncated and padded the same way)."""
     chosen = [labels[r] for r in rows]
@@ -185,24 +201,29 @@ class Trainer:
 
     def __init__(self, engine: Engine, spec: StackSpec, text: str, settings: TrainSettings, device: str | None):
         settings.check()
-        from .batches import one_sequence_input
-        one_sequence_input(spec, "training (its labels)")
-        parsed = sequences.parse(text or "", spec.input)
-        if spec.input.kind == "words":
-            from .vocabulary import encode
-            parsed, _ = encode(parsed, spec.input)
+        from .batches import batch_of, model_batch
         self.device = backend.resolve_device(device)
-        built = engine.built_for(spec)
+        name, parsed = _labelled(spec, text)
+        if spec.more_inputs:
+            built, layout = batch_of(engine, spec, text)
+        else:
+            built = engine.built_for(spec)
+            layout = sequences.input_layout(parsed, spec.input, spec.batching, fixed_length=built.time_fixed is not None)
         self.objective = objective_for(built)
+        item = spec.input_named(name)
+        if self.objective.per_step and not item.has_steps:
+            raise TrainingError(f"{self.objective.head} gives a label per step, but the labelled input {name} is one "
+                                "vector per example: put the labels on the lines of a sequence input")
         labels = targets(parsed, self.objective)
-        layout = sequences.layout(parsed, spec.batching, fixed_length=built.time_fixed is not None)
         needed = estimate_mb(spec, *layout.batch.shape[:2], training=True)
         if needed > engine.memory_limit_mb:
             raise StackError(f"training on this batch needs about {needed:,.0f} MB ({layout.batch.shape[0]} sequences "
                              f"× {layout.batch.shape[1]} steps), over the limit of {engine.memory_limit_mb:,.0f} MB: "
                              "use fewer or shorter sequences, or lower the units")
-        self.batches = [(piece.batch, _piece_targets(labels, piece.rows, piece.batch.shape[1], spec.batching,
-                                                     self.objective)) for piece in layout.pieces]
+        steps = getattr(layout, "inputs", {}).get(name, layout).batch.shape[1]   # the labelled input's
+        self.batches = [(model_batch(layout, piece, np.arange(len(piece.rows))),
+                         _piece_targets(labels, piece.rows, piece.batch.shape[1] if name == spec.input.name else steps,
+                                        spec.batching, self.objective)) for piece in layout.pieces]
         import keras
         optimizer = getattr(keras.optimizers, OPTIMIZERS[settings.optimizer])(learning_rate=settings.learning_rate)
         metrics = [self.objective.metric] if self.objective.metric else None

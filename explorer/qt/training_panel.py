@@ -270,7 +270,7 @@ class TrainingPanel(QWidget):
         if check.errors:
             self._say(f"fix the sequences first: {check.errors[0].message}", error=True)
             return
-        if not labelled(check.parsed):
+        if not any(labelled(each.parsed) for each in self.session.input_checks.values() or [check]):
             self._say("the sequences have no labels: add | and a label after each line (3 14 15 | 1), or "
                       "generate them from a task", error=True)
             return

@@ -247,16 +247,58 @@ def test_inspect_takes_a_dict_of_sequences_by_input_name(translation):
         explorer.inspect(folder / "model.keras", ENCODER)
 
 
-@pytest.mark.parametrize("command, message", [
-    (["doctor"], "doctor checks one input's sequences, but this model takes several inputs: use run"),
-    (["train", "--steps", "1"], "train reads one input's labelled sequences, but this model takes several inputs"),
-    (["run", "--gates", "--npz", "out.npz"], "the leak check, gates and gradients look into one input's batch"),
-])
-def test_commands_that_look_at_one_input_refuse_several_in_one_line(translation, command, message, capsys):
-    _, _, folder = translation
-    assert cli.main([command[0], str(folder / "model.keras"), *command[1:]]) == 2
-    error = capsys.readouterr().err.strip().splitlines()
-    assert len(error) == 1 and error[0].startswith(f"error: {message}"), error
+def test_run_gives_the_gates_gradients_and_leak_check_of_a_two_input_model_and_doctor_examines_it(translation,
+                                                                                                 tmp_path, capsys):
+    model, batches, folder = translation
+    inputs = ["--input", f"encoder={folder / 'encoder.txt'}", "--input", f"decoder={folder / 'decoder.txt'}"]
+    status = cli.main(["run", str(folder / "model.keras"), *inputs, "--gates", "--gradients", "--leak-check",
+                       "--npz", str(tmp_path / "out.npz"), "--json", str(tmp_path / "out.json")])
+    assert status == 0, capsys.readouterr().err
+    arrays = np.load(tmp_path / "out.npz")
+    for name in ("encoder_lstm", "decoder_lstm"):   # h = o · tanh(c) at every step: the decoder's own output
+        h = arrays[f"gates/{name}/output"] * np.tanh(arrays[f"gates/{name}/cell"])
+        if name == "decoder_lstm":
+            np.testing.assert_allclose(h, arrays["out/decoder_lstm"], atol=1e-5)
+        else:
+            last = [len(row) - 1 for row in ENCODER]   # no mask: the encoder runs over the padding too
+            np.testing.assert_allclose(h[:, -1], arrays["out/encoder_lstm/state/h"], atol=1e-5)
+            assert last != [batches[0].shape[1] - 1] * len(last)
+    assert arrays["grad/input"].shape == batches[0].shape[:2]   # the first sequence input: the encoder's
+    alone = max(float(np.abs(model.predict([b[None, :len(e)], d[None, :len(f)]], verbose=0)[0]
+                             - model.predict(batches, verbose=0)[row, :len(f)]).max())
+                for row, (b, d, e, f) in enumerate(zip(*batches, ENCODER, DECODER)))
+    leak = json.loads((tmp_path / "out.json").read_text())["leak_check"]
+    assert abs(leak["max_abs_difference"]["next_char"] - alone) < 1e-5
+    assert cli.main(["doctor", str(folder / "model.keras"), *inputs]) == 0
+    assert "checked: " in capsys.readouterr().out
+    assert cli.main(["run", str(folder / "model.keras"), *inputs, "--gradients", "--gradient-input", "decoder",
+                     "--npz", str(tmp_path / "decoder.npz")]) == 0
+    assert np.load(tmp_path / "decoder.npz")["grad/input"].shape == batches[1].shape[:2]
+    assert cli.main(["run", str(folder / "model.keras"), *inputs, "--gradients", "--gradient-input", "nope",
+                     "--npz", str(tmp_path / "nope.npz")]) == 2
+    assert capsys.readouterr().err.strip() == 'error: no input is called "nope": the inputs are encoder, decoder'
+
+
+def test_train_on_the_decoders_labels_equals_keras_train_on_batch(translation, tmp_path, capsys):
+    """Labels per step on the decoder's lines (the next character); the encoder's lines go with them by order."""
+    _, batches, folder = translation
+    labels = [[int(np.argmax(step)) for step in np.roll(row, -1, axis=0)] for row in DECODER]
+    labelled = "".join(line + " | " + " ".join(map(str, label)) + "\n"
+                       for line, label in zip(text_of(DECODER).splitlines(), labels))
+    (tmp_path / "decoder.txt").write_text(labelled)
+    status = cli.main(["train", str(folder / "model.keras"), "--input", f"encoder={folder / 'encoder.txt'}",
+                       "--input", f"decoder={tmp_path / 'decoder.txt'}", "--steps", "2", "--lr", "0.01",
+                       "--json", str(tmp_path / "train.json")])
+    assert status == 0, capsys.readouterr().err
+    found = json.loads((tmp_path / "train.json").read_text())["loss"]
+    model = keras.saving.load_model(folder / "model.keras")
+    model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    targets = keras.utils.pad_sequences(labels, padding="post")
+    expected = [float(model.train_on_batch(batches, targets)) for _ in range(2)]
+    np.testing.assert_allclose(found, expected, rtol=1e-5, atol=1e-6)
+    assert cli.main(["train", str(folder / "model.keras"), "--task", "copy", "--steps", "1"]) == 2
+    assert capsys.readouterr().err.strip().startswith("error: --task generates one input's sequences, but this model "
+                                                      "takes several inputs")
 
 
 def test_another_input_shape_builds_another_model_but_another_text_does_not(two_token_inputs):

@@ -206,20 +206,54 @@ def test_a_model_whose_only_input_is_a_vector_equals_keras_layer_by_layer(saved_
 
 
 @pytest.mark.parametrize("command, message", [
-    (["run", "--gates", "--npz", "out.npz"], "gates, gradients and the cell view cannot run: it looks into padded "
-                                             "sequences, but this model's input is one vector per example"),
-    (["run", "--leak-check"], "the leak check (each sequence alone against the padded batch) cannot run"),
-    (["doctor"], "the doctor's checks cannot run"),
+    (["run", "--gradients", "--npz", "out.npz"], "gradients per step need a sequence input, but this model's input is "
+                                                 "one vector per example"),
     (["run", "--mode", "bucket"], 'batching mode "bucket" splits sequences by their steps, but the input is one '
                                   "vector per example: use pad mode"),
 ])
-def test_what_looks_into_padded_sequences_refuses_a_vector_input_in_one_line(saved_generator, tmp_path, command,
-                                                                              message, capsys):
+def test_what_needs_steps_of_the_input_refuses_a_vector_input_in_one_line(saved_generator, tmp_path, command,
+                                                                           message, capsys):
     _, path = saved_generator
     (tmp_path / "vectors.txt").write_text(vectors_text(STATES[0]))
     status = cli.main([command[0], str(path), "--input", str(tmp_path / "vectors.txt"), *command[1:]])
     error = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and error[-1].startswith(f"error: {message}"), error
+
+
+def test_the_gates_leak_check_and_doctor_of_a_vector_input_model_run(saved_generator, tmp_path, capsys):
+    """Nothing is padded: the leak check finds none; the LSTM's gates, over the steps RepeatVector makes, recompose
+    its Keras output (h = o · tanh(c))."""
+    model, path = saved_generator
+    (tmp_path / "vectors.txt").write_text(vectors_text(STATES[0]))
+    status = cli.main(["run", str(path), "--input", str(tmp_path / "vectors.txt"), "--gates", "--leak-check",
+                       "--npz", str(tmp_path / "out.npz"), "--json", str(tmp_path / "out.json")])
+    assert status == 0, capsys.readouterr().err
+    arrays = np.load(tmp_path / "out.npz")
+    own = keras.Model(model.input, model.get_layer("lstm").output)(STATES[0], training=False)
+    np.testing.assert_allclose(arrays["gates/lstm/output"] * np.tanh(arrays["gates/lstm/cell"]), own, atol=1e-5)
+    assert json.loads((tmp_path / "out.json").read_text())["leak_check"]["verdict"].startswith("no leak")
+    assert cli.main(["doctor", str(path), "--input", str(tmp_path / "vectors.txt")]) == 0
+    assert "checked: " in capsys.readouterr().out
+
+
+def test_a_decoder_started_from_state_inputs_has_gates_that_start_from_them(decoder, tmp_path, capsys):
+    from .test_inside_graphs import numpy_lstm
+    model, folder = decoder
+    batch = keras.utils.pad_sequences(CHARACTERS, dtype="float32", padding="post")
+    (tmp_path / "characters.txt").write_text(steps_text(CHARACTERS))
+    for i, name in enumerate(("state_h", "state_c")):
+        (tmp_path / f"{name}.txt").write_text(vectors_text(STATES[i]))
+    status = cli.main(["run", str(folder / "model.keras"), "--gates", "--gradients", "--npz", str(tmp_path / "out.npz"),
+                       *(f"--input={name}={tmp_path / name}.txt" for name in ("characters", "state_h", "state_c"))])
+    assert status == 0, capsys.readouterr().err
+    arrays = np.load(tmp_path / "out.npz")
+    reference = numpy_lstm(model.get_layer("decoder_lstm").get_weights(), batch.astype(np.float64),
+                           np.ones(batch.shape[:2], bool), STATES[0], STATES[1])
+    own = keras.Model(model.inputs, model.get_layer("decoder_lstm").output[0]).predict([batch, *STATES], verbose=0)
+    np.testing.assert_allclose(reference["h"], own, atol=1e-5)   # the reference is the layer
+    for gate in ("input", "forget", "candidate", "output", "cell"):
+        np.testing.assert_allclose(arrays[f"gates/decoder_lstm/{gate}"], reference[gate], atol=1e-5, err_msg=gate)
+    assert arrays["grad/input"].shape == batch.shape[:2]   # over the characters' steps, the first sequence input
 
 
 def test_a_recurrent_layer_on_a_vector_input_is_refused_with_the_fix():

@@ -99,3 +99,40 @@ def test_numbers_that_are_not_current_say_why(cell_window, qtbot):
     window.sequence_editor.text_edit.setPlainText("1 2 oops\n")
     assert not panel.message_label.isHidden() and "oops" in panel.message_label.text()
     assert "not current" in panel.message_label.text()
+
+
+ENCODER_DECODER = {
+    "input": {"kind": "tokens", "vocab_size": 12, "name": "source"},
+    "more_inputs": [{"kind": "tokens", "vocab_size": 12, "name": "target", "sequences": "2 4\n6 1 8 3 5\n1\n"}],
+    "layers": [
+        {"type": "embedding", "output_dim": 3, "mask_zero": True, "name": "source_emb", "inputs": ["source"]},
+        {"type": "lstm", "units": 4, "return_state": True, "name": "encoder"},
+        {"type": "embedding", "output_dim": 3, "mask_zero": True, "name": "target_emb", "inputs": ["target"]},
+        {"type": "lstm", "units": 4, "return_sequences": True, "name": "decoder", "inputs": ["target_emb"],
+         "initial_state": ["encoder/state/h", "encoder/state/c"]},
+        {"type": "time_distributed_dense", "units": 12, "activation": "softmax", "name": "next"}],
+    "seed": 2, "sequences": "3 7 1\n5\n2 2 9 4 1 1 2\n"}
+
+
+def test_a_decoder_started_from_an_encoders_states_shows_its_gates_on_its_own_inputs_steps(make_window, qtbot,
+                                                                                           engine):
+    import keras
+    from explorer.core.spec import from_dict
+    spec = from_dict(ENCODER_DECODER)
+    window = make_window(from_dict(ENCODER_DECODER), source=None)
+    qtbot.waitUntil(lambda: window.session.result is not None, timeout=RUN_TIMEOUT_MS)
+    panel = window.cell_panel
+    window.window_layout.plot_tabs.setCurrentWidget(panel)
+    window.session.select_line(1)
+    built, layout = batch_of(engine, spec)
+    found = gates(built, layout)
+    sources = keras.utils.pad_sequences([[3, 7, 1], [5], [2, 2, 9, 4, 1, 1, 2]], padding="post")
+    targets = keras.utils.pad_sequences([[2, 4], [6, 1, 8, 3, 5], [1]], padding="post")
+    for layer, ids in (("decoder", targets), ("encoder", sources)):
+        window.session.select_layer(layer)
+        qtbot.waitUntil(lambda: panel.data is not None and not panel.stale and panel.layer_combo.currentData() == layer
+                        and panel.gate_image.image is not None
+                        and panel.gate_image.image.shape[1] == ids.shape[1], timeout=RUN_TIMEOUT_MS)
+        np.testing.assert_allclose(panel.gate_image.image, found[f"{layer}/forget"][0].T, atol=1e-6)
+        np.testing.assert_array_equal(panel.gate_overlay.padded, ids[0] == 0)   # its own input's padding
+        assert panel.data["gradients"] is not None and "decoder" in panel.gradient_curves

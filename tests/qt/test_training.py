@@ -131,3 +131,26 @@ def test_undo_during_training_stops_it_and_keeps_the_undone_weights(win, qtbot):
     qtbot.waitUntil(lambda: not win.runs.service.busy and win.runs.settled, timeout=TIMEOUT_MS)
     qtbot.wait(50)                               # the in-flight chunk's reply has been delivered (and dropped)
     assert win.session.document.weights is None and first is not None
+
+
+def test_a_two_input_model_trains_in_the_window_on_the_labels_of_its_decoder_tab(make_window, qtbot):
+    """Per-step labels on the target input's lines; the loss of the first step is Keras's on the same batch."""
+    import keras
+
+    from explorer.core.spec import from_dict
+    from test_cell_plots import ENCODER_DECODER
+    document = {**ENCODER_DECODER, "more_inputs": [{**ENCODER_DECODER["more_inputs"][0],
+                                                    "sequences": "2 4 | 4 0\n6 1 8 3 5 | 1 8 3 5 0\n1 | 0\n"}]}
+    window = make_window(from_dict(document), source=None)
+    qtbot.waitUntil(lambda: window.runs.settled and window.session.result is not None, timeout=TIMEOUT_MS)
+    built = Engine().built_for(from_dict(document))
+    model = keras.Model.from_config(built.model.get_config())
+    model.set_weights(built.model.get_weights())
+    model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    sources = keras.utils.pad_sequences([[3, 7, 1], [5], [2, 2, 9, 4, 1, 1, 2]], padding="post")
+    targets = keras.utils.pad_sequences([[2, 4], [6, 1, 8, 3, 5], [1]], padding="post")
+    labels = keras.utils.pad_sequences([[4, 0], [1, 8, 3, 5, 0], [0]], padding="post")
+    expected = float(model.train_on_batch([sources, targets], labels))
+    train(qtbot, window, 3)
+    assert len(window.training.curve_loss) == 3, window.training.status_label.text()
+    assert window.training.curve_loss[0] == pytest.approx(expected, rel=1e-5)

@@ -336,18 +336,20 @@ class CellPanel(QWidget):
         if self.data is None:
             return ""
         step = int(round(x))
-        valid = self.data["result"].mask[self.data["row"]]
-        if not 0 <= step < len(valid):
-            return ""
-        state = "" if valid[step] else " (padded)"
         if plot is self.gate_plot:
             key = f"{self.layer_combo.currentData()}/{self.gate_combo.currentText()}"
             values = self.data["gates"].get(key)
             unit = int(round(y))
-            if values is None or not 0 <= unit < values.shape[2]:
+            if values is None or not 0 <= unit < values.shape[2] or not 0 <= step < values.shape[1]:
                 return ""
+            padded, _ = self._steps(key.split("/")[0], values.shape[1])
+            state = " (padded)" if padded[step] else ""
             return f"step {step}{state}, unit {unit}: {self.gate_combo.currentText()} {values[0, step, unit]:.4g}"
-        norms = self.data["gradients"].norms
+        if self.data["gradients"] is None:
+            return ""
+        valid = self.data["result"].mask[self.data["row"]]
+        state = "" if step >= len(valid) or valid[step] else " (padded)"
+        norms = {name: values for name, values in self.data["gradients"].norms.items() if step < values.shape[1]}
         return f"step {step}{state}: " + ", ".join(f"{name} {values[0, step]:.3g}" for name, values in norms.items())
 
     # --- drawing ---
@@ -391,16 +393,18 @@ class CellPanel(QWidget):
         if draw:
             self._draw_gates()
 
-    def _steps(self, layer_name: str | None) -> tuple[np.ndarray, np.ndarray | None]:
-        """The padded steps of the selected sequence, and the valid steps that `layer_name`'s input mask hides."""
+    def _steps(self, layer_name: str | None, steps: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """The padded steps of the selected sequence in the input whose steps `layer_name` runs on (a decoder: the
+        decoder's input), and the valid steps that the mask its call receives hides. `steps`: the layer's own number
+        of steps, when it has steps of its own (RepeatVector, Conv1D "valid"): then nothing is padded."""
         result, row = self.data["result"], self.data["row"]
-        valid = result.mask[row]
-        masked = None
         names = [layer.name for layer in result.layers]
-        if layer_name in names and names.index(layer_name) > 0:
-            incoming = result.layers[names.index(layer_name) - 1].mask
-            if incoming is not None:
-                masked = valid & ~incoming[row]
+        seen = result.seen_by(result.layers[names.index(layer_name)]) if layer_name in names else result
+        valid = seen.mask[row]
+        if steps is not None and steps != len(valid):
+            valid = np.ones(steps, bool)
+        received = self.data.get("masks", {}).get(layer_name)
+        masked = valid & ~received[0] if received is not None and received.shape[1] == len(valid) else None
         return ~valid, masked
 
     def _draw_gates(self) -> None:
@@ -419,7 +423,7 @@ class CellPanel(QWidget):
             return
         values = self.data["gates"][key][0]                 # (T, units)
         layer = prefix.split("/")[0]
-        padded, masked = self._steps(layer)
+        padded, masked = self._steps(layer, len(values))
         bounded = gate in SIGMOID_GATES and values.size and values.min() >= 0 and values.max() <= 1
         scale = value_scale(values, bounded=bool(bounded))
         levels = (scale.lo, scale.hi)
@@ -455,13 +459,20 @@ class CellPanel(QWidget):
         found = self.data["gradients"]
         log = self.log_check.isChecked()
         self.gradient_plot.setLogMode(y=log)
+        if found is None:   # no sequence input to follow back (one vector per example)
+            for curve in self.gradient_curves.values():
+                curve.setData([], [])
+            self.gradient_overlay.clear()
+            self._title(self.gradient_plot, f"no gradients: {escape(self.data.get('no_gradients', ''))}")
+            return
         for name in list(self.gradient_curves):
             if name not in found.norms:
                 self.gradient_plot.removeItem(self.gradient_curves.pop(name))
         legend = []
         for index, (name, values) in enumerate(found.norms.items()):
             colour = UNIT_COLORS[index % len(UNIT_COLORS)]
-            legend.append(swatch(colour, escape(name)))
+            legend.append(swatch(colour, escape(f"{name} ({found.source})" if name == "input" and found.source
+                                                else name)))
             curve = self.gradient_curves.get(name)
             if curve is None:
                 curve = pg.PlotDataItem(symbol="o", symbolSize=4, symbolPen=None, connect="finite")
