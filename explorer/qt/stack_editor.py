@@ -653,7 +653,8 @@ class StackEditor(QWidget):
         self.input_kind_combo.addItem("one vector per example (floats)", "vector")
         self.input_kind_combo.setToolTip("Token ids go through an Embedding; feature vectors go straight into the "
                                          "recurrent layer (mask them with a Masking layer); words are looked up in "
-                                         "a vocabulary built from the text (id 0 padding, id 1 unknown word); one "
+                                         "a vocabulary built from the text (id 0 padding, id 1 unknown word), or in "
+                                         "an opened model's own (its TextVectorization's or StringLookup's); one "
                                          "vector per example, without timesteps, is a further input's (a state, "
                                          "side data)")
         self.vocab_spin = _NoWheelSpinBox()
@@ -759,6 +760,8 @@ class StackEditor(QWidget):
         for widget in widgets:
             widget.blockSignals(True)
         self.input_kind_combo.setCurrentIndex(self.input_kind_combo.findData(item.kind))
+        self.input_kind_combo.setItemText(self.input_kind_combo.findData("words"), "words (the model's vocabulary)"
+                                          if item.vocabulary is not None else "words (vocabulary from the text)")
         self.standardize_combo.setCurrentIndex(self.standardize_combo.findData(item.standardize))
         self.split_combo.setCurrentIndex(self.split_combo.findData(item.split))
         self.output_mode_combo.setCurrentIndex(self.output_mode_combo.findData(item.output_mode))

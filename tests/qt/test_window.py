@@ -453,3 +453,15 @@ def test_each_unknown_id_of_a_model_s_lookup_is_marked_oov_in_the_grid(make_wind
     cells = [grid_text(win.sequence_editor, 0, step) for step in range(5)]
     assert cells == [f"{word} ({i}{' OOV' if 1 <= i <= 3 else ''})"
                      for word, i in zip(["the", "zebra", "okapi", "gnu", "cat"], ids)]
+
+
+def test_the_input_kind_says_whose_vocabulary_the_words_are_looked_up_in(make_window, qtbot):
+    from explorer.core.spec import from_dict
+    built = from_dict({"input": {"kind": "words", "vocab_size": 10}, "layers": [{"type": "dense", "units": 2}]})
+    own = from_dict({"input": {"kind": "words", "vocab_size": 10, "vocabulary": ["", "[UNK]", "cat", "dog"]},
+                     "layers": [{"type": "dense", "units": 2}]})
+    win = make_window(built, source=None)
+    combo = win.stack_editor.input_kind_combo
+    assert combo.currentText() == "words (vocabulary from the text)"
+    win.session.set_stack(own)
+    qtbot.waitUntil(lambda: combo.currentText() == "words (the model's vocabulary)", timeout=5000)
