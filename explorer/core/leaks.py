@@ -120,9 +120,10 @@ def _fix(padded: RunResult, spec: StackSpec, leaking: str) -> str:
     if roles.get(leaking) == "drops":
         return (f"{leaking} ignores the mask: use {layer_label('masked_mean_pooling')} or "
                 f"{layer_label('global_average_pooling')}")
-    previous = names[names.index(leaking) - 1] if names.index(leaking) else None
-    if previous and roles.get(previous) == "drops":
-        return f"{previous} drops the mask before it: use a mask-aware layer there"
+    taken = (started.inputs or [None])[0]   # in a graph, the layer it takes; in a chain, the one before it
+    source = taken.partition("/")[0] if taken else names[names.index(leaking) - 1] if names.index(leaking) else None
+    if roles.get(source) == "drops":
+        return f"{source} drops the mask before it: use a mask-aware layer there"
     return "a layer before it loses the mask"
 
 

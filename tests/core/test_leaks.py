@@ -96,3 +96,15 @@ def test_go_backwards_is_explained_not_blamed_on_the_mask(engine):
     assert "reverse time order (go_backwards)" in report.verdict
     [note] = [d for d in engine.run(spec, TEXT).diagnostics if d.layer == "gru_1"]
     assert note.severity == "info" and "output step t belongs to input step T−1−t" in note.message
+
+
+def test_the_fix_blames_the_layer_a_leaking_branch_takes_not_the_one_listed_before_it(engine):
+    """The LSTM takes the convolution, which drops the mask; a Dense branch listed between them keeps it."""
+    spec = from_dict({"input": {"kind": "tokens", "vocab_size": 20}, "layers": [
+        {"type": "embedding", "output_dim": 4, "mask_zero": True, "name": "emb"},
+        {"type": "keras", "class_name": "Conv1D", "config": {"filters": 4, "kernel_size": 1}, "name": "conv"},
+        {"type": "dense", "units": 2, "inputs": ["emb"], "name": "side"},
+        {"type": "lstm", "units": 3, "inputs": ["conv"], "name": "lstm"}]})
+    report = leak_check(engine, spec, TEXT)
+    assert report.leaking_layer == "lstm"
+    assert report.verdict.endswith("conv drops the mask before it: use a mask-aware layer there")
