@@ -365,7 +365,7 @@ class Session:
         if kind in ("text", "restore", "stack", "batching"):
             self.events.text.emit()
         names = self.document.layer_names()
-        if self.selected_layer not in names:
+        if self.selected_layer not in self.document.selectable():
             recurrent = [n for n, layer in zip(names, self.document.layers) if layer.is_recurrent]
             self.selected_layer = recurrent[0] if recurrent else (names[0] if names else None)
             self.events.selection.emit()
@@ -466,7 +466,7 @@ class Session:
         self.result = result
         self.result_spec = spec
         self.partial = None
-        names = [layer.name for layer in result.layers]
+        names = [layer.name for layer in result.shown()]
         if self.selected_layer not in names and names:
             recurrent = [layer.name for layer in result.layers if layer.type in RECURRENT_TYPES]
             self.selected_layer = recurrent[0] if recurrent else names[0]
@@ -489,7 +489,8 @@ class Session:
     # --- selection ---
 
     def select_layer(self, name: str | None) -> None:
-        if name != self.selected_layer and (name is None or name in self.document.layer_names()):
+        """Selects a layer, or a shared layer's further call ("emb/call/1"); other names change nothing."""
+        if name != self.selected_layer and (name is None or name in self.document.selectable()):
             self.selected_layer = name
             self.events.selection.emit()
 

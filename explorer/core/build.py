@@ -228,6 +228,9 @@ def _call_again(layer: LayerSpec, name: str, k: int, keras_layer, tensors: dict[
     for key, tensor in zip(call_outputs(layer, name, k), result if isinstance(result, (list, tuple)) else [result]):
         outputs[key] = tensors[key] = tensor
         extra[key] = tuple(tensor.shape)
+    first = result[0] if isinstance(result, (list, tuple)) else result
+    if getattr(first, "_keras_mask", None) is not None:   # the mask leaving the call, as "<layer>/mask" a layer's
+        outputs[f"{call_outputs(layer, name, k)[0]}/mask"] = first._keras_mask
 
 
 def _taken(tensors: dict[str, Any], sources: list[str], name: str) -> list:

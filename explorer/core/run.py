@@ -108,6 +108,7 @@ class RunResult:
     outputs: list[str] = field(default_factory=list)        # the model's output layers, in Keras's order
     vocabularies: dict[str, list[str]] = field(default_factory=dict)   # several inputs: each words input's
     model_source: str = "built"   # the model: "built" for this run, "kept" from an earlier one, "prepared" idle
+    calls: list[LayerResult] = field(default_factory=list)   # each shared layer's further calls ("emb/call/1")
 
     def __post_init__(self) -> None:
         if not self.fc_inputs and self.fc_input is not None:
@@ -121,10 +122,18 @@ class RunResult:
         return [[self.lines[row] for row in rows] for rows in self.pieces] if self.mode == "bucket" else []
 
     def layer(self, name: str) -> LayerResult:
-        for layer in self.layers:
+        """A layer's result, or a shared layer's further call's ("emb/call/1")."""
+        for layer in self.shown():
             if layer.name == name:
                 return layer
         raise KeyError(name)
+
+    def shown(self) -> list[LayerResult]:
+        """The layers, each shared layer followed by its further calls: what the window's plots can show."""
+        calls = {}
+        for call in self.calls:
+            calls.setdefault(call.name.split("/")[0], []).append(call)
+        return [shown for layer in self.layers for shown in (layer, *calls.get(layer.name, []))]
 
     def output_layer(self, output: str) -> LayerResult:
         """The layer that gives a model output ("encoder", "encoder/state/h", "bi/backward", "emb/call/1")."""
@@ -195,6 +204,7 @@ class RunResult:
                 arrays[f"mask/{layer.name}"] = layer.mask.astype(np.int8)
             for key, value in layer.extras.items():
                 arrays[f"out/{key}"] = value
+        arrays.update((f"mask/{call.name}", call.mask.astype(np.int8)) for call in self.calls if call.mask is not None)
         return arrays
 
 
@@ -603,7 +613,7 @@ class Engine:
     def _result(self, spec, built, parsed, layout, raw, device, run_ms, started, layouts=None) -> RunResult:
         batch = layout.batch.shape[0]
         origins = _time_origins(spec, built, raw, layouts or {INPUT_REF: layout})
-        layers = []
+        layers, calls = [], []
         layer_masks: dict[str, np.ndarray | None] = {}
         for info in built.layers:
             output = raw[info.name]
@@ -617,6 +627,15 @@ class Engine:
             layers.append(LayerResult(info.name, info.spec.type, info.output_shape, tuple(output.shape), output,
                                       mask, info.mask_role, info.params, extras, value_range(output), states,
                                       info.feeds, own_steps, (origins[info.name] or "") if layouts else ""))
+            for k in range(1, len(info.spec.calls or []) + 1):   # a shared layer's further calls, shown alike
+                key = call_outputs(info.spec, info.name, k)[0]
+                if key in raw:
+                    value, called = raw[key], raw.get(f"{key}/mask")
+                    calls.append(LayerResult(
+                        key, info.spec.type, info.extra[key], tuple(value.shape), value,
+                        None if called is None else called.astype(bool), info.mask_role, info.params,
+                        value_range=value_range(value), own_steps=len(info.extra[key]) >= 3 and value.ndim >= 3
+                        and origins.get(key) is None, steps_from=(origins.get(key) or "") if layouts else ""))
         heads = diagnose.fc_inputs(spec, built)
         for fc in heads:
             fc.shape = next(layer for layer in layers if layer.name == fc.source).passed.shape
@@ -632,7 +651,7 @@ class Engine:
             diagnostics=found, timing_ms={"build": built.build_ms, "run": run_ms, "total": total_ms},
             padded_fraction=layout.padded_fraction, computed_padding=layout.computed_fraction,
             pieces=[[int(row) for row in piece.rows] for piece in layout.pieces], fc_inputs=heads,
-            outputs=spec.outputs(), model_source=self.model_source)
+            outputs=spec.outputs(), model_source=self.model_source, calls=calls)
 
     def weights(self) -> dict[str, np.ndarray]:
         arrays = {}
@@ -722,7 +741,7 @@ def _time_origins(spec: StackSpec, built: BuiltStack, raw: dict[str, np.ndarray]
             further += [(key, origin, shared) for key in call_outputs(shared.spec, shared.name, k)]
         for key, origin, owner in further:
             if key in raw and key in owner.extra:
-                passed[key] = kept(origin, raw[key], owner.extra[key])
+                passed[key] = origins[key] = kept(origin, raw[key], owner.extra[key])
         previous = info.name
     return origins
 
@@ -737,6 +756,8 @@ def _time_major_keys(built: BuiltStack) -> set[str]:
             keys.update((info.name, f"{info.name}/mask"))
         keys.update(key for key, shape in info.extra.items() if key.endswith("/attention")   # merge_mode None, calls
                     or ("/backward" in key or "/call/" in key) and len(shape) >= 3 and shape[1] == steps)
+        keys.update(f"{key}/mask" for key, shape in info.extra.items()   # a further call's mask
+                    if key.count("/") == 2 and "/call/" in key and len(shape) >= 3 and shape[1] == steps)
     return keys
 
 

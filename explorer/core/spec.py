@@ -240,6 +240,13 @@ class StackSpec:
             names.append(candidate)
         return names
 
+    def selectable(self) -> list[str]:
+        """What the window can select and show: each layer, then each further call of a shared layer by the name
+        of its output ("emb/call/1")."""
+        return [shown for layer, name in zip(self.layers, self.layer_names())
+                for shown in (name, *(call_outputs(layer, name, k)[0]
+                                      for k in range(1, len(layer.calls or []) + 1)))]
+
     def fixed_length(self) -> int | None:
         """The model input's number of timesteps when it is fixed: input.length, else maxlen for a flatten."""
         return self.input.length or (self.batching.maxlen if self.needs_fixed_length() else None)

@@ -285,7 +285,7 @@ class ShapesPanel(QWidget):
         self.table.clearSelection()
         for row in range(self.table.rowCount()):
             item = self.table.item(row, 0)
-            if item is not None and item.text() == name:
+            if item is not None and item.text() == (name.split("/")[0] if name else name):   # a call: its layer
                 self.table.selectRow(row)
         self.table.blockSignals(False)
 

@@ -994,7 +994,8 @@ class StackEditor(QWidget):
         self.select_layer(self.session.selected_layer)
 
     def select_layer(self, name: str | None) -> None:
-        """Highlights a layer's card (no signal)."""
+        """Highlights a layer's card (no signal); a shared layer's further call ("emb/call/1") highlights its card."""
+        name = name.split("/")[0] if name else name
         self._select(name, emit=False)
         card = self.card(name) if name else None
         if card is not None:

@@ -245,6 +245,7 @@ def test_each_call_keeps_its_steps_when_sequences_run_apart(tmp_path):
     again = keras.Model(model.inputs, model.get_layer("twice")._inbound_nodes[1].outputs[0]).predict(batch, verbose=0)
     mask = batch != 0
     np.testing.assert_allclose(result.layer("twice").extras["twice/call/1"][mask], again[mask], atol=1e-5)
+    np.testing.assert_array_equal(result.layer("twice/call/1").mask, mask)   # each sequence's mask, in its place
 
 
 def test_a_layer_that_takes_a_later_call_has_the_input_s_steps(tmp_path):
@@ -333,3 +334,25 @@ def test_each_call_of_a_shared_layer_takes_the_mask_the_model_computes_for_it(tm
     spec.sequences, spec.more_sequences = text(LEFT), {"right": text(RIGHT)}
     code = export_code(spec, weights_from=str(tmp_path / "model.keras"))
     np.testing.assert_allclose(exported_output(code, "same", tmp_path), model.predict(batches, verbose=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("padding", ["post", "pre"])
+def test_a_further_call_is_a_result_with_its_own_mask_and_its_input_s_steps(tmp_path, padding):
+    """What the window shows for a shared layer's further call: its output, the mask Keras gives it (the right
+    text's padding), on the right text's steps, in every mode."""
+    from explorer.core.run import Engine
+    model, (left, right) = saved(one_reader_for_two_texts, tmp_path / "model.keras", [LEFT, RIGHT])
+    spec, _, _ = keras_io.import_model(tmp_path / "model.keras")
+    spec.batching.padding = padding
+    result = Engine().run(spec, {"left": text(LEFT), "right": text(RIGHT)})
+    assert [layer.name for layer in result.shown()] == ["emb", "emb/call/1", "reader", "reader/call/1", "join", "same"]
+    right = keras.utils.pad_sequences(RIGHT, padding=padding)
+    left = keras.utils.pad_sequences(LEFT, padding=padding)
+    call = result.layer("emb/call/1")
+    expected = keras.Model(model.inputs, model.get_layer("emb")._inbound_nodes[1].outputs[0]).predict(
+        [left, right], verbose=0)
+    np.testing.assert_array_equal(call.mask, right != 0)
+    np.testing.assert_allclose(call.output[call.mask], expected[right != 0], atol=1e-5)
+    assert call.steps_from == "right" and not call.own_steps
+    assert result.layer("reader/call/1").mask is None                  # an LSTM's last state has no mask
+    np.testing.assert_array_equal(result.arrays()["mask/emb/call/1"], (right != 0).astype(np.int8))

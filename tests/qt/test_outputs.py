@@ -186,3 +186,41 @@ def test_attention_scores_as_an_output_are_drawn_query_step_by_key_step(make_win
     assert "mean of 2 heads" in plot.plot.titleLabel.text
     np.testing.assert_allclose(plot.bars.image.image, scores[1].mean(axis=0).T, atol=1e-5)
     assert np.allclose(scores[1].mean(axis=0)[:, 3:], 0, atol=1e-6)   # line 2's padded keys get no weight
+
+
+def one_reader_for_two_texts():
+    left, right = keras.Input((None,), dtype="int32", name="left"), keras.Input((None,), dtype="int32", name="right")
+    embed, reader = layers.Embedding(20, 3, mask_zero=True, name="emb"), layers.GRU(4, return_sequences=True,
+                                                                                     name="reader")
+    both = layers.Concatenate(name="join")([layers.GlobalAveragePooling1D(name="pool")(reader(embed(left))),
+                                            layers.GlobalAveragePooling1D(name="pool_right")(reader(embed(right)))])
+    return keras.Model([left, right], layers.Dense(1, name="same")(both))
+
+
+def test_a_shared_layer_s_further_call_is_picked_and_drawn_on_its_own_input(make_window, qtbot, tmp_path):
+    keras.utils.set_random_seed(3)
+    model = one_reader_for_two_texts()
+    model.save(tmp_path / "model.keras")
+    spec, _, _ = keras_io.import_model(tmp_path / "model.keras")
+    right_rows = [[4, 5], [6, 7, 8, 9, 1, 2, 3, 4, 5, 6, 7], [9]]
+    spec.sequences = TEXT
+    spec.more_sequences = {"right": "\n".join(" ".join(map(str, row)) for row in right_rows) + "\n"}
+    window = make_window(spec, source=str(tmp_path / "model.keras"))
+    qtbot.waitUntil(lambda: window.session.result is not None and window.session.state.current, timeout=60000)
+    panel = window.plots
+    combo = [panel.layer_combo.itemData(i) for i in range(panel.layer_combo.count())]
+    assert combo[:4] == ["emb", "emb/call/1", "reader", "reader/call/1"]
+    panel.layer_combo.setCurrentIndex(combo.index("reader/call/1"))
+    panel.layer_combo.activated.emit(combo.index("reader/call/1"))         # as a click picks it
+    assert window.session.selected_layer == "reader/call/1"
+    assert window.stack_editor.selected_layer == "reader"              # its card, highlighted
+    panel.select(row=0)
+    left = keras.utils.pad_sequences(TOKENS, padding="post")
+    right = keras.utils.pad_sequences(right_rows, padding="post")
+    second = keras.Model(model.inputs, model.get_layer("reader")._inbound_nodes[1].outputs[0]).predict(
+        [left, right], verbose=0)
+    shown = panel.heatmap.item.image                                   # units × the right text's 11 steps
+    assert shown.shape == (4, right.shape[1])
+    np.testing.assert_allclose(shown[:, :2], second[0, :2].T, atol=1e-5)
+    assert "<b>reader/call/1</b>" in panel.heatmap.plot.titleLabel.text
+    np.testing.assert_array_equal(panel.mask.codes == VALID, right != 0)   # the right text's padding

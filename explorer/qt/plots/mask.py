@@ -144,7 +144,7 @@ def own_codes(result, layer) -> tuple[np.ndarray, str]:
 def mask_dropped_at(result, layer) -> str | None:
     """The last layer, up to and including `layer`, that dropped the mask reaching it (mask role "drops")."""
     dropped = None
-    for item in result.layers:
+    for item in result.shown():
         if item.mask_role == "drops":
             dropped = item.name
         if item is layer:
@@ -157,7 +157,7 @@ def unmasked_before(result, layer) -> str | None:
     ran as data. None when every such layer had a mask, or when no padding ran (one by one)."""
     if result.mode == "one_by_one":
         return None
-    for item in result.layers:
+    for item in result.shown():
         if is_time_major(item) and item.mask is None and item.steps_from == layer.steps_from:
             return item.name
         if item is layer:

@@ -211,7 +211,7 @@ class PlotsPanel(QWidget):
             self._clear_plots()
             return
         state.show(result)
-        names = [layer.name for layer in result.layers]
+        names = [layer.name for layer in result.shown()]
         if state.selected_layer not in names:
             state.selected_layer = default_layer(result)
         batch = result.mask.shape[0]
@@ -223,7 +223,7 @@ class PlotsPanel(QWidget):
     def select(self, layer: str | None = None, row: int | None = None) -> None:
         """Selects a layer (by name) and/or a sequence row; unknown names and rows out of range are ignored."""
         state, result = self.state, self.state.result
-        if layer is not None and (result is None or any(item.name == layer for item in result.layers)):
+        if layer is not None and (result is None or any(item.name == layer for item in result.shown())):
             state.selected_layer = layer
         if row is not None and (result is None or 0 <= row < result.mask.shape[0]):
             state.selected_row = int(row)
@@ -270,7 +270,7 @@ class PlotsPanel(QWidget):
         result = self.result
         names = tuple((layer.name, tuple(layer.shape),
                        tuple((state.name + (" → next layer" if state.name == layer.feeds else ""), tuple(state.shape))
-                             for state in layer.states)) for layer in result.layers)
+                             for state in layer.states)) for layer in result.shown())
         if names != self._names_key:
             self._names_key = names
             self.layer_combo.blockSignals(True)
