@@ -199,9 +199,14 @@ def option_code(data: Any) -> str:
     if type(value).__module__ == "numpy" and getattr(value, "ndim", 0):
         return f"np.array({value.tolist()!r}, dtype={str(value.dtype)!r})"
     if isinstance(value, (list, tuple)):
-        inner = ", ".join(option_code(option_json(item)) for item in value)
-        return f"({inner}{',' if len(value) == 1 else ''})" if isinstance(value, tuple) else f"[{inner}]"
+        return _items(value, option_code)
     return repr(value)
+
+
+def _items(value: list | tuple, written: Callable[[Any], str]) -> str:
+    """A list or tuple of option values as Python writes it, each item `written` (option_code, option_text)."""
+    inner = ", ".join(written(option_json(item)) for item in value)
+    return f"({inner}{',' if len(value) == 1 else ''})" if isinstance(value, tuple) else f"[{inner}]"
 
 
 def option_text(data: Any) -> str:
@@ -215,8 +220,7 @@ def option_text(data: Any) -> str:
     if type(value).__module__ == "numpy" and getattr(value, "ndim", 0):   # a NumPy constant held as an array
         return f"array({' × '.join(map(str, value.shape))}, {value.dtype})"
     if isinstance(value, (list, tuple)):
-        inner = ", ".join(option_text(option_json(item)) for item in value)
-        return f"({inner}{',' if len(value) == 1 else ''})" if isinstance(value, tuple) else f"[{inner}]"
+        return _items(value, option_text)
     return repr(value)
 
 

@@ -123,7 +123,7 @@ class RunResult:
 
     def layer(self, name: str) -> LayerResult:
         """A layer's result, or a shared layer's further call's ("emb/call/1")."""
-        for layer in self.shown():
+        for layer in (*self.layers, *self.calls):
             if layer.name == name:
                 return layer
         raise KeyError(name)
