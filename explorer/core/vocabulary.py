@@ -12,7 +12,6 @@ from .spec import InputSpec
 
 PADDING = ""
 UNKNOWN = "[UNK]"
-UNKNOWN_ID = 1   # the id of every word outside a vocabulary the explorer builds
 _VISIBLE = str.maketrans({" ": "␣", "\t": "⇥", "\n": "↵"})
 
 
