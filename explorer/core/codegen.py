@@ -48,24 +48,24 @@ def _several_inputs(spec: StackSpec) -> list[str]:
             "inputs = [", *(f"    {item}," for item in inputs), "]", "x = inputs[0]"]
 
 
-def _id_lookup(vocabulary: list[str]) -> list[str]:
-    """The script's StringLookup that gives each word its id, as the words input does."""
-    from .vocabulary import lookup_options
-    options = lookup_options(vocabulary)
-    unknown = len(vocabulary) - len(options["vocabulary"])
-    return [f"VOCABULARY = {vocabulary!r}  # the word of each id: the padding (\"\"), then the unknown ids",
-            f"lookup = keras.layers.StringLookup(vocabulary=VOCABULARY[{unknown}:], "
+def _lookup(item, vocabulary: list[str]) -> list[str]:
+    """The script's StringLookup that gives each word its id, or makes a bag of words of each text, as the words
+    input does."""
+    from .vocabulary import lookup_options, mask_token
+    options = lookup_options(vocabulary, mask_token(item))
+    given = len(vocabulary) - len(options["vocabulary"])
+    extra = ""
+    if not item.uses_ids:
+        extra = f", output_mode={item.output_mode!r}"
+        if item.vocab_size > len(vocabulary):
+            extra += f", pad_to_max_tokens=True, max_tokens={item.vocab_size}"
+        if item.idf_weights:
+            extra += f", idf_weights={list(item.idf_weights[given:])!r}"
+    what = "the mask token, then the unknown ids" if given > options["num_oov_indices"] else "the unknown ids first"
+    return [f"VOCABULARY = {vocabulary!r}  # the word of each id: {what}",
+            f"lookup = keras.layers.StringLookup(vocabulary=VOCABULARY[{given}:], "
             f"mask_token={options['mask_token']!r}, oov_token={options['oov_token']!r}, "
-            f"num_oov_indices={options['num_oov_indices']})"]
-
-
-def _bag_lookup(item, vocabulary: list[str]) -> list[str]:
-    """The script's StringLookup that makes a bag of words of each text, as the words input does."""
-    padded = f", pad_to_max_tokens=True, max_tokens={item.vocab_size}" if item.vocab_size > len(vocabulary) else ""
-    idf = f", idf_weights={list(item.idf_weights[1:])!r}" if item.idf_weights else ""
-    return [f"VOCABULARY = {vocabulary!r}  # the word of each id: 0 an unknown word (a bag of words has no padding)",
-            f"lookup = keras.layers.StringLookup(vocabulary=VOCABULARY[1:], mask_token=None, oov_token=VOCABULARY[0], "
-            f"output_mode={item.output_mode!r}{padded}{idf})"]
+            f"num_oov_indices={options['num_oov_indices']}{extra})"]
 
 
 def _holds_array(data) -> bool:
@@ -169,7 +169,7 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
     if vocabulary is None:
         lines.append(f"SEQUENCES = {data!r}")
     else:
-        lines += [*(_id_lookup(vocabulary) if spec.input.uses_ids else _bag_lookup(spec.input, vocabulary)),
+        lines += [*_lookup(spec.input, vocabulary),
                   f"WORDS = {data!r}", "SEQUENCES = [ops.convert_to_numpy(lookup(words)).tolist() for words in WORDS]"]
     lines += [
         "",

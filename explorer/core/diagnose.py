@@ -375,9 +375,10 @@ format_shape = _fmt
 def warnings_for(spec: StackSpec, built: BuiltStack, mask: np.ndarray, lengths: np.ndarray,
                  sequence_items: list[np.ndarray], lines: list[int], layer_masks: dict[str, np.ndarray | None],
                  outputs: dict[str, np.ndarray], device_kind: str, *,
-                 value_ranges: dict[str, tuple[float, float] | None] | None = None) -> list[Diagnostic]:
+                 value_ranges: dict[str, tuple[float, float] | None] | None = None,
+                 vocabulary: list[str] | None = None) -> list[Diagnostic]:
     """`value_ranges`: each output's (min, max) (run.value_range), NaN when it holds a NaN: spares a pass
-    over every output to look for NaN."""
+    over every output to look for NaN. `vocabulary`: a words input's, to name the word of id 0."""
     found: list[Diagnostic] = []
     infos = built.layers
     names = [info.name for info in infos]
@@ -435,7 +436,8 @@ def warnings_for(spec: StackSpec, built: BuiltStack, mask: np.ndarray, lengths: 
                                     fix=Fix("Set pad value to 0", "pad_value", 0)))
         for item, line in zip(sequence_items, lines):
             if (item == 0).any():
-                found.append(Diagnostic(f"line {line} contains token id 0, which mask_zero=True treats as "
+                word = "token id 0" if vocabulary is None else f"the word {vocabulary[0]!r} (id 0)"
+                found.append(Diagnostic(f"line {line} contains {word}, which mask_zero=True treats as "
                                         "padding: those steps are skipped", names[0]))
     for info in infos:
         row_mask = layer_masks.get(info.name)

@@ -13,8 +13,8 @@ import numpy as np
 from . import backend, keras_archive, keras_cards, output_file
 from .errors import SpecError, StackError, strip_ansi
 from .registry import TYPES, ByKeras, more_outputs
-from .spec import (INPUT_REF, MAX_VOCAB, OUTPUT_MODES, SPLITS, STANDARDIZE, Batching, InputSpec, LayerSpec,
-                   StackSpec, _layer_name, call_outputs, ngram_widths, option_json)
+from .spec import (INPUT_REF, MAX_VOCAB, OUTPUT_MODES, PADDING_WORD, SPLITS, STANDARDIZE, Batching, InputSpec,
+                   LayerSpec, StackSpec, _layer_name, call_outputs, ngram_widths, option_json)
 
 
 
@@ -380,10 +380,6 @@ def _text_input(layer) -> tuple[InputSpec, int | None] | None:
             problems.append(f"ngrams {config['ngrams']!r} ({exc})")
         if config.get("standardize") not in (None, *STANDARDIZE):
             problems.append(f"standardize {config.get('standardize')!r}")
-    elif mode != "int" and config.get("mask_token") is not None:
-        problems.append(f"a mask_token with output_mode {mode!r} (a bag of words has no padding)")
-    elif config.get("mask_token") not in (None, "") or config.get("oov_token") == "":
-        problems.append(f"mask_token {config.get('mask_token')!r} (the explorer pads with \"\", id 0)")
     if len(vocabulary) < 2:
         problems.append("an empty vocabulary")
     if problems:
@@ -396,7 +392,9 @@ def _text_input(layer) -> tuple[InputSpec, int | None] | None:
         idf = getattr(layer, "_lookup_layer", layer).idf_weights_const if mode == "tf_idf" else None
         bag = {"output_mode": mode, "idf_weights": None if idf is None else
                tuple(float(v) for v in backend.to_numpy(idf)[:len(vocabulary)])}
-    item = InputSpec("words", width, None, None, None, vocabulary, **bag)
+    # TextVectorization's mask token is "" (a bag drops it); a StringLookup's its own
+    mask = config["mask_token"] if kind == "StringLookup" else PADDING_WORD
+    item = InputSpec("words", width, None, None, None, vocabulary, **bag, mask_token=mask)
     if kind == "StringLookup":
         return item, None
     return (dataclasses.replace(item, standardize=config.get("standardize"), split=config["split"], ngrams=ngrams),

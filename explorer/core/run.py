@@ -410,9 +410,7 @@ class Engine:
             else:
                 raw = self._run_pieces(built, layout, check_cancel, progress, chosen)
         run_ms = (time.perf_counter() - run_started) * 1000
-        result = self._result(spec, built, parsed, layout, raw, chosen, run_ms, started)
-        result.vocabulary = vocabulary
-        return result
+        return self._result(spec, built, parsed, layout, raw, chosen, run_ms, started, vocabulary=vocabulary)
 
     def _run_inputs(self, spec: StackSpec, text: str | dict[str, str] | None, device: str | None, check_cancel,
                     started: float) -> RunResult:
@@ -432,8 +430,8 @@ class Engine:
             raw = {key: backend.to_numpy(value)
                    for key, value in built.forward([layouts[name].batch for name in built.input_names]).items()}
         run_ms = (time.perf_counter() - run_started) * 1000
-        result = self._result(spec, built, first, layouts[spec.input.name], raw, chosen, run_ms, started, layouts)
-        result.vocabulary = vocabularies.get(spec.input.name)
+        result = self._result(spec, built, first, layouts[spec.input.name], raw, chosen, run_ms, started, layouts,
+                              vocabulary=vocabularies.get(spec.input.name))
         result.inputs, result.vocabularies = layouts, vocabularies
         return result
 
@@ -610,7 +608,8 @@ class Engine:
 
     # --- result ---
 
-    def _result(self, spec, built, parsed, layout, raw, device, run_ms, started, layouts=None) -> RunResult:
+    def _result(self, spec, built, parsed, layout, raw, device, run_ms, started, layouts=None, *,
+                vocabulary=None) -> RunResult:
         batch = layout.batch.shape[0]
         origins = _time_origins(spec, built, raw, layouts or {INPUT_REF: layout})
         layers, calls = [], []
@@ -642,7 +641,8 @@ class Engine:
         found = [diagnose.Diagnostic(note, note.split(":")[0], "info") for note in built.notes]
         found += diagnose.warnings_for(spec, built, layout.mask, layout.lengths, parsed.items, parsed.lines,
                                       layer_masks, {layer.name: layer.output for layer in layers}, device.kind,
-                                      value_ranges={layer.name: layer.value_range for layer in layers})
+                                      value_ranges={layer.name: layer.value_range for layer in layers},
+                                      vocabulary=vocabulary)
         total_ms = (time.perf_counter() - started) * 1000
         return RunResult(
             device=device.name, mode=spec.batching.mode, input=layout.batch, mask=layout.mask,
@@ -651,7 +651,8 @@ class Engine:
             diagnostics=found, timing_ms={"build": built.build_ms, "run": run_ms, "total": total_ms},
             padded_fraction=layout.padded_fraction, computed_padding=layout.computed_fraction,
             pieces=[[int(row) for row in piece.rows] for piece in layout.pieces], fc_inputs=heads,
-            outputs=spec.outputs(), model_source=self.model_source, calls=calls)
+            outputs=spec.outputs(), model_source=self.model_source, calls=calls,
+            vocabulary=vocabulary)
 
     def weights(self) -> dict[str, np.ndarray]:
         arrays = {}

@@ -40,6 +40,7 @@ MAX_NGRAM = 32       # the widest ngram a words input makes (TextVectorization's
 # What a words input gives the model, as TextVectorization's `output_mode`: token ids (a sequence), or one vector
 # per text over the vocabulary, a bag of words (whether each word is there, how often, or that count × its idf)
 OUTPUT_MODES = ("int", "multi_hot", "count", "tf_idf")
+PADDING_WORD = ""    # the word of id 0 that pads a words input's ids, as StringLookup's default mask_token
 RECURRENT_TYPES = tuple(key for key, kind in TYPES.items() if kind.recurrent)
 # "tokens": ids typed as integers; "features": a vector per timestep; "words" (an extension): ids looked up from
 # words; "vector" (an extension): one vector per example, no time axis (a state, side data, a generator's seed)
@@ -96,6 +97,9 @@ class InputSpec:
     # and its vocabulary no padding (id 0 is the unknown word, as Keras lists it)
     output_mode: str = OUTPUT_MODES[0]
     idf_weights: tuple[float, ...] | None = field(default=None, repr=False)   # tf_idf: each word's, by id
+    # words: the model's mask token (StringLookup's mask_token; None: it has none): the word of id 0 in a
+    # vocabulary of ids, dropped from a bag of words' texts
+    mask_token: str | None = PADDING_WORD
 
     @property
     def uses_ids(self) -> bool:
@@ -377,7 +381,8 @@ def _text(value: Any) -> str:
 def _parse_input(data: Any, path: str = "input", extra: tuple[str, ...] = ()) -> InputSpec:
     data = _expect_object(data, path)
     _reject_unknown(data, {"kind", "vocab_size", "features", "length", "standardize", "vocabulary", "name",
-                           "split", "ngrams", "step_shape", "output_mode", "idf_weights", *extra}, path)
+                           "split", "ngrams", "step_shape", "output_mode", "idf_weights", "mask_token", *extra},
+                   path)
     kind = _field(data, "kind", _choice(INPUT_KINDS), "tokens", path)
     vocab = _field(data, "vocab_size", _optional(_positive_int(MAX_VOCAB)), None, path)
     features = _field(data, "features", _optional(_positive_int(MAX_FEATURES)), None, path)
@@ -418,9 +423,20 @@ def _parse_input(data: Any, path: str = "input", extra: tuple[str, ...] = ()) ->
             vocabulary is None or len(idf_weights) != len(vocabulary)):
         raise SpecError(f"{path}.idf_weights", 'gives each word of the vocabulary its weight, for output_mode '
                                                '"tf_idf" only: as many as the vocabulary has words')
+    mask_token = _field(data, "mask_token", _optional(_text), _mask_token(vocabulary), path)
+    if "mask_token" in data and (vocabulary is None or output_mode == OUTPUT_MODES[0] and mask_token is not None
+                                 and vocabulary[0] != mask_token):
+        raise SpecError(f"{path}.mask_token", "is a model vocabulary's mask token: the word of id 0 when the "
+                                              "vocabulary gives ids, dropped from the texts of a bag of words")
     name = _field(data, "name", _optional(_layer_name), None, path)
     return InputSpec(kind, vocab, features, length, standardize, vocabulary, name, split, ngrams, step_shape,
-                     output_mode, idf_weights)
+                     output_mode, idf_weights, mask_token)
+
+
+def _mask_token(vocabulary: list[str] | None) -> str | None:
+    """The mask token a stack file without one means: the padding "" when id 0 is "" (or the vocabulary is the
+    text's own), else none."""
+    return PADDING_WORD if vocabulary is None or vocabulary[0] == PADDING_WORD else None
 
 
 def _idf_weights(value: Any) -> tuple[float, ...]:
@@ -855,6 +871,8 @@ def _input_dict(item: InputSpec) -> dict[str, Any]:
         data["ngrams"] = list(item.ngrams)
     if item.kind == "words" and item.vocabulary is not None:
         data["vocabulary"] = item.vocabulary
+        if item.mask_token != _mask_token(item.vocabulary):
+            data["mask_token"] = item.mask_token
     return data
 
 

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFo
 from ..core.errors import SequenceError
 from ..core.sequences import describe_buckets
 from ..core.spec import MAX_MAXLEN, Batching
-from ..core.vocabulary import shown_word, unknown_ids
+from ..core.vocabulary import mask_token, shown_word, unknown_ids
 from ..session import CHECKING, Session
 from .style import ERROR_COLOUR, escape, mono_font, muted_colour, padded_colours, selected_tint
 
@@ -550,8 +550,9 @@ class SequenceEditor(QWidget):
         steps = min(batch.shape[1], MAX_GRID_STEPS)
         tokens = batch.ndim == 2 and batch.dtype != object
         vocabulary = self.session.result.vocabulary if self.session.result is not None else None
+        shown = self.session.document.input_named(self.shown_input)
         self.grid.batch_model.set_batch(batch, mask, check.lines, rows, steps, self._word_ids(batch),
-                                        unknown_ids(vocabulary) if vocabulary else range(0))
+                                        unknown_ids(vocabulary, mask_token(shown)) if vocabulary else range(0))
         if not tokens:
             self.grid.resizeColumnsToContents()   # a model reset gives the columns their default width
         cut = []
@@ -560,7 +561,6 @@ class SequenceEditor(QWidget):
         if batch.shape[1] > steps:
             cut.append(f"first {steps} of {batch.shape[1]} steps")
         padded = 100 * float(1 - mask.mean()) if mask.size else 0.0
-        shown = self.session.document.input_named(self.shown_input)
         if shown.has_steps:
             self._caption = f"<b>Padded batch</b> {batch.shape[0]} × {batch.shape[1]} — {padded:.0f}% padding (grey)"
         elif shown.kind == "words":   # a bag of words: the words of each text, which the model gets as one vector

@@ -22,7 +22,8 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDoubleSpinBo
 from ..core.diagnose import format_shape
 from ..core.prepare import retyped
 from ..core.registry import GROUPS, KERAS_STARTERS, TYPES
-from ..core.spec import (INPUT_REF, LAYER_PARAMS, MAX_FEATURES, MAX_SEED, MAX_VOCAB, InputSpec, LayerSpec,
+from ..core.spec import (INPUT_REF, LAYER_PARAMS, MAX_FEATURES, MAX_SEED, MAX_VOCAB, PADDING_WORD,
+                         InputSpec, LayerSpec,
                          StackSpec, ngram_widths)
 from ..core.spec import layer_label as friendly
 from ..core.spec import call_outputs, mask_text, option_text
@@ -760,7 +761,9 @@ class StackEditor(QWidget):
         for widget in widgets:
             widget.blockSignals(True)
         self.input_kind_combo.setCurrentIndex(self.input_kind_combo.findData(item.kind))
-        self.input_kind_combo.setItemText(self.input_kind_combo.findData("words"), "words (the model's vocabulary)"
+        own = "words (the model's vocabulary)" if item.mask_token in (PADDING_WORD, None) else \
+            f"words (the model's vocabulary, mask token {item.mask_token})"
+        self.input_kind_combo.setItemText(self.input_kind_combo.findData("words"), own
                                           if item.vocabulary is not None else "words (vocabulary from the text)")
         self.standardize_combo.setCurrentIndex(self.standardize_combo.findData(item.standardize))
         self.split_combo.setCurrentIndex(self.split_combo.findData(item.split))
@@ -828,8 +831,9 @@ class StackEditor(QWidget):
         vocab = self.vocab_spin.value()
         vocabulary = old.vocabulary      # a model's own: kept while it still fits
         mode = self.output_mode_combo.currentData() if kind == "words" else "int"
-        if vocabulary is not None and (mode == "int") != (old.output_mode == "int"):
-            vocabulary = [""] + vocabulary if mode == "int" else vocabulary[1:]   # ids pad with id 0, bags do not
+        masked = old.mask_token is not None   # its mask token is id 0 of ids, not in a bag's vocabulary
+        if vocabulary is not None and masked and (mode == "int") != (old.output_mode == "int"):
+            vocabulary = [old.mask_token, *vocabulary] if mode == "int" else vocabulary[1:]
         if kind != "words" or vocabulary is None or len(vocabulary) > vocab:
             vocabulary = None
         ngrams, problem = self._typed_ngrams()
@@ -840,7 +844,8 @@ class StackEditor(QWidget):
                         self.standardize_combo.currentData(), vocabulary, old.name, self.split_combo.currentData(),
                         ngrams if kind == "words" else None,
                         old.step_shape if (kind, self.features_spin.value()) == (old.kind, old.features) else None,
-                        mode, old.idf_weights if mode == "tf_idf" and vocabulary == old.vocabulary else None)
+                        mode, old.idf_weights if mode == "tf_idf" and vocabulary == old.vocabulary else None,
+                        old.mask_token if vocabulary is not None else PADDING_WORD)
         index = max(0, self.input_choice_combo.currentIndex())
         if index == 0:
             self._spec.input = new

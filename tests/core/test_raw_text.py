@@ -77,14 +77,82 @@ def test_the_standardisation_is_a_visible_choice_of_the_words_input():
     assert specs.to_dict(typed)["input"]["standardize"] is None and "standardize" not in specs.to_dict(default)["input"]
 
 
-def test_text_settings_the_words_input_cannot_reproduce_are_refused_by_name(tmp_path):
-    lookup = layers.StringLookup(mask_token="<pad>", name="padded")   # the explorer pads with "", id 0
-    lookup.adapt(tf.ragged.constant([sentence.split() for sentence in TRAINING]))
-    model = keras.Sequential([keras.Input((None,), dtype="string"), lookup, layers.Embedding(40, 2),
-                              layers.LSTM(2)])
-    model.save(tmp_path / "padded.keras")
-    with pytest.raises(StackError, match=r"padded \(StringLookup\) has mask_token '<pad>'"):
-        keras_io.import_model(tmp_path / "padded.keras")
+MASKS = st.sampled_from(["<pad>", "", None])
+LOOKUP_WORDS = st.sampled_from(["the", "cat", "sat", "zebra", "okapi", "<pad>", "dog"])   # <pad>: typed as a word
+
+
+@pytest.fixture(scope="module")
+def saved_lookups(tmp_path_factory):
+    """StringLookup models saved by plain Keras: each mask token × ids (Embedding mask_zero → LSTM) or a bag."""
+    folder, found = tmp_path_factory.mktemp("lookups"), {}
+    for mask in ("<pad>", "", None):
+        for mode in ("int", "multi_hot", "count"):
+            keras.utils.set_random_seed(11)
+            lookup = layers.StringLookup(mask_token=mask, output_mode=mode, num_oov_indices=2, name="lookup")
+            lookup.adapt(tf.ragged.constant([sentence.lower().split() for sentence in TRAINING]))
+            rows = len(lookup.get_vocabulary())
+            after = ([layers.Embedding(rows, 3, mask_zero=mask is not None, name="emb"), layers.LSTM(2, name="lstm")]
+                     if mode == "int" else [layers.Dense(3, name="hidden")])
+            model = keras.Sequential([keras.Input((None,), dtype="string"), lookup, *after,
+                                      layers.Dense(2, name="head")])
+            model.compile("adam", "mse")
+            words = tf.constant([["the", "cat", "sat"], ["a", "dog", "barked"]])
+            model.fit(words, np.ones((2, 2)), verbose=0)
+            model.save(folder / f"{mask}-{mode}.keras")
+            found[mask, mode] = model, folder / f"{mask}-{mode}.keras"
+    return found
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(LOOKUP_WORDS, min_size=1, max_size=5), min_size=1, max_size=3), MASKS,
+       st.sampled_from(["int", "multi_hot", "count"]))
+def test_a_string_lookup_with_any_mask_token_equals_predict(saved_lookups, lines, mask, mode):
+    """StringLookup(mask_token="<pad>"): id 0 is "<pad>", and a batch padded with "<pad>" is what Keras masks; a
+    bag of words drops the mask token's words. The reference pads the rows with the mask token, as a user would."""
+    model, path = saved_lookups[mask, mode]
+    spec, _, _ = keras_io.import_model(path)
+    assert spec.input.mask_token == mask
+    again = specs.loads(specs.dumps(spec))                  # the stack file keeps the mask token
+    assert again.input.mask_token == mask and again.input.vocabulary == spec.input.vocabulary
+    result = ENGINE.run(again, "\n".join(" ".join(line) for line in lines) + "\n")
+    lookup = model.get_layer("lookup")
+    width, padding = max(map(len, lines)), mask
+    if mask is None:   # no mask token: the explorer pads with id 0 (its pad value), and so does this reference
+        padding = next(word for word in (f"#{n}" for n in range(100))
+                       if int(keras.ops.convert_to_numpy(lookup(tf.constant([word])))[0]) == 0)
+    rectangle = tf.constant([line + [padding] * (width - len(line)) for line in lines])
+    if mode == "int":
+        np.testing.assert_array_equal(result.input, keras.ops.convert_to_numpy(lookup(rectangle)))
+        assert result.vocabulary == lookup.get_vocabulary()
+        typed = [n + 1 for n, line in enumerate(lines) if mask and mask in line]   # Keras masks the typed <pad>
+        assert [d.message.split(",")[0] for d in result.diagnostics if "(id 0)" in d.message] == [
+            f"line {n} contains the word {mask!r} (id 0)" for n in typed]
+    for shown in result.layers:
+        layer = keras.Model(model.inputs, model.get_layer(shown.name).output)
+        expected = (layer.predict(rectangle, verbose=0) if mode == "int"   # a bag: each text alone, unpadded
+                    else np.concatenate([layer.predict(tf.constant([line]), verbose=0) for line in lines]))
+        np.testing.assert_allclose(shown.output, expected, atol=1e-5, err_msg=shown.name)
+
+
+def test_a_mask_token_survives_the_exported_script(saved_lookups, tmp_path):
+    from explorer.core.codegen import export_code
+    from .keras_files import exported_output
+    for mode in ("int", "count"):
+        model, path = saved_lookups["<pad>", mode]
+        spec, _, _ = keras_io.import_model(path)
+        spec.sequences = "the cat <pad> sat\nzebra dog\n"
+        rectangle = tf.constant([["the", "cat", "<pad>", "sat"], ["zebra", "dog", "<pad>", "<pad>"]])
+        np.testing.assert_allclose(exported_output(export_code(spec, weights_from=str(path)), "head", tmp_path),
+                                   model.predict(rectangle, verbose=0), atol=1e-5, err_msg=mode)
+
+
+@pytest.mark.parametrize("changes", [{"mask_token": "<pad>"}, {"vocabulary": ["", "[UNK]", "a"], "mask_token": "<pad>"},
+                                     {"kind": "tokens", "mask_token": ""}])
+def test_a_mask_token_is_the_vocabulary_s_id_0(changes):
+    from explorer.core.errors import SpecError
+    document = {"input": {"kind": "words", "vocab_size": 10, **changes}, "layers": [{"type": "dense", "units": 2}]}
+    with pytest.raises(SpecError, match="input.mask_token: is a model vocabulary's mask token"):
+        specs.from_dict(document)
 
 
 @pytest.mark.parametrize("options", [{"num_oov_indices": 3, "mask_token": ""}, {"mask_token": None}])

@@ -217,9 +217,9 @@ def test_dense_activation_may_be_null_but_recurrent_may_not():
     ({"input": {"kind": "tokens", "vocab_size": 0}}, "input.vocab_size: must be a positive integer, got 0"),
     ({"input": {"kind": "tokens", "vocab_size": 10 ** 9}}, "input.vocab_size: must be at most 10000000, got"),
     ({"input": {"kind": "tokens", "vocab_size": 10, "extra": 1}}, "input.extra: unknown key; known keys: "
-                                                                   "features, idf_weights, kind, length, name, ngrams, "
-                                                                   "output_mode, split, standardize, step_shape, "
-                                                                   "vocab_size, vocabulary"),
+                                                                   "features, idf_weights, kind, length, mask_token, "
+                                                                   "name, ngrams, output_mode, split, standardize, "
+                                                                   "step_shape, vocab_size, vocabulary"),
     ({"input": {"kind": "tokens", "vocab_size": 10, "split": "character"}},
      'input.split: is for words input only (input.kind "words")'),
     ({"input": {"kind": "words", "vocab_size": 10, "split": "letters"}}, "input.split: must be one of"),

@@ -437,22 +437,57 @@ def test_a_bag_of_words_chosen_in_the_input_box_gives_text_vectorizations_vector
     assert grid_text(win.sequence_editor, 1, 2) == "the"                  # the words of each text stay visible
 
 
-def test_each_unknown_id_of_a_model_s_lookup_is_marked_oov_in_the_grid(make_window, qtbot, tmp_path):
+@pytest.mark.parametrize("token", ["<pad>", None])
+def test_a_model_vocabulary_switched_to_a_bag_and_back_keeps_its_mask_token(make_window, qtbot, token):
+    """Id 0 of a vocabulary of ids is its mask token, which a bag of words leaves out and drops from the texts;
+    with no mask token id 0 is an unknown word, in both."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    from explorer.core.spec import from_dict
+    words = ["the", "cat", "dog"]
+    lookup = keras.layers.StringLookup(vocabulary=words, mask_token=token)
+    vocabulary = [str(word) for word in lookup.get_vocabulary()]
+    spec = from_dict({"input": {"kind": "words", "vocab_size": 10, "vocabulary": vocabulary, "standardize": None,
+                                "mask_token": token}, "layers": [{"type": "dense", "units": 2}],
+                      "sequences": "the cat <pad>\nzebra dog the\n"})
+    win = make_window(spec, source=None)
+    settle(qtbot, win)
+    editor = win.stack_editor
+    editor.output_mode_combo.setCurrentIndex(editor.output_mode_combo.findData("count"))
+    settle(qtbot, win)
+    assert win.runs.last_reply.ok, win.session.status_text
+    reference = keras.layers.StringLookup(vocabulary=words, mask_token=token, output_mode="count", max_tokens=10,
+                                          pad_to_max_tokens=True)
+    texts = [tf.constant(["the", "cat", "<pad>"]), tf.constant(["zebra", "dog", "the"])]
+    np.testing.assert_array_equal(win.session.result.input, [keras.ops.convert_to_numpy(reference(t)) for t in texts])
+    assert win.session.document.input.vocabulary == [str(word) for word in reference.get_vocabulary()]
+    editor.output_mode_combo.setCurrentIndex(editor.output_mode_combo.findData("int"))
+    assert (win.session.document.input.vocabulary, win.session.document.input.mask_token) == (vocabulary, token)
+
+
+@pytest.mark.parametrize("token", ["", "<pad>", None])
+def test_each_unknown_id_of_a_model_s_lookup_is_marked_oov_in_the_grid(make_window, qtbot, tmp_path, token):
     import keras
     import tensorflow as tf
     from explorer.core import keras_io
-    lookup = keras.layers.StringLookup(num_oov_indices=3, mask_token="", name="lookup")
+    lookup = keras.layers.StringLookup(num_oov_indices=3, mask_token=token, name="lookup")
     lookup.adapt(tf.constant([["the", "cat", "sat"], ["the", "dog", "ran"]]))
     keras.Sequential([keras.Input((None,), dtype="string"), lookup, keras.layers.Embedding(9, 2),
                       keras.layers.LSTM(2)]).save(tmp_path / "lookup.keras")
     spec, _, _ = keras_io.import_model(tmp_path / "lookup.keras")
-    spec.sequences = "the zebra okapi gnu cat\n"
+    words = ["the", "zebra", "okapi", "<pad>", "gnu", "cat"]
+    spec.sequences = " ".join(words) + "\n"
     win = make_window(spec, source=str(tmp_path / "lookup.keras"))
     settle(qtbot, win)
-    ids = keras.ops.convert_to_numpy(lookup(tf.constant([["the", "zebra", "okapi", "gnu", "cat"]])))[0]
-    cells = [grid_text(win.sequence_editor, 0, step) for step in range(5)]
-    assert cells == [f"{word} ({i}{' OOV' if 1 <= i <= 3 else ''})"
-                     for word, i in zip(["the", "zebra", "okapi", "gnu", "cat"], ids)]
+    ids = keras.ops.convert_to_numpy(lookup(tf.constant([words])))[0]
+    unknown = range(0, 3) if token is None else range(1, 4)   # as get_vocabulary lists them
+    assert all(lookup.get_vocabulary()[i] == "[UNK]" for i in unknown)
+    cells = [grid_text(win.sequence_editor, 0, step) for step in range(len(words))]
+    assert cells == [f"{word} ({i}{' OOV' if i in unknown else ''})" for word, i in zip(words, ids)]
+    named = win.stack_editor.input_kind_combo.currentText()
+    assert named == ("words (the model's vocabulary, mask token <pad>)" if token == "<pad>"
+                     else "words (the model's vocabulary)")
 
 
 def test_the_input_kind_says_whose_vocabulary_the_words_are_looked_up_in(make_window, qtbot):
