@@ -10,7 +10,8 @@ from typing import Any
 from . import backend, diagnose, keras_cards
 from .errors import ExplorerError, StackError, strip_ansi
 from .registry import TYPES, more_outputs
-from .spec import INPUT_NAME, INPUT_REF, LayerSpec, Mask, StackSpec, call_arguments, call_outputs, option_value
+from .spec import (INPUT_NAME, INPUT_REF, LayerSpec, Mask, StackSpec, argument_places, call_arguments, call_outputs,
+                   option_value)
 
 
 @dataclass
@@ -129,14 +130,17 @@ def build(spec: StackSpec) -> BuiltStack:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 keras_layer = _make_layer(layer, name, spec)
-                keywords = ({} if layer.type != "keras" or keras_cards.is_operation(layer.params["class_name"])
-                            else {key: option_value(value) for key, value in (layer.options or {}).items()})
+                places = argument_places(layer.arguments)   # options that are lists its tensors fill
+                operation = layer.type != "keras" or keras_cards.is_operation(layer.params["class_name"])
+                options = {key: option_value(value) for key, value in (layer.options or {}).items()}
+                keywords = {} if operation else {key: value for key, value in options.items() if key not in places}
                 if layer.initial_state:   # an encoder's states start this layer (encoder-decoder)
                     keywords["initial_state"] = _taken(tensors, layer.initial_state, name)
                 if layer.mask:            # a mask the model computes and passes itself
                     keywords["mask"] = _mask_given(tensors, layer.mask, name)
                 if layer.arguments:       # each tensor to its parameter: mha(query=…, value=…); "*": in turn
-                    spread, named = call_arguments(layer.arguments, sources)
+                    # an operation places the tensors in its lists itself (a layer's call takes only tensors)
+                    spread, named = call_arguments(layer.arguments, sources, None if operation else options)
                     result = keras_layer(*spread, **named, **keywords)
                 else:
                     result = keras_layer(x, **keywords)

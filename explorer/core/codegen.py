@@ -9,8 +9,9 @@ from . import backend
 from . import sequences as seqs
 from .errors import StackError
 from .expression import check_source, expression_problem
-from .registry import TYPES, custom_class_name, more_outputs, option_code, python_name
-from .spec import INPUT_REF, StackSpec, call_arguments, call_outputs
+from .registry import (TYPES, AsWritten, custom_class_name, more_outputs, option_code, option_json, option_value,
+                       python_name)
+from .spec import INPUT_REF, StackSpec, argument_places, call_arguments, call_outputs
 
 def _layer_source(class_name: str) -> str:
     backend.load()
@@ -207,15 +208,19 @@ def export_code(spec: StackSpec, *, weights_from: str | None = None) -> str:
             call = f"{variable}_layer"
         if layer.inputs and not layer.arguments:   # a branch or a merge: the outputs of the layers it names
             lines.append(f"x = {tensors(layer.inputs)}")
-        keywords = "".join(f", {key}={option_code(value)}" for key, value in (layer.options or {}).items())
+        places = argument_places(layer.arguments)   # the lists its tensors fill
+        keywords = "".join(f", {key}={option_code(value)}" for key, value in (layer.options or {}).items()
+                           if key not in places)
         if layer.initial_state:   # an encoder's states start this layer
             keywords += f", initial_state=[{', '.join(tensors([source]) for source in layer.initial_state)}]"
         if layer.mask:            # a mask the model computes itself
             keywords += f", mask={mask_code(layer.mask)}"
         arguments = f"(x{keywords})"
         if layer.arguments:   # each tensor to its parameter of the call
-            spread, named = call_arguments(layer.arguments, [tensors([source]) for source in layer.inputs])
-            named = {key: "[" + ", ".join(code) + "]" if isinstance(code, list) else code for key, code in named.items()}
+            templates = {key: option_value(value) for key, value in (layer.options or {}).items() if key in places}
+            spread, named = call_arguments(layer.arguments, [AsWritten(tensors([source])) for source in layer.inputs],
+                                           templates)
+            named = {key: option_code(option_json(value, arrays=True)) for key, value in named.items()}
             arguments = "(" + ", ".join([*spread, *(f"{key}={code}" for key, code in named.items())]) + f"{keywords})"
         more = more_outputs(layer)   # a merge_mode None's backward output, return_state's states
         if more:

@@ -56,13 +56,15 @@ def is_operation(class_name: str) -> bool:
     return class_name.startswith("ops.")
 
 
-def keras_layer(class_name: str, config: dict, name: str, options: dict | None = None):
+def keras_layer(class_name: str, config: dict, name: str, options: dict | None = None,
+                places: dict[str, list] | None = None):
     """The Keras layer `class_name` (of keras.layers, or a registered custom class) built from `config`; an
-    operation's card takes its call's `options` here (a layer's call takes them when it is called)."""
+    operation's card takes its call's `options` here (a layer's call takes them when it is called), and the
+    `places` of the tensors it puts in those options' lists (spec.argument_places)."""
     from . import backend
     keras = backend.load()
     if is_operation(class_name):
-        return _operation_layer(class_name, config, name, options)
+        return _operation_layer(class_name, config, name, options, places)
     cls = layer_class(class_name)
     saved = {"class_name": cls.__name__, "config": {**copy.deepcopy(config), "name": name}}
     try:
@@ -105,7 +107,7 @@ def _map_over_steps(layer) -> None:
         layer = layer.layer
 
 
-def _operation_layer(class_name: str, config: dict, name: str, options: dict | None):
+def _operation_layer(class_name: str, config: dict, name: str, options: dict | None, places: dict | None):
     """A card of a keras.ops operation ("ops.numpy.Mean"): the operation, built by Keras in safe mode from its
     config, as a layer (layers.KerasOperation)."""
     import importlib
@@ -122,7 +124,8 @@ def _operation_layer(class_name: str, config: dict, name: str, options: dict | N
         raise StackError(f"{class_name} is not an operation of keras.ops", layer=name)
     saved = {"module": f"keras.src.{module}", "class_name": operation, "config": {**copy.deepcopy(config), "name": name}}
     try:
-        return KerasOperation(keras.saving.deserialize_keras_object(saved, safe_mode=True), options, name=name)
+        return KerasOperation(keras.saving.deserialize_keras_object(saved, safe_mode=True), options, places,
+                              name=name)
     except Exception as error:  # Keras reports a bad config as several exception types
         lines = strip_ansi(str(error)).strip().splitlines()
         raise StackError(f"Keras cannot build {class_name} from this config: "

@@ -536,31 +536,55 @@ def _call_form(model, layer) -> tuple[list, list[str] | None, dict]:
                              "card's call takes its values by keyword")
         keywords = dict(kwargs)
     elif len(args) > 1 or any(isinstance(item, keras.KerasTensor) for key, value in kwargs.items()
-                              if key not in ("mask", "initial_state") for item in keras.tree.flatten(value)):
+                              if key not in ("mask", "initial_state") for item in keras.tree.flatten(value)) or (
+            args and not all(isinstance(item, keras.KerasTensor) for item in keras.tree.flatten(args))
+            or any(isinstance(item, (list, tuple)) for value in args if isinstance(value, (list, tuple))
+                   for item in value)):   # one list mixing tensors with values, or nesting them: by its name
         keywords = {**dict(zip((parameter.name for parameter in parameters), args)), **kwargs}   # each by its name
         args = []
     else:
         keywords = dict(kwargs)
     keywords = {key: value for key, value in keywords.items() if key not in ("mask", "training", "initial_state")}
-    tensors, options = {}, {}
+    tensors, options, placed = {}, {}, set()   # placed: lists the tensors are placed in
     for key, value in keywords.items():
         if isinstance(value, keras.KerasTensor):
             tensors[key] = value
         elif isinstance(value, (list, tuple)) and value and all(isinstance(item, keras.KerasTensor) for item in value):
             tensors.update((f"{key}[{index}]", item) for index, item in enumerate(value))   # spec.argument_parameter
         elif any(isinstance(item, keras.KerasTensor) for item in keras.tree.flatten(value)):
-            raise StackError(f"{layer.name} ({type(layer).__name__}) takes {key} that mixes tensors with other "
-                             "values or nests them; a card gives a parameter a tensor or a flat list of tensors")
+            places = _tensor_places(value, ())   # each tensor at its place in the list, the values around it kept
+            if places is None:
+                raise StackError(f"{layer.name} ({type(layer).__name__}) takes {key} that holds tensors in a "
+                                 "dict, or more than 4 lists deep or 100 items long; a card places tensors in "
+                                 "lists and tuples")
+            tensors.update((key + "".join(f"[{index}]" for index in place), item) for place, item in places)
+            options[key] = keras.tree.map_structure(
+                lambda item: None if isinstance(item, keras.KerasTensor) else item, value)
+            placed.add(key)
         else:
             options[key] = value
     for key, value in options.items():
         try:
-            options[key] = option_json(value)
+            options[key] = option_json(value, arrays=key in placed)
         except ValueError as error:
             raise StackError(f"{layer.name} ({type(layer).__name__}) is called with {key} that {error}") from None
     if args:
         return keras.tree.flatten(args), None, options
     return [*spread, *tensors.values()], ["*"] * len(spread) + list(tensors) or None, options
+
+
+def _tensor_places(value, here: tuple[int, ...]) -> list | None:
+    """Each tensor in a list of lists and values, with its place ((1, 0): item 1's item 0); None when one is in a
+    dict, or deeper or further than an `arguments` entry names (spec.argument_parameter)."""
+    import keras
+    if isinstance(value, keras.KerasTensor):
+        return [(here, value)]
+    if not any(isinstance(item, keras.KerasTensor) for item in keras.tree.flatten(value)):
+        return []
+    if not isinstance(value, (list, tuple)) or len(here) == 4 or len(value) > 100:
+        return None
+    places = [_tensor_places(item, (*here, k)) for k, item in enumerate(value)]
+    return None if None in places else [place for each in places for place in each]
 
 
 def _explicit_mask(node):

@@ -9,6 +9,7 @@ import keras
 from keras import ops
 
 from .expression import check_expression
+from .spec import placed
 
 PACKAGE = "rnn_explorer"
 
@@ -127,7 +128,7 @@ class KerasOperation(keras.layers.Layer):
     """A keras.ops operation of a model's graph (`keras.ops.mean(x, axis=1)`) as a layer: it computes what the
     operation does, with its arguments as the model passed them; a mask stops at it, as in a Keras graph."""
 
-    def __init__(self, operation, options=None, **kwargs):
+    def __init__(self, operation, options=None, places=None, **kwargs):
         super().__init__(**kwargs)
         self.operation = (operation if isinstance(operation, keras.Operation)
                           else keras.saving.deserialize_keras_object(operation, safe_mode=True))
@@ -135,10 +136,17 @@ class KerasOperation(keras.layers.Layer):
                 "keras.src.ops."):   # a file names only an operation of keras.ops here, never a layer
             raise ValueError(f"{type(self.operation).__name__} is not an operation of keras.ops")
         self.options = options or {}   # the call's arguments that are not tensors (a Layer's call takes only tensors)
+        # a list of tensors and values (`ops.concatenate([x, constant])`): the places of the tensors it is given,
+        # in order, in the list its option holds
+        self.places = {key: [tuple(place) for place in each] for key, each in (places or {}).items()
+                       if key in self.options}
 
     def call(self, *args, **kwargs):
-        return self.operation(*args, **kwargs, **self.options)
+        for key, places in self.places.items():
+            kwargs[key] = placed(self.options[key], dict(zip(places, kwargs[key])))
+        return self.operation(*args, **kwargs, **{key: value for key, value in self.options.items()
+                                                   if key not in self.places})
 
     def get_config(self):
         return {**super().get_config(), "operation": keras.saving.serialize_keras_object(self.operation),
-                "options": keras.saving.serialize_keras_object(self.options)}
+                "options": keras.saving.serialize_keras_object(self.options), "places": self.places}

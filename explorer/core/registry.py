@@ -152,12 +152,18 @@ def array_value(data: Any, dtypes: tuple[str, ...] = ARRAY_DTYPES, most: int | N
 MAX_OPTION_ITEMS = 32
 
 
-def option_json(value: Any) -> Any:
-    """A call's keyword value as a stack file holds it; ValueError for what it cannot hold (a tensor, an object)."""
-    if value is None or isinstance(value, (bool, int, float)) or isinstance(value, str) and len(value) <= 100:
+class AsWritten(str):
+    """A tensor among a call's values, written as it is (its layer's name on a card, its code in a script)."""
+
+
+def option_json(value: Any, *, arrays: bool = False) -> Any:
+    """A call's keyword value as a stack file holds it; ValueError for what it cannot hold (a tensor, an object).
+    `arrays`: every NumPy array kept as one (among tensors, where an operation reads its dtype), not only a large
+    one."""
+    if value is None or isinstance(value, AsWritten) or isinstance(value, (bool, int, float)) or isinstance(value, str) and len(value) <= 100:
         return value
     if type(value).__module__ == "numpy" and hasattr(value, "tolist"):   # a NumPy number or array
-        if getattr(value, "ndim", 0) and max(value.shape) > MAX_OPTION_ITEMS:   # a large constant: as an array
+        if getattr(value, "ndim", 0) and (arrays or max(value.shape) > MAX_OPTION_ITEMS):   # kept as an array
             if str(value.dtype) not in ARRAY_DTYPES or value.size > MAX_ARRAY_VALUES:
                 raise ValueError(f"must be a NumPy array of {', '.join(ARRAY_DTYPES)} of at most "
                                  f"{MAX_ARRAY_VALUES:,} values, got {value.dtype} {value.shape}")
@@ -168,7 +174,7 @@ def option_json(value: Any) -> Any:
     if value is Ellipsis:
         return {"ellipsis": True}
     if isinstance(value, (list, tuple)) and len(value) <= MAX_OPTION_ITEMS:
-        items = [option_json(item) for item in value]
+        items = [option_json(item, arrays=arrays) for item in value]
         return {"tuple": items} if isinstance(value, tuple) else items
     raise ValueError(f"must be true, false, null, a number, a short string, or a list, tuple or slice of them, "
                      f"got {show(value)}")
@@ -176,6 +182,8 @@ def option_json(value: Any) -> Any:
 
 def option_value(data: Any) -> Any:
     """The Python value of a call option as a stack file holds it (option_json's inverse)."""
+    if isinstance(data, AsWritten):
+        return data
     if isinstance(data, dict):
         if list(data) == ["slice"] and isinstance(data["slice"], list) and len(data["slice"]) == 3 and all(
                 part is None or isinstance(part, int) and not isinstance(part, bool) for part in data["slice"]):
@@ -196,6 +204,8 @@ def option_value(data: Any) -> Any:
 def option_code(data: Any) -> str:
     """A call option as Python source for an exported script (a NumPy constant as np.array(…), whole)."""
     value = option_value(data)
+    if isinstance(value, AsWritten):
+        return value
     if type(value).__module__ == "numpy" and getattr(value, "ndim", 0):
         return f"np.array({value.tolist()!r}, dtype={str(value.dtype)!r})"
     if isinstance(value, (list, tuple)):
@@ -205,13 +215,15 @@ def option_code(data: Any) -> str:
 
 def _items(value: list | tuple, written: Callable[[Any], str]) -> str:
     """A list or tuple of option values as Python writes it, each item `written` (option_code, option_text)."""
-    inner = ", ".join(written(option_json(item)) for item in value)
+    inner = ", ".join(written(option_json(item, arrays=True)) for item in value)
     return f"({inner}{',' if len(value) == 1 else ''})" if isinstance(value, tuple) else f"[{inner}]"
 
 
 def option_text(data: Any) -> str:
     """A call option as Python writes it: (:, -1), 2.0, True."""
     value = option_value(data)
+    if isinstance(value, AsWritten):
+        return value
     if isinstance(value, slice):
         start, stop = ("" if part is None else str(part) for part in (value.start, value.stop))
         return f"{start}:{stop}" + ("" if value.step is None else f":{value.step}")
@@ -495,8 +507,10 @@ def python_name(name: str) -> str:
 def _keras_layer(layer, name, spec):
     """A layer of keras.layers from its saved config, built by Keras in safe mode."""
     from .keras_cards import keras_layer
+    from .spec import argument_places
     options = {key: option_value(value) for key, value in (layer.options or {}).items()}
-    return keras_layer(layer.params["class_name"], layer.params["config"], name, options)
+    return keras_layer(layer.params["class_name"], layer.params["config"], name, options,
+                       argument_places(layer.arguments))
 
 
 def _keras_layer_code(layer, name, spec):

@@ -17,7 +17,7 @@ from .errors import SpecError
 from .registry import ACTIVATIONS, MAX_UNITS, MERGE_MODES  # noqa: F401  (re-exported: callers read them here)
 from .registry import TYPES, choice as _choice, number as _number, positive_int as _positive_int, show as _show
 from .registry import array_json, array_value
-from .registry import more_outputs, option_value
+from .registry import AsWritten, more_outputs, option_value
 from .registry import option_json, option_text  # noqa: F401  (re-exported: callers read them here)
 
 FORMAT = "rnn-shape-explorer/stack"
@@ -532,9 +532,38 @@ def _parse_layer(data: Any, index: int) -> LayerSpec:
     if layer.arguments and len(layer.arguments) != len(layer.inputs or []):
         raise SpecError(f"{path}.arguments", f"names {len(layer.arguments)} parameters, but the layer takes "
                                              f"{len(layer.inputs or [])} tensors (its inputs): one each")
-    if {argument_parameter(argument)[0] for argument in layer.arguments or []} & set(layer.options or {}):
-        raise SpecError(f"{path}.options", "names a parameter that arguments gives a tensor")
+    problem = _argument_items_problem(layer.arguments or [], layer.options or {})
+    if problem:
+        raise SpecError(f"{path}.{problem[0]}", problem[1])
     return layer
+
+
+def _argument_items_problem(arguments: list[str], options: dict) -> tuple[str, str] | None:
+    """Where a card's `arguments` and `options` disagree: a parameter given a tensor whole is no option; one given
+    tensors item by item takes them as its items 0, 1 … in order, or at their places in the list its option holds
+    (the values around them: `[null, 0.5]` with "xs[0]")."""
+    whole = {name for name, items in map(argument_parameter, arguments) if not items} - {"*"}
+    if whole & set(options):
+        return "options", f"names {sorted(whole & set(options))[0]}, a parameter that arguments gives a tensor"
+    for name, items in argument_places(arguments).items():
+        if name not in options:
+            if any(len(each) != 1 for each in items) or [each[0] for each in items] != list(range(len(items))):
+                given = ", ".join(name + "".join(f"[{index}]" for index in each) for each in items)
+                return "arguments", (f"gives {given}: without a list in options.{name} to place them in, the "
+                                     f"tensors are the items 0, 1 … of {name}, in order")
+        elif not all(_holds_item(options[name], each) for each in items):
+            return f"options.{name}", "has no item at each place arguments gives a tensor"
+    return None
+
+
+def _holds_item(data: Any, items: tuple[int, ...]) -> bool:
+    """The list (or tuple) a stack file holds has an item at `items` ((1, 0): its item 1's item 0)."""
+    for index in items:
+        data = data["tuple"] if isinstance(data, dict) and list(data) == ["tuple"] else data
+        if not isinstance(data, list) or index >= len(data):
+            return False
+        data = data[index]
+    return True
 
 
 _ARGUMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -550,46 +579,84 @@ def _returns(value: Any) -> int:
 def _argument_names(value: Any) -> list[str]:
     parameters = [argument_parameter(item) for item in value if isinstance(item, str) and item != "*"] \
         if isinstance(value, list) else []
-    named = [name for name, index in parameters if index is None]
-    listed = {name: [index for other, index in parameters if other == name] for name, index in parameters
-              if index is not None}
+    named = {name for name, items in parameters if not items}
     if (not isinstance(value, list) or not 1 <= len(value) <= MAX_INPUTS
             or not all(isinstance(item, str) and (item == "*" or _ARGUMENT.fullmatch(argument_parameter(item)[0]))
                        for item in value)
-            or len(set(named)) != len(named) or set(named) & set(listed)
-            or any(indices != list(range(len(indices))) for indices in listed.values())
+            or len(set(parameters)) != len(parameters) or named & {name for name, items in parameters if items}
             or "*" in value[len(value) - len(parameters):]):
         raise ValueError(f"must be a list of 1 to {MAX_INPUTS} distinct parameter names of the layer's call "
-                         f'("query", "value"; "mask[0]", "mask[1]" for the items of a list, in order), after any '
-                         f'"*" (the tensors a call(*operands) takes in turn), got {_show(value)}')
+                         f'("query", "value"; "mask[0]", "mask[1]" for the items of a list, "xs[1][0]" for an item '
+                         f'of an item), after any "*" (the tensors a call(*operands) takes in turn), got '
+                         f"{_show(value)}")
     return value
 
 
-_LISTED = re.compile(r"(.+)\[(\d{1,2})\]")
+_ITEM = re.compile(r"\[(\d{1,2})\]")
 
 
-def argument_parameter(argument: str) -> tuple[str, int | None]:
-    """The call's parameter an `arguments` entry names, and the item of its list ("mask[1]": ("mask", 1)) or
-    None for the whole parameter; ("", None) for a malformed entry."""
-    listed = _LISTED.fullmatch(argument)
-    if listed is None:
-        return (argument, None) if "[" not in argument else ("", None)
-    return listed[1], int(listed[2])
+def argument_parameter(argument: str) -> tuple[str, tuple[int, ...]]:
+    """The call's parameter an `arguments` entry names, and the place of its item ("mask[1]": ("mask", (1,)),
+    "xs[1][0]": ("xs", (1, 0))), () for the whole parameter; ("", ()) for a malformed entry."""
+    name, bracket, rest = argument.partition("[")
+    indices = _ITEM.findall(bracket + rest)
+    if bracket and (not indices or "".join(f"[{index}]" for index in indices) != bracket + rest or len(indices) > 4):
+        return "", ()
+    return name, tuple(int(index) for index in indices)
 
 
-def call_arguments(arguments: list[str], given: list) -> tuple[list, dict[str, Any]]:
+def call_arguments(arguments: list[str], given: list, templates: dict | None = None) -> tuple[list, dict[str, Any]]:
     """How a call takes `given` (tensors, or their code), one per `arguments` entry: (those a call(*operands)
-    takes in turn, the rest by parameter, a list for a parameter given item by item)."""
+    takes in turn, the rest by parameter). A parameter given tensors item by item is a list of them in order, or
+    its `templates` value (the list its option holds) with each at its place."""
     spread, named = [], {}
     for argument, item in zip(arguments, given):
-        name, index = argument_parameter(argument)
+        name, items = argument_parameter(argument)
         if argument == "*":
             spread.append(item)
-        elif index is None:
+        elif not items:
             named[name] = item
         else:
-            named.setdefault(name, []).append(item)
+            named.setdefault(name, {})[items] = item
+    for name, at in argument_places(arguments).items():
+        items = named[name]
+        named[name] = placed(templates[name], items) if templates and name in templates else list(items.values())
     return spread, named
+
+
+def shown_options(layer: LayerSpec) -> dict[str, Any]:
+    """A card's call options as it shows them: a list its tensors fill with each tensor's layer in its place."""
+    sources = ["input" if source == INPUT_REF else source for source in layer.inputs or []]
+    places = argument_places(layer.arguments)
+    shown = dict(layer.options or {})
+    for key, value in shown.items():
+        if key in places:
+            at = {place: AsWritten(source) for place, source in zip(places[key], (
+                source for argument, source in zip(layer.arguments, sources) if argument_parameter(argument)[0] == key))}
+            shown[key] = option_json(placed(option_value(value), at), arrays=True)
+    return shown
+
+
+def argument_places(arguments: list[str] | None) -> dict[str, list[tuple[int, ...]]]:
+    """The parameters `arguments` gives tensors item by item, each with the places of its tensors, in order: the
+    options of those parameters are the lists the tensors fill."""
+    places: dict[str, list[tuple[int, ...]]] = {}
+    for argument in arguments or []:
+        name, items = argument_parameter(argument)
+        if items:
+            places.setdefault(name, []).append(items)
+    return places
+
+
+def placed(value: Any, at: dict[tuple[int, ...], Any], here: tuple[int, ...] = ()) -> Any:
+    """`value` (lists and tuples of values) with the items of `at` at their places ((1, 0): item 1's item 0)."""
+    if here in at:
+        return at[here]
+    if not isinstance(value, (list, tuple)) or not any(len(key) > len(here) and key[:len(here)] == here
+                                                       for key in at):
+        return value
+    items = [placed(item, at, (*here, k)) for k, item in enumerate(value)]
+    return tuple(items) if isinstance(value, tuple) else items
 
 
 def _options(value: Any) -> dict[str, Any]:

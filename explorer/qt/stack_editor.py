@@ -26,7 +26,7 @@ from ..core.spec import (INPUT_REF, LAYER_PARAMS, MAX_FEATURES, MAX_SEED, MAX_VO
                          InputSpec, LayerSpec,
                          StackSpec, ngram_widths)
 from ..core.spec import layer_label as friendly
-from ..core.spec import call_outputs, mask_text, option_text
+from ..core.spec import call_outputs, mask_text, option_text, shown_options
 from ..session import FAILED, Session
 from .stale import StateGate
 from .expression_editor import ExpressionEdit
@@ -269,7 +269,7 @@ class LayerCard(QFrame):
             outer.addWidget(self.mask_label)
         if layer.options:   # the call's keyword arguments, as the model called it
             self.options_label = QLabel("called with " + ", ".join(f"{key}={option_text(value)}"
-                                                                     for key, value in layer.options.items()))
+                                                                     for key, value in shown_options(layer).items()))
             self.options_label.setFont(mono_font())
             self.options_label.setWordWrap(True)
             self.options_label.setToolTip("Keyword arguments of the layer's call (not its config), as the model "

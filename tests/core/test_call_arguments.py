@@ -398,7 +398,107 @@ def test_parameters_that_take_lists_of_tensors_get_them_item_by_item(tmp_path):
     np.testing.assert_allclose(exported_output(code, "head", tmp_path), model.predict(batch, verbose=0), atol=1e-5)
 
 
-@pytest.mark.parametrize("arguments", [["x[1]", "y"], ["x", "x[0]"], ["x[0]", "x[0]"], ["x[", "y"], ["[0]", "y"]])
+def tensors_among_values(gated: bool = True):
+    """keras.ops.select whose choices are a branch's output and a constant (a list of a tensor and a NumPy array),
+    and a custom layer given a nested list of tensors, [x, [gate, bias]] (`gated`)."""
+    ids = keras.Input((None,), dtype="int32", name="ids")
+    x = layers.Embedding(9, 3, mask_zero=True, name="emb")(ids)
+    first = layers.LSTM(3, return_sequences=True, name="first")(x)
+    second = layers.GRU(3, return_sequences=True, name="second")(x)
+    half = np.full((1, 1, 3), 0.5, "float32")
+    chosen = keras.ops.select([keras.ops.greater(first, second), keras.ops.less(first, 0.0)], [first, half], 0.0)
+    if gated:
+        chosen = Gated(name="gated")([chosen, [second, layers.Dense(3, name="bias")(first)]])
+    return keras.Model(ids, layers.Dense(2, name="head")(layers.GlobalAveragePooling1D(name="pool")(chosen)))
+
+
+@keras.saving.register_keras_serializable(package="call_arguments_test")
+class Gated(layers.Layer):
+    def call(self, inputs):
+        x, (gate, bias) = inputs
+        return x * keras.ops.sigmoid(gate) + bias
+
+
+@pytest.fixture(scope="module")
+def saved_among(tmp_path_factory):
+    path = tmp_path_factory.mktemp("among") / "among.keras"
+    return trained_and_saved(tensors_among_values, [keras.utils.pad_sequences(TEXTS, padding="post")], path), path
+
+
+@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(ids, min_size=1, max_size=4), st.sampled_from(["pre", "post"]))
+def test_tensors_among_values_or_in_nested_lists_take_their_places_as_in_keras(saved_among, rows, padding):
+    model, path = saved_among
+    spec, _, _ = keras_io.import_model(path)
+    selected = select_of(spec)      # Keras numbers an operation's name by the models made before it
+    select = spec.layers[spec.layer_names().index(selected)]
+    assert (select.arguments, select.options["choicelist"][0]) == (["condlist[0]", "condlist[1]", "choicelist[0]"],
+                                                                   None)
+    gated = spec.layers[spec.layer_names().index("gated")]
+    assert (gated.arguments, gated.inputs) == (["inputs[0]", "inputs[1][0]", "inputs[1][1]"],
+                                               [selected, "second", "bias"])
+    spec.batching.padding = padding
+    batch = keras.utils.pad_sequences(rows, padding=padding)
+    for document in (spec, specs.loads(specs.dumps(spec))):          # and through the stack file
+        result = ENGINE.run(document, text(rows))
+        for name in (selected, "gated", "head"):
+            expected = keras.Model(model.input, next(op for op in model.operations if op.name == name).output)
+            np.testing.assert_allclose(result.layer(name).output, expected.predict(batch, verbose=0), atol=1e-5,
+                                       err_msg=name)
+
+
+def select_of(spec) -> str:
+    return next(name for name, layer in zip(spec.layer_names(), spec.layers)
+                if layer.params.get("class_name") == "ops.numpy.Select")
+
+
+def test_tensors_among_values_survive_the_exported_script(saved_among, tmp_path):
+    from explorer.core.codegen import export_code
+    spec, _, _ = keras_io.import_model(saved_among[1])   # the nested list, written as it is called
+    assert f"inputs=[outputs[{select_of(spec)!r}], [outputs['second'], outputs['bias']]]" in export_code(spec)
+    batch = keras.utils.pad_sequences(TEXTS, padding="post")   # a script runs without the test's class: no Gated
+    model = trained_and_saved(lambda: tensors_among_values(gated=False), [batch], tmp_path / "chosen.keras")
+    spec, _, _ = keras_io.import_model(tmp_path / "chosen.keras")
+    spec.sequences = text(TEXTS)
+    code = export_code(spec, weights_from=str(tmp_path / "chosen.keras"))
+    assert "choicelist=[outputs['first'], np.array(" in code
+    np.testing.assert_allclose(exported_output(code, "head", tmp_path), model.predict(batch, verbose=0), atol=1e-5)
+
+
+def test_a_list_of_a_tensor_and_a_constant_given_positionally_is_placed_by_the_parameter_s_name(tmp_path):
+    """ops.concatenate([x, constant]): Keras records the list as the call's one positional argument."""
+    def joined():
+        ids = keras.Input((4,), dtype="int32", name="ids")
+        x = layers.LSTM(3, return_sequences=True, name="lstm")(layers.Embedding(9, 3, name="emb")(ids))
+        x = keras.ops.concatenate([x, np.linspace(0, 1, 24, dtype="float32").reshape(3, 4, 2)], axis=-1)
+        return keras.Model(ids, layers.GRU(2, name="gru")(x))
+    batch = keras.utils.pad_sequences(TEXTS, padding="post", maxlen=4)
+    model = trained_and_saved(joined, [batch], tmp_path / "joined.keras")
+    spec, _, _ = keras_io.import_model(tmp_path / "joined.keras")
+    concatenate = next(layer for layer in spec.layers if layer.params.get("class_name") == "ops.numpy.Concatenate")
+    assert concatenate.arguments == ["xs[0]"] and concatenate.options["xs"][1]["array"]["shape"] == [3, 4, 2]
+    np.testing.assert_allclose(ENGINE.run(spec, text(TEXTS)).layer("gru").output, model.predict(batch, verbose=0),
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("arguments, options, message", [
+    (["xs[1]", "y"], {}, r"arguments: gives xs\[1\]: without a list in options.xs to place them in"),
+    (["xs[0][1]", "y"], {}, r"arguments: gives xs\[0\]\[1\]: without a list"),
+    (["xs[2]", "y"], {"xs": [None, 1]}, r"options.xs: has no item at each place arguments gives a tensor"),
+    (["xs[0][0]", "y"], {"xs": [None, 1]}, r"options.xs: has no item at each place"),
+    (["xs", "y"], {"xs": [None]}, r"options: names xs, a parameter that arguments gives a tensor"),
+])
+def test_tensors_placed_in_a_list_need_the_list_to_hold_their_places(arguments, options, message):
+    document = {"input": {"kind": "features", "features": 2}, "layers": [
+        {"type": "lstm", "units": 2, "return_sequences": True, "name": "a"},
+        {"type": "keras", "class_name": "ops.numpy.Concatenate", "config": {}, "inputs": ["a", "a"],
+         "arguments": arguments, "options": options}]}
+    with pytest.raises(SpecError, match=r"layers\[1\]\." + message):
+        specs.from_dict(document)
+
+
+@pytest.mark.parametrize("arguments", [["x", "x[0]"], ["x[0]", "x[0]"], ["x[", "y"], ["[0]", "y"], ["x[0]x", "y"],
+                                       ["x[0][0][0][0][0]", "y"]])
 def test_items_of_a_listed_parameter_are_named_once_each_in_order(arguments):
     document = {"input": {"kind": "features", "features": 2}, "layers": [
         {"type": "lstm", "units": 2, "return_sequences": True, "name": "a"},
