@@ -9,9 +9,8 @@ from typing import Any
 
 from . import backend, diagnose, keras_cards
 from .errors import ExplorerError, StackError, strip_ansi
-from .registry import TYPES, more_outputs
-from .spec import (INPUT_NAME, INPUT_REF, LayerSpec, Mask, StackSpec, argument_places, call_arguments, call_outputs,
-                   option_value)
+from .registry import TYPES, call_options, more_outputs
+from .spec import INPUT_NAME, INPUT_REF, LayerSpec, Mask, StackSpec, argument_places, call_arguments, call_outputs
 
 
 @dataclass
@@ -132,7 +131,7 @@ def build(spec: StackSpec) -> BuiltStack:
                 keras_layer = _make_layer(layer, name, spec)
                 places = argument_places(layer.arguments)   # options that are lists its tensors fill
                 operation = layer.type != "keras" or keras_cards.is_operation(layer.params["class_name"])
-                options = {key: option_value(value) for key, value in (layer.options or {}).items()}
+                options = call_options(layer.options)
                 keywords = {} if operation else {key: value for key, value in options.items() if key not in places}
                 if layer.initial_state:   # an encoder's states start this layer (encoder-decoder)
                     keywords["initial_state"] = _taken(tensors, layer.initial_state, name)

@@ -152,6 +152,64 @@ def array_value(data: Any, dtypes: tuple[str, ...] = ARRAY_DTYPES, most: int | N
 MAX_OPTION_ITEMS = 32
 
 
+# Keras objects a call may be given, as Keras serializes them: one of its own functions (an activation) or an
+# initializer, regularizer or constraint; nothing that computes a graph of its own
+OBJECT_MODULES = ("keras.initializers", "keras.regularizers", "keras.constraints")
+
+
+class SavedObject:
+    """A Keras object a call is given (`activation_fn=keras.activations.hard_sigmoid`, an initializer), held as
+    Keras serializes it and made again by Keras in safe mode, in the engine only."""
+
+    def __init__(self, saved: Any):
+        if not (isinstance(saved, dict) and isinstance(saved.get("class_name"), str)
+                and (saved["class_name"] == "function" and isinstance(saved.get("config"), str)
+                     and saved.get("module") in ("builtins", None)
+                     or saved.get("module") in OBJECT_MODULES and isinstance(saved.get("config"), dict))):
+            raise ValueError(f'must be {{"keras": …}} holding a Keras function ({{"class_name": "function", '
+                             f'"config": "relu"}}) or one of {", ".join(OBJECT_MODULES)} as Keras serializes it, '
+                             f"got {show(saved)}")
+        self.saved = saved
+
+    def text(self) -> str:
+        """As a card shows it: hard_sigmoid, Constant(value=0.25)."""
+        if self.saved["class_name"] == "function":
+            return self.saved["config"]
+        return f"{self.saved['class_name']}({', '.join(f'{k}={v!r}' for k, v in self.saved['config'].items())})"
+
+    def code(self) -> str:
+        return f"keras.saving.deserialize_keras_object({self.saved!r})"
+
+    def value(self):
+        from . import backend
+        keras = backend.load()
+        try:
+            made = keras.saving.deserialize_keras_object(self.saved, safe_mode=True)
+        except Exception as error:  # noqa: BLE001  (Keras reports an unknown object as several exception types)
+            raise ValueError(f"is {self.text()}, which Keras cannot make: "
+                             f"{str(error).splitlines()[0].split('. ')[0]}") from None
+        if isinstance(made, (keras.layers.Layer, keras.Operation)) or not callable(made):
+            raise ValueError(f"is {self.text()}, which is not a function, initializer, regularizer or constraint")
+        return made
+
+    @staticmethod
+    def of(value: Any) -> dict | None:
+        """A Keras function or object as a stack file holds it; None for anything else."""
+        import inspect
+        module = getattr(type(value), "__module__", "")
+        if not (inspect.isfunction(value) and (value.__module__ or "").startswith("keras.")
+                or module.startswith(("keras.src.initializers", "keras.src.regularizers", "keras.src.constraints"))):
+            return None
+        from . import backend
+        keras = backend.load()
+        try:
+            saved = json.loads(json.dumps(keras.saving.serialize_keras_object(value)))
+            SavedObject(saved).value()
+        except (TypeError, ValueError):
+            return None
+        return saved
+
+
 class AsWritten(str):
     """A tensor among a call's values, written as it is (its layer's name on a card, its code in a script)."""
 
@@ -176,14 +234,23 @@ def option_json(value: Any, *, arrays: bool = False) -> Any:
     if isinstance(value, (list, tuple)) and len(value) <= MAX_OPTION_ITEMS:
         items = [option_json(item, arrays=arrays) for item in value]
         return {"tuple": items} if isinstance(value, tuple) else items
-    raise ValueError(f"must be true, false, null, a number, a short string, or a list, tuple or slice of them, "
-                     f"got {show(value)}")
+    if isinstance(value, SavedObject):
+        return {"keras": value.saved}
+    saved = SavedObject.of(value)
+    if saved is not None:
+        return {"keras": saved}
+    raise ValueError(f"must be true, false, null, a number, a short string, a list, tuple or slice of them, or a "
+                     f"function, initializer, regularizer or constraint of Keras, got {show(value)}")
 
 
-def option_value(data: Any) -> Any:
-    """The Python value of a call option as a stack file holds it (option_json's inverse)."""
+def option_value(data: Any, *, objects: bool = True) -> Any:
+    """The Python value of a call option as a stack file holds it (option_json's inverse); `objects`: a Keras
+    function or object made by Keras, else a SavedObject (the window, which never imports Keras)."""
     if isinstance(data, AsWritten):
         return data
+    if isinstance(data, dict) and list(data) == ["keras"]:
+        held = SavedObject(data["keras"])
+        return held.value() if objects else held
     if isinstance(data, dict):
         if list(data) == ["slice"] and isinstance(data["slice"], list) and len(data["slice"]) == 3 and all(
                 part is None or isinstance(part, int) and not isinstance(part, bool) for part in data["slice"]):
@@ -191,21 +258,36 @@ def option_value(data: Any) -> Any:
         if data == {"ellipsis": True}:
             return Ellipsis
         if list(data) == ["tuple"] and isinstance(data["tuple"], list) and len(data["tuple"]) <= MAX_OPTION_ITEMS:
-            return tuple(option_value(item) for item in data["tuple"])
+            return tuple(option_value(item, objects=objects) for item in data["tuple"])
         if list(data) == ["array"]:
             return array_value(data["array"])
         raise ValueError(f'must be {{"slice": [start, stop, step]}}, {{"tuple": [...]}}, {{"ellipsis": true}} or '
-                         f'{{"array": {{"shape": …, "dtype": …, "data": …}}}} when it is an object, got {show(data)}')
+                         f'{{"array": {{"shape": …, "dtype": …, "data": …}}}}, or {{"keras": …}} (a Keras function '
+                         f"or initializer) when it is an object, got {show(data)}")
     if isinstance(data, list) and len(data) <= MAX_OPTION_ITEMS:
-        return [option_value(item) for item in data]
+        return [option_value(item, objects=objects) for item in data]
     return option_json(data)
+
+
+def call_options(options: dict | None) -> dict[str, Any]:
+    """A card's call options as Python values, each made by Keras where it is a Keras object; a ValueError names
+    the option."""
+    values = {}
+    for key, data in (options or {}).items():
+        try:
+            values[key] = option_value(data)
+        except ValueError as error:
+            raise ValueError(f"{key} {error}") from None
+    return values
 
 
 def option_code(data: Any) -> str:
     """A call option as Python source for an exported script (a NumPy constant as np.array(…), whole)."""
-    value = option_value(data)
+    value = option_value(data, objects=False)
     if isinstance(value, AsWritten):
         return value
+    if isinstance(value, SavedObject):
+        return value.code()
     if type(value).__module__ == "numpy" and getattr(value, "ndim", 0):
         return f"np.array({value.tolist()!r}, dtype={str(value.dtype)!r})"
     if isinstance(value, (list, tuple)):
@@ -221,9 +303,11 @@ def _items(value: list | tuple, written: Callable[[Any], str]) -> str:
 
 def option_text(data: Any) -> str:
     """A call option as Python writes it: (:, -1), 2.0, True."""
-    value = option_value(data)
+    value = option_value(data, objects=False)
     if isinstance(value, AsWritten):
         return value
+    if isinstance(value, SavedObject):
+        return value.text()
     if isinstance(value, slice):
         start, stop = ("" if part is None else str(part) for part in (value.start, value.stop))
         return f"{start}:{stop}" + ("" if value.step is None else f":{value.step}")
@@ -508,8 +592,7 @@ def _keras_layer(layer, name, spec):
     """A layer of keras.layers from its saved config, built by Keras in safe mode."""
     from .keras_cards import keras_layer
     from .spec import argument_places
-    options = {key: option_value(value) for key, value in (layer.options or {}).items()}
-    return keras_layer(layer.params["class_name"], layer.params["config"], name, options,
+    return keras_layer(layer.params["class_name"], layer.params["config"], name, call_options(layer.options),
                        argument_places(layer.arguments))
 
 

@@ -633,7 +633,7 @@ def shown_options(layer: LayerSpec) -> dict[str, Any]:
         if key in places:
             at = {place: AsWritten(source) for place, source in zip(places[key], (
                 source for argument, source in zip(layer.arguments, sources) if argument_parameter(argument)[0] == key))}
-            shown[key] = option_json(placed(option_value(value), at), arrays=True)
+            shown[key] = option_json(placed(option_value(value, objects=False), at), arrays=True)
     return shown
 
 
@@ -668,7 +668,7 @@ def _options(value: Any) -> dict[str, Any]:
             raise ValueError(f"{_show(key)} is not a keyword argument a card's call may take"
                              + (" (the explorer handles it)" if key in _NOT_OPTIONS else ""))
         try:
-            option_value(item)
+            option_value(item, objects=False)   # a Keras object is made when the engine builds
         except ValueError as error:
             raise ValueError(f"{key} {error}") from None
     return value

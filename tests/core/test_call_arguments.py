@@ -497,6 +497,49 @@ def test_tensors_placed_in_a_list_need_the_list_to_hold_their_places(arguments, 
         specs.from_dict(document)
 
 
+@keras.saving.register_keras_serializable(package="call_arguments_test")
+class Applied(layers.Layer):
+    """A custom layer whose call takes a function and an initializer, as some published layers do."""
+    def call(self, x, activation_fn=None, init=None):
+        return activation_fn(x) + init(shape=(1, 1, x.shape[-1]), dtype=x.dtype)
+
+
+def applied_objects():
+    ids = keras.Input((None,), dtype="int32", name="ids")
+    x = layers.LSTM(3, return_sequences=True, name="lstm")(layers.Embedding(9, 3, mask_zero=True, name="emb")(ids))
+    x = Applied(name="applied")(x, activation_fn=keras.activations.hard_sigmoid,
+                                init=keras.initializers.Constant(0.25))
+    return keras.Model(ids, layers.GRU(2, name="gru")(x))
+
+
+def test_a_call_given_a_keras_function_and_an_initializer_holds_them_as_keras_saves_them(tmp_path):
+    batch = keras.utils.pad_sequences(TEXTS, padding="post")
+    model = trained_and_saved(applied_objects, [batch], tmp_path / "applied.keras")
+    spec, _, _ = keras_io.import_model(tmp_path / "applied.keras")
+    applied = spec.layers[spec.layer_names().index("applied")]
+    assert applied.options["activation_fn"]["keras"]["config"] == "hard_sigmoid"
+    assert applied.options["init"]["keras"]["class_name"] == "Constant"
+    assert specs.option_text(applied.options["init"]) == "Constant(value=0.25)"
+    for document in (spec, specs.loads(specs.dumps(spec))):
+        np.testing.assert_allclose(ENGINE.run(document, text(TEXTS)).layer("gru").output,
+                                   model.predict(batch, verbose=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("saved, message", [
+    ({"module": "builtins", "class_name": "function", "config": "eval", "registered_name": "function"},
+     "activation_fn is eval, which Keras cannot make"),
+    ({"module": "keras.layers", "class_name": "Lambda", "config": {"function": "print"}}, r'must be \{"keras": …\}'),
+    ({"module": "os", "class_name": "function", "config": "system"}, r'must be \{"keras": …\}'),
+])
+def test_a_stack_file_gives_a_call_only_keras_s_own_functions_and_initializers(saved, message):
+    document = {"input": {"kind": "features", "features": 2}, "layers": [
+        {"type": "lstm", "units": 2, "return_sequences": True},
+        {"type": "keras", "class_name": "ops.numpy.Mean", "config": {"axis": 1},
+         "options": {"activation_fn": {"keras": saved}}}]}
+    with pytest.raises(ExplorerError, match=message):
+        ENGINE.built_for(specs.from_dict(document))
+
+
 @pytest.mark.parametrize("arguments", [["x", "x[0]"], ["x[0]", "x[0]"], ["x[", "y"], ["[0]", "y"], ["x[0]x", "y"],
                                        ["x[0][0][0][0][0]", "y"]])
 def test_items_of_a_listed_parameter_are_named_once_each_in_order(arguments):
