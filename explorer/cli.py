@@ -32,7 +32,7 @@ def _parser() -> _Parser:
                                                       "inside recurrent networks.")
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
     run = commands.add_parser("run", help="run a stack headless and report shapes, masks and outputs")
-    run.add_argument("stack", help="a .stack.json file, preset:NAME or a trained MODEL.keras")
+    run.add_argument("stack", help="a .stack.json file, preset:NAME or a trained MODEL.keras (or Keras 2's MODEL.h5)")
     run.add_argument("--input", metavar="TEXTFILE | NAME=FILE", action="append",
                      help="sequence text to run instead of the file's sequences; a model of several inputs takes "
                           "NAME=FILE once per input (line i of each file is one example)")
@@ -59,7 +59,7 @@ def _parser() -> _Parser:
     commands.add_parser("tasks", help="list the built-in training tasks and their rules")
     commands.add_parser("presets", help="list the built-in stacks")
     export = commands.add_parser("export-code", help="print a Keras script that builds the same stack")
-    export.add_argument("stack", help="a .stack.json file, preset:NAME or a trained MODEL.keras")
+    export.add_argument("stack", help="a .stack.json file, preset:NAME or a trained MODEL.keras (or Keras 2's MODEL.h5)")
     export.add_argument("--trust", action="store_true", help="allow custom expressions into the script")
     _batching_options(export)
     _custom_objects_option(export)
@@ -78,7 +78,7 @@ def _doctor_parser(commands) -> None:
     from .core.doctor import SEVERITIES
     doctor = commands.add_parser("doctor", help="check a stack or a trained model on its sequences: padding "
                                                 "leaks, ignored masks, truncation, vanishing gradients, …")
-    doctor.add_argument("stack", help="a .stack.json file, preset:NAME or a trained MODEL.keras")
+    doctor.add_argument("stack", help="a .stack.json file, preset:NAME or a trained MODEL.keras (or Keras 2's MODEL.h5)")
     doctor.add_argument("--input", metavar="TEXT | NAME=FILE", action="append",
                         help="sequence text to check instead of the file's sequences; a model of several inputs takes "
                              "NAME=FILE once per input")
@@ -155,7 +155,7 @@ def _use_backend(backend: str | None) -> None:
 def _train_parser(commands) -> None:
     from .core.train import DEFAULT_LEARNING_RATE, DEFAULT_OPTIMIZER, OPTIMIZERS
     train = commands.add_parser("train", help="train a stack on labelled sequences and report the loss per step")
-    train.add_argument("stack", help="a .stack.json file, preset:NAME or a trained MODEL.keras")
+    train.add_argument("stack", help="a .stack.json file, preset:NAME or a trained MODEL.keras (or Keras 2's MODEL.h5)")
     source = train.add_mutually_exclusive_group()
     source.add_argument("--input", metavar="TEXT | NAME=FILE", action="append",
                         help="labelled sequence text (`3 14 15 | 1`) instead of the file's sequences; a model of "

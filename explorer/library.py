@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .core.doctor import DoctorReport
     from .core.spec import StackSpec
 
-# What `model` may be: a Keras model object, a `.keras` path, a stack file path, a stack dict or "preset:NAME"
+# What `model` may be: a Keras model object, a `.keras` (or `.h5`) path, a stack file path, a stack dict or "preset:NAME"
 ModelLike = Union[Any, str, os.PathLike, dict]
 # What `sequences` may be: the sequence text, one string per sequence (ids or words), lists of ids, ragged
 # feature arrays (T_i × F each) or a NumPy array (B × T ids, B × T × F features)
@@ -117,7 +117,7 @@ def _load_model(model: ModelLike, trust: bool) -> tuple[StackSpec, list[str], bo
         from .core.keras_io import from_keras_model
         spec, _weights, notes = from_keras_model(model)
         return spec, notes, True, True      # the caller's own model: its code is the caller's
-    raise ExplorerError(f"model must be a Keras model, a .keras path, a stack file path or dict, or "
+    raise ExplorerError(f"model must be a Keras model, a .keras or .h5 path, a stack file path or dict, or "
                         f"preset:NAME, got {type(model).__name__}")
 
 
@@ -392,7 +392,7 @@ def inspect(model: ModelLike, sequences: SequencesLike = None, *, padding: str |
     """Runs `model` on `sequences` in this process and returns every layer's shapes, outputs, states and
     weights, the padded batch and its mask, the FC input and the warnings (explorer/CONTRACT.md §3, `run`).
 
-    `model`: a Keras model, a `.keras` path, a stack file path or dict, or "preset:NAME". `sequences`: the
+    `model`: a Keras model, a `.keras` (or `.h5`) path, a stack file path or dict, or "preset:NAME". `sequences`: the
     sequence text, a list of strings (ids or words), lists of ids, ragged feature arrays, or a NumPy array;
     None runs the stack's own. `padding`, `truncating`, `maxlen`, `pad_value`, `mode` override the batching.
     `gates` / `gradients` (`target`: the output unit) add the gates and gradient norms. `trust` lets a stack's

@@ -1,6 +1,8 @@
 """A `.keras` archive read as untrusted input, without Keras: its members' sizes checked from the zip directory
 before anything is read, its config.json parsed with bounded nesting, and every class Keras would build from it
-found the way Keras finds it (by `registered_name` first, then `module` and `class_name`)."""
+found the way Keras finds it (by `registered_name` first, then `module` and `class_name`). An HDF5 model (`.h5`,
+Keras 2's format) is read alike: its datasets' sizes checked before any is read, its `model_config` parsed the
+same way."""
 
 from __future__ import annotations
 
@@ -36,6 +38,49 @@ class Classes:
     unknown: dict[str, list[str]] = field(default_factory=dict)
 
 
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+MAX_HDF5_OBJECTS = 100_000          # groups and datasets: a recurrent model has a few dozen
+
+
+def is_hdf5(path: str | Path) -> bool:
+    try:
+        with open(path, "rb") as file:
+            return file.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE
+    except OSError:
+        return False
+
+
+def read_hdf5_config(path: str | Path) -> dict:
+    """An HDF5 model's `model_config`, refused (SpecError, one sentence) when the file holds no model (weights
+    only), when its datasets would take more memory than the limit, or when its JSON nests deeper than a model's."""
+    import h5py
+    path = Path(path)
+    total, seen = 0, 0
+
+    def count(_name, item) -> bool | None:
+        nonlocal total, seen
+        seen += 1
+        if isinstance(item, h5py.Dataset):
+            total += item.size * item.dtype.itemsize
+        return True if seen > MAX_HDF5_OBJECTS or total > MEMBER_LIMIT else None   # True stops the visit
+
+    try:
+        with h5py.File(path, "r") as file:
+            file.visititems(count)
+            raw = file.attrs.get("model_config")
+    except (OSError, ValueError, TypeError) as error:
+        raise SpecError("", f"{path.name} is not an HDF5 model file ({error})") from None
+    if seen > MAX_HDF5_OBJECTS or total > MEMBER_LIMIT:
+        raise SpecError("", f"{path.name} holds more than {MAX_HDF5_OBJECTS:,} objects or "
+                            f"{MEMBER_LIMIT / 2**20:,.0f} MB of weights: the file is damaged or hostile")
+    if raw is None:
+        raise SpecError("", f"{path.name} holds weights only (save_weights), no model: open the model it was saved "
+                            "from, or save that with model.save(\"model.keras\")")
+    if not isinstance(raw, (str, bytes)) or len(raw) > CONFIG_LIMIT:
+        raise SpecError("", f"{path.name}: its model_config is no model's: the file is damaged or hostile")
+    return _parsed(raw, path.name, "model_config")
+
+
 def read_config(path: str | Path) -> dict:
     """The archive's config.json, refused (SpecError, one sentence) when the file is no model archive, when a
     member would unpack to more than the limits allow, or when the JSON nests deeper than a model's can."""
@@ -54,17 +99,22 @@ def read_config(path: str | Path) -> dict:
         raise SpecError("", f"cannot read {path}: no such file") from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError) as error:
         raise SpecError("", f"{path.name} is not a .keras model file ({error})") from None
+    return _parsed(raw, path.name, CONFIG)
+
+
+def _parsed(raw: str | bytes, name: str, member: str) -> dict:
+    """A model's config JSON, with its nesting bounded."""
     try:
         config = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
-        raise SpecError("", f"{path.name} is not a .keras model file ({CONFIG}: {error})") from None
+        raise SpecError("", f"{name} is not a Keras model file ({member}: {error})") from None
     except RecursionError:
         config = None
     if config is None or not check_depth(config):
-        raise SpecError("", f"{path.name}: {CONFIG} is nested deeper than {MAX_JSON_DEPTH} levels, more than any model "
+        raise SpecError("", f"{name}: {member} is nested deeper than {MAX_JSON_DEPTH} levels, more than any model "
                             "needs: the file is damaged or hostile")
     if not isinstance(config, dict):
-        raise SpecError("", f"{path.name} is not a .keras model file ({CONFIG} holds no model)")
+        raise SpecError("", f"{name} is not a Keras model file ({member} holds no model)")
     return config
 
 
@@ -100,6 +150,8 @@ def classes(config, known: Callable[[str], bool] | None = None) -> Classes:
             if isinstance(inner, dict) and isinstance(inner.get("name"), str):
                 layer = inner["name"]
             built = _built_class(node)
+            if node["class_name"] == "Lambda" and isinstance(inner, dict) and inner.get("function_type") == "lambda":
+                built, node = None, {"class_name": "__lambda__", "config": inner}   # Keras 2's: its bytecode
             if built == CODE_CLASS:
                 expression = inner.get("expression") if isinstance(inner, dict) else None
                 found.expressions[layer] = expression if isinstance(expression, str) else repr(expression)
@@ -155,15 +207,18 @@ def _label(node: dict) -> str:
     return repr(node["config"])[:80] if name == "function" else name[:200]
 
 
-def check_classes(path: Path, found: Classes, *, trust: bool) -> None:
+def check_classes(path: Path, found: Classes, *, trust: bool, hdf5: bool = False) -> None:
     """Refuses, before Keras builds anything, a class it does not know and a custom expression the user has not
-    trusted (or that the expression check refuses)."""
+    trusted (or that the expression check refuses). `hdf5`: an HDF5 model, whose loader finds Keras's layers by
+    their bare names only (not the keras.ops operations a .keras file names by module)."""
     unknown = found.unknown
     if unknown:
         named = "; ".join(f"{label} (used by {', '.join(layers[:5])}{' …' if len(layers) > 5 else ''})"
                           for label, layers in list(unknown.items())[:5])
         raise StackError(f"{path.name} uses {UNKNOWN_CLASSES}: {named}. If they come from your own code, load them "
-                         "with --custom-objects FILE.py --trust (the window asks for the file)")
+                         "with --custom-objects FILE.py --trust (the window asks for the file)"
+                         + ("; if they are Keras's own (keras.ops between layers), Keras reads them from a .keras "
+                            "file only: save the model with model.save(\"model.keras\")" if hdf5 else ""))
     if found.expressions and not trust:
         layers = ", ".join(list(found.expressions)[:5])
         raise TrustError(f"{path.name} holds custom expressions, which run as code (layers {layers}): open it only "

@@ -24,14 +24,20 @@ _TYPE_OF = {cls: key for key, kind in TYPES.items() for cls in kind.keras_classe
 
 
 def import_model(path: str | Path, *, trust: bool = False) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]:
-    """Loads a `.keras` model with safe_mode=True and turns it into a stack, its weights and notes.
+    """Loads a `.keras` model (or an HDF5 `.h5` one, Keras 2's format) with safe_mode=True and turns it into a
+    stack, its weights and notes.
 
     Refused: classes that neither Keras, the explorer nor the user's `--custom-objects` define (named, with the
     layers using them), and custom expressions unless `trust`.
     """
     path = Path(path)
-    found = keras_archive.classes(keras_archive.read_config(path), known=_loaded_here)
-    keras_archive.check_classes(path, found, trust=trust)
+    hdf5 = keras_archive.is_hdf5(path)
+    if hdf5:   # its layers are named by their bare class, which Keras looks up itself
+        found = keras_archive.classes(keras_archive.read_hdf5_config(path),
+                                      known=lambda name: _loaded_here(name) or _keras_own(name))
+    else:
+        found = keras_archive.classes(keras_archive.read_config(path), known=_loaded_here)
+    keras_archive.check_classes(path, found, trust=trust, hdf5=hdf5)
     backend.load()
     import keras
 
@@ -54,6 +60,15 @@ def _loaded_here(name) -> bool:
     keras = sys.modules.get("keras")
     return isinstance(name, str) and (keras_cards.is_custom(name) or (keras is not None and
                                                                     keras.saving.get_registered_object(name) is not None))
+
+
+def _keras_own(name) -> bool:
+    """A class Keras's HDF5 loader finds by its bare name: a model, or a layer, initializer, regularizer or
+    constraint of Keras."""
+    keras = backend.load()
+    return isinstance(name, str) and (name in ("Sequential", "Functional", "Model") or any(
+        isinstance(getattr(module, name, None), type)
+        for module in (keras.layers, keras.initializers, keras.regularizers, keras.constraints)))
 
 
 def from_keras_model(model) -> tuple[StackSpec, dict[str, list[np.ndarray]], list[str]]:

@@ -35,12 +35,15 @@ def load_stack(reference: str) -> StackSpec:
     return load(reference)
 
 
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")   # a trained Keras model: its archive, or Keras 2's HDF5 file
+
+
 def is_keras_model(reference: str) -> bool:
-    return reference.lower().endswith(".keras")
+    return reference.lower().endswith(MODEL_SUFFIXES)
 
 
 def load_any(reference: str, *, trust: bool = False) -> tuple[StackSpec, list[str]]:
-    """A stack file, `preset:NAME` or a trained MODEL.keras (the window's import: weights kept), and the
+    """A stack file, `preset:NAME` or a trained MODEL.keras or .h5 (the window's import: weights kept), and the
     import's notes."""
     if is_keras_model(reference):
         from .keras_io import import_model

@@ -1044,9 +1044,9 @@ def load(path: str | os.PathLike) -> StackSpec:
     try:
         text = raw.decode("utf-8-sig")   # a byte-order mark, as some editors write, is dropped
     except UnicodeDecodeError:
-        if raw.startswith(b"\x89HDF\r\n\x1a\n"):   # an .h5 model: Keras 2's format, read by no safe loader here
-            raise SpecError("", f"{path.name} is an HDF5 model (.h5): the explorer opens .keras models, which Keras "
-                                f"reads in safe mode; {_RESAVE}") from None
+        if raw.startswith(b"\x89HDF\r\n\x1a\n"):   # an HDF5 model whose name does not say so
+            raise SpecError("", f"{path.name} is an HDF5 model, not a stack file: a Keras model in HDF5 opens when "
+                                "its name ends in .h5") from None
         if raw.startswith(b"PK\x03\x04"):
             raise SpecError("", f"{path.name} is a zip archive, not a stack file: a Keras model opens when its name "
                                 "ends in .keras") from None

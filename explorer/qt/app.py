@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes.util
 import os
 import sys
+from pathlib import Path
 from typing import Callable, Mapping
 
 WINDOW_SIZE = (1600, 1000)
@@ -43,10 +44,10 @@ def open_window(stack: str | None = None, screenshot: str | None = None, size: t
     from ..core import presets
     reference = stack or presets.PREFIX + presets.DEFAULT
     model = None
-    if reference.lower().endswith(".keras"):   # a trained model: read in the engine once the window is up
+    if presets.is_keras_model(reference):   # a trained model: read in the engine once the window is up
         if screenshot:
             from ..core.errors import SpecError
-            raise SpecError("", "--screenshot takes a stack file or preset:NAME, not a .keras model")
+            raise SpecError("", "--screenshot takes a stack file or preset:NAME, not a Keras model")
         model = _check_model_file(reference)
         reference = presets.PREFIX + presets.DEFAULT
     spec = presets.load_stack(reference)     # a bad file: ExplorerError → `error: …`, exit 2
@@ -107,10 +108,16 @@ def quit_on_interrupt(window, interval_ms: int = SIGNAL_POLL_MS):
 
 
 def _check_model_file(path: str) -> str:
-    """A .keras file named on the command line must at least be a readable zip archive (else exit 2)."""
+    """A .keras file named on the command line must at least be a readable zip archive, an .h5 one an HDF5 file
+    (else exit 2)."""
     import zipfile
 
     from ..core.errors import SpecError
+    from ..core.keras_archive import is_hdf5
+    if not path.lower().endswith(".keras") and Path(path).is_file():
+        if not is_hdf5(path):
+            raise SpecError("", f"{path} is not an HDF5 model file")
+        return path
     try:
         with zipfile.ZipFile(path) as archive:
             archive.getinfo("config.json")

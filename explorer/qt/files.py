@@ -43,21 +43,21 @@ if TYPE_CHECKING:
 APP_NAME = "RNN Shape Explorer"
 STACK_SUFFIX = ".stack.json"
 KERAS_SUFFIX = ".keras"
-OPEN_FILTER = "Stacks and Keras models (*.stack.json *.json *.keras);;Stacks (*.stack.json *.json);;" \
-              "Keras models (*.keras);;All files (*)"
+OPEN_FILTER = "Stacks and Keras models (*.stack.json *.json *.keras *.h5 *.hdf5);;Stacks (*.stack.json *.json);;" \
+              "Keras models (*.keras *.h5 *.hdf5);;All files (*)"
 SAVE = "save"
 DISCARD = "discard"
 CANCEL = "cancel"
 
 
 def is_keras(path: str | Path) -> bool:
-    return str(path).lower().endswith(KERAS_SUFFIX)
+    """A trained Keras model (.keras, or Keras 2's .h5)."""
+    return presets.is_keras_model(str(path))
 
 
 def openable(path: str | Path) -> bool:
     """A file the window can open: a stack (JSON) or a Keras model."""
-    name = str(path).lower()
-    return name.endswith(".json") or name.endswith(KERAS_SUFFIX)
+    return str(path).lower().endswith(".json") or is_keras(path)
 
 
 def window_title(source: str | None, spec_title: str | None, modified: bool) -> str:
@@ -405,7 +405,7 @@ class FileController(QObject):
         source = self.session.source
         if source and not presets.is_preset(source):
             name = Path(source).name
-            for old in (STACK_SUFFIX, KERAS_SUFFIX, ".json"):
+            for old in (STACK_SUFFIX, *presets.MODEL_SUFFIXES, ".json"):
                 if name.lower().endswith(old):
                     name = name[: -len(old)]
                     break

@@ -244,20 +244,20 @@ def test_whatever_the_syntax_an_admitted_expression_reaches_no_private_attribute
 
 
 @pytest.mark.parametrize("kind, message", [
-    ("h5", r"model\.h5 is an HDF5 model \(\.h5\): the explorer opens \.keras models, which Keras reads in safe mode; "
-           r"save it as \.keras"),
+    ("h5", r"model\.data is an HDF5 model, not a stack file: a Keras model in HDF5 opens when its name ends in \.h5"),
     ("zip", r"model\.zip is a zip archive, not a stack file: a Keras model opens when its name ends in \.keras"),
     ("savedmodel", r"model is a TensorFlow SavedModel, which Keras 3 does not load as a model: save it as \.keras")])
 def test_a_model_in_another_format_is_named_with_what_to_do(tmp_path, kind, message):
     from explorer.core.presets import load_any
     model = keras.Sequential([keras.Input((None, 2)), keras.layers.LSTM(2)])
     if kind == "h5":
-        model.save(tmp_path / "model.h5")                          # Keras's own HDF5 writer
+        model.save(tmp_path / "model.h5")                          # Keras's own HDF5 writer, renamed
+        (tmp_path / "model.h5").rename(tmp_path / "model.data")
     elif kind == "zip":
         model.save(tmp_path / "model.keras")
         (tmp_path / "model.keras").rename(tmp_path / "model.zip")
     else:
         model.export(tmp_path / "model", format="tf_saved_model")  # a directory with saved_model.pb
-    path = tmp_path / {"h5": "model.h5", "zip": "model.zip", "savedmodel": "model"}[kind]
+    path = tmp_path / {"h5": "model.data", "zip": "model.zip", "savedmodel": "model"}[kind]
     with pytest.raises(SpecError, match=message):
         load_any(str(path))

@@ -394,6 +394,26 @@ def test_a_keras_model_opens_in_the_engine_with_its_weights_on_my_sequences(make
     assert asked == [str(path.with_name("trained.stack.json"))]
 
 
+def test_an_hdf5_model_opens_from_file_open_and_equals_predict(make_window, qtbot, tmp_path):
+    import keras
+    keras.utils.set_random_seed(5)
+    model = keras.Sequential([keras.Input((None,), dtype="int32"), keras.layers.Embedding(30, 4, mask_zero=True),
+                              keras.layers.LSTM(3, name="lstm"), keras.layers.Dense(2, name="out")])
+    model.save(tmp_path / "old.h5")                      # Keras's HDF5 writer, as Keras 2 tutorials save
+    win = make_window()
+    settle(qtbot, win)
+    win.sequence_editor.text_edit.setPlainText("3 9 27\n5 25\n")
+    with qtbot.waitSignal(win.files.opened, timeout=RUN_TIMEOUT_MS) as opened:
+        win.files.open(str(tmp_path / "old.h5"))
+    assert opened.args == [True]
+    assert win.windowTitle() == "old.h5 — RNN Shape Explorer"
+    settle(qtbot, win)
+    assert win.runs.last_reply.ok, win.session.status_text
+    expected = model.predict(np.array([[3, 9, 27], [5, 25, 0]]), verbose=0)
+    np.testing.assert_allclose(win.session.result.layers[-1].output, expected, atol=1e-6)
+    assert files_module.openable(tmp_path / "old.h5") and "*.h5" in files_module.OPEN_FILTER
+
+
 def test_a_cnn_lstm_model_opens_with_keras_layer_cards_that_equal_keras(make_window, qtbot, tmp_path):
     import keras
     keras.utils.set_random_seed(2)
