@@ -180,8 +180,8 @@ def _built_class(node: dict) -> str | None:
         return None
     module = node.get("module")
     keras_module = isinstance(module, str) and module.split(".", 1)[0] in KERAS_PACKAGES
-    if class_name == "function":
-        return "" if module == "builtins" or keras_module else None
+    if class_name == "function":   # Keras's own, or one a user registered ("package>name"): their code
+        return "" if (module == "builtins" or keras_module) and ">" not in str(node["config"]) else None
     if keras_module and node.get("registered_name") in (None, class_name):
         return class_name
     return None

@@ -553,8 +553,9 @@ def _call_form(model, layer) -> tuple[list, list[str] | None, dict]:
     elif len(args) > 1 or any(isinstance(item, keras.KerasTensor) for key, value in kwargs.items()
                               if key not in ("mask", "initial_state") for item in keras.tree.flatten(value)) or (
             args and not all(isinstance(item, keras.KerasTensor) for item in keras.tree.flatten(args))
-            or any(isinstance(item, (list, tuple)) for value in args if isinstance(value, (list, tuple))
-                   for item in value)):   # one list mixing tensors with values, or nesting them: by its name
+            or any(isinstance(value, dict) for value in args)
+            or any(isinstance(item, (list, tuple, dict)) for value in args if isinstance(value, (list, tuple))
+                   for item in value)):   # one list mixing tensors with values, nesting them, a dict: by its name
         keywords = {**dict(zip((parameter.name for parameter in parameters), args)), **kwargs}   # each by its name
         args = []
     else:
@@ -567,11 +568,11 @@ def _call_form(model, layer) -> tuple[list, list[str] | None, dict]:
         elif isinstance(value, (list, tuple)) and value and all(isinstance(item, keras.KerasTensor) for item in value):
             tensors.update((f"{key}[{index}]", item) for index, item in enumerate(value))   # spec.argument_parameter
         elif any(isinstance(item, keras.KerasTensor) for item in keras.tree.flatten(value)):
-            places = _tensor_places(value, ())   # each tensor at its place in the list, the values around it kept
+            places = _tensor_places(value)   # each tensor at its place in the list, the values around it kept
             if places is None:
-                raise StackError(f"{layer.name} ({type(layer).__name__}) takes {key} that holds tensors in a "
-                                 "dict, or more than 4 lists deep or 100 items long; a card places tensors in "
-                                 "lists and tuples")
+                raise StackError(f"{layer.name} ({type(layer).__name__}) takes {key} that holds tensors more than "
+                                 "4 lists deep, among more than 100 items, or under a dict key that is no name; a "
+                                 "card places tensors in lists, tuples and dicts")
             tensors.update((key + "".join(f"[{index}]" for index in place), item) for place, item in places)
             options[key] = keras.tree.map_structure(
                 lambda item: None if isinstance(item, keras.KerasTensor) else item, value)
@@ -588,17 +589,22 @@ def _call_form(model, layer) -> tuple[list, list[str] | None, dict]:
     return [*spread, *tensors.values()], ["*"] * len(spread) + list(tensors) or None, options
 
 
-def _tensor_places(value, here: tuple[int, ...]) -> list | None:
-    """Each tensor in a list of lists and values, with its place ((1, 0): item 1's item 0); None when one is in a
-    dict, or deeper or further than an `arguments` entry names (spec.argument_parameter)."""
+def _tensor_places(value, here: tuple = ()) -> list | None:
+    """Each tensor in lists and dicts of tensors and values, with its place ((1, 0): item 1's item 0; ("gate",):
+    the dict's "gate"); None when one is deeper or further than an `arguments` entry names
+    (spec.argument_parameter), or under a dict key that is no name."""
     import keras
     if isinstance(value, keras.KerasTensor):
         return [(here, value)]
     if not any(isinstance(item, keras.KerasTensor) for item in keras.tree.flatten(value)):
         return []
-    if not isinstance(value, (list, tuple)) or len(here) == 4 or len(value) > 100:
+    if not isinstance(value, (list, tuple, dict)) or len(here) == 4 or len(value) > 100:
         return None
-    places = [_tensor_places(item, (*here, k)) for k, item in enumerate(value)]
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    if isinstance(value, dict) and not all(isinstance(key, str) and re.fullmatch(r"[A-Za-z_]\w{0,63}", key)
+                                           for key in value):
+        return None
+    places = [_tensor_places(item, (*here, key)) for key, item in items]
     return None if None in places else [place for each in places for place in each]
 
 

@@ -158,8 +158,9 @@ OBJECT_MODULES = ("keras.initializers", "keras.regularizers", "keras.constraints
 
 
 class SavedObject:
-    """A Keras object a call is given (`activation_fn=keras.activations.hard_sigmoid`, an initializer), held as
-    Keras serializes it and made again by Keras in safe mode, in the engine only."""
+    """A Keras object a call is given (`activation_fn=keras.activations.hard_sigmoid`, an initializer, a function
+    the user registered with Keras), held as Keras serializes it and made again by Keras in safe mode, in the
+    engine only: a registered function is found only where the user's own code registered it."""
 
     def __init__(self, saved: Any):
         if not (isinstance(saved, dict) and isinstance(saved.get("class_name"), str)
@@ -194,14 +195,19 @@ class SavedObject:
 
     @staticmethod
     def of(value: Any) -> dict | None:
-        """A Keras function or object as a stack file holds it; None for anything else."""
+        """A Keras function or object, or a function the user registered with Keras (their --custom-objects), as a
+        stack file holds it; None for anything else."""
         import inspect
+        import sys
+        keras = sys.modules.get("keras")   # a Keras object exists only where Keras is loaded (never the window)
+        if keras is None:
+            return None
         module = getattr(type(value), "__module__", "")
+        registered = keras.saving.get_registered_name(value) if inspect.isfunction(value) else ""
         if not (inspect.isfunction(value) and (value.__module__ or "").startswith("keras.")
+                or ">" in registered and keras.saving.get_registered_object(registered) is value
                 or module.startswith(("keras.src.initializers", "keras.src.regularizers", "keras.src.constraints"))):
             return None
-        from . import backend
-        keras = backend.load()
         try:
             saved = json.loads(json.dumps(keras.saving.serialize_keras_object(value)))
             SavedObject(saved).value()
@@ -218,7 +224,7 @@ def option_json(value: Any, *, arrays: bool = False) -> Any:
     """A call's keyword value as a stack file holds it; ValueError for what it cannot hold (a tensor, an object).
     `arrays`: every NumPy array kept as one (among tensors, where an operation reads its dtype), not only a large
     one."""
-    if value is None or isinstance(value, AsWritten) or isinstance(value, (bool, int, float)) or isinstance(value, str) and len(value) <= 100:
+    if value is None or isinstance(value, (AsWritten, bool, int, float)) or isinstance(value, str) and len(value) <= 100:
         return value
     if type(value).__module__ == "numpy" and hasattr(value, "tolist"):   # a NumPy number or array
         if getattr(value, "ndim", 0) and (arrays or max(value.shape) > MAX_OPTION_ITEMS):   # kept as an array
@@ -234,13 +240,16 @@ def option_json(value: Any, *, arrays: bool = False) -> Any:
     if isinstance(value, (list, tuple)) and len(value) <= MAX_OPTION_ITEMS:
         items = [option_json(item, arrays=arrays) for item in value]
         return {"tuple": items} if isinstance(value, tuple) else items
+    if isinstance(value, dict) and len(value) <= MAX_OPTION_ITEMS and all(isinstance(key, str) and len(key) <= 100
+                                                                          for key in value):
+        return {"dict": {key: option_json(item, arrays=arrays) for key, item in value.items()}}
     if isinstance(value, SavedObject):
         return {"keras": value.saved}
     saved = SavedObject.of(value)
     if saved is not None:
         return {"keras": saved}
-    raise ValueError(f"must be true, false, null, a number, a short string, a list, tuple or slice of them, or a "
-                     f"function, initializer, regularizer or constraint of Keras, got {show(value)}")
+    raise ValueError(f"must be true, false, null, a number, a short string, a list, tuple, dict or slice of them, "
+                     f"or a function, initializer, regularizer or constraint of Keras, got {show(value)}")
 
 
 def option_value(data: Any, *, objects: bool = True) -> Any:
@@ -259,9 +268,12 @@ def option_value(data: Any, *, objects: bool = True) -> Any:
             return Ellipsis
         if list(data) == ["tuple"] and isinstance(data["tuple"], list) and len(data["tuple"]) <= MAX_OPTION_ITEMS:
             return tuple(option_value(item, objects=objects) for item in data["tuple"])
+        if list(data) == ["dict"] and isinstance(data["dict"], dict) and len(data["dict"]) <= MAX_OPTION_ITEMS:
+            return {key: option_value(item, objects=objects) for key, item in data["dict"].items()}
         if list(data) == ["array"]:
             return array_value(data["array"])
-        raise ValueError(f'must be {{"slice": [start, stop, step]}}, {{"tuple": [...]}}, {{"ellipsis": true}} or '
+        raise ValueError(f'must be {{"slice": [start, stop, step]}}, {{"tuple": [...]}}, {{"dict": {{...}}}}, '
+                         f'{{"ellipsis": true}} or '
                          f'{{"array": {{"shape": …, "dtype": …, "data": …}}}}, or {{"keras": …}} (a Keras function '
                          f"or initializer) when it is an object, got {show(data)}")
     if isinstance(data, list) and len(data) <= MAX_OPTION_ITEMS:
@@ -290,13 +302,15 @@ def option_code(data: Any) -> str:
         return value.code()
     if type(value).__module__ == "numpy" and getattr(value, "ndim", 0):
         return f"np.array({value.tolist()!r}, dtype={str(value.dtype)!r})"
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, dict)):
         return _items(value, option_code)
     return repr(value)
 
 
-def _items(value: list | tuple, written: Callable[[Any], str]) -> str:
-    """A list or tuple of option values as Python writes it, each item `written` (option_code, option_text)."""
+def _items(value: list | tuple | dict, written: Callable[[Any], str]) -> str:
+    """A list, tuple or dict of option values as Python writes it, each item `written` (option_code, option_text)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key!r}: {written(option_json(item, arrays=True))}" for key, item in value.items()) + "}"
     inner = ", ".join(written(option_json(item, arrays=True)) for item in value)
     return f"({inner}{',' if len(value) == 1 else ''})" if isinstance(value, tuple) else f"[{inner}]"
 
@@ -315,7 +329,7 @@ def option_text(data: Any) -> str:
         return "..."
     if type(value).__module__ == "numpy" and getattr(value, "ndim", 0):   # a NumPy constant held as an array
         return f"array({' × '.join(map(str, value.shape))}, {value.dtype})"
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, dict)):
         return _items(value, option_text)
     return repr(value)
 

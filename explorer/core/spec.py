@@ -549,18 +549,21 @@ def _argument_items_problem(arguments: list[str], options: dict) -> tuple[str, s
         if name not in options:
             if any(len(each) != 1 for each in items) or [each[0] for each in items] != list(range(len(items))):
                 given = ", ".join(name + "".join(f"[{index}]" for index in each) for each in items)
-                return "arguments", (f"gives {given}: without a list in options.{name} to place them in, the "
-                                     f"tensors are the items 0, 1 … of {name}, in order")
+                return "arguments", (f"gives {given}: without a list or dict in options.{name} to place them in, "
+                                     f"the tensors are the items 0, 1 … of {name}, in order")
         elif not all(_holds_item(options[name], each) for each in items):
             return f"options.{name}", "has no item at each place arguments gives a tensor"
     return None
 
 
-def _holds_item(data: Any, items: tuple[int, ...]) -> bool:
-    """The list (or tuple) a stack file holds has an item at `items` ((1, 0): its item 1's item 0)."""
+def _holds_item(data: Any, items: tuple[int | str, ...]) -> bool:
+    """The list, tuple or dict a stack file holds has an item at `items` ((1, 0): its item 1's item 0; ("gate",):
+    its dict's key "gate")."""
     for index in items:
-        data = data["tuple"] if isinstance(data, dict) and list(data) == ["tuple"] else data
-        if not isinstance(data, list) or index >= len(data):
+        if isinstance(data, dict) and list(data) in (["tuple"], ["dict"]):
+            data = data["tuple"] if "tuple" in data else data["dict"]
+        if isinstance(index, str) != isinstance(data, dict) or not isinstance(data, (list, dict)) or (
+                index not in data if isinstance(data, dict) else index >= len(data)):
             return False
         data = data[index]
     return True
@@ -587,22 +590,24 @@ def _argument_names(value: Any) -> list[str]:
             or "*" in value[len(value) - len(parameters):]):
         raise ValueError(f"must be a list of 1 to {MAX_INPUTS} distinct parameter names of the layer's call "
                          f'("query", "value"; "mask[0]", "mask[1]" for the items of a list, "xs[1][0]" for an item '
-                         f'of an item), after any "*" (the tensors a call(*operands) takes in turn), got '
+                         f'of an item, "inputs[gate]" for a key of a dict), after any "*" (the tensors a '
+                         f"call(*operands) takes in turn), got "
                          f"{_show(value)}")
     return value
 
 
-_ITEM = re.compile(r"\[(\d{1,2})\]")
+_ITEM = re.compile(r"\[(\d{1,2}|[A-Za-z_][A-Za-z0-9_]{0,63})\]")   # an item of a list, or a key of a dict
 
 
-def argument_parameter(argument: str) -> tuple[str, tuple[int, ...]]:
+def argument_parameter(argument: str) -> tuple[str, tuple[int | str, ...]]:
     """The call's parameter an `arguments` entry names, and the place of its item ("mask[1]": ("mask", (1,)),
-    "xs[1][0]": ("xs", (1, 0))), () for the whole parameter; ("", ()) for a malformed entry."""
+    "xs[1][0]": ("xs", (1, 0)), "inputs[gate]": ("inputs", ("gate",))), () for the whole parameter; ("", ())
+    for a malformed entry."""
     name, bracket, rest = argument.partition("[")
     indices = _ITEM.findall(bracket + rest)
     if bracket and (not indices or "".join(f"[{index}]" for index in indices) != bracket + rest or len(indices) > 4):
         return "", ()
-    return name, tuple(int(index) for index in indices)
+    return name, tuple(int(index) if index.isdigit() else index for index in indices)
 
 
 def call_arguments(arguments: list[str], given: list, templates: dict | None = None) -> tuple[list, dict[str, Any]]:
@@ -637,10 +642,10 @@ def shown_options(layer: LayerSpec) -> dict[str, Any]:
     return shown
 
 
-def argument_places(arguments: list[str] | None) -> dict[str, list[tuple[int, ...]]]:
+def argument_places(arguments: list[str] | None) -> dict[str, list[tuple[int | str, ...]]]:
     """The parameters `arguments` gives tensors item by item, each with the places of its tensors, in order: the
     options of those parameters are the lists the tensors fill."""
-    places: dict[str, list[tuple[int, ...]]] = {}
+    places: dict[str, list[tuple[int | str, ...]]] = {}
     for argument in arguments or []:
         name, items = argument_parameter(argument)
         if items:
@@ -648,13 +653,16 @@ def argument_places(arguments: list[str] | None) -> dict[str, list[tuple[int, ..
     return places
 
 
-def placed(value: Any, at: dict[tuple[int, ...], Any], here: tuple[int, ...] = ()) -> Any:
-    """`value` (lists and tuples of values) with the items of `at` at their places ((1, 0): item 1's item 0)."""
+def placed(value: Any, at: dict[tuple, Any], here: tuple = ()) -> Any:
+    """`value` (lists, tuples and dicts of values) with the items of `at` at their places ((1, 0): item 1's item
+    0; ("gate",): the dict's "gate")."""
     if here in at:
         return at[here]
-    if not isinstance(value, (list, tuple)) or not any(len(key) > len(here) and key[:len(here)] == here
-                                                       for key in at):
+    if not isinstance(value, (list, tuple, dict)) or not any(len(key) > len(here) and key[:len(here)] == here
+                                                             for key in at):
         return value
+    if isinstance(value, dict):
+        return {key: placed(item, at, (*here, key)) for key, item in value.items()}
     items = [placed(item, at, (*here, k)) for k, item in enumerate(value)]
     return tuple(items) if isinstance(value, tuple) else items
 

@@ -16,7 +16,7 @@ from keras import layers
 
 from explorer import cli
 from explorer.core import keras_io, spec as specs
-from explorer.core.errors import ExplorerError, SpecError
+from explorer.core.errors import ExplorerError, SpecError, StackError
 from explorer.core.run import Engine
 
 from .keras_files import exported_output, trained_and_saved
@@ -163,8 +163,8 @@ KERAS_CARD = {"type": "keras", "class_name": "Attention", "config": {}}
     ({**KERAS_CARD, "inputs": ["lstm_1"], "arguments": ["query", "query"]}, r"layers\[2\].arguments: must be a list"),
     ({**KERAS_CARD, "options": {"training": True}}, r"layers\[2\].options: \"training\" is not a keyword argument"),
     ({**KERAS_CARD, "options": {"use_causal_mask": {"class_name": "Lambda"}}},
-     r'use_causal_mask must be \{"slice": \[start, stop, step\]\}, \{"tuple": \[...\]\}, \{"ellipsis": true\} or '
-     r'\{"array": '),
+     r'use_causal_mask must be \{"slice": \[start, stop, step\]\}, \{"tuple": \[...\]\}, \{"dict": \{...\}\}, '
+     r'\{"ellipsis": true\} or \{"array": '),
     ({**KERAS_CARD, "options": {"key": {"slice": [0, "a", None]}}}, r'key must be \{"slice"'),
     ({"type": "dense", "options": {"use_causal_mask": True}}, r"layers\[2\].options: unknown key; known keys: activation, calls, initial_state, inputs"),
 ])
@@ -447,6 +447,46 @@ def test_tensors_among_values_or_in_nested_lists_take_their_places_as_in_keras(s
                                        err_msg=name)
 
 
+@keras.saving.register_keras_serializable(package="call_arguments_test")
+class Mixer(layers.Layer):
+    """A custom layer called on a dict of tensors, {"gate": …, "value": …}."""
+    def call(self, inputs):
+        return inputs["value"] * keras.ops.sigmoid(inputs["gate"]) + 0.1 * inputs["value"]
+
+
+def mixed_by_name():
+    ids = keras.Input((None,), dtype="int32", name="ids")
+    x = layers.Embedding(9, 3, mask_zero=True, name="emb")(ids)
+    gate = layers.LSTM(3, return_sequences=True, name="gate")(x)
+    value = layers.GRU(3, return_sequences=True, name="value")(x)
+    mixed = Mixer(name="mixer")({"gate": gate, "value": value})
+    return keras.Model(ids, layers.Dense(2, name="head")(layers.GlobalAveragePooling1D(name="pool")(mixed)))
+
+
+@pytest.fixture(scope="module")
+def saved_mixed(tmp_path_factory):
+    path = tmp_path_factory.mktemp("mixed") / "mixed.keras"
+    return trained_and_saved(mixed_by_name, [keras.utils.pad_sequences(TEXTS, padding="post")], path), path
+
+
+@settings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(ids, min_size=1, max_size=4))
+def test_a_dict_of_tensors_reaches_the_call_by_its_keys_as_in_keras(saved_mixed, rows):
+    """A dict was given as a list of its tensors, which failed to build."""
+    model, path = saved_mixed
+    spec, _, _ = keras_io.import_model(path)
+    mixer = spec.layers[spec.layer_names().index("mixer")]
+    assert (mixer.arguments, mixer.options) == (["inputs[gate]", "inputs[value]"],
+                                                {"inputs": {"dict": {"gate": None, "value": None}}})
+    assert specs.option_text(specs.shown_options(mixer)["inputs"]) == "{'gate': gate, 'value': value}"
+    batch = keras.utils.pad_sequences(rows, padding="post")
+    for document in (spec, specs.loads(specs.dumps(spec))):
+        result = ENGINE.run(document, text(rows))
+        for name in ("mixer", "head"):
+            expected = keras.Model(model.input, model.get_layer(name).output).predict(batch, verbose=0)
+            np.testing.assert_allclose(result.layer(name).output, expected, atol=1e-5, err_msg=name)
+
+
 def select_of(spec) -> str:
     return next(name for name, layer in zip(spec.layer_names(), spec.layers)
                 if layer.params.get("class_name") == "ops.numpy.Select")
@@ -482,11 +522,14 @@ def test_a_list_of_a_tensor_and_a_constant_given_positionally_is_placed_by_the_p
 
 
 @pytest.mark.parametrize("arguments, options, message", [
-    (["xs[1]", "y"], {}, r"arguments: gives xs\[1\]: without a list in options.xs to place them in"),
+    (["xs[1]", "y"], {}, r"arguments: gives xs\[1\]: without a list or dict in options.xs to place them in"),
     (["xs[0][1]", "y"], {}, r"arguments: gives xs\[0\]\[1\]: without a list"),
     (["xs[2]", "y"], {"xs": [None, 1]}, r"options.xs: has no item at each place arguments gives a tensor"),
     (["xs[0][0]", "y"], {"xs": [None, 1]}, r"options.xs: has no item at each place"),
     (["xs", "y"], {"xs": [None]}, r"options: names xs, a parameter that arguments gives a tensor"),
+    (["xs[a]", "y"], {}, r"arguments: gives xs\[a\]: without a list or dict in options.xs"),
+    (["xs[b]", "y"], {"xs": {"dict": {"a": None}}}, r"options.xs: has no item at each place"),
+    (["xs[0]", "y"], {"xs": {"dict": {"a": None}}}, r"options.xs: has no item at each place"),
 ])
 def test_tensors_placed_in_a_list_need_the_list_to_hold_their_places(arguments, options, message):
     document = {"input": {"kind": "features", "features": 2}, "layers": [
@@ -498,31 +541,49 @@ def test_tensors_placed_in_a_list_need_the_list_to_hold_their_places(arguments, 
 
 
 @keras.saving.register_keras_serializable(package="call_arguments_test")
+def softer(x):
+    """A function of the user's own, registered with Keras (as --custom-objects FILE.py does)."""
+    return keras.ops.tanh(x) * 0.5
+
+
+@keras.saving.register_keras_serializable(package="call_arguments_test")
 class Applied(layers.Layer):
     """A custom layer whose call takes a function and an initializer, as some published layers do."""
     def call(self, x, activation_fn=None, init=None):
         return activation_fn(x) + init(shape=(1, 1, x.shape[-1]), dtype=x.dtype)
 
 
-def applied_objects():
+def applied_objects(function):
     ids = keras.Input((None,), dtype="int32", name="ids")
     x = layers.LSTM(3, return_sequences=True, name="lstm")(layers.Embedding(9, 3, mask_zero=True, name="emb")(ids))
-    x = Applied(name="applied")(x, activation_fn=keras.activations.hard_sigmoid,
-                                init=keras.initializers.Constant(0.25))
+    x = Applied(name="applied")(x, activation_fn=function, init=keras.initializers.Constant(0.25))
     return keras.Model(ids, layers.GRU(2, name="gru")(x))
 
 
-def test_a_call_given_a_keras_function_and_an_initializer_holds_them_as_keras_saves_them(tmp_path):
+@pytest.mark.parametrize("function, name", [(keras.activations.hard_sigmoid, "hard_sigmoid"),
+                                            (softer, "call_arguments_test>softer")])
+def test_a_call_given_a_keras_function_and_an_initializer_holds_them_as_keras_saves_them(tmp_path, function, name):
     batch = keras.utils.pad_sequences(TEXTS, padding="post")
-    model = trained_and_saved(applied_objects, [batch], tmp_path / "applied.keras")
+    model = trained_and_saved(lambda: applied_objects(function), [batch], tmp_path / "applied.keras")
     spec, _, _ = keras_io.import_model(tmp_path / "applied.keras")
     applied = spec.layers[spec.layer_names().index("applied")]
-    assert applied.options["activation_fn"]["keras"]["config"] == "hard_sigmoid"
+    assert applied.options["activation_fn"]["keras"]["config"] == name
     assert applied.options["init"]["keras"]["class_name"] == "Constant"
     assert specs.option_text(applied.options["init"]) == "Constant(value=0.25)"
     for document in (spec, specs.loads(specs.dumps(spec))):
         np.testing.assert_allclose(ENGINE.run(document, text(TEXTS)).layer("gru").output,
                                    model.predict(batch, verbose=0), atol=1e-5)
+
+
+def test_a_file_naming_a_function_of_code_not_loaded_here_is_refused_before_keras_reads_it(tmp_path, monkeypatch):
+    batch = keras.utils.pad_sequences(TEXTS, padding="post")
+    trained_and_saved(lambda: applied_objects(softer), [batch], tmp_path / "applied.keras")
+    registered = keras.saving.get_custom_objects()
+    monkeypatch.delitem(registered, "call_arguments_test>softer")   # a stranger's file: their code is not here
+    monkeypatch.setattr(keras.saving, "load_model", lambda *a, **k: pytest.fail("Keras read a refused file"))
+    with pytest.raises(StackError, match=r"classes that neither Keras nor the explorer knows: "
+                                         r"'call_arguments_test>softer' \(used by applied\)"):
+        keras_io.import_model(tmp_path / "applied.keras")
 
 
 @pytest.mark.parametrize("saved, message", [
