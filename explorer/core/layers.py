@@ -9,7 +9,7 @@ import keras
 from keras import ops
 
 from .expression import check_expression
-from .spec import placed
+from .places import placed
 
 PACKAGE = "rnn_explorer"
 

@@ -605,7 +605,7 @@ def python_name(name: str) -> str:
 def _keras_layer(layer, name, spec):
     """A layer of keras.layers from its saved config, built by Keras in safe mode."""
     from .keras_cards import keras_layer
-    from .spec import argument_places
+    from .places import argument_places
     return keras_layer(layer.params["class_name"], layer.params["config"], name, call_options(layer.options),
                        argument_places(layer.arguments))
 

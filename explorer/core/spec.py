@@ -17,6 +17,7 @@ from .errors import SpecError
 from .registry import ACTIVATIONS, MAX_UNITS, MERGE_MODES  # noqa: F401  (re-exported: callers read them here)
 from .registry import TYPES, choice as _choice, number as _number, positive_int as _positive_int, show as _show
 from .registry import array_json, array_value
+from .places import argument_parameter, argument_places, placed  # noqa: F401  (re-exported)
 from .registry import AsWritten, more_outputs, option_value
 from .registry import option_json, option_text  # noqa: F401  (re-exported: callers read them here)
 
@@ -596,20 +597,6 @@ def _argument_names(value: Any) -> list[str]:
     return value
 
 
-_ITEM = re.compile(r"\[(\d{1,2}|[A-Za-z_][A-Za-z0-9_]{0,63})\]")   # an item of a list, or a key of a dict
-
-
-def argument_parameter(argument: str) -> tuple[str, tuple[int | str, ...]]:
-    """The call's parameter an `arguments` entry names, and the place of its item ("mask[1]": ("mask", (1,)),
-    "xs[1][0]": ("xs", (1, 0)), "inputs[gate]": ("inputs", ("gate",))), () for the whole parameter; ("", ())
-    for a malformed entry."""
-    name, bracket, rest = argument.partition("[")
-    indices = _ITEM.findall(bracket + rest)
-    if bracket and (not indices or "".join(f"[{index}]" for index in indices) != bracket + rest or len(indices) > 4):
-        return "", ()
-    return name, tuple(int(index) if index.isdigit() else index for index in indices)
-
-
 def call_arguments(arguments: list[str], given: list, templates: dict | None = None) -> tuple[list, dict[str, Any]]:
     """How a call takes `given` (tensors, or their code), one per `arguments` entry: (those a call(*operands)
     takes in turn, the rest by parameter). A parameter given tensors item by item is a list of them in order, or
@@ -640,31 +627,6 @@ def shown_options(layer: LayerSpec) -> dict[str, Any]:
                 source for argument, source in zip(layer.arguments, sources) if argument_parameter(argument)[0] == key))}
             shown[key] = option_json(placed(option_value(value, objects=False), at), arrays=True)
     return shown
-
-
-def argument_places(arguments: list[str] | None) -> dict[str, list[tuple[int | str, ...]]]:
-    """The parameters `arguments` gives tensors item by item, each with the places of its tensors, in order: the
-    options of those parameters are the lists the tensors fill."""
-    places: dict[str, list[tuple[int | str, ...]]] = {}
-    for argument in arguments or []:
-        name, items = argument_parameter(argument)
-        if items:
-            places.setdefault(name, []).append(items)
-    return places
-
-
-def placed(value: Any, at: dict[tuple, Any], here: tuple = ()) -> Any:
-    """`value` (lists, tuples and dicts of values) with the items of `at` at their places ((1, 0): item 1's item
-    0; ("gate",): the dict's "gate")."""
-    if here in at:
-        return at[here]
-    if not isinstance(value, (list, tuple, dict)) or not any(len(key) > len(here) and key[:len(here)] == here
-                                                             for key in at):
-        return value
-    if isinstance(value, dict):
-        return {key: placed(item, at, (*here, key)) for key, item in value.items()}
-    items = [placed(item, at, (*here, k)) for k, item in enumerate(value)]
-    return tuple(items) if isinstance(value, tuple) else items
 
 
 def _options(value: Any) -> dict[str, Any]:
