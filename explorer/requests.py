@@ -88,6 +88,7 @@ class CellPayload:
     rows: list[int]
     target: Any = None
     device: str | None = None
+    source: str | None = None   # several inputs: the input whose steps the gradients are over
 
 
 @dataclass(frozen=True)

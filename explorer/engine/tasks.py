@@ -62,7 +62,7 @@ def cell(request, engine, job):
     """The gates and gradients of some rows of a run, for the window's Inside-the-cell view."""
     from ..core.cell import inside
     p = request.payload
-    return inside(engine, p["spec"], p.get("text"), p["rows"], p.get("target"), p.get("device"))
+    return inside(engine, p["spec"], p.get("text"), p["rows"], p.get("target"), p.get("device"), p.get("source"))
 
 
 @task("doctor")

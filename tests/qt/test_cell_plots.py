@@ -135,4 +135,31 @@ def test_a_decoder_started_from_an_encoders_states_shows_its_gates_on_its_own_in
                         and panel.gate_image.image.shape[1] == ids.shape[1], timeout=RUN_TIMEOUT_MS)
         np.testing.assert_allclose(panel.gate_image.image, found[f"{layer}/forget"][0].T, atol=1e-6)
         np.testing.assert_array_equal(panel.gate_overlay.padded, ids[0] == 0)   # its own input's padding
-        assert panel.data["gradients"] is not None and "decoder" in panel.gradient_curves
+        assert panel.data["gradients"] is not None
+
+
+def test_the_gradients_of_a_two_input_model_are_drawn_over_one_input_s_steps_at_a_time(make_window, qtbot, engine):
+    """Each curve is drawn over the steps it has: the chosen input's, and the layers that run over them; a decoder
+    followed back to the source is named, not drawn on the source's axis."""
+    from explorer.core.spec import from_dict
+    spec = from_dict(ENCODER_DECODER)
+    window = make_window(from_dict(ENCODER_DECODER), source=None)
+    qtbot.waitUntil(lambda: window.session.result is not None, timeout=RUN_TIMEOUT_MS)
+    panel = window.cell_panel
+    window.window_layout.plot_tabs.setCurrentWidget(panel)
+    window.session.select_line(1)
+    built, layout = batch_of(engine, spec)
+    assert not panel.steps_combo.parentWidget().isHidden()
+    for layer, source, drawn, left_out in (("decoder", "target", ["input", "target_emb", "decoder", "next"],
+                                            "source_emb"),
+                                           ("encoder", "source", ["input", "source_emb"], "target_emb, decoder, next")):
+        window.session.select_layer(layer)         # the gradients follow the steps the selected layer runs over
+        qtbot.waitUntil(lambda: panel.data is not None and not panel.stale and panel.data["gradients"] is not None
+                        and panel.data["gradients"].source == source, timeout=RUN_TIMEOUT_MS)
+        assert panel.steps_combo.currentData() == source and list(panel.gradient_curves) == drawn
+        expected = gradients(built, layout, [0], source=source).norms
+        for name in drawn:
+            np.testing.assert_allclose(panel.gradient_curves[name].yData, np.where(
+                expected[name][0] > 0, expected[name][0], np.nan), rtol=1e-5, err_msg=name)
+        assert {len(panel.gradient_curves[name].xData) for name in drawn} == {len(expected["input"][0])}
+        assert f"{left_out} run over another input's steps" in panel.gradient_plot.titleLabel.text

@@ -117,13 +117,19 @@ class CellPanel(QWidget):
         self.target_spin.setToolTip("the output unit whose gradient is followed back in time "
                                     "(largest: the sequence's largest output)")
         self.target_spin.valueChanged.connect(lambda _: self._invalidate(request=True))
+        self.steps_combo = QComboBox()
+        self.steps_combo.setToolTip("the input whose steps the gradients are drawn over: the output's gradient at "
+                                    "that input, and at each layer that runs over its steps")
+        self.steps_combo.activated.connect(lambda _: self._invalidate(request=True))
         self.log_check = QCheckBox("log scale")
         self.log_check.setChecked(True)
         self.log_check.setToolTip("gradient norms on a logarithmic axis: vanishing gradients span many decades")
         self.log_check.toggled.connect(lambda _: self._draw_gradients())
         self.state_label = QLabel(" ")
         controls = controls_row((("layer", self.layer_combo), ("gate", self.gate_combo),
-                                 ("output unit", self.target_spin)), self.log_check, self.state_label, spacing=8)
+                                 ("output unit", self.target_spin), ("gradients over", self.steps_combo)),
+                                self.log_check, self.state_label, spacing=8)
+        self.steps_combo.parentWidget().hide()   # shown for a model of several sequence inputs
 
         view = pg.GraphicsLayoutWidget()
         view.ci.setSpacing(4)
@@ -254,8 +260,19 @@ class CellPanel(QWidget):
         self.target_spin.blockSignals(True)
         self.target_spin.setMaximum(max(int(np.prod(shape[2:] if len(shape) >= 3 else shape[1:])) - 1, 0))
         self.target_spin.blockSignals(False)
+        self._fill_sources(spec)
         self._follow_row(request=False)
         self._invalidate(request=True)
+
+    def _fill_sources(self, spec) -> None:
+        """The inputs whose steps the gradients may be over: a model's sequence inputs, when it has several."""
+        names = [item.name for item in spec.all_inputs() if item.has_steps] if spec.more_inputs else []
+        chosen = self.steps_combo.currentData()
+        self.steps_combo.clear()
+        for name in names:
+            self.steps_combo.addItem(name, name)
+        self.steps_combo.setCurrentIndex(names.index(chosen) if chosen in names else 0)
+        self.steps_combo.parentWidget().setVisible(len(names) > 1)
 
     def _follow_row(self, request: bool = True) -> None:
         row = self.session.selected_row(self.session.result) if self.session.state.current else self.row
@@ -266,6 +283,13 @@ class CellPanel(QWidget):
 
     def _follow_layer(self, name: str | None) -> None:
         self._wanted_layer = name
+        result = self.session.result
+        if name and result is not None and self.steps_combo.count() > 1 \
+                and name in [layer.name for layer in result.layers]:
+            steps = result.layer(name).steps_from or next(iter(result.inputs))   # the steps the layer runs over
+            if steps != self.steps_combo.currentData() and self.steps_combo.findData(steps) >= 0:
+                self.steps_combo.setCurrentIndex(self.steps_combo.findData(steps))
+                self._invalidate(request=True)
         for index in range(self.layer_combo.count()):
             if str(self.layer_combo.itemData(index)).split("/")[0] == name:
                 self.layer_combo.setCurrentIndex(index)
@@ -289,8 +313,9 @@ class CellPanel(QWidget):
             return
         spec, text, device = self._ran
         target = self.target_spin.value() if self.target_spin.value() >= 0 else None
+        source = self.steps_combo.currentData() if self.steps_combo.count() > 1 else None
         self._request_id = self.runs.submit(CELL, self._on_reply, spec=spec, text=text, rows=[self.row], target=target,
-                                            device=device).id
+                                            device=device, source=source).id
         self._asked = (self.session.result, self.row)     # the run and the sequence these numbers will belong to
         self.stale = False
         self.waiting = True
@@ -347,9 +372,10 @@ class CellPanel(QWidget):
             return f"step {step}{state}, unit {unit}: {self.gate_combo.currentText()} {values[0, step, unit]:.4g}"
         if self.data["gradients"] is None:
             return ""
-        valid = self.data["result"].mask[self.data["row"]]
+        result, source = self.data["result"], self.data["gradients"].source
+        valid = (result.inputs[source] if source else result).mask[self.data["row"]]
         state = "" if step >= len(valid) or valid[step] else " (padded)"
-        norms = {name: values for name, values in self.data["gradients"].norms.items() if step < values.shape[1]}
+        norms = {name: values for name, values in self._gradients_drawn()[0].items() if step < values.shape[1]}
         return f"step {step}{state}: " + ", ".join(f"{name} {values[0, step]:.3g}" for name, values in norms.items())
 
     # --- drawing ---
@@ -465,11 +491,12 @@ class CellPanel(QWidget):
             self.gradient_overlay.clear()
             self._title(self.gradient_plot, f"no gradients: {escape(self.data.get('no_gradients', ''))}")
             return
+        norms, elsewhere = self._gradients_drawn()
         for name in list(self.gradient_curves):
-            if name not in found.norms:
+            if name not in norms:
                 self.gradient_plot.removeItem(self.gradient_curves.pop(name))
         legend = []
-        for index, (name, values) in enumerate(found.norms.items()):
+        for index, (name, values) in enumerate(norms.items()):
             colour = UNIT_COLORS[index % len(UNIT_COLORS)]
             legend.append(swatch(colour, escape(f"{name} ({found.source})" if name == "input" and found.source
                                                 else name)))
@@ -485,13 +512,28 @@ class CellPanel(QWidget):
                 row = np.where(row > 0, row, np.nan)     # exact zeros (masked steps) have no logarithm
             curve.setData(np.arange(len(row)), row)
         self.gradient_plot.enableAutoRange(axis="y")
-        padded, _ = self._steps(None)
-        self.gradient_overlay.set_steps(padded)
+        result, row = self.data["result"], self.data["row"]
+        self.gradient_overlay.set_steps(~(result.inputs[found.source].mask[row] if found.source else result.mask[row]))
         unit = int(found.target[0])
         where = f" at step {int(found.step[0])}" if found.step is not None else ""
-        zeros = " · 0 (masked) not drawn" if log and any((v[0] == 0).any() for v in found.norms.values()) else ""
-        self._title(self.gradient_plot, f"how much output unit {unit}{where} depends on each step, line "
-                                        f"{self._line()}{zeros}<br>" + " ".join(legend))
+        zeros = " · 0 (masked) not drawn" if log and any((v[0] == 0).any() for v in norms.values()) else ""
+        over = f" of {found.source}" if found.source else ""
+        others = (f" · {escape(', '.join(elsewhere))} run over another input's steps: choose it in "
+                  "<i>gradients over</i>" if elsewhere else "")
+        self._title(self.gradient_plot, f"how much output unit {unit}{where} depends on each step{escape(over)}, "
+                                        f"line {self._line()}{zeros}{others}<br>" + " ".join(legend))
+
+    def _gradients_drawn(self) -> tuple[dict[str, np.ndarray], list[str]]:
+        """The gradient norms over the steps of the input they were taken for (all of them with one input), and the
+        layers left out, whose time axis is another input's (a decoder's, when the gradient is over the source)."""
+        found, result = self.data["gradients"], self.data["result"]
+        if not found.source:
+            return dict(found.norms), []
+        first = next(iter(result.inputs))
+        names = [layer.name for layer in result.layers]
+        drawn = {name: values for name, values in found.norms.items()
+                 if name == "input" or name not in names or (result.layer(name).steps_from or first) == found.source}
+        return drawn, [name for name in found.norms if name not in drawn]
 
     def _title(self, plot: pg.PlotItem, text: str) -> None:
         plot.setTitle(text, color=self._fg.name(), size=title_size(self.text_scale))
