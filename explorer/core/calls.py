@@ -13,7 +13,7 @@ from . import backend
 
 @dataclass
 class Received:
-    """A layer's first call, as symbolic tensors of the built model."""
+    """A layer's call, as symbolic tensors of the built model."""
 
     inputs: Any                 # the tensor the layer is called on
     mask: Any | None            # the mask Keras gives the call, None for none
@@ -25,9 +25,20 @@ def first_call(layer):
     return layer._inbound_nodes[0]
 
 
-def received(layer) -> Received:
+def call_node(built, key: str):
+    """The graph node of the call a result names: "lstm" the layer's first call, "lstm/call/k" its call k (a shared
+    layer's, spec.call_outputs); None for a name that is neither."""
+    name, _, k = key.partition("/call/")
+    layer = built.keras_layers.get(name)
+    if layer is None or k and not k.isdigit() or int(k or 0) >= len(layer._inbound_nodes):
+        return None
+    return layer._inbound_nodes[int(k or 0)]
+
+
+def received(layer, node=None) -> Received:
+    """What the layer's first call receives, or the call of graph `node` (call_node)."""
     keras = backend.load()
-    arguments = first_call(layer).arguments
+    arguments = (node or first_call(layer)).arguments
     args, kwargs = arguments.args, arguments.kwargs
     called_on = args[0] if args else next(value for key, value in kwargs.items()
                                           if key not in ("mask", "initial_state", "training"))
@@ -52,8 +63,9 @@ def receiving(built, names: list[str]):
     key = tuple(names)
     if key not in by_names:
         outputs = {}
-        for name in names:
-            got = received(built.keras_layers[name])
+        for name in names:   # a layer ("lstm") or a shared layer's further call ("lstm/call/1")
+            node = call_node(built, name)
+            got = received(node.operation, node)
             outputs[name] = got.inputs
             if got.mask is not None:
                 outputs[f"{name}/mask"] = got.mask
@@ -68,7 +80,7 @@ def receiving(built, names: list[str]):
 def replay(model, inputs: list, added: dict[int, Any]) -> list:
     """The model's outputs for `inputs`, its graph run node by node as Keras's functional model runs it
     (Functional._run_through_graph), with `added[id(node)]` added to the first output of that node (a layer's
-    first_call): zeros there give the gradient at that tensor. The sum keeps the output's mask."""
+    call_node): zeros there give the gradient at that tensor. The sum keeps the output's mask."""
     keras = backend.load()
     from keras.src.backend.common.masking import get_keras_mask, set_keras_mask
     values = {id(tensor): value for tensor, value in zip(model.inputs, inputs)}

@@ -455,11 +455,11 @@ def _cudnn_fallback(spec: StackSpec, result, arriving) -> list[Finding]:
 
 def _saturated_gates(built, layout, result, arriving, spec, skipped) -> list[Finding]:
     from .gates import gated_layers, gates
-    names = gated_layers(built)
+    names = gated_layers(built, further_calls=False)
     if not names:
         return []
     try:
-        values = gates(built, layout)
+        values = gates(built, layout, layers=names)
     except Exception as error:      # one measurement that cannot be made leaves the rest of the check-up
         skipped["saturated_gates"] = _why(error)
         return []

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import backend
 from .batches import covers_all, model_batch, pieces_for
-from .calls import receiving
+from .calls import call_node, receiving
 from .errors import ExplorerError
 from .memory import MEMORY_LIMIT_MB
 from .registry import GATES
@@ -149,9 +149,17 @@ def _gru_step(cell, bias):
     return step
 
 
-def gated_layers(built) -> list[str]:
-    """Names of the stack's LSTM and GRU layers (bidirectional ones too)."""
-    return [info.name for info in built.layers if gate_kind(built.keras_layers[info.name]) is not None]
+def gated_layers(built, further_calls: bool = True) -> list[str]:
+    """Names of the stack's LSTM and GRU layers (bidirectional ones too), each followed by its further calls when
+    it is shared ("reader/call/1": the same weights on another input, spec.call_outputs)."""
+    from .spec import call_outputs
+    names = []
+    for info in built.layers:
+        if gate_kind(built.keras_layers[info.name]) is not None:
+            names.append(info.name)
+            if further_calls:
+                names += [call_outputs(info.spec, info.name, k)[0] for k in range(1, len(info.spec.calls or []) + 1)]
+    return names
 
 
 def _gate_floats(layer) -> int:
@@ -162,24 +170,26 @@ def _gate_floats(layer) -> int:
 
 
 def gates(built, layout, rows=None, layers=None, masks: dict | None = None) -> dict[str, np.ndarray]:
-    """The gates of every LSTM/GRU layer (or of `layers`) for the batch `layout` as its mode runs it.
+    """The gates of every LSTM/GRU layer and further call of a shared one (or of `layers`) for the batch `layout`
+    as its mode runs it.
 
     `rows`: the sequences wanted (default all), in that order. Returns "<layer>/<gate>" (bidirectional:
-    "<layer>/forward/<gate>", …) → (len(rows), T, units), laid out like the full padded batch; steps a piece
+    "<layer>/forward/<gate>", …; a further call "<layer>/call/<k>/<gate>") → (len(rows), T, units), laid out like
+    the full padded batch; steps a piece
     never ran and steps the mask skips hold 0. `masks`, when given, receives "<layer>" → (len(rows), T) bool, the
     mask its call receives (layers without one are left out). A request kind: a plain function of (built, batch,
     selection).
     """
     names = gated_layers(built) if layers is None else list(layers)
-    unknown = [name for name in names if name not in built.keras_layers or
-               gate_kind(built.keras_layers[name]) is None]
+    unknown = [name for name in names if call_node(built, name) is None
+               or gate_kind(call_node(built, name).operation) is None]
     if unknown:
         raise ExplorerError(f"{', '.join(unknown)}: not an LSTM or GRU layer of this stack, so it has no gates")
     if not names:
         return {}
     rows = np.arange(layout.batch.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
     steps = max(each.batch.shape[1] for each in [layout, *getattr(layout, "inputs", {}).values()])  # an estimate
-    megabytes = len(rows) * steps * sum(_gate_floats(built.keras_layers[name]) for name in names) * 4 / 1e6
+    megabytes = len(rows) * steps * sum(_gate_floats(call_node(built, name).operation) for name in names) * 4 / 1e6
     if megabytes > MEMORY_LIMIT_MB:
         count = f"{len(rows)} sequence{'s' if len(rows) != 1 else ''}"
         raise ExplorerError(f"the gates of {count} × {steps} steps need about {megabytes:,.0f} MB, over the limit "
@@ -198,7 +208,7 @@ def _gates(built, layout, rows: np.ndarray, names: list[str], masks: dict) -> di
         for name in names:
             states = [got[key] for key in sorted((key for key in got if key.startswith(f"{name}/initial_state/")),
                                                  key=lambda key: int(key.rsplit("/", 1)[1]))]
-            gates_of = cell_gates(built.keras_layers[name], got[name], got.get(f"{name}/mask"), states)
+            gates_of = cell_gates(call_node(built, name).operation, got[name], got.get(f"{name}/mask"), states)
             for gate, values in gates_of.items():
                 if not whole and values.shape[1] != piece.batch.shape[1]:
                     raise ExplorerError(f"{name} runs on steps of its own, so pieces of different lengths cannot share "

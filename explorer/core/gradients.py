@@ -17,7 +17,7 @@ import numpy as np
 
 from . import backend
 from .batches import covers_all, model_batch, pieces_for
-from .calls import first_call, probe_key, received, replay
+from .calls import call_node, probe_key, received, replay
 from .errors import ExplorerError
 
 INPUT = "input"
@@ -36,7 +36,15 @@ class GradientResult:
 
 
 def time_layers(built) -> list[str]:
-    return [info.name for info in built.layers if len(info.symbolic_shape) >= 3]
+    """The layers whose output has a time axis, each followed by its further calls' that have one (a shared layer's
+    "reader/call/1")."""
+    from .spec import call_outputs
+    names = []
+    for info in built.layers:
+        further = [call_outputs(info.spec, info.name, k)[0] for k in range(1, len(info.spec.calls or []) + 1)]
+        names += [info.name] if len(info.symbolic_shape) >= 3 else []
+        names += [key for key in further if len(info.extra.get(key, ())) >= 3]
+    return names
 
 
 def _final_output(built):
@@ -71,12 +79,19 @@ def sequence_input(built, name: str | None = None) -> int:
 
 
 def _embedding_of(built, index: int) -> str | None:
-    """The embedding layer called on model input `index` (token ids): the input's gradient is taken at its output."""
+    """The embedding call on model input `index` (token ids): the input's gradient is taken at its output. A shared
+    embedding's further call is named as its result is ("emb/call/1")."""
     keras = backend.load()
+    from .spec import call_outputs
     tensor = built.model.inputs[index]
-    return next((info.name for info in built.layers
-                 if isinstance(built.keras_layers[info.name], keras.layers.Embedding)
-                 and received(built.keras_layers[info.name]).inputs is tensor), None)
+    for info in built.layers:
+        layer = built.keras_layers[info.name]
+        if isinstance(layer, keras.layers.Embedding):
+            for k in range(len(info.spec.calls or []) + 1):
+                key = call_outputs(info.spec, info.name, k)[0]
+                if received(layer, call_node(built, key)).inputs is tensor:
+                    return key
+    return None
 
 
 def gradients(built, layout, rows=None, target: int | None = None, source: str | None = None) -> GradientResult:
@@ -192,11 +207,12 @@ def _selector(final: np.ndarray, valid: np.ndarray, per_step: bool, target: int 
 
 
 def _forward(built, index: int, inputs: list, added: dict):
-    """The model's first output as its graph runs, with `added[name]` added to that layer's output (its first call's)
-    and `added["input"]` to input `index`: zeros whose gradients are the gradients at those tensors."""
+    """The model's first output as its graph runs, with `added[name]` added to the output of that call ("lstm" a
+    layer's first, "lstm/call/1" a shared layer's next) and `added["input"]` to input `index`: zeros whose
+    gradients are the gradients at those tensors."""
     from keras import ops
     given = [ops.convert_to_tensor(value, dtype=tensor.dtype) for value, tensor in zip(inputs, built.model.inputs)]
     if INPUT in added:
         given[index] = given[index] + added[INPUT]
-    at = {id(first_call(built.keras_layers[name])): value for name, value in added.items() if name != INPUT}
+    at = {id(call_node(built, name)): value for name, value in added.items() if name != INPUT}
     return replay(built.model, given, at)[0]

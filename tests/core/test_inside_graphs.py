@@ -284,3 +284,56 @@ def test_the_doctor_finds_truncation_in_each_input_of_a_two_input_model(translat
                                          "tokens_lost": lost, "share_lost": round(lost / lengths.sum(), 6),
                                          "longest": int(lengths.max())}
     assert "truncation" in report.checked
+
+
+def one_reader_for_two_texts():
+    """Keras's guide's shared layers: the same Embedding and LSTM read two texts, each pooled, then compared."""
+    left = keras.Input((None,), dtype="int32", name="left")
+    right = keras.Input((None,), dtype="int32", name="right")
+    embed = layers.Embedding(VOCAB, 3, mask_zero=True, name="emb")
+    reader = layers.LSTM(4, return_sequences=True, name="reader")
+    joined = layers.Concatenate(name="join")([layers.GlobalAveragePooling1D(name="pool_left")(reader(embed(left))),
+                                              layers.GlobalAveragePooling1D(name="pool_right")(reader(embed(right)))])
+    return keras.Model([left, right], layers.Dense(2, name="same")(joined))
+
+
+@pytest.fixture(scope="module")
+def siamese(tmp_path_factory):
+    path = tmp_path_factory.mktemp("siamese") / "model.keras"
+    model = trained_and_saved(one_reader_for_two_texts, [padded([[3, 7, 1], [5]]), padded([[2, 4], [6, 1, 8]])],
+                              path, seed=8)
+    spec, _, _ = keras_io.import_model(path)
+    return model, spec
+
+
+@settings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pairs=st.lists(st.tuples(ROWS.map(lambda rows: rows[0]), ROWS.map(lambda rows: rows[0])), min_size=1,
+                      max_size=3))
+def test_a_shared_layer_s_second_call_has_gates_and_gradients_of_its_own(siamese, pairs):
+    """reader/call/1, the shared LSTM on the right text: its gates are a NumPy LSTM over the right text's embedding
+    and mask, and the gradient at its output is tf.GradientTape's through plain Keras calls of the same layers."""
+    import tensorflow as tf
+    from explorer.core.gradients import gradients
+    model, spec = siamese
+    lefts, rights = [p[0] for p in pairs], [p[1] for p in pairs]
+    built, layout = batch_of(ENGINE, spec, {"left": text_of(lefts), "right": text_of(rights)})
+    batches = [padded(lefts), padded(rights)]
+    embed, reader = model.get_layer("emb"), model.get_layer("reader")
+    found = gates(built, layout)
+    for key, batch in (("reader", batches[0]), ("reader/call/1", batches[1])):
+        reference = numpy_lstm(reader.get_weights(), keras.ops.convert_to_numpy(embed(batch)).astype(np.float64),
+                               batch != 0)
+        for gate in LSTM_GATES:
+            np.testing.assert_allclose(found[f"{key}/{gate}"], reference[gate], atol=1e-5, err_msg=f"{key} {gate}")
+    with tf.GradientTape(persistent=True) as tape:
+        read = [reader(embed(batch), mask=batch != 0) for batch in batches]
+        tape.watch(read)
+        pooled = [model.get_layer(name)(value, mask=batch != 0)
+                  for name, value, batch in zip(("pool_left", "pool_right"), read, batches)]
+        out = model.get_layer("same")(model.get_layer("join")(pooled))
+        total = tf.reduce_sum(out[:, 1])
+    np.testing.assert_allclose(out, model.predict(batches, verbose=0), atol=1e-5)   # the hand-made pass is the model
+    norms = gradients(built, layout, target=1).norms
+    for key, value in (("reader", read[0]), ("reader/call/1", read[1])):
+        np.testing.assert_allclose(norms[key], np.linalg.norm(tape.gradient(total, value).numpy(), axis=2),
+                                   atol=1e-6, rtol=1e-4, err_msg=key)

@@ -163,3 +163,29 @@ def test_the_gradients_of_a_two_input_model_are_drawn_over_one_input_s_steps_at_
                 expected[name][0] > 0, expected[name][0], np.nan), rtol=1e-5, err_msg=name)
         assert {len(panel.gradient_curves[name].xData) for name in drawn} == {len(expected["input"][0])}
         assert f"{left_out} run over another input's steps" in panel.gradient_plot.titleLabel.text
+
+
+def test_a_shared_layer_s_further_call_is_looked_inside_on_its_own_input(make_window, qtbot, engine, tmp_path):
+    """Selecting reader/call/1 (a shared LSTM on the right text) shows that call's gates, its input's padding and
+    the gradients over the right text's steps."""
+    from explorer.core import keras_io
+    from tests.core.keras_files import trained_and_saved
+    from tests.core.test_inside_graphs import one_reader_for_two_texts, padded
+    trained_and_saved(one_reader_for_two_texts, [padded([[3, 7, 1], [5]]), padded([[2, 4], [6, 1, 8]])],
+                      tmp_path / "siamese.keras", seed=8)
+    spec, _, _ = keras_io.import_model(tmp_path / "siamese.keras")
+    spec.sequences, spec.more_sequences = "3 7 1 9 4 2\n5 2\n", {"right": "2 2\n9 1 4 4 3\n"}
+    window = make_window(spec, source=None)
+    qtbot.waitUntil(lambda: window.session.result is not None, timeout=RUN_TIMEOUT_MS)
+    panel = window.cell_panel
+    window.window_layout.plot_tabs.setCurrentWidget(panel)
+    window.session.select_line(1)
+    window.session.select_layer("reader/call/1")
+    qtbot.waitUntil(lambda: panel.data is not None and not panel.stale and panel.data["gradients"] is not None
+                    and panel.data["gradients"].source == "right", timeout=RUN_TIMEOUT_MS)
+    assert [panel.layer_combo.itemText(i) for i in range(panel.layer_combo.count())] == ["reader", "reader/call/1"]
+    assert panel.layer_combo.currentData() == "reader/call/1"
+    built, layout = batch_of(engine, spec)
+    np.testing.assert_allclose(panel.gate_image.image, gates(built, layout)["reader/call/1/forget"][0].T, atol=1e-6)
+    np.testing.assert_array_equal(panel.gate_overlay.padded, [False, False, True, True, True])   # the right text's
+    assert list(panel.gradient_curves) == ["input", "emb/call/1", "reader/call/1"]

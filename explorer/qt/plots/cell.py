@@ -61,6 +61,13 @@ def saturation(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.mean((chosen < LOW) | (chosen > HIGH), axis=0)
 
 
+def called(prefix: str) -> tuple[str, str]:
+    """A gates prefix as (the call it belongs to, its direction): "gru_1/forward" → ("gru_1", "forward"),
+    "reader/call/1" → ("reader/call/1", "")."""
+    base, _, direction = prefix.rpartition("/")
+    return (base, direction) if direction in ("forward", "backward") and base else (prefix, "")
+
+
 def gate_groups(keys) -> dict[str, list[str]]:
     """"lstm_1" or "gru_1/forward" → its gate names, in order, from keys like "gru_1/forward/update"."""
     groups: dict[str, list[str]] = {}
@@ -285,13 +292,13 @@ class CellPanel(QWidget):
         self._wanted_layer = name
         result = self.session.result
         if name and result is not None and self.steps_combo.count() > 1 \
-                and name in [layer.name for layer in result.layers]:
+                and name in [layer.name for layer in (*result.layers, *result.calls)]:
             steps = result.layer(name).steps_from or next(iter(result.inputs))   # the steps the layer runs over
             if steps != self.steps_combo.currentData() and self.steps_combo.findData(steps) >= 0:
                 self.steps_combo.setCurrentIndex(self.steps_combo.findData(steps))
                 self._invalidate(request=True)
         for index in range(self.layer_combo.count()):
-            if str(self.layer_combo.itemData(index)).split("/")[0] == name:
+            if called(str(self.layer_combo.itemData(index)))[0] == name:
                 self.layer_combo.setCurrentIndex(index)
                 self._on_layer_chosen()
                 return
@@ -367,7 +374,7 @@ class CellPanel(QWidget):
             unit = int(round(y))
             if values is None or not 0 <= unit < values.shape[2] or not 0 <= step < values.shape[1]:
                 return ""
-            padded, _ = self._steps(key.split("/")[0], values.shape[1])
+            padded, _ = self._steps(called(key.rsplit("/", 1)[0])[0], values.shape[1])
             state = " (padded)" if padded[step] else ""
             return f"step {step}{state}, unit {unit}: {self.gate_combo.currentText()} {values[0, step, unit]:.4g}"
         if self.data["gradients"] is None:
@@ -388,9 +395,9 @@ class CellPanel(QWidget):
         current = self.layer_combo.currentData()
         self.layer_combo.clear()
         for prefix in groups:
-            name, _, direction = prefix.partition("/")
+            name, direction = called(prefix)
             self.layer_combo.addItem(f"{name} ({direction})" if direction else name, prefix)
-        wanted = [prefix for prefix in groups if prefix.split("/")[0] == self._wanted_layer]
+        wanted = [prefix for prefix in groups if called(prefix)[0] == self._wanted_layer]
         if current in groups:
             self.layer_combo.setCurrentIndex(list(groups).index(current))
         elif wanted:
@@ -424,8 +431,8 @@ class CellPanel(QWidget):
         decoder's input), and the valid steps that the mask its call receives hides. `steps`: the layer's own number
         of steps, when it has steps of its own (RepeatVector, Conv1D "valid"): then nothing is padded."""
         result, row = self.data["result"], self.data["row"]
-        names = [layer.name for layer in result.layers]
-        seen = result.seen_by(result.layers[names.index(layer_name)]) if layer_name in names else result
+        shown = {layer.name: layer for layer in (*result.layers, *result.calls)}   # a shared layer's calls too
+        seen = result.seen_by(shown[layer_name]) if layer_name in shown else result
         valid = seen.mask[row]
         if steps is not None and steps != len(valid):
             valid = np.ones(steps, bool)
@@ -448,7 +455,7 @@ class CellPanel(QWidget):
         if not shown:
             return
         values = self.data["gates"][key][0]                 # (T, units)
-        layer = prefix.split("/")[0]
+        layer = called(prefix)[0]
         padded, masked = self._steps(layer, len(values))
         bounded = gate in SIGMOID_GATES and values.size and values.min() >= 0 and values.max() <= 1
         scale = value_scale(values, bounded=bool(bounded))
@@ -475,6 +482,7 @@ class CellPanel(QWidget):
 
     def _goes_backwards(self, layer: str) -> bool:
         spec = self._ran[0] if self._ran else None
+        layer = layer.partition("/call/")[0]   # a shared layer's further call runs the same way
         if spec is None or layer not in spec.layer_names():
             return False
         return bool(spec.layers[spec.layer_names().index(layer)].params.get("go_backwards"))
@@ -530,7 +538,7 @@ class CellPanel(QWidget):
         if not found.source:
             return dict(found.norms), []
         first = next(iter(result.inputs))
-        names = [layer.name for layer in result.layers]
+        names = [layer.name for layer in (*result.layers, *result.calls)]
         drawn = {name: values for name, values in found.norms.items()
                  if name == "input" or name not in names or (result.layer(name).steps_from or first) == found.source}
         return drawn, [name for name in found.norms if name not in drawn]
