@@ -433,9 +433,6 @@ def _train(options: argparse.Namespace) -> int:
     from .core.train import TrainSettings, report, train
     prepared = _prepare(options.stack, None, options)
     stack = prepared.spec
-    if stack.more_inputs and options.task:
-        raise UsageError("--task generates one input's sequences, but this model takes several inputs: pass --input "
-                         "NAME=FILE once per input")
     if options.save_keras and not options.save_keras.endswith(".keras"):
         raise UsageError(f"--save-keras needs a file name ending in .keras, got {options.save_keras}")
     from .core.run import Engine
@@ -443,7 +440,9 @@ def _train(options: argparse.Namespace) -> int:
     if options.task:
         from .core import tasks
         classes = _head_classes(stack)
-        text = tasks.generate(options.task, options.count, stack.input, seed=stack.seed, classes=classes)
+        text = (tasks.generate_inputs(options.task, options.count, stack.all_inputs(), seed=stack.seed,
+                                      classes=classes) if stack.more_inputs else
+                tasks.generate(options.task, options.count, stack.input, seed=stack.seed, classes=classes))
     else:
         text = _input_texts(options.input or [], stack)
         if text is None and not stack.more_inputs:

@@ -335,13 +335,18 @@ class Session:
 
     def set_text(self, text: str, input_name: str | None = None) -> None:
         """The text of the input `input_name` (None: the first input's)."""
-        if text == self.text_of(input_name):
-            return
-        if input_name is None or input_name == self.document.input.name:
-            self.document.sequences = text
-        else:
-            self.document.more_sequences[input_name] = text
-        self._edited("text")
+        self.set_texts({input_name: text})
+
+    def set_texts(self, texts: dict[str | None, str]) -> None:
+        """The texts of some inputs by name (None: the first input's), as one edit."""
+        changed = {name: text for name, text in texts.items() if text != self.text_of(name)}
+        for input_name, text in changed.items():
+            if input_name is None or input_name == self.document.input.name:
+                self.document.sequences = text
+            else:
+                self.document.more_sequences[input_name] = text
+        if changed:
+            self._edited("text")
 
     def set_batching(self, batching: Batching) -> None:
         if batching == self.document.batching:

@@ -1,7 +1,8 @@
 """Built-in training tasks: a readable rule that labels random sequences, written as sequence text.
 
 `generate(name, count, input_spec, seed=…)` returns text such as `3 14 7 2 | 1`, one sequence per line,
-after a comment line with the rule; the same seed gives the same text.
+after a comment line with the rule; the same seed gives the same text. `generate_inputs` does it for a model of
+several inputs.
 """
 
 from __future__ import annotations
@@ -139,6 +140,37 @@ def generate(name: str, count: int, input_spec: InputSpec, *, seed: int = 0, cla
         sequence, label = task.make(rng, input_spec, k)
         rows.append(f"{_sequence_text(sequence)} | {' '.join(map(str, np.atleast_1d(label)))}")
     return "\n".join(rows) + "\n"
+
+
+def generate_inputs(name: str, count: int, inputs: list[InputSpec], *, seed: int = 0,
+                    classes: int | None = None) -> dict[str, str]:
+    """A model of several inputs: the task's labelled sequences on the first input of the kind it needs, and as many
+    random, unlabelled sequences of each other input's kind, which the rule does not read (the model must learn to
+    leave them aside). Input name → sequence text."""
+    task = get(name)
+    labelled = next((item for item in inputs if item.kind == task.input_kind), None)
+    if labelled is None:
+        raise TaskError(f"task {name} needs a {task.input_kind} input, but the stack's inputs are "
+                        + ", ".join(f"{item.name} ({item.kind})" for item in inputs))
+    texts = {labelled.name: generate(name, count, labelled, seed=seed, classes=classes)}
+    rng = np.random.default_rng(seed + 1)
+    for item in inputs:
+        if item is not labelled:
+            rows = [f"# random {item.kind}: task {name} does not read this input"]
+            rows += [_sequence_text(_random_sequence(rng, item)) for _ in range(count)]
+            texts[item.name] = "\n".join(rows) + "\n"
+    return texts
+
+
+def _random_sequence(rng, spec: InputSpec) -> np.ndarray:
+    """One sequence of the input's kind, of a random length (a vector: its values)."""
+    if spec.kind == "tokens":
+        return _tokens(rng, spec)
+    if spec.kind == "words":
+        return np.array(rng.choice(NEUTRAL, size=_lengths(rng)))
+    if spec.kind == "vector":
+        return rng.normal(size=spec.features).round(2)
+    return rng.normal(size=(_lengths(rng), spec.features)).round(2)
 
 
 def named_in(text: str) -> str | None:

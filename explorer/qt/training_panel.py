@@ -245,17 +245,21 @@ class TrainingPanel(QWidget):
     # --- tasks ---
 
     def generate(self) -> None:
-        """The task's labelled sequences replace the text (one undo step, like typing)."""
+        """The task's labelled sequences replace the text (one undo step, like typing); with several inputs, on the
+        first input of the task's kind, the others getting random sequences of their own."""
         document = self.session.document
         head = document.layers[-1] if document.layers else None
         classes = head.params.get("units") if head is not None and head.params.get("activation") == "softmax" else None
+        name, count = self.task_combo.currentData(), self.count_spin.value()
         try:
-            text = tasks.generate(self.task_combo.currentData(), self.count_spin.value(), document.input,
-                                  seed=document.seed, classes=classes)
+            texts = (tasks.generate_inputs(name, count, document.all_inputs(), seed=document.seed, classes=classes)
+                     if document.more_inputs else
+                     {document.input.name: tasks.generate(name, count, document.input, seed=document.seed,
+                                                          classes=classes)})
         except tasks.TaskError as error:
             self._say(error.message, error=True)
             return
-        self.session.set_text(text)
+        self.session.set_texts(texts)
         self._say(f"generated {self.count_spin.value()} sequences of {self.task_combo.currentData()}")
 
     # --- training ---

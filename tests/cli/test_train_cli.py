@@ -75,3 +75,48 @@ def test_unlabelled_or_unfitting_text_names_the_line(capsys, tmp_path):
     text.write_text("5 12 7 | 1\n8 4 | 9\n")
     assert_user_error(*run_cli(capsys, "train", "preset:average_pooling", "--input", str(text), "--steps", "1"),
                       "line 2, column 7: label 9 is not a class id of dense_1")
+
+
+TWO_INPUTS = {
+    "input": {"kind": "tokens", "vocab_size": 12, "name": "ids"},
+    "more_inputs": [{"kind": "features", "features": 2, "name": "side"}, {"kind": "vector", "features": 3,
+                                                                         "name": "meta"}],
+    "layers": [{"type": "embedding", "output_dim": 3, "mask_zero": True, "name": "emb", "inputs": ["ids"]},
+               {"type": "lstm", "units": 4, "name": "read"},
+               {"type": "gru", "units": 2, "name": "other", "inputs": ["side"]},
+               {"type": "keras", "class_name": "Concatenate", "config": {}, "name": "both",
+                "inputs": ["read", "other", "meta"]},
+               {"type": "dense", "units": 2, "activation": "softmax", "name": "head"}]}
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_a_task_labels_one_input_of_a_model_of_several_and_fills_the_others(seed):
+    from explorer.core import sequences
+    from explorer.core.spec import from_dict
+    spec = from_dict({**TWO_INPUTS, "seed": seed})
+    texts = tasks.generate_inputs("contains_7", 15, spec.all_inputs(), seed=seed)
+    assert texts["ids"] == tasks.generate("contains_7", 15, spec.input, seed=seed)   # the task, on its input
+    for item in spec.all_inputs():
+        parsed = sequences.parse(texts[item.name], item)   # each text is its input's kind, one line per example
+        assert len(parsed.items) == 15
+        assert all(labels is not None for labels in parsed.labels) == (item.name == "ids")
+        assert all(labels is None for labels in parsed.labels) == (item.name != "ids")
+    assert tasks.generate_inputs("contains_7", 15, spec.all_inputs(), seed=seed) == texts   # the seed decides
+    with pytest.raises(tasks.TaskError, match=r"task sentiment needs a words input, but the stack's inputs are "
+                                              r"ids \(tokens\), side \(features\), meta \(vector\)"):
+        tasks.generate_inputs("sentiment", 5, spec.all_inputs())
+
+
+def test_train_with_a_task_trains_a_model_of_several_inputs(capsys, tmp_path):
+    from explorer.core.spec import load
+    stack, saved = tmp_path / "two.stack.json", tmp_path / "trained.stack.json"
+    stack.write_text(json.dumps(TWO_INPUTS))
+    code, out, err = run_cli(capsys, "train", str(stack), "--task", "contains_7", "--count", "12", "--steps", "3",
+                             "--json", "-", "--save", str(saved))
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["steps"] == 3 and all(loss == loss for loss in report["loss"])
+    trained = load(saved)
+    texts = tasks.generate_inputs("contains_7", 12, trained.all_inputs(), seed=trained.seed)
+    assert trained.sequences == texts["ids"] and trained.more_sequences == {"side": texts["side"], "meta": texts["meta"]}
+    assert trained.weights is not None

@@ -154,3 +154,26 @@ def test_a_two_input_model_trains_in_the_window_on_the_labels_of_its_decoder_tab
     train(qtbot, window, 3)
     assert len(window.training.curve_loss) == 3, window.training.status_label.text()
     assert window.training.curve_loss[0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_generate_fills_every_input_of_a_model_of_several_in_one_undo_step(make_window, qtbot):
+    from explorer.core import tasks
+    from explorer.core.spec import from_dict
+    from tests.cli.test_train_cli import TWO_INPUTS
+    window = make_window(from_dict(TWO_INPUTS), source=None)
+    qtbot.waitUntil(lambda: window.runs.settled and window.session.result is not None, timeout=TIMEOUT_MS)
+    panel = window.training
+    panel.task_combo.setCurrentIndex(panel.task_combo.findData("contains_7"))
+    panel.count_spin.setValue(10)
+    before = {name: window.session.text_of(name) for name in ("ids", "side", "meta")}
+    panel.generate_button.click()
+    expected = tasks.generate_inputs("contains_7", 10, window.session.document.all_inputs(),
+                                     seed=window.session.document.seed)
+    assert {name: window.session.text_of(name) for name in expected} == expected
+    qtbot.waitUntil(lambda: window.runs.settled, timeout=TIMEOUT_MS)
+    assert window.runs.last_reply.ok, window.session.status_text   # the three texts run together
+    train(qtbot, window, 3)
+    assert len(panel.curve_loss) == 3 and all(np.isfinite(panel.curve_loss))
+    window.history.undo()                                          # the training, then the generated texts at once
+    window.history.undo()
+    assert {name: window.session.text_of(name) for name in before} == before
