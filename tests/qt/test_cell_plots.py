@@ -114,17 +114,23 @@ ENCODER_DECODER = {
     "seed": 2, "sequences": "3 7 1\n5\n2 2 9 4 1 1 2\n"}
 
 
-def test_a_decoder_started_from_an_encoders_states_shows_its_gates_on_its_own_inputs_steps(make_window, qtbot,
-                                                                                           engine):
-    import keras
+def looking_inside(make_window, qtbot, engine, document):
+    """A window on the stack `document` (a dict, or a StackSpec) with Inside the cell shown on line 1, and the
+    engine's built stack and batch for it."""
     from explorer.core.spec import from_dict
-    spec = from_dict(ENCODER_DECODER)
-    window = make_window(from_dict(ENCODER_DECODER), source=None)
+    spec = from_dict(document) if isinstance(document, dict) else document
+    window = make_window(from_dict(document) if isinstance(document, dict) else document, source=None)
     qtbot.waitUntil(lambda: window.session.result is not None, timeout=RUN_TIMEOUT_MS)
     panel = window.cell_panel
     window.window_layout.plot_tabs.setCurrentWidget(panel)
     window.session.select_line(1)
-    built, layout = batch_of(engine, spec)
+    return window, panel, batch_of(engine, spec)
+
+
+def test_a_decoder_started_from_an_encoders_states_shows_its_gates_on_its_own_inputs_steps(make_window, qtbot,
+                                                                                           engine):
+    import keras
+    window, panel, (built, layout) = looking_inside(make_window, qtbot, engine, ENCODER_DECODER)
     found = gates(built, layout)
     sources = keras.utils.pad_sequences([[3, 7, 1], [5], [2, 2, 9, 4, 1, 1, 2]], padding="post")
     targets = keras.utils.pad_sequences([[2, 4], [6, 1, 8, 3, 5], [1]], padding="post")
@@ -141,14 +147,7 @@ def test_a_decoder_started_from_an_encoders_states_shows_its_gates_on_its_own_in
 def test_the_gradients_of_a_two_input_model_are_drawn_over_one_input_s_steps_at_a_time(make_window, qtbot, engine):
     """Each curve is drawn over the steps it has: the chosen input's, and the layers that run over them; a decoder
     followed back to the source is named, not drawn on the source's axis."""
-    from explorer.core.spec import from_dict
-    spec = from_dict(ENCODER_DECODER)
-    window = make_window(from_dict(ENCODER_DECODER), source=None)
-    qtbot.waitUntil(lambda: window.session.result is not None, timeout=RUN_TIMEOUT_MS)
-    panel = window.cell_panel
-    window.window_layout.plot_tabs.setCurrentWidget(panel)
-    window.session.select_line(1)
-    built, layout = batch_of(engine, spec)
+    window, panel, (built, layout) = looking_inside(make_window, qtbot, engine, ENCODER_DECODER)
     assert not panel.steps_combo.parentWidget().isHidden()
     for layer, source, drawn, left_out in (("decoder", "target", ["input", "target_emb", "decoder", "next"],
                                             "source_emb"),
@@ -175,17 +174,12 @@ def test_a_shared_layer_s_further_call_is_looked_inside_on_its_own_input(make_wi
                       tmp_path / "siamese.keras", seed=8)
     spec, _, _ = keras_io.import_model(tmp_path / "siamese.keras")
     spec.sequences, spec.more_sequences = "3 7 1 9 4 2\n5 2\n", {"right": "2 2\n9 1 4 4 3\n"}
-    window = make_window(spec, source=None)
-    qtbot.waitUntil(lambda: window.session.result is not None, timeout=RUN_TIMEOUT_MS)
-    panel = window.cell_panel
-    window.window_layout.plot_tabs.setCurrentWidget(panel)
-    window.session.select_line(1)
+    window, panel, (built, layout) = looking_inside(make_window, qtbot, engine, spec)
     window.session.select_layer("reader/call/1")
     qtbot.waitUntil(lambda: panel.data is not None and not panel.stale and panel.data["gradients"] is not None
                     and panel.data["gradients"].source == "right", timeout=RUN_TIMEOUT_MS)
     assert [panel.layer_combo.itemText(i) for i in range(panel.layer_combo.count())] == ["reader", "reader/call/1"]
     assert panel.layer_combo.currentData() == "reader/call/1"
-    built, layout = batch_of(engine, spec)
     np.testing.assert_allclose(panel.gate_image.image, gates(built, layout)["reader/call/1/forget"][0].T, atol=1e-6)
     np.testing.assert_array_equal(panel.gate_overlay.padded, [False, False, True, True, True])   # the right text's
     assert list(panel.gradient_curves) == ["input", "emb/call/1", "reader/call/1"]
