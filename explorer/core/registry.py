@@ -13,6 +13,7 @@ import binascii
 import json
 import math
 import re
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -198,7 +199,6 @@ class SavedObject:
         """A Keras function or object, or a function the user registered with Keras (their --custom-objects), as a
         stack file holds it; None for anything else."""
         import inspect
-        import sys
         keras = sys.modules.get("keras")   # a Keras object exists only where Keras is loaded (never the window)
         if keras is None:
             return None
@@ -248,6 +248,10 @@ def option_json(value: Any, *, arrays: bool = False) -> Any:
     saved = SavedObject.of(value)
     if saved is not None:
         return {"keras": saved}
+    keras = sys.modules.get("keras")
+    if keras is not None and isinstance(value, keras.layers.Layer):
+        raise ValueError(f"is the layer {getattr(value, 'name', '')} given as an object, not a tensor: Keras saves its "
+                         "config but not its weights, so even the model Keras loads is not the trained one")
     raise ValueError(f"must be true, false, null, a number, a short string, a list, tuple, dict or slice of them, "
                      f"or a function, initializer, regularizer or constraint of Keras, got {show(value)}")
 

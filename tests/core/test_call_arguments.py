@@ -586,6 +586,29 @@ def test_a_file_naming_a_function_of_code_not_loaded_here_is_refused_before_kera
         keras_io.import_model(tmp_path / "applied.keras")
 
 
+@keras.saving.register_keras_serializable(package="call_arguments_test")
+class Uses(layers.Layer):
+    def call(self, x, sub=None):
+        return sub(x)
+
+
+def test_a_layer_given_to_a_call_as_an_object_is_refused_with_keras_s_own_limit(tmp_path):
+    """Keras saves such a layer's config, not its weights: its own loaded model differs from the trained one."""
+    def uses_a_dense():
+        ids = keras.Input((None,), dtype="int32", name="ids")
+        x = layers.LSTM(3, return_sequences=True, name="lstm")(layers.Embedding(9, 3, name="emb")(ids))
+        dense = layers.Dense(2, name="inner")
+        dense.build((None, None, 3))
+        return keras.Model(ids, layers.GlobalAveragePooling1D(name="pool")(Uses(name="uses")(x, sub=dense)))
+    batch = keras.utils.pad_sequences(TEXTS, padding="post")
+    model = trained_and_saved(uses_a_dense, [batch], tmp_path / "uses.keras")
+    loaded = keras.saving.load_model(tmp_path / "uses.keras")
+    assert np.abs(loaded.predict(batch, verbose=0) - model.predict(batch, verbose=0)).max() > 1e-3
+    with pytest.raises(StackError, match=r"uses \(Uses\) is called with sub that is the layer inner given as an "
+                                         r"object, not a tensor: Keras saves its config but not its weights"):
+        keras_io.import_model(tmp_path / "uses.keras")
+
+
 @pytest.mark.parametrize("saved, message", [
     ({"module": "builtins", "class_name": "function", "config": "eval", "registered_name": "function"},
      "activation_fn is eval, which Keras cannot make"),
