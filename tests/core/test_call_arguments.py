@@ -425,7 +425,7 @@ def saved_among(tmp_path_factory):
     return trained_and_saved(tensors_among_values, [keras.utils.pad_sequences(TEXTS, padding="post")], path), path
 
 
-@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=4, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(ids, min_size=1, max_size=4), st.sampled_from(["pre", "post"]))
 def test_tensors_among_values_or_in_nested_lists_take_their_places_as_in_keras(saved_among, rows, padding):
     model, path = saved_among
@@ -469,7 +469,7 @@ def saved_mixed(tmp_path_factory):
     return trained_and_saved(mixed_by_name, [keras.utils.pad_sequences(TEXTS, padding="post")], path), path
 
 
-@settings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=3, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(ids, min_size=1, max_size=4))
 def test_a_dict_of_tensors_reaches_the_call_by_its_keys_as_in_keras(saved_mixed, rows):
     """A dict was given as a list of its tensors, which failed to build."""

@@ -66,7 +66,7 @@ def saved(tmp_path_factory):
 ROWS = st.lists(st.lists(st.integers(1, 9), min_size=1, max_size=6), min_size=1, max_size=4)
 
 
-@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=4, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ROWS, st.sampled_from(["pre", "post"]))
 def test_an_hdf5_model_opens_and_every_layer_equals_keras(saved, rows, padding):
     model = saved["stacked"]

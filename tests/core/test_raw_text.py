@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from keras import layers
 
@@ -103,9 +103,11 @@ def saved_lookups(tmp_path_factory):
     return found
 
 
-@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=14, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.lists(LOOKUP_WORDS, min_size=1, max_size=5), min_size=1, max_size=3), MASKS,
        st.sampled_from(["int", "multi_hot", "count"]))
+@example([["the", "<pad>", "cat"], ["zebra"]], "<pad>", "int")     # a typed mask token, masked mid-sentence
+@example([["the", "<pad>", "cat"], ["zebra"]], "<pad>", "count")   # … dropped from a bag
 def test_a_string_lookup_with_any_mask_token_equals_predict(saved_lookups, lines, mask, mode):
     """StringLookup(mask_token="<pad>"): id 0 is "<pad>", and a batch padded with "<pad>" is what Keras masks; a
     bag of words drops the mask token's words. The reference pads the rows with the mask token, as a user would."""

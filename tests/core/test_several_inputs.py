@@ -296,9 +296,9 @@ def test_train_on_the_decoders_labels_equals_keras_train_on_batch(translation, t
     targets = keras.utils.pad_sequences(labels, padding="post")
     expected = [float(model.train_on_batch(batches, targets)) for _ in range(2)]
     np.testing.assert_allclose(found, expected, rtol=1e-5, atol=1e-6)
-    assert cli.main(["train", str(folder / "model.keras"), "--task", "copy", "--steps", "1"]) == 2
-    assert capsys.readouterr().err.strip().startswith("error: --task generates one input's sequences, but this model "
-                                                      "takes several inputs")
+    assert cli.main(["train", str(folder / "model.keras"), "--task", "contains_7", "--steps", "1"]) == 2
+    assert capsys.readouterr().err.strip().startswith("error: task contains_7 needs a tokens input, but the stack's "
+                                                      "inputs are encoder (features), decoder (features)")
 
 
 def test_another_input_shape_builds_another_model_but_another_text_does_not(two_token_inputs):

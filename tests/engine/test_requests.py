@@ -238,6 +238,7 @@ def test_five_deaths_in_a_row_answer_every_request_unlink_the_blocks_and_restart
     assert answers.one(again).ok and answers.one(again).value.layers[-1].output.shape == (2, 5, 3)
 
 
+@pytest.mark.slow   # waits out the stall bound on a long run
 def test_a_stopped_engine_is_replaced_after_the_heartbeat_bound(make_layer, loop):
     layer, engine = make_layer(heartbeat_s=0.2, stall_s=5.0)   # a loaded machine may be silent for 2 s
     answers = Answers()

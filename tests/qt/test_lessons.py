@@ -358,6 +358,7 @@ def test_following_the_lesson_shows_what_it_claims(room, qtbot, engine, name):
             check(qtbot, room, engine, claim, before, where)
 
 
+@pytest.mark.slow   # a grid: every lesson at every classroom size
 def test_the_named_plot_is_in_view_and_no_plot_is_empty_at_classroom_sizes(room, qtbot):
     layout = room.window_layout
     try:
