@@ -153,14 +153,16 @@ def array_value(data: Any, dtypes: tuple[str, ...] = ARRAY_DTYPES, most: int | N
 MAX_OPTION_ITEMS = 32
 
 
-# Keras objects a call may be given, as Keras serializes them: one of its own functions (an activation) or an
-# initializer, regularizer or constraint; nothing that computes a graph of its own
-OBJECT_MODULES = ("keras.initializers", "keras.regularizers", "keras.constraints")
+# Keras objects a call may be given, as Keras serializes them: one of its own functions (an activation), or an
+# initializer, regularizer, constraint, loss, metric or optimizer; never a layer or model (which Keras saves
+# without its weights) nor anything else Keras can build
+OBJECT_MODULES = ("keras.initializers", "keras.regularizers", "keras.constraints", "keras.losses", "keras.metrics",
+                  "keras.optimizers")
 
 
 class SavedObject:
-    """A Keras object a call is given (`activation_fn=keras.activations.hard_sigmoid`, an initializer, a function
-    the user registered with Keras), held as Keras serializes it and made again by Keras in safe mode, in the
+    """A Keras object a call is given (`activation_fn=keras.activations.hard_sigmoid`, an initializer, a loss, a
+    function the user registered with Keras), held as Keras serializes it and made again by Keras in safe mode, in the
     engine only: a registered function is found only where the user's own code registered it."""
 
     def __init__(self, saved: Any):
@@ -190,8 +192,8 @@ class SavedObject:
         except Exception as error:  # noqa: BLE001  (Keras reports an unknown object as several exception types)
             raise ValueError(f"is {self.text()}, which Keras cannot make: "
                              f"{str(error).splitlines()[0].split('. ')[0]}") from None
-        if isinstance(made, (keras.layers.Layer, keras.Operation)) or not callable(made):
-            raise ValueError(f"is {self.text()}, which is not a function, initializer, regularizer or constraint")
+        if isinstance(made, (keras.layers.Layer, keras.Operation)):
+            raise ValueError(f"is {self.text()}, a layer, which a call takes as a tensor")
         return made
 
     @staticmethod
@@ -206,7 +208,7 @@ class SavedObject:
         registered = keras.saving.get_registered_name(value) if inspect.isfunction(value) else ""
         if not (inspect.isfunction(value) and (value.__module__ or "").startswith("keras.")
                 or ">" in registered and keras.saving.get_registered_object(registered) is value
-                or module.startswith(("keras.src.initializers", "keras.src.regularizers", "keras.src.constraints"))):
+                or module.startswith(tuple(name.replace("keras.", "keras.src.", 1) for name in OBJECT_MODULES))):
             return None
         try:
             saved = json.loads(json.dumps(keras.saving.serialize_keras_object(value)))
@@ -253,7 +255,8 @@ def option_json(value: Any, *, arrays: bool = False) -> Any:
         raise ValueError(f"is the layer {getattr(value, 'name', '')} given as an object, not a tensor: Keras saves its "
                          "config but not its weights, so even the model Keras loads is not the trained one")
     raise ValueError(f"must be true, false, null, a number, a short string, a list, tuple, dict or slice of them, "
-                     f"or a function, initializer, regularizer or constraint of Keras, got {show(value)}")
+                     f"or a function, initializer, regularizer, constraint, loss, metric or optimizer of Keras, got "
+                     f"{show(value)}")
 
 
 def option_value(data: Any, *, objects: bool = True) -> Any:

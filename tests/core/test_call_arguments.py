@@ -575,6 +575,30 @@ def test_a_call_given_a_keras_function_and_an_initializer_holds_them_as_keras_sa
                                    model.predict(batch, verbose=0), atol=1e-5)
 
 
+@keras.saving.register_keras_serializable(package="call_arguments_test")
+class Penalized(layers.Layer):
+    """A custom layer whose call takes a loss object: its output shrinks by the loss between it and zeros."""
+    def call(self, x, loss_fn=None):
+        return x - 0.1 * keras.ops.expand_dims(loss_fn(keras.ops.zeros_like(x), x), -1)
+
+
+def test_a_call_given_a_keras_loss_object_holds_it_as_keras_saves_it(tmp_path):
+    def penalized():
+        ids = keras.Input((None,), dtype="int32", name="ids")
+        x = layers.LSTM(3, return_sequences=True, name="lstm")(layers.Embedding(9, 3, name="emb")(ids))
+        x = Penalized(name="penalized")(x, loss_fn=keras.losses.MeanSquaredError(reduction="none"))
+        return keras.Model(ids, layers.GRU(2, name="gru")(x))
+    batch = keras.utils.pad_sequences(TEXTS, padding="post")
+    model = trained_and_saved(penalized, [batch], tmp_path / "penalized.keras")
+    spec, _, _ = keras_io.import_model(tmp_path / "penalized.keras")
+    held = spec.layers[spec.layer_names().index("penalized")].options["loss_fn"]
+    assert held["keras"]["class_name"] == "MeanSquaredError"
+    assert specs.option_text(held).startswith("MeanSquaredError(")
+    for document in (spec, specs.loads(specs.dumps(spec))):
+        np.testing.assert_allclose(ENGINE.run(document, text(TEXTS)).layer("gru").output,
+                                   model.predict(batch, verbose=0), atol=1e-5)
+
+
 def test_a_file_naming_a_function_of_code_not_loaded_here_is_refused_before_keras_reads_it(tmp_path, monkeypatch):
     batch = keras.utils.pad_sequences(TEXTS, padding="post")
     trained_and_saved(lambda: applied_objects(softer), [batch], tmp_path / "applied.keras")
