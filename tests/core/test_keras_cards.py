@@ -125,6 +125,7 @@ def test_mask_roles_of_keras_layers_come_from_keras():
     assert ENGINE.run(pooled, text_of(TOKENS)).layers[1].mask_role == "consumes"
 
 
+@pytest.mark.slow   # a fresh process: TensorFlow imported once more
 def test_the_command_line_runs_a_model_file_with_keras_layers(tmp_path):
     model, batch = saved(cnn_lstm, FEATURES, tmp_path / "model.keras")
     (tmp_path / "input.txt").write_text(text_of(FEATURES))

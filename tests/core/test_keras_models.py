@@ -342,6 +342,7 @@ def test_a_sequential_built_by_fit_runs_at_any_length(tmp_path):
         ENGINE.run(spec, text_of(TOKENS))
 
 
+@pytest.mark.slow   # a fresh process: TensorFlow imported once more
 def test_run_a_model_file_on_the_command_line_reports_its_states(tmp_path):
     _, path = saved("dense on c", tmp_path)
     text = tmp_path / "input.txt"

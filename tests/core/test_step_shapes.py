@@ -106,7 +106,7 @@ def test_the_step_shape_survives_the_stack_file_and_the_exported_script(saved, t
                                atol=1e-5)
 
 
-@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=4, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.lists(st.lists(values, min_size=FFT, max_size=FFT), min_size=1, max_size=7), min_size=1,
                 max_size=3))
 def test_a_spectrogram_reshaped_to_four_axes_inside_the_model_equals_keras(saved, frames):

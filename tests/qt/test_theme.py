@@ -121,6 +121,7 @@ def test_mask_roles_use_lighter_colours_on_the_dark_palette(qtbot, restore_palet
     assert QColor(dark).lightness() > QColor(MASK_ROLES["carries"][0]).lightness()
 
 
+@pytest.mark.slow   # trains before it changes the palette
 def test_the_training_panels_plots_follow_a_palette_change(make_window, qtbot, restore_palette):
     win = make_window(load_preset("train_attention_on_7"), show=True)
     panel = win.training
